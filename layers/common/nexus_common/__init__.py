@@ -1,0 +1,1 @@
+"""NexusTrade shared kernel, shipped as the common Lambda layer."""
