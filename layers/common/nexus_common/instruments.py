@@ -59,7 +59,9 @@ class Instrument(BaseModel):
         ticks = price / self.tick_size
         if ticks != ticks.to_integral_value():
             raise InstrumentError(
-                "price_off_tick", f"price must be a multiple of the tick size {self.tick_size}", field
+                "price_off_tick",
+                f"price must be a multiple of the tick size {self.tick_size}",
+                field,
             )
         return int(ticks)
 

@@ -1,0 +1,42 @@
+# NexusTrade: one vocabulary for every task. `make run` and `make test` set everything up.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench build deploy clean install
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: start the whole platform locally with demo data (API on http://127.0.0.1:8000)
+run: $(STAMP)
+	$(BIN)/nexus up --demo
+
+## test: cfn-lint on every template, then the whole test suite
+test: $(STAMP)
+	$(BIN)/cfn-lint template.yaml stacks/*.yaml
+	$(BIN)/pytest -q
+
+## lint: ruff everywhere, mypy --strict on the shared kernel and the engine
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy layers/common/nexus_common containers/matching/nexus_matching
+
+## bench: the benchmarks the issues ask for
+bench: $(STAMP)
+	$(BIN)/nexus bench matching
+
+## build / deploy: SAM, on a machine with the SAM CLI, Docker and AWS credentials
+build:
+	sam build --template template.yaml
+deploy:
+	sam deploy
+
+clean:
+	rm -rf $(VENV) .nexus .pytest_cache .mypy_cache .ruff_cache

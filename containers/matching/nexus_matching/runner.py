@@ -1,0 +1,247 @@
+"""The matching engine process: ``order-commands`` in, ``execution-events`` out.
+
+Lifecycle: ``start`` (load instruments, restore the Redis snapshot, open every shard at the
+position after the snapshot), ``run`` (poll, apply, publish, snapshot), ``stop`` (finish the
+batch in hand, publish, snapshot, exit).
+
+Guarantees:
+
+* Commands are applied in shard order. The command stream is the journal: a snapshot records
+  the last applied sequence number of every shard, and recovery replays from the next one.
+* Events are published before the snapshot that covers their commands is written, so a crash
+  loses nothing: the replay re-emits the same events (same ids, same ``seq``) and consumers drop
+  what they already applied.
+* A symbol's events of one step travel in one Kinesis record (``{"events": [...]}``), and a
+  symbol never has two records in flight: a ``PutRecords`` partial failure is retried before
+  anything newer of that symbol is sent, so per-symbol order holds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from decimal import Decimal
+from types import FrameType
+from typing import Any
+
+import redis
+from pydantic import Field
+
+from nexus_common import aws
+from nexus_common.instruments import Instrument
+from nexus_common.settings import NexusSettings, load_settings
+from nexus_matching.engine import MatchingEngine
+
+log = logging.getLogger("nexus.matching")
+
+MAX_RECORD_BYTES = 1_000_000 - 1_024  # Kinesis: 1 MiB per record including the partition key
+MAX_CALL_RECORDS = 500
+MAX_CALL_BYTES = 5_000_000
+
+
+class EngineSettings(NexusSettings):
+    order_commands_stream: str
+    execution_events_stream: str
+    instruments_table: str
+    redis_url: str
+    engine_snapshot_every: int = Field(gt=0)
+    engine_snapshot_seconds: float = Field(gt=0)
+    engine_poll_seconds: float = Field(default=0.02, gt=0)
+
+
+def load_instruments(table_name: str) -> dict[str, Instrument]:
+    table = aws.dynamodb_table(table_name)
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {}
+    while True:
+        page = table.scan(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    instruments = {}
+    for item in items:
+        instrument = Instrument(
+            symbol=str(item["symbol"]),
+            name=str(item.get("name", "")),
+            currency=str(item.get("currency", "USD")),
+            tick_size=Decimal(str(item["tick_size"])),
+            lot_size=Decimal(str(item["lot_size"])),
+            status=str(item.get("status", "active")),
+        )
+        instruments[instrument.symbol] = instrument
+    return instruments
+
+
+class EventPublisher:
+    """Publishes each symbol's events in order, one record per symbol per call."""
+
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+        self.kinesis = aws.client("kinesis")
+
+    @staticmethod
+    def _records(symbol: str, events: list[dict[str, Any]]) -> list[bytes]:
+        """The symbol's events as one or more records, each under the record size limit."""
+        records: list[bytes] = []
+        chunk: list[str] = []
+        size = 16
+        for event in events:
+            text = json.dumps(event, separators=(",", ":"))
+            if chunk and size + len(text) + 1 > MAX_RECORD_BYTES:
+                records.append(('{"events":[' + ",".join(chunk) + "]}").encode())
+                chunk, size = [], 16
+            chunk.append(text)
+            size += len(text) + 1
+        if chunk:
+            records.append(('{"events":[' + ",".join(chunk) + "]}").encode())
+        return records
+
+    def publish(self, by_symbol: Mapping[str, list[dict[str, Any]]], stop: threading.Event) -> None:
+        queues = {symbol: self._records(symbol, events) for symbol, events in by_symbol.items() if events}
+        attempt = 0
+        while queues:
+            # At most one record per symbol in a call: its next record waits for this one.
+            batch: list[tuple[str, bytes]] = []
+            size = 0
+            for symbol, records in queues.items():
+                if len(batch) >= MAX_CALL_RECORDS or size + len(records[0]) > MAX_CALL_BYTES:
+                    break
+                batch.append((symbol, records[0]))
+                size += len(records[0])
+            answer = self.kinesis.put_records(
+                StreamName=self.stream,
+                Records=[{"Data": data, "PartitionKey": symbol} for symbol, data in batch],
+            )
+            failed = 0
+            for (symbol, _), result in zip(batch, answer["Records"], strict=True):
+                if "ErrorCode" in result:
+                    failed += 1
+                    continue
+                queues[symbol].pop(0)
+                if not queues[symbol]:
+                    del queues[symbol]
+            if failed:
+                attempt += 1
+                log.warning("put_records: %d of %d records throttled, retrying", failed, len(batch))
+                stop.wait(min(0.05 * 2**attempt, 2.0))
+            else:
+                attempt = 0
+
+
+class EngineProcess:
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+        self.stop_event = threading.Event()
+        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.kinesis = aws.client("kinesis")
+        self.publisher = EventPublisher(settings.execution_events_stream)
+        self.snapshot_key = f"nexus:engine:{settings.order_commands_stream}:snapshot"
+        self.instruments: dict[str, Instrument] = {}
+        self.engine: MatchingEngine | None = None
+        self.positions: dict[str, str] = {}
+        self.iterators: dict[str, str | None] = {}
+        self.applied_since_snapshot = 0
+        self.last_snapshot = time.monotonic()
+        self.commands_applied = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.instruments = load_instruments(self.settings.instruments_table)
+        raw = self.redis.get(self.snapshot_key)
+        if raw:
+            state = json.loads(raw)
+            self.engine = MatchingEngine.restore(state["engine"], self.instruments)
+            self.positions = dict(state["positions"])
+            log.info("restored snapshot at %s", self.positions)
+        else:
+            self.engine = MatchingEngine(self.instruments)
+        shards = self.kinesis.list_shards(StreamName=self.settings.order_commands_stream)["Shards"]
+        for shard in shards:
+            shard_id = shard["ShardId"]
+            args: dict[str, Any] = {"StreamName": self.settings.order_commands_stream, "ShardId": shard_id}
+            if shard_id in self.positions:
+                args.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                            StartingSequenceNumber=self.positions[shard_id])
+            else:
+                args["ShardIteratorType"] = "TRIM_HORIZON"
+            self.iterators[shard_id] = self.kinesis.get_shard_iterator(**args)["ShardIterator"]
+        log.info("engine started: %d instruments, %d shards", len(self.instruments), len(shards))
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self) -> None:
+        assert self.engine is not None, "start() first"
+        while not self.stop_event.is_set():
+            applied = self.step()
+            if not applied:
+                self.maybe_snapshot(force=False)
+                self.stop_event.wait(self.settings.engine_poll_seconds)
+        self.maybe_snapshot(force=True)
+        log.info("engine stopped after %d commands", self.commands_applied)
+
+    # -- one step ----------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """Read every shard once, apply, publish, maybe snapshot. Returns commands applied."""
+        assert self.engine is not None
+        by_symbol: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        applied = 0
+        for shard_id, iterator in list(self.iterators.items()):
+            if iterator is None:
+                continue
+            answer = self.kinesis.get_records(ShardIterator=iterator, Limit=1000)
+            self.iterators[shard_id] = answer.get("NextShardIterator")
+            for record in answer["Records"]:
+                try:
+                    command = json.loads(record["Data"])
+                except ValueError:
+                    log.error("unreadable command %s on %s skipped", record["SequenceNumber"], shard_id)
+                    command = None
+                if isinstance(command, dict):
+                    for event in self.engine.process(command):
+                        by_symbol[event["symbol"]].append(event)
+                self.positions[shard_id] = record["SequenceNumber"]
+                applied += 1
+        if by_symbol:
+            self.publisher.publish(by_symbol, threading.Event())
+        self.commands_applied += applied
+        self.applied_since_snapshot += applied
+        if applied:
+            self.maybe_snapshot(force=False)
+        return applied
+
+    def maybe_snapshot(self, *, force: bool) -> None:
+        assert self.engine is not None
+        if not self.applied_since_snapshot:
+            return
+        due = (self.applied_since_snapshot >= self.settings.engine_snapshot_every
+               or time.monotonic() - self.last_snapshot >= self.settings.engine_snapshot_seconds)
+        if not (due or force):
+            return
+        state = {"positions": self.positions, "engine": self.engine.snapshot()}
+        self.redis.set(self.snapshot_key, json.dumps(state, separators=(",", ":")))
+        self.applied_since_snapshot = 0
+        self.last_snapshot = time.monotonic()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s matching %(levelname)s %(message)s")
+    settings = load_settings(EngineSettings)  # from the environment; fails fast
+    process = EngineProcess(settings)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        process.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    process.start()
+    print("matching engine ready", flush=True)  # noqa: T201 - the local runtime waits for this line
+    process.run()

@@ -1,0 +1,119 @@
+"""``nexus``: the NexusTrade command line.
+
+    nexus up [--demo]                       run the whole platform locally
+    nexus accounts create --name N --cash C create an account; prints its one-time API key
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from decimal import Decimal, InvalidOperation
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from nexus.local import runtime
+
+app = typer.Typer(help="NexusTrade: a serverless trading platform, run locally from its template.",
+                  no_args_is_help=True, add_completion=False)
+accounts_app = typer.Typer(help="Operator commands for trading accounts.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option(help="Create the demo instruments and accounts.")] = False,
+    port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8000,
+    aws_port: Annotated[int, typer.Option(help="Port of the embedded moto server.")] = 4566,
+    stage: Annotated[str, typer.Option(help="The template's Stage parameter.")] = "local",
+    engines: Annotated[int, typer.Option(min=1, max=4, help="Matching engine processes.")] = 1,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the platform: AWS emulation, Redis, the template's resources, functions, event
+    sources, the matching engine and the HTTP API. Ctrl-C stops everything."""
+    _logging(verbose)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    options = runtime.Options(api_port=port, aws_port=aws_port, stage=stage, demo=demo, engines=engines)
+    platform = runtime.LocalPlatform(options)
+    try:
+        platform.start()
+    except Exception as exc:
+        logging.getLogger("nexus").error("start failed: %s", exc)
+        raise typer.Exit(1) from exc
+    typer.echo("")
+    typer.echo(f"  NexusTrade is up.  API  {platform.api_url}   (try: curl {platform.api_url}/health)")
+    typer.echo(f"                     AWS  {platform.aws_endpoint}   (aws --endpoint-url {platform.aws_endpoint} ...)")
+    typer.echo(f"                     Redis {platform.redis_url}")
+    for account in platform.demo_accounts:
+        typer.echo(f"  demo account {account['name']:<6} {account['account_id']}  "
+                   f"Authorization: Bearer {account['api_key']}")
+    typer.echo("  Ctrl-C to stop.\n")
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        logging.getLogger("nexus").info("stopping")
+        platform.stop()
+        logging.getLogger("nexus").info("stopped")
+
+
+def _connect_to_running_platform() -> str:
+    """Point this process at the running platform's AWS endpoint; returns the stage."""
+    state = runtime.read_state()
+    if not os.environ.get("AWS_ENDPOINT_URL") and state.get("aws_endpoint"):
+        os.environ["AWS_ENDPOINT_URL"] = state["aws_endpoint"]
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        for key, value in runtime.LOCAL_CREDENTIALS.items():
+            os.environ.setdefault(key, value)
+    os.environ.setdefault("AWS_REGION", state.get("region", "us-east-1"))
+    return str(state.get("stage", os.environ.get("NEXUS_STAGE") or "local"))
+
+
+@accounts_app.command("create")
+def accounts_create(
+    name: Annotated[str, typer.Option(help="Account holder's name.")],
+    cash: Annotated[str, typer.Option(help="Opening cash in USD, e.g. 100000.00")],
+) -> None:
+    """Create a trading account and print {"account_id", "api_key"}: the key is shown only now."""
+    from nexus.local.demo import create_account, table_names
+
+    try:
+        amount = Decimal(cash)
+    except InvalidOperation as exc:
+        typer.echo(json.dumps({"error": {"code": "invalid_field", "message": "cash must be a decimal amount",
+                                         "field": "cash"}}), err=True)
+        raise typer.Exit(2) from exc
+    stage = _connect_to_running_platform()
+    try:
+        created = create_account(table_names(stage), name, amount)
+    except ValueError as exc:
+        typer.echo(json.dumps({"error": {"code": "invalid_field", "message": str(exc)}}), err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps({"account_id": created["account_id"], "api_key": created["api_key"]}))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

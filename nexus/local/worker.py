@@ -1,0 +1,86 @@
+"""One Lambda execution environment: a process that imports one handler and invokes it.
+
+Started by ``nexus.local.lambdas`` with exactly the environment the template gives the function.
+Requests arrive as JSON lines on stdin; each answer is one JSON line on the original stdout
+(``{"ok": result}`` or ``{"error": {"errorType", "errorMessage", "stackTrace"}}``). Anything the
+handler prints or logs goes to stderr, like CloudWatch Logs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+import uuid
+from typing import Any, TextIO
+
+
+class LambdaContext:
+    """The fields of the Lambda context object that handlers and Powertools read."""
+
+    def __init__(self, spec: dict[str, Any], deadline: float) -> None:
+        self.function_name = spec["function_name"]
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = spec["function_arn"]
+        self.memory_limit_in_mb = int(spec["memory"])
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = f"local/{os.getpid()}"
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def _load_handler(spec: dict[str, Any]) -> Any:
+    for path in reversed([spec["code_uri"], *spec["layers"]]):
+        sys.path.insert(0, path)
+    module_name, _, attribute = spec["handler"].rpartition(".")
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute)
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    return {
+        "errorType": type(exc).__name__,
+        "errorMessage": str(exc),
+        "stackTrace": traceback.format_exception(exc),
+    }
+
+
+def serve(spec: dict[str, Any], requests: TextIO, answers: TextIO) -> None:
+    try:
+        handler = _load_handler(spec)
+    except Exception as exc:  # an import error is the function's cold-start failure
+        answers.write(json.dumps({"init_error": _error(exc)}) + "\n")
+        answers.flush()
+        return
+    answers.write(json.dumps({"ready": True}) + "\n")
+    answers.flush()
+    for line in requests:
+        event = json.loads(line)
+        context = LambdaContext(spec, time.monotonic() + float(spec["timeout"]))
+        try:
+            result = handler(event, context)
+            answer = json.dumps({"ok": result}, default=str)
+        except Exception as exc:  # reported to the caller as a function error, as Lambda does
+            traceback.print_exc(file=sys.stderr)
+            answer = json.dumps({"error": _error(exc)})
+        answers.write(answer + "\n")
+        answers.flush()
+
+
+def main() -> None:
+    spec = json.loads(os.environ.pop("NEXUS_WORKER_SPEC"))
+    # Keep the real stdout for answers; send everything else the handler prints to stderr.
+    answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    serve(spec, sys.stdin, answers)
+
+
+if __name__ == "__main__":
+    main()
