@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nexus.local.model import Function
+from nexus.local.procs import spawn
 
 log = logging.getLogger("nexus.local.lambda")
 
@@ -61,14 +62,14 @@ class _Worker:
             "NEXUS_WORKER_SPEC": json.dumps(spec),
         }
         self.fn = fn
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [sys.executable, "-m", "nexus.local.worker"],
+            env,
+            die_with_parent=False,  # started from short-lived threads; ends at EOF on stdin
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=env,
             text=True,
             bufsize=1,
-            start_new_session=False,
         )
         first = self._read_line(STARTUP_TIMEOUT_S)
         if first is None or "ready" not in first:

@@ -10,11 +10,9 @@ the runtime (``PR_SET_PDEATHSIG``), so even a ``kill -9`` of ``nexus up`` leaves
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -38,6 +36,7 @@ from nexus.local.pollers import (
     SqsMapping,
     StreamMapping,
 )
+from nexus.local.procs import spawn, stop_process
 from nexus.local.provision import PROJECT_ROOT, AwsClients, Provisioner, load
 
 log = logging.getLogger("nexus")
@@ -65,30 +64,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the runtime process dies, however it dies."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def spawn(args: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.Popen[Any]:
-    """A child in its own process group (Ctrl-C reaches only the runtime, which then stops the
-    children in order) that dies with the runtime."""
-    return subprocess.Popen(args, env=env, start_new_session=True, preexec_fn=_die_with_parent, **kwargs)  # noqa: PLW1509
-
-
-def stop_process(process: subprocess.Popen[Any] | None, timeout: float) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -237,11 +212,14 @@ class LocalPlatform:
         from nexus.local.demo import seed
 
         self.demo_accounts = seed(self.table)
-        STATE_DIR.mkdir(exist_ok=True)
-        DEMO_FILE.write_text(json.dumps(self.demo_accounts, indent=2))
-        DEMO_FILE.chmod(0o600)
-        log.info("demo      instruments AAPL MSFT GOOGL AMZN; accounts %s (keys in %s)",
-                 ", ".join(a["name"] for a in self.demo_accounts), DEMO_FILE)
+        where = ""
+        if self.options.write_state:
+            STATE_DIR.mkdir(exist_ok=True)
+            DEMO_FILE.write_text(json.dumps(self.demo_accounts, indent=2))
+            DEMO_FILE.chmod(0o600)
+            where = f" (keys in {DEMO_FILE})"
+        log.info("demo      instruments AAPL MSFT GOOGL AMZN; accounts %s%s",
+                 ", ".join(a["name"] for a in self.demo_accounts), where)
 
     def _start_lambdas(self) -> None:
         assert self.platform is not None and self.provisioner is not None

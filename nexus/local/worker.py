@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -79,6 +80,8 @@ def main() -> None:
     answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runtime decides when a worker stops
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     serve(spec, sys.stdin, answers)
 
 
