@@ -3,6 +3,7 @@ APIs and their routes, and container services."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,8 @@ class Function:
 class Container:
     service: str  # logical id of the ECS service
     name: str
-    context: Path  # the code: the image's build context
+    context: Path  # the image's build context
+    python_path: tuple[Path, ...]  # local folders that the Dockerfile copies onto the image's PYTHONPATH
     command: tuple[str, ...]
     environment: dict[str, str]
     secrets: dict[str, str]  # env var -> secret ARN (ValueFrom)
@@ -228,13 +230,17 @@ def _containers(service: Resource) -> list[Container]:
     context = task.metadata.get("DockerContext")
     if not context:
         raise TemplateError(f"{task.logical_id}: Metadata.DockerContext names the code to run locally")
+    context_path = _path(task, str(context))
+    dockerfile = context_path / str(task.metadata.get("Dockerfile", "Dockerfile"))
+    python_path = _image_python_path(context_path, dockerfile)
     containers = []
     for spec in task.resolved("ContainerDefinitions") or []:
         containers.append(
             Container(
                 service=service.logical_id,
                 name=str(spec["Name"]),
-                context=_path(task, str(context)),
+                context=context_path,
+                python_path=python_path,
                 command=tuple(str(c) for c in spec.get("Command") or ()),
                 environment={e["Name"]: str(e["Value"]) for e in spec.get("Environment") or []},
                 secrets={s["Name"]: str(s["ValueFrom"]) for s in spec.get("Secrets") or []},
@@ -243,3 +249,31 @@ def _containers(service: Resource) -> list[Container]:
             )
         )
     return containers
+
+
+def _image_python_path(context: Path, dockerfile: Path) -> tuple[Path, ...]:
+    """The local folders that hold, side by side, the packages the Dockerfile copies onto the
+    image's ``PYTHONPATH``: ``COPY layers/common/nexus_common /app/nexus_common`` with
+    ``PYTHONPATH=/app`` means ``layers/common`` locally. So the image's build instructions, not a
+    list in Python, say what code a container runs."""
+    if not dockerfile.is_file():
+        raise TemplateError(f"{dockerfile}: no Dockerfile")
+    lines = dockerfile.read_text().splitlines()
+    image_path: list[str] = []
+    for line in lines:
+        found = re.search(r"PYTHONPATH=(\S+)", line) if line.strip().startswith("ENV") else None
+        if found:
+            image_path = found.group(1).split(":")
+    folders: list[Path] = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 3 or parts[0] != "COPY":
+            continue
+        source, target = parts[1], parts[2].rstrip("/")
+        if any(target.rsplit("/", 1)[0] == entry.rstrip("/") for entry in image_path):
+            folder = (context / source).parent.resolve()
+            if folder not in folders:
+                folders.append(folder)
+    if not folders:
+        raise TemplateError(f"{dockerfile}: copies no package onto PYTHONPATH")
+    return tuple(folders)

@@ -270,8 +270,7 @@ class LocalPlatform:
         env.update(container.environment)
         for name, arn in container.secrets.items():
             env[name] = secrets.get_secret_value(SecretId=arn)["SecretString"]
-        paths = [str(container.context), str(PROJECT_ROOT / "layers" / "common")]
-        env["PYTHONPATH"] = os.pathsep.join(paths)
+        env["PYTHONPATH"] = os.pathsep.join(str(p) for p in container.python_path)
         return env
 
     def _start_containers(self) -> None:
@@ -283,7 +282,7 @@ class LocalPlatform:
                 if command and command[0] in ("python", "python3"):
                     command[0] = sys.executable
                 process = spawn(command, self._container_env(container), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1, cwd=str(container.context))
+                                stderr=subprocess.STDOUT, text=True, bufsize=1, cwd=str(container.python_path[0]))
                 ready = threading.Event()
                 thread = threading.Thread(target=_pump, args=(process, container.name, ready), daemon=True)
                 thread.start()
