@@ -39,11 +39,12 @@ finished, or resting under another symbol) or ``not_owner`` (another account's o
 are accepted while a symbol is halted.
 
 Idempotency and robustness. A ``new`` command for an order id the engine has already seen (live,
-finished or rejected) is ignored: no event. A command too malformed to answer (not a dict, or
-without a non-empty string ``type`` of ``new``/``cancel``, ``order_id``, ``symbol``, a string
-``command_id``, or an ISO-8601 UTC-offset ``ts``) is ignored and counted in
-``dropped_commands``. A rejection for an unknown symbol is sequenced under the command's symbol
-string.
+finished or rejected) is ignored: no event (a resent ``cancel`` answers ``cancel_rejected``). A
+command too malformed to answer is ignored and counted in ``dropped_commands``: not a mapping,
+``type`` not ``new``/``cancel``, ``order_id`` or ``symbol`` not a non-empty string,
+``command_id`` not a string, or ``ts`` not ``YYYY-MM-DDTHH:MM:SS[.ffffff]`` with ``Z`` or
+``+HH:MM`` (an event cannot be built without them). A rejection for an unknown symbol is
+sequenced under the command's symbol string.
 
 Speed: integers inside (ticks, lots, notional in ``tick_size * lot_size`` units); ``Decimal``
 only to parse prices and quantities on the way in (with small caches), and no ``Decimal`` at all
@@ -243,7 +244,7 @@ class MatchingEngine:
         self._other_seq: dict[str, int] = {}
         self._seen: set[str] = set()
         self._epoch = 0
-        self._last_ts = ""
+        self._last_ts: str | None = None  # the last ts that passed _valid_ts (a cache)
         self.dropped_commands = 0
         self.set_epoch(epoch)
 
@@ -281,7 +282,7 @@ class MatchingEngine:
 
     def process(self, command: Mapping[str, Any]) -> list[Event]:
         """Apply one command; return its events (possibly none). Never raises on bad input."""
-        if not isinstance(command, Mapping):
+        if type(command) is not dict and not isinstance(command, Mapping):
             self.dropped_commands += 1
             return []
         get = command.get
@@ -499,7 +500,7 @@ class MatchingEngine:
                     "symbol": symbol,
                     "seq": m.seq,
                     "epoch": epoch,
-                    "side": "buy" if level.key == level.price else "sell",
+                    "side": "buy" if level.key > 0 else "sell",  # bid keys are +price
                     "price": m.price_str(level.price),
                     "quantity": m.qty_str(level.qty),
                     "orders": level.count,
@@ -693,7 +694,7 @@ class MatchingEngine:
             for market in engine._markets.values():
                 if not market.book.orders.keys() <= engine._seen:
                     raise ValueError(f"resting orders of {market.symbol} missing from seen ids")
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ArithmeticError) as exc:
             raise ValueError(f"malformed snapshot: {exc!r}") from exc
         return engine
 

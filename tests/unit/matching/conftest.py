@@ -58,7 +58,7 @@ class Checked:
         self.log: list[dict[str, Any]] = []
 
     def process(self, command: Mapping[str, Any]) -> list[dict[str, Any]]:
-        events = self.engine.process(command)
+        events: list[dict[str, Any]] = self.engine.process(command)
         for event in events:
             check_event(event, command, self.engine.epoch)
             symbol = event["symbol"]
