@@ -2,6 +2,7 @@
 
     nexus up [--demo]                       run the whole platform locally
     nexus accounts create --name N --cash C create an account; prints its one-time API key
+    nexus bench local                       orders/s accepted and filled by the local platform
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ app = typer.Typer(help="NexusTrade: a serverless trading platform, run locally f
                   no_args_is_help=True, add_completion=False)
 accounts_app = typer.Typer(help="Operator commands for trading accounts.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
+bench_app = typer.Typer(help="Benchmarks (figures printed; nothing asserted).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 
 
 def _logging(verbose: bool) -> None:
@@ -109,6 +112,23 @@ def accounts_create(
         typer.echo(json.dumps({"error": {"code": "invalid_field", "message": str(exc)}}), err=True)
         raise typer.Exit(2) from exc
     typer.echo(json.dumps({"account_id": created["account_id"], "api_key": created["api_key"]}))
+
+
+@bench_app.command("local")
+def bench_local(
+    pairs: Annotated[int, typer.Option(min=1, help="Crossing buy/sell pairs to send.")] = 200,
+    clients: Annotated[int, typer.Option(min=1, max=64, help="Concurrent HTTP clients.")] = 8,
+) -> None:
+    """Orders per second the whole local platform accepts over HTTP and fills end to end."""
+    from nexus import bench_local as bench
+
+    logging.basicConfig(level=logging.WARNING)
+    result = bench.run(pairs=pairs, clients=clients)
+    typer.echo(f"local path: {result.orders} orders from {clients} clients over HTTP")
+    typer.echo(f"  accepted  {result.accepted:>6}  in {result.send_seconds:6.2f} s  = {result.accepted_per_s:8.1f} orders/s"
+               f"   (POST latency p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms)")
+    typer.echo(f"  filled    {result.filled:>6}  in {result.fill_seconds:6.2f} s  = {result.filled_per_s:8.1f} orders/s"
+               "   (first request to last fill seen in the orders table)")
 
 
 def main() -> None:

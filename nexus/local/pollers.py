@@ -513,8 +513,8 @@ class Cron:
     @classmethod
     def parse(cls, expression: str) -> Cron:
         fields = expression.split()
-        if len(fields) != 6 or any(c in expression for c in "LW#"):
-            raise ValueError(f"unsupported cron expression: {expression}")
+        if len(fields) != 6 or "#" in expression:
+            raise ValueError(f"unsupported cron expression: {expression}")  # L, W fail in int()
         return cls(
             _cron_field(fields[0], 0, 59, {}),
             _cron_field(fields[1], 0, 23, {}),

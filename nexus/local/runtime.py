@@ -146,7 +146,7 @@ class LocalPlatform:
             if not _port_free(host, port):
                 raise RuntimeError(f"port {port} is taken: stop what uses it, or pass --aws-port")
             env = {**os.environ, **LOCAL_CREDENTIALS}
-            self._moto = spawn([sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)], env,
+            self._moto = spawn([sys.executable, "-m", "nexus.local.aws_server", "--host", host, "--port", str(port)], env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.aws_endpoint = f"http://{host}:{port}"
             wait_until(lambda: urllib.request.urlopen(self.aws_endpoint + "/moto-api/", timeout=1).status == 200,  # noqa: S310

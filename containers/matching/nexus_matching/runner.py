@@ -201,7 +201,7 @@ class EngineProcess:
             self.iterators[shard_id] = answer.get("NextShardIterator")
             for record in answer["Records"]:
                 try:
-                    command = json.loads(record["Data"])
+                    command = json.loads(record["Data"], parse_float=Decimal)
                 except ValueError:
                     log.error("unreadable command %s on %s skipped", record["SequenceNumber"], shard_id)
                     command = None

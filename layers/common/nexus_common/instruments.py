@@ -54,35 +54,54 @@ class Instrument(BaseModel):
 
     def price_to_ticks(self, price: Decimal, field: str = "price") -> int:
         """Exact price -> integer ticks; raises InstrumentError when off the tick grid."""
-        if price <= 0:
+        if not price.is_finite() or price <= 0:
             raise InstrumentError("invalid_price", "price must be positive", field)
-        ticks = price / self.tick_size
-        if ticks != ticks.to_integral_value():
+        units = _exact_units(price, PRICE_PLACES)
+        step = _exact_units(self.tick_size, PRICE_PLACES)
+        if units is None or step is None or units % step:
             raise InstrumentError(
-                "price_off_tick",
-                f"price must be a multiple of the tick size {self.tick_size}",
-                field,
+                "price_off_tick", f"price must be a multiple of the tick size {self.tick_size}", field
             )
-        return int(ticks)
+        return units // step
 
     def quantity_to_lots(self, quantity: Decimal, field: str = "quantity") -> int:
         """Exact quantity -> integer lots; raises InstrumentError when off the lot grid."""
-        if quantity <= 0:
+        if not quantity.is_finite() or quantity <= 0:
             raise InstrumentError("invalid_quantity", "quantity must be positive", field)
-        lots = quantity / self.lot_size
-        if lots != lots.to_integral_value():
+        units = _exact_units(quantity, QUANTITY_PLACES)
+        step = _exact_units(self.lot_size, QUANTITY_PLACES)
+        if units is None or step is None or units % step:
             raise InstrumentError(
                 "quantity_off_lot",
                 f"quantity must be a multiple of the lot size {self.lot_size}",
                 field,
             )
-        return int(lots)
+        return units // step
 
     def ticks_to_price(self, ticks: int) -> Decimal:
         return self.tick_size * ticks
 
     def lots_to_quantity(self, lots: int) -> Decimal:
         return self.lot_size * lots
+
+
+def _exact_units(value: Decimal, places: int) -> int | None:
+    """``value`` as an integer count of 10^-places, or None if it has more decimal places.
+
+    Pure integer arithmetic on the decimal's digits: no context precision, no rounding."""
+    sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):
+        return None
+    number = int("".join(map(str, digits)) or "0")
+    shift = exponent + places
+    if shift < 0:
+        scale = 10 ** (-shift)
+        if number % scale:
+            return None
+        number //= scale
+    else:
+        number *= 10**shift
+    return -number if sign else number
 
 
 DEMO_INSTRUMENTS: Final[tuple[Instrument, ...]] = tuple(
