@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from chalice import Chalice, Response
-
+from chalice.app import Chalice, Response
 from nexus_common.http import (
     caller_account_id,
     install_error_handling,
@@ -14,6 +13,7 @@ from nexus_common.http import (
 from nexus_common.instrument_store import DynamoInstruments
 from nexus_common.logging import get_logger
 from nexus_common.settings import lazy, lazy_settings
+
 from nexus_orders.domain import ListOrdersQuery, NewOrderRequest
 from nexus_orders.repo import DynamoOrderRepository, KinesisCommandPublisher
 from nexus_orders.service import OrderService

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
-
 from nexus_common.batch import OrderedStreamProcessor, decode_execution_events
-from nexus_common.logging import get_logger
+from nexus_common.logging import get_logger, with_lambda_context
 from nexus_common.settings import lazy, lazy_settings
+
 from nexus_orders.repo import DynamoOrderRepository, SqsNotifier
 from nexus_orders.service import apply_events
 from nexus_orders.settings import OrdersConsumerSettings
@@ -34,8 +35,8 @@ def record_handler(record: KinesisStreamRecord) -> int:
     return apply_events(events, orders(), notifier())
 
 
-@logger.inject_lambda_context
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+@with_lambda_context(logger)
+def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

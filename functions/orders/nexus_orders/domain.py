@@ -11,9 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Final, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated, Any, Final, Literal, TypeAlias
 
 from nexus_common.errors import Conflict, ValidationFailed
 from nexus_common.events import (
@@ -33,6 +31,7 @@ from nexus_common.events import (
 from nexus_common.fields import WireDecimal
 from nexus_common.instruments import Instrument, InstrumentError
 from nexus_common.money import fmt, quantize_price
+from pydantic import BaseModel, ConfigDict, Field
 
 Status = Literal["pending_new", "new", "partially_filled", "filled", "cancelled", "rejected"]
 
@@ -191,9 +190,7 @@ def validate_new_order(
     if request.type == "market":
         tif = request.time_in_force or "ioc"
         if tif not in ("ioc", "fok"):
-            raise ValidationFailed(
-                "invalid_field", "a market order is ioc or fok", "time_in_force"
-            )
+            raise ValidationFailed("invalid_field", "a market order is ioc or fok", "time_in_force")
     else:
         tif = request.time_in_force or "gtc"
     try:
@@ -257,6 +254,11 @@ def cancel_order_command(order: Order, now: datetime) -> CancelOrderCommand:
 # -- events -> order changes -----------------------------------------------------------------
 
 
+ExecutionEventT: TypeAlias = (
+    AcceptedEvent | RejectedEvent | TradeEvent | CancelledEvent | CancelRejectedEvent | BookEvent
+)
+
+
 @dataclass(frozen=True)
 class OrderChange:
     """Absolute values to SET on one order for one event (idempotent by construction)."""
@@ -269,11 +271,6 @@ class OrderChange:
     remove: tuple[str, ...] = ()
     notify: str | None = None  # notification kind, when the account should hear of it
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-ExecutionEventT = (
-    AcceptedEvent | RejectedEvent | TradeEvent | CancelledEvent | CancelRejectedEvent | BookEvent
-)
 
 
 def _fill_values(
@@ -294,42 +291,28 @@ def _fill_values(
 def order_changes(event: ExecutionEventT) -> list[OrderChange]:
     """What one execution event does to the orders it names (``book`` events: nothing)."""
     ts = iso(event.ts)
-    common = {"seq": event.seq, "event_id": event.event_id}
     if isinstance(event, AcceptedEvent):
-        return [
-            OrderChange(
-                event.order_id, event.account_id, values={"status": "new", "updated_at": ts}, **common
-            )
-        ]
+        return [_change(event, event.order_id, event.account_id, {"status": "new"})]
     if isinstance(event, RejectedEvent):
-        values = {
-            "status": "rejected",
-            "reject_reason": event.reason,
-            "remaining_quantity": Decimal(0),
-            "updated_at": ts,
-        }
-        return [OrderChange(event.order_id, event.account_id, values=values, notify="order_rejected", **common)]
+        values: dict[str, Any] = {"status": "rejected", "reject_reason": event.reason}
+        values["remaining_quantity"] = Decimal(0)
+        return [_change(event, event.order_id, event.account_id, values, "order_rejected")]
     if isinstance(event, CancelledEvent):
-        values = {
-            "status": "cancelled",
-            "cancel_reason": event.reason,
-            "remaining_quantity": Decimal(0),
-            "updated_at": ts,
-        }
-        return [
-            OrderChange(event.order_id, event.account_id, values=values, notify="order_cancelled", **common)
-        ]
+        values = {"status": "cancelled", "cancel_reason": event.reason}
+        values["remaining_quantity"] = Decimal(0)
+        return [_change(event, event.order_id, event.account_id, values, "order_cancelled")]
     if isinstance(event, CancelRejectedEvent):
         return [
-            OrderChange(
+            _change(
+                event,
                 event.order_id,
                 event.account_id,
-                values={"updated_at": ts},
+                {},
                 remove=("cancel_requested", "cancel_requested_at"),
-                **common,
             )
         ]
     if isinstance(event, TradeEvent):
+        trade = {"price": fmt(event.price), "quantity": fmt(event.quantity)}
         maker_values, maker_kind = _fill_values(
             event.maker_filled_quantity,
             event.maker_filled_notional,
@@ -342,26 +325,47 @@ def order_changes(event: ExecutionEventT) -> list[OrderChange]:
             event.taker_remaining_quantity,
             ts,
         )
-        trade = {"price": fmt(event.price), "quantity": fmt(event.quantity)}
         return [
-            OrderChange(
+            _change(
+                event,
                 event.maker_order_id,
                 event.maker_account_id,
-                values=maker_values,
-                notify=maker_kind,
+                maker_values,
+                maker_kind,
                 extra={"trade": {**trade, "liquidity": "maker"}},
-                **common,
             ),
-            OrderChange(
+            _change(
+                event,
                 event.taker_order_id,
                 event.taker_account_id,
-                values=taker_values,
-                notify=taker_kind,
+                taker_values,
+                taker_kind,
                 extra={"trade": {**trade, "liquidity": "taker"}},
-                **common,
             ),
         ]
     return []
+
+
+def _change(
+    event: ExecutionEventT,
+    order_id: str,
+    account_id: str,
+    values: dict[str, Any],
+    notify: str | None = None,
+    *,
+    remove: tuple[str, ...] = (),
+    extra: dict[str, Any] | None = None,
+) -> OrderChange:
+    return OrderChange(
+        order_id=order_id,
+        account_id=account_id,
+        seq=event.seq,
+        event_id=event.event_id,
+        values={**values, "updated_at": iso(event.ts)},
+        remove=remove,
+        notify=notify,
+        extra=extra or {},
+    )
 
 
 def notification_message(change: OrderChange, order: Order, ts: datetime) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from nexus_common import aws
 from nexus_common.dynamo import deserialize, is_condition_failed, old_item
 from nexus_common.events import CancelOrderCommand, NewOrderCommand, iso
 from nexus_common.jsonutil import dumps
+
 from nexus_orders.domain import OPEN_STATUSES, Order, OrderChange
 from nexus_orders.service import ApplyResult
 
@@ -184,8 +185,7 @@ class SqsNotifier:
             response = client.send_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[
-                    {"Id": str(i), "MessageBody": dumps(message)}
-                    for i, message in enumerate(chunk)
+                    {"Id": str(i), "MessageBody": dumps(message)} for i, message in enumerate(chunk)
                 ],
             )
             failed = response.get("Failed") or []

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from nexus_common.errors import Conflict, NotFound, Unavailable
 from nexus_common.events import CancelOrderCommand, NewOrderCommand, utc_now
 from nexus_common.instrument_store import InstrumentLookup
+
 from nexus_orders.domain import (
     ExecutionEventT,
     ListOrdersQuery,

@@ -16,7 +16,7 @@ local runtime) treats the same as a failed batch, from the first failed record o
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
@@ -33,7 +33,7 @@ from nexus_common.events import (
 )
 from nexus_common.jsonutil import loads
 
-ExecutionEventT = (
+ExecutionEventT: TypeAlias = (
     AcceptedEvent | RejectedEvent | TradeEvent | CancelledEvent | CancelRejectedEvent | BookEvent
 )
 

@@ -51,4 +51,3 @@ def deserialize(item: dict[str, Any]) -> dict[str, Any]:
 
     deserializer = TypeDeserializer()
     return {key: deserializer.deserialize(value) for key, value in item.items()}
-

@@ -4,8 +4,9 @@
 NexusTrade error body ``{"error": {"code", "message", "field"?}}``:
 
 * ``NexusError`` (and subclasses) -> its status, code, message and field;
-* pydantic ``ValidationError`` -> 400 with the first offending field named:
-  ``unknown_field`` (a field the model does not have), ``missing_field``, ``invalid_field``;
+* client input validated with ``parse_body`` / ``parse_query`` / ``validate_input`` -> 400 with
+  the first offending field named: ``unknown_field`` (a field the model does not have),
+  ``missing_field``, ``invalid_field`` (any other pydantic ``ValidationError`` is a bug: 500);
 * malformed JSON (``jsonutil.JSONError`` or Chalice's ``BadRequestError``) -> 400
   ``malformed_json``;
 * Chalice's own answers (415 ``unsupported_media_type``, 405 ``method_not_allowed``, ...) are
@@ -83,9 +84,7 @@ def json_response(
     )
 
 
-def error_response(
-    code: str, message: str, status: int, field: str | None = None
-) -> Response:
+def error_response(code: str, message: str, status: int, field: str | None = None) -> Response:
     return json_response(error_body(code, message, field), status=status)
 
 
@@ -115,9 +114,6 @@ def exception_to_response(exc: BaseException, logger: Logger | None = None) -> R
                 "request failed", extra={"code": exc.code, "status": exc.status}
             )
         return error_response(exc.code, exc.message, exc.status, exc.field)
-    if isinstance(exc, ValidationError):
-        mapped = validation_error_to_nexus(exc)
-        return error_response(mapped.code, mapped.message, mapped.status, mapped.field)
     if isinstance(exc, JSONError):
         return error_response("malformed_json", str(exc), 400)
     if isinstance(exc, BadRequestError) and "JSON" in str(exc):
@@ -148,9 +144,7 @@ def _normalize(response: Response) -> Response:
         if status >= 500:
             return error_response("internal_error", "internal error", status)
         code = _CHALICE_CODES.get(chalice_code, _snake(chalice_code))
-        headers = {
-            k: str(v) for k, v in response.headers.items() if k.lower() != "content-type"
-        }
+        headers = {k: str(v) for k, v in response.headers.items() if k.lower() != "content-type"}
         return json_response(error_body(code, str(body["Message"])), status, headers)
     if status >= 500 and not (isinstance(body, str) and body.startswith('{"error"')):
         # e.g. Chalice's debug-mode plain-text stack trace: never leak it.
@@ -199,14 +193,20 @@ def install_error_handling(app: Chalice, logger: Logger | None = None) -> None:
 # -- reading the request ---------------------------------------------------------------------
 
 
-def parse_body(request: Request, model: type[M]) -> M:
+def _request(request: Request | None) -> Request:
+    if request is None:
+        raise RuntimeError("no current request: call from inside a Chalice route")
+    return request
+
+
+def parse_body(request: Request | None, model: type[M]) -> M:
     """The JSON body of ``request`` as ``model`` (declare ``extra="forbid"`` on it).
 
     Numbers are parsed as ``Decimal``/``int`` (never float); NaN, duplicate keys and deep
-    nesting are refused. Raises ``ValidationFailed`` (``malformed_json``) or pydantic's
-    ``ValidationError``, both mapped to 400 by the error handling.
+    nesting are refused. Raises ``ValidationFailed`` (400): ``malformed_json``, or
+    ``unknown_field`` / ``missing_field`` / ``invalid_field`` naming the field.
     """
-    raw = request.raw_body
+    raw = _request(request).raw_body
     if not raw or not raw.strip():
         raise ValidationFailed("malformed_json", "the request body must be a JSON object")
     try:
@@ -215,22 +215,35 @@ def parse_body(request: Request, model: type[M]) -> M:
         raise ValidationFailed("malformed_json", str(exc)) from None
     if not isinstance(data, dict):
         raise ValidationFailed("malformed_json", "the request body must be a JSON object")
-    return model.model_validate(data)
+    return validate_input(model, data)
 
 
-def parse_query(request: Request, model: type[M]) -> M:
+def parse_query(request: Request | None, model: type[M]) -> M:
     """The query string of ``request`` as ``model`` (last value wins for a repeated name)."""
-    params = request.query_params
+    params = _request(request).query_params
     data: dict[str, Any] = {}
     if params is not None:
         for name in params:
             data[name] = params.get(name)
-    return model.model_validate(data)
+    return validate_input(model, data)
 
 
-def caller_account_id(request: Request) -> str:
+def validate_input(model: type[M], data: Any) -> M:
+    """Validate client input: a pydantic error becomes ``ValidationFailed`` (400, field named).
+
+    Only client input goes through here: a ``ValidationError`` raised anywhere else (say, an
+    item read back from a table) is a bug and answers 500.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error_to_nexus(exc) from None
+
+
+def caller_account_id(request: Request | None) -> str:
     """The ``account_id`` the API key authorizer put in the request context; 401 if absent."""
-    context = request.context if isinstance(request.context, dict) else {}
+    raw_context = _request(request).context
+    context = raw_context if isinstance(raw_context, dict) else {}
     authorizer = context.get("authorizer")
     account_id = authorizer.get("account_id") if isinstance(authorizer, dict) else None
     if not isinstance(account_id, str) or not account_id:

@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, Protocol
 
-from nexus_common import aws
 from nexus_common.instruments import Instrument
 
 
@@ -51,6 +50,8 @@ class DynamoInstruments:
     @property
     def table(self) -> Any:
         if self._table is None:
+            from nexus_common import aws  # boto3 only where data is accessed
+
             self._table = aws.dynamodb_table(self.table_name)
         return self._table
 

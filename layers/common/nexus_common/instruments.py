@@ -92,7 +92,7 @@ def _exact_units(value: Decimal, places: int) -> int | None:
     sign, digits, exponent = value.as_tuple()
     if not isinstance(exponent, int):
         return None
-    number = int("".join(map(str, digits)) or "0")
+    number: int = int("".join(map(str, digits)) or "0")
     shift = exponent + places
     if shift < 0:
         scale = 10 ** (-shift)

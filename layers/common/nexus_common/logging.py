@@ -11,12 +11,15 @@ Every log record is redacted just before it is written, whatever its shape:
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+R = TypeVar("R")
 
 REDACTED: Final = "***"
 
@@ -38,7 +41,7 @@ _BEARER: Final = re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',;]+")
 _API_KEY: Final = re.compile(r"\bnxk_[A-Za-z0-9_\-]+")
 _KEY_VALUE: Final = re.compile(
     r"(?i)([\"']?(?:x[-_])?(?:api[-_]?key|password|secret|token|authorization)[\"']?\s*[:=]\s*)"
-    r"(?:[\"'][^\"']*[\"']|[^\s,;}&]+)"
+    r"(?:(?:bearer|basic)\s+)?(?:[\"'][^\"']*[\"']|[^\s,;}&]+)"
 )
 _MAX_DEPTH: Final = 20
 
@@ -70,7 +73,10 @@ def redact(value: Any, _depth: int = 0) -> Any:
         return [redact(item, _depth + 1) for item in value]
     if isinstance(value, bytes | bytearray):
         return redact_text(bytes(value).decode("utf-8", errors="replace"))
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # Anything else (an exception object, a model...) is written with str(): redact that text.
+    return redact_text(str(value))
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
@@ -93,3 +99,35 @@ def get_logger(service: str | None = None, level: str | int | None = None, **kwa
         **kwargs,
     )
 
+
+_CONTEXT_KEYS: Final = (
+    ("function_request_id", "aws_request_id"),
+    ("function_name", "function_name"),
+    ("function_arn", "invoked_function_arn"),
+)
+
+
+def with_lambda_context(
+    logger: Logger,
+) -> Callable[[Callable[[Any, Any], R]], Callable[[Any, Any], R]]:
+    """Decorator for ``handler(event, context)``: adds the request id and function name to every
+    log line of the invocation. Unlike Powertools' ``inject_lambda_context`` it tolerates a
+    partial context (the local runtime, tests)."""
+
+    def decorate(handler: Callable[[Any, Any], R]) -> Callable[[Any, Any], R]:
+        @functools.wraps(handler)
+        def wrapper(event: Any, context: Any) -> R:
+            keys = {
+                key: value
+                for key, attribute in _CONTEXT_KEYS
+                if isinstance(value := getattr(context, attribute, None), str)
+            }
+            logger.append_keys(**keys)
+            try:
+                return handler(event, context)
+            finally:
+                logger.remove_keys(list(keys))
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,144 @@
+"""Accounts and their API keys: what the operator CLI calls (``nexus accounts create``).
+
+    from nexus_auth.accounts import DynamoAccountStore, create_account
+    store = DynamoAccountStore("nexus-local-accounts", "nexus-local-api-keys")
+    created = create_account("Alice", Decimal("100000.00"), store)
+    created.account_id, created.api_key  # the key is shown once; only its hash is stored
+
+The account and its first key are written in one DynamoDB transaction, each conditional on not
+existing: either both exist afterwards or neither.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final, Protocol
+
+from nexus_common import aws
+from nexus_common.errors import ValidationFailed
+from nexus_common.events import iso, utc_now
+from nexus_common.money import MoneyError, has_places, to_decimal
+
+from nexus_auth.keys import generate_api_key, hash_api_key, key_id
+
+MAX_NAME_LENGTH: Final = 100
+
+
+@dataclass(frozen=True)
+class CreatedAccount:
+    account_id: str
+    api_key: str  # the secret: shown once, never stored
+    key_id: str
+
+    def __repr__(self) -> str:  # keep the key out of logs and tracebacks
+        return f"CreatedAccount(account_id={self.account_id!r}, key_id={self.key_id!r})"
+
+
+class AccountStore(Protocol):
+    def create(self, account: dict[str, Any], api_key: dict[str, Any]) -> None:
+        """Write the account and its key item atomically; fail if either exists."""
+
+
+def validate_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise ValidationFailed("invalid_field", "name must be a string", "name")
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise ValidationFailed("invalid_field", "name must not be empty", "name")
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise ValidationFailed(
+            "invalid_field", f"name is longer than {MAX_NAME_LENGTH} characters", "name"
+        )
+    if any(unicodedata.category(char).startswith("C") for char in cleaned):
+        raise ValidationFailed("invalid_field", "name has control characters", "name")
+    return cleaned
+
+
+def validate_cash(cash: object) -> Decimal:
+    """Opening cash in USD: a decimal >= 0 with at most 2 decimal places (cents)."""
+    try:
+        amount = to_decimal(cash)
+    except MoneyError as exc:
+        raise ValidationFailed("invalid_field", str(exc), "cash") from None
+    if amount < 0:
+        raise ValidationFailed("invalid_field", "cash must not be negative", "cash")
+    if not has_places(amount, 2):
+        raise ValidationFailed("invalid_field", "cash has more than 2 decimal places", "cash")
+    return amount.quantize(Decimal("0.01"))
+
+
+def create_account(
+    name: str, cash: Decimal, store: AccountStore, *, now: datetime | None = None
+) -> CreatedAccount:
+    """Create an active USD account with ``cash`` and its first API key."""
+    clean_name = validate_name(name)
+    amount = validate_cash(cash)
+    created_at = iso(now or utc_now())
+    account_id = f"acc_{uuid.uuid4().hex}"
+    api_key = generate_api_key()
+    account = {
+        "account_id": account_id,
+        "name": clean_name,
+        "cash": amount,
+        "currency": "USD",
+        "status": "active",
+        "created_at": created_at,
+    }
+    key_item = {
+        "key_hash": hash_api_key(api_key),
+        "key_id": key_id(api_key),
+        "account_id": account_id,
+        "status": "active",
+        "created_at": created_at,
+    }
+    store.create(account, key_item)
+    return CreatedAccount(account_id=account_id, api_key=api_key, key_id=key_id(api_key))
+
+
+class DynamoAccountStore:
+    """``AccountStore`` on the ``AccountsTable`` and ``ApiKeysTable`` (physical names)."""
+
+    def __init__(self, accounts_table: str, api_keys_table: str, client: Any = None) -> None:
+        self.accounts_table = accounts_table
+        self.api_keys_table = api_keys_table
+        self._client = client
+
+    def create(self, account: dict[str, Any], api_key: dict[str, Any]) -> None:
+        from boto3.dynamodb.types import TypeSerializer
+
+        serializer = TypeSerializer()
+
+        def low_level(item: dict[str, Any]) -> dict[str, Any]:
+            return {key: serializer.serialize(value) for key, value in item.items()}
+
+        client = self._client or aws.client("dynamodb")
+        client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self.accounts_table,
+                        "Item": low_level(account),
+                        "ConditionExpression": "attribute_not_exists(account_id)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.api_keys_table,
+                        "Item": low_level(api_key),
+                        "ConditionExpression": "attribute_not_exists(key_hash)",
+                    }
+                },
+            ]
+        )
+
+    def get_account(self, account_id: str) -> dict[str, Any] | None:
+        item = (
+            aws.dynamodb_table(self.accounts_table)
+            .get_item(Key={"account_id": account_id}, ConsistentRead=True)
+            .get("Item")
+        )
+        return dict(item) if item else None

@@ -1,0 +1,66 @@
+"""Notifications consumer (SQS -> inbox) and the health check, under moto."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from nexus_health import handler as health
+from nexus_notifications import consumer
+from svc_helpers import FakeLambdaContext, load_event, sqs_event
+
+
+@pytest.fixture
+def inbox(aws: Any) -> Any:
+    env = aws.use_function_env("NotificationsFunction")
+    return boto3.resource("dynamodb", region_name="us-east-1").Table(env["NOTIFICATIONS_TABLE"])
+
+
+def test_a_notification_is_stored_once(inbox: Any) -> None:
+    # GIVEN a notification message
+    message = load_event("sqs_notification.json")
+    # WHEN it is delivered, then delivered again
+    assert consumer.handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
+    stored = inbox.scan()["Items"]
+    assert consumer.handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
+    # THEN one item, unchanged by the redelivery
+    assert inbox.scan()["Items"] == stored
+    (item,) = stored
+    assert (item["account_id"], item["notification_id"]) == ("acc_taker", "AAPL-4:ORDER_ID")
+    assert item["kind"] == "order_filled"
+    assert item["order"]["status"] == "filled"
+    assert item["ts"] == "2026-01-05T14:30:01.000000Z"
+
+
+def test_bad_messages_fail_alone(inbox: Any) -> None:
+    good = load_event("sqs_notification.json")
+    other = {**good, "notification_id": "AAPL-5:X"}
+    response = consumer.handler(
+        sqs_event(good, "{not json", {"kind": "x"}, other), FakeLambdaContext()
+    )
+    assert response == {
+        "batchItemFailures": [{"itemIdentifier": "msg-2"}, {"itemIdentifier": "msg-3"}]
+    }
+    assert len(inbox.scan()["Items"]) == 2
+
+
+def test_health_answers_ok_when_the_table_answers(aws: Any) -> None:
+    aws.use_function_env("HealthFunction")
+    response = health.handler({}, FakeLambdaContext())
+    assert response["statusCode"] == 200
+    body = json.loads(response["body"])
+    assert body["status"] == "ok" and body["time"].endswith("Z")
+
+
+def test_health_answers_503_in_the_error_body_when_it_fails(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws.use_function_env("HealthFunction")
+    monkeypatch.setenv("INSTRUMENTS_TABLE", "no-such-table")
+    response = health.handler({}, FakeLambdaContext())
+    assert response["statusCode"] == 503
+    assert json.loads(response["body"]) == {
+        "error": {"code": "unavailable", "message": "a dependency is not available"}
+    }

@@ -1,0 +1,238 @@
+"""Orders consumer under moto: execution events -> order items and notifications."""
+
+from __future__ import annotations
+
+import copy
+import json
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from nexus_common.instruments import DEMO_INSTRUMENTS
+from nexus_marketdata.instruments import put_instruments
+from nexus_orders import api, consumer
+from svc_helpers import FakeLambdaContext, call, kinesis_event, load_event, rest_event
+
+
+class World:
+    def __init__(self, aws: Any) -> None:
+        self.aws = aws
+        api_env = aws.use_function_env("OrdersApiFunction")
+        put_instruments(api_env["INSTRUMENTS_TABLE"], DEMO_INSTRUMENTS)
+        self.env = aws.use_function_env("OrdersConsumerFunction")
+        self.table = boto3.resource("dynamodb", region_name="us-east-1").Table(
+            self.env["ORDERS_TABLE"]
+        )
+        self.sqs = boto3.client("sqs", region_name="us-east-1")
+
+    def place(self, account: str, body: dict[str, Any]) -> str:
+        status, answer = call(
+            api.app, rest_event("POST", "/v1/orders", body=body, account_id=account)
+        )
+        assert status == 202
+        return str(answer["order"]["order_id"])
+
+    def item(self, order_id: str) -> dict[str, Any]:
+        return dict(self.table.get_item(Key={"order_id": order_id})["Item"])
+
+    def notifications(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=self.env["NOTIFICATIONS_QUEUE_URL"], MaxNumberOfMessages=10
+            ).get("Messages", [])
+            if not batch:
+                return found
+            for message in batch:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(
+                    QueueUrl=self.env["NOTIFICATIONS_QUEUE_URL"],
+                    ReceiptHandle=message["ReceiptHandle"],
+                )
+
+    def handle(self, *payloads: Any) -> dict[str, Any]:
+        return consumer.handler(kinesis_event(*payloads), FakeLambdaContext())
+
+
+def fill_payload(maker: str, taker: str) -> dict[str, Any]:
+    payload = copy.deepcopy(load_event("execution_events_fill.json"))
+    text = json.dumps(payload["events"]).replace("MAKER", maker).replace("TAKER", taker)
+    return {"events": json.loads(text)}
+
+
+def event(seq: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"AAPL-{seq}",
+        "version": 1,
+        "ts": "2026-01-05T14:31:00.000000Z",
+        "correlation_id": "c",
+        "symbol": "AAPL",
+        "seq": seq,
+        "epoch": 0,
+        **fields,
+    }
+
+
+@pytest.fixture
+def world(aws: Any) -> World:
+    return World(aws)
+
+
+@pytest.fixture
+def two_orders(world: World) -> tuple[str, str]:
+    maker = world.place(
+        "acc_maker",
+        {"symbol": "AAPL", "side": "sell", "type": "limit", "quantity": "100", "price": "101.50"},
+    )
+    taker = world.place(
+        "acc_taker",
+        {"symbol": "AAPL", "side": "buy", "type": "limit", "quantity": "40", "price": "102.00"},
+    )
+    return maker, taker
+
+
+def test_a_fill_updates_both_orders_and_notifies_both_accounts(
+    world: World, two_orders: tuple[str, str]
+) -> None:
+    # GIVEN a resting maker and a taker that trades 40 against it
+    maker, taker = two_orders
+    # WHEN the engine's events for that step are consumed
+    response = world.handle(fill_payload(maker, taker))
+    # THEN no failure, and each order holds the absolute values after the trade
+    assert response == {"batchItemFailures": []}
+    maker_item, taker_item = world.item(maker), world.item(taker)
+    assert maker_item["status"] == "partially_filled"
+    assert (maker_item["filled_quantity"], maker_item["remaining_quantity"]) == (40, 60)
+    assert maker_item["average_price"] == Decimal("101.5")
+    assert maker_item["last_seq"] == 4
+    assert taker_item["status"] == "filled" and taker_item["remaining_quantity"] == 0
+    assert taker_item["updated_at"] == "2026-01-05T14:30:01.000000Z"
+    # AND one notification per (order, event) with a deterministic id
+    notes = {n["notification_id"]: n for n in world.notifications()}
+    assert set(notes) == {f"AAPL-4:{maker}", f"AAPL-4:{taker}"}
+    assert notes[f"AAPL-4:{taker}"]["kind"] == "order_filled"
+    assert notes[f"AAPL-4:{taker}"]["account_id"] == "acc_taker"
+    assert notes[f"AAPL-4:{taker}"]["order"]["average_price"] == "101.5"
+    assert notes[f"AAPL-4:{maker}"]["kind"] == "order_partially_filled"
+    assert notes[f"AAPL-4:{maker}"]["trade"] == {
+        "price": "101.5",
+        "quantity": "40",
+        "liquidity": "maker",
+    }
+
+
+def test_a_redelivered_batch_changes_nothing(world: World, two_orders: tuple[str, str]) -> None:
+    # GIVEN the step already consumed
+    maker, taker = two_orders
+    world.handle(fill_payload(maker, taker))
+    before = (world.item(maker), world.item(taker))
+    first_notes = {n["notification_id"] for n in world.notifications()}
+    # WHEN the same record is delivered again
+    assert world.handle(fill_payload(maker, taker)) == {"batchItemFailures": []}
+    # THEN the items are unchanged; the notifications, if re-sent, carry the same ids
+    assert (world.item(maker), world.item(taker)) == before
+    assert {n["notification_id"] for n in world.notifications()} <= first_notes
+
+
+def test_an_older_event_never_overwrites_a_newer_one(
+    world: World, two_orders: tuple[str, str]
+) -> None:
+    maker, taker = two_orders
+    world.handle(fill_payload(maker, taker))
+    stale = event(
+        3,
+        type="accepted",
+        order_id=taker,
+        account_id="acc_taker",
+        side="buy",
+        order_type="limit",
+        price="102",
+        quantity="40",
+        time_in_force="gtc",
+    )
+    world.handle({"events": [stale]})
+    assert world.item(taker)["status"] == "filled"
+
+
+def test_cancel_and_cancel_rejected(world: World, two_orders: tuple[str, str]) -> None:
+    maker, taker = two_orders
+    world.handle(fill_payload(maker, taker))
+    world.notifications()
+    # GIVEN a cancel request on the partially filled maker
+    status, _ = call(
+        api.app,
+        rest_event(
+            "DELETE",
+            "/v1/orders/{order_id}",
+            path_params={"order_id": maker},
+            account_id="acc_maker",
+        ),
+    )
+    assert status == 202 and world.item(maker)["cancel_requested"] is True
+    # WHEN the engine cancels it THEN it is cancelled, with its fills kept, and notified
+    cancelled = event(
+        6, type="cancelled", order_id=maker, account_id="acc_maker", remaining_quantity="60",
+        reason="user",
+    )  # fmt: skip
+    world.handle({"events": [cancelled]})
+    item = world.item(maker)
+    assert (item["status"], item["filled_quantity"], item["remaining_quantity"]) == (
+        "cancelled",
+        40,
+        0,
+    )
+    assert [n["kind"] for n in world.notifications()] == ["order_cancelled"]
+    # AND a cancel_rejected on the filled taker only clears its cancel flag
+    world.table.update_item(
+        Key={"order_id": taker},
+        UpdateExpression="SET cancel_requested = :t",
+        ExpressionAttributeValues={":t": True},
+    )
+    rejected = event(7, type="cancel_rejected", order_id=taker, account_id="acc_taker",
+                     reason="unknown_order")  # fmt: skip
+    world.handle({"events": [rejected]})
+    item = world.item(taker)
+    assert item["status"] == "filled" and "cancel_requested" not in item
+    assert world.notifications() == []
+
+
+def test_a_rejection_is_stored_and_notified(world: World) -> None:
+    order_id = world.place(
+        "acc_1", {"symbol": "AAPL", "side": "buy", "type": "market", "quantity": "5"}
+    )
+    rejected = event(1, type="rejected", order_id=order_id, account_id="acc_1",
+                     reason="no_liquidity", message="no resting orders")  # fmt: skip
+    world.handle({"events": [rejected]})
+    item = world.item(order_id)
+    assert (item["status"], item["reject_reason"]) == ("rejected", "no_liquidity")
+    (note,) = world.notifications()
+    assert note["kind"] == "order_rejected" and note["order"]["reject_reason"] == "no_liquidity"
+
+
+def test_events_for_orders_not_in_the_table_are_skipped(world: World) -> None:
+    accepted = event(1, type="accepted", order_id="entered-over-fix", account_id="acc_fix",
+                     side="buy", order_type="limit", price="1", quantity="1",
+                     time_in_force="gtc")  # fmt: skip
+    assert world.handle({"events": [accepted]}) == {"batchItemFailures": []}
+    assert world.notifications() == []
+
+
+def test_the_batch_stops_at_the_first_failed_record(
+    world: World, two_orders: tuple[str, str]
+) -> None:
+    # GIVEN three records: the maker's acceptance, a poison record, then the taker's acceptance
+    maker, taker = two_orders
+    accept = dict(type="accepted", side="buy", order_type="limit", price="1", quantity="1",
+                  time_in_force="gtc")  # fmt: skip
+    first = {"events": [event(1, order_id=maker, account_id="acc_maker", **accept)]}
+    third = {"events": [event(3, order_id=taker, account_id="acc_taker", **accept)]}
+    # WHEN they are consumed
+    response = world.handle(first, b"{not json", third)
+    # THEN the first is applied, the second and third are reported and the third not applied
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [
+        "495900000000000000000002",
+        "495900000000000000000003",
+    ]
+    assert world.item(maker)["status"] == "new"
+    assert world.item(taker)["status"] == "pending_new"

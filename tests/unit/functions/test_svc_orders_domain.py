@@ -1,0 +1,347 @@
+"""Orders domain, in memory: validation, ids, average price, events -> order changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from nexus_common.errors import Conflict, NexusError, Unavailable, ValidationFailed
+from nexus_common.events import (
+    EVENT_ADAPTER,
+    CancelOrderCommand,
+    NewOrderCommand,
+)
+from nexus_common.instruments import Instrument
+from nexus_orders.domain import (
+    ListOrdersQuery,
+    NewOrderRequest,
+    Order,
+    average_price,
+    derive_order_id,
+    new_order,
+    order_changes,
+)
+from nexus_orders.service import ApplyResult, OrderService, apply_events
+from pydantic import ValidationError
+
+NOW = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
+AAPL = Instrument(symbol="AAPL", tick_size=Decimal("0.01"), lot_size=Decimal("1"))
+HALTED = Instrument(
+    symbol="HALT", tick_size=Decimal("0.01"), lot_size=Decimal("1"), status="halted"
+)
+
+
+def request(**fields: Any) -> NewOrderRequest:
+    body = {"symbol": "AAPL", "side": "buy", "type": "limit", "quantity": "10", "price": "101.25"}
+    body.update(fields)
+    return NewOrderRequest.model_validate({k: v for k, v in body.items() if v is not None})
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+def test_a_limit_order_defaults_to_gtc_and_starts_pending_new() -> None:
+    order = new_order("acc_1", request(), AAPL, NOW)
+    assert (order.status, order.time_in_force, order.price) == (
+        "pending_new",
+        "gtc",
+        Decimal("101.25"),
+    )
+    assert order.remaining_quantity == Decimal("10")
+    assert order.created_at == order.updated_at == "2026-01-05T14:30:00.000000Z"
+
+
+def test_a_market_order_defaults_to_ioc() -> None:
+    order = new_order("acc_1", request(type="market", price=None), AAPL, NOW)
+    assert (order.time_in_force, order.price) == ("ioc", None)
+
+
+@pytest.mark.parametrize(
+    ("fields", "instrument", "code", "field"),
+    [
+        ({}, None, "unknown_symbol", "symbol"),
+        ({"price": None}, AAPL, "missing_field", "price"),
+        ({"type": "market"}, AAPL, "invalid_field", "price"),
+        (
+            {"type": "market", "price": None, "time_in_force": "gtc"},
+            AAPL,
+            "invalid_field",
+            "time_in_force",
+        ),
+        ({"price": "101.255"}, AAPL, "price_off_tick", "price"),
+        ({"quantity": "1.5"}, AAPL, "quantity_off_lot", "quantity"),
+    ],
+)
+def test_invalid_orders_name_the_field(
+    fields: dict[str, Any], instrument: Instrument | None, code: str, field: str
+) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        new_order("acc_1", request(**fields), instrument, NOW)
+    assert (caught.value.code, caught.value.field, caught.value.status) == (code, field, 400)
+
+
+def test_a_halted_instrument_is_a_conflict() -> None:
+    with pytest.raises(Conflict) as caught:
+        new_order("acc_1", request(symbol="HALT"), HALTED, NOW)
+    assert caught.value.code == "instrument_halted"
+
+
+@pytest.mark.parametrize(
+    ("fields", "loc"),
+    [
+        ({"quantity": "0"}, "quantity"),
+        ({"quantity": "-5"}, "quantity"),
+        ({"quantity": "ten"}, "quantity"),
+        ({"quantity": 1.5}, "quantity"),
+        ({"price": "0"}, "price"),
+        ({"side": "short"}, "side"),
+        ({"type": "stop"}, "type"),
+        ({"time_in_force": "gtd"}, "time_in_force"),
+        ({"client_order_id": "has space"}, "client_order_id"),
+        ({"client_order_id": "x" * 65}, "client_order_id"),
+        ({"leverage": "10"}, "leverage"),
+    ],
+)
+def test_the_request_model_refuses_bad_fields(fields: dict[str, Any], loc: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        request(**fields)
+    assert caught.value.errors()[0]["loc"] == (loc,)
+
+
+def test_json_numbers_are_accepted_as_decimals() -> None:
+    parsed = NewOrderRequest.model_validate(
+        {
+            "symbol": "AAPL",
+            "side": "buy",
+            "type": "limit",
+            "quantity": 10,
+            "price": Decimal("101.25"),
+        }
+    )
+    assert (parsed.quantity, parsed.price) == (Decimal(10), Decimal("101.25"))
+
+
+def test_order_ids_derive_from_account_and_client_order_id() -> None:
+    assert derive_order_id("acc_1", "my-1") == derive_order_id("acc_1", "my-1")
+    assert derive_order_id("acc_1", "my-1") != derive_order_id("acc_2", "my-1")
+    assert derive_order_id("acc_1", None) != derive_order_id("acc_1", None)
+
+
+def test_average_price_is_rounded_half_even_to_4_places() -> None:
+    assert average_price(Decimal("0"), Decimal("0")) is None
+    assert average_price(Decimal("303.5"), Decimal("3")) == Decimal("101.1667")
+    assert average_price(Decimal("1.00005"), Decimal("1")) == Decimal("1.0000")
+    assert average_price(Decimal("1.00015"), Decimal("1")) == Decimal("1.0002")
+
+
+def test_list_query_accepts_open_closed_and_statuses() -> None:
+    assert ListOrdersQuery(status="open").statuses() == {"pending_new", "new", "partially_filled"}
+    assert ListOrdersQuery(status="filled").statuses() == {"filled"}
+    assert ListOrdersQuery().statuses() is None
+    with pytest.raises(ValidationFailed) as caught:
+        ListOrdersQuery(status="weird").statuses()
+    assert caught.value.field == "status"
+
+
+# -- events -> changes -----------------------------------------------------------------------
+
+
+def ev(**fields: Any) -> Any:
+    base = {
+        "version": 1,
+        "ts": "2026-01-05T14:30:01.000000Z",
+        "correlation_id": "c",
+        "symbol": "AAPL",
+    }
+    base["event_id"] = f"AAPL-{fields['seq']}"
+    return EVENT_ADAPTER.validate_python({**base, **fields})
+
+
+def trade(seq: int = 4, maker_remaining: str = "60", taker_remaining: str = "0") -> Any:
+    return ev(
+        type="trade", seq=seq, price="101.50", quantity="40", aggressor_side="buy",
+        maker_order_id="M", maker_account_id="acc_m", taker_order_id="T", taker_account_id="acc_t",
+        maker_filled_quantity="40", maker_filled_notional="4060.00",
+        maker_remaining_quantity=maker_remaining,
+        taker_filled_quantity="40", taker_filled_notional="4060.00",
+        taker_remaining_quantity=taker_remaining,
+    )  # fmt: skip
+
+
+def test_a_trade_changes_maker_and_taker_with_absolute_values() -> None:
+    maker, taker = order_changes(trade())
+    assert maker.order_id == "M" and taker.order_id == "T"
+    assert maker.values["status"] == "partially_filled" and maker.notify == "order_partially_filled"
+    assert taker.values["status"] == "filled" and taker.notify == "order_filled"
+    assert taker.values["average_price"] == Decimal("101.5000")
+    assert taker.values["filled_quantity"] == Decimal("40")
+    assert taker.values["remaining_quantity"] == Decimal("0")
+    assert maker.seq == taker.seq == 4
+
+
+def test_accepted_cancelled_rejected_cancel_rejected_and_book() -> None:
+    (accepted,) = order_changes(
+        ev(type="accepted", seq=1, order_id="O", account_id="a", side="buy", order_type="limit",
+           price="1", quantity="1", time_in_force="gtc")
+    )  # fmt: skip
+    assert accepted.values["status"] == "new" and accepted.notify is None
+    (cancelled,) = order_changes(
+        ev(
+            type="cancelled",
+            seq=2,
+            order_id="O",
+            account_id="a",
+            remaining_quantity="1",
+            reason="user",
+        )
+    )
+    assert cancelled.values["status"] == "cancelled" and cancelled.notify == "order_cancelled"
+    assert cancelled.values["cancel_reason"] == "user"
+    (rejected,) = order_changes(
+        ev(type="rejected", seq=3, order_id="O", account_id="a", reason="insufficient_liquidity")
+    )
+    assert rejected.values["reject_reason"] == "insufficient_liquidity"
+    (cancel_rejected,) = order_changes(
+        ev(type="cancel_rejected", seq=4, order_id="O", account_id="a", reason="unknown_order")
+    )
+    assert "status" not in cancel_rejected.values
+    assert cancel_rejected.remove == ("cancel_requested", "cancel_requested_at")
+    assert (
+        order_changes(ev(type="book", seq=5, side="buy", price="1", quantity="0", orders=0)) == []
+    )
+
+
+# -- the service with in-memory fakes --------------------------------------------------------
+
+
+class FakeOrders:
+    def __init__(self) -> None:
+        self.items: dict[str, Order] = {}
+
+    def put_new(self, order: Order) -> bool:
+        if order.order_id in self.items:
+            return False
+        self.items[order.order_id] = order
+        return True
+
+    def get(self, order_id: str) -> Order | None:
+        return self.items.get(order_id)
+
+    def list_by_account(self, account_id: str, statuses: Any, limit: int) -> list[Order]:
+        found = [o for o in self.items.values() if o.account_id == account_id]
+        found = [o for o in found if statuses is None or o.status in statuses]
+        return sorted(found, key=lambda o: o.created_at, reverse=True)[:limit]
+
+    def mark_cancel_requested(self, order: Order, now: datetime) -> Order | None:
+        current = self.items[order.order_id]
+        if not current.is_open:
+            return None
+        self.items[order.order_id] = current.model_copy(update={"cancel_requested": True})
+        return self.items[order.order_id]
+
+    def apply(self, change: Any) -> ApplyResult:
+        current = self.items.get(change.order_id)
+        if current is None:
+            return ApplyResult(False, None)
+        if current.last_seq is not None and current.last_seq >= change.seq:
+            return ApplyResult(False, current)
+        update = {k: v for k, v in change.values.items()}
+        update["last_seq"] = change.seq
+        for name in change.remove:
+            update[name] = False if name == "cancel_requested" else None
+        self.items[change.order_id] = current.model_copy(update=update)
+        return ApplyResult(True, self.items[change.order_id])
+
+
+class FakeBus:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[NewOrderCommand | CancelOrderCommand] = []
+        self.fail = fail
+
+    def publish(self, command: NewOrderCommand | CancelOrderCommand) -> None:
+        if self.fail:
+            raise ConnectionError("kinesis down")
+        self.sent.append(command)
+
+
+class FakeInstruments:
+    def get(self, symbol: str) -> Instrument | None:
+        return {"AAPL": AAPL}.get(symbol)
+
+
+class FakeNotifier:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, messages: list[dict[str, Any]]) -> None:
+        self.sent.extend(messages)
+
+
+def service(bus: FakeBus | None = None) -> tuple[OrderService, FakeOrders, FakeBus]:
+    orders, commands = FakeOrders(), bus or FakeBus()
+    return OrderService(orders, FakeInstruments(), commands, clock=lambda: NOW), orders, commands
+
+
+def test_place_stores_then_sends_and_a_repeat_returns_the_first_order() -> None:
+    svc, orders, bus = service()
+    first, created = svc.place("acc_1", request(client_order_id="c-1"))
+    assert created and len(bus.sent) == 1 and bus.sent[0].order_id == first.order_id
+    again, created_again = svc.place("acc_1", request(client_order_id="c-1", quantity="99"))
+    assert not created_again and again == first
+    assert len(bus.sent) == 2  # still pending_new: the command is sent again
+    orders.items[first.order_id] = first.model_copy(update={"status": "new"})
+    svc.place("acc_1", request(client_order_id="c-1"))
+    assert len(bus.sent) == 2  # no longer pending_new: nothing resent
+
+
+def test_a_bad_request_writes_and_sends_nothing() -> None:
+    svc, orders, bus = service()
+    with pytest.raises(NexusError):
+        svc.place("acc_1", request(symbol="NOPE"))
+    assert orders.items == {} and bus.sent == []
+
+
+def test_a_failed_send_answers_unavailable() -> None:
+    svc, _, _ = service(FakeBus(fail=True))
+    with pytest.raises(Unavailable) as caught:
+        svc.place("acc_1", request(client_order_id="c-9"))
+    assert caught.value.code == "command_not_sent"
+
+
+def test_cancel_only_open_orders_of_the_caller() -> None:
+    svc, orders, bus = service()
+    order, _ = svc.place("acc_1", request())
+    with pytest.raises(NexusError) as other:
+        svc.cancel("acc_2", order.order_id)
+    assert other.value.status == 404
+    cancelled = svc.cancel("acc_1", order.order_id)
+    assert cancelled.cancel_requested and isinstance(bus.sent[-1], CancelOrderCommand)
+    orders.items[order.order_id] = cancelled.model_copy(update={"status": "filled"})
+    with pytest.raises(Conflict) as caught:
+        svc.cancel("acc_1", order.order_id)
+    assert caught.value.code == "order_not_open"
+
+
+def test_apply_events_is_idempotent_and_notifies_once_per_order_and_event() -> None:
+    svc, orders, _ = service()
+    maker, _ = svc.place("acc_m", request(side="sell", quantity="100", price="101.50"))
+    taker, _ = svc.place("acc_t", request(quantity="40", price="102"))
+    event = trade()
+    event = event.model_copy(
+        update={"maker_order_id": maker.order_id, "taker_order_id": taker.order_id}
+    )
+    notifier = FakeNotifier()
+    assert apply_events([event], orders, notifier) == 2
+    assert orders.items[taker.order_id].status == "filled"
+    assert orders.items[maker.order_id].status == "partially_filled"
+    assert {m["notification_id"] for m in notifier.sent} == {
+        f"AAPL-4:{maker.order_id}",
+        f"AAPL-4:{taker.order_id}",
+    }
+    # a redelivery writes nothing; it re-sends the same notifications (same ids: deduplicated)
+    before = dict(orders.items)
+    assert apply_events([event], orders, notifier) == 0
+    assert orders.items == before
+    assert len({m["notification_id"] for m in notifier.sent}) == 2
