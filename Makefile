@@ -23,10 +23,10 @@ test: $(STAMP)
 	$(BIN)/cfn-lint template.yaml stacks/*.yaml
 	$(BIN)/pytest -q
 
-## lint: ruff everywhere, mypy --strict on the shared kernel and the engine
+## lint: ruff everywhere, mypy --strict on the shared kernel, the engine and the local runtime
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy layers/common/nexus_common containers/matching/nexus_matching
+	$(BIN)/mypy layers/common/nexus_common containers/matching/nexus_matching nexus
 
 ## bench: the benchmarks the issues ask for
 bench: $(STAMP)

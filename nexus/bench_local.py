@@ -60,9 +60,11 @@ def _post(url: str, key: str, body: dict[str, Any]) -> tuple[int, str, float]:
 def _count_filled(platform: LocalPlatform, ids: set[str]) -> int:
     client = boto3.client("dynamodb", endpoint_url=platform.aws_endpoint, region_name=platform.options.region)
     filled = 0
-    kwargs: dict[str, Any] = {"TableName": platform.table("OrdersTable"),
-                              "ProjectionExpression": "order_id, #s",
-                              "ExpressionAttributeNames": {"#s": "status"}}
+    kwargs: dict[str, Any] = {
+        "TableName": platform.table("OrdersTable"),
+        "ProjectionExpression": "order_id, #s",
+        "ExpressionAttributeNames": {"#s": "status"},
+    }
     while True:
         page = client.scan(**kwargs)
         filled += sum(1 for i in page["Items"] if i["order_id"]["S"] in ids and i["status"]["S"] == "filled")
@@ -72,15 +74,18 @@ def _count_filled(platform: LocalPlatform, ids: set[str]) -> int:
 
 
 def run(pairs: int = 200, clients: int = 8, timeout: float = 120.0) -> LocalBenchResult:
-    options = Options(api_port=free_port(), aws_port=free_port(), stage="bench", demo=True,
-                      write_state=False, api_concurrency=clients)
+    options = Options(
+        api_port=free_port(), aws_port=free_port(), stage="bench", demo=True, write_state=False, api_concurrency=clients
+    )
     with running(options) as platform:
         seller = create_account(platform.table, "Bench Seller", Decimal("100000000.00"))["api_key"]
         buyer = create_account(platform.table, "Bench Buyer", Decimal("100000000.00"))["api_key"]
         orders: list[tuple[str, dict[str, Any]]] = []
         for i in range(pairs):
             symbol, price = SYMBOLS[i % len(SYMBOLS)], "100.00"  # every sell meets a buy
-            orders.append((seller, {"symbol": symbol, "side": "sell", "type": "limit", "quantity": "1", "price": price}))
+            orders.append(
+                (seller, {"symbol": symbol, "side": "sell", "type": "limit", "quantity": "1", "price": price})
+            )
             orders.append((buyer, {"symbol": symbol, "side": "buy", "type": "limit", "quantity": "1", "price": price}))
         # start every API execution environment first, so that the figures are not cold starts
         warm = urllib.request.Request(platform.api_url + "/v1/orders", headers={"Authorization": f"Bearer {seller}"})  # noqa: S310
@@ -110,8 +115,11 @@ def run(pairs: int = 200, clients: int = 8, timeout: float = 120.0) -> LocalBenc
         done = time.perf_counter()
     latencies.sort()
     return LocalBenchResult(
-        orders=len(orders), accepted=len(ids), filled=filled,
-        send_seconds=sent - started, fill_seconds=done - started,
+        orders=len(orders),
+        accepted=len(ids),
+        filled=filled,
+        send_seconds=sent - started,
+        fill_seconds=done - started,
         p50_ms=latencies[len(latencies) // 2] * 1000,
         p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
     )

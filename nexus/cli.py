@@ -1,8 +1,8 @@
 """``nexus``: the NexusTrade command line.
 
-    nexus up [--demo]                       run the whole platform locally
-    nexus accounts create --name N --cash C create an account; prints its one-time API key
-    nexus bench local                       orders/s accepted and filled by the local platform
+nexus up [--demo]                       run the whole platform locally
+nexus accounts create --name N --cash C create an account; prints its one-time API key
+nexus bench local                       orders/s accepted and filled by the local platform
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ import typer
 
 from nexus.local import runtime
 
-app = typer.Typer(help="NexusTrade: a serverless trading platform, run locally from its template.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="NexusTrade: a serverless trading platform, run locally from its template.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 accounts_app = typer.Typer(help="Operator commands for trading accounts.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 bench_app = typer.Typer(help="Benchmarks (figures printed; nothing asserted).", no_args_is_help=True)
@@ -30,8 +33,12 @@ app.add_typer(bench_app, name="bench")
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
     for noisy in ("botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -67,8 +74,9 @@ def up(
     typer.echo(f"                     AWS  {platform.aws_endpoint}   (aws --endpoint-url {platform.aws_endpoint} ...)")
     typer.echo(f"                     Redis {platform.redis_url}")
     for account in platform.demo_accounts:
-        typer.echo(f"  demo account {account['name']:<6} {account['account_id']}  "
-                   f"Authorization: Bearer {account['api_key']}")
+        typer.echo(
+            f"  demo account {account['name']:<6} {account['account_id']}  Authorization: Bearer {account['api_key']}"
+        )
     typer.echo("  Ctrl-C to stop.\n")
     try:
         while not stop.wait(0.5):
@@ -102,8 +110,12 @@ def accounts_create(
     try:
         amount = Decimal(cash)
     except InvalidOperation as exc:
-        typer.echo(json.dumps({"error": {"code": "invalid_field", "message": "cash must be a decimal amount",
-                                         "field": "cash"}}), err=True)
+        typer.echo(
+            json.dumps(
+                {"error": {"code": "invalid_field", "message": "cash must be a decimal amount", "field": "cash"}}
+            ),
+            err=True,
+        )
         raise typer.Exit(2) from exc
     stage = _connect_to_running_platform()
     try:
@@ -125,10 +137,14 @@ def bench_local(
     logging.basicConfig(level=logging.WARNING)
     result = bench.run(pairs=pairs, clients=clients)
     typer.echo(f"local path: {result.orders} orders from {clients} clients over HTTP")
-    typer.echo(f"  accepted  {result.accepted:>6}  in {result.send_seconds:6.2f} s  = {result.accepted_per_s:8.1f} orders/s"
-               f"   (POST latency p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms)")
-    typer.echo(f"  filled    {result.filled:>6}  in {result.fill_seconds:6.2f} s  = {result.filled_per_s:8.1f} orders/s"
-               "   (first request to last fill seen in the orders table)")
+    typer.echo(
+        f"  accepted  {result.accepted:>6}  in {result.send_seconds:6.2f} s  = {result.accepted_per_s:8.1f} orders/s"
+        f"   (POST latency p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms)"
+    )
+    typer.echo(
+        f"  filled    {result.filled:>6}  in {result.fill_seconds:6.2f} s  = {result.filled_per_s:8.1f} orders/s"
+        "   (first request to last fill seen in the orders table)"
+    )
 
 
 def main() -> None:

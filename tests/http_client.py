@@ -21,8 +21,16 @@ class Api:
         self.base_url = base_url
         self.api_key = api_key
 
-    def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-             headers: dict[str, str] | None = None, api_key: str | None = None) -> Answer:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        api_key: str | None = None,
+    ) -> Answer:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         request = urllib.request.Request(self.base_url + path, data=data, method=method)  # noqa: S310
         key = api_key if api_key is not None else self.api_key

@@ -90,16 +90,15 @@ class LocalApiGateway:
         self.lambdas = lambdas
         self.region = region
         self.account = account
-        self.routes = sorted(
-            (_compile(r) for r in platform.routes), key=lambda c: c.specificity, reverse=True
-        )
+        self.routes = sorted((_compile(r) for r in platform.routes), key=lambda c: c.specificity, reverse=True)
         self._auth_cache: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
 
     # -- request handling ------------------------------------------------------------------
 
-    def handle(self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes,
-               source_ip: str) -> HttpResponse:
+    def handle(
+        self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes, source_ip: str
+    ) -> HttpResponse:
         request_id = str(uuid.uuid4())
         split = urlsplit(raw_path)
         path = unquote(split.path) or "/"
@@ -114,8 +113,9 @@ class LocalApiGateway:
         compiled, path_params = match
         route = compiled.route
         api = self.platform.apis[route.api]
-        event = self._proxy_event(api, route, method, path, split.query, headers, body,
-                                  path_params, source_ip, request_id)
+        event = self._proxy_event(
+            api, route, method, path, split.query, headers, body, path_params, source_ip, request_id
+        )
         if route.authorizer is not None:
             denied = self._authorize(api, route, event, request_id)
             if isinstance(denied, HttpResponse):
@@ -134,12 +134,24 @@ class LocalApiGateway:
         return None
 
     def _method_arn(self, api: Api, method: str, path: str) -> str:
-        return (f"arn:aws:execute-api:{self.region}:{self.account}:local-{api.logical_id.lower()}"
-                f"/{api.stage}/{method}{path}")
+        return (
+            f"arn:aws:execute-api:{self.region}:{self.account}:local-{api.logical_id.lower()}"
+            f"/{api.stage}/{method}{path}"
+        )
 
-    def _proxy_event(self, api: Api, route: Route, method: str, path: str, query: str,
-                     headers: list[tuple[str, str]], body: bytes, path_params: dict[str, str],
-                     source_ip: str, request_id: str) -> dict[str, Any]:
+    def _proxy_event(
+        self,
+        api: Api,
+        route: Route,
+        method: str,
+        path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        path_params: dict[str, str],
+        source_ip: str,
+        request_id: str,
+    ) -> dict[str, Any]:
         single: dict[str, str] = {}
         multi: dict[str, list[str]] = {}
         for name, value in headers:
@@ -187,8 +199,9 @@ class LocalApiGateway:
 
     # -- authorizers -----------------------------------------------------------------------
 
-    def _authorize(self, api: Api, route: Route, event: dict[str, Any], request_id: str
-                   ) -> HttpResponse | dict[str, Any]:
+    def _authorize(
+        self, api: Api, route: Route, event: dict[str, Any], request_id: str
+    ) -> HttpResponse | dict[str, Any]:
         authorizer = api.authorizers[route.authorizer or ""]
         lowered = {k.lower(): v for k, v in (event["headers"] or {}).items()}
         identity = []
@@ -204,9 +217,21 @@ class LocalApiGateway:
             auth_event = {
                 "type": "REQUEST",
                 "methodArn": method_arn,
-                **{k: event[k] for k in ("resource", "path", "httpMethod", "headers", "multiValueHeaders",
-                                         "queryStringParameters", "multiValueQueryStringParameters",
-                                         "pathParameters", "stageVariables", "requestContext")},
+                **{
+                    k: event[k]
+                    for k in (
+                        "resource",
+                        "path",
+                        "httpMethod",
+                        "headers",
+                        "multiValueHeaders",
+                        "queryStringParameters",
+                        "multiValueQueryStringParameters",
+                        "pathParameters",
+                        "stageVariables",
+                        "requestContext",
+                    )
+                },
             }
             if authorizer.payload_type == "TOKEN":
                 auth_event = {"type": "TOKEN", "methodArn": method_arn, "authorizationToken": identity[0]}
@@ -224,8 +249,7 @@ class LocalApiGateway:
                     self._auth_cache[cache_key] = (time.monotonic() + authorizer.reauthorize_every, policy)
         if not _allows(policy.get("policyDocument") or {}, method_arn):
             return self._gateway(api, "ACCESS_DENIED", request_id)
-        context = {k: v for k, v in (policy.get("context") or {}).items()
-                   if isinstance(v, str | int | float | bool)}
+        context = {k: v for k, v in (policy.get("context") or {}).items() if isinstance(v, str | int | float | bool)}
         return {**context, "principalId": policy.get("principalId"), "integrationLatency": policy["_latency"]}
 
     def _cached(self, key: tuple[str, tuple[str, ...]], ttl: int) -> dict[str, Any] | None:
@@ -274,9 +298,11 @@ class LocalApiGateway:
             if kind in api.gateway_responses and spec.status:
                 status = spec.status
             if spec.body is not None:
-                body = (spec.body.replace("$context.error.messageString", json.dumps(message))
-                        .replace("$context.error.message", message)
-                        .replace("$context.requestId", request_id))
+                body = (
+                    spec.body.replace("$context.error.messageString", json.dumps(message))
+                    .replace("$context.error.message", message)
+                    .replace("$context.requestId", request_id)
+                )
             headers.extend(spec.headers.items())
         headers.append(("x-amzn-ErrorType", kind))
         headers.append(("x-amzn-RequestId", request_id))
@@ -316,12 +342,18 @@ def make_server(gateway: LocalApiGateway, host: str, port: int) -> ThreadingHTTP
             if length > MAX_PAYLOAD_BYTES:
                 body = b""
                 self.close_connection = True
-                response = gateway.handle(self.command, self.path, list(self.headers.items()),
-                                          b"x" * (MAX_PAYLOAD_BYTES + 1), self.client_address[0])
+                response = gateway.handle(
+                    self.command,
+                    self.path,
+                    list(self.headers.items()),
+                    b"x" * (MAX_PAYLOAD_BYTES + 1),
+                    self.client_address[0],
+                )
             else:
                 body = self.rfile.read(length) if length else b""
-                response = gateway.handle(self.command, self.path, list(self.headers.items()), body,
-                                          self.client_address[0])
+                response = gateway.handle(
+                    self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+                )
             self.send_response(response.status)
             for name, value in response.headers:
                 self.send_header(name, value)
@@ -332,7 +364,7 @@ def make_server(gateway: LocalApiGateway, host: str, port: int) -> ThreadingHTTP
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: Any) -> None:
             log.debug("%s - %s", self.address_string(), format % args)
 
     server = ThreadingHTTPServer((host, port), Handler)

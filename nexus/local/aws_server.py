@@ -48,7 +48,7 @@ def _install_module_cache() -> None:
         return _moto_modules()
 
     cached.__wrapped__ = original  # type: ignore[attr-defined]
-    backends.list_of_moto_modules = cached  # type: ignore[assignment]
+    backends.list_of_moto_modules = cached
 
 
 class _OneAtATime:
@@ -70,7 +70,7 @@ def _shard_get_records(self: Shard, last_sequence_id: str, limit: int | None) ->
     last = int(last_sequence_id)
     keys = list(self.records.keys())
     start = bisect.bisect_right(keys, last)
-    chosen = keys[start:start + limit] if limit else keys[start:]
+    chosen = keys[start : start + limit] if limit else keys[start:]
     results = [self.records[k] for k in chosen]
     if not results:
         return [], last, 0

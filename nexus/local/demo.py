@@ -16,8 +16,9 @@ def table_names(stage: str) -> Callable[[str], str]:
     """Physical table names of the running platform, read from the template (nothing created)."""
     import os
 
-    clients = AwsClients(endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-                         region=os.environ.get("AWS_REGION") or "us-east-1")
+    clients = AwsClients(
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, region=os.environ.get("AWS_REGION") or "us-east-1"
+    )
     stack, _ = load(clients, create=False, parameters={"Stage": stage})
 
     def name(logical_id: str) -> str:

@@ -136,7 +136,7 @@ class FunctionPool:
         self._arn = function_arn
         self._max = max(1, max_workers)
         self._idle: list[_Worker] = []
-        self._all: list[_Worker] = []
+        self._all: list[_Worker | _Placeholder] = []
         self._cond = threading.Condition()
         self._closed = False
 
@@ -204,8 +204,14 @@ class _Placeholder:
 class LocalLambda:
     """All functions of the platform, invokable by logical id."""
 
-    def __init__(self, functions: dict[str, Function], base_env: dict[str, str], region: str, account: str,
-                 concurrency: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        functions: dict[str, Function],
+        base_env: dict[str, str],
+        region: str,
+        account: str,
+        concurrency: dict[str, int] | None = None,
+    ) -> None:
         self.pools = {
             fid: FunctionPool(
                 fn,

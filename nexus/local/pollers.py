@@ -139,22 +139,28 @@ class _KinesisSource:
         records = []
         for r in answer["Records"]:
             arrival = r["ApproximateArrivalTimestamp"].timestamp()
-            records.append(_Record(r["SequenceNumber"], arrival, {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r["PartitionKey"],
-                    "sequenceNumber": r["SequenceNumber"],
-                    "data": base64.b64encode(r["Data"]).decode("ascii"),
-                    "approximateArrivalTimestamp": arrival,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"{{shard}}:{r['SequenceNumber']}",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::000000000000:role/local",
-                "awsRegion": self.region,
-                "eventSourceARN": self.arn,
-            }))
+            records.append(
+                _Record(
+                    r["SequenceNumber"],
+                    arrival,
+                    {
+                        "kinesis": {
+                            "kinesisSchemaVersion": "1.0",
+                            "partitionKey": r["PartitionKey"],
+                            "sequenceNumber": r["SequenceNumber"],
+                            "data": base64.b64encode(r["Data"]).decode("ascii"),
+                            "approximateArrivalTimestamp": arrival,
+                        },
+                        "eventSource": "aws:kinesis",
+                        "eventVersion": "1.0",
+                        "eventID": f"{{shard}}:{r['SequenceNumber']}",
+                        "eventName": "aws:kinesis:record",
+                        "invokeIdentityArn": "arn:aws:iam::000000000000:role/local",
+                        "awsRegion": self.region,
+                        "eventSourceARN": self.arn,
+                    },
+                )
+            )
         return records, answer.get("NextShardIterator")
 
 
@@ -186,15 +192,21 @@ class _DynamoDBSource:
             created = dynamodb.get("ApproximateCreationDateTime")
             arrival = created.timestamp() if isinstance(created, datetime) else time.time()
             dynamodb["ApproximateCreationDateTime"] = arrival
-            records.append(_Record(dynamodb["SequenceNumber"], arrival, {
-                "eventID": r.get("eventID"),
-                "eventName": r.get("eventName"),
-                "eventVersion": r.get("eventVersion", "1.1"),
-                "eventSource": "aws:dynamodb",
-                "awsRegion": self.region,
-                "dynamodb": _jsonable(dynamodb),
-                "eventSourceARN": self.arn,
-            }))
+            records.append(
+                _Record(
+                    dynamodb["SequenceNumber"],
+                    arrival,
+                    {
+                        "eventID": r.get("eventID"),
+                        "eventName": r.get("eventName"),
+                        "eventVersion": r.get("eventVersion", "1.1"),
+                        "eventSource": "aws:dynamodb",
+                        "awsRegion": self.region,
+                        "dynamodb": _jsonable(dynamodb),
+                        "eventSourceARN": self.arn,
+                    },
+                )
+            )
         return records, answer.get("NextShardIterator")
 
 
@@ -212,14 +224,23 @@ def _jsonable(value: Any) -> Any:
 class StreamMapping:
     """One Kinesis or DynamoDB stream event source mapping."""
 
-    def __init__(self, lambdas: LocalLambda, source: EventSource, clients: AwsClients, region: str,
-                 account: str, checkpoints: Checkpoints, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        lambdas: LocalLambda,
+        source: EventSource,
+        clients: AwsClients,
+        region: str,
+        account: str,
+        checkpoints: Checkpoints,
+        stop: threading.Event,
+    ) -> None:
         props = source.properties
         self.lambdas = lambdas
         self.source = source
         self.function_arn = f"arn:aws:lambda:{region}:{account}:function:{lambdas.pools[source.function].fn.name}"
         self.stream: _StreamSource = (
-            _KinesisSource(clients, str(props["Stream"]), region) if source.type == "Kinesis"
+            _KinesisSource(clients, str(props["Stream"]), region)
+            if source.type == "Kinesis"
             else _DynamoDBSource(clients, str(props["Stream"]), region)
         )
         self.batch_size = int(props.get("BatchSize", 100))
@@ -242,7 +263,9 @@ class StreamMapping:
         if not self.enabled:
             return
         for shard in self.stream.shards():
-            thread = threading.Thread(target=self._run_shard, args=(shard,), name=f"esm-{self.key}-{shard}", daemon=True)
+            thread = threading.Thread(
+                target=self._run_shard, args=(shard,), name=f"esm-{self.key}-{shard}", daemon=True
+            )
             thread.start()
             self.threads.append(thread)
 
@@ -252,7 +275,9 @@ class StreamMapping:
         try:
             iterator = self.stream.iterator(shard, after, self.starting_position)
         except ClientError:
-            log.warning("%s: checkpoint %s not found on %s, starting at %s", self.key, after, shard, self.starting_position)
+            log.warning(
+                "%s: checkpoint %s not found on %s, starting at %s", self.key, after, shard, self.starting_position
+            )
             iterator = self.stream.iterator(shard, None, self.starting_position)
         buffer: list[_Record] = []
         while not self.stop.is_set():
@@ -326,16 +351,21 @@ class StreamMapping:
                 attempts = 0
                 continue
             if function_error:
-                log.warning("%s: invocation failed (%s), attempt %d", self.key,
-                            (result.error or {}).get("errorMessage", "invalid batch report"), attempts)
+                log.warning(
+                    "%s: invocation failed (%s), attempt %d",
+                    self.key,
+                    (result.error or {}).get("errorMessage", "invalid batch report"),
+                    attempts,
+                )
                 if self.bisect and len(part) > 1:
                     middle = len(part) // 2
                     pending[0:1] = [part[:middle], part[middle:]]
             self.stop.wait(min(0.05 * attempts, 1.0))
         return done
 
-    def _send_to_destination(self, shard: str, part: list[_Record], condition: str, attempts: int,
-                             result: InvokeResult | None = None) -> None:
+    def _send_to_destination(
+        self, shard: str, part: list[_Record], condition: str, attempts: int, result: InvokeResult | None = None
+    ) -> None:
         log.error("%s: %d record(s) from %s discarded (%s)", self.key, len(part), shard, condition)
         if not self.destination:
             return
@@ -376,8 +406,9 @@ class StreamMapping:
 
 
 class SqsMapping:
-    def __init__(self, lambdas: LocalLambda, source: EventSource, clients: AwsClients, region: str,
-                 stop: threading.Event) -> None:
+    def __init__(
+        self, lambdas: LocalLambda, source: EventSource, clients: AwsClients, region: str, stop: threading.Event
+    ) -> None:
         props = source.properties
         self.lambdas = lambdas
         self.source = source
@@ -434,7 +465,9 @@ class SqsMapping:
                 "messageAttributes": {
                     name: {
                         "stringValue": attr.get("StringValue"),
-                        "binaryValue": base64.b64encode(attr["BinaryValue"]).decode() if "BinaryValue" in attr else None,
+                        "binaryValue": base64.b64encode(attr["BinaryValue"]).decode()
+                        if "BinaryValue" in attr
+                        else None,
                         "stringListValues": [],
                         "binaryListValues": [],
                         "dataType": attr.get("DataType"),
@@ -458,7 +491,7 @@ class SqsMapping:
         keep = set(failed)
         done = [m for m in messages if m["MessageId"] not in keep]
         for start in range(0, len(done), 10):
-            chunk = done[start:start + 10]
+            chunk = done[start : start + 10]
             self.sqs.delete_message_batch(
                 QueueUrl=self.url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
@@ -526,8 +559,14 @@ class Cron:
 
     def matches(self, at: datetime) -> bool:
         weekday = (at.isoweekday() % 7) + 1
-        checks = ((self.minutes, at.minute), (self.hours, at.hour), (self.days, at.day),
-                  (self.months, at.month), (self.weekdays, weekday), (self.years, at.year))
+        checks = (
+            (self.minutes, at.minute),
+            (self.hours, at.hour),
+            (self.days, at.day),
+            (self.months, at.month),
+            (self.weekdays, weekday),
+            (self.years, at.year),
+        )
         return all(allowed is None or value in allowed for allowed, value in checks)
 
     def next_after(self, after: datetime) -> datetime:
@@ -551,8 +590,15 @@ def next_fire(expression: str, after: datetime) -> datetime:
 
 
 class ScheduleMapping:
-    def __init__(self, lambdas: LocalLambda, source: EventSource, region: str, account: str,
-                 stop: threading.Event, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        lambdas: LocalLambda,
+        source: EventSource,
+        region: str,
+        account: str,
+        stop: threading.Event,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         props = source.properties
         self.lambdas = lambdas
         self.source = source
@@ -581,7 +627,9 @@ class ScheduleMapping:
             "account": self.account,
             "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": self.region,
-            "resources": [f"arn:aws:events:{self.region}:{self.account}:rule/{self.source.function}-{self.source.name}"],
+            "resources": [
+                f"arn:aws:events:{self.region}:{self.account}:rule/{self.source.function}-{self.source.name}"
+            ],
             "detail": {},
         }
 
@@ -594,5 +642,7 @@ class ScheduleMapping:
                 continue
             result = self.lambdas.invoke(self.source.function, self.event(due))
             if not result.ok:
-                log.error("%s: scheduled run failed: %s", self.source.function, (result.error or {}).get("errorMessage"))
+                log.error(
+                    "%s: scheduled run failed: %s", self.source.function, (result.error or {}).get("errorMessage")
+                )
             due = next_fire(self.expression, due)

@@ -18,15 +18,16 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def spawn(args: list[str], env: dict[str, str], *, die_with_parent: bool = True, **kwargs: Any
-          ) -> subprocess.Popen[Any]:
+def spawn(
+    args: list[str], env: dict[str, str], *, die_with_parent: bool = True, **kwargs: Any
+) -> subprocess.Popen[Any]:
     """Start a child in its own session.
 
     ``die_with_parent`` asks the kernel for SIGTERM when the spawning *thread* exits, so use it
     only from a long-lived thread; a child that reads its requests from a pipe (a Lambda worker)
     needs no such help: it ends at end-of-file when the runtime dies."""
     preexec = _die_with_parent if die_with_parent else None
-    return subprocess.Popen(args, env=env, start_new_session=True, preexec_fn=preexec, **kwargs)  # noqa: PLW1509
+    return subprocess.Popen(args, env=env, start_new_session=True, preexec_fn=preexec, **kwargs)
 
 
 def stop_process(process: subprocess.Popen[Any] | None, timeout: float) -> None:

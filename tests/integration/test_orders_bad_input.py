@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from http_client import Api, Answer
+from http_client import Answer, Api
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,9 @@ def _commands_sent(platform: Any) -> int:
     stream = platform.table("OrderCommandsStream")
     total = 0
     for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        iterator = kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
         while iterator:
             page = kinesis.get_records(ShardIterator=iterator, Limit=10000)
             total += len(page["Records"])
@@ -60,8 +61,9 @@ BAD_BODIES = [
     pytest.param({**GOOD, "quantity": "ten"}, 400, "invalid_field", "quantity", id="non-numeric quantity"),
     pytest.param({**GOOD, "quantity": "1.5"}, 400, "quantity_off_lot", "quantity", id="quantity off the lot"),
     pytest.param({**GOOD, "price": "100.001"}, 400, "price_off_tick", "price", id="price off the tick"),
-    pytest.param({k: v for k, v in GOOD.items() if k != "price"}, 400, "missing_field", "price",
-                 id="limit without price"),
+    pytest.param(
+        {k: v for k, v in GOOD.items() if k != "price"}, 400, "missing_field", "price", id="limit without price"
+    ),
     pytest.param({**GOOD, "colour": "blue"}, 400, "unknown_field", "colour", id="unknown field"),
     pytest.param({**GOOD, "side": "hold"}, 400, "invalid_field", "side", id="bad side"),
     pytest.param({**GOOD, "quantity": 1.5}, 400, "quantity_off_lot", "quantity", id="JSON number off the lot"),

@@ -36,13 +36,21 @@ def test_two_crossing_orders_trade_and_both_sides_see_it(local_platform: Any) ->
     # GIVEN two accounts
     seller, buyer = _new_account(local_platform, "Seller"), _new_account(local_platform, "Buyer")
     # WHEN the seller rests 10 AAPL at 150.00 and the buyer sends a crossing buy for 4 at 151.00
-    sell = seller.post("/v1/orders", {"symbol": "AAPL", "side": "sell", "type": "limit",
-                                      "quantity": "10", "price": "150.00", "client_order_id": "s-1"})
+    sell = seller.post(
+        "/v1/orders",
+        {
+            "symbol": "AAPL",
+            "side": "sell",
+            "type": "limit",
+            "quantity": "10",
+            "price": "150.00",
+            "client_order_id": "s-1",
+        },
+    )
     assert sell.status == 202, sell.body
     assert sell.body["order"]["status"] == "pending_new"
     eventually(lambda: _order(seller, sell.body["order"]["order_id"])["status"], lambda s: s == "new")
-    buy = buyer.post("/v1/orders", {"symbol": "AAPL", "side": "buy", "type": "limit",
-                                    "quantity": 4, "price": "151.00"})
+    buy = buyer.post("/v1/orders", {"symbol": "AAPL", "side": "buy", "type": "limit", "quantity": 4, "price": "151.00"})
     assert buy.status == 202, buy.body
     sell_id, buy_id = sell.body["order"]["order_id"], buy.body["order"]["order_id"]
     # THEN the buy fills 4 at the resting price and the sell is partially filled
@@ -53,20 +61,33 @@ def test_two_crossing_orders_trade_and_both_sides_see_it(local_platform: Any) ->
     assert sold["status"] == "partially_filled"
     assert Decimal(sold["filled_quantity"]) == 4 and Decimal(sold["remaining_quantity"]) == 6
     # AND the public tape shows the trade, and the book the 6 left at 150.00
-    tape = eventually(lambda: seller.get("/v1/markets/AAPL/trades?limit=10").body["trades"],
-                      lambda t: any(x["quantity"] == "4" for x in t))
+    tape = eventually(
+        lambda: seller.get("/v1/markets/AAPL/trades?limit=10").body["trades"],
+        lambda t: any(x["quantity"] == "4" for x in t),
+    )
     trade = next(x for x in tape if Decimal(x["quantity"]) == 4)
     assert Decimal(trade["price"]) == Decimal("150") and trade["aggressor_side"] == "buy"
-    book = eventually(lambda: buyer.get("/v1/markets/AAPL/book?depth=5").body,
-                      lambda b: b["asks"] and Decimal(b["asks"][0]["quantity"]) == 6)
+    book = eventually(
+        lambda: buyer.get("/v1/markets/AAPL/book?depth=5").body,
+        lambda b: b["asks"] and Decimal(b["asks"][0]["quantity"]) == 6,
+    )
     assert [(Decimal(a["price"]), Decimal(a["quantity"])) for a in book["asks"]] == [(Decimal("150"), Decimal("6"))]
     assert book["bids"] == []
     # AND the open orders of the seller list the resting sell, and the buyer has none open
     assert [o["order_id"] for o in seller.get("/v1/orders?status=open").body["orders"]] == [sell_id]
     assert buyer.get("/v1/orders?status=open").body["orders"] == []
     # AND a repeated client_order_id returns the first order, not a second one
-    again = seller.post("/v1/orders", {"symbol": "AAPL", "side": "sell", "type": "limit",
-                                       "quantity": "10", "price": "150.00", "client_order_id": "s-1"})
+    again = seller.post(
+        "/v1/orders",
+        {
+            "symbol": "AAPL",
+            "side": "sell",
+            "type": "limit",
+            "quantity": "10",
+            "price": "150.00",
+            "client_order_id": "s-1",
+        },
+    )
     assert again.status in (200, 202) and again.body["order"]["order_id"] == sell_id
     # WHEN the seller cancels the rest
     cancel = seller.delete(f"/v1/orders/{sell_id}")
@@ -83,8 +104,9 @@ def test_market_order_takes_the_book_in_price_time_priority(local_platform: Any)
     maker, taker = _new_account(local_platform, "Maker"), _new_account(local_platform, "Taker")
     ids = []
     for price in ("300.10", "300.00", "300.00"):
-        answer = maker.post("/v1/orders", {"symbol": "MSFT", "side": "sell", "type": "limit",
-                                           "quantity": "5", "price": price})
+        answer = maker.post(
+            "/v1/orders", {"symbol": "MSFT", "side": "sell", "type": "limit", "quantity": "5", "price": price}
+        )
         ids.append(answer.body["order"]["order_id"])
         eventually(lambda i=ids[-1]: _order(maker, i)["status"], lambda s: s == "new")
     # WHEN a market buy for 12 arrives
@@ -104,8 +126,13 @@ def test_market_order_takes_the_book_in_price_time_priority(local_platform: Any)
 def test_operator_command_creates_an_account_whose_key_trades(local_platform: Any) -> None:
     # WHEN an operator runs `nexus accounts create` against the running platform
     env = {**os.environ, "NEXUS_STAGE": local_platform.options.stage, "NEXUS_STATE_DIR": "/nonexistent"}
-    out = subprocess.run([sys.executable, "-m", "nexus.cli", "accounts", "create", "--name", "Carol",
-                          "--cash", "2500.50"], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "nexus.cli", "accounts", "create", "--name", "Carol", "--cash", "2500.50"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     # THEN it prints one JSON object with the account id and the one-time key
     created = json.loads(out.stdout)
     assert set(created) == {"account_id", "api_key"}

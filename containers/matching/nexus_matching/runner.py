@@ -30,11 +30,11 @@ from types import FrameType
 from typing import Any
 
 import redis
-from pydantic import Field
-
 from nexus_common import aws
 from nexus_common.instruments import Instrument
 from nexus_common.settings import NexusSettings, load_settings
+from pydantic import Field
+
 from nexus_matching.engine import MatchingEngine
 
 log = logging.getLogger("nexus.matching")
@@ -167,8 +167,7 @@ class EngineProcess:
             shard_id = shard["ShardId"]
             args: dict[str, Any] = {"StreamName": self.settings.order_commands_stream, "ShardId": shard_id}
             if shard_id in self.positions:
-                args.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER",
-                            StartingSequenceNumber=self.positions[shard_id])
+                args.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=self.positions[shard_id])
             else:
                 args["ShardIteratorType"] = "TRIM_HORIZON"
             self.iterators[shard_id] = self.kinesis.get_shard_iterator(**args)["ShardIterator"]
@@ -222,8 +221,10 @@ class EngineProcess:
         assert self.engine is not None
         if not self.applied_since_snapshot:
             return
-        due = (self.applied_since_snapshot >= self.settings.engine_snapshot_every
-               or time.monotonic() - self.last_snapshot >= self.settings.engine_snapshot_seconds)
+        due = (
+            self.applied_since_snapshot >= self.settings.engine_snapshot_every
+            or time.monotonic() - self.last_snapshot >= self.settings.engine_snapshot_seconds
+        )
         if not (due or force):
             return
         state = {"positions": self.positions, "engine": self.engine.snapshot()}
@@ -243,5 +244,5 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     process.start()
-    print("matching engine ready", flush=True)  # noqa: T201 - the local runtime waits for this line
+    print("matching engine ready", flush=True)
     process.run()

@@ -21,8 +21,10 @@ def test_path_parameters_and_greedy_proxy() -> None:
 
 
 def _policy(effect: str, resource: str) -> dict[str, object]:
-    return {"Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}],
+    }
 
 
 def test_policy_allow_deny_and_wildcards() -> None:

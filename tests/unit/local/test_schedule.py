@@ -30,7 +30,9 @@ def test_cron_lists_steps_and_months() -> None:
     assert cron.next_after(datetime(2027, 1, 1, 9, 0, tzinfo=UTC)) == datetime(2027, 1, 1, 9, 15, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("expression", ["cron(0 22 L * ? *)", "cron(0 22 * *)", "every 5 minutes", "rate(5 fortnights)"])
+@pytest.mark.parametrize(
+    "expression", ["cron(0 22 L * ? *)", "cron(0 22 * *)", "every 5 minutes", "rate(5 fortnights)"]
+)
 def test_unsupported_expressions_fail_fast(expression: str) -> None:
     with pytest.raises(ValueError):
         next_fire(expression, T0)

@@ -113,7 +113,9 @@ def test_nested_stack_parameters_and_outputs(stack: Stack) -> None:
 
 
 def test_unknown_reference_is_an_error(tmp_path: Path) -> None:
-    (tmp_path / "t.yaml").write_text("Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: !Ref Nope\n")
+    (tmp_path / "t.yaml").write_text(
+        "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: !Ref Nope\n"
+    )
     stack = load_stack(tmp_path / "t.yaml", Names())
     with pytest.raises(TemplateError):
         stack.resources["Q"].resolved("QueueName")
@@ -131,8 +133,11 @@ def test_project_template_declares_what_the_runtime_runs(aws: Any) -> None:
     # THEN every function, route and event source is read from it
     assert {"OrdersApiFunction", "OrdersConsumerFunction", "AuthorizerFunction"} <= set(platform.functions)
     assert {(r.method, r.path) for r in platform.routes} >= {
-        ("POST", "/v1/orders"), ("GET", "/v1/orders/{order_id}"), ("DELETE", "/v1/orders/{order_id}"),
-        ("GET", "/v1/markets/{symbol}/book"), ("GET", "/health"),
+        ("POST", "/v1/orders"),
+        ("GET", "/v1/orders/{order_id}"),
+        ("DELETE", "/v1/orders/{order_id}"),
+        ("GET", "/v1/markets/{symbol}/book"),
+        ("GET", "/health"),
     }
     health = next(r for r in platform.routes if r.path == "/health")
     assert health.authorizer is None

@@ -16,8 +16,11 @@ def _seen(source, n, attempt):
 
 
 def _count(source, n):
-    items = _table.query(KeyConditionExpression="#s = :s", ExpressionAttributeNames={"#s": "source"},
-                         ExpressionAttributeValues={":s": source})["Items"]
+    items = _table.query(
+        KeyConditionExpression="#s = :s",
+        ExpressionAttributeNames={"#s": "source"},
+        ExpressionAttributeValues={":s": source},
+    )["Items"]
     return sum(1 for i in items if int(i["record"]) == n)
 
 
