@@ -1,35 +1,42 @@
-"""``nexus bench local``: how many orders per second the local platform accepts and fills.
+"""``nexus bench local``: how fast the whole local platform takes orders and fills them.
 
-Starts the whole platform in-process (as ``nexus up --demo``), then sends ``pairs`` crossing
-pairs (a resting sell and a buy that takes it, spread over the demo symbols) over HTTP from
-``clients`` concurrent clients, and reports:
+Starts ``nexus up --demo`` as its own process (on free ports, with its own state folder), so that
+the load generator does not share an interpreter with the platform, and measures over HTTP:
 
-* accepted/s: orders answered ``202`` per second of sending;
-* filled/s: orders whose status reached ``filled`` per second, from the first request until the
-  last order was seen filled (read back from the orders table, the consumers' projection).
+1. round trip: one crossing pair on an idle platform (a resting sell, then a buy that takes it):
+   time from the buy's request until both orders read back ``filled``/``partially_filled``;
+2. throughput: ``pairs`` crossing pairs from ``clients`` concurrent clients:
+   * accepted/s: orders answered ``202`` per second of sending;
+   * filled/s: orders whose status reached ``filled`` per second, from the first request until
+     the last one was seen filled (read back from the orders table every 0.5 s: a lower bound).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import boto3
 
-from nexus.local.demo import create_account
-from nexus.local.runtime import LocalPlatform, Options, free_port, running
+from nexus.local.procs import spawn, stop_process
+from nexus.local.runtime import free_port, wait_until
 
 SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN")
 
 
 @dataclass
 class LocalBenchResult:
+    round_trip_ms: float
     orders: int
     accepted: int
     filled: int
@@ -47,24 +54,65 @@ class LocalBenchResult:
         return self.filled / self.fill_seconds
 
 
-def _post(url: str, key: str, body: dict[str, Any]) -> tuple[int, str, float]:
-    request = urllib.request.Request(url + "/v1/orders", data=json.dumps(body).encode(), method="POST")  # noqa: S310
+def _call(url: str, key: str, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url + path, data=data, method=method)  # noqa: S310 - loopback
     request.add_header("Authorization", f"Bearer {key}")
-    request.add_header("Content-Type", "application/json")
-    started = time.perf_counter()
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310 - loopback
-        payload = json.loads(answer.read())
-        return answer.status, payload["order"]["order_id"], time.perf_counter() - started
+        return answer.status, json.loads(answer.read())
 
 
-def _count_filled(platform: LocalPlatform, ids: set[str]) -> int:
-    client = boto3.client("dynamodb", endpoint_url=platform.aws_endpoint, region_name=platform.options.region)
+class _Platform:
+    """``nexus up --demo`` in a child process."""
+
+    def __init__(self) -> None:
+        self.state = Path(tempfile.mkdtemp(prefix="nexus-bench-"))
+        self.api_port, self.aws_port = free_port(), free_port()
+        env = {**os.environ, "NEXUS_STATE_DIR": str(self.state)}
+        for key in ("AWS_ENDPOINT_URL", "REDIS_URL"):
+            env.pop(key, None)
+        command = [sys.executable, "-m", "nexus.cli", "up", "--demo", "--stage", "bench",
+                   "--port", str(self.api_port), "--aws-port", str(self.aws_port)]  # fmt: skip
+        self.process = spawn(command, env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.api_port}"
+        self.aws = f"http://127.0.0.1:{self.aws_port}"
+        wait_until(lambda: (self.state / "runtime.json").exists(), 120, "nexus up")
+        accounts = json.loads((self.state / "demo-accounts.json").read_text())
+        self.keys = [a["api_key"] for a in accounts]
+
+    def orders_table(self) -> str:
+        return "nexus-bench-orders"
+
+    def stop(self) -> None:
+        stop_process(self.process, 15)
+
+
+def _order_status(platform: _Platform, key: str, order_id: str) -> str:
+    return str(_call(platform.url, key, "GET", f"/v1/orders/{order_id}")[1]["order"]["status"])
+
+
+def _round_trip(platform: _Platform) -> float:
+    seller, buyer = platform.keys
+    sell = {"symbol": "AAPL", "side": "sell", "type": "limit", "quantity": "1", "price": "99.00"}
+    _, placed = _call(platform.url, seller, "POST", "/v1/orders", sell)
+    sell_id = placed["order"]["order_id"]
+    wait_until(lambda: _order_status(platform, seller, sell_id) == "new", 30, "resting sell")
+    started = time.perf_counter()
+    _, placed = _call(platform.url, buyer, "POST", "/v1/orders", {**sell, "side": "buy"})
+    buy_id = placed["order"]["order_id"]
+    wait_until(lambda: _order_status(platform, buyer, buy_id) == "filled"
+               and _order_status(platform, seller, sell_id) == "filled", 30, "fill")  # fmt: skip
+    return (time.perf_counter() - started) * 1000
+
+
+def _count_filled(platform: _Platform, ids: set[str]) -> int:
+    client = boto3.client("dynamodb", endpoint_url=platform.aws, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
     filled = 0
-    kwargs: dict[str, Any] = {
-        "TableName": platform.table("OrdersTable"),
-        "ProjectionExpression": "order_id, #s",
-        "ExpressionAttributeNames": {"#s": "status"},
-    }
+    kwargs: dict[str, Any] = {"TableName": platform.orders_table(), "ProjectionExpression": "order_id, #s",
+                              "ExpressionAttributeNames": {"#s": "status"}}  # fmt: skip
     while True:
         page = client.scan(**kwargs)
         filled += sum(1 for i in page["Items"] if i["order_id"]["S"] in ids and i["status"]["S"] == "filled")
@@ -73,34 +121,28 @@ def _count_filled(platform: LocalPlatform, ids: set[str]) -> int:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def run(pairs: int = 200, clients: int = 8, timeout: float = 120.0) -> LocalBenchResult:
-    options = Options(
-        api_port=free_port(), aws_port=free_port(), stage="bench", demo=True, write_state=False, api_concurrency=clients
-    )
-    with running(options) as platform:
-        seller = create_account(platform.table, "Bench Seller", Decimal("100000000.00"))["api_key"]
-        buyer = create_account(platform.table, "Bench Buyer", Decimal("100000000.00"))["api_key"]
-        orders: list[tuple[str, dict[str, Any]]] = []
+def run(pairs: int = 200, clients: int = 4, timeout: float = 300.0) -> LocalBenchResult:
+    platform = _Platform()
+    try:
+        seller, buyer = platform.keys
+        with ThreadPoolExecutor(clients) as pool:  # start the API's execution environments first
+            list(pool.map(lambda _: _call(platform.url, seller, "GET", "/v1/orders"), range(clients * 4)))
+        round_trip = min(_round_trip(platform) for _ in range(3))
+        orders = []
         for i in range(pairs):
-            symbol, price = SYMBOLS[i % len(SYMBOLS)], "100.00"  # every sell meets a buy
-            orders.append(
-                (seller, {"symbol": symbol, "side": "sell", "type": "limit", "quantity": "1", "price": price})
-            )
-            orders.append((buyer, {"symbol": symbol, "side": "buy", "type": "limit", "quantity": "1", "price": price}))
-        # start every API execution environment first, so that the figures are not cold starts
-        warm = urllib.request.Request(platform.api_url + "/v1/orders", headers={"Authorization": f"Bearer {seller}"})  # noqa: S310
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(lambda _: urllib.request.urlopen(warm).read(), range(clients * 4)))  # noqa: S310
+            order = {"symbol": SYMBOLS[i % len(SYMBOLS)], "type": "limit", "quantity": "1", "price": "100.00"}
+            orders += [(seller, {**order, "side": "sell"}), (buyer, {**order, "side": "buy"})]
         ids: set[str] = set()
         latencies: list[float] = []
         lock = threading.Lock()
 
         def send(item: tuple[str, dict[str, Any]]) -> None:
-            status, order_id, seconds = _post(platform.api_url, *item)
+            begun = time.perf_counter()
+            status, body = _call(platform.url, item[0], "POST", "/v1/orders", item[1])
             with lock:
+                latencies.append(time.perf_counter() - begun)
                 if status == 202:
-                    ids.add(order_id)
-                latencies.append(seconds)
+                    ids.add(body["order"]["order_id"])
 
         started = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
@@ -111,10 +153,13 @@ def run(pairs: int = 200, clients: int = 8, timeout: float = 120.0) -> LocalBenc
             filled = _count_filled(platform, ids)
             if filled >= len(ids):
                 break
-            time.sleep(0.05)
+            time.sleep(0.5)  # a scan of the orders table costs the emulated AWS: not too often
         done = time.perf_counter()
+    finally:
+        platform.stop()
     latencies.sort()
     return LocalBenchResult(
+        round_trip_ms=round_trip,
         orders=len(orders),
         accepted=len(ids),
         filled=filled,

@@ -31,6 +31,7 @@ from typing import Any
 
 import redis
 from nexus_common import aws
+from nexus_common.instrument_store import DynamoInstruments
 from nexus_common.instruments import Instrument
 from nexus_common.settings import NexusSettings, load_settings
 from pydantic import Field
@@ -51,31 +52,12 @@ class EngineSettings(NexusSettings):
     redis_url: str
     engine_snapshot_every: int = Field(gt=0)
     engine_snapshot_seconds: float = Field(gt=0)
-    engine_poll_seconds: float = Field(default=0.02, gt=0)
+    engine_poll_seconds: float = Field(default=0.01, gt=0)  # first wait on idle shards
+    engine_poll_max_seconds: float = Field(default=0.1, gt=0)  # idle waits double up to this
 
 
 def load_instruments(table_name: str) -> dict[str, Instrument]:
-    table = aws.dynamodb_table(table_name)
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {}
-    while True:
-        page = table.scan(**kwargs)
-        items.extend(page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    instruments = {}
-    for item in items:
-        instrument = Instrument(
-            symbol=str(item["symbol"]),
-            name=str(item.get("name", "")),
-            currency=str(item.get("currency", "USD")),
-            tick_size=Decimal(str(item["tick_size"])),
-            lot_size=Decimal(str(item["lot_size"])),
-            status=str(item.get("status", "active")),
-        )
-        instruments[instrument.symbol] = instrument
-    return instruments
+    return {instrument.symbol: instrument for instrument in DynamoInstruments(table_name).list_all()}
 
 
 class EventPublisher:
@@ -149,6 +131,7 @@ class EngineProcess:
         self.applied_since_snapshot = 0
         self.last_snapshot = time.monotonic()
         self.commands_applied = 0
+        self.instruments_read_at = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -178,11 +161,15 @@ class EngineProcess:
 
     def run(self) -> None:
         assert self.engine is not None, "start() first"
+        idle = self.settings.engine_poll_seconds
         while not self.stop_event.is_set():
             applied = self.step()
-            if not applied:
+            if applied:
+                idle = self.settings.engine_poll_seconds
+            else:
                 self.maybe_snapshot(force=False)
-                self.stop_event.wait(self.settings.engine_poll_seconds)
+                self.stop_event.wait(idle)
+                idle = min(idle * 2, self.settings.engine_poll_max_seconds)
         self.maybe_snapshot(force=True)
         log.info("engine stopped after %d commands", self.commands_applied)
 
@@ -205,6 +192,7 @@ class EngineProcess:
                     log.error("unreadable command %s on %s skipped", record["SequenceNumber"], shard_id)
                     command = None
                 if isinstance(command, dict):
+                    self._know_symbol(command.get("symbol"))
                     for event in self.engine.process(command):
                         by_symbol[event["symbol"]].append(event)
                 self.positions[shard_id] = record["SequenceNumber"]
@@ -216,6 +204,22 @@ class EngineProcess:
         if applied:
             self.maybe_snapshot(force=False)
         return applied
+
+    def _know_symbol(self, symbol: object) -> None:
+        """A command for a symbol listed after the engine started: read the instruments again
+        (at most once a second). The orders API admits a symbol only once it is listed, so the
+        listing is in the table before its first command reaches the engine."""
+        assert self.engine is not None
+        if not isinstance(symbol, str) or symbol in self.instruments:
+            return
+        if time.monotonic() - self.instruments_read_at < 1.0:
+            return
+        self.instruments_read_at = time.monotonic()
+        for instrument in load_instruments(self.settings.instruments_table).values():
+            if instrument.symbol not in self.instruments:
+                self.engine.set_instrument(instrument)
+                self.instruments[instrument.symbol] = instrument
+                log.info("instrument %s listed", instrument.symbol)
 
     def maybe_snapshot(self, *, force: bool) -> None:
         assert self.engine is not None

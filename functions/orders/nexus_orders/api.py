@@ -10,7 +10,7 @@ from nexus_common.http import (
     parse_body,
     parse_query,
 )
-from nexus_common.instrument_store import DynamoInstruments
+from nexus_common.instrument_store import CachedInstruments, DynamoInstruments
 from nexus_common.logging import get_logger
 from nexus_common.settings import lazy, lazy_settings
 
@@ -24,6 +24,7 @@ logger = get_logger()
 install_error_handling(app, logger)
 
 settings = lazy_settings(OrdersApiSettings)
+INSTRUMENT_TTL_SECONDS = 5.0  # a halt reaches order entry within this; the engine checks halts too
 
 
 @lazy
@@ -31,7 +32,7 @@ def service() -> OrderService:
     config = settings()
     return OrderService(
         orders=DynamoOrderRepository(config.orders_table),
-        instruments=DynamoInstruments(config.instruments_table),
+        instruments=CachedInstruments(DynamoInstruments(config.instruments_table), INSTRUMENT_TTL_SECONDS),
         commands=KinesisCommandPublisher(config.order_commands_stream),
     )
 

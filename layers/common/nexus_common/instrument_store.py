@@ -7,7 +7,8 @@ so the format lives in one place.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -80,3 +81,32 @@ class DynamoInstruments:
                 batch.put_item(Item=instrument_to_item(instrument))
                 count += 1
         return count
+
+
+class CachedInstruments:
+    """An ``InstrumentLookup`` that remembers what it found for ``ttl_seconds``.
+
+    Instruments are reference data read on every order; a warm function keeps them briefly
+    instead of reading the table each time. A change (a halt) reaches order entry within the
+    TTL; the matching engine checks halts itself, so nothing trades on a halted symbol meanwhile.
+    Unknown symbols are not remembered: a listing takes effect at once."""
+
+    def __init__(
+        self, source: InstrumentLookup, ttl_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.source = source
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+        self._found: dict[str, tuple[float, Instrument]] = {}
+
+    def get(self, symbol: str) -> Instrument | None:
+        now = self.clock()
+        cached = self._found.get(symbol)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        instrument = self.source.get(symbol)
+        if instrument is not None:
+            self._found[symbol] = (now + self.ttl_seconds, instrument)
+        else:
+            self._found.pop(symbol, None)
+        return instrument
