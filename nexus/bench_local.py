@@ -29,7 +29,7 @@ from typing import Any
 import boto3
 
 from nexus.local.procs import spawn, stop_process
-from nexus.local.runtime import free_port, wait_until
+from nexus.local.runtime import LOCAL_CREDENTIALS, free_port, wait_until
 
 SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN")
 
@@ -108,8 +108,8 @@ def _round_trip(platform: _Platform) -> float:
 
 
 def _count_filled(platform: _Platform, ids: set[str]) -> int:
-    client = boto3.client("dynamodb", endpoint_url=platform.aws, region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+    credentials = {k.lower(): v for k, v in LOCAL_CREDENTIALS.items()}  # the emulation's dummy keys
+    client = boto3.client("dynamodb", endpoint_url=platform.aws, region_name="us-east-1", **credentials)
     filled = 0
     kwargs: dict[str, Any] = {"TableName": platform.orders_table(), "ProjectionExpression": "order_id, #s",
                               "ExpressionAttributeNames": {"#s": "status"}}  # fmt: skip
