@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from nexus import cli_engine, cli_money
 from nexus.local import runtime
 
 app = typer.Typer(
@@ -49,7 +50,7 @@ def up(
     port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8000,
     aws_port: Annotated[int, typer.Option(help="Port of the embedded moto server.")] = 4566,
     stage: Annotated[str, typer.Option(help="The template's Stage parameter.")] = "local",
-    engines: Annotated[int, typer.Option(min=1, max=4, help="Matching engine processes.")] = 1,
+    engines: Annotated[int, typer.Option(min=1, max=1, help="Matching engine processes (one until leader election).")] = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the platform: AWS emulation, Redis, the template's resources, functions, event
@@ -142,6 +143,10 @@ def bench_local(
                f"clients in {result.send_seconds:.2f} s (POST p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms)")
     typer.echo(f"  filled      {result.filled_per_s:7.1f} orders/s   {result.filled} orders filled "
                f"{result.fill_seconds:.2f} s after the first request")
+
+
+cli_engine.register(app, bench_app)
+cli_money.register(app, bench_app)
 
 
 def main() -> None:
