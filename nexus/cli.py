@@ -50,7 +50,7 @@ def up(
     port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8000,
     aws_port: Annotated[int, typer.Option(help="Port of the embedded moto server.")] = 4566,
     stage: Annotated[str, typer.Option(help="The template's Stage parameter.")] = "local",
-    engines: Annotated[int, typer.Option(min=1, max=1, help="Matching engine processes (one until leader election).")] = 1,
+    engines: Annotated[int, typer.Option(min=1, max=3, help="Matching engines: one leader, the rest standbys.")] = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the platform: AWS emulation, Redis, the template's resources, functions, event

@@ -322,33 +322,30 @@ class LocalPlatform:
         assert self.platform is not None
         for container in self.platform.containers:
             count = self.options.engines if container.name == "matching" else container.desired_count
-            for index in range(count):
-                command = list(container.command)
-                if command and command[0] in ("python", "python3"):
-                    command[0] = sys.executable
-                process = spawn(
-                    command,
-                    self._container_env(container),
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    bufsize=1,
-                    cwd=str(container.python_path[0]),
-                )
-                ready = threading.Event()
-                thread = threading.Thread(target=_pump, args=(process, container.name, ready), daemon=True)
-                thread.start()
-                self._threads.append(thread)
-                if not ready.wait(60) or process.poll() is not None:
-                    raise RuntimeError(f"container {container.name} did not start")
-                self._containers.append((container, process))
-                log.info(
-                    "container %s #%d from %s (pid %d)",
-                    container.name,
-                    index + 1,
-                    container.context.relative_to(PROJECT_ROOT),
-                    process.pid,
-                )
+            for _ in range(count):
+                self.start_container(container)
+
+    def start_container(self, container: Container) -> subprocess.Popen[Any]:
+        """Start one more process of a container (also used to restart one that died)."""
+        command = list(container.command)
+        if command and command[0] in ("python", "python3"):
+            command[0] = sys.executable
+        process = spawn(command, self._container_env(container), stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, text=True, bufsize=1, cwd=str(container.python_path[0]))  # fmt: skip
+        ready = threading.Event()
+        thread = threading.Thread(target=_pump, args=(process, container.name, ready), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        if not ready.wait(60) or process.poll() is not None:
+            stop_process(process, 5)
+            raise RuntimeError(f"container {container.name} did not start")
+        self._containers.append((container, process))
+        log.info("container %s (pid %d) from %s", container.name, process.pid,
+                 " + ".join(str(p.relative_to(PROJECT_ROOT)) for p in container.python_path))  # fmt: skip
+        return process
+
+    def container_processes(self, name: str) -> list[subprocess.Popen[Any]]:
+        return [process for container, process in self._containers if container.name == name]
 
     def _start_api(self) -> None:
         assert self.platform is not None and self.lambdas is not None and self.provisioner is not None

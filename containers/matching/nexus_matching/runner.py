@@ -1,8 +1,9 @@
 """The matching engine process: ``order-commands`` in, ``execution-events`` out.
 
-Lifecycle: ``start`` (load instruments, restore the Redis snapshot, open every shard at the
-position after the snapshot), ``run`` (poll, apply, publish, snapshot), ``stop`` (finish the
-batch in hand, publish, snapshot, exit).
+Lifecycle: ``start`` (read the instruments), ``run``: as a standby, wait for the leader lease
+(``nexus_matching.lease``); as the leader, restore the Redis snapshot, open every shard at the
+position after it, then poll, apply, publish and snapshot, renewing the lease; ``stop`` (finish
+the batch in hand, publish, snapshot, hand the lease over, exit).
 
 Guarantees:
 
@@ -14,6 +15,8 @@ Guarantees:
 * A symbol's events of one step travel in one Kinesis record (``{"events": [...]}``), and a
   symbol never has two records in flight: a ``PutRecords`` partial failure is retried before
   anything newer of that symbol is sent, so per-symbol order holds.
+* One leader at a time: events carry the leader's epoch, snapshots are written only while the
+  lease is held, and a leader that finds its lease gone stops at once and becomes a standby.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from nexus_common.settings import NexusSettings, load_settings
 from pydantic import Field
 
 from nexus_matching.engine import MatchingEngine
+from nexus_matching.lease import Lease
 
 log = logging.getLogger("nexus.matching")
 
@@ -52,6 +56,7 @@ class EngineSettings(NexusSettings):
     redis_url: str
     engine_snapshot_every: int = Field(gt=0)
     engine_snapshot_seconds: float = Field(gt=0)
+    engine_lease_ms: int = Field(default=3000, ge=500)  # a dead leader is replaced within about this
     engine_poll_seconds: float = Field(default=0.01, gt=0)  # first wait on idle shards
     engine_poll_max_seconds: float = Field(default=0.1, gt=0)  # idle waits double up to this
 
@@ -123,13 +128,16 @@ class EngineProcess:
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.kinesis = aws.client("kinesis")
         self.publisher = EventPublisher(settings.execution_events_stream)
-        self.snapshot_key = f"nexus:engine:{settings.order_commands_stream}:snapshot"
+        prefix = f"nexus:engine:{settings.order_commands_stream}"
+        self.snapshot_key = f"{prefix}:snapshot"
+        self.lease = Lease(self.redis, prefix, settings.engine_lease_ms)
         self.instruments: dict[str, Instrument] = {}
         self.engine: MatchingEngine | None = None
         self.positions: dict[str, str] = {}
         self.iterators: dict[str, str | None] = {}
         self.applied_since_snapshot = 0
         self.last_snapshot = time.monotonic()
+        self.last_renewal = 0.0
         self.commands_applied = 0
         self.instruments_read_at = 0.0
 
@@ -137,14 +145,29 @@ class EngineProcess:
 
     def start(self) -> None:
         self.instruments = load_instruments(self.settings.instruments_table)
+        log.info("engine %s started: %d instruments; standing by for the lease", self.lease.node,
+                 len(self.instruments))  # fmt: skip
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    @property
+    def is_leader(self) -> bool:
+        return self.engine is not None
+
+    def become_leader(self) -> None:
+        """Restore the last snapshot and open every shard just after it."""
+        self.instruments = load_instruments(self.settings.instruments_table)
         raw = self.redis.get(self.snapshot_key)
         if raw:
             state = json.loads(raw)
             self.engine = MatchingEngine.restore(state["engine"], self.instruments)
             self.positions = dict(state["positions"])
-            log.info("restored snapshot at %s", self.positions)
         else:
             self.engine = MatchingEngine(self.instruments)
+            self.positions = {}
+        self.engine.set_epoch(self.lease.epoch)
+        self.iterators = {}
         shards = self.kinesis.list_shards(StreamName=self.settings.order_commands_stream)["Shards"]
         for shard in shards:
             shard_id = shard["ShardId"]
@@ -154,15 +177,39 @@ class EngineProcess:
             else:
                 args["ShardIteratorType"] = "TRIM_HORIZON"
             self.iterators[shard_id] = self.kinesis.get_shard_iterator(**args)["ShardIterator"]
-        log.info("engine started: %d instruments, %d shards", len(self.instruments), len(shards))
+        self.applied_since_snapshot = 0
+        self.last_snapshot = self.last_renewal = time.monotonic()
+        log.info("engine %s is the leader, epoch %d; replaying %d shard(s) from %s", self.lease.node,
+                 self.lease.epoch, len(shards), self.positions or "the start")  # fmt: skip
 
-    def stop(self) -> None:
-        self.stop_event.set()
+    def step_down(self, why: str) -> None:
+        log.warning("engine %s is no longer the leader (epoch %d): %s", self.lease.node, self.lease.epoch, why)
+        self.engine = None
+        self.lease.epoch = 0
+
+    def keep_lease(self) -> bool:
+        """Renew the lease when a third of its time has passed; False if it is lost."""
+        now = time.monotonic()
+        if now - self.last_renewal < self.settings.engine_lease_ms / 3000:
+            return True
+        if not self.lease.renew():
+            return False
+        self.last_renewal = now
+        return True
 
     def run(self) -> None:
-        assert self.engine is not None, "start() first"
         idle = self.settings.engine_poll_seconds
+        standby_wait = self.settings.engine_lease_ms / 6000
         while not self.stop_event.is_set():
+            if not self.is_leader:
+                if self.lease.try_acquire():
+                    self.become_leader()
+                else:
+                    self.stop_event.wait(standby_wait)
+                continue
+            if not self.keep_lease():
+                self.step_down("lease lost")
+                continue
             applied = self.step()
             if applied:
                 idle = self.settings.engine_poll_seconds
@@ -170,8 +217,10 @@ class EngineProcess:
                 self.maybe_snapshot(force=False)
                 self.stop_event.wait(idle)
                 idle = min(idle * 2, self.settings.engine_poll_max_seconds)
-        self.maybe_snapshot(force=True)
-        log.info("engine stopped after %d commands", self.commands_applied)
+        if self.is_leader:
+            self.maybe_snapshot(force=True)
+            self.lease.release()
+        log.info("engine %s stopped after %d commands", self.lease.node, self.commands_applied)
 
     # -- one step ----------------------------------------------------------------------------
 
@@ -198,6 +247,9 @@ class EngineProcess:
                 self.positions[shard_id] = record["SequenceNumber"]
                 applied += 1
         if by_symbol:
+            if not self.lease.holds():
+                self.step_down("lease lost before publishing")  # the successor replays these commands
+                return 0
             self.publisher.publish(by_symbol, threading.Event())
         self.commands_applied += applied
         self.applied_since_snapshot += applied
@@ -222,8 +274,7 @@ class EngineProcess:
                 log.info("instrument %s listed", instrument.symbol)
 
     def maybe_snapshot(self, *, force: bool) -> None:
-        assert self.engine is not None
-        if not self.applied_since_snapshot:
+        if self.engine is None or not self.applied_since_snapshot:
             return
         due = (
             self.applied_since_snapshot >= self.settings.engine_snapshot_every
@@ -231,8 +282,10 @@ class EngineProcess:
         )
         if not (due or force):
             return
-        state = {"positions": self.positions, "engine": self.engine.snapshot()}
-        self.redis.set(self.snapshot_key, json.dumps(state, separators=(",", ":")))
+        state = {"positions": self.positions, "epoch": self.lease.epoch, "engine": self.engine.snapshot()}
+        if not self.lease.set_if_leader(self.snapshot_key, json.dumps(state, separators=(",", ":"))):
+            self.step_down("lease lost before the snapshot")
+            return
         self.applied_since_snapshot = 0
         self.last_snapshot = time.monotonic()
 

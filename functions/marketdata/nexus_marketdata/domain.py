@@ -59,6 +59,7 @@ def trade_item(event: TradeEvent) -> dict[str, Any]:
         "price": event.price,
         "quantity": event.quantity,
         "aggressor_side": event.aggressor_side,
+        "epoch": event.epoch,
         "ts": iso(event.ts),
     }
 
@@ -82,6 +83,7 @@ def level_values(event: BookEvent) -> dict[str, Any]:
         "quantity": event.quantity,
         "orders": event.orders,
         "seq": event.seq,
+        "epoch": event.epoch,
         "ts": iso(event.ts),
     }
 

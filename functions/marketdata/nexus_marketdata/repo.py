@@ -33,10 +33,14 @@ class _Table:
 
 class DynamoTrades(_Table):
     def put(self, event: TradeEvent) -> bool:
-        """Append a trade to the tape; False when that (symbol, seq) is already there."""
+        """Append a trade to the tape; False when that (symbol, seq) is already there.
+
+        A later engine leader (higher epoch) replaces what a deposed one wrote at that seq."""
         try:
             self.table.put_item(
-                Item=trade_item(event), ConditionExpression="attribute_not_exists(seq)"
+                Item=trade_item(event),
+                ConditionExpression="attribute_not_exists(seq) OR epoch < :epoch",
+                ExpressionAttributeValues={":epoch": event.epoch},
             )
         except Exception as exc:
             if is_condition_failed(exc):
@@ -65,9 +69,12 @@ class DynamoBookLevels(_Table):
             self.table.update_item(
                 Key={"symbol": event.symbol, "level": level_key(event.side, event.price)},
                 UpdateExpression=f"SET {assignments}",
-                ConditionExpression="attribute_not_exists(#seq) OR #seq < :seq",
-                ExpressionAttributeNames={**names, "#seq": "seq"},
-                ExpressionAttributeValues={**attrs, ":seq": event.seq},
+                ConditionExpression=(
+                    "(attribute_not_exists(#seq) OR #seq < :seq) AND "
+                    "(attribute_not_exists(#epoch) OR #epoch <= :epoch)"
+                ),
+                ExpressionAttributeNames={**names, "#seq": "seq", "#epoch": "epoch"},
+                ExpressionAttributeValues={**attrs, ":seq": event.seq, ":epoch": event.epoch},
             )
         except Exception as exc:
             if is_condition_failed(exc):

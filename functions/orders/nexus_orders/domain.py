@@ -268,6 +268,7 @@ class OrderChange:
     seq: int
     event_id: str
     values: dict[str, Any]
+    epoch: int = 0  # the engine leader's fencing token: an older leader's event changes nothing
     remove: tuple[str, ...] = ()
     notify: str | None = None  # notification kind, when the account should hear of it
     extra: dict[str, Any] = field(default_factory=dict)
@@ -361,6 +362,7 @@ def _change(
         account_id=account_id,
         seq=event.seq,
         event_id=event.event_id,
+        epoch=event.epoch,
         values={**values, "updated_at": iso(event.ts)},
         remove=remove,
         notify=notify,

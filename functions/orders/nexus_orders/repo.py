@@ -116,9 +116,9 @@ class DynamoOrderRepository:
         return order_from_item(result["Attributes"])
 
     def apply(self, change: OrderChange) -> ApplyResult:
-        names: dict[str, str] = {"#last_seq": "last_seq"}
-        values: dict[str, Any] = {":seq": change.seq}
-        sets = ["#last_seq = :seq"]
+        names: dict[str, str] = {"#last_seq": "last_seq", "#last_epoch": "last_epoch"}
+        values: dict[str, Any] = {":seq": change.seq, ":epoch": change.epoch}
+        sets = ["#last_seq = :seq", "#last_epoch = :epoch"]
         to_remove = list(change.remove)
         for i, (name, value) in enumerate(sorted(change.values.items())):
             if value is None:
@@ -138,9 +138,12 @@ class DynamoOrderRepository:
             result = self.table.update_item(
                 Key={"order_id": change.order_id},
                 UpdateExpression=expression,
+                # A newer seq, from the same or a later engine leader (epoch): replays and
+                # redeliveries (older seq) and a deposed leader's events (older epoch) are dropped.
                 ConditionExpression=(
                     "attribute_exists(order_id) AND "
-                    "(attribute_not_exists(#last_seq) OR #last_seq < :seq)"
+                    "(attribute_not_exists(#last_seq) OR #last_seq < :seq) AND "
+                    "(attribute_not_exists(#last_epoch) OR #last_epoch <= :epoch)"
                 ),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,

@@ -191,3 +191,14 @@ def test_the_consumer_stops_at_the_first_failed_record(world: World) -> None:
     assert len(response["batchItemFailures"]) == 2
     (level,) = world.levels.scan()["Items"]
     assert level["seq"] == 1  # record 2 failed as a whole: its first event was not applied
+
+
+def test_a_deposed_engine_leader_cannot_change_the_book_or_the_tape(world: World) -> None:
+    # GIVEN a level written by engine leader epoch 2
+    world.handle({"events": [{**book(7, "sell", "101.50", "60"), "epoch": 2}]})
+    # WHEN the old leader (epoch 1) publishes a newer seq for that level
+    world.handle({"events": [{**book(9, "sell", "101.50", "999", 3), "epoch": 1}]})
+    # THEN the level is as the current leader left it
+    status, body = world.get("/v1/markets/{symbol}/book", "AAPL")
+    assert status == 200
+    assert [(a["price"], a["quantity"]) for a in body["asks"]] == [("101.5", "60")]

@@ -236,3 +236,21 @@ def test_the_batch_stops_at_the_first_failed_record(
     ]
     assert world.item(maker)["status"] == "new"
     assert world.item(taker)["status"] == "pending_new"
+
+
+def test_a_deposed_engine_leaders_events_change_nothing(world: World, two_orders: tuple[str, str]) -> None:
+    # GIVEN a maker order whose last event came from engine leader epoch 2
+    maker, taker = two_orders
+    cancel_by_new_leader = event(
+        5, type="cancelled", order_id=maker, account_id="acc_maker", remaining_quantity="100", reason="user"
+    )
+    world.handle({"events": [{**cancel_by_new_leader, "epoch": 2}]})
+    assert world.item(maker)["status"] == "cancelled"
+    # WHEN a paused old leader (epoch 1) wakes up and publishes a fill with a newer seq
+    stale = {"events": [{**e, "epoch": 1, "seq": e["seq"] + 10, "event_id": f"AAPL-{e['seq'] + 10}"}
+                        for e in fill_payload(maker, taker)["events"]]}  # fmt: skip
+    assert world.handle(stale) == {"batchItemFailures": []}
+    # THEN the order keeps the state the current leader gave it
+    item = world.item(maker)
+    assert item["status"] == "cancelled" and item["filled_quantity"] == 0
+    assert (item["last_seq"], item["last_epoch"]) == (5, 2)
