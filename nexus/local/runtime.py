@@ -318,12 +318,37 @@ class LocalPlatform:
         env["PYTHONPATH"] = os.pathsep.join(str(p) for p in container.python_path)
         return env
 
+    def _desired(self, container: Container) -> int:
+        return self.options.engines if container.name == "matching" else container.desired_count
+
     def _start_containers(self) -> None:
         assert self.platform is not None
         for container in self.platform.containers:
-            count = self.options.engines if container.name == "matching" else container.desired_count
-            for _ in range(count):
+            for _ in range(self._desired(container)):
                 self.start_container(container)
+        thread = threading.Thread(target=self._supervise, name="ecs-service-scheduler", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _supervise(self) -> None:
+        """What the ECS service scheduler does: replace a task that stopped, so each service
+        keeps its desired count (a killed engine comes back, as a standby if another leads)."""
+        assert self.platform is not None
+        while not self._stop.wait(1.0):
+            for container in self.platform.containers:
+                live = [p for p in self.container_processes(container.name) if p.poll() is None]
+                for process in self.container_processes(container.name):
+                    if process.poll() is not None:
+                        log.warning("container %s (pid %d) exited with %s; replacing it", container.name,
+                                    process.pid, process.returncode)  # fmt: skip
+                        self._containers.remove((container, process))
+                for _ in range(self._desired(container) - len(live)):
+                    if self._stop.is_set():
+                        return
+                    try:
+                        self.start_container(container)
+                    except RuntimeError as exc:
+                        log.error("%s", exc)
 
     def start_container(self, container: Container) -> subprocess.Popen[Any]:
         """Start one more process of a container (also used to restart one that died)."""
