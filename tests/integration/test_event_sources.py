@@ -8,6 +8,7 @@ import itertools
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from helpers import eventually
 
 from nexus.local.lambdas import LocalLambda, worker_base_env
 from nexus.local.model import Platform, build_platform
-from nexus.local.pollers import MemoryCheckpoints, SqsMapping, StreamMapping
+from nexus.local.pollers import MemoryCheckpoints, ScheduleMapping, SqsMapping, StreamMapping
 from nexus.local.provision import AwsClients, load
 
 FIXTURE = Path(__file__).parent / "esm_fixture" / "template.yaml"
@@ -139,6 +140,22 @@ def test_sqs_reported_failure_is_redriven_to_the_dlq_after_max_receive_count(har
     assert [m["n"] for m in dead] == [2]
     assert sorted(a for n, a in seen if n == 1) == [1]
     assert sorted(a for n, a in seen if n == 2) == [1, 2]
+
+
+def test_schedule_invokes_its_function_at_each_due_time(harness: Harness) -> None:
+    # GIVEN a rate(1 minute) schedule and a clock that moves a minute at every reading
+    start = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
+    readings = itertools.count()
+
+    def clock() -> datetime:
+        return start + timedelta(minutes=next(readings))
+
+    (source,) = harness.platform.event_sources("Schedule")
+    ScheduleMapping(harness.lambdas, source, "us-east-1", harness.provisioner.account_id, harness.stop, clock).start()
+    # WHEN time passes THEN the function receives one scheduled event per due minute, in order
+    seen = eventually(lambda: harness.seen("schedule"), lambda s: len(s) >= 3)
+    minutes = [n for n, _ in seen]
+    assert minutes[:3] == sorted(minutes[:3]) and len(set(minutes)) == len(minutes)
 
 
 def test_a_function_sees_only_the_environment_its_template_gives_it(harness: Harness) -> None:

@@ -55,5 +55,12 @@ def sqs_handler(event, context):
     return {"batchItemFailures": failures}
 
 
+def schedule_handler(event, context):
+    assert event["detail-type"] == "Scheduled Event" and event["source"] == "aws.events"
+    minute = int(event["time"][14:16])
+    _seen("schedule", minute, 1)
+    return {}
+
+
 def env_handler(event, context):
     return {"env": sorted(k for k in os.environ if k.endswith("_TABLE"))}
