@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nexus_common import aws
-from nexus_common.dynamo import is_condition_failed
+from nexus_common.dynamo import LazyTable, is_condition_failed
 from nexus_common.events import BookEvent, TradeEvent
 
 from nexus_marketdata.domain import (
@@ -19,19 +18,7 @@ from nexus_marketdata.domain import (
 )
 
 
-class _Table:
-    def __init__(self, table_name: str, table: Any = None) -> None:
-        self.table_name = table_name
-        self._table = table
-
-    @property
-    def table(self) -> Any:
-        if self._table is None:
-            self._table = aws.dynamodb_table(self.table_name)
-        return self._table
-
-
-class DynamoTrades(_Table):
+class DynamoTrades(LazyTable):
     def put(self, event: TradeEvent) -> bool:
         """Append a trade to the tape; False when that (symbol, seq) is already there.
 
@@ -58,7 +45,7 @@ class DynamoTrades(_Table):
         return list(page.get("Items", []))
 
 
-class DynamoBookLevels(_Table):
+class DynamoBookLevels(LazyTable):
     def apply(self, event: BookEvent) -> bool:
         """Set one level to its new aggregate unless a newer (or the same) seq is there."""
         values = level_values(event)

@@ -51,3 +51,22 @@ def deserialize(item: dict[str, Any]) -> dict[str, Any]:
 
     deserializer = TypeDeserializer()
     return {key: deserializer.deserialize(value) for key, value in item.items()}
+
+
+class LazyTable:
+    """Base of a data-access class over one DynamoDB table, given by its physical name.
+
+    The boto3 ``Table`` is made on first use (nothing at import or construction), or given
+    (tests pass one)."""
+
+    def __init__(self, table_name: str, table: Any = None) -> None:
+        self.table_name = table_name
+        self._table = table
+
+    @property
+    def table(self) -> Any:
+        if self._table is None:
+            from nexus_common import aws  # boto3 only where data is accessed
+
+            self._table = aws.dynamodb_table(self.table_name)
+        return self._table

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any, Protocol
 
+from nexus_common.dynamo import LazyTable
 from nexus_common.instruments import Instrument
 
 
@@ -41,20 +42,8 @@ def instrument_from_item(item: dict[str, Any]) -> Instrument:
     )
 
 
-class DynamoInstruments:
+class DynamoInstruments(LazyTable):
     """Read and write instruments in a DynamoDB table given by its physical name."""
-
-    def __init__(self, table_name: str, table: Any = None) -> None:
-        self.table_name = table_name
-        self._table = table
-
-    @property
-    def table(self) -> Any:
-        if self._table is None:
-            from nexus_common import aws  # boto3 only where data is accessed
-
-            self._table = aws.dynamodb_table(self.table_name)
-        return self._table
 
     def get(self, symbol: str) -> Instrument | None:
         if not symbol or len(symbol) > 64:
