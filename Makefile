@@ -30,6 +30,7 @@ lint: $(STAMP)
 
 ## bench: the benchmarks the issues ask for (figures printed, nothing asserted)
 bench: $(STAMP)
+	$(BIN)/nexus bench matching
 	$(BIN)/nexus bench local
 
 ## build / deploy: SAM, on a machine with the SAM CLI, Docker and AWS credentials

@@ -1,7 +1,9 @@
 """The order book of one instrument, on integers only.
 
 Prices are integer ticks and quantities integer lots (the engine converts at its boundary with
-``nexus_common.instruments.Instrument``); nothing here knows about decimals, events or I/O.
+``nexus_common.instruments.Instrument``); nothing here knows about decimals, events or I/O. The
+matching loop itself lives in the engine (it interleaves self-trade prevention, icebergs and OCO
+groups with the fills); this module is the data structure.
 
 Structure, chosen for speed:
 
@@ -11,11 +13,18 @@ Structure, chosen for speed:
 * a ``BookSide`` maps a *key* to its ``Level`` and keeps the keys in a list sorted ascending,
   with the best level at the end: ``key = price`` for bids and ``key = -price`` for asks. The
   best level is therefore always ``keys[-1]``, removing it is ``list.pop()``, and a new level is
-  placed with ``bisect.insort``;
+  placed with ``bisect.insort``. Since prices are positive, a key also tells the side (bids
+  ``> 0``, asks ``< 0``), and sorting keys descending lists bids best first, then asks best first;
 * ``OrderBook.orders`` indexes the resting orders by id, for O(1) cancel.
 
-Price-time priority: the best price trades first; within a price, the order that arrived first.
-A trade happens at the resting (maker) order's price.
+An order's open quantity is ``remaining + hidden``: ``remaining`` is the part shown in the book
+(all of it, for an ordinary order), ``hidden`` the reserve of an iceberg order, which refreshes
+the shown slice (``peak`` lots, at the back of the queue) each time it is used up. A level's
+``qty`` counts shown lots only.
+
+Price-time priority: the best price trades first; within a price, the order that arrived first
+(an iceberg's refreshed slice counts as a new arrival). A trade happens at the resting (maker)
+order's price.
 """
 
 from __future__ import annotations
@@ -24,35 +33,67 @@ from bisect import bisect_left, insort
 from collections.abc import Iterator
 from typing import Final
 
-# A limit key below every real key: a market order crosses every level.
-_NO_LIMIT: Final = -(1 << 128)
+# A limit key below every real key: a taker without a limit crosses every level.
+NO_LIMIT: Final = -(1 << 128)
 
-# One fill of a match: the maker order (its counters already updated) and the lots traded.
-Fill = tuple["Order", int]
+# Order kinds.
+LIMIT: Final = 0
+MARKET: Final = 1
+STOP: Final = 2
+STOP_LIMIT: Final = 3
+KIND_NAMES: Final = ("limit", "market", "stop", "stop_limit")
 
-# One order in a snapshot: [order_id, account_id, price_ticks, remaining_lots, filled_lots,
-# filled_notional, time_in_force]. Side and queue position are given by where the row sits.
-OrderRow = list[str | int]
+# Self-trade prevention modes (0: none).
+STP_NONE: Final = 0
+STP_CANCEL_NEWEST: Final = 1
+STP_CANCEL_OLDEST: Final = 2
+STP_CANCEL_BOTH: Final = 3
+STP_DECREMENT: Final = 4
+STP_NAMES: Final = (None, "cancel_newest", "cancel_oldest", "cancel_both", "decrement")
+
+# Order states.
+NEW: Final = 0
+RESTING: Final = 1
+PENDING: Final = 2  # an untriggered stop
+DONE: Final = 3
+
+# One order in a snapshot (see ``Order.to_row``).
+OrderRow = list[str | int | None]
 
 
 class Order:
     """An order on integers. Resting orders are linked into their price level's queue.
 
-    ``notional`` is the exact filled notional in units of ``tick_size * lot_size``: the sum of
-    ``price_ticks * lots`` over the order's fills.
+    ``quantity`` is the order's total (filled included; lowered by a replace, an OCO sibling's
+    fill or a self-trade decrement); ``filled + remaining + hidden <= quantity``, with equality
+    while the order is live. ``notional`` is the exact filled notional in units of
+    ``tick_size * lot_size``: the sum of ``price_ticks * lots`` over the order's fills.
+    ``price`` is 0 for a market or stop order (no limit). ``expire_at`` is in microseconds since
+    the epoch, 0 for none. ``arrival`` orders stops and expiries deterministically.
     """
 
     __slots__ = (
         "account_id",
+        "arrival",
+        "expire_at",
         "filled",
+        "group",
+        "hidden",
         "is_buy",
+        "kind",
         "level",
         "next",
         "notional",
         "order_id",
+        "peak",
+        "post_only",
         "prev",
         "price",
+        "quantity",
         "remaining",
+        "state",
+        "stop_price",
+        "stp",
         "tif",
     )
 
@@ -61,9 +102,20 @@ class Order:
     is_buy: bool
     price: int
     remaining: int
+    hidden: int
+    peak: int
     filled: int
     notional: int
+    quantity: int
     tif: str
+    kind: int
+    stop_price: int
+    stp: int
+    post_only: bool
+    expire_at: int
+    arrival: int
+    state: int
+    group: OcoGroup | None
     level: Level | None
     prev: Order | None
     next: Order | None
@@ -75,18 +127,37 @@ class Order:
         is_buy: bool,
         price: int,
         remaining: int,
-        tif: str,
+        tif: str = "gtc",
         filled: int = 0,
         notional: int = 0,
+        *,
+        kind: int = LIMIT,
+        stop_price: int = 0,
+        stp: int = STP_NONE,
+        peak: int = 0,
+        post_only: bool = False,
+        expire_at: int = 0,
+        arrival: int = 0,
     ) -> None:
         self.order_id = order_id
         self.account_id = account_id
         self.is_buy = is_buy
-        self.price = price  # ticks; 0 for a market order (never rests)
-        self.remaining = remaining  # open lots
-        self.filled = filled  # filled lots
+        self.price = price
+        self.remaining = remaining
+        self.hidden = 0
+        self.peak = peak
+        self.filled = filled
         self.notional = notional
+        self.quantity = filled + remaining
         self.tif = tif
+        self.kind = kind
+        self.stop_price = stop_price
+        self.stp = stp
+        self.post_only = post_only
+        self.expire_at = expire_at
+        self.arrival = arrival
+        self.state = NEW
+        self.group = None
         self.level = None
         self.prev = None
         self.next = None
@@ -94,13 +165,98 @@ class Order:
     def __repr__(self) -> str:
         side = "buy" if self.is_buy else "sell"
         return (
-            f"Order({self.order_id!r}, {side}, price={self.price}, "
-            f"remaining={self.remaining}, filled={self.filled})"
+            f"Order({self.order_id!r}, {side}, {KIND_NAMES[self.kind]}, price={self.price}, "
+            f"remaining={self.remaining}, hidden={self.hidden}, filled={self.filled})"
         )
+
+    @property
+    def open(self) -> int:
+        return self.remaining + self.hidden
+
+    def to_row(self) -> OrderRow:
+        """``[order_id, account_id, side, kind, price, stop_price, quantity, remaining, hidden,
+        peak, filled, notional, tif, stp, post_only, expire_at, arrival, group_id]``."""
+        return [
+            self.order_id,
+            self.account_id,
+            1 if self.is_buy else 0,
+            self.kind,
+            self.price,
+            self.stop_price,
+            self.quantity,
+            self.remaining,
+            self.hidden,
+            self.peak,
+            self.filled,
+            self.notional,
+            self.tif,
+            self.stp,
+            1 if self.post_only else 0,
+            self.expire_at,
+            self.arrival,
+            None if self.group is None else self.group.group_id,
+        ]
+
+    @classmethod
+    def from_row(cls, row: OrderRow) -> Order:
+        """The inverse of ``to_row`` (group links are restored by the engine); ValueError when
+        the row is malformed."""
+        if not isinstance(row, list) or len(row) != 18:
+            raise ValueError(f"malformed order row: {row!r}")
+        (oid, acct, side, kind, price, stop, qty, rem, hidden, peak, filled, notional, tif, stp,
+         post, expire, arrival, group) = row
+        ints = (side, kind, price, stop, qty, rem, hidden, peak, filled, notional, stp, post, expire, arrival)
+        if not (
+            isinstance(oid, str)
+            and isinstance(acct, str)
+            and isinstance(tif, str)
+            and (group is None or isinstance(group, str))
+            and all(type(v) is int for v in ints)
+        ):
+            raise ValueError(f"malformed order row: {row!r}")
+        assert type(price) is int and type(rem) is int and type(hidden) is int and type(filled) is int
+        assert type(qty) is int and type(kind) is int and type(stop) is int and type(stp) is int
+        assert type(peak) is int and type(notional) is int and type(expire) is int
+        assert type(arrival) is int
+        if not (
+            kind in (LIMIT, MARKET, STOP, STOP_LIMIT)
+            and 0 <= stp <= STP_DECREMENT
+            and price >= 0
+            and rem > 0
+            and hidden >= 0
+            and filled >= 0
+            and qty == filled + rem + hidden
+        ):
+            raise ValueError(f"malformed order row: {row!r}")
+        order = cls(
+            oid, acct, side == 1, price, rem, tif, filled, notional,
+            kind=kind, stop_price=stop, stp=stp, peak=peak, post_only=post == 1,
+            expire_at=expire, arrival=arrival,
+        )
+        order.hidden = hidden
+        order.quantity = qty
+        return order
+
+
+class OcoGroup:
+    """Two legs (take-profit limit, stop-loss stop) sharing one quantity: every lot one leg
+    fills is taken off the other."""
+
+    __slots__ = ("group_id", "legs")
+
+    def __init__(self, group_id: str) -> None:
+        self.group_id = group_id
+        self.legs: list[Order] = []
+
+    def sibling(self, order: Order) -> Order | None:
+        for leg in self.legs:
+            if leg is not order and leg.state != DONE:
+                return leg
+        return None
 
 
 class Level:
-    """One price level: a FIFO queue of orders and its aggregates (open lots, order count).
+    """One price level: a FIFO queue of orders and its aggregates (shown lots, order count).
 
     After the level empties and leaves the book the object keeps ``qty == 0`` and
     ``count == 0``, which is exactly the book delta to publish for it.
@@ -200,7 +356,7 @@ class BookSide:
 
 
 class OrderBook:
-    """The book of one symbol: resting limit orders, matching and cancel, on integers."""
+    """The resting limit orders of one symbol, on integers."""
 
     __slots__ = ("asks", "bids", "orders")
 
@@ -222,22 +378,40 @@ class OrderBook:
         keys = self.asks.keys
         return -keys[-1] if keys else None
 
-    def can_fill(self, is_buy: bool, limit: int | None, lots: int) -> bool:
-        """Could a taker on ``is_buy`` with ``limit`` (None: market) fill ``lots`` right now?"""
+    def can_fill(self, is_buy: bool, limit: int | None, lots: int, account_id: str | None = None,
+                 stp: int = STP_NONE) -> bool:
+        """Could a taker on ``is_buy`` with ``limit`` (None: none) fill ``lots`` right now?
+
+        Counts shown and hidden lots. With ``account_id``, meeting an order of that account
+        that self-trade prevention would stop (``stp`` of the taker, or the maker's own) before
+        ``lots`` are reached answers False: such an order cannot fill completely."""
         opposite = self.asks if is_buy else self.bids
-        limit_key = _NO_LIMIT if limit is None else (-limit if is_buy else limit)
+        limit_key = NO_LIMIT if limit is None else (-limit if is_buy else limit)
         levels = opposite.levels
         available = 0
         for key in reversed(opposite.keys):
             if key < limit_key:
                 return False
-            available += levels[key].qty
-            if available >= lots:
-                return True
+            maker = levels[key].head
+            while maker is not None:
+                if account_id is not None and maker.account_id == account_id and (stp or maker.stp):
+                    return False
+                available += maker.remaining + maker.hidden
+                if available >= lots:
+                    return True
+                maker = maker.next
         return False
 
+    def would_take(self, is_buy: bool, price: int) -> bool:
+        """Would a limit order at ``price`` cross the opposite side?"""
+        if is_buy:
+            keys = self.asks.keys
+            return bool(keys) and -keys[-1] <= price
+        keys = self.bids.keys
+        return bool(keys) and keys[-1] >= price
+
     def depth(self, depth: int) -> dict[str, list[tuple[int, int, int]]]:
-        """Aggregated levels, best first: ``(price_ticks, qty_lots, orders)``."""
+        """Aggregated shown levels, best first: ``(price_ticks, qty_lots, orders)``."""
         result: dict[str, list[tuple[int, int, int]]] = {}
         for name, book_side in (("bids", self.bids), ("asks", self.asks)):
             rows: list[tuple[int, int, int]] = []
@@ -253,69 +427,38 @@ class OrderBook:
     def rest(self, order: Order) -> Level:
         """Add a limit order to the book (behind the orders already at its price)."""
         self.orders[order.order_id] = order
-        return (self.bids if order.is_buy else self.asks).append(order)
+        order.state = RESTING
+        # BookSide.append, inlined: this is on the hot path.
+        if order.is_buy:
+            side = self.bids
+            key = order.price
+        else:
+            side = self.asks
+            key = -order.price
+        levels = side.levels
+        level = levels.get(key)
+        if level is None:
+            level = Level(key, order.price)
+            levels[key] = level
+            insort(side.keys, key)
+        tail = level.tail
+        order.prev = tail
+        order.next = None
+        if tail is None:
+            level.head = order
+        else:
+            tail.next = order
+        level.tail = order
+        level.qty += order.remaining
+        level.count += 1
+        order.level = level
+        return level
 
     def cancel(self, order: Order) -> Level:
         """Remove a resting order; returns its level (aggregates already updated)."""
         del self.orders[order.order_id]
+        order.state = DONE
         return (self.bids if order.is_buy else self.asks).unlink(order)
-
-    def match(self, taker: Order, limit: int | None) -> list[Fill]:
-        """Match ``taker`` against the opposite side up to ``limit`` ticks (None: market).
-
-        Updates the counters of the taker and of every maker it meets, takes fully filled makers
-        out of the book, and returns the fills in matching order. Each maker appears at most
-        once, so its counters after the call are its state right after its fill. The taker is
-        not rested here: the caller decides by time in force.
-        """
-        opposite = self.asks if taker.is_buy else self.bids
-        keys = opposite.keys
-        levels = opposite.levels
-        orders = self.orders
-        if limit is None:
-            limit_key = _NO_LIMIT
-        else:
-            limit_key = -limit if taker.is_buy else limit
-        fills: list[Fill] = []
-        remaining = taker.remaining
-        notional = 0
-        while remaining and keys:
-            key = keys[-1]
-            if key < limit_key:
-                break
-            level = levels[key]
-            price = level.price
-            maker = level.head
-            while maker is not None:
-                lots = maker.remaining if maker.remaining <= remaining else remaining
-                remaining -= lots
-                notional += price * lots
-                maker.remaining -= lots
-                maker.filled += lots
-                maker.notional += price * lots
-                level.qty -= lots
-                fills.append((maker, lots))
-                if maker.remaining:
-                    break  # the taker is done; this maker keeps its place at the front
-                del orders[maker.order_id]
-                level.count -= 1
-                nxt = maker.next
-                maker.next = None
-                maker = nxt
-                if not remaining:
-                    break
-            if maker is None:
-                # The level is used up; it is the best one, so it is the last key.
-                level.head = level.tail = None
-                keys.pop()
-                del levels[key]
-            else:
-                maker.prev = None
-                level.head = maker
-        taker.filled += taker.remaining - remaining
-        taker.notional += notional
-        taker.remaining = remaining
-        return fills
 
     # -- snapshot ----------------------------------------------------------------------------
 
@@ -323,21 +466,7 @@ class OrderBook:
         """Resting orders per side in priority order (best level first, FIFO within)."""
         state: dict[str, list[OrderRow]] = {}
         for name, book_side in (("bids", self.bids), ("asks", self.asks)):
-            rows: list[OrderRow] = []
-            for level in book_side.iter_levels():
-                for o in level.orders():
-                    rows.append(
-                        [
-                            o.order_id,
-                            o.account_id,
-                            o.price,
-                            o.remaining,
-                            o.filled,
-                            o.notional,
-                            o.tif,
-                        ]
-                    )
-            state[name] = rows
+            state[name] = [o.to_row() for level in book_side.iter_levels() for o in level.orders()]
         return state
 
     @classmethod
@@ -346,25 +475,12 @@ class OrderBook:
         book = cls()
         for name, is_buy in (("bids", True), ("asks", False)):
             for row in state[name]:
-                order_id, account_id, price, remaining, filled, notional, tif = row
-                if not (
-                    isinstance(order_id, str)
-                    and isinstance(account_id, str)
-                    and isinstance(tif, str)
-                    and type(price) is int
-                    and type(remaining) is int
-                    and type(filled) is int
-                    and type(notional) is int
-                    and price > 0
-                    and remaining > 0
-                    and filled >= 0
-                ):
-                    raise ValueError(f"malformed order row in snapshot: {row!r}")
-                if order_id in book.orders:
-                    raise ValueError(f"duplicate order id in snapshot: {order_id!r}")
-                book.rest(
-                    Order(order_id, account_id, is_buy, price, remaining, tif, filled, notional)
-                )
+                order = Order.from_row(row)
+                if order.is_buy != is_buy or order.kind not in (LIMIT, STOP_LIMIT) or order.price <= 0:
+                    raise ValueError(f"malformed resting order in snapshot: {row!r}")
+                if order.order_id in book.orders:
+                    raise ValueError(f"duplicate order id in snapshot: {order.order_id!r}")
+                book.rest(order)
         best_bid, best_ask = book.best_bid(), book.best_ask()
         if best_bid is not None and best_ask is not None and best_bid >= best_ask:
             raise ValueError("snapshot book is crossed")

@@ -159,13 +159,18 @@ class EngineProcess:
         """Restore the last snapshot and open every shard just after it."""
         self.instruments = load_instruments(self.settings.instruments_table)
         raw = self.redis.get(self.snapshot_key)
+        self.engine, self.positions = None, {}
         if raw:
             state = json.loads(raw)
-            self.engine = MatchingEngine.restore(state["engine"], self.instruments)
-            self.positions = dict(state["positions"])
-        else:
+            try:
+                self.engine = MatchingEngine.restore(state["engine"], self.instruments)
+                self.positions = dict(state["positions"])
+            except (ValueError, KeyError) as exc:
+                # e.g. a snapshot written by an older engine version: the journal alone rebuilds
+                # the same books, as long as the stream still holds it all (7 days' retention)
+                log.warning("snapshot not usable (%s): replaying the whole journal", exc)
+        if self.engine is None:
             self.engine = MatchingEngine(self.instruments)
-            self.positions = {}
         self.engine.set_epoch(self.lease.epoch)
         self.iterators = {}
         shards = self.kinesis.list_shards(StreamName=self.settings.order_commands_stream)["Shards"]

@@ -27,6 +27,11 @@ from nexus_common.money import fmt
 Side = Literal["buy", "sell"]
 OrderType = Literal["limit", "market"]
 TimeInForce = Literal["gtc", "ioc", "fok", "day"]
+# What the matching engine itself takes (a superset of what the HTTP API offers today).
+EngineOrderType = Literal["limit", "market", "stop", "stop_limit"]
+EngineTimeInForce = Literal["gtc", "ioc", "fok", "day", "gtd"]
+# Self-trade prevention: what happens when an order would trade with one of its own account.
+StpMode = Literal["cancel_newest", "cancel_oldest", "cancel_both", "decrement"]
 
 
 def utc_now() -> datetime:
@@ -63,12 +68,18 @@ class NewOrderCommand(_Wire):
     account_id: str
     symbol: str
     side: Side
-    order_type: OrderType
+    order_type: EngineOrderType
     price: Decimal | None = None
     quantity: Decimal
-    time_in_force: TimeInForce = "gtc"
+    time_in_force: EngineTimeInForce = "gtc"
     client_order_id: str | None = None
     ts: AwareDatetime
+    # Engine instructions (all optional; see the engine's module doc and the README).
+    stop_price: Decimal | None = None  # stop and stop_limit: trigger on the last trade price
+    display_quantity: Decimal | None = None  # iceberg: the visible slice
+    post_only: bool = False  # rejected if it would take liquidity
+    stp: StpMode | None = None  # self-trade prevention
+    expire_at: AwareDatetime | None = None  # gtd: the instant the order expires
 
 
 class CancelOrderCommand(_Wire):
@@ -80,8 +91,71 @@ class CancelOrderCommand(_Wire):
     ts: AwareDatetime
 
 
-Command = Annotated[NewOrderCommand | CancelOrderCommand, Field(discriminator="type")]
-COMMAND_ADAPTER: TypeAdapter[NewOrderCommand | CancelOrderCommand] = TypeAdapter(Command)
+class ReplaceOrderCommand(_Wire):
+    """Cancel/replace a live order: new limit price, stop price and/or total quantity (filled
+    included). A lower quantity at the same prices keeps time priority; anything else loses it."""
+
+    type: Literal["replace"] = "replace"
+    command_id: str
+    order_id: str
+    account_id: str
+    symbol: str
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    quantity: Decimal | None = None
+    ts: AwareDatetime
+
+
+class MassCancelCommand(_Wire):
+    """Cancel every live order of an account, in one symbol or (symbol absent) in all."""
+
+    type: Literal["mass_cancel"] = "mass_cancel"
+    command_id: str
+    account_id: str
+    symbol: str | None = None
+    ts: AwareDatetime
+
+
+class OcoOrderCommand(_Wire):
+    """One-cancels-other: a take-profit limit (``price``) and a stop-loss (``stop_price``, with
+    ``stop_limit_price`` a stop-limit, else a stop) on one side for one quantity. The legs are the
+    orders ``{order_id}.tp`` and ``{order_id}.sl``; ``order_id`` names the group."""
+
+    type: Literal["oco"] = "oco"
+    command_id: str
+    order_id: str
+    account_id: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    price: Decimal
+    stop_price: Decimal
+    stop_limit_price: Decimal | None = None
+    time_in_force: Literal["gtc", "day", "gtd"] = "gtc"
+    expire_at: AwareDatetime | None = None
+    stp: StpMode | None = None
+    ts: AwareDatetime
+
+
+class ClockCommand(_Wire):
+    """Time passes: expires DAY/GTD orders due at ``ts`` (of one symbol, or all when absent)."""
+
+    type: Literal["clock"] = "clock"
+    command_id: str
+    symbol: str | None = None
+    ts: AwareDatetime
+
+
+AnyCommand = (
+    NewOrderCommand
+    | CancelOrderCommand
+    | ReplaceOrderCommand
+    | MassCancelCommand
+    | OcoOrderCommand
+    | ClockCommand
+)
+Command = Annotated[AnyCommand, Field(discriminator="type")]
+COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(Command)
 
 
 # -- events ----------------------------------------------------------------------------------
@@ -103,10 +177,16 @@ class AcceptedEvent(EventEnvelope):
     order_id: str
     account_id: str
     side: Side
-    order_type: OrderType
+    order_type: EngineOrderType
     price: Decimal | None = None
     quantity: Decimal
-    time_in_force: TimeInForce
+    time_in_force: EngineTimeInForce
+    stop_price: Decimal | None = None
+    display_quantity: Decimal | None = None
+    post_only: bool = False
+    stp: StpMode | None = None
+    expire_at: AwareDatetime | None = None  # DAY: the session close; GTD: as asked
+    group_id: str | None = None  # the OCO group of a leg
 
 
 class RejectedEvent(EventEnvelope):
@@ -141,7 +221,8 @@ class CancelledEvent(EventEnvelope):
     order_id: str
     account_id: str
     remaining_quantity: Decimal
-    reason: str  # user | ioc | market_no_liquidity | ...
+    # user | ioc | fok | market_no_liquidity | market_protection | self_trade | oco | mass_cancel
+    reason: str
 
 
 class CancelRejectedEvent(EventEnvelope):
@@ -163,6 +244,53 @@ class BookEvent(EventEnvelope):
     orders: int = Field(ge=0)
 
 
+class ExpiredEvent(EventEnvelope):
+    """A DAY or GTD order reached its expiry; its open quantity is gone."""
+
+    type: Literal["expired"] = "expired"
+    order_id: str
+    account_id: str
+    remaining_quantity: Decimal
+    reason: str  # day | gtd
+
+
+class ReplacedEvent(EventEnvelope):
+    """An order's new terms: after a replace command (reason ``user``), an OCO sibling's fill
+    (``oco``) or a self-trade decrement (``self_trade``). ``quantity`` is the new total (filled
+    included), ``remaining_quantity`` the open quantity now."""
+
+    type: Literal["replaced"] = "replaced"
+    order_id: str
+    account_id: str
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    quantity: Decimal
+    remaining_quantity: Decimal
+    kept_priority: bool
+    reason: str
+
+
+class ReplaceRejectedEvent(EventEnvelope):
+    type: Literal["replace_rejected"] = "replace_rejected"
+    order_id: str
+    account_id: str
+    reason: str
+    message: str = ""
+
+
+class TriggeredEvent(EventEnvelope):
+    """A stop or stop-limit order's stop price was reached by the last trade price: it now
+    executes as a market (stop) or limit (stop_limit) order."""
+
+    type: Literal["triggered"] = "triggered"
+    order_id: str
+    account_id: str
+    order_type: EngineOrderType
+    stop_price: Decimal
+    trigger_price: Decimal
+
+
+# The event types every consumer knows (what ``EVENT_ADAPTER`` parses, unchanged) ...
 ExecutionEvent = Annotated[
     AcceptedEvent | RejectedEvent | TradeEvent | CancelledEvent | CancelRejectedEvent | BookEvent,
     Field(discriminator="type"),
@@ -170,6 +298,22 @@ ExecutionEvent = Annotated[
 EVENT_ADAPTER: TypeAdapter[
     AcceptedEvent | RejectedEvent | TradeEvent | CancelledEvent | CancelRejectedEvent | BookEvent
 ] = TypeAdapter(ExecutionEvent)
+
+# ... and every type the engine emits (consumers skip the types they do not know).
+AnyEngineEvent = (
+    AcceptedEvent
+    | RejectedEvent
+    | TradeEvent
+    | CancelledEvent
+    | CancelRejectedEvent
+    | BookEvent
+    | ExpiredEvent
+    | ReplacedEvent
+    | ReplaceRejectedEvent
+    | TriggeredEvent
+)
+EngineEvent = Annotated[AnyEngineEvent, Field(discriminator="type")]
+ENGINE_EVENT_ADAPTER: TypeAdapter[AnyEngineEvent] = TypeAdapter(EngineEvent)
 
 
 def event_id(symbol: str, seq: int) -> str:

@@ -57,38 +57,6 @@ def test_cancelling_the_last_order_drops_the_level() -> None:
     assert queue(book, False, 11) == ["b", "c"]
 
 
-def test_match_walks_levels_and_keeps_a_partly_filled_maker_at_the_front() -> None:
-    # GIVEN asks 10x2, 10x3 (later), 11x5
-    book = OrderBook()
-    book.rest(limit("s1", False, 10, 2))
-    book.rest(limit("s2", False, 10, 3))
-    book.rest(limit("s3", False, 11, 5))
-    # WHEN a buy for 6 up to 11 matches
-    taker = limit("b", True, 11, 6)
-    fills = book.match(taker, 11)
-    # THEN s1 and s2 fill, s3 gives 1 and stays first at 11
-    assert [(m.order_id, lots) for m, lots in fills] == [("s1", 2), ("s2", 3), ("s3", 1)]
-    assert (taker.remaining, taker.filled, taker.notional) == (0, 6, 10 * 5 + 11 * 1)
-    assert (fills[2][0].remaining, fills[2][0].filled, fills[2][0].notional) == (4, 1, 11)
-    assert book.depth(5)["asks"] == [(11, 4, 1)]
-    assert set(book.orders) == {"s3"}
-    # AND a later order at 11 queues behind s3
-    book.rest(limit("s4", False, 11, 1))
-    assert queue(book, False, 11) == ["s3", "s4"]
-
-
-def test_match_stops_at_the_limit_and_market_takes_everything() -> None:
-    book = OrderBook()
-    book.rest(limit("b1", True, 20, 1))
-    book.rest(limit("b2", True, 18, 1))
-    seller = limit("s", False, 19, 5)
-    assert [(m.order_id, n) for m, n in book.match(seller, 19)] == [("b1", 1)]
-    assert seller.remaining == 4
-    market = Order("m", "acct", False, 0, 5, "ioc")
-    assert [(m.order_id, n) for m, n in book.match(market, None)] == [("b2", 1)]
-    assert (market.remaining, book.depth(5)) == (4, {"bids": [], "asks": []})
-
-
 def test_can_fill_counts_only_liquidity_within_the_limit() -> None:
     book = OrderBook()
     book.rest(limit("s1", False, 10, 3))
@@ -101,35 +69,63 @@ def test_can_fill_counts_only_liquidity_within_the_limit() -> None:
     assert not book.can_fill(False, None, 1)
 
 
+def test_can_fill_counts_hidden_lots_and_stops_at_a_self_trade() -> None:
+    book = OrderBook()
+    iceberg = limit("s1", False, 10, 2)
+    iceberg.hidden = 8
+    book.rest(iceberg)
+    other = Order("s2", "me", False, 10, 3, "gtc", stp=1)
+    book.rest(other)
+    assert book.can_fill(True, 10, 13)
+    assert not book.can_fill(True, 10, 14)
+    # an order of the same account that self-trade prevention would stop ends the count
+    assert not book.can_fill(True, 10, 11, "me", 0)
+    assert book.can_fill(True, 10, 10, "me", 0)
+
+
+def test_would_take_compares_with_the_opposite_best() -> None:
+    book = OrderBook()
+    assert not book.would_take(True, 100)
+    book.rest(limit("s1", False, 10, 1))
+    book.rest(limit("b1", True, 8, 1))
+    assert book.would_take(True, 10) and not book.would_take(True, 9)
+    assert book.would_take(False, 8) and not book.would_take(False, 9)
+
+
 def test_state_round_trip_keeps_queue_order_and_counters() -> None:
     book = OrderBook()
     book.rest(limit("b1", True, 9, 2))
     book.rest(limit("b2", True, 9, 1))
     book.rest(limit("b3", True, 8, 1))
-    book.rest(limit("s1", False, 11, 5))
-    book.match(limit("x", True, 11, 2), 11)  # s1 partly filled
+    partly = Order("s1", "acct", False, 11, 3, "gtc", 2, 22, peak=1)
+    partly.hidden = 2
+    partly.remaining = 1
+    partly.quantity = 5
+    book.rest(partly)
     state = book.to_state()
-    assert state == {
-        "bids": [
-            ["b1", "acct", 9, 2, 0, 0, "gtc"],
-            ["b2", "acct", 9, 1, 0, 0, "gtc"],
-            ["b3", "acct", 8, 1, 0, 0, "gtc"],
-        ],
-        "asks": [["s1", "acct", 11, 3, 2, 22, "gtc"]],
-    }
+    assert [row[0] for row in state["bids"]] == ["b1", "b2", "b3"]
+    assert state["asks"] == [
+        ["s1", "acct", 0, 0, 11, 0, 5, 1, 2, 1, 2, 22, "gtc", 0, 0, 0, 0, None],
+    ]
     assert OrderBook.from_state(state).to_state() == state
+
+
+def _row(order_id: str, is_buy: bool, price: object, lots: int) -> list[object]:
+    return [order_id, "a", 1 if is_buy else 0, 0, price, 0, lots, lots, 0, 0, 0, 0, "gtc", 0, 0, 0, 0, None]
 
 
 @pytest.mark.parametrize(
     "state",
     [
-        {"bids": [["b", "a", 10, 1, 0, 0, "gtc"]], "asks": [["s", "a", 10, 1, 0, 0, "gtc"]]},
-        {"bids": [["b", "a", 10, 0, 0, 0, "gtc"]], "asks": []},
-        {"bids": [["b", "a", "10", 1, 0, 0, "gtc"]], "asks": []},
-        {"bids": [["b", "a", 10, 1, 0, 0, "gtc"], ["b", "a", 9, 1, 0, 0, "gtc"]], "asks": []},
+        {"bids": [_row("b", True, 10, 1)], "asks": [_row("s", False, 10, 1)]},
+        {"bids": [_row("b", True, 10, 0)], "asks": []},
+        {"bids": [_row("b", True, "10", 1)], "asks": []},
+        {"bids": [_row("b", True, 10, 1), _row("b", True, 9, 1)], "asks": []},
+        {"bids": [_row("b", False, 10, 1)], "asks": []},
+        {"bids": [["b", "a", 10, 1, 0, 0, "gtc"]], "asks": []},
     ],
-    ids=["crossed", "empty-order", "string-price", "duplicate-id"],
+    ids=["crossed", "empty-order", "string-price", "duplicate-id", "wrong-side", "old-format"],
 )
-def test_from_state_refuses_bad_states(state: dict[str, list[list[str | int]]]) -> None:
+def test_from_state_refuses_bad_states(state: dict[str, list[list[str | int | None]]]) -> None:
     with pytest.raises(ValueError):
         OrderBook.from_state(state)

@@ -390,8 +390,13 @@ _DROP = object()
         ({"side": "hold"}, "invalid_command"),
         ({"side": _DROP}, "invalid_command"),
         ({"side": ["buy"]}, "invalid_command"),
-        ({"order_type": "stop"}, "invalid_command"),
-        ({"time_in_force": "gtd"}, "invalid_command"),
+        ({"order_type": "stop"}, "unexpected_price"),
+        ({"order_type": "stop", "price": _DROP}, "missing_stop_price"),
+        ({"order_type": "stop_loss"}, "invalid_command"),
+        ({"time_in_force": "gtd"}, "missing_expire_at"),
+        ({"time_in_force": "gtd", "expire_at": "tomorrow"}, "invalid_expire_at"),
+        ({"time_in_force": "gtd", "expire_at": "2024-05-01T14:29:59Z"}, "already_expired"),
+        ({"time_in_force": "gtx"}, "invalid_command"),
         ({"time_in_force": {"x": 1}}, "invalid_command"),
         ({"account_id": _DROP}, "invalid_command"),
         ({"account_id": 42}, "invalid_command"),
@@ -566,7 +571,7 @@ def test_scaled_str_is_exact_and_equals_the_kernel_fmt(units: int, places: int) 
         assert not fraction.endswith("0")
         assert int(whole + fraction.ljust(places, "0")) == units
     # AND equals the kernel's fmt wherever Decimal's 28-digit context is exact
-    if len(str(units)) <= 28:
+    if len(str(units)) + max(-places, 0) <= 28:
         assert text == fmt(Decimal(units).scaleb(-places))
 
 
