@@ -15,8 +15,13 @@ from nexus_common.logging import get_logger
 from nexus_common.settings import lazy, lazy_settings
 
 from nexus_orders.domain import ListOrdersQuery, NewOrderRequest
-from nexus_orders.repo import DynamoOrderRepository, KinesisCommandPublisher
-from nexus_orders.service import OrderService
+from nexus_orders.repo import (
+    DynamoMarketReference,
+    DynamoOrderRepository,
+    DynamoRiskBook,
+    KinesisCommandPublisher,
+)
+from nexus_orders.service import OrderService, PreTradeRisk
 from nexus_orders.settings import OrdersApiSettings
 
 app = Chalice(app_name="nexus-orders", configure_logs=False)
@@ -34,13 +39,18 @@ def service() -> OrderService:
         orders=DynamoOrderRepository(config.orders_table),
         instruments=CachedInstruments(DynamoInstruments(config.instruments_table), INSTRUMENT_TTL_SECONDS),
         commands=KinesisCommandPublisher(config.order_commands_stream),
+        risk=PreTradeRisk(
+            DynamoRiskBook(config.accounts_table),
+            DynamoMarketReference(config.trades_table, config.book_levels_table),
+            config.risk_limits(),
+        ),
     )
 
 
 @app.route("/v1/orders", methods=["POST"])
 def place_order() -> Response:
     """Place an order: 202 with the new order; 200 with the first order for a repeated
-    ``client_order_id``."""
+    ``client_order_id``; 422 with a reason code when pre-trade risk refuses it."""
     request = app.current_request
     account_id = caller_account_id(request)
     body = parse_body(request, NewOrderRequest)

@@ -124,6 +124,11 @@ class Order(BaseModel):
     cancel_reason: str | None = None
     cancel_requested: bool = False
     last_seq: int | None = None
+    # Pre-trade risk (``nexus_common.risk``): ``reserved`` when the orders API reserved cash (buy)
+    # or shares (sell) for this order; ``reserve_rate``: USD reserved per share of a buy. The risk
+    # consumer releases from these, so they never change after the first put.
+    reserved: bool = False
+    reserve_rate: Decimal | None = None
 
     @property
     def is_open(self) -> bool:

@@ -10,15 +10,17 @@ cancel_requested BOOL?, cancel_requested_at?``.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Final
 
 from nexus_common import aws
 from nexus_common.dynamo import deserialize, is_condition_failed, old_item
 from nexus_common.events import CancelOrderCommand, NewOrderCommand, iso
 from nexus_common.jsonutil import dumps
+from nexus_common.risk import ZERO, RiskLimits, RiskRefused, attr
 
 from nexus_orders.domain import OPEN_STATUSES, Order, OrderChange
-from nexus_orders.service import ApplyResult
+from nexus_orders.service import ApplyResult, Reservation
 
 BY_ACCOUNT_INDEX: Final = "by-account"
 
@@ -27,6 +29,8 @@ def order_to_item(order: Order) -> dict[str, Any]:
     item = order.model_dump(exclude_none=True)
     if not order.cancel_requested:
         item.pop("cancel_requested", None)
+    if not order.reserved:
+        item.pop("reserved", None)
     return item
 
 
@@ -58,6 +62,18 @@ class DynamoOrderRepository:
                 return False
             raise
         return True
+
+    def delete_pending(self, order: Order) -> None:
+        try:
+            self.table.delete_item(
+                Key={"order_id": order.order_id},
+                ConditionExpression="#status = :pending",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":pending": "pending_new"},
+            )
+        except Exception as exc:
+            if not is_condition_failed(exc):
+                raise
 
     def get(self, order_id: str) -> Order | None:
         item = self.table.get_item(Key={"order_id": order_id}, ConsistentRead=True).get("Item")
@@ -195,3 +211,142 @@ class SqsNotifier:
             if failed:
                 codes = ", ".join(str(f.get("Code")) for f in failed)
                 raise RuntimeError(f"{len(failed)} notification(s) not sent: {codes}")
+
+
+class DynamoRiskBook:
+    """Reservations on the account item (``AccountsTable``): one conditional ``UpdateItem`` per
+    order (see ``nexus_common.risk`` for the attributes). A refusal reads the reason from the
+    item returned with the failed condition (``ALL_OLD``): nothing was written."""
+
+    def __init__(self, table_name: str, table: Any = None) -> None:
+        self.table_name = table_name
+        self._table = table
+
+    @property
+    def table(self) -> Any:
+        if self._table is None:
+            self._table = aws.dynamodb_table(self.table_name)
+        return self._table
+
+    def reserve(self, reservation: Reservation, limits: RiskLimits) -> None:
+        names: dict[str, str] = {"#status": "status"}
+        values: dict[str, Any] = {":active": "active", ":false": False, ":zero": ZERO}
+        checks = [
+            "attribute_exists(account_id)",
+            "#status = :active",
+            "(attribute_not_exists(trading_enabled) OR trading_enabled <> :false)",
+        ]
+        if reservation.side == "buy":
+            names["#exp"] = attr("buying", reservation.symbol)
+            values[":amt"] = reservation.amount
+            values[":q"] = reservation.quantity
+            values[":max"] = limits.position_limit - reservation.quantity
+            update = (
+                "SET available_cash = if_not_exists(available_cash, cash) - :amt, "
+                "opening_cash = if_not_exists(opening_cash, cash), "
+                "#exp = if_not_exists(#exp, :zero) + :q"
+            )
+            checks.append(
+                "((attribute_exists(available_cash) AND available_cash >= :amt) OR "
+                "(attribute_not_exists(available_cash) AND cash >= :amt))"
+            )
+            checks.append("(attribute_not_exists(#exp) OR #exp <= :max)")
+        else:
+            names["#sell"] = attr("sellable", reservation.symbol)
+            floor = reservation.quantity - min(limits.short_limit, limits.position_limit)
+            values[":q"] = reservation.quantity
+            values[":min"] = floor
+            update = "SET #sell = if_not_exists(#sell, :zero) - :q, opening_cash = if_not_exists(opening_cash, cash)"
+            checks.append("(attribute_not_exists(#sell) OR #sell >= :min)" if floor <= 0 else "#sell >= :min")
+        try:
+            self.table.update_item(
+                Key={"account_id": reservation.account_id},
+                UpdateExpression=update,
+                ConditionExpression=" AND ".join(checks),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except Exception as exc:
+            if not is_condition_failed(exc):
+                raise
+            current = old_item(exc)
+            raise refusal(reservation, deserialize(current) if current else None, limits) from None
+
+    def release(self, reservation: Reservation) -> None:
+        if reservation.side == "buy":
+            update = "SET available_cash = available_cash + :amt, #exp = #exp - :q"
+            names = {"#exp": attr("buying", reservation.symbol)}
+            values: dict[str, Any] = {":amt": reservation.amount, ":q": reservation.quantity}
+        else:
+            update = "SET #sell = #sell + :q"
+            names = {"#sell": attr("sellable", reservation.symbol)}
+            values = {":q": reservation.quantity}
+        self.table.update_item(
+            Key={"account_id": reservation.account_id},
+            UpdateExpression=update,
+            ConditionExpression="attribute_exists(account_id)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+
+def refusal(reservation: Reservation, item: dict[str, Any] | None, limits: RiskLimits) -> RiskRefused:
+    """Why the reservation's condition failed, from the account item as it was."""
+    if item is None:
+        return RiskRefused("account_not_found", "the account has no risk record", None)
+    if item.get("status") != "active":
+        return RiskRefused("account_inactive", f"the account is {item.get('status')}", None)
+    if item.get("trading_enabled") is False:
+        return RiskRefused("trading_disabled", "trading is switched off for this account", None)
+    symbol = reservation.symbol
+    if reservation.side == "buy":
+        available = Decimal(str(item.get("available_cash", item.get("cash", 0))))
+        if available < reservation.amount:
+            return RiskRefused(
+                "insufficient_buying_power",
+                f"the order needs {reservation.amount} USD; {available} USD is available",
+                "quantity",
+            )
+        return RiskRefused(
+            "position_limit_exceeded",
+            f"position and open buys of {symbol} would exceed the limit of {limits.position_limit}",
+            "quantity",
+        )
+    sellable = Decimal(str(item.get(attr("sellable", symbol), 0)))
+    return RiskRefused(
+        "insufficient_position",
+        f"{max(sellable, ZERO)} {symbol} can be sold (short limit {min(limits.short_limit, limits.position_limit)})",
+        "quantity",
+    )
+
+
+class DynamoMarketReference:
+    """Reference prices from the market data tables: the last trade (``TradesTable``, newest
+    ``seq``) and the best ask (``BookLevelsTable``, lowest live ``A#`` level)."""
+
+    def __init__(self, trades_table: str, book_levels_table: str) -> None:
+        self.trades_table = trades_table
+        self.book_levels_table = book_levels_table
+
+    def last_trade(self, symbol: str) -> Decimal | None:
+        page = aws.dynamodb_table(self.trades_table).query(
+            KeyConditionExpression="symbol = :s",
+            ExpressionAttributeValues={":s": symbol},
+            ScanIndexForward=False,
+            Limit=1,
+        )
+        items = page.get("Items", [])
+        return Decimal(str(items[0]["price"])) if items else None
+
+    def best_ask(self, symbol: str) -> Decimal | None:
+        page = aws.dynamodb_table(self.book_levels_table).query(
+            KeyConditionExpression="symbol = :s AND begins_with(#level, :a)",
+            ExpressionAttributeNames={"#level": "level"},
+            ExpressionAttributeValues={":s": symbol, ":a": "A#"},
+            Limit=20,
+        )
+        for item in page.get("Items", []):
+            if Decimal(str(item.get("quantity", 0))) > 0:
+                return Decimal(str(item["price"]))
+        return None

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
 
 from nexus_common.errors import Conflict, NotFound, Unavailable
 from nexus_common.events import CancelOrderCommand, NewOrderCommand, utc_now
 from nexus_common.instrument_store import InstrumentLookup
+from nexus_common.risk import OrderRisk, RiskLimits, check_order, reserve_amount, reserve_rate
 
 from nexus_orders.domain import (
     ExecutionEventT,
@@ -53,6 +55,64 @@ class OrderRepository(Protocol):
         """One conditional update: only if the order exists and ``last_seq < change.seq``."""
 
 
+@runtime_checkable
+class OrderDeleter(Protocol):
+    def delete_pending(self, order: Order) -> None:
+        """Delete an order that is still ``pending_new`` (its command was never sent)."""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What one order reserved: ``amount`` USD (buys) or ``quantity`` shares (sells)."""
+
+    account_id: str
+    symbol: str
+    side: str
+    quantity: Decimal
+    amount: Decimal = Decimal(0)
+    rate: Decimal | None = None
+
+
+class RiskBook(Protocol):
+    def reserve(self, reservation: Reservation, limits: RiskLimits) -> None:
+        """One conditional write on the account item; raises ``RiskRefused`` with the reason."""
+
+    def release(self, reservation: Reservation) -> None:
+        """Give a reservation back (the order was never sent)."""
+
+
+class MarketReference(Protocol):
+    def last_trade(self, symbol: str) -> Decimal | None: ...
+
+    def best_ask(self, symbol: str) -> Decimal | None: ...
+
+
+class PreTradeRisk:
+    """The pre-trade rules (``nexus_common.risk.check_order``) then one reservation write."""
+
+    def __init__(self, book: RiskBook, market: MarketReference, limits: RiskLimits) -> None:
+        self.book = book
+        self.market = market
+        self.limits = limits
+
+    def reserve(self, order: Order) -> Reservation:
+        last = self.market.last_trade(order.symbol)
+        ask = self.market.best_ask(order.symbol) if order.type == "market" and order.side == "buy" else None
+        facts = OrderRisk(order.symbol, order.side, order.type, order.quantity, order.price)
+        price = check_order(facts, self.limits, last, ask)
+        if price is None:
+            reservation = Reservation(order.account_id, order.symbol, order.side, order.quantity)
+        else:
+            rate = reserve_rate(price, self.limits.fee_buffer)
+            amount = reserve_amount(order.quantity, rate)
+            reservation = Reservation(order.account_id, order.symbol, "buy", order.quantity, amount, rate)
+        self.book.reserve(reservation, self.limits)
+        return reservation
+
+    def release(self, reservation: Reservation) -> None:
+        self.book.release(reservation)
+
+
 class CommandPublisher(Protocol):
     def publish(self, command: NewOrderCommand | CancelOrderCommand) -> None: ...
 
@@ -71,11 +131,13 @@ class OrderService:
         instruments: InstrumentLookup,
         commands: CommandPublisher,
         clock: Callable[[], datetime] = utc_now,
+        risk: PreTradeRisk | None = None,
     ) -> None:
         self.orders = orders
         self.instruments = instruments
         self.commands = commands
         self.clock = clock
+        self.risk = risk
 
     def place(self, account_id: str, request: NewOrderRequest) -> tuple[Order, bool]:
         """Validate, store in ``pending_new``, send the ``new`` command.
@@ -85,14 +147,47 @@ class OrderService:
         """
         now = self.clock()
         order = new_order(account_id, request, self.instruments.get(request.symbol), now)
+        if self.risk is not None:
+            return self._place_with_risk(order, now)
         if not self.orders.put_new(order):
-            existing = self.orders.get(order.order_id)
-            if existing is None or existing.account_id != account_id:
-                raise Conflict("duplicate_order", "order id already in use", "client_order_id")
-            if existing.status == "pending_new":
-                self._send(new_order_command(existing, now))
-            return existing, False
+            return self._repeated(order, now), False
         self._send(new_order_command(order, now))
+        return order, True
+
+    def _repeated(self, order: Order, now: datetime) -> Order:
+        existing = self.orders.get(order.order_id)
+        if existing is None or existing.account_id != order.account_id:
+            raise Conflict("duplicate_order", "order id already in use", "client_order_id")
+        if existing.status == "pending_new":
+            self._send(new_order_command(existing, now))
+        return existing
+
+    def _place_with_risk(self, order: Order, now: datetime) -> tuple[Order, bool]:
+        """Risk first: a repeat returns the first order (nothing reserved again); else the rules
+        and one reservation write (422 refuses, nothing stored or sent); then the order is
+        stored and sent. Whatever fails after the reservation gives it back."""
+        assert self.risk is not None
+        if order.client_order_id is not None and self.orders.get(order.order_id) is not None:
+            return self._repeated(order, now), False
+        reservation = self.risk.reserve(order)
+        order = order.model_copy(update={"reserved": True, "reserve_rate": reservation.rate})
+        try:
+            stored = self.orders.put_new(order)
+        except Exception:
+            self.risk.release(reservation)
+            raise
+        if not stored:  # the same client_order_id raced us: the first request holds the reservation
+            self.risk.release(reservation)
+            return self._repeated(order, now), False
+        try:
+            self._send(new_order_command(order, now))
+        except Unavailable:
+            # never sent: give the reservation back and forget the order, so that a retry with the
+            # same client_order_id starts afresh (and reserves again)
+            self.risk.release(reservation)
+            if isinstance(self.orders, OrderDeleter):
+                self.orders.delete_pending(order)
+            raise
         return order, True
 
     def get(self, account_id: str, order_id: str) -> Order:

@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from nexus_common.fees import FeeSchedule
+from nexus_common.risk import RiskLimits
 from nexus_common.settings import NexusSettings
+from pydantic import Field
 
 
 class OrdersApiSettings(NexusSettings):
     orders_table: str
     instruments_table: str
     order_commands_stream: str
+    # pre-trade risk: the account item, the reference prices, the limits and the fee schedule
+    accounts_table: str
+    trades_table: str
+    book_levels_table: str
+    risk_max_order_quantity: Decimal = Field(gt=0)
+    risk_max_order_value: Decimal = Field(gt=0)
+    risk_position_limit: Decimal = Field(gt=0)
+    risk_short_limit: Decimal = Field(ge=0)
+    risk_price_collar: Decimal = Field(gt=0, lt=1)
+    risk_market_protection: Decimal = Field(ge=0, lt=1)
+    maker_fee_bps: Decimal = Field(ge=0, lt=10000)
+    taker_fee_bps: Decimal = Field(ge=0, lt=10000)
+
+    def risk_limits(self) -> RiskLimits:
+        fees = FeeSchedule.from_bps(self.maker_fee_bps, self.taker_fee_bps)
+        return RiskLimits(
+            max_order_quantity=self.risk_max_order_quantity,
+            max_order_value=self.risk_max_order_value,
+            position_limit=self.risk_position_limit,
+            short_limit=self.risk_short_limit,
+            price_collar=self.risk_price_collar,
+            market_protection=self.risk_market_protection,
+            fee_buffer=fees.max_rate,
+        )
 
 
 class OrdersConsumerSettings(NexusSettings):

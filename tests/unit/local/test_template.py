@@ -143,7 +143,12 @@ def test_project_template_declares_what_the_runtime_runs(aws: Any) -> None:
     assert health.authorizer is None
     assert all(r.authorizer == "ApiKeyAuthorizer" for r in platform.routes if r.path != "/health")
     kinesis = platform.event_sources("Kinesis")
-    assert {s.function for s in kinesis} == {"OrdersConsumerFunction", "MarketDataConsumerFunction"}
+    assert {s.function for s in kinesis} == {
+        "OrdersConsumerFunction",
+        "MarketDataConsumerFunction",
+        "RiskConsumerFunction",
+        "PortfolioConsumerFunction",
+    }
     for source in kinesis:
         assert source.properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert source.properties["DestinationConfig"]["OnFailure"]["Destination"].endswith("execution-events-dlq")

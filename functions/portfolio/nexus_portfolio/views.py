@@ -1,0 +1,149 @@
+"""What the portfolio API shows, built from the stores (ports; no boto3 here).
+
+Portfolio totals: ``cash`` is trade-date cash (``AccountsTable.cash``), ``available`` what open
+buy orders have not reserved, ``reserved = cash - available``; per position the market value and
+unrealized P&L at the symbol's last trade price (cost when it never traded); ``equity = cash +
+sum of market values``. USD figures are shown to the cent, ROUND_HALF_EVEN (display only).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from nexus_common.errors import NotFound, ValidationFailed
+from nexus_common.events import iso
+from nexus_common.money import fmt, quantize_usd
+from pydantic import BaseModel, ConfigDict, Field
+
+from nexus_portfolio.ledger import Entry
+from nexus_portfolio.positions import Position
+from nexus_portfolio.settlement import Batch, Obligation
+
+ZERO = Decimal(0)
+SETTLEMENT_STATUSES = ("pending", "settling", "settled")
+
+
+class LedgerQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: str | None = Field(default=None, alias="from", max_length=40)
+    to: str | None = Field(default=None, max_length=40)
+    limit: int = Field(default=500, ge=1, le=1000)
+
+    def bounds(self) -> tuple[str, str]:
+        """Sort-key bounds: entry keys start with the ISO instant (``...Z#id``)."""
+        return _instant(self.from_, "from", "0000"), _instant(self.to, "to", "9999") + "~"
+
+
+def _instant(text: str | None, field: str, default: str) -> str:
+    if text is None:
+        return default
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text).isoformat()
+            return day + ("T00:00:00.000000Z" if field == "from" else "T23:59:59.999999Z")
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed("invalid_field", f"{field} must be an ISO date or instant", field) from None
+    if parsed.tzinfo is None:
+        raise ValidationFailed("invalid_field", f"{field} needs a time zone (e.g. Z)", field)
+    return iso(parsed)
+
+
+class SettlementsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: str | None = None
+
+    def check(self) -> str | None:
+        if self.status is not None and self.status not in SETTLEMENT_STATUSES:
+            allowed = ", ".join(SETTLEMENT_STATUSES)
+            raise ValidationFailed("invalid_field", f"status must be one of: {allowed}", "status")
+        return self.status
+
+
+class Accounts(Protocol):
+    def get(self, account_id: str) -> dict[str, Any] | None: ...
+
+
+class Positions(Protocol):
+    def of_account(self, account_id: str) -> list[Position]: ...
+
+
+class Prices(Protocol):
+    def last(self, symbol: str) -> Decimal | None: ...
+
+
+class JournalReader(Protocol):
+    def of_account(self, account_id: str, start: str, end: str, limit: int | None = None) -> list[Entry]: ...
+
+
+class SettlementReader(Protocol):
+    def of_account(self, account_id: str) -> tuple[list[Obligation], list[Batch]]: ...
+
+
+class PortfolioReader:
+    def __init__(
+        self,
+        accounts: Accounts,
+        positions: Positions,
+        prices: Prices,
+        journal: JournalReader,
+        settlements: SettlementReader,
+    ) -> None:
+        self.accounts = accounts
+        self.positions_store = positions
+        self.prices = prices
+        self.journal = journal
+        self.settlements_store = settlements
+
+    def _priced(self, account_id: str) -> list[tuple[Position, Decimal | None]]:
+        held = sorted(self.positions_store.of_account(account_id), key=lambda p: p.symbol)
+        return [(position, self.prices.last(position.symbol)) for position in held]
+
+    def positions(self, account_id: str) -> list[dict[str, Any]]:
+        return [position.to_wire(price) for position, price in self._priced(account_id)]
+
+    def portfolio(self, account_id: str) -> dict[str, Any]:
+        account = self.accounts.get(account_id)
+        if account is None:
+            raise NotFound("account_not_found", "no such account")
+        cash = Decimal(str(account.get("cash", 0)))
+        available = Decimal(str(account.get("available_cash", cash)))
+        priced = self._priced(account_id)
+        market_value = sum((p.market_value(price) for p, price in priced), ZERO)
+        unrealized = sum((p.unrealized_pnl(price) for p, price in priced), ZERO)
+        realized = sum((p.realized_pnl for p, _ in priced), ZERO)
+        fees = sum((p.fees for p, _ in priced), ZERO)
+        return {
+            "account_id": account_id,
+            "currency": account.get("currency", "USD"),
+            "status": account.get("status"),
+            "trading_enabled": account.get("trading_enabled", True) is not False,
+            "cash": fmt(quantize_usd(cash)),
+            "reserved": fmt(quantize_usd(cash - available)),
+            "available": fmt(quantize_usd(available)),
+            "positions": [p.to_wire(price) for p, price in priced],
+            "totals": {
+                "market_value": fmt(quantize_usd(market_value)),
+                "realized_pnl": fmt(quantize_usd(realized)),
+                "unrealized_pnl": fmt(quantize_usd(unrealized)),
+                "fees": fmt(quantize_usd(fees)),
+                "equity": fmt(quantize_usd(cash + market_value)),
+            },
+        }
+
+    def ledger(self, account_id: str, query: LedgerQuery) -> list[dict[str, Any]]:
+        start, end = query.bounds()
+        return [entry.to_wire() for entry in self.journal.of_account(account_id, start, end, query.limit)]
+
+    def settlements(self, account_id: str, query: SettlementsQuery) -> dict[str, Any]:
+        status = query.check()
+        obligations, batches = self.settlements_store.of_account(account_id)
+        shown = [o for o in obligations if status is None or o.status == status]
+        return {
+            "obligations": [o.to_wire() for o in sorted(shown, key=lambda o: (o.settle_date, o.item_id))],
+            "batches": [b.to_wire() for b in sorted(batches, key=lambda b: b.batch_id)],
+        }
