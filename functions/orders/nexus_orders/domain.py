@@ -129,6 +129,9 @@ class Order(BaseModel):
     # consumer releases from these, so they never change after the first put.
     reserved: bool = False
     reserve_rate: Decimal | None = None
+    # A market buy is sent to the engine as an IOC limit at this price (the price its reservation
+    # was made at, floored to the tick), so it can never spend more than risk reserved for it.
+    protection_price: Decimal | None = None
 
     @property
     def is_open(self) -> bool:
@@ -231,16 +234,17 @@ def new_order(
 
 
 def new_order_command(order: Order, now: datetime) -> NewOrderCommand:
+    capped = order.protection_price is not None
     return NewOrderCommand(
         command_id=f"{order.order_id}:new",
         order_id=order.order_id,
         account_id=order.account_id,
         symbol=order.symbol,
         side=order.side,
-        order_type=order.type,
-        price=order.price,
+        order_type="limit" if capped else order.type,
+        price=order.protection_price if capped else order.price,
         quantity=order.quantity,
-        time_in_force=order.time_in_force,
+        time_in_force="ioc" if capped and order.time_in_force != "fok" else order.time_in_force,
         client_order_id=order.client_order_id,
         ts=now,
     )

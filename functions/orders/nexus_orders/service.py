@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from nexus_common.errors import Conflict, NotFound, Unavailable
@@ -71,6 +71,7 @@ class Reservation:
     quantity: Decimal
     amount: Decimal = Decimal(0)
     rate: Decimal | None = None
+    price: Decimal | None = None  # the price a buy was reserved at (a market buy's protection price)
 
 
 class RiskBook(Protocol):
@@ -105,7 +106,7 @@ class PreTradeRisk:
         else:
             rate = reserve_rate(price, self.limits.fee_buffer)
             amount = reserve_amount(order.quantity, rate)
-            reservation = Reservation(order.account_id, order.symbol, "buy", order.quantity, amount, rate)
+            reservation = Reservation(order.account_id, order.symbol, "buy", order.quantity, amount, rate, price)
         self.book.reserve(reservation, self.limits)
         return reservation
 
@@ -170,7 +171,8 @@ class OrderService:
         if order.client_order_id is not None and self.orders.get(order.order_id) is not None:
             return self._repeated(order, now), False
         reservation = self.risk.reserve(order)
-        order = order.model_copy(update={"reserved": True, "reserve_rate": reservation.rate})
+        order = order.model_copy(update={"reserved": True, "reserve_rate": reservation.rate,
+                                         "protection_price": self._cap(order, reservation)})  # fmt: skip
         try:
             stored = self.orders.put_new(order)
         except Exception:
@@ -189,6 +191,17 @@ class OrderService:
                 self.orders.delete_pending(order)
             raise
         return order, True
+
+    def _cap(self, order: Order, reservation: Reservation) -> Decimal | None:
+        """A market buy's protection price floored to the tick: it never fills above what was
+        reserved (ROUND_FLOOR keeps the cap at or below the reservation's price)."""
+        if order.type != "market" or order.side != "buy" or reservation.price is None:
+            return None
+        instrument = self.instruments.get(order.symbol)
+        if instrument is None:
+            return None
+        tick = instrument.tick_size
+        return (reservation.price / tick).to_integral_value(rounding=ROUND_FLOOR) * tick
 
     def get(self, account_id: str, order_id: str) -> Order:
         order = self.orders.get(order_id) if _plausible_id(order_id) else None

@@ -251,3 +251,21 @@ def test_every_entry_balances_per_asset_and_so_do_the_books(fills: list[tuple[st
     assert totals.get(("acc", "pending_securities", "X"), D(0)) == signed
     assert all(leg.amount == leg.amount.quantize(D("0.01"), ROUND_HALF_EVEN)
                for e in entries for leg in e.legs if leg.asset == "USD")
+
+
+def test_a_market_buy_goes_to_the_engine_as_an_ioc_limit_at_its_protection_price() -> None:
+    # GIVEN a market buy whose reservation was made at its protection price
+    from datetime import UTC, datetime
+
+    from nexus_orders.domain import Order, new_order_command
+
+    order = Order(order_id="o1", account_id="a1", symbol="AAPL", side="buy", type="market", quantity=D("10"),
+                  time_in_force="ioc", status="pending_new", remaining_quantity=D("10"), created_at="t",
+                  updated_at="t", reserved=True, protection_price=D("106.57"))  # fmt: skip
+    # WHEN its command is built
+    command = new_order_command(order, datetime(2026, 1, 5, 15, tzinfo=UTC))
+    # THEN it can never fill above the price its cash was reserved at
+    assert (command.order_type, command.price, command.time_in_force) == ("limit", D("106.57"), "ioc")
+    # AND a market sell (reserving shares, not cash) stays a plain market order
+    sell = order.model_copy(update={"side": "sell", "protection_price": None})
+    assert new_order_command(sell, datetime(2026, 1, 5, 15, tzinfo=UTC)).order_type == "market"
