@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from nexus_common import aws
-from nexus_common.dynamo import deserialize, is_condition_failed, old_item
+from nexus_common.dynamo import LazyTable, deserialize, is_condition_failed, old_item
 from nexus_common.events import CancelOrderCommand, NewOrderCommand, iso
 from nexus_common.jsonutil import dumps
 from nexus_common.risk import ZERO, RiskLimits, RiskRefused, attr
@@ -41,17 +41,7 @@ def order_from_item(item: dict[str, Any]) -> Order:
     return Order.model_validate(data)
 
 
-class DynamoOrderRepository:
-    def __init__(self, table_name: str, table: Any = None) -> None:
-        self.table_name = table_name
-        self._table = table
-
-    @property
-    def table(self) -> Any:
-        if self._table is None:
-            self._table = aws.dynamodb_table(self.table_name)
-        return self._table
-
+class DynamoOrderRepository(LazyTable):
     def put_new(self, order: Order) -> bool:
         try:
             self.table.put_item(
@@ -213,20 +203,10 @@ class SqsNotifier:
                 raise RuntimeError(f"{len(failed)} notification(s) not sent: {codes}")
 
 
-class DynamoRiskBook:
+class DynamoRiskBook(LazyTable):
     """Reservations on the account item (``AccountsTable``): one conditional ``UpdateItem`` per
     order (see ``nexus_common.risk`` for the attributes). A refusal reads the reason from the
     item returned with the failed condition (``ALL_OLD``): nothing was written."""
-
-    def __init__(self, table_name: str, table: Any = None) -> None:
-        self.table_name = table_name
-        self._table = table
-
-    @property
-    def table(self) -> Any:
-        if self._table is None:
-            self._table = aws.dynamodb_table(self.table_name)
-        return self._table
 
     def reserve(self, reservation: Reservation, limits: RiskLimits) -> None:
         names: dict[str, str] = {"#status": "status"}

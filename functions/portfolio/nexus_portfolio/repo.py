@@ -19,8 +19,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from boto3.dynamodb.conditions import Key
-from nexus_common import aws
-from nexus_common.dynamo import is_condition_failed
+from nexus_common.dynamo import LazyTable, is_condition_failed
 from nexus_common.events import iso
 
 from nexus_portfolio.ledger import Entry
@@ -31,17 +30,7 @@ OPEN_BY_DATE: Final = "open-by-date"
 LOOKBACK_DAYS: Final = 30  # a run looks this many calendar days back for what is still open
 
 
-class _Table:
-    def __init__(self, table_name: str, table: Any = None) -> None:
-        self.table_name = table_name
-        self._table = table
-
-    @property
-    def table(self) -> Any:
-        if self._table is None:
-            self._table = aws.dynamodb_table(self.table_name)
-        return self._table
-
+class _Table(LazyTable):
     def _query_all(self, **kwargs: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         while True:

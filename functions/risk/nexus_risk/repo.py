@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from nexus_common import aws
-from nexus_common.dynamo import is_condition_failed
+from nexus_common.dynamo import LazyTable, is_condition_failed
 from nexus_common.risk import ZERO, attr
 
 from nexus_risk.domain import AccountChange, OrderFacts
@@ -16,17 +16,7 @@ from nexus_risk.domain import AccountChange, OrderFacts
 FACTS_CACHE_SIZE: Final = 10_000
 
 
-class DynamoAccounts:
-    def __init__(self, table_name: str, table: Any = None) -> None:
-        self.table_name = table_name
-        self._table = table
-
-    @property
-    def table(self) -> Any:
-        if self._table is None:
-            self._table = aws.dynamodb_table(self.table_name)
-        return self._table
-
+class DynamoAccounts(LazyTable):
     def apply(self, change: AccountChange) -> bool:
         """Add the change's deltas unless the account has seen this symbol's ``seq`` already.
         False when nothing was written (a redelivery, an older event, or no such account)."""
