@@ -82,7 +82,12 @@ class Lease:
 
     def renew(self) -> bool:
         """Extend the lease; False when it is no longer ours (expired and taken, or lost)."""
-        return bool(self.epoch) and bool(self._renew(keys=[self.leader_key], args=[self.token, self.ttl_ms]))
+        return self.renew_epoch(self.epoch)
+
+    def renew_epoch(self, epoch: int) -> bool:
+        """Extend the lease taken with ``epoch`` (safe from another thread than the holder's)."""
+        token = f"{epoch}:{self.node}"
+        return bool(epoch) and bool(self._renew(keys=[self.leader_key], args=[token, self.ttl_ms]))
 
     def holds(self) -> bool:
         return bool(self.epoch) and self.current_leader() == self.token

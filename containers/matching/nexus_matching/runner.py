@@ -137,7 +137,7 @@ class EngineProcess:
         self.iterators: dict[str, str | None] = {}
         self.applied_since_snapshot = 0
         self.last_snapshot = time.monotonic()
-        self.last_renewal = 0.0
+        self.lost_epoch = 0  # set by the heartbeat when renewing this epoch's lease failed
         self.commands_applied = 0
         self.instruments_read_at = 0.0
 
@@ -183,7 +183,7 @@ class EngineProcess:
                 args["ShardIteratorType"] = "TRIM_HORIZON"
             self.iterators[shard_id] = self.kinesis.get_shard_iterator(**args)["ShardIterator"]
         self.applied_since_snapshot = 0
-        self.last_snapshot = self.last_renewal = time.monotonic()
+        self.last_snapshot = time.monotonic()
         log.info("engine %s is the leader, epoch %d; replaying %d shard(s) from %s", self.lease.node,
                  self.lease.epoch, len(shards), self.positions or "the start")  # fmt: skip
 
@@ -192,19 +192,21 @@ class EngineProcess:
         self.engine = None
         self.lease.epoch = 0
 
-    def keep_lease(self) -> bool:
-        """Renew the lease when a third of its time has passed; False if it is lost."""
-        now = time.monotonic()
-        if now - self.last_renewal < self.settings.engine_lease_ms / 3000:
-            return True
-        if not self.lease.renew():
-            return False
-        self.last_renewal = now
-        return True
+    def _heartbeat(self) -> None:
+        """Renew the lease every third of its TTL, beside the main loop, so a leader that is
+        alive but slow (a long step, a slow PutRecords) keeps it. A paused or dead process stops
+        renewing, and its lease expires. A failed renewal is noted for the main loop."""
+        interval = self.settings.engine_lease_ms / 3000
+        while not self.stop_event.wait(interval):
+            epoch = self.lease.epoch
+            if epoch and not self.lease.renew_epoch(epoch):
+                self.lost_epoch = epoch
 
     def run(self) -> None:
         idle = self.settings.engine_poll_seconds
         standby_wait = self.settings.engine_lease_ms / 6000
+        heartbeat = threading.Thread(target=self._heartbeat, name="lease-heartbeat", daemon=True)
+        heartbeat.start()
         while not self.stop_event.is_set():
             if not self.is_leader:
                 if self.lease.try_acquire():
@@ -212,7 +214,7 @@ class EngineProcess:
                 else:
                     self.stop_event.wait(standby_wait)
                 continue
-            if not self.keep_lease():
+            if self.lost_epoch == self.lease.epoch:
                 self.step_down("lease lost")
                 continue
             applied = self.step()
