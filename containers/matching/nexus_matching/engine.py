@@ -1392,21 +1392,10 @@ class MatchingEngine:
     def _rejected(
         self, symbol: str, ts: str, command_id: str, order_id: str, account_id: str, invalid: _Invalid
     ) -> Event:
-        seq = self._next_seq(symbol)
-        return {
-            "event_id": f"{symbol}-{seq}",
-            "type": "rejected",
-            "version": 1,
-            "ts": ts,
-            "correlation_id": command_id,
-            "symbol": symbol,
-            "seq": seq,
-            "epoch": self._epoch,
-            "order_id": order_id,
-            "account_id": account_id,
-            "reason": invalid.reason,
-            "message": invalid.message,
-        }
+        event = self._order_event("rejected", symbol, ts, command_id, order_id, account_id)
+        event["reason"] = invalid.reason
+        event["message"] = invalid.message
+        return event
 
     def _replace_rejected(
         self, symbol: str, ts: str, command_id: str, order_id: str, account_id: str, invalid: _Invalid
@@ -1418,10 +1407,18 @@ class MatchingEngine:
     def _cancel_rejected(
         self, symbol: str, ts: str, command_id: str, order_id: str, account_id: str, reason: str
     ) -> Event:
+        event = self._order_event("cancel_rejected", symbol, ts, command_id, order_id, account_id)
+        event["reason"] = reason
+        return event
+
+    def _order_event(
+        self, type_: str, symbol: str, ts: str, command_id: str, order_id: str, account_id: str
+    ) -> Event:
+        """The envelope and order fields of a refusal event, with the symbol's next seq."""
         seq = self._next_seq(symbol)
         return {
             "event_id": f"{symbol}-{seq}",
-            "type": "cancel_rejected",
+            "type": type_,
             "version": 1,
             "ts": ts,
             "correlation_id": command_id,
@@ -1430,7 +1427,6 @@ class MatchingEngine:
             "epoch": self._epoch,
             "order_id": order_id,
             "account_id": account_id,
-            "reason": reason,
         }
 
     # -- queries -----------------------------------------------------------------------------
