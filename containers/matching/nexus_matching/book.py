@@ -130,7 +130,6 @@ class Order:
         tif: str = "gtc",
         filled: int = 0,
         notional: int = 0,
-        *,
         kind: int = LIMIT,
         stop_price: int = 0,
         stp: int = STP_NONE,
@@ -247,6 +246,10 @@ class OcoGroup:
     def __init__(self, group_id: str) -> None:
         self.group_id = group_id
         self.legs: list[Order] = []
+
+    def live(self) -> bool:
+        """Has the group a leg that is still live?"""
+        return any(leg.state != DONE for leg in self.legs)
 
     def sibling(self, order: Order) -> Order | None:
         for leg in self.legs:

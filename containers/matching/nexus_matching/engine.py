@@ -103,9 +103,17 @@ Book deltas: after everything else in a step, one ``book`` event per price level
 with its new shown quantity and order count (``0``/``0`` when it emptied); bids by descending
 price, then asks by ascending price.
 
-Idempotency and robustness. A ``new``/``oco`` for an order id the engine has already seen is
-ignored (no event). A command too malformed to answer is ignored and counted in
-``dropped_commands``: not a mapping, unknown ``type``, ``order_id`` or ``symbol`` not a non-empty
+Idempotency and robustness. A ``new``/``oco`` whose order id (or group id) is a duplicate is
+ignored (no event). A duplicate is the id of a live order or OCO group of the symbol, however
+old, or an id in the window of seen ids: the ids of new orders, OCO groups and legs, kept in two
+generations of ``EngineConfig.dedup_window`` ids (default 50,000); when the newer generation is
+full it becomes the older one and the previous older one is forgotten. Guarantee: a resent id is
+ignored while its order lives, and otherwise as long as fewer than ``dedup_window`` other new
+ids (all symbols) came in since; once ``2 * dedup_window - 1`` have, an id of a finished order
+counts as new again. The window is part of the snapshot (format 3; ``restore`` also reads format
+2, whose one unbounded list of ids becomes the older generation), so memory and snapshot stay
+bounded by the live orders plus two windows. A command too malformed to answer is ignored and
+counted in ``dropped_commands``: not a mapping, unknown ``type``, ``order_id`` or ``symbol`` not a non-empty
 string (where required), ``command_id`` not a string, or ``ts`` not
 ``YYYY-MM-DDTHH:MM:SS[.ffffff]`` with ``Z`` or ``+HH:MM``.
 
@@ -160,7 +168,9 @@ from nexus_matching.book import (
 
 Event = dict[str, Any]
 
-SNAPSHOT_FORMAT: Final = 2
+SNAPSHOT_FORMAT: Final = 3
+# Older snapshot formats ``restore`` still reads (format 2: one unbounded list of seen ids).
+READABLE_FORMATS: Final = (2, 3)
 
 _SIDES: Final = ("buy", "sell")
 _KINDS: Final = {"limit": LIMIT, "market": MARKET, "stop": STOP, "stop_limit": STOP_LIMIT}
@@ -195,10 +205,13 @@ class EngineConfig:
     session_close: time | None = time(16, 0)
     session_zone: str = "America/New_York"
     session_closes: Mapping[str, time | None] = field(default_factory=dict)
+    dedup_window: int = 50_000
 
     def __post_init__(self) -> None:
         if self.market_band_bps < 0 or self.collar_bps < 0:
             raise ValueError("bands are non-negative basis points")
+        if self.dedup_window < 1:
+            raise ValueError("dedup_window is at least 1")
         ZoneInfo(self.session_zone)  # fails fast on an unknown zone
 
     def close_of(self, symbol: str) -> time | None:
@@ -500,7 +513,12 @@ class MatchingEngine:
             self._markets[symbol] = _Market(instrument, self.config)
         # Sequence counters of symbol strings that are not instruments (their rejections).
         self._other_seq: dict[str, int] = {}
+        # Order ids of new orders, OCO groups and legs, in two generations (see "Idempotency"
+        # in the module doc): ids go into ``_seen``; when it holds ``dedup_window`` ids it
+        # becomes ``_seen_old`` and the generation before is forgotten.
         self._seen: set[str] = set()
+        self._seen_old: set[str] = set()
+        self._window = self.config.dedup_window
         self._epoch = 0
         self._last_ts: str | None = None  # the last ts that passed _valid_ts (a cache)
         self._last_now = 0  # ... and its instant in microseconds
@@ -594,6 +612,33 @@ class MatchingEngine:
         self._last_now = now
         return True
 
+    def _taken(self, m: _Market | None, order_id: str) -> bool:
+        """Is a new order or OCO group id a duplicate: in the window of seen ids, or the id of a
+        live order or OCO group of the symbol?"""
+        if order_id in self._seen or order_id in self._seen_old:
+            return True
+        if m is None:
+            return False
+        if order_id in m.book.orders or order_id in m.pending:
+            return True
+        group = m.groups.get(order_id)
+        return group is not None and group.live()
+
+    def _remember(self, order_id: str) -> None:
+        seen = self._seen
+        seen.add(order_id)
+        if len(seen) >= self._window:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        """Start a new generation of seen ids, forgetting the oldest; drop finished OCO groups
+        (a finished group's id answers like an unknown one either way)."""
+        self._seen_old = self._seen
+        self._seen = set()
+        for m in self._markets.values():
+            if m.groups:
+                m.groups = {gid: group for gid, group in m.groups.items() if group.live()}
+
     def _next_seq(self, symbol: str) -> int:
         market = self._markets.get(symbol)
         if market is not None:
@@ -608,11 +653,11 @@ class MatchingEngine:
     def _new(
         self, c: Mapping[str, Any], order_id: str, symbol: str, command_id: str, ts: str, now: int
     ) -> list[Event]:
-        if order_id in self._seen:
-            return []
-        self._seen.add(order_id)
-        account_id = c.get("account_id")
         market = self._markets.get(symbol)
+        if self._taken(market, order_id):
+            return []
+        self._remember(order_id)
+        account_id = c.get("account_id")
         if market is not None and market.expiries and market.expiries[0][0] <= now:
             self._expire(market, now)
         try:
@@ -766,48 +811,69 @@ class MatchingEngine:
         """Run a live order as a taker now; rest or cancel its remainder."""
         book = m.book
         is_buy = o.is_buy
-        market_order = o.kind == MARKET or o.kind == STOP
+        kind = o.kind
+        tif = o.tif
+        opposite = book.asks.keys if is_buy else book.bids.keys  # best key last
+        market_order = kind == MARKET or kind == STOP
         if market_order:
-            if is_buy:
-                keys = book.asks.keys
-                if not keys:
-                    self._finish(m, o, "fok" if o.tif == "fok" else "market_no_liquidity")
-                    return
-                best = -keys[-1]
-                limit = best + best * m.band_bps // 10_000
+            if not opposite:
+                self._finish(m, o, "fok" if tif == "fok" else "market_no_liquidity")
+                return
+            best = opposite[-1]
+            if is_buy:  # ask keys are -price
+                limit_key = best - -best * m.band_bps // 10_000
             else:
-                keys = book.bids.keys
-                if not keys:
-                    self._finish(m, o, "fok" if o.tif == "fok" else "market_no_liquidity")
-                    return
-                best = keys[-1]
-                limit = best - best * m.band_bps // 10_000
+                limit_key = best - best * m.band_bps // 10_000
         else:
-            limit = o.price
-        if o.tif == "fok" and not book.can_fill(is_buy, limit, o.remaining, o.account_id, o.stp):
+            limit_key = -o.price if is_buy else o.price
+        if tif == "fok" and not book.can_fill(
+            is_buy, -limit_key if is_buy else limit_key, o.remaining, o.account_id, o.stp
+        ):
             self._finish(m, o, "fok")
             return
-        filled_before = o.filled
-        stopped = self._match(m, o, -limit if is_buy else limit)
-        if o.group is not None and o.filled > filled_before:
-            self._oco_fill(m, o, o.filled - filled_before)
-        if o.state == DONE:
-            return
+        stopped = False
+        if opposite and opposite[-1] >= limit_key:  # it crosses: match
+            filled_before = o.filled
+            stopped = self._match(m, o, limit_key)
+            if o.group is not None and o.filled > filled_before:
+                self._oco_fill(m, o, o.filled - filled_before)
+            if o.state == DONE:
+                return
         if not o.remaining:
             o.state = DONE
         elif stopped:
             self._finish(m, o, "self_trade")
         elif market_order:
-            opposite = book.asks.keys if is_buy else book.bids.keys
             self._finish(m, o, "market_protection" if opposite else "market_no_liquidity")
-        elif o.tif == "ioc" or o.tif == "fok":
-            self._finish(m, o, o.tif)
+        elif tif == "ioc" or tif == "fok":
+            self._finish(m, o, tif)
         else:
             if o.peak and o.remaining > o.peak:
                 o.hidden = o.remaining - o.peak
                 o.remaining = o.peak
-            level = book.rest(o)
-            m.touched[level.key] = level
+            # OrderBook.rest, inlined (the hot path); the book key of a resting order is the
+            # negated limit key: +price for a bid, -price for an ask.
+            book.orders[o.order_id] = o
+            o.state = RESTING
+            key = -limit_key
+            levels = book.bids.levels if is_buy else book.asks.levels
+            level = levels.get(key)
+            if level is None:
+                level = Level(key, o.price)
+                levels[key] = level
+                insort(book.bids.keys if is_buy else book.asks.keys, key)
+            tail = level.tail
+            o.prev = tail
+            o.next = None
+            if tail is None:
+                level.head = o
+            else:
+                tail.next = o
+            level.tail = o
+            level.qty += o.remaining
+            level.count += 1
+            o.level = level
+            m.touched[key] = level
             if o.expire_at:
                 heapq.heappush(m.expiries, (o.expire_at, o.arrival, o.order_id))
 
@@ -836,6 +902,7 @@ class MatchingEngine:
         filled = taker.filled
         notional = taker.notional
         price = 0
+        traded = 0  # the price of the last trade (a level can also be left by self-trade alone)
         stopped = False
         while remaining and keys:
             key = keys[-1]
@@ -861,6 +928,7 @@ class MatchingEngine:
                 remaining -= lots
                 filled += lots
                 value = price * lots
+                traded = price
                 notional += value
                 mrem -= lots
                 maker.remaining = mrem
@@ -918,8 +986,8 @@ class MatchingEngine:
                 level.head = maker
             if stopped:
                 break
-        if filled != taker.filled:
-            m.last = price
+        if traded:
+            m.last = traded
         taker.filled = filled
         taker.notional = notional
         taker.remaining = remaining
@@ -1150,17 +1218,17 @@ class MatchingEngine:
         self, c: Mapping[str, Any], group_id: str, symbol: str, command_id: str, ts: str, now: int
     ) -> list[Event]:
         tp_id, sl_id = f"{group_id}.tp", f"{group_id}.sl"
-        if group_id in self._seen:
-            return []
-        self._seen.add(group_id)
-        account_id = c.get("account_id")
         m = self._markets.get(symbol)
+        if self._taken(m, group_id):
+            return []
+        self._remember(group_id)
+        account_id = c.get("account_id")
         if m is not None and m.expiries and m.expiries[0][0] <= now:
             self._expire(m, now)
         try:
             if m is None:
                 raise _Invalid("unknown_symbol", f"unknown symbol {symbol!r}")
-            if tp_id in self._seen or sl_id in self._seen:
+            if self._taken(m, tp_id) or self._taken(m, sl_id):
                 raise _Invalid("invalid_command", "a leg's order id is already taken")
             leg = dict(c)
             leg.pop("stop_limit_price", None)
@@ -1185,8 +1253,8 @@ class MatchingEngine:
             account = account_id if type(account_id) is str else ""
             early = self._render(m, ts, command_id) if m is not None else []
             return [*early, self._rejected(symbol, ts, command_id, group_id, account, invalid)]
-        self._seen.add(tp_id)
-        self._seen.add(sl_id)
+        self._remember(tp_id)
+        self._remember(sl_id)
         group = OcoGroup(group_id)
         group.legs.extend((tp, sl))
         tp.group = sl.group = group
@@ -1229,22 +1297,34 @@ class MatchingEngine:
         through the same core as ``process`` (idempotency, collar, band, self-trade prevention,
         icebergs, OCO makers, triggers), without building events or advancing sequences. Raises
         KeyError for an unknown symbol and ValueError for what ``process`` would reject."""
-        if order_id in self._seen:
-            return
-        self._seen.add(order_id)
         m = self._markets[symbol]
+        if (
+            order_id in self._seen
+            or order_id in self._seen_old
+            or order_id in m.book.orders
+            or (m.pending and order_id in m.pending)
+            or (m.groups and self._taken(m, order_id))
+        ):
+            return
+        seen = self._seen
+        seen.add(order_id)
+        if len(seen) >= self._window:
+            self._rotate()
         if price is None:
-            order = Order(order_id, account_id, is_buy, 0, lots, tif, kind=MARKET, stp=stp)
+            price, kind = 0, MARKET
         else:
+            kind = LIMIT
             ref = m.last or m.ref
             if ref:  # the collar (check_collar, inlined)
                 band = ref * m.collar_bps // 10_000
                 if (price > ref + band) if is_buy else (price < ref - band):
                     raise ValueError("price_collar")
-            order = Order(order_id, account_id, is_buy, price, lots, tif)
-            order.stp = stp
-        m.arrivals += 1
-        order.arrival = m.arrivals
+        arrival = m.arrivals = m.arrivals + 1
+        # Positional: the cheapest call (tif, filled, notional, kind, stop, stp, peak, post_only,
+        # expire_at, arrival).
+        order = Order(
+            order_id, account_id, is_buy, price, lots, tif, 0, 0, kind, 0, stp, 0, False, 0, arrival
+        )
         self._execute(m, order)
         if m.pending:
             self._cascade(m)
@@ -1476,7 +1556,7 @@ class MatchingEngine:
             "seq": {symbol: seqs[symbol] for symbol in sorted(seqs)},
             "counters": counters,
             "books": books,
-            "seen_order_ids": sorted(self._seen),
+            "seen_order_ids": {"previous": sorted(self._seen_old), "current": sorted(self._seen)},
         }
 
     @classmethod
@@ -1492,8 +1572,9 @@ class MatchingEngine:
         for an unknown symbol, or a different tick or lot size).
         """
         try:
-            if state["format"] != SNAPSHOT_FORMAT:
-                raise ValueError(f"unsupported snapshot format {state['format']!r}")
+            version = state["format"]
+            if version not in READABLE_FORMATS:
+                raise ValueError(f"unsupported snapshot format {version!r}")
             engine = cls(instruments, epoch=state["epoch"], config=config)
             dropped = state["dropped_commands"]
             if type(dropped) is not int or dropped < 0:
@@ -1549,12 +1630,19 @@ class MatchingEngine:
                 else:
                     engine._other_seq[symbol] = seq
             seen = state["seen_order_ids"]
-            if not all(type(order_id) is str for order_id in seen):
-                raise ValueError("malformed seen_order_ids")
-            engine._seen = set(seen)
-            for market in engine._markets.values():
-                if not (market.book.orders.keys() | market.pending.keys()) <= engine._seen:
-                    raise ValueError(f"live orders of {market.symbol} missing from seen ids")
+            if version == 2:  # one unbounded set: it becomes the older generation
+                previous, current = seen, []
+            else:
+                previous, current = seen["previous"], seen["current"]
+            for ids in (previous, current):
+                if type(ids) is not list or not all(type(order_id) is str for order_id in ids):
+                    raise ValueError("malformed seen_order_ids")
+            engine._seen_old = set(previous)
+            engine._seen = set(current)
+            if version == 2:
+                for market in engine._markets.values():
+                    if not (market.book.orders.keys() | market.pending.keys()) <= engine._seen_old:
+                        raise ValueError(f"live orders of {market.symbol} missing from seen ids")
         except (KeyError, TypeError, AttributeError, ArithmeticError) as exc:
             raise ValueError(f"malformed snapshot: {exc!r}") from exc
         return engine

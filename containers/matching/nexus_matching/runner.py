@@ -17,10 +17,15 @@ Guarantees:
   anything newer of that symbol is sent, so per-symbol order holds.
 * One leader at a time: events carry the leader's epoch, snapshots are written only while the
   lease is held, and a leader that finds its lease gone stops at once and becomes a standby.
+
+Garbage collection (``settle_heap``): after a restore and after each snapshot, everything alive
+is collected once and then frozen (``gc.freeze``), so the automatic collections in between scan
+only the objects made since, never the whole book.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import signal
@@ -184,6 +189,7 @@ class EngineProcess:
             self.iterators[shard_id] = self.kinesis.get_shard_iterator(**args)["ShardIterator"]
         self.applied_since_snapshot = 0
         self.last_snapshot = time.monotonic()
+        settle_heap()
         log.info("engine %s is the leader, epoch %d; replaying %d shard(s) from %s", self.lease.node,
                  self.lease.epoch, len(shards), self.positions or "the start")  # fmt: skip
 
@@ -295,6 +301,18 @@ class EngineProcess:
             return
         self.applied_since_snapshot = 0
         self.last_snapshot = time.monotonic()
+        settle_heap()
+
+
+def settle_heap() -> None:
+    """Collect everything once, then move the survivors (books, window of seen ids) to the
+    permanent generation. Automatic collections then scan only what was made since, which
+    keeps each one short: a full scan of a book of a few hundred thousand orders pauses the
+    engine for tens of milliseconds. Called at points that already walk the whole state (a
+    restore, a snapshot); unfreezing first lets that collection reclaim frozen garbage too."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def main() -> None:
