@@ -1,0 +1,169 @@
+"""GET /v1/audit: compliance and admin only, an aggregate in seq order or a time range in time
+order, paged; every bad input a 400 with the error body; no route that changes a record."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from nexus_audit.records import SOURCE_AUDIT_EVENTS, AuditEntry
+from nexus_audit.repo import DynamoAuditLog
+from nexus_audit.sequencing import append
+from svc_helpers import call, rest_event
+
+T0 = datetime(2026, 1, 5, 23, 59, 58, tzinfo=UTC)
+
+
+def _get(app: Any, query: dict[str, str] | None, roles: str | None = "compliance") -> tuple[int, Any]:
+    event = rest_event("GET", "/v1/audit", query=query)
+    context = event["requestContext"]["authorizer"]
+    context.update(user_id="usr_test", accounts="acc_test", scopes="read")
+    if roles is not None:
+        context["roles"] = roles
+    return call(app, event)
+
+
+@pytest.fixture
+def api(aws: Any) -> Any:
+    aws.use_function_env("AuditApiFunction")
+    log = DynamoAuditLog(aws.table_name("AuditTable"))
+    # an order's 5 records, one a second apart across midnight, and 3 records of an account
+    entries = [
+        (i, AuditEntry("order", "ORD1", f"o{i}", f"kind{i}", T0 + timedelta(seconds=i), SOURCE_AUDIT_EVENTS))
+        for i in range(5)
+    ] + [
+        (5 + i, AuditEntry("account", "acc_1", f"a{i}", "login_failed", T0 + timedelta(seconds=i, milliseconds=500),
+                           SOURCE_AUDIT_EVENTS, links=("order:ORD1",), details={"ip": "10.0.0.1"}))
+        for i in range(3)
+    ]  # fmt: skip
+    assert append(log, entries, lambda: T0).written == 8
+    from nexus_audit.api import app
+
+    return app
+
+
+def test_compliance_reads_an_aggregate_in_sequence_order_page_by_page(api: Any) -> None:
+    # GIVEN an order with 5 audit records
+    # WHEN compliance reads it 2 at a time
+    seen, token, pages = [], None, 0
+    while True:
+        query = {"aggregate_type": "order", "aggregate_id": "ORD1", "limit": "2"}
+        if token:
+            query["next_token"] = token
+        status, body = _get(api, query)
+        assert status == 200, body
+        seen += [(r["seq"], r["event_id"]) for r in body["records"]]
+        token, pages = body["next_token"], pages + 1
+        if token is None:
+            break
+    # THEN it gets 1..5 in order, once each
+    assert seen == [(1, "o0"), (2, "o1"), (3, "o2"), (4, "o3"), (5, "o4")]
+    assert pages >= 3
+
+
+def test_admin_reads_a_time_range_across_days_in_time_order(api: Any) -> None:
+    # WHEN an admin asks for [T0+1s, T0+3s) in pages of 3 (the range crosses midnight UTC)
+    start, end = T0 + timedelta(seconds=1), T0 + timedelta(seconds=3)
+    records, token = [], None
+    while True:
+        query = {"from": start.isoformat(), "to": end.isoformat().replace("+00:00", "Z"), "limit": "3"}
+        if token:
+            query["next_token"] = token
+        status, body = _get(api, query, roles="trader,admin")
+        assert status == 200, body
+        records += body["records"]
+        token = body["next_token"]
+        if token is None:
+            break
+    # THEN it gets the 4 records of that range, oldest first, each with its fields
+    assert [r["event_id"] for r in records] == ["o1", "a1", "o2", "a2"]
+    assert records[1] == {
+        "aggregate_type": "account", "aggregate_id": "acc_1", "seq": 2, "event_id": "a1", "kind": "login_failed",
+        "ts": "2026-01-05T23:59:59.500000Z", "recorded_at": "2026-01-05T23:59:58.000000Z",
+        "source": SOURCE_AUDIT_EVENTS, "actor": "system", "correlation_id": None, "links": ["order:ORD1"],
+        "details": {"ip": "10.0.0.1"},
+    }  # fmt: skip
+
+
+def test_a_trader_is_refused(api: Any) -> None:
+    # WHEN a caller without the compliance or admin role asks (no roles at all: a trader's key)
+    for roles in ("trader", None, "", "trader,auditor"):
+        status, body = _get(api, {"aggregate_type": "order", "aggregate_id": "ORD1"}, roles=roles)
+        # THEN 403 with the error body, and no record
+        assert status == 403, roles
+        assert body["error"]["code"] == "forbidden" and "records" not in body
+
+
+def test_no_credentials_is_401(api: Any) -> None:
+    event = rest_event("GET", "/v1/audit", query={"aggregate_type": "order", "aggregate_id": "ORD1"}, account_id=None)
+    status, body = call(api, event)
+    assert status == 401 and body["error"]["code"] == "unauthorized"
+
+
+
+
+def _token(payload: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+DEEP_TOKEN = base64.urlsafe_b64encode(b"[" * 1400).decode()  # nested past the JSON parser's depth
+HUGE_SEQ_TOKEN = _token({"m": "aggregate", "k": {"aggregate": "order#ORD1", "seq": 10**40}})
+EMPTY_KEY_TOKEN = _token(
+    {"m": "time", "d": "2026-01-05", "k": {"aggregate": "", "seq": 1, "day": "2026-01-05", "ts": "2026-01-05T10:00Z"}}
+)
+OTHER_TOKEN = _token({"m": "aggregate", "k": {"aggregate": "order#OTHER", "seq": 1}})
+
+
+BAD_QUERIES: list[tuple[dict[str, str], str, str | None]] = [
+        ({}, "missing_field", "aggregate_type"),
+        ({"aggregate_type": "order"}, "missing_field", "aggregate_id"),
+        ({"aggregate_id": "ORD1"}, "missing_field", "aggregate_type"),
+        ({"aggregate_type": "Order!", "aggregate_id": "ORD1"}, "invalid_field", "aggregate_type"),
+        ({"aggregate_type": "claim", "aggregate_id": "x"}, "invalid_field", "aggregate_type"),
+        ({"aggregate_type": "order", "aggregate_id": "ORD1", "from": "2026-01-01"}, "invalid_query", None),
+        ({"aggregate_type": "order", "aggregate_id": "ORD1", "limit": "0"}, "invalid_field", "limit"),
+        ({"aggregate_type": "order", "aggregate_id": "ORD1", "limit": "1001"}, "invalid_field", "limit"),
+        ({"aggregate_type": "order", "aggregate_id": "ORD1", "limit": "ten"}, "invalid_field", "limit"),
+        ({"aggregate_type": "order", "aggregate_id": "ORD1", "sort": "desc"}, "unknown_field", "sort"),
+        ({"aggregate_type": "order", "aggregate_id": "ORD1", "next_token": "%%%"}, "invalid_field", "next_token"),
+        ({"aggregate_type": "order", "aggregate_id": "ORD1", "next_token": OTHER_TOKEN}, "invalid_field",
+         "next_token"),
+        ({"from": "2026-01-05"}, "missing_field", "to"),
+        ({"to": "2026-01-05"}, "missing_field", "from"),
+        ({"from": "yesterday", "to": "2026-01-05"}, "invalid_field", "from"),
+        ({"from": "2026-01-05T10:00:00", "to": "2026-01-06"}, "invalid_field", "from"),
+        ({"from": "2026-01-06", "to": "2026-01-05"}, "invalid_field", "to"),
+        ({"from": "2026-01-05", "to": "2026-01-05"}, "invalid_field", "to"),
+        ({"from": "2026-01-01", "to": "2026-03-01"}, "invalid_field", "to"),
+        ({"from": "2026-01-05", "to": "2026-01-06", "next_token": OTHER_TOKEN}, "invalid_field", "next_token"),
+        ({"from": "0001-01-01T00:00:00+05:00", "to": "2026-01-06"}, "invalid_field", "from"),
+        ({"from": "9999-12-31", "to": "9999-12-31T23:59:59-05:00"}, "invalid_field", "to"),
+        ({"aggregate_type": "order", "aggregate_id": "ORD1", "next_token": DEEP_TOKEN}, "invalid_field", "next_token"),
+        ({"aggregate_type": "order", "aggregate_id": "ORD1", "next_token": HUGE_SEQ_TOKEN}, "invalid_field",
+         "next_token"),
+        ({"from": "2026-01-05", "to": "2026-01-06", "next_token": EMPTY_KEY_TOKEN}, "invalid_field", "next_token"),
+]
+
+
+def test_bad_input_is_a_400_naming_the_field(api: Any) -> None:
+    for query, code, field in BAD_QUERIES:
+        # WHEN compliance sends a bad query
+        status, body = _get(api, query)
+        # THEN 400 with the code and the field at fault
+        assert (status, body["error"]["code"], body["error"].get("field")) == (400, code, field), query
+
+
+def test_nothing_can_change_a_record_through_the_api(api: Any) -> None:
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        # WHEN compliance tries to write to the audit route
+        event = rest_event(method, "/v1/audit", body={"seq": 1, "kind": "edited"})
+        event["requestContext"]["authorizer"]["roles"] = "compliance,admin"
+        status, body = call(api, event)
+        # THEN the method is not allowed
+        assert (status, body["error"]["code"]) == (405, "method_not_allowed"), method
+    # AND the order's records are as they were
+    status, page = _get(api, {"aggregate_type": "order", "aggregate_id": "ORD1"})
+    assert [r["kind"] for r in page["records"]] == [f"kind{i}" for i in range(5)]

@@ -1,0 +1,279 @@
+"""The audit log's per-aggregate sequence numbers: never a gap, never twice, under redelivery of a
+batch, replay of the same events, a crash between the two writes, and a concurrent writer. Against
+the audit table under moto, built from the template."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from boto3.dynamodb.conditions import Key
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nexus_audit.records import SOURCE_AUDIT_EVENTS, AuditEntry
+from nexus_audit.repo import DynamoAuditLog
+from nexus_audit.sequencing import AuditRecord, append, append_one
+from svc_helpers import FakeLambdaContext, kinesis_event, load_event
+
+NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/{name}"
+
+
+def _table(aws: Any) -> Any:
+    return boto3.resource("dynamodb", region_name="us-east-1").Table(aws.table_name("AuditTable"))
+
+
+def _records(aws: Any, aggregate: str) -> list[dict[str, Any]]:
+    answer = _table(aws).query(KeyConditionExpression=Key("aggregate").eq(aggregate), ConsistentRead=True)
+    return list(answer["Items"])
+
+
+def _all_records(aws: Any) -> dict[str, list[dict[str, Any]]]:
+    by_aggregate: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in _table(aws).scan(ConsistentRead=True)["Items"]:
+        if not str(item["aggregate"]).startswith("claim#"):
+            by_aggregate[str(item["aggregate"])].append(item)
+    return by_aggregate
+
+
+def _assert_gapless_and_unique(aws: Any) -> dict[str, list[str]]:
+    """Every aggregate holds seq 1..n exactly, each event once; returns its event ids in seq order."""
+    logs = {}
+    for aggregate, items in _all_records(aws).items():
+        items.sort(key=lambda i: int(i["seq"]))
+        assert [int(i["seq"]) for i in items] == list(range(1, len(items) + 1)), aggregate
+        ids = [str(i["event_id"]) for i in items]
+        assert len(ids) == len(set(ids)), aggregate
+        logs[aggregate] = ids
+    return logs
+
+
+def _entry(event_id: str, aggregate_id: str = "acc_1", kind: str = "login_failed") -> AuditEntry:
+    return AuditEntry("account", aggregate_id, event_id, kind, NOW, SOURCE_AUDIT_EVENTS)
+
+
+def _execution_record(events: list[dict[str, Any]]) -> dict[str, Any]:
+    event = kinesis_event({"events": events})
+    for record in event["Records"]:
+        record["eventSourceARN"] = STREAM.format(name="nexus-test-execution-events")
+    return event
+
+
+class CrashAfter:
+    """An ``AuditLog`` that dies (as a Lambda that times out would) right after a chosen write."""
+
+    def __init__(self, log: DynamoAuditLog, write: str, times: int = 1) -> None:
+        self.log, self.write, self.times = log, write, times
+
+    def head(self, aggregate: str, known: int = 0) -> int:
+        return self.log.head(aggregate, known)
+
+    def claim(self, aggregate: str, event_id: str, seq: int) -> int | None:
+        held = self.log.claim(aggregate, event_id, seq)
+        self._maybe_crash("claim")
+        return held
+
+    def move_claim(self, aggregate: str, event_id: str, old: int, new: int) -> bool:
+        moved = self.log.move_claim(aggregate, event_id, old, new)
+        self._maybe_crash("move_claim")
+        return moved
+
+    def put(self, record: AuditRecord) -> str | None:
+        holder = self.log.put(record)
+        self._maybe_crash("put")
+        return holder
+
+    def _maybe_crash(self, write: str) -> None:
+        if write == self.write and self.times > 0:
+            self.times -= 1
+            raise TimeoutError(f"crashed after {write}")
+
+
+@pytest.fixture
+def audit(aws: Any) -> Any:
+    aws.use_function_env("AuditStreamsConsumerFunction")
+    return aws
+
+
+def test_each_aggregate_gets_1_to_n_in_source_order(audit: Any) -> None:
+    # GIVEN an empty audit log
+    log = DynamoAuditLog(audit.table_name("AuditTable"))
+    # WHEN a batch of entries of two aggregates, interleaved, is appended
+    entries = [(i, _entry(f"e{i}", "acc_1" if i % 2 else "acc_2")) for i in range(8)]
+    outcome = append(log, entries, lambda: NOW)
+    # THEN each aggregate holds 1..4 in the order of the batch
+    assert (outcome.written, outcome.duplicates, outcome.first_failed) == (8, 0, None)
+    logs = _assert_gapless_and_unique(audit)
+    assert logs == {"account#acc_1": ["e1", "e3", "e5", "e7"], "account#acc_2": ["e0", "e2", "e4", "e6"]}
+
+
+def test_a_redelivered_batch_gets_no_second_sequence_number(audit: Any) -> None:
+    from nexus_audit import consumer
+
+    # GIVEN the execution-events fixture appended once through the handler
+    event = _execution_record(load_event("audit_execution_events.json")["events"])
+    first = consumer.kinesis_handler(copy.deepcopy(event), FakeLambdaContext())
+    assert first == {"batchItemFailures": []}
+    before = _assert_gapless_and_unique(audit)
+    # WHEN Lambda delivers the same batch again
+    again = consumer.kinesis_handler(copy.deepcopy(event), FakeLambdaContext())
+    # THEN nothing new is written: same records, same seqs
+    assert again == {"batchItemFailures": []}
+    assert _assert_gapless_and_unique(audit) == before
+    assert before["order#TAKER"] == ["AAPL-3", "AAPL-4"]
+    assert before["order#MAKER"] == ["AAPL-1", "AAPL-4", "AAPL-8"]
+
+
+def test_a_replay_of_old_events_after_new_ones_changes_nothing(audit: Any) -> None:
+    from nexus_audit import consumer
+
+    # GIVEN the engine's first two steps for MAKER were appended, then a third
+    events = load_event("audit_execution_events.json")["events"]
+    consumer.kinesis_handler(_execution_record(events[:4]), FakeLambdaContext())
+    consumer.kinesis_handler(_execution_record(events[7:8]), FakeLambdaContext())
+    # WHEN a restarted engine replays the journal and re-emits every event (same ids)
+    answer = consumer.kinesis_handler(_execution_record(events), FakeLambdaContext())
+    # THEN only the events never seen are appended, after what is there, with no gap
+    assert answer == {"batchItemFailures": []}
+    logs = _assert_gapless_and_unique(audit)
+    assert logs["order#MAKER"] == ["AAPL-1", "AAPL-4", "AAPL-8"]
+    assert logs["order#G1.sl"] == ["AAPL-6", "AAPL-7"]
+
+
+def test_a_crash_between_the_claim_and_the_record_is_finished_by_the_retry(audit: Any) -> None:
+    # GIVEN an aggregate with two records
+    log = DynamoAuditLog(audit.table_name("AuditTable"))
+    append(log, [(0, _entry("a")), (1, _entry("b"))], lambda: NOW)
+    # WHEN appending "c" crashes after its claim, before its record
+    crashing = CrashAfter(log, "claim")
+    outcome = append(crashing, [(0, _entry("c")), (1, _entry("d"))], lambda: NOW)
+    assert outcome.first_failed == 0 and outcome.written == 0
+    assert [int(i["seq"]) for i in _records(audit, "account#acc_1")] == [1, 2]
+    # AND the batch is retried
+    retry = append(log, [(0, _entry("c")), (1, _entry("d"))], lambda: NOW)
+    # THEN "c" takes the seq it claimed and "d" the next: no gap, nothing twice
+    assert (retry.written, retry.duplicates, retry.first_failed) == (2, 0, None)
+    assert _assert_gapless_and_unique(audit)["account#acc_1"] == ["a", "b", "c", "d"]
+
+
+def test_a_claim_left_by_a_crash_whose_seq_was_taken_meanwhile_moves_to_the_head(audit: Any) -> None:
+    # GIVEN "c" crashed after claiming seq 2 of the aggregate
+    log = DynamoAuditLog(audit.table_name("AuditTable"))
+    append(log, [(0, _entry("a"))], lambda: NOW)
+    assert append(CrashAfter(log, "claim"), [(0, _entry("c"))], lambda: NOW).first_failed == 0
+    # AND another source appended two events to the same aggregate since (seq 2 and 3)
+    append(log, [(0, _entry("x")), (1, _entry("y"))], lambda: NOW)
+    # WHEN "c" is retried
+    retry = append(log, [(0, _entry("c"))], lambda: NOW)
+    # THEN it is appended once, at 4, and its claim says 4
+    assert (retry.written, retry.duplicates) == (1, 0)
+    assert _assert_gapless_and_unique(audit)["account#acc_1"] == ["a", "x", "y", "c"]
+    assert log.claim("account#acc_1", "c", 99) == 4
+
+
+def test_a_crash_after_the_record_before_the_answer_writes_nothing_on_retry(audit: Any) -> None:
+    # GIVEN appending "b" crashed after its record was written (the batch was not acknowledged)
+    log = DynamoAuditLog(audit.table_name("AuditTable"))
+    append(log, [(0, _entry("a"))], lambda: NOW)
+    assert append(CrashAfter(log, "put"), [(0, _entry("b"))], lambda: NOW).first_failed == 0
+    # WHEN the batch is retried, twice
+    first, second = (append(log, [(0, _entry("b")), (1, _entry("c"))], lambda: NOW) for _ in range(2))
+    # THEN "b" stays at 2 and "c" is appended once, at 3
+    assert (first.written, first.duplicates) == (1, 1)
+    assert (second.written, second.duplicates) == (0, 2)
+    assert _assert_gapless_and_unique(audit)["account#acc_1"] == ["a", "b", "c"]
+
+
+def test_a_crash_after_moving_a_claim_is_finished_by_the_retry(audit: Any) -> None:
+    # GIVEN "c" claimed seq 2 and crashed; "x" then took 2; the retry of "c" moved its claim to 3 and crashed
+    log = DynamoAuditLog(audit.table_name("AuditTable"))
+    append(log, [(0, _entry("a"))], lambda: NOW)
+    append(CrashAfter(log, "claim"), [(0, _entry("c"))], lambda: NOW)
+    append(log, [(0, _entry("x"))], lambda: NOW)
+    assert append(CrashAfter(log, "move_claim"), [(0, _entry("c"))], lambda: NOW).first_failed == 0
+    # WHEN it is retried again
+    retry = append(log, [(0, _entry("c"))], lambda: NOW)
+    # THEN "c" is at 3, once
+    assert retry.written == 1
+    assert _assert_gapless_and_unique(audit)["account#acc_1"] == ["a", "x", "c"]
+
+
+def test_a_writer_with_a_stale_head_loses_the_race_and_appends_after_the_winner(audit: Any) -> None:
+    # GIVEN two consumers of different streams both read the aggregate's head as 1
+    log = DynamoAuditLog(audit.table_name("AuditTable"))
+    append(log, [(0, _entry("a"))], lambda: NOW)
+    stale_head = log.head("account#acc_1")
+    # WHEN one appends "cmd" first, then the other appends "evt" with the head it read
+    append_one(log, _entry("cmd"), stale_head, NOW)
+    head, written = append_one(log, _entry("evt"), stale_head, NOW)
+    # THEN "evt" goes to 3, not over "cmd"
+    assert (head, written) == (3, True)
+    assert _assert_gapless_and_unique(audit)["account#acc_1"] == ["a", "cmd", "evt"]
+
+
+def test_a_batch_that_fails_midway_reports_the_failed_record_and_every_later_one(audit: Any) -> None:
+    from nexus_audit import consumer
+
+    # GIVEN three records, the second of which is not JSON
+    events = load_event("audit_execution_events.json")["events"]
+    event = _execution_record(events[:1])
+    event["Records"] += _execution_record(events[2:4])["Records"]
+    event["Records"].insert(1, copy.deepcopy(event["Records"][0]))
+    event["Records"][1]["kinesis"]["data"] = "bm90IGpzb24="  # "not json"
+    for i, record in enumerate(event["Records"]):
+        record["kinesis"]["sequenceNumber"] = f"seq-{i}"
+    # WHEN the handler gets the batch
+    answer = consumer.kinesis_handler(event, FakeLambdaContext())
+    # THEN the unreadable record and the one after it are reported, and only the first is appended
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "seq-1"}, {"itemIdentifier": "seq-2"}]}
+    assert _assert_gapless_and_unique(audit) == {"order#MAKER": ["AAPL-1"]}
+
+
+# -- any schedule of crashes and redeliveries ------------------------------------------------
+
+WRITES = ("claim", "put", "move_claim")
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.data(),
+    sizes=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+    batch=st.integers(1, 4),
+)
+def test_any_schedule_of_crashes_and_redeliveries_leaves_each_event_once_in_source_order(
+    audit: Any, data: st.DataObject, sizes: tuple[int, int], batch: int
+) -> None:
+    # GIVEN two sources (say, order-commands and execution-events), each with its events for the
+    # same two aggregates, consumed in batches that crash after any write and are redelivered
+    log = DynamoAuditLog(audit.table_name("AuditTable"))
+    run = uuid.uuid4().hex[:8]
+    aggregates = (f"{run}-x", f"{run}-y")
+    sources = [
+        [_entry(f"{name}{i}", data.draw(st.sampled_from(aggregates))) for i in range(size)]
+        for name, size in zip(("cmd", "evt"), sizes, strict=True)
+    ]
+    positions = [0, 0]  # each source's checkpoint: everything before it is acknowledged
+    while positions[0] < len(sources[0]) or positions[1] < len(sources[1]):
+        # WHEN one source's next batch is delivered, to a consumer that may crash after a write
+        source = data.draw(st.sampled_from([s for s in (0, 1) if positions[s] < len(sources[s])]))
+        pending = sources[source][positions[source] : positions[source] + batch]
+        crash = data.draw(st.none() | st.tuples(st.sampled_from(WRITES), st.integers(1, 3)))
+        target: Any = log if crash is None else CrashAfter(log, crash[0], crash[1])
+        outcome = append(target, list(enumerate(pending)), lambda: NOW)
+        # (Lambda retries from the first record not appended; what was appended is acknowledged)
+        positions[source] += len(pending) if outcome.first_failed is None else outcome.first_failed
+        if data.draw(st.booleans()):  # and sometimes the whole source is replayed from the start
+            append(log, list(enumerate(sources[source][: positions[source]])), lambda: NOW)
+    # THEN every aggregate holds 1..n, each event once, each source's events in that source's order
+    logs = _assert_gapless_and_unique(audit)
+    for aggregate in aggregates:
+        got = logs.get(f"account#{aggregate}", [])
+        for events in sources:
+            mine = [e.event_id for e in events if e.aggregate_id == aggregate]
+            assert [e for e in got if e in set(mine)] == mine
+        assert sorted(got) == sorted(e.event_id for events in sources for e in events if e.aggregate_id == aggregate)
