@@ -16,12 +16,6 @@ LEVEL_DIGITS: Final = 16
 SIDE_PREFIX: Final = {"buy": "B#", "sell": "A#"}
 
 
-class BookQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    depth: int = Field(default=10, ge=1, le=100)
-
-
 class TradesQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

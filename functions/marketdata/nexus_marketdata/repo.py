@@ -1,13 +1,18 @@
-"""Data access of market data: ``TradesTable`` (symbol, seq) and ``BookLevelsTable`` (symbol,
-level). Every write is conditional, so a redelivered or replayed event changes nothing."""
+"""Data access of market data: ``TradesTable`` (symbol, seq), ``BookLevelsTable`` (symbol,
+level), ``CandlesTable`` (series, bucket) and ``BookOrdersTable`` (symbol, order_id; GSI
+``by-priority``). Every write is conditional on the item's seq watermark, so a redelivered or
+replayed event changes nothing; candles and L3 orders are read once per record (BatchGetItem),
+folded in memory and written back with one conditional put per item (no transactions)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from nexus_common.dynamo import LazyTable, is_condition_failed
-from nexus_common.events import BookEvent, TradeEvent
+from nexus_common.events import AnyEngineEvent, BookEvent, TradeEvent
 
+from nexus_marketdata.candles import Candle, candle_from_item, candle_keys, merge, series_id
 from nexus_marketdata.domain import (
     SIDE_PREFIX,
     BookLevel,
@@ -15,6 +20,15 @@ from nexus_marketdata.domain import (
     level_values,
     live_levels,
     trade_item,
+)
+from nexus_marketdata.l3 import (
+    TOMBSTONE_SECONDS,
+    L3Fold,
+    L3Level,
+    L3Order,
+    l3_levels,
+    order_from_item,
+    touched_order_ids,
 )
 
 
@@ -87,3 +101,119 @@ class DynamoBookLevels(LazyTable):
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return live_levels(items, depth)
+
+
+def _batch_get(table: Any, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Strongly consistent BatchGetItem of ``keys`` (100 a call, unprocessed keys retried)."""
+    found: list[dict[str, Any]] = []
+    client = table.meta.client  # the resource's client: Python values in and out
+    for start in range(0, len(keys), 100):
+        request: dict[str, Any] = {table.name: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+        while request:
+            answer = client.batch_get_item(RequestItems=request)
+            found.extend(answer.get("Responses", {}).get(table.name, []))
+            request = answer.get("UnprocessedKeys") or {}
+    return found
+
+
+def _put_guarded(table: Any, item: dict[str, Any], previous_seq: int | None) -> bool:
+    """One conditional put: the item is replaced only if it is still at ``previous_seq`` (None:
+    it must not exist). False when the condition failed (someone got there first)."""
+    if previous_seq is None:
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(last_seq)"}
+    else:
+        condition = {
+            "ConditionExpression": "last_seq = :prev",
+            "ExpressionAttributeValues": {":prev": previous_seq},
+        }
+    try:
+        table.put_item(Item=item, **condition)
+    except Exception as exc:
+        if is_condition_failed(exc):
+            return False
+        raise
+    return True
+
+
+class DynamoCandles(LazyTable):
+    """``CandlesTable`` (series ``<symbol>#<interval>``, bucket = UTC start)."""
+
+    def load(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Candle]:
+        items = _batch_get(self.table, [{"series": s, "bucket": b} for s, b in keys])
+        return {(str(i["series"]), str(i["bucket"])): candle_from_item(i) for i in items}
+
+    def apply(self, trades: list[TradeEvent]) -> int:
+        """Count ``trades`` (one record's, in seq order) in every candle they touch: one batched
+        read, then one conditional put per changed candle. Returns how many candles changed."""
+        if not trades:
+            return 0
+        keys = candle_keys(trades)
+        for _ in range(3):
+            stored = self.load(keys)
+            changed = merge(stored, trades)
+            lost = [
+                key
+                for key, candle in changed.items()
+                if not _put_guarded(self.table, candle.to_item(), stored[key].last_seq if key in stored else None)
+            ]
+            if not lost:
+                return len(changed)
+            keys = lost  # a concurrent writer moved these: read them again and re-fold
+        raise RuntimeError("candles kept changing under the consumer")
+
+    def range(self, symbol: str, interval: str, start: str, end: str, limit: int) -> list[Candle]:
+        """Candles with ``start <= bucket <= end`` (bucket ids), oldest first, at most ``limit``."""
+        page = self.table.query(
+            KeyConditionExpression="series = :s AND bucket BETWEEN :a AND :b",
+            ExpressionAttributeValues={":s": series_id(symbol, interval), ":a": start, ":b": end},
+            Limit=limit,
+        )
+        return [candle_from_item(i) for i in page.get("Items", [])]
+
+    def get(self, symbol: str, interval: str, bucket: str) -> Candle | None:
+        item = self.table.get_item(Key={"series": series_id(symbol, interval), "bucket": bucket}).get("Item")
+        return candle_from_item(item) if item else None
+
+
+class DynamoBookOrders(LazyTable):
+    """``BookOrdersTable`` (symbol, order_id) and its GSI ``by-priority`` (symbol, book_key)."""
+
+    INDEX = "by-priority"
+
+    def load(self, symbol: str, order_ids: list[str]) -> dict[str, L3Order]:
+        items = _batch_get(self.table, [{"symbol": symbol, "order_id": o} for o in order_ids])
+        return {str(i["order_id"]): order_from_item(i) for i in items}
+
+    def apply(self, symbol: str, events: list[AnyEngineEvent]) -> int:
+        """Fold one record's events into the orders they name; one conditional put per order."""
+        needed = touched_order_ids(events)
+        stored = self.load(symbol, needed) if needed else {}
+        fold = L3Fold(stored)
+        for event in events:
+            fold.apply(event)
+        written = 0
+        for order_id, order in fold.finish().items():
+            before = stored.get(order_id)
+            expires = int(datetime.fromisoformat(order.ts).timestamp()) + TOMBSTONE_SECONDS if order.ts else None
+            if not _put_guarded(self.table, order.to_item(expires), before.last_seq if before else None):
+                raise RuntimeError(f"L3 order of {symbol} changed under the consumer")
+            written += 1
+        return written
+
+    def side(self, symbol: str, side: str, depth: int) -> list[L3Level]:
+        """The best ``depth`` levels of one side, each with its orders in time priority."""
+        kwargs: dict[str, Any] = {
+            "IndexName": self.INDEX,
+            "KeyConditionExpression": "symbol = :s AND begins_with(book_key, :p)",
+            "ExpressionAttributeValues": {":s": symbol, ":p": SIDE_PREFIX[side]},
+            "Limit": 200,
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self.table.query(**kwargs)
+            items.extend(page.get("Items", []))
+            prices = {str(i["price"]) for i in items}
+            if len(prices) > depth or "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return l3_levels(items, depth)

@@ -9,8 +9,19 @@ class MarketDataApiSettings(NexusSettings):
     instruments_table: str
     trades_table: str
     book_levels_table: str
+    candles_table: str
+    book_orders_table: str
 
 
 class MarketDataConsumerSettings(NexusSettings):
     trades_table: str
     book_levels_table: str
+    candles_table: str
+    book_orders_table: str
+
+
+class MarketDataWarmupSettings(NexusSettings):
+    instruments_table: str
+    trades_table: str
+    book_levels_table: str
+    candles_table: str

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+from marketdata_redis import redis_db, redis_url  # noqa: F401 - fixtures
 from nexus_common.instruments import DEMO_INSTRUMENTS, Instrument
 from nexus_marketdata import api, consumer
 from nexus_marketdata.domain import level_key
@@ -65,7 +66,7 @@ class World:
 
 
 @pytest.fixture
-def world(aws: Any) -> World:
+def world(aws: Any, redis_db: Any) -> World:  # noqa: F811 - the fixture
     return World(aws)
 
 

@@ -1,0 +1,200 @@
+"""Market data views against independent references, on random journals run by the real
+matching engine (in process, no AWS):
+
+* L3 folded from the events (``nexus_marketdata.l3``) == the engine's own book: every resting
+  order, its shown quantity and its place in the queue (icebergs, stop-limits, replaces,
+  self-trade decrements, partial fills included);
+* L2 from the ``book`` deltas (last delta per level wins) == the engine's aggregated depth, and
+  == the L3 levels summed;
+* candles folded per record (``nexus_marketdata.candles.merge``), with records redelivered, ==
+  a straightforward recomputation from the tape (group by UTC bucket, first/max/min/last/sum).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nexus_common.events import ENGINE_EVENT_ADAPTER, AnyEngineEvent, BookEvent, TradeEvent
+from nexus_common.instruments import Instrument
+from nexus_marketdata.candles import INTERVALS, Candle, merge
+from nexus_marketdata.l3 import L3Fold, L3Order
+from nexus_matching.engine import MatchingEngine
+
+SETTINGS = settings(
+    max_examples=int(os.environ.get("MARKETDATA_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+TICK = Decimal("0.01")
+START = datetime(2026, 3, 6, 23, 58, 30, tzinfo=UTC)  # crosses minute, hour and UTC-day bounds
+ACCOUNTS = ("alice", "bob", "carol")
+
+
+@st.composite
+def journals(draw: st.DrawFn) -> list[dict[str, Any]]:
+    size = draw(st.integers(min_value=1, max_value=45))
+    commands: list[dict[str, Any]] = []
+    ids: list[str] = []
+    elapsed = 0.0
+    for i in range(size):
+        elapsed += draw(st.sampled_from([0.0, 0.5, 7.0, 61.0, 400.0]))
+        ts = (START + timedelta(seconds=elapsed)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        kind = draw(
+            st.sampled_from(["limit"] * 4 + ["iceberg"] * 3 + ["market", "stop_limit", "cancel"] + ["replace"] * 3)
+        )
+        account = draw(st.sampled_from(ACCOUNTS))
+        base: dict[str, Any] = {"command_id": f"c{i}", "account_id": account, "symbol": "AAPL", "ts": ts}
+        if kind in ("cancel", "replace") and ids:
+            target = draw(st.sampled_from(ids))
+            if kind == "cancel":
+                commands.append({**base, "type": "cancel", "order_id": target})
+            else:
+                change: dict[str, Any] = {}
+                if draw(st.booleans()):
+                    change["price"] = str(Decimal(draw(st.integers(9_990, 10_010))) * TICK)
+                change["quantity"] = str(draw(st.integers(1, 12)))
+                commands.append({**base, "type": "replace", "order_id": target, **change})
+            continue
+        order_id = f"o{i}"
+        ids.append(order_id)
+        side = draw(st.sampled_from(["buy", "sell"]))
+        quantity = draw(st.integers(1, 12))
+        command: dict[str, Any] = {
+            **base,
+            "type": "new",
+            "order_id": order_id,
+            "side": side,
+            "quantity": str(quantity),
+            "time_in_force": draw(st.sampled_from(["gtc", "gtc", "gtc", "ioc"])),
+        }
+        price = str(Decimal(draw(st.integers(9_990, 10_010))) * TICK)
+        if kind == "market":
+            command.update(order_type="market", time_in_force="ioc")
+        elif kind == "stop_limit":
+            command.update(order_type="stop_limit", price=price, stop_price=price)
+        else:
+            command.update(order_type="limit", price=price)
+            if kind == "iceberg" and quantity > 1:
+                command["display_quantity"] = str(draw(st.integers(1, quantity - 1)))
+        if draw(st.integers(0, 5)) == 0:
+            command["stp"] = draw(st.sampled_from(["decrement", "cancel_oldest", "cancel_newest"]))
+        commands.append(command)
+    return commands
+
+
+def run(commands: list[dict[str, Any]]) -> tuple[MatchingEngine, list[list[AnyEngineEvent]]]:
+    engine = MatchingEngine({"AAPL": Instrument(symbol="AAPL", tick_size=TICK, lot_size=Decimal(1))})
+    steps = []
+    for command in commands:
+        events = engine.process(command)
+        if events:
+            steps.append([ENGINE_EVENT_ADAPTER.validate_python(e) for e in events])
+    return engine, steps
+
+
+def fold_l3(steps: list[list[AnyEngineEvent]], redeliver: set[int]) -> dict[str, L3Order]:
+    """What the consumer does per record: load the named orders, fold, store the changed ones."""
+    store: dict[str, L3Order] = {}
+    for index, step in enumerate(steps):
+        for _ in range(2 if index in redeliver else 1):
+            fold = L3Fold(store)
+            for event in step:
+                fold.apply(event)
+            store.update(fold.finish())
+    return store
+
+
+def engine_l3(engine: MatchingEngine) -> dict[str, list[tuple[Decimal, list[tuple[str, Decimal]]]]]:
+    book = engine._markets["AAPL"].book  # the reference: the engine's own queues
+    out = {}
+    for name, side in (("buy", book.bids), ("sell", book.asks)):
+        out[name] = [
+            (Decimal(level.price) * TICK, [(o.order_id, Decimal(o.remaining)) for o in level.orders()])
+            for level in side.iter_levels()
+        ]
+    return out
+
+
+def folded_l3(store: dict[str, L3Order]) -> dict[str, list[tuple[Decimal, list[tuple[str, Decimal]]]]]:
+    out: dict[str, list[tuple[Decimal, list[tuple[str, Decimal]]]]] = {}
+    for side in ("buy", "sell"):
+        resting = [o for o in store.values() if o.side == side and o.resting]
+        prices = sorted({o.price for o in resting if o.price is not None}, reverse=side == "buy")
+        out[side] = [
+            (p, [(o.order_id, o.shown) for o in sorted((o for o in resting if o.price == p), key=lambda o: o.priority)])
+            for p in prices
+        ]
+    return out
+
+
+@SETTINGS
+@given(journals(), st.sets(st.integers(0, 60), max_size=10))
+def test_l3_from_events_is_the_engines_book(commands: list[dict[str, Any]], redeliver: set[int]) -> None:
+    # GIVEN a random journal run by the engine WHEN its events are folded (some records twice)
+    engine, steps = run(commands)
+    store = fold_l3(steps, redeliver)
+    # THEN every resting order is where the engine has it, with the quantity it shows
+    assert folded_l3(store) == engine_l3(engine)
+
+
+@SETTINGS
+@given(journals())
+def test_l2_from_book_deltas_is_the_engines_depth(commands: list[dict[str, Any]]) -> None:
+    engine, steps = run(commands)
+    levels: dict[tuple[str, Decimal], tuple[Decimal, int]] = {}
+    for step in steps:
+        for event in step:
+            if isinstance(event, BookEvent):
+                levels[(event.side, event.price)] = (event.quantity, event.orders)
+    depth = engine.book_depth("AAPL", 1000)
+    for side, engine_side in (("buy", depth["bids"]), ("sell", depth["asks"])):
+        ours = sorted(
+            ((p, q, n) for (s, p), (q, n) in levels.items() if s == side and q > 0), reverse=side == "buy"
+        )
+        assert ours == [(Decimal(p) * TICK, Decimal(q), n) for p, q, n in engine_side]
+    # and L1 is the first level of each side
+    best_bid = max((p for (s, p), (q, _) in levels.items() if s == "buy" and q > 0), default=None)
+    assert best_bid == (Decimal(depth["bids"][0][0]) * TICK if depth["bids"] else None)
+
+
+def reference_candles(trades: list[TradeEvent]) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """The obvious computation: bucket = floor(epoch seconds / interval); sort by seq."""
+    groups: dict[tuple[str, str], list[TradeEvent]] = defaultdict(list)
+    for trade in trades:
+        for interval, seconds in INTERVALS.items():
+            start = int(trade.ts.timestamp()) // seconds * seconds
+            bucket = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            groups[(f"AAPL#{interval}", bucket)].append(trade)
+    out = {}
+    for key, group in groups.items():
+        group.sort(key=lambda t: t.seq)
+        prices = [t.price for t in group]
+        out[key] = (
+            prices[0], max(prices), min(prices), prices[-1],
+            sum((t.quantity for t in group), Decimal(0)),
+            sum((t.price * t.quantity for t in group), Decimal(0)),
+            len(group),
+        )
+    return out
+
+
+@SETTINGS
+@given(journals(), st.sets(st.integers(0, 60), max_size=10))
+def test_candles_folded_per_record_match_the_tape(commands: list[dict[str, Any]], redeliver: set[int]) -> None:
+    _, steps = run(commands)
+    stored: dict[tuple[str, str], Candle] = {}
+    for index, step in enumerate(steps):
+        trades = [e for e in step if isinstance(e, TradeEvent)]
+        for _ in range(2 if index in redeliver else 1):  # a redelivered record counts once
+            stored.update(merge(stored, trades))
+    tape = [e for step in steps for e in step if isinstance(e, TradeEvent)]
+    ours = {
+        key: (c.open, c.high, c.low, c.close, c.volume, c.notional, c.trades) for key, c in stored.items()
+    }
+    assert ours == reference_candles(tape)
