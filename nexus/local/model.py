@@ -79,6 +79,25 @@ class Container:
     stop_timeout: int
 
 
+@dataclass(frozen=True)
+class WebSocketAuthorizer:
+    function: str  # logical id of the authorizer function
+    identity_sources: tuple[str, ...]  # route.request.header.X / route.request.querystring.Y
+
+
+@dataclass(frozen=True)
+class WebSocketApi:
+    """An API Gateway v2 ``WEBSOCKET`` API: its routes (route key -> function) and ``$connect``'s
+    authorizer."""
+
+    logical_id: str
+    api_id: str
+    stage: str
+    route_selection: str  # $request.body.<field>
+    routes: dict[str, str]  # route key -> function logical id
+    authorizer: WebSocketAuthorizer | None
+
+
 @dataclass
 class Platform:
     """Everything the template declares that the local runtime runs."""
@@ -88,6 +107,7 @@ class Platform:
     apis: dict[str, Api] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)
     containers: list[Container] = field(default_factory=list)
+    websocket_apis: dict[str, WebSocketApi] = field(default_factory=dict)
 
     def event_sources(self, *types: str) -> list[EventSource]:
         return [e for f in self.functions.values() for e in f.events if not types or e.type in types]
@@ -121,7 +141,66 @@ def build_platform(root: Stack) -> Platform:
                 platform.routes.append(_route(fn, event, platform.apis))
     for resource in root.all_resources("AWS::ECS::Service"):
         platform.containers.extend(_containers(resource))
+    for resource in root.all_resources("AWS::ApiGatewayV2::Api"):
+        if str(resource.resolved("ProtocolType", "")).upper() == "WEBSOCKET":
+            ws = _websocket_api(resource, root)
+            platform.websocket_apis[ws.logical_id] = ws
     return platform
+
+
+_LAMBDA_URI = re.compile(r"/functions/(arn:[^/]+)/invocations$")
+
+
+def _function_of_uri(root: Stack, uri: Any, what: str) -> str:
+    """The logical id of the function a Lambda integration/authorizer URI invokes."""
+    found = _LAMBDA_URI.search(str(uri))
+    if not found:
+        raise TemplateError(f"{what}: not a Lambda invocation URI: {uri}")
+    for fn in root.all_resources("AWS::Serverless::Function"):
+        if str(fn.stack.get_att(fn.logical_id, "Arn")) == found.group(1):
+            return fn.logical_id
+    raise TemplateError(f"{what}: function {found.group(1)} is not declared in the template")
+
+
+def _refers_to(value: Any, logical_id: str) -> bool:
+    return isinstance(value, dict) and value.get("Ref") == logical_id
+
+
+def _websocket_api(api: Resource, root: Stack) -> WebSocketApi:
+    stack = api.stack
+    siblings = [r for r in stack.resources.values() if _refers_to(r.properties.get("ApiId"), api.logical_id)]
+    integrations = {
+        str(stack.ref(r.logical_id)): _function_of_uri(root, r.resolved("IntegrationUri"), r.logical_id)
+        for r in siblings
+        if r.type == "AWS::ApiGatewayV2::Integration"
+    }
+    routes: dict[str, str] = {}
+    authorizer: WebSocketAuthorizer | None = None
+    for route in (r for r in siblings if r.type == "AWS::ApiGatewayV2::Route"):
+        target = str(route.resolved("Target", ""))
+        integration = target.removeprefix("integrations/")
+        if integration not in integrations:
+            raise TemplateError(f"{route.logical_id}: target {target} is not an integration of {api.logical_id}")
+        key = str(route.resolved("RouteKey"))
+        routes[key] = integrations[integration]
+        auth_ref = route.properties.get("AuthorizerId")
+        if str(route.resolved("AuthorizationType", "NONE")) == "CUSTOM" and isinstance(auth_ref, dict):
+            auth = stack.resources[str(auth_ref["Ref"])]
+            authorizer = WebSocketAuthorizer(
+                function=_function_of_uri(root, auth.resolved("AuthorizerUri"), auth.logical_id),
+                identity_sources=tuple(str(s) for s in auth.resolved("IdentitySource") or ()),
+            )
+    stages = [r for r in siblings if r.type == "AWS::ApiGatewayV2::Stage"]
+    if len(stages) != 1:
+        raise TemplateError(f"{api.logical_id}: expected one AWS::ApiGatewayV2::Stage, found {len(stages)}")
+    return WebSocketApi(
+        logical_id=api.logical_id,
+        api_id=str(stack.ref(api.logical_id)),
+        stage=str(stages[0].resolved("StageName")),
+        route_selection=str(api.resolved("RouteSelectionExpression", "$request.body.action")),
+        routes=routes,
+        authorizer=authorizer,
+    )
 
 
 def _function(resource: Resource, layers: dict[str, Path]) -> Function:

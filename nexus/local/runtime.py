@@ -38,6 +38,7 @@ from nexus.local.pollers import (
 )
 from nexus.local.procs import spawn, stop_process
 from nexus.local.provision import PROJECT_ROOT, AwsClients, Provisioner, load
+from nexus.local.websocket import LocalWebSocketGateway
 
 log = logging.getLogger("nexus")
 
@@ -58,6 +59,9 @@ class Options:
     region: str = "us-east-1"
     api_concurrency: int = 4
     write_state: bool = True
+    ws_port: int = 8001  # the WebSocket API
+    ws_management_port: int = 0  # its Management API (@connections); 0: a free port
+    ws_send_queue: int = 256  # frames queued per WebSocket connection before a slow client is dropped
 
 
 def free_port() -> int:
@@ -93,6 +97,8 @@ class LocalPlatform:
     aws_endpoint: str = ""
     redis_url: str = ""
     api_url: str = ""
+    ws_url: str = ""
+    ws_management_url: str = ""
     platform: Platform | None = None
     provisioner: Provisioner | None = None
     lambdas: LocalLambda | None = None
@@ -102,6 +108,7 @@ class LocalPlatform:
     _containers: list[tuple[Container, subprocess.Popen[Any]]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _http: Any = None
+    _websockets: list[LocalWebSocketGateway] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
     _env_before: dict[str, str | None] = field(default_factory=dict)
 
@@ -118,6 +125,7 @@ class LocalPlatform:
             self._start_event_sources()
             self._start_containers()
             self._start_api()
+            self._start_websockets()
         except BaseException:
             self.stop()
             raise
@@ -129,6 +137,7 @@ class LocalPlatform:
                         "aws_endpoint": self.aws_endpoint,
                         "redis_url": self.redis_url,
                         "api_url": self.api_url,
+                        "ws_url": self.ws_url,
                         "stage": self.options.stage,
                         "region": self.options.region,
                         "pid": os.getpid(),
@@ -220,9 +229,16 @@ class LocalPlatform:
         except secrets.exceptions.ResourceExistsException:
             arn = secrets.put_secret_value(SecretId=name, SecretString=self.redis_url)["ARN"]
         started = time.monotonic()
-        stack, self.provisioner = load(
-            clients, create=True, parameters={"Stage": self.options.stage, "RedisUrlSecretArn": arn}
-        )
+        # The functions post to WebSocket connections through this runtime's Management API.
+        if not self.options.ws_management_port:
+            self.options.ws_management_port = free_port()
+        self.ws_management_url = f"http://{self.options.api_host}:{self.options.ws_management_port}"
+        parameters = {
+            "Stage": self.options.stage,
+            "RedisUrlSecretArn": arn,
+            "WebSocketManagementEndpoint": self.ws_management_url,
+        }
+        stack, self.provisioner = load(clients, create=True, parameters=parameters)
         self.platform = build_platform(stack)
         counts: dict[str, int] = {}
         for resource in stack.all_resources():
@@ -266,6 +282,9 @@ class LocalPlatform:
         for api in self.platform.apis.values():
             for authorizer in api.authorizers.values():
                 concurrency[authorizer.function] = self.options.api_concurrency
+        for ws in self.platform.websocket_apis.values():
+            for function in ws.routes.values():
+                concurrency[function] = self.options.api_concurrency
         self.lambdas = LocalLambda(
             self.platform.functions,
             worker_base_env(self.aws_endpoint, self.options.region),
@@ -383,11 +402,35 @@ class LocalPlatform:
         self.api_url = f"http://{self.options.api_host}:{port}"
         log.info("api       %s (%d routes)", self.api_url, len(self.platform.routes))
 
+    def _start_websockets(self) -> None:
+        assert self.platform is not None and self.lambdas is not None and self.provisioner is not None
+        for api in self.platform.websocket_apis.values():
+            if self._websockets:
+                raise RuntimeError("the local runtime serves one WebSocket API")
+            gateway = LocalWebSocketGateway(
+                api,
+                self.lambdas,
+                self.options.region,
+                self.provisioner.account_id,
+                host=self.options.api_host,
+                port=self.options.ws_port,
+                management_port=self.options.ws_management_port,
+                send_queue=self.options.ws_send_queue,
+            )
+            gateway.start()
+            self._websockets.append(gateway)
+            self.ws_url = f"{gateway.url}/{api.stage}"
+            log.info("websocket %s (%d routes; @connections at %s)", self.ws_url, len(api.routes),
+                     gateway.management_url)  # fmt: skip
+
     # -- stop ------------------------------------------------------------------------------
 
     def stop(self) -> None:
         """Stop everything, last started first. Safe to call more than once."""
         self._stop.set()
+        for gateway in reversed(self._websockets):
+            gateway.stop()
+        self._websockets.clear()
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()

@@ -48,12 +48,13 @@ def _alive(pid: int) -> bool:
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_nexus_up_serves_and_stops_cleanly(tmp_path: Path, stop_signal: signal.Signals) -> None:
     # GIVEN `nexus up --demo` started as a user would
-    port, aws_port = free_port(), free_port()
+    port, aws_port, ws_port = free_port(), free_port(), free_port()
     env = {**os.environ, "NEXUS_STATE_DIR": str(tmp_path)}
     env.pop("AWS_ENDPOINT_URL", None)
     env.pop("REDIS_URL", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "nexus.cli", "up", "--demo", "--port", str(port), "--aws-port", str(aws_port)],
+        [sys.executable, "-m", "nexus.cli", "up", "--demo", "--port", str(port), "--aws-port", str(aws_port),
+         "--ws-port", str(ws_port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:

@@ -29,5 +29,16 @@ def inbox_item(notification: Notification, received_at: datetime) -> dict[str, A
         kind=notification.kind,
         ts=iso(notification.ts),
         received_at=iso(received_at),
+        sort_key=sort_key(notification),
     )
     return item
+
+
+def sort_key(notification: Notification) -> str:
+    """Sort key of the inbox's ``by-time`` index: newest first when read backwards."""
+    return f"{iso(notification.ts)}#{notification.notification_id}"
+
+
+def inbox_view(item: dict[str, Any]) -> dict[str, Any]:
+    """What ``GET /v1/notifications`` shows of an inbox item."""
+    return {k: v for k, v in item.items() if k not in ("sort_key", "pushed_at")}

@@ -1,0 +1,1 @@
+"""NexusTrade streaming: the WebSocket API's routes and the execution-events fan-out."""

@@ -1,0 +1,49 @@
+"""execution-events -> WebSocket subscribers: trades, book and ticker per symbol, orders and fills
+per account. Stops at the first failed record (per-symbol order is kept)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from nexus_common.batch import OrderedStreamProcessor, decode_execution_events
+from nexus_common.logging import get_logger, with_lambda_context
+from nexus_common.push import ConnectionStore, ManagementApi, Publisher, PublishReport
+from nexus_common.settings import lazy, lazy_settings
+
+from nexus_streaming.domain import fan_out
+from nexus_streaming.settings import FanOutSettings
+
+logger = get_logger()
+settings = lazy_settings(FanOutSettings)
+processor = OrderedStreamProcessor(logger=logger)
+store = lazy(lambda: ConnectionStore(settings().connections_table))
+management = lazy(lambda: ManagementApi(settings().ws_management_endpoint))
+
+
+def publish_record(events: Any, publisher: Publisher, report: PublishReport) -> None:
+    """Publish one record's messages; each channel's watermark is the step's last engine seq,
+    so a redelivered record (or an engine replay) publishes nothing twice."""
+    step = fan_out(events)
+    if step is None:
+        return
+    for channel, messages in step.channels.items():
+        publisher.publish(channel, messages, (step.symbol, step.last_seq), report)
+
+
+@with_lambda_context(logger)
+def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+    publisher = Publisher(store(), management())  # subscribers read once per invocation
+    report = PublishReport()
+
+    def record_handler(record: KinesisStreamRecord) -> None:
+        publish_record(decode_execution_events(record), publisher, report)
+
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    if report.messages:
+        logger.debug("fan-out", extra={"messages": report.messages, "posts": report.posts, "gone": len(report.gone)})
+    return response

@@ -1,0 +1,103 @@
+"""WebSocket API routes: ``$connect``, ``$disconnect``, ``subscribe``, ``unsubscribe``, ``$default``.
+
+``$connect`` has passed the REQUEST authorizer (the same credentials as the REST API); its
+context (``account_id``, ``accounts``, ``user_id``) comes with every later message of the
+connection. Answers to ``subscribe`` / ``unsubscribe`` (``subscribed``, ``unsubscribed``,
+``error``) are posted back to the connection through the Management API.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from nexus_common.errors import NexusError, Unauthorized, ValidationFailed
+from nexus_common.events import utc_now
+from nexus_common.http import validate_input
+from nexus_common.instrument_store import DynamoInstruments
+from nexus_common.jsonutil import JSONError, dumps, loads
+from nexus_common.logging import get_logger, with_lambda_context
+from nexus_common.push import CONNECTION_TTL_SECONDS, Connection, ConnectionStore, ManagementApi
+from nexus_common.settings import lazy, lazy_settings
+
+from nexus_streaming.domain import PUBLIC_CHANNELS, SubscriptionRequest, channel_id, control
+from nexus_streaming.settings import RoutesSettings
+
+logger = get_logger()
+settings = lazy_settings(RoutesSettings)
+store = lazy(lambda: ConnectionStore(settings().connections_table))
+management = lazy(lambda: ManagementApi(settings().ws_management_endpoint))
+instruments = lazy(lambda: DynamoInstruments(settings().instruments_table))
+
+OK = {"statusCode": 200}
+
+
+def connection_of(context: dict[str, Any]) -> Connection:
+    """The caller, from the authorizer context API Gateway attaches to every route."""
+    authorizer = context.get("authorizer") or {}
+    account_id = authorizer.get("account_id")
+    if not isinstance(account_id, str) or not account_id:
+        raise Unauthorized("unauthorized", "missing or invalid credentials")
+    accounts = tuple(a for a in str(authorizer.get("accounts") or "").split(",") if a)
+    user_id = authorizer.get("user_id")
+    return Connection(
+        connection_id=str(context["connectionId"]),
+        account_id=account_id,
+        accounts=accounts or (account_id,),
+        user_id=str(user_id) if user_id else None,
+    )
+
+
+def _request(body: Any) -> SubscriptionRequest:
+    try:
+        data = loads(body or "")
+    except JSONError as exc:
+        raise ValidationFailed("malformed_json", str(exc)) from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("malformed_json", "a message must be a JSON object")
+    return validate_input(SubscriptionRequest, data)
+
+
+def on_subscription(connection: Connection, body: Any) -> dict[str, Any]:
+    request = _request(body)
+    channel = channel_id(request, connection)
+    if request.channel in PUBLIC_CHANNELS and instruments().get(str(request.symbol)) is None:
+        raise ValidationFailed("unknown_symbol", f"no instrument {request.symbol}", "symbol")
+    if request.action == "subscribe":
+        store().subscribe(connection.connection_id, channel, int(time.time()) + CONNECTION_TTL_SECONDS)
+        # The channel's last number: the next message on it has seq + 1.
+        return control("subscribed", channel=channel, seq=store().current_seq(channel))
+    store().unsubscribe(connection.connection_id, channel)
+    return control("unsubscribed", channel=channel)
+
+
+def _reply(connection_id: str, message: dict[str, Any]) -> None:
+    management().post(connection_id, dumps(message).encode())
+
+
+@with_lambda_context(logger)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request_context = event.get("requestContext") or {}
+    route = request_context.get("routeKey")
+    connection_id = str(request_context.get("connectionId", ""))
+    if route == "$disconnect":
+        store().remove(connection_id)
+        return OK
+    try:
+        connection = connection_of(request_context)
+    except NexusError:
+        return {"statusCode": 401}
+    if route == "$connect":
+        store().add(connection, utc_now())
+        logger.info("connected", extra={"account_id": connection.account_id})
+        return OK
+    try:
+        if route in ("subscribe", "unsubscribe"):
+            answer = on_subscription(connection, event.get("body"))
+        else:
+            raise ValidationFailed("unknown_action", "action must be subscribe or unsubscribe", "action")
+    except NexusError as exc:
+        _reply(connection_id, control("error", **exc.body()))
+        return {"statusCode": exc.status}
+    _reply(connection_id, answer)
+    return OK

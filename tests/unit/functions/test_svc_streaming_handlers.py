@@ -1,0 +1,204 @@
+"""The WebSocket routes, the fan-out, price alerts and the notification path, under moto (tables
+from the template; moto's Management API records what is posted to each connection)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+from nexus_common.instrument_store import DynamoInstruments
+from nexus_common.instruments import DEMO_INSTRUMENTS
+from nexus_notifications import alerts_consumer, consumer
+from nexus_notifications.alerts import CreateAlert, new_alert
+from nexus_notifications.repo import AlertsTable
+from nexus_streaming import fanout, routes
+from svc_helpers import FakeLambdaContext, kinesis_event, load_event, sqs_event
+
+
+def posted(connection_id: str) -> list[dict[str, Any]]:
+    """The frames moto's Management API received for a connection, in order."""
+    data = apigatewaymanagementapi_backends["123456789012"]["us-east-1"].connections[connection_id].data
+    decoder, frames, at = json.JSONDecoder(), [], 0
+    text = data.decode()
+    while at < len(text):
+        frame, at = decoder.raw_decode(text, at)
+        frames.append(frame)
+    return frames
+
+
+def ws_event(route: str, connection_id: str, body: Any = None, account_id: str = "acc_taker") -> dict[str, Any]:
+    return {
+        "requestContext": {
+            "routeKey": route,
+            "eventType": {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE"),
+            "connectionId": connection_id,
+            "authorizer": {"account_id": account_id, "accounts": account_id, "principalId": account_id},
+        },
+        "body": json.dumps(body) if body is not None else None,
+    }
+
+
+@pytest.fixture
+def streaming(aws: Any) -> Any:
+    aws.use_function_env("StreamingRoutesFunction")
+    DynamoInstruments(aws.table_name("InstrumentsTable")).put_many(DEMO_INSTRUMENTS)
+    return aws
+
+
+def connect_and_subscribe(connection_id: str, account_id: str, *channels: dict[str, Any]) -> list[dict[str, Any]]:
+    ctx = FakeLambdaContext()
+    assert routes.handler(ws_event("$connect", connection_id, account_id=account_id), ctx) == {"statusCode": 200}
+    for channel in channels:
+        body = {"action": "subscribe", **channel}
+        assert routes.handler(ws_event("subscribe", connection_id, body, account_id), ctx) == {"statusCode": 200}
+    return posted(connection_id)
+
+
+def test_subscribers_receive_each_engine_step_once_numbered_per_channel(streaming: Any) -> None:
+    # GIVEN a market subscriber and the taker's own fills subscriber
+    acks = connect_and_subscribe("conn-market", "acc_other", {"channel": "trades", "symbol": "AAPL"})
+    assert acks == [{"type": "subscribed", "channel": "trades:AAPL", "seq": 0}]
+    connect_and_subscribe("conn-taker", "acc_taker", {"channel": "fills"}, {"channel": "orders"})
+    streaming.use_function_env("StreamingFanOutFunction")
+    step = load_event("execution_events_fill.json")
+    # WHEN the engine step is delivered, then delivered again (a retry), then a later step
+    later = copy.deepcopy(step)
+    for event in later["events"]:
+        event["seq"] += 5
+        event["event_id"] = f"AAPL-{event['seq']}"
+    for payloads in ([step], [step], [later]):
+        assert fanout.handler(kinesis_event(*payloads), FakeLambdaContext()) == {"batchItemFailures": []}
+    # THEN each subscriber saw each step once, numbered 1, 2 on its channel
+    trades = [m for m in posted("conn-market") if m["type"] == "trades"]
+    assert [(m["channel"], m["seq"], m["event_id"]) for m in trades] == [
+        ("trades:AAPL", 1, "AAPL-4"), ("trades:AAPL", 2, "AAPL-9")
+    ]  # fmt: skip
+    fills = [m for m in posted("conn-taker") if m["type"] == "fills"]
+    assert [(m["channel"], m["seq"], m["remaining_quantity"]) for m in fills] == [
+        ("fills:acc_taker", 1, "0"), ("fills:acc_taker", 2, "0")
+    ]  # fmt: skip
+    orders = [m for m in posted("conn-taker") if m["type"] == "orders"]
+    assert [m["seq"] for m in orders] == [1, 2, 3, 4]
+    # AND nobody else's orders reached the taker
+    assert {m["channel"] for m in posted("conn-taker") if "channel" in m and m["type"] != "subscribed"} == {
+        "fills:acc_taker", "orders:acc_taker"
+    }  # fmt: skip
+
+
+def test_unsubscribe_and_disconnect_stop_the_messages(streaming: Any) -> None:
+    connect_and_subscribe("conn-1", "acc_other", {"channel": "trades", "symbol": "AAPL"})
+    ctx = FakeLambdaContext()
+    body = {"action": "unsubscribe", "channel": "trades", "symbol": "AAPL"}
+    routes.handler(ws_event("unsubscribe", "conn-1", body, "acc_other"), ctx)
+    connect_and_subscribe("conn-2", "acc_other", {"channel": "book", "symbol": "AAPL"})
+    routes.handler(ws_event("$disconnect", "conn-2"), ctx)
+    streaming.use_function_env("StreamingFanOutFunction")
+    fanout.handler(kinesis_event(load_event("execution_events_fill.json")), ctx)
+    assert [m["type"] for m in posted("conn-1")] == ["subscribed", "unsubscribed"]
+    assert [m["type"] for m in posted("conn-2")] == ["subscribed"]
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table(streaming.table_name("ConnectionsTable"))
+    assert not [i for i in table.scan()["Items"] if "conn-2" in (i["pk"], i["sk"])]
+
+
+def test_a_connection_without_an_authorizer_context_is_refused(streaming: Any) -> None:
+    event = ws_event("$connect", "conn-x")
+    del event["requestContext"]["authorizer"]
+    assert routes.handler(event, FakeLambdaContext()) == {"statusCode": 401}
+
+
+def test_an_alert_fires_once_under_redelivery_and_is_stored_once(aws: Any) -> None:
+    # GIVEN an armed alert above 101 on AAPL, set before the trade
+    aws.use_function_env("AlertsFunction")
+    alerts = AlertsTable(aws.table_name("AlertsTable"))
+    request = CreateAlert(symbol="AAPL", type="above", price=Decimal("101"))
+    alert = new_alert("acc_taker", request, None, datetime(2026, 1, 5, tzinfo=UTC))
+    alerts.add(alert)
+    # WHEN the trade at 101.50 is delivered twice
+    step = kinesis_event(load_event("execution_events_fill.json"))
+    for _ in range(2):
+        assert alerts_consumer.handler(step, FakeLambdaContext()) == {"batchItemFailures": []}
+    # THEN the alert fired once, by that trade
+    fired = alerts.get("acc_taker", alert.alert_id)
+    assert fired is not None
+    assert (fired.status, fired.fired_by, fired.fired_price) == ("fired", "AAPL-4", Decimal("101.5"))
+    assert alerts.armed("AAPL") == []
+    # AND the notifications that reached the queue are stored once in the inbox
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue_url = aws.queue_url("NotificationsQueue")
+    bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]]
+    assert {json.loads(b)["notification_id"] for b in bodies} == {f"alert:{alert.alert_id}"}
+    aws.use_function_env("NotificationsFunction")
+    consumer.handler(sqs_event(*bodies), FakeLambdaContext())
+    consumer.handler(sqs_event(*bodies), FakeLambdaContext())
+    inbox = boto3.resource("dynamodb", region_name="us-east-1").Table(aws.table_name("NotificationsTable"))
+    (item,) = inbox.scan()["Items"]
+    assert (item["kind"], item["alert"]["alert_id"]) == ("alert_triggered", alert.alert_id)
+
+
+def test_a_notification_is_pushed_once_to_the_subscribed_account(streaming: Any) -> None:
+    connect_and_subscribe("conn-n", "acc_taker", {"channel": "notifications"})
+    streaming.use_function_env("NotificationsFunction")
+    message = load_event("sqs_notification.json")
+    for _ in range(3):
+        assert consumer.handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
+    pushed = [m for m in posted("conn-n") if m["type"] == "notifications"]
+    assert len(pushed) == 1
+    assert (pushed[0]["seq"], pushed[0]["notification"]["notification_id"]) == (1, "AAPL-4:ORDER_ID")
+
+
+def _stream_record(new: dict[str, Any], old: dict[str, Any] | None, sequence: str) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeSerializer
+
+    serialize = TypeSerializer().serialize
+    change: dict[str, Any] = {
+        "ApproximateCreationDateTime": 1767800000,
+        "Keys": {"account_id": {"S": new["account_id"]}, "item_id": {"S": new["item_id"]}},
+        "NewImage": {k: serialize(v) for k, v in new.items()},
+        "SequenceNumber": sequence,
+        "SizeBytes": 100,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    if old is not None:
+        change["OldImage"] = {k: serialize(v) for k, v in old.items()}
+    return {
+        "eventID": sequence,
+        "eventName": "MODIFY" if old else "INSERT",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": change,
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/nexus-test-settlements/stream/x",
+    }
+
+
+def test_a_settlement_batch_that_ends_becomes_one_notification(aws: Any) -> None:
+    from nexus_notifications import settlements
+
+    aws.use_function_env("SettlementNotificationsFunction")
+    batch = {"account_id": "acc_1", "item_id": "BAT#2026-01-07#AAPL#001", "kind": "batch", "symbol": "AAPL",
+             "settle_date": "2026-01-07", "cash": Decimal("-4060.00"), "quantity": Decimal("40")}  # fmt: skip
+    # GIVEN the stream of the settlements table: a batch started, then settled (twice: a redelivery)
+    records = [
+        _stream_record({**batch, "status": "started"}, None, "1"),
+        _stream_record({**batch, "status": "settled"}, {**batch, "status": "started"}, "2"),
+        _stream_record({**batch, "status": "settled"}, {**batch, "status": "started"}, "2"),
+    ]
+    assert settlements.handler({"Records": records}, FakeLambdaContext()) == {"batchItemFailures": []}
+    # THEN the queue has the outcome (sent twice, one id), and the inbox stores it once
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    messages = sqs.receive_message(QueueUrl=aws.queue_url("NotificationsQueue"), MaxNumberOfMessages=10)["Messages"]
+    bodies = [json.loads(m["Body"]) for m in messages]
+    assert {(b["notification_id"], b["kind"]) for b in bodies} == {
+        ("settlement:2026-01-07#AAPL#001:settled", "settlement_settled")
+    }
+    aws.use_function_env("NotificationsFunction")
+    consumer.handler(sqs_event(*bodies), FakeLambdaContext())
+    inbox = boto3.resource("dynamodb", region_name="us-east-1").Table(aws.table_name("NotificationsTable"))
+    (item,) = inbox.scan()["Items"]
+    assert (item["account_id"], item["settlement"]["status"]) == ("acc_1", "settled")
