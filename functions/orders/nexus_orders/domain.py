@@ -20,20 +20,33 @@ from nexus_common.events import (
     CancelledEvent,
     CancelOrderCommand,
     CancelRejectedEvent,
+    EngineOrderType,
+    EngineTimeInForce,
+    ExpiredEvent,
+    MassCancelCommand,
     NewOrderCommand,
-    OrderType,
+    OcoOrderCommand,
     RejectedEvent,
+    ReplacedEvent,
+    ReplaceOrderCommand,
+    ReplaceRejectedEvent,
     Side,
-    TimeInForce,
+    StpMode,
     TradeEvent,
+    TriggeredEvent,
     iso,
+    utc_now,
 )
 from nexus_common.fields import WireDecimal
 from nexus_common.instruments import Instrument, InstrumentError
 from nexus_common.money import fmt, quantize_price
-from pydantic import BaseModel, ConfigDict, Field
+from nexus_common.risk import OCO_PREFIX, is_group_id, oco_leg_ids
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-Status = Literal["pending_new", "new", "partially_filled", "filled", "cancelled", "rejected"]
+Status = Literal["pending_new", "new", "partially_filled", "filled", "cancelled", "expired", "rejected"]
+OrderType: TypeAlias = EngineOrderType  # limit | market | stop | stop_limit
+TimeInForce: TypeAlias = EngineTimeInForce  # gtc | ioc | fok | day | gtd
+Leg = Literal["take_profit", "stop_loss"]
 
 STATUSES: Final[tuple[str, ...]] = (
     "pending_new",
@@ -41,10 +54,11 @@ STATUSES: Final[tuple[str, ...]] = (
     "partially_filled",
     "filled",
     "cancelled",
+    "expired",
     "rejected",
 )
 OPEN_STATUSES: Final = frozenset({"pending_new", "new", "partially_filled"})
-DONE_STATUSES: Final = frozenset({"filled", "cancelled", "rejected"})
+DONE_STATUSES: Final = frozenset({"filled", "cancelled", "expired", "rejected"})
 STATUS_FILTERS: Final[dict[str, frozenset[str]]] = {
     "open": OPEN_STATUSES,
     "closed": DONE_STATUSES,
@@ -62,7 +76,8 @@ PositiveDecimal = Annotated[WireDecimal, Field(gt=0)]
 
 
 class NewOrderRequest(BaseModel):
-    """Body of ``POST /v1/orders``. Decimals as strings (JSON numbers accepted)."""
+    """Body of ``POST /v1/orders``. Decimals as strings (JSON numbers accepted); ``expire_at``
+    an ISO-8601 instant with a zone (``Z`` or an offset)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -71,7 +86,70 @@ class NewOrderRequest(BaseModel):
     type: OrderType
     quantity: PositiveDecimal
     price: PositiveDecimal | None = None
+    stop_price: PositiveDecimal | None = None
     time_in_force: TimeInForce | None = None
+    expire_at: AwareDatetime | None = None
+    post_only: bool = False
+    display_quantity: PositiveDecimal | None = None
+    stp: StpMode | None = None
+    client_order_id: ClientOrderId | None = None
+
+
+class ReplaceOrderRequest(BaseModel):
+    """Body of ``PATCH /v1/orders/{order_id}``: the new limit price, stop price and/or total
+    quantity (filled included); at least one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    price: PositiveDecimal | None = None
+    stop_price: PositiveDecimal | None = None
+    quantity: PositiveDecimal | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> ReplaceOrderRequest:
+        if self.price is None and self.stop_price is None and self.quantity is None:
+            raise ValueError("give price, stop_price or quantity")
+        return self
+
+
+class MassCancelRequest(BaseModel):
+    """Body of ``POST /v1/orders/mass-cancel``: every open order of the acting account, in
+    ``symbol`` or (absent) in every symbol."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str | None = Field(default=None, min_length=1, max_length=16)
+
+
+class TakeProfitLeg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    price: PositiveDecimal
+
+
+class StopLossLeg(BaseModel):
+    """A stop (``stop_price`` only) or a stop-limit (with ``price``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stop_price: PositiveDecimal
+    price: PositiveDecimal | None = None
+
+
+class OcoRequest(BaseModel):
+    """Body of ``POST /v1/orders/oco``: a take-profit limit and a stop-loss on one symbol, side
+    and quantity; when one leg fills (even partly) the other is cut by as much."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str = Field(min_length=1, max_length=16)
+    side: Side
+    quantity: PositiveDecimal
+    take_profit: TakeProfitLeg
+    stop_loss: StopLossLeg
+    time_in_force: Literal["gtc", "day", "gtd"] = "gtc"
+    expire_at: AwareDatetime | None = None
+    stp: StpMode | None = None
     client_order_id: ClientOrderId | None = None
 
 
@@ -132,6 +210,23 @@ class Order(BaseModel):
     # A market buy is sent to the engine as an IOC limit at this price (the price its reservation
     # was made at, floored to the tick), so it can never spend more than risk reserved for it.
     protection_price: Decimal | None = None
+    # Engine instructions (absent: not used).
+    stop_price: Decimal | None = None
+    expire_at: str | None = None
+    post_only: bool = False
+    display_quantity: Decimal | None = None
+    stp: StpMode | None = None
+    triggered: bool = False
+    # OCO: the group and which leg this order is.
+    group_id: str | None = None
+    leg: Leg | None = None
+    # Replace: how many were sent, whether one awaits the engine, and the buy's price cover
+    # (``nexus_common.risk.replace_terms``).
+    replace_count: int = 0
+    replace_pending: bool = False
+    replace_reject_reason: str | None = None
+    price_topup: Decimal = Decimal(0)
+    cover_rate: Decimal | None = None
 
     @property
     def is_open(self) -> bool:
@@ -162,6 +257,24 @@ class Order(BaseModel):
             body["cancel_reason"] = self.cancel_reason
         if self.cancel_requested:
             body["cancel_requested"] = True
+        if self.stop_price is not None:
+            body["stop_price"] = fmt(self.stop_price)
+            body["triggered"] = self.triggered
+        if self.expire_at is not None:
+            body["expire_at"] = self.expire_at
+        if self.post_only:
+            body["post_only"] = True
+        if self.display_quantity is not None:
+            body["display_quantity"] = fmt(self.display_quantity)
+        if self.stp is not None:
+            body["stp"] = self.stp
+        if self.group_id is not None:
+            body["group_id"] = self.group_id
+            body["leg"] = self.leg
+        if self.replace_pending:
+            body["replace_pending"] = True
+        if self.replace_reject_reason is not None:
+            body["replace_reject_reason"] = self.replace_reject_reason
         return body
 
 
@@ -172,6 +285,13 @@ def derive_order_id(account_id: str, client_order_id: str | None) -> str:
     return str(uuid.uuid5(ORDER_ID_NAMESPACE, f"{account_id}/{client_order_id}"))
 
 
+def derive_group_id(account_id: str, client_order_id: str | None) -> str:
+    """An OCO group id: ``oco-`` + uuid5(account, "oco/" + client_order_id), else a random one."""
+    if client_order_id is None:
+        return OCO_PREFIX + str(uuid.uuid4())
+    return OCO_PREFIX + str(uuid.uuid5(ORDER_ID_NAMESPACE, f"{account_id}/oco/{client_order_id}"))
+
+
 def average_price(filled_notional: Decimal, filled_quantity: Decimal) -> Decimal | None:
     """Average fill price: notional / quantity, 4 dp, ROUND_HALF_EVEN; None before any fill."""
     if filled_quantity <= 0:
@@ -179,34 +299,87 @@ def average_price(filled_notional: Decimal, filled_quantity: Decimal) -> Decimal
     return quantize_price(filled_notional / filled_quantity)
 
 
+def tradable(symbol: str, instrument: Instrument | None) -> Instrument:
+    if instrument is None:
+        raise ValidationFailed("unknown_symbol", f"unknown symbol {symbol!r}", "symbol")
+    if instrument.status != "active":
+        raise Conflict("instrument_halted", f"{instrument.symbol} is not trading", "symbol")
+    return instrument
+
+
+def on_grid(instrument: Instrument, quantities: dict[str, Decimal | None], prices: dict[str, Decimal | None]) -> None:
+    """Quantities on the lot and prices on the tick; the error names the field at fault."""
+    for name, quantity in quantities.items():
+        if quantity is None:
+            continue
+        try:
+            instrument.quantity_to_lots(quantity)
+        except InstrumentError as exc:
+            raise ValidationFailed(exc.code, exc.message, name) from None
+    for name, price in prices.items():
+        if price is None:
+            continue
+        try:
+            instrument.price_to_ticks(price)
+        except InstrumentError as exc:
+            raise ValidationFailed(exc.code, exc.message, name) from None
+
+
+def _check_expiry(tif: str, expire_at: datetime | None, now: datetime) -> None:
+    if tif == "gtd":
+        if expire_at is None:
+            raise ValidationFailed("missing_field", "a gtd order needs expire_at", "expire_at")
+        if expire_at <= now:
+            raise ValidationFailed("invalid_field", "expire_at must be in the future", "expire_at")
+    elif expire_at is not None:
+        raise ValidationFailed("invalid_field", "expire_at is only for time_in_force gtd", "expire_at")
+
+
 def validate_new_order(
-    request: NewOrderRequest, instrument: Instrument | None
+    request: NewOrderRequest, instrument: Instrument | None, now: datetime | None = None
 ) -> tuple[Decimal | None, TimeInForce]:
     """Check the request against its instrument; returns (price, time_in_force) to use.
 
     Raises ``ValidationFailed`` (400) with the field at fault, or ``Conflict`` (409) when the
     instrument is halted.
     """
-    if instrument is None:
-        raise ValidationFailed("unknown_symbol", f"unknown symbol {request.symbol!r}", "symbol")
-    if instrument.status != "active":
-        raise Conflict("instrument_halted", f"{instrument.symbol} is not trading", "symbol")
-    if request.type == "limit" and request.price is None:
-        raise ValidationFailed("missing_field", "a limit order needs a price", "price")
-    if request.type == "market" and request.price is not None:
-        raise ValidationFailed("invalid_field", "a market order takes no price", "price")
-    if request.type == "market":
+    instrument = tradable(request.symbol, instrument)
+    kind = request.type
+    has_limit = kind in ("limit", "stop_limit")
+    has_stop = kind in ("stop", "stop_limit")
+    if has_limit and request.price is None:
+        raise ValidationFailed("missing_field", f"a {kind} order needs a price", "price")
+    if not has_limit and request.price is not None:
+        raise ValidationFailed("invalid_field", f"a {kind} order takes no price", "price")
+    if has_stop and request.stop_price is None:
+        raise ValidationFailed("missing_field", f"a {kind} order needs a stop_price", "stop_price")
+    if not has_stop and request.stop_price is not None:
+        raise ValidationFailed("invalid_field", f"a {kind} order takes no stop_price", "stop_price")
+    if kind == "market":
         tif = request.time_in_force or "ioc"
         if tif not in ("ioc", "fok"):
             raise ValidationFailed("invalid_field", "a market order is ioc or fok", "time_in_force")
     else:
         tif = request.time_in_force or "gtc"
-    try:
-        instrument.quantity_to_lots(request.quantity)
-        if request.price is not None:
-            instrument.price_to_ticks(request.price)
-    except InstrumentError as exc:
-        raise ValidationFailed(exc.code, exc.message, exc.field) from None
+    if request.post_only and (kind != "limit" or tif in ("ioc", "fok")):
+        raise ValidationFailed(
+            "invalid_field", "post_only is for gtc, day or gtd limit orders", "post_only"
+        )
+    if request.display_quantity is not None:
+        if not has_limit:
+            raise ValidationFailed(
+                "invalid_field", "display_quantity is for limit and stop_limit orders", "display_quantity"
+            )
+        if request.display_quantity > request.quantity:
+            raise ValidationFailed(
+                "invalid_field", "display_quantity must not exceed quantity", "display_quantity"
+            )
+    _check_expiry(tif, request.expire_at, now or utc_now())
+    on_grid(
+        instrument,
+        {"quantity": request.quantity, "display_quantity": request.display_quantity},
+        {"price": request.price, "stop_price": request.stop_price},
+    )
     return request.price, tif
 
 
@@ -214,7 +387,7 @@ def new_order(
     account_id: str, request: NewOrderRequest, instrument: Instrument | None, now: datetime
 ) -> Order:
     """A validated order in status ``pending_new``."""
-    price, tif = validate_new_order(request, instrument)
+    price, tif = validate_new_order(request, instrument, now)
     stamp = iso(now)
     return Order(
         order_id=derive_order_id(account_id, request.client_order_id),
@@ -230,32 +403,157 @@ def new_order(
         remaining_quantity=request.quantity,
         created_at=stamp,
         updated_at=stamp,
+        stop_price=request.stop_price,
+        expire_at=iso(request.expire_at) if request.expire_at is not None else None,
+        post_only=request.post_only,
+        display_quantity=request.display_quantity,
+        stp=request.stp,
     )
 
 
+def validate_oco(request: OcoRequest, instrument: Instrument | None, now: datetime) -> None:
+    """The group's legs on the grid, the stop on the right side of the take-profit, the expiry."""
+    instrument = tradable(request.symbol, instrument)
+    stop = request.stop_loss.stop_price
+    take = request.take_profit.price
+    if (stop >= take) if request.side == "sell" else (stop <= take):
+        where = "below" if request.side == "sell" else "above"
+        raise ValidationFailed(
+            "invalid_oco", f"the stop-loss stop_price must be {where} the take-profit price", "stop_loss.stop_price"
+        )
+    _check_expiry(request.time_in_force, request.expire_at, now)
+    on_grid(
+        instrument,
+        {"quantity": request.quantity},
+        {
+            "take_profit.price": take,
+            "stop_loss.stop_price": stop,
+            "stop_loss.price": request.stop_loss.price,
+        },
+    )
+
+
+def oco_legs(account_id: str, request: OcoRequest, instrument: Instrument | None, now: datetime) -> list[Order]:
+    """The two legs of a validated group, in status ``pending_new``: take-profit, stop-loss."""
+    validate_oco(request, instrument, now)
+    group_id = derive_group_id(account_id, request.client_order_id)
+    tp_id, sl_id = oco_leg_ids(group_id)
+    stamp = iso(now)
+    common: dict[str, Any] = {
+        "client_order_id": request.client_order_id,
+        "account_id": account_id,
+        "symbol": request.symbol,
+        "side": request.side,
+        "quantity": request.quantity,
+        "remaining_quantity": request.quantity,
+        "time_in_force": request.time_in_force,
+        "expire_at": iso(request.expire_at) if request.expire_at is not None else None,
+        "stp": request.stp,
+        "status": "pending_new",
+        "created_at": stamp,
+        "updated_at": stamp,
+        "group_id": group_id,
+    }
+    stop_type: OrderType = "stop" if request.stop_loss.price is None else "stop_limit"
+    return [
+        Order(order_id=tp_id, type="limit", price=request.take_profit.price, leg="take_profit", **common),
+        Order(order_id=sl_id, type=stop_type, price=request.stop_loss.price,
+              stop_price=request.stop_loss.stop_price, leg="stop_loss", **common),
+    ]  # fmt: skip
+
+
+def _expire_at(order: Order) -> datetime | None:
+    return None if order.expire_at is None else datetime.fromisoformat(order.expire_at)
+
+
 def new_order_command(order: Order, now: datetime) -> NewOrderCommand:
+    """The engine's ``new`` command. A capped buy (``protection_price``) never spends more than
+    its reservation: a market buy goes as an IOC (or FOK) limit at that price, a stop buy as a
+    stop-limit at that price (IOC after the trigger unless the order is day, gtd or fok)."""
     capped = order.protection_price is not None
+    order_type: OrderType = order.type
+    price = order.price
+    tif = order.time_in_force
+    if capped and order.type == "market":
+        order_type, price = "limit", order.protection_price
+        tif = "ioc" if tif != "fok" else "fok"
+    elif capped and order.type == "stop":
+        order_type, price = "stop_limit", order.protection_price
+        tif = "ioc" if tif == "gtc" else tif
     return NewOrderCommand(
         command_id=f"{order.order_id}:new",
         order_id=order.order_id,
         account_id=order.account_id,
         symbol=order.symbol,
         side=order.side,
-        order_type="limit" if capped else order.type,
-        price=order.protection_price if capped else order.price,
+        order_type=order_type,
+        price=price,
         quantity=order.quantity,
-        time_in_force="ioc" if capped and order.time_in_force != "fok" else order.time_in_force,
+        time_in_force=tif,
         client_order_id=order.client_order_id,
+        ts=now,
+        stop_price=order.stop_price,
+        display_quantity=order.display_quantity,
+        post_only=order.post_only,
+        stp=order.stp,
+        expire_at=_expire_at(order),
+    )
+
+
+def oco_command(legs: list[Order], now: datetime) -> OcoOrderCommand:
+    take, stop = legs
+    assert take.group_id is not None and take.price is not None and stop.stop_price is not None
+    stop_limit = stop.price if stop.type == "stop_limit" else stop.protection_price
+    tif = take.time_in_force
+    return OcoOrderCommand(
+        command_id=f"{take.group_id}:oco",
+        order_id=take.group_id,
+        account_id=take.account_id,
+        symbol=take.symbol,
+        side=take.side,
+        quantity=take.quantity,
+        price=take.price,
+        stop_price=stop.stop_price,
+        stop_limit_price=stop_limit,
+        time_in_force="gtd" if tif == "gtd" else "day" if tif == "day" else "gtc",
+        expire_at=_expire_at(take),
+        stp=take.stp,
         ts=now,
     )
 
 
-def cancel_order_command(order: Order, now: datetime) -> CancelOrderCommand:
+def cancel_order_command(order: Order, now: datetime, order_id: str | None = None) -> CancelOrderCommand:
+    """Cancel an order (or, with ``order_id`` = a group id, both legs of an OCO group)."""
     return CancelOrderCommand(
-        command_id=f"{order.order_id}:cancel:{uuid.uuid4().hex[:12]}",
+        command_id=f"{order_id or order.order_id}:cancel:{uuid.uuid4().hex[:12]}",
+        order_id=order_id or order.order_id,
+        account_id=order.account_id,
+        symbol=order.symbol,
+        ts=now,
+    )
+
+
+def replace_order_command(
+    order: Order, command_id: str, price: Decimal | None, stop_price: Decimal | None,
+    quantity: Decimal | None, now: datetime,
+) -> ReplaceOrderCommand:  # fmt: skip
+    return ReplaceOrderCommand(
+        command_id=command_id,
         order_id=order.order_id,
         account_id=order.account_id,
         symbol=order.symbol,
+        price=price,
+        stop_price=stop_price,
+        quantity=quantity,
+        ts=now,
+    )
+
+
+def mass_cancel_command(account_id: str, symbol: str, now: datetime) -> MassCancelCommand:
+    return MassCancelCommand(
+        command_id=f"{account_id}:mass_cancel:{symbol}:{uuid.uuid4().hex[:12]}",
+        account_id=account_id,
+        symbol=symbol,
         ts=now,
     )
 
@@ -264,7 +562,16 @@ def cancel_order_command(order: Order, now: datetime) -> CancelOrderCommand:
 
 
 ExecutionEventT: TypeAlias = (
-    AcceptedEvent | RejectedEvent | TradeEvent | CancelledEvent | CancelRejectedEvent | BookEvent
+    AcceptedEvent
+    | RejectedEvent
+    | TradeEvent
+    | CancelledEvent
+    | CancelRejectedEvent
+    | BookEvent
+    | ExpiredEvent
+    | ReplacedEvent
+    | ReplaceRejectedEvent
+    | TriggeredEvent
 )
 
 
@@ -306,11 +613,32 @@ def order_changes(event: ExecutionEventT) -> list[OrderChange]:
     if isinstance(event, RejectedEvent):
         values: dict[str, Any] = {"status": "rejected", "reject_reason": event.reason}
         values["remaining_quantity"] = Decimal(0)
-        return [_change(event, event.order_id, event.account_id, values, "order_rejected")]
+        # a refused OCO group is named by its group id: both legs are refused
+        targets = oco_leg_ids(event.order_id) if is_group_id(event.order_id) else (event.order_id,)
+        return [_change(event, target, event.account_id, values, "order_rejected") for target in targets]
     if isinstance(event, CancelledEvent):
         values = {"status": "cancelled", "cancel_reason": event.reason}
         values["remaining_quantity"] = Decimal(0)
         return [_change(event, event.order_id, event.account_id, values, "order_cancelled")]
+    if isinstance(event, ExpiredEvent):
+        values = {"status": "expired", "cancel_reason": event.reason, "remaining_quantity": Decimal(0)}
+        return [_change(event, event.order_id, event.account_id, values, "order_expired")]
+    if isinstance(event, ReplacedEvent):
+        values = {"quantity": event.quantity, "remaining_quantity": event.remaining_quantity}
+        if event.price is not None:
+            values["price"] = event.price
+        if event.stop_price is not None:
+            values["stop_price"] = event.stop_price
+        remove = ("replace_pending", "replace_reject_reason") if event.reason == "user" else ()
+        notify = "order_replaced" if event.reason == "user" else None
+        return [_change(event, event.order_id, event.account_id, values, notify, remove=remove)]
+    if isinstance(event, ReplaceRejectedEvent):
+        return [
+            _change(event, event.order_id, event.account_id, {"replace_reject_reason": event.reason},
+                    "order_replace_rejected", remove=("replace_pending",))
+        ]  # fmt: skip
+    if isinstance(event, TriggeredEvent):
+        return [_change(event, event.order_id, event.account_id, {"triggered": True}, "order_triggered")]
     if isinstance(event, CancelRejectedEvent):
         return [
             _change(

@@ -4,7 +4,15 @@ Item of ``OrdersTable`` (pk ``order_id``; GSI ``by-account``: ``account_id`` + `
 ``order_id, client_order_id?, account_id, symbol, side, type, quantity N, price N?,
 time_in_force, status, filled_quantity N, filled_notional N, average_price N?,
 remaining_quantity N, created_at, updated_at, last_seq N?, reject_reason?, cancel_reason?,
-cancel_requested BOOL?, cancel_requested_at?``.
+cancel_requested BOOL?, cancel_requested_at?``, and the engine instructions and OCO/replace
+fields of ``domain.Order`` when set (``stop_price``, ``expire_at``, ``post_only``,
+``display_quantity``, ``stp``, ``triggered``, ``group_id``, ``leg``, ``replace_count``,
+``replace_pending``, ``price_topup``, ``cover_rate``).
+
+The same table holds the reservation terms of each replace of a reserved order, for the risk
+consumer (``nexus_common.risk``): items ``<order_id>~r<n>`` and ``<order_id>~p<n>`` with
+``record_of``, ``side``, ``quantity``, ``reserved`` and ``reserve_rate`` and no ``account_id``
+(so no account's listing shows them).
 """
 
 from __future__ import annotations
@@ -15,12 +23,12 @@ from typing import Any, Final
 
 from nexus_common import aws
 from nexus_common.dynamo import LazyTable, deserialize, is_condition_failed, old_item
-from nexus_common.events import CancelOrderCommand, NewOrderCommand, iso
+from nexus_common.events import iso
 from nexus_common.jsonutil import dumps
-from nexus_common.risk import ZERO, RiskLimits, RiskRefused, attr
+from nexus_common.risk import ZERO, ReplaceTerms, RiskLimits, RiskRefused, attr, replace_record_id, topup_record_id
 
 from nexus_orders.domain import OPEN_STATUSES, Order, OrderChange
-from nexus_orders.service import ApplyResult, Reservation
+from nexus_orders.service import AnyOrderCommand, ApplyResult, Reservation
 
 BY_ACCOUNT_INDEX: Final = "by-account"
 
@@ -32,6 +40,11 @@ def order_to_item(order: Order) -> dict[str, Any]:
     if not order.reserved:
         item.pop("reserved", None)
     return item
+
+
+def is_order_item(item: dict[str, Any]) -> bool:
+    """False for the replace terms items (``<order_id>~r<n>``) that share the table."""
+    return "account_id" in item and "record_of" not in item
 
 
 def order_from_item(item: dict[str, Any]) -> Order:
@@ -53,6 +66,103 @@ class DynamoOrderRepository(LazyTable):
             raise
         return True
 
+    def put_group(self, legs: list[Order]) -> bool:
+        """Both legs of an OCO group in one transaction, unless either exists."""
+        client = self.table.meta.client
+        try:
+            client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table.name,
+                            "Item": order_to_item(leg),
+                            "ConditionExpression": "attribute_not_exists(order_id)",
+                        }
+                    }
+                    for leg in legs
+                ]
+            )
+        except client.exceptions.TransactionCanceledException:
+            return False
+        return True
+
+    def begin_replace(
+        self, order: Order, number: int, terms: ReplaceTerms | None, protection_price: Decimal | None, now: datetime
+    ) -> Order | None:
+        open_statuses = sorted(OPEN_STATUSES)
+        values: dict[str, Any] = {
+            ":n": number,
+            ":prev": number - 1,
+            ":true": True,
+            ":false": False,
+            ":ts": iso(now),
+            ":acct": order.account_id,
+            **{f":o{i}": status for i, status in enumerate(open_statuses)},
+        }
+        sets = ["replace_count = :n", "replace_pending = :true", "updated_at = :ts"]
+        if terms is not None:
+            values[":topup"] = terms.topup_total
+            sets.append("price_topup = :topup")
+            if terms.cover_rate is not None:
+                values[":cover"] = terms.cover_rate
+                sets.append("cover_rate = :cover")
+        if protection_price is not None:
+            values[":cap"] = protection_price
+            sets.append("protection_price = :cap")
+        placeholders = ", ".join(f":o{i}" for i in range(len(open_statuses)))
+        update = {
+            "Update": {
+                "TableName": self.table.name,
+                "Key": {"order_id": order.order_id},
+                "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE replace_reject_reason",
+                "ConditionExpression": (
+                    f"attribute_exists(order_id) AND account_id = :acct AND #status IN ({placeholders}) AND "
+                    "(attribute_not_exists(replace_count) OR replace_count = :prev) AND "
+                    "(attribute_not_exists(replace_pending) OR replace_pending = :false)"
+                ),
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": values,
+            }
+        }
+        items: list[dict[str, Any]] = [update]
+        if terms is not None:
+            terms_items = _terms_items(order, number, terms.quantity_change, terms.settle_cash, terms.topup)
+            items += [{"Put": {"TableName": self.table.name, "Item": item}} for item in terms_items]
+        client = self.table.meta.client
+        try:
+            client.transact_write_items(TransactItems=items)
+        except client.exceptions.TransactionCanceledException:
+            return None
+        return self.get(order.order_id)
+
+    def abort_replace(self, order: Order, number: int, previous: Order) -> None:
+        values: dict[str, Any] = {":topup": previous.price_topup, ":n": number}
+        sets = ["price_topup = :topup"]
+        removes = ["replace_pending"]
+        if previous.cover_rate is not None:
+            values[":cover"] = previous.cover_rate
+            sets.append("cover_rate = :cover")
+        else:
+            removes.append("cover_rate")
+        if previous.protection_price is not None:
+            values[":cap"] = previous.protection_price
+            sets.append("protection_price = :cap")
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.table.name,
+                    "Key": {"order_id": order.order_id},
+                    "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes),
+                    "ConditionExpression": "replace_count = :n",
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        ]
+        if previous.reserved:  # the terms stay (numbering has no hole) but settle nothing
+            items += [{"Put": {"TableName": self.table.name, "Item": item}}
+                      for item in _terms_items(order, number, ZERO, ZERO, ZERO)]  # fmt: skip
+        self.table.meta.client.transact_write_items(TransactItems=items)
+
     def delete_pending(self, order: Order) -> None:
         try:
             self.table.delete_item(
@@ -67,7 +177,7 @@ class DynamoOrderRepository(LazyTable):
 
     def get(self, order_id: str) -> Order | None:
         item = self.table.get_item(Key={"order_id": order_id}, ConsistentRead=True).get("Item")
-        return order_from_item(item) if item else None
+        return order_from_item(item) if item and is_order_item(item) else None
 
     def list_by_account(
         self, account_id: str, statuses: frozenset[str] | None, limit: int
@@ -160,7 +270,8 @@ class DynamoOrderRepository(LazyTable):
             if not is_condition_failed(exc):
                 raise
             current = old_item(exc)
-            return ApplyResult(False, order_from_item(deserialize(current)) if current else None)
+            found = deserialize(current) if current else None
+            return ApplyResult(False, order_from_item(found) if found and is_order_item(found) else None)
         return ApplyResult(True, order_from_item(result["Attributes"]))
 
 
@@ -171,13 +282,30 @@ class KinesisCommandPublisher:
         self.stream_name = stream_name
         self._client = client
 
-    def publish(self, command: NewOrderCommand | CancelOrderCommand) -> None:
+    def publish(self, command: AnyOrderCommand) -> None:
+        if command.symbol is None:  # the API sends one mass cancel per symbol, never an all-symbols one
+            raise ValueError("a command on order-commands needs a symbol (its partition key)")
         client = self._client or aws.client("kinesis")
         client.put_record(
             StreamName=self.stream_name,
             Data=command.model_dump_json().encode("utf-8"),
             PartitionKey=command.symbol,
         )
+
+
+def _terms_items(
+    order: Order, number: int, quantity_change: Decimal, settle_cash: Decimal, topup: Decimal
+) -> list[dict[str, Any]]:
+    """The risk consumer's facts of replace ``number``: ``~r<n>`` (quantity = the change of the
+    total, reserve_rate = cash settled on ``replaced``) and, for a buy, ``~p<n>`` (reserve_rate =
+    the price top-up held until the order ends)."""
+    common = {"record_of": order.order_id, "side": order.side, "reserved": True}
+    items = [{"order_id": replace_record_id(order.order_id, number), **common,
+              "quantity": quantity_change, "reserve_rate": settle_cash}]  # fmt: skip
+    if order.side == "buy":
+        items.append({"order_id": topup_record_id(order.order_id, number), **common,
+                      "quantity": Decimal(1), "reserve_rate": topup})  # fmt: skip
+    return items
 
 
 class SqsNotifier:

@@ -2,29 +2,70 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Literal, Protocol, TypeAlias, runtime_checkable
 
-from nexus_common.errors import Conflict, NotFound, Unavailable
-from nexus_common.events import CancelOrderCommand, NewOrderCommand, utc_now
+from nexus_common.audit import AuditEvent, AuditSink
+from nexus_common.errors import Conflict, NotFound, Unavailable, ValidationFailed
+from nexus_common.events import (
+    CancelOrderCommand,
+    MassCancelCommand,
+    NewOrderCommand,
+    OcoOrderCommand,
+    ReplaceOrderCommand,
+    utc_now,
+)
 from nexus_common.instrument_store import InstrumentLookup
-from nexus_common.risk import OrderRisk, RiskLimits, check_order, reserve_amount, reserve_rate
+from nexus_common.instruments import Instrument
+from nexus_common.logging import get_logger
+from nexus_common.risk import (
+    OCO_PREFIX,
+    OrderRisk,
+    ReplaceTerms,
+    RiskLimits,
+    RiskRefused,
+    check_order,
+    oco_leg_ids,
+    oco_reserve_price,
+    replace_command_id,
+    replace_terms,
+    reserve_amount,
+    reserve_rate,
+)
 
 from nexus_orders.domain import (
+    OPEN_STATUSES,
     ExecutionEventT,
     ListOrdersQuery,
+    MassCancelRequest,
     NewOrderRequest,
+    OcoRequest,
     Order,
     OrderChange,
+    ReplaceOrderRequest,
     cancel_order_command,
+    mass_cancel_command,
     new_order,
     new_order_command,
     notification_message,
+    oco_command,
+    oco_legs,
+    on_grid,
     order_changes,
+    replace_order_command,
+    tradable,
 )
+
+AnyOrderCommand: TypeAlias = (
+    NewOrderCommand | CancelOrderCommand | ReplaceOrderCommand | MassCancelCommand | OcoOrderCommand
+)
+# Namespace of the ids of risk refusal audit events, derived from (account, client order id).
+AUDIT_NAMESPACE: Final = uuid.UUID("0d6c9a52-8f5e-4b7a-b1d4-2e7f93a1c6b8")
+logger = get_logger()
 
 # -- ports -----------------------------------------------------------------------------------
 
@@ -42,6 +83,9 @@ class OrderRepository(Protocol):
     def put_new(self, order: Order) -> bool:
         """Write a new order unless its id exists; False when it already existed."""
 
+    def put_group(self, legs: list[Order]) -> bool:
+        """Write an OCO group's legs in one transaction unless they exist; False if they did."""
+
     def get(self, order_id: str) -> Order | None: ...
 
     def list_by_account(
@@ -50,6 +94,15 @@ class OrderRepository(Protocol):
 
     def mark_cancel_requested(self, order: Order, now: datetime) -> Order | None:
         """Flag an open order as cancel-requested; None when it is no longer open."""
+
+    def begin_replace(
+        self, order: Order, number: int, terms: ReplaceTerms | None, protection_price: Decimal | None, now: datetime
+    ) -> Order | None:
+        """In one transaction: mark the open order's replace ``number`` as pending (only if no
+        other is) and store its terms for the risk consumer; None when the order changed."""
+
+    def abort_replace(self, order: Order, number: int, previous: Order) -> None:
+        """A replace that never reached the engine: clear it and zero its terms."""
 
     def apply(self, change: OrderChange) -> ApplyResult:
         """One conditional update: only if the order exists and ``last_seq < change.seq``."""
@@ -71,7 +124,7 @@ class Reservation:
     quantity: Decimal
     amount: Decimal = Decimal(0)
     rate: Decimal | None = None
-    price: Decimal | None = None  # the price a buy was reserved at (a market buy's protection price)
+    price: Decimal | None = None  # the price a buy was reserved at (a market or stop buy's protection price)
 
 
 class RiskBook(Protocol):
@@ -99,7 +152,7 @@ class PreTradeRisk:
     def reserve(self, order: Order) -> Reservation:
         last = self.market.last_trade(order.symbol)
         ask = self.market.best_ask(order.symbol) if order.type == "market" and order.side == "buy" else None
-        facts = OrderRisk(order.symbol, order.side, order.type, order.quantity, order.price)
+        facts = OrderRisk(order.symbol, order.side, order.type, order.quantity, order.price, order.stop_price)
         price = check_order(facts, self.limits, last, ask)
         if price is None:
             reservation = Reservation(order.account_id, order.symbol, order.side, order.quantity)
@@ -110,12 +163,59 @@ class PreTradeRisk:
         self.book.reserve(reservation, self.limits)
         return reservation
 
+    def reserve_oco(self, legs: list[Order]) -> tuple[Reservation, Decimal | None]:
+        """One reservation for the group: the LARGER of the legs' exposures, not their sum (a
+        buy: the quantity at the highest price a leg can spend; a sell: the quantity once).
+        Returns it and the stop-loss leg's reserve price (a stop buy's protection price)."""
+        take, stop = legs
+        last = self.market.last_trade(take.symbol)
+        take_price = check_order(
+            OrderRisk(take.symbol, take.side, "limit", take.quantity, take.price), self.limits, last, None
+        )
+        stop_price = check_order(
+            OrderRisk(stop.symbol, stop.side, stop.type, stop.quantity, stop.price, stop.stop_price),
+            self.limits, last, None,
+        )  # fmt: skip
+        if take.side == "buy":
+            assert take_price is not None and stop_price is not None
+            price = oco_reserve_price([take_price, stop_price])
+            rate = reserve_rate(price, self.limits.fee_buffer)
+            amount = reserve_amount(take.quantity, rate)
+            reservation = Reservation(take.account_id, take.symbol, "buy", take.quantity, amount, rate, price)
+        else:
+            reservation = Reservation(take.account_id, take.symbol, "sell", take.quantity)
+        self.book.reserve(reservation, self.limits)
+        return reservation, stop_price
+
+    def reserve_replace(
+        self, order: Order, quantity: Decimal, price: Decimal | None, stop_price: Decimal | None
+    ) -> tuple[ReplaceTerms, Reservation | None, Decimal | None]:
+        """The rules on the new terms, then one conditional write for what the replace needs on
+        top of what the order holds (nothing for a decrease: released on ``replaced``). Returns
+        the terms, the reservation made (None if none) and a stop buy's new protection price."""
+        last = self.market.last_trade(order.symbol)
+        facts = OrderRisk(order.symbol, order.side, order.type, quantity, price, stop_price)
+        new_price = check_order(facts, self.limits, last, None)
+        new_rate = None if new_price is None else reserve_rate(new_price, self.limits.fee_buffer)
+        terms = replace_terms(
+            order.side, order.remaining_quantity, quantity - order.quantity,
+            order.reserve_rate, order.cover_rate, new_rate, order.price_topup,
+        )  # fmt: skip
+        reservation = None
+        if terms.reserve_quantity > 0 or terms.reserve_cash > 0:
+            reservation = Reservation(
+                order.account_id, order.symbol, order.side, terms.reserve_quantity, terms.reserve_cash
+            )
+            self.book.reserve(reservation, self.limits)
+        cap = new_price if order.type == "stop" and order.side == "buy" else None
+        return terms, reservation, cap
+
     def release(self, reservation: Reservation) -> None:
         self.book.release(reservation)
 
 
 class CommandPublisher(Protocol):
-    def publish(self, command: NewOrderCommand | CancelOrderCommand) -> None: ...
+    def publish(self, command: AnyOrderCommand) -> None: ...
 
 
 class Notifier(Protocol):
@@ -133,12 +233,16 @@ class OrderService:
         commands: CommandPublisher,
         clock: Callable[[], datetime] = utc_now,
         risk: PreTradeRisk | None = None,
+        audit: AuditSink | None = None,
     ) -> None:
         self.orders = orders
         self.instruments = instruments
         self.commands = commands
         self.clock = clock
         self.risk = risk
+        self.audit = audit
+
+    # -- new orders ---------------------------------------------------------------------------
 
     def place(self, account_id: str, request: NewOrderRequest) -> tuple[Order, bool]:
         """Validate, store in ``pending_new``, send the ``new`` command.
@@ -170,7 +274,8 @@ class OrderService:
         assert self.risk is not None
         if order.client_order_id is not None and self.orders.get(order.order_id) is not None:
             return self._repeated(order, now), False
-        reservation = self.risk.reserve(order)
+        with self._audited(order.account_id, order.client_order_id or order.order_id, order):
+            reservation = self.risk.reserve(order)
         order = order.model_copy(update={"reserved": True, "reserve_rate": reservation.rate,
                                          "protection_price": self._cap(order, reservation)})  # fmt: skip
         try:
@@ -193,15 +298,88 @@ class OrderService:
         return order, True
 
     def _cap(self, order: Order, reservation: Reservation) -> Decimal | None:
-        """A market buy's protection price floored to the tick: it never fills above what was
-        reserved (ROUND_FLOOR keeps the cap at or below the reservation's price)."""
-        if order.type != "market" or order.side != "buy" or reservation.price is None:
+        """A market or stop buy's protection price floored to the tick: it never fills above
+        what was reserved (ROUND_FLOOR keeps the cap at or below the reservation's price)."""
+        if order.type not in ("market", "stop") or order.side != "buy" or reservation.price is None:
             return None
-        instrument = self.instruments.get(order.symbol)
+        return self._floor_tick(order.symbol, reservation.price)
+
+    def _floor_tick(self, symbol: str, price: Decimal) -> Decimal | None:
+        instrument = self.instruments.get(symbol)
         if instrument is None:
             return None
         tick = instrument.tick_size
-        return (reservation.price / tick).to_integral_value(rounding=ROUND_FLOOR) * tick
+        return (price / tick).to_integral_value(rounding=ROUND_FLOOR) * tick
+
+    # -- OCO groups ---------------------------------------------------------------------------
+
+    def place_oco(self, account_id: str, request: OcoRequest) -> tuple[list[Order], bool]:
+        """Validate, reserve the larger leg's exposure once, store both legs in one transaction,
+        send one ``oco`` command. A repeated ``client_order_id`` returns the first group."""
+        now = self.clock()
+        legs = oco_legs(account_id, request, self.instruments.get(request.symbol), now)
+        if request.client_order_id is not None and self.orders.get(legs[0].order_id) is not None:
+            return self._repeated_group(legs, now), False
+        reservation: Reservation | None = None
+        if self.risk is not None:
+            with self._audited(account_id, f"oco/{request.client_order_id or legs[0].group_id}", legs[0]):
+                reservation, stop_price = self.risk.reserve_oco(legs)
+            assert reservation is not None
+            cap = None
+            if legs[1].type == "stop" and legs[1].side == "buy" and stop_price is not None:
+                cap = self._floor_tick(legs[1].symbol, stop_price)
+            common = {"reserved": True, "reserve_rate": reservation.rate}
+            legs = [legs[0].model_copy(update=common), legs[1].model_copy(update={**common, "protection_price": cap})]
+        try:
+            stored = self.orders.put_group(legs)
+        except Exception:
+            if reservation is not None and self.risk is not None:
+                self.risk.release(reservation)
+            raise
+        if not stored:
+            if reservation is not None and self.risk is not None:
+                self.risk.release(reservation)
+            return self._repeated_group(legs, now), False
+        try:
+            self._send(oco_command(legs, now))
+        except Unavailable:
+            if reservation is not None and self.risk is not None:
+                self.risk.release(reservation)
+            if isinstance(self.orders, OrderDeleter):
+                for leg in legs:
+                    self.orders.delete_pending(leg)
+            raise
+        return legs, True
+
+    def _repeated_group(self, legs: list[Order], now: datetime) -> list[Order]:
+        found = [self.orders.get(leg.order_id) for leg in legs]
+        existing = [leg for leg in found if leg is not None and leg.account_id == legs[0].account_id]
+        if len(existing) != 2:
+            raise Conflict("duplicate_order", "order id already in use", "client_order_id")
+        if all(leg.status == "pending_new" for leg in existing):
+            self._send(oco_command(existing, now))
+        return existing
+
+    def get_group(self, account_id: str, group_id: str) -> list[Order]:
+        legs = []
+        if group_id.startswith(OCO_PREFIX) and _plausible_id(group_id):
+            legs = [self.orders.get(leg_id) for leg_id in oco_leg_ids(group_id)]
+        found = [leg for leg in legs if leg is not None and leg.account_id == account_id]
+        if len(found) != 2:
+            raise NotFound("group_not_found", "no such OCO group", "group_id")
+        return found
+
+    def cancel_group(self, account_id: str, group_id: str) -> list[Order]:
+        """Cancel both legs of a group (one ``cancel`` of the group id); 409 if neither is open."""
+        legs = self.get_group(account_id, group_id)
+        if not any(leg.is_open for leg in legs):
+            raise Conflict("group_not_open", "neither leg of the group is open", "group_id")
+        now = self.clock()
+        flagged = [self.orders.mark_cancel_requested(leg, now) or leg if leg.is_open else leg for leg in legs]
+        self._send(cancel_order_command(legs[0], now, order_id=group_id))
+        return flagged
+
+    # -- reads and cancels --------------------------------------------------------------------
 
     def get(self, account_id: str, order_id: str) -> Order:
         order = self.orders.get(order_id) if _plausible_id(order_id) else None
@@ -213,6 +391,7 @@ class OrderService:
         return self.orders.list_by_account(account_id, query.statuses(), query.limit)
 
     def cancel(self, account_id: str, order_id: str) -> Order:
+        """Cancel an order; cancelling an OCO leg cancels its group (both legs)."""
         order = self.get(account_id, order_id)
         if not order.is_open:
             raise _not_open(order)
@@ -221,18 +400,166 @@ class OrderService:
         if flagged is None:
             current = self.get(account_id, order_id)
             raise _not_open(current)
+        if order.group_id is not None:
+            sibling_id = next(leg for leg in oco_leg_ids(order.group_id) if leg != order.order_id)
+            sibling = self.orders.get(sibling_id)
+            if sibling is not None and sibling.is_open:
+                self.orders.mark_cancel_requested(sibling, now)
         self._send(cancel_order_command(flagged, now))
         return flagged
 
-    def _send(self, command: NewOrderCommand | CancelOrderCommand) -> None:
+    def mass_cancel(self, account_id: str, request: MassCancelRequest) -> dict[str, Any]:
+        """Cancel every open order of the account in ``symbol`` (or in every symbol where it has
+        open orders): one ``mass_cancel`` command per symbol, on that symbol's partition."""
+        if request.symbol is not None:
+            if self.instruments.get(request.symbol) is None:
+                raise ValidationFailed("unknown_symbol", f"unknown symbol {request.symbol!r}", "symbol")
+            symbols = [request.symbol]
+        else:
+            open_orders = self.orders.list_by_account(account_id, OPEN_STATUSES, 500)
+            symbols = sorted({order.symbol for order in open_orders})
+        now = self.clock()
+        commands = [mass_cancel_command(account_id, symbol, now) for symbol in symbols]
+        for command in commands:
+            self._send(command)
+        return {
+            "account_id": account_id,
+            "symbols": symbols,
+            "command_ids": [command.command_id for command in commands],
+        }
+
+    # -- replace ------------------------------------------------------------------------------
+
+    def replace(self, account_id: str, order_id: str, request: ReplaceOrderRequest) -> Order:
+        """Replace an open order's price, stop price and/or total quantity.
+
+        The reservation follows at once: what the new terms need on top of what the order holds
+        is reserved with one conditional write (422 when the account cannot afford it; nothing
+        changes and nothing is sent); a decrease is released when the engine has replaced the
+        order. One replace at a time per order (409 ``replace_pending``)."""
+        order = self.get(account_id, order_id)
+        if not order.is_open:
+            raise _not_open(order)
+        if order.group_id is not None:
+            raise Conflict("oco_leg", "an OCO leg cannot be replaced; cancel the group", "order_id")
+        if order.type == "market":
+            raise Conflict("not_replaceable", "a market order cannot be replaced", "order_id")
+        if order.replace_pending:
+            raise Conflict("replace_pending", "a replace of this order is waiting for the engine", "order_id")
+        if request.price is not None and order.type not in ("limit", "stop_limit"):
+            raise ValidationFailed("invalid_field", f"a {order.type} order has no limit price", "price")
+        if request.stop_price is not None:
+            if order.type not in ("stop", "stop_limit"):
+                raise ValidationFailed("invalid_field", f"a {order.type} order has no stop_price", "stop_price")
+            if order.triggered:
+                raise Conflict("already_triggered", "the stop has triggered; its stop_price is final", "stop_price")
+        instrument: Instrument = tradable(order.symbol, self.instruments.get(order.symbol))
+        on_grid(instrument, {"quantity": request.quantity}, {"price": request.price, "stop_price": request.stop_price})
+        quantity = request.quantity if request.quantity is not None else order.quantity
+        if quantity <= order.filled_quantity:
+            raise ValidationFailed("invalid_field", "quantity must exceed the filled quantity", "quantity")
+        price = request.price if request.price is not None else order.price
+        stop_price = request.stop_price if request.stop_price is not None else order.stop_price
+        number = order.replace_count + 1
+        terms: ReplaceTerms | None = None
+        reservation: Reservation | None = None
+        cap: Decimal | None = None
+        if self.risk is not None and order.reserved:
+            with self._audited(account_id, replace_command_id(order.order_id, number), order):
+                terms, reservation, reserve_price = self.risk.reserve_replace(order, quantity, price, stop_price)
+            if reserve_price is not None and request.stop_price is not None:
+                cap = self._floor_tick(order.symbol, reserve_price)
+        now = self.clock()
+        try:
+            updated = self.orders.begin_replace(order, number, terms, cap, now)
+        except Exception:
+            self._give_back(reservation)
+            raise
+        if updated is None:
+            self._give_back(reservation)
+            raise Conflict("replace_pending", "the order changed meanwhile; read it and retry", "order_id")
+        command = replace_order_command(
+            order, replace_command_id(order.order_id, number),
+            cap if cap is not None else request.price, request.stop_price, request.quantity, now,
+        )  # fmt: skip
+        try:
+            self._send(command)
+        except Unavailable:
+            self.orders.abort_replace(updated, number, order)
+            self._give_back(reservation)
+            raise
+        return updated
+
+    def _give_back(self, reservation: Reservation | None) -> None:
+        if reservation is not None and self.risk is not None:
+            self.risk.release(reservation)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _audited(self, account_id: str, key: str, order: Order) -> _AuditRefusal:
+        return _AuditRefusal(self.audit, account_id, key, order)
+
+    def _send(self, command: AnyOrderCommand) -> None:
         try:
             self.commands.publish(command)
         except Exception as exc:
             raise Unavailable(
                 "command_not_sent",
                 "the order service could not reach the matching engine; retry the request"
-                + (" with the same client_order_id" if command.type == "new" else ""),
+                + (" with the same client_order_id" if command.type in ("new", "oco") else ""),
             ) from exc
+
+
+class _AuditRefusal:
+    """Context manager: a ``RiskRefused`` raised inside is published as a ``risk_refused`` audit
+    event (id derived from account + client order id, so a retried request adds nothing), then
+    re-raised. An audit stream that cannot be reached never turns the 422 into a 5xx."""
+
+    def __init__(self, sink: AuditSink | None, account_id: str, key: str, order: Order) -> None:
+        self.sink = sink
+        self.account_id = account_id
+        self.key = key
+        self.order = order
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> Literal[False]:
+        if self.sink is None or not isinstance(exc, RiskRefused):
+            return False
+        event = risk_refused_event(self.account_id, self.key, exc, self.order)
+        try:
+            self.sink.publish(event)
+        except Exception:
+            logger.exception("risk refusal not audited", extra={"audit_event_id": event.event_id})
+        return False
+
+
+def risk_refused_event(account_id: str, key: str, refusal: RiskRefused, order: Order) -> AuditEvent:
+    """The audit event of a pre-trade refusal; ``event_id`` = uuid5(account / key)."""
+    event_id = uuid.uuid5(AUDIT_NAMESPACE, f"risk_refused/{account_id}/{key}").hex
+    details = {
+        "reason": refusal.code,
+        "message": refusal.message,
+        "symbol": order.symbol,
+        "side": order.side,
+        "type": order.type,
+        "quantity": str(order.quantity),
+        "request": key,
+    }
+    if refusal.field:
+        details["field"] = refusal.field
+    return AuditEvent(
+        event_id=event_id,
+        kind="risk_refused",
+        aggregate_type="account",
+        aggregate_id=account_id,
+        actor=account_id,
+        source="orders",
+        correlation_id=key[:200],
+        links=(f"order:{order.group_id or order.order_id}",),
+        details=details,
+    )
 
 
 def _not_open(order: Order) -> Conflict:

@@ -26,6 +26,8 @@ class OrdersApiSettings(NexusSettings):
     risk_market_protection: Decimal = Field(ge=0, lt=1)
     maker_fee_bps: Decimal = Field(ge=0, lt=10000)
     taker_fee_bps: Decimal = Field(ge=0, lt=10000)
+    # risk refusals are recorded on the audit-events stream
+    audit_stream: str
 
     def risk_limits(self) -> RiskLimits:
         fees = FeeSchedule.from_bps(self.maker_fee_bps, self.taker_fee_bps)

@@ -9,6 +9,25 @@ and fee (``nexus_common.fees``), trade date, as the ledger's fill entry does; ``
 moves by the same amount plus what the order's reservation gives back (``nexus_common.risk``).
 Sale proceeds are available at once (buying power on trade date); the cash itself settles T+2
 in the ledger (pending cash -> cash), which does not change ``cash`` here.
+
+Releases per order type (``nexus_common.risk`` has the reservation side):
+
+* limit, market, stop, stop-limit, iceberg: fills release in proportion (``fill_release``), a
+  cancel, expiry or rejection releases the open quantity; a parked stop holds its reservation
+  until it triggers and fills, or is cancelled or expires (a trigger itself changes nothing).
+* OCO legs (``oco-<uuid>.tp`` / ``.sl``) share one reservation for the group: fills of either
+  leg release in proportion (the engine keeps both legs' open quantities equal); a leg cut or
+  cancelled because its sibling filled (reason ``oco``) releases nothing; the group's open
+  quantity is released once when it ends by cancel, mass cancel or expiry (both legs end in
+  the same engine step; a step's second leg releases nothing). A leg ended alone by self-trade
+  prevention or a market stop's unfillable rest releases nothing, its sibling still covering the
+  group. A refused group (rejected with the group id) releases the whole group.
+* replace: ``replaced`` (reason ``user``) re-bases the order's reservation to its new open
+  quantity with the terms the orders API stored (``<order>~r<n>``): the difference it reserved
+  up front is settled, a decrease released; ``replace_rejected`` gives the difference back. A
+  buy's price top-ups (``<order>~p<n>``) are released when the order ends.
+* self-trade ``decrement``: the quantity taken off the order that stays (``replaced``, reason
+  ``self_trade``) is released like a cancel of that much (``self_trade_cut``).
 """
 
 from __future__ import annotations
@@ -16,10 +35,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from nexus_common.fees import FeeSchedule, Liquidity, cash_amount, fee
-from nexus_common.risk import ZERO, fill_release, reserve_amount
+from nexus_common.risk import (
+    ZERO,
+    fill_release,
+    group_of_leg,
+    is_group_id,
+    oco_leg_ids,
+    replace_number,
+    replace_record_id,
+    reserve_amount,
+    topup_record_id,
+)
+
+GROUP_END_REASONS: Final = frozenset({"user", "mass_cancel", "day", "gtd"})
+MAX_REPLACES: Final = 10_000
 
 
 @dataclass(frozen=True)
@@ -96,10 +128,68 @@ def _release(change: AccountChange, facts: OrderFacts | None, remaining: Decimal
         change.sellable += remaining
 
 
-def account_changes(event: Any, facts: FactsLookup, fees: FeeSchedule) -> list[AccountChange]:
+def _release_topups(change: AccountChange, order_id: str, facts: FactsLookup) -> None:
+    """A buy that ended: give back the price top-ups its replaces held (``<order>~p<n>``)."""
+    for number in range(1, MAX_REPLACES + 1):
+        topup = facts(topup_record_id(order_id, number))
+        if topup is None or topup.side != "buy" or not topup.reserved:
+            return  # no more top-ups (the orders API writes them as reserved buys, numbered 1, 2, ...)
+        if topup.reserve_rate:
+            change.available += topup.reserve_rate
+
+
+def _ended(change: AccountChange, order_id: str, found: OrderFacts | None, facts: FactsLookup) -> None:
+    if found is not None and found.reserved and found.side == "buy" and group_of_leg(order_id) is None:
+        _release_topups(change, order_id, facts)
+
+
+def _replace_terms(event: Any, facts: FactsLookup) -> OrderFacts | None:
+    number = replace_number(event.order_id, event.correlation_id)
+    return None if number is None else facts(replace_record_id(event.order_id, number))
+
+
+def _replaced(change: AccountChange, event: Any, facts: FactsLookup) -> None:
+    """Re-base the order's reservation from its open quantity before the replace to the one
+    after (``remaining_quantity``), settling what the API reserved up front."""
+    terms = _replace_terms(event, facts)
+    order = facts(event.order_id)
+    if terms is None or order is None or not order.reserved:
+        return
+    quantity_change = terms.quantity
+    held_extra = max(quantity_change, ZERO)  # shares reserved up front
+    after = event.remaining_quantity
+    before = after - quantity_change
+    if order.side == "buy":
+        if order.reserve_rate is not None:
+            rebase = reserve_amount(after, order.reserve_rate) - reserve_amount(before, order.reserve_rate)
+            change.available += (terms.reserve_rate or ZERO) - rebase
+        change.buying += quantity_change - held_extra  # buying#S follows the open quantity
+    else:
+        change.sellable += held_extra - quantity_change
+
+
+def _replace_refused(change: AccountChange, event: Any, facts: FactsLookup) -> None:
+    terms = _replace_terms(event, facts)
+    if terms is None or not terms.reserved:
+        return
+    held_extra = max(terms.quantity, ZERO)
+    if terms.side == "buy":
+        change.available += terms.reserve_rate or ZERO
+        change.buying -= held_extra
+    else:
+        change.sellable += held_extra
+
+
+def account_changes(
+    event: Any, facts: FactsLookup, fees: FeeSchedule, ended_groups: set[tuple[str, str]] | None = None
+) -> list[AccountChange]:
     """The changes one execution event makes, one per account (maker and taker of a self-trade
-    are merged into one change, so the account item gets one write for the event)."""
+    are merged into one change, so the account item gets one write for the event).
+
+    ``ended_groups`` carries, across the events of one call of ``changes_of``, the OCO groups
+    whose end (by cancel or expiry) an engine step has already released."""
     by_account: dict[str, AccountChange] = {}
+    ended = ended_groups if ended_groups is not None else set()
 
     def change_for(account_id: str) -> AccountChange:
         found = by_account.get(account_id)
@@ -112,21 +202,116 @@ def account_changes(event: Any, facts: FactsLookup, fees: FeeSchedule) -> list[A
     if kind == "trade":
         taker_side = event.aggressor_side
         maker_side = "sell" if taker_side == "buy" else "buy"
-        _fill(
-            change_for(event.maker_account_id), maker_side, "maker", event.quantity, event.price,
-            event.maker_remaining_quantity, facts(event.maker_order_id), fees,
-        )
-        _fill(
-            change_for(event.taker_account_id), taker_side, "taker", event.quantity, event.price,
-            event.taker_remaining_quantity, facts(event.taker_order_id), fees,
-        )
+        maker_facts = facts(event.maker_order_id)
+        taker_facts = facts(event.taker_order_id)
+        maker = change_for(event.maker_account_id)
+        _fill(maker, maker_side, "maker", event.quantity, event.price, event.maker_remaining_quantity, maker_facts,
+              fees)  # fmt: skip
+        if event.maker_remaining_quantity == 0:
+            _ended(maker, event.maker_order_id, maker_facts, facts)
+        taker = change_for(event.taker_account_id)
+        _fill(taker, taker_side, "taker", event.quantity, event.price, event.taker_remaining_quantity, taker_facts,
+              fees)  # fmt: skip
+        if event.taker_remaining_quantity == 0:
+            _ended(taker, event.taker_order_id, taker_facts, facts)
     elif kind in ("cancelled", "expired"):
-        _release(change_for(event.account_id), facts(event.order_id), event.remaining_quantity)
-    elif kind == "rejected":
+        change = change_for(event.account_id)
         found = facts(event.order_id)
+        group = group_of_leg(event.order_id)
+        if group is None:
+            _release(change, found, event.remaining_quantity)
+            _ended(change, event.order_id, found, facts)
+        elif event.reason in GROUP_END_REASONS and (group, event.correlation_id) not in ended:
+            ended.add((group, event.correlation_id))
+            _release(change, found, event.remaining_quantity)
+    elif kind == "rejected":
+        order_id = event.order_id
+        found = facts(oco_leg_ids(order_id)[0]) if is_group_id(order_id) else facts(order_id)
         _release(change_for(event.account_id), found, found.quantity if found else ZERO)
+    elif kind == "replaced" and event.reason == "user":
+        _replaced(change_for(event.account_id), event, facts)
+    elif kind == "replace_rejected":
+        _replace_refused(change_for(event.account_id), event, facts)
     return [change for change in by_account.values() if not change.is_empty()]
 
 
+def _is_stp_cancel(event: Any, replaced: Any) -> bool:
+    return (
+        getattr(event, "type", None) == "cancelled"
+        and event.reason == "self_trade"
+        and event.account_id == replaced.account_id
+        and event.correlation_id == replaced.correlation_id
+    )
+
+
+def self_trade_cut(events: list[Any], index: int) -> Decimal:
+    """How much a self-trade ``decrement`` took off the order of ``replaced`` event ``index``.
+
+    The engine reduces both orders by the smaller one's open quantity, which it cancels in the
+    same step right next to the ``replaced`` of the other (the resting one's cancel just before
+    the taker's ``replaced``, or the taker's cancel just after the resting one's): that cancel's
+    ``remaining_quantity`` is the cut."""
+    replaced = events[index]
+    for neighbour in (index - 1, index + 1):
+        if 0 <= neighbour < len(events) and _is_stp_cancel(events[neighbour], replaced):
+            return Decimal(events[neighbour].remaining_quantity)
+    return ZERO
+
+
+def prefetch_ids(events: Iterable[Any]) -> list[str]:
+    """Every facts id ``changes_of`` may read for ``events``, for one batched read: the orders
+    named, the first price top-up (``~p1``) of an order that may end, the group's first leg of a
+    refused OCO group, and the terms of a replace (``~r<n>``). The later top-ups (``~p2``...)
+    are read one by one, and only for an order that was replaced."""
+    wanted: dict[str, None] = {}
+    for event in events:
+        kind = getattr(event, "type", None)
+        if kind == "trade":
+            named = [event.maker_order_id, event.taker_order_id]
+            ended = [o for o, left in named_left(event) if left == 0]
+        elif kind in ("cancelled", "expired", "rejected", "replaced", "replace_rejected"):
+            named, ended = [event.order_id], [event.order_id] if kind in ("cancelled", "expired") else []
+            if kind == "rejected" and is_group_id(event.order_id):
+                named.append(oco_leg_ids(event.order_id)[0])
+            number = replace_number(event.order_id, event.correlation_id) if "replace" in kind else None
+            if number is not None:
+                named.append(replace_record_id(event.order_id, number))
+        else:
+            continue
+        for order_id in named:
+            wanted[order_id] = None
+        for order_id in ended:
+            if group_of_leg(order_id) is None:
+                wanted[topup_record_id(order_id, 1)] = None
+    return list(wanted)
+
+
+def named_left(event: Any) -> list[tuple[str, Decimal]]:
+    return [(event.maker_order_id, event.maker_remaining_quantity), (event.taker_order_id,
+                                                                     event.taker_remaining_quantity)]
+
+
 def changes_of(events: Iterable[Any], facts: FactsLookup, fees: FeeSchedule) -> list[AccountChange]:
-    return [change for event in events for change in account_changes(event, facts, fees)]
+    ended_groups: set[tuple[str, str]] = set()
+    ordered = list(events)
+    changes: list[AccountChange] = []
+    for index, event in enumerate(ordered):
+        if getattr(event, "type", None) == "replaced" and event.reason == "self_trade":
+            cut = self_trade_cut(ordered, index)
+            found = facts(event.order_id)
+            if cut > 0 and group_of_leg(event.order_id) is None:
+                change = AccountChange(event.account_id, event.symbol, event.seq, event.event_id)
+                # the cut is released like a cancel of that much, from the open quantity it left
+                if found is not None and found.reserved and found.side == "buy" and found.reserve_rate is not None:
+                    after = event.remaining_quantity
+                    change.available += reserve_amount(after + cut, found.reserve_rate) - reserve_amount(
+                        after, found.reserve_rate
+                    )
+                    change.buying -= cut
+                elif found is not None and found.reserved and found.side == "sell":
+                    change.sellable += cut
+                if not change.is_empty():
+                    changes.append(change)
+            continue
+        changes.extend(account_changes(event, facts, fees, ended_groups))
+    return changes

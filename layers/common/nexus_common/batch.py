@@ -23,22 +23,48 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from pydantic import ValidationError
 
 from nexus_common.events import (
-    EVENT_ADAPTER,
+    ENGINE_EVENT_ADAPTER,
     AcceptedEvent,
     BookEvent,
     CancelledEvent,
     CancelRejectedEvent,
+    ExpiredEvent,
     RejectedEvent,
+    ReplacedEvent,
+    ReplaceRejectedEvent,
     TradeEvent,
+    TriggeredEvent,
 )
 from nexus_common.jsonutil import loads
 
 ExecutionEventT: TypeAlias = (
-    AcceptedEvent | RejectedEvent | TradeEvent | CancelledEvent | CancelRejectedEvent | BookEvent
+    AcceptedEvent
+    | RejectedEvent
+    | TradeEvent
+    | CancelledEvent
+    | CancelRejectedEvent
+    | BookEvent
+    | ExpiredEvent
+    | ReplacedEvent
+    | ReplaceRejectedEvent
+    | TriggeredEvent
 )
 
+# Every type the engine emits: an expiry, a replace or a trigger changes orders and reservations
+# as much as a cancel does (consumers skip the types they have nothing to do with).
 KNOWN_EVENT_TYPES: Final = frozenset(
-    {"accepted", "rejected", "trade", "cancelled", "cancel_rejected", "book"}
+    {
+        "accepted",
+        "rejected",
+        "trade",
+        "cancelled",
+        "cancel_rejected",
+        "book",
+        "expired",
+        "replaced",
+        "replace_rejected",
+        "triggered",
+    }
 )
 
 
@@ -97,7 +123,7 @@ def decode_execution_events(record: KinesisStreamRecord) -> list[ExecutionEventT
         if raw.get("type") not in KNOWN_EVENT_TYPES:
             continue
         try:
-            events.append(EVENT_ADAPTER.validate_python(raw))
+            events.append(ENGINE_EVENT_ADAPTER.validate_python(raw))
         except ValidationError as exc:
             raise PoisonRecord(
                 f"invalid {raw.get('type')} event: {exc.error_count()} error(s)"

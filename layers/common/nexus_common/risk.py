@@ -27,14 +27,38 @@ Reservation (one conditional ``UpdateItem`` per order, in the orders API):
 
 Release (the risk consumer, from execution events): on a fill of ``q`` with ``r`` left, a buy gives
 back ``reserve_amount(q + r) - reserve_amount(r)`` (these telescope to exactly the reserved
-amount); a cancel or reject gives back ``reserve_amount(r)``; sells give back shares one for one.
+amount); a cancel, expiry or reject gives back ``reserve_amount(r)``; sells give back shares one
+for one.
+
+The other order types and instructions:
+
+* stop / stop-limit: reserved at entry like a limit order, held while the stop waits (parked),
+  released on trigger-and-fill, cancel or expiry. A stop (market) buy reserves at its protection
+  price ``stop_price x (1 + market_protection)`` and goes to the engine as a stop-limit at that
+  price floored to the tick, so it can never spend more than was reserved.
+* iceberg: reserved for the full quantity (shown and hidden), released as above.
+* OCO (``oco_group_id``: ``oco-<uuid>``; legs ``<group>.tp`` and ``<group>.sl``): one reservation
+  for the group, the LARGER of the legs' exposures (a buy: the quantity at the highest leg
+  rate; a sell: the quantity once), stored on both legs' order items. A fill of either leg
+  releases like a fill of one order (the engine keeps the legs' open quantities equal); the
+  group's open quantity is released once when the group ends by cancel or expiry; a leg cut or
+  cancelled by its sibling's fill (reason ``oco``) releases nothing.
+* replace (``replace_command_id``): the orders API reserves the difference at once with one
+  conditional write (``replace_terms``) and stores the terms as two facts items of the orders
+  table: ``<order>~r<n>`` (``quantity`` = the change of the total, ``reserve_rate`` = the cash
+  settled on the engine's ``replaced`` event) and, for buys, ``<order>~p<n>`` (``reserve_rate``
+  = the price top-up held until the order ends). On ``replaced`` the risk consumer re-bases the
+  order's reservation to its new open quantity (a decrease is released there); on
+  ``replace_rejected`` it gives the difference back. A buy's rate per share stays the one it was
+  entered at; a price increase is covered by the top-up, released when the order ends.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_UP, Decimal
-from typing import Final
+from typing import Any, Final
 
 from nexus_common.errors import NexusError
 from nexus_common.money import quantize_price, quantize_usd
@@ -105,9 +129,10 @@ class OrderRisk:
 
     symbol: str
     side: str  # buy | sell
-    order_type: str  # limit | market
+    order_type: str  # limit | market | stop | stop_limit
     quantity: Decimal
     price: Decimal | None
+    stop_price: Decimal | None = None
 
 
 def check_order(
@@ -133,15 +158,20 @@ def check_order(
             "quantity",
         )
     if order.price is not None and last_trade is not None:
-        low, high = collar(last_trade, limits.price_collar)
-        if not low <= order.price <= high:
-            raise RiskRefused(
-                "price_outside_collar",
-                f"price outside the collar {low} - {high} around the last trade {last_trade}",
-                "price",
-            )
+        _check_collar(order.price, last_trade, limits, "price")
     price = order.price
-    if price is None:
+    if order.order_type == "stop" and order.stop_price is not None:
+        # a stop buy spends at most its protection price (it is sent as a stop-limit there)
+        price = protection_price(order.stop_price, limits.market_protection) if order.side == "buy" else None
+        if price is not None and last_trade is not None:
+            _check_collar(price, last_trade, limits, "stop_price")
+        if order.side == "sell" and order.quantity * order.stop_price > limits.max_order_value:
+            raise RiskRefused(
+                "max_order_value_exceeded",
+                f"order value above the maximum of {limits.max_order_value} USD",
+                "quantity",
+            )
+    elif price is None:
         reference = best_ask if order.side == "buy" and best_ask is not None else last_trade
         if reference is None:
             if order.side == "buy":
@@ -159,3 +189,156 @@ def check_order(
             "quantity",
         )
     return price if order.side == "buy" else None
+
+
+def _check_collar(price: Decimal, last_trade: Decimal, limits: RiskLimits, field: str) -> None:
+    low, high = collar(last_trade, limits.price_collar)
+    if not low <= price <= high:
+        raise RiskRefused(
+            "price_outside_collar",
+            f"price outside the collar {low} - {high} around the last trade {last_trade}",
+            field,
+        )
+
+
+# -- OCO groups and replaces: the names both sides agree on ---------------------------------
+
+OCO_PREFIX: Final = "oco-"
+LEG_SUFFIXES: Final = (".tp", ".sl")
+
+
+def oco_leg_ids(group_id: str) -> tuple[str, str]:
+    """The engine's names of a group's legs: take-profit, stop-loss."""
+    return f"{group_id}.tp", f"{group_id}.sl"
+
+
+def group_of_leg(order_id: str) -> str | None:
+    """The OCO group of a leg id (``oco-<uuid>.tp``), None for any other order id."""
+    if order_id.startswith(OCO_PREFIX) and order_id.endswith(LEG_SUFFIXES):
+        return order_id[:-3]
+    return None
+
+
+def is_group_id(order_id: str) -> bool:
+    return order_id.startswith(OCO_PREFIX) and not order_id.endswith(LEG_SUFFIXES)
+
+
+def replace_command_id(order_id: str, number: int) -> str:
+    return f"{order_id}:replace:{number}"
+
+
+def replace_number(order_id: str, command_id: str) -> int | None:
+    """The replace number of a replace command id of ``order_id`` (None for anything else)."""
+    prefix = f"{order_id}:replace:"
+    if not command_id.startswith(prefix) or not command_id[len(prefix):].isdigit():
+        return None
+    return int(command_id[len(prefix):])
+
+
+def replace_record_id(order_id: str, number: int) -> str:
+    return f"{order_id}~r{number}"
+
+
+def topup_record_id(order_id: str, number: int) -> str:
+    return f"{order_id}~p{number}"
+
+
+@dataclass(frozen=True)
+class ReplaceTerms:
+    """What a replace reserves now and what the risk consumer settles later (see module doc).
+
+    ``quantity_change``: new total minus old total (signed); ``reserve_quantity``: shares reserved
+    now (the increase, else 0); ``reserve_cash``: USD reserved now (buys); ``topup``: the part of
+    ``reserve_cash`` held until the order ends (a price increase); ``settle_cash`` =
+    ``reserve_cash - topup``, settled on the engine's ``replaced`` (or given back on
+    ``replace_rejected``); ``topup_total`` and ``cover_rate``: the order's new totals."""
+
+    quantity_change: Decimal
+    reserve_quantity: Decimal
+    reserve_cash: Decimal
+    topup: Decimal
+    settle_cash: Decimal
+    topup_total: Decimal
+    cover_rate: Decimal | None
+
+
+def replace_terms(
+    side: str,
+    open_quantity: Decimal,
+    quantity_change: Decimal,
+    entry_rate: Decimal | None,
+    cover_rate: Decimal | None,
+    new_rate: Decimal | None,
+    topup_total: Decimal,
+) -> ReplaceTerms:
+    """The reservation change of a replace of an order with ``open_quantity`` open (as the orders
+    table knows it) whose total changes by ``quantity_change``.
+
+    Buys: the order's base reservation is ``reserve_amount(open, entry_rate)`` (released by fills
+    at the entry rate); the price cover is ``reserve_amount(open, cover) - reserve_amount(open,
+    entry_rate)`` with ``cover`` the highest rate the order has had; what is missing now is
+    reserved now, the base part settled on ``replaced``, the cover part kept to the end."""
+    reserve_quantity = max(quantity_change, ZERO)
+    if side != "buy" or entry_rate is None:
+        return ReplaceTerms(quantity_change, reserve_quantity, ZERO, ZERO, ZERO, topup_total, cover_rate)
+    after = open_quantity + quantity_change
+    cover = max(cover_rate or entry_rate, new_rate or entry_rate)
+    base_change = reserve_amount(after, entry_rate) - reserve_amount(open_quantity, entry_rate)
+    needed_cover = reserve_amount(after, cover) - reserve_amount(after, entry_rate)
+    topup = max(needed_cover - topup_total, ZERO)
+    reserve_cash = max(base_change + topup, ZERO)
+    return ReplaceTerms(
+        quantity_change=quantity_change,
+        reserve_quantity=reserve_quantity,
+        reserve_cash=reserve_cash,
+        topup=topup,
+        settle_cash=reserve_cash - topup,
+        topup_total=topup_total + topup,
+        cover_rate=cover,
+    )
+
+
+def oco_reserve_price(leg_prices: list[Decimal]) -> Decimal:
+    """An OCO buy group reserves at the highest price either leg can spend: the larger of the
+    legs' exposures (the legs share one quantity and never fill more than it together)."""
+    return max(leg_prices)
+
+
+@dataclass
+class ExpectedReservations:
+    """What the open orders of the orders table should hold on the account items."""
+
+    cash: dict[str, Decimal]  # account -> USD
+    quantity: dict[tuple[str, str, str], Decimal]  # (account, symbol, side) -> shares
+
+
+def expected_reservations(
+    order_items: Iterable[Mapping[str, Any]], open_statuses: Iterable[str]
+) -> ExpectedReservations:
+    """The reservations the open reserved orders hold (reconciliation's side of the account
+    items), from the orders table's items as stored: an order's open quantity at its entry rate
+    plus its price top-ups (``price_topup``); an OCO group once, for the larger open quantity of
+    its open legs. Items without ``account_id`` (replace terms) are not orders."""
+    statuses = frozenset(open_statuses)
+    cash: dict[str, Decimal] = {}
+    quantity: dict[tuple[str, str, str], Decimal] = {}
+    groups: dict[str, tuple[Mapping[str, Any], Decimal]] = {}
+    singles: list[tuple[Mapping[str, Any], Decimal]] = []
+    for item in order_items:
+        if "account_id" not in item or item.get("status") not in statuses or not item.get("reserved"):
+            continue
+        remaining = Decimal(str(item.get("remaining_quantity", 0)))
+        group = group_of_leg(str(item["order_id"]))
+        if group is None:
+            singles.append((item, remaining))
+        elif group not in groups or groups[group][1] < remaining:
+            groups[group] = (item, remaining)
+    for item, remaining in [*singles, *groups.values()]:
+        account = str(item["account_id"])
+        key = (account, str(item["symbol"]), str(item["side"]))
+        quantity[key] = quantity.get(key, ZERO) + remaining
+        rate = item.get("reserve_rate")
+        if item["side"] == "buy" and rate is not None:
+            held = reserve_amount(remaining, Decimal(str(rate))) + Decimal(str(item.get("price_topup", 0)))
+            cash[account] = cash.get(account, ZERO) + held
+    return ExpectedReservations(cash, quantity)

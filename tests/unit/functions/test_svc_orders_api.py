@@ -158,7 +158,8 @@ BAD_BODIES = [
     ({**ORDER, "time_in_force": "forever"}, "invalid_field", "time_in_force"),
     ({**ORDER, "client_order_id": "no spaces"}, "invalid_field", "client_order_id"),
     ({**ORDER, "client_order_id": "x" * 65}, "invalid_field", "client_order_id"),
-    ({**ORDER, "stop_price": "100"}, "unknown_field", "stop_price"),
+    ({**ORDER, "stop_price": "100"}, "invalid_field", "stop_price"),
+    ({**ORDER, "trigger": "100"}, "unknown_field", "trigger"),
 ]
 
 

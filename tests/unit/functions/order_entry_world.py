@@ -1,0 +1,292 @@
+"""An in-memory trading venue for the order-entry tests: the real ``OrderService`` and
+``PreTradeRisk`` over in-memory ports, the real matching engine in process, and every event it
+emits applied at once by the real orders consumer code (``apply_events``) and the real risk
+consumer domain (``nexus_risk.domain.changes_of``) to one account item per account.
+
+The fakes keep the contracts of their DynamoDB adapters (``nexus_orders.repo``): items are
+stored exactly as ``order_to_item`` writes them, the replace terms items as ``_terms_items``
+writes them, and the risk book applies the same conditions as ``DynamoRiskBook.reserve``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from nexus_common.events import ENGINE_EVENT_ADAPTER, iso
+from nexus_common.fees import FeeSchedule
+from nexus_common.instruments import Instrument
+from nexus_common.risk import ZERO, ReplaceTerms, RiskLimits, RiskRefused
+from nexus_matching.engine import MatchingEngine
+from nexus_orders.domain import OPEN_STATUSES, Order, OrderChange
+from nexus_orders.repo import _terms_items, is_order_item, order_from_item, order_to_item
+from nexus_orders.service import AnyOrderCommand, ApplyResult, OrderService, PreTradeRisk, Reservation, apply_events
+from nexus_risk.domain import AccountChange, OrderFacts, changes_of
+
+D = Decimal
+SYMBOL = "AAPL"
+FEES = FeeSchedule.from_bps(D(1), D(3))
+LIMITS = RiskLimits(
+    max_order_quantity=D(100_000),
+    max_order_value=D(10_000_000),
+    position_limit=D(1_000_000),
+    short_limit=D(100_000),
+    price_collar=D("0.10"),
+    market_protection=D("0.05"),
+    fee_buffer=FEES.max_rate,
+)
+INSTRUMENT = Instrument(symbol=SYMBOL, tick_size=D("0.01"), lot_size=D(1))
+START = datetime(2026, 3, 5, 15, 0, tzinfo=UTC)  # a Thursday, before the 16:00 New York close
+
+
+class Clock:
+    """Command time: each reading is one second after the last (the engine's only clock)."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+class MemoryOrders:
+    """``OrderRepository`` + ``OrderDeleter`` over a dict of DynamoDB-shaped items."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def put_new(self, order: Order) -> bool:
+        if order.order_id in self.items:
+            return False
+        self.items[order.order_id] = order_to_item(order)
+        return True
+
+    def put_group(self, legs: list[Order]) -> bool:
+        if any(leg.order_id in self.items for leg in legs):
+            return False
+        for leg in legs:
+            self.items[leg.order_id] = order_to_item(leg)
+        return True
+
+    def delete_pending(self, order: Order) -> None:
+        item = self.items.get(order.order_id)
+        if item is not None and item.get("status") == "pending_new":
+            del self.items[order.order_id]
+
+    def get(self, order_id: str) -> Order | None:
+        item = self.items.get(order_id)
+        return order_from_item(item) if item and is_order_item(item) else None
+
+    def list_by_account(self, account_id: str, statuses: frozenset[str] | None, limit: int) -> list[Order]:
+        found = [self.get(key) for key, item in self.items.items() if item.get("account_id") == account_id]
+        orders = [o for o in found if o is not None and (statuses is None or o.status in statuses)]
+        return sorted(orders, key=lambda o: o.created_at, reverse=True)[:limit]
+
+    def mark_cancel_requested(self, order: Order, now: datetime) -> Order | None:
+        item = self.items.get(order.order_id)
+        if item is None or item.get("status") not in OPEN_STATUSES:
+            return None
+        item.update(cancel_requested=True, cancel_requested_at=iso(now))
+        return order_from_item(item)
+
+    def begin_replace(
+        self, order: Order, number: int, terms: ReplaceTerms | None, protection_price: Decimal | None, now: datetime
+    ) -> Order | None:
+        item = self.items.get(order.order_id)
+        if (
+            item is None
+            or item.get("status") not in OPEN_STATUSES
+            or int(item.get("replace_count", 0)) != number - 1
+            or item.get("replace_pending")
+        ):
+            return None
+        item.update(replace_count=number, replace_pending=True, updated_at=iso(now))
+        item.pop("replace_reject_reason", None)
+        if terms is not None:
+            item["price_topup"] = terms.topup_total
+            if terms.cover_rate is not None:
+                item["cover_rate"] = terms.cover_rate
+            for record in _terms_items(order, number, terms.quantity_change, terms.settle_cash, terms.topup):
+                self.items[record["order_id"]] = record
+        if protection_price is not None:
+            item["protection_price"] = protection_price
+        return order_from_item(item)
+
+    def abort_replace(self, order: Order, number: int, previous: Order) -> None:
+        item = self.items[order.order_id]
+        item.pop("replace_pending", None)
+        item["price_topup"] = previous.price_topup
+        for record in _terms_items(order, number, ZERO, ZERO, ZERO):
+            self.items[record["order_id"]] = record
+
+    def apply(self, change: OrderChange) -> ApplyResult:
+        item = self.items.get(change.order_id)
+        if item is None:
+            return ApplyResult(False, None)
+        if "last_seq" in item and int(item["last_seq"]) >= change.seq:
+            return ApplyResult(False, order_from_item(item) if is_order_item(item) else None)
+        for name, value in change.values.items():
+            if value is None:
+                item.pop(name, None)
+            else:
+                item[name] = value
+        for name in change.remove:
+            item.pop(name, None)
+        item["last_seq"] = change.seq
+        return ApplyResult(True, order_from_item(item) if is_order_item(item) else None)
+
+    def facts(self, order_id: str) -> OrderFacts | None:
+        """What ``nexus_risk.repo.DynamoOrderFacts`` reads of an item."""
+        item = self.items.get(order_id)
+        if item is None:
+            return None
+        rate = item.get("reserve_rate")
+        return OrderFacts(order_id, str(item["side"]), D(str(item["quantity"])), bool(item.get("reserved", False)),
+                          None if rate is None else D(str(rate)))  # fmt: skip
+
+
+@dataclass
+class Account:
+    """The risk fields of an account item (one symbol)."""
+
+    cash: Decimal
+    available: Decimal
+    pos: Decimal = ZERO
+    sellable: Decimal = ZERO
+    buying: Decimal = ZERO
+    seq: int = 0
+
+    @property
+    def reserved_cash(self) -> Decimal:
+        return self.cash - self.available
+
+    @property
+    def reserved_buy(self) -> Decimal:
+        return self.buying - self.pos
+
+    @property
+    def reserved_sell(self) -> Decimal:
+        return self.pos - self.sellable
+
+    def apply(self, change: AccountChange) -> None:
+        if change.seq <= self.seq:
+            return  # the watermark: a redelivery changes nothing
+        self.seq = change.seq
+        self.cash += change.cash
+        self.available += change.available
+        self.pos += change.pos
+        self.sellable += change.sellable
+        self.buying += change.buying
+
+
+class MemoryRiskBook:
+    """``RiskBook`` with the conditions of ``DynamoRiskBook.reserve``."""
+
+    def __init__(self, accounts: dict[str, Account]) -> None:
+        self.accounts = accounts
+        self.writes = 0
+
+    def reserve(self, reservation: Reservation, limits: RiskLimits) -> None:
+        account = self.accounts.get(reservation.account_id)
+        if account is None:
+            raise RiskRefused("account_not_found", "the account has no risk record", None)
+        if reservation.side == "buy":
+            if account.available < reservation.amount:
+                raise RiskRefused("insufficient_buying_power", "not enough buying power", "quantity")
+            if account.buying > limits.position_limit - reservation.quantity:
+                raise RiskRefused("position_limit_exceeded", "position limit", "quantity")
+            account.available -= reservation.amount
+            account.buying += reservation.quantity
+        else:
+            floor = reservation.quantity - min(limits.short_limit, limits.position_limit)
+            if account.sellable < floor:
+                raise RiskRefused("insufficient_position", "not enough to sell", "quantity")
+            account.sellable -= reservation.quantity
+        self.writes += 1
+
+    def release(self, reservation: Reservation) -> None:
+        account = self.accounts[reservation.account_id]
+        if reservation.side == "buy":
+            account.available += reservation.amount
+            account.buying -= reservation.quantity
+        else:
+            account.sellable += reservation.quantity
+
+
+class EngineMarket:
+    """``MarketReference``: the last trade the engine printed (no best ask: market buys are not
+    used here)."""
+
+    def __init__(self) -> None:
+        self.last: Decimal | None = None
+
+    def last_trade(self, symbol: str) -> Decimal | None:
+        return self.last
+
+    def best_ask(self, symbol: str) -> Decimal | None:
+        return None
+
+
+class Instruments:
+    def get(self, symbol: str) -> Instrument | None:
+        return INSTRUMENT if symbol == SYMBOL else None
+
+
+@dataclass
+class Venue:
+    """Order entry, engine and both consumers, in process and in step."""
+
+    accounts: dict[str, Account]
+    orders: MemoryOrders = field(default_factory=MemoryOrders)
+    market: EngineMarket = field(default_factory=EngineMarket)
+    clock: Clock = field(default_factory=Clock)
+    events: list[Any] = field(default_factory=list)
+    fail_next_send: bool = False
+
+    def __post_init__(self) -> None:
+        self.engine = MatchingEngine({SYMBOL: INSTRUMENT})
+        self.book = MemoryRiskBook(self.accounts)
+        self.service = OrderService(self.orders, Instruments(), self, self.clock,
+                                    PreTradeRisk(self.book, self.market, LIMITS))  # fmt: skip
+        self._redeliver = itertools.count()
+
+    # CommandPublisher: the engine takes the command at once; its events reach both consumers.
+    def publish(self, command: AnyOrderCommand) -> None:
+        if self.fail_next_send:
+            self.fail_next_send = False
+            raise ConnectionError("stream unavailable")
+        raw = self.engine.process(command.model_dump(mode="json"))
+        events = [ENGINE_EVENT_ADAPTER.validate_python(event) for event in raw]
+        self.deliver(events)
+
+    def deliver(self, events: list[Any]) -> None:
+        self.events.extend(events)
+        for event in events:
+            if event.type == "trade":
+                self.market.last = event.price
+        apply_events(events, self.orders, _NoNotifier())
+        for change in changes_of(events, self.orders.facts, FEES):
+            self.accounts[change.account_id].apply(change)
+
+    def clock_tick(self, seconds: int) -> None:
+        """Time passes on the venue: a ``clock`` command expires what is due."""
+        self.clock.now += timedelta(seconds=seconds)
+        raw = self.engine.process({"type": "clock", "command_id": f"clock-{self.clock.now.isoformat()}",
+                                   "symbol": SYMBOL, "ts": iso(self.clock.now)})  # fmt: skip
+        self.deliver([ENGINE_EVENT_ADAPTER.validate_python(event) for event in raw])
+
+    def open_orders(self, account_id: str) -> list[Order]:
+        return self.orders.list_by_account(account_id, OPEN_STATUSES, 10_000)
+
+
+class _NoNotifier:
+    def send(self, messages: list[dict[str, Any]]) -> None:
+        return None
+
+
+def venue(**cash: str) -> Venue:
+    return Venue({name: Account(D(amount), D(amount)) for name, amount in cash.items()})
