@@ -241,8 +241,8 @@ def _measure(
     redis_url: str,
     redis: Any,
 ) -> RunResult:
+    import nexus_common.settings as common_settings
     from nexus_common import aws as common_aws
-    from nexus_common import settings as common_settings
     from nexus_marketdata import consumer
     from nexus_marketdata.cache import SnapshotCache
 

@@ -2,6 +2,8 @@
 
 nexus up [--demo]                       run the whole platform locally
 nexus accounts create --name N --cash C create an account; prints its one-time API key
+nexus users grant --user U --role ROLE  give a user (id or email) a role: trader, compliance, admin
+nexus openapi [--check]                 build the OpenAPI document served at /openapi.json
 nexus bench local                       orders/s accepted and filled by the local platform
 """
 
@@ -19,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from nexus import cli_engine, cli_money
+from nexus import cli_engine, cli_identity, cli_marketdata, cli_money
 from nexus.local import runtime
 
 app = typer.Typer(
@@ -49,6 +51,7 @@ def up(
     demo: Annotated[bool, typer.Option(help="Create the demo instruments and accounts.")] = False,
     port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8000,
     aws_port: Annotated[int, typer.Option(help="Port of the embedded moto server.")] = 4566,
+    ws_port: Annotated[int, typer.Option(help="Port of the WebSocket API.")] = 8001,
     stage: Annotated[str, typer.Option(help="The template's Stage parameter.")] = "local",
     engines: Annotated[int, typer.Option(min=1, max=3, help="Matching engines: one leader, the rest standbys.")] = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -63,7 +66,9 @@ def up(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    options = runtime.Options(api_port=port, aws_port=aws_port, stage=stage, demo=demo, engines=engines)
+    options = runtime.Options(
+        api_port=port, aws_port=aws_port, ws_port=ws_port, stage=stage, demo=demo, engines=engines
+    )
     platform = runtime.LocalPlatform(options)
     try:
         platform.start()
@@ -72,6 +77,7 @@ def up(
         raise typer.Exit(1) from exc
     typer.echo("")
     typer.echo(f"  NexusTrade is up.  API  {platform.api_url}   (try: curl {platform.api_url}/health)")
+    typer.echo(f"                     WS   {platform.ws_url}   (Authorization: Bearer <api key>)")
     typer.echo(f"                     AWS  {platform.aws_endpoint}   (aws --endpoint-url {platform.aws_endpoint} ...)")
     typer.echo(f"                     Redis {platform.redis_url}")
     for account in platform.demo_accounts:
@@ -147,6 +153,8 @@ def bench_local(
 
 cli_engine.register(app, bench_app)
 cli_money.register(app, bench_app)
+cli_marketdata.register(app, bench_app)
+cli_identity.register(app)
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ def create_account(table: Callable[[str], str], name: str, cash: Decimal) -> dic
     from nexus_auth.accounts import create_account as create
     from nexus_common.errors import NexusError
 
-    store = DynamoAccountStore(table("AccountsTable"), table("ApiKeysTable"))
+    store = DynamoAccountStore(table("AccountsTable"), table("ApiKeysTable"), table("UsersTable"))
     try:
         created = create(name, cash, store)
     except NexusError as exc:

@@ -216,6 +216,12 @@ class Provisioner:
         client = self.clients.client("secretsmanager")
         if self.create:
             secret = resource.resolved("SecretString")
+            generate = resource.resolved("GenerateSecretString")
+            if secret is None and isinstance(generate, dict):  # as CloudFormation does: a random value
+                secret = client.get_random_password(
+                    PasswordLength=int(generate.get("PasswordLength", 32)),
+                    ExcludePunctuation=bool(generate.get("ExcludePunctuation", False)),
+                )["RandomPassword"]
             try:
                 client.create_secret(Name=name, SecretString=secret or "")
             except ClientError as exc:

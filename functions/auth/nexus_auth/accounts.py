@@ -1,12 +1,14 @@
-"""Accounts and their API keys: what the operator CLI calls (``nexus accounts create``).
+"""Operator-made accounts: what ``nexus accounts create`` calls.
 
     from nexus_auth.accounts import DynamoAccountStore, create_account
-    store = DynamoAccountStore("nexus-local-accounts", "nexus-local-api-keys")
+    store = DynamoAccountStore("nexus-local-accounts", "nexus-local-api-keys", "nexus-local-users")
     created = create_account("Alice", Decimal("100000.00"), store)
     created.account_id, created.api_key  # the key is shown once; only its hash is stored
 
-The account and its first key are written in one DynamoDB transaction, each conditional on not
-existing: either both exist afterwards or neither.
+Every account belongs to a user and every key to a user: the account, a user owning it (role
+``trader``, no email or password: it acts through its keys until an operator links it) and its
+first key (bound to the account, scopes ``read`` and ``trade``) are written in one DynamoDB
+transaction, each conditional on not existing: all exist afterwards or none.
 """
 
 from __future__ import annotations
@@ -33,14 +35,15 @@ class CreatedAccount:
     account_id: str
     api_key: str  # the secret: shown once, never stored
     key_id: str
+    user_id: str = ""
 
     def __repr__(self) -> str:  # keep the key out of logs and tracebacks
-        return f"CreatedAccount(account_id={self.account_id!r}, key_id={self.key_id!r})"
+        return f"CreatedAccount(account_id={self.account_id!r}, key_id={self.key_id!r}, user_id={self.user_id!r})"
 
 
 class AccountStore(Protocol):
-    def create(self, account: dict[str, Any], api_key: dict[str, Any]) -> None:
-        """Write the account and its key item atomically; fail if either exists."""
+    def create(self, user: dict[str, Any], account: dict[str, Any], api_key: dict[str, Any]) -> None:
+        """Write the user, the account and its key item atomically; fail if any exists."""
 
 
 def validate_name(name: object) -> str:
@@ -74,12 +77,23 @@ def validate_cash(cash: object) -> Decimal:
 def create_account(
     name: str, cash: Decimal, store: AccountStore, *, now: datetime | None = None
 ) -> CreatedAccount:
-    """Create an active USD account with ``cash`` and its first API key."""
+    """Create an active USD account with ``cash``, the user who owns it (role ``trader``, no
+    password: an operator's account) and its first API key (scopes ``read`` and ``trade``)."""
     clean_name = validate_name(name)
     amount = validate_cash(cash)
     created_at = iso(now or utc_now())
+    user_id = f"usr_{uuid.uuid4().hex}"
     account_id = f"acc_{uuid.uuid4().hex}"
     api_key = generate_api_key()
+    user = {
+        "user_id": user_id,
+        "name": clean_name,
+        "roles": ["trader"],
+        "accounts": [account_id],
+        "default_account_id": account_id,
+        "status": "active",
+        "created_at": created_at,
+    }
     account = {
         "account_id": account_id,
         "name": clean_name,
@@ -87,27 +101,32 @@ def create_account(
         "currency": "USD",
         "status": "active",
         "created_at": created_at,
+        "owner_user_id": user_id,
     }
     key_item = {
         "key_hash": hash_api_key(api_key),
         "key_id": key_id(api_key),
+        "user_id": user_id,
         "account_id": account_id,
+        "name": "first key",
+        "scopes": ["read", "trade"],
         "status": "active",
         "created_at": created_at,
     }
-    store.create(account, key_item)
-    return CreatedAccount(account_id=account_id, api_key=api_key, key_id=key_id(api_key))
+    store.create(user, account, key_item)
+    return CreatedAccount(account_id=account_id, api_key=api_key, key_id=key_id(api_key), user_id=user_id)
 
 
 class DynamoAccountStore:
-    """``AccountStore`` on the ``AccountsTable`` and ``ApiKeysTable`` (physical names)."""
+    """``AccountStore`` on the ``UsersTable``, ``AccountsTable`` and ``ApiKeysTable`` (physical names)."""
 
-    def __init__(self, accounts_table: str, api_keys_table: str, client: Any = None) -> None:
+    def __init__(self, accounts_table: str, api_keys_table: str, users_table: str, client: Any = None) -> None:
         self.accounts_table = accounts_table
         self.api_keys_table = api_keys_table
+        self.users_table = users_table
         self._client = client
 
-    def create(self, account: dict[str, Any], api_key: dict[str, Any]) -> None:
+    def create(self, user: dict[str, Any], account: dict[str, Any], api_key: dict[str, Any]) -> None:
         from boto3.dynamodb.types import TypeSerializer
 
         serializer = TypeSerializer()
@@ -118,6 +137,13 @@ class DynamoAccountStore:
         client = self._client or aws.client("dynamodb")
         client.transact_write_items(
             TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self.users_table,
+                        "Item": low_level({**user, "pk": f"user#{user['user_id']}"}),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
                 {
                     "Put": {
                         "TableName": self.accounts_table,

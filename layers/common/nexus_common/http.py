@@ -12,7 +12,11 @@ NexusTrade error body ``{"error": {"code", "message", "field"?}}``:
 * Chalice's own answers (415 ``unsupported_media_type``, 405 ``method_not_allowed``, ...) are
   rewritten into the same body; an unknown route answers 404 ``route_not_found``;
 * anything unexpected -> 500 ``internal_error`` with no detail (the traceback goes to the log,
-  redacted).
+  redacted);
+* before any view runs (``edge_refusal``): a body over ``MAX_BODY_BYTES`` -> 413
+  ``payload_too_large``; a request the edge authorizer found over its rate limits (context
+  ``retry_after`` > 0) -> 429 ``rate_limited`` with ``Retry-After``. A ``NexusError`` with a
+  ``retry_after`` (``nexus_common.ratelimit.RateLimited``) also answers with ``Retry-After``.
 
 Chalice catches every exception a view raises and answers its own 500, so the errors cannot be
 mapped by a middleware alone: the middleware wraps the matched route's view function (once) in
@@ -113,6 +117,11 @@ def exception_to_response(exc: BaseException, logger: Logger | None = None) -> R
             (logger or _logger()).warning(
                 "request failed", extra={"code": exc.code, "status": exc.status}
             )
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, int):
+            return json_response(
+                error_body(exc.code, exc.message, exc.field), exc.status, {"Retry-After": str(retry_after)}
+            )
         return error_response(exc.code, exc.message, exc.status, exc.field)
     if isinstance(exc, JSONError):
         return error_response("malformed_json", str(exc), 400)
@@ -171,6 +180,25 @@ def guard_view(view: Callable[..., Any], logger: Logger | None = None) -> Callab
     return guarded
 
 
+MAX_BODY_BYTES: Final = 64 * 1024
+
+
+def edge_refusal(request: Request) -> Response | None:
+    """What the edge refuses before any view runs: a body over ``MAX_BODY_BYTES`` (413), and a
+    request the authorizer found over its rate limits (its context ``retry_after`` > 0: 429)."""
+    raw = request.raw_body
+    if raw is not None and len(raw) > MAX_BODY_BYTES:
+        return error_response("payload_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes", 413)
+    context = request.context if isinstance(request.context, dict) else {}
+    authorizer = context.get("authorizer")
+    wait = authorizer.get("retry_after") if isinstance(authorizer, dict) else None
+    if wait is not None and str(wait).isdigit() and int(wait) > 0:
+        return json_response(
+            error_body("rate_limited", "too many requests"), 429, {"Retry-After": str(int(wait))}
+        )
+    return None
+
+
 def install_error_handling(app: Chalice, logger: Logger | None = None) -> None:
     """Give every answer of ``app`` the NexusTrade error body (call once, after ``Chalice()``)."""
 
@@ -183,6 +211,9 @@ def install_error_handling(app: Chalice, logger: Logger | None = None) -> None:
                 entry = methods.get(request.method)
                 if entry is not None and not getattr(entry.view_function, _WRAPPED_MARK, False):
                     entry.view_function = guard_view(entry.view_function, logger)
+                refused = edge_refusal(request)
+                if refused is not None:
+                    return refused
             return _normalize(get_response(request))
         except Exception as exc:
             return exception_to_response(exc, logger)

@@ -6,7 +6,8 @@ Every log record is redacted just before it is written, whatever its shape:
   ``token``, ``secret``, ``cookie``, ``credential`` ... case-insensitive, ``-`` same as ``_``,
   at any depth of dicts and lists) becomes ``"***"``;
 * inside any string (messages, exception text, stack traces): ``Bearer <token>`` becomes
-  ``Bearer ***`` and NexusTrade API keys (``nxk_...``) become ``nxk_***``.
+  ``Bearer ***``, NexusTrade API keys (``nxk_...``) become ``nxk_***``, refresh tokens
+  (``nxr_...``) ``nxr_***`` and JWTs (``eyJ...``) ``eyJ***``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ _SENSITIVE_KEY_PARTS: Final = (
 )
 _BEARER: Final = re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',;]+")
 _API_KEY: Final = re.compile(r"\bnxk_[A-Za-z0-9_\-]+")
+_REFRESH_TOKEN: Final = re.compile(r"\bnxr_[A-Za-z0-9_.\-]+")
+_JWT: Final = re.compile(r"\beyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
 _KEY_VALUE: Final = re.compile(
     r"(?i)([\"']?(?:x[-_])?(?:api[-_]?key|password|secret|token|authorization)[\"']?\s*[:=]\s*)"
     r"(?:(?:bearer|basic)\s+)?(?:[\"'][^\"']*[\"']|[^\s,;}&]+)"
@@ -56,6 +59,8 @@ def is_sensitive_key(key: object) -> bool:
 def redact_text(text: str) -> str:
     text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
     text = _KEY_VALUE.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    text = _JWT.sub("eyJ" + REDACTED, text)
+    text = _REFRESH_TOKEN.sub("nxr_" + REDACTED, text)
     return _API_KEY.sub("nxk_" + REDACTED, text)
 
 

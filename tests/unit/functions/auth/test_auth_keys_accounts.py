@@ -1,4 +1,5 @@
-"""Auth: API keys, the REQUEST authorizer and account creation (what the CLI calls)."""
+"""Auth: API keys, account creation (what `nexus accounts create` calls), and keys bound to
+accounts through the REQUEST authorizer."""
 
 from __future__ import annotations
 
@@ -42,22 +43,26 @@ def test_bearer_scheme_is_case_insensitive() -> None:
 
 class FakeStore:
     def __init__(self) -> None:
-        self.written: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self.written: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = []
 
-    def create(self, account: dict[str, Any], api_key: dict[str, Any]) -> None:
-        self.written.append((account, api_key))
+    def create(self, user: dict[str, Any], account: dict[str, Any], api_key: dict[str, Any]) -> None:
+        self.written.append((user, account, api_key))
 
 
 def test_create_account_stores_only_the_hash_of_the_key() -> None:
     store = FakeStore()
     created = create_account("  Alice   Smith ", Decimal("1000"), store)
-    ((account, key_item),) = store.written
+    ((user, account, key_item),) = store.written
     assert account["name"] == "Alice Smith" and account["cash"] == Decimal("1000.00")
     assert (account["currency"], account["status"]) == ("USD", "active")
     assert account["created_at"].endswith("Z")
     assert key_item["key_hash"] == hash_api_key(created.api_key)
     assert created.api_key not in str(store.written)
     assert created.api_key not in repr(created)
+    # AND the account belongs to a trader user, and the key to that user and account
+    assert user["accounts"] == [account["account_id"]] and user["roles"] == ["trader"]
+    assert key_item["user_id"] == user["user_id"] == created.user_id
+    assert key_item["account_id"] == account["account_id"] and key_item["scopes"] == ["read", "trade"]
 
 
 @pytest.mark.parametrize(
@@ -80,9 +85,10 @@ def test_create_account_validates_name_and_cash(name: str, cash: Any, field: str
 
 
 @pytest.fixture
-def created(aws: Any) -> CreatedAccount:
-    env = aws.use_function_env("AuthorizerFunction")
-    store = DynamoAccountStore(aws.table_name("AccountsTable"), env["API_KEYS_TABLE"])
+def created(edge: Any, aws: Any) -> CreatedAccount:
+    store = DynamoAccountStore(
+        aws.table_name("AccountsTable"), aws.table_name("ApiKeysTable"), aws.table_name("UsersTable")
+    )
     account = create_account("Alice", Decimal("250000.50"), store)
     assert store.get_account(account.account_id)["cash"] == Decimal("250000.50")
     return account
@@ -97,20 +103,42 @@ def authorize(api_key: str | None, header: str = "Authorization") -> Any:
 def test_a_valid_key_gets_an_allow_policy_for_the_whole_api(created: CreatedAccount) -> None:
     policy = authorize(created.api_key)
     assert policy == {
-        "principalId": created.account_id,
+        "principalId": created.user_id,
         "policyDocument": {
             "Version": "2012-10-17",
             "Statement": [
                 {
                     "Action": "execute-api:Invoke",
                     "Effect": "Allow",
-                    "Resource": "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/api/*",
+                    "Resource": ["arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/api/*"],
                 }
             ],
         },
-        "context": {"account_id": created.account_id, "key_id": created.key_id},
+        "context": {
+            "user_id": created.user_id,
+            "account_id": created.account_id,
+            "accounts": created.account_id,
+            "roles": "trader",
+            "scopes": "read,trade",
+            "key_id": created.key_id,
+            "session_id": "",
+            "retry_after": "0",
+        },
     }
-    assert authorize(created.api_key, header="authorization")["principalId"] == created.account_id
+    assert authorize(created.api_key, header="authorization")["principalId"] == created.user_id
+
+
+def test_a_key_from_before_users_still_authenticates_for_its_account(edge: Any, aws: Any) -> None:
+    # GIVEN a key item written before keys belonged to users: only key_hash, key_id, account_id
+    api_key = generate_api_key()
+    boto3.resource("dynamodb", region_name="us-east-1").Table(aws.table_name("ApiKeysTable")).put_item(
+        Item={"key_hash": hash_api_key(api_key), "key_id": key_id(api_key), "account_id": "acc_old",
+              "status": "active", "created_at": "2026-01-01T00:00:00Z"}
+    )
+    # WHEN it is presented THEN it acts for its account, as a trader with read and trade
+    context = authorize(api_key)["context"]
+    assert context["account_id"] == "acc_old" and context["accounts"] == "acc_old"
+    assert (context["user_id"], context["roles"], context["scopes"]) == ("legacy:acc_old", "trader", "read,trade")
 
 
 def test_missing_garbled_unknown_and_revoked_keys_are_unauthorized(
@@ -155,5 +183,6 @@ def test_the_account_and_key_are_written_together(created: CreatedAccount, aws: 
     keys = ddb.Table(aws.table_name("ApiKeysTable")).scan()["Items"]
     assert [a["account_id"] for a in accounts] == [created.account_id]
     assert [k["account_id"] for k in keys] == [created.account_id]
+    assert [k["user_id"] for k in keys] == [created.user_id]
     assert keys[0]["key_id"] == created.key_id
     assert "api_key" not in keys[0]

@@ -1,0 +1,323 @@
+"""Data access of identity: users, API keys, login sessions, accounts, instruments (DynamoDB).
+
+Tables (names from the template): ``UsersTable`` (``pk``: ``user#<id>`` / ``email#<email>`` /
+``login#<sha256 of email>``), ``ApiKeysTable`` (``key_hash``; GSI ``by-user``), ``TokensTable``
+(``pk``: ``family#<id>`` / ``used#<sha256 of a refresh token>``), ``AccountsTable``,
+``InstrumentsTable``. Only hashes of credentials are ever written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from nexus_common import aws
+from nexus_common.dynamo import LazyTable, is_condition_failed
+
+from nexus_auth.domain import Conflict
+
+
+def _low_level(item: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    return {key: serializer.serialize(value) for key, value in item.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class TableNames:
+    users: str
+    api_keys: str
+    tokens: str
+    accounts: str
+    instruments: str = ""
+
+
+class DynamoIdentityStore:
+    """Every read and write of the auth service (see ``nexus_auth.domain.IdentityStore``)."""
+
+    def __init__(self, names: TableNames) -> None:
+        self.names = names
+        self._users = LazyTable(names.users)
+        self._keys = LazyTable(names.api_keys)
+        self._tokens = LazyTable(names.tokens)
+        self._accounts = LazyTable(names.accounts)
+        self._instruments = LazyTable(names.instruments) if names.instruments else None
+
+    # -- users -------------------------------------------------------------------------------
+
+    def create_user(self, user: dict[str, Any], accounts: list[dict[str, Any]], key: dict[str, Any] | None) -> None:
+        """User, email claim, its accounts (and a first key) in one transaction; ``Conflict``
+        if the email is taken."""
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.names.users,
+                    "Item": _low_level({**user, "pk": f"user#{user['user_id']}"}),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        ]
+        if user.get("email"):
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.names.users,
+                        "Item": _low_level({"pk": f"email#{user['email']}", "user_id": user["user_id"]}),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+        for account in accounts:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.names.accounts,
+                        "Item": _low_level(account),
+                        "ConditionExpression": "attribute_not_exists(account_id)",
+                    }
+                }
+            )
+        if key is not None:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.names.api_keys,
+                        "Item": _low_level(key),
+                        "ConditionExpression": "attribute_not_exists(key_hash)",
+                    }
+                }
+            )
+        try:
+            aws.client("dynamodb").transact_write_items(TransactItems=items)
+        except Exception as exc:
+            reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
+            if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+                raise Conflict("email_taken", "email already registered") from None
+            raise
+
+    def get_user(self, user_id: str) -> dict[str, Any] | None:
+        item = self._users.table.get_item(Key={"pk": f"user#{user_id}"}, ConsistentRead=True).get("Item")
+        return dict(item) if item else None
+
+    def user_id_by_email(self, email: str) -> str | None:
+        item = self._users.table.get_item(Key={"pk": f"email#{email}"}, ConsistentRead=True).get("Item")
+        return str(item["user_id"]) if item else None
+
+    def update_user(self, user_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        names = {f"#f{i}": name for i, name in enumerate(values)}
+        vals = {f":v{i}": value for i, value in enumerate(values.values())}
+        sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(values)))
+        answer = self._users.table.update_item(
+            Key={"pk": f"user#{user_id}"},
+            UpdateExpression=f"SET {sets}",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=vals,
+            ReturnValues="ALL_NEW",
+        )
+        return dict(answer["Attributes"])
+
+    def add_account(self, user_id: str, account: dict[str, Any]) -> None:
+        aws.client("dynamodb").transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self.names.accounts,
+                        "Item": _low_level(account),
+                        "ConditionExpression": "attribute_not_exists(account_id)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.names.users,
+                        "Key": {"pk": {"S": f"user#{user_id}"}},
+                        "UpdateExpression": "SET accounts = list_append(accounts, :new)",
+                        "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeValues": {":new": {"L": [{"S": account["account_id"]}]}},
+                    }
+                },
+            ]
+        )
+
+    # -- failed logins -----------------------------------------------------------------------
+
+    def get_login_state(self, email_digest: str) -> dict[str, Any] | None:
+        item = self._users.table.get_item(Key={"pk": f"login#{email_digest}"}, ConsistentRead=True).get("Item")
+        return dict(item) if item else None
+
+    def record_failure(self, email_digest: str, expires_at: int) -> int:
+        """One more failed login; returns the count (atomic ``ADD``)."""
+        answer = self._users.table.update_item(
+            Key={"pk": f"login#{email_digest}"},
+            UpdateExpression="ADD failures :one SET expires_at = :exp",
+            ExpressionAttributeValues={":one": 1, ":exp": expires_at},
+            ReturnValues="ALL_NEW",
+        )
+        return int(answer["Attributes"]["failures"])
+
+    def lock(self, email_digest: str, locked_until: int, expires_at: int) -> None:
+        self._users.table.put_item(
+            Item={"pk": f"login#{email_digest}", "failures": 0, "locked_until": locked_until, "expires_at": expires_at}
+        )
+
+    def clear_failures(self, email_digest: str) -> None:
+        self._users.table.delete_item(Key={"pk": f"login#{email_digest}"})
+
+    # -- API keys ----------------------------------------------------------------------------
+
+    def get_key(self, key_hash: str) -> dict[str, Any] | None:
+        item = self._keys.table.get_item(Key={"key_hash": key_hash}, ConsistentRead=True).get("Item")
+        return dict(item) if item else None
+
+    def put_key(self, item: dict[str, Any]) -> None:
+        self._keys.table.put_item(Item=item, ConditionExpression="attribute_not_exists(key_hash)")
+
+    def keys_of(self, user_id: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"IndexName": "by-user", "KeyConditionExpression": Key("user_id").eq(user_id)}
+        while True:
+            page = self._keys.table.query(**kwargs)
+            items.extend(dict(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def revoke_key(self, key_hash: str, revoked_at: str) -> None:
+        self._keys.table.update_item(
+            Key={"key_hash": key_hash},
+            UpdateExpression="SET #s = :revoked, revoked_at = :at",
+            ConditionExpression="attribute_exists(key_hash)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":revoked": "revoked", ":at": revoked_at},
+        )
+
+    # -- sessions (refresh-token families) ---------------------------------------------------
+
+    def put_family(self, item: dict[str, Any]) -> None:
+        self._tokens.table.put_item(
+            Item={**item, "pk": f"family#{item['family_id']}"}, ConditionExpression="attribute_not_exists(pk)"
+        )
+
+    def get_family(self, family_id: str) -> dict[str, Any] | None:
+        item = self._tokens.table.get_item(Key={"pk": f"family#{family_id}"}, ConsistentRead=True).get("Item")
+        return dict(item) if item else None
+
+    def rotate_family(self, family_id: str, old_hash: str, new_hash: str, used_expires_at: int, at: str) -> bool:
+        """Swap the family's valid refresh token, only if ``old_hash`` is still it; remember the old."""
+        try:
+            aws.client("dynamodb").transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.names.tokens,
+                            "Key": {"pk": {"S": f"family#{family_id}"}},
+                            "UpdateExpression": "SET current_hash = :new, rotated_at = :at ADD rotations :one",
+                            "ConditionExpression": "current_hash = :old AND #s = :active",
+                            "ExpressionAttributeNames": {"#s": "status"},
+                            "ExpressionAttributeValues": {
+                                ":new": {"S": new_hash},
+                                ":old": {"S": old_hash},
+                                ":active": {"S": "active"},
+                                ":at": {"S": at},
+                                ":one": {"N": "1"},
+                            },
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.names.tokens,
+                            "Item": _low_level(
+                                {"pk": f"used#{old_hash}", "family_id": family_id, "expires_at": used_expires_at}
+                            ),
+                        }
+                    },
+                ]
+            )
+        except Exception as exc:
+            if type(exc).__name__ == "TransactionCanceledException" or is_condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def used_token_family(self, token_hash: str) -> str | None:
+        item = self._tokens.table.get_item(Key={"pk": f"used#{token_hash}"}, ConsistentRead=True).get("Item")
+        return str(item["family_id"]) if item else None
+
+    def revoke_family(self, family_id: str, reason: str, at: str) -> None:
+        self._tokens.table.update_item(
+            Key={"pk": f"family#{family_id}"},
+            UpdateExpression="SET #s = :revoked, revoked_reason = :reason, revoked_at = :at",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":revoked": "revoked", ":reason": reason, ":at": at},
+        )
+
+    # -- accounts and instruments (admin) ----------------------------------------------------
+
+    def get_account(self, account_id: str) -> dict[str, Any] | None:
+        item = self._accounts.table.get_item(Key={"account_id": account_id}, ConsistentRead=True).get("Item")
+        return dict(item) if item else None
+
+    def set_trading_enabled(self, account_id: str, enabled: bool) -> bool:
+        try:
+            self._accounts.table.update_item(
+                Key={"account_id": account_id},
+                UpdateExpression="SET trading_enabled = :on",
+                ConditionExpression="attribute_exists(account_id)",
+                ExpressionAttributeValues={":on": enabled},
+            )
+        except Exception as exc:
+            if is_condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def set_instrument_status(self, symbol: str, status: str) -> bool:
+        if self._instruments is None:
+            raise RuntimeError("no instruments table configured")
+        try:
+            self._instruments.table.update_item(
+                Key={"symbol": symbol},
+                UpdateExpression="SET #s = :status",
+                ConditionExpression="attribute_exists(symbol)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":status": status},
+            )
+        except Exception as exc:
+            if is_condition_failed(exc):
+                return False
+            raise
+        return True
+
+
+
+
+
+def secrets_manager_source(secret_arn: str) -> Any:
+    """The ``KeyRing`` source of the signing-key secret: (``AWSCURRENT``, ``AWSPREVIOUS`` or None)."""
+
+    def read() -> tuple[str, str | None]:
+        client = aws.client("secretsmanager")
+        current = str(client.get_secret_value(SecretId=secret_arn, VersionStage="AWSCURRENT")["SecretString"])
+        try:
+            previous: str | None = str(
+                client.get_secret_value(SecretId=secret_arn, VersionStage="AWSPREVIOUS")["SecretString"]
+            )
+        except client.exceptions.ResourceNotFoundException:
+            previous = None
+        return current, previous
+
+    return read
+
+
+def rotate_signing_key(secret_arn: str) -> str:
+    """Put a new random signing key as ``AWSCURRENT`` (the old one becomes ``AWSPREVIOUS``);
+    returns the new key's ``kid``."""
+    from nexus_auth.tokens import kid_of
+
+    client = aws.client("secretsmanager")
+    key = str(client.get_random_password(PasswordLength=64, ExcludePunctuation=True)["RandomPassword"])
+    client.put_secret_value(SecretId=secret_arn, SecretString=key)
+    return kid_of(key)

