@@ -32,6 +32,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/nexus bench matching
 	$(BIN)/nexus bench local
+	$(BIN)/nexus bench cache
 
 ## build / deploy: SAM, on a machine with the SAM CLI, Docker and AWS credentials
 build:

@@ -92,6 +92,8 @@ def local_platform() -> Iterator[object]:
     """The whole platform, started in-process as ``nexus up --demo`` would, on free ports."""
     from nexus.local.runtime import Options, free_port, running
 
-    options = Options(api_port=free_port(), aws_port=free_port(), stage="systest", demo=True, write_state=False)
+    options = Options(
+        api_port=free_port(), aws_port=free_port(), ws_port=free_port(), stage="systest", demo=True, write_state=False
+    )
     with running(options) as platform:
         yield platform

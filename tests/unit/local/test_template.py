@@ -141,17 +141,23 @@ def test_project_template_declares_what_the_runtime_runs(aws: Any) -> None:
     }
     health = next(r for r in platform.routes if r.path == "/health")
     assert health.authorizer is None
-    assert all(r.authorizer == "ApiKeyAuthorizer" for r in platform.routes if r.path != "/health")
+    public = {"/health", "/openapi.json", "/docs", "/v1/auth/register", "/v1/auth/login", "/v1/auth/refresh"}
+    assert {r.path for r in platform.routes if r.authorizer is None} == public
+    assert all(r.authorizer == "ApiKeyAuthorizer" for r in platform.routes if r.path not in public)
     kinesis = platform.event_sources("Kinesis")
     assert {s.function for s in kinesis} == {
         "OrdersConsumerFunction",
         "MarketDataConsumerFunction",
         "RiskConsumerFunction",
         "PortfolioConsumerFunction",
+        "StreamingFanOutFunction",
+        "AlertsFunction",
+        "AuditStreamsConsumerFunction",
     }
     for source in kinesis:
         assert source.properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-        assert source.properties["DestinationConfig"]["OnFailure"]["Destination"].endswith("execution-events-dlq")
+        destination = source.properties["DestinationConfig"]["OnFailure"]["Destination"]
+        assert destination.endswith("audit-dlq" if source.function.startswith("Audit") else "execution-events-dlq")
     (engine,) = platform.containers
     assert engine.command == ("python", "-m", "nexus_matching")
     assert {p.name for p in engine.python_path} == {"common", "matching"}
