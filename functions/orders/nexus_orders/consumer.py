@@ -1,15 +1,22 @@
-"""execution-events -> order state (and notifications). Stops at the first failed record."""
+"""execution-events -> order state (and notifications).
+
+One batch at a time (``nexus_common.stream_batch``): the events of every record, in order, go
+through ``apply_events`` once, and the notifications of the whole batch are sent together
+(``SendMessageBatch``, 10 to a call, instead of one call per event). They are sent even when the
+batch fails half way (before the error is raised), so an order change that was written always
+has its notification sent. The batch stops at the first poison record: the records before it are
+applied, it and the rest are reported (Lambda retries from it, then the DLQ); any other error
+fails the invocation and the batch is retried (each order update is conditional on its ``seq``:
+a redelivery changes nothing).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
-from nexus_common.batch import OrderedStreamProcessor, decode_execution_events
 from nexus_common.logging import get_logger, with_lambda_context
 from nexus_common.settings import lazy, lazy_settings
+from nexus_common.stream_batch import decode_batch, failures
 
 from nexus_orders.repo import DynamoOrderRepository, SqsNotifier
 from nexus_orders.service import apply_events
@@ -17,7 +24,6 @@ from nexus_orders.settings import OrdersConsumerSettings
 
 logger = get_logger()
 settings = lazy_settings(OrdersConsumerSettings)
-processor = OrderedStreamProcessor(logger=logger)
 
 
 @lazy
@@ -30,13 +36,30 @@ def notifier() -> SqsNotifier:
     return SqsNotifier(settings().notifications_queue_url)
 
 
-def record_handler(record: KinesisStreamRecord) -> int:
-    events = decode_execution_events(record)
-    return apply_events(events, orders(), notifier())
+class BatchNotifier:
+    """Collects the notifications of a batch; ``flush`` sends them through ``target``, in order."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.messages: list[dict[str, Any]] = []
+
+    def send(self, messages: list[dict[str, Any]]) -> None:
+        self.messages.extend(messages)
+
+    def flush(self) -> None:
+        if self.messages:
+            messages, self.messages = self.messages, []
+            self.target.send(messages)
 
 
 @with_lambda_context(logger)
-def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    batch = decode_batch(event, logger)
+    events, failed = batch.until_first_poison()
+    outbox = BatchNotifier(notifier())
+    try:
+        written = apply_events(events, orders(), outbox)
+    finally:
+        outbox.flush()
+    logger.debug("batch applied", extra={"records": len(batch.records), "orders_written": written})
+    return failures(failed)

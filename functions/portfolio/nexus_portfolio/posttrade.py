@@ -10,11 +10,20 @@ its ``last_seq``). The position's ``last_seq`` gates the whole group: when the p
 this ``seq`` or a later one, nothing is written, so a redelivered or an older event changes
 nothing anywhere; when a run died between the puts and the position write, the retry finds the
 puts done and writes the position.
+
+``plan_batch`` / ``apply_batch`` do the same for a whole batch of events with one write per
+position: the rule above is replayed in memory, in event order, from the positions as they were
+before the batch, so the result is exactly that of ``apply_events`` (redelivered and older
+events dropped by the same ``last_seq`` rule). The journal entries and obligations of the batch
+are written first (entries are immutable and their ids come from the events, so writing one
+again changes nothing; an obligation is only written when it does not exist yet, so a settling
+or settled one is never put back to pending), then each position, guarded by the ``last_seq``
+it had before the batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -126,3 +135,88 @@ def apply_events(
                 raise StaleWrite(f"position {account_id}/{symbol} changed while applying {event.event_id}")
             written += 1
     return written
+
+
+@dataclass
+class BatchPlan:
+    """What one batch writes: entries and obligations, then each position (with the ``last_seq``
+    it must still have)."""
+
+    entries: list[Entry]
+    obligations: list[Obligation]
+    positions: list[tuple[Position, int | None]]
+
+
+def position_keys(events: Iterable[Any]) -> set[tuple[str, str]]:
+    """The (account, symbol) positions that the trades of ``events`` touch."""
+    keys: set[tuple[str, str]] = set()
+    for event in events:
+        if getattr(event, "type", None) == "trade":
+            keys.add((event.maker_account_id, event.symbol))
+            keys.add((event.taker_account_id, event.symbol))
+    return keys
+
+
+def plan_batch(
+    events: Iterable[Any], before: Mapping[tuple[str, str], Position | None], fees: FeeSchedule
+) -> BatchPlan:
+    """The writes of a batch (see the module docstring); ``before`` holds the position of each
+    key of ``position_keys(events)`` before the batch (None: no position yet)."""
+    current: dict[tuple[str, str], Position] = {}
+    previous: dict[tuple[str, str], int | None] = {}
+    entries: list[Entry] = []
+    obligations: list[Obligation] = []
+    for event in events:
+        groups: dict[tuple[str, str], list[Fill]] = {}
+        for fill in fills_of(event, fees):
+            groups.setdefault((fill.account_id, fill.symbol), []).append(fill)
+        for key, fills in groups.items():
+            position = current.get(key) or before.get(key) or Position(*key)
+            if position.last_seq is not None and position.last_seq >= event.seq:
+                continue
+            if key not in previous:
+                previous[key] = position.last_seq
+            for fill in fills:
+                entries.append(fill.entry())
+                obligations.append(fill.obligation())
+                position = apply_fill(position, fill.signed_quantity, fill.price, fill.fee, fill.seq)
+            current[key] = position
+    return BatchPlan(entries, obligations, [(position, previous[key]) for key, position in current.items()])
+
+
+class BatchPositionStore(PositionStore, Protocol):
+    def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Position]: ...
+
+
+class BatchEntryWriter(Protocol):
+    def post_many(self, entries: list[Entry]) -> None:
+        """Write every entry (an entry written again is the same item: nothing changes)."""
+
+
+class BatchObligationWriter(Protocol):
+    def add_many(self, obligations: list[Obligation]) -> int:
+        """Write the obligations that do not exist yet; returns how many were written."""
+
+
+def apply_batch(
+    events: list[Any],
+    positions: BatchPositionStore,
+    journal: BatchEntryWriter,
+    obligations: BatchObligationWriter,
+    fees: FeeSchedule,
+) -> int:
+    """Apply a batch of events with one write per position; returns how many were written."""
+    keys = position_keys(events)
+    if not keys:
+        return 0
+    found = positions.get_many(keys)
+    plan = plan_batch(events, found, fees)
+    journal.post_many(plan.entries)
+    obligations.add_many(plan.obligations)
+    for position, previous_seq in plan.positions:
+        if positions.save(position, previous_seq):
+            continue
+        now = positions.get(position.account_id, position.symbol)
+        if now != position:  # equal: this very write went through and a retry of it was refused
+            raise StaleWrite(f"position {position.account_id}/{position.symbol} changed while applying a batch")
+    return len(plan.positions)

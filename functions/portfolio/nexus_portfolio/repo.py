@@ -14,12 +14,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 from nexus_common.dynamo import LazyTable, is_condition_failed
+from nexus_common.dynamo_batch import batch_get, batch_put
 from nexus_common.events import iso
 
 from nexus_portfolio.ledger import Entry
@@ -86,6 +88,15 @@ class DynamoPositions(_Table):
         item = self.table.get_item(Key={"account_id": account_id, "symbol": symbol}, ConsistentRead=True).get("Item")
         return position_from_item(item) if item else None
 
+    def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Position]:
+        """The positions that exist among ``keys`` (consistent reads, 100 to a call)."""
+        wanted = sorted(set(keys))
+        items = batch_get(
+            self.table, [{"account_id": a, "symbol": s} for a, s in wanted], ConsistentRead=True
+        )
+        found = (position_from_item(item) for item in items)
+        return {(p.account_id, p.symbol): p for p in found}
+
     def save(self, position: Position, previous_seq: int | None) -> bool:
         item = {
             "account_id": position.account_id,
@@ -127,6 +138,11 @@ class DynamoPositions(_Table):
 class DynamoJournal(_Table):
     def post(self, entry: Entry) -> bool:
         return _put_new(self.table, entry.to_item(), "entry_key")
+
+    def post_many(self, entries: list[Entry]) -> None:
+        """Fill entries of a batch with ``BatchWriteItem``: an entry's id and content come from its
+        event, so writing it again writes the same item (never half: one item per entry)."""
+        batch_put(self.table, (entry.to_item() for entry in entries), ("account_id", "entry_key"))
 
     def exists(self, entry: Entry) -> bool:
         key = {"account_id": entry.account_id, "entry_key": entry.entry_key}
@@ -231,6 +247,24 @@ class DynamoSettlements(_Table):
     def add(self, obligation: Obligation) -> bool:
         return _put_new(self.table, obligation_to_item(obligation), "item_id")
 
+    def add_many(self, obligations: list[Obligation]) -> int:
+        """Write the obligations that do not exist yet (one consistent ``BatchGetItem`` per 100,
+        then ``BatchWriteItem``): one that exists may be settling or settled already and is
+        left as it is. Only the portfolio consumer creates obligations, one shard at a time, so
+        none can appear between the read and the write."""
+        if not obligations:
+            return 0
+        keys = sorted({(o.account_id, o.item_id) for o in obligations})
+        existing = batch_get(
+            self.table,
+            [{"account_id": a, "item_id": i} for a, i in keys],
+            ConsistentRead=True,
+            ProjectionExpression="account_id, item_id",
+        )
+        present = {(str(item["account_id"]), str(item["item_id"])) for item in existing}
+        new = [obligation_to_item(o) for o in obligations if (o.account_id, o.item_id) not in present]
+        return batch_put(self.table, new, ("account_id", "item_id"))
+
     def _open(self, as_of: date) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         for back in range(LOOKBACK_DAYS, -1, -1):
@@ -325,6 +359,15 @@ class DynamoSettlements(_Table):
         obligations = [obligation_from_item(i) for i in items if i.get("kind") == "obligation"]
         batches = [batch_from_item(i) for i in items if i.get("kind") == "batch"]
         return obligations, batches
+
+    def open_of_account(self, account_id: str) -> list[Obligation]:
+        """The account's obligations not settled yet: the ones that still carry ``open_date``."""
+        items = self._query_all(
+            KeyConditionExpression=Key("account_id").eq(account_id) & Key("item_id").begins_with("OBL#"),
+            FilterExpression=Attr("open_date").exists(),
+            ConsistentRead=True,
+        )
+        return [obligation_from_item(item) for item in items]
 
     def all_obligations(self) -> list[Obligation]:
         return [obligation_from_item(i) for i in self.scan_all() if i.get("kind") == "obligation"]

@@ -4,6 +4,13 @@ Portfolio totals: ``cash`` is trade-date cash (``AccountsTable.cash``), ``availa
 buy orders have not reserved, ``reserved = cash - available``; per position the market value and
 unrealized P&L at the symbol's last trade price (cost when it never traded); ``equity = cash +
 sum of market values``. USD figures are shown to the cent, ROUND_HALF_EVEN (display only).
+
+Settled and unsettled: what the trades not settled yet will still move is the sum of their open
+(``pending`` or ``settling``) settlement obligations: ``unsettled_cash`` (signed: > 0 the account
+is still to receive it) and, per position, ``unsettled_quantity``; the settled part is the rest
+(``settled_cash = cash - unsettled_cash``, ``settled_quantity = quantity - unsettled_quantity``),
+as the ledger's ``cash``/``pending_cash`` and ``securities``/``pending_securities`` accounts
+split them (fees are paid on trade date, from settled cash).
 """
 
 from __future__ import annotations
@@ -83,6 +90,9 @@ class JournalReader(Protocol):
 class SettlementReader(Protocol):
     def of_account(self, account_id: str) -> tuple[list[Obligation], list[Batch]]: ...
 
+    def open_of_account(self, account_id: str) -> list[Obligation]:
+        """The account's obligations not settled yet (pending or settling)."""
+
 
 class PortfolioReader:
     def __init__(
@@ -117,6 +127,19 @@ class PortfolioReader:
         unrealized = sum((p.unrealized_pnl(price) for p, price in priced), ZERO)
         realized = sum((p.realized_pnl for p, _ in priced), ZERO)
         fees = sum((p.fees for p, _ in priced), ZERO)
+        unsettled_cash = ZERO
+        unsettled: dict[str, Decimal] = {}
+        for obligation in self.settlements_store.open_of_account(account_id):
+            unsettled_cash += obligation.cash
+            unsettled[obligation.symbol] = unsettled.get(obligation.symbol, ZERO) + obligation.quantity
+        positions = []
+        for position, price in priced:
+            pending = unsettled.get(position.symbol, ZERO)
+            positions.append({
+                **position.to_wire(price),
+                "settled_quantity": fmt(position.quantity - pending),
+                "unsettled_quantity": fmt(pending),
+            })
         return {
             "account_id": account_id,
             "currency": account.get("currency", "USD"),
@@ -125,7 +148,9 @@ class PortfolioReader:
             "cash": fmt(quantize_usd(cash)),
             "reserved": fmt(quantize_usd(cash - available)),
             "available": fmt(quantize_usd(available)),
-            "positions": [p.to_wire(price) for p, price in priced],
+            "settled_cash": fmt(quantize_usd(cash - unsettled_cash)),
+            "unsettled_cash": fmt(quantize_usd(unsettled_cash)),
+            "positions": positions,
             "totals": {
                 "market_value": fmt(quantize_usd(market_value)),
                 "realized_pnl": fmt(quantize_usd(realized)),

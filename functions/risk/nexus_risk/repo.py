@@ -1,19 +1,28 @@
-"""Data access of the risk consumer: the account item (one conditional write per event per
-account) and the orders table (reservation facts of an order, read once and cached)."""
+"""Data access of the risk consumer: the account item (one conditional write per account per
+batch, ``nexus_risk.coalesce``) and the orders table (reservation facts of an order, read in
+batches and cached: they never change)."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, Final
 
 from nexus_common import aws
 from nexus_common.dynamo import LazyTable, is_condition_failed
+from nexus_common.dynamo_batch import batch_get
 from nexus_common.risk import ZERO, attr
 
+from nexus_risk.coalesce import AccountWrite, Watermarks
 from nexus_risk.domain import AccountChange, OrderFacts
 
 FACTS_CACHE_SIZE: Final = 10_000
+
+
+class StaleAccount(RuntimeError):
+    """An account's watermarks changed between the batch's read and its write (another writer):
+    the batch is retried."""
 
 
 class DynamoAccounts(LazyTable):
@@ -57,6 +66,96 @@ class DynamoAccounts(LazyTable):
             raise
         return True
 
+    def watermarks(self, keys: Iterable[tuple[str, str]]) -> Watermarks:
+        """``seq#S`` of each (account, symbol) (None when absent), from one consistent read per
+        100 accounts; the keys of an account that does not exist are left out."""
+        wanted: dict[str, set[str]] = {}
+        for account_id, symbol in keys:
+            wanted.setdefault(account_id, set()).add(symbol)
+        if not wanted:
+            return {}
+        symbols = sorted({symbol for names in wanted.values() for symbol in names})
+        names = {f"#s{i}": attr("seq", symbol) for i, symbol in enumerate(symbols)}
+        items = batch_get(
+            self.table,
+            [{"account_id": account_id} for account_id in wanted],
+            ConsistentRead=True,
+            ProjectionExpression=", ".join(["account_id", *names]),
+            ExpressionAttributeNames=names,
+        )
+        found: dict[tuple[str, str], int | None] = {}
+        for item in items:
+            account_id = str(item["account_id"])
+            for symbol in wanted.get(account_id, ()):
+                value = item.get(attr("seq", symbol))
+                found[(account_id, symbol)] = None if value is None else int(value)
+        return found
+
+    def write(self, write: AccountWrite) -> None:
+        """Add one batch's deltas to the account item with one conditional ``UpdateItem``: the
+        item must exist and still hold the watermarks the batch was folded from; otherwise
+        ``StaleAccount`` (the batch is retried and folded again)."""
+        sets = [
+            "cash = cash + :cash",
+            "available_cash = if_not_exists(available_cash, cash) + :avail",
+            "opening_cash = if_not_exists(opening_cash, cash)",
+        ]
+        conditions = ["attribute_exists(account_id)"]
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":cash": write.cash, ":avail": write.available, ":zero": ZERO}
+        for i, (symbol, delta) in enumerate(sorted(write.symbols.items())):
+            names.update({
+                f"#seq{i}": attr("seq", symbol),
+                f"#pos{i}": attr("pos", symbol),
+                f"#sell{i}": attr("sellable", symbol),
+                f"#buy{i}": attr("buying", symbol),
+            })
+            values.update({
+                f":seq{i}": write.seq[symbol],
+                f":pos{i}": delta.pos,
+                f":sell{i}": delta.sellable,
+                f":buy{i}": delta.buying,
+            })
+            sets += [
+                f"#pos{i} = if_not_exists(#pos{i}, :zero) + :pos{i}",
+                f"#sell{i} = if_not_exists(#sell{i}, :zero) + :sell{i}",
+                f"#buy{i} = if_not_exists(#buy{i}, :zero) + :buy{i}",
+                f"#seq{i} = :seq{i}",
+            ]
+            previous = write.previous[symbol]
+            if previous is None:
+                conditions.append(f"attribute_not_exists(#seq{i})")
+            else:
+                values[f":prev{i}"] = previous
+                conditions.append(f"#seq{i} = :prev{i}")
+        try:
+            self.table.update_item(
+                Key={"account_id": write.account_id},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except Exception as exc:
+            if not is_condition_failed(exc):
+                raise
+            if not self._holds(write):
+                raise StaleAccount(f"account {write.account_id} changed while the batch was applied") from None
+
+    def _holds(self, write: AccountWrite) -> bool:
+        """After a refused write: True when the item already holds exactly the watermarks the write
+        sets (the write went through and the SDK's retry of it was refused), or no longer exists."""
+        names = {f"#s{i}": attr("seq", symbol) for i, symbol in enumerate(sorted(write.seq))}
+        item = self.table.get_item(
+            Key={"account_id": write.account_id},
+            ConsistentRead=True,
+            ProjectionExpression=", ".join(["account_id", *names]),
+            ExpressionAttributeNames=names,
+        ).get("Item")
+        if item is None:
+            return True
+        return all(item.get(attr("seq", symbol)) == seq for symbol, seq in write.seq.items())
+
 
 class DynamoOrderFacts:
     """``OrderFacts`` from ``OrdersTable`` (consistent read), cached: they never change."""
@@ -65,6 +164,7 @@ class DynamoOrderFacts:
         self.table_name = table_name
         self._table = table
         self._cache: OrderedDict[str, OrderFacts] = OrderedDict()
+        self._absent: set[str] = set()
 
     @property
     def table(self) -> Any:
@@ -72,10 +172,29 @@ class DynamoOrderFacts:
             self._table = aws.dynamodb_table(self.table_name)
         return self._table
 
+    def prefetch(self, order_ids: Iterable[str]) -> None:
+        """Read the facts of the orders not cached yet, 100 to a consistent ``BatchGetItem``. Until
+        the next prefetch (the next batch), an id it did not find is answered None without
+        another read (most ended orders have no price top-up item, for instance)."""
+        missing = sorted({order_id for order_id in order_ids if order_id not in self._cache})
+        self._absent = set(missing)
+        if not missing:
+            return
+        items = batch_get(
+            self.table,
+            [{"order_id": order_id} for order_id in missing],
+            ConsistentRead=True,
+            ProjectionExpression="order_id, side, quantity, reserved, reserve_rate",
+        )
+        for item in items:
+            self._absent.discard(self._remember(item).order_id)
+
     def __call__(self, order_id: str) -> OrderFacts | None:
         found = self._cache.get(order_id)
         if found is not None:
             return found
+        if order_id in self._absent:
+            return None
         item = self.table.get_item(
             Key={"order_id": order_id},
             ConsistentRead=True,
@@ -83,6 +202,10 @@ class DynamoOrderFacts:
         ).get("Item")
         if not item:
             return None
+        return self._remember(item)
+
+    def _remember(self, item: dict[str, Any]) -> OrderFacts:
+        order_id = str(item["order_id"])
         rate = item.get("reserve_rate")
         facts = OrderFacts(
             order_id=order_id,

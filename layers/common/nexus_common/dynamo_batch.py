@@ -1,0 +1,42 @@
+"""Batch reads and writes of DynamoDB items, for consumers that touch many items per batch.
+
+``batch_get`` reads items by key with ``BatchGetItem`` (100 keys a call, unprocessed keys asked
+again); ``batch_put`` writes items with ``BatchWriteItem`` (25 a call, through boto3's batch
+writer, which resends unprocessed items). A batch put has no condition: use it only for items
+whose every write is the same item (an id derived from the event, immutable content), or after
+a read has shown the item does not exist and nothing else can create it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final
+
+BATCH_GET_MAX: Final = 100
+
+
+def batch_get(table: Any, keys: list[dict[str, Any]], **options: Any) -> list[dict[str, Any]]:
+    """Every item of ``keys`` that exists, in no particular order. ``table`` is a boto3
+    ``Table``; ``options`` go to each table request (``ConsistentRead``, ``ProjectionExpression``,
+    ``ExpressionAttributeNames``)."""
+    from nexus_common import aws  # boto3 only where data is accessed
+
+    items: list[dict[str, Any]] = []
+    for start in range(0, len(keys), BATCH_GET_MAX):
+        request: dict[str, Any] = {table.name: {"Keys": keys[start : start + BATCH_GET_MAX], **options}}
+        while request:
+            answer = aws.resource("dynamodb").batch_get_item(RequestItems=request)
+            items.extend(answer.get("Responses", {}).get(table.name, []))
+            request = answer.get("UnprocessedKeys") or {}
+    return items
+
+
+def batch_put(table: Any, items: Iterable[dict[str, Any]], key: tuple[str, ...]) -> int:
+    """Put every item (the last one wins when two share ``key``); returns how many were put."""
+    unique = {tuple(item[name] for name in key): item for item in items}
+    if not unique:
+        return 0
+    with table.batch_writer() as writer:
+        for item in unique.values():
+            writer.put_item(Item=item)
+    return len(unique)
