@@ -1,0 +1,150 @@
+"""The embedded AWS (``nexus.local.aws_server``) answers Kinesis as moto does, only faster.
+
+A real server process (what ``nexus up`` starts) is compared with moto's own, unpatched, in-process
+Kinesis fed the same records."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from helpers import eventually
+from moto import mock_aws
+
+from nexus.local.aws_server import FairLock
+from nexus.local.runtime import free_port
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+PAYLOADS = [b'{"n": 1}', b"\x00\xffbinary\n", b"x" * 3000, "é ü".encode(), b"{}"]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nexus.local.aws_server", "--port", str(port)],
+        env={**os.environ, **CREDENTIALS},
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    kinesis = boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1", **_keys())
+
+    def up() -> bool:
+        try:
+            kinesis.list_streams()
+        except Exception:
+            return False
+        return True
+
+    eventually(up, bool, timeout=30)
+    yield endpoint
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def _keys() -> dict[str, str]:
+    return {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+
+
+def _fill_and_read(kinesis: Any, stream: str) -> list[list[dict[str, Any]]]:
+    """Put PAYLOADS (one by one, then in one PutRecords), read them back 3 at a time."""
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    for i, data in enumerate(PAYLOADS):
+        kinesis.put_record(StreamName=stream, Data=data, PartitionKey=f"k{i}")
+    kinesis.put_records(StreamName=stream, Records=[{"Data": d, "PartitionKey": "many"} for d in PAYLOADS])
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+        "ShardIterator"
+    ]
+    pages = []
+    for _ in range(5):
+        answer = kinesis.get_records(ShardIterator=iterator, Limit=3)
+        pages.append(
+            [
+                {key: record[key] for key in ("SequenceNumber", "Data", "PartitionKey")}
+                | {"has_time": record["ApproximateArrivalTimestamp"].tzinfo is not None}
+                for record in answer["Records"]
+            ]
+        )
+        iterator = answer["NextShardIterator"]
+        assert answer["MillisBehindLatest"] >= 0
+    return pages
+
+
+def test_get_records_answers_what_moto_answers(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the same records put into the embedded server and into moto's own Kinesis
+    fast = _fill_and_read(boto3.client("kinesis", endpoint_url=server, region_name="us-east-1", **_keys()), "same")
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        reference = _fill_and_read(boto3.client("kinesis", region_name="us-east-1"), "same")
+    # THEN every page read 3 at a time is the same: data, keys, sequence numbers, then nothing
+    assert fast == reference
+    assert [len(page) for page in fast] == [3, 3, 3, 1, 0]
+    assert [r["Data"] for page in fast for r in page] == PAYLOADS * 2
+
+
+def test_concurrent_puts_lose_no_record_and_never_share_a_sequence_number(server: str) -> None:
+    # GIVEN 8 threads putting 40 records each on one shard at the same time
+    kinesis = boto3.client("kinesis", endpoint_url=server, region_name="us-east-1", **_keys())
+    kinesis.create_stream(StreamName="busy", ShardCount=1)
+    numbers: list[str] = []
+
+    def put(worker: int) -> None:
+        client = boto3.client("kinesis", endpoint_url=server, region_name="us-east-1", **_keys())
+        for i in range(40):
+            answer = client.put_record(StreamName="busy", Data=f"{worker}-{i}".encode(), PartitionKey="p")
+            numbers.append(answer["SequenceNumber"])
+
+    threads = [threading.Thread(target=put, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # WHEN the shard is read from the start, in pages
+    shard = kinesis.list_shards(StreamName="busy")["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName="busy", ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+        "ShardIterator"
+    ]
+    read: list[dict[str, Any]] = []
+    while True:
+        answer = kinesis.get_records(ShardIterator=iterator, Limit=70)
+        if not answer["Records"]:
+            break
+        read.extend(answer["Records"])
+        iterator = answer["NextShardIterator"]
+    # THEN all 320 records are there, once each, in the order of their distinct sequence numbers
+    assert len(set(numbers)) == 320
+    assert [r["SequenceNumber"] for r in read] == sorted(numbers, key=int)
+    assert sorted(r["Data"] for r in read) == sorted(f"{w}-{i}".encode() for w in range(8) for i in range(40))
+
+
+def test_the_fair_lock_is_taken_in_arrival_order_and_by_one_at_a_time() -> None:
+    # GIVEN a held lock and 20 threads that queue for it one after another
+    lock = FairLock()
+    order: list[int] = []
+    inside = threading.Semaphore(1)
+    lock.__enter__()
+    threads = []
+    for n in range(20):
+        def take(n: int = n) -> None:
+            with lock:
+                assert inside.acquire(blocking=False), "two holders at once"
+                order.append(n)
+                inside.release()
+
+        thread = threading.Thread(target=take)
+        thread.start()
+        eventually(lambda: len(lock._waiters), lambda waiting, n=n: waiting == n + 1)
+        threads.append(thread)
+    # WHEN the holder leaves
+    lock.__exit__(None, None, None)
+    for thread in threads:
+        thread.join()
+    # THEN they got it one at a time, in the order they came
+    assert order == list(range(20))
