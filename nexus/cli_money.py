@@ -23,6 +23,7 @@ parallel, with a progress bar; then waits for the consumers and reconciles.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -59,10 +60,24 @@ def _connect() -> tuple[str, str]:
     return stage, str(state.get("api_url", ""))
 
 
-def _scan(table_name: str) -> list[dict[str, Any]]:
-    from nexus_common import aws
+@functools.cache
+def _patient_dynamodb() -> Any:
+    """A DynamoDB resource for whole-table scans: a local platform under load can queue a request
+    longer than the SDK's 60 s default read timeout, which must not end a reconciliation."""
+    import boto3
+    from botocore.config import Config
 
-    table = aws.dynamodb_table(table_name)
+    config = Config(read_timeout=600, retries={"max_attempts": 10, "mode": "standard"})
+    return boto3.resource(
+        "dynamodb",
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+        config=config,
+    )
+
+
+def _scan(table_name: str) -> list[dict[str, Any]]:
+    table = _patient_dynamodb().Table(table_name)
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {}
     while True:
@@ -87,7 +102,7 @@ class Reconciliation:
 
 def reconcile_tables(table: Any) -> Reconciliation:
     """Check the running platform's tables against each other (``table(logical_id)`` gives names)."""
-    from nexus_common.risk import attr, reserve_amount
+    from nexus_common.risk import attr, expected_reservations
     from nexus_portfolio.ledger import Entry, balances
     from nexus_portfolio.repo import position_from_item
 
@@ -145,21 +160,15 @@ def reconcile_tables(table: Any) -> Reconciliation:
                 if Decimal(str(value)) != held.get(key, zero):
                     result.brk(f"account item {name} of {account_id} is {value}, position {held.get(key, zero)}")
 
-    reserved_cash: dict[str, Decimal] = defaultdict(Decimal)  # 4. reservations
-    open_qty: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
-    for order in orders:
-        if order.get("status") not in OPEN_STATUSES or not order.get("reserved"):
-            continue
-        remaining = Decimal(str(order.get("remaining_quantity", 0)))
-        open_qty[(str(order["account_id"]), str(order["symbol"]), str(order["side"]))] += remaining
-        if order["side"] == "buy" and order.get("reserve_rate") is not None:
-            reserved_cash[str(order["account_id"])] += reserve_amount(remaining, Decimal(str(order["reserve_rate"])))
+    # 4. reservations: what the open orders hold (an OCO group once, price top-ups included)
+    expected = expected_reservations(orders, OPEN_STATUSES)
+    reserved_cash, open_qty = expected.cash, expected.quantity
     for account_id, item in accounts.items():
         if "available_cash" in item:
             cash = Decimal(str(item["cash"]))
-            expected = cash - reserved_cash.get(account_id, zero)
-            if Decimal(str(item["available_cash"])) != expected:
-                result.brk(f"available cash of {account_id} is {item['available_cash']}, expected {expected}")
+            available = cash - reserved_cash.get(account_id, zero)
+            if Decimal(str(item["available_cash"])) != available:
+                result.brk(f"available cash of {account_id} is {item['available_cash']}, expected {available}")
         for symbol in {name.split("#", 1)[1] for name in item if "#" in name}:
             position = held.get((account_id, symbol), zero)
             for kind, side, sign in (("buying", "buy", 1), ("sellable", "sell", -1)):
@@ -198,11 +207,14 @@ def reconcile_tables(table: Any) -> Reconciliation:
 
 def reconcile_until_clean(table: Any, wait: float) -> Reconciliation:
     """Reconcile; while there are breaks, try again for up to ``wait`` seconds (the consumers
-    may still be applying the last events)."""
+    may still be applying the last events). A reconciliation scans every table, which competes
+    with the consumers for the emulated AWS: the pause between tries grows from 1 s to 15 s."""
     deadline = time.monotonic() + wait
     result = reconcile_tables(table)
+    pause = 1.0
     while result.breaks and time.monotonic() < deadline:
-        time.sleep(1.0)
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, 15.0)
         result = reconcile_tables(table)
     return result
 
