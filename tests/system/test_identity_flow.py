@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import boto3
@@ -28,9 +28,18 @@ def _fund(platform: Any, account_id: str, cash: str) -> None:
                   ExpressionAttributeValues={":c": Decimal(cash)})
 
 
-def _order(symbol: str = "AMZN", side: str = "buy", price: str = "10.00") -> dict[str, Any]:
+def _order(price: str, symbol: str = "AMZN", side: str = "buy") -> dict[str, Any]:
     return {"symbol": symbol, "side": side, "type": "limit", "quantity": "1", "price": price,
             "time_in_force": "day"}
+
+
+def _resting(api: Api, cents: int = 0, symbol: str = "AMZN") -> str:
+    """A buy price that rests: 5 % under the symbol's last trade (inside the pre-trade collar, whatever
+    other tests on the shared platform traded before), plus ``cents``; 10.00 before any trade."""
+    trades = (api.get(f"/v1/markets/{symbol}/trades?limit=1").body or {}).get("trades") or []
+    base = (Decimal(trades[0]["price"]) * Decimal("0.95")).quantize(Decimal("0.01"), ROUND_DOWN) if trades \
+        else Decimal("10.00")
+    return str(base + Decimal(cents) / 100)
 
 
 def _register_and_login(api: Api, email: str) -> dict[str, Any]:
@@ -56,8 +65,8 @@ def test_register_login_key_trade_refresh_logout(local_platform: Any) -> None:
     assert created.status == 201, created.body
     bot = Api(local_platform.api_url, created.body["api_key"])
     # AND both credentials trade for the same account
-    with_key = bot.post("/v1/orders", _order(price="10.00"))
-    with_token = user.post("/v1/orders", _order(price="10.01"))
+    with_key = bot.post("/v1/orders", _order(_resting(bot)))
+    with_token = user.post("/v1/orders", _order(_resting(user, 1)))
     assert with_key.status == 202 and with_token.status == 202, (with_key.body, with_token.body)
     assert with_key.body["order"]["account_id"] == with_token.body["order"]["account_id"] == account_id
     order_id = with_key.body["order"]["order_id"]
@@ -70,7 +79,7 @@ def test_register_login_key_trade_refresh_logout(local_platform: Any) -> None:
     # AND a read-only key reads but cannot trade
     reader = Api(local_platform.api_url, user.post("/v1/keys", {"name": "ro", "scopes": ["read"]}).body["api_key"])
     assert reader.get("/v1/orders").status == 200
-    refused = reader.post("/v1/orders", _order())
+    refused = reader.post("/v1/orders", _order(_resting(reader)))
     assert refused.status == 403 and refused.body["error"]["code"] == "forbidden"
     # WHEN the session is refreshed THEN the new access token works and the old refresh token is spent
     refreshed = public.post("/v1/auth/refresh", {"refresh_token": session["refresh_token"]})
@@ -112,12 +121,12 @@ def test_an_operator_grants_admin_and_the_admin_switches_an_account_off(local_pl
     # THEN the admin's next request may switch the trader's account off, and its orders are refused
     switched = admin.call("PUT", f"/v1/admin/accounts/{account_id}/trading", body)
     assert switched.status == 200, switched.body
-    refused = trader.post("/v1/orders", _order())
+    refused = trader.post("/v1/orders", _order(_resting(trader)))
     assert 400 <= refused.status < 500 and refused.status != 429, refused.body
     back = admin.call("PUT", f"/v1/admin/accounts/{account_id}/trading",
                       {"trading_enabled": True, "reason": "drill over"})
     assert back.status == 200
-    assert trader.post("/v1/orders", _order()).status == 202
+    assert trader.post("/v1/orders", _order(_resting(trader))).status == 202
 
 
 def test_openapi_and_docs_are_public_and_describe_the_auth_routes(local_platform: Any) -> None:
@@ -138,7 +147,8 @@ def test_another_traders_resources_answer_404_on_every_id_route(local_platform: 
     victim = Api(local_platform.api_url, victim_session["access_token"])
     account_id = victim.get("/v1/users/me").body["user"]["default_account_id"]
     _fund(local_platform, account_id, "1000.00")
-    order = victim.post("/v1/orders", _order(price="10.03"))
+    price, other_price = _resting(victim, 3), _resting(victim, 4)
+    order = victim.post("/v1/orders", _order(price))
     assert order.status == 202, order.body
     order_id = order.body["order"]["order_id"]
     alert = victim.post("/v1/alerts", {"symbol": "AMZN", "type": "above", "price": "999.00"})
@@ -152,7 +162,7 @@ def test_another_traders_resources_answer_404_on_every_id_route(local_platform: 
     for attacker in (bob, mallory):
         assert attacker.get(f"/v1/orders/{order_id}").status == 404
         assert attacker.delete(f"/v1/orders/{order_id}").status == 404
-        assert attacker.call("PATCH", f"/v1/orders/{order_id}", {"price": "10.04"}).status == 404
+        assert attacker.call("PATCH", f"/v1/orders/{order_id}", {"price": other_price}).status == 404
         assert attacker.get(f"/v1/orders/oco/{order_id}").status == 404
         assert attacker.delete(f"/v1/orders/oco/{order_id}").status == 404
         assert attacker.delete(f"/v1/alerts/{alert_id}").status == 404
@@ -161,7 +171,7 @@ def test_another_traders_resources_answer_404_on_every_id_route(local_platform: 
         assert attacker.get("/v1/orders", headers={"X-Account-Id": account_id}).status == 403
     # THEN the victim's order, alert and key are untouched
     mine = victim.get(f"/v1/orders/{order_id}").body["order"]
-    assert mine["status"] in ("pending_new", "new") and mine["price"] == "10.03"
+    assert mine["status"] in ("pending_new", "new") and mine["price"] == price
     assert [a["alert_id"] for a in victim.get("/v1/alerts").body["alerts"]] == [alert_id]
     assert [k["status"] for k in victim.get("/v1/keys").body["keys"]] == ["active"]
 
@@ -176,7 +186,7 @@ def test_x_account_id_picks_the_acting_account_on_every_request(local_platform: 
     for account in (first, second):
         _fund(local_platform, account, "500.00")
     # WHEN an order is placed for the second account, then the orders are listed with and without the header
-    placed = user.post("/v1/orders", _order(price="10.05"), headers={"X-Account-Id": second})
+    placed = user.post("/v1/orders", _order(_resting(user, 5)), headers={"X-Account-Id": second})
     assert placed.status == 202 and placed.body["order"]["account_id"] == second
     default_list = user.get("/v1/orders").body["orders"]
     second_list = user.get("/v1/orders", headers={"X-Account-Id": second}).body["orders"]
