@@ -1,7 +1,7 @@
-"""The embedded AWS (``nexus.local.aws_server``) answers Kinesis as moto does, only faster.
+"""The embedded AWS (``nexus.local.aws_server``) answers Kinesis and DynamoDB as moto does, only faster.
 
 A real server process (what ``nexus up`` starts) is compared with moto's own, unpatched, in-process
-Kinesis fed the same records."""
+Kinesis and DynamoDB fed the same requests."""
 
 from __future__ import annotations
 
@@ -89,6 +89,85 @@ def test_get_records_answers_what_moto_answers(server: str, monkeypatch: pytest.
     assert [r["Data"] for page in fast for r in page] == PAYLOADS * 2
 
 
+def _dynamodb_session(dynamodb: Any) -> list[Any]:
+    """Every DynamoDB item operation, with and without answers, conditions that fail, and pages;
+    what each call answered (errors by code and the item they return), minus request metadata."""
+    dynamodb.create_table(
+        TableName="items",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "g")],
+        GlobalSecondaryIndexes=[
+            {"IndexName": "by-g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+             "Projection": {"ProjectionType": "ALL"}}
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )  # fmt: skip
+    answers: list[Any] = []
+
+    def call(operation: str, **kwargs: Any) -> None:
+        try:
+            answer = getattr(dynamodb, operation)(**kwargs)
+        except dynamodb.exceptions.ClientError as exc:
+            answers.append((operation, exc.response["Error"]["Code"], exc.response.get("Item")))
+            return
+        answer.pop("ResponseMetadata", None)
+        answers.append((operation, answer))
+
+    def item(i: int) -> dict[str, Any]:
+        return {"pk": {"S": "p"}, "sk": {"S": f"{i:03d}"}, "g": {"S": f"g{i % 2}"}, "n": {"N": str(i)},
+                "l": {"L": [{"S": "x"}, {"N": "1.50"}]}, "m": {"M": {"b": {"BOOL": True}, "z": {"NULL": True}}},
+                "ss": {"SS": ["a", "b"]}, "bin": {"B": b"\x00\xff"}}  # fmt: skip
+
+    for i in range(12):
+        call("put_item", TableName="items", Item=item(i))
+    call("put_item", TableName="items", Item=item(0), ReturnValues="ALL_OLD")
+    call("put_item", TableName="items", Item=item(1), ConditionExpression="attribute_not_exists(pk)",
+         ReturnValuesOnConditionCheckFailure="ALL_OLD")  # fmt: skip
+    call("get_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "003"}}, ConsistentRead=True)
+    call("get_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "missing"}})
+    call("get_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "004"}}, ProjectionExpression="n, m.b")
+    for returns in ("NONE", "ALL_NEW", "UPDATED_NEW", "ALL_OLD", "UPDATED_OLD"):
+        values = {":one": {"N": "1"}, ":t": {"S": returns}}
+        call("update_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "005"}}, ReturnValues=returns,
+             UpdateExpression="ADD n :one SET t = :t", ExpressionAttributeValues=values)  # fmt: skip
+    call("update_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "005"}}, UpdateExpression="SET n = :n",
+         ConditionExpression="n < :n", ExpressionAttributeValues={":n": {"N": "0"}})  # fmt: skip
+    call("delete_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "006"}}, ReturnValues="ALL_OLD")
+    call("delete_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "006"}})
+    call("query", TableName="items", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p"}},
+         Limit=4, ScanIndexForward=False)  # fmt: skip
+    call("query", TableName="items", IndexName="by-g", KeyConditionExpression="g = :g",
+         ExpressionAttributeValues={":g": {"S": "g1"}}, Select="COUNT")  # fmt: skip
+    call("query", TableName="items", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "none"}})
+    call("scan", TableName="items", Limit=5, ExclusiveStartKey={"pk": {"S": "p"}, "sk": {"S": "002"}})
+    call("scan", TableName="items", FilterExpression="n > :n", ExpressionAttributeValues={":n": {"N": "8"}})
+
+    def key(sk: str) -> dict[str, Any]:
+        return {"pk": {"S": "p"}, "sk": {"S": sk}}
+
+    call("batch_get_item", RequestItems={"items": {"Keys": [key("001"), key("zzz")]}})
+    writes = [{"PutRequest": {"Item": item(20)}}, {"DeleteRequest": {"Key": key("007")}}]
+    call("batch_write_item", RequestItems={"items": writes})
+    call("transact_write_items", TransactItems=[{"Put": {"TableName": "items", "Item": item(21)}}])
+    call("transact_get_items", TransactItems=[{"Get": {"TableName": "items", "Key": key("021")}}])
+    return answers
+
+
+def test_dynamodb_item_operations_answer_what_moto_answers(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the same DynamoDB requests sent to the embedded server and to moto's own DynamoDB
+    fast = _dynamodb_session(boto3.client("dynamodb", endpoint_url=server, region_name="us-east-1", **_keys()))
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        reference = _dynamodb_session(boto3.client("dynamodb", region_name="us-east-1"))
+    # THEN every answer is the same (items, counts, pages, returned values, refusals)
+    assert len(fast) == len(reference) == 34
+    for got, expected in zip(fast, reference, strict=True):
+        assert got == expected
+    assert any(a[0] == "put_item" and a[1] == "ConditionalCheckFailedException" and a[2] for a in fast)
+
+
 def test_concurrent_puts_lose_no_record_and_never_share_a_sequence_number(server: str) -> None:
     # GIVEN 8 threads putting 40 records each on one shard at the same time
     kinesis = boto3.client("kinesis", endpoint_url=server, region_name="us-east-1", **_keys())
@@ -132,6 +211,7 @@ def test_the_fair_lock_is_taken_in_arrival_order_and_by_one_at_a_time() -> None:
     lock.__enter__()
     threads = []
     for n in range(20):
+
         def take(n: int = n) -> None:
             with lock:
                 assert inside.acquire(blocking=False), "two holders at once"
@@ -148,3 +228,41 @@ def test_the_fair_lock_is_taken_in_arrival_order_and_by_one_at_a_time() -> None:
         thread.join()
     # THEN they got it one at a time, in the order they came
     assert order == list(range(20))
+
+
+def test_the_request_profile_counts_requests_per_operation_and_resource(tmp_path: Any) -> None:
+    # GIVEN a server started with NEXUS_AWS_PROFILE
+    port, profile = free_port(), tmp_path / "profile.txt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nexus.local.aws_server", "--port", str(port)],
+        env={**os.environ, **CREDENTIALS, "NEXUS_AWS_PROFILE": str(profile)},
+    )
+    try:
+        dynamodb = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1", **_keys())
+        eventually(lambda: _answers(dynamodb), bool, timeout=30)
+        dynamodb.create_table(
+            TableName="counted",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        # WHEN it serves 5 puts and 3 gets, then stops
+        for i in range(5):
+            dynamodb.put_item(TableName="counted", Item={"pk": {"S": str(i)}})
+        for i in range(3):
+            dynamodb.get_item(TableName="counted", Key={"pk": {"S": str(i)}})
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    # THEN the profile it wrote counts them per operation and table
+    rows = {tuple(line.split()[3:]): int(line.split()[2]) for line in profile.read_text().splitlines()[1:]}
+    assert rows[("PutItem", "counted")] == 5
+    assert rows[("GetItem", "counted")] == 3
+
+
+def _answers(dynamodb: Any) -> bool:
+    try:
+        dynamodb.list_tables()
+    except Exception:
+        return False
+    return True
