@@ -23,6 +23,9 @@
   with ``json.dumps`` of moto's result, keeping only the output shape's members, as moto's
   generic serializer does (it walks the service model for every attribute of every item, and
   was a quarter of the emulator's time); errors and every other operation keep the serializer.
+* A DynamoDB update expression is parsed once per distinct text (moto parses it twice per
+  ``UpdateItem``; the tree it gives is only read, or copied before it is changed), so the
+  handful of expressions the services use are not tokenized again on every write.
 * HTTP/1.1 keep-alive, so boto3's connection pools reuse connections.
 * moto's list of its own service modules (read from disk on every request to route it) is read
   once.
@@ -52,6 +55,7 @@ from typing import Any
 
 from moto import backends
 from moto.core.responses import ActionContext, ActionResult
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.dynamodb.responses import DynamoResult
 from moto.kinesis.models import Shard
 from moto.kinesis.responses import KinesisResponse
@@ -267,9 +271,19 @@ def _execute_result_json(self: ActionResult, context: ActionContext) -> Any:
     return 200, dict(_json_headers[operation]), body
 
 
+_parse_update_expression = UpdateExpressionParser.make
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_update_expression(expression: str) -> Any:
+    """moto's parse of an update expression, once per text (errors are not cached: they raise)."""
+    return _parse_update_expression(expression)
+
+
 def install_speedups() -> None:
     """Patch moto as described in the module docstring (idempotent)."""
     _install_module_cache()
+    UpdateExpressionParser.make = _parsed_update_expression
     ActionResult.execute_result = _execute_result_json  # type: ignore[method-assign]
     Shard.get_records = _shard_get_records  # type: ignore[method-assign]
     Shard.get_max_sequence_number = _shard_max_sequence_number  # type: ignore[method-assign]
