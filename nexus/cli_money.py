@@ -13,6 +13,10 @@ from the state file unless ``--api-url`` is given.
    item's ``pos#S``;
 4. reservations: ``available_cash`` = ``cash`` - what the open reserved buys still reserve, and
    ``buying#S`` / ``sellable#S`` = position +/- the open reserved orders' remaining quantities;
+   every id in the account item's ``reservations`` set is held by an open reserved order, OCO
+   group or waiting replace (else "leaked reservation <id>": e.g. a reservation write whose
+   answer was lost and that nothing gave back). An open order whose id the set lacks is no break
+   (orders reserved before the set existed); their count is the figure ``reserved_without_id``;
 5. the trade tape: per symbol, the shares on the tape = the shares bought = the shares sold in
    the positions, and two fill entries per trade on the tape.
 
@@ -102,7 +106,7 @@ class Reconciliation:
 
 def reconcile_tables(table: Any) -> Reconciliation:
     """Check the running platform's tables against each other (``table(logical_id)`` gives names)."""
-    from nexus_common.risk import attr, expected_reservations
+    from nexus_common.risk import RESERVATIONS, attr, expected_reservations, held_reservation_ids
     from nexus_portfolio.ledger import Entry, balances
     from nexus_portfolio.repo import position_from_item
 
@@ -176,6 +180,14 @@ def reconcile_tables(table: Any) -> Reconciliation:
                     want = position + sign * open_qty.get((account_id, symbol, side), zero)
                     if Decimal(str(item[attr(kind, symbol)])) != want:
                         result.brk(f"{kind}#{symbol} of {account_id} is {item[attr(kind, symbol)]}, expected {want}")
+    held_ids = held_reservation_ids(orders, OPEN_STATUSES)  # ... and the set of reservation ids held
+    without_id = 0
+    for account_id, item in accounts.items():
+        in_set = {str(rid) for rid in item.get(RESERVATIONS) or ()}
+        expected_ids = held_ids.get(account_id, set())
+        for rid in sorted(in_set - expected_ids):
+            result.brk(f"leaked reservation {rid} of {account_id}: held on the account item, no open order holds it")
+        without_id += len(expected_ids - in_set)
 
     tape_shares: dict[str, Decimal] = defaultdict(Decimal)  # 5. the tape
     for trade in tape:
@@ -199,6 +211,7 @@ def reconcile_tables(table: Any) -> Reconciliation:
         "journal_entries": len(entries),
         "positions": len(positions),
         "open_reserved_orders": sum(1 for o in orders if o.get("status") in OPEN_STATUSES and o.get("reserved")),
+        "reserved_without_id": without_id,
         "cash_moved": str(moved),
         "fees_earned": str(fee_income),
     }

@@ -25,7 +25,16 @@ from nexus_common import aws
 from nexus_common.dynamo import LazyTable, deserialize, is_condition_failed, old_item
 from nexus_common.events import iso
 from nexus_common.jsonutil import dumps
-from nexus_common.risk import ZERO, ReplaceTerms, RiskLimits, RiskRefused, attr, replace_record_id, topup_record_id
+from nexus_common.risk import (
+    RESERVATIONS,
+    ZERO,
+    ReplaceTerms,
+    RiskLimits,
+    RiskRefused,
+    attr,
+    replace_record_id,
+    topup_record_id,
+)
 
 from nexus_orders.domain import OPEN_STATUSES, Order, OrderChange
 from nexus_orders.service import AnyOrderCommand, ApplyResult, Reservation
@@ -163,17 +172,22 @@ class DynamoOrderRepository(LazyTable):
                       for item in _terms_items(order, number, ZERO, ZERO, ZERO)]  # fmt: skip
         self.table.meta.client.transact_write_items(TransactItems=items)
 
-    def delete_pending(self, order: Order) -> None:
+    def delete_pending(self, order: Order) -> bool:
+        """True when the table no longer holds the order (deleted, or never stored); False when
+        it holds it in another status than ``pending_new`` (its command reached the engine)."""
         try:
             self.table.delete_item(
                 Key={"order_id": order.order_id},
                 ConditionExpression="#status = :pending",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={":pending": "pending_new"},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except Exception as exc:
             if not is_condition_failed(exc):
                 raise
+            return old_item(exc) is None
+        return True
 
     def get(self, order_id: str) -> Order | None:
         item = self.table.get_item(Key={"order_id": order_id}, ConsistentRead=True).get("Item")
@@ -333,14 +347,19 @@ class SqsNotifier:
 
 class DynamoRiskBook(LazyTable):
     """Reservations on the account item (``AccountsTable``): one conditional ``UpdateItem`` per
-    order (see ``nexus_common.risk`` for the attributes). A refusal reads the reason from the
-    item returned with the failed condition (``ALL_OLD``): nothing was written."""
+    order (see ``nexus_common.risk`` for the attributes), which also ADDs the reservation's id to
+    the item's ``reservations`` set under ``NOT contains(reservations, id)``. A refused write reads
+    the item returned with the failed condition (``ALL_OLD``): when it already holds the id, the
+    reservation is in place (the write applied before, e.g. an SDK retry of a write whose answer
+    was lost) and nothing more is done; else nothing was written and the reason is the refusal."""
 
     def reserve(self, reservation: Reservation, limits: RiskLimits) -> None:
-        names: dict[str, str] = {"#status": "status"}
-        values: dict[str, Any] = {":active": "active", ":false": False, ":zero": ZERO}
+        names: dict[str, str] = {"#status": "status", "#res": RESERVATIONS}
+        rid = reservation.reservation_id
+        values: dict[str, Any] = {":active": "active", ":false": False, ":zero": ZERO, ":rid": rid, ":rids": {rid}}
         checks = [
             "attribute_exists(account_id)",
+            "NOT contains(#res, :rid)",
             "#status = :active",
             "(attribute_not_exists(trading_enabled) OR trading_enabled <> :false)",
         ]
@@ -369,7 +388,7 @@ class DynamoRiskBook(LazyTable):
         try:
             self.table.update_item(
                 Key={"account_id": reservation.account_id},
-                UpdateExpression=update,
+                UpdateExpression=update + " ADD #res :rids",
                 ConditionExpression=" AND ".join(checks),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
@@ -379,24 +398,37 @@ class DynamoRiskBook(LazyTable):
             if not is_condition_failed(exc):
                 raise
             current = old_item(exc)
-            raise refusal(reservation, deserialize(current) if current else None, limits) from None
+            item = deserialize(current) if current else None
+            if item is not None and reservation.reservation_id in item.get(RESERVATIONS, set()):
+                return  # already in place: the same reservation applied before
+            raise refusal(reservation, item, limits) from None
 
-    def release(self, reservation: Reservation) -> None:
+    def release(self, reservation: Reservation) -> bool:
+        """Give the reservation back and DELETE its id, only while the item holds the id: False
+        when it does not (never applied, or already given back), and nothing changes."""
+        names = {"#res": RESERVATIONS}
+        values: dict[str, Any] = {":rid": reservation.reservation_id, ":rids": {reservation.reservation_id}}
         if reservation.side == "buy":
             update = "SET available_cash = available_cash + :amt, #exp = #exp - :q"
-            names = {"#exp": attr("buying", reservation.symbol)}
-            values: dict[str, Any] = {":amt": reservation.amount, ":q": reservation.quantity}
+            names["#exp"] = attr("buying", reservation.symbol)
+            values.update({":amt": reservation.amount, ":q": reservation.quantity})
         else:
             update = "SET #sell = #sell + :q"
-            names = {"#sell": attr("sellable", reservation.symbol)}
-            values = {":q": reservation.quantity}
-        self.table.update_item(
-            Key={"account_id": reservation.account_id},
-            UpdateExpression=update,
-            ConditionExpression="attribute_exists(account_id)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+            names["#sell"] = attr("sellable", reservation.symbol)
+            values[":q"] = reservation.quantity
+        try:
+            self.table.update_item(
+                Key={"account_id": reservation.account_id},
+                UpdateExpression=update + " DELETE #res :rids",
+                ConditionExpression="attribute_exists(account_id) AND contains(#res, :rid)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except Exception as exc:
+            if is_condition_failed(exc):
+                return False
+            raise
+        return True
 
 
 def refusal(reservation: Reservation, item: dict[str, Any] | None, limits: RiskLimits) -> RiskRefused:

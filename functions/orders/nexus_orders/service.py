@@ -32,7 +32,9 @@ from nexus_common.risk import (
     oco_leg_ids,
     oco_reserve_price,
     replace_command_id,
+    replace_reservation_id,
     replace_terms,
+    reservation_id,
     reserve_amount,
     reserve_rate,
 )
@@ -110,13 +112,15 @@ class OrderRepository(Protocol):
 
 @runtime_checkable
 class OrderDeleter(Protocol):
-    def delete_pending(self, order: Order) -> None:
-        """Delete an order that is still ``pending_new`` (its command was never sent)."""
+    def delete_pending(self, order: Order) -> bool:
+        """Delete an order that is still ``pending_new`` (its command was never sent). True when
+        the table no longer holds the order; False when it holds it in another status."""
 
 
 @dataclass(frozen=True)
 class Reservation:
-    """What one order reserved: ``amount`` USD (buys) or ``quantity`` shares (sells)."""
+    """What one order reserved: ``amount`` USD (buys) or ``quantity`` shares (sells), held on the
+    account item under ``reservation_id`` (``nexus_common.risk.reservation_id``)."""
 
     account_id: str
     symbol: str
@@ -125,14 +129,25 @@ class Reservation:
     amount: Decimal = Decimal(0)
     rate: Decimal | None = None
     price: Decimal | None = None  # the price a buy was reserved at (a market or stop buy's protection price)
+    reservation_id: str = ""
 
 
 class RiskBook(Protocol):
     def reserve(self, reservation: Reservation, limits: RiskLimits) -> None:
-        """One conditional write on the account item; raises ``RiskRefused`` with the reason."""
+        """One conditional write on the account item that also adds ``reservation_id`` to the
+        item's set; a write whose id is already there is in place (no error, nothing more
+        reserved). Raises ``RiskRefused`` with the reason."""
 
-    def release(self, reservation: Reservation) -> None:
-        """Give a reservation back (the order was never sent)."""
+    def release(self, reservation: Reservation) -> bool:
+        """Give a reservation back (the order was never sent) and remove its id, only while the
+        item holds the id; False when it does not (nothing changes)."""
+
+
+class ReservationUnknown(Unavailable):
+    """The reservation write failed without a refusal (timeout, connection error...): it may have
+    applied. It was released by id (a no-op when it had not applied); 503, nothing stored or sent."""
+
+    default_code = "risk_unavailable"
 
 
 class MarketReference(Protocol):
@@ -150,17 +165,20 @@ class PreTradeRisk:
         self.limits = limits
 
     def reserve(self, order: Order) -> Reservation:
-        last = self.market.last_trade(order.symbol)
-        ask = self.market.best_ask(order.symbol) if order.type == "market" and order.side == "buy" else None
+        """The rules, then the reservation write under the order's id (``reserve_written``)."""
+        last = self._reference(self.market.last_trade, order.symbol)
+        market_buy = order.type == "market" and order.side == "buy"
+        ask = self._reference(self.market.best_ask, order.symbol) if market_buy else None
         facts = OrderRisk(order.symbol, order.side, order.type, order.quantity, order.price, order.stop_price)
         price = check_order(facts, self.limits, last, ask)
+        rid = reservation_id(order.order_id)
         if price is None:
-            reservation = Reservation(order.account_id, order.symbol, order.side, order.quantity)
+            reservation = Reservation(order.account_id, order.symbol, order.side, order.quantity, reservation_id=rid)
         else:
             rate = reserve_rate(price, self.limits.fee_buffer)
             amount = reserve_amount(order.quantity, rate)
-            reservation = Reservation(order.account_id, order.symbol, "buy", order.quantity, amount, rate, price)
-        self.book.reserve(reservation, self.limits)
+            reservation = Reservation(order.account_id, order.symbol, "buy", order.quantity, amount, rate, price, rid)
+        self.reserve_written(reservation)
         return reservation
 
     def reserve_oco(self, legs: list[Order]) -> tuple[Reservation, Decimal | None]:
@@ -168,7 +186,8 @@ class PreTradeRisk:
         buy: the quantity at the highest price a leg can spend; a sell: the quantity once).
         Returns it and the stop-loss leg's reserve price (a stop buy's protection price)."""
         take, stop = legs
-        last = self.market.last_trade(take.symbol)
+        rid = reservation_id(take.order_id)  # the group's id
+        last = self._reference(self.market.last_trade, take.symbol)
         take_price = check_order(
             OrderRisk(take.symbol, take.side, "limit", take.quantity, take.price), self.limits, last, None
         )
@@ -181,19 +200,20 @@ class PreTradeRisk:
             price = oco_reserve_price([take_price, stop_price])
             rate = reserve_rate(price, self.limits.fee_buffer)
             amount = reserve_amount(take.quantity, rate)
-            reservation = Reservation(take.account_id, take.symbol, "buy", take.quantity, amount, rate, price)
+            reservation = Reservation(take.account_id, take.symbol, "buy", take.quantity, amount, rate, price, rid)
         else:
-            reservation = Reservation(take.account_id, take.symbol, "sell", take.quantity)
-        self.book.reserve(reservation, self.limits)
+            reservation = Reservation(take.account_id, take.symbol, "sell", take.quantity, reservation_id=rid)
+        self.reserve_written(reservation)
         return reservation, stop_price
 
     def reserve_replace(
-        self, order: Order, quantity: Decimal, price: Decimal | None, stop_price: Decimal | None
+        self, order: Order, quantity: Decimal, price: Decimal | None, stop_price: Decimal | None, number: int
     ) -> tuple[ReplaceTerms, Reservation | None, Decimal | None]:
         """The rules on the new terms, then one conditional write for what the replace needs on
         top of what the order holds (nothing for a decrease: released on ``replaced``). Returns
-        the terms, the reservation made (None if none) and a stop buy's new protection price."""
-        last = self.market.last_trade(order.symbol)
+        the terms, the reservation made (None if none; its id ``<order>~r<number>``) and a stop
+        buy's new protection price."""
+        last = self._reference(self.market.last_trade, order.symbol)
         facts = OrderRisk(order.symbol, order.side, order.type, quantity, price, stop_price)
         new_price = check_order(facts, self.limits, last, None)
         new_rate = None if new_price is None else reserve_rate(new_price, self.limits.fee_buffer)
@@ -204,14 +224,47 @@ class PreTradeRisk:
         reservation = None
         if terms.reserve_quantity > 0 or terms.reserve_cash > 0:
             reservation = Reservation(
-                order.account_id, order.symbol, order.side, terms.reserve_quantity, terms.reserve_cash
+                order.account_id, order.symbol, order.side, terms.reserve_quantity, terms.reserve_cash,
+                reservation_id=replace_reservation_id(order.order_id, number),
             )
-            self.book.reserve(reservation, self.limits)
+            self.reserve_written(reservation)
         cap = new_price if order.type == "stop" and order.side == "buy" else None
         return terms, reservation, cap
 
+    @staticmethod
+    def _reference(read: Callable[[str], Decimal | None], symbol: str) -> Decimal | None:
+        """A reference price; a failed read (before anything is reserved) answers 503."""
+        try:
+            return read(symbol)
+        except Exception as exc:
+            raise Unavailable("reference_unavailable", "the reference price could not be read; nothing was "
+                              "reserved or sent: retry the request") from exc
+
+    def reserve_written(self, reservation: Reservation) -> None:
+        """One reservation write. A refusal is raised as is; any other failure leaves the outcome
+        unknown (the write may have applied, even twice with the SDK's retry: the id makes that
+        once), so the reservation is released by id (a no-op when it did not apply) and
+        ``ReservationUnknown`` raised (503: nothing is stored or sent)."""
+        try:
+            self.book.reserve(reservation, self.limits)
+        except RiskRefused:
+            raise
+        except Exception as exc:
+            logger.warning("reservation outcome unknown; releasing it by id",
+                           extra={"reservation_id": reservation.reservation_id, "error": repr(exc)})  # fmt: skip
+            self.release(reservation)
+            raise ReservationUnknown(
+                message="the order's reservation could not be confirmed; nothing was sent: retry the request"
+            ) from exc
+
     def release(self, reservation: Reservation) -> None:
-        self.book.release(reservation)
+        """Give a reservation back by id; a failure is logged, not raised (the caller answers an
+        error already), and the reservation then stays held for reconciliation to report."""
+        try:
+            self.book.release(reservation)
+        except Exception:
+            logger.exception("reservation not released", extra={"reservation_id": reservation.reservation_id,
+                                                                "account_id": reservation.account_id})  # fmt: skip
 
 
 class CommandPublisher(Protocol):
@@ -269,8 +322,10 @@ class OrderService:
 
     def _place_with_risk(self, order: Order, now: datetime) -> tuple[Order, bool]:
         """Risk first: a repeat returns the first order (nothing reserved again); else the rules
-        and one reservation write (422 refuses, nothing stored or sent); then the order is
-        stored and sent. Whatever fails after the reservation gives it back."""
+        and one reservation write under the order id (422 refuses; an unknown outcome is released
+        by id and answered 503; nothing stored or sent); then the order is stored and sent.
+        Whatever fails after the reservation gives it back by id, once no stored order can hold
+        it (the order is deleted while still ``pending_new`` first)."""
         assert self.risk is not None
         if order.client_order_id is not None and self.orders.get(order.order_id) is not None:
             return self._repeated(order, now), False
@@ -280,22 +335,36 @@ class OrderService:
                                          "protection_price": self._cap(order, reservation)})  # fmt: skip
         try:
             stored = self.orders.put_new(order)
-        except Exception:
-            self.risk.release(reservation)
-            raise
-        if not stored:  # the same client_order_id raced us: the first request holds the reservation
-            self.risk.release(reservation)
+        except Exception as exc:  # maybe stored: forget it, then give the reservation back
+            self._abandon([order], reservation)
+            raise _not_stored() from exc
+        if not stored:
+            # the same client_order_id raced us: the one reservation held under the order id (a
+            # second write of the same id holds nothing more) belongs to the order stored first
             return self._repeated(order, now), False
         try:
             self._send(new_order_command(order, now))
         except Unavailable:
-            # never sent: give the reservation back and forget the order, so that a retry with the
+            # never sent: forget the order and give the reservation back, so that a retry with the
             # same client_order_id starts afresh (and reserves again)
-            self.risk.release(reservation)
-            if isinstance(self.orders, OrderDeleter):
-                self.orders.delete_pending(order)
+            self._abandon([order], reservation)
             raise
         return order, True
+
+    def _abandon(self, orders: list[Order], reservation: Reservation | None) -> None:
+        """An order (or group) whose command was never sent: delete it while it is still
+        ``pending_new``, then give its reservation back by id, unless the table still holds it
+        (then it keeps its reservation: a retry with the same client_order_id resends it)."""
+        gone = True
+        if isinstance(self.orders, OrderDeleter):
+            try:
+                for order in orders:
+                    gone = self.orders.delete_pending(order) and gone
+            except Exception:
+                logger.exception("pending order not deleted", extra={"order_id": orders[0].order_id})
+                gone = False
+        if gone:
+            self._give_back(reservation)
 
     def _cap(self, order: Order, reservation: Reservation) -> Decimal | None:
         """A market or stop buy's protection price floored to the tick: it never fills above
@@ -321,7 +390,7 @@ class OrderService:
         if request.client_order_id is not None and self.orders.get(legs[0].order_id) is not None:
             return self._repeated_group(legs, now), False
         reservation: Reservation | None = None
-        if self.risk is not None:
+        if self.risk is not None:  # one reservation under the group id
             with self._audited(account_id, f"oco/{request.client_order_id or legs[0].group_id}", legs[0]):
                 reservation, stop_price = self.risk.reserve_oco(legs)
             assert reservation is not None
@@ -332,22 +401,15 @@ class OrderService:
             legs = [legs[0].model_copy(update=common), legs[1].model_copy(update={**common, "protection_price": cap})]
         try:
             stored = self.orders.put_group(legs)
-        except Exception:
-            if reservation is not None and self.risk is not None:
-                self.risk.release(reservation)
-            raise
-        if not stored:
-            if reservation is not None and self.risk is not None:
-                self.risk.release(reservation)
+        except Exception as exc:
+            self._abandon(legs, reservation)
+            raise _not_stored() from exc
+        if not stored:  # raced by the same client_order_id: the group stored first holds the reservation
             return self._repeated_group(legs, now), False
         try:
             self._send(oco_command(legs, now))
         except Unavailable:
-            if reservation is not None and self.risk is not None:
-                self.risk.release(reservation)
-            if isinstance(self.orders, OrderDeleter):
-                for leg in legs:
-                    self.orders.delete_pending(leg)
+            self._abandon(legs, reservation)
             raise
         return legs, True
 
@@ -466,17 +528,19 @@ class OrderService:
         cap: Decimal | None = None
         if self.risk is not None and order.reserved:
             with self._audited(account_id, replace_command_id(order.order_id, number), order):
-                terms, reservation, reserve_price = self.risk.reserve_replace(order, quantity, price, stop_price)
+                terms, reservation, reserve_price = self.risk.reserve_replace(
+                    order, quantity, price, stop_price, number
+                )
             if reserve_price is not None and request.stop_price is not None:
                 cap = self._floor_tick(order.symbol, reserve_price)
         now = self.clock()
         try:
             updated = self.orders.begin_replace(order, number, terms, cap, now)
-        except Exception:
-            self._give_back(reservation)
-            raise
+        except Exception as exc:
+            self._give_back_replace(order, number, reservation)
+            raise _not_stored() from exc
         if updated is None:
-            self._give_back(reservation)
+            self._give_back_replace(order, number, reservation)
             raise Conflict("replace_pending", "the order changed meanwhile; read it and retry", "order_id")
         command = replace_order_command(
             order, replace_command_id(order.order_id, number),
@@ -484,8 +548,12 @@ class OrderService:
         )  # fmt: skip
         try:
             self._send(command)
-        except Unavailable:
-            self.orders.abort_replace(updated, number, order)
+        except Unavailable as unsent:
+            try:
+                self.orders.abort_replace(updated, number, order)
+            except Exception:  # the replace stays pending with its reservation (nothing double-counted)
+                logger.exception("replace not aborted", extra={"order_id": order.order_id, "replace": number})
+                raise unsent from None
             self._give_back(reservation)
             raise
         return updated
@@ -493,6 +561,20 @@ class OrderService:
     def _give_back(self, reservation: Reservation | None) -> None:
         if reservation is not None and self.risk is not None:
             self.risk.release(reservation)
+
+    def _give_back_replace(self, order: Order, number: int, reservation: Reservation | None) -> None:
+        """A replace not begun: give its reservation back by id unless replace ``number`` of the
+        order was begun after all (a lost answer, or a concurrent request of the same number:
+        the one reservation held under ``<order>~r<number>`` is that replace's)."""
+        if reservation is None:
+            return
+        try:
+            current = self.orders.get(order.order_id)
+        except Exception:
+            logger.exception("replace outcome unknown; its reservation stays", extra={"order_id": order.order_id})
+            return
+        if current is None or current.replace_count < number:
+            self._give_back(reservation)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -560,6 +642,10 @@ def risk_refused_event(account_id: str, key: str, refusal: RiskRefused, order: O
         links=(f"order:{order.group_id or order.order_id}",),
         details=details,
     )
+
+
+def _not_stored() -> Unavailable:
+    return Unavailable("order_not_stored", "the order could not be stored; nothing was sent: retry the request")
 
 
 def _not_open(order: Order) -> Conflict:

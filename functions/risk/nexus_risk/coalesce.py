@@ -39,6 +39,7 @@ class AccountWrite:
     seq: dict[str, int] = field(default_factory=dict)  # the new watermark of each symbol touched
     previous: dict[str, int | None] = field(default_factory=dict)  # its watermark before the batch
     events: list[str] = field(default_factory=list)  # ids of the events applied
+    ended_ids: list[str] = field(default_factory=list)  # reservation ids to DELETE from the account's set
 
 
 Watermarks = Mapping[tuple[str, str], int | None]
@@ -73,5 +74,6 @@ def coalesce(changes: Iterable[AccountChange], watermarks: Watermarks) -> dict[s
         delta.buying += change.buying
         write.seq[change.symbol] = change.seq
         write.events.append(change.event_id)
+        write.ended_ids += [rid for rid in change.ended_ids if rid not in write.ended_ids]
         current[key] = change.seq
     return writes

@@ -28,6 +28,14 @@ Releases per order type (``nexus_common.risk`` has the reservation side):
   buy's price top-ups (``<order>~p<n>``) are released when the order ends.
 * self-trade ``decrement``: the quantity taken off the order that stays (``replaced``, reason
   ``self_trade``) is released like a cancel of that much (``self_trade_cut``).
+
+Each change also names the reservation ids the event ends (``ended_ids``), which the write
+DELETEs from the account item's ``reservations`` set (``nexus_common.risk``): an order's id when
+it fills to zero, is cancelled, expires or is rejected; an OCO group's id when a leg fills to zero
+(the legs' open quantities are equal: the group is done), when the group is cancelled or expires
+(``GROUP_END_REASONS``) or is rejected; ``<order>~r<n>`` on replace ``n``'s ``replaced`` or
+``replace_rejected``. A DELETE of an id the set does not hold (an unreserved order, an order
+reserved before the set existed) changes nothing.
 """
 
 from __future__ import annotations
@@ -46,6 +54,8 @@ from nexus_common.risk import (
     oco_leg_ids,
     replace_number,
     replace_record_id,
+    replace_reservation_id,
+    reservation_id,
     reserve_amount,
     topup_record_id,
 )
@@ -77,9 +87,16 @@ class AccountChange:
     sellable: Decimal = ZERO
     buying: Decimal = ZERO
     notes: list[str] = field(default_factory=list)
+    ended_ids: list[str] = field(default_factory=list)  # reservation ids to remove from the account's set
 
     def is_empty(self) -> bool:
-        return not any((self.cash, self.available, self.pos, self.sellable, self.buying))
+        return not any((self.cash, self.available, self.pos, self.sellable, self.buying)) and not self.ended_ids
+
+    def end(self, rid: str, facts: OrderFacts | None) -> None:
+        """The reservation ``rid`` ends, if the orders table says it was reserved (an order that is
+        not reserved has no id in the set: no write for it)."""
+        if facts is not None and facts.reserved and rid not in self.ended_ids:
+            self.ended_ids.append(rid)
 
 
 FactsLookup = Callable[[str], OrderFacts | None]
@@ -209,11 +226,13 @@ def account_changes(
               fees)  # fmt: skip
         if event.maker_remaining_quantity == 0:
             _ended(maker, event.maker_order_id, maker_facts, facts)
+            maker.end(reservation_id(event.maker_order_id), maker_facts)
         taker = change_for(event.taker_account_id)
         _fill(taker, taker_side, "taker", event.quantity, event.price, event.taker_remaining_quantity, taker_facts,
               fees)  # fmt: skip
         if event.taker_remaining_quantity == 0:
             _ended(taker, event.taker_order_id, taker_facts, facts)
+            taker.end(reservation_id(event.taker_order_id), taker_facts)
     elif kind in ("cancelled", "expired"):
         change = change_for(event.account_id)
         found = facts(event.order_id)
@@ -221,18 +240,34 @@ def account_changes(
         if group is None:
             _release(change, found, event.remaining_quantity)
             _ended(change, event.order_id, found, facts)
+            change.end(event.order_id, found)
         elif event.reason in GROUP_END_REASONS and (group, event.correlation_id) not in ended:
             ended.add((group, event.correlation_id))
             _release(change, found, event.remaining_quantity)
+            change.end(group, found)
     elif kind == "rejected":
         order_id = event.order_id
         found = facts(oco_leg_ids(order_id)[0]) if is_group_id(order_id) else facts(order_id)
-        _release(change_for(event.account_id), found, found.quantity if found else ZERO)
+        change = change_for(event.account_id)
+        _release(change, found, found.quantity if found else ZERO)
+        change.end(reservation_id(order_id), found)
     elif kind == "replaced" and event.reason == "user":
-        _replaced(change_for(event.account_id), event, facts)
+        change = change_for(event.account_id)
+        _replaced(change, event, facts)
+        _end_replace(change, event, facts)
     elif kind == "replace_rejected":
-        _replace_refused(change_for(event.account_id), event, facts)
+        change = change_for(event.account_id)
+        _replace_refused(change, event, facts)
+        _end_replace(change, event, facts)
     return [change for change in by_account.values() if not change.is_empty()]
+
+
+def _end_replace(change: AccountChange, event: Any, facts: FactsLookup) -> None:
+    """Replace ``n`` is settled (``replaced``) or refused: what it reserved up front is no longer
+    held under its own id (the order's id holds what stays)."""
+    number = replace_number(event.order_id, event.correlation_id)
+    if number is not None:
+        change.end(replace_reservation_id(event.order_id, number), _replace_terms(event, facts))
 
 
 def _is_stp_cancel(event: Any, replaced: Any) -> bool:

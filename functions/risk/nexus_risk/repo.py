@@ -12,7 +12,7 @@ from typing import Any, Final
 from nexus_common import aws
 from nexus_common.dynamo import LazyTable, is_condition_failed
 from nexus_common.dynamo_batch import batch_get
-from nexus_common.risk import ZERO, attr
+from nexus_common.risk import RESERVATIONS, ZERO, attr
 
 from nexus_risk.coalesce import AccountWrite, Watermarks
 from nexus_risk.domain import AccountChange, OrderFacts
@@ -44,18 +44,23 @@ class DynamoAccounts(LazyTable):
             ":buy": change.buying,
             ":zero": ZERO,
         }
+        update = (
+            "SET cash = cash + :cash, "
+            "available_cash = if_not_exists(available_cash, cash) + :avail, "
+            "opening_cash = if_not_exists(opening_cash, cash), "
+            "#pos = if_not_exists(#pos, :zero) + :pos, "
+            "#sell = if_not_exists(#sell, :zero) + :sell, "
+            "#buy = if_not_exists(#buy, :zero) + :buy, "
+            "#seq = :seq"
+        )
+        if change.ended_ids:
+            names["#res"] = RESERVATIONS
+            values[":ended"] = set(change.ended_ids)
+            update += " DELETE #res :ended"
         try:
             self.table.update_item(
                 Key={"account_id": change.account_id},
-                UpdateExpression=(
-                    "SET cash = cash + :cash, "
-                    "available_cash = if_not_exists(available_cash, cash) + :avail, "
-                    "opening_cash = if_not_exists(opening_cash, cash), "
-                    "#pos = if_not_exists(#pos, :zero) + :pos, "
-                    "#sell = if_not_exists(#sell, :zero) + :sell, "
-                    "#buy = if_not_exists(#buy, :zero) + :buy, "
-                    "#seq = :seq"
-                ),
+                UpdateExpression=update,
                 ConditionExpression="attribute_exists(account_id) AND (attribute_not_exists(#seq) OR #seq < :seq)",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
@@ -92,9 +97,10 @@ class DynamoAccounts(LazyTable):
         return found
 
     def write(self, write: AccountWrite) -> None:
-        """Add one batch's deltas to the account item with one conditional ``UpdateItem``: the
-        item must exist and still hold the watermarks the batch was folded from; otherwise
-        ``StaleAccount`` (the batch is retried and folded again)."""
+        """Add one batch's deltas to the account item with one conditional ``UpdateItem`` that also
+        DELETEs the reservation ids the batch ended from the ``reservations`` set: the item must
+        exist and still hold the watermarks the batch was folded from; otherwise ``StaleAccount``
+        (the batch is retried and folded again)."""
         sets = [
             "cash = cash + :cash",
             "available_cash = if_not_exists(available_cash, cash) + :avail",
@@ -128,10 +134,15 @@ class DynamoAccounts(LazyTable):
             else:
                 values[f":prev{i}"] = previous
                 conditions.append(f"#seq{i} = :prev{i}")
+        update = "SET " + ", ".join(sets)
+        if write.ended_ids:
+            names["#res"] = RESERVATIONS
+            values[":ended"] = set(write.ended_ids)
+            update += " DELETE #res :ended"
         try:
             self.table.update_item(
                 Key={"account_id": write.account_id},
-                UpdateExpression="SET " + ", ".join(sets),
+                UpdateExpression=update,
                 ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,

@@ -51,6 +51,21 @@ The other order types and instructions:
   order's reservation to its new open quantity (a decrease is released there); on
   ``replace_rejected`` it gives the difference back. A buy's rate per share stays the one it was
   entered at; a price increase is covered by the top-up, released when the order ends.
+
+The set of reservations held (``reservations``, a string set on the account item): every
+reservation write ADDs its id (``reservation_id``: the order id of a single order, the group id of
+an OCO group, ``<order>~r<n>`` for what replace ``n`` reserves up front) under ``NOT
+contains(reservations, id)`` besides its limits, so a write applied twice (an SDK retry of a write
+whose answer was lost) holds once: a refused write whose item already holds the id is the
+reservation in place, not a refusal. The orders API's compensation DELETEs the id under
+``contains(reservations, id)``, so a release applied twice gives back once and a release of a
+write that never applied gives back nothing; an answer-less reservation write (timeout, connection
+error) is therefore released by id and answered 503. The risk consumer DELETEs the ids of the
+orders and groups an event ends (and of a replace on ``replaced`` / ``replace_rejected``) in its
+one coalesced write per account (a DELETE of an absent member changes nothing). Reconciliation
+reports an id held with no open order behind it as a leaked reservation. Account items and orders
+from before the set are tolerated: a missing set is empty, the consumer's DELETE is unconditional,
+and reconciliation does not ask an open order for its id.
 """
 
 from __future__ import annotations
@@ -85,6 +100,9 @@ class RiskLimits:
     price_collar: Decimal  # fraction: limit prices within reference x (1 +/- collar)
     market_protection: Decimal  # fraction: a market buy reserves at reference x (1 + this)
     fee_buffer: Decimal  # fraction reserved on top of the notional for fees (the highest fee rate)
+
+
+RESERVATIONS: Final = "reservations"  # the account item's string set of the reservation ids it holds
 
 
 def attr(kind: str, symbol: str) -> str:
@@ -243,6 +261,16 @@ def topup_record_id(order_id: str, number: int) -> str:
     return f"{order_id}~p{number}"
 
 
+def reservation_id(order_id: str) -> str:
+    """The id of the reservation an order holds: its group's for an OCO leg, else its own."""
+    return group_of_leg(order_id) or order_id
+
+
+def replace_reservation_id(order_id: str, number: int) -> str:
+    """The id of what replace ``number`` of an order reserves up front (its terms item's key)."""
+    return replace_record_id(order_id, number)
+
+
 @dataclass(frozen=True)
 class ReplaceTerms:
     """What a replace reserves now and what the risk consumer settles later (see module doc).
@@ -342,3 +370,28 @@ def expected_reservations(
             held = reserve_amount(remaining, Decimal(str(rate))) + Decimal(str(item.get("price_topup", 0)))
             cash[account] = cash.get(account, ZERO) + held
     return ExpectedReservations(cash, quantity)
+
+
+def held_reservation_ids(
+    order_items: Iterable[Mapping[str, Any]], open_statuses: Iterable[str]
+) -> dict[str, set[str]]:
+    """Per account, the reservation ids the open reserved orders hold (see the module doc): an
+    open reserved order's id (an OCO leg's group id) and, while replace ``n`` of a reserved order
+    waits for the engine, ``<order>~r<n>`` when its terms reserved something up front (an
+    increase of the quantity, or cash)."""
+    statuses = frozenset(open_statuses)
+    items = {str(item["order_id"]): item for item in order_items if "order_id" in item}
+    held: dict[str, set[str]] = {}
+    for order_id, item in items.items():
+        if "account_id" not in item or item.get("status") not in statuses or not item.get("reserved"):
+            continue
+        ids = held.setdefault(str(item["account_id"]), set())
+        ids.add(reservation_id(order_id))
+        number = int(item.get("replace_count", 0))
+        if item.get("replace_pending") and number > 0:
+            terms = items.get(replace_record_id(order_id, number), {})
+            topup = items.get(topup_record_id(order_id, number), {})
+            if (Decimal(str(terms.get("quantity", 0))) > 0 or Decimal(str(terms.get("reserve_rate", 0))) > 0
+                    or Decimal(str(topup.get("reserve_rate", 0))) > 0):  # fmt: skip
+                ids.add(replace_reservation_id(order_id, number))
+    return held

@@ -72,10 +72,14 @@ class MemoryOrders:
             self.items[leg.order_id] = order_to_item(leg)
         return True
 
-    def delete_pending(self, order: Order) -> None:
+    def delete_pending(self, order: Order) -> bool:
         item = self.items.get(order.order_id)
-        if item is not None and item.get("status") == "pending_new":
-            del self.items[order.order_id]
+        if item is None:
+            return True
+        if item.get("status") != "pending_new":
+            return False
+        del self.items[order.order_id]
+        return True
 
     def get(self, order_id: str) -> Order | None:
         item = self.items.get(order_id)
@@ -159,6 +163,7 @@ class Account:
     sellable: Decimal = ZERO
     buying: Decimal = ZERO
     seq: int = 0
+    reservations: set[str] = field(default_factory=set)  # the ids of the reservations held
 
     @property
     def reserved_cash(self) -> Decimal:
@@ -181,10 +186,12 @@ class Account:
         self.pos += change.pos
         self.sellable += change.sellable
         self.buying += change.buying
+        self.reservations -= set(change.ended_ids)
 
 
 class MemoryRiskBook:
-    """``RiskBook`` with the conditions of ``DynamoRiskBook.reserve``."""
+    """``RiskBook`` with the conditions of ``DynamoRiskBook.reserve`` and ``release`` (an id
+    already held is a reservation in place; a release gives back only an id held)."""
 
     def __init__(self, accounts: dict[str, Account]) -> None:
         self.accounts = accounts
@@ -194,6 +201,8 @@ class MemoryRiskBook:
         account = self.accounts.get(reservation.account_id)
         if account is None:
             raise RiskRefused("account_not_found", "the account has no risk record", None)
+        if reservation.reservation_id in account.reservations:
+            return
         if reservation.side == "buy":
             if account.available < reservation.amount:
                 raise RiskRefused("insufficient_buying_power", "not enough buying power", "quantity")
@@ -206,15 +215,20 @@ class MemoryRiskBook:
             if account.sellable < floor:
                 raise RiskRefused("insufficient_position", "not enough to sell", "quantity")
             account.sellable -= reservation.quantity
+        account.reservations.add(reservation.reservation_id)
         self.writes += 1
 
-    def release(self, reservation: Reservation) -> None:
+    def release(self, reservation: Reservation) -> bool:
         account = self.accounts[reservation.account_id]
+        if reservation.reservation_id not in account.reservations:
+            return False
+        account.reservations.discard(reservation.reservation_id)
         if reservation.side == "buy":
             account.available += reservation.amount
             account.buying -= reservation.quantity
         else:
             account.sellable += reservation.quantity
+        return True
 
 
 class EngineMarket:

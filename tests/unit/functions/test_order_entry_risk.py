@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from nexus_common.audit import MemoryAuditSink
 from nexus_common.errors import Conflict, Unavailable
 from nexus_common.events import ENGINE_EVENT_ADAPTER
-from nexus_common.risk import RiskRefused, expected_reservations, protection_price, reserve_amount, reserve_rate
+from nexus_common.risk import (
+    RiskRefused,
+    expected_reservations,
+    held_reservation_ids,
+    protection_price,
+    reserve_amount,
+    reserve_rate,
+)
 from nexus_orders.domain import OPEN_STATUSES, MassCancelRequest, NewOrderRequest, OcoRequest, ReplaceOrderRequest
 from nexus_risk.domain import changes_of, prefetch_ids
 from order_entry_world import FEES, LIMITS, Venue, venue
@@ -47,6 +54,7 @@ def all_released(v: Venue) -> None:
         assert account.reserved_cash == 0, name
         assert account.reserved_buy == 0, name
         assert account.reserved_sell == 0, name
+        assert account.reservations == set(), name
 
 
 @pytest.fixture
@@ -365,6 +373,11 @@ def test_after_any_sequence_reservations_never_go_negative_and_return_to_zero(ac
             assert account.reserved_cash >= 0, (name, action)
             assert account.reserved_buy >= 0, (name, action)
             assert account.reserved_sell >= 0, (name, action)
+        # THEN the account's set of reservation ids is exactly what its open reserved orders,
+        # OCO groups and waiting replaces hold
+        held = held_reservation_ids(v.orders.items.values(), OPEN_STATUSES)
+        for name, account in v.accounts.items():
+            assert account.reservations == held.get(name, set()), (name, action)
     # THEN what the open orders should hold (reconciliation's formula) is what the accounts hold
     expected = expected_reservations(v.orders.items.values(), OPEN_STATUSES)
     for name in ("alice", "bob"):

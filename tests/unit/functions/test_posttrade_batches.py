@@ -140,6 +140,8 @@ def one_by_one(items: dict[str, dict[str, Any]], change: AccountChange) -> None:
     for name, delta in (("pos", change.pos), ("sellable", change.sellable), ("buying", change.buying)):
         item[f"{name}#{change.symbol}"] = item.get(f"{name}#{change.symbol}", D(0)) + delta
     item[f"seq#{change.symbol}"] = change.seq
+    if change.ended_ids:  # the reservation ids DELETEd from the account's set
+        item.setdefault("ended", set()).update(change.ended_ids)
 
 
 def batched(items: dict[str, dict[str, Any]], write: AccountWrite) -> None:
@@ -154,6 +156,8 @@ def batched(items: dict[str, dict[str, Any]], write: AccountWrite) -> None:
         for name, value in (("pos", delta.pos), ("sellable", delta.sellable), ("buying", delta.buying)):
             item[f"{name}#{symbol}"] = item.get(f"{name}#{symbol}", D(0)) + value
         item[f"seq#{symbol}"] = write.seq[symbol]
+    if write.ended_ids:
+        item.setdefault("ended", set()).update(write.ended_ids)
 
 
 def fresh_accounts() -> dict[str, dict[str, Any]]:
@@ -249,8 +253,11 @@ class Tables:
         self.records = itertools.count(1)
 
     def open(self, prefix: str, day: list[Step]) -> None:
-        for i in range(ACCOUNTS - 1):
-            self.accounts.put_item(Item={"account_id": f"{prefix}{i}", "cash": D("100000.00"), "status": "active"})
+        named = [order_id(prefix, n, role, side) for n in range(len(day)) for role in "mtc" for side in ("buy", "sell")]
+        reserved = {oid for oid in named if facts_of(oid) is not None}
+        for i in range(ACCOUNTS - 1):  # each account holds every reserved order's id: what ends is removed
+            self.accounts.put_item(Item={"account_id": f"{prefix}{i}", "cash": D("100000.00"), "status": "active",
+                                         "reservations": reserved | {"kept"}})  # fmt: skip
         for n in range(len(day)):
             for role, side in (("m", "buy"), ("m", "sell"), ("t", "buy"), ("t", "sell"), ("c", "buy"), ("c", "sell")):
                 oid = order_id(prefix, n, role, side)
@@ -282,9 +289,10 @@ class Tables:
             return text.replace(prefix, "")
 
         accounts = {
-            plain(str(item["account_id"])): {k: v for k, v in item.items() if k != "account_id"}
+            plain(str(item["account_id"])): {k: {x.removeprefix(prefix) for x in v} if k == "reservations" else v
+                                             for k, v in item.items() if k != "account_id"}
             for item in self.accounts.scan()["Items"] if str(item["account_id"]).startswith(prefix)
-        }
+        }  # fmt: skip
         positions = {
             (plain(p.account_id), p.symbol): (p.quantity, p.cost, p.realized_pnl, p.fees, p.bought, p.sold, p.last_seq)
             for p in self.positions.all() if p.account_id.startswith(prefix)
