@@ -221,14 +221,20 @@ def reconcile_tables(table: Any) -> Reconciliation:
 def reconcile_until_clean(table: Any, wait: float) -> Reconciliation:
     """Reconcile; while there are breaks, try again for up to ``wait`` seconds (the consumers
     may still be applying the last events). A reconciliation scans every table, which competes
-    with the consumers for the emulated AWS: the pause between tries grows from 1 s to 15 s."""
+    with the consumers for the emulated AWS: the pause between tries grows from 1 s to 15 s, and
+    is at least twice what the last reconciliation took, so reconciling takes at most a third of
+    the time while the consumers catch up (a scan of a large day takes tens of seconds)."""
     deadline = time.monotonic() + wait
+    started = time.monotonic()
     result = reconcile_tables(table)
+    took = time.monotonic() - started
     pause = 1.0
     while result.breaks and time.monotonic() < deadline:
-        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(max(pause, 2 * took), max(0.0, deadline - time.monotonic())))
         pause = min(pause * 2, 15.0)
+        started = time.monotonic()
         result = reconcile_tables(table)
+        took = time.monotonic() - started
     return result
 
 
