@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench build deploy clean install
+.PHONY: run test lint bench day build deploy clean install
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ bench: $(STAMP)
 	$(BIN)/nexus bench matching
 	$(BIN)/nexus bench local
 	$(BIN)/nexus bench cache
+
+## day: the 10,000-pair simulated trading day on a platform of its own, then reconciliation
+##      (about an hour and a half on a 2-core machine; exit 1 on a break)
+day: $(STAMP)
+	$(BIN)/nexus bench day --accounts 50 --trades 10000
 
 ## build / deploy: SAM, on a machine with the SAM CLI, Docker and AWS credentials
 build:

@@ -64,16 +64,17 @@ def _call(url: str, key: str, method: str, path: str, body: dict[str, Any] | Non
         return answer.status, json.loads(answer.read())
 
 
-class _Platform:
-    """``nexus up --demo`` in a child process."""
+class LocalPlatform:
+    """``nexus up --demo`` in a child process (free ports, its own state folder)."""
 
-    def __init__(self) -> None:
-        self.state = Path(tempfile.mkdtemp(prefix="nexus-bench-"))
+    def __init__(self, stage: str = "bench") -> None:
+        self.stage = stage
+        self.state = Path(tempfile.mkdtemp(prefix=f"nexus-{stage}-"))
         self.api_port, self.aws_port = free_port(), free_port()
         env = {**os.environ, "NEXUS_STATE_DIR": str(self.state)}
         for key in ("AWS_ENDPOINT_URL", "REDIS_URL"):
             env.pop(key, None)
-        command = [sys.executable, "-m", "nexus.cli", "up", "--demo", "--stage", "bench",
+        command = [sys.executable, "-m", "nexus.cli", "up", "--demo", "--stage", stage,
                    "--port", str(self.api_port), "--aws-port", str(self.aws_port)]  # fmt: skip
         self.process = spawn(command, env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.api_port}"
@@ -83,17 +84,17 @@ class _Platform:
         self.keys = [a["api_key"] for a in accounts]
 
     def orders_table(self) -> str:
-        return "nexus-bench-orders"
+        return f"nexus-{self.stage}-orders"
 
     def stop(self) -> None:
         stop_process(self.process, 15)
 
 
-def _order_status(platform: _Platform, key: str, order_id: str) -> str:
+def _order_status(platform: LocalPlatform, key: str, order_id: str) -> str:
     return str(_call(platform.url, key, "GET", f"/v1/orders/{order_id}")[1]["order"]["status"])
 
 
-def _round_trip(platform: _Platform) -> float:
+def _round_trip(platform: LocalPlatform) -> float:
     seller, buyer = platform.keys
     sell = {"symbol": "AAPL", "side": "sell", "type": "limit", "quantity": "1", "price": "99.00"}
     _, placed = _call(platform.url, seller, "POST", "/v1/orders", sell)
@@ -107,7 +108,7 @@ def _round_trip(platform: _Platform) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def _count_filled(platform: _Platform, ids: set[str]) -> int:
+def _count_filled(platform: LocalPlatform, ids: set[str]) -> int:
     credentials = {k.lower(): v for k, v in LOCAL_CREDENTIALS.items()}  # the emulation's dummy keys
     client = boto3.client("dynamodb", endpoint_url=platform.aws, region_name="us-east-1", **credentials)
     filled = 0
@@ -122,7 +123,7 @@ def _count_filled(platform: _Platform, ids: set[str]) -> int:
 
 
 def run(pairs: int = 200, clients: int = 4, timeout: float = 300.0) -> LocalBenchResult:
-    platform = _Platform()
+    platform = LocalPlatform()
     try:
         seller, buyer = platform.keys
         with ThreadPoolExecutor(clients) as pool:  # start the API's execution environments first

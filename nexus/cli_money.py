@@ -22,7 +22,9 @@ from the state file unless ``--api-url`` is given.
 
 ``nexus simulate --accounts N --trades M`` creates N funded accounts and trades M crossing pairs
 (a resting sell, then a buy at its price) through the HTTP API of the running platform, in
-parallel, with a progress bar; then waits for the consumers and reconciles.
+parallel, with a progress bar; then waits for the consumers and reconciles. ``nexus bench day``
+(``make day``) does the same on a platform of its own, started and stopped around it: the
+10,000-pair day by default.
 """
 
 from __future__ import annotations
@@ -353,24 +355,49 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         api_url: Annotated[str, typer.Option(help="API of the running platform (default: its state file).")] = "",
     ) -> None:
         """A random trading day through the running local platform over HTTP, then reconcile."""
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         stage, state_url = _connect()
         url = api_url or state_url
         if not url:
             typer.echo("no running platform: start `nexus up` or pass --api-url", err=True)
             raise typer.Exit(2)
-        with Progress(TextColumn("trading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
-            task = bar.add_task("pairs", total=trades)
-            result = simulate_day(
-                _tables(stage), url, accounts, trades, clients, seed, progress=lambda: bar.advance(task)
-            )
-        typer.echo(
-            f"simulated: {result.accounts} accounts, {result.trades} crossing pairs ({result.orders_sent} orders, "
-            f"{result.refused} refused) in {result.seconds:.1f} s "
-            f"({result.orders_sent / result.seconds:.0f} orders/s); "
-            f"consumers settled {result.settle_seconds:.1f} s later"
-        )
-        _print_reconciliation(result.reconciliation)
-        if result.reconciliation.breaks:
-            raise typer.Exit(1)
+        _simulate_and_report(_tables(stage), url, accounts, trades, clients, seed)
+
+    @bench_app.command("day")
+    def bench_day(
+        accounts: Annotated[int, typer.Option(min=2, help="Accounts to create and fund.")] = 50,
+        trades: Annotated[int, typer.Option(min=1, help="Crossing pairs to send (each at least one trade).")] = 10_000,
+        clients: Annotated[int, typer.Option(min=1, max=64, help="Concurrent HTTP clients.")] = 8,
+        seed: Annotated[int, typer.Option(help="Random seed of the day.")] = 1,
+    ) -> None:
+        """The simulated day on a platform of its own: `nexus up --demo` in a child process (free
+        ports, its own state), `simulate`, reconcile, stop. Exit 1 on a break."""
+        from nexus.bench_local import LocalPlatform
+        from nexus.local import runtime
+
+        platform = LocalPlatform(stage="day")
+        try:
+            os.environ["AWS_ENDPOINT_URL"] = platform.aws
+            for key, value in runtime.LOCAL_CREDENTIALS.items():
+                os.environ.setdefault(key, value)
+            os.environ.setdefault("AWS_REGION", "us-east-1")
+            _simulate_and_report(_tables("day"), platform.url, accounts, trades, clients, seed)
+        finally:
+            platform.stop()
+
+
+def _simulate_and_report(table: Any, url: str, accounts: int, trades: int, clients: int, seed: int) -> None:
+    """Run the day with a progress bar, print its figures and the reconciliation; exit 1 on a break."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("trading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
+        task = bar.add_task("pairs", total=trades)
+        result = simulate_day(table, url, accounts, trades, clients, seed, progress=lambda: bar.advance(task))
+    typer.echo(
+        f"simulated: {result.accounts} accounts, {result.trades} crossing pairs ({result.orders_sent} orders, "
+        f"{result.refused} refused) in {result.seconds:.1f} s "
+        f"({result.orders_sent / result.seconds:.0f} orders/s); "
+        f"consumers settled {result.settle_seconds:.1f} s later"
+    )
+    _print_reconciliation(result.reconciliation)
+    if result.reconciliation.breaks:
+        raise typer.Exit(1)
