@@ -2,7 +2,9 @@
 
 Exactly once in the inbox: one conditional put per notification id, so a redelivered message
 changes nothing. The push follows the put; a redelivery of a message whose push did not happen
-(``pushed_at`` missing) pushes it then."""
+(``pushed_at`` missing) pushes it then. When the account has no subscriber (read once per
+invocation) there is nothing to push: the put stores the notification as pushed, one write
+instead of two."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from nexus_common.events import utc_now
+from nexus_common.events import iso, utc_now
 from nexus_common.jsonutil import loads
 from nexus_common.logging import get_logger, with_lambda_context
 from nexus_common.push import ConnectionStore, ManagementApi, Publisher
@@ -37,15 +39,17 @@ management = lazy(lambda: ManagementApi(settings().ws_management_endpoint))
 
 def deliver(notification: Notification, publisher: Publisher) -> bool:
     """Store and push one notification; False when it was already delivered (a redelivery)."""
-    item = inbox_item(notification, utc_now())
+    channel = f"notifications:{notification.account_id}"
+    now = utc_now()
+    item = inbox_item(notification, now)
+    if not publisher.subscribers(channel):
+        return inbox().add({**item, "pushed_at": iso(now)})  # nobody to push to: stored is delivered
     if not inbox().add(item):
         stored = inbox().get(notification.account_id, notification.notification_id)
         if stored is None or stored.get("pushed_at"):
             return False
         item = stored
-    publisher.publish(
-        f"notifications:{notification.account_id}", [{"type": "notifications", "notification": inbox_view(item)}]
-    )
+    publisher.publish(channel, [{"type": "notifications", "notification": inbox_view(item)}])
     inbox().mark_pushed(notification.account_id, notification.notification_id, utc_now())
     return True
 

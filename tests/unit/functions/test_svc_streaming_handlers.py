@@ -152,6 +152,24 @@ def test_a_notification_is_pushed_once_to_the_subscribed_account(streaming: Any)
     assert (pushed[0]["seq"], pushed[0]["notification"]["notification_id"]) == (1, "AAPL-4:ORDER_ID")
 
 
+def test_a_notification_nobody_listens_to_is_stored_once_as_delivered(streaming: Any) -> None:
+    # GIVEN an account with no WebSocket subscriber
+    streaming.use_function_env("NotificationsFunction")
+    message = load_event("sqs_notification.json")
+    # WHEN its notification is delivered twice
+    for _ in range(2):
+        assert consumer.handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
+    # THEN the inbox holds it once, marked pushed (nothing was left to push on a redelivery)
+    inbox = boto3.resource("dynamodb", region_name="us-east-1").Table(streaming.table_name("NotificationsTable"))
+    (item,) = inbox.scan()["Items"]
+    assert item["notification_id"] == "AAPL-4:ORDER_ID"
+    assert item["pushed_at"]
+    # AND a subscriber that arrives later is not sent it again by a third delivery
+    connect_and_subscribe("conn-late", "acc_taker", {"channel": "notifications"})
+    assert consumer.handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
+    assert [m for m in posted("conn-late") if m["type"] == "notifications"] == []
+
+
 def _stream_record(new: dict[str, Any], old: dict[str, Any] | None, sequence: str) -> dict[str, Any]:
     from boto3.dynamodb.types import TypeSerializer
 

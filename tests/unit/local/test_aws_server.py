@@ -270,3 +270,32 @@ def _answers(dynamodb: Any) -> bool:
     except Exception:
         return False
     return True
+
+
+def _sqs_session(sqs: Any) -> list[list[str]]:
+    """Sends (one delayed far ahead), receives that hide what they took, a visibility change that
+    shows one again: the bodies each receive got, sorted."""
+    url = sqs.create_queue(QueueName="notes")["QueueUrl"]
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(5)])
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=900)
+    got = []
+    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=3, VisibilityTimeout=300).get("Messages", [])
+    got.append(sorted(m["Body"] for m in first))
+    got.append(sorted(m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                                             VisibilityTimeout=300).get("Messages", [])))  # fmt: skip
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"], VisibilityTimeout=0)
+    got.append(sorted(m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])))
+    return got
+
+
+def test_sqs_receives_what_moto_receives(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the same sends, receives and visibility change on the embedded server and on moto's own SQS
+    fast = _sqs_session(boto3.client("sqs", endpoint_url=server, region_name="us-east-1", **_keys()))
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        reference = _sqs_session(boto3.client("sqs", region_name="us-east-1"))
+    # THEN each receive got the same messages: hidden ones and the delayed one never, the shown one again
+    assert fast == reference
+    assert [len(g) for g in fast] == [3, 2, 1]
+    assert "later" not in {body for g in fast for body in g}
