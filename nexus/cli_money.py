@@ -340,8 +340,16 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         wait: Annotated[float, typer.Option(help="Seconds to retry while breaks remain (consumers catching up).")] = 0,
     ) -> None:
         """Ledger vs positions vs reservations vs the trade tape; prints every break, exit 1 on one."""
+        from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+
         stage, _ = _connect()
-        result = reconcile_until_clean(_tables(stage), wait)
+        try:
+            tables = _tables(stage)
+        except (NoCredentialsError, EndpointConnectionError) as exc:
+            typer.echo(f"cannot reach the platform's AWS ({exc}): start `nexus up`, or set AWS_ENDPOINT_URL "
+                       "and credentials", err=True)  # fmt: skip
+            raise typer.Exit(2) from None
+        result = reconcile_until_clean(tables, wait)
         _print_reconciliation(result)
         if result.breaks:
             raise typer.Exit(1)
