@@ -6,6 +6,7 @@ folded in memory and written back with one conditional put per item (no transact
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -185,20 +186,28 @@ class DynamoBookOrders(LazyTable):
         return {str(i["order_id"]): order_from_item(i) for i in items}
 
     def apply(self, symbol: str, events: list[AnyEngineEvent]) -> int:
-        """Fold one record's events into the orders they name; one conditional put per order."""
+        """Fold events of ``symbol`` (in seq order) into the orders they name; one conditional put
+        per order."""
+        return sum(write() for write in self.plan(symbol, events))
+
+    def plan(self, symbol: str, events: list[AnyEngineEvent]) -> list[Callable[[], int]]:
+        """Read the orders the events name (one batched read) and fold the events into them; the
+        conditional puts are returned, to be run in any order (each is one order's item)."""
         needed = touched_order_ids(events)
         stored = self.load(symbol, needed) if needed else {}
         fold = L3Fold(stored)
         for event in events:
             fold.apply(event)
-        written = 0
-        for order_id, order in fold.finish().items():
-            before = stored.get(order_id)
+        return [self._writer(symbol, order, stored.get(order_id)) for order_id, order in fold.finish().items()]
+
+    def _writer(self, symbol: str, order: L3Order, before: L3Order | None) -> Callable[[], int]:
+        def write() -> int:
             expires = int(datetime.fromisoformat(order.ts).timestamp()) + TOMBSTONE_SECONDS if order.ts else None
             if not _put_guarded(self.table, order.to_item(expires), before.last_seq if before else None):
                 raise RuntimeError(f"L3 order of {symbol} changed under the consumer")
-            written += 1
-        return written
+            return 1
+
+        return write
 
     def side(self, symbol: str, side: str, depth: int) -> list[L3Level]:
         """The best ``depth`` levels of one side, each with its orders in time priority."""
