@@ -13,7 +13,7 @@ every later one are reported (Lambda retries from it, then the DLQ). The writes 
   L3 book (one conditional put per order).
 
 Every item is written at most once per batch and each write is independent of the others (its own
-item, its own seq/epoch watermark), so they run concurrently, ``WRITERS`` at a time: a batch of a
+item, its own seq/epoch watermark), so they run concurrently (``nexus_common.parallel``): a batch of a
 hundred engine steps is a few hundred writes in flight together, not a thousand one after the
 other. A redelivered or replayed batch changes nothing (the watermarks), and a batch retried after
 a function error rewrites nothing it had written.
@@ -22,11 +22,11 @@ a function error rewrites nothing it had written.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from nexus_common.events import AnyEngineEvent, BookEvent, TradeEvent
 from nexus_common.logging import get_logger, with_lambda_context
+from nexus_common.parallel import run_all
 from nexus_common.settings import lazy, lazy_settings
 from nexus_common.stream_batch import decode_batch, failures
 
@@ -35,8 +35,6 @@ from nexus_marketdata.settings import MarketDataConsumerSettings
 
 logger = get_logger()
 settings = lazy_settings(MarketDataConsumerSettings)
-WRITERS = 8  # writes of one batch in flight at once
-writers = lazy(lambda: ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="marketdata-write"))
 trades = lazy(lambda: DynamoTrades(settings().trades_table))
 book_levels = lazy(lambda: DynamoBookLevels(settings().book_levels_table))
 candles = lazy(lambda: DynamoCandles(settings().candles_table))
@@ -58,20 +56,7 @@ def apply_events(events: list[AnyEngineEvent]) -> int:
         if symbol_trades:
             writes.append(_apply_candles(symbol_trades))
         writes += book_orders().plan(symbol, symbol_events)
-    return run_all(writes)
-
-
-def run_all(writes: list[Callable[[], int]]) -> int:
-    """Run independent writes ``WRITERS`` at a time; wait for every one, then raise the first
-    error if any failed (the batch is then retried: what was written changes nothing)."""
-    if len(writes) <= 1:
-        return sum(write() for write in writes)
-    futures = [writers().submit(write) for write in writes]
-    wait(futures)
-    errors = [f.exception() for f in futures if f.exception() is not None]
-    if errors:
-        raise errors[0]  # type: ignore[misc]
-    return sum(f.result() for f in futures)
+    return sum(run_all(writes))
 
 
 def _put_trade(trade: TradeEvent) -> Callable[[], int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -660,27 +661,51 @@ def _plausible_id(order_id: str) -> bool:
 
 
 def apply_events(
-    events: Iterable[ExecutionEventT], orders: OrderRepository, notifier: Notifier
+    events: Iterable[ExecutionEventT],
+    orders: OrderRepository,
+    notifier: Notifier,
+    parallel: Callable[[list[Callable[[], Any]]], list[Any]] | None = None,
 ) -> int:
     """Apply events in order; returns how many order changes were written.
 
-    Per event: one conditional update per order it names, then one batch of notifications for
-    the orders whose status the event moved to filled/partially_filled/cancelled/rejected. A
-    redelivered event whose update is refused because it is *the last one applied* to the order
-    sends its notifications again (the first attempt may have failed after the update; the
-    notifications consumer drops duplicates by ``notification_id``).
-    """
-    written = 0
+    Per event: one conditional update per order it names; the notifications go out for the
+    orders whose status an event moved to filled/partially_filled/cancelled/rejected, in event
+    order. A redelivered event whose update is refused because it is *the last one applied* to
+    the order sends its notifications again (the first attempt may have failed after the update;
+    the notifications consumer drops duplicates by ``notification_id``).
+
+    With ``parallel`` (run callables concurrently, return their results in order, raise the first
+    error once all have run), the orders are updated concurrently: each order's changes still run
+    one after the other in event order (an order stops at its first error), orders do not depend
+    on each other (one item each, its own seq). The notifications of every change that was
+    applied are sent, in event order, before an error is raised."""
+    ordered: dict[str, list[tuple[int, OrderChange, datetime]]] = {}
+    position = 0
     for event in events:
-        messages: list[dict[str, Any]] = []
         for change in order_changes(event):
+            ordered.setdefault(change.order_id, []).append((position, change, event.ts))
+            position += 1
+    outcomes: list[tuple[int, bool, dict[str, Any] | None]] = []
+
+    def apply_order(changes: list[tuple[int, OrderChange, datetime]]) -> None:
+        for at, change, ts in changes:
             result = orders.apply(change)
-            written += int(result.applied)
             order = result.order
-            if order is None or change.notify is None:
-                continue
-            if result.applied or order.last_seq == change.seq:
-                messages.append(notification_message(change, order, event.ts))
+            message = None
+            if order is not None and change.notify is not None and (result.applied or order.last_seq == change.seq):
+                message = notification_message(change, order, ts)
+            outcomes.append((at, result.applied, message))  # list.append is atomic
+
+    jobs = [functools.partial(apply_order, changes) for changes in ordered.values()]
+    try:
+        if parallel is None or len(jobs) <= 1:
+            for job in jobs:
+                job()
+        else:
+            parallel(jobs)
+    finally:
+        outcomes.sort(key=lambda outcome: outcome[0])
+        messages = [message for _, _, message in outcomes if message is not None]
         if messages:
             notifier.send(messages)
-    return written
+    return sum(1 for _, applied, _ in outcomes if applied)
