@@ -26,10 +26,11 @@
 * A DynamoDB update expression is parsed once per distinct text (moto parses it twice per
   ``UpdateItem``; the tree it gives is only read, or copied before it is changed), so the
   handful of expressions the services use are not tokenized again on every write.
-* An SQS queue's visible messages are listed reading the clock once per call, not twice per
-  message: moto lists them on every ``ReceiveMessage`` and every wake-up of a long poll (each
-  ``SendMessage`` wakes them), so a backed-up queue made every send wait (over 100 ms each
-  with a thousand messages queued).
+* An SQS queue's visible, delayed and in-flight messages are counted reading the clock once per
+  call, not once or twice per message: moto lists or counts them on every ``ReceiveMessage``,
+  every wake-up of a long poll (each send wakes them) and, through the queue's attributes, every
+  message sent, so a backed-up queue made every send wait (over 100 ms each with a thousand
+  messages queued).
 * HTTP/1.1 keep-alive, so boto3's connection pools reuse connections.
 * moto's list of its own service modules (read from disk on every request to route it) is read
   once.
@@ -283,6 +284,18 @@ def _queue_messages(self: Queue) -> list[Message]:
     return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
 
 
+def _queue_delayed(self: Queue) -> int:
+    """moto's ``Queue.approximate_number_of_messages_delayed``, with one clock read."""
+    now = unix_time_millis()
+    return sum(1 for m in self._messages if now < m.delayed_until)
+
+
+def _queue_not_visible(self: Queue) -> int:
+    """moto's ``Queue.approximate_number_of_messages_not_visible``, with one clock read."""
+    now = unix_time_millis()
+    return sum(1 for m in self._messages if not now > m.visible_at)
+
+
 _parse_update_expression = UpdateExpressionParser.make
 
 
@@ -297,6 +310,8 @@ def install_speedups() -> None:
     _install_module_cache()
     UpdateExpressionParser.make = _parsed_update_expression
     Queue.messages = property(_queue_messages)  # type: ignore[method-assign,assignment]
+    Queue.approximate_number_of_messages_delayed = property(_queue_delayed)  # type: ignore[method-assign,assignment]
+    Queue.approximate_number_of_messages_not_visible = property(_queue_not_visible)  # type: ignore[method-assign,assignment]
     ActionResult.execute_result = _execute_result_json  # type: ignore[method-assign]
     Shard.get_records = _shard_get_records  # type: ignore[method-assign]
     Shard.get_max_sequence_number = _shard_max_sequence_number  # type: ignore[method-assign]
