@@ -121,6 +121,8 @@ def _dynamodb_session(dynamodb: Any) -> list[Any]:
 
     for i in range(12):
         call("put_item", TableName="items", Item=item(i))
+    for pk, sk in (("a", "2"), ("q", "10"), ("q", "9"), ("z", "1"), ("q", "1")):  # other partitions, out of order
+        call("put_item", TableName="items", Item={**item(30), "pk": {"S": pk}, "sk": {"S": sk}})
     call("put_item", TableName="items", Item=item(0), ReturnValues="ALL_OLD")
     call("put_item", TableName="items", Item=item(1), ConditionExpression="attribute_not_exists(pk)",
          ReturnValuesOnConditionCheckFailure="ALL_OLD")  # fmt: skip
@@ -144,6 +146,13 @@ def _dynamodb_session(dynamodb: Any) -> list[Any]:
     call("query", TableName="items", IndexName="by-g", KeyConditionExpression="g = :g",
          ExpressionAttributeValues={":g": {"S": "g1"}}, Select="COUNT")  # fmt: skip
     call("query", TableName="items", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "none"}})
+    call("query", TableName="items", KeyConditionExpression="pk = :p AND sk > :s",
+         ExpressionAttributeValues={":p": {"S": "q"}, ":s": {"S": "1"}})  # fmt: skip
+    call("query", TableName="items", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "q"}},
+         Limit=2, ExclusiveStartKey={"pk": {"S": "q"}, "sk": {"S": "1"}})  # fmt: skip
+    call("query", TableName="items", IndexName="by-g", KeyConditionExpression="g = :g",
+         ExpressionAttributeValues={":g": {"S": "g0"}}, ScanIndexForward=False)  # fmt: skip
+    call("scan", TableName="items")
     call("scan", TableName="items", Limit=5, ExclusiveStartKey={"pk": {"S": "p"}, "sk": {"S": "002"}})
     call("scan", TableName="items", FilterExpression="n > :n", ExpressionAttributeValues={":n": {"N": "8"}})
 
@@ -166,7 +175,7 @@ def test_dynamodb_item_operations_answer_what_moto_answers(server: str, monkeypa
     with mock_aws():
         reference = _dynamodb_session(boto3.client("dynamodb", region_name="us-east-1"))
     # THEN every answer is the same (items, counts, pages, returned values, refusals)
-    assert len(fast) == len(reference) == 36
+    assert len(fast) == len(reference) == 45
     for got, expected in zip(fast, reference, strict=True):
         assert got == expected
     assert any(a[0] == "put_item" and a[1] == "ConditionalCheckFailedException" and a[2] for a in fast)
