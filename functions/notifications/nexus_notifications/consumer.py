@@ -4,23 +4,18 @@ Exactly once in the inbox: one conditional put per notification id, so a redeliv
 changes nothing. The push follows the put; a redelivery of a message whose push did not happen
 (``pushed_at`` missing) pushes it then. When the account has no subscriber (read once per
 invocation) there is nothing to push: the put stores the notification as pushed, one write
-instead of two."""
+instead of two. The notifications of a batch are delivered concurrently (``nexus_common.parallel``);
+each failed one is reported and comes back after the queue's visibility timeout (then the DLQ)."""
 
 from __future__ import annotations
 
-import logging
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from nexus_common.events import iso, utc_now
 from nexus_common.jsonutil import loads
 from nexus_common.logging import get_logger, with_lambda_context
+from nexus_common.parallel import run_all
 from nexus_common.push import ConnectionStore, ManagementApi, Publisher
 from nexus_common.settings import lazy, lazy_settings
 
@@ -30,8 +25,6 @@ from nexus_notifications.settings import NotificationsConsumerSettings
 
 logger = get_logger()
 settings = lazy_settings(NotificationsConsumerSettings)
-# Powertools Logger quacks like logging.Logger: failed records are logged, redacted.
-processor = BatchProcessor(event_type=EventType.SQS, logger=cast("logging.Logger", logger))
 inbox = lazy(lambda: Inbox(settings().notifications_table))
 connections = lazy(lambda: ConnectionStore(settings().connections_table))
 management = lazy(lambda: ManagementApi(settings().ws_management_endpoint))
@@ -55,10 +48,22 @@ def deliver(notification: Notification, publisher: Publisher) -> bool:
 
 
 @with_lambda_context(logger)
-def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Deliver the batch's notifications concurrently (each is its own inbox item and its own
+    push); the messages that failed are reported, and come back after the visibility timeout."""
     publisher = Publisher(connections(), management())
 
-    def record_handler(record: SQSRecord) -> bool:
-        return deliver(Notification.model_validate(loads(record.body)), publisher)
+    def job(record: dict[str, Any]) -> Callable[[], str | None]:
+        def run() -> str | None:
+            try:
+                deliver(Notification.model_validate(loads(record["body"])), publisher)
+            except Exception as exc:  # reported below; the rest of the batch is delivered
+                details = {"message_id": record.get("messageId"), "error": f"{type(exc).__name__}: {exc}"[:300]}
+                logger.warning("notification not delivered", extra=details)
+                return str(record.get("messageId"))
+            return None
 
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+        return run
+
+    failed = [m for m in run_all([job(r) for r in event.get("Records") or []]) if m is not None]
+    return {"batchItemFailures": [{"itemIdentifier": m} for m in failed]}

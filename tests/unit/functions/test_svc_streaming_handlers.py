@@ -170,6 +170,19 @@ def test_a_notification_nobody_listens_to_is_stored_once_as_delivered(streaming:
     assert [m for m in posted("conn-late") if m["type"] == "notifications"] == []
 
 
+def test_a_bad_notification_is_reported_alone_and_the_batch_is_delivered(streaming: Any) -> None:
+    # GIVEN a batch of a good notification, one that is not JSON and one that is not a notification
+    streaming.use_function_env("NotificationsFunction")
+    good = load_event("sqs_notification.json")
+    # WHEN it is consumed
+    answer = consumer.handler(sqs_event(good, "not json", {"kind": "?"}), FakeLambdaContext())
+    # THEN only the two bad messages are reported (they come back, then go to the DLQ)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "msg-2"}, {"itemIdentifier": "msg-3"}]}
+    # AND the good one is in the inbox
+    inbox = boto3.resource("dynamodb", region_name="us-east-1").Table(streaming.table_name("NotificationsTable"))
+    assert [item["notification_id"] for item in inbox.scan()["Items"]] == ["AAPL-4:ORDER_ID"]
+
+
 def _stream_record(new: dict[str, Any], old: dict[str, Any] | None, sequence: str) -> dict[str, Any]:
     from boto3.dynamodb.types import TypeSerializer
 
