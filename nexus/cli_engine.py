@@ -43,10 +43,19 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         peer: Annotated[bool, typer.Option(help="Also run the published peer engine.")] = True,
     ) -> None:
         """Matching engine alone on workload W1: ops/s, per-op latency, and a PyPI peer's ratio."""
+        import os
+
+        import nexus_matching
         import nexus_matching.bench as bench
 
         result = bench.run(ops, peer=peer)
         typer.echo(f"matching engine, workload W1 ({result.ops:,} ops, one symbol, integer fast path):")
+        if nexus_matching.implementation() == "compiled":
+            typer.echo("  engine      compiled (Cython extension modules nexus_matching.book, .engine)")
+        elif os.environ.get(nexus_matching.PURE_ENV, "") not in ("", "0"):
+            typer.echo(f"  engine      pure Python ({nexus_matching.PURE_ENV} is set)")
+        else:
+            typer.echo("  engine      pure Python (no extension, or one older than its source: pip install -e .)")
         typer.echo(f"  throughput  {result.ops_per_s:12,.0f} ops/s   ({result.seconds:.3f} s, one timer, gc frozen)")
         typer.echo(
             f"  latency     p50 {result.p50_ns / 1000:.2f} us   p99 {result.p99_ns / 1000:.2f} us   "

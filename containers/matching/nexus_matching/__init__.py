@@ -1,1 +1,73 @@
+"""The NexusTrade matching engine.
 
+The book core (``book`` and ``engine``) is compiled with Cython when the package is installed
+(``setup.py``; Cython's pure Python mode: the ``.pxd`` files next to the modules type them), and
+the very same ``.py`` sources are the fallback wherever the extension was not built. The pure
+Python modules run instead of the compiled ones when ``NEXUS_MATCHING_PURE=1`` is set, and when
+an extension module is older than its sources (edited since the last build: a ``RuntimeWarning``
+says to rebuild with ``pip install -e .``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from importlib.machinery import EXTENSION_SUFFIXES, SourceFileLoader
+from importlib.util import module_from_spec, spec_from_loader
+
+PURE_ENV = "NEXUS_MATCHING_PURE"
+CORE_MODULES = ("book", "engine")  # in import order: the engine imports the book
+_FOLDER = os.path.dirname(os.path.abspath(__file__))
+
+
+def _stale_extensions() -> list[str]:
+    """The core modules whose extension module is older than their ``.py`` or ``.pxd``."""
+    stale: list[str] = []
+    for name in CORE_MODULES:
+        sources = [os.path.join(_FOLDER, f"{name}{suffix}") for suffix in (".py", ".pxd")]
+        newest_source = max(os.path.getmtime(path) for path in sources if os.path.exists(path))
+        for suffix in EXTENSION_SUFFIXES:
+            path = os.path.join(_FOLDER, f"{name}{suffix}")
+            if os.path.exists(path) and os.path.getmtime(path) < newest_source:
+                stale.append(name)
+                break
+    return stale
+
+
+def _load_pure_core() -> None:
+    """Import the core modules from their ``.py`` sources, ahead of any compiled module."""
+    for name in CORE_MODULES:
+        full_name = f"{__name__}.{name}"
+        if full_name in sys.modules:
+            continue
+        loader = SourceFileLoader(full_name, os.path.join(_FOLDER, f"{name}.py"))
+        spec = spec_from_loader(full_name, loader)
+        assert spec is not None
+        module = module_from_spec(spec)
+        sys.modules[full_name] = module
+        try:
+            loader.exec_module(module)
+        except BaseException:
+            del sys.modules[full_name]
+            raise
+
+
+if os.environ.get(PURE_ENV, "") not in ("", "0"):
+    _load_pure_core()
+elif _stale := _stale_extensions():
+    warnings.warn(
+        f"nexus_matching: the extension of {', '.join(_stale)} is older than the source; running the pure Python "
+        "engine (rebuild with: pip install -e .)",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    _load_pure_core()
+
+
+def implementation() -> str:
+    """``"compiled"`` when the Cython extension runs the core, else ``"pure"`` (Python source)."""
+    from nexus_matching import book, engine
+
+    compiled = all(not str(module.__file__).endswith(".py") for module in (book, engine))
+    return "compiled" if compiled else "pure"

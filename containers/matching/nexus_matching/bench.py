@@ -9,9 +9,11 @@ well; sides 50/50. The workload is generated before any timing.
 
 The engine runs on its integer fast path (``MatchingEngine.submit`` / ``cancel_order``: the same
 matching core as ``process``, with the protection band, collar, self-trade checks, icebergs,
-OCO and stop triggers all in place, minus the event dicts). Pass 1 times the whole run (ops/s,
-no per-op timer); pass 2, on a fresh engine, times every op with ``time.perf_counter_ns``. The
-garbage collector is collected, frozen and disabled around each timed run. The peer
+OCO and stop triggers all in place, minus the event dicts), compiled when the extension is built
+(``nexus_matching.implementation()``, printed by the command; ``NEXUS_MATCHING_PURE=1`` measures
+the pure Python engine). Pass 1 times the whole run (ops/s, no per-op timer); pass 2, on a
+fresh engine, times every op with ``time.perf_counter_ns``. The garbage collector is collected,
+frozen and disabled around each timed run. The peer
 (``cython-orderbook``, a compiled Cython order book from PyPI, the ``bench`` extra) runs the same
 ops; the ratio is engine ops/s over peer ops/s.
 """

@@ -1,3 +1,4 @@
+# cython: language_level=3, annotation_typing=False
 """The matching engine: commands in, events out, for every symbol of the venue.
 
 Pure domain: no I/O, no clock, no randomness. ``process`` takes one JSON-decoded command (the
@@ -128,7 +129,7 @@ from __future__ import annotations
 import heapq
 import re
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
@@ -150,6 +151,7 @@ from nexus_matching.book import (
     LIMIT,
     MARKET,
     NEW,
+    ORDER_SHARDS,
     PENDING,
     RESTING,
     STOP,
@@ -487,8 +489,78 @@ class _Market:
         return found
 
 
+SEEN_SHARDS: Final = 16
+_SEEN_MASK: Final = SEEN_SHARDS - 1
+_ORDER_MASK: Final = ORDER_SHARDS - 1
+
+
+class IdSet:
+    """A set of order ids in ``SEEN_SHARDS`` sets picked by the id's hash: one generation of the
+    window of seen ids. Each generation grows from empty to ``dedup_window`` ids, and a set
+    rebuilds its whole table each time it grows (over a millisecond at tens of thousands of
+    ids); a shard's table is a 16th of it."""
+
+    __slots__ = ("shards", "size")
+
+    def __init__(self, ids: Iterable[str] = ()) -> None:
+        self.shards: list[set[str]] = [set() for _ in range(SEEN_SHARDS)]
+        self.size = 0
+        for order_id in ids:
+            self.add(order_id)
+
+    def contains(self, order_id: str) -> bool:
+        return order_id in self.shards[hash(order_id) & _SEEN_MASK]
+
+    def add(self, order_id: str) -> None:
+        shard = self.shards[hash(order_id) & _SEEN_MASK]
+        before = len(shard)
+        shard.add(order_id)
+        self.size += len(shard) - before
+
+    def __contains__(self, order_id: object) -> bool:
+        return order_id in self.shards[hash(order_id) & _SEEN_MASK]
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[str]:
+        for shard in self.shards:
+            yield from shard
+
+
 def _arrival(order: Order) -> int:
     return order.arrival
+
+
+def _new_order(
+    order_id: str, account_id: str, is_buy: bool, price: int, lots: int, tif: str, kind: int, stp: int, arrival: int
+) -> Order:
+    """``Order(order_id, account_id, is_buy, price, lots, tif, kind=kind, stp=stp, arrival=arrival)``
+    for the fast path: the compiled engine fills the fields without an ``__init__`` call."""
+    order = Order.__new__(Order)
+    order.order_id = order_id
+    order.account_id = account_id
+    order.is_buy = is_buy
+    order.price = price
+    order.remaining = lots
+    order.hidden = 0
+    order.peak = 0
+    order.filled = 0
+    order.notional = 0
+    order.quantity = lots
+    order.tif = tif
+    order.kind = kind
+    order.stop_price = 0
+    order.stp = stp
+    order.post_only = False
+    order.expire_at = 0
+    order.arrival = arrival
+    order.state = NEW
+    order.group = None
+    order.level = None
+    order.prev = None
+    order.next = None
+    return order
 
 
 class MatchingEngine:
@@ -516,8 +588,8 @@ class MatchingEngine:
         # Order ids of new orders, OCO groups and legs, in two generations (see "Idempotency"
         # in the module doc): ids go into ``_seen``; when it holds ``dedup_window`` ids it
         # becomes ``_seen_old`` and the generation before is forgotten.
-        self._seen: set[str] = set()
-        self._seen_old: set[str] = set()
+        self._seen = IdSet()
+        self._seen_old = IdSet()
         self._window = self.config.dedup_window
         self._epoch = 0
         self._last_ts: str | None = None  # the last ts that passed _valid_ts (a cache)
@@ -615,7 +687,7 @@ class MatchingEngine:
     def _taken(self, m: _Market | None, order_id: str) -> bool:
         """Is a new order or OCO group id a duplicate: in the window of seen ids, or the id of a
         live order or OCO group of the symbol?"""
-        if order_id in self._seen or order_id in self._seen_old:
+        if self._seen.contains(order_id) or self._seen_old.contains(order_id):
             return True
         if m is None:
             return False
@@ -627,14 +699,14 @@ class MatchingEngine:
     def _remember(self, order_id: str) -> None:
         seen = self._seen
         seen.add(order_id)
-        if len(seen) >= self._window:
+        if seen.size >= self._window:
             self._rotate()
 
     def _rotate(self) -> None:
         """Start a new generation of seen ids, forgetting the oldest; drop finished OCO groups
         (a finished group's id answers like an unknown one either way)."""
         self._seen_old = self._seen
-        self._seen = set()
+        self._seen = IdSet()
         for m in self._markets.values():
             if m.groups:
                 m.groups = {gid: group for gid, group in m.groups.items() if group.live()}
@@ -853,7 +925,8 @@ class MatchingEngine:
                 o.remaining = o.peak
             # OrderBook.rest, inlined (the hot path); the book key of a resting order is the
             # negated limit key: +price for a bid, -price for an ask.
-            book.orders[o.order_id] = o
+            order_id = o.order_id
+            book.orders.shards[hash(order_id) & _ORDER_MASK][order_id] = o  # OrderIndex.add inline
             o.state = RESTING
             key = -limit_key
             levels = book.bids.levels if is_buy else book.asks.levels
@@ -893,7 +966,7 @@ class MatchingEngine:
         opposite = book.asks if taker.is_buy else book.bids
         keys = opposite.keys
         levels = opposite.levels
-        orders = book.orders
+        shards = book.orders.shards  # the order index's shards (OrderIndex.remove inline)
         out = m.out
         touched = m.touched
         acct = taker.account_id
@@ -967,7 +1040,8 @@ class MatchingEngine:
                     if not remaining:
                         break
                     continue
-                del orders[maker.order_id]
+                order_id = maker.order_id
+                del shards[hash(order_id) & _ORDER_MASK][order_id]
                 maker.state = DONE
                 level.count -= 1
                 nxt = maker.next
@@ -1298,17 +1372,21 @@ class MatchingEngine:
         icebergs, OCO makers, triggers), without building events or advancing sequences. Raises
         KeyError for an unknown symbol and ValueError for what ``process`` would reject."""
         m = self._markets[symbol]
+        # The id's shards in the seen windows and the order index, picked inline (the hot path).
+        h = hash(order_id)
+        seen = self._seen
+        shard = seen.shards[h & _SEEN_MASK]
         if (
-            order_id in self._seen
-            or order_id in self._seen_old
-            or order_id in m.book.orders
+            order_id in shard
+            or order_id in self._seen_old.shards[h & _SEEN_MASK]
+            or order_id in m.book.orders.shards[h & _ORDER_MASK]
             or (m.pending and order_id in m.pending)
             or (m.groups and self._taken(m, order_id))
         ):
             return
-        seen = self._seen
-        seen.add(order_id)
-        if len(seen) >= self._window:
+        shard.add(order_id)  # IdSet.add of an id known to be new
+        seen.size += 1
+        if seen.size >= self._window:
             self._rotate()
         if price is None:
             price, kind = 0, MARKET
@@ -1320,11 +1398,7 @@ class MatchingEngine:
                 if (price > ref + band) if is_buy else (price < ref - band):
                     raise ValueError("price_collar")
         arrival = m.arrivals = m.arrivals + 1
-        # Positional: the cheapest call (tif, filled, notional, kind, stop, stp, peak, post_only,
-        # expire_at, arrival).
-        order = Order(
-            order_id, account_id, is_buy, price, lots, tif, 0, 0, kind, 0, stp, 0, False, 0, arrival
-        )
+        order = _new_order(order_id, account_id, is_buy, price, lots, tif, kind, stp, arrival)
         self._execute(m, order)
         if m.pending:
             self._cascade(m)
@@ -1335,7 +1409,7 @@ class MatchingEngine:
     def cancel_order(self, symbol: str, order_id: str, account_id: str) -> bool:
         """Cancel a live order on the fast path; False when it is not live or not the account's."""
         m = self._markets[symbol]
-        order = m.book.orders.get(order_id)
+        order = m.book.orders.shards[hash(order_id) & _ORDER_MASK].get(order_id)  # OrderIndex.get inline
         if order is None:
             order = m.pending.get(order_id)
             if order is None:
@@ -1525,7 +1599,7 @@ class MatchingEngine:
     def live_orders(self, symbol: str) -> dict[str, Order]:
         """Every live order of a symbol (resting and parked) by id (read only)."""
         m = self._markets[symbol]
-        return {**m.book.orders, **m.pending}
+        return {**dict(m.book.orders.items()), **m.pending}
 
     # -- snapshot / restore ------------------------------------------------------------------
 
@@ -1637,11 +1711,12 @@ class MatchingEngine:
             for ids in (previous, current):
                 if type(ids) is not list or not all(type(order_id) is str for order_id in ids):
                     raise ValueError("malformed seen_order_ids")
-            engine._seen_old = set(previous)
-            engine._seen = set(current)
+            engine._seen_old = IdSet(previous)
+            engine._seen = IdSet(current)
             if version == 2:
                 for market in engine._markets.values():
-                    if not (market.book.orders.keys() | market.pending.keys()) <= engine._seen_old:
+                    live = {order_id for order_id, _ in market.book.orders.items()} | market.pending.keys()
+                    if not all(order_id in engine._seen_old for order_id in live):
                         raise ValueError(f"live orders of {market.symbol} missing from seen ids")
         except (KeyError, TypeError, AttributeError, ArithmeticError) as exc:
             raise ValueError(f"malformed snapshot: {exc!r}") from exc

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from nexus_matching.book import Order, OrderBook
+from nexus_matching.book import ORDER_SHARDS, Order, OrderBook, OrderIndex
+from nexus_matching.engine import IdSet
 
 
 def limit(order_id: str, is_buy: bool, price: int, lots: int) -> Order:
@@ -78,9 +79,11 @@ def test_can_fill_counts_hidden_lots_and_stops_at_a_self_trade() -> None:
     book.rest(other)
     assert book.can_fill(True, 10, 13)
     assert not book.can_fill(True, 10, 14)
-    # an order of the same account that self-trade prevention would stop ends the count
-    assert not book.can_fill(True, 10, 11, "me", 0)
-    assert book.can_fill(True, 10, 10, "me", 0)
+    # an order of the same account that self-trade prevention would stop ends the count; the
+    # iceberg's reserve would show again behind that order, so only its shown lots count
+    assert not book.can_fill(True, 10, 3, "me", 0)
+    assert book.can_fill(True, 10, 2, "me", 0)
+    assert book.can_fill(True, 10, 13, "you", 0)
 
 
 def test_would_take_compares_with_the_opposite_best() -> None:
@@ -129,3 +132,37 @@ def _row(order_id: str, is_buy: bool, price: object, lots: int) -> list[object]:
 def test_from_state_refuses_bad_states(state: dict[str, list[list[str | int | None]]]) -> None:
     with pytest.raises(ValueError):
         OrderBook.from_state(state)
+
+
+def test_order_index_behaves_as_one_dict_across_its_shards() -> None:
+    # GIVEN many more orders than shards, some removed again
+    index = OrderIndex()
+    orders = {f"o{i}": limit(f"o{i}", True, 100, 1) for i in range(ORDER_SHARDS * 20)}
+    assert not index and len(index) == 0
+    for order in orders.values():
+        index.add(order)
+    for order_id in list(orders)[::3]:
+        index.remove(order_id)
+        del orders[order_id]
+    # THEN lookups, membership, size and iteration agree with a plain dict
+    assert index and len(index) == len(orders)
+    assert all(index.get(order_id) is order and index[order_id] is order for order_id, order in orders.items())
+    assert index.get("o0") is None and "o0" not in index and "o1" in index
+    assert sorted(o.order_id for o in index.values()) == sorted(orders)
+    assert dict(index.items()) == orders
+    assert sum(len(shard) for shard in index.shards) == len(orders)
+    assert sum(1 for shard in index.shards if shard) > ORDER_SHARDS // 2  # spread over the shards
+    with pytest.raises(KeyError):
+        index.remove("o0")
+
+
+def test_id_set_counts_distinct_ids_across_its_shards() -> None:
+    # GIVEN ids added twice, some of them at construction
+    ids = IdSet(["a", "b", "a"])
+    for i in range(500):
+        ids.add(f"id{i}")
+        ids.add(f"id{i}")
+    # THEN the size counts each id once, and membership and iteration see every id
+    assert len(ids) == ids.size == 502
+    assert ids.contains("a") and "id499" in ids and not ids.contains("c") and "c" not in ids
+    assert sorted(ids) == sorted(["a", "b", *(f"id{i}" for i in range(500))])

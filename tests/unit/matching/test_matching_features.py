@@ -284,6 +284,31 @@ def test_fok_that_would_meet_its_own_stp_order_is_cancelled(venue: Checked, cmd:
     assert kinds(venue.process(fok)) == ["accepted", "cancelled"]
 
 
+
+def test_fok_counts_an_iceberg_reserve_only_after_the_queue_it_shows_again_behind(
+    venue: Checked, cmd: Commands
+) -> None:
+    # GIVEN an iceberg showing 1 of 10 lots, then an order of the taker's own account at its price
+    iceberg = cmd.new("ice", "sell", "10", "10.00", account="you")
+    iceberg["display_quantity"] = "1"
+    venue.process(iceberg)
+    venue.process(cmd.new("own", "sell", "3", "10.00", account="me"))
+    before = venue.engine.snapshot()["books"]
+    # WHEN a FOK buy with self-trade prevention needs more than the shown slice: the refreshed
+    # slice would queue behind its own order, which self-trade prevention stops it at
+    fok = cmd.new("f", "buy", "4", "10.00", account="me", tif="fok")
+    fok["stp"] = "decrement"
+    events = venue.process(fok)
+    # THEN it is cancelled whole, with no trade and no change to the book
+    assert kinds(events) == ["accepted", "cancelled"]
+    assert of(events, "cancelled")[0]["reason"] == "fok"
+    assert venue.engine.snapshot()["books"] == before
+    # AND a FOK of another account meets no order of its own: shown slices and the reserve count
+    other = cmd.new("g", "buy", "6", "10.00", account="them", tif="fok")
+    assert trades(venue.process(other)) == [("ice", "g", "10", "1"), ("own", "g", "10", "3")] + [
+        ("ice", "g", "10", "1")
+    ] * 2
+
 # -- OCO ------------------------------------------------------------------------------------------
 
 

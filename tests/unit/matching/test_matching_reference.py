@@ -331,14 +331,23 @@ class Reference:
             self.rest(o)
 
     def can_fill(self, o: Ord, limit: int) -> bool:
-        available = 0
+        """Shown lots in priority order, up to an order self-trade prevention stops at; an
+        iceberg's reserve shows again behind every order at its price, so it counts only once
+        the taker has met all of them."""
+        available = reserve = 0
+        price = None
         for maker in self.makers(o, limit):
+            if maker.price != price:
+                available, reserve, price = available + reserve, 0, maker.price
+                if available >= o.shown:
+                    return True
             if maker.account == o.account and (o.stp or maker.stp):
                 return False
-            available += maker.open
+            available += maker.shown
             if available >= o.shown:
                 return True
-        return False
+            reserve += maker.hidden
+        return available + reserve >= o.shown
 
     def cancel(self, c: Command) -> None:
         o = self.live(c["order_id"])
