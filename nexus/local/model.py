@@ -344,11 +344,26 @@ def _image_python_path(context: Path, dockerfile: Path) -> tuple[Path, ...]:
         if found:
             image_path = found.group(1).split(":")
     folders: list[Path] = []
+    stage = ""
+    staged: dict[tuple[str, str], str] = {}  # (stage, path in that stage) -> the local source copied there
     for line in lines:
         parts = line.split()
-        if len(parts) != 3 or parts[0] != "COPY":
+        if parts and parts[0] == "FROM":
+            stage = parts[-1] if len(parts) >= 4 and parts[-2].upper() == "AS" else ""
             continue
-        source, target = parts[1], parts[2].rstrip("/")
+        options = [p for p in parts[1:] if p.startswith("--")]
+        args = [p for p in parts[1:] if not p.startswith("--")]
+        if not parts or parts[0] != "COPY" or len(args) != 2:
+            continue
+        source, target = args[0].rstrip("/"), args[1].rstrip("/")
+        from_stage = next((o.split("=", 1)[1] for o in options if o.startswith("--from=")), None)
+        if from_stage is not None:
+            # COPY --from=build /build/pkg /app/pkg: the package a builder stage copied (and
+            # compiled) comes from the local folder that stage copied it from.
+            if (from_stage, source) not in staged:
+                continue
+            source = staged[(from_stage, source)]
+        staged[(stage, target)] = source
         if any(target.rsplit("/", 1)[0] == entry.rstrip("/") for entry in image_path):
             folder = (context / source).parent.resolve()
             if folder not in folders:

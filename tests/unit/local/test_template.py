@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from nexus.local.model import _image_python_path
 from nexus.local.template import Stack, TemplateError, load_stack
 
 
@@ -161,3 +162,28 @@ def test_project_template_declares_what_the_runtime_runs(aws: Any) -> None:
     (engine,) = platform.containers
     assert engine.command == ("python", "-m", "nexus_matching")
     assert {p.name for p in engine.python_path} == {"common", "matching"}
+
+
+def test_image_python_path_follows_a_builder_stage(tmp_path: Path) -> None:
+    # GIVEN a two-stage Dockerfile: a builder compiles a package, the runtime copies it from there
+    (tmp_path / "pkgs" / "engine").mkdir(parents=True)
+    (tmp_path / "lib" / "shared").mkdir(parents=True)
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        "FROM python:3.11 AS build\n"
+        "COPY pkgs/engine /build/engine\n"
+        "RUN cythonize -i engine/core.py\n"
+        "FROM python:3.11-slim\n"
+        "ENV PYTHONPATH=/app\n"
+        "COPY lib/shared /app/shared\n"
+        "COPY --from=build /build/engine /app/engine\n"
+        "COPY --from=other /elsewhere/x /app/x\n"
+    )
+    # THEN both packages are found in the local folders they come from, the unknown stage is ignored
+    assert _image_python_path(tmp_path, dockerfile) == ((tmp_path / "lib").resolve(), (tmp_path / "pkgs").resolve())
+
+
+def test_image_python_path_needs_a_package_on_the_path(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM python:3.11\nENV PYTHONPATH=/app\nCOPY x /opt/x\n")
+    with pytest.raises(TemplateError):
+        _image_python_path(tmp_path, tmp_path / "Dockerfile")
