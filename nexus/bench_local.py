@@ -70,12 +70,13 @@ class LocalPlatform:
     def __init__(self, stage: str = "bench") -> None:
         self.stage = stage
         self.state = Path(tempfile.mkdtemp(prefix=f"nexus-{stage}-"))
-        self.api_port, self.aws_port = free_port(), free_port()
+        self.api_port, self.aws_port, self.ws_port = free_port(), free_port(), free_port()
         env = {**os.environ, "NEXUS_STATE_DIR": str(self.state)}
         for key in ("AWS_ENDPOINT_URL", "REDIS_URL"):
             env.pop(key, None)
         command = [sys.executable, "-m", "nexus.cli", "up", "--demo", "--stage", stage,
-                   "--port", str(self.api_port), "--aws-port", str(self.aws_port)]  # fmt: skip
+                   "--port", str(self.api_port), "--aws-port", str(self.aws_port),
+                   "--ws-port", str(self.ws_port)]  # fmt: skip
         self.process = spawn(command, env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.api_port}"
         self.aws = f"http://127.0.0.1:{self.aws_port}"

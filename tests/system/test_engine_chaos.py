@@ -34,7 +34,7 @@ SYMBOL = "AMZN"
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[LocalPlatform]:
-    options = Options(api_port=free_port(), aws_port=free_port(), stage="chaos", demo=True,
+    options = Options(api_port=free_port(), aws_port=free_port(), ws_port=free_port(), stage="chaos", demo=True,
                       write_state=False, engines=2)  # fmt: skip
     with running(options) as started:
         yield started

@@ -29,7 +29,9 @@ def local_platform() -> Iterator[Any]:
     price collars) far from what the other system tests trade at."""
     from nexus.local.runtime import Options, free_port, running
 
-    options = Options(api_port=free_port(), aws_port=free_port(), stage="money", demo=True, write_state=False)
+    options = Options(
+        api_port=free_port(), aws_port=free_port(), ws_port=free_port(), stage="money", demo=True, write_state=False
+    )
     with running(options) as platform:
         yield platform
 
