@@ -93,6 +93,9 @@ so together they never fill more than the group's quantity. When both legs are e
 arrival (the last price is already through the stop and the take-profit price crosses the book:
 a gap through both levels), the take-profit, the leg more favourable to the owner, executes and
 the stop-loss is cancelled (``oco``). Cancelling the group id or either leg cancels both.
+Self-trade prevention acts on the group: a leg it cancels takes its sibling with it (both
+``cancelled``, reason ``self_trade``), and what a ``decrement`` takes off a leg comes off its
+sibling too (``replaced`` / ``cancelled``, reason ``oco``, after the pair of self-trade events).
 
 Price collar: a limit price (limit, stop-limit, OCO take-profit) more than ``collar_bps``
 (default 1000 = 10 %) through the reference price on its aggressive side (a buy above
@@ -915,6 +918,10 @@ class MatchingEngine:
             o.state = DONE
         elif stopped:
             self._finish(m, o, "self_trade")
+            if o.group is not None:  # self-trade prevention ends an OCO group, not one leg of it
+                sibling = o.group.sibling(o)
+                if sibling is not None:
+                    self._cancel_live(m, sibling, "self_trade", sibling=False)
         elif market_order:
             self._finish(m, o, "market_protection" if opposite else "market_no_liquidity")
         elif tif == "ioc" or tif == "fok":
@@ -1083,10 +1090,18 @@ class MatchingEngine:
         taker.quantity -= cut
         if taker.remaining:
             m.out.append(self._replaced_record(taker, "self_trade", True))
-            return False
-        taker.state = DONE
-        m.out.append((_CANCEL, taker, cut, "self_trade"))
-        return True
+            stop = False
+        else:
+            taker.state = DONE
+            m.out.append((_CANCEL, taker, cut, "self_trade"))
+            stop = True
+        # The legs of an OCO group share one quantity: what a decrement takes off a leg comes
+        # off its sibling too (reason ``oco``), after the pair of self-trade events.
+        if maker.group is not None:
+            self._oco_fill(m, maker, cut)
+        if taker.group is not None:
+            self._oco_fill(m, taker, cut)
+        return stop
 
     def _reduce(self, m: _Market, o: Order, cut: int, reason: str) -> None:
         """Take ``cut`` lots off a live order's open quantity (hidden reserve first), keeping its

@@ -18,9 +18,11 @@ Releases per order type (``nexus_common.risk`` has the reservation side):
 * OCO legs (``oco-<uuid>.tp`` / ``.sl``) share one reservation for the group: fills of either
   leg release in proportion (the engine keeps both legs' open quantities equal); a leg cut or
   cancelled because its sibling filled (reason ``oco``) releases nothing; the group's open
-  quantity is released once when it ends by cancel, mass cancel or expiry (both legs end in
-  the same engine step; a step's second leg releases nothing). A leg ended alone by self-trade
-  prevention or a market stop's unfillable rest releases nothing, its sibling still covering the
+  quantity is released once when it ends by cancel, mass cancel, expiry or self-trade
+  prevention (the engine ends both legs in the same step; a step's second leg releases nothing).
+  A self-trade ``decrement`` of a leg releases what it took off once for the group (the engine
+  takes as much off the sibling, reason ``oco``). A stop-loss leg that triggered as a market
+  order and whose unfillable rest is cancelled releases nothing: its sibling still covers the
   group. A refused group (rejected with the group id) releases the whole group.
 * replace: ``replaced`` (reason ``user``) re-bases the order's reservation to its new open
   quantity with the terms the orders API stored (``<order>~r<n>``): the difference it reserved
@@ -32,10 +34,10 @@ Releases per order type (``nexus_common.risk`` has the reservation side):
 Each change also names the reservation ids the event ends (``ended_ids``), which the write
 DELETEs from the account item's ``reservations`` set (``nexus_common.risk``): an order's id when
 it fills to zero, is cancelled, expires or is rejected; an OCO group's id when a leg fills to zero
-(the legs' open quantities are equal: the group is done), when the group is cancelled or expires
-(``GROUP_END_REASONS``) or is rejected; ``<order>~r<n>`` on replace ``n``'s ``replaced`` or
-``replace_rejected``. A DELETE of an id the set does not hold (an unreserved order, an order
-reserved before the set existed) changes nothing.
+(the legs' open quantities are equal: the group is done), when the group is cancelled, expires
+or is ended by self-trade prevention (``GROUP_END_REASONS``) or is rejected; ``<order>~r<n>`` on
+replace ``n``'s ``replaced`` or ``replace_rejected``. A DELETE of an id the set does not hold (an
+unreserved order, an order reserved before the set existed) changes nothing.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ from nexus_common.risk import (
     topup_record_id,
 )
 
-GROUP_END_REASONS: Final = frozenset({"user", "mass_cancel", "day", "gtd"})
+GROUP_END_REASONS: Final = frozenset({"user", "mass_cancel", "day", "gtd", "self_trade"})
 MAX_REPLACES: Final = 10_000
 
 
@@ -334,7 +336,7 @@ def changes_of(events: Iterable[Any], facts: FactsLookup, fees: FeeSchedule) -> 
         if getattr(event, "type", None) == "replaced" and event.reason == "self_trade":
             cut = self_trade_cut(ordered, index)
             found = facts(event.order_id)
-            if cut > 0 and group_of_leg(event.order_id) is None:
+            if cut > 0:  # an OCO leg's cut is the group's: its sibling's (reason oco) releases nothing
                 change = AccountChange(event.account_id, event.symbol, event.seq, event.event_id)
                 # the cut is released like a cancel of that much, from the open quantity it left
                 if found is not None and found.reserved and found.side == "buy" and found.reserve_rate is not None:

@@ -41,8 +41,9 @@ The other order types and instructions:
   for the group, the LARGER of the legs' exposures (a buy: the quantity at the highest leg
   rate; a sell: the quantity once), stored on both legs' order items. A fill of either leg
   releases like a fill of one order (the engine keeps the legs' open quantities equal); the
-  group's open quantity is released once when the group ends by cancel or expiry; a leg cut or
-  cancelled by its sibling's fill (reason ``oco``) releases nothing.
+  group's open quantity is released once when the group ends by cancel, expiry or self-trade
+  prevention (which ends both legs); a self-trade ``decrement`` of a leg releases its cut once; a
+  leg cut or cancelled by its sibling's fill or decrement (reason ``oco``) releases nothing.
 * replace (``replace_command_id``): the orders API reserves the difference at once with one
   conditional write (``replace_terms``) and stores the terms as two facts items of the orders
   table: ``<order>~r<n>`` (``quantity`` = the change of the total, ``reserve_rate`` = the cash

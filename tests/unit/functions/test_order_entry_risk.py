@@ -289,9 +289,10 @@ def test_one_replace_at_a_time_and_a_replace_never_sent_is_undone(v: Venue) -> N
 PRICES = st.sampled_from(["97.00", "98.00", "99.00", "100.00", "101.00", "102.00", "103.00"])
 QTY = st.integers(min_value=1, max_value=30)
 WHO = st.sampled_from(["alice", "bob"])
+STP = st.sampled_from([None, None, "decrement", "cancel_oldest", "cancel_newest", "cancel_both"])
 ACTIONS = st.one_of(
     st.tuples(st.just("limit"), WHO, st.sampled_from(["buy", "sell"]), PRICES, QTY,
-              st.sampled_from(["gtc", "ioc", "day", "gtd", "gtd"]), st.booleans(), st.booleans()),
+              st.sampled_from(["gtc", "ioc", "day", "gtd", "gtd"]), st.booleans(), STP),
     st.tuples(st.just("stop"), WHO, st.sampled_from(["buy", "sell"]), PRICES, QTY, st.booleans()),
     st.tuples(st.just("oco"), WHO, st.sampled_from(["buy", "sell"]), QTY, st.booleans(), st.booleans()),
     st.tuples(st.just("cancel"), WHO, st.integers(min_value=0, max_value=50)),
@@ -305,11 +306,11 @@ ACTIONS = st.one_of(
 def _act(v: Venue, action: tuple[Any, ...]) -> None:
     kind = action[0]
     if kind == "limit":
-        _, who, side, price, qty, tif, iceberg, decrement = action
+        _, who, side, price, qty, tif, iceberg, stp = action
         body: dict[str, Any] = {"side": side, "type": "limit", "quantity": str(qty), "price": price,
                                 "time_in_force": tif}  # fmt: skip
-        if decrement and not any(o.group_id for o in v.open_orders(who)):
-            body["stp"] = "decrement"  # self-trade prevention against an OCO leg is a known gap
+        if stp is not None:
+            body["stp"] = stp  # against the account's own orders, OCO legs included
         if tif == "gtd":
             body["expire_at"] = (v.clock.now + timedelta(minutes=10)).isoformat()
         if iceberg and tif != "ioc" and qty > 3:
@@ -360,7 +361,7 @@ def test_after_any_sequence_reservations_never_go_negative_and_return_to_zero(ac
     for who in ("alice", "bob"):
         v.accounts[who].pos = v.accounts[who].sellable = v.accounts[who].buying = D(200)
     trade_at(v, "100.00")
-    # WHEN any sequence of orders (some icebergs, some with self-trade decrement), stops, OCO
+    # WHEN any sequence of orders (some icebergs, some with self-trade prevention), stops, OCO
     # groups, cancels, replaces, mass cancels and time
     for action in actions:
         try:
@@ -423,6 +424,37 @@ def test_a_self_trade_decrement_releases_what_it_took_off_the_order_that_stays(v
     assert v.accounts["alice"].reserved_cash == reserve_amount(D(6), rate("99.00"))
     assert v.accounts["alice"].reserved_buy == 6 and v.accounts["alice"].reserved_sell == 0
     v.service.cancel("alice", bid.order_id)
+    all_released(v)
+
+
+@pytest.mark.parametrize("mode", ["cancel_oldest", "cancel_both"])
+def test_self_trade_prevention_ending_an_oco_leg_releases_the_group_once(v: Venue, mode: str) -> None:
+    # GIVEN alice's OCO buy of 10 (take-profit resting at 95.00, stop-loss parked at 103.00)
+    legs, _ = v.service.place_oco("alice", oco(side="buy", quantity="10", take_profit={"price": "95.00"},
+                                               stop_loss={"stop_price": "103.00"}))  # fmt: skip
+    assert v.accounts["alice"].reservations == {legs[0].group_id}
+    # WHEN she sells 4 into her own take-profit with self-trade prevention that cancels it
+    v.service.place("alice", order(side="sell", type="limit", quantity="4", price="95.00", stp=mode))
+    # THEN both legs are cancelled and the group's reservation is given back in full
+    assert {v.orders.get(leg.order_id).cancel_reason for leg in legs} == {"self_trade"}  # type: ignore[union-attr]
+    assert v.accounts["alice"].reserved_cash == 0 and v.accounts["alice"].reserved_buy == 0
+    v.service.mass_cancel("alice", MassCancelRequest(symbol="AAPL"))
+    all_released(v)
+
+
+def test_a_self_trade_decrement_of_an_oco_leg_releases_the_cut_once_for_the_group(v: Venue) -> None:
+    legs, _ = v.service.place_oco("alice", oco(side="buy", quantity="10", take_profit={"price": "95.00"},
+                                               stop_loss={"stop_price": "103.00"}))  # fmt: skip
+    group_rate = v.orders.facts(legs[0].order_id).reserve_rate  # type: ignore[union-attr]
+    # WHEN she sells 4 into her take-profit with decrement: both legs lose 4
+    v.service.place("alice", order(side="sell", type="limit", quantity="4", price="95.00", stp="decrement"))
+    assert [v.orders.get(leg.order_id).remaining_quantity for leg in legs] == [6, 6]  # type: ignore[union-attr]
+    # THEN the group holds 6 at its rate, once
+    assert v.accounts["alice"].reserved_cash == reserve_amount(D(6), group_rate)
+    assert v.accounts["alice"].reserved_buy == 6
+    # WHEN a decrement uses up what is left, THEN the group ends and nothing stays reserved
+    v.service.place("alice", order(side="sell", type="limit", quantity="6", price="95.00", stp="decrement"))
+    assert {v.orders.get(leg.order_id).status for leg in legs} == {"cancelled"}  # type: ignore[union-attr]
     all_released(v)
 
 

@@ -376,6 +376,73 @@ def test_cancelling_the_group_cancels_both_legs(venue: Checked, cmd: Commands) -
     assert venue.engine.live_orders("AAPL") == {}
 
 
+def test_self_trade_prevention_cancelling_a_resting_leg_cancels_the_group(venue: Checked, cmd: Commands) -> None:
+    # GIVEN my sell OCO: take-profit resting at 110.00, stop-loss parked at 90.00
+    venue.process(oco(cmd, "g", "sell", "10", "110.00", "90.00"))
+    # WHEN my own buy meets the take-profit with cancel_oldest
+    taker = cmd.new("t", "buy", "3", "110.00", account="owner")
+    taker["stp"] = "cancel_oldest"
+    events = venue.process(taker)
+    # THEN both legs end in the same step and my buy rests
+    assert trades(events) == []
+    assert [(e["order_id"], e["reason"]) for e in of(events, "cancelled")] == [
+        ("g.tp", "self_trade"), ("g.sl", "self_trade")
+    ]
+    assert set(venue.engine.live_orders("AAPL")) == {"t"}
+
+
+def test_self_trade_prevention_cancelling_an_arriving_leg_cancels_the_group(venue: Checked, cmd: Commands) -> None:
+    # GIVEN my own bid at 110.00 with cancel_newest
+    bid = cmd.new("bid", "buy", "4", "110.00", account="owner")
+    bid["stp"] = "cancel_newest"
+    venue.process(bid)
+    # WHEN my sell OCO arrives with a take-profit that would take my bid
+    events = venue.process(oco(cmd, "g", "sell", "10", "110.00", "90.00"))
+    # THEN the take-profit is cancelled as the newest, and the stop-loss with it
+    assert [(e["order_id"], e["reason"]) for e in of(events, "cancelled")] == [
+        ("g.tp", "self_trade"), ("g.sl", "self_trade")
+    ]
+    assert set(venue.engine.live_orders("AAPL")) == {"bid"}
+
+
+def test_self_trade_decrement_of_an_arriving_leg_takes_as_much_off_its_sibling(
+    venue: Checked, cmd: Commands
+) -> None:
+    bid = cmd.new("bid", "buy", "4", "110.00", account="owner")
+    bid["stp"] = "decrement"
+    venue.process(bid)
+    events = venue.process(oco(cmd, "g", "sell", "10", "110.00", "90.00"))
+    # THEN my bid is used up, the take-profit keeps 6 and rests, and the stop-loss is cut to 6 after them
+    assert [(e["type"], e["order_id"], e["reason"], e["remaining_quantity"]) for e in events
+            if e["type"] in ("cancelled", "replaced")] == [
+        ("cancelled", "bid", "self_trade", "4"),
+        ("replaced", "g.tp", "self_trade", "6"),
+        ("replaced", "g.sl", "oco", "6"),
+    ]  # fmt: skip
+    live = venue.engine.live_orders("AAPL")
+    assert set(live) == {"g.tp", "g.sl"}
+    assert live["g.tp"].remaining + live["g.tp"].hidden == live["g.sl"].remaining == 6
+
+
+def test_self_trade_decrement_of_a_resting_leg_takes_as_much_off_its_sibling(venue: Checked, cmd: Commands) -> None:
+    venue.process(oco(cmd, "g", "sell", "10", "110.00", "90.00"))
+    taker = cmd.new("t", "buy", "4", "110.00", account="owner")
+    taker["stp"] = "decrement"
+    events = venue.process(taker)
+    assert [(e["type"], e["order_id"], e["reason"], e["remaining_quantity"]) for e in events
+            if e["type"] in ("cancelled", "replaced")] == [
+        ("replaced", "g.tp", "self_trade", "6"), ("cancelled", "t", "self_trade", "4"), ("replaced", "g.sl", "oco", "6")
+    ]  # fmt: skip
+    # AND a decrement that uses the group up cancels both legs
+    taker = cmd.new("t2", "buy", "6", "110.00", account="owner")
+    taker["stp"] = "decrement"
+    events = venue.process(taker)
+    assert [(e["order_id"], e["reason"]) for e in of(events, "cancelled")] == [
+        ("g.tp", "self_trade"), ("t2", "self_trade"), ("g.sl", "oco")
+    ]
+    assert venue.engine.live_orders("AAPL") == {}
+
+
 def test_oco_with_levels_the_wrong_way_round_is_rejected(venue: Checked, cmd: Commands) -> None:
     events = venue.process(oco(cmd, "g", "sell", "2", "90.00", "110.00"))
     assert [(e["type"], e["reason"]) for e in events] == [("rejected", "invalid_oco")]
