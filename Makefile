@@ -35,7 +35,7 @@ bench: $(STAMP)
 	$(BIN)/nexus bench cache
 
 ## day: the 10,000-pair simulated trading day on a platform of its own, then reconciliation
-##      (about an hour and a half on a 2-core machine; exit 1 on a break)
+##      (about 45 minutes on a 2-core machine; exit 1 on a break)
 day: $(STAMP)
 	$(BIN)/nexus bench day --accounts 50 --trades 10000
 
