@@ -11,17 +11,20 @@ The engine runs on its integer fast path (``MatchingEngine.submit`` / ``cancel_o
 matching core as ``process``, with the protection band, collar, self-trade checks, icebergs,
 OCO and stop triggers all in place, minus the event dicts), compiled when the extension is built
 (``nexus_matching.implementation()``, printed by the command; ``NEXUS_MATCHING_PURE=1`` measures
-the pure Python engine). Pass 1 times the whole run (ops/s, no per-op timer); pass 2, on a
-fresh engine, times every op with ``time.perf_counter_ns``. The garbage collector is collected,
-frozen and disabled around each timed run. The peer
-(``cython-orderbook``, a compiled Cython order book from PyPI, the ``bench`` extra) runs the same
-ops; the ratio is engine ops/s over peer ops/s.
+the pure Python engine). Pass 1 times the whole run (ops/s, no per-op timer), ``repeat`` times
+on a fresh engine each; the figure is the fastest run and the median is printed beside it (as
+``timeit`` does: on a shared machine the slower runs measure the other work, not the engine).
+Pass 2, on a fresh engine, times every op with ``time.perf_counter_ns``. The garbage collector is
+collected, frozen and disabled around each timed run. The peer (``cython-orderbook``, a compiled
+Cython order book from PyPI, the ``bench`` extra) runs the same ops the same number of times,
+interleaved with the engine's runs; the ratio is the engine's best ops/s over the peer's.
 """
 
 from __future__ import annotations
 
 import gc
 import random
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -187,16 +190,28 @@ def peer_version() -> str:
 @dataclass(frozen=True)
 class Result:
     ops: int
-    seconds: float
+    runs: tuple[float, ...]  # seconds of each pass-1 run
     p50_ns: int
     p99_ns: int
     p999_ns: int
     max_ns: int
-    peer_seconds: float | None
+    peer_runs: tuple[float, ...]  # empty when the peer was not run
+
+    @property
+    def seconds(self) -> float:
+        return min(self.runs)
 
     @property
     def ops_per_s(self) -> float:
         return self.ops / self.seconds
+
+    @property
+    def median_ops_per_s(self) -> float:
+        return self.ops / statistics.median(self.runs)
+
+    @property
+    def peer_seconds(self) -> float | None:
+        return min(self.peer_runs) if self.peer_runs else None
 
     @property
     def peer_ops_per_s(self) -> float | None:
@@ -208,17 +223,22 @@ def percentile(sorted_samples: list[int], q: float) -> int:
     return sorted_samples[index]
 
 
-def run(n: int = 1_000_000, peer: bool = True) -> Result:
+def run(n: int = 1_000_000, peer: bool = True, repeat: int = 3) -> Result:
     ops = workload(n)
-    seconds = run_engine(ops)
+    runs: list[float] = []
+    peer_runs: list[float] = []
+    for _ in range(repeat):
+        runs.append(run_engine(ops))
+        peer_seconds = run_peer(ops) if peer else None
+        if peer_seconds is not None:
+            peer_runs.append(peer_seconds)
     samples = sorted(latencies(ops))
-    peer_seconds = run_peer(ops) if peer else None
     return Result(
         ops=n,
-        seconds=seconds,
+        runs=tuple(runs),
         p50_ns=percentile(samples, 0.50),
         p99_ns=percentile(samples, 0.99),
         p999_ns=percentile(samples, 0.999),
         max_ns=samples[-1],
-        peer_seconds=peer_seconds,
+        peer_runs=tuple(peer_runs),
     )
