@@ -44,8 +44,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         repeat: Annotated[int, typer.Option(min=1, help="Throughput runs (the fastest is the figure).")] = 3,
     ) -> None:
         """Matching engine alone on workload W1: ops/s, per-op latency, and a PyPI peer's ratio."""
-        import os
-
         import nexus_matching
         import nexus_matching.bench as bench
 
@@ -53,7 +51,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         typer.echo(f"matching engine, workload W1 ({result.ops:,} ops, one symbol, integer fast path):")
         if nexus_matching.implementation() == "compiled":
             typer.echo("  engine      compiled (Cython extension modules nexus_matching.book, .engine)")
-        elif os.environ.get(nexus_matching.PURE_ENV, "") not in ("", "0"):
+        elif nexus_matching.pure_requested():
             typer.echo(f"  engine      pure Python ({nexus_matching.PURE_ENV} is set)")
         else:
             typer.echo("  engine      pure Python (no extension, or one older than its source: pip install -e .)")

@@ -332,6 +332,13 @@ def _tables(stage: str) -> Any:
     return table_names(stage)
 
 
+# The options of the simulated day, shared by `nexus simulate` and `nexus bench day`.
+AccountsOption = Annotated[int, typer.Option(min=2, help="Accounts to create and fund.")]
+TradesOption = Annotated[int, typer.Option(min=1, help="Crossing pairs to send (each at least one trade).")]
+ClientsOption = Annotated[int, typer.Option(min=1, max=64, help="Concurrent HTTP clients.")]
+SeedOption = Annotated[int, typer.Option(help="Random seed of the day.")]
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
 
@@ -356,10 +363,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
     @app.command("simulate")
     def simulate(
-        accounts: Annotated[int, typer.Option(min=2, help="Accounts to create and fund.")] = 50,
-        trades: Annotated[int, typer.Option(min=1, help="Crossing pairs to send (each at least one trade).")] = 1000,
-        clients: Annotated[int, typer.Option(min=1, max=64, help="Concurrent HTTP clients.")] = 8,
-        seed: Annotated[int, typer.Option(help="Random seed of the day.")] = 1,
+        accounts: AccountsOption = 50,
+        trades: TradesOption = 1000,
+        clients: ClientsOption = 8,
+        seed: SeedOption = 1,
         api_url: Annotated[str, typer.Option(help="API of the running platform (default: its state file).")] = "",
     ) -> None:
         """A random trading day through the running local platform over HTTP, then reconcile."""
@@ -372,10 +379,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
     @bench_app.command("day")
     def bench_day(
-        accounts: Annotated[int, typer.Option(min=2, help="Accounts to create and fund.")] = 50,
-        trades: Annotated[int, typer.Option(min=1, help="Crossing pairs to send (each at least one trade).")] = 10_000,
-        clients: Annotated[int, typer.Option(min=1, max=64, help="Concurrent HTTP clients.")] = 8,
-        seed: Annotated[int, typer.Option(help="Random seed of the day.")] = 1,
+        accounts: AccountsOption = 50,
+        trades: TradesOption = 10_000,
+        clients: ClientsOption = 8,
+        seed: SeedOption = 1,
     ) -> None:
         """The simulated day on a platform of its own: `nexus up --demo` in a child process (free
         ports, its own state), `simulate`, reconcile, stop. Exit 1 on a break."""

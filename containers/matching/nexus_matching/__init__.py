@@ -3,7 +3,8 @@
 The book core (``book`` and ``engine``) is compiled with Cython when the package is installed
 (``setup.py``; Cython's pure Python mode: the ``.pxd`` files next to the modules type them), and
 the very same ``.py`` sources are the fallback wherever the extension was not built. The pure
-Python modules run instead of the compiled ones when ``NEXUS_MATCHING_PURE=1`` is set, and when
+Python modules run instead of the compiled ones when ``NEXUS_MATCHING_PURE=1`` is set (``0`` or
+unset: compiled when built; any other value is an error), and when
 an extension module is older than its sources (edited since the last build: a ``RuntimeWarning``
 says to rebuild with ``pip install -e .``).
 """
@@ -53,7 +54,16 @@ def _load_pure_core() -> None:
             raise
 
 
-if os.environ.get(PURE_ENV, "") not in ("", "0"):
+def pure_requested() -> bool:
+    """Is the pure Python engine asked for (``NEXUS_MATCHING_PURE=1``)? ``0`` or unset: no; any
+    other value raises, so that a misspelt setting does not silently pick an engine."""
+    value = os.environ.get(PURE_ENV, "")
+    if value not in ("", "0", "1"):
+        raise ValueError(f"{PURE_ENV} must be 1 (pure Python engine) or 0/unset (compiled when built), not {value!r}")
+    return value == "1"
+
+
+if pure_requested():
     _load_pure_core()
 elif _stale := _stale_extensions():
     warnings.warn(

@@ -185,11 +185,6 @@ class DynamoBookOrders(LazyTable):
         items = _batch_get(self.table, [{"symbol": symbol, "order_id": o} for o in order_ids])
         return {str(i["order_id"]): order_from_item(i) for i in items}
 
-    def apply(self, symbol: str, events: list[AnyEngineEvent]) -> int:
-        """Fold events of ``symbol`` (in seq order) into the orders they name; one conditional put
-        per order."""
-        return sum(write() for write in self.plan(symbol, events))
-
     def plan(self, symbol: str, events: list[AnyEngineEvent]) -> list[Callable[[], int]]:
         """Read the orders the events name (one batched read) and fold the events into them; the
         conditional puts are returned, to be run in any order (each is one order's item)."""

@@ -238,6 +238,7 @@ class PreTradeRisk:
         try:
             return read(symbol)
         except Exception as exc:
+            logger.warning("reference price not read", extra={"symbol": symbol, "error": repr(exc)})
             raise Unavailable("reference_unavailable", "the reference price could not be read; nothing was "
                               "reserved or sent: retry the request") from exc
 
@@ -338,7 +339,7 @@ class OrderService:
             stored = self.orders.put_new(order)
         except Exception as exc:  # maybe stored: forget it, then give the reservation back
             self._abandon([order], reservation)
-            raise _not_stored() from exc
+            raise _not_stored(exc, order.order_id) from exc
         if not stored:
             # the same client_order_id raced us: the one reservation held under the order id (a
             # second write of the same id holds nothing more) belongs to the order stored first
@@ -404,7 +405,7 @@ class OrderService:
             stored = self.orders.put_group(legs)
         except Exception as exc:
             self._abandon(legs, reservation)
-            raise _not_stored() from exc
+            raise _not_stored(exc, legs[0].order_id) from exc
         if not stored:  # raced by the same client_order_id: the group stored first holds the reservation
             return self._repeated_group(legs, now), False
         try:
@@ -539,7 +540,7 @@ class OrderService:
             updated = self.orders.begin_replace(order, number, terms, cap, now)
         except Exception as exc:
             self._give_back_replace(order, number, reservation)
-            raise _not_stored() from exc
+            raise _not_stored(exc, order.order_id) from exc
         if updated is None:
             self._give_back_replace(order, number, reservation)
             raise Conflict("replace_pending", "the order changed meanwhile; read it and retry", "order_id")
@@ -645,7 +646,9 @@ def risk_refused_event(account_id: str, key: str, refusal: RiskRefused, order: O
     )
 
 
-def _not_stored() -> Unavailable:
+def _not_stored(exc: Exception, order_id: str) -> Unavailable:
+    """The 503 of a write to the orders table that failed; the failure itself is logged."""
+    logger.warning("order not stored", extra={"order_id": order_id, "error": repr(exc)})
     return Unavailable("order_not_stored", "the order could not be stored; nothing was sent: retry the request")
 
 

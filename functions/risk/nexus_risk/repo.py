@@ -52,11 +52,7 @@ class DynamoAccounts(LazyTable):
             "#sell = if_not_exists(#sell, :zero) + :sell, "
             "#buy = if_not_exists(#buy, :zero) + :buy, "
             "#seq = :seq"
-        )
-        if change.ended_ids:
-            names["#res"] = RESERVATIONS
-            values[":ended"] = set(change.ended_ids)
-            update += " DELETE #res :ended"
+        ) + _delete_ended(change.ended_ids, names, values)
         try:
             self.table.update_item(
                 Key={"account_id": change.account_id},
@@ -134,11 +130,7 @@ class DynamoAccounts(LazyTable):
             else:
                 values[f":prev{i}"] = previous
                 conditions.append(f"#seq{i} = :prev{i}")
-        update = "SET " + ", ".join(sets)
-        if write.ended_ids:
-            names["#res"] = RESERVATIONS
-            values[":ended"] = set(write.ended_ids)
-            update += " DELETE #res :ended"
+        update = "SET " + ", ".join(sets) + _delete_ended(write.ended_ids, names, values)
         try:
             self.table.update_item(
                 Key={"account_id": write.account_id},
@@ -229,3 +221,13 @@ class DynamoOrderFacts:
         if len(self._cache) > FACTS_CACHE_SIZE:
             self._cache.popitem(last=False)
         return facts
+
+
+def _delete_ended(ended_ids: list[str], names: dict[str, str], values: dict[str, Any]) -> str:
+    """The ``DELETE`` clause that removes the reservation ids a write ended from the account
+    item's set (an id the set does not hold changes nothing); empty when it ended none."""
+    if not ended_ids:
+        return ""
+    names["#res"] = RESERVATIONS
+    values[":ended"] = set(ended_ids)
+    return " DELETE #res :ended"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nexus_matching import PURE_ENV
+from nexus_matching import PURE_ENV, pure_requested
 
 Command = dict[str, Any]
 
@@ -173,3 +173,16 @@ def test_compiled_and_pure_engines_replay_a_journal_byte_identically(seed: int, 
     assert {"accepted", "trade", "cancelled", "expired", "replaced", "triggered", "rejected", "book",
             "cancel_rejected", "replace_rejected"} <= kinds
     assert int(compiled[3]) > 0  # malformed commands were dropped by both
+
+
+@pytest.mark.parametrize(("value", "pure"), [("", False), ("0", False), ("1", True)])
+def test_the_pure_engine_is_asked_for_with_1(monkeypatch: pytest.MonkeyPatch, value: str, pure: bool) -> None:
+    monkeypatch.setenv(PURE_ENV, value)
+    assert pure_requested() is pure
+
+
+@pytest.mark.parametrize("value", ["true", "yes", "2", " 1"])
+def test_any_other_setting_of_the_pure_engine_flag_is_an_error(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(PURE_ENV, value)
+    with pytest.raises(ValueError, match=PURE_ENV):
+        pure_requested()
