@@ -12,7 +12,6 @@ import boto3
 import pytest
 from conftest import STRONG_PASSWORD, Edge, register_and_login
 from nexus_auth import admin_api, api
-from nexus_auth.domain import email_digest
 from nexus_auth.passwords import Passwords
 from nexus_common.ratelimit import RateLimited
 
@@ -63,7 +62,9 @@ def test_wrong_password_and_unknown_user_answer_the_same_after_the_same_work(
     assert verified == [False, True]
 
 
-def test_repeated_failures_lock_the_address_until_the_cool_down(edge: Edge) -> None:
+def test_repeated_failures_lock_the_address_until_the_cool_down(
+    edge: Edge, monkeypatch: pytest.MonkeyPatch
+) -> None:
     register_and_login(edge, "brute@example.com")
     service = api.service()
     now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -75,11 +76,10 @@ def test_repeated_failures_lock_the_address_until_the_cool_down(edge: Edge) -> N
     with pytest.raises(RateLimited) as locked:
         service.login("brute@example.com", STRONG_PASSWORD, now + timedelta(minutes=1))
     assert locked.value.code == "login_locked" and locked.value.retry_after == 14 * 60
-    # AND over HTTP too: 429 with Retry-After (the real clock is far before the lock's end)
-    until = int(datetime.now(UTC).timestamp()) + 600
-    service.store.lock(email_digest("brute@example.com"), until, until)
+    # AND over HTTP too, on the API's clock two minutes in: 429 with the lock's remaining Retry-After
+    monkeypatch.setattr(api, "utc_now", lambda: now + timedelta(minutes=2))
     answer = login(edge, "brute@example.com", STRONG_PASSWORD)
-    assert answer.status == 429 and int(answer.headers["Retry-After"]) > 0
+    assert answer.status == 429 and int(answer.headers["Retry-After"]) == 13 * 60
     assert answer.body["error"]["code"] == "login_locked"
     # AND after the cool-down the right password works again
     assert service.login("brute@example.com", STRONG_PASSWORD, now + timedelta(days=1)).user_id
