@@ -8,7 +8,13 @@ the load generator does not share an interpreter with the platform, and measures
 2. throughput: ``pairs`` crossing pairs from ``clients`` concurrent clients:
    * accepted/s: orders answered ``202`` per second of sending;
    * filled/s: orders whose status reached ``filled`` per second, from the first request until
-     the last one was seen filled (read back from the orders table every 0.5 s: a lower bound).
+     the last one was seen filled (read back from the orders table every 0.5 s: a lower bound);
+3. cost per order over the throughput run, once every consumer has caught up: the embedded AWS's
+   own counters (``NEXUS_AWS_PROFILE``: requests per operation and resource, DynamoDB items
+   written) and the local Lambda's (``NEXUS_LAMBDA_STATS``: invocations per function), each the
+   difference between a reading before the run and one after it, divided by the orders sent.
+   Polling (``GetRecords``, ``GetShardIterator``, ``ReceiveMessage`` and stream descriptions) is
+   counted apart: it depends on time, not on orders.
 """
 
 from __future__ import annotations
@@ -34,6 +40,61 @@ from nexus.local.runtime import LOCAL_CREDENTIALS, free_port, wait_until
 SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN")
 
 
+POLLING = frozenset({"GetRecords", "GetShardIterator", "ReceiveMessage", "ListShards", "DescribeStream",
+                     "DescribeStreamSummary"})
+
+
+@dataclass(frozen=True)
+class Counters:
+    """One reading of the platform's counters (see the module docstring)."""
+
+    requests: dict[tuple[str, str], int]
+    items_written: dict[str, int]
+    invocations: dict[str, int]
+
+    def minus(self, before: Counters) -> Counters:
+        def diff(now: dict[Any, int], then: dict[Any, int]) -> dict[Any, int]:
+            return {k: v - then.get(k, 0) for k, v in now.items() if v - then.get(k, 0)}
+
+        return Counters(diff(self.requests, before.requests), diff(self.items_written, before.items_written),
+                        diff(self.invocations, before.invocations))  # fmt: skip
+
+    @property
+    def work(self) -> int:
+        """Requests that orders cause (everything but polling)."""
+        return sum(n for (op, _), n in self.requests.items() if op not in POLLING)
+
+    @property
+    def polling(self) -> int:
+        return sum(n for (op, _), n in self.requests.items() if op in POLLING)
+
+
+def read_counters(state: Path) -> Counters:
+    aws = json.loads((state / "aws-profile.txt.json").read_text())
+    lambdas = json.loads((state / "lambda-stats.json").read_text())
+    return Counters(
+        {(r["operation"], r["resource"]): int(r["count"]) for r in aws["requests"]},
+        {k: int(v) for k, v in aws["items_written"].items()},
+        {k: int(v["invocations"]) for k, v in lambdas.items()},
+    )
+
+
+def settled_counters(state: Path, timeout: float = 120.0, quiet: float = 3.0) -> Counters:
+    """The counters once the consumers have caught up: no request but polling for ``quiet``
+    seconds (counters are written every second), or what they are after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last = read_counters(state)
+    still_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = read_counters(state)
+        if now.work != last.work or now.invocations != last.invocations:
+            last, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= quiet:
+            break
+    return last
+
+
 @dataclass
 class LocalBenchResult:
     round_trip_ms: float
@@ -44,6 +105,8 @@ class LocalBenchResult:
     fill_seconds: float
     p50_ms: float
     p99_ms: float
+    clients: int = 0
+    cost: Counters | None = None
 
     @property
     def accepted_per_s(self) -> float:
@@ -71,7 +134,9 @@ class LocalPlatform:
         self.stage = stage
         self.state = Path(tempfile.mkdtemp(prefix=f"nexus-{stage}-"))
         self.api_port, self.aws_port, self.ws_port = free_port(), free_port(), free_port()
-        env = {**os.environ, "NEXUS_STATE_DIR": str(self.state)}
+        env = {**os.environ, "NEXUS_STATE_DIR": str(self.state),
+               "NEXUS_AWS_PROFILE": str(self.state / "aws-profile.txt"),
+               "NEXUS_LAMBDA_STATS": str(self.state / "lambda-stats.json")}  # fmt: skip
         for key in ("AWS_ENDPOINT_URL", "REDIS_URL"):
             env.pop(key, None)
         command = [sys.executable, "-m", "nexus.cli", "up", "--demo", "--stage", stage,
@@ -123,7 +188,7 @@ def _count_filled(platform: LocalPlatform, ids: set[str]) -> int:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def run(pairs: int = 200, clients: int = 4, timeout: float = 300.0) -> LocalBenchResult:
+def run(pairs: int = 1000, clients: int = 8, timeout: float = 900.0) -> LocalBenchResult:
     platform = LocalPlatform()
     try:
         seller, buyer = platform.keys
@@ -146,6 +211,7 @@ def run(pairs: int = 200, clients: int = 4, timeout: float = 300.0) -> LocalBenc
                 if status == 202:
                     ids.add(body["order"]["order_id"])
 
+        before = settled_counters(platform.state)
         started = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(send, orders))
@@ -157,6 +223,7 @@ def run(pairs: int = 200, clients: int = 4, timeout: float = 300.0) -> LocalBenc
                 break
             time.sleep(0.5)  # a scan of the orders table costs the emulated AWS: not too often
         done = time.perf_counter()
+        cost = settled_counters(platform.state).minus(before)
     finally:
         platform.stop()
     latencies.sort()
@@ -169,4 +236,45 @@ def run(pairs: int = 200, clients: int = 4, timeout: float = 300.0) -> LocalBenc
         fill_seconds=done - started,
         p50_ms=latencies[len(latencies) // 2] * 1000,
         p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        clients=clients,
+        cost=cost,
     )
+
+
+def report(result: LocalBenchResult, top: int = 25) -> list[str]:
+    """The figures, as ``nexus bench local`` prints them."""
+    lines = [
+        "local platform (nexus up --demo in its own process, every function of the template), over HTTP:",
+        f"  round trip  {result.round_trip_ms:7.1f} ms   one crossing pair on an idle platform: "
+        "buy request -> both orders read back filled (best of 3)",
+        f"  accepted    {result.accepted_per_s:7.1f} orders/s   {result.accepted} orders from {result.clients} "
+        f"clients in {result.send_seconds:.2f} s (POST p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms)",
+        f"  filled      {result.filled_per_s:7.1f} orders/s   {result.filled} orders filled "
+        f"{result.fill_seconds:.2f} s after the first request",
+    ]
+    cost, orders = result.cost, result.orders
+    if cost is None or not orders:
+        return lines
+    writes = sum(cost.items_written.values())
+    invocations = sum(cost.invocations.values())
+    lines += [
+        f"cost per order ({orders} orders, from the embedded AWS's and the local Lambda's own counters):",
+        f"  AWS requests        {cost.work / orders:7.2f} per order, polling excluded "
+        f"({cost.work} requests; polling {cost.polling / orders:.2f} per order more)",
+        f"  DynamoDB writes     {writes / orders:7.2f} items per order",
+        f"  Lambda invocations  {invocations / orders:7.2f} per order",
+        "  requests per order by operation and resource (polling excluded):",
+    ]
+    work = sorted(((n, op, res) for (op, res), n in cost.requests.items() if op not in POLLING), reverse=True)
+    for n, op, res in work[:top]:
+        lines.append(f"    {n / orders:7.3f}  {op} {res}")
+    if len(work) > top:
+        rest = sum(n for n, _, _ in work[top:])
+        lines.append(f"    {rest / orders:7.3f}  ({len(work) - top} more)")
+    lines.append("  DynamoDB items written per order by table:")
+    for table, n in sorted(cost.items_written.items(), key=lambda kv: -kv[1]):
+        lines.append(f"    {n / orders:7.3f}  {table}")
+    lines.append("  Lambda invocations per order by function:")
+    for function, n in sorted(cost.invocations.items(), key=lambda kv: -kv[1]):
+        lines.append(f"    {n / orders:7.3f}  {function}")
+    return lines

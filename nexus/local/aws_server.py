@@ -59,7 +59,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
 
@@ -122,19 +122,26 @@ class FairLock:
 
 
 class RequestProfile:
-    """Requests and lock-held seconds per (operation, resource); see the module docstring."""
+    """Requests and lock-held seconds per (operation, resource), and the DynamoDB items each write
+    request wrote; see the module docstring. The table goes to ``path`` every 10 s, and the same
+    figures as JSON to ``path + ".json"`` every second (what ``nexus bench local`` reads)."""
 
     RESOURCE_KEYS = ("TableName", "StreamName", "StreamARN", "QueueUrl", "FunctionName", "SecretId")
+    WRITE_OPERATIONS = ("PutItem", "UpdateItem", "DeleteItem")
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
+        self.clock = clock
         self.count: Counter[tuple[str, str]] = Counter()
         self.seconds: dict[tuple[str, str], float] = {}
-        self._written = time.monotonic()
+        self.items_written: Counter[str] = Counter()
+        self._written = self._written_json = clock()
 
     @classmethod
-    def key(cls, environ: dict[str, Any]) -> tuple[tuple[str, str], bytes | None]:
-        """The request's (operation, resource), and its body when it had to be read."""
+    def parse(cls, environ: dict[str, Any]) -> tuple[tuple[str, str], bytes, Counter[str]]:
+        """The request's (operation, resource), its body, and the DynamoDB items it writes per
+        table (one for ``PutItem``/``UpdateItem``/``DeleteItem``, each request of a
+        ``BatchWriteItem``, each write of a ``TransactWriteItems``)."""
         operation = environ.get("HTTP_X_AMZ_TARGET", "").rsplit(".", 1)[-1]
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
@@ -149,22 +156,56 @@ class RequestProfile:
                 break
         if not operation:
             operation = f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')[:40]}"
-        return (operation, resource), body
+        written: Counter[str] = Counter()
+        if operation in cls.WRITE_OPERATIONS and resource:
+            written[resource] += 1
+        elif operation == "BatchWriteItem":
+            for table, requests in (document.get("RequestItems") or {}).items():
+                written[str(table)] += len(requests)
+        elif operation == "TransactWriteItems":
+            for item in document.get("TransactItems") or []:
+                for kind in ("Put", "Update", "Delete"):
+                    if kind in item:
+                        written[str(item[kind].get("TableName", ""))] += 1
+        return (operation, resource), body, written
 
-    def add(self, key: tuple[str, str], seconds: float) -> None:
+    def add(self, key: tuple[str, str], seconds: float, written: Counter[str] | None = None) -> None:
         self.count[key] += 1
         self.seconds[key] = self.seconds.get(key, 0.0) + seconds
-        if time.monotonic() - self._written > 10:
+        if written:
+            self.items_written.update(written)
+        now = self.clock()
+        if now - self._written_json >= 1:
+            self.write_json()
+        if now - self._written > 10:
             self.write()
 
+    def snapshot(self) -> dict[str, Any]:
+        """The counters so far, as JSON-ready lists."""
+        return {
+            "requests": [
+                {"operation": op, "resource": res, "count": n, "seconds": round(self.seconds[(op, res)], 6)}
+                for (op, res), n in sorted(self.count.items())
+            ],
+            "items_written": dict(sorted(self.items_written.items())),
+        }
+
+    def write_json(self) -> None:
+        self._written_json = self.clock()
+        temporary = self.path + ".json.tmp"
+        with open(temporary, "w", encoding="utf-8") as out:
+            json.dump(self.snapshot(), out)
+        os.replace(temporary, self.path + ".json")  # readers never see half a document
+
     def write(self) -> None:
-        self._written = time.monotonic()
+        self._written = self.clock()
         total = sum(self.seconds.values()) or 1.0
         lines = [f"{'seconds':>9} {'share':>6} {'requests':>9}  operation resource"]
         for key, seconds in sorted(self.seconds.items(), key=lambda kv: -kv[1]):
             lines.append(f"{seconds:9.1f} {100 * seconds / total:5.1f}% {self.count[key]:9d}  {key[0]} {key[1]}")
         with open(self.path, "w", encoding="utf-8") as out:
             out.write("\n".join(lines) + "\n")
+        self.write_json()
 
 
 class _OneAtATime:
@@ -181,12 +222,12 @@ class _OneAtATime:
         if self.profile is None:
             with self.lock:
                 return list(self.app(environ, start_response))
-        key, body = self.profile.key(environ)
-        environ["wsgi.input"] = io.BytesIO(body or b"")
+        key, body, written = self.profile.parse(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
         with self.lock:
             started = time.perf_counter()
             answer = list(self.app(environ, start_response))
-            self.profile.add(key, time.perf_counter() - started)
+            self.profile.add(key, time.perf_counter() - started, written)
             return answer
 
 

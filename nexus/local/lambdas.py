@@ -139,6 +139,8 @@ class FunctionPool:
         self._all: list[_Worker | _Placeholder] = []
         self._cond = threading.Condition()
         self._closed = False
+        self.invocations = 0
+        self.busy_seconds = 0.0
 
     def warm(self) -> None:
         worker = _Worker(self.fn, self._base_env, self._arn)
@@ -185,7 +187,11 @@ class FunctionPool:
             result = worker.invoke(event)
         finally:
             self._release(worker)
-        log.debug("%s %.1f ms", self.fn.logical_id, (time.monotonic() - started) * 1000)
+        elapsed = time.monotonic() - started
+        with self._cond:
+            self.invocations += 1
+            self.busy_seconds += elapsed
+        log.debug("%s %.1f ms", self.fn.logical_id, elapsed * 1000)
         return result
 
     def close(self) -> None:
@@ -221,6 +227,29 @@ class LocalLambda:
             )
             for fid, fn in functions.items()
         }
+        self._stats_path = os.environ.get("NEXUS_LAMBDA_STATS")
+        self._stopped = threading.Event()
+        if self._stats_path:
+            threading.Thread(target=self._write_stats_every_second, name="lambda-stats", daemon=True).start()
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Invocations and busy seconds (acquiring a worker included) per function, so far."""
+        return {
+            fid: {"invocations": pool.invocations, "seconds": round(pool.busy_seconds, 6)}
+            for fid, pool in self.pools.items()
+        }
+
+    def write_stats(self) -> None:
+        """The counters to ``NEXUS_LAMBDA_STATS`` (what ``nexus bench local`` reads), atomically."""
+        assert self._stats_path is not None
+        temporary = self._stats_path + ".tmp"
+        with open(temporary, "w", encoding="utf-8") as out:
+            json.dump(self.stats(), out)
+        os.replace(temporary, self._stats_path)
+
+    def _write_stats_every_second(self) -> None:
+        while not self._stopped.wait(1.0):
+            self.write_stats()
 
     def warm_all(self) -> None:
         """Start one environment per function, in parallel (a cold start before traffic)."""
@@ -244,6 +273,7 @@ class LocalLambda:
         return self.pools[function_id].invoke(event)
 
     def close(self) -> None:
+        self._stopped.set()
         threads = [threading.Thread(target=p.close) for p in self.pools.values()]
         for thread in threads:
             thread.start()

@@ -5,6 +5,7 @@ Kinesis and DynamoDB fed the same requests."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -259,11 +260,16 @@ def test_the_request_profile_counts_requests_per_operation_and_resource(tmp_path
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        # WHEN it serves 5 puts and 3 gets, then stops
+        # WHEN it serves 5 puts, 3 gets, a batch of 4 writes and an update, then stops
         for i in range(5):
             dynamodb.put_item(TableName="counted", Item={"pk": {"S": str(i)}})
         for i in range(3):
             dynamodb.get_item(TableName="counted", Key={"pk": {"S": str(i)}})
+        dynamodb.batch_write_item(RequestItems={"counted": [
+            {"PutRequest": {"Item": {"pk": {"S": f"b{i}"}}}} for i in range(3)] + [
+            {"DeleteRequest": {"Key": {"pk": {"S": "0"}}}}]})  # fmt: skip
+        dynamodb.update_item(TableName="counted", Key={"pk": {"S": "1"}}, UpdateExpression="SET n = :n",
+                             ExpressionAttributeValues={":n": {"N": "1"}})  # fmt: skip
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -271,6 +277,12 @@ def test_the_request_profile_counts_requests_per_operation_and_resource(tmp_path
     rows = {tuple(line.split()[3:]): int(line.split()[2]) for line in profile.read_text().splitlines()[1:]}
     assert rows[("PutItem", "counted")] == 5
     assert rows[("GetItem", "counted")] == 3
+    assert rows[("BatchWriteItem",)] == 1  # no one table named
+    # AND its JSON twin counts the items written: 5 puts, 4 in the batch, 1 update
+    document = json.loads((tmp_path / "profile.txt.json").read_text())
+    assert document["items_written"] == {"counted": 10}
+    counted = {(r["operation"], r["resource"]): r["count"] for r in document["requests"]}
+    assert counted[("PutItem", "counted")] == 5 and counted[("UpdateItem", "counted")] == 1
 
 
 def _answers(dynamodb: Any) -> bool:
