@@ -135,20 +135,15 @@ def accounts_create(
 
 @bench_app.command("local")
 def bench_local(
-    pairs: Annotated[int, typer.Option(min=1, help="Crossing buy/sell pairs to send.")] = 200,
-    clients: Annotated[int, typer.Option(min=1, max=64, help="Concurrent HTTP clients.")] = 4,
+    pairs: Annotated[int, typer.Option(min=1, help="Crossing buy/sell pairs to send.")] = 1000,
+    clients: Annotated[int, typer.Option(min=1, max=64, help="Concurrent HTTP clients.")] = 8,
 ) -> None:
-    """Round trip of one crossing pair, and orders per second the local platform accepts and fills."""
+    """Round trip of one crossing pair, orders per second the local platform accepts and fills,
+    and what each order costs in AWS requests, DynamoDB writes and Lambda invocations."""
     from nexus import bench_local as bench
 
-    result = bench.run(pairs=pairs, clients=clients)
-    typer.echo("local platform (nexus up --demo in its own process), over HTTP:")
-    typer.echo(f"  round trip  {result.round_trip_ms:7.1f} ms   one crossing pair on an idle platform: "
-               "buy request -> both orders read back filled (best of 3)")
-    typer.echo(f"  accepted    {result.accepted_per_s:7.1f} orders/s   {result.accepted} orders from {clients} "
-               f"clients in {result.send_seconds:.2f} s (POST p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms)")
-    typer.echo(f"  filled      {result.filled_per_s:7.1f} orders/s   {result.filled} orders filled "
-               f"{result.fill_seconds:.2f} s after the first request")
+    for line in bench.report(bench.run(pairs=pairs, clients=clients)):
+        typer.echo(line)
 
 
 cli_engine.register(app, bench_app)
