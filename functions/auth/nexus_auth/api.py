@@ -23,10 +23,9 @@ from nexus_common.redis_store import redis_client
 from nexus_common.settings import NexusSettings, lazy, lazy_settings
 
 from nexus_auth import models as m
-from nexus_auth import tokens as tk
 from nexus_auth.domain import IdentityService, SessionPolicy, key_to_wire, profile_to_wire
 from nexus_auth.passwords import Argon2Params, Passwords
-from nexus_auth.store import DynamoIdentityStore, TableNames, secrets_manager_source
+from nexus_auth.store import DynamoIdentityStore, TableNames, signing_key_ring
 
 
 class AuthApiSettings(NexusSettings):
@@ -65,7 +64,7 @@ def service() -> IdentityService:
             )
         ),
         Passwords(Argon2Params(config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism)),
-        tk.KeyRing(secrets_manager_source(config.signing_key_secret_arn)),
+        signing_key_ring(config.signing_key_secret_arn),
         KinesisAuditSink(config.audit_stream),
         SessionPolicy(
             access_ttl=timedelta(seconds=config.access_token_ttl_seconds),

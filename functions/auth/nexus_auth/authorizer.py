@@ -38,7 +38,7 @@ from nexus_common.settings import NexusSettings, lazy, lazy_settings
 
 from nexus_auth import tokens as tk
 from nexus_auth.keys import bearer_key, hash_api_key
-from nexus_auth.store import secrets_manager_source
+from nexus_auth.store import signing_key_ring
 
 ORDER_ENTRY_METHODS: Final = frozenset({"POST", "DELETE", "PUT", "PATCH"})
 _READ_METHODS: Final = ("GET", "HEAD", "OPTIONS")
@@ -63,7 +63,7 @@ settings = lazy_settings(AuthorizerSettings)
 api_keys = lazy(lambda: aws.dynamodb_table(settings().api_keys_table))
 users = lazy(lambda: aws.dynamodb_table(settings().users_table))
 sessions = lazy(lambda: aws.dynamodb_table(settings().tokens_table))
-ring = lazy(lambda: tk.KeyRing(secrets_manager_source(settings().signing_key_secret_arn)))
+ring = lazy(lambda: signing_key_ring(settings().signing_key_secret_arn))
 limiter = lazy(lambda: RateLimiter(redis_client()))
 
 

@@ -312,6 +312,24 @@ def secrets_manager_source(secret_arn: str) -> Any:
     return read
 
 
+def secrets_manager_version(secret_arn: str) -> Any:
+    """The ``KeyRing`` version marker of the signing-key secret: the id of the version staged
+    ``AWSCURRENT`` (``DescribeSecret``: metadata only, the key is not read)."""
+
+    def version() -> str:
+        stages = aws.client("secretsmanager").describe_secret(SecretId=secret_arn).get("VersionIdsToStages") or {}
+        return next((str(v) for v, names in stages.items() if "AWSCURRENT" in names), "")
+
+    return version
+
+
+def signing_key_ring(secret_arn: str) -> Any:
+    """The ``KeyRing`` of the signing-key secret, which follows a rotation at once."""
+    from nexus_auth.tokens import KeyRing
+
+    return KeyRing(secrets_manager_source(secret_arn), version=secrets_manager_version(secret_arn))
+
+
 def rotate_signing_key(secret_arn: str) -> str:
     """Put a new random signing key as ``AWSCURRENT`` (the old one becomes ``AWSPREVIOUS``);
     returns the new key's ``kid``."""

@@ -5,7 +5,10 @@ secret is provisioned and by ``nexus auth rotate-signing-key``, never written in
 holds one random key. Secrets Manager keeps the value before the last rotation under the stage
 ``AWSPREVIOUS``: tokens are signed with ``AWSCURRENT`` and verified against both, so a rotation
 logs nobody out (a token signed with the previous key lives at most ``ACCESS_TTL`` more). A key's
-``kid`` (JWT header) is a digest of it, so it names the key without revealing it.
+``kid`` (JWT header) is a digest of it, so it names the key without revealing it. A rotation takes
+effect at once: before signing, the ring compares the secret's version marker (the version id
+staged ``AWSCURRENT``, one ``DescribeSecret``, no secret value) with the one it loaded, and
+re-reads the keys when it moved; an unknown ``kid`` does the same before it is refused.
 
 **Access token** claims: ``iss``, ``aud``, ``sub`` (user id), ``sid`` (the session = refresh
 family), ``iat``, ``nbf``, ``exp`` (15 minutes), ``jti``. Verification refuses any ``alg`` but
@@ -64,23 +67,38 @@ class SigningKey:
 class KeyRing:
     """The current and previous signing keys, read from a source and cached for ``ttl`` seconds.
 
-    ``source()`` returns ``(current, previous)`` key strings (``previous`` may be None). An
-    unknown ``kid`` makes the ring re-read its source (at most once per ``min_refresh`` seconds),
-    so a rotation done elsewhere is picked up at once.
+    ``source()`` returns ``(current, previous)`` key strings (``previous`` may be None).
+    ``version()``, when given, returns a cheap marker of the source's current value (the secret's
+    ``AWSCURRENT`` version id): ``current()`` checks it before every signature and re-reads the
+    keys when it moved, so a rotation signs new tokens with the new key at once. An unknown
+    ``kid`` makes the ring re-read its source when the marker moved, else at most once per
+    ``min_refresh`` seconds.
     """
 
     def __init__(
-        self, source: Callable[[], tuple[str, str | None]], ttl: float = 300.0, min_refresh: float = 5.0
+        self,
+        source: Callable[[], tuple[str, str | None]],
+        ttl: float = 300.0,
+        min_refresh: float = 5.0,
+        version: Callable[[], str] | None = None,
     ) -> None:
         self._source = source
+        self._version = version
         self._ttl = ttl
         self._min_refresh = min_refresh
         self._lock = threading.Lock()
         self._keys: dict[str, SigningKey] = {}
         self._current: SigningKey | None = None
         self._loaded_at = float("-inf")
+        self._loaded_version: str | None = None
+
+    def _moved(self) -> bool:
+        """True when the source's version marker differs from the loaded keys' (reads the marker)."""
+        return self._version is not None and self._version() != self._loaded_version
 
     def _load(self) -> None:
+        marker = self._version() if self._version is not None else None  # before the value: a
+        # rotation between the two reads is seen as a move on the next check
         current, previous = self._source()
         if not current or len(current) < 32:
             raise RuntimeError("the signing key secret is empty or too short")
@@ -90,10 +108,12 @@ class KeyRing:
         self._keys = keys
         self._current = keys[kid_of(current)]
         self._loaded_at = time.monotonic()
+        self._loaded_version = marker
 
     def current(self) -> SigningKey:
+        """The key to sign with: the source's current one, re-read when its version moved."""
         with self._lock:
-            if self._current is None or time.monotonic() - self._loaded_at > self._ttl:
+            if self._current is None or time.monotonic() - self._loaded_at > self._ttl or self._moved():
                 self._load()
             assert self._current is not None
             return self._current
@@ -103,7 +123,7 @@ class KeyRing:
             if self._current is None or time.monotonic() - self._loaded_at > self._ttl:
                 self._load()
             found = self._keys.get(kid)
-            if found is None and time.monotonic() - self._loaded_at > self._min_refresh:
+            if found is None and (time.monotonic() - self._loaded_at > self._min_refresh or self._moved()):
                 self._load()
                 found = self._keys.get(kid)
             return found

@@ -196,3 +196,31 @@ def test_any_change_to_a_signed_token_is_refused() -> None:
             tokens.verify_access_token(ring, forged)
 
     changed()
+
+
+def test_a_rotation_signs_new_logins_with_the_new_key_at_once(edge: Edge, aws: Any) -> None:
+    # GIVEN warm functions: a login signed and verified, so both key rings are loaded
+    session = register_and_login(edge, "rotnow@example.com")
+    old_kid = jwt.get_unverified_header(session["access_token"])["kid"]
+    assert me(edge, session["access_token"]) == 200
+    # WHEN the operator rotates the signing key (no container is restarted, no cache expires)
+    new_kid = rotate_signing_key(aws.env_for("AuthApiFunction")["SIGNING_KEY_SECRET_ARN"])
+    # THEN the very next login is signed with the new key
+    later = edge.call(api.app, "POST", "/v1/auth/login", public=True,
+                      body={"email": "rotnow@example.com", "password": STRONG_PASSWORD})
+    assert jwt.get_unverified_header(later.body["access_token"])["kid"] == new_kid != old_kid
+    # AND the authorizer accepts it at once AND still accepts the token of the previous key
+    assert me(edge, later.body["access_token"]) == 200
+    assert me(edge, session["access_token"]) == 200
+
+
+def test_a_key_ring_follows_its_version_marker() -> None:
+    # GIVEN a source whose value and version an operator changes
+    state = {"keys": ("a" * 48, None), "version": "v1"}
+    ring = tokens.KeyRing(lambda: state["keys"], version=lambda: str(state["version"]))  # type: ignore[arg-type,return-value]
+    first = ring.current().kid
+    # WHEN the value is rotated and the marker moves
+    state["keys"], state["version"] = ("b" * 48, "a" * 48), "v2"
+    # THEN the next signature uses the new key, AND the previous one still verifies
+    assert ring.current().kid == tokens.kid_of("b" * 48) != first
+    assert ring.find(first) is not None
