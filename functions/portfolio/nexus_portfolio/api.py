@@ -16,7 +16,7 @@ from nexus_portfolio.repo import (
     DynamoSettlements,
 )
 from nexus_portfolio.settings import PortfolioApiSettings
-from nexus_portfolio.views import LedgerQuery, PortfolioReader, SettlementsQuery
+from nexus_portfolio.views import LedgerQuery, NoQuery, PortfolioReader, SettlementsQuery
 
 app = Chalice(app_name="nexus-portfolio", configure_logs=False)
 logger = get_logger()
@@ -40,12 +40,18 @@ def reader() -> PortfolioReader:
 @app.route("/v1/portfolio", methods=["GET"])
 def get_portfolio() -> Response:
     """Cash, reserved, available, positions with P&L at the last trade price, and totals."""
-    return json_response({"portfolio": reader().portfolio(caller_account_id(app.current_request))})
+    request = app.current_request
+    account_id = caller_account_id(request)
+    parse_query(request, NoQuery)
+    return json_response({"portfolio": reader().portfolio(account_id)})
 
 
 @app.route("/v1/positions", methods=["GET"])
 def list_positions() -> Response:
-    return json_response({"positions": reader().positions(caller_account_id(app.current_request))})
+    request = app.current_request
+    account_id = caller_account_id(request)
+    parse_query(request, NoQuery)
+    return json_response({"positions": reader().positions(account_id)})
 
 
 @app.route("/v1/ledger", methods=["GET"])

@@ -15,7 +15,7 @@ split them (fees are paid on trade date, from settled cash).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -40,23 +40,34 @@ class LedgerQuery(BaseModel):
     limit: int = Field(default=500, ge=1, le=1000)
 
     def bounds(self) -> tuple[str, str]:
-        """Sort-key bounds: entry keys start with the ISO instant (``...Z#id``)."""
-        return _instant(self.from_, "from", "0000"), _instant(self.to, "to", "9999") + "~"
+        """Sort-key bounds: entry keys start with the ISO instant (``...Z#id``). A ``from``
+        after ``to`` is 400 ``invalid_range`` (as the candles route answers)."""
+        start, end = _moment(self.from_, "from"), _moment(self.to, "to")
+        if start is not None and end is not None and start > end:
+            raise ValidationFailed("invalid_range", "from must not be after to", "from")
+        return (iso(start) if start else "0000"), (iso(end) if end else "9999") + "~"
 
 
-def _instant(text: str | None, field: str, default: str) -> str:
+def _moment(text: str | None, field: str) -> datetime | None:
+    """An ISO instant with an offset, or a date: its first (``from``) or last (``to``) instant."""
     if text is None:
-        return default
+        return None
     try:
         if len(text) == 10:
-            day = date.fromisoformat(text).isoformat()
-            return day + ("T00:00:00.000000Z" if field == "from" else "T23:59:59.999999Z")
+            day = date.fromisoformat(text)
+            return datetime.combine(day, time.min if field == "from" else time.max, UTC)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValidationFailed("invalid_field", f"{field} must be an ISO date or instant", field) from None
     if parsed.tzinfo is None:
         raise ValidationFailed("invalid_field", f"{field} needs a time zone (e.g. Z)", field)
-    return iso(parsed)
+    return parsed
+
+
+class NoQuery(BaseModel):
+    """The query of a route that takes none: any parameter is 400 ``unknown_field``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SettlementsQuery(BaseModel):
