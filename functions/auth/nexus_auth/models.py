@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 EMAIL_PATTERN = rf"^[^@\s\x00-\x1f]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$"
@@ -124,7 +124,7 @@ class InstrumentStatusEnvelope(BaseModel):
 
 
 class TradingSwitchRequest(Strict):
-    trading_enabled: bool
+    trading_enabled: StrictBool  # a JSON true/false only: never "yes", 1 or "false"
     reason: str = Field(min_length=1, max_length=500)
 
 
