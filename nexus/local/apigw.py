@@ -332,6 +332,10 @@ def _allows(document: dict[str, Any], method_arn: str) -> bool:
 # -- HTTP server ----------------------------------------------------------------------------
 
 
+def _snake(phrase: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")
+
+
 def make_server(gateway: LocalApiGateway, host: str, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -361,6 +365,31 @@ def make_server(gateway: LocalApiGateway, host: str, port: int) -> ThreadingHTTP
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(response.body)
+
+        def __getattr__(self, name: str) -> Any:
+            # http.server answers an HTML 501 for a method without a do_<METHOD>; API Gateway
+            # answers every method itself: TRACE, CONNECT or any made-up verb that no route
+            # declares gets the template's answer for an unknown route, in the error body.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            # What http.server refuses before a request reaches the gateway (a malformed request
+            # line, an over-long URI or header): the NexusTrade error body, not its HTML page.
+            status = HTTPStatus(code)
+            body = json.dumps(
+                {"error": {"code": _snake(status.phrase), "message": message or status.phrase}}
+            ).encode("utf-8")
+            self.log_error("code %d, message %s", code, message)
+            self.send_response(code, message)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.close_connection = True
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
