@@ -111,11 +111,15 @@ class _Worker:
         return self.process.poll() is None
 
     def stop(self) -> None:
+        """End the environment now: end of requests for an idle worker, and SIGTERM, which a
+        worker in the middle of an invocation obeys at once (``nexus.local.worker``)."""
         if self.process.stdin is not None:
             try:
                 self.process.stdin.close()
             except OSError:
                 pass
+        if self.process.poll() is None:
+            self.process.terminate()
         try:
             self.process.wait(timeout=2)
         except subprocess.TimeoutExpired:

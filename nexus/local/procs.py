@@ -31,8 +31,12 @@ def spawn(
 
 
 def stop_process(process: subprocess.Popen[Any] | None, timeout: float) -> None:
-    """SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    """SIGTERM, then SIGKILL after ``timeout`` seconds (at once when ``timeout`` is 0)."""
     if process is None or process.poll() is not None:
+        return
+    if timeout <= 0:
+        process.kill()
+        process.wait(timeout=5)
         return
     process.terminate()
     try:

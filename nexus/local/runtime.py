@@ -83,7 +83,11 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def _port_free(host: str, port: int) -> bool:
+    """Whether a server could listen on ``host:port`` now. The probe binds as the servers do
+    (``SO_REUSEADDR``: werkzeug's and http.server's servers set it): a port whose last
+    connections linger in TIME_WAIT, as after a Ctrl-C, is free; one a process listens on is not."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -110,6 +114,7 @@ class LocalPlatform:
     _http: Any = None
     _websockets: list[LocalWebSocketGateway] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
+    _mappings: list[Any] = field(default_factory=list)
     _env_before: dict[str, str | None] = field(default_factory=dict)
 
     # -- start -----------------------------------------------------------------------------
@@ -326,6 +331,7 @@ class LocalPlatform:
             raise RuntimeError(f"event sources the local runtime cannot run: {unsupported}")
         for mapping in mappings:
             mapping.start()
+        self._mappings = mappings
         log.info("events    %d event source mappings polling", len(mappings))
 
     def _container_env(self, container: Container) -> dict[str, str]:
@@ -388,6 +394,12 @@ class LocalPlatform:
                  " + ".join(str(p.relative_to(PROJECT_ROOT)) for p in container.python_path))  # fmt: skip
         return process
 
+    def threads(self) -> list[threading.Thread]:
+        """The threads this runtime started: event source pollers, the service scheduler, the
+        containers' log pumps and the API server."""
+        polling = [t for m in self._mappings for t in (getattr(m, "threads", None) or [getattr(m, "thread", None)])]
+        return [t for t in [*polling, *self._threads] if t is not None and t.ident is not None]
+
     def container_processes(self, name: str) -> list[subprocess.Popen[Any]]:
         return [process for container, process in self._containers if container.name == name]
 
@@ -396,7 +408,8 @@ class LocalPlatform:
         gateway = LocalApiGateway(self.platform, self.lambdas, self.options.region, self.provisioner.account_id)
         self._http = make_server(gateway, self.options.api_host, self.options.api_port)
         port = self._http.server_address[1]
-        thread = threading.Thread(target=self._http.serve_forever, name="api", daemon=True)
+        server = self._http  # polled every 0.1 s for shutdown (the default 0.5 s delays a Ctrl-C)
+        thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.1), name="api", daemon=True)
         thread.start()
         self._threads.append(thread)
         self.api_url = f"http://{self.options.api_host}:{port}"
@@ -426,7 +439,14 @@ class LocalPlatform:
     # -- stop ------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop everything, last started first. Safe to call more than once."""
+        """Stop everything, last started first. Safe to call more than once.
+
+        Prompt (about a second): every poller and the service scheduler see ``_stop`` at once
+        (they wait on it, never sleep); the Lambda workers are told to end all together, busy
+        ones included, and skip their interpreter teardown; the pollers' threads are joined once
+        their invocations have ended; the embedded AWS, whose state dies with it anyway, is
+        killed rather than left to tear down its heap (unless it profiles: it writes its figures
+        on SIGTERM)."""
         self._stop.set()
         for gateway in reversed(self._websockets):
             gateway.stop()
@@ -441,9 +461,12 @@ class LocalPlatform:
         if self.lambdas is not None:
             self.lambdas.close()
             self.lambdas = None
+        for thread in self.threads():
+            thread.join(timeout=5)
+        self._mappings = []
         stop_process(self._redis, 5)
         self._redis = None
-        stop_process(self._moto, 5)
+        stop_process(self._moto, 5 if os.environ.get("NEXUS_AWS_PROFILE") else 0)
         self._moto = None
         for key, value in self._env_before.items():
             if value is None:
