@@ -99,6 +99,9 @@ class DynamoAuditLog(LazyTable):
         while len(self._hints) > self.HINTS:
             self._hints.popitem(last=False)
 
+    def known_head(self, aggregate: str) -> int | None:
+        return self._hints.get(aggregate)
+
     def head(self, aggregate: str, known: int = 0) -> int:
         low = max(known, self._hints.get(aggregate, 0))  # a seq that exists (0: none needed)
         step = 1

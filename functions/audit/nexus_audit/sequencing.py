@@ -41,9 +41,12 @@ writes the record at that seq if it is still free (it is ``head + 1``: nothing w
 it) or moves the claim if another event took it. After the record, before the batch is
 acknowledged: the retry finds its own record and writes nothing.
 
-Cost per new event: two conditional puts (no transactions). Per batch and aggregate: one read
-of the head (``DynamoAuditLog``: one ``GetItem`` when this process knows the head already). A
-redelivered event: two refused puts (the refusals return the item they hit).
+Cost per new event: two conditional puts (no transactions). Per batch and aggregate whose head
+this process has not seen: one read of the head. An aggregate whose head this process has seen
+(``known_head``: read or written here before) starts from that head without reading: a head that
+was seen is a lower bound forever, which is all the argument above needs, and if others appended
+since, the put is refused and the head is read then. A redelivered event: two refused puts (the
+refusals return the item they hit).
 """
 
 from __future__ import annotations
@@ -71,6 +74,10 @@ class AuditLog(Protocol):
     def head(self, aggregate: str, known: int = 0) -> int:
         """The highest seq of the aggregate's records (0 when it has none), read consistently;
         ``known`` is a seq known to exist, where the search may start."""
+
+    def known_head(self, aggregate: str) -> int | None:
+        """The highest seq of the aggregate this log has seen exist (read or written), without
+        reading anything; None when it has seen none."""
 
     def claim(self, aggregate: str, event_id: str, seq: int) -> int | None:
         """Create the claim of ``event_id`` at ``seq`` unless one exists: None when created, else
@@ -125,9 +132,10 @@ def append(
     """Append entries (each tagged with its source index, in source order).
 
     Entries are grouped by aggregate, keeping their order within each; one head read per
-    aggregate. An aggregate stops at its first failure (a later entry must not overtake it); the
-    others go on. ``first_failed`` is the lowest index not appended: the caller reports that record
-    and every later one for retry, and the retry's duplicates write nothing.
+    aggregate whose head this log has not seen (``known_head``). An aggregate stops at its first
+    failure (a later entry must not overtake it); the others go on. ``first_failed`` is the lowest
+    index not appended: the caller reports that record and every later one for retry, and the
+    retry's duplicates write nothing.
     """
     outcome = AppendOutcome()
     groups: dict[str, list[tuple[int, AuditEntry]]] = {}
@@ -136,7 +144,8 @@ def append(
     now = clock()
     for aggregate, group in groups.items():
         try:
-            head = log.head(aggregate)
+            known = log.known_head(aggregate)
+            head = known if known is not None else log.head(aggregate)
         except Exception as exc:  # reported through the outcome, retried by the caller
             outcome.fail(group[0][0], exc)
             continue

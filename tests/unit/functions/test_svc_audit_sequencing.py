@@ -73,6 +73,9 @@ class CrashAfter:
     def head(self, aggregate: str, known: int = 0) -> int:
         return self.log.head(aggregate, known)
 
+    def known_head(self, aggregate: str) -> int | None:
+        return self.log.known_head(aggregate)
+
     def claim(self, aggregate: str, event_id: str, seq: int) -> int | None:
         held = self.log.claim(aggregate, event_id, seq)
         self._maybe_crash("claim")
@@ -214,6 +217,27 @@ def test_a_writer_with_a_stale_head_loses_the_race_and_appends_after_the_winner(
     # THEN "evt" goes to 3, not over "cmd"
     assert (head, written) == (3, True)
     assert _assert_gapless_and_unique(audit)["account#acc_1"] == ["a", "cmd", "evt"]
+
+
+def test_a_head_this_process_saw_costs_no_read_and_a_stale_one_only_a_refused_put(
+    audit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN two consumer processes, each with its own log; A has appended "a", so it knows head 1
+    mine, other = DynamoAuditLog(audit.table_name("AuditTable")), DynamoAuditLog(audit.table_name("AuditTable"))
+    append(mine, [(0, _entry("a"))], lambda: NOW)
+    reads: list[dict[str, Any]] = []
+    real_get = mine.table.get_item
+    monkeypatch.setattr(mine.table, "get_item", lambda **kw: reads.append(kw["Key"]) or real_get(**kw))
+    # WHEN A appends "b" in its next batch
+    assert append(mine, [(0, _entry("b"))], lambda: NOW).written == 1
+    # THEN it read nothing: it started from the head it had seen
+    assert reads == []
+    # WHEN the other process appends "c" and "d", and A then appends "e" from its stale head 2
+    append(other, [(0, _entry("c")), (1, _entry("d"))], lambda: NOW)
+    assert append(mine, [(0, _entry("e"))], lambda: NOW).written == 1
+    # THEN A's put at 3 was refused, it read the head then, and "e" follows "d": no gap, no overwrite
+    assert reads != []
+    assert _assert_gapless_and_unique(audit)["account#acc_1"] == ["a", "b", "c", "d", "e"]
 
 
 def test_a_batch_that_fails_midway_reports_the_failed_record_and_every_later_one(audit: Any) -> None:
