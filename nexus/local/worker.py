@@ -4,6 +4,10 @@ Started by ``nexus.local.lambdas`` with exactly the environment the template giv
 Requests arrive as JSON lines on stdin; each answer is one JSON line on the original stdout
 (``{"ok": result}`` or ``{"error": {"errorType", "errorMessage", "stackTrace"}}``). Anything the
 handler prints or logs goes to stderr, like CloudWatch Logs.
+
+A failed invocation is logged with its traceback, except an authorizer's ``Unauthorized``: that
+is how a Lambda authorizer answers 401 to every request without usable credentials (ordinary
+traffic, not a failure), so it is one INFO line; the authorizer logs its own reason.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -18,6 +23,8 @@ import time
 import traceback
 import uuid
 from typing import Any, TextIO
+
+log = logging.getLogger("nexus.local.worker")
 
 
 class LambdaContext:
@@ -53,6 +60,11 @@ def _error(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def _is_unauthorized(exc: BaseException) -> bool:
+    """The answer API Gateway turns into 401: an authorizer's ``Exception("Unauthorized")``."""
+    return str(exc) == "Unauthorized"
+
+
 def serve(spec: dict[str, Any], requests: TextIO, answers: TextIO) -> None:
     try:
         handler = _load_handler(spec)
@@ -69,7 +81,10 @@ def serve(spec: dict[str, Any], requests: TextIO, answers: TextIO) -> None:
             result = handler(event, context)
             answer = json.dumps({"ok": result}, default=str)
         except Exception as exc:  # reported to the caller as a function error, as Lambda does
-            traceback.print_exc(file=sys.stderr)
+            if _is_unauthorized(exc):
+                log.info("%s: Unauthorized (401)", spec["function_name"])
+            else:
+                log.error("%s: %s: %s", spec["function_name"], type(exc).__name__, exc, exc_info=exc)
             answer = json.dumps({"error": _error(exc)})
         answers.write(answer + "\n")
         answers.flush()
@@ -81,6 +96,11 @@ def main() -> None:
     answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    to_stderr = logging.StreamHandler(sys.stderr)
+    to_stderr.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+    log.addHandler(to_stderr)
+    log.setLevel(logging.INFO)
+    log.propagate = False
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runtime decides when a worker stops
     signal.signal(signal.SIGTERM, lambda signum, frame: _exit_now())
     serve(spec, sys.stdin, answers)
