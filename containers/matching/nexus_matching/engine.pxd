@@ -84,6 +84,7 @@ cdef class MatchingEngine:
     cdef public object _last_ts
     cdef public object _last_now
     cdef public object dropped_commands
+    cdef public set _halted
 
     cdef bint _taken(self, _Market m, str order_id) except -1
     @cython.locals(seen=IdSet)

@@ -14,7 +14,18 @@ command (never the engine's clock), ``correlation_id`` = the command's ``command
 ``symbol``, ``seq`` (per-symbol counter 1, 2, 3, ... with no gaps) and ``epoch`` (the leadership
 epoch set with ``set_epoch``).
 
-Commands (``type``): ``new``, ``cancel``, ``replace``, ``mass_cancel``, ``oco``, ``clock``.
+Commands (``type``): ``new``, ``cancel``, ``replace``, ``mass_cancel``, ``oco``, ``clock``,
+``halt``, ``resume``.
+
+Halts. A trading halt is a command on the journal, so every replay of the journal halts and
+resumes at the same point: ``halt`` (``symbol``, optional ``reason``) stops trading in the
+symbol: a ``new``, ``oco`` or ``replace`` is refused ``symbol_halted``, so no trade happens and
+no parked stop can trigger; resting and parked orders stay, cancels, mass cancels and expiries go
+on. ``resume`` lifts it. Each gives one ``trading_status`` event (``status`` ``halted`` or
+``active``, ``reason``) when it changes the state, none when the symbol already was so. The
+instrument's ``status`` in the instruments table is order entry's pre-check; the engine decides
+on its own halt state only (it is in the snapshot), never on the table, which a replay would
+read as it is now rather than as it was.
 
 Time. Only the commands' ``ts`` tells the time. Before a command of a symbol is applied, every
 DAY/GTD order of that symbol whose expiry is at or before the command's ``ts`` expires (an
@@ -173,9 +184,10 @@ from nexus_matching.book import (
 
 Event = dict[str, Any]
 
-SNAPSHOT_FORMAT: Final = 3
-# Older snapshot formats ``restore`` still reads (format 2: one unbounded list of seen ids).
-READABLE_FORMATS: Final = (2, 3)
+SNAPSHOT_FORMAT: Final = 4
+# Older snapshot formats ``restore`` still reads (format 2: one unbounded list of seen ids;
+# formats 2 and 3: no halted symbols).
+READABLE_FORMATS: Final = (2, 3, 4)
 
 _SIDES: Final = ("buy", "sell")
 _KINDS: Final = {"limit": LIMIT, "market": MARKET, "stop": STOP, "stop_limit": STOP_LIMIT}
@@ -598,6 +610,7 @@ class MatchingEngine:
         self._last_ts: str | None = None  # the last ts that passed _valid_ts (a cache)
         self._last_now = 0  # ... and its instant in microseconds
         self.dropped_commands = 0
+        self._halted: set[str] = set()  # symbols halted by a ``halt`` command (see "Halts")
         self.set_epoch(epoch)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -613,7 +626,7 @@ class MatchingEngine:
         self._epoch = epoch
 
     def set_instrument(self, instrument: Instrument) -> None:
-        """Replace an instrument's reference data (e.g. halt or resume it).
+        """Replace an instrument's reference data (its ``status`` is not read: see "Halts").
 
         The tick and lot size of a symbol with live orders cannot change: those orders are held
         in ticks and lots.
@@ -661,6 +674,12 @@ class MatchingEngine:
             if kind == "clock":
                 return self._clock(symbol if type(symbol) is str else None, command_id, ts, now)
             return self._mass_cancel(command, symbol, command_id, ts, now)
+        if kind == "halt" or kind == "resume":
+            reason = get("reason", "")
+            if not (type(symbol) is str and symbol and type(reason) is str):
+                self.dropped_commands += 1
+                return []
+            return self._trading_status(symbol, kind == "halt", reason, command_id, ts)
         order_id = get("order_id")
         if not (type(order_id) is str and order_id and type(symbol) is str and symbol):
             self.dropped_commands += 1
@@ -750,7 +769,7 @@ class MatchingEngine:
     def _parse_new(
         self, m: _Market, c: Mapping[str, Any], order_id: str, account_id: object, now: int
     ) -> Order:
-        if m.instrument.status == "halted":
+        if m.symbol in self._halted:
             raise _Invalid("symbol_halted", f"{m.symbol} is halted")
         get = c.get
         side = get("side")
@@ -1208,7 +1227,7 @@ class MatchingEngine:
                 raise _Invalid("unknown_order", "no such live order")
             if order.account_id != account_id:
                 raise _Invalid("not_owner", "the order belongs to another account")
-            if m.instrument.status == "halted":
+            if symbol in self._halted:
                 raise _Invalid("symbol_halted", f"{symbol} is halted")
             if order.group is not None:
                 raise _Invalid("oco_leg", "an OCO leg cannot be replaced; cancel the group")
@@ -1300,6 +1319,31 @@ class MatchingEngine:
                 self._expire(m, now)
                 events.extend(self._render(m, ts, command_id))
         return events
+
+    def _trading_status(self, symbol: str, halt: bool, reason: str, command_id: str, ts: str) -> list[Event]:
+        """``halt`` / ``resume``: one ``trading_status`` event when the state changes."""
+        if (symbol in self._halted) == halt:
+            return []
+        if halt:
+            self._halted.add(symbol)
+        else:
+            self._halted.discard(symbol)
+        seq = self._next_seq(symbol)
+        return [{
+            "event_id": f"{symbol}-{seq}",
+            "type": "trading_status",
+            "version": 1,
+            "ts": ts,
+            "correlation_id": command_id,
+            "symbol": symbol,
+            "seq": seq,
+            "epoch": self._epoch,
+            "status": "halted" if halt else "active",
+            "reason": reason,
+        }]
+
+    def is_halted(self, symbol: str) -> bool:
+        return symbol in self._halted
 
     # -- OCO ---------------------------------------------------------------------------------
 
@@ -1646,6 +1690,7 @@ class MatchingEngine:
             "counters": counters,
             "books": books,
             "seen_order_ids": {"previous": sorted(self._seen_old), "current": sorted(self._seen)},
+            "halted": sorted(self._halted),
         }
 
     @classmethod
@@ -1728,6 +1773,10 @@ class MatchingEngine:
                     raise ValueError("malformed seen_order_ids")
             engine._seen_old = IdSet(previous)
             engine._seen = IdSet(current)
+            halted = state["halted"] if version >= 4 else []
+            if type(halted) is not list or not all(type(symbol) is str and symbol for symbol in halted):
+                raise ValueError("malformed halted symbols")
+            engine._halted = set(halted)
             if version == 2:
                 for market in engine._markets.values():
                     live = {order_id for order_id, _ in market.book.orders.items()} | market.pending.keys()

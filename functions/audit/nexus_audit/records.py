@@ -224,6 +224,8 @@ def from_command(command: Mapping[str, Any]) -> list[AuditEntry]:
         return [entry("order", command.get("order_id"), "replace_requested", account_link, {**base, **changes})]
     if kind == "mass_cancel":
         return [entry("account", account_id, "mass_cancel_requested", (), base)]
+    if kind in ("halt", "resume"):  # from the admin API, which audits who asked (an audit event)
+        return [entry("symbol", symbol, f"{kind}_requested", (), {**base, "reason": command.get("reason")})]
     if kind == "oco":
         group = command.get("order_id")
         if not isinstance(group, str) or not group:

@@ -15,6 +15,7 @@ from nexus_common.settings import NexusSettings, lazy, lazy_settings
 
 from nexus_auth import models as m
 from nexus_auth.domain import IdentityService, profile_to_wire
+from nexus_auth.halts import TradingStatusJournal
 from nexus_auth.passwords import Passwords
 from nexus_auth.store import DynamoIdentityStore, TableNames
 
@@ -24,6 +25,7 @@ class AdminApiSettings(NexusSettings):
     accounts_table: str
     instruments_table: str
     audit_stream: str
+    order_commands_stream: str  # halts and resumes reach the matching engine on its journal
 
 
 app = Chalice(app_name="nexus-admin", configure_logs=False)
@@ -47,24 +49,35 @@ def service() -> IdentityService:
     return IdentityService(store, Passwords(), None, KinesisAuditSink(config.audit_stream))
 
 
+@lazy
+def trading_status_journal() -> TradingStatusJournal:
+    return TradingStatusJournal(settings().order_commands_stream)
+
+
+def _set_halt(symbol: str, halted: bool) -> Response:
+    """The instruments table first (it checks the symbol; order entry's pre-check reads it),
+    then the command on the engine's journal. A failure of the second answers an error and the
+    admin retries: both steps are idempotent (the engine ignores a halt of a halted symbol)."""
+    request = app.current_request
+    principal = require_role(request, "admin")
+    body = parse_body(request, m.HaltRequest)
+    instrument = service().set_halt(principal, symbol, halted, body.reason)
+    trading_status_journal().publish(symbol, halted, body.reason)
+    return json_response({"instrument": instrument})
+
+
 @app.route("/v1/admin/instruments/{symbol}/halt", methods=["POST"])
 @documented(summary="Halt trading in a symbol (admin)", request=m.HaltRequest,
             response=m.InstrumentStatusEnvelope, tags=("admin",))
 def halt(symbol: str) -> Response:
-    request = app.current_request
-    principal = require_role(request, "admin")
-    body = parse_body(request, m.HaltRequest)
-    return json_response({"instrument": service().set_halt(principal, symbol, True, body.reason)})
+    return _set_halt(symbol, True)
 
 
 @app.route("/v1/admin/instruments/{symbol}/resume", methods=["POST"])
 @documented(summary="Resume trading in a halted symbol (admin)", request=m.HaltRequest,
             response=m.InstrumentStatusEnvelope, tags=("admin",))
 def resume(symbol: str) -> Response:
-    request = app.current_request
-    principal = require_role(request, "admin")
-    body = parse_body(request, m.HaltRequest)
-    return json_response({"instrument": service().set_halt(principal, symbol, False, body.reason)})
+    return _set_halt(symbol, False)
 
 
 @app.route("/v1/admin/accounts/{account_id}/trading", methods=["PUT"])

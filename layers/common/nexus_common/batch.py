@@ -33,6 +33,7 @@ from nexus_common.events import (
     ReplacedEvent,
     ReplaceRejectedEvent,
     TradeEvent,
+    TradingStatusEvent,
     TriggeredEvent,
 )
 from nexus_common.jsonutil import loads
@@ -123,9 +124,11 @@ def decode_execution_events(record: KinesisStreamRecord) -> list[ExecutionEventT
         if raw.get("type") not in KNOWN_EVENT_TYPES:
             continue
         try:
-            events.append(ENGINE_EVENT_ADAPTER.validate_python(raw))
+            event = ENGINE_EVENT_ADAPTER.validate_python(raw)
         except ValidationError as exc:
             raise PoisonRecord(
                 f"invalid {raw.get('type')} event: {exc.error_count()} error(s)"
             ) from exc
+        if not isinstance(event, TradingStatusEvent):  # not in KNOWN_EVENT_TYPES: no consumer's business
+            events.append(event)
     return events

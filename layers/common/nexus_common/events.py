@@ -146,6 +146,27 @@ class ClockCommand(_Wire):
     ts: AwareDatetime
 
 
+class HaltCommand(_Wire):
+    """Stop trading in a symbol: new orders and replaces are refused, resting orders stay,
+    cancels go on. On the journal, so every replay halts at the same point."""
+
+    type: Literal["halt"] = "halt"
+    command_id: str
+    symbol: str
+    reason: str = ""
+    ts: AwareDatetime
+
+
+class ResumeCommand(_Wire):
+    """Lift a symbol's halt."""
+
+    type: Literal["resume"] = "resume"
+    command_id: str
+    symbol: str
+    reason: str = ""
+    ts: AwareDatetime
+
+
 AnyCommand = (
     NewOrderCommand
     | CancelOrderCommand
@@ -153,6 +174,8 @@ AnyCommand = (
     | MassCancelCommand
     | OcoOrderCommand
     | ClockCommand
+    | HaltCommand
+    | ResumeCommand
 )
 Command = Annotated[AnyCommand, Field(discriminator="type")]
 COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(Command)
@@ -290,6 +313,14 @@ class TriggeredEvent(EventEnvelope):
     trigger_price: Decimal
 
 
+class TradingStatusEvent(EventEnvelope):
+    """A ``halt`` or ``resume`` command changed the symbol's trading status."""
+
+    type: Literal["trading_status"] = "trading_status"
+    status: Literal["halted", "active"]
+    reason: str = ""
+
+
 # The event types every consumer knows (what ``EVENT_ADAPTER`` parses, unchanged) ...
 ExecutionEvent = Annotated[
     AcceptedEvent | RejectedEvent | TradeEvent | CancelledEvent | CancelRejectedEvent | BookEvent,
@@ -311,6 +342,7 @@ AnyEngineEvent = (
     | ReplacedEvent
     | ReplaceRejectedEvent
     | TriggeredEvent
+    | TradingStatusEvent
 )
 EngineEvent = Annotated[AnyEngineEvent, Field(discriminator="type")]
 ENGINE_EVENT_ADAPTER: TypeAdapter[AnyEngineEvent] = TypeAdapter(EngineEvent)

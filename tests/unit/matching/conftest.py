@@ -29,6 +29,7 @@ INSTRUMENTS: dict[str, Instrument] = {
         Instrument(symbol="MSFT", tick_size=Decimal("0.01"), lot_size=Decimal("1")),
         # fractional lots and a coarse tick: exercises the integer <-> decimal conversions
         Instrument(symbol="XBT", tick_size=Decimal("0.5"), lot_size=Decimal("0.0001")),
+        # halted by a ``halt`` command in the ``venue`` fixture (the engine reads no status)
         Instrument(
             symbol="HALT", tick_size=Decimal("0.01"), lot_size=Decimal("1"), status="halted"
         ),
@@ -115,6 +116,15 @@ class Commands:
             "ts": TS,
         }
 
+    def halt(self, symbol: str = "AAPL", reason: str = "news pending", *, resume: bool = False) -> dict[str, Any]:
+        return {
+            "type": "resume" if resume else "halt",
+            "command_id": f"cmd-{next(self._ids)}",
+            "symbol": symbol,
+            "reason": reason,
+            "ts": TS,
+        }
+
 
 @pytest.fixture(scope="session")
 def instruments() -> dict[str, Instrument]:
@@ -128,8 +138,10 @@ def checked() -> Callable[[MatchingEngine], Checked]:
 
 @pytest.fixture
 def venue() -> Checked:
-    """A fresh engine over the test instruments, every event checked."""
-    return Checked(MatchingEngine(INSTRUMENTS))
+    """A fresh engine over the test instruments (HALT halted), every event checked."""
+    engine = MatchingEngine(INSTRUMENTS)
+    engine.process(Commands().halt("HALT", resume=False) | {"command_id": "halt-HALT"})
+    return Checked(engine)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ Command = dict[str, Any]
 
 SYMBOLS = {"AAPL": 10_000, "MSFT": 40_000}  # base prices in cents
 STP_MODES = ("cancel_newest", "cancel_oldest", "cancel_both", "decrement")
-KINDS = ("limit",) * 8 + ("market", "stop", "oco", "replace", "cancel", "cancel", "mass", "clock", "bad")
+KINDS = ("limit",) * 8 + ("market", "stop", "oco", "replace", "cancel", "cancel", "mass", "clock", "bad", "halt")
 
 # Runs in a child process: replay the journal to a file, and tell which implementation ran.
 CHILD = """
@@ -53,7 +53,7 @@ def stamp(minute: int) -> str:
 def random_journal(seed: int, size: int) -> list[Command]:
     """Commands over two symbols: limit (iceberg, post-only, every STP mode, GTC/DAY/GTD/IOC/FOK),
     market, stop, stop-limit, OCO (stop and stop-limit legs), replace, cancel (orders and groups),
-    mass cancel, clock; time crossing session closes; some invalid and some malformed commands."""
+    mass cancel, clock, halt and resume; time crossing session closes; some invalid and some malformed commands."""
     rng = random.Random(seed)
     ids: dict[str, list[str]] = {symbol: [] for symbol in SYMBOLS}
     commands: list[Command] = []
@@ -83,6 +83,10 @@ def random_journal(seed: int, size: int) -> list[Command]:
             continue
         if kind == "clock":
             commands.append({"type": "clock", "command_id": f"c{i}", "ts": ts})
+            continue
+        if kind == "halt":
+            action = "halt" if rng.random() < 0.4 else "resume"
+            commands.append({"type": action, "command_id": f"c{i}", "symbol": symbol, "reason": "r", "ts": ts})
             continue
         side = rng.choice(("buy", "sell"))
         price = Decimal(SYMBOLS[symbol] + rng.randint(-6, 6)) / 100
@@ -171,7 +175,7 @@ def test_compiled_and_pure_engines_replay_a_journal_byte_identically(seed: int, 
     # AND the journal exercised what it is meant to: trades, every refusal kind, expiries, triggers
     kinds = {json.loads(line)["type"] for line in output.splitlines()}
     assert {"accepted", "trade", "cancelled", "expired", "replaced", "triggered", "rejected", "book",
-            "cancel_rejected", "replace_rejected"} <= kinds
+            "cancel_rejected", "replace_rejected", "trading_status"} <= kinds
     assert int(compiled[3]) > 0  # malformed commands were dropped by both
 
 

@@ -406,8 +406,10 @@ _DROP = object()
 def test_new_order_validation(
     changes: dict[str, Any], reason: str, instruments: Any, checked: Any
 ) -> None:
-    # GIVEN an engine, WHEN an invalid new order arrives
-    venue = checked(MatchingEngine(instruments))
+    # GIVEN an engine (HALT halted), WHEN an invalid new order arrives
+    engine = MatchingEngine(instruments)
+    engine.process({"type": "halt", "command_id": "h", "symbol": "HALT", "ts": TS})
+    venue = checked(engine)
     command = _valid_new(**changes)
     events = venue.process(command)
     # THEN exactly one rejected event with the reason, and the book is untouched
@@ -417,7 +419,7 @@ def test_new_order_validation(
     assert rejected["order_id"] == "o1"
     assert rejected["message"]
     assert rejected["symbol"] == command["symbol"]
-    assert rejected["seq"] == 1
+    assert rejected["seq"] == (2 if reason == "symbol_halted" else 1)  # after the halt's event
     assert venue.engine.book_depth("AAPL", 5) == {"bids": [], "asks": []}
 
 
@@ -618,16 +620,106 @@ def test_restore_refuses_a_snapshot_that_does_not_fit(
 
 
 def test_halting_and_resuming_a_symbol(venue: Checked, cmd: Commands, instruments: Any) -> None:
-    # GIVEN a resting order, WHEN the symbol is halted
+    # GIVEN a resting order, WHEN a halt command for the symbol comes in
     venue.process(cmd.new("b1", "buy", "5", "9.99"))
-    active = instruments["AAPL"]
-    venue.engine.set_instrument(active.model_copy(update={"status": "halted"}))
-    # THEN new orders are rejected but cancels still work
+    halted = venue.process(cmd.halt("AAPL", "news pending"))
+    # THEN one trading_status event says so, and a second halt changes nothing
+    assert [(e["type"], e["status"], e["reason"]) for e in halted] == [("trading_status", "halted", "news pending")]
+    assert venue.process(cmd.halt("AAPL")) == []
+    # AND new orders are rejected, the resting order stays, cancels still work
     assert venue.process(cmd.new("b2", "buy", "1", "9.99"))[0]["reason"] == "symbol_halted"
+    assert venue.engine.book_depth("AAPL", 5)["bids"] == [(999, 5, 1)]
     assert kinds(venue.process(cmd.cancel("b1"))) == ["cancelled", "book"]
-    # AND after resuming, orders are accepted again, sequence continuing
-    venue.engine.set_instrument(active)
+    # AND another symbol trades on
+    assert kinds(venue.process(cmd.new("m1", "buy", "1", "9.99", symbol="MSFT"))) == ["accepted", "book"]
+    # AND after a resume command, orders are accepted again, sequence continuing
+    assert [e["status"] for e in venue.process(cmd.halt("AAPL", resume=True))] == ["active"]
     assert kinds(venue.process(cmd.new("b3", "buy", "1", "9.99"))) == ["accepted", "book"]
+
+
+def test_the_instruments_table_status_does_not_halt_the_engine(cmd: Commands, instruments: Any) -> None:
+    # GIVEN an engine built from instruments whose table status says halted (as a leader reads
+    # them at a failover, after the halt), with no halt command in the journal
+    engine = MatchingEngine({"AAPL": instruments["AAPL"].model_copy(update={"status": "halted"})})
+    # WHEN an order of the journal comes in, THEN it is matched as the first leader matched it
+    assert kinds(engine.process(cmd.new("b1", "buy", "1", "9.99"))) == ["accepted", "book"]
+
+
+def test_a_halted_symbol_triggers_no_stop_and_parks_none(venue: Checked, cmd: Commands) -> None:
+    # GIVEN a resting bid and ask and a parked sell stop at 9.95, and the symbol halted
+    venue.process(cmd.new("b1", "buy", "5", "9.90", account="a"))
+    venue.process(cmd.new("s1", "sell", "5", "10.00", account="a"))
+    venue.process(cmd.new("t1", "buy", "1", "10.00", account="b"))  # last = 10.00
+    stop = cmd.new("st", "sell", "2", None, order_type="stop", account="c")
+    stop["stop_price"] = "9.95"
+    assert kinds(venue.process(stop)) == ["accepted"]
+    venue.process(cmd.halt("AAPL"))
+    # WHEN an order that would trade through the stop comes in, and a new stop already triggered
+    crossing = venue.process(cmd.new("x", "sell", "5", "9.90", account="d"))
+    late = cmd.new("st2", "sell", "1", None, order_type="stop", account="c")
+    late["stop_price"] = "10.50"
+    # THEN both are refused: no trade, no trigger, the parked stop stays parked
+    assert [e["reason"] for e in crossing] == ["symbol_halted"]
+    assert [e["reason"] for e in venue.process(late)] == ["symbol_halted"]
+    assert "st" in venue.engine.live_orders("AAPL") and venue.engine.last_price("AAPL") == 1000
+
+
+def _halt_journal(cmd: Commands) -> list[dict[str, Any]]:
+    return [
+        cmd.new("b1", "buy", "5", "9.99", account="a"),
+        cmd.halt("AAPL", "volatility"),
+        cmd.new("s1", "sell", "3", "9.99", account="b"),  # refused: halted
+        cmd.cancel("b1", account="a"),  # cancels go on
+        cmd.new("b2", "buy", "2", "10.00", account="a"),  # refused: halted
+        cmd.halt("AAPL", "reopening", resume=True),
+        cmd.new("b3", "buy", "4", "10.00", account="a"),
+        cmd.new("s2", "sell", "3", "10.00", account="b"),  # trades
+        cmd.halt("AAPL", "again"),
+        cmd.new("s3", "sell", "1", "10.00", account="b"),  # refused: halted
+    ]
+
+
+def test_halts_on_the_journal_replay_identically_at_every_snapshot_point(cmd: Commands, instruments: Any) -> None:
+    # GIVEN a journal with a halt, a resume and a second halt between orders
+    journal = _halt_journal(cmd)
+    first = MatchingEngine(instruments)
+    tape = [event for command in journal for event in first.process(command)]
+    assert [e["reason"] for e in tape if e["type"] == "rejected"] == ["symbol_halted"] * 3
+    assert [e["status"] for e in tape if e["type"] == "trading_status"] == ["halted", "active", "halted"]
+    assert sum(e["type"] == "trade" for e in tape) == 1
+    for cut in range(len(journal) + 1):
+        # WHEN a successor restores a snapshot taken after any prefix (through JSON, with the
+        # instruments table as it is now, whatever its status says) and replays the rest
+        before = MatchingEngine(instruments)
+        head = [event for command in journal[:cut] for event in before.process(command)]
+        state = json.loads(json.dumps(before.snapshot()))
+        now_listed = {s: i.model_copy(update={"status": "active"}) for s, i in instruments.items()}
+        successor = MatchingEngine.restore(state, now_listed)
+        tail = [event for command in journal[cut:] for event in successor.process(command)]
+        # THEN it publishes exactly the events of the uninterrupted run, and ends in its state
+        assert head + tail == tape, cut
+        assert successor.snapshot() == first.snapshot()
+    assert first.snapshot()["halted"] == ["AAPL"]
+
+
+def test_a_format_3_snapshot_restores_with_nothing_halted(venue: Checked, cmd: Commands, instruments: Any) -> None:
+    # GIVEN a snapshot of the format before halts were engine state
+    venue.process(cmd.new("b1", "buy", "5", "9.99"))
+    state = {k: v for k, v in venue.engine.snapshot().items() if k != "halted"} | {"format": 3}
+    # WHEN restored, THEN nothing is halted and the book is back
+    restored = MatchingEngine.restore(state, instruments)
+    assert not restored.is_halted("AAPL") and restored.book_depth("AAPL", 1)["bids"] == [(999, 5, 1)]
+    # AND a format-4 snapshot with a malformed halted list is refused
+    with pytest.raises(ValueError):
+        MatchingEngine.restore({**venue.engine.snapshot(), "halted": "AAPL"}, instruments)
+
+
+@pytest.mark.parametrize("bad", [{"symbol": ""}, {"symbol": 7}, {"reason": 3}, {"symbol": None}])
+def test_a_malformed_halt_is_dropped(venue: Checked, cmd: Commands, bad: dict[str, Any]) -> None:
+    # GIVEN a halt command with a bad symbol or reason, WHEN processed
+    events = venue.process(cmd.halt("AAPL") | bad)
+    # THEN nothing happens but the drop count
+    assert events == [] and venue.engine.dropped_commands == 1 and not venue.engine.is_halted("AAPL")
 
 
 def test_book_depth_limits_levels_best_first(venue: Checked, cmd: Commands) -> None:

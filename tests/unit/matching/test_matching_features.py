@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from nexus_common.instruments import Instrument
 from nexus_common.money import MAX_MAGNITUDE
 from nexus_matching.engine import EngineConfig, MatchingEngine
 from nexus_matching.replay import replay
@@ -507,7 +506,6 @@ def test_replay_defaults_ids_and_time_and_is_byte_identical(instruments: Any) ->
 
 def test_halted_symbol_rejects_replace_but_takes_cancels(venue: Checked, cmd: Commands, instruments: Any) -> None:
     venue.process(cmd.new("a", "buy", "5", "10.00"))
-    venue.engine.set_instrument(instruments["AAPL"].model_copy(update={"status": "halted"}))
+    venue.process(cmd.halt("AAPL"))
     assert venue.process(replace(cmd, "a", quantity="3"))[0]["reason"] == "symbol_halted"
     assert kinds(venue.process(cmd.cancel("a"))) == ["cancelled", "book"]
-    assert Instrument  # the model is what set_instrument takes
