@@ -93,6 +93,7 @@ def create_account(
         "default_account_id": account_id,
         "status": "active",
         "created_at": created_at,
+        "active_keys": 1,
     }
     account = {
         "account_id": account_id,

@@ -18,7 +18,7 @@ from nexus_common.http import install_error_handling, json_response, parse_body
 from nexus_common.identity import caller
 from nexus_common.logging import get_logger
 from nexus_common.openapi import documented
-from nexus_common.ratelimit import Bucket, Limit, RateLimiter
+from nexus_common.ratelimit import Bucket, Limit, LimiterUnavailable, RateLimiter
 from nexus_common.redis_store import redis_client
 from nexus_common.settings import NexusSettings, lazy, lazy_settings
 
@@ -43,6 +43,8 @@ class AuthApiSettings(NexusSettings):
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
     rate_limit_auth_ip: str = "5/20"  # register, login, refresh per source IP: tokens per second / burst
+    max_api_keys_per_user: int = 20  # active keys; over it: 409 limit_reached
+    max_accounts_per_user: int = 10
 
 
 app = Chalice(app_name="nexus-auth", configure_logs=False)
@@ -71,6 +73,8 @@ def service() -> IdentityService:
             refresh_ttl=timedelta(seconds=config.refresh_token_ttl_seconds),
             lockout_threshold=config.lockout_threshold,
             lockout=timedelta(seconds=config.lockout_seconds),
+            max_api_keys=config.max_api_keys_per_user,
+            max_accounts=config.max_accounts_per_user,
         ),
     )
 
@@ -84,9 +88,18 @@ def _source_ip(request: Request) -> str:
 
 
 def _limit_public(request: Request, route: str) -> None:
+    """Per source IP. Redis down: ``register`` fails closed (503 with ``Retry-After``: nothing
+    else bounds sign-ups); ``login`` and ``refresh`` fail open (logged), since the per-email lockout
+    in DynamoDB still bounds password guessing and a refresh needs a valid refresh token."""
     ip = _source_ip(request)
-    if ip:
+    if not ip:
+        return
+    try:
         limiter().check([Bucket(f"auth:{route}:ip:{ip}", Limit.parse(settings().rate_limit_auth_ip))])
+    except LimiterUnavailable:
+        if route == "register":
+            raise
+        logger.warning("rate limiter unavailable: served without limits", extra={"route": route})
 
 
 def _no_store(body: Any, status: int = 200) -> Response:

@@ -17,7 +17,9 @@ the ``X-Account-Id`` header, which a cache keyed on ``Authorization`` would not 
 Context (``nexus_common.identity``): ``user_id``, ``account_id`` (``X-Account-Id`` when owned,
 else the default account; a header naming an account the caller does not own is denied),
 ``accounts``, ``roles``, ``scopes``, ``key_id``, ``session_id``, and ``retry_after`` (seconds;
-``0`` when the rate limits allow the request: ``nexus_common.http`` answers 429 otherwise).
+``0`` when the rate limits allow the request: ``nexus_common.http`` answers 429 otherwise), and
+``limits`` = ``unavailable`` when Redis cannot be asked about an order entry (503: it fails closed;
+other routes fail open).
 Policy: a ``trade`` credential may invoke the whole API; a ``read``-only one only ``GET``/``HEAD``
 (API Gateway answers 403 to anything else). An unusable credential raises
 ``Exception("Unauthorized")`` (401); any other failure raises something else (API Gateway: 500),
@@ -27,12 +29,13 @@ so a credential is never accepted by accident.
 from __future__ import annotations
 
 import hmac
+import math
 from typing import Any, Final
 
 from nexus_common import aws
 from nexus_common.identity import ROLES, SCOPES, Principal
 from nexus_common.logging import get_logger, with_lambda_context
-from nexus_common.ratelimit import Bucket, Limit, RateLimiter
+from nexus_common.ratelimit import Bucket, Limit, LimiterUnavailable, RateLimiter
 from nexus_common.redis_store import redis_client
 from nexus_common.settings import NexusSettings, lazy, lazy_settings
 
@@ -49,8 +52,8 @@ class AuthorizerSettings(NexusSettings):
     users_table: str
     tokens_table: str
     signing_key_secret_arn: str
-    rate_limit_credential: str  # per key or user: tokens per second / burst, e.g. "200/400"
-    rate_limit_orders: str  # order entry (POST/DELETE /v1/orders...) per key or user
+    rate_limit_credential: str  # per user, whatever the credential: tokens per second / burst, e.g. "200/400"
+    rate_limit_orders: str  # order entry (POST/DELETE /v1/orders...) per user and per account
     rate_limit_ip: str  # per source IP
 
 
@@ -167,28 +170,44 @@ def act_as(principal: Principal, wanted: str | None) -> Principal:
     raise PermissionError("X-Account-Id names an account the caller does not own")
 
 
+def is_order_entry(method: str, path: str) -> bool:
+    return method in ORDER_ENTRY_METHODS and path.startswith("/v1/orders")
+
+
 def buckets(principal: Principal, method: str, path: str, source_ip: str) -> list[Bucket]:
+    """The buckets a request takes from: per user (whatever the credential: a user's keys and
+    sessions share one bucket, so more keys buy no more requests), per source IP, and for order
+    entry per user and per acting account."""
     config = settings()
-    who = f"key:{principal.key_id}" if principal.key_id else f"user:{principal.user_id}"
+    who = f"user:{principal.user_id}"
     chosen = [Bucket(who, Limit.parse(config.rate_limit_credential))]
     if source_ip:
         chosen.append(Bucket(f"ip:{source_ip}", Limit.parse(config.rate_limit_ip)))
-    if method in ORDER_ENTRY_METHODS and path.startswith("/v1/orders"):
-        chosen.append(Bucket(f"orders:{who}", Limit.parse(config.rate_limit_orders)))
+    if is_order_entry(method, path):
+        orders = Limit.parse(config.rate_limit_orders)
+        chosen.append(Bucket(f"orders:{who}", orders))
+        chosen.append(Bucket(f"orders:account:{principal.account_id}", orders))
     return chosen
 
 
-def retry_after(principal: Principal, event: dict[str, Any]) -> int:
+def limits_context(principal: Principal, event: dict[str, Any]) -> dict[str, str]:
+    """The rate-limit verdict for the context: ``retry_after`` (0: allowed; else 429), and
+    ``limits: unavailable`` when Redis cannot be asked for order entry (503 with
+    ``Retry-After``: order entry fails closed). Every other route fails open: served without
+    limits while Redis is down (logged)."""
     context = event.get("requestContext") or {}
     source_ip = str((context.get("identity") or {}).get("sourceIp") or "")
     method = str(event.get("httpMethod") or context.get("httpMethod") or "")
     path = str(event.get("resource") or event.get("path") or "")
     try:
         wait = limiter().take(buckets(principal, method, path, source_ip))
-    except Exception:  # Redis down: serve without limits rather than refuse everyone
-        logger.exception("rate limiter unavailable")
-        return 0
-    return 0 if wait <= 0 else max(1, int(-(-wait // 1)))
+    except LimiterUnavailable as exc:
+        if is_order_entry(method, path):
+            logger.warning("rate limiter unavailable: order entry refused", extra={"breaker": limiter().breaker.state})
+            return {"retry_after": str(exc.retry_after), "limits": "unavailable"}
+        logger.warning("rate limiter unavailable: served without limits", extra={"breaker": limiter().breaker.state})
+        return {"retry_after": "0"}
+    return {"retry_after": "0" if wait <= 0 else str(max(1, math.ceil(wait)))}
 
 
 def api_resource(method_arn: str, method: str = "*") -> str:
@@ -199,7 +218,9 @@ def api_resource(method_arn: str, method: str = "*") -> str:
     return f"{parts[0]}/{parts[1]}/{method}" + ("" if method == "*" else "/*")
 
 
-def policy(principal: Principal, method_arn: str, websocket: bool, wait: int = 0) -> dict[str, Any]:
+def policy(
+    principal: Principal, method_arn: str, websocket: bool, limits: dict[str, str] | None = None
+) -> dict[str, Any]:
     if websocket:
         resources: list[str] = [method_arn]
     elif "trade" in principal.scopes:
@@ -212,7 +233,7 @@ def policy(principal: Principal, method_arn: str, websocket: bool, wait: int = 0
             "Version": "2012-10-17",
             "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": resources}],
         },
-        "context": {**principal.to_context(), "retry_after": str(wait)},
+        "context": {**principal.to_context(), **(limits or {"retry_after": "0"})},
     }
 
 
@@ -243,9 +264,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not principal.account_id:
         logger.info("denied: no account", extra={"user_id": principal.user_id})
         return deny(principal.user_id, method_arn)
-    wait = 0 if websocket else retry_after(principal, event)
+    limits = None if websocket else limits_context(principal, event)
     logger.info(
         "allowed",
         extra={"user_id": principal.user_id, "account_id": principal.account_id, "key_id": principal.key_id},
     )
-    return policy(principal, method_arn, websocket, wait)
+    return policy(principal, method_arn, websocket, limits)

@@ -52,15 +52,16 @@ class IdentityStore(Protocol):
     def get_user(self, user_id: str) -> dict[str, Any] | None: ...
     def user_id_by_email(self, email: str) -> str | None: ...
     def update_user(self, user_id: str, values: dict[str, Any]) -> dict[str, Any]: ...
-    def add_account(self, user_id: str, account: dict[str, Any]) -> None: ...
+    def add_account(self, user_id: str, account: dict[str, Any], max_accounts: int) -> None: ...
     def get_login_state(self, email_digest: str) -> dict[str, Any] | None: ...
     def record_failure(self, email_digest: str, expires_at: int) -> int: ...
     def lock(self, email_digest: str, locked_until: int, expires_at: int) -> None: ...
     def clear_failures(self, email_digest: str) -> None: ...
     def get_key(self, key_hash: str) -> dict[str, Any] | None: ...
-    def put_key(self, item: dict[str, Any]) -> None: ...
+    def put_key(self, item: dict[str, Any], max_active: int) -> None: ...
+    def count_active_keys(self, user_id: str, count: int) -> None: ...
     def keys_of(self, user_id: str) -> list[dict[str, Any]]: ...
-    def revoke_key(self, key_hash: str, revoked_at: str) -> None: ...
+    def revoke_key(self, key_hash: str, revoked_at: str, user_id: str) -> None: ...
     def put_family(self, item: dict[str, Any]) -> None: ...
     def get_family(self, family_id: str) -> dict[str, Any] | None: ...
     def rotate_family(self, family_id: str, old_hash: str, new_hash: str, used_expires_at: int, at: str) -> bool: ...
@@ -77,6 +78,10 @@ class SessionPolicy:
     refresh_ttl: timedelta = timedelta(days=30)  # absolute life of a session (family)
     lockout_threshold: int = 5
     lockout: timedelta = timedelta(minutes=15)
+    # Caps per user: the accounts list travels in the user item and the authorizer context (a
+    # 400 KB item), and every key or account is one more thing to watch. Over a cap: 409.
+    max_api_keys: int = 20  # active keys (a revoked key frees its place)
+    max_accounts: int = 10
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,7 @@ class IdentityService:
             "default_account_id": account["account_id"],
             "status": "active",
             "created_at": iso(now),
+            "active_keys": 1 if with_key else 0,
         }
         created_key = (
             self._key_item(user_id, "first key", list(SCOPES), account["account_id"], now) if with_key else None
@@ -262,7 +268,7 @@ class IdentityService:
     def open_account(self, principal: Principal, name: str, now: datetime) -> dict[str, Any]:
         self.profile(principal.user_id)
         account = new_account_item(clean_name(name), now, owner=principal.user_id)
-        self.store.add_account(principal.user_id, account)
+        self.store.add_account(principal.user_id, account, self.policy.max_accounts)
         self._event("account_opened", "account", account["account_id"], principal.user_id)
         return account
 
@@ -412,7 +418,11 @@ class IdentityService:
         if account_id is not None and not principal.owns(account_id):
             raise ValidationFailed("invalid_field", "not one of your accounts", "account_id")
         created = self._key_item(principal.user_id, clean_name(name), scopes, account_id, now)
-        self.store.put_key(created.item)
+        user = self.profile(principal.user_id)
+        if "active_keys" not in user:  # a user from before the count was kept: start it
+            active = sum(1 for k in self.store.keys_of(principal.user_id) if k.get("status") == "active")
+            self.store.count_active_keys(principal.user_id, active)
+        self.store.put_key(created.item, self.policy.max_api_keys)
         self._event(
             "api_key_created", "api_key", created.item["key_id"], principal.user_id,
             scopes=",".join(created.item["scopes"]), account_id=account_id or "",
@@ -427,7 +437,7 @@ class IdentityService:
         for item in self.store.keys_of(principal.user_id):
             if hmac.compare_digest(str(item.get("key_id", "")).encode(), wanted_key_id.encode()):
                 if item.get("status") != "revoked":
-                    self.store.revoke_key(str(item["key_hash"]), iso(now))
+                    self.store.revoke_key(str(item["key_hash"]), iso(now), principal.user_id)
                     self._event("api_key_revoked", "api_key", str(item["key_id"]), principal.user_id)
                 return {**item, "status": "revoked", "revoked_at": item.get("revoked_at") or iso(now)}
         raise NotFound("key_not_found", "no such key")

@@ -4,9 +4,10 @@ first, paginated), ``POST/GET /v1/alerts``, ``DELETE /v1/alerts/{alert_id}``. Ow
 from __future__ import annotations
 
 from chalice.app import Chalice, Response
-from nexus_common.errors import ValidationFailed
+from nexus_common.errors import Conflict, ValidationFailed
 from nexus_common.events import utc_now
 from nexus_common.http import caller_account_id, install_error_handling, json_response, parse_body, parse_query
+from nexus_common.identity import caller
 from nexus_common.instrument_store import DynamoInstruments
 from nexus_common.logging import get_logger
 from nexus_common.openapi import documented
@@ -55,6 +56,9 @@ def create_alert() -> Response:
     body = parse_body(request, CreateAlert)
     if instruments().get(body.symbol) is None:
         raise ValidationFailed("unknown_symbol", f"no instrument {body.symbol}", "symbol")
+    cap = settings().max_alerts_per_user
+    if alerts().count(caller(request).accounts) >= cap:
+        raise Conflict("limit_reached", f"a user keeps at most {cap} alerts: delete some first")
     reference = prices().last(body.symbol) if body.type == "percent_move" else None
     alert = new_alert(account_id, body, reference, utc_now())
     alerts().add(alert)

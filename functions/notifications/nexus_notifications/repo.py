@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -134,6 +135,23 @@ class AlertsTable(LazyTable):
 
     def add(self, alert: Alert) -> None:
         self.table.put_item(Item=alert_to_item(alert), ConditionExpression="attribute_not_exists(alert_id)")
+
+    def count(self, account_ids: Iterable[str]) -> int:
+        """How many alerts (armed or fired) these accounts keep (a COUNT query each)."""
+        total = 0
+        for account_id in account_ids:
+            kwargs: dict[str, Any] = {
+                "KeyConditionExpression": "account_id = :a",
+                "ExpressionAttributeValues": {":a": account_id},
+                "Select": "COUNT",
+            }
+            while True:
+                page = self.table.query(**kwargs)
+                total += int(page.get("Count", 0))
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return total
 
     def for_account(self, account_id: str, status: str | None) -> list[Alert]:
         kwargs: dict[str, Any] = {

@@ -16,6 +16,7 @@ class NotificationsApiSettings(NexusSettings):
     alerts_table: str
     trades_table: str
     instruments_table: str
+    max_alerts_per_user: int  # over the accounts the credential acts for; more: 409 limit_reached
 
 
 class AlertsConsumerSettings(NexusSettings):

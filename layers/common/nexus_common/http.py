@@ -184,14 +184,23 @@ MAX_BODY_BYTES: Final = 64 * 1024
 
 
 def edge_refusal(request: Request) -> Response | None:
-    """What the edge refuses before any view runs: a body over ``MAX_BODY_BYTES`` (413), and a
-    request the authorizer found over its rate limits (its context ``retry_after`` > 0: 429)."""
+    """What the edge refuses before any view runs: a body over ``MAX_BODY_BYTES`` (413), a
+    request the authorizer found over its rate limits (its context ``retry_after`` > 0: 429), and
+    one it could not check while Redis is down on a fail-closed route (``limits: unavailable``:
+    503 with ``Retry-After``)."""
     raw = request.raw_body
     if raw is not None and len(raw) > MAX_BODY_BYTES:
         return error_response("payload_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes", 413)
     context = request.context if isinstance(request.context, dict) else {}
     authorizer = context.get("authorizer")
     wait = authorizer.get("retry_after") if isinstance(authorizer, dict) else None
+    if isinstance(authorizer, dict) and authorizer.get("limits") == "unavailable":  # fails closed
+        seconds = str(int(wait)) if wait is not None and str(wait).isdigit() and int(wait) > 0 else "1"
+        return json_response(
+            error_body("rate_limiter_unavailable", "rate limits cannot be checked; try again shortly"),
+            503,
+            {"Retry-After": seconds},
+        )
     if wait is not None and str(wait).isdigit() and int(wait) > 0:
         return json_response(
             error_body("rate_limited", "too many requests"), 429, {"Retry-After": str(int(wait))}
