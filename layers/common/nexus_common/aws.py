@@ -9,12 +9,18 @@
 * One botocore ``Config``: standard retry mode with a bounded number of attempts, short connect
   and read timeouts (a Lambda must not hang on a dead endpoint), a connection pool large enough
   for concurrent use from threads.
+* Every request a client of this factory makes is counted, by (service, operation, resource),
+  in one process-wide, thread-safe counter (``request_counts``): a botocore ``before-call`` hook,
+  registered once when the client is made, so a benchmark or a metrics exporter sees every call
+  of every service without the call sites doing anything. The resource is the table, queue or
+  stream the request names (several tables, comma-separated, for a batch or a transaction).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import Counter
 from typing import Any, Final
 
 import boto3
@@ -32,6 +38,9 @@ BOTO_CONFIG: Final = Config(
 
 _lock = threading.Lock()
 _cache: dict[tuple[str, str, str, str | None], Any] = {}
+_counts_lock = threading.Lock()
+_counts: Counter[tuple[str, str, str]] = Counter()
+_RESOURCE: Final = "nexus_resource"  # the key of the request context the resource is kept under
 
 
 def region() -> str:
@@ -55,6 +64,7 @@ def _get(kind: str, service: str) -> Any:
             session = boto3.session.Session(region_name=key[2])
             factory = session.client if kind == "client" else session.resource
             found = factory(service, endpoint_url=key[3], config=BOTO_CONFIG)
+            count_requests(found if kind == "client" else found.meta.client)
             _cache[key] = found
         return found
 
@@ -78,3 +88,56 @@ def clear_clients() -> None:
     """Drop every cached client (tests switch endpoints and credentials between cases)."""
     with _lock:
         _cache.clear()
+
+
+def count_requests(client: Any) -> None:
+    """Count every request ``client`` makes in ``request_counts`` (the factory does it for its
+    own clients; a client made elsewhere, e.g. the WebSocket Management API's, is passed here)."""
+    events = client.meta.events
+    events.register("before-parameter-build", _remember_resource, unique_id="nexus-count-resource")
+    events.register("before-call", _count_call, unique_id="nexus-count-call")
+
+
+def request_counts() -> dict[tuple[str, str, str], int]:
+    """The requests counted so far in this process: (service, operation, resource) -> count."""
+    with _counts_lock:
+        return dict(_counts)
+
+
+def reset_request_counts() -> None:
+    with _counts_lock:
+        _counts.clear()
+
+
+def _remember_resource(params: Any, context: Any, **_: Any) -> None:
+    if isinstance(context, dict) and isinstance(params, dict):
+        context[_RESOURCE] = resource_of(params)
+
+
+def _count_call(model: Any, context: Any, **_: Any) -> None:
+    resource = context.get(_RESOURCE, "") if isinstance(context, dict) else ""
+    key = (str(model.service_model.service_name), str(model.name), str(resource))
+    with _counts_lock:
+        _counts[key] += 1
+
+
+def resource_of(params: dict[str, Any]) -> str:
+    """The table, queue or stream a request's parameters name ("" when none)."""
+    for name in ("TableName", "StreamName", "QueueName"):
+        value = params.get(name)
+        if isinstance(value, str):
+            return value
+    for name in ("QueueUrl", "StreamARN"):
+        value = params.get(name)
+        if isinstance(value, str):
+            return value.rstrip("/").rsplit("/", 1)[-1]
+    tables: set[str] = set()
+    items = params.get("RequestItems")
+    if isinstance(items, dict):
+        tables.update(str(name) for name in items)
+    for entry in params.get("TransactItems") or ():
+        if isinstance(entry, dict):
+            for action in entry.values():
+                if isinstance(action, dict) and "TableName" in action:
+                    tables.add(str(action["TableName"]))
+    return ",".join(sorted(tables))

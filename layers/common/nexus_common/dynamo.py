@@ -1,7 +1,23 @@
-"""Small DynamoDB helpers shared by the services' data-access modules."""
+"""The DynamoDB toolkit shared by the services' data-access modules.
+
+* Conditional writes: ``conditional_write`` (written or not), ``conditional_answer`` (the write's
+  response, or None when refused), ``conditional_write_or_old`` (None when written, else the item
+  as it was), ``conditional`` (all of it, as a ``WriteOutcome``) and ``transact_write`` (a
+  ``TransactWriteItems`` that may be cancelled). A refused condition is a result; any other error,
+  a ``ClientError`` of another code or not a ``ClientError`` at all, propagates unchanged. This is
+  the one place that turns ``ConditionalCheckFailedException`` into a result.
+* Pagination: ``pages`` (every page of a Query or Scan, lazily: stop early and no further page is
+  read) and ``paginate`` (their items).
+
+Each call is one request, made exactly as the caller wrote it: nothing here reads before a write
+or retries one (the botocore client retries throttling itself). Requests are counted by the
+client factory (``nexus_common.aws.request_counts``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
@@ -70,3 +86,78 @@ class LazyTable:
 
             self._table = aws.dynamodb_table(self.table_name)
         return self._table
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    """What a conditional write did.
+
+    ``answer`` is the write's response when written (its ``Attributes`` when ``ReturnValues`` asked
+    for them). When refused, ``old`` is the item as it was if the write asked for it with
+    ``ReturnValuesOnConditionCheckFailure="ALL_OLD"`` and the item exists (as Python values, numbers
+    ``Decimal``), and ``error`` is the refusal itself."""
+
+    written: bool
+    answer: dict[str, Any] = field(default_factory=dict)
+    old: dict[str, Any] | None = None
+    error: ClientError | None = None
+
+
+def conditional(write: Callable[..., Any], /, **kwargs: Any) -> WriteOutcome:
+    """Call ``write(**kwargs)`` (``table.put_item``, ``update_item``, ``delete_item`` or the
+    client's); a failed condition is a refused ``WriteOutcome``, any other error is raised."""
+    try:
+        answer = write(**kwargs)
+    except ClientError as exc:
+        if not is_condition_failed(exc):
+            raise
+        old = old_item(exc)
+        return WriteOutcome(False, old=deserialize(old) if old is not None else None, error=exc)
+    return WriteOutcome(True, answer=dict(answer or {}))
+
+
+def conditional_write(write: Callable[..., Any], /, **kwargs: Any) -> bool:
+    """True when written, False when its condition failed."""
+    return conditional(write, **kwargs).written
+
+
+def conditional_answer(write: Callable[..., Any], /, **kwargs: Any) -> dict[str, Any] | None:
+    """The write's response when written (e.g. its ``Attributes``), None when its condition failed."""
+    outcome = conditional(write, **kwargs)
+    return outcome.answer if outcome.written else None
+
+
+def conditional_write_or_old(write: Callable[..., Any], /, **kwargs: Any) -> dict[str, Any] | None:
+    """None when written; when refused, the item as it was (the write passes
+    ``ReturnValuesOnConditionCheckFailure="ALL_OLD"``), or None when there is no such item."""
+    return conditional(write, **kwargs).old
+
+
+def transact_write(write: Callable[..., Any], /, **kwargs: Any) -> bool:
+    """A ``TransactWriteItems`` (``client.transact_write_items``): False when DynamoDB cancelled it
+    (a condition failed, or a conflict) or refused a condition, True when it applied."""
+    try:
+        write(**kwargs)
+    except ClientError as exc:
+        if error_code(exc) == TRANSACTION_CANCELLED or is_condition_failed(exc):
+            return False
+        raise
+    return True
+
+
+def pages(read: Callable[..., Any], /, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every page of ``read(**kwargs)`` (``table.query``, ``table.scan`` or the client's), each
+    read from where the one before stopped (``ExclusiveStartKey``). Lazy: a caller that stops
+    early reads no further page."""
+    while True:
+        page: dict[str, Any] = read(**kwargs)
+        yield page
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def paginate(read: Callable[..., Any], /, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item of every page of ``read(**kwargs)``, in order."""
+    for page in pages(read, **kwargs):
+        yield from page.get("Items", [])
