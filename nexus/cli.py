@@ -2,6 +2,7 @@
 
 nexus up [--demo]                       run the whole platform locally
 nexus accounts create --name N --cash C create an account; prints its one-time API key
+nexus accounts deposit|withdraw --account A --amount X   move cash (ledger entry, audited, idempotent)
 nexus users grant --user U --role ROLE  give a user (id or email) a role: trader, compliance, admin
 nexus openapi [--check]                 build the OpenAPI document served at /openapi.json
 nexus bench local                       orders/s accepted and filled by the local platform
@@ -21,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from nexus import cli_engine, cli_identity, cli_marketdata, cli_money
+from nexus import cli_engine, cli_funding, cli_identity, cli_marketdata, cli_money
 from nexus.local import runtime
 
 app = typer.Typer(
@@ -156,6 +157,7 @@ cli_engine.register(app, bench_app)
 cli_money.register(app, bench_app)
 cli_marketdata.register(app, bench_app)
 cli_identity.register(app)
+cli_funding.register(accounts_app)
 
 
 def main() -> None:

@@ -7,8 +7,10 @@ from the state file unless ``--api-url`` is given.
 ``nexus reconcile`` checks, and prints every break (exit 1 when there is one):
 
 1. every journal entry balances per asset, and the venue's clearing account nets to zero;
-2. cash: each account's ``cash`` = ``opening_cash`` + its ledger cash (``cash`` + ``pending_cash``),
-   and cash is conserved: the accounts' cash changes plus the fee income sum to zero;
+2. cash: each account's ``cash`` = ``opening_cash`` + its ledger cash (``cash`` + ``pending_cash``,
+   deposits and withdrawals included), and cash is conserved: the accounts' cash changes plus the
+   fee income sum to the net deposits (the house ``bank`` account, the contra of every funding
+   movement);
 3. positions: each position's quantity = its ledger securities (settled + pending) = the account
    item's ``pos#S``;
 4. reservations: ``available_cash`` = ``cash`` - what the open reserved buys still reserve, and
@@ -19,6 +21,8 @@ from the state file unless ``--api-url`` is given.
    (orders reserved before the set existed); their count is the figure ``reserved_without_id``;
 5. the trade tape: per symbol, the shares on the tape = the shares bought = the shares sold in
    the positions, and two fill entries per trade on the tape.
+6. funding: every approved deposit and withdrawal (``FundingRequestsTable``) has its journal
+   entry ``funding:<request_id>`` of its amount, and every funding entry an approved request.
 
 ``nexus simulate --accounts N --trades M`` creates N funded accounts and trades M crossing pairs
 (a resting sell, then a buy at its price) through the HTTP API of the running platform, in
@@ -147,8 +151,11 @@ def reconcile_tables(table: Any) -> Reconciliation:
                 f"cash of {account_id}: {cash} - opening {opening} != ledger {ledger_cash.get(account_id, zero)}"
             )
     fee_income = totals.get(("house", "fees", "USD"), zero)
-    if moved + fee_income != 0:
-        result.brk(f"cash not conserved: accounts moved {moved}, fees earned {fee_income}")
+    bank = totals.get(("house", FUNDING_CONTRA, "USD"), zero)  # minus the net deposits
+    if moved + fee_income + bank != 0:
+        result.brk(f"cash not conserved: accounts moved {moved}, fees earned {fee_income}, "
+                   f"net deposits {-bank}")  # fmt: skip
+    funding = _reconcile_funding(result, table, entries)
 
     held: dict[tuple[str, str], Decimal] = {}  # 3. positions
     for position in positions:
@@ -216,8 +223,55 @@ def reconcile_tables(table: Any) -> Reconciliation:
         "reserved_without_id": without_id,
         "cash_moved": str(moved),
         "fees_earned": str(fee_income),
+        **funding,
     }
     return result
+
+
+FUNDING_CONTRA = "bank"  # the house's ledger account of cash outside the venue (nexus_portfolio.funding)
+
+
+def _reconcile_funding(result: Reconciliation, table: Any, entries: list[Any]) -> dict[str, Any]:
+    """6. funding: every approved deposit or withdrawal has its journal entry ``funding:<id>`` of
+    its amount on its account, and every funding entry an approved request (a platform started
+    before the funding table existed has none)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        requests = _scan(table("FundingRequestsTable"))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        requests = []
+    zero = Decimal(0)
+    posted = {e.entry_id: e for e in entries if e.entry_id.startswith("funding:")}
+    totals = {"deposit": zero, "withdrawal": zero}
+    approved: set[str] = set()
+    for request in requests:
+        if request.get("status") != "approved":
+            continue
+        entry_id = f"funding:{request['request_id']}"
+        approved.add(entry_id)
+        amount = Decimal(str(request["amount"]))
+        kind = str(request["kind"])
+        totals[kind] = totals.get(kind, zero) + amount
+        entry = posted.get(entry_id)
+        want = amount if kind == "deposit" else -amount
+        if entry is None:
+            result.brk(f"{kind} {request['request_id']} of {request['account_id']} is approved but not in the ledger")
+            continue
+        got = sum((leg.amount for leg in entry.legs
+                   if leg.book == request["account_id"] and leg.account == "cash"), zero)  # fmt: skip
+        if entry.account_id != request["account_id"] or got != want:
+            result.brk(f"{kind} {request['request_id']}: ledger moves {got} for {entry.account_id}, "
+                       f"expected {want} for {request['account_id']}")  # fmt: skip
+    for entry_id in sorted(set(posted) - approved):
+        result.brk(f"ledger entry {entry_id} of {posted[entry_id].account_id} has no approved funding request")
+    return {
+        "deposits": str(totals["deposit"]),
+        "withdrawals": str(totals["withdrawal"]),
+        "funding_pending": sum(1 for r in requests if r.get("status") == "pending"),
+    }
 
 
 def reconcile_until_clean(table: Any, wait: float) -> Reconciliation:

@@ -62,6 +62,7 @@ class Options:
     ws_port: int = 8001  # the WebSocket API
     ws_management_port: int = 0  # its Management API (@connections); 0: a free port
     ws_send_queue: int = 256  # frames queued per WebSocket connection before a slow client is dropped
+    parameter_overrides: dict[str, str] = field(default_factory=dict)  # template parameters, as sam's
 
 
 def free_port() -> int:
@@ -238,12 +239,7 @@ class LocalPlatform:
         if not self.options.ws_management_port:
             self.options.ws_management_port = free_port()
         self.ws_management_url = f"http://{self.options.api_host}:{self.options.ws_management_port}"
-        parameters = {
-            "Stage": self.options.stage,
-            "RedisUrlSecretArn": arn,
-            "WebSocketManagementEndpoint": self.ws_management_url,
-        }
-        stack, self.provisioner = load(clients, create=True, parameters=parameters)
+        stack, self.provisioner = load(clients, create=True, parameters=self.template_parameters(arn))
         self.platform = build_platform(stack)
         counts: dict[str, int] = {}
         for resource in stack.all_resources():
@@ -260,6 +256,17 @@ class LocalPlatform:
             summary,
             time.monotonic() - started,
         )
+
+    def template_parameters(self, redis_url_secret_arn: str) -> dict[str, str]:
+        """The root template's parameter values: the user's overrides, then what the runtime sets."""
+        if self.options.parameter_overrides:
+            log.info("template  parameters overridden: %s", ", ".join(sorted(self.options.parameter_overrides)))
+        return {
+            **self.options.parameter_overrides,
+            "Stage": self.options.stage,
+            "RedisUrlSecretArn": redis_url_secret_arn,
+            "WebSocketManagementEndpoint": self.ws_management_url,
+        }
 
     def table(self, logical_id: str) -> str:
         assert self.platform is not None

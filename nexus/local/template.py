@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
+import shlex
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,7 +265,59 @@ def _coerce_lazy(spec: Mapping[str, Any], raw: _Lazy) -> Any:
     return _coerce(spec, raw.get())
 
 
+def check_parameters(body: Mapping[str, Any], given: Mapping[str, Any], where: str) -> None:
+    """What CloudFormation refuses in parameter values: a key the template does not declare, or
+    a value outside the parameter's ``AllowedValues``, ``AllowedPattern``, ``MinValue``/``MaxValue``
+    or ``MinLength``/``MaxLength``. Values computed later (a nested stack's) are checked by AWS."""
+    declared = body.get("Parameters", {}) or {}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise TemplateError(f"{where}: no parameter {', '.join(unknown)} (it declares {', '.join(declared)})")
+    for name, raw in given.items():
+        if isinstance(raw, _Lazy):
+            continue
+        spec, value = declared[name], str(raw)
+        problem = ""
+        if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
+            problem = f"is not one of {', '.join(str(v) for v in spec['AllowedValues'])}"
+        elif "AllowedPattern" in spec and not re.fullmatch(str(spec["AllowedPattern"]), value):
+            problem = f"does not match {spec['AllowedPattern']}"
+        elif spec.get("Type") == "Number":
+            number = re.fullmatch(r"-?[0-9]{1,18}(\.[0-9]{1,18})?", value)
+            if not number:
+                problem = "is not a number"
+            elif "MinValue" in spec and float(value) < float(spec["MinValue"]):
+                problem = f"is below its MinValue {spec['MinValue']}"
+            elif "MaxValue" in spec and float(value) > float(spec["MaxValue"]):
+                problem = f"is above its MaxValue {spec['MaxValue']}"
+        elif not int(spec.get("MinLength", 0)) <= len(value) <= int(spec.get("MaxLength", 4096)):
+            problem = "has a length outside MinLength..MaxLength"
+        if problem:
+            raise TemplateError(f"{where}: parameter {name} value {value!r} {problem}")
+
+
+def parse_parameter_overrides(tokens: list[str]) -> dict[str, str]:
+    """Parameter values as ``sam deploy --parameter-overrides`` takes them: ``Key=Value`` pairs,
+    several in one token when quoted together (``"A=1 B=2"``, ``Key='a value'``), or
+    ``ParameterKey=K,ParameterValue=V``. The last value given for a key wins."""
+    values: dict[str, str] = {}
+    for token in tokens:
+        if token.startswith("ParameterKey="):
+            key, sep, value = token[len("ParameterKey=") :].partition(",ParameterValue=")
+            pairs = [(key, value)] if sep else []
+        else:
+            parts = shlex.split(token) if re.search(r"\s\S+=", token.strip()) else [token]
+            pairs = [(part.partition("=")[0], part.partition("=")[2]) for part in parts if "=" in part]
+            if len(pairs) != len(parts):
+                pairs = []
+        if not pairs or not all(re.fullmatch(r"[A-Za-z0-9]{1,255}", key) for key, _ in pairs):
+            raise TemplateError(f"parameter override {token!r}: expected Key=Value or ParameterKey=K,ParameterValue=V")
+        values.update(pairs)
+    return values
+
+
 def _parameter_values(body: Mapping[str, Any], given: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    check_parameters(body, given, path.name)
     values: dict[str, Any] = {}
     for name, spec in body.get("Parameters", {}).items():
         if name in given:
