@@ -47,8 +47,30 @@ def _logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-@app.command()
+RUNTIME_PARAMETERS = ("RedisUrlSecretArn", "WebSocketManagementEndpoint")  # nexus up sets these itself
+
+
+def _parameter_overrides(tokens: list[str], stage: str) -> tuple[dict[str, str], str]:
+    """The overrides given to ``nexus up`` (``Stage=`` sets the stage), checked against the
+    template as CloudFormation would: an unknown key or a value the parameter refuses is an
+    error naming it (exit 2), before anything starts."""
+    from nexus.local.provision import TEMPLATE
+    from nexus.local.template import TemplateError, check_parameters, parse_parameter_overrides, read_yaml
+
+    try:
+        overrides = parse_parameter_overrides(tokens)
+        for key in RUNTIME_PARAMETERS:
+            if key in overrides:
+                raise TemplateError(f"parameter {key} is set by nexus up itself")
+        check_parameters(read_yaml(TEMPLATE), {"Stage": stage, **overrides}, TEMPLATE.name)
+    except TemplateError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--parameter-overrides") from None
+    return overrides, overrides.pop("Stage", stage)
+
+
+@app.command(context_settings={"allow_extra_args": True})
 def up(
+    ctx: typer.Context,
     demo: Annotated[bool, typer.Option(help="Create the demo instruments and accounts.")] = False,
     port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8000,
     aws_port: Annotated[int, typer.Option(help="Port of the embedded moto server.")] = 4566,
@@ -56,9 +78,20 @@ def up(
     stage: Annotated[str, typer.Option(help="The template's Stage parameter.")] = "local",
     engines: Annotated[int, typer.Option(min=1, max=3, help="Matching engines: one leader, the rest standbys.")] = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    parameter_overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--parameter-overrides",
+            help="Template parameters, as sam deploy takes them: Key=Value ... (space-separated) or "
+            "ParameterKey=K,ParameterValue=V; e.g. RateLimitOrders=1/2.",
+        ),
+    ] = None,
 ) -> None:
     """Run the platform: AWS emulation, Redis, the template's resources, functions, event
     sources, the matching engine and the HTTP API. Ctrl-C stops everything."""
+    if ctx.args and not parameter_overrides:
+        raise typer.BadParameter(f"unexpected argument {ctx.args[0]!r}")
+    overrides, stage = _parameter_overrides([*(parameter_overrides or []), *ctx.args], stage)
     _logging(verbose)
     stop = threading.Event()
 
@@ -68,7 +101,8 @@ def up(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     options = runtime.Options(
-        api_port=port, aws_port=aws_port, ws_port=ws_port, stage=stage, demo=demo, engines=engines
+        api_port=port, aws_port=aws_port, ws_port=ws_port, stage=stage, demo=demo, engines=engines,
+        parameter_overrides=overrides,
     )
     platform = runtime.LocalPlatform(options)
     try:
