@@ -4,7 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench day build deploy clean install
+# The SAM CLI lives in a venv of its own: its pinned dependencies would fight the dev venv's
+# boto3/moto. `sam build` (no container) builds the python3.11 layer and functions with the
+# python3.11 on PATH and its pip, fetching arm64 wheels; no Docker needed.
+SAM_CLI_VERSION := 1.170.0
+SAM_VENV  := .venv-sam
+SAM       := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
+
+.PHONY: run test lint bench day build build-check sam deploy clean install
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,11 +47,32 @@ bench: $(STAMP)
 day: $(STAMP)
 	$(BIN)/nexus bench day --accounts 50 --trades 10000
 
-## build / deploy: SAM, on a machine with the SAM CLI, Docker and AWS credentials
-build:
-	sam build --template template.yaml
-deploy:
-	sam deploy
+$(SAM_STAMP):
+	rm -rf $(SAM_VENV)
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $(SAM_STAMP)
+
+## sam: install the pinned SAM CLI into .venv-sam (run it as .venv-sam/bin/sam)
+sam: $(SAM_STAMP)
+
+## build: sam build of the layer and every function into .aws-sam/build (needs python3.11 on PATH,
+##        the package index, no Docker, no AWS credentials)
+build: $(SAM_STAMP)
+	$(SAM) build --template template.yaml
+
+## build-check: what CI runs after `make test`: sam validate --lint on every template, a clean
+##              sam build, then every built artifact fits the architectures the template declares
+build-check: $(SAM_STAMP) $(STAMP)
+	for t in template.yaml stacks/*.yaml; do $(SAM) validate --lint --template $$t || exit 1; done
+	rm -rf .aws-sam
+	$(SAM) build --template template.yaml
+	$(BIN)/python .ci/check_build.py .aws-sam/build
+
+## deploy: on a machine with Docker (the engine image) and AWS credentials
+deploy: $(SAM_STAMP)
+	$(SAM) deploy
 
 clean:
-	rm -rf $(VENV) .nexus .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .nexus .pytest_cache .mypy_cache .ruff_cache
