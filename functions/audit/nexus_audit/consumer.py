@@ -21,6 +21,7 @@ from nexus_common.dynamo import deserialize
 from nexus_common.events import ENGINE_EVENT_ADAPTER, utc_now
 from nexus_common.jsonutil import loads
 from nexus_common.logging import get_logger, with_lambda_context
+from nexus_common.parallel import run_all
 from nexus_common.settings import lazy, lazy_settings
 from pydantic import ValidationError
 
@@ -121,7 +122,7 @@ def process(
             logger.error("unreadable record", extra={"index": index, "error": str(exc)[:300]})
             undecodable = index
             break
-    outcome = append(log, entries, clock)
+    outcome = append(log, entries, clock, parallel=run_all)
     for error in outcome.errors:
         logger.warning("append failed", extra={"error": f"{type(error).__name__}: {str(error)[:300]}"})
     failed_from = min(i for i in (undecodable, outcome.first_failed) if i is not None) if (

@@ -15,11 +15,12 @@ Writes are conditional puts (``attribute_not_exists``) and one conditional updat
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import Any, Final
 
 from boto3.dynamodb.conditions import Attr, Key
-from nexus_common.dynamo import LazyTable, deserialize, is_condition_failed, old_item
+from nexus_common.dynamo import LazyTable, conditional, conditional_write
 from nexus_common.events import iso
 
 from nexus_audit.records import day_of
@@ -87,23 +88,26 @@ class DynamoAuditLog(LazyTable):
     def __init__(self, table_name: str, table: Any = None) -> None:
         super().__init__(table_name, table)
         self._hints: OrderedDict[str, int] = OrderedDict()
+        self._hints_lock = threading.Lock()  # aggregates are appended on several threads
 
     def _exists(self, aggregate: str, seq: int) -> bool:
         key = {"aggregate": aggregate, "seq": seq}
         return "Item" in self.table.get_item(Key=key, ConsistentRead=True)
 
     def _saw(self, aggregate: str, seq: int) -> None:
-        if seq > self._hints.get(aggregate, 0):
-            self._hints[aggregate] = seq
-        self._hints.move_to_end(aggregate)
-        while len(self._hints) > self.HINTS:
-            self._hints.popitem(last=False)
+        with self._hints_lock:
+            if seq > self._hints.get(aggregate, 0):
+                self._hints[aggregate] = seq
+            self._hints.move_to_end(aggregate)
+            while len(self._hints) > self.HINTS:
+                self._hints.popitem(last=False)
 
     def known_head(self, aggregate: str) -> int | None:
-        return self._hints.get(aggregate)
+        with self._hints_lock:
+            return self._hints.get(aggregate)
 
     def head(self, aggregate: str, known: int = 0) -> int:
-        low = max(known, self._hints.get(aggregate, 0))  # a seq that exists (0: none needed)
+        low = max(known, self.known_head(aggregate) or 0)  # a seq that exists (0: none needed)
         step = 1
         high = low + step
         while self._exists(aggregate, high):  # gallop: low exists, find a high that does not
@@ -127,18 +131,13 @@ class DynamoAuditLog(LazyTable):
         return int(existing["claimed_seq"])
 
     def move_claim(self, aggregate: str, event_id: str, old: int, new: int) -> bool:
-        try:
-            self.table.update_item(
-                Key=claim_key(aggregate, event_id),
-                UpdateExpression="SET claimed_seq = :new",
-                ConditionExpression="claimed_seq = :old",
-                ExpressionAttributeValues={":new": new, ":old": old},
-            )
-        except Exception as exc:
-            if is_condition_failed(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.table.update_item,
+            Key=claim_key(aggregate, event_id),
+            UpdateExpression="SET claimed_seq = :new",
+            ConditionExpression="claimed_seq = :old",
+            ExpressionAttributeValues={":new": new, ":old": old},
+        )
 
     def put(self, record: AuditRecord) -> str | None:
         existing = self._put_new(record_to_item(record))
@@ -147,24 +146,21 @@ class DynamoAuditLog(LazyTable):
 
     def _put_new(self, item: dict[str, Any]) -> dict[str, Any] | None:
         """Put ``item`` unless its key exists: None when written, else the item that is there."""
-        try:
-            self.table.put_item(
-                Item=item,
-                ConditionExpression=Attr("aggregate").not_exists(),  # a reserved word: the builder names it
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except Exception as exc:
-            if not is_condition_failed(exc):
-                raise
-            old = old_item(exc)
-            if old is not None:
-                return deserialize(old)
-            key = {"aggregate": item["aggregate"], "seq": item["seq"]}
-            found = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
-            if found is None:  # cannot be: the condition failed because the item exists
-                raise
-            return dict(found)
-        return None
+        outcome = conditional(
+            self.table.put_item,
+            Item=item,
+            ConditionExpression=Attr("aggregate").not_exists(),  # a reserved word: the builder names it
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        if outcome.written:
+            return None
+        if outcome.old is not None:
+            return outcome.old
+        key = {"aggregate": item["aggregate"], "seq": item["seq"]}
+        found = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
+        if found is None:  # cannot be: the condition failed because the item exists
+            raise outcome.error or RuntimeError(f"audit item {key} refused a put but is not there")
+        return dict(found)
 
 
 class DynamoAuditReader(LazyTable):

@@ -51,6 +51,7 @@ refusals return the item they hit).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -126,8 +127,40 @@ def append_one(log: AuditLog, entry: AuditEntry, head: int, now: datetime) -> tu
     raise Contention(f"{entry.event_id} lost its seq on {aggregate} {MAX_RACES} times")
 
 
+Runner = Callable[[Sequence[Callable[[], AppendOutcome]]], list[AppendOutcome]]
+
+
+def _one_after_another(jobs: Sequence[Callable[[], AppendOutcome]]) -> list[AppendOutcome]:
+    return [job() for job in jobs]
+
+
+def _append_group(log: AuditLog, aggregate: str, group: list[tuple[int, AuditEntry]], now: datetime) -> AppendOutcome:
+    """One aggregate's entries, in order, stopping at the first failure; never raises."""
+    outcome = AppendOutcome()
+    try:
+        known = log.known_head(aggregate)
+        head = known if known is not None else log.head(aggregate)
+    except Exception as exc:  # reported through the outcome, retried by the caller
+        outcome.fail(group[0][0], exc)
+        return outcome
+    for index, entry in group:
+        try:
+            head, written = append_one(log, entry, head, now)
+        except Exception as exc:
+            outcome.fail(index, exc)
+            break
+        if written:
+            outcome.written += 1
+        else:
+            outcome.duplicates += 1
+    return outcome
+
+
 def append(
-    log: AuditLog, entries: Sequence[tuple[int, AuditEntry]], clock: Callable[[], datetime]
+    log: AuditLog,
+    entries: Sequence[tuple[int, AuditEntry]],
+    clock: Callable[[], datetime],
+    parallel: Runner = _one_after_another,
 ) -> AppendOutcome:
     """Append entries (each tagged with its source index, in source order).
 
@@ -135,28 +168,23 @@ def append(
     aggregate whose head this log has not seen (``known_head``). An aggregate stops at its first
     failure (a later entry must not overtake it); the others go on. ``first_failed`` is the lowest
     index not appended: the caller reports that record and every later one for retry, and the
-    retry's duplicates write nothing.
+    retry's duplicates write nothing. Aggregates are independent logs, so ``parallel`` may run
+    them at the same time (the consumers pass ``nexus_common.parallel.run_all``); each
+    aggregate's entries still go one after the other, in source order.
     """
-    outcome = AppendOutcome()
     groups: dict[str, list[tuple[int, AuditEntry]]] = {}
     for index, entry in entries:
         groups.setdefault(entry.aggregate, []).append((index, entry))
     now = clock()
-    for aggregate, group in groups.items():
-        try:
-            known = log.known_head(aggregate)
-            head = known if known is not None else log.head(aggregate)
-        except Exception as exc:  # reported through the outcome, retried by the caller
-            outcome.fail(group[0][0], exc)
-            continue
-        for index, entry in group:
-            try:
-                head, written = append_one(log, entry, head, now)
-            except Exception as exc:
-                outcome.fail(index, exc)
-                break
-            if written:
-                outcome.written += 1
-            else:
-                outcome.duplicates += 1
+    jobs = [functools.partial(_append_group, log, aggregate, group, now) for aggregate, group in groups.items()]
+    outcome = AppendOutcome()
+    for part in parallel(jobs):
+        outcome.written += part.written
+        outcome.duplicates += part.duplicates
+        for error in part.errors:
+            outcome.errors.append(error)
+        if part.first_failed is not None:
+            outcome.first_failed = (
+                part.first_failed if outcome.first_failed is None else min(outcome.first_failed, part.first_failed)
+            )
     return outcome

@@ -240,6 +240,32 @@ def test_a_head_this_process_saw_costs_no_read_and_a_stale_one_only_a_refused_pu
     assert _assert_gapless_and_unique(audit)["account#acc_1"] == ["a", "b", "c", "d", "e"]
 
 
+def test_aggregates_appended_at_the_same_time_keep_each_ones_order_and_report_the_lowest_failure(
+    audit: Any,
+) -> None:
+    from nexus_common.parallel import run_all
+
+    # GIVEN a batch over twelve aggregates, one of which crashes on its second entry
+    log = DynamoAuditLog(audit.table_name("AuditTable"))
+    entries = [(i, _entry(f"e{i}", f"acc_{i % 12}")) for i in range(60)]
+    crash_on = "e13"  # acc_1's second entry
+
+    class CrashOn(CrashAfter):
+        def put(self, record: AuditRecord) -> str | None:
+            if record.entry.event_id == crash_on:
+                raise TimeoutError("crashed before the put")
+            return self.log.put(record)
+
+    # WHEN they are appended eight aggregates at a time
+    outcome = append(CrashOn(log, "none"), entries, lambda: NOW, parallel=run_all)
+    # THEN every other aggregate holds its five entries in source order, and acc_1 stops at e13
+    assert outcome.first_failed == 13 and outcome.written == 11 * 5 + 1
+    logs = _assert_gapless_and_unique(audit)
+    for k in range(12):
+        expected = [f"e{i}" for i in range(k, 60, 12)]
+        assert logs[f"account#acc_{k}"] == (expected[:1] if k == 1 else expected)
+
+
 def test_a_batch_that_fails_midway_reports_the_failed_record_and_every_later_one(audit: Any) -> None:
     from nexus_audit import consumer
 
