@@ -77,14 +77,15 @@ def place_order() -> Response:
 
 
 @app.route("/v1/orders", methods=["GET"])
-@documented(summary="The account's orders, newest first", query=ListOrdersQuery, tags=("orders",))
+@documented(summary="The account's orders, newest first, a page at a time", query=ListOrdersQuery, tags=("orders",))
 def list_orders() -> Response:
-    """The caller's orders, newest first; ``?status=open|closed|<status>&limit=1..500``."""
+    """The caller's orders, newest first; ``?status=open|closed|<status>&limit=1..500&cursor=``:
+    ``next_cursor`` pages on (null at the end; a filtered page may be short and still go on)."""
     request = app.current_request
     account_id = caller_account_id(request)
     query = parse_query(request, ListOrdersQuery)
-    orders = service().list(account_id, query)
-    return json_response({"orders": [order.to_wire() for order in orders]})
+    orders, cursor = service().list(account_id, query)
+    return json_response({"orders": [order.to_wire() for order in orders], "next_cursor": cursor})
 
 
 @app.route("/v1/orders/{order_id}", methods=["GET"])

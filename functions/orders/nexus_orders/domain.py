@@ -154,12 +154,14 @@ class OcoRequest(BaseModel):
 
 
 class ListOrdersQuery(BaseModel):
-    """Query of ``GET /v1/orders``: ``status`` (a status, ``open`` or ``closed``), ``limit``."""
+    """Query of ``GET /v1/orders``: ``status`` (a status, ``open`` or ``closed``), ``limit``, and
+    ``cursor`` (the ``next_cursor`` of the previous page; opaque)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     status: str | None = None
     limit: int = Field(default=50, ge=1, le=500)
+    cursor: str | None = Field(default=None, min_length=1, max_length=1000)
 
     def statuses(self) -> frozenset[str] | None:
         if self.status is None:

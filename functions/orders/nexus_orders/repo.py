@@ -17,12 +17,16 @@ consumer (``nexus_common.risk``): items ``<order_id>~r<n>`` and ``<order_id>~p<n
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
 from nexus_common import aws
 from nexus_common.dynamo import LazyTable, deserialize, is_condition_failed, old_item
+from nexus_common.errors import ValidationFailed
 from nexus_common.events import iso
 from nexus_common.jsonutil import dumps
 from nexus_common.risk import (
@@ -40,6 +44,11 @@ from nexus_orders.domain import OPEN_STATUSES, Order, OrderChange
 from nexus_orders.service import AnyOrderCommand, ApplyResult, Reservation
 
 BY_ACCOUNT_INDEX: Final = "by-account"
+# A listing page reads at most this many index pages, each of at least FILTERED_READ items when
+# a status filter drops some: a page of a filtered listing may come back short (even empty) with
+# a next cursor, instead of reading the whole history of a busy account in one request.
+MAX_PAGE_READS: Final = 10
+FILTERED_READ: Final = 100
 
 
 def order_to_item(order: Order) -> dict[str, Any]:
@@ -61,6 +70,28 @@ def order_from_item(item: dict[str, Any]) -> Order:
     if "last_seq" in data:
         data["last_seq"] = int(data["last_seq"])
     return Order.model_validate(data)
+
+
+def encode_order_cursor(key: dict[str, Any]) -> str:
+    """The opaque cursor of an order's ``by-account`` key (never its account)."""
+    data = {"t": str(key["created_at"]), "o": str(key["order_id"])}
+    return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_order_cursor(cursor: str) -> dict[str, str]:
+    """The ``by-account`` key a cursor names, without the account (the caller's own is used);
+    400 ``invalid_field`` on ``cursor`` when it is not one this API gave."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        raise ValidationFailed("invalid_field", "cursor is not one this API gave", "cursor") from None
+    if (
+        not isinstance(data, dict)
+        or set(data) != {"t", "o"}
+        or not all(isinstance(v, str) and 0 < len(v) <= 200 for v in data.values())
+    ):
+        raise ValidationFailed("invalid_field", "cursor is not one this API gave", "cursor")
+    return {"created_at": data["t"], "order_id": data["o"]}
 
 
 class DynamoOrderRepository(LazyTable):
@@ -217,6 +248,43 @@ class DynamoOrderRepository(LazyTable):
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return orders[:limit]
+
+    def page_by_account(
+        self, account_id: str, statuses: frozenset[str] | None, limit: int, cursor: str | None
+    ) -> tuple[list[Order], str | None]:
+        """The account's orders, newest first, after ``cursor``, and the cursor of the next page
+        (None when no order is left). The cursor names the last order listed (its ``by-account``
+        key); it pages on in the caller's own account only."""
+        kwargs: dict[str, Any] = {
+            "IndexName": BY_ACCOUNT_INDEX,
+            "KeyConditionExpression": "account_id = :a",
+            "ExpressionAttributeValues": {":a": account_id},
+            "ScanIndexForward": False,
+            "Limit": max(limit, FILTERED_READ) if statuses else limit,
+        }
+        if statuses:
+            names = sorted(statuses)
+            placeholders = [f":s{i}" for i in range(len(names))]
+            kwargs["FilterExpression"] = f"#status IN ({', '.join(placeholders)})"
+            kwargs["ExpressionAttributeNames"] = {"#status": "status"}
+            kwargs["ExpressionAttributeValues"].update(dict(zip(placeholders, names, strict=True)))
+        if cursor is not None:
+            kwargs["ExclusiveStartKey"] = {"account_id": account_id, **decode_order_cursor(cursor)}
+        orders: list[Order] = []
+        last: dict[str, Any] | None = None
+        for _ in range(MAX_PAGE_READS):
+            page = self.table.query(**kwargs)
+            items = page.get("Items", [])
+            last = page.get("LastEvaluatedKey")
+            for position, item in enumerate(items, start=1):
+                orders.append(order_from_item(item))
+                if len(orders) == limit:
+                    more = position < len(items) or last is not None
+                    return orders, encode_order_cursor(item) if more else None
+            if last is None:
+                return orders, None
+            kwargs["ExclusiveStartKey"] = last
+        return orders, encode_order_cursor(last) if last is not None else None
 
     def mark_cancel_requested(self, order: Order, now: datetime) -> Order | None:
         open_statuses = sorted(OPEN_STATUSES)

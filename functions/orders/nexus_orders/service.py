@@ -95,6 +95,12 @@ class OrderRepository(Protocol):
         self, account_id: str, statuses: frozenset[str] | None, limit: int
     ) -> list[Order]: ...
 
+    def page_by_account(
+        self, account_id: str, statuses: frozenset[str] | None, limit: int, cursor: str | None
+    ) -> tuple[list[Order], str | None]:
+        """The account's orders, newest first, after ``cursor``, and the next page's cursor
+        (None at the end); a cursor this API did not give is ``ValidationFailed`` (400)."""
+
     def mark_cancel_requested(self, order: Order, now: datetime) -> Order | None:
         """Flag an open order as cancel-requested; None when it is no longer open."""
 
@@ -451,8 +457,9 @@ class OrderService:
             raise NotFound("order_not_found", "no such order", "order_id")
         return order
 
-    def list(self, account_id: str, query: ListOrdersQuery) -> list[Order]:
-        return self.orders.list_by_account(account_id, query.statuses(), query.limit)
+    def list(self, account_id: str, query: ListOrdersQuery) -> tuple[list[Order], str | None]:
+        """One page of the account's orders, newest first, and the cursor of the next page."""
+        return self.orders.page_by_account(account_id, query.statuses(), query.limit, query.cursor)
 
     def cancel(self, account_id: str, order_id: str) -> Order:
         """Cancel an order; cancelling an OCO leg cancels its group (both legs)."""
