@@ -7,7 +7,8 @@ handler prints or logs goes to stderr, like CloudWatch Logs.
 
 A failed invocation is logged with its traceback, except an authorizer's ``Unauthorized``: that
 is how a Lambda authorizer answers 401 to every request without usable credentials (ordinary
-traffic, not a failure), so it is one INFO line; the authorizer logs its own reason.
+traffic, not a failure). The authorizer logs that 401 as one INFO line with its reason; the
+runtime adds only a DEBUG line.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def serve(spec: dict[str, Any], requests: TextIO, answers: TextIO) -> None:
             answer = json.dumps({"ok": result}, default=str)
         except Exception as exc:  # reported to the caller as a function error, as Lambda does
             if _is_unauthorized(exc):
-                log.info("%s: Unauthorized (401)", spec["function_name"])
+                log.debug("%s: Unauthorized (401)", spec["function_name"])
             else:
                 log.error("%s: %s: %s", spec["function_name"], type(exc).__name__, exc, exc_info=exc)
             answer = json.dumps({"error": _error(exc)})

@@ -1,5 +1,6 @@
 """What a Lambda execution environment logs when an invocation fails: an authorizer's ordinary 401
-is one line without a traceback; an unexpected error keeps its traceback."""
+is one INFO line (the authorizer's, with its reason) and no traceback; an unexpected error keeps
+its traceback."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def worker_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 def test_an_ordinary_401_is_one_info_line_without_a_traceback(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, headers: dict[str, str]
 ) -> None:
-    caplog.set_level(logging.INFO, logger="nexus.local.worker")
+    caplog.set_level(logging.DEBUG, logger="nexus.local.worker")
     stderr = io.StringIO()  # where the environment used to print every failure's traceback
     monkeypatch.setattr("sys.stderr", stderr)
     # GIVEN the edge authorizer in an execution environment
@@ -53,10 +54,12 @@ def test_an_ordinary_401_is_one_info_line_without_a_traceback(
     answer = invoke({"type": "REQUEST", "methodArn": METHOD_ARN, "headers": headers})
     # THEN the function answers Unauthorized (API Gateway's 401) ...
     assert answer["error"]["errorMessage"] == "Unauthorized"
-    # ... and the environment logs one INFO line, with no traceback anywhere in the log
-    (record,) = worker_records(caplog)
-    assert (record.levelno, record.getMessage()) == (logging.INFO, "nexus-test-authorizer: Unauthorized (401)")
-    assert record.exc_info is None
+    # ... and the log holds one INFO line for it (the authorizer's reason), no traceback anywhere
+    shown = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert [(r.levelname, r.exc_info) for r in shown] == [("INFO", None)]
+    assert shown[0].getMessage().startswith("denied")
+    (runtime,) = worker_records(caplog)
+    assert (runtime.levelno, runtime.getMessage()) == (logging.DEBUG, "nexus-test-authorizer: Unauthorized (401)")
     assert "Traceback" not in caplog.text and "Traceback" not in stderr.getvalue()
 
 
