@@ -1,4 +1,4 @@
-"""Identity commands of the ``nexus`` CLI: ``users grant|revoke``, ``auth rotate-signing-key``,
+"""Identity commands of the ``nexus`` CLI: ``users grant|revoke|disable``, ``auth rotate-signing-key``,
 ``openapi`` (build the served OpenAPI document from the template and the views' models)."""
 
 from __future__ import annotations
@@ -107,6 +107,23 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Take a role away from a user (recorded as an audit event)."""
         _change(user, role, False)
+
+    @users_app.command("disable")
+    def disable(
+        user: Annotated[str, typer.Option("--user", help="The user's id (usr_...) or email.")],
+    ) -> None:
+        """Disable a user: every key and session stops at once, open WebSockets are closed
+        (recorded as an audit event)."""
+        from nexus_common.errors import NexusError
+
+        service = _service()
+        try:
+            user_id = service.user_id_for(user)
+            service.disable_user(user_id, "operator")
+        except NexusError as exc:
+            typer.echo(json.dumps(exc.body()), err=True)
+            raise typer.Exit(2) from exc
+        typer.echo(json.dumps({"user_id": user_id, "status": "disabled"}))
 
     @auth_app.command("rotate-signing-key")
     def rotate() -> None:

@@ -285,6 +285,14 @@ class IdentityService:
         self._event("role_granted" if grant else "role_revoked", "user", user_id, actor, role=role)
         return roles
 
+    def disable_user(self, user_id: str, actor: str) -> None:
+        """No more logins, refreshes or requests for the user, from any of their keys or sessions
+        (the authorizer reads the user's status on every request; open WebSockets are closed on
+        the ``user_disabled`` audit event)."""
+        self.profile(user_id)
+        self.store.update_user(user_id, {"status": "disabled"})
+        self._event("user_disabled", "user", user_id, actor)
+
     def user_id_for(self, email_or_id: str) -> str:
         if email_or_id.startswith("usr_"):
             return email_or_id

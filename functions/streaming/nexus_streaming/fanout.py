@@ -1,5 +1,7 @@
 """execution-events -> WebSocket subscribers: trades, book and ticker per symbol, orders and fills
-per account. Stops at the first failed record (per-symbol order is kept)."""
+per account. Stops at the first failed record (per-symbol order is kept). A private channel
+(orders, fills) reaches only subscribers whose credential is still good (re-checked, cached for
+``CREDENTIAL_CACHE_SECONDS``); the others are closed."""
 
 from __future__ import annotations
 
@@ -10,17 +12,19 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from nexus_common.batch import OrderedStreamProcessor, decode_execution_events
 from nexus_common.logging import get_logger, with_lambda_context
-from nexus_common.push import ConnectionStore, ManagementApi, Publisher, PublishReport
+from nexus_common.push import ManagementApi, Publisher, PublishReport
 from nexus_common.settings import lazy, lazy_settings
 
+from nexus_streaming.connections import Guard, GuardedPublisher, StreamingConnections, credential_check
 from nexus_streaming.domain import fan_out
 from nexus_streaming.settings import FanOutSettings
 
 logger = get_logger()
 settings = lazy_settings(FanOutSettings)
 processor = OrderedStreamProcessor(logger=logger)
-store = lazy(lambda: ConnectionStore(settings().connections_table))
+store = lazy(lambda: StreamingConnections(settings().connections_table))
 management = lazy(lambda: ManagementApi(settings().ws_management_endpoint))
+guard = lazy(lambda: Guard(store(), management(), credential_check(settings())))
 
 
 def publish_record(events: Any, publisher: Publisher, report: PublishReport) -> None:
@@ -35,7 +39,8 @@ def publish_record(events: Any, publisher: Publisher, report: PublishReport) -> 
 
 @with_lambda_context(logger)
 def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
-    publisher = Publisher(store(), management())  # subscribers read once per invocation
+    # subscribers read once per invocation; a private channel's are re-checked (cached for the bound)
+    publisher = GuardedPublisher(store(), management(), guard())
     report = PublishReport()
 
     def record_handler(record: KinesisStreamRecord) -> None:

@@ -1,9 +1,12 @@
 """WebSocket API routes: ``$connect``, ``$disconnect``, ``subscribe``, ``unsubscribe``, ``$default``.
 
 ``$connect`` has passed the REQUEST authorizer (the same credentials as the REST API); its
-context (``account_id``, ``accounts``, ``user_id``) comes with every later message of the
-connection. Answers to ``subscribe`` / ``unsubscribe`` (``subscribed``, ``unsubscribed``,
-``error``) are posted back to the connection through the Management API.
+context (``account_id``, ``accounts``, ``user_id``, ``key_id``, ``session_id``) comes with every
+later message of the connection, and the connection record keeps the credential's ids. Answers
+to ``subscribe`` / ``unsubscribe`` (``subscribed``, ``unsubscribed``, ``error``) are posted back to
+the connection through the Management API. A ``subscribe`` re-checks the credential (cached for
+``CREDENTIAL_CACHE_SECONDS``): a revoked key, a logged-out session or a disabled user gets an
+``unauthorized`` error and the connection is closed.
 """
 
 from __future__ import annotations
@@ -11,23 +14,26 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from nexus_common.credentials import Credential
 from nexus_common.errors import NexusError, Unauthorized, ValidationFailed
 from nexus_common.events import utc_now
 from nexus_common.http import validate_input
 from nexus_common.instrument_store import DynamoInstruments
 from nexus_common.jsonutil import JSONError, dumps, loads
 from nexus_common.logging import get_logger, with_lambda_context
-from nexus_common.push import CONNECTION_TTL_SECONDS, Connection, ConnectionStore, ManagementApi
+from nexus_common.push import CONNECTION_TTL_SECONDS, Connection, ManagementApi
 from nexus_common.settings import lazy, lazy_settings
 
+from nexus_streaming.connections import CredentialRevoked, Guard, StreamingConnections, credential_check
 from nexus_streaming.domain import PUBLIC_CHANNELS, SubscriptionRequest, channel_id, control
 from nexus_streaming.settings import RoutesSettings
 
 logger = get_logger()
 settings = lazy_settings(RoutesSettings)
-store = lazy(lambda: ConnectionStore(settings().connections_table))
+store = lazy(lambda: StreamingConnections(settings().connections_table))
 management = lazy(lambda: ManagementApi(settings().ws_management_endpoint))
 instruments = lazy(lambda: DynamoInstruments(settings().instruments_table))
+guard = lazy(lambda: Guard(store(), management(), credential_check(settings())))
 
 OK = {"statusCode": 200}
 
@@ -48,6 +54,11 @@ def connection_of(context: dict[str, Any]) -> Connection:
     )
 
 
+def credential_of(context: dict[str, Any]) -> Credential | None:
+    """The ids of the credential ``$connect`` was authorized with (from the authorizer context)."""
+    return Credential.from_item(dict(context.get("authorizer") or {}))
+
+
 def _request(body: Any) -> SubscriptionRequest:
     try:
         data = loads(body or "")
@@ -58,13 +69,17 @@ def _request(body: Any) -> SubscriptionRequest:
     return validate_input(SubscriptionRequest, data)
 
 
-def on_subscription(connection: Connection, body: Any) -> dict[str, Any]:
+def on_subscription(connection: Connection, body: Any, credential: Credential | None = None) -> dict[str, Any]:
     request = _request(body)
     channel = channel_id(request, connection)
     if request.channel in PUBLIC_CHANNELS and instruments().get(str(request.symbol)) is None:
         raise ValidationFailed("unknown_symbol", f"no instrument {request.symbol}", "symbol")
     if request.action == "subscribe":
-        store().subscribe(connection.connection_id, channel, int(time.time()) + CONNECTION_TTL_SECONDS)
+        if not guard().allows(credential):
+            raise CredentialRevoked("unauthorized", "the credential of this connection is no longer valid")
+        store().subscribe_with(
+            connection.connection_id, channel, int(time.time()) + CONNECTION_TTL_SECONDS, credential
+        )
         # The channel's last number: the next message on it has seq + 1.
         return control("subscribed", channel=channel, seq=store().current_seq(channel))
     store().unsubscribe(connection.connection_id, channel)
@@ -87,17 +102,20 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         connection = connection_of(request_context)
     except NexusError:
         return {"statusCode": 401}
+    credential = credential_of(request_context)
     if route == "$connect":
-        store().add(connection, utc_now())
+        store().add_with(connection, credential, utc_now())
         logger.info("connected", extra={"account_id": connection.account_id})
         return OK
     try:
         if route in ("subscribe", "unsubscribe"):
-            answer = on_subscription(connection, event.get("body"))
+            answer = on_subscription(connection, event.get("body"), credential)
         else:
             raise ValidationFailed("unknown_action", "action must be subscribe or unsubscribe", "action")
     except NexusError as exc:
         _reply(connection_id, control("error", **exc.body()))
+        if isinstance(exc, CredentialRevoked):
+            guard().close(connection_id, "credential no longer valid")
         return {"statusCode": exc.status}
     _reply(connection_id, answer)
     return OK

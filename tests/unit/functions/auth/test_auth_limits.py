@@ -15,7 +15,8 @@ def order_refusals(edge: Edge, credentials: list[str], requests: int) -> int:
     finds over the rate limits (its context ``retry_after`` > 0: the API answers 429)."""
     refused = 0
     for i in range(requests):
-        event = edge.event("POST", "/v1/orders", headers={"Authorization": f"Bearer {credentials[i % len(credentials)]}"})
+        credential = credentials[i % len(credentials)]
+        event = edge.event("POST", "/v1/orders", headers={"Authorization": f"Bearer {credential}"})
         context = edge.authorize(event)
         assert isinstance(context, dict), context
         refused += int(context["retry_after"]) > 0
