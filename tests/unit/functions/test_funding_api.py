@@ -295,8 +295,9 @@ def test_reconcile_covers_deposits_and_withdrawals_beside_trades(world: Funding)
     assert f"withdrawal {approved['request_id']} of acc_b is approved but not in the ledger" in result.breaks
 
 
-def test_the_operator_cli_deposits_withdraws_and_approves_once_per_request_id(world: Funding,
-                                                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_the_operator_cli_deposits_withdraws_and_approves_once_per_request_id(
+    world: Funding, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer.testing import CliRunner
 
     from nexus import cli_funding
@@ -331,3 +332,51 @@ def test_the_operator_cli_deposits_withdraws_and_approves_once_per_request_id(wo
     assert code == 0 and approved["status"] == "approved" and world.item("acc_1")["cash"] == D("600.00")
     code, body = nexus("accounts", "reject", "--request", asked["request"]["request_id"], "--reason", "late")
     assert (code, body["error"]["code"]) == (2, "already_decided")
+
+
+def test_an_order_reserved_between_the_approvals_read_and_its_write_is_caught_by_dynamodb(
+    world: Funding, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nexus_portfolio.funding_repo import DynamoFundingStore
+
+    # GIVEN 1,000 of cash and a pending withdrawal of 900
+    world.account("acc_1", "1000.00")
+    _, body = world.ask("withdrawals", "900.00")
+    request_id = body["request"]["request_id"]
+    write = DynamoFundingStore.approve
+    raced: list[int] = []
+
+    def order_first(self: DynamoFundingStore, *args: Any) -> Any:
+        if not raced:  # the orders API reserves ~500 after the approval read the account item
+            raced.append(world.post("acc_1", symbol="AAPL", side="buy", type="limit", quantity="5",
+                                    price="100.00")[0])  # fmt: skip
+        return write(self, *args)
+
+    monkeypatch.setattr(DynamoFundingStore, "approve", order_first)
+    # WHEN the admin approves
+    status, answer = world.approve(request_id)
+    # THEN the order was accepted, and the transaction's condition refused the withdrawal
+    assert raced == [202]
+    assert (status, answer["error"]["code"]) == (422, "insufficient_funds")
+    item = world.item("acc_1")
+    assert item["cash"] == D("1000.00") and item["available_cash"] == D("499.85") and world.ledger() == []
+    assert world.table("FUNDING_TABLE").get_item(Key={"request_id": request_id})["Item"]["status"] == "pending"
+
+
+def test_the_funding_entry_reaches_the_audit_trail_on_its_account(world: Funding) -> None:
+    from nexus_audit.records import from_ledger_change
+
+    world.account("acc_1", "0.00")
+    world.move("deposits", "acc_1", "10.00", "d1")
+    (item,) = world.ledger()
+    # WHEN the audit consumer maps the ledger stream's INSERT of the entry
+    (entry,) = from_ledger_change("INSERT", "ev1", item, None, world_ts())
+    # THEN it is an audit record of the account, with the entry's kind and legs
+    assert (entry.aggregate_type, entry.aggregate_id, entry.kind) == ("account", "acc_1", "ledger_entry")
+    assert entry.details["entry_kind"] == "deposit" and "house/bank/USD -10" in entry.details["legs"]
+
+
+def world_ts() -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(TS.replace("Z", "+00:00"))
