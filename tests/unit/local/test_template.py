@@ -154,11 +154,13 @@ def test_project_template_declares_what_the_runtime_runs(aws: Any) -> None:
         "StreamingFanOutFunction",
         "AlertsFunction",
         "AuditStreamsConsumerFunction",
+        "StreamingRevocationsFunction",
     }
+    audit_readers = {"AuditStreamsConsumerFunction", "StreamingRevocationsFunction"}
     for source in kinesis:
         assert source.properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         destination = source.properties["DestinationConfig"]["OnFailure"]["Destination"]
-        assert destination.endswith("audit-dlq" if source.function.startswith("Audit") else "execution-events-dlq")
+        assert destination.endswith("audit-dlq" if source.function in audit_readers else "execution-events-dlq")
     (engine,) = platform.containers
     assert engine.command == ("python", "-m", "nexus_matching")
     assert {p.name for p in engine.python_path} == {"common", "matching"}
