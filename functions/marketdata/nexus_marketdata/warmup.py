@@ -17,7 +17,7 @@ readers of the session find every snapshot fresh, and none of them waits for the
 from __future__ import annotations
 
 import time as time_module
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Final
@@ -49,13 +49,13 @@ trades = lazy(lambda: DynamoTrades(settings().trades_table))
 candles = lazy(lambda: DynamoCandles(settings().candles_table))
 
 
-def due(now: datetime, holidays: frozenset[date] = HOLIDAYS) -> bool:
+def due(now: datetime, holidays: Container[date] = HOLIDAYS) -> bool:
     """Is ``now`` in the half hour before the New York open of a business day?"""
     local = now.astimezone(EXCHANGE_TZ)
     return is_business_day(local.date(), holidays) and WARM_FROM <= local.time() < OPEN
 
 
-def previous_business_day(day: date, holidays: frozenset[date] = HOLIDAYS) -> date:
+def previous_business_day(day: date, holidays: Container[date] = HOLIDAYS) -> date:
     day -= timedelta(days=1)
     while not is_business_day(day, holidays):
         day -= timedelta(days=1)

@@ -9,7 +9,14 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nexus_common.calendar import add_business_days, exchange_date, settlement_date, trade_date
+from nexus_common.calendar import (
+    add_business_days,
+    exchange_date,
+    is_business_day,
+    nyse_holidays,
+    settlement_date,
+    trade_date,
+)
 from nexus_common.fees import FeeSchedule, cash_amount, fee
 from nexus_common.risk import (
     OrderRisk,
@@ -105,6 +112,37 @@ def test_holidays_are_not_business_days() -> None:
     # Christmas 2026 is a Friday; a trade on that day is for Monday 28th, settles Wednesday 30th
     assert trade_date(datetime(2026, 12, 25, 15, 0, tzinfo=UTC)) == date(2026, 12, 28)
     assert add_business_days(date(2026, 12, 24), 2) == date(2026, 12, 29)
+
+
+PUBLISHED_NYSE_CLOSURES = {  # the exchange's own published schedules
+    2022: ["2022-01-17", "2022-02-21", "2022-04-15", "2022-05-30", "2022-06-20", "2022-07-04", "2022-09-05",
+           "2022-11-24", "2022-12-26"],
+    2025: ["2025-01-01", "2025-01-09", "2025-01-20", "2025-02-17", "2025-04-18", "2025-05-26", "2025-06-19",
+           "2025-07-04", "2025-09-01", "2025-11-27", "2025-12-25"],
+    2026: ["2026-01-01", "2026-01-19", "2026-02-16", "2026-04-03", "2026-05-25", "2026-06-19", "2026-07-03",
+           "2026-09-07", "2026-11-26", "2026-12-25"],
+    2027: ["2027-01-01", "2027-01-18", "2027-02-15", "2027-03-26", "2027-05-31", "2027-06-18", "2027-07-05",
+           "2027-09-06", "2027-11-25", "2027-12-24"],
+    2028: ["2028-01-17", "2028-02-21", "2028-04-14", "2028-05-29", "2028-06-19", "2028-07-04", "2028-09-04",
+           "2028-11-23", "2028-12-25"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("year", sorted(PUBLISHED_NYSE_CLOSURES))
+def test_the_holiday_rules_give_the_exchanges_published_closures(year: int) -> None:
+    # GIVEN the NYSE's published full-day closures of a year (2022 and 2028: New Year's Day on a
+    # Saturday closes nothing; 2025: the national day of mourning on 9 January)
+    published = {date.fromisoformat(day) for day in PUBLISHED_NYSE_CLOSURES[year]}
+    # THEN the rules give exactly those days, and each is not a business day
+    assert nyse_holidays(year) == published
+    assert not any(is_business_day(day) for day in published)
+
+
+def test_the_calendar_has_no_last_year() -> None:
+    # Thanksgiving 2040 is Thursday 22 November: a Wednesday trade settles on Monday 26th
+    assert settlement_date(datetime(2040, 11, 21, 15, 0, tzinfo=UTC)) == date(2040, 11, 26)
+    # Good Friday 2035 is 23 March; Christmas 2039 is a Sunday, observed on Monday 26th
+    assert not is_business_day(date(2035, 3, 23)) and not is_business_day(date(2039, 12, 26))
 
 
 def test_naive_instants_are_refused() -> None:
