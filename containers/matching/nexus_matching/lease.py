@@ -7,6 +7,12 @@ succeeds once the leader is gone (dead, or paused past the TTL). Every write a l
 under the lease (its snapshot) is a compare-and-set on the lease value in one Lua script, so a
 paused leader that wakes up cannot overwrite its successor's state; the events it might still
 publish carry its old epoch, and consumers ignore events older than what they have seen.
+
+Epochs never go back, even when Redis loses its data (a restart without persistence): each
+process remembers the largest epoch it has seen (its own, and the counter a refused acquisition
+reports), and taking the lease sets the counter above that floor. A successor's events then
+still outrank its predecessor's at the consumers. (Were Redis wiped while no engine process
+lived, the floor would be lost too: run Redis with persistence or a replica in production.)
 """
 
 from __future__ import annotations
@@ -19,8 +25,15 @@ from typing import Any
 import redis
 
 _ACQUIRE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return -tonumber(redis.call('GET', KEYS[2]) or '0')
+end
 local epoch = redis.call('INCR', KEYS[2])
+local floor = tonumber(ARGV[3])
+if epoch <= floor then
+  epoch = floor + 1
+  redis.call('SET', KEYS[2], epoch)
+end
 redis.call('SET', KEYS[1], epoch .. ':' .. ARGV[1], 'PX', ARGV[2])
 return epoch
 """
@@ -53,6 +66,7 @@ class Lease:
     ttl_ms: int
     node: str = field(default_factory=lambda: f"{os.getpid()}@{socket.gethostname()}")
     epoch: int = 0
+    seen_epoch: int = 0  # the largest epoch this process knows of: the floor of its next one
 
     def __post_init__(self) -> None:
         self._acquire: Any = self.client.register_script(_ACQUIRE)
@@ -73,11 +87,15 @@ class Lease:
         return f"{self.epoch}:{self.node}"
 
     def try_acquire(self) -> bool:
-        """Take the lease if nobody holds it; on success ``epoch`` is the new fencing token."""
-        epoch = int(self._acquire(keys=[self.leader_key, self.epoch_key], args=[self.node, self.ttl_ms]))
-        if epoch:
-            self.epoch = epoch
+        """Take the lease if nobody holds it; on success ``epoch`` is the new fencing token,
+        above every epoch this process has seen."""
+        answer = int(
+            self._acquire(keys=[self.leader_key, self.epoch_key], args=[self.node, self.ttl_ms, self.seen_epoch])
+        )
+        if answer > 0:
+            self.epoch = self.seen_epoch = answer
             return True
+        self.seen_epoch = max(self.seen_epoch, -answer)  # the counter, as the holder took it
         return False
 
     def renew(self) -> bool:
