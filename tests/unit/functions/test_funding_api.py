@@ -303,8 +303,15 @@ def test_the_operator_cli_deposits_withdraws_and_approves_once_per_request_id(
     from nexus import cli_funding
     from nexus.cli import app
 
-    # GIVEN the CLI pointed at the platform's tables, and an account with no cash
+    # GIVEN the CLI pointed at the platform's tables (this test's moto, in process: no endpoint to
+    # connect to), and an account with no cash
     monkeypatch.setattr(cli_funding, "_service", lambda: cli_funding.funding_service(world.aws.table_name))
+    try:
+        from nexus import platform as nexus_platform
+    except ImportError:  # the CLI without the shared platform-connection module
+        pass
+    else:
+        monkeypatch.setattr(nexus_platform, "connect", lambda *_: nexus_platform.Target("test", None, local=True))
     world.account("acc_1", "0.00")
     runner = CliRunner()
 
