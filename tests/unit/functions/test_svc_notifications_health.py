@@ -1,13 +1,11 @@
-"""Notifications consumer (SQS -> inbox) and the health check, under moto."""
+"""Notifications consumer (SQS -> inbox), under moto. (The health check: test_svc_health.py.)"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import boto3
 import pytest
-from nexus_health import handler as health
 from nexus_notifications import consumer
 from svc_helpers import FakeLambdaContext, load_event, sqs_event
 
@@ -44,23 +42,3 @@ def test_bad_messages_fail_alone(inbox: Any) -> None:
         "batchItemFailures": [{"itemIdentifier": "msg-2"}, {"itemIdentifier": "msg-3"}]
     }
     assert len(inbox.scan()["Items"]) == 2
-
-
-def test_health_answers_ok_when_the_table_answers(aws: Any) -> None:
-    aws.use_function_env("HealthFunction")
-    response = health.handler({}, FakeLambdaContext())
-    assert response["statusCode"] == 200
-    body = json.loads(response["body"])
-    assert body["status"] == "ok" and body["time"].endswith("Z")
-
-
-def test_health_answers_503_in_the_error_body_when_it_fails(
-    aws: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    aws.use_function_env("HealthFunction")
-    monkeypatch.setenv("INSTRUMENTS_TABLE", "no-such-table")
-    response = health.handler({}, FakeLambdaContext())
-    assert response["statusCode"] == 503
-    assert json.loads(response["body"]) == {
-        "error": {"code": "unavailable", "message": "a dependency is not available"}
-    }
