@@ -22,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from nexus import cli_engine, cli_funding, cli_identity, cli_marketdata, cli_money
+from nexus import cli_engine, cli_funding, cli_identity, cli_marketdata, cli_money, platform
 from nexus.local import runtime
 
 app = typer.Typer(
@@ -68,6 +68,24 @@ def _parameter_overrides(tokens: list[str], stage: str) -> tuple[dict[str, str],
     return overrides, overrides.pop("Stage", stage)
 
 
+def banner(local: runtime.LocalPlatform) -> list[str]:
+    """What ``nexus up`` prints once up: the URLs, and the demo accounts without their keys, which
+    are only in the state folder's file readable by this user alone (never on a terminal or a log)."""
+    lines = [
+        "",
+        f"  NexusTrade is up.  API  {local.api_url}   (try: curl {local.api_url}/health)",
+        f"                     WS   {local.ws_url}   (Authorization: Bearer <api key>)",
+        f"                     AWS  {local.aws_endpoint}   (aws --endpoint-url {local.aws_endpoint} ...)",
+        f"                     Redis {runtime._redact_url(local.redis_url)}",
+    ]
+    if local.demo_accounts:
+        names = ", ".join(f"{a['name']} {a['account_id']}" for a in local.demo_accounts)
+        lines.append(f"  demo accounts      {names}")
+        lines.append(f"                     API keys in {runtime.DEMO_FILE} (mode 0600; README: Trade in two minutes)")
+    lines.append("  Ctrl-C to stop.\n")
+    return lines
+
+
 @app.command(context_settings={"allow_extra_args": True})
 def up(
     ctx: typer.Context,
@@ -104,28 +122,20 @@ def up(
         api_port=port, aws_port=aws_port, ws_port=ws_port, stage=stage, demo=demo, engines=engines,
         parameter_overrides=overrides,
     )
-    platform = runtime.LocalPlatform(options)
+    local = runtime.LocalPlatform(options)
     try:
-        platform.start()
+        local.start()
     except Exception as exc:
         logging.getLogger("nexus").error("start failed: %s", exc)
         raise typer.Exit(1) from exc
-    typer.echo("")
-    typer.echo(f"  NexusTrade is up.  API  {platform.api_url}   (try: curl {platform.api_url}/health)")
-    typer.echo(f"                     WS   {platform.ws_url}   (Authorization: Bearer <api key>)")
-    typer.echo(f"                     AWS  {platform.aws_endpoint}   (aws --endpoint-url {platform.aws_endpoint} ...)")
-    typer.echo(f"                     Redis {platform.redis_url}")
-    for account in platform.demo_accounts:
-        typer.echo(
-            f"  demo account {account['name']:<6} {account['account_id']}  Authorization: Bearer {account['api_key']}"
-        )
-    typer.echo("  Ctrl-C to stop.\n")
+    for line in banner(local):
+        typer.echo(line)
     try:
         while not stop.wait(0.5):
             pass
     finally:
         logging.getLogger("nexus").info("stopping")
-        platform.stop()
+        local.stop()
         logging.getLogger("nexus").info("stopped")
     # Everything is stopped and joined: leave without the interpreter's teardown of this
     # process's heap (botocore models, the template, the pollers' state), which takes seconds.
@@ -135,25 +145,14 @@ def up(
     os._exit(0)
 
 
-def _connect_to_running_platform() -> str:
-    """Point this process at the running platform's AWS endpoint; returns the stage."""
-    state = runtime.read_state()
-    if not os.environ.get("AWS_ENDPOINT_URL") and state.get("aws_endpoint"):
-        os.environ["AWS_ENDPOINT_URL"] = state["aws_endpoint"]
-    if os.environ.get("AWS_ENDPOINT_URL"):
-        for key, value in runtime.LOCAL_CREDENTIALS.items():
-            os.environ.setdefault(key, value)
-    os.environ.setdefault("AWS_REGION", state.get("region", "us-east-1"))
-    return str(state.get("stage", os.environ.get("NEXUS_STAGE") or "local"))
-
-
 @accounts_app.command("create")
+@platform.command
 def accounts_create(
     name: Annotated[str, typer.Option(help="Account holder's name.")],
     cash: Annotated[str, typer.Option(help="Opening cash in USD, e.g. 100000.00")],
 ) -> None:
     """Create a trading account and print {"account_id", "api_key"}: the key is shown only now."""
-    from nexus.local.demo import create_account, table_names
+    from nexus.local.demo import create_account
 
     try:
         amount = Decimal(cash)
@@ -165,9 +164,8 @@ def accounts_create(
             err=True,
         )
         raise typer.Exit(2) from exc
-    stage = _connect_to_running_platform()
     try:
-        created = create_account(table_names(stage), name, amount)
+        created = create_account(platform.tables(), name, amount)
     except ValueError as exc:
         typer.echo(json.dumps({"error": {"code": "invalid_field", "message": str(exc)}}), err=True)
         raise typer.Exit(2) from exc

@@ -22,6 +22,8 @@ from typing import Annotated, Any
 
 import typer
 
+from nexus import platform
+
 AccountOption = Annotated[str, typer.Option("--account", help="The account id (acc_...).")]
 AmountOption = Annotated[str, typer.Option("--amount", help="USD, > 0, at most 2 decimal places, e.g. 2500.00")]
 RequestIdOption = Annotated[
@@ -44,10 +46,7 @@ def funding_service(table: Any) -> Any:
 
 
 def _service() -> Any:
-    from nexus.cli import _connect_to_running_platform
-    from nexus.local.demo import table_names
-
-    return funding_service(table_names(_connect_to_running_platform()))
+    return funding_service(platform.tables())
 
 
 def _run(action: Any) -> None:
@@ -70,18 +69,21 @@ def register(accounts_app: typer.Typer) -> None:
         _run(lambda: _service().move(account, kind, amount, key, memo or None, OPERATOR)[0].to_wire())
 
     @accounts_app.command("deposit")
+    @platform.command
     def deposit(account: AccountOption, amount: AmountOption, request_id: RequestIdOption = "",
                 memo: MemoOption = "") -> None:  # fmt: skip
         """Deposit cash into an account (a ledger entry against the bank; audited)."""
         move("deposit", account, amount, request_id, memo)
 
     @accounts_app.command("withdraw")
+    @platform.command
     def withdraw(account: AccountOption, amount: AmountOption, request_id: RequestIdOption = "",
                  memo: MemoOption = "") -> None:  # fmt: skip
         """Withdraw settled, unreserved cash from an account (refused beyond it; audited)."""
         move("withdrawal", account, amount, request_id, memo)
 
     @accounts_app.command("funding-requests")
+    @platform.command
     def funding_requests(
         account: Annotated[str, typer.Option("--account", help="One account's requests (default: all pending).")] = "",
     ) -> None:
@@ -95,11 +97,13 @@ def register(accounts_app: typer.Typer) -> None:
         _run(listing)
 
     @accounts_app.command("approve")
+    @platform.command
     def approve(request: Annotated[str, typer.Option("--request", help="The request id (fnd_...).")]) -> None:
         """Approve a user's deposit or withdrawal request: the cash moves, once."""
         _run(lambda: _service().approve(request, OPERATOR).to_wire())
 
     @accounts_app.command("reject")
+    @platform.command
     def reject(
         request: Annotated[str, typer.Option("--request", help="The request id (fnd_...).")],
         reason: Annotated[str, typer.Option("--reason", help="Why (kept with the request, audited).")],

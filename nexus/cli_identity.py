@@ -11,6 +11,8 @@ from typing import Annotated, Any, Final
 
 import typer
 
+from nexus import platform as target_platform
+
 OPENAPI_FILE: Final = Path(__file__).resolve().parent.parent / "functions" / "auth" / "nexus_auth" / "openapi.json"
 
 
@@ -25,7 +27,8 @@ def build_openapi(platform: Any) -> dict[str, Any]:
         target = getattr(importlib.import_module(module_name), attribute, None)
         view = chalice_view(target, route.method, route.path) if hasattr(target, "routes") else target
         routes.append(DocumentedRoute(route.method, route.path, route.authorizer is not None, view))
-    return build_document(routes, title="NexusTrade API", version=metadata.version("nexustrade"))
+    document: dict[str, Any] = build_document(routes, title="NexusTrade API", version=metadata.version("nexustrade"))
+    return document
 
 
 def openapi_text(document: dict[str, Any]) -> str:
@@ -65,11 +68,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(auth_app, name="auth")
 
     def _service() -> Any:
-        from nexus.cli import _connect_to_running_platform
-        from nexus.local.demo import table_names
-
-        stage = _connect_to_running_platform()
-        table = table_names(stage)
+        table = target_platform.tables()
         from nexus_auth.domain import IdentityService
         from nexus_auth.passwords import Passwords
         from nexus_auth.store import DynamoIdentityStore, TableNames
@@ -93,6 +92,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(json.dumps({"user_id": user_id, "roles": roles}))
 
     @users_app.command("grant")
+    @target_platform.command
     def grant(
         user: Annotated[str, typer.Option("--user", help="The user's id (usr_...) or email.")],
         role: Annotated[str, typer.Option("--role", help="trader, compliance or admin.")],
@@ -101,6 +101,7 @@ def register(app: typer.Typer) -> None:
         _change(user, role, True)
 
     @users_app.command("revoke")
+    @target_platform.command
     def revoke(
         user: Annotated[str, typer.Option("--user", help="The user's id (usr_...) or email.")],
         role: Annotated[str, typer.Option("--role", help="trader, compliance or admin.")],
@@ -126,15 +127,13 @@ def register(app: typer.Typer) -> None:
         typer.echo(json.dumps({"user_id": user_id, "status": "disabled"}))
 
     @auth_app.command("rotate-signing-key")
+    @target_platform.command
     def rotate() -> None:
         """Make a new access-token signing key current; tokens signed with the previous key stay
         valid until they expire, so nobody is logged out."""
         from nexus_auth.store import rotate_signing_key
 
-        from nexus.cli import _connect_to_running_platform
-        from nexus.local.demo import table_names
-
-        table = table_names(_connect_to_running_platform())
+        table = target_platform.tables()
         typer.echo(json.dumps({"kid": rotate_signing_key(table("SigningKeySecret"))}))
 
     @app.command("openapi")

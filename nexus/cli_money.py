@@ -1,8 +1,9 @@
 """Post-trade commands of the ``nexus`` CLI: ``reconcile`` and ``simulate``.
 
-Both talk to a running ``nexus up``: the AWS endpoint and stage come from its state file
-(``.nexus/runtime.json``) unless ``AWS_ENDPOINT_URL`` / ``NEXUS_STAGE`` say otherwise; the API URL
-from the state file unless ``--api-url`` is given.
+Both talk to the platform ``nexus.platform`` names: the running ``nexus up`` (its state file
+``.nexus/runtime.json``), ``AWS_ENDPOINT_URL``, or a stack named by ``--stage``, ``--endpoint-url``
+or ``--profile``; never the default AWS. The API URL comes from the state file unless ``--api-url``
+is given.
 
 ``nexus reconcile`` checks, and prints every break (exit 1 when there is one):
 
@@ -48,6 +49,8 @@ from typing import Annotated, Any
 
 import typer
 
+from nexus import platform
+
 OPEN_STATUSES = ("pending_new", "new", "partially_filled")
 SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN")
 
@@ -56,18 +59,9 @@ SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN")
 
 
 def _connect() -> tuple[str, str]:
-    """Point this process at the running platform's AWS; returns (stage, api_url)."""
-    from nexus.local import runtime
-
-    state = runtime.read_state()
-    if not os.environ.get("AWS_ENDPOINT_URL") and state.get("aws_endpoint"):
-        os.environ["AWS_ENDPOINT_URL"] = str(state["aws_endpoint"])
-    if os.environ.get("AWS_ENDPOINT_URL"):
-        for key, value in runtime.LOCAL_CREDENTIALS.items():
-            os.environ.setdefault(key, value)
-    os.environ.setdefault("AWS_REGION", str(state.get("region", "us-east-1")))
-    stage = os.environ.get("NEXUS_STAGE") or str(state.get("stage", "local"))
-    return stage, str(state.get("api_url", ""))
+    """The platform this command acts on (``nexus.platform``); returns (stage, api_url)."""
+    target = platform.current()
+    return target.stage, target.api_url
 
 
 @functools.cache
@@ -397,25 +391,18 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
 
     @app.command("reconcile")
+    @platform.command
     def reconcile(
         wait: Annotated[float, typer.Option(help="Seconds to retry while breaks remain (consumers catching up).")] = 0,
     ) -> None:
         """Ledger vs positions vs reservations vs the trade tape; prints every break, exit 1 on one."""
-        from botocore.exceptions import EndpointConnectionError, NoCredentialsError
-
-        stage, _ = _connect()
-        try:
-            tables = _tables(stage)
-        except (NoCredentialsError, EndpointConnectionError) as exc:
-            typer.echo(f"cannot reach the platform's AWS ({exc}): start `nexus up`, or set AWS_ENDPOINT_URL "
-                       "and credentials", err=True)  # fmt: skip
-            raise typer.Exit(2) from None
-        result = reconcile_until_clean(tables, wait)
+        result = reconcile_until_clean(platform.tables(), wait)
         _print_reconciliation(result)
         if result.breaks:
             raise typer.Exit(1)
 
     @app.command("simulate")
+    @platform.command
     def simulate(
         accounts: AccountsOption = 50,
         trades: TradesOption = 1000,
@@ -424,12 +411,11 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         api_url: Annotated[str, typer.Option(help="API of the running platform (default: its state file).")] = "",
     ) -> None:
         """A random trading day through the running local platform over HTTP, then reconcile."""
-        stage, state_url = _connect()
-        url = api_url or state_url
+        url = api_url or platform.current().api_url
         if not url:
-            typer.echo("no running platform: start `nexus up` or pass --api-url", err=True)
+            typer.echo("nexus: no API to trade through: pass --api-url", err=True)
             raise typer.Exit(2)
-        _simulate_and_report(_tables(stage), url, accounts, trades, clients, seed)
+        _simulate_and_report(platform.tables(), url, accounts, trades, clients, seed)
 
     @bench_app.command("day")
     def bench_day(

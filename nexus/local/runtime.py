@@ -279,8 +279,7 @@ class LocalPlatform:
         where = ""
         if self.options.write_state:
             STATE_DIR.mkdir(exist_ok=True)
-            DEMO_FILE.write_text(json.dumps(self.demo_accounts, indent=2))
-            DEMO_FILE.chmod(0o600)
+            _write_private(DEMO_FILE, json.dumps(self.demo_accounts, indent=2))
             where = f" (keys in {DEMO_FILE})"
         log.info(
             "demo      instruments AAPL MSFT GOOGL AMZN; accounts %s%s",
@@ -497,6 +496,14 @@ def _pump(process: subprocess.Popen[str], name: str, ready: threading.Event) -> 
             ready.set()
         logger.info("%s", line)
     ready.set()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, from its first byte (no moment at the umask's mode)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        os.fchmod(file.fileno(), 0o600)  # an older file keeps its mode through O_CREAT
+        file.write(text)
 
 
 def _redact_url(url: str) -> str:

@@ -67,7 +67,9 @@ def test_nexus_up_serves_and_stops_cleanly(tmp_path: Path, stop_signal: signal.S
         assert state["api_url"] == f"http://127.0.0.1:{port}"
         with urllib.request.urlopen(state["api_url"] + "/health", timeout=10) as answer:  # noqa: S310 - loopback
             assert answer.status == 200
-        assert len(json.loads((tmp_path / "demo-accounts.json").read_text())) == 2
+        demo = json.loads((tmp_path / "demo-accounts.json").read_text())
+        assert len(demo) == 2
+        assert (tmp_path / "demo-accounts.json").stat().st_mode & 0o077 == 0  # the owner's alone
         children = _children(process.pid)
         assert len(children) >= 4  # moto server, redis, the engine, the function workers
         # WHEN it is told to stop
@@ -86,4 +88,7 @@ def test_nexus_up_serves_and_stops_cleanly(tmp_path: Path, stop_signal: signal.S
     for component in ("aws ", "redis ", "template ", "demo ", "lambda ", "events ", "container matching", "api "):
         assert component in output, f"no line for {component!r} in:\n{output}"
     assert f"API  http://127.0.0.1:{port}" in output
+    # AND it named the demo accounts and the file with their keys, never a key itself
+    assert all(account["account_id"] in output and account["api_key"] not in output for account in demo)
+    assert f"API keys in {tmp_path / 'demo-accounts.json'}" in output
     assert not (tmp_path / "runtime.json").exists()
