@@ -11,6 +11,8 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from nexus_common.instrument_store import DynamoInstruments
 from nexus_matching.engine import MatchingEngine
 
 from nexus.local.demo import create_account
+from nexus.local.procs import spawn
 from nexus.local.runtime import LocalPlatform, Options, free_port, running
 
 pytestmark = pytest.mark.system
@@ -204,3 +207,149 @@ def test_paused_leader_that_wakes_up_cannot_double_publish(platform: LocalPlatfo
     assert any(p.pid == paused and p.poll() is None for p in platform.container_processes("matching"))
     # ... and nothing it may have published changed the outcome
     _assert_matches_uninterrupted_run(platform, api)
+
+
+# -- Redis lost and back; halts across a failover ---------------------------------------------
+
+
+def _health(platform: LocalPlatform) -> tuple[int, dict[str, Any]]:
+    answer = Api(platform.api_url).get("/health")
+    return answer.status, answer.body
+
+
+def _kill_redis(platform: LocalPlatform) -> list[str]:
+    """SIGKILL the embedded redis-server; returns its command line to start it again."""
+    server = platform._redis  # the embedded server the runtime started (no REDIS_URL given)
+    assert server is not None, "these tests need the embedded redis-server"
+    args = [str(a) for a in server.args]
+    server.kill()
+    server.wait(timeout=10)
+    return args
+
+
+def _start_redis(platform: LocalPlatform, args: list[str]) -> None:
+    """The same server on the same port, empty (it runs without persistence)."""
+    platform._redis = spawn(args, dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = platform.redis_url
+    assert eventually(lambda: _pings(url), bool, timeout=15)
+
+
+def _pings(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+def _flow(apis: list[Api], count: int, seed: int, during: Any = None) -> list[str]:
+    """``count`` random orders on SYMBOL; ``during`` is called half-way. Returns the ids of the
+    orders accepted (202); an order refused while a dependency is down (503) or the symbol is
+    halted (409) is not in the journal, and the client knows it."""
+    rng = random.Random(seed)
+    accepted: list[str] = []
+    for n in range(count):
+        if n == count // 2 and during is not None:
+            during()
+        side = rng.choice(("buy", "sell"))
+        price = Decimal(100) + Decimal(rng.randint(-5, 5)) / 10
+        body = {"symbol": SYMBOL, "side": side, "type": "limit", "quantity": str(rng.randint(1, 20)),
+                "price": str(price), "time_in_force": rng.choice(("gtc", "gtc", "ioc"))}  # fmt: skip
+        answer = apis[n % 2].post("/v1/orders", body)
+        assert answer.status in (202, 409, 503), answer.body
+        if answer.status == 202:
+            accepted.append(answer.body["order"]["order_id"])
+    return accepted
+
+
+def _statuses(platform: LocalPlatform, order_ids: list[str]) -> dict[str, str]:
+    ddb = _client(platform, "dynamodb")
+    found: dict[str, str] = {}
+    if not order_ids:
+        return found
+    for start in range(0, len(order_ids), 100):
+        keys = [{"order_id": {"S": order_id}} for order_id in order_ids[start:start + 100]]
+        answer = ddb.batch_get_item(RequestItems={platform.table("OrdersTable"): {"Keys": keys}})
+        for item in answer["Responses"][platform.table("OrdersTable")]:
+            found[item["order_id"]["S"]] = item["status"]["S"]
+    return found
+
+
+def test_redis_killed_and_restarted_health_degrades_and_every_accepted_order_is_matched_once(
+    platform: LocalPlatform,
+) -> None:
+    # GIVEN a leader and a standby engine, a healthy venue, and two traders
+    matching = next(c for c in platform.platform.containers if c.name == "matching")  # type: ignore[union-attr]
+    while len([p for p in platform.container_processes("matching") if p.poll() is None]) < 2:
+        platform.start_container(matching)
+    engines = {p.pid for p in platform.container_processes("matching") if p.poll() is None}
+    assert eventually(lambda: _health(platform), lambda h: h[0] == 200, timeout=60)[1]["status"] == "ok"
+    keys = [create_account(platform.table, f"Redis {n}", Decimal("10000000"))["api_key"] for n in (1, 2)]
+    apis = [Api(platform.api_url, key) for key in keys]
+    before = _lease(platform)
+    accepted = _flow(apis, 30, seed=4)
+    # WHEN Redis is killed in mid-stream, and orders keep coming
+    args = _kill_redis(platform)
+    accepted += _flow(apis, 20, seed=5)
+    # THEN /health answers 503 degraded, saying Redis is down and no engine is seen leading
+    status, body = eventually(lambda: _health(platform), lambda h: h[0] == 503, timeout=30)
+    assert status == 503 and body["status"] == "degraded"
+    assert body["checks"]["redis"]["status"] == "down" and body["checks"]["engine"]["status"] != "ok"
+    # WHEN Redis comes back (empty: no lease, no snapshot) and orders go on
+    _start_redis(platform, args)
+    accepted += _flow(apis, 30, seed=6)
+    # THEN an engine leads again with a larger epoch, and /health is ok again
+    after = eventually(lambda: _lease(platform), lambda v: v is not None and v != before, timeout=60)
+    assert after is not None and before is not None and int(after.split(":")[0]) > int(before.split(":")[0])
+    status, body = eventually(lambda: _health(platform), lambda h: h[0] == 200, timeout=120)
+    assert status == 200 and body["status"] == "ok", body
+    # AND every order accepted, before, during and after the outage, has left pending_new ...
+    assert accepted
+    statuses = eventually(lambda: _statuses(platform, accepted),
+                          lambda s: len(s) == len(accepted) and "pending_new" not in s.values(),
+                          timeout=120)  # fmt: skip
+    assert "pending_new" not in statuses.values() and len(statuses) == len(accepted)
+    # ... matched once: trades, fills and the book equal an uninterrupted run of the journal
+    _assert_matches_uninterrupted_run(platform, apis[0])
+    # AND no engine process died of it
+    assert all(p.poll() is None for p in platform.container_processes("matching") if p.pid in engines)
+
+
+def test_a_halt_reaches_the_running_engine_and_survives_a_failover(platform: LocalPlatform) -> None:
+    # GIVEN a leader and a standby, two traders and an admin
+    matching = next(c for c in platform.platform.containers if c.name == "matching")  # type: ignore[union-attr]
+    while len([p for p in platform.container_processes("matching") if p.poll() is None]) < 2:
+        platform.start_container(matching)
+    keys = [create_account(platform.table, f"Halt {n}", Decimal("10000000"))["api_key"] for n in (1, 2)]
+    apis = [Api(platform.api_url, key) for key in keys]
+    admin = _admin(platform)
+    _flow(apis, 20, seed=8)
+    # WHEN the admin halts the symbol, the leader is killed while it is halted, orders are sent
+    # meanwhile, and the admin resumes it
+    assert admin.post(f"/v1/admin/instruments/{SYMBOL}/halt", {"reason": "news pending"}).status == 200
+    halted_flow = _flow(apis, 10, seed=9, during=lambda: os.kill(_leader_pid(platform), signal.SIGKILL))
+    assert admin.post(f"/v1/admin/instruments/{SYMBOL}/resume", {"reason": "news out"}).status == 200
+    _flow(apis, 20, seed=10)
+    # THEN the engine refused every order the journal carried while halted (none traded) ...
+    journal = _journal(platform)
+    kinds = [c["type"] for c in journal if c.get("symbol") == SYMBOL]
+    assert "halt" in kinds and "resume" in kinds
+    halt_at, resume_at = kinds.index("halt"), len(kinds) - 1 - kinds[::-1].index("resume")
+    statuses = eventually(lambda: _statuses(platform, halted_flow), lambda s: "pending_new" not in s.values())
+    assert all(status == "rejected" for status in statuses.values()), statuses
+    assert halt_at < resume_at
+    # ... and after the failover, the books and trades equal an uninterrupted run of the journal
+    _assert_matches_uninterrupted_run(platform, apis[0])
+
+
+def _admin(platform: LocalPlatform) -> Api:
+    """A user granted the admin role by the operator (``nexus users grant``)."""
+    public = Api(platform.api_url)
+    email, password = f"chaos-admin-{random.randrange(10**9)}@example.com", "a long and unusual passphrase"
+    assert public.post("/v1/auth/register", {"email": email, "password": password, "name": "Chaos"}).status == 202
+    env = {**os.environ, "NEXUS_STAGE": platform.options.stage, "NEXUS_STATE_DIR": "/nonexistent",
+           "AWS_ENDPOINT_URL": platform.aws_endpoint}  # fmt: skip
+    subprocess.run([sys.executable, "-m", "nexus.cli", "users", "grant", "--user", email, "--role", "admin"],
+                   capture_output=True, text=True, env=env, check=True)  # fmt: skip
+    login = public.post("/v1/auth/login", {"email": email, "password": password})
+    assert login.status == 200, login.body
+    return Api(platform.api_url, login.body["access_token"])

@@ -213,6 +213,8 @@ class EngineProcess:
         self.instruments, self.positions, self.iterators = instruments, positions, iterators
         self.engine = engine
         self.unpublished = {}
+        self.behind_ms = 0
+        self._write_status(self.lease.epoch)  # /health sees the new leader at once
         shards = list(iterators)
         self.applied_since_snapshot = 0
         self.last_snapshot = time.monotonic()
