@@ -50,6 +50,8 @@ STATUSES: Final = ("pending", "approved", "rejected")
 BANK: Final = "bank"  # the house's ledger account for cash outside the venue
 MAX_AMOUNT: Final = Decimal("10000000.00")  # one movement, USD
 CLIENT_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+REQUEST_ID: Final = re.compile(r"^fnd_[0-9a-f]{32}$")
+MAX_PENDING: Final = 10  # pending requests per account: more is 409 limit_reached (the admins' queue stays short)
 MAX_MEMO: Final = 200
 ENTRY_PREFIX: Final = "funding:"
 

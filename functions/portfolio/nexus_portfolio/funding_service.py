@@ -21,6 +21,8 @@ from nexus_common.errors import Conflict, NotFound, ValidationFailed
 from nexus_common.events import utc_now
 
 from nexus_portfolio.funding import (
+    MAX_PENDING,
+    REQUEST_ID,
     AccountCash,
     FundingRequest,
     check_same_terms,
@@ -90,12 +92,11 @@ class FundingService:
         if existing is not None:
             return check_same_terms(asked, existing), False
         account = self._account(account_id)
+        pending = [r for r in self.store.of_account(account_id, MAX_LIST) if r.status == "pending"]
+        if len(pending) >= MAX_PENDING:
+            raise Conflict("limit_reached", f"the account has {len(pending)} requests waiting for an admin already")
         if asked.kind == "withdrawal":
-            others = sum(
-                (r.amount for r in self.store.of_account(account_id, MAX_LIST)
-                 if r.kind == "withdrawal" and r.status == "pending"),
-                Decimal(0),
-            )  # fmt: skip
+            others = sum((r.amount for r in pending if r.kind == "withdrawal"), Decimal(0))
             proceeds = receivable(self.store.open_obligation_cash(account_id))
             check_withdrawal(asked.amount, withdrawable(account, proceeds, others))
         stored = self.store.add(asked)
@@ -116,7 +117,7 @@ class FundingService:
         return self.store.pending(MAX_LIST)
 
     def get(self, request_id: str) -> FundingRequest:
-        found = self.store.get(request_id)
+        found = self.store.get(request_id) if REQUEST_ID.match(request_id) else None
         if found is None:
             raise NotFound("request_not_found", f"no funding request {request_id}", "request_id")
         return found

@@ -10,7 +10,9 @@ Settled and unsettled: what the trades not settled yet will still move is the su
 is still to receive it) and, per position, ``unsettled_quantity``; the settled part is the rest
 (``settled_cash = cash - unsettled_cash``, ``settled_quantity = quantity - unsettled_quantity``),
 as the ledger's ``cash``/``pending_cash`` and ``securities``/``pending_securities`` accounts
-split them (fees are paid on trade date, from settled cash).
+split them (fees are paid on trade date, from settled cash). ``withdrawable`` is what a
+withdrawal may take now (``nexus_portfolio.funding``): ``available`` less the proceeds of sales not
+settled yet.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from nexus_common.events import iso
 from nexus_common.money import fmt, quantize_usd
 from pydantic import BaseModel, ConfigDict, Field
 
+from nexus_portfolio.funding import AccountCash, receivable, withdrawable
 from nexus_portfolio.ledger import Entry
 from nexus_portfolio.positions import Position
 from nexus_portfolio.settlement import Batch, Obligation
@@ -140,7 +143,8 @@ class PortfolioReader:
         fees = sum((p.fees for p, _ in priced), ZERO)
         unsettled_cash = ZERO
         unsettled: dict[str, Decimal] = {}
-        for obligation in self.settlements_store.open_of_account(account_id):
+        open_obligations = self.settlements_store.open_of_account(account_id)
+        for obligation in open_obligations:
             unsettled_cash += obligation.cash
             unsettled[obligation.symbol] = unsettled.get(obligation.symbol, ZERO) + obligation.quantity
         positions = []
@@ -161,6 +165,8 @@ class PortfolioReader:
             "available": fmt(quantize_usd(available)),
             "settled_cash": fmt(quantize_usd(cash - unsettled_cash)),
             "unsettled_cash": fmt(quantize_usd(unsettled_cash)),
+            "withdrawable": fmt(quantize_usd(withdrawable(
+                AccountCash(account_id, cash, available), receivable([o.cash for o in open_obligations])))),
             "positions": positions,
             "totals": {
                 "market_value": fmt(quantize_usd(market_value)),

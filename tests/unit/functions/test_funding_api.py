@@ -139,6 +139,9 @@ def test_a_trader_cannot_approve_reject_list_or_move_cash_and_a_read_only_key_ca
         # THEN 403 every time, and nothing moved
         assert [(s, b["error"]["code"]) for s, b in answers] == [(403, "forbidden")] * 4
     assert world.item("acc_1")["cash"] == D("100.00") and world.ledger() == []
+    # AND an admin approving a request id that is not one is 404, never a 5xx
+    status, body = world.approve("x" * 3000)
+    assert (status, body["error"]["code"]) == (404, "request_not_found")
     # AND a read-only key cannot ask for money movements
     status, body = world.http("POST", "/v1/funding/withdrawals", {"amount": "1", "client_request_id": "r"},
                               who={"user_id": "usr_1", "roles": "trader", "scopes": "read"})  # fmt: skip
@@ -251,6 +254,9 @@ def test_unsettled_sale_proceeds_are_not_withdrawable(world: Funding) -> None:
     assert (status, body["error"]["code"]) == (422, "insufficient_funds"), body
     status, body = world.ask("withdrawals", "99.90", key="w2", account="acc_s")
     assert status == 201, body
+    # AND the portfolio shows what is withdrawable beside the settled and unsettled cash
+    portfolio = world.get("/v1/portfolio", "acc_s")[1]["portfolio"]
+    assert (portfolio["withdrawable"], portfolio["unsettled_cash"]) == ("99.9", "1000"), portfolio
 
 
 def test_reconcile_covers_deposits_and_withdrawals_beside_trades(world: Funding) -> None:

@@ -232,8 +232,9 @@ def test_a_rejected_request_moves_nothing_and_cannot_be_approved(
 
 
 def test_an_unknown_request_or_account_is_404(funding: FundingService) -> None:
-    with pytest.raises(NotFound):
-        funding.approve("fnd_nope", "usr_admin")
+    for request_id in ("fnd_nope", "fnd_" + "0" * 32, "x" * 5000):
+        with pytest.raises(NotFound):
+            funding.approve(request_id, "usr_admin")
     with pytest.raises(NotFound) as missing:
         funding.request("acc_missing", "deposit", "1.00", "k", None, "usr_1")
     assert missing.value.code == "account_not_found"
@@ -319,3 +320,19 @@ def test_the_entry_of_an_unapproved_request_cannot_be_made(funding: FundingServi
     with pytest.raises(ValueError):
         funding_entry(replace(request, status="rejected"))
 
+
+
+def test_an_account_keeps_at_most_ten_requests_waiting_and_a_retry_of_one_still_answers(
+    funding: FundingService, store: MemoryFundingStore
+) -> None:
+    # GIVEN ten deposit requests waiting for an admin
+    asked = [ask(funding, "deposit", "1.00", f"k{i}") for i in range(10)]
+    # WHEN the user asks an eleventh time
+    with pytest.raises(Conflict) as refused:
+        ask(funding, "deposit", "1.00", "k10")
+    # THEN 409 limit_reached and nothing is stored; a retry of a waiting one still answers it
+    assert refused.value.code == "limit_reached" and len(store.requests) == 10
+    assert ask(funding, "deposit", "1.00", "k3") == asked[3]
+    # AND once one is decided there is room again
+    funding.approve(asked[0].request_id, "usr_admin")
+    assert ask(funding, "deposit", "1.00", "k10").status == "pending"
