@@ -1,7 +1,7 @@
 """``nexus``: the NexusTrade command line.
 
 nexus up [--demo]                       run the whole platform locally
-nexus accounts create --name N --cash C create an account; prints its one-time API key
+nexus accounts create --name N --cash C create an account (its opening cash a deposit); prints its one-time API key
 nexus accounts deposit|withdraw --account A --amount X   move cash (ledger entry, audited, idempotent)
 nexus users grant --user U --role ROLE  give a user (id or email) a role: trader, compliance, admin
 nexus openapi [--check]                 build the OpenAPI document served at /openapi.json
@@ -151,25 +151,35 @@ def accounts_create(
     name: Annotated[str, typer.Option(help="Account holder's name.")],
     cash: Annotated[str, typer.Option(help="Opening cash in USD, e.g. 100000.00")],
 ) -> None:
-    """Create a trading account and print {"account_id", "api_key"}: the key is shown only now."""
+    """Create a trading account and print {"account_id", "api_key"}: the key is shown only now.
+    The opening cash is a deposit (``nexus accounts deposit``): a journal entry, audited."""
+    from nexus_common.errors import NexusError
+    from nexus_portfolio.funding import parse_amount
+
     from nexus.local.demo import create_account
 
     try:
         amount = Decimal(cash)
-    except InvalidOperation as exc:
-        typer.echo(
-            json.dumps(
-                {"error": {"code": "invalid_field", "message": "cash must be a decimal amount", "field": "cash"}}
-            ),
-            err=True,
-        )
+        if amount != 0:
+            amount = parse_amount(cash, "cash")
+    except (InvalidOperation, NexusError) as exc:
+        message = exc.message if isinstance(exc, NexusError) else "cash must be a decimal amount"
+        typer.echo(json.dumps({"error": {"code": "invalid_field", "message": message, "field": "cash"}}), err=True)
         raise typer.Exit(2) from exc
     try:
-        created = create_account(platform.tables(), name, amount)
+        created = create_account(platform.tables(), name, Decimal("0.00"))
     except ValueError as exc:
         typer.echo(json.dumps({"error": {"code": "invalid_field", "message": str(exc)}}), err=True)
         raise typer.Exit(2) from exc
     typer.echo(json.dumps({"account_id": created["account_id"], "api_key": created["api_key"]}))
+    if amount:
+        try:
+            cli_funding.funding_service(platform.tables()).move(
+                created["account_id"], "deposit", amount, "opening-cash", "opening cash", cli_funding.OPERATOR
+            )
+        except NexusError as exc:  # the account exists (its key is printed above): deposit again
+            typer.echo(json.dumps(exc.body()), err=True)
+            raise typer.Exit(2) from exc
 
 
 @bench_app.command("local")

@@ -393,3 +393,35 @@ def world_ts() -> Any:
     from datetime import datetime
 
     return datetime.fromisoformat(TS.replace("Z", "+00:00"))
+
+
+def test_nexus_accounts_create_books_the_opening_cash_as_a_deposit(
+    world: Funding, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from nexus import platform as nexus_platform
+    from nexus.cli import app
+
+    # GIVEN the operator CLI pointed at this test's tables
+    monkeypatch.setattr(nexus_platform, "connect", lambda *_: nexus_platform.Target("test", None, local=True))
+    accounts = world.table("ACCOUNTS_TABLE")
+    # WHEN an operator creates an account with 2,500.50 of opening cash
+    done = CliRunner().invoke(app, ["accounts", "create", "--name", "Carol", "--cash", "2500.50"])
+    # THEN it prints the account and its key, and the cash is a deposit in the ledger, audited
+    assert done.exit_code == 0, done.output
+    created = json.loads(done.stdout.splitlines()[0])
+    item = world.item(created["account_id"])
+    assert (item["cash"], item["available_cash"], item["opening_cash"]) == (D("2500.50"), D("2500.50"), D("0.00"))
+    (entry,) = world.ledger()
+    assert entry["account_id"] == created["account_id"] and entry["kind"] == "deposit"
+    assert reconcile_tables(world.aws.table_name).breaks == []
+    # WHEN the opening cash is not a USD amount in cents, THEN 2 and no account is created
+    for bad in ("1.001", "-5", "1e-9", "10000000.01"):
+        before = accounts.scan()["Count"]
+        done = CliRunner().invoke(app, ["accounts", "create", "--name", "Dan", "--cash", bad])
+        assert done.exit_code == 2 and '"field": "cash"' in done.output, (bad, done.output)
+        assert accounts.scan()["Count"] == before
+    # AND an account with no opening cash has no ledger entry
+    done = CliRunner().invoke(app, ["accounts", "create", "--name", "Eve", "--cash", "0"])
+    assert done.exit_code == 0 and len(world.ledger()) == 1
