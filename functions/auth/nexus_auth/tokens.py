@@ -71,8 +71,8 @@ class KeyRing:
     ``version()``, when given, returns a cheap marker of the source's current value (the secret's
     ``AWSCURRENT`` version id): ``current()`` checks it before every signature and re-reads the
     keys when it moved, so a rotation signs new tokens with the new key at once. An unknown
-    ``kid`` makes the ring re-read its source when the marker moved, else at most once per
-    ``min_refresh`` seconds.
+    ``kid`` makes the ring re-read its source when the marker moved (the marker read at most once
+    a second), else at most once per ``min_refresh`` seconds.
     """
 
     def __init__(
@@ -91,10 +91,20 @@ class KeyRing:
         self._current: SigningKey | None = None
         self._loaded_at = float("-inf")
         self._loaded_version: str | None = None
+        self._marker_read_at = float("-inf")  # unknown kids read the marker at most once a second
 
     def _moved(self) -> bool:
         """True when the source's version marker differs from the loaded keys' (reads the marker)."""
         return self._version is not None and self._version() != self._loaded_version
+
+    def _moved_lately(self) -> bool:
+        """``_moved``, asked at most once a second: a flood of tokens with made-up kids costs at
+        most one marker read per second, not one per token."""
+        now = time.monotonic()
+        if now - self._marker_read_at < 1.0:
+            return False
+        self._marker_read_at = now
+        return self._moved()
 
     def _load(self) -> None:
         marker = self._version() if self._version is not None else None  # before the value: a
@@ -123,7 +133,7 @@ class KeyRing:
             if self._current is None or time.monotonic() - self._loaded_at > self._ttl:
                 self._load()
             found = self._keys.get(kid)
-            if found is None and (time.monotonic() - self._loaded_at > self._min_refresh or self._moved()):
+            if found is None and (time.monotonic() - self._loaded_at > self._min_refresh or self._moved_lately()):
                 self._load()
                 found = self._keys.get(kid)
             return found
