@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import subprocess
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from helpers import eventually
 
 from nexus.local.lambdas import InvokeResult, LocalLambda, worker_base_env
-from nexus.local.model import Function
+from nexus.local.model import EventSource, Function
+from nexus.local.pollers import ScheduleMapping
+from nexus.local.runtime import LocalPlatform, Options
 
 HANDLERS = '''
 import pathlib
@@ -61,3 +64,30 @@ def test_closing_the_lambdas_ends_idle_and_busy_workers_at_once(tmp_path: Path) 
     assert not caller.is_alive()
     assert len(results) == 1 and not results[0].ok
 
+
+
+def test_stopping_the_runtime_ends_a_poller_busy_in_an_invocation_and_joins_its_thread(tmp_path: Path) -> None:
+    # GIVEN the runtime with a scheduled function that is due, and is running a long invocation
+    (tmp_path / "shutdown_handlers.py").write_text(HANDLERS)
+    started = tmp_path / "started"
+    functions = {"Slow": _function(tmp_path, "Slow", "shutdown_handlers.slow")}
+    local = LocalPlatform(Options(write_state=False))
+    local.lambdas = LocalLambda(functions, worker_base_env("http://127.0.0.1:9", "us-east-1"), "us-east-1",
+                                "123456789012")  # fmt: skip
+    source = EventSource("Slow", "Every", "Schedule",
+                         {"Schedule": "rate(1 minute)", "Input": {"started": str(started)}})  # fmt: skip
+    readings = iter([datetime(2026, 1, 5, 9, 0, tzinfo=UTC)] * 2)  # when the mapping is made and starts; then
+
+    def clock() -> datetime:  # an hour later: the schedule is due
+        return next(readings, datetime(2026, 1, 5, 10, 0, tzinfo=UTC))
+
+    mapping = ScheduleMapping(local.lambdas, source, "us-east-1", "123456789012", local._stop, clock=clock)
+    local._mappings = [mapping]
+    mapping.start()
+    eventually(started.exists, lambda seen: seen, timeout=60)
+    workers = _workers(local.lambdas)
+    # WHEN the runtime stops (what a Ctrl-C does)
+    local.stop()
+    # THEN the busy worker ended on the runtime's signal and every thread the runtime started has exited
+    assert [w.returncode for w in workers] == [0]
+    assert not mapping.thread.is_alive()
