@@ -345,3 +345,25 @@ def test_a_connection_that_is_gone_is_forgotten_by_the_fan_out(local_platform: A
         return [table.get_item(Key=k, ConsistentRead=True).get("Item") for k in (subscription, meta, orphan)]
 
     assert eventually(ghost_items, lambda items: items == [None, None, None]) == [None, None, None]
+
+
+def test_revoking_a_key_closes_its_websocket(local_platform: Any) -> None:
+    import uuid
+
+    public = Api(local_platform.api_url)
+    email = f"wsrevoke-{uuid.uuid4().hex[:8]}@example.com"
+    password = "correct horse battery staple"
+    assert public.post("/v1/auth/register", {"email": email, "password": password}).status == 202
+    token = public.post("/v1/auth/login", {"email": email, "password": password}).body["access_token"]
+    user = Api(local_platform.api_url, token)
+    created = user.post("/v1/keys", {"name": "ws", "scopes": ["read"]})
+    assert created.status == 201, created.body
+    # GIVEN a WebSocket opened with the key, subscribed to its orders
+    with ws(local_platform, created.body["api_key"]) as client:
+        assert subscribe(client, "orders")["type"] == "subscribed"
+        # WHEN the key is revoked over the REST API
+        assert user.delete(f"/v1/keys/{created.body['key']['key_id']}").status == 200
+        # THEN the platform closes the connection (the audit event reaches the streaming side)
+        with pytest.raises(ConnectionClosed):
+            while True:
+                client.recv(timeout=60)
