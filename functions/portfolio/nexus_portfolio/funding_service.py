@@ -81,11 +81,13 @@ class FundingService:
     # -- users ------------------------------------------------------------------------------
 
     def request(
-        self, account_id: str, kind: str, amount: object, client_request_id: object, memo: object, by: str
-    ) -> tuple[FundingRequest, bool]:
+        self, account_id: str, kind: str, amount: object, client_request_id: object, memo: object, by: str,
+        *, capped: bool = True,
+    ) -> tuple[FundingRequest, bool]:  # fmt: skip
         """Ask for a deposit or a withdrawal; returns (the request, whether it is new). A
         withdrawal above what is withdrawable now (less the other pending withdrawals) is
-        refused (422) and nothing is stored."""
+        refused (422) and nothing is stored; so is a request beyond ``MAX_PENDING`` waiting ones
+        (409), unless not ``capped`` (an operator's, decided at once)."""
         asked = new_request(account_id=account_id, kind=kind, amount=amount, client_request_id=client_request_id,
                             memo=memo, by=by, at=self.clock())  # fmt: skip
         existing = self.store.get(asked.request_id)
@@ -93,7 +95,7 @@ class FundingService:
             return check_same_terms(asked, existing), False
         account = self._account(account_id)
         pending = [r for r in self.store.of_account(account_id, MAX_LIST) if r.status == "pending"]
-        if len(pending) >= MAX_PENDING:
+        if capped and len(pending) >= MAX_PENDING:
             raise Conflict("limit_reached", f"the account has {len(pending)} requests waiting for an admin already")
         if asked.kind == "withdrawal":
             others = sum((r.amount for r in pending if r.kind == "withdrawal"), Decimal(0))
@@ -119,7 +121,7 @@ class FundingService:
     def get(self, request_id: str) -> FundingRequest:
         found = self.store.get(request_id) if REQUEST_ID.match(request_id) else None
         if found is None:
-            raise NotFound("request_not_found", f"no funding request {request_id}", "request_id")
+            raise NotFound("request_not_found", "no such funding request", "request_id")
         return found
 
     def approve(self, request_id: str, by: str) -> FundingRequest:
@@ -164,7 +166,7 @@ class FundingService:
              by: str) -> tuple[FundingRequest, bool]:  # fmt: skip
         """An operator's deposit or withdrawal: asked and approved at once (idempotent by the
         key: a retry answers the request, approved once). Returns (request, whether it moved now)."""
-        request, _ = self.request(account_id, kind, amount, client_request_id, memo, by)
+        request, _ = self.request(account_id, kind, amount, client_request_id, memo, by, capped=False)
         if request.status == "approved":
             return self._decided_already(request, "approved"), False
         return self.approve(request.request_id, by), True

@@ -333,6 +333,9 @@ def test_an_account_keeps_at_most_ten_requests_waiting_and_a_retry_of_one_still_
     # THEN 409 limit_reached and nothing is stored; a retry of a waiting one still answers it
     assert refused.value.code == "limit_reached" and len(store.requests) == 10
     assert ask(funding, "deposit", "1.00", "k3") == asked[3]
+    # AND an operator's deposit, decided at once, is not held back by them
+    moved, _ = funding.move("acc_1", "deposit", "5.00", "ops-1", None, "operator")
+    assert moved.status == "approved"
     # AND once one is decided there is room again
     funding.approve(asked[0].request_id, "usr_admin")
     assert ask(funding, "deposit", "1.00", "k10").status == "pending"
