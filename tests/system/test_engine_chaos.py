@@ -337,8 +337,31 @@ def test_a_halt_reaches_the_running_engine_and_survives_a_failover(platform: Loc
     statuses = eventually(lambda: _statuses(platform, halted_flow), lambda s: "pending_new" not in s.values())
     assert all(status == "rejected" for status in statuses.values()), statuses
     assert halt_at < resume_at
+    # ... and said so on execution-events: halted, then active again (the new leader's replay
+    # re-emits the same events, same ids)
+    published = eventually(lambda: _trading_status(platform), lambda t: "active" in t.values(), timeout=60)
+    assert list(dict(sorted(published.items())).values())[-2:] == ["halted", "active"]
     # ... and after the failover, the books and trades equal an uninterrupted run of the journal
     _assert_matches_uninterrupted_run(platform, apis[0])
+
+
+def _trading_status(platform: LocalPlatform) -> dict[int, str]:
+    """The trading_status events of SYMBOL on execution-events: status by seq (copies merged)."""
+    kinesis, stream = _client(platform, "kinesis"), platform.table("ExecutionEventsStream")
+    found: dict[int, str] = {}
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]  # fmt: skip
+        while iterator:
+            page = kinesis.get_records(ShardIterator=iterator, Limit=10000)
+            for record in page["Records"]:
+                for event in json.loads(record["Data"])["events"]:
+                    if event["symbol"] == SYMBOL and event["type"] == "trading_status":
+                        found[event["seq"]] = event["status"]
+            if not page["Records"]:
+                break
+            iterator = page.get("NextShardIterator")
+    return found
 
 
 def _admin(platform: LocalPlatform) -> Api:
