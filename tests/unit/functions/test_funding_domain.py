@@ -10,6 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nexus_common.audit import MemoryAuditSink
 from nexus_common.errors import Conflict, NotFound, ValidationFailed
 from nexus_portfolio.funding import (
@@ -339,3 +341,66 @@ def test_an_account_keeps_at_most_ten_requests_waiting_and_a_retry_of_one_still_
     # AND once one is decided there is room again
     funding.approve(asked[0].request_id, "usr_admin")
     assert ask(funding, "deposit", "1.00", "k10").status == "pending"
+
+
+# -- a property: whatever the interleaving, cash never goes below what is reserved ----------
+
+CENTS = st.integers(min_value=1, max_value=500_00).map(lambda c: D(c) / 100)
+STEPS = st.lists(
+    st.tuples(st.sampled_from(["deposit", "withdraw", "reserve", "release", "sell", "settle"]), CENTS),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=STEPS)
+def test_any_interleaving_of_funding_and_orders_keeps_cash_covered_and_the_ledger_in_step(
+    steps: list[tuple[str, Decimal]],
+) -> None:
+    # GIVEN an account with 1,000 of cash
+    store = MemoryFundingStore()
+    store.accounts["acc_1"] = {"cash": D("1000.00")}
+    funding = FundingService(store, MemoryAuditSink(), Clock())
+    item = store.accounts["acc_1"]
+    reserved = D(0)
+    for i, (step, amount) in enumerate(steps):
+        available = item.get("available_cash", item["cash"])
+        # WHEN deposits, withdrawals (asked, then an order may reserve, then approved), order
+        # reservations and releases, sales with unsettled proceeds and their settlement interleave
+        if step == "deposit":
+            funding.move("acc_1", "deposit", amount, f"d{i}", None, "operator")
+        elif step == "withdraw":
+            try:
+                request, _ = funding.request("acc_1", "withdrawal", amount, f"w{i}", None, "usr_1")
+            except InsufficientFunds:
+                continue
+            if reserved == 0 and available >= amount + D(1):  # an order takes some of it in between
+                item["available_cash"] = available - D(1)
+                reserved += D(1)
+            try:
+                funding.approve(request.request_id, "usr_admin")
+            except InsufficientFunds:
+                funding.reject(request.request_id, "usr_admin", "not covered")
+            else:  # THEN an approved withdrawal took only settled cash that nothing reserved
+                assert item["available_cash"] >= sum(store.obligations.get("acc_1", []), D(0))
+        elif step == "reserve" and available >= amount:
+            item["available_cash"] = available - amount
+            reserved += amount
+        elif step == "release" and reserved >= amount:
+            item["available_cash"] = available + amount
+            reserved -= amount
+        elif step == "sell":  # proceeds: trade-date cash and buying power now, settled later
+            item["cash"] += amount
+            item["available_cash"] = available + amount
+            store.obligations.setdefault("acc_1", []).append(amount)
+        elif step == "settle":
+            store.obligations["acc_1"] = []
+        # THEN what is not reserved is never negative, and cash = unreserved + reserved
+        available = item.get("available_cash", item["cash"])
+        assert available >= 0 and available + reserved == item["cash"]
+    # AND the account's cash moved by exactly what the funding entries and the sales moved
+    funded = balances(store.journal.values()).get(("acc_1", "cash", "USD"), D(0))
+    sold = sum((amount for step, amount in steps if step == "sell"), D(0))
+    assert item["cash"] == D("1000.00") + funded + sold
+    assert balances(store.journal.values()).get((HOUSE, BANK, "USD"), D(0)) == -funded
