@@ -119,3 +119,23 @@ def test_alerts_are_capped_per_user(edge: Edge, aws: Any, monkeypatch: pytest.Mo
     assert answers[3].body["error"]["code"] == "limit_reached"
     listed = edge.call(notifications_api.app, "GET", "/v1/alerts", credential=token).body["alerts"]
     assert len(listed) == 3
+
+
+def test_a_user_from_before_the_count_is_capped_on_the_keys_they_hold(
+    edge: Edge, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    # GIVEN a cap of 4 keys, and a user holding 3 active keys whose item has no key count yet
+    monkeypatch.setenv("MAX_API_KEYS_PER_USER", "4")
+    session = register_and_login(edge, "oldkeys@example.com")
+    token = session["access_token"]
+    new_keys(edge, token, 3)
+    users = boto3.resource("dynamodb", region_name="us-east-1").Table(aws.table_name("UsersTable"))
+    users.update_item(Key={"pk": f"user#{session['user_id']}"}, UpdateExpression="REMOVE active_keys")
+    # WHEN two more keys are asked for
+    answers = [edge.call(api.app, "POST", "/v1/keys", credential=token, body={"name": f"k{i}", "scopes": ["read"]})
+               for i in range(2)]
+    # THEN the count starts from the 3 keys held: one more fits, the next answers 409
+    assert [a.status for a in answers] == [201, 409]
+    assert answers[1].body["error"]["code"] == "limit_reached"
