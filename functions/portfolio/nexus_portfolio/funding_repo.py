@@ -27,7 +27,7 @@ from nexus_common import aws
 from nexus_common.dynamo import LazyTable, error_code, is_condition_failed
 from nexus_common.events import iso
 
-from nexus_portfolio.funding import STATUSES, AccountCash, FundingRequest, Status
+from nexus_portfolio.funding import KINDS, STATUSES, AccountCash, FundingRequest, Kind, Status
 from nexus_portfolio.funding_service import Applied
 from nexus_portfolio.ledger import Entry
 from nexus_portfolio.repo import DynamoSettlements
@@ -65,7 +65,7 @@ def request_from_item(item: dict[str, Any]) -> FundingRequest:
     return FundingRequest(
         request_id=str(item["request_id"]),
         account_id=str(item["account_id"]),
-        kind="deposit" if item["kind"] == "deposit" else "withdrawal",
+        kind=_kind(item["kind"]),
         amount=Decimal(str(item["amount"])),
         status=_status(item["status"]),
         client_request_id=str(item["client_request_id"]),
@@ -76,6 +76,12 @@ def request_from_item(item: dict[str, Any]) -> FundingRequest:
         decided_at=_ts(item["decided_at"]) if item.get("decided_at") else None,
         reason=str(item.get("reason", "")),
     )
+
+
+def _kind(value: Any) -> Kind:
+    if value not in KINDS:
+        raise ValueError(f"unknown funding kind {value!r}")
+    return cast(Kind, str(value))
 
 
 def _status(value: Any) -> Status:
