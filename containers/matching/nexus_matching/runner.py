@@ -173,6 +173,7 @@ class EngineProcess:
         self.unpublished: dict[str, list[dict[str, Any]]] = {}  # events applied but not yet published
         self.behind_ms = 0  # MillisBehindLatest of the last read, the largest over the shards
         self.errors = 0  # turns of the loop that failed in a row
+        self.idle = settings.engine_poll_seconds  # the next wait on idle shards
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -214,7 +215,10 @@ class EngineProcess:
         self.engine = engine
         self.unpublished = {}
         self.behind_ms = 0
-        self._write_status(self.lease.epoch)  # /health sees the new leader at once
+        try:
+            self._write_status(self.lease.epoch)  # /health sees the new leader at once
+        except redis.RedisError as exc:  # the heartbeat writes it again within a third of the TTL
+            log.warning("engine %s: status not written (%s)", self.lease.node, exc)
         shards = list(iterators)
         self.applied_since_snapshot = 0
         self.last_snapshot = time.monotonic()
