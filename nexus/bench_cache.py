@@ -148,15 +148,9 @@ def _records(seed: int, orders: int) -> list[list[Any]]:
 def _count(table_name: str) -> int:
     """Items in a table (the trades on the tape)."""
     from nexus_common import aws
+    from nexus_common.dynamo import pages
 
-    client = aws.client("dynamodb")
-    total, kwargs = 0, {"TableName": table_name, "Select": "COUNT"}
-    while True:
-        page = client.scan(**kwargs)
-        total += int(page["Count"])
-        if "LastEvaluatedKey" not in page:
-            return total
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sum(int(page["Count"]) for page in pages(aws.client("dynamodb").scan, TableName=table_name, Select="COUNT"))
 
 
 def _writer(seed: int, orders: int, start: int) -> None:

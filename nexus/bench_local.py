@@ -177,15 +177,11 @@ def _round_trip(platform: LocalPlatform) -> float:
 def _count_filled(platform: LocalPlatform, ids: set[str]) -> int:
     credentials = {k.lower(): v for k, v in LOCAL_CREDENTIALS.items()}  # the emulation's dummy keys
     client = boto3.client("dynamodb", endpoint_url=platform.aws, region_name="us-east-1", **credentials)
-    filled = 0
-    kwargs: dict[str, Any] = {"TableName": platform.orders_table(), "ProjectionExpression": "order_id, #s",
-                              "ExpressionAttributeNames": {"#s": "status"}}  # fmt: skip
-    while True:
-        page = client.scan(**kwargs)
-        filled += sum(1 for i in page["Items"] if i["order_id"]["S"] in ids and i["status"]["S"] == "filled")
-        if "LastEvaluatedKey" not in page:
-            return filled
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    from nexus_common.dynamo import paginate
+
+    items = paginate(client.scan, TableName=platform.orders_table(), ProjectionExpression="order_id, #s",
+                     ExpressionAttributeNames={"#s": "status"})  # fmt: skip
+    return sum(1 for i in items if i["order_id"]["S"] in ids and i["status"]["S"] == "filled")
 
 
 def run(pairs: int = 1000, clients: int = 8, timeout: float = 900.0) -> LocalBenchResult:

@@ -81,15 +81,9 @@ def _patient_dynamodb() -> Any:
 
 
 def _scan(table_name: str) -> list[dict[str, Any]]:
-    table = _patient_dynamodb().Table(table_name)
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {}
-    while True:
-        page = table.scan(ConsistentRead=True, **kwargs)
-        items.extend(page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    from nexus_common.dynamo import paginate
+
+    return list(paginate(_patient_dynamodb().Table(table_name).scan, ConsistentRead=True))
 
 
 # -- reconcile -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any, Protocol
 
-from nexus_common.dynamo import LazyTable
+from nexus_common.dynamo import LazyTable, paginate
 from nexus_common.instruments import Instrument
 
 
@@ -52,14 +52,7 @@ class DynamoInstruments(LazyTable):
         return instrument_from_item(item) if item else None
 
     def list_all(self) -> list[Instrument]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {}
-        while True:
-            page = self.table.scan(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = paginate(self.table.scan)
         return sorted((instrument_from_item(item) for item in items), key=lambda i: i.symbol)
 
     def put_many(self, instruments: Iterable[Instrument]) -> int:

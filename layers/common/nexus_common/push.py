@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from nexus_common.dynamo import LazyTable, is_condition_failed
+from nexus_common.dynamo import LazyTable, conditional_answer, paginate
 from nexus_common.jsonutil import dumps
 
 META: Final = "META"
@@ -114,18 +114,13 @@ class ConnectionStore(LazyTable):
             batch.delete_item(Key={"pk": conn_pk(connection_id), "sk": META})
 
     def subscribers(self, channel: str) -> list[str]:
-        ids: list[str] = []
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": sub_pk(channel)},
-            "ProjectionExpression": "sk",
-        }
-        while True:
-            page = self.table.query(**kwargs)
-            ids.extend(str(item["sk"]) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return ids
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = paginate(
+            self.table.query,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": sub_pk(channel)},
+            ProjectionExpression="sk",
+        )
+        return [str(item["sk"]) for item in items]
 
     def current_seq(self, channel: str) -> int:
         item = self.table.get_item(Key={"pk": seq_pk(channel), "sk": "SEQ"}, ConsistentRead=True).get("Item")
@@ -143,19 +138,17 @@ class ConnectionStore(LazyTable):
             values[":w"] = watermark[1]
             update += " SET #w = :w"
             kwargs["ConditionExpression"] = "attribute_not_exists(#w) OR #w < :w"
-        try:
-            answer = self.table.update_item(
-                Key={"pk": seq_pk(channel), "sk": "SEQ"},
-                UpdateExpression=update,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="UPDATED_NEW",
-                **kwargs,
-            )
-        except Exception as exc:
-            if is_condition_failed(exc):
-                return None
-            raise
+        answer = conditional_answer(
+            self.table.update_item,
+            Key={"pk": seq_pk(channel), "sk": "SEQ"},
+            UpdateExpression=update,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="UPDATED_NEW",
+            **kwargs,
+        )
+        if answer is None:
+            return None
         return int(answer["Attributes"]["seq"]) - count + 1
 
 
@@ -172,10 +165,11 @@ class ManagementApi:
         if self._client is None:
             import boto3
 
-            from nexus_common.aws import BOTO_CONFIG, region
+            from nexus_common.aws import BOTO_CONFIG, count_requests, region
 
             session = boto3.session.Session(region_name=region())
             self._client = session.client("apigatewaymanagementapi", endpoint_url=self.endpoint_url, config=BOTO_CONFIG)
+            count_requests(self._client)
         return self._client
 
     def post(self, connection_id: str, data: bytes) -> bool:
