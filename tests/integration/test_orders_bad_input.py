@@ -58,7 +58,11 @@ BAD_BODIES = [
     pytest.param({**GOOD, "symbol": "NOPE"}, 400, "unknown_symbol", "symbol", id="unknown symbol"),
     pytest.param({**GOOD, "quantity": "0"}, 400, "invalid_field", "quantity", id="zero quantity"),
     pytest.param({**GOOD, "quantity": "-5"}, 400, "invalid_field", "quantity", id="negative quantity"),
-    pytest.param({**GOOD, "quantity": "ten"}, 400, "invalid_field", "quantity", id="non-numeric quantity"),
+    pytest.param({**GOOD, "quantity": "ten"}, 400, "invalid_decimal", "quantity", id="non-numeric quantity"),
+    pytest.param({**GOOD, "quantity": "1_000"}, 400, "invalid_decimal", "quantity", id="python-only digit grouping"),
+    pytest.param({**GOOD, "quantity": "\uff11"}, 400, "invalid_decimal", "quantity", id="fullwidth digit"),
+    pytest.param({**GOOD, "quantity": "1e999999999"}, 400, "invalid_decimal", "quantity", id="overflowing quantity"),
+    pytest.param({**GOOD, "price": "1e-999999999"}, 400, "invalid_decimal", "price", id="huge negative exponent"),
     pytest.param({**GOOD, "quantity": "1.5"}, 400, "quantity_off_lot", "quantity", id="quantity off the lot"),
     pytest.param({**GOOD, "price": "100.001"}, 400, "price_off_tick", "price", id="price off the tick"),
     pytest.param(

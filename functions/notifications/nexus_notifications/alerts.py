@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from nexus_common.errors import ValidationFailed
 from nexus_common.events import TradeEvent, iso
+from nexus_common.fields import WireDecimal
 from nexus_common.money import fmt, has_places
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -29,14 +30,16 @@ HUNDRED = Decimal(100)
 
 
 class CreateAlert(BaseModel):
-    """Body of ``POST /v1/alerts``."""
+    """Body of ``POST /v1/alerts``. ``price`` and ``percent`` are decimals in the JSON number
+    grammar (``WireDecimal``): anything else, or beyond its digit/exponent bounds, answers 400
+    ``invalid_decimal`` before any arithmetic."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     symbol: str = Field(min_length=1, max_length=12, pattern=r"^[A-Z][A-Z0-9.]{0,11}$")
     type: AlertType
-    price: Decimal | None = Field(default=None, gt=0, lt=Decimal("1000000000"))
-    percent: Decimal | None = Field(default=None, gt=0, le=HUNDRED)
+    price: WireDecimal | None = Field(default=None, gt=0, lt=Decimal("1000000000"))
+    percent: WireDecimal | None = Field(default=None, gt=0, le=HUNDRED)
     direction: Direction = "both"
     note: str | None = Field(default=None, max_length=200)
 

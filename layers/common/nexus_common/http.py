@@ -6,7 +6,9 @@ NexusTrade error body ``{"error": {"code", "message", "field"?}}``:
 * ``NexusError`` (and subclasses) -> its status, code, message and field;
 * client input validated with ``parse_body`` / ``parse_query`` / ``validate_input`` -> 400 with
   the first offending field named: ``unknown_field`` (a field the model does not have),
-  ``missing_field``, ``invalid_field`` (any other pydantic ``ValidationError`` is a bug: 500);
+  ``missing_field``, ``invalid_decimal`` (``fields.WireDecimal``: not a JSON number, or beyond
+  the digits/exponent/magnitude bounds), ``invalid_field`` (any other pydantic
+  ``ValidationError`` is a bug: 500);
 * malformed JSON (``jsonutil.JSONError`` or Chalice's ``BadRequestError``) -> 400
   ``malformed_json``;
 * Chalice's own answers (415 ``unsupported_media_type``, 405 ``method_not_allowed``, ...) are
@@ -62,6 +64,9 @@ _CHALICE_CODES: Final = {
     "TooManyRequestsError": "too_many_requests",
 }
 
+# pydantic error types that are NexusTrade error codes as they are (``fields.wire_decimal``).
+_CODED_ERRORS: Final = frozenset({"invalid_decimal"})
+
 _CAMEL_BOUNDARY: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 _default_logger: Logger | None = None
@@ -105,6 +110,8 @@ def validation_error_to_nexus(exc: ValidationError) -> NexusError:
     if kind == "missing":
         return ValidationFailed("missing_field", f"missing required field: {field}", field)
     message = str(first["msg"])
+    if kind in _CODED_ERRORS:  # a validator that names its own code (PydanticCustomError)
+        return ValidationFailed(kind, f"{field}: {message}" if field else message, field)
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     return ValidationFailed("invalid_field", message, field)

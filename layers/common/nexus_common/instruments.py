@@ -85,15 +85,23 @@ class Instrument(BaseModel):
         return self.lot_size * lots
 
 
+# Largest power of ten ``_exact_units`` computes, and most digits it reads.
+_MAX_SCALE: Final = 64
+
+
 def _exact_units(value: Decimal, places: int) -> int | None:
     """``value`` as an integer count of 10^-places, or None if it has more decimal places.
 
-    Pure integer arithmetic on the decimal's digits: no context precision, no rounding."""
+    Pure integer arithmetic on the decimal's digits: no context precision, no rounding. The
+    scale is bounded first (``money.to_decimal`` bounds every wire value far inside it): an
+    exponent such as -999999999 would otherwise compute 10^999999995."""
     sign, digits, exponent = value.as_tuple()
-    if not isinstance(exponent, int):
+    if not isinstance(exponent, int) or len(digits) > _MAX_SCALE:
+        return None
+    shift = exponent + places
+    if not -_MAX_SCALE <= shift <= _MAX_SCALE:
         return None
     number: int = int("".join(map(str, digits)) or "0")
-    shift = exponent + places
     if shift < 0:
         scale = 10 ** (-shift)
         if number % scale:
