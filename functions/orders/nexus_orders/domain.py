@@ -7,6 +7,8 @@ fill price, is ``filled_notional / filled_quantity`` rounded to 4 dp with ``ROUN
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,6 +66,12 @@ STATUS_FILTERS: Final[dict[str, frozenset[str]]] = {
     "closed": DONE_STATUSES,
     **{status: frozenset({status}) for status in STATUSES},
 }
+
+# The terms a client_order_id stands for: a repeat with other terms is refused (409), not
+# answered with the first order. Compared through ``Order.terms_digest`` (``terms_digest``).
+ENTRY_TERMS: Final = ("symbol", "side", "type", "quantity", "price", "stop_price", "time_in_force",
+                      "expire_at", "post_only", "display_quantity", "stp", "leg")  # fmt: skip
+REPLACEABLE_TERMS: Final = frozenset({"quantity", "price", "stop_price"})
 
 # Namespace of order ids derived from (account, client_order_id): fixed forever.
 ORDER_ID_NAMESPACE: Final = uuid.UUID("6f1d3c1e-5b7a-4f0e-9a51-3c0f2d7e8b42")
@@ -229,6 +237,9 @@ class Order(BaseModel):
     replace_reject_reason: str | None = None
     price_topup: Decimal = Decimal(0)
     cover_rate: Decimal | None = None
+    # sha256 of the ENTRY_TERMS as entered (``terms_digest``), never changed by a replace: what a
+    # repeated client_order_id is compared with. Absent on orders stored before it existed.
+    terms_digest: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -285,6 +296,27 @@ def derive_order_id(account_id: str, client_order_id: str | None) -> str:
     if client_order_id is None:
         return str(uuid.uuid4())
     return str(uuid.uuid5(ORDER_ID_NAMESPACE, f"{account_id}/{client_order_id}"))
+
+
+def terms_digest(order: Order) -> str:
+    """sha256 of the order's ``ENTRY_TERMS``, decimals by value ("10" and "10.00" agree)."""
+    terms = {name: getattr(order, name) for name in ENTRY_TERMS}
+    canonical = {name: fmt(value) if isinstance(value, Decimal) else value for name, value in terms.items()}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def with_terms_digest(order: Order) -> Order:
+    return order.model_copy(update={"terms_digest": terms_digest(order)})
+
+
+def same_terms(existing: Order, entered: Order) -> bool:
+    """Whether ``entered`` (a new request under a client_order_id in use) has the terms the
+    existing order was entered with. An order stored before ``terms_digest`` existed is compared
+    on its fields, the ones a replace changes only while it was never replaced."""
+    if existing.terms_digest is not None:
+        return existing.terms_digest == terms_digest(entered)
+    names = [n for n in ENTRY_TERMS if existing.replace_count == 0 or n not in REPLACEABLE_TERMS]
+    return all(getattr(existing, name) == getattr(entered, name) for name in names)
 
 
 def derive_group_id(account_id: str, client_order_id: str | None) -> str:
@@ -391,7 +423,7 @@ def new_order(
     """A validated order in status ``pending_new``."""
     price, tif = validate_new_order(request, instrument, now)
     stamp = iso(now)
-    return Order(
+    order = Order(
         order_id=derive_order_id(account_id, request.client_order_id),
         client_order_id=request.client_order_id,
         account_id=account_id,
@@ -411,6 +443,7 @@ def new_order(
         display_quantity=request.display_quantity,
         stp=request.stp,
     )
+    return with_terms_digest(order)
 
 
 def validate_oco(request: OcoRequest, instrument: Instrument | None, now: datetime) -> None:
@@ -458,9 +491,10 @@ def oco_legs(account_id: str, request: OcoRequest, instrument: Instrument | None
     }
     stop_type: OrderType = "stop" if request.stop_loss.price is None else "stop_limit"
     return [
-        Order(order_id=tp_id, type="limit", price=request.take_profit.price, leg="take_profit", **common),
-        Order(order_id=sl_id, type=stop_type, price=request.stop_loss.price,
-              stop_price=request.stop_loss.stop_price, leg="stop_loss", **common),
+        with_terms_digest(Order(order_id=tp_id, type="limit", price=request.take_profit.price,
+                                leg="take_profit", **common)),
+        with_terms_digest(Order(order_id=sl_id, type=stop_type, price=request.stop_loss.price,
+                                stop_price=request.stop_loss.stop_price, leg="stop_loss", **common)),
     ]  # fmt: skip
 
 

@@ -60,6 +60,7 @@ from nexus_orders.domain import (
     on_grid,
     order_changes,
     replace_order_command,
+    same_terms,
     tradable,
 )
 
@@ -308,8 +309,9 @@ class OrderService:
     def place(self, account_id: str, request: NewOrderRequest) -> tuple[Order, bool]:
         """Validate, store in ``pending_new``, send the ``new`` command.
 
-        Returns ``(order, created)``; ``created`` is False for a repeated ``client_order_id``,
-        which returns the first order (and resends its command while it is ``pending_new``).
+        Returns ``(order, created)``; ``created`` is False for a repeated ``client_order_id``
+        with the same terms, which returns the first order (and resends its command while it is
+        ``pending_new``); with other terms it is refused (409 ``client_order_id_reused``).
         """
         now = self.clock()
         order = new_order(account_id, request, self.instruments.get(request.symbol), now)
@@ -321,9 +323,13 @@ class OrderService:
         return order, True
 
     def _repeated(self, order: Order, now: datetime) -> Order:
+        """The first order of a repeated client_order_id: the same terms return it (nothing new
+        reserved; its command resent while ``pending_new``), other terms are refused (409)."""
         existing = self.orders.get(order.order_id)
         if existing is None or existing.account_id != order.account_id:
             raise Conflict("duplicate_order", "order id already in use", "client_order_id")
+        if not same_terms(existing, order):
+            raise _reused(order.client_order_id, f"order {existing.order_id}")
         if existing.status == "pending_new":
             self._send(new_order_command(existing, now))
         return existing
@@ -392,7 +398,8 @@ class OrderService:
 
     def place_oco(self, account_id: str, request: OcoRequest) -> tuple[list[Order], bool]:
         """Validate, reserve the larger leg's exposure once, store both legs in one transaction,
-        send one ``oco`` command. A repeated ``client_order_id`` returns the first group."""
+        send one ``oco`` command. A repeated ``client_order_id`` returns the first group (with
+        other terms: 409 ``client_order_id_reused``, nothing reserved or sent)."""
         now = self.clock()
         legs = oco_legs(account_id, request, self.instruments.get(request.symbol), now)
         if request.client_order_id is not None and self.orders.get(legs[0].order_id) is not None:
@@ -426,6 +433,8 @@ class OrderService:
         existing = [leg for leg in found if leg is not None and leg.account_id == legs[0].account_id]
         if len(existing) != 2:
             raise Conflict("duplicate_order", "order id already in use", "client_order_id")
+        if not all(same_terms(old, new) for old, new in zip(existing, legs, strict=True)):
+            raise _reused(legs[0].client_order_id, f"OCO group {existing[0].group_id}")
         if all(leg.status == "pending_new" for leg in existing):
             self._send(oco_command(existing, now))
         return existing
@@ -657,6 +666,11 @@ def _not_stored(exc: Exception, order_id: str) -> Unavailable:
     """The 503 of a write to the orders table that failed; the failure itself is logged."""
     logger.warning("order not stored", extra={"order_id": order_id, "error": repr(exc)})
     return Unavailable("order_not_stored", "the order could not be stored; nothing was sent: retry the request")
+
+
+def _reused(client_order_id: str | None, existing: str) -> Conflict:
+    return Conflict("client_order_id_reused", f"client_order_id {client_order_id!r} already names {existing}, "
+                    "entered with other terms; nothing was reserved or sent", "client_order_id")  # fmt: skip
 
 
 def _not_open(order: Order) -> Conflict:

@@ -288,9 +288,13 @@ def test_place_stores_then_sends_and_a_repeat_returns_the_first_order() -> None:
     svc, orders, bus = service()
     first, created = svc.place("acc_1", request(client_order_id="c-1"))
     assert created and len(bus.sent) == 1 and bus.sent[0].order_id == first.order_id
-    again, created_again = svc.place("acc_1", request(client_order_id="c-1", quantity="99"))
+    again, created_again = svc.place("acc_1", request(client_order_id="c-1"))
     assert not created_again and again == first
     assert len(bus.sent) == 2  # still pending_new: the command is sent again
+    with pytest.raises(Conflict) as reused:  # the same client_order_id with other terms
+        svc.place("acc_1", request(client_order_id="c-1", quantity="99"))
+    assert reused.value.code == "client_order_id_reused" and first.order_id in reused.value.message
+    assert len(bus.sent) == 2  # nothing sent for it
     orders.items[first.order_id] = first.model_copy(update={"status": "new"})
     svc.place("acc_1", request(client_order_id="c-1"))
     assert len(bus.sent) == 2  # no longer pending_new: nothing resent
