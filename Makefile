@@ -62,10 +62,13 @@ sam: $(SAM_STAMP)
 build: $(SAM_STAMP)
 	$(SAM) build --template template.yaml
 
-## build-check: what CI runs after `make test`: sam validate --lint on every template, a clean
-##              sam build, then every built artifact fits the architectures the template declares
+## build-check: what CI runs before `make test` (about 5 minutes): the SAM CLI's own cfn-lint on
+##              every template, a clean sam build, then every built artifact fits the architectures
+##              the template declares (.ci/check_build.py)
+# `sam validate --lint` is this cfn-lint, one template and one 30 s start-up at a time, and blind
+# to nested stack parameters; one run over all the templates checks more in a tenth of the time.
 build-check: $(SAM_STAMP) $(STAMP)
-	for t in template.yaml stacks/*.yaml; do $(SAM) validate --lint --template $$t || exit 1; done
+	$(SAM_VENV)/bin/cfn-lint template.yaml stacks/*.yaml
 	rm -rf .aws-sam
 	$(SAM) build --template template.yaml
 	$(BIN)/python .ci/check_build.py .aws-sam/build
