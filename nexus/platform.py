@@ -201,8 +201,8 @@ def reachable(target: Target) -> Iterator[None]:
 
 
 def probe(target: Target) -> None:
-    """One cheap request (STS GetCallerIdentity), so that a missing endpoint or credentials
-    show before the command starts, in one line."""
+    """One cheap request (STS GetCallerIdentity, one attempt, short timeouts), so that a missing
+    endpoint or credentials show before the command starts, in one line and at once."""
     import boto3
     from botocore.config import Config
 
@@ -228,7 +228,8 @@ def connect(stage: str | None = None, endpoint_url: str | None = None, profile: 
         from nexus_common.aws import clear_clients
 
         clear_clients()
-    probe(target)
+    if not target.local:  # the running nexus up's process was just seen alive; elsewhere, check first
+        probe(target)
     _current = target
     return target
 
@@ -238,13 +239,19 @@ def current() -> Target:
     return _current if _current is not None else connect()
 
 
+_tables: dict[Target, Callable[[str], str]] = {}
+
+
 def tables(target: Target | None = None) -> Callable[[str], str]:
-    """Physical names of the platform's resources by logical id, read from the template."""
+    """Physical names of the platform's resources by logical id, read from the template (once
+    per platform: reading it costs a request and the template's parse)."""
     from nexus.local.demo import table_names
 
     target = target or current()
-    with reachable(target):
-        return table_names(target.stage)
+    if target not in _tables:
+        with reachable(target):
+            _tables[target] = table_names(target.stage)
+    return _tables[target]
 
 
 def command(fn: Callable[P, R]) -> Callable[P, R]:

@@ -113,6 +113,22 @@ def test_a_state_file_left_by_a_dead_platform_is_no_platform(tmp_path: Path, aws
     assert "Traceback" not in done.stderr
 
 
+def test_a_running_platform_whose_aws_does_not_answer_says_so_in_one_line(tmp_path: Path) -> None:
+    # GIVEN the state file of a live nexus up (this test's process) whose AWS endpoint is gone
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    state = {"aws_endpoint": endpoint, "api_url": "http://127.0.0.1:8", "stage": "local", "region": "us-east-1",
+             "pid": os.getpid()}  # fmt: skip
+    (tmp_path / "runtime.json").write_text(json.dumps(state))
+    # WHEN an operator rotates the signing key
+    done = _nexus(_no_platform_env(tmp_path), "auth", "rotate-signing-key")
+    # THEN one line says the platform's AWS cannot be reached
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"nexus: cannot reach the running nexus up ({endpoint}, pid {os.getpid()}): " \
+        "is `nexus up` running?"
+
+
 def test_a_named_stage_without_credentials_says_so_in_one_line(tmp_path: Path) -> None:
     # GIVEN no credentials WHEN an operator names a deployed stage
     done = _nexus(_no_platform_env(tmp_path), "users", "grant", "--user", "a@example.com", "--role", "admin",
