@@ -218,6 +218,14 @@ _current: Target | None = None
 def connect(stage: str | None = None, endpoint_url: str | None = None, profile: str | None = None) -> Target:
     """Resolve, point this process at it and check it answers; else one line and exit 2."""
     global _current
+    if stage is not None:  # a stage the template refuses would otherwise fail deep in reading it
+        from nexus.local.provision import TEMPLATE
+        from nexus.local.template import TemplateError, check_parameters, read_yaml
+
+        try:
+            check_parameters(read_yaml(TEMPLATE), {"Stage": stage}, "--stage")
+        except TemplateError as exc:
+            raise _fail(str(exc)) from None
     state, why = running_state()
     try:
         target = resolve(stage, endpoint_url, profile, os.environ, state, why)

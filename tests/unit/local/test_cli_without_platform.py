@@ -140,6 +140,13 @@ def test_a_named_stage_without_credentials_says_so_in_one_line(tmp_path: Path) -
     )
 
 
+def test_a_stage_the_template_refuses_says_so_in_one_line(tmp_path: Path) -> None:
+    done = _nexus(_no_platform_env(tmp_path), "reconcile", "--stage", "Prod!")
+    assert done.returncode == 2
+    assert done.stderr.startswith("nexus: --stage: parameter Stage value 'Prod!' does not match")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
 def test_an_unknown_profile_says_so_in_one_line(tmp_path: Path) -> None:
     done = _nexus(_no_platform_env(tmp_path), "auth", "rotate-signing-key", "--profile", "nosuch")
     assert done.returncode == 2
