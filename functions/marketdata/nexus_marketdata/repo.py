@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from nexus_common.dynamo import LazyTable, is_condition_failed
+from nexus_common.dynamo import LazyTable, conditional_write, pages
 from nexus_common.events import AnyEngineEvent, BookEvent, TradeEvent
 
 from nexus_marketdata.candles import Candle, candle_from_item, candle_keys, merge, series_id
@@ -38,17 +38,12 @@ class DynamoTrades(LazyTable):
         """Append a trade to the tape; False when that (symbol, seq) is already there.
 
         A later engine leader (higher epoch) replaces what a deposed one wrote at that seq."""
-        try:
-            self.table.put_item(
-                Item=trade_item(event),
-                ConditionExpression="attribute_not_exists(seq) OR epoch < :epoch",
-                ExpressionAttributeValues={":epoch": event.epoch},
-            )
-        except Exception as exc:
-            if is_condition_failed(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.table.put_item,
+            Item=trade_item(event),
+            ConditionExpression="attribute_not_exists(seq) OR epoch < :epoch",
+            ExpressionAttributeValues={":epoch": event.epoch},
+        )
 
     def recent(self, symbol: str, limit: int) -> list[dict[str, Any]]:
         page = self.table.query(
@@ -67,22 +62,16 @@ class DynamoBookLevels(LazyTable):
         names = {f"#a{i}": name for i, name in enumerate(values)}
         attrs = {f":a{i}": value for i, value in enumerate(values.values())}
         assignments = ", ".join(f"#a{i} = :a{i}" for i in range(len(values)))
-        try:
-            self.table.update_item(
-                Key={"symbol": event.symbol, "level": level_key(event.side, event.price)},
-                UpdateExpression=f"SET {assignments}",
-                ConditionExpression=(
-                    "(attribute_not_exists(#seq) OR #seq < :seq) AND "
-                    "(attribute_not_exists(#epoch) OR #epoch <= :epoch)"
-                ),
-                ExpressionAttributeNames={**names, "#seq": "seq", "#epoch": "epoch"},
-                ExpressionAttributeValues={**attrs, ":seq": event.seq, ":epoch": event.epoch},
-            )
-        except Exception as exc:
-            if is_condition_failed(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.table.update_item,
+            Key={"symbol": event.symbol, "level": level_key(event.side, event.price)},
+            UpdateExpression=f"SET {assignments}",
+            ConditionExpression=(
+                "(attribute_not_exists(#seq) OR #seq < :seq) AND (attribute_not_exists(#epoch) OR #epoch <= :epoch)"
+            ),
+            ExpressionAttributeNames={**names, "#seq": "seq", "#epoch": "epoch"},
+            ExpressionAttributeValues={**attrs, ":seq": event.seq, ":epoch": event.epoch},
+        )
 
     def top(self, symbol: str, side: str, depth: int) -> list[BookLevel]:
         """Best ``depth`` live levels of one side (bids descending, asks ascending)."""
@@ -95,12 +84,10 @@ class DynamoBookLevels(LazyTable):
             "Limit": max(depth, 25),
         }
         items: list[dict[str, Any]] = []
-        while True:
-            page = self.table.query(**kwargs)
+        for page in pages(self.table.query, **kwargs):
             items.extend(page.get("Items", []))
-            if len(items) >= depth or "LastEvaluatedKey" not in page:
+            if len(items) >= depth:
                 break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return live_levels(items, depth)
 
 
@@ -127,13 +114,7 @@ def _put_guarded(table: Any, item: dict[str, Any], previous_seq: int | None) -> 
             "ConditionExpression": "last_seq = :prev",
             "ExpressionAttributeValues": {":prev": previous_seq},
         }
-    try:
-        table.put_item(Item=item, **condition)
-    except Exception as exc:
-        if is_condition_failed(exc):
-            return False
-        raise
-    return True
+    return conditional_write(table.put_item, Item=item, **condition)
 
 
 class DynamoCandles(LazyTable):
@@ -213,11 +194,8 @@ class DynamoBookOrders(LazyTable):
             "Limit": 200,
         }
         items: list[dict[str, Any]] = []
-        while True:
-            page = self.table.query(**kwargs)
+        for page in pages(self.table.query, **kwargs):
             items.extend(page.get("Items", []))
-            prices = {str(i["price"]) for i in items}
-            if len(prices) > depth or "LastEvaluatedKey" not in page:
+            if len({str(i["price"]) for i in items}) > depth:
                 break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return l3_levels(items, depth)

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from nexus_common import aws
-from nexus_common.dynamo import LazyTable, is_condition_failed
+from nexus_common.dynamo import LazyTable, conditional_write
 from nexus_common.dynamo_batch import batch_get
 from nexus_common.risk import RESERVATIONS, ZERO, attr
 
@@ -53,19 +53,14 @@ class DynamoAccounts(LazyTable):
             "#buy = if_not_exists(#buy, :zero) + :buy, "
             "#seq = :seq"
         ) + _delete_ended(change.ended_ids, names, values)
-        try:
-            self.table.update_item(
-                Key={"account_id": change.account_id},
-                UpdateExpression=update,
-                ConditionExpression="attribute_exists(account_id) AND (attribute_not_exists(#seq) OR #seq < :seq)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except Exception as exc:
-            if is_condition_failed(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.table.update_item,
+            Key={"account_id": change.account_id},
+            UpdateExpression=update,
+            ConditionExpression="attribute_exists(account_id) AND (attribute_not_exists(#seq) OR #seq < :seq)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def watermarks(self, keys: Iterable[tuple[str, str]]) -> Watermarks:
         """``seq#S`` of each (account, symbol) (None when absent), from one consistent read per
@@ -131,19 +126,16 @@ class DynamoAccounts(LazyTable):
                 values[f":prev{i}"] = previous
                 conditions.append(f"#seq{i} = :prev{i}")
         update = "SET " + ", ".join(sets) + _delete_ended(write.ended_ids, names, values)
-        try:
-            self.table.update_item(
-                Key={"account_id": write.account_id},
-                UpdateExpression=update,
-                ConditionExpression=" AND ".join(conditions),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except Exception as exc:
-            if not is_condition_failed(exc):
-                raise
-            if not self._holds(write):
-                raise StaleAccount(f"account {write.account_id} changed while the batch was applied") from None
+        written = conditional_write(
+            self.table.update_item,
+            Key={"account_id": write.account_id},
+            UpdateExpression=update,
+            ConditionExpression=" AND ".join(conditions),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+        if not written and not self._holds(write):
+            raise StaleAccount(f"account {write.account_id} changed while the batch was applied")
 
     def _holds(self, write: AccountWrite) -> bool:
         """After a refused write: True when the item already holds exactly the watermarks the write
