@@ -16,20 +16,21 @@ from nexus_common.batch import ExecutionEventT, OrderedStreamProcessor, decode_e
 from nexus_common.events import TradeEvent
 from nexus_common.logging import get_logger, with_lambda_context
 from nexus_common.settings import lazy, lazy_settings
+from nexus_common.sqs import SqsBatchSender
 
 from nexus_notifications.alerts import Alert, alert_notification
-from nexus_notifications.repo import AlertsTable, QueueSender
+from nexus_notifications.repo import AlertsTable
 from nexus_notifications.settings import AlertsConsumerSettings
 
 logger = get_logger()
 settings = lazy_settings(AlertsConsumerSettings)
 processor = OrderedStreamProcessor(logger=logger)
 table = lazy(lambda: AlertsTable(settings().alerts_table))
-queue = lazy(lambda: QueueSender(settings().notifications_queue_url))
+queue = lazy(lambda: SqsBatchSender(settings().notifications_queue_url))
 
 
 def fire_alerts(events: list[ExecutionEventT], armed: dict[str, list[Alert]], alerts: AlertsTable,
-                sender: QueueSender) -> int:  # fmt: skip
+                sender: SqsBatchSender) -> int:  # fmt: skip
     """Fire what the trades of one record reach; ``armed`` caches armed alerts per symbol."""
     fired = 0
     messages: list[dict[str, Any]] = []

@@ -1,4 +1,5 @@
-"""Data access of the notifications service: the inbox, the alerts table, the notifications queue."""
+"""Data access of the notifications service: the inbox, the alerts table, the last trade prices (the
+notifications queue is written with ``nexus_common.sqs.SqsBatchSender``)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from nexus_common import aws
-from nexus_common.dynamo import LazyTable, is_condition_failed
+from nexus_common.dynamo import LazyTable, conditional_answer, conditional_write, pages, paginate
 from nexus_common.errors import NotFound, ValidationFailed
 from nexus_common.events import iso
-from nexus_common.jsonutil import dumps
 
 from nexus_notifications.alerts import Alert
 
@@ -24,13 +23,9 @@ class Inbox(LazyTable):
 
     def add(self, item: dict[str, Any]) -> bool:
         """Store once; False when that notification id is already stored (a redelivery)."""
-        try:
-            self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(notification_id)")
-        except Exception as exc:
-            if is_condition_failed(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.table.put_item, Item=item, ConditionExpression="attribute_not_exists(notification_id)"
+        )
 
     def get(self, account_id: str, notification_id: str) -> dict[str, Any] | None:
         item = self.table.get_item(
@@ -138,47 +133,34 @@ class AlertsTable(LazyTable):
 
     def count(self, account_ids: Iterable[str]) -> int:
         """How many alerts (armed or fired) these accounts keep (a COUNT query each)."""
-        total = 0
-        for account_id in account_ids:
-            kwargs: dict[str, Any] = {
-                "KeyConditionExpression": "account_id = :a",
-                "ExpressionAttributeValues": {":a": account_id},
-                "Select": "COUNT",
-            }
-            while True:
-                page = self.table.query(**kwargs)
-                total += int(page.get("Count", 0))
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return total
+        return sum(
+            int(page.get("Count", 0))
+            for account_id in account_ids
+            for page in pages(
+                self.table.query,
+                KeyConditionExpression="account_id = :a",
+                ExpressionAttributeValues={":a": account_id},
+                Select="COUNT",
+            )
+        )
 
     def for_account(self, account_id: str, status: str | None) -> list[Alert]:
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "account_id = :a",
-            "ExpressionAttributeValues": {":a": account_id},
-        }
-        alerts: list[Alert] = []
-        while True:
-            page = self.table.query(**kwargs)
-            alerts.extend(alert_from_item(i) for i in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = paginate(
+            self.table.query, KeyConditionExpression="account_id = :a", ExpressionAttributeValues={":a": account_id}
+        )
+        alerts = [alert_from_item(i) for i in items]
         alerts.sort(key=lambda a: a.created_at, reverse=True)
         return [a for a in alerts if status is None or a.status == status]
 
     def delete(self, account_id: str, alert_id: str) -> Alert:
-        try:
-            answer = self.table.delete_item(
-                Key={"account_id": account_id, "alert_id": alert_id},
-                ConditionExpression="attribute_exists(alert_id)",
-                ReturnValues="ALL_OLD",
-            )
-        except Exception as exc:
-            if is_condition_failed(exc):
-                raise NotFound("alert_not_found", "no such alert", "alert_id") from None
-            raise
+        answer = conditional_answer(
+            self.table.delete_item,
+            Key={"account_id": account_id, "alert_id": alert_id},
+            ConditionExpression="attribute_exists(alert_id)",
+            ReturnValues="ALL_OLD",
+        )
+        if answer is None:
+            raise NotFound("alert_not_found", "no such alert", "alert_id")
         return alert_from_item(answer["Attributes"])
 
     def get(self, account_id: str, alert_id: str) -> Alert | None:
@@ -188,42 +170,30 @@ class AlertsTable(LazyTable):
         return alert_from_item(item) if item else None
 
     def armed(self, symbol: str) -> list[Alert]:
-        kwargs: dict[str, Any] = {
-            "IndexName": "armed-by-symbol",
-            "KeyConditionExpression": "armed_symbol = :s",
-            "ExpressionAttributeValues": {":s": symbol},
-        }
-        alerts: list[Alert] = []
-        while True:
-            page = self.table.query(**kwargs)
-            alerts.extend(alert_from_item(i) for i in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return alerts
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = paginate(
+            self.table.query,
+            IndexName="armed-by-symbol",
+            KeyConditionExpression="armed_symbol = :s",
+            ExpressionAttributeValues={":s": symbol},
+        )
+        return [alert_from_item(i) for i in items]
 
     def fire(self, fired: Alert) -> bool:
         """armed -> fired, once: False when it is no longer armed (fired, or deleted)."""
-        try:
-            self.table.update_item(
-                Key={"account_id": fired.account_id, "alert_id": fired.alert_id},
-                UpdateExpression=(
-                    "SET #s = :fired, fired_at = :at, fired_price = :p, fired_by = :by REMOVE armed_symbol"
-                ),
-                ConditionExpression="#s = :armed",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":fired": "fired",
-                    ":armed": "armed",
-                    ":at": iso(fired.fired_at) if fired.fired_at else None,
-                    ":p": fired.fired_price,
-                    ":by": fired.fired_by,
-                },
-            )
-        except Exception as exc:
-            if is_condition_failed(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.table.update_item,
+            Key={"account_id": fired.account_id, "alert_id": fired.alert_id},
+            UpdateExpression="SET #s = :fired, fired_at = :at, fired_price = :p, fired_by = :by REMOVE armed_symbol",
+            ConditionExpression="#s = :armed",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":fired": "fired",
+                ":armed": "armed",
+                ":at": iso(fired.fired_at) if fired.fired_at else None,
+                ":p": fired.fired_price,
+                ":by": fired.fired_by,
+            },
+        )
 
 
 class LastPrices(LazyTable):
@@ -238,23 +208,3 @@ class LastPrices(LazyTable):
         )
         items = page.get("Items", [])
         return Decimal(str(items[0]["price"])) if items else None
-
-
-class QueueSender:
-    """Messages on the notifications queue (``SendMessageBatch``, 10 per call); raises on failure."""
-
-    def __init__(self, queue_url: str, client: Any = None) -> None:
-        self.queue_url = queue_url
-        self._client = client
-
-    def send(self, messages: list[dict[str, Any]]) -> None:
-        client = self._client or aws.client("sqs")
-        for start in range(0, len(messages), 10):
-            chunk = messages[start : start + 10]
-            response = client.send_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "MessageBody": dumps(m)} for i, m in enumerate(chunk)],
-            )
-            failed = response.get("Failed") or []
-            if failed:
-                raise RuntimeError(f"{len(failed)} notification(s) not sent")

@@ -12,15 +12,15 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from nexus_common.batch import OrderedStreamProcessor
 from nexus_common.logging import get_logger, with_lambda_context
 from nexus_common.settings import lazy, lazy_settings
+from nexus_common.sqs import SqsBatchSender
 
 from nexus_notifications.alerts import settlement_notification
-from nexus_notifications.repo import QueueSender
 from nexus_notifications.settings import SettlementNotifierSettings
 
 logger = get_logger()
 settings = lazy_settings(SettlementNotifierSettings)
 processor = OrderedStreamProcessor(EventType.DynamoDBStreams, logger=logger)
-queue = lazy(lambda: QueueSender(settings().notifications_queue_url))
+queue = lazy(lambda: SqsBatchSender(settings().notifications_queue_url))
 
 
 def record_handler(record: DynamoDBRecord) -> bool:
