@@ -163,7 +163,8 @@ def _orders(seed: int, count: int) -> Iterator[dict[str, Any]]:
         yield {"type": "new", "command_id": f"c{seed}-{n}", "order_id": f"o{seed}-{n}", "account_id": f"acct-{n % 3}",
                "symbol": SYMBOL, "side": rng.choice(("buy", "sell")), "order_type": "limit",
                "price": str(Decimal(10000 + rng.randint(-5, 5)) / 100), "quantity": str(rng.randint(1, 20)),
-               "time_in_force": rng.choice(("gtc", "gtc", "ioc")), "ts": f"2026-03-02T15:{n // 60:02d}:{n % 60:02d}Z"}  # fmt: skip
+               "time_in_force": rng.choice(("gtc", "gtc", "ioc")),
+               "ts": f"2026-03-02T15:{n // 60:02d}:{n % 60:02d}Z"}  # fmt: skip
 
 
 def _assert_tape_equals_uninterrupted_replay(engines: Engines) -> None:
