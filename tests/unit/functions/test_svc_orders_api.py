@@ -124,12 +124,17 @@ def test_a_market_order_defaults_to_ioc(world: OrdersWorld) -> None:
 def test_a_repeated_client_order_id_returns_the_first_order_with_200(world: OrdersWorld) -> None:
     # GIVEN an order placed with a client_order_id
     _, first = world.post({**ORDER, "client_order_id": "dup-1"})
-    # WHEN the same client_order_id is posted again (even with other values)
-    status, again = world.post({**ORDER, "quantity": "99", "client_order_id": "dup-1"})
+    # WHEN the same client_order_id is posted again with the same terms
+    status, again = world.post({**ORDER, "client_order_id": "dup-1"})
     # THEN 200 with the first order, one item, and the command re-sent while pending_new
     assert status == 200 and again == first
     assert len(world.items()) == 1
     assert [c.order_id for _, c in world.commands()] == [first["order"]["order_id"]] * 2
+    # AND with other terms: 409 naming the first order, nothing stored or sent
+    status, reused = world.post({**ORDER, "quantity": "99", "client_order_id": "dup-1"})
+    assert status == 409 and reused["error"]["code"] == "client_order_id_reused"
+    assert first["order"]["order_id"] in reused["error"]["message"]
+    assert len(world.items()) == 1 and len(world.commands()) == 2
     # AND once the engine has accepted it, a repeat sends nothing more
     world.set_status(first["order"]["order_id"], "new")
     status, third = world.post({**ORDER, "client_order_id": "dup-1"})
@@ -147,8 +152,8 @@ BAD_BODIES = [
     ({**ORDER, "symbol": "NOPE"}, "unknown_symbol", "symbol"),
     ({**ORDER, "quantity": "0"}, "invalid_field", "quantity"),
     ({**ORDER, "quantity": "-3"}, "invalid_field", "quantity"),
-    ({**ORDER, "quantity": "lots"}, "invalid_field", "quantity"),
-    ({**ORDER, "quantity": None}, "invalid_field", "quantity"),
+    ({**ORDER, "quantity": "lots"}, "invalid_decimal", "quantity"),
+    ({**ORDER, "quantity": None}, "invalid_decimal", "quantity"),
     ({**ORDER, "price": "101.255"}, "price_off_tick", "price"),
     ({**ORDER, "quantity": "1.5"}, "quantity_off_lot", "quantity"),
     ({k: v for k, v in ORDER.items() if k != "price"}, "missing_field", "price"),
