@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 from nexus_common.credentials import Credential, CredentialCheck
-from nexus_common.dynamo import error_code
+from nexus_common.dynamo import error_code, paginate
 from nexus_common.errors import Unauthorized
 from nexus_common.logging import get_logger
 from nexus_common.push import (
@@ -96,34 +96,24 @@ class StreamingConnections(ConnectionStore):
             self.table.delete_item(Key={"pk": user_pk(connection.user_id), "sk": connection_id})
 
     def subscribers_with_credentials(self, channel: str) -> list[tuple[str, Credential | None]]:
-        found: list[tuple[str, Credential | None]] = []
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": sub_pk(channel)},
-            "ProjectionExpression": "sk, user_id, key_id, session_id",
-        }
-        while True:
-            page = self.table.query(**kwargs)
-            found.extend((str(item["sk"]), Credential.from_item(item)) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return found
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = paginate(
+            self.table.query,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": sub_pk(channel)},
+            ProjectionExpression="sk, user_id, key_id, session_id",
+        )
+        return [(str(item["sk"]), Credential.from_item(item)) for item in items]
 
     def connections_of(self, user_id: str) -> list[tuple[str, Credential]]:
         found: list[tuple[str, Credential]] = []
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": user_pk(user_id)},
-        }
-        while True:
-            page = self.table.query(**kwargs)
-            for item in page.get("Items", []):
-                credential = Credential.from_item(item)
-                if credential is not None:
-                    found.append((str(item["sk"]), credential))
-            if "LastEvaluatedKey" not in page:
-                return found
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = paginate(
+            self.table.query, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": user_pk(user_id)}
+        )
+        for item in items:
+            credential = Credential.from_item(item)
+            if credential is not None:
+                found.append((str(item["sk"]), credential))
+        return found
 
 
 class Guard:

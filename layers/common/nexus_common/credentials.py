@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from boto3.dynamodb.conditions import Key
 
-from nexus_common.dynamo import LazyTable
+from nexus_common.dynamo import LazyTable, paginate
 
 LEGACY_PREFIX: Final = "legacy:"
 
@@ -114,12 +114,9 @@ class CredentialCheck:
         return bool(credential.session_id)
 
     def _key_active(self, user_id: str, key_id: str) -> bool:
-        kwargs: dict[str, Any] = {"IndexName": "by-user", "KeyConditionExpression": Key("user_id").eq(user_id)}
-        while True:
-            page = self._keys.table.query(**kwargs)
-            for item in page.get("Items", []):
-                if item.get("key_id") == key_id:
-                    return bool(item.get("status") == "active")
-            if "LastEvaluatedKey" not in page:
-                return False
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        # item by item: a page is read only once the items before it are not the key
+        keys = paginate(self._keys.table.query, IndexName="by-user", KeyConditionExpression=Key("user_id").eq(user_id))
+        for item in keys:
+            if item.get("key_id") == key_id:
+                return bool(item.get("status") == "active")
+        return False
