@@ -110,6 +110,7 @@ def register(app: typer.Typer) -> None:
         _change(user, role, False)
 
     @users_app.command("disable")
+    @target_platform.command
     def disable(
         user: Annotated[str, typer.Option("--user", help="The user's id (usr_...) or email.")],
     ) -> None:

@@ -71,6 +71,7 @@ PLATFORM_COMMANDS = [
     ["accounts", "approve", "--request", "fnd_1"],
     ["users", "grant", "--user", "ada@example.com", "--role", "admin"],
     ["users", "revoke", "--user", "ada@example.com", "--role", "admin"],
+    ["users", "disable", "--user", "ada@example.com"],
     ["auth", "rotate-signing-key"],
     ["reconcile"],
     ["simulate", "--accounts", "2", "--trades", "1"],
