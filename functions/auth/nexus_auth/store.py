@@ -13,7 +13,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 from nexus_common import aws
-from nexus_common.dynamo import LazyTable, is_condition_failed
+from nexus_common.dynamo import LazyTable, conditional_write, paginate, transact_write
 
 from nexus_auth.domain import Conflict
 
@@ -224,26 +224,17 @@ class DynamoIdentityStore:
 
     def count_active_keys(self, user_id: str, count: int) -> None:
         """Start a user's ``active_keys`` count (users from before it was kept) at ``count``."""
-        try:
-            self._users.table.update_item(
-                Key={"pk": f"user#{user_id}"},
-                UpdateExpression="SET active_keys = :n",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(active_keys)",
-                ExpressionAttributeValues={":n": count},
-            )
-        except Exception as exc:
-            if not is_condition_failed(exc):
-                raise
+        conditional_write(  # refused: the user is gone, or its count is kept already
+            self._users.table.update_item,
+            Key={"pk": f"user#{user_id}"},
+            UpdateExpression="SET active_keys = :n",
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(active_keys)",
+            ExpressionAttributeValues={":n": count},
+        )
 
     def keys_of(self, user_id: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"IndexName": "by-user", "KeyConditionExpression": Key("user_id").eq(user_id)}
-        while True:
-            page = self._keys.table.query(**kwargs)
-            items.extend(dict(i) for i in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = paginate(self._keys.table.query, IndexName="by-user", KeyConditionExpression=Key("user_id").eq(user_id))
+        return [dict(i) for i in items]
 
     def revoke_key(self, key_hash: str, revoked_at: str, user_id: str) -> None:
         """Revoke an active key and free its place in its user's ``active_keys`` (one
@@ -303,40 +294,35 @@ class DynamoIdentityStore:
 
     def rotate_family(self, family_id: str, old_hash: str, new_hash: str, used_expires_at: int, at: str) -> bool:
         """Swap the family's valid refresh token, only if ``old_hash`` is still it; remember the old."""
-        try:
-            aws.client("dynamodb").transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.names.tokens,
-                            "Key": {"pk": {"S": f"family#{family_id}"}},
-                            "UpdateExpression": "SET current_hash = :new, rotated_at = :at ADD rotations :one",
-                            "ConditionExpression": "current_hash = :old AND #s = :active",
-                            "ExpressionAttributeNames": {"#s": "status"},
-                            "ExpressionAttributeValues": {
-                                ":new": {"S": new_hash},
-                                ":old": {"S": old_hash},
-                                ":active": {"S": "active"},
-                                ":at": {"S": at},
-                                ":one": {"N": "1"},
-                            },
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.names.tokens,
-                            "Item": _low_level(
-                                {"pk": f"used#{old_hash}", "family_id": family_id, "expires_at": used_expires_at}
-                            ),
-                        }
-                    },
-                ]
-            )
-        except Exception as exc:
-            if type(exc).__name__ == "TransactionCanceledException" or is_condition_failed(exc):
-                return False
-            raise
-        return True
+        return transact_write(
+            aws.client("dynamodb").transact_write_items,
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self.names.tokens,
+                        "Key": {"pk": {"S": f"family#{family_id}"}},
+                        "UpdateExpression": "SET current_hash = :new, rotated_at = :at ADD rotations :one",
+                        "ConditionExpression": "current_hash = :old AND #s = :active",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": {
+                            ":new": {"S": new_hash},
+                            ":old": {"S": old_hash},
+                            ":active": {"S": "active"},
+                            ":at": {"S": at},
+                            ":one": {"N": "1"},
+                        },
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.names.tokens,
+                        "Item": _low_level(
+                            {"pk": f"used#{old_hash}", "family_id": family_id, "expires_at": used_expires_at}
+                        ),
+                    }
+                },
+            ],
+        )
 
     def used_token_family(self, token_hash: str) -> str | None:
         item = self._tokens.table.get_item(Key={"pk": f"used#{token_hash}"}, ConsistentRead=True).get("Item")
@@ -358,35 +344,25 @@ class DynamoIdentityStore:
         return dict(item) if item else None
 
     def set_trading_enabled(self, account_id: str, enabled: bool) -> bool:
-        try:
-            self._accounts.table.update_item(
-                Key={"account_id": account_id},
-                UpdateExpression="SET trading_enabled = :on",
-                ConditionExpression="attribute_exists(account_id)",
-                ExpressionAttributeValues={":on": enabled},
-            )
-        except Exception as exc:
-            if is_condition_failed(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self._accounts.table.update_item,
+            Key={"account_id": account_id},
+            UpdateExpression="SET trading_enabled = :on",
+            ConditionExpression="attribute_exists(account_id)",
+            ExpressionAttributeValues={":on": enabled},
+        )
 
     def set_instrument_status(self, symbol: str, status: str) -> bool:
         if self._instruments is None:
             raise RuntimeError("no instruments table configured")
-        try:
-            self._instruments.table.update_item(
-                Key={"symbol": symbol},
-                UpdateExpression="SET #s = :status",
-                ConditionExpression="attribute_exists(symbol)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":status": status},
-            )
-        except Exception as exc:
-            if is_condition_failed(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self._instruments.table.update_item,
+            Key={"symbol": symbol},
+            UpdateExpression="SET #s = :status",
+            ConditionExpression="attribute_exists(symbol)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":status": status},
+        )
 
 
 
