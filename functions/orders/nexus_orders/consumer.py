@@ -18,9 +18,10 @@ from typing import Any
 from nexus_common.logging import get_logger, with_lambda_context
 from nexus_common.parallel import run_all
 from nexus_common.settings import lazy, lazy_settings
+from nexus_common.sqs import SqsBatchSender
 from nexus_common.stream_batch import decode_batch, failures
 
-from nexus_orders.repo import DynamoOrderRepository, SqsNotifier
+from nexus_orders.repo import DynamoOrderRepository
 from nexus_orders.service import apply_events
 from nexus_orders.settings import OrdersConsumerSettings
 
@@ -34,8 +35,8 @@ def orders() -> DynamoOrderRepository:
 
 
 @lazy
-def notifier() -> SqsNotifier:
-    return SqsNotifier(settings().notifications_queue_url)
+def notifier() -> SqsBatchSender:
+    return SqsBatchSender(settings().notifications_queue_url)
 
 
 class BatchNotifier:

@@ -25,10 +25,16 @@ from decimal import Decimal
 from typing import Any, Final
 
 from nexus_common import aws
-from nexus_common.dynamo import LazyTable, deserialize, is_condition_failed, old_item
+from nexus_common.dynamo import (
+    LazyTable,
+    conditional,
+    conditional_answer,
+    conditional_write,
+    conditional_write_or_old,
+    pages,
+)
 from nexus_common.errors import ValidationFailed
 from nexus_common.events import iso
-from nexus_common.jsonutil import dumps
 from nexus_common.risk import (
     RESERVATIONS,
     ZERO,
@@ -96,15 +102,9 @@ def decode_order_cursor(cursor: str) -> dict[str, str]:
 
 class DynamoOrderRepository(LazyTable):
     def put_new(self, order: Order) -> bool:
-        try:
-            self.table.put_item(
-                Item=order_to_item(order), ConditionExpression="attribute_not_exists(order_id)"
-            )
-        except Exception as exc:
-            if is_condition_failed(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.table.put_item, Item=order_to_item(order), ConditionExpression="attribute_not_exists(order_id)"
+        )
 
     def put_group(self, legs: list[Order]) -> bool:
         """Both legs of an OCO group in one transaction, unless either exists."""
@@ -206,19 +206,15 @@ class DynamoOrderRepository(LazyTable):
     def delete_pending(self, order: Order) -> bool:
         """True when the table no longer holds the order (deleted, or never stored); False when
         it holds it in another status than ``pending_new`` (its command reached the engine)."""
-        try:
-            self.table.delete_item(
-                Key={"order_id": order.order_id},
-                ConditionExpression="#status = :pending",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":pending": "pending_new"},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except Exception as exc:
-            if not is_condition_failed(exc):
-                raise
-            return old_item(exc) is None
-        return True
+        still_there = conditional_write_or_old(
+            self.table.delete_item,
+            Key={"order_id": order.order_id},
+            ConditionExpression="#status = :pending",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":pending": "pending_new"},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        return still_there is None
 
     def get(self, order_id: str) -> Order | None:
         item = self.table.get_item(Key={"order_id": order_id}, ConsistentRead=True).get("Item")
@@ -241,12 +237,12 @@ class DynamoOrderRepository(LazyTable):
             kwargs["ExpressionAttributeNames"] = {"#status": "status"}
             kwargs["ExpressionAttributeValues"].update(dict(zip(placeholders, names, strict=True)))
         orders: list[Order] = []
-        while len(orders) < limit:
-            page = self.table.query(**kwargs)
+        if limit <= 0:
+            return orders
+        for page in pages(self.table.query, **kwargs):
             orders.extend(order_from_item(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
+            if len(orders) >= limit:
                 break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return orders[:limit]
 
     def page_by_account(
@@ -295,23 +291,16 @@ class DynamoOrderRepository(LazyTable):
             **{f":o{i}": status for i, status in enumerate(open_statuses)},
         }
         placeholders = ", ".join(f":o{i}" for i in range(len(open_statuses)))
-        try:
-            result = self.table.update_item(
-                Key={"order_id": order.order_id},
-                UpdateExpression="SET cancel_requested = :true, cancel_requested_at = :ts",
-                ConditionExpression=(
-                    f"attribute_exists(order_id) AND account_id = :acct "
-                    f"AND #status IN ({placeholders})"
-                ),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except Exception as exc:
-            if is_condition_failed(exc):
-                return None
-            raise
-        return order_from_item(result["Attributes"])
+        result = conditional_answer(
+            self.table.update_item,
+            Key={"order_id": order.order_id},
+            UpdateExpression="SET cancel_requested = :true, cancel_requested_at = :ts",
+            ConditionExpression=f"attribute_exists(order_id) AND account_id = :acct AND #status IN ({placeholders})",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        return order_from_item(result["Attributes"]) if result is not None else None
 
     def apply(self, change: OrderChange) -> ApplyResult:
         names: dict[str, str] = {"#last_seq": "last_seq", "#last_epoch": "last_epoch"}
@@ -332,29 +321,26 @@ class DynamoOrderRepository(LazyTable):
                 names[f"#r{j}"] = name
                 removes.append(f"#r{j}")
             expression += " REMOVE " + ", ".join(removes)
-        try:
-            result = self.table.update_item(
-                Key={"order_id": change.order_id},
-                UpdateExpression=expression,
-                # A newer seq, from the same or a later engine leader (epoch): replays and
-                # redeliveries (older seq) and a deposed leader's events (older epoch) are dropped.
-                ConditionExpression=(
-                    "attribute_exists(order_id) AND "
-                    "(attribute_not_exists(#last_seq) OR #last_seq < :seq) AND "
-                    "(attribute_not_exists(#last_epoch) OR #last_epoch <= :epoch)"
-                ),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except Exception as exc:
-            if not is_condition_failed(exc):
-                raise
-            current = old_item(exc)
-            found = deserialize(current) if current else None
+        outcome = conditional(
+            self.table.update_item,
+            Key={"order_id": change.order_id},
+            UpdateExpression=expression,
+            # A newer seq, from the same or a later engine leader (epoch): replays and
+            # redeliveries (older seq) and a deposed leader's events (older epoch) are dropped.
+            ConditionExpression=(
+                "attribute_exists(order_id) AND "
+                "(attribute_not_exists(#last_seq) OR #last_seq < :seq) AND "
+                "(attribute_not_exists(#last_epoch) OR #last_epoch <= :epoch)"
+            ),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        if not outcome.written:
+            found = outcome.old
             return ApplyResult(False, order_from_item(found) if found and is_order_item(found) else None)
-        return ApplyResult(True, order_from_item(result["Attributes"]))
+        return ApplyResult(True, order_from_item(outcome.answer["Attributes"]))
 
 
 class KinesisCommandPublisher:
@@ -388,29 +374,6 @@ def _terms_items(
         items.append({"order_id": topup_record_id(order.order_id, number), **common,
                       "quantity": Decimal(1), "reserve_rate": topup})  # fmt: skip
     return items
-
-
-class SqsNotifier:
-    """Sends notification messages with ``SendMessageBatch`` (10 per call); raises on failure."""
-
-    def __init__(self, queue_url: str, client: Any = None) -> None:
-        self.queue_url = queue_url
-        self._client = client
-
-    def send(self, messages: list[dict[str, Any]]) -> None:
-        client = self._client or aws.client("sqs")
-        for start in range(0, len(messages), 10):
-            chunk = messages[start : start + 10]
-            response = client.send_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": str(i), "MessageBody": dumps(message)} for i, message in enumerate(chunk)
-                ],
-            )
-            failed = response.get("Failed") or []
-            if failed:
-                codes = ", ".join(str(f.get("Code")) for f in failed)
-                raise RuntimeError(f"{len(failed)} notification(s) not sent: {codes}")
 
 
 class DynamoRiskBook(LazyTable):
@@ -453,23 +416,21 @@ class DynamoRiskBook(LazyTable):
             values[":min"] = floor
             update = "SET #sell = if_not_exists(#sell, :zero) - :q, opening_cash = if_not_exists(opening_cash, cash)"
             checks.append("(attribute_not_exists(#sell) OR #sell >= :min)" if floor <= 0 else "#sell >= :min")
-        try:
-            self.table.update_item(
-                Key={"account_id": reservation.account_id},
-                UpdateExpression=update + " ADD #res :rids",
-                ConditionExpression=" AND ".join(checks),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except Exception as exc:
-            if not is_condition_failed(exc):
-                raise
-            current = old_item(exc)
-            item = deserialize(current) if current else None
-            if item is not None and reservation.reservation_id in item.get(RESERVATIONS, set()):
-                return  # already in place: the same reservation applied before
-            raise refusal(reservation, item, limits) from None
+        outcome = conditional(
+            self.table.update_item,
+            Key={"account_id": reservation.account_id},
+            UpdateExpression=update + " ADD #res :rids",
+            ConditionExpression=" AND ".join(checks),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        if outcome.written:
+            return
+        item = outcome.old
+        if item is not None and reservation.reservation_id in item.get(RESERVATIONS, set()):
+            return  # already in place: the same reservation applied before
+        raise refusal(reservation, item, limits)
 
     def release(self, reservation: Reservation) -> bool:
         """Give the reservation back and DELETE its id, only while the item holds the id: False
@@ -484,19 +445,14 @@ class DynamoRiskBook(LazyTable):
             update = "SET #sell = #sell + :q"
             names["#sell"] = attr("sellable", reservation.symbol)
             values[":q"] = reservation.quantity
-        try:
-            self.table.update_item(
-                Key={"account_id": reservation.account_id},
-                UpdateExpression=update + " DELETE #res :rids",
-                ConditionExpression="attribute_exists(account_id) AND contains(#res, :rid)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except Exception as exc:
-            if is_condition_failed(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.table.update_item,
+            Key={"account_id": reservation.account_id},
+            UpdateExpression=update + " DELETE #res :rids",
+            ConditionExpression="attribute_exists(account_id) AND contains(#res, :rid)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
 
 def refusal(reservation: Reservation, item: dict[str, Any] | None, limits: RiskLimits) -> RiskRefused:
