@@ -24,7 +24,7 @@ from typing import Any, Final, cast
 from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeSerializer
 from nexus_common import aws
-from nexus_common.dynamo import LazyTable, error_code, is_condition_failed
+from nexus_common.dynamo import LazyTable, conditional_write, error_code
 from nexus_common.events import iso
 
 from nexus_portfolio.funding import KINDS, STATUSES, AccountCash, FundingRequest, Kind, Status
@@ -113,13 +113,10 @@ class DynamoFundingStore(LazyTable):
     # -- requests ---------------------------------------------------------------------------
 
     def add(self, request: FundingRequest) -> FundingRequest | None:
-        try:
-            self.table.put_item(Item=request_to_item(request), ConditionExpression="attribute_not_exists(request_id)")
-        except Exception as exc:
-            if is_condition_failed(exc):
-                return None
-            raise
-        return request
+        written = conditional_write(
+            self.table.put_item, Item=request_to_item(request), ConditionExpression="attribute_not_exists(request_id)"
+        )
+        return request if written else None
 
     def get(self, request_id: str) -> FundingRequest | None:
         item = self.table.get_item(Key={"request_id": request_id}, ConsistentRead=True).get("Item")
@@ -136,27 +133,22 @@ class DynamoFundingStore(LazyTable):
         return [request_from_item(item) for item in page.get("Items", [])]
 
     def reject(self, decided: FundingRequest) -> bool:
-        try:
-            self.table.update_item(
-                Key={"request_id": decided.request_id},
-                UpdateExpression=(
-                    "SET #status = :rejected, decided_by = :by, decided_at = :at, reason = :reason REMOVE #queue"
-                ),
-                ConditionExpression="#status = :pending",
-                ExpressionAttributeNames={"#status": "status", "#queue": QUEUE},
-                ExpressionAttributeValues={
-                    ":rejected": "rejected",
-                    ":pending": "pending",
-                    ":by": decided.decided_by,
-                    ":at": iso(decided.decided_at) if decided.decided_at else "",
-                    ":reason": decided.reason,
-                },
-            )
-        except Exception as exc:
-            if is_condition_failed(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.table.update_item,
+            Key={"request_id": decided.request_id},
+            UpdateExpression=(
+                "SET #status = :rejected, decided_by = :by, decided_at = :at, reason = :reason REMOVE #queue"
+            ),
+            ConditionExpression="#status = :pending",
+            ExpressionAttributeNames={"#status": "status", "#queue": QUEUE},
+            ExpressionAttributeValues={
+                ":rejected": "rejected",
+                ":pending": "pending",
+                ":by": decided.decided_by,
+                ":at": iso(decided.decided_at) if decided.decided_at else "",
+                ":reason": decided.reason,
+            },
+        )
 
     # -- the account and its unsettled trades -----------------------------------------------
 

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from boto3.dynamodb.conditions import Attr, Key
-from nexus_common.dynamo import LazyTable, is_condition_failed
+from nexus_common.dynamo import LazyTable, conditional_write, paginate
 from nexus_common.dynamo_batch import batch_get, batch_put
 from nexus_common.events import iso
 
@@ -34,33 +34,14 @@ LOOKBACK_DAYS: Final = 30  # a run looks this many calendar days back for what i
 
 class _Table(LazyTable):
     def _query_all(self, **kwargs: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        while True:
-            page = self.table.query(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return list(paginate(self.table.query, **kwargs))
 
     def scan_all(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {}
-        while True:
-            page = self.table.scan(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return list(paginate(self.table.scan))
 
 
 def _put_new(table: Any, item: dict[str, Any], key: str) -> bool:
-    try:
-        table.put_item(Item=item, ConditionExpression=f"attribute_not_exists({key})")
-    except Exception as exc:
-        if is_condition_failed(exc):
-            return False
-        raise
-    return True
+    return conditional_write(table.put_item, Item=item, ConditionExpression=f"attribute_not_exists({key})")
 
 
 # -- positions -------------------------------------------------------------------------------
@@ -116,13 +97,7 @@ class DynamoPositions(_Table):
                 "ConditionExpression": "last_seq = :prev",
                 "ExpressionAttributeValues": {":prev": previous_seq},
             }
-        try:
-            self.table.put_item(Item=item, **condition)
-        except Exception as exc:
-            if is_condition_failed(exc):
-                return False
-            raise
-        return True
+        return conditional_write(self.table.put_item, Item=item, **condition)
 
     def of_account(self, account_id: str) -> list[Position]:
         items = self._query_all(KeyConditionExpression=Key("account_id").eq(account_id), ConsistentRead=True)
@@ -304,19 +279,16 @@ class DynamoSettlements(_Table):
         """One conditional update per obligation of the batch. A refused condition means the
         step is already done for that obligation (idempotent), except when ``strict``."""
         for item_id in batch.obligations:
-            try:
-                self.table.update_item(
-                    Key={"account_id": batch.account_id, "item_id": item_id},
-                    UpdateExpression=update,
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={":batch": batch.batch_id, **values},
-                )
-            except Exception as exc:
-                if not is_condition_failed(exc):
-                    raise
-                if strict:
-                    raise RuntimeError(f"obligation {item_id} is not pending") from None
+            written = conditional_write(
+                self.table.update_item,
+                Key={"account_id": batch.account_id, "item_id": item_id},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":batch": batch.batch_id, **values},
+            )
+            if not written and strict:
+                raise RuntimeError(f"obligation {item_id} is not pending")
 
     def claim(self, batch: Batch) -> None:
         self._each(
