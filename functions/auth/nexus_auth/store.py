@@ -13,15 +13,9 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 from nexus_common import aws
-from nexus_common.dynamo import LazyTable, conditional_write, paginate, transact_write
+from nexus_common.dynamo import LazyTable, conditional_write, paginate, transact_write, transaction
 
 from nexus_auth.domain import Conflict
-
-
-def _cancelled_by(exc: BaseException, index: int) -> bool:
-    """True when ``exc`` is a cancelled transaction whose item ``index`` failed its condition."""
-    reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
-    return len(reasons) > index and reasons[index].get("Code") == "ConditionalCheckFailed"
 
 
 def _low_level(item: dict[str, Any]) -> dict[str, Any]:
@@ -95,13 +89,10 @@ class DynamoIdentityStore:
                     }
                 }
             )
-        try:
-            aws.client("dynamodb").transact_write_items(TransactItems=items)
-        except Exception as exc:
-            reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
-            if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
-                raise Conflict("email_taken", "email already registered") from None
-            raise
+        outcome = transaction(aws.client("dynamodb").transact_write_items, TransactItems=items)
+        if outcome.any_refused:
+            raise Conflict("email_taken", "email already registered")
+        outcome.raise_if_cancelled()
 
     def get_user(self, user_id: str) -> dict[str, Any] | None:
         item = self._users.table.get_item(Key={"pk": f"user#{user_id}"}, ConsistentRead=True).get("Item")
@@ -128,34 +119,33 @@ class DynamoIdentityStore:
     def add_account(self, user_id: str, account: dict[str, Any], max_accounts: int) -> None:
         """The account and its id on the user item, in one transaction, only while the user
         has fewer than ``max_accounts``; ``Conflict("limit_reached")`` otherwise."""
-        try:
-            aws.client("dynamodb").transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.names.users,
-                            "Key": {"pk": {"S": f"user#{user_id}"}},
-                            "UpdateExpression": "SET accounts = list_append(accounts, :new)",
-                            "ConditionExpression": "attribute_exists(pk) AND size(accounts) < :max",
-                            "ExpressionAttributeValues": {
-                                ":new": {"L": [{"S": account["account_id"]}]},
-                                ":max": {"N": str(int(max_accounts))},
-                            },
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.names.accounts,
-                            "Item": _low_level(account),
-                            "ConditionExpression": "attribute_not_exists(account_id)",
-                        }
-                    },
-                ]
-            )
-        except Exception as exc:
-            if _cancelled_by(exc, 0):
-                raise Conflict("limit_reached", f"a user has at most {max_accounts} accounts") from None
-            raise
+        outcome = transaction(
+            aws.client("dynamodb").transact_write_items,
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self.names.users,
+                        "Key": {"pk": {"S": f"user#{user_id}"}},
+                        "UpdateExpression": "SET accounts = list_append(accounts, :new)",
+                        "ConditionExpression": "attribute_exists(pk) AND size(accounts) < :max",
+                        "ExpressionAttributeValues": {
+                            ":new": {"L": [{"S": account["account_id"]}]},
+                            ":max": {"N": str(int(max_accounts))},
+                        },
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.names.accounts,
+                        "Item": _low_level(account),
+                        "ConditionExpression": "attribute_not_exists(account_id)",
+                    }
+                },
+            ]
+        )
+        if outcome.refused(0):
+            raise Conflict("limit_reached", f"a user has at most {max_accounts} accounts")
+        outcome.raise_if_cancelled()
 
     # -- failed logins -----------------------------------------------------------------------
 
@@ -190,37 +180,36 @@ class DynamoIdentityStore:
     def put_key(self, item: dict[str, Any], max_active: int) -> None:
         """The key, and one more on its user's ``active_keys`` count, in one transaction, only
         while that count is below ``max_active``; ``Conflict("limit_reached")`` otherwise."""
-        try:
-            aws.client("dynamodb").transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.names.users,
-                            "Key": {"pk": {"S": f"user#{item['user_id']}"}},
-                            "UpdateExpression": "SET active_keys = if_not_exists(active_keys, :zero) + :one",
-                            "ConditionExpression": (
-                                "attribute_exists(pk) AND (attribute_not_exists(active_keys) OR active_keys < :max)"
-                            ),
-                            "ExpressionAttributeValues": {
-                                ":zero": {"N": "0"},
-                                ":one": {"N": "1"},
-                                ":max": {"N": str(int(max_active))},
-                            },
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.names.api_keys,
-                            "Item": _low_level(item),
-                            "ConditionExpression": "attribute_not_exists(key_hash)",
-                        }
-                    },
-                ]
-            )
-        except Exception as exc:
-            if _cancelled_by(exc, 0):
-                raise Conflict("limit_reached", f"a user has at most {max_active} active API keys") from None
-            raise
+        outcome = transaction(
+            aws.client("dynamodb").transact_write_items,
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self.names.users,
+                        "Key": {"pk": {"S": f"user#{item['user_id']}"}},
+                        "UpdateExpression": "SET active_keys = if_not_exists(active_keys, :zero) + :one",
+                        "ConditionExpression": (
+                            "attribute_exists(pk) AND (attribute_not_exists(active_keys) OR active_keys < :max)"
+                        ),
+                        "ExpressionAttributeValues": {
+                            ":zero": {"N": "0"},
+                            ":one": {"N": "1"},
+                            ":max": {"N": str(int(max_active))},
+                        },
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.names.api_keys,
+                        "Item": _low_level(item),
+                        "ConditionExpression": "attribute_not_exists(key_hash)",
+                    }
+                },
+            ]
+        )
+        if outcome.refused(0):
+            raise Conflict("limit_reached", f"a user has at most {max_active} active API keys")
+        outcome.raise_if_cancelled()
 
     def count_active_keys(self, user_id: str, count: int) -> None:
         """Start a user's ``active_keys`` count (users from before it was kept) at ``count``."""
@@ -239,47 +228,46 @@ class DynamoIdentityStore:
     def revoke_key(self, key_hash: str, revoked_at: str, user_id: str) -> None:
         """Revoke an active key and free its place in its user's ``active_keys`` (one
         transaction; a key revoked already changes nothing)."""
-        try:
-            aws.client("dynamodb").transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.names.api_keys,
-                            "Key": {"key_hash": {"S": key_hash}},
-                            "UpdateExpression": "SET #s = :revoked, revoked_at = :at",
-                            "ConditionExpression": "attribute_exists(key_hash) AND #s = :active",
-                            "ExpressionAttributeNames": {"#s": "status"},
-                            "ExpressionAttributeValues": {
-                                ":revoked": {"S": "revoked"},
-                                ":active": {"S": "active"},
-                                ":at": {"S": revoked_at},
-                            },
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.names.users,
-                            "Key": {"pk": {"S": f"user#{user_id}"}},
-                            "UpdateExpression": "SET active_keys = active_keys - :one",
-                            "ConditionExpression": "active_keys > :zero",
-                            "ExpressionAttributeValues": {":one": {"N": "1"}, ":zero": {"N": "0"}},
-                        }
-                    },
-                ]
+        outcome = transaction(
+            aws.client("dynamodb").transact_write_items,
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self.names.api_keys,
+                        "Key": {"key_hash": {"S": key_hash}},
+                        "UpdateExpression": "SET #s = :revoked, revoked_at = :at",
+                        "ConditionExpression": "attribute_exists(key_hash) AND #s = :active",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": {
+                            ":revoked": {"S": "revoked"},
+                            ":active": {"S": "active"},
+                            ":at": {"S": revoked_at},
+                        },
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.names.users,
+                        "Key": {"pk": {"S": f"user#{user_id}"}},
+                        "UpdateExpression": "SET active_keys = active_keys - :one",
+                        "ConditionExpression": "active_keys > :zero",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}, ":zero": {"N": "0"}},
+                    }
+                },
+            ]
+        )
+        if outcome.refused(0):
+            return  # revoked already
+        if outcome.refused(1):  # no count kept for this user: revoke the key alone
+            self._keys.table.update_item(
+                Key={"key_hash": key_hash},
+                UpdateExpression="SET #s = :revoked, revoked_at = :at",
+                ConditionExpression="attribute_exists(key_hash)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":revoked": "revoked", ":at": revoked_at},
             )
-        except Exception as exc:
-            if _cancelled_by(exc, 0):
-                return  # revoked already
-            if _cancelled_by(exc, 1):  # no count kept for this user: revoke the key alone
-                self._keys.table.update_item(
-                    Key={"key_hash": key_hash},
-                    UpdateExpression="SET #s = :revoked, revoked_at = :at",
-                    ConditionExpression="attribute_exists(key_hash)",
-                    ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues={":revoked": "revoked", ":at": revoked_at},
-                )
-                return
-            raise
+            return
+        outcome.raise_if_cancelled()
 
     # -- sessions (refresh-token families) ---------------------------------------------------
 

@@ -24,7 +24,7 @@ from typing import Any, Final, cast
 from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeSerializer
 from nexus_common import aws
-from nexus_common.dynamo import LazyTable, conditional_write, error_code
+from nexus_common.dynamo import LazyTable, conditional_write, transaction
 from nexus_common.events import iso
 
 from nexus_portfolio.funding import KINDS, STATUSES, AccountCash, FundingRequest, Kind, Status
@@ -35,7 +35,6 @@ from nexus_portfolio.repo import DynamoSettlements
 BY_ACCOUNT: Final = "by-account"
 PENDING: Final = "pending"
 QUEUE: Final = "queue"
-TRANSACTION_CANCELLED: Final = "TransactionCanceledException"
 
 
 def request_to_item(request: FundingRequest) -> dict[str, Any]:
@@ -215,21 +214,16 @@ class DynamoFundingStore(LazyTable):
                 "ConditionExpression": "attribute_not_exists(entry_key)",
             }},
         ]  # fmt: skip
-        try:
-            self.client.transact_write_items(TransactItems=items, ClientRequestToken=_token(decided))
-        except Exception as exc:
-            if error_code(exc) != TRANSACTION_CANCELLED:
-                raise
-            reasons = [str(r.get("Code", "")) for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
-            failed = {i for i, code in enumerate(reasons) if code == "ConditionalCheckFailed"}
-            if 0 in failed or 2 in failed:
-                return Applied.NOT_PENDING
-            if 1 in failed:
-                return Applied.REFUSED if self.account(decided.account_id) is not None else Applied.NO_ACCOUNT
-            if "TransactionConflict" in reasons:  # another write on one of the items: read again
-                return Applied.REFUSED
-            raise
-        return Applied.APPLIED
+        outcome = transaction(self.client.transact_write_items, TransactItems=items, ClientRequestToken=_token(decided))
+        if outcome.applied:
+            return Applied.APPLIED
+        if outcome.refused(0) or outcome.refused(2):
+            return Applied.NOT_PENDING
+        if outcome.refused(1):
+            return Applied.REFUSED if self.account(decided.account_id) is not None else Applied.NO_ACCOUNT
+        if "TransactionConflict" in outcome.reasons:  # another write on one of the items: read again
+            return Applied.REFUSED
+        raise outcome.cancellation()
 
 
 def _token(decided: FundingRequest) -> str:

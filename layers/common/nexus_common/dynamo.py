@@ -145,6 +145,52 @@ def transact_write(write: Callable[..., Any], /, **kwargs: Any) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class TransactionOutcome:
+    """What a ``TransactWriteItems`` did: applied, or cancelled with one reason code per item
+    (``"None"`` for an item that was fine, ``"ConditionalCheckFailed"``, ``"TransactionConflict"``,
+    ...), in the order of ``TransactItems``."""
+
+    applied: bool
+    reasons: tuple[str, ...] = ()
+    error: ClientError | None = None
+
+    def raise_if_cancelled(self) -> None:
+        """Raise the cancellation itself, for a caller with no result to give it."""
+        if self.error is not None:
+            raise self.error
+
+    def cancellation(self) -> ClientError:
+        """The cancellation itself, to raise (an outcome that applied has none)."""
+        if self.error is None:
+            raise ValueError("the transaction applied")
+        return self.error
+
+    def refused(self, index: int) -> bool:
+        """True when item ``index`` failed its condition."""
+        return len(self.reasons) > index and self.reasons[index] == CONDITION_FAILED_REASON
+
+    @property
+    def any_refused(self) -> bool:
+        return CONDITION_FAILED_REASON in self.reasons
+
+
+CONDITION_FAILED_REASON: Final = "ConditionalCheckFailed"
+
+
+def transaction(write: Callable[..., Any], /, **kwargs: Any) -> TransactionOutcome:
+    """Call ``write(**kwargs)`` (``client.transact_write_items``); a cancelled transaction is a
+    ``TransactionOutcome`` with its reasons, any other error is raised."""
+    try:
+        write(**kwargs)
+    except ClientError as exc:
+        if error_code(exc) != TRANSACTION_CANCELLED:
+            raise
+        reasons = exc.response.get("CancellationReasons") or []
+        return TransactionOutcome(False, tuple(str(r.get("Code", "")) for r in reasons), exc)
+    return TransactionOutcome(True)
+
+
 def pages(read: Callable[..., Any], /, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Every page of ``read(**kwargs)`` (``table.query``, ``table.scan`` or the client's), each
     read from where the one before stopped (``ExclusiveStartKey``). Lazy: a caller that stops

@@ -21,6 +21,7 @@ from nexus_common.dynamo import (
     pages,
     paginate,
     transact_write,
+    transaction,
 )
 from nexus_common.jsonutil import dumps
 from nexus_common.sqs import SendFailed, SqsBatchSender
@@ -156,6 +157,41 @@ def test_a_cancelled_transaction_is_false_and_writes_nothing(aws: Any, alerts: A
     assert "Item" not in alerts.get_item(Key={"account_id": "acc_1", "alert_id": "a2"}, ConsistentRead=True)
     # AND one whose conditions hold applies
     assert transact_write(client.transact_write_items, TransactItems=[put("a2"), put("a3")]) is True
+
+
+def test_a_cancelled_transaction_says_which_item_failed_its_condition(aws: Any, alerts: Any) -> None:
+    # GIVEN alert a1 stored
+    conditional_write(alerts.put_item, Item=alert("a1"))
+    client = common_aws.client("dynamodb")
+    table = aws.table_name("AlertsTable")
+
+    def put(alert_id: str) -> dict[str, Any]:
+        item = {"account_id": {"S": "acc_1"}, "alert_id": {"S": alert_id}}
+        return {"Put": {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(alert_id)"}}
+
+    # WHEN a transaction puts a2 then a1 under attribute_not_exists
+    outcome = transaction(client.transact_write_items, TransactItems=[put("a2"), put("a1")])
+    # THEN it was not applied, the second item is the one refused, and the cancellation can be raised
+    assert not outcome.applied and outcome.any_refused
+    assert (outcome.refused(0), outcome.refused(1), outcome.refused(5)) == (False, True, False)
+    with pytest.raises(ClientError):
+        outcome.raise_if_cancelled()
+    assert isinstance(outcome.cancellation(), ClientError)
+    # AND one whose conditions hold applies, with nothing to raise
+    applied = transaction(client.transact_write_items, TransactItems=[put("a2"), put("a3")])
+    assert applied.applied and not applied.any_refused
+    applied.raise_if_cancelled()
+    with pytest.raises(ValueError):
+        applied.cancellation()
+
+
+def test_a_transaction_error_that_is_not_a_cancellation_is_raised(aws: Any) -> None:
+    client = common_aws.client("dynamodb")
+    # WHEN the transaction names a table that does not exist THEN DynamoDB's error is raised as it is
+    missing = {"Put": {"TableName": "nexus-nowhere", "Item": {"k": {"S": "1"}}}}
+    with pytest.raises(ClientError) as raised:
+        transaction(client.transact_write_items, TransactItems=[missing])
+    assert raised.value.response["Error"]["Code"] != "TransactionCanceledException"
 
 
 # -- pagination -------------------------------------------------------------------------------
