@@ -100,6 +100,24 @@ def decode_order_cursor(cursor: str) -> dict[str, str]:
     return {"created_at": data["t"], "order_id": data["o"]}
 
 
+def _by_account_query(account_id: str, statuses: frozenset[str] | None, limit: int) -> dict[str, Any]:
+    """The ``by-account`` index query of an account's orders, newest first, ``limit`` read per page,
+    filtered to ``statuses`` when given."""
+    kwargs: dict[str, Any] = {
+        "IndexName": BY_ACCOUNT_INDEX,
+        "KeyConditionExpression": "account_id = :a",
+        "ExpressionAttributeValues": {":a": account_id},
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    if statuses:
+        names = sorted(statuses)
+        placeholders = [f":s{i}" for i in range(len(names))]
+        kwargs["FilterExpression"] = f"#status IN ({', '.join(placeholders)})"
+        kwargs["ExpressionAttributeNames"] = {"#status": "status"}
+        kwargs["ExpressionAttributeValues"].update(dict(zip(placeholders, names, strict=True)))
+    return kwargs
+
 class DynamoOrderRepository(LazyTable):
     def put_new(self, order: Order) -> bool:
         return conditional_write(
@@ -223,19 +241,7 @@ class DynamoOrderRepository(LazyTable):
     def list_by_account(
         self, account_id: str, statuses: frozenset[str] | None, limit: int
     ) -> list[Order]:
-        kwargs: dict[str, Any] = {
-            "IndexName": BY_ACCOUNT_INDEX,
-            "KeyConditionExpression": "account_id = :a",
-            "ExpressionAttributeValues": {":a": account_id},
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if statuses:
-            names = sorted(statuses)
-            placeholders = [f":s{i}" for i in range(len(names))]
-            kwargs["FilterExpression"] = f"#status IN ({', '.join(placeholders)})"
-            kwargs["ExpressionAttributeNames"] = {"#status": "status"}
-            kwargs["ExpressionAttributeValues"].update(dict(zip(placeholders, names, strict=True)))
+        kwargs = _by_account_query(account_id, statuses, limit)
         orders: list[Order] = []
         if limit <= 0:
             return orders
@@ -251,19 +257,7 @@ class DynamoOrderRepository(LazyTable):
         """The account's orders, newest first, after ``cursor``, and the cursor of the next page
         (None when no order is left). The cursor names the last order listed (its ``by-account``
         key); it pages on in the caller's own account only."""
-        kwargs: dict[str, Any] = {
-            "IndexName": BY_ACCOUNT_INDEX,
-            "KeyConditionExpression": "account_id = :a",
-            "ExpressionAttributeValues": {":a": account_id},
-            "ScanIndexForward": False,
-            "Limit": max(limit, FILTERED_READ) if statuses else limit,
-        }
-        if statuses:
-            names = sorted(statuses)
-            placeholders = [f":s{i}" for i in range(len(names))]
-            kwargs["FilterExpression"] = f"#status IN ({', '.join(placeholders)})"
-            kwargs["ExpressionAttributeNames"] = {"#status": "status"}
-            kwargs["ExpressionAttributeValues"].update(dict(zip(placeholders, names, strict=True)))
+        kwargs = _by_account_query(account_id, statuses, max(limit, FILTERED_READ) if statuses else limit)
         if cursor is not None:
             kwargs["ExclusiveStartKey"] = {"account_id": account_id, **decode_order_cursor(cursor)}
         orders: list[Order] = []

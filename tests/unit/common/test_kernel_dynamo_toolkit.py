@@ -140,15 +140,19 @@ def test_an_error_that_is_not_a_client_error_is_raised(alerts: Any) -> None:
         transact_write(broken, TransactItems=[])
 
 
+def _put_new_alert(table: str, alert_id: str) -> dict[str, Any]:
+    """A transaction item putting alert ``alert_id`` of acc_1 unless it exists."""
+    item = {"account_id": {"S": "acc_1"}, "alert_id": {"S": alert_id}}
+    return {"Put": {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(alert_id)"}}
+
+
 def test_a_cancelled_transaction_is_false_and_writes_nothing(aws: Any, alerts: Any) -> None:
     # GIVEN alert a1 stored
     conditional_write(alerts.put_item, Item=alert("a1"))
     client = common_aws.client("dynamodb")
-    table = aws.table_name("AlertsTable")
 
     def put(alert_id: str) -> dict[str, Any]:
-        item = {"account_id": {"S": "acc_1"}, "alert_id": {"S": alert_id}}
-        return {"Put": {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(alert_id)"}}
+        return _put_new_alert(aws.table_name("AlertsTable"), alert_id)
 
     # WHEN a transaction puts a2 and a1 under attribute_not_exists
     applied = transact_write(client.transact_write_items, TransactItems=[put("a2"), put("a1")])
@@ -163,11 +167,9 @@ def test_a_cancelled_transaction_says_which_item_failed_its_condition(aws: Any, 
     # GIVEN alert a1 stored
     conditional_write(alerts.put_item, Item=alert("a1"))
     client = common_aws.client("dynamodb")
-    table = aws.table_name("AlertsTable")
 
     def put(alert_id: str) -> dict[str, Any]:
-        item = {"account_id": {"S": "acc_1"}, "alert_id": {"S": alert_id}}
-        return {"Put": {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(alert_id)"}}
+        return _put_new_alert(aws.table_name("AlertsTable"), alert_id)
 
     # WHEN a transaction puts a2 then a1 under attribute_not_exists
     outcome = transaction(client.transact_write_items, TransactItems=[put("a2"), put("a1")])
