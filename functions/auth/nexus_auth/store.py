@@ -13,7 +13,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 from nexus_common import aws
-from nexus_common.dynamo import LazyTable, conditional_write, paginate, transact_write, transaction
+from nexus_common.dynamo import LazyTable, conditional_write, paginate, transaction
 
 from nexus_auth.domain import Conflict
 
@@ -282,7 +282,7 @@ class DynamoIdentityStore:
 
     def rotate_family(self, family_id: str, old_hash: str, new_hash: str, used_expires_at: int, at: str) -> bool:
         """Swap the family's valid refresh token, only if ``old_hash`` is still it; remember the old."""
-        return transact_write(
+        return transaction(
             aws.client("dynamodb").transact_write_items,
             TransactItems=[
                 {
@@ -310,7 +310,7 @@ class DynamoIdentityStore:
                     }
                 },
             ],
-        )
+        ).applied
 
     def used_token_family(self, token_hash: str) -> str | None:
         item = self._tokens.table.get_item(Key={"pk": f"used#{token_hash}"}, ConsistentRead=True).get("Item")

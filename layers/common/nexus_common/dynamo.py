@@ -2,10 +2,11 @@
 
 * Conditional writes: ``conditional_write`` (written or not), ``conditional_answer`` (the write's
   response, or None when refused), ``conditional_write_or_old`` (None when written, else the item
-  as it was), ``conditional`` (all of it, as a ``WriteOutcome``) and ``transact_write`` (a
-  ``TransactWriteItems`` that may be cancelled). A refused condition is a result; any other error,
-  a ``ClientError`` of another code or not a ``ClientError`` at all, propagates unchanged. This is
-  the one place that turns ``ConditionalCheckFailedException`` into a result.
+  as it was), ``conditional`` (all of it, as a ``WriteOutcome``) and ``transaction`` (a
+  ``TransactWriteItems`` that may be cancelled, with which item refused). A refused condition is
+  a result; any other error, a ``ClientError`` of another code or not a ``ClientError`` at all,
+  propagates unchanged. This is the one place that turns ``ConditionalCheckFailedException`` into
+  a result.
 * Pagination: ``pages`` (every page of a Query or Scan, lazily: stop early and no further page is
   read) and ``paginate`` (their items).
 
@@ -131,18 +132,6 @@ def conditional_write_or_old(write: Callable[..., Any], /, **kwargs: Any) -> dic
     """None when written; when refused, the item as it was (the write passes
     ``ReturnValuesOnConditionCheckFailure="ALL_OLD"``), or None when there is no such item."""
     return conditional(write, **kwargs).old
-
-
-def transact_write(write: Callable[..., Any], /, **kwargs: Any) -> bool:
-    """A ``TransactWriteItems`` (``client.transact_write_items``): False when DynamoDB cancelled it
-    (a condition failed, or a conflict) or refused a condition, True when it applied."""
-    try:
-        write(**kwargs)
-    except ClientError as exc:
-        if error_code(exc) == TRANSACTION_CANCELLED or is_condition_failed(exc):
-            return False
-        raise
-    return True
 
 
 @dataclass(frozen=True, slots=True)

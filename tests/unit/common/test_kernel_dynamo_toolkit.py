@@ -20,7 +20,6 @@ from nexus_common.dynamo import (
     error_code,
     pages,
     paginate,
-    transact_write,
     transaction,
 )
 from nexus_common.jsonutil import dumps
@@ -137,7 +136,7 @@ def test_an_error_that_is_not_a_client_error_is_raised(alerts: Any) -> None:
     with pytest.raises(ValueError, match="not from AWS"):
         conditional(broken, Item={})
     with pytest.raises(ValueError, match="not from AWS"):
-        transact_write(broken, TransactItems=[])
+        transaction(broken, TransactItems=[])
 
 
 def _put_new_alert(table: str, alert_id: str) -> dict[str, Any]:
@@ -155,12 +154,12 @@ def test_a_cancelled_transaction_is_false_and_writes_nothing(aws: Any, alerts: A
         return _put_new_alert(aws.table_name("AlertsTable"), alert_id)
 
     # WHEN a transaction puts a2 and a1 under attribute_not_exists
-    applied = transact_write(client.transact_write_items, TransactItems=[put("a2"), put("a1")])
+    applied = transaction(client.transact_write_items, TransactItems=[put("a2"), put("a1")]).applied
     # THEN it is cancelled as a whole: False, and a2 was not written
     assert applied is False
     assert "Item" not in alerts.get_item(Key={"account_id": "acc_1", "alert_id": "a2"}, ConsistentRead=True)
     # AND one whose conditions hold applies
-    assert transact_write(client.transact_write_items, TransactItems=[put("a2"), put("a3")]) is True
+    assert transaction(client.transact_write_items, TransactItems=[put("a2"), put("a3")]).applied is True
 
 
 def test_a_cancelled_transaction_says_which_item_failed_its_condition(aws: Any, alerts: Any) -> None:
