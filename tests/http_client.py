@@ -6,6 +6,7 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 
@@ -59,3 +60,12 @@ class Api:
 
     def delete(self, path: str, **kwargs: Any) -> Answer:
         return self.call("DELETE", path, **kwargs)
+
+
+def resting_buy_price(api: Api, symbol: str, cents: int = 0) -> str:
+    """A buy price that rests: 5 % under the symbol's last trade (inside the pre-trade collar, whatever
+    other tests on the shared platform traded before), plus ``cents``; 10.00 before any trade."""
+    trades = (api.get(f"/v1/markets/{symbol}/trades?limit=1").body or {}).get("trades") or []
+    base = (Decimal(trades[0]["price"]) * Decimal("0.95")).quantize(Decimal("0.01"), ROUND_DOWN) if trades \
+        else Decimal("10.00")
+    return str(base + Decimal(cents) / 100)

@@ -10,11 +10,10 @@ import os
 import subprocess
 import sys
 import uuid
-from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import pytest
-from http_client import Api
+from http_client import Api, resting_buy_price
 
 pytestmark = pytest.mark.system
 
@@ -36,23 +35,14 @@ def _nexus(platform: Any, *args: str, check: bool = True) -> subprocess.Complete
                           check=check)  # fmt: skip
 
 
-def _resting_buy(api: Api, symbol: str) -> str:
-    """A buy price that rests: 5 % under the symbol's last trade (inside the pre-trade collar, whatever
-    other tests on the shared platform traded before); 10.00 before any trade."""
-    trades = (api.get(f"/v1/markets/{symbol}/trades?limit=1").body or {}).get("trades") or []
-    if not trades:
-        return "10.00"
-    return str((Decimal(trades[0]["price"]) * Decimal("0.95")).quantize(Decimal("0.01"), ROUND_DOWN))
-
-
 def test_a_newcomer_funds_their_account_with_their_own_login_and_trades(local_platform: Any) -> None:
     public = Api(local_platform.api_url)
     tag = uuid.uuid4().hex[:8]
     # GIVEN a newcomer who registered and logged in: an account with no cash
     user = _login(public, f"newcomer-{tag}@example.com")
     account_id = user.get("/v1/users/me").body["user"]["default_account_id"]
-    order = {"symbol": "MSFT", "side": "buy", "type": "limit", "quantity": "1", "price": _resting_buy(user, "MSFT"),
-             "time_in_force": "day"}  # fmt: skip
+    price = resting_buy_price(user, "MSFT")
+    order = {"symbol": "MSFT", "side": "buy", "type": "limit", "quantity": "1", "price": price, "time_in_force": "day"}
     refused = user.post("/v1/orders", order)
     assert (refused.status, refused.body["error"]["code"]) == (422, "insufficient_buying_power"), refused.body
     # WHEN they ask for a deposit, and an admin (granted by the operator) approves it

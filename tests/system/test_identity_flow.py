@@ -8,12 +8,12 @@ import os
 import subprocess
 import sys
 import uuid
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
 import boto3
 import pytest
-from http_client import Api
+from http_client import Api, resting_buy_price
 
 pytestmark = pytest.mark.system
 
@@ -34,12 +34,7 @@ def _order(price: str, symbol: str = "AMZN", side: str = "buy") -> dict[str, Any
 
 
 def _resting(api: Api, cents: int = 0, symbol: str = "AMZN") -> str:
-    """A buy price that rests: 5 % under the symbol's last trade (inside the pre-trade collar, whatever
-    other tests on the shared platform traded before), plus ``cents``; 10.00 before any trade."""
-    trades = (api.get(f"/v1/markets/{symbol}/trades?limit=1").body or {}).get("trades") or []
-    base = (Decimal(trades[0]["price"]) * Decimal("0.95")).quantize(Decimal("0.01"), ROUND_DOWN) if trades \
-        else Decimal("10.00")
-    return str(base + Decimal(cents) / 100)
+    return resting_buy_price(api, symbol, cents)
 
 
 def _register_and_login(api: Api, email: str) -> dict[str, Any]:
