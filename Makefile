@@ -14,10 +14,15 @@ SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
 
 .PHONY: run test lint bench day build build-check sam deploy clean install
 
+# Prebuilt wheels beside the checkout (quickfix's C++ build takes about 20 minutes on 2 cores):
+# pip takes them from there when they are present, and builds from PyPI otherwise.
+WHEELS := $(wildcard ../shared/wheels)
+FIND_LINKS := $(if $(WHEELS),--find-links $(WHEELS))
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet $(FIND_LINKS) -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

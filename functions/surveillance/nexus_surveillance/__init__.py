@@ -1,0 +1,1 @@
+"""Market surveillance: pattern detectors over the order lifecycle, live and in history."""
