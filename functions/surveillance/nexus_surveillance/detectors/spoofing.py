@@ -1,0 +1,177 @@
+"""Spoofing: a large order cancelled quickly, without execution, while its owner trades on the
+other side.
+
+An order is *large* from ``min_quantity``; it qualifies when it is cancelled within
+``max_lifetime_ms`` of its acceptance having filled at most ``max_filled_fraction`` of it. The
+owner's fills on the other side from ``pre_window_ms`` before the order's acceptance to
+``post_window_ms`` after its cancel are its counterpart; the alert needs the cancelled quantity to
+be at least ``min_size_ratio`` times that traded quantity (a spoof dwarfs the real order; a market
+maker's two quotes are alike). A counterpart fill after the cancel completes the alert when it
+comes. The owner's further spoof orders around the same fills fold into the first alert.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from decimal import Decimal
+from typing import Any
+
+from pydantic import Field
+
+from nexus_surveillance.detectors.base import Alert, PatternDetector, Thresholds, figure
+from nexus_surveillance.events import SurvEvent
+
+_MS = 1_000_000
+
+
+class SpoofingThresholds(Thresholds):
+    min_quantity: Decimal = Field(default=Decimal(1000), gt=0, le=Decimal(10) ** 12)
+    max_lifetime_ms: int = Field(default=5_000, gt=0, le=3_600_000)
+    max_filled_fraction: Decimal = Field(default=Decimal("0.1"), ge=0, le=1)
+    min_size_ratio: Decimal = Field(default=Decimal(3), ge=1, le=1_000_000)
+    pre_window_ms: int = Field(default=2_000, ge=0, le=3_600_000)
+    post_window_ms: int = Field(default=2_000, ge=0, le=3_600_000)
+
+
+class SpoofingDetector(PatternDetector[SpoofingThresholds]):
+    name = "spoofing"
+    thresholds_model = SpoofingThresholds
+    _STATE = ("_orders", "_fills", "_pending", "_last_alert")
+
+    def _configure(self) -> None:
+        t = self.thresholds
+        self._min_qty = t.min_quantity
+        self._life = t.max_lifetime_ms * _MS
+        self._pre = t.pre_window_ms * _MS
+        self._post = t.post_window_ms * _MS
+        self._keep = self._life + self._pre + self._post
+
+    def _reset(self) -> None:
+        super()._reset()
+        # (symbol, order_id) -> [accepted_ts, side, quantity, filled, owner, account]: large orders only
+        self._orders: dict[tuple[str, str], list[Any]] = {}
+        # (symbol, owner) -> deque of (ts, side, quantity, trade_id, account)
+        self._fills: dict[tuple[str, str], deque[tuple[int, str, Decimal, str, str]]] = {}
+        # (symbol, owner) -> list of qualifying cancels waiting for a counterpart fill:
+        # (cancel_ts, accepted_ts, side, quantity, order_id, account)
+        self._pending: dict[tuple[str, str], list[tuple[int, int, str, Decimal, str, str]]] = {}
+        # (symbol, owner) -> (ts, trade ids) of the last alert, to fold the same episode
+        self._last_alert: dict[tuple[str, str], tuple[int, list[str]]] = {}
+
+    def _apply(self, e: SurvEvent) -> list[Alert]:
+        kind = e.kind
+        if kind == "fill":
+            return self._on_fill(e)
+        if kind == "accepted":
+            qty = e.quantity
+            if qty is not None and qty >= self._min_qty and e.side is not None:
+                self._orders[(e.symbol, e.order_id)] = [e.ts, e.side, qty, Decimal(0), e.owner, e.account_id]
+            return []
+        if kind == "cancelled":
+            order = self._orders.pop((e.symbol, e.order_id), None)
+            if order is None:
+                return []
+            return self._on_cancel(e, order)
+        if kind == "expired" or kind == "rejected":
+            self._orders.pop((e.symbol, e.order_id), None)
+        elif kind == "replace":
+            key = (e.symbol, e.order_id)
+            order = self._orders.get(key)
+            if order is not None and e.quantity is not None:
+                order[2] = e.quantity
+        return []
+
+    def _on_fill(self, e: SurvEvent) -> list[Alert]:
+        key = (e.symbol, e.owner)
+        ts = e.ts
+        fills = self._fills.get(key)
+        if fills is None:
+            fills = self._fills[key] = deque()
+        horizon = ts - self._keep
+        while fills and fills[0][0] < horizon:
+            fills.popleft()
+        qty = e.fill_quantity or Decimal(0)
+        fills.append((ts, e.side or "", qty, e.trade_id or "", e.account_id))
+        order = self._orders.get((e.symbol, e.order_id))
+        if order is not None:
+            order[3] += qty
+        pending = self._pending.get(key)
+        if not pending:
+            return []
+        alerts: list[Alert] = []
+        keep: list[tuple[int, int, str, Decimal, str, str]] = []
+        for item in pending:
+            cancel_ts, accepted_ts, side, quantity, order_id, account = item
+            if ts - cancel_ts > self._post:
+                continue
+            if e.side == side:
+                keep.append(item)
+                continue
+            alert = self._judge(e.symbol, e.owner, ts, accepted_ts, cancel_ts, side, quantity, order_id, account)
+            if alert is None:
+                keep.append(item)
+            else:
+                alerts.append(alert)
+        if keep:
+            self._pending[key] = keep
+        else:
+            del self._pending[key]
+        return alerts
+
+    def _on_cancel(self, e: SurvEvent, order: list[Any]) -> list[Alert]:
+        accepted_ts, side, quantity, filled, owner, account = order
+        if e.ts - accepted_ts > self._life or filled > quantity * self.thresholds.max_filled_fraction:
+            return []
+        cancelled = quantity - filled
+        alert = self._judge(e.symbol, owner, e.ts, accepted_ts, e.ts, side, cancelled, e.order_id, account)
+        if alert is not None:
+            return [alert]
+        if self._post > 0:
+            key = (e.symbol, owner)
+            pending = [p for p in self._pending.get(key, ()) if e.ts - p[0] <= self._post]
+            pending.append((e.ts, accepted_ts, side, cancelled, e.order_id, account))
+            self._pending[key] = pending
+        return []
+
+    def _judge(
+        self, symbol: str, owner: str, now: int, accepted_ts: int, cancel_ts: int, side: str,
+        quantity: Decimal, order_id: str, account: str,
+    ) -> Alert | None:
+        fills = self._fills.get((symbol, owner))
+        if not fills:
+            return None
+        lo = accepted_ts - self._pre
+        hi = cancel_ts + self._post
+        counter = [f for f in fills if f[1] != side and lo <= f[0] <= hi and f[0] <= now]
+        if not counter:
+            return None
+        traded = sum((f[2] for f in counter), Decimal(0))
+        ratio = quantity / traded if traded > 0 else Decimal(10) ** 6
+        if ratio < self.thresholds.min_size_ratio:
+            return None
+        trade_ids = sorted({f[3] for f in counter})
+        last = self._last_alert.get((symbol, owner))
+        if last is not None and set(trade_ids) <= set(last[1]):
+            return None  # the same episode: folded into the alert raised already
+        self._last_alert[(symbol, owner)] = (now, trade_ids)
+        accounts = {account} | {f[4] for f in counter}
+        score = float(min(Decimal(1), ratio / (self.thresholds.min_size_ratio * 4)))
+        return self._alert(
+            severity="HIGH",
+            symbol=symbol,
+            keys=[order_id],
+            accounts=accounts,
+            users=[owner],
+            start_ns=min(accepted_ts, counter[0][0]),
+            end_ns=max(cancel_ts, counter[-1][0]),
+            score=0.5 + score / 2,
+            evidence={
+                "order_ids": [order_id],
+                "trade_ids": trade_ids,
+                "side": side,
+                "cancelled_quantity": figure(quantity),
+                "lifetime_ms": (cancel_ts - accepted_ts) // _MS,
+                "opposite_traded_quantity": figure(traded),
+                "size_ratio": figure(ratio.quantize(Decimal("0.01"))),
+            },
+        )
