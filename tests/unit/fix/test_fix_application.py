@@ -1,0 +1,275 @@
+"""FIX order entry on the orders service's own code, and the execution reports of every state
+transition (in memory: the real service and engine, see ``fix_world``). GIVEN / WHEN / THEN."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+from fix_world import fix_world, msg, nos, tags
+from nexus_fix.application import EntryRejected, new_order_request
+from nexus_orders.domain import derive_order_id
+
+D = Decimal
+EXEC = (150, 39, 14, 151, 6)  # ExecType, OrdStatus, CumQty, LeavesQty, AvgPx
+
+
+# -- NewOrderSingle mapping --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({40: "1"}, {"type": "market", "price": None}),
+        ({40: "2", 44: "100.25"}, {"type": "limit", "price": D("100.25")}),
+        ({40: "3", 99: "101"}, {"type": "stop", "stop_price": D(101)}),
+        ({40: "4", 44: "102", 99: "101"}, {"type": "stop_limit", "price": D(102), "stop_price": D(101)}),
+        ({40: "2", 44: "1", 59: "0"}, {"time_in_force": "day"}),
+        ({40: "2", 44: "1"}, {"time_in_force": None}),  # the orders API's default, as over HTTP
+        ({40: "2", 44: "1", 59: "1"}, {"time_in_force": "gtc"}),
+        ({40: "2", 44: "1", 59: "3"}, {"time_in_force": "ioc"}),
+        ({40: "2", 44: "1", 59: "4"}, {"time_in_force": "fok"}),
+        ({40: "2", 44: "1", 18: "6"}, {"post_only": True}),
+        ({40: "2", 44: "1", 111: "5"}, {"display_quantity": D(5)}),
+        ({40: "2", 44: "1", 54: "2"}, {"side": "sell"}),
+    ],
+)
+def test_a_new_order_single_maps_onto_the_orders_api_request(
+    fields: dict[int, str], expected: dict[str, object]
+) -> None:
+    # GIVEN a NewOrderSingle with these fields
+    base = {11: "c1", 55: "AAPL", 54: "1", 38: "10"}
+    message = msg("D", *{**base, **fields}.items())
+    # WHEN it is mapped
+    request = new_order_request(message)
+    # THEN the request has the NexusTrade terms
+    for name, value in expected.items():
+        assert getattr(request, name) == value, name
+    assert (request.client_order_id, request.quantity) == ("c1", D(10))
+
+
+def test_good_till_date_takes_expire_time_as_utc() -> None:
+    message = msg("D", (11, "c"), (55, "AAPL"), (54, "1"), (38, "1"), (40, "2"), (44, "1"), (59, "6"),
+                  (126, "20260306-20:00:00.250"))  # fmt: skip
+    request = new_order_request(message)
+    assert request.time_in_force == "gtd"
+    assert request.expire_at is not None and request.expire_at.isoformat() == "2026-03-06T20:00:00.250000+00:00"
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({54: "5"}, "unsupported"),  # sell short
+        ({40: "P"}, "unsupported"),  # pegged
+        ({59: "2"}, "unsupported"),  # at the opening
+        ({18: "6 G"}, "unsupported"),  # all or none
+        ({38: "abc"}, "invalid_quantity"),
+        ({38: "1e999999999"}, "invalid_quantity"),
+        ({38: "-5"}, "invalid_quantity"),
+        ({44: "NaN"}, "invalid_decimal"),
+        ({126: "tomorrow"}, "invalid_field"),
+    ],
+)
+def test_values_nexustrade_cannot_take_are_refused_before_the_service(fields: dict[int, str], code: str) -> None:
+    base = {11: "c1", 55: "AAPL", 54: "1", 38: "10", 40: "2", 44: "10"}
+    with pytest.raises(EntryRejected) as refused:
+        new_order_request(msg("D", *{**base, **fields}.items()))
+    assert refused.value.code == code
+
+
+# -- order life --------------------------------------------------------------------------------
+
+
+def test_a_limit_order_is_pending_new_then_new_and_goes_through_the_orders_service() -> None:
+    # GIVEN a session for alice
+    world = fix_world()
+    # WHEN it sends a limit buy
+    sent = world.send("alice", nos("o1", price="100.50"))
+    # THEN pending new, then new, with exact decimals and the order id the orders service derives
+    assert [tags(s, *EXEC) for s in sent] == [("A", "A", "0", "10", "0"), ("0", "0", "0", "10", "0")]
+    order_id = derive_order_id("alice", "o1")
+    assert {s.get(37) for s in sent} == {order_id}
+    assert sent[1].get(44) == "100.5" and sent[1].get(1) == "alice"
+    stored = world.venue.orders.get(order_id)
+    assert stored is not None and stored.status == "new" and stored.client_order_id == "o1"
+    # AND the audit trail records the order's FIX entry with source fix
+    [entry] = world.audit.events
+    assert (entry.kind, entry.source, entry.aggregate_id) == ("fix_order_entered", "fix", order_id)
+
+
+def test_partial_fill_then_fill_each_with_cumulative_quantities_and_unique_exec_ids() -> None:
+    # GIVEN alice resting a buy of 10 at 100
+    world = fix_world()
+    world.send("alice", nos("buy1", qty="10", price="100"))
+    # WHEN bob sells 4 then 6 at 100
+    bob_first = world.send("bob", nos("s1", side="2", qty="4", price="100"))
+    alice_first = world.session("alice").take()
+    world.send("bob", nos("s2", side="2", qty="6", price="100"))
+    alice_second = world.session("alice").take()
+    # THEN alice sees a partial fill then a fill
+    assert [tags(s, *EXEC, 31, 32) for s in alice_first] == [("F", "1", "4", "6", "100", "100", "4")]
+    assert [tags(s, *EXEC, 31, 32) for s in alice_second] == [("F", "2", "10", "0", "100", "100", "6")]
+    # AND bob's taker order was filled at once
+    assert [tags(s, 150, 39) for s in bob_first] == [("A", "A"), ("0", "0"), ("F", "2")]
+    exec_ids = [s.get(17) for s in [*alice_first, *alice_second, *bob_first]]
+    assert len(set(exec_ids)) == len(exec_ids)
+
+
+def test_avg_px_is_exact_over_fills_at_different_prices() -> None:
+    world = fix_world()
+    world.send("bob", nos("a1", side="2", qty="1", price="100.01"))
+    world.send("bob", nos("a2", side="2", qty="2", price="100.02"))
+    sent = world.send("alice", nos("b1", qty="3", price="100.02"))
+    fills = [s for s in sent if s.get(150) == "F"]
+    assert [tags(s, 14, 6, 31) for s in fills] == [("1", "100.01", "100.01"), ("3", "100.0167", "100.02")]
+
+
+def test_market_stop_stop_limit_post_only_and_iceberg_orders() -> None:
+    world = fix_world()
+    world.send("bob", nos("first", side="2", qty="1", price="100"))
+    world.send("alice", nos("first", qty="1", price="100"))  # a last trade: the market buy's reference
+    world.send("bob", nos("ask", side="2", qty="5", price="100"))
+    world.session("alice").take()
+    # a market buy takes the ask
+    market = world.send("alice", nos("m1", qty="5", ord_type="1", price=None))
+    assert [s.get(150) for s in market] == ["A", "0", "F"] and market[-1].get(39) == "2"
+    # a stop and a stop-limit rest untriggered
+    stop = world.send("alice", nos("st1", qty="1", ord_type="3", price=None, t99="103"))
+    stop_limit = world.send("alice", nos("sl1", qty="1", ord_type="4", price="106", t99="105"))
+    assert [tags(s, 150, 99) for s in stop] == [("A", "103"), ("0", "103")]
+    assert [tags(s, 150, 44, 99) for s in stop_limit] == [("A", "106", "105"), ("0", "106", "105")]
+    # a post-only order that would take is rejected by the engine (OrdRejReason 11)
+    world.send("bob", nos("ask2", side="2", qty="5", price="101"))
+    post = world.send("alice", nos("po1", qty="1", price="101", t18="6"))
+    assert [tags(s, 150, 39) for s in post][-1] == ("8", "8") and post[-1].get(103) == "11"
+    # an iceberg rests with its full quantity open
+    ice = world.send("alice", nos("ice1", qty="50", price="99", t111="10"))
+    assert tags(ice[-1], 150, 151) == ("0", "50")
+
+
+def test_an_order_the_risk_check_refuses_is_rejected_with_order_exceeds_limit() -> None:
+    world = fix_world()
+    sent = world.send("alice", nos("big", qty="20000", price="100"))  # 2,000,000 > 1,000,000 cash
+    assert [tags(s, 150, 39, 103) for s in sent] == [("8", "8", "3")]
+    assert "insufficient_buying_power" in (sent[0].get(58) or "")
+    assert world.venue.events == []  # nothing reached the engine
+
+
+def test_a_session_acts_only_for_its_accounts() -> None:
+    world = fix_world()
+    sent = world.send("alice", nos("x1", t1="bob"))
+    assert [tags(s, 150, 39, 103) for s in sent] == [("8", "8", "15")]
+    assert world.venue.events == []
+
+
+def test_repeated_clordid_rejected_possresend_duplicate_ignored_possresend_unseen_accepted() -> None:
+    world = fix_world()
+    world.send("alice", nos("dup"))
+    # a repeated ClOrdID is rejected as a duplicate order
+    again = world.send("alice", nos("dup"))
+    assert [tags(s, 150, 39, 103, 37) for s in again] == [("8", "8", "6", "NONE")]
+    # a PossResend copy of an order already received is ignored
+    assert world.send("alice", nos("dup", t97="Y")) == []
+    # a PossResend order never seen is entered
+    fresh = world.send("alice", nos("fresh", t97="Y"))
+    assert [s.get(150) for s in fresh] == ["A", "0"]
+    assert len([e for e in world.venue.events if e.type == "accepted"]) == 2
+
+
+def test_bad_input_is_answered_and_nothing_is_sent_to_the_engine() -> None:
+    world = fix_world()
+    for message in (nos("q1", qty="abc"), nos("q2", qty="1.5"), nos("q3", price="0"), nos("q4", symbol="ZZZZ")):
+        sent = world.send("alice", message)
+        assert [s.get(150) for s in sent] == ["8"], message
+    assert world.venue.events == []
+
+
+# -- cancel, replace, status, mass cancel --------------------------------------------------------
+
+
+def test_cancel_gives_pending_cancel_then_canceled_with_the_clordid_chain() -> None:
+    world = fix_world()
+    world.send("alice", nos("c1", qty="10", price="100"))
+    sent = world.send("alice", msg("F", (41, "c1"), (11, "c2"), (55, "AAPL"), (54, "1")))
+    assert [tags(s, 150, 39, 11, 41) for s in sent] == [("6", "6", "c2", "c1"), ("4", "4", "c2", "c1")]
+    assert tags(sent[-1], 14, 151) == ("0", "0")
+    # cancelling the canceled order is refused: too late to cancel
+    late = world.send("alice", msg("F", (41, "c2"), (11, "c3"), (55, "AAPL"), (54, "1")))
+    assert [(s.msg_type, *tags(s, 434, 102, 39)) for s in late] == [("9", "1", "0", "4")]
+
+
+def test_cancel_of_an_unknown_order_or_with_a_used_clordid_is_refused() -> None:
+    world = fix_world()
+    unknown = world.send("alice", msg("F", (41, "nope"), (11, "x"), (55, "AAPL"), (54, "1")))
+    assert [(s.msg_type, *tags(s, 102, 37)) for s in unknown] == [("9", "1", "NONE")]
+    world.send("alice", nos("k1"))
+    reused = world.send("alice", msg("F", (41, "k1"), (11, "k1"), (55, "AAPL"), (54, "1")))
+    assert [(s.msg_type, s.get(102)) for s in reused] == [("9", "6")]
+
+
+def test_an_order_of_another_session_cannot_be_cancelled() -> None:
+    world = fix_world()
+    world.send("bob", nos("b1", side="2", price="120"))
+    sent = world.send("alice", msg("F", (41, "b1"), (11, "a9"), (55, "AAPL"), (54, "2"), (1, "bob")))
+    assert [(s.msg_type, s.get(102)) for s in sent] == [("9", "1")]
+
+
+def test_replace_chain_follows_orig_clordid() -> None:
+    world = fix_world()
+    world.send("alice", nos("r1", qty="10", price="100"))
+    first = world.send("alice", msg("G", (41, "r1"), (11, "r2"), (55, "AAPL"), (54, "1"), (38, "8"), (40, "2"),
+                                    (44, "100")))  # fmt: skip
+    assert [tags(s, 150, 39, 11, 41, 38) for s in first] == [("E", "E", "r2", "r1", "10"),
+                                                             ("5", "0", "r2", "r1", "8")]  # fmt: skip
+    second = world.send("alice", msg("G", (41, "r2"), (11, "r3"), (55, "AAPL"), (54, "1"), (38, "8"), (40, "2"),
+                                     (44, "99.5")))  # fmt: skip
+    assert [tags(s, 150, 11, 41, 44) for s in second] == [("E", "r3", "r2", "100"), ("5", "r3", "r2", "99.5")]
+    # the status of the order under its latest ClOrdID
+    status = world.send("alice", msg("H", (11, "r3"), (55, "AAPL"), (54, "1"), (790, "q1")))
+    assert [tags(s, 150, 39, 11, 44, 38, 151, 790) for s in status] == [("I", "0", "r3", "99.5", "8", "8", "q1")]
+
+
+def test_a_replace_the_engine_refuses_gives_order_cancel_reject() -> None:
+    world = fix_world()
+    world.send("alice", nos("p1", qty="10", price="100"))
+    world.send("bob", nos("p2", side="2", qty="5", price="100"))  # alice filled 5
+    world.session("alice").take()
+    sent = world.send("alice", msg("G", (41, "p1"), (11, "p3"), (55, "AAPL"), (54, "1"), (38, "3"), (40, "2"),
+                                   (44, "100")))  # fmt: skip
+    assert [(s.msg_type, *tags(s, 434, 39)) for s in sent] == [("9", "2", "1")]  # quantity below filled
+    changing_side = world.send("alice", msg("G", (41, "p1"), (11, "p4"), (55, "AAPL"), (54, "2"), (38, "9"),
+                                            (40, "2"), (44, "100")))  # fmt: skip
+    assert [(s.msg_type, s.get(102)) for s in changing_side] == [("9", "99")]
+
+
+def test_status_of_an_unknown_order() -> None:
+    world = fix_world()
+    sent = world.send("alice", msg("H", (11, "ghost"), (55, "AAPL"), (54, "1")))
+    assert [tags(s, 150, 39, 37) for s in sent] == [("I", "8", "NONE")]
+
+
+def test_mass_cancel_reports_then_cancels_every_open_order() -> None:
+    world = fix_world()
+    world.send("alice", nos("m1", price="99"))
+    world.send("alice", nos("m2", price="98"))
+    sent = world.send("alice", msg("q", (11, "mc1"), (530, "7")))
+    assert (sent[0].msg_type, *tags(sent[0], 11, 530, 531)) == ("r", "mc1", "7", "7")
+    assert sorted(s.get(11) for s in sent[1:] if s.get(150) == "4") == ["m1", "m2"]
+    refused = world.send("alice", msg("q", (11, "mc2"), (530, "3")))
+    assert [(s.msg_type, *tags(s, 531, 532)) for s in refused] == [("r", "0", "0")]
+
+
+def test_an_unsupported_application_message_gets_a_business_message_reject() -> None:
+    world = fix_world()
+    sent = world.send("alice", msg("AB", (11, "x")))
+    assert [(s.msg_type, *tags(s, 45, 372, 380)) for s in sent] == [("j", "7", "AB", "3")]
+
+
+def test_day_order_expires_at_the_close() -> None:
+    world = fix_world()
+    world.send("alice", nos("d1", price="100", t59="0"))
+    world.venue.clock_tick(6 * 3600)
+    asyncio.run(world.route())
+    sent = world.session("alice").take()
+    assert [tags(s, 150, 39, 151) for s in sent] == [("C", "C", "0")]
