@@ -41,8 +41,10 @@ Value at Risk (positive loss in USD; a quantile that is a gain is reported as 0)
 * **monte_carlo**: ``simulations`` draws (seeded, ``numpy.random.default_rng(seed)``) of
   correlated one-day returns with covariance S and zero mean: normal ``L z`` (L the Cholesky
   factor of S, or its eigen-decomposition when S is singular), or Student-t ``L z sqrt((nu-2)/W)``
-  with ``W ~ chi2(nu)`` (unit-variance multivariate t, ``degrees_of_freedom`` nu, default 5). The
-  one-day P&L scenarios are scaled by ``sqrt(h)``; VaR and ES are read off as in historical.
+  with ``W ~ chi2(nu)`` (unit-variance multivariate t, ``degrees_of_freedom`` nu, default 5),
+  drawn as antithetic pairs (scenario ``ceil(N/2) + i`` is minus scenario ``i``: half the draws,
+  an exactly symmetric zero-mean sample). The one-day P&L scenarios are scaled by ``sqrt(h)``;
+  VaR and ES are read off as in historical.
   Needed: 30 daily returns.
 
 Risk decomposition (Euler allocation: components sum to the total VaR)
@@ -388,6 +390,8 @@ def _var_es_core(pnl: FloatArray, alpha: float) -> tuple[float, float, FloatArra
     """(var, es, partitioned pnl, interpolation weight, k) for tail probability ``alpha``."""
     n = pnl.shape[0]
     position = (n - 1) * alpha
+    if abs(position - round(position)) < 1e-9:  # (n - 1)(1 - c) whole but for float error
+        position = float(round(position))
     k = int(position)
     frac = position - k
     kth = [k, k + 1] if k + 1 < n else [k]
@@ -532,18 +536,26 @@ def _monte_carlo(
 ) -> _Core:
     factor = returns.factor(s.columns)
     rng = np.random.default_rng(seed)
-    z = rng.standard_normal((simulations, len(s.columns)))
-    if distribution == "t":
-        w = rng.chisquare(dof, simulations)
-        z *= np.sqrt((dof - 2) / w)[:, None]
+    half = (simulations + 1) // 2  # antithetic pairs: scenario half + i is minus scenario i
+    z = rng.standard_normal((half, len(s.columns)))
+    scale = np.sqrt((dof - 2) / rng.chisquare(dof, half)) if distribution == "t" else None
     root_h = math.sqrt(s.horizon)
     loadings = factor.T @ s.weights  # pnl = (z @ L') @ e = z @ (L' e)
-    pnl = (z @ loadings) * root_h
+    pnl_half = z @ loadings
+    if scale is not None:
+        pnl_half *= scale
+    pnl_half *= root_h
+    pnl = np.concatenate((pnl_half, -pnl_half))[:simulations]
     var, es, _, _, k = _var_es_core(pnl, s.alpha)
     gradient = np.zeros(len(s.symbols))
     if with_gradient:
         rows = _kernel_rows(np.argsort(pnl, kind="stable"), k, simulations)
-        gradient = -(z[rows] @ factor.T).mean(axis=0) * root_h
+        sign = np.where(rows < half, 1.0, -1.0)
+        base = np.where(rows < half, rows, rows - half)
+        draws = z[base] * sign[:, None]
+        if scale is not None:
+            draws *= scale[base][:, None]
+        gradient = -(draws @ factor.T).mean(axis=0) * root_h
     return _Core(var, es, simulations, gradient)
 
 
