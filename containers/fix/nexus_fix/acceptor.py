@@ -1,0 +1,194 @@
+"""The asyncio TCP acceptor: many concurrent, independent FIX sessions.
+
+Each connection has its own reader task and frame splitter (bounded by ``max_message_size``);
+its first message must be a valid Logon for a session the ``SessionSource`` knows, within
+``logon_timeout`` seconds, else the connection is closed unanswered. Writes never wait: a
+connection whose unsent bytes exceed ``write_buffer_limit`` (a client that stopped reading) is
+aborted, so it cannot hold up a sender writing to many sessions. An error while handling one
+connection's input closes that connection only.
+
+    acceptor = Acceptor(sessions, store, application, port=9878)
+    await acceptor.start()
+    ...
+    await acceptor.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from nexus_fix import codec
+from nexus_fix.codec import FrameSplitter, Garbled, IncorrectBeginString, SessionReject, UnsupportedMessageType
+from nexus_fix.session import Application, Clock, Session, SessionSource, resolve
+from nexus_fix.store import MessageStore
+
+log = logging.getLogger("nexus_fix.acceptor")
+
+READ_SIZE = 64 * 1024
+
+
+class Connection:
+    """``Transport`` over an asyncio StreamWriter, with a bounded write buffer."""
+
+    def __init__(self, writer: asyncio.StreamWriter, limit: int) -> None:
+        self._writer = writer
+        self._limit = limit
+        self._closed = False
+        self.peer = writer.get_extra_info("peername")
+        self.dropped_slow = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._writer.is_closing()
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self._writer.write(data)
+        if self._writer.transport.get_write_buffer_size() > self._limit:
+            log.warning("connection %s does not read (%d bytes unsent): dropped", self.peer,
+                        self._writer.transport.get_write_buffer_size())
+            self.dropped_slow = True
+            self.abort()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._writer.close()
+
+    def abort(self) -> None:
+        self._closed = True
+        self._writer.transport.abort()
+
+
+class Acceptor:
+    def __init__(
+        self,
+        sessions: SessionSource,
+        store: MessageStore,
+        application: Application,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 9878,
+        clock: Clock = codec.now_utc,
+        max_message_size: int = codec.DEFAULT_MAX_MESSAGE_SIZE,
+        write_buffer_limit: int = 1024 * 1024,
+        logon_timeout: float = 10.0,
+        tick: float = 0.25,
+    ) -> None:
+        self._source = sessions
+        self._store = store
+        self._app = application
+        self.host = host
+        self.port = port
+        self._clock = clock
+        self._max_message_size = max_message_size
+        self._write_buffer_limit = write_buffer_limit
+        self._logon_timeout = logon_timeout
+        self._tick = tick
+        self.sessions: dict[str, Session] = {}
+        self._server: asyncio.Server | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=READ_SIZE)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._timer = asyncio.create_task(self._run_timer())
+        log.info("FIX acceptor listening on %s:%s", self.host, self.port)
+
+    async def stop(self) -> None:
+        """Stop listening, log out every session, close every connection."""
+        if self._server is not None:
+            self._server.close()
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+        for session in list(self.sessions.values()):
+            with contextlib.suppress(Exception):
+                await session.logout("Gateway shutting down", disconnect=True)
+        for task in list(self._connections):
+            task.cancel()
+        if self._connections:
+            await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _run_timer(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick)
+            for session in list(self.sessions.values()):
+                try:
+                    await session.on_timer()
+                except Exception:
+                    log.exception("%s: timer failed", session.session_id)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        conn = Connection(writer, self._write_buffer_limit)
+        session: Session | None = None
+        splitter = FrameSplitter(self._max_message_size)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._logon_timeout
+            while not conn.closed:
+                if session is None:
+                    data = await asyncio.wait_for(reader.read(READ_SIZE), max(0.0, deadline - loop.time()))
+                else:
+                    data = await reader.read(READ_SIZE)
+                if not data:
+                    break
+                for frame in splitter.feed(data):
+                    if session is None:
+                        session = await self._logon(conn, frame)
+                    else:
+                        await session.on_frame(frame)
+                    if conn.closed:
+                        break
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("connection %s failed; closing it", conn.peer)
+        finally:
+            if session is not None:
+                with contextlib.suppress(Exception):
+                    await session.connection_lost(conn)
+            conn.close()
+            if task is not None:
+                self._connections.discard(task)
+
+    async def _logon(self, conn: Connection, frame: bytes) -> Session | None:
+        """The first frame of a connection: a valid Logon of a known session, else close."""
+        try:
+            msg = codec.parse(frame)
+            if msg.msg_type != "A":
+                raise SessionReject(codec.INVALID_MSGTYPE, 35, "first message is not Logon")
+            codec.validate(msg)
+        except Garbled:
+            return None  # dropped; the connection may still send a good Logon
+        except (IncorrectBeginString, SessionReject, UnsupportedMessageType) as exc:
+            log.info("connection %s: refused before logon: %s", conn.peer, exc)
+            conn.close()
+            return None
+        sender, target = msg.get(56) or "", msg.get(49) or ""
+        config = await resolve(self._source.get(sender, target))
+        if config is None:
+            log.warning("connection %s: logon for unknown session %s->%s", conn.peer, target, sender)
+            conn.close()
+            return None
+        session = self.sessions.get(config.session_id)
+        if session is None:
+            session = Session(config, self._store, self._app, self._clock)
+            self.sessions[config.session_id] = session
+        elif not session.logged_on:
+            session.config = config  # the table may have changed it
+        if await session.logon(conn, msg):
+            return session
+        return None
