@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from nexus_common.events import iso
 from nexus_common.money import fmt
@@ -59,8 +59,7 @@ class ExecStatus(StrEnum):
     REJECTED = "rejected"
 
 
-@dataclass(frozen=True, slots=True)
-class BookLevel:
+class BookLevel(NamedTuple):
     """One aggregated displayed price level."""
 
     price: Decimal
@@ -75,6 +74,18 @@ class VenueBook:
     symbol: str
     bids: tuple[BookLevel, ...]
     asks: tuple[BookLevel, ...]
+    bid_depth: Decimal = field(init=False, compare=False)  # shares displayed per side
+    ask_depth: Decimal = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        total = ZERO
+        for level in self.bids:
+            total += level.quantity
+        object.__setattr__(self, "bid_depth", total)
+        total = ZERO
+        for level in self.asks:
+            total += level.quantity
+        object.__setattr__(self, "ask_depth", total)
 
     def levels(self, side: Side) -> tuple[BookLevel, ...]:
         """The levels a taker on ``side`` trades against (asks for a buy)."""

@@ -9,9 +9,8 @@ price on every venue quoting it and each venue's own quote and depth beside it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from nexus_common.money import fmt
 
@@ -19,8 +18,7 @@ from nexus_routing.model import ZERO, Side, VenueBook
 from nexus_routing.venues import Venue
 
 
-@dataclass(frozen=True, slots=True)
-class ProtectedQuote:
+class ProtectedQuote(NamedTuple):
     venue: str
     mic: str
     bid: Decimal | None
@@ -43,8 +41,7 @@ class ProtectedQuote:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Nbbo:
+class Nbbo(NamedTuple):
     """``bid``/``ask`` None: no venue quotes that side."""
 
     symbol: str
@@ -107,12 +104,6 @@ def compute_nbbo(symbol: str, books: Mapping[str, VenueBook], venues: Mapping[st
         book = books[name]
         top_bid = book.bids[0] if book.bids else None
         top_ask = book.asks[0] if book.asks else None
-        bid_depth = ZERO
-        for level in book.bids:
-            bid_depth += level.quantity
-        ask_depth = ZERO
-        for level in book.asks:
-            ask_depth += level.quantity
         quotes.append(
             ProtectedQuote(
                 name,
@@ -121,8 +112,8 @@ def compute_nbbo(symbol: str, books: Mapping[str, VenueBook], venues: Mapping[st
                 ZERO if top_bid is None else top_bid.quantity,
                 None if top_ask is None else top_ask.price,
                 ZERO if top_ask is None else top_ask.quantity,
-                bid_depth,
-                ask_depth,
+                book.bid_depth,
+                book.ask_depth,
             )
         )
         if top_bid is not None:

@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from nexus_common.errors import ValidationFailed
 from nexus_common.events import iso
@@ -91,6 +91,9 @@ class RouteRequest:
     allow_iso: bool = True
     tick_size: Decimal = Decimal("0.01")
     lot_size: Decimal = ONE
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     @classmethod
     def parse(cls, body: Mapping[str, Any]) -> RouteRequest:
@@ -136,11 +139,17 @@ class RouteRequest:
             tick_size=field("tick_size", to_decimal, Decimal("0.01")),
             lot_size=field("lot_size", to_decimal, ONE),
         )
-        request.validate()
-        return request
+        return request  # validated by __post_init__
 
     def validate(self) -> None:
         """Bounds checked before any arithmetic; ``ValidationFailed`` naming the field."""
+        for name, kind in (("side", Side), ("strategy", Strategy), ("order_type", OrderType), ("urgency", Urgency)):
+            if not isinstance(getattr(self, name), kind):
+                raise ValidationFailed("invalid_field", f"{name} must be one of {[k.value for k in kind]}", name)
+        if type(self.order_id) is not str or not 0 < len(self.order_id) <= 64:
+            raise ValidationFailed("invalid_field", "order_id is 1 to 64 characters", "order_id")
+        if type(self.symbol) is not str or not 0 < len(self.symbol) <= 12:
+            raise ValidationFailed("invalid_field", "symbol is 1 to 12 characters", "symbol")
         quantity = self.quantity
         if not (isinstance(quantity, Decimal) and quantity.is_finite() and ZERO < quantity <= MAX_QUANTITY):
             raise ValidationFailed("invalid_quantity", f"quantity is above 0, at most {MAX_QUANTITY}", "quantity")
@@ -169,8 +178,7 @@ class RouteRequest:
             raise ValidationFailed("invalid_max_venues", f"max_venues is 1 to {MAX_VENUES}", "max_venues")
 
 
-@dataclass(frozen=True, slots=True)
-class Allocation:
+class Allocation(NamedTuple):
     """One child order of a decision. ``take``: an IOC limit at ``limit_price`` (the worst price
     it may reach); ``rest``: a GTC limit resting at ``limit_price``. ``notional`` and ``fees`` are
     what the displayed book lets the router expect (``fees`` negative: a rebate)."""
@@ -199,8 +207,7 @@ class Allocation:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Considered:
+class Considered(NamedTuple):
     """A venue the router looked at, and whether (and why not) it could be used."""
 
     venue: str
@@ -227,8 +234,7 @@ class Considered:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Alternative:
+class Alternative(NamedTuple):
     """The order sent to one venue alone: what its displayed book would fill within the limit,
     and at what cost (``all_in`` = notional plus fees for a buy, minus fees for a sell)."""
 
@@ -248,8 +254,7 @@ class Alternative:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class RoutingDecision:
+class RoutingDecision(NamedTuple):
     """One routing decision, ready to be stored and published (``to_dict``)."""
 
     decision_id: str
@@ -329,8 +334,33 @@ class RoutingDecision:
 
 
 def expected_latency_us(venue: Venue) -> int:
-    spec = venue.latency
-    return spec.base_us + spec.jitter_us // 2 + int(spec.tail_probability * spec.tail_us)
+    return _facts(venue).latency
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What the router reads of a venue configuration, computed once per configuration object."""
+
+    venue: Venue
+    latency: int
+    taker_fee: Decimal
+    maker_rebate: Decimal
+    internal: bool
+
+
+_FACTS: dict[int, _Facts] = {}
+
+
+def _facts(venue: Venue) -> _Facts:
+    facts = _FACTS.get(id(venue))
+    if facts is None or facts.venue is not venue:
+        spec = venue.latency
+        latency = spec.base_us + spec.jitter_us // 2 + int(spec.tail_probability * spec.tail_us)
+        facts = _Facts(venue, latency, venue.fees.taker_fee, venue.fees.maker_rebate, venue.internal)
+        if len(_FACTS) >= 4096:
+            _FACTS.clear()
+        _FACTS[id(venue)] = facts
+    return facts
 
 
 def _eligibility(strategy: Strategy, venue: Venue, book: VenueBook | None) -> str:
@@ -344,18 +374,18 @@ def _eligibility(strategy: Strategy, venue: Venue, book: VenueBook | None) -> st
     return ""
 
 
-def _preference(strategy: Strategy, venue: Venue, latency: int, fill_rate: Decimal | None) -> tuple[Any, ...]:
+def _preference(strategy: Strategy, name: str, facts: _Facts, fill_rate: Decimal | None) -> tuple[Any, ...]:
     """The strategy's order among venues quoting the same price (lower first; see module doc)."""
-    fee = venue.fees.taker_fee
+    fee = facts.taker_fee
     if strategy is Strategy.FASTEST:
-        return (latency, fee, venue.name)
+        return (facts.latency, fee, name)
     if strategy is Strategy.INTERNALIZE_FIRST:
-        return (0 if venue.internal else 1, fee, venue.name)
+        return (0 if facts.internal else 1, fee, name)
     if strategy is Strategy.SMART:
-        return (fee, -(fill_rate if fill_rate is not None else ONE), latency, venue.name)
+        return (fee, -(fill_rate if fill_rate is not None else ONE), facts.latency, name)
     if strategy is Strategy.BEST_PRICE:
-        return (venue.name,)  # the level's size comes first, see _entry
-    return (fee, venue.name)
+        return (name,)  # the level's size comes first, see _entry
+    return (fee, name)
 
 
 def route_order(
@@ -368,7 +398,6 @@ def route_order(
 ) -> RoutingDecision:
     """One routing decision (see the module doc). ``ValidationFailed`` for a bad request or a
     naive ``now``."""
-    request.validate()
     if now.tzinfo is None:
         raise ValidationFailed("invalid_clock", "the decision instant must be tz-aware", "ts")
     if not 1 <= round_ <= 1_000:
@@ -382,17 +411,17 @@ def route_order(
     considered: list[Considered] = []
     heap: list[tuple[Any, ...]] = []
     level_lists: list[tuple[BookLevel, ...]] = []
-    infos: list[tuple[Venue, int]] = []
+    infos: list[tuple[Venue, _Facts]] = []
     prefs: list[tuple[Any, ...]] = []
     for name in sorted(venues):
         venue = venues[name]
+        facts = _facts(venue)
         book = books.get(name)
         why = _eligibility(strategy, venue, book)
-        latency = expected_latency_us(venue)
         rate = stats.fill_rate(name, symbol, side, request.quantity) if stats is not None else None
         considered.append(
-            Considered(name, venue.mic, venue.kind, not why, why or "eligible", venue.fees.taker_fee,
-                       venue.fees.maker_rebate, latency, rate)
+            Considered(name, venue.mic, venue.kind, not why, why or "eligible", facts.taker_fee,
+                       facts.maker_rebate, facts.latency, rate)
         )
         if book is None or not venue.enabled:
             continue
@@ -405,8 +434,8 @@ def route_order(
             continue
         index = len(level_lists)
         level_lists.append(levels)
-        infos.append((venue, latency))
-        pref = _preference(strategy, venue, latency, rate)
+        infos.append((venue, facts))
+        pref = _preference(strategy, name, facts, rate)
         prefs.append(pref)
         heap.append(_entry(buy, strategy, levels[0], pref, index, 0))
     heapq.heapify(heap)
@@ -424,7 +453,7 @@ def route_order(
             ticks = SMART_IMPACT_TICKS[request.urgency]
             impact = far + ticks * request.tick_size if buy else far - ticks * request.tick_size
             cap = impact if cap is None else (min(cap, impact) if buy else max(cap, impact))
-            mode = f"larger than the NBBO's {fmt(displayed)} displayed: at most {ticks} ticks through the NBBO"
+            mode = f"larger than the NBBO's {displayed} displayed: at most {ticks} ticks through the NBBO"
     if not request.allow_iso and far is not None:
         cap = far if cap is None else (min(cap, far) if buy else max(cap, far))
 
@@ -443,7 +472,7 @@ def route_order(
             stop = "limit reached" if cap == limit else "impact cap reached"
             break
         if entry[1] == 1:
-            stop = f"protected quote of {entry[2]} at {fmt(price)} may not be traded through"
+            stop = f"protected quote of {entry[2]} at {price} may not be traded through"
             break
         index, li = entry[-2], entry[-1]
         if index not in taken:
@@ -471,20 +500,22 @@ def route_order(
             tops[q.venue] = top
     children: list[Allocation] = []
     for index in order:
-        venue, latency = infos[index]
+        venue, facts = infos[index]
         qty, notional, worst = taken[index]
-        beyond = any(
-            (worst > other if buy else worst < other) for name, other in tops.items() if name != venue.name
-        )
+        beyond = False
+        for name, other in tops.items():
+            if name != venue.name and (worst > other if buy else worst < other):
+                beyond = True
+                break
         children.append(
-            Allocation(venue.name, venue.mic, TAKE, qty, worst, notional, venue.fees.taker_cost(qty), beyond, latency)
+            Allocation(venue.name, venue.mic, TAKE, qty, worst, notional, facts.taker_fee * qty, beyond, facts.latency)
         )
 
     unrouted = remaining
     remainder = NONE
     reason = f"{strategy.value}: " + (f"{mode}; " if mode else "")
     if children:
-        reason += f"took {fmt(request.quantity - remaining)} from {', '.join(c.venue for c in children)}"
+        reason += f"took {request.quantity - remaining} from {', '.join(c.venue for c in children)}"
     else:
         reason += "took nothing"
     if remaining:
@@ -495,7 +526,7 @@ def route_order(
         reason += f"; {stop}"
         if request.order_type is OrderType.MARKET or (blocked and request.urgency is not Urgency.LOW) or limit is None:
             remainder = REROUTE
-            reason += f"; {fmt(remaining)} re-routed when the children report"
+            reason += f"; {remaining} re-routed when the children report"
         else:
             rest_price = limit
             if next_price is not None and (rest_price >= next_price if buy else rest_price <= next_price):
@@ -594,20 +625,26 @@ def _alternatives(
     buy = request.side is Side.BUY
     limit = request.limit_price
     found: list[Alternative] = []
+    quantity = request.quantity
     for name in sorted(books):
         venue = venues.get(name)
         if venue is None or not venue.enabled:
             continue
-        remaining = request.quantity
+        remaining = quantity
         notional = ZERO
         for level in books[name].asks if buy else books[name].bids:
-            if not remaining or (limit is not None and (level.price > limit if buy else level.price < limit)):
+            price = level.price
+            if limit is not None and (price > limit if buy else price < limit):
                 break
-            qty = level.quantity if level.quantity < remaining else remaining
-            notional += qty * level.price
+            qty = level.quantity
+            if qty >= remaining:
+                notional += remaining * price
+                remaining = ZERO
+                break
+            notional += qty * price
             remaining -= qty
-        fillable = request.quantity - remaining
-        fees = venue.fees.taker_cost(fillable)
+        fillable = quantity - remaining
+        fees = _facts(venue).taker_fee * fillable
         found.append(Alternative(name, fillable, notional, fees, notional + fees if buy else notional - fees))
     return found
 
