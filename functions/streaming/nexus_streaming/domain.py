@@ -1,10 +1,11 @@
 """What the WebSocket API streams, and to whom. No boto3 here.
 
 Channels: ``trades:<SYMBOL>``, ``book:<SYMBOL>``, ``ticker:<SYMBOL>`` (public, per symbol), and
-``orders:<account>``, ``fills:<account>``, ``notifications:<account>`` (private: the connection's
-own accounts only). ``fan_out`` turns the events of one ``execution-events`` record (one engine
-step of one symbol) into the messages of each channel, in event order; the publisher numbers
-them per channel.
+``orders:<account>``, ``fills:<account>``, ``notifications:<account>``, ``analytics:<account>``
+(private: the connection's own accounts only; the analytics summary is pushed by
+``nexus_analytics.on_positions_stream``). ``fan_out`` turns the events of one
+``execution-events`` record (one engine step of one symbol) into the messages of each channel,
+in event order; the publisher numbers them per channel.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from nexus_common.push import Connection
 from pydantic import BaseModel, ConfigDict, Field
 
 PUBLIC_CHANNELS: Final = ("trades", "book", "ticker")
-PRIVATE_CHANNELS: Final = ("orders", "fills", "notifications")
+PRIVATE_CHANNELS: Final = ("orders", "fills", "notifications", "analytics")
 _SYMBOL: Final = re.compile(r"^[A-Z][A-Z0-9.]{0,11}$")
 
 
@@ -41,7 +42,7 @@ class SubscriptionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     action: Literal["subscribe", "unsubscribe"]
-    channel: Literal["trades", "book", "ticker", "orders", "fills", "notifications"]
+    channel: Literal["trades", "book", "ticker", "orders", "fills", "notifications", "analytics"]
     symbol: str | None = Field(default=None, min_length=1, max_length=12)
     account_id: str | None = Field(default=None, min_length=1, max_length=128)
 

@@ -1,0 +1,99 @@
+"""Positions table stream (keys only) -> the analytics summary on ``analytics:<account>``.
+
+For each account whose positions changed in the batch, once per batch:
+1. its channel's subscribers (one ``Query``): nobody listens -> nothing more is read;
+2. the push slot (one conditional ``UpdateItem``): taken less than
+   ``ANALYTICS_PUSH_INTERVAL_SECONDS`` ago -> no message (the client sees the change in the next
+   push, or asks ``GET /v1/analytics/summary``);
+3. the summary (``AnalyticsService.summary``), numbered and posted to each subscriber.
+
+A summary is a picture of the state, not an event: a redelivered batch may post the same picture
+again once the slot is free, which a client treats as a refresh. Too little history for VaR is
+pushed as ``{"type": "analytics", "error": {...insufficient_history...}}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from nexus_common.events import utc_now
+from nexus_common.logging import get_logger, with_lambda_context
+from nexus_common.push import ConnectionStore, ManagementApi, Publisher
+from nexus_common.settings import lazy, lazy_settings
+
+from nexus_analytics import metrics
+from nexus_analytics.repo import DynamoAccountsSource, DynamoPriceHistory, DynamoPushThrottle, DynamoValuations
+from nexus_analytics.service import AnalyticsService
+from nexus_analytics.settings import PushSettings
+
+CHANNEL = "analytics"
+
+logger = get_logger()
+settings = lazy_settings(PushSettings)
+connections = lazy(lambda: ConnectionStore(settings().connections_table))
+management = lazy(lambda: ManagementApi(settings().ws_management_endpoint))
+throttle = lazy(lambda: DynamoPushThrottle(settings().connections_table))
+
+
+@lazy
+def service() -> AnalyticsService:
+    config = settings()
+    return AnalyticsService(
+        source=DynamoAccountsSource(config.accounts_table, config.positions_table, config.trades_table, None),
+        prices=DynamoPriceHistory(config.price_history_table),
+        valuations=DynamoValuations(config.valuations_table),
+        clock=lambda: utc_now(),  # looked up at each call: tests set the module's clock
+    )
+
+
+def changed_accounts(records: Iterable[dict[str, Any]]) -> list[str]:
+    """The accounts of a batch's position changes, in first-seen order, each once."""
+    seen: dict[str, None] = {}
+    for record in records:
+        keys = (record.get("dynamodb") or {}).get("Keys") or {}
+        account = (keys.get("account_id") or {}).get("S")
+        if isinstance(account, str) and account:
+            seen.setdefault(account, None)
+    return list(seen)
+
+
+def push_summaries(
+    accounts: Iterable[str],
+    publisher: Publisher,
+    claim: Callable[[str], bool],
+    summarize: Callable[[str], dict[str, Any]],
+) -> int:
+    """Push the summary of each account someone listens to and whose slot is free; how many."""
+    pushed = 0
+    for account in accounts:
+        channel = f"{CHANNEL}:{account}"
+        if not publisher.subscribers(channel) or not claim(channel):
+            continue
+        try:
+            message: dict[str, Any] = {"type": CHANNEL, "account_id": account, "summary": summarize(account)}
+        except metrics.InsufficientHistory as exc:
+            message = {
+                "type": CHANNEL,
+                "account_id": account,
+                "error": {"code": "insufficient_history", "available": exc.available, "needed": exc.needed},
+            }
+        publisher.publish(channel, [message])
+        pushed += 1
+    return pushed
+
+
+@with_lambda_context(logger)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    accounts = changed_accounts(event.get("Records") or [])
+    interval = settings().analytics_push_interval_seconds
+    publisher = Publisher(connections(), management())
+    pushed = push_summaries(
+        accounts,
+        publisher,
+        lambda channel: throttle().claim(channel, utc_now(), interval),
+        service().summary,
+    )
+    if pushed:
+        logger.debug("analytics push", extra={"accounts": len(accounts), "pushed": pushed})
+    return {"batchItemFailures": []}
