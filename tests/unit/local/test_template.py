@@ -155,12 +155,18 @@ def test_project_template_declares_what_the_runtime_runs(aws: Any) -> None:
         "AlertsFunction",
         "AuditStreamsConsumerFunction",
         "StreamingRevocationsFunction",
+        "SurveillanceConsumerFunction",
     }
     audit_readers = {"AuditStreamsConsumerFunction", "StreamingRevocationsFunction"}
     for source in kinesis:
         assert source.properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         destination = source.properties["DestinationConfig"]["OnFailure"]["Destination"]
-        assert destination.endswith("audit-dlq" if source.function in audit_readers else "execution-events-dlq")
+        expected = (
+            "audit-dlq" if source.function in audit_readers
+            else "surveillance-dlq" if source.function == "SurveillanceConsumerFunction"
+            else "execution-events-dlq"
+        )  # fmt: skip
+        assert destination.endswith(expected)
     (engine,) = platform.containers
     assert engine.command == ("python", "-m", "nexus_matching")
     assert {p.name for p in engine.python_path} == {"common", "matching"}

@@ -1,0 +1,51 @@
+"""What the surveillance service needs from the outside world (implemented in ``repo.py``; the
+tests use the real adapters over moto and a real Redis)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from nexus_common.audit import AuditEvent
+
+
+class SymbolStateStore(Protocol):
+    def locked(self, symbols: Iterable[str]) -> AbstractContextManager[dict[str, dict[str, Any] | None]]:
+        """Hold every symbol's lock; yields their stored states (None: none yet)."""
+        ...
+
+    def save(self, states: Mapping[str, dict[str, Any]]) -> None: ...
+
+
+class OwnerDirectory(Protocol):
+    def owners(self, account_ids: Iterable[str]) -> dict[str, str]:
+        """account id -> owner user id, for the accounts that have an owner."""
+        ...
+
+
+class ThresholdsSource(Protocol):
+    def current(self) -> dict[str, dict[str, Any]]:
+        """detector name -> thresholds in force (absent: the detector's defaults)."""
+        ...
+
+
+class AlertStore(Protocol):
+    def put_new(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """None when stored now; the stored item when it existed already."""
+        ...
+
+    def mark_dispatched(self, alert_id: str, at: datetime, halted: list[str]) -> None: ...
+
+
+class AlertEffects(Protocol):
+    """What a new alert sets in motion; each step idempotent (ids derived from the alert)."""
+
+    def publish(self, alerts: list[dict[str, Any]]) -> None: ...
+
+    def audit(self, events: list[AuditEvent]) -> None: ...
+
+    def notify_compliance(self, alerts: list[dict[str, Any]], at: datetime) -> None: ...
+
+    def halt(self, account_id: str, alert_id: str, at: datetime) -> bool: ...

@@ -1,0 +1,439 @@
+"""Data access of the surveillance service: Redis (detector state), DynamoDB (alerts,
+thresholds, scans, owners, the kill switch, the audit trail's time index), Kinesis (the
+surveillance-alerts and audit-events streams) and SQS (notifications, scans)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Final
+
+from boto3.dynamodb.conditions import Attr, Key
+from nexus_common import aws
+from nexus_common.audit import AuditEvent
+from nexus_common.dynamo import LazyTable, conditional, conditional_write, pages
+from nexus_common.dynamo_batch import batch_get
+from nexus_common.errors import Unavailable
+from nexus_common.events import iso
+from nexus_common.jsonutil import dumps, loads
+from nexus_common.sqs import SqsBatchSender
+
+from nexus_surveillance.alerts import FEED
+
+CURRENT: Final = "current"  # the thresholds item holding every detector's version in force
+
+# -- Redis: per-symbol detector state under a per-symbol lock --------------------------------
+
+_UNLOCK: Final = """
+for i, key in ipairs(KEYS) do
+  if redis.call('get', key) == ARGV[1] then redis.call('del', key) end
+end
+return 0
+"""
+
+
+class RedisSymbolState:
+    """``<prefix>:state:<symbol>`` (JSON of ``{detector: snapshot}``) and ``<prefix>:lock:<symbol>``.
+
+    ``locked(symbols)`` takes every lock with ``SET NX PX`` and reads every state with ``MGET`` in
+    one round trip; a lock held by another invocation (the other stream's mapping, or a retry
+    overlapping a timed-out run) is waited for, then the batch fails and is retried. A lock
+    expires by itself (``lock_ms``) if its holder dies."""
+
+    def __init__(
+        self, client: Any, prefix: str, lock_ms: int = 60_000, wait_s: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:  # fmt: skip
+        self.client = client
+        self.prefix = prefix
+        self.lock_ms = lock_ms
+        self.wait_s = wait_s
+        self._sleep = sleep
+
+    def _state_key(self, symbol: str) -> str:
+        return f"{self.prefix}:state:{symbol}"
+
+    def _lock_key(self, symbol: str) -> str:
+        return f"{self.prefix}:lock:{symbol}"
+
+    @contextmanager
+    def locked(self, symbols: Iterable[str]) -> Iterator[dict[str, dict[str, Any] | None]]:
+        wanted = sorted(set(symbols))
+        if not wanted:
+            yield {}
+            return
+        token = uuid.uuid4().hex
+        locks = [self._lock_key(s) for s in wanted]
+        waited = 0.0
+        while True:
+            pipe = self.client.pipeline(transaction=False)
+            for key in locks:
+                pipe.set(key, token, nx=True, px=self.lock_ms)
+            pipe.mget([self._state_key(s) for s in wanted])
+            *taken, raw = pipe.execute()
+            if all(taken):
+                break
+            self.client.eval(_UNLOCK, len(locks), *locks, token)
+            if waited >= self.wait_s:
+                raise Unavailable("symbol_locked", "another invocation holds a symbol's surveillance state")
+            self._sleep(0.05)
+            waited += 0.05
+        try:
+            yield {s: (loads(v) if v else None) for s, v in zip(wanted, raw, strict=True)}
+        finally:
+            self.client.eval(_UNLOCK, len(locks), *locks, token)
+
+    def save(self, states: Mapping[str, dict[str, Any]]) -> None:
+        if states:
+            self.client.mset({self._state_key(s): dumps(v) for s, v in states.items()})
+
+
+# -- DynamoDB ---------------------------------------------------------------------------------
+
+
+class AccountOwners(LazyTable):
+    """Account -> owner user id (``owner_user_id`` on the account item). An account's owner never
+    changes, so answers are kept for the life of the process; only accounts not seen before are
+    read, with one ``BatchGetItem`` per 100."""
+
+    def __init__(self, table_name: str, table: Any = None) -> None:
+        super().__init__(table_name, table)
+        self._known: dict[str, str] = {}
+
+    def owners(self, account_ids: Iterable[str]) -> dict[str, str]:
+        ids = {a for a in account_ids if a}
+        missing = [a for a in ids if a not in self._known]
+        if missing:
+            found = batch_get(
+                self.table, [{"account_id": a} for a in sorted(missing)],
+                ProjectionExpression="account_id, owner_user_id",
+            )  # fmt: skip
+            for item in found:
+                self._known[str(item["account_id"])] = str(item.get("owner_user_id") or "")
+            for account in missing:
+                self._known.setdefault(account, "")
+        return {a: self._known[a] for a in ids if self._known.get(a)}
+
+
+class ThresholdsRepo(LazyTable):
+    """Versioned thresholds: ``(detector, version)`` for each change, and ``("current", 0)``
+    with ``detectors``: ``{name: {"version": n, "thresholds": {...}}}``."""
+
+    def current(self) -> dict[str, dict[str, Any]]:
+        """detector -> {"version", "thresholds", ...} of the versions in force."""
+        item = self.table.get_item(Key={"detector": CURRENT, "version": 0}, ConsistentRead=True).get("Item")
+        return {k[2:]: dict(v) for k, v in (item or {}).items() if k.startswith("d_") and isinstance(v, dict)}
+
+    def history(self, detector: str, limit: int = 20) -> list[dict[str, Any]]:
+        answer = self.table.query(
+            KeyConditionExpression=Key("detector").eq(detector), ScanIndexForward=False, Limit=limit
+        )
+        return [dict(i) for i in answer.get("Items") or []]
+
+    def put_version(self, detector: str, version: int, thresholds: dict[str, Any], actor: str, note: str,
+                    at: datetime) -> bool:  # fmt: skip
+        """Store ``version`` (False when it exists: another change came first), then make it the
+        one in force (``d_<detector>`` on the current item, never moved back to an older
+        version). A crash between the two is healed by the next change; the version item is
+        the record either way."""
+        entry = {"version": version, "thresholds": thresholds, "updated_by": actor, "updated_at": iso(at)}
+        if not conditional_write(
+            self.table.put_item, Item={"detector": detector, **entry, "note": note},
+            ConditionExpression="attribute_not_exists(detector)",
+        ):  # fmt: skip
+            return False
+        conditional_write(
+            self.table.update_item,
+            Key={"detector": CURRENT, "version": 0},
+            UpdateExpression="SET #d = :entry",
+            ConditionExpression="attribute_not_exists(#d) OR #d.version < :v",
+            ExpressionAttributeNames={"#d": f"d_{detector}"},
+            ExpressionAttributeValues={":entry": entry, ":v": version},
+        )
+        return True
+
+
+class CachedThresholds:
+    """The thresholds in force, re-read at most every ``ttl_s`` seconds (one ``GetItem``): a PUT
+    reaches the live detectors within that bound, with no redeploy."""
+
+    def __init__(self, repo: ThresholdsRepo, ttl_s: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.repo = repo
+        self.ttl_s = ttl_s
+        self._monotonic = monotonic
+        self._value: dict[str, dict[str, Any]] = {}
+        self._read_at: float | None = None
+
+    def current(self) -> dict[str, dict[str, Any]]:
+        now = self._monotonic()
+        if self._read_at is None or now - self._read_at >= self.ttl_s:
+            entries = self.repo.current()
+            self._value = {name: dict(e.get("thresholds") or {}) for name, e in entries.items()}
+            self._read_at = now
+        return self._value
+
+
+class DynamoAlertStore(LazyTable):
+    def put_new(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        outcome = conditional(
+            self.table.put_item, Item=item, ConditionExpression="attribute_not_exists(alert_id)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )  # fmt: skip
+        return None if outcome.written else (outcome.old or {})
+
+    def mark_dispatched(self, alert_id: str, at: datetime, halted: list[str]) -> None:
+        self.table.update_item(
+            Key={"alert_id": alert_id},
+            UpdateExpression="SET dispatched_at = :at, halted_accounts = :halted",
+            ExpressionAttributeValues={":at": iso(at), ":halted": halted},
+        )
+
+    def get(self, alert_id: str) -> dict[str, Any] | None:
+        item = self.table.get_item(Key={"alert_id": alert_id}, ConsistentRead=True).get("Item")
+        return dict(item) if item else None
+
+    def transition(self, alert_id: str, allowed_from: tuple[str, ...], to: str, version: int,
+                   entry: dict[str, Any]) -> bool:  # fmt: skip
+        """Move the alert to ``to`` if it is still at ``version`` (and so in a status it may leave)."""
+        names = {"#s": "status"}
+        values: dict[str, Any] = {":to": to, ":v": version, ":one": 1, ":entry": [entry]}
+        allowed = []
+        for i, status in enumerate(allowed_from):
+            values[f":f{i}"] = status
+            allowed.append(f":f{i}")
+        return conditional_write(
+            self.table.update_item,
+            Key={"alert_id": alert_id},
+            UpdateExpression="SET #s = :to, version = version + :one, history = list_append(history, :entry)",
+            ConditionExpression=f"version = :v AND #s IN ({', '.join(allowed)})",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def list_page(self, *, start: str, end: str, filters: Mapping[str, str], limit: int,
+                  after: dict[str, Any] | None, max_pages: int = 20,
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:  # fmt: skip
+        """Alerts newest first with ``window_end`` in [start, end], matching ``filters``
+        (status, detector, severity, symbol, account, user), at most ``limit``; and the key to
+        go on from (None: no more). Reads at most ``max_pages`` index pages per call."""
+        condition = Key("feed").eq(FEED) & Key("sort").between(start, end + "\uffff")
+        flt = None
+        for name, value in filters.items():
+            clause = Attr("accounts").contains(value) if name == "account" else (
+                Attr("users").contains(value) if name == "user" else Attr(name).eq(value))  # fmt: skip
+            flt = clause if flt is None else flt & clause
+        kwargs: dict[str, Any] = {"IndexName": "by-time", "KeyConditionExpression": condition,
+                                  "ScanIndexForward": False, "Limit": max(limit, 25)}  # fmt: skip
+        if flt is not None:
+            kwargs["FilterExpression"] = flt
+        if after:
+            kwargs["ExclusiveStartKey"] = after
+        items: list[dict[str, Any]] = []
+        for number, page in enumerate(pages(self.table.query, **kwargs)):
+            for item in page.get("Items") or []:
+                items.append(dict(item))
+                if len(items) == limit:
+                    last = items[-1]
+                    return items, {"alert_id": last["alert_id"], "feed": last["feed"], "sort": last["sort"]}
+            if "LastEvaluatedKey" not in page:
+                return items, None
+            if number + 1 >= max_pages:
+                return items, dict(page["LastEvaluatedKey"])
+        return items, None
+
+
+class KillSwitch(LazyTable):
+    """``trading_enabled`` on the account item: what the orders API's pre-trade check reads."""
+
+    def halt(self, account_id: str, alert_id: str, at: datetime) -> bool:
+        return conditional_write(
+            self.table.update_item,
+            Key={"account_id": account_id},
+            UpdateExpression="SET trading_enabled = :off, trading_halted_by = :alert, trading_halted_at = :at",
+            ConditionExpression="attribute_exists(account_id)",
+            ExpressionAttributeValues={":off": False, ":alert": alert_id, ":at": iso(at)},
+        )
+
+    def resume(self, account_id: str, alert_id: str) -> bool:
+        """Switch the account back on if this alert is what switched it off."""
+        return conditional_write(
+            self.table.update_item,
+            Key={"account_id": account_id},
+            UpdateExpression="SET trading_enabled = :on REMOVE trading_halted_by, trading_halted_at",
+            ConditionExpression="trading_halted_by = :alert AND trading_enabled = :off",
+            ExpressionAttributeValues={":on": True, ":off": False, ":alert": alert_id},
+        )
+
+
+class ComplianceRecipients(LazyTable):
+    """The default account of every active compliance user (their notifications inbox). A Scan
+    of the users table, made only when an alert is dispatched and kept ``ttl_s`` seconds (a new
+    compliance user is notified from then on)."""
+
+    def __init__(self, table_name: str, ttl_s: float = 300.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(table_name)
+        self.ttl_s = ttl_s
+        self._monotonic = monotonic
+        self._value: list[tuple[str, str]] = []
+        self._read_at: float | None = None
+
+    def accounts(self) -> list[tuple[str, str]]:
+        """(user id, default account id) of each compliance user."""
+        now = self._monotonic()
+        if self._read_at is None or now - self._read_at >= self.ttl_s:
+            found: list[tuple[str, str]] = []
+            for page in pages(
+                self.table.scan,
+                FilterExpression=Attr("pk").begins_with("user#") & Attr("roles").contains("compliance"),
+                ProjectionExpression="user_id, default_account_id, #s",
+                ExpressionAttributeNames={"#s": "status"},
+            ):
+                for item in page.get("Items") or []:
+                    if item.get("default_account_id") and item.get("status", "active") == "active":
+                        found.append((str(item["user_id"]), str(item["default_account_id"])))
+            self._value = sorted(found)
+            self._read_at = now
+        return self._value
+
+
+def put_records(stream: str, records: list[tuple[str, dict[str, Any]]]) -> None:
+    """``PutRecords`` (500 a call); a partly refused call raises (the batch is retried, and every
+    reader of these streams drops what it has already)."""
+    client = aws.client("kinesis")
+    for start in range(0, len(records), 500):
+        chunk = records[start : start + 500]
+        answer = client.put_records(
+            StreamName=stream,
+            Records=[{"PartitionKey": key[:256], "Data": dumps(data).encode("utf-8")} for key, data in chunk],
+        )
+        if answer.get("FailedRecordCount"):
+            raise Unavailable("publish_failed", f"{answer['FailedRecordCount']} record(s) not put on {stream}")
+
+
+class AwsAlertEffects:
+    """The live path's effects of a new alert (see ``ports.AlertEffects``)."""
+
+    def __init__(self, alerts_stream: str, audit_stream: str, notifications: SqsBatchSender,
+                 recipients: ComplianceRecipients, kill_switch: KillSwitch) -> None:  # fmt: skip
+        self.alerts_stream = alerts_stream
+        self.audit_stream = audit_stream
+        self.notifications = notifications
+        self.recipients = recipients
+        self.kill_switch = kill_switch
+
+    def publish(self, alerts: list[dict[str, Any]]) -> None:
+        put_records(self.alerts_stream, [(str(a["symbol"]), a) for a in alerts])
+
+    def audit(self, events: list[AuditEvent]) -> None:
+        put_records(self.audit_stream, [(e.partition_key, e.to_wire()) for e in events])
+
+    def notify_compliance(self, alerts: list[dict[str, Any]], at: datetime) -> None:
+        messages = [
+            {
+                "notification_id": f"surveillance-{a['alert_id']}-{user_id}",
+                "account_id": account_id,
+                "kind": "surveillance_alert",
+                "ts": iso(at),
+                "alert_id": a["alert_id"],
+                "detector": a["detector"],
+                "severity": a["severity"],
+                "symbol": a["symbol"],
+                "accounts": a["accounts"],
+            }
+            for a in alerts
+            for user_id, account_id in self.recipients.accounts()
+        ]
+        if messages:
+            self.notifications.send(messages)
+
+    def halt(self, account_id: str, alert_id: str, at: datetime) -> bool:
+        return self.kill_switch.halt(account_id, alert_id, at)
+
+
+class ScansRepo(LazyTable):
+    """``(scan_id, "meta")``: the request and its status; ``(scan_id, "alert#<id>")``: its alerts."""
+
+    def create(self, item: dict[str, Any]) -> None:
+        self.table.put_item(Item={**item, "item": "meta"}, ConditionExpression="attribute_not_exists(scan_id)")
+
+    def meta(self, scan_id: str) -> dict[str, Any] | None:
+        got = self.table.get_item(Key={"scan_id": scan_id, "item": "meta"}, ConsistentRead=True).get("Item")
+        return dict(got) if got else None
+
+    def set_status(self, scan_id: str, status: str, **values: Any) -> None:
+        names = {"#s": "status"}
+        expr = ["#s = :s"]
+        attrs: dict[str, Any] = {":s": status}
+        for i, (k, v) in enumerate(values.items()):
+            names[f"#k{i}"] = k
+            attrs[f":v{i}"] = v
+            expr.append(f"#k{i} = :v{i}")
+        self.table.update_item(Key={"scan_id": scan_id, "item": "meta"}, UpdateExpression="SET " + ", ".join(expr),
+                               ExpressionAttributeNames=names, ExpressionAttributeValues=attrs)  # fmt: skip
+
+    def put_alerts(self, scan_id: str, items: list[dict[str, Any]], expires_at: int) -> None:
+        with self.table.batch_writer(overwrite_by_pkeys=["scan_id", "item"]) as writer:
+            for item in items:
+                writer.put_item(Item={**item, "scan_id": scan_id, "item": f"alert#{item['alert_id']}",
+                                      "expires_at": expires_at})  # fmt: skip
+
+    def alerts(self, scan_id: str, limit: int) -> list[dict[str, Any]]:
+        answer = self.table.query(
+            KeyConditionExpression=Key("scan_id").eq(scan_id) & Key("item").begins_with("alert#"), Limit=limit
+        )
+        return [dict(i) for i in answer.get("Items") or []]
+
+
+class AuditHistory(LazyTable):
+    """The audit trail's records by time (``by-day`` index): the platform's stored history."""
+
+    def records(self, start: datetime, end: datetime, max_items: int) -> tuple[list[dict[str, Any]], bool]:
+        """Records with ``start <= ts <= end``, oldest first, at most ``max_items`` (and whether
+        there were more)."""
+        from datetime import timedelta
+
+        out: list[dict[str, Any]] = []
+        day = start.date()
+        lo, hi = iso(start), iso(end)
+        while day <= end.date():
+            for page in pages(
+                self.table.query, IndexName="by-day",
+                KeyConditionExpression=Key("day").eq(day.isoformat()) & Key("ts").between(lo, hi),
+            ):  # fmt: skip
+                for item in page.get("Items") or []:
+                    if len(out) >= max_items:
+                        return out, True
+                    out.append(dict(item))
+            day += timedelta(days=1)
+        return out, False
+
+
+class Lookups:
+    """Batched reads for the API: orders and trades of an alert's evidence, a user's accounts."""
+
+    def __init__(self, orders_table: str, trades_table: str, users_table: str) -> None:
+        self.orders = LazyTable(orders_table)
+        self.trades = LazyTable(trades_table)
+        self.users = LazyTable(users_table)
+
+    def orders_by_id(self, order_ids: list[str]) -> list[dict[str, Any]]:
+        return batch_get(self.orders.table, [{"order_id": o} for o in order_ids[:100]]) if order_ids else []
+
+    def trades_by_id(self, trade_ids: list[str]) -> list[dict[str, Any]]:
+        keys = []
+        for trade_id in trade_ids[:100]:
+            symbol, _, seq = trade_id.rpartition("-")
+            if symbol and seq.isdigit():
+                keys.append({"symbol": symbol, "seq": int(seq)})
+        return batch_get(self.trades.table, keys) if keys else []
+
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        item = self.users.table.get_item(Key={"pk": f"user#{user_id}"}).get("Item")
+        return dict(item) if item else None
+
+
+def send_scan_request(queue_url: str, scan_id: str) -> None:
+    aws.client("sqs").send_message(QueueUrl=queue_url, MessageBody=dumps({"scan_id": scan_id}))
