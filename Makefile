@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/nexus bench matching
 	$(BIN)/nexus bench local
 	$(BIN)/nexus bench cache
+	$(BIN)/nexus bench analytics
 
 ## day: the 10,000-pair simulated trading day on a platform of its own, then reconciliation
 ##      (about 45 minutes on a 2-core machine; exit 1 on a break)

@@ -5,6 +5,7 @@ nexus accounts create --name N --cash C create an account (its opening cash a de
 nexus accounts deposit|withdraw --account A --amount X   move cash (ledger entry, audited, idempotent)
 nexus users grant --user U --role ROLE  give a user (id or email) a role: trader, compliance, admin
 nexus openapi [--check]                 build the OpenAPI document served at /openapi.json
+nexus prices import FILE.csv            load daily closes (date,symbol,close[,open,high,low,volume])
 nexus bench local                       orders/s accepted and filled by the local platform
 """
 
@@ -22,7 +23,16 @@ from typing import Annotated
 
 import typer
 
-from nexus import cli_engine, cli_funding, cli_identity, cli_marketdata, cli_money, platform
+from nexus import (
+    cli_analytics,
+    cli_analytics_data,
+    cli_engine,
+    cli_funding,
+    cli_identity,
+    cli_marketdata,
+    cli_money,
+    platform,
+)
 from nexus.local import runtime
 
 app = typer.Typer(
@@ -47,7 +57,8 @@ def _logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-RUNTIME_PARAMETERS = ("RedisUrlSecretArn", "WebSocketManagementEndpoint")  # nexus up sets these itself
+# nexus up sets these itself
+RUNTIME_PARAMETERS = ("RedisUrlSecretArn", "WebSocketManagementEndpoint", "FixPort", "FixBindAddress")
 
 
 def _parameter_overrides(tokens: list[str], stage: str) -> tuple[dict[str, str], str]:
@@ -77,11 +88,15 @@ def banner(local: runtime.LocalPlatform) -> list[str]:
         f"                     WS   {local.ws_url}   (Authorization: Bearer <api key>)",
         f"                     AWS  {local.aws_endpoint}   (aws --endpoint-url {local.aws_endpoint} ...)",
         f"                     Redis {runtime._redact_url(local.redis_url)}",
+        f"                     FIX  {local.fix_address}   (FIX 4.4; README: Connect over FIX)",
     ]
     if local.demo_accounts:
         names = ", ".join(f"{a['name']} {a['account_id']}" for a in local.demo_accounts)
         lines.append(f"  demo accounts      {names}")
         lines.append(f"                     API keys in {runtime.DEMO_FILE} (mode 0600; README: Trade in two minutes)")
+    if local.demo_fix_sessions:
+        sessions = ", ".join(str(s["session_id"]) for s in local.demo_fix_sessions)
+        lines.append(f"  demo FIX session   {sessions}; password in {runtime.DEMO_FIX_FILE} (mode 0600)")
     lines.append("  Ctrl-C to stop.\n")
     return lines
 
@@ -93,6 +108,7 @@ def up(
     port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8000,
     aws_port: Annotated[int, typer.Option(help="Port of the embedded moto server.")] = 4566,
     ws_port: Annotated[int, typer.Option(help="Port of the WebSocket API.")] = 8001,
+    fix_port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the FIX 4.4 gateway.")] = 9878,
     stage: Annotated[str, typer.Option(help="The template's Stage parameter.")] = "local",
     engines: Annotated[int, typer.Option(min=1, max=3, help="Matching engines: one leader, the rest standbys.")] = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -120,7 +136,7 @@ def up(
     signal.signal(signal.SIGTERM, on_signal)
     options = runtime.Options(
         api_port=port, aws_port=aws_port, ws_port=ws_port, stage=stage, demo=demo, engines=engines,
-        parameter_overrides=overrides,
+        parameter_overrides=overrides, fix_port=fix_port,
     )
     local = runtime.LocalPlatform(options)
     try:
@@ -198,6 +214,8 @@ def bench_local(
 cli_engine.register(app, bench_app)
 cli_money.register(app, bench_app)
 cli_marketdata.register(app, bench_app)
+cli_analytics.register(app, bench_app)
+cli_analytics_data.register(app, bench_app)
 cli_identity.register(app)
 cli_funding.register(accounts_app)
 
