@@ -627,6 +627,11 @@ class FrameSplitter:
                 self.garbled += 1
                 del buf[:start]
             soh = buf.find(b"\x01", 0, 32)
+            inner = buf.rfind(b"8=FIX", 1, soh if soh > 0 else min(len(buf), 32))
+            if inner > 0:  # a start cut short by another start: keep the last
+                self.garbled += 1
+                del buf[:inner]
+                continue
             if soh < 0:
                 if len(buf) >= 32:
                     self._skip()
