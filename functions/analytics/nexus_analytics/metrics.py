@@ -122,6 +122,8 @@ MAX_HORIZON_DAYS: Final = 30
 MIN_OBSERVATIONS: Final = 30
 MAX_EXPOSURE: Final = Decimal("1e13")
 MAX_BACKTEST_OBSERVATIONS: Final = 1_000_000
+MAX_RETURN_CELLS: Final = 6_000_000  # dates x symbols of the aligned closes
+MAX_PRICE: Final = 1e12
 
 USD: Final = Decimal("0.01")
 PCT: Final = Decimal("0.0001")
@@ -301,6 +303,36 @@ class Returns:
         return cls(tuple(dates), tuple(symbols), m, m, tuple(dates))
 
 
+def _price(close: Any) -> float:
+    if type(close) is Decimal:
+        try:
+            return float(close)
+        except ValueError:  # a signalling NaN
+            return math.nan
+    return float(_decimal(close, "close"))
+
+
+def _closes_arrays(symbol: str, rows: Sequence[tuple[date, Decimal]]) -> tuple[NDArray[np.int64], FloatArray]:
+    """(day ordinals, float closes) of one symbol, checked: dates, finite positive closes, no
+    date twice."""
+    try:
+        days = np.fromiter((d.toordinal() for d, _ in rows), dtype=np.int64, count=len(rows))
+    except (AttributeError, TypeError, ValueError):
+        raise InvalidInput(f"{symbol}: a close needs a date", field="date", code="invalid_date") from None
+    prices = np.fromiter((_price(c) for _, c in rows), dtype=np.float64, count=len(rows))
+    bad = ~np.isfinite(prices) | (prices <= 0) | (prices > MAX_PRICE)
+    if bad.any():
+        i = int(np.argmax(bad))
+        day, close = rows[i]
+        code = "invalid_price" if math.isfinite(prices[i]) else "invalid_decimal"
+        raise InvalidInput(f"{symbol} close on {day} is not a positive price: {close}", field="close", code=code)
+    if np.unique(days).shape[0] != days.shape[0]:
+        ordered = np.sort(days)
+        twice = date.fromordinal(int(ordered[np.argmax(ordered[1:] == ordered[:-1])]))
+        raise InvalidInput(f"{symbol} has two closes on {twice}", field="date", code="duplicate_date")
+    return days, prices
+
+
 def returns_matrix(closes: Mapping[str, Sequence[tuple[date, Decimal]]], lookback_days: int | None = None) -> Returns:
     """Simple daily returns of each symbol from its daily closes, aligned on the dates all symbols
     have (see the module docstring); the last ``lookback_days`` returns when given."""
@@ -311,34 +343,32 @@ def returns_matrix(closes: Mapping[str, Sequence[tuple[date, Decimal]]], lookbac
     ):
         raise InvalidInput(f"lookback_days must be 1 to {MAX_DAYS}", field="lookback_days", code="invalid_lookback")
     symbols = tuple(closes)
-    series: list[dict[date, float]] = []
+    days_of: list[NDArray[np.int64]] = []
+    prices_of: list[FloatArray] = []
     for symbol in symbols:
         rows = closes[symbol]
         if len(rows) > MAX_DAYS + 1:
             raise InvalidInput(f"at most {MAX_DAYS + 1} closes per symbol", field="closes", code="too_large")
-        by_date: dict[date, float] = {}
-        for day, close in rows:
-            price = _decimal(close, "close")
-            if price <= 0:
-                raise InvalidInput(f"{symbol} close on {day} is not positive", field="close", code="invalid_price")
-            if day in by_date:
-                raise InvalidInput(f"{symbol} has two closes on {day}", field="date", code="duplicate_date")
-            by_date[day] = float(price)
-        series.append(by_date)
+        days, prices = _closes_arrays(symbol, rows)
+        days_of.append(days)
+        prices_of.append(prices)
 
     if not symbols:
         return Returns((), (), np.zeros((0, 0)), np.zeros((0, 0)), ())
-    common = sorted(set.intersection(*(set(s) for s in series)))
-    prices = np.array([[s[d] for s in series] for d in common], dtype=np.float64).reshape(len(common), len(symbols))
-    matrix = prices[1:] / prices[:-1] - 1.0 if len(common) >= 2 else np.zeros((0, len(symbols)))
-    dates = tuple(common[1:])
-
-    union = sorted(set().union(*(set(s) for s in series)))
-    uprices = np.array([[s.get(d, np.nan) for s in series] for d in union], dtype=np.float64).reshape(
-        len(union), len(symbols)
-    )
-    pairwise = uprices[1:] / uprices[:-1] - 1.0 if len(union) >= 2 else np.zeros((0, len(symbols)))
-    out = Returns(dates, symbols, matrix, pairwise, tuple(union[1:]))
+    union = np.unique(np.concatenate(days_of))
+    if union.shape[0] * len(symbols) > MAX_RETURN_CELLS:
+        raise InvalidInput("too many dates x symbols", field="closes", code="too_large")
+    levels = np.full((union.shape[0], len(symbols)), np.nan)
+    for j, (days, prices) in enumerate(zip(days_of, prices_of, strict=True)):
+        levels[np.searchsorted(union, days), j] = prices
+    k = len(symbols)
+    pairwise = levels[1:] / levels[:-1] - 1.0 if union.shape[0] >= 2 else np.zeros((0, k))
+    complete = np.isfinite(levels).all(axis=1)
+    common = levels[complete]
+    matrix = common[1:] / common[:-1] - 1.0 if common.shape[0] >= 2 else np.zeros((0, k))
+    dates = tuple(date.fromordinal(int(d)) for d in union[complete][1:])
+    union_dates = tuple(date.fromordinal(int(d)) for d in union[1:])
+    out = Returns(dates, symbols, matrix, pairwise, union_dates)
     return out.tail(lookback_days) if lookback_days is not None else out
 
 
