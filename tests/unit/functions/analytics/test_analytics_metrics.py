@@ -478,6 +478,9 @@ def test_simulations_times_positions_is_bounded() -> None:
         ({"A": [(date(2026, 1, 1), D("0"))]}, "invalid_price"),
         ({"A": [(date(2026, 1, 1), D("-3"))]}, "invalid_price"),
         ({"A": [(date(2026, 1, 1), "x")]}, "invalid_decimal"),
+        ({"A": [(date(2026, 1, 1), D("Infinity"))]}, "invalid_decimal"),
+        ({"A": [(date(2026, 1, 1), D("sNaN"))]}, "invalid_decimal"),
+        ({"A": [(date(2026, 1, 1), D("1")), ("2026-01-02", D("1"))]}, "invalid_date"),
         ({f"S{i}": [] for i in range(m.MAX_POSITIONS + 1)}, "too_many_symbols"),
     ],
 )
