@@ -121,7 +121,7 @@ class DynamoStore:
 
     async def get_seq_nums(self, session_id: str) -> tuple[int, int]:
         state = await self._run(lambda: self._load(session_id))
-        return int(state["next_sender"]), int(state["next_target"])
+        return int(state.get("next_sender", 1)), int(state.get("next_target", 1))
 
     def _set(self, session_id: str, name: str, seq: int) -> None:
         self._table.update_item(
