@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Final
 
@@ -41,9 +42,33 @@ def create_account(table: Callable[[str], str], name: str, cash: Decimal) -> dic
 
 
 def seed(table: Callable[[str], str]) -> list[dict[str, str]]:
-    """The demo instruments (AAPL, MSFT, GOOGL, AMZN: tick 0.01, lot 1) and two funded accounts."""
+    """The demo instruments (AAPL, MSFT, GOOGL, AMZN: tick 0.01, lot 1), two years of synthetic
+    daily closes for them (``seed_price_history``) and two funded accounts."""
     from nexus_common.instruments import DEMO_INSTRUMENTS
     from nexus_marketdata.instruments import put_instruments
 
     put_instruments(table("InstrumentsTable"), DEMO_INSTRUMENTS)
+    seed_price_history(table)
     return [create_account(table, name, DEMO_CASH) for name in DEMO_ACCOUNTS]
+
+
+def seed_price_history(table: Callable[[str], str], today: date | None = None) -> int:
+    """Two years of synthetic, correlated daily closes of the demo symbols up to the last session
+    before ``today`` (New York; default: now), deterministic for that day
+    (``nexus_analytics.synthetic``), so every analytics figure has history on a fresh machine.
+    A price history that already has the first demo symbol is left as it is (a restart on the same
+    AWS endpoint keeps its closes, real or seeded); returns the closes written."""
+    from nexus_analytics.repo import DynamoPriceHistory
+    from nexus_analytics.synthetic import synthetic_history
+    from nexus_common.calendar import exchange_date, is_business_day
+    from nexus_common.events import utc_now
+    from nexus_common.instruments import DEMO_INSTRUMENTS
+
+    store = DynamoPriceHistory(table("PriceHistoryTable"))
+    symbols = [instrument.symbol for instrument in DEMO_INSTRUMENTS]
+    if store.has_symbol(symbols[0]):
+        return 0
+    end = (today or exchange_date(utc_now())) - timedelta(days=1)
+    while not is_business_day(end):
+        end -= timedelta(days=1)
+    return int(store.put_many(synthetic_history(end, symbols)))

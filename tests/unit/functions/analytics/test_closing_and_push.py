@@ -1,0 +1,200 @@
+"""The closing run (daily closes from the 1d candles, every account's valuation with the day's
+deposits and withdrawals) and the analytics WebSocket push (only to subscribers, throttled), under
+moto with tables from the template; moto's Management API records what is posted."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+from nexus_analytics import on_close_schedule, on_positions_stream
+from nexus_analytics.repo import DynamoPriceHistory, DynamoValuations
+from nexus_analytics.synthetic import synthetic_history
+from nexus_streaming import routes
+from svc_helpers import FakeLambdaContext
+
+SESSION = date(2026, 3, 13)  # a Friday
+
+
+def table(name: str) -> Any:
+    return boto3.resource("dynamodb", region_name="us-east-1").Table(name)
+
+
+def ledger_entry(account: str, ts: str, kind: str, amount: str) -> dict[str, Any]:
+    return {
+        "account_id": account,
+        "entry_key": f"{ts}#e-{kind}-{ts}",
+        "entry_id": f"e-{kind}-{ts}",
+        "ts": ts,
+        "kind": kind,
+        "memo": kind,
+        "legs": [
+            {"book": account, "account": "cash", "asset": "USD", "amount": Decimal(amount)},
+            {"book": "house", "account": "bank", "asset": "USD", "amount": -Decimal(amount)},
+        ],
+    }
+
+
+@pytest.fixture
+def closing(aws: Any) -> dict[str, str]:
+    env = aws.use_function_env("ClosingFunction")
+    for symbol in ("AAPL", "MSFT", "GOOGL"):
+        table(env["INSTRUMENTS_TABLE"]).put_item(Item={"symbol": symbol})
+    for symbol, close in (("AAPL", "101.50"), ("MSFT", "300.25")):
+        table(env["CANDLES_TABLE"]).put_item(
+            Item={
+                "series": f"{symbol}#1d", "bucket": f"{SESSION.isoformat()}T00:00:00Z", "symbol": symbol,
+                "interval": "1d", "open": Decimal("100"), "high": Decimal("310"), "low": Decimal("99"),
+                "close": Decimal(close), "volume": Decimal(1500), "notional": Decimal(0), "trades": 3,
+                "first_seq": 1, "last_seq": 3, "epoch": 0,
+            }  # fmt: skip
+        )
+    DynamoPriceHistory(env["PRICE_HISTORY_TABLE"]).put_many(
+        b for b in synthetic_history(SESSION - timedelta(days=1), ["GOOGL"], days=5)
+    )
+    table(env["ACCOUNTS_TABLE"]).put_item(Item={"account_id": "acc_1", "cash": Decimal("1000.00")})
+    table(env["ACCOUNTS_TABLE"]).put_item(Item={"account_id": "acc_2", "cash": Decimal("500.00")})
+    for symbol, quantity in (("AAPL", 10), ("GOOGL", 5)):
+        table(env["POSITIONS_TABLE"]).put_item(Item={"account_id": "acc_1", "symbol": symbol, "quantity": quantity})
+    ledger = table(env["LEDGER_TABLE"])
+    ledger.put_item(Item=ledger_entry("acc_1", "2026-03-13T15:00:00.000000Z", "deposit", "200.00"))
+    ledger.put_item(Item=ledger_entry("acc_1", "2026-03-13T16:00:00.000000Z", "withdrawal", "-50.00"))
+    ledger.put_item(Item=ledger_entry("acc_1", "2026-03-13T17:00:00.000000Z", "fill", "-999.00"))
+    ledger.put_item(Item=ledger_entry("acc_1", "2026-03-12T15:00:00.000000Z", "deposit", "7.00"))
+    return env
+
+
+def test_the_closing_run_stores_the_closes_and_each_account_valuation_with_its_flows(closing: dict[str, str]) -> None:
+    # GIVEN 1d candles for AAPL (101.50) and MSFT (300.25) on the session, GOOGL without trades
+    # (its last stored close the day before), acc_1 with 10 AAPL and 5 GOOGL, a deposit of 200 and
+    # a withdrawal of 50 on the session (a fill and the previous day's deposit are not flows)
+    googl = DynamoPriceHistory(closing["PRICE_HISTORY_TABLE"]).last_close_on_or_before("GOOGL", SESSION)
+    assert googl is not None
+    # WHEN the run closes the session, then runs again
+    report = on_close_schedule.handler({"as_of": "2026-03-13"}, FakeLambdaContext())
+    again = on_close_schedule.handler({"as_of": "2026-03-13"}, FakeLambdaContext())
+    # THEN the day's closes from the candles, and GOOGL valued at its last close
+    assert (report["closes"], report["carried"], report["valuations"], report["unpriced"]) == (2, 1, 2, 0)
+    assert again == report
+    prices = DynamoPriceHistory(closing["PRICE_HISTORY_TABLE"])
+    assert prices.closes("AAPL", SESSION, SESSION) == [(SESSION, Decimal("101.50"))]
+    assert prices.bars("MSFT", SESSION, SESSION)[0].source == "candles"
+    # AND each account's valuation: cash + positions x close, with the day's net flows
+    stored = DynamoValuations(closing["VALUATIONS_TABLE"])
+    (acc_1,) = stored.of_account("acc_1", SESSION, SESSION)
+    assert acc_1.positions_value == Decimal("1015.00") + (5 * googl[1]).quantize(Decimal("0.01"))
+    assert acc_1.equity == Decimal("1000.00") + acc_1.positions_value
+    assert acc_1.flows == Decimal("150.00")
+    (acc_2,) = stored.of_account("acc_2", SESSION, SESSION)
+    assert (acc_2.equity, acc_2.flows) == (Decimal("500.00"), Decimal("0.00"))
+
+
+def test_the_closing_run_skips_a_weekend_and_refuses_a_bad_date(closing: dict[str, str]) -> None:
+    # GIVEN the run asked for a Saturday, then for a malformed date
+    # WHEN it runs
+    report = on_close_schedule.handler({"as_of": "2026-03-14"}, FakeLambdaContext())
+    # THEN nothing is written on the Saturday, and the malformed date is refused
+    assert (report["skipped"], report["closes"], report["valuations"]) == ("not a business day", 0, 0)
+    assert DynamoValuations(closing["VALUATIONS_TABLE"]).of_account("acc_1", SESSION, SESSION + timedelta(2)) == []
+    from nexus_common.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed):
+        on_close_schedule.handler({"as_of": "2026-3-14"}, FakeLambdaContext())
+
+
+# -- the WebSocket push -----------------------------------------------------------------------------
+
+
+def posted(connection_id: str) -> list[dict[str, Any]]:
+    data = apigatewaymanagementapi_backends["123456789012"]["us-east-1"].connections[connection_id].data
+    decoder, frames, at = json.JSONDecoder(), [], 0
+    text = data.decode()
+    while at < len(text):
+        frame, at = decoder.raw_decode(text, at)
+        frames.append(frame)
+    return frames
+
+
+def ws_event(route: str, connection_id: str, account_id: str, body: Any = None) -> dict[str, Any]:
+    return {
+        "requestContext": {
+            "routeKey": route,
+            "eventType": {"$connect": "CONNECT"}.get(route, "MESSAGE"),
+            "connectionId": connection_id,
+            "authorizer": {"account_id": account_id, "accounts": account_id, "principalId": account_id},
+        },
+        "body": json.dumps(body) if body is not None else None,
+    }
+
+
+def positions_batch(*accounts: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "eventID": f"r{i}",
+                "eventName": "MODIFY",
+                "eventSource": "aws:dynamodb",
+                "dynamodb": {"Keys": {"account_id": {"S": a}, "symbol": {"S": "AAPL"}}, "SequenceNumber": str(i)},
+            }
+            for i, a in enumerate(accounts, start=1)
+        ]
+    }
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def push(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Clock:
+    aws.use_function_env("StreamingRoutesFunction")
+    for account in ("acc_1", "acc_2"):
+        table(aws.table_name("AccountsTable")).put_item(Item={"account_id": account, "cash": Decimal("1000.00")})
+        table(aws.table_name("PositionsTable")).put_item(Item={"account_id": account, "symbol": "AAPL", "quantity": 10})
+    table(aws.table_name("TradesTable")).put_item(Item={"symbol": "AAPL", "seq": 1, "price": Decimal("100.00")})
+    DynamoPriceHistory(aws.table_name("PriceHistoryTable")).put_many(
+        synthetic_history(SESSION - timedelta(days=1), ["AAPL"], days=130)
+    )
+    ctx = FakeLambdaContext()
+    assert routes.handler(ws_event("$connect", "conn-1", "acc_1"), ctx) == {"statusCode": 200}
+    subscribe = {"action": "subscribe", "channel": "analytics"}
+    assert routes.handler(ws_event("subscribe", "conn-1", "acc_1", subscribe), ctx) == {"statusCode": 200}
+    assert routes.handler(ws_event("$connect", "conn-2", "acc_2"), ctx) == {"statusCode": 200}
+    other = {"action": "subscribe", "channel": "analytics", "account_id": "acc_1"}
+    routes.handler(ws_event("subscribe", "conn-2", "acc_2", other), ctx)
+    aws.use_function_env("AnalyticsPushFunction")
+    clock = Clock(datetime(2026, 3, 13, 18, 0, tzinfo=UTC))
+    monkeypatch.setattr(on_positions_stream, "utc_now", clock)
+    return clock
+
+
+def test_the_summary_is_pushed_to_subscribers_at_most_once_per_interval(push: Clock) -> None:
+    # GIVEN acc_1 subscribed to its analytics channel (acc_2 may not subscribe to acc_1's)
+    refused = [m for m in posted("conn-2") if m.get("type") == "error"]
+    assert refused and refused[-1]["error"]["code"] == "forbidden"
+    # WHEN its positions change (two records, and acc_2's nobody listens to), then again 2 s later
+    ctx = FakeLambdaContext()
+    assert on_positions_stream.handler(positions_batch("acc_1", "acc_1", "acc_2"), ctx) == {"batchItemFailures": []}
+    push.now += timedelta(seconds=2)
+    on_positions_stream.handler(positions_batch("acc_1"), ctx)
+    # THEN one summary, numbered 1, with the equity at the last trade and a 95 % VaR
+    messages = [m for m in posted("conn-1") if m["type"] == "analytics"]
+    assert [(m["channel"], m["seq"]) for m in messages] == [("analytics:acc_1", 1)]
+    summary = messages[0]["summary"]
+    assert Decimal(summary["equity"]) == Decimal("2000.00")
+    assert Decimal(summary["var_95"]["var"]) > 0
+    # AND once the interval has passed, the next change is pushed, numbered 2
+    push.now += timedelta(seconds=5)
+    on_positions_stream.handler(positions_batch("acc_1"), ctx)
+    messages = [m for m in posted("conn-1") if m["type"] == "analytics"]
+    assert [m["seq"] for m in messages] == [1, 2]
+    assert not [m for m in posted("conn-2") if m["type"] == "analytics"]
