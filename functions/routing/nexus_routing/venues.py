@@ -447,17 +447,22 @@ class SimulatedVenue(ExecutionVenue):
 
     def simulate_flow(self, symbol: str) -> int:
         """One horizon of outside order flow: each live order submitted through ``submit``
-        (oldest first) is met, with the probability of the fill model, by a flow order for its
-        open quantity at its price, which trades through the real book (price-time priority:
-        whatever queues ahead of it fills first). Returns the number of flow orders sent."""
+        (oldest first) is met, with the probability the fill model gives on the book as the
+        horizon starts, by a flow order for its open quantity at its price, which trades through
+        the real book (price-time priority: whatever queues ahead of it fills first). Returns the
+        number of flow orders sent."""
+        drawn: list[tuple[str, _Live, Decimal]] = []  # probabilities from the book as the horizon starts
+        for order_id, live in self._live.items():
+            if live.symbol != symbol or live.price is None:
+                continue
+            probability = self.fill_probability(symbol, live.side, live.price, live.quantity - live.cum)
+            if self._flow_rng.random() < probability:
+                drawn.append((order_id, live, live.price))
         sent = 0
-        for order_id, live in sorted(self._live.items()):
-            if live.symbol != symbol or order_id not in self._live or live.price is None:
+        for order_id, live, price in drawn:
+            if order_id not in self._live:
                 continue
-            price = live.price
             open_qty = live.quantity - live.cum
-            if self._flow_rng.random() >= self.fill_probability(symbol, live.side, price, open_qty):
-                continue
             sent += 1
             events = self._command(
                 {
