@@ -32,9 +32,10 @@ Value at Risk (positive loss in USD; a quantile that is a gain is reported as 0)
 * **historical**: the portfolio's P&L in each past scenario is ``R @ exposures``. For a horizon of
   h days the scenarios are the *overlapping* h-day sums of the daily P&L (n - h + 1 of them). VaR
   is the loss at the (1 - confidence) quantile with linear interpolation between order statistics
-  (numpy's default percentile, empyrical's ``value_at_risk``); ES is the mean P&L of the
+  (numpy's default percentile, empyrical's ``value_at_risk``); ES is minus the mean P&L of the
   ``floor((N - 1)(1 - c)) + 1`` worst scenarios (empyrical's ``conditional_value_at_risk``), so
-  ES >= VaR. Needed history: ``h - 1 + max(30, ceil(1 / (1 - c)))`` daily returns.
+  ES >= VaR (and ES is floored at the reported VaR when that VaR is floored at 0). Needed
+  history: ``h - 1 + max(30, ceil(1 / (1 - c)))`` daily returns.
 * **parametric** (variance-covariance, zero mean): ``VaR = z_c * sigma_p * sqrt(h)`` with
   ``sigma_p = sqrt(e' S e)``, S the sample covariance of the daily returns (ddof = 1);
   ``ES = phi(z_c) / (1 - c) * sigma_p * sqrt(h)``. Needed: 30 daily returns.
@@ -413,7 +414,12 @@ def historical_var_es(pnl: FloatArray, confidence: float) -> tuple[float, float]
 
     VaR is minus the (1 - c) percentile with linear interpolation; ES minus the mean of the
     ``floor((N - 1)(1 - c)) + 1`` lowest scenarios (empyrical's conventions)."""
-    return _var_es_core(np.asarray(pnl, dtype=np.float64), 1.0 - confidence)[:2]
+    values = np.asarray(pnl, dtype=np.float64)
+    if values.ndim != 1 or not 1 <= values.shape[0] <= MAX_SIMULATIONS or not np.isfinite(values).all():
+        raise InvalidInput(f"pnl must be 1 to {MAX_SIMULATIONS} finite scenarios", field="pnl")
+    if not 0.0 < confidence < 1.0:
+        raise InvalidInput("confidence must be in (0, 1)", field="confidence", code="invalid_confidence")
+    return _var_es_core(values, 1.0 - confidence)[:2]
 
 
 def _var_es_core(pnl: FloatArray, alpha: float) -> tuple[float, float, FloatArray, float, int]:
