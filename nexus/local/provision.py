@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from nexus_common import aws
 
 from nexus.local.template import Resource, Stack, TemplateError, load_stack
 
@@ -48,12 +48,13 @@ class AwsClients:
 
     def client(self, service: str) -> Any:
         if service not in self._cache:
-            self._cache[service] = boto3.session.Session().client(
-                service,
-                region_name=self.region,
-                endpoint_url=self.endpoint_url,
-                config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=50),
-            )
+            with aws.client_lock:  # the process's session: its models are read once
+                self._cache[service] = aws.session(self.region).client(
+                    service,
+                    region_name=self.region,
+                    endpoint_url=self.endpoint_url,
+                    config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=50),
+                )
         return self._cache[service]
 
 

@@ -45,7 +45,7 @@ class TemplateError(Exception):
     """The template cannot be read or resolved."""
 
 
-class _CfnLoader(yaml.SafeLoader):
+class _CfnLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]  # libyaml when built
     pass
 
 
@@ -69,6 +69,14 @@ _CfnLoader.add_multi_constructor("!", _construct_tag)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
+    """The parsed template at ``path``: a fresh copy of the file's parse, read again only when
+    the file changes (a test suite loads the same templates hundreds of times)."""
+    stat = path.stat()
+    return copy.deepcopy(_parsed(path.resolve(), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
     with path.open(encoding="utf-8") as fh:
         data = yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
     if not isinstance(data, dict):

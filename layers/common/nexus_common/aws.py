@@ -4,8 +4,9 @@
   (the embedded moto server, LocalStack).
 * The region is ``AWS_REGION``, else ``AWS_DEFAULT_REGION``, else ``us-east-1``.
 * Clients are cached per (kind, service, region, endpoint): creating a boto3 client costs
-  milliseconds and memory, so a warm Lambda reuses them. Creation is lazy: importing this module
-  creates nothing.
+  milliseconds and memory, so a warm Lambda reuses them. They come from one boto3 session per
+  region (``session``), which keeps the service models it has read. Creation is lazy: importing
+  this module creates nothing.
 * One botocore ``Config``: standard retry mode with a bounded number of attempts, short connect
   and read timeouts (a Lambda must not hang on a dead endpoint), a connection pool large enough
   for concurrent use from threads.
@@ -53,16 +54,34 @@ def endpoint_url() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+_sessions: dict[str, boto3.session.Session] = {}
+
+
+def session(region_name: str) -> boto3.session.Session:
+    """One boto3 session per region for the process. A session caches the service models and
+    endpoint data it has read (tens of milliseconds of JSON per service), so every later client
+    of that service is cheap. A session is not thread-safe: make clients under ``client_lock``."""
+    with _session_lock:
+        found = _sessions.get(region_name)
+        if found is None:
+            found = _sessions[region_name] = boto3.session.Session(region_name=region_name)
+        return found
+
+
+_session_lock = threading.Lock()
+client_lock = threading.RLock()
+
+
 def _get(kind: str, service: str) -> Any:
     key = (kind, service, region(), endpoint_url())
     found = _cache.get(key)
     if found is not None:
         return found
-    with _lock:
+    with _lock, client_lock:
         found = _cache.get(key)
         if found is None:
-            session = boto3.session.Session(region_name=key[2])
-            factory = session.client if kind == "client" else session.resource
+            shared = session(key[2])
+            factory = shared.client if kind == "client" else shared.resource
             found = factory(service, endpoint_url=key[3], config=BOTO_CONFIG)
             count_requests(found if kind == "client" else found.meta.client)
             _cache[key] = found
