@@ -422,6 +422,22 @@ def test_factor_exposure_gives_betas_and_sectors() -> None:
     assert [(s.sector, s.gross) for s in fx.sectors] == [("Unclassified", D("3000")), ("Technology", D("1000"))]
 
 
+def test_an_account_funded_after_the_start_has_no_return_before_and_the_deposit_is_no_performance() -> None:
+    # GIVEN an empty account for two days, a 1,000 deposit on day 3, then 1 % up and 2 % down
+    day = date(2026, 3, 2)
+    equity = [(day, D("0")), (day + timedelta(1), D("0")), (day + timedelta(2), D("1000.00")),
+              (day + timedelta(3), D("1010.00")), (day + timedelta(4), D("989.80"))]  # fmt: skip
+    flows = [(day + timedelta(2), D("1000.00"))]
+    # WHEN its performance is computed
+    perf = m.performance(equity, flows)
+    # THEN the periods from zero equity have no return, and the rest compound to +1 % x -2 %
+    assert perf.periods == 4 and perf.observations == 2
+    assert perf.total_return == D("-0.010200")
+    assert perf.max_drawdown == D("-0.020000")
+    assert (perf.drawdown_peak, perf.drawdown_trough) == (day + timedelta(3), day + timedelta(4))
+    assert perf.net_flows == D("1000.00")
+
+
 # -- bad inputs -----------------------------------------------------------------------------------------
 
 
