@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from nexus_common.errors import Conflict
 from nexus_common.events import iso
+from nexus_common.money import fmt
 
 from nexus_surveillance.detectors import Alert
 
@@ -86,7 +87,7 @@ def alert_view(item: dict[str, Any]) -> dict[str, Any]:
 
 def _wire(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return format(value, "f") if value != value.to_integral_value() else str(int(value))
+        return fmt(value)
     if isinstance(value, dict):
         return {str(k): _wire(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):

@@ -4,8 +4,9 @@
 * cancel rate: cancelled orders per accepted order, and the timing of those cancels (from
   acceptance to cancel: median, 10th percentile, and how many within 1 s);
 * self-trades: trades with the user on both sides (one account or two of theirs);
-* volume by symbol: the user's traded quantity and notional, and its share of the symbol's
-  quantity traded in the same history.
+* volume by symbol: the user's traded quantity and notional (both legs of a self-trade count),
+  and its share of the symbol's two-sided volume in the same history (each trade counted once
+  per side, so a user on every buy and every sell has a share of 1).
 """
 
 from __future__ import annotations
@@ -43,8 +44,7 @@ def trading_profile(user_id: str, accounts: Iterable[str], events: Iterable[Surv
     for e in events:
         if e.kind == "fill":
             qty = e.fill_quantity or Decimal(0)
-            if e.aggressor:  # each trade once for the market's volume
-                symbol_qty[e.symbol] = symbol_qty.get(e.symbol, Decimal(0)) + qty
+            symbol_qty[e.symbol] = symbol_qty.get(e.symbol, Decimal(0)) + qty  # both sides of each trade
             if e.account_id not in mine:
                 continue
             traded.add(e.order_id)

@@ -17,6 +17,7 @@ from nexus_common.events import iso, utc_now
 from nexus_common.identity import Principal
 from nexus_common.jsonutil import loads
 from nexus_common.logging import get_logger
+from nexus_common.money import fmt
 from pydantic import ValidationError
 
 from nexus_surveillance.alerts import TRANSITIONS, alert_item, alert_view, evidence_ids, next_status
@@ -250,7 +251,7 @@ class AlertWorkflow:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return format(value, "f") if value != value.to_integral_value() else str(int(value))
+        return fmt(value)
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, set, tuple)):
