@@ -52,7 +52,7 @@ def closing(aws: Any) -> dict[str, str]:
                 "interval": "1d", "open": Decimal("100"), "high": Decimal("310"), "low": Decimal("99"),
                 "close": Decimal(close), "volume": Decimal(1500), "notional": Decimal(0), "trades": 3,
                 "first_seq": 1, "last_seq": 3, "epoch": 0,
-            }  # fmt: skip
+            }
         )
     DynamoPriceHistory(env["PRICE_HISTORY_TABLE"]).put_many(
         b for b in synthetic_history(SESSION - timedelta(days=1), ["GOOGL"], days=5)
