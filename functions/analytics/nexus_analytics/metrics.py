@@ -273,7 +273,7 @@ class Returns:
         except np.linalg.LinAlgError:
             values, vectors = np.linalg.eigh(cov)
             factor = (vectors * np.sqrt(np.clip(values, 0.0, None))).astype(np.float64, copy=False)
-        if len(self._factors) < 64:
+        if len(self._factors) < 8:  # a few portfolios per price-history load; 2 MB each at most
             self._factors[columns] = factor
         return factor
 
