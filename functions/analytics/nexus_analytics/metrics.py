@@ -213,8 +213,8 @@ def _check_exposures(exposures: Mapping[str, Decimal]) -> dict[str, Decimal]:
     for symbol, value in exposures.items():
         if not isinstance(symbol, str) or not symbol:
             raise InvalidInput("a symbol must be a non-empty string", field="exposures", code="invalid_symbol")
-        amount = _decimal(value, "exposures")
-        if abs(amount) > MAX_EXPOSURE:
+        amount = value if type(value) is Decimal and value.is_finite() else _decimal(value, "exposures")
+        if not -MAX_EXPOSURE <= amount <= MAX_EXPOSURE:
             raise InvalidInput(f"exposure of {symbol} out of range", field="exposures", code="invalid_decimal")
         out[symbol] = amount
     return out
