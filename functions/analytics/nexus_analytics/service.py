@@ -130,10 +130,17 @@ class AnalyticsService:
     # -- figures -----------------------------------------------------------------------------
 
     def _risk(
-        self, pf: PricedPortfolio, method: Method, confidence: Decimal, horizon: int, lookback: int, **kw: Any
+        self,
+        pf: PricedPortfolio,
+        method: Method,
+        confidence: Decimal,
+        horizon: int,
+        lookback: int,
+        returns: metrics.Returns | None = None,
+        **kw: Any,
     ) -> dict[str, Any]:
-        # an empty portfolio reads no history: metrics answers zeros for no exposure
-        returns = self.returns(list(pf.exposures), lookback) if not pf.empty else metrics.returns_matrix({})
+        if returns is None:  # an empty portfolio reads no history: metrics answers zeros for no exposure
+            returns = self.returns(list(pf.exposures), lookback) if not pf.empty else metrics.returns_matrix({})
         figure = metrics.value_at_risk(method, pf.exposures, returns, confidence, horizon, equity=pf.equity, **kw)
         answer = wire(figure)
         return answer if isinstance(answer, dict) else {"figure": answer}
@@ -153,16 +160,22 @@ class AnalyticsService:
         return {"account_id": account_id, "as_of": self.clock(), **_totals(pf), "var": figure}
 
     def summary(self, account_id: str) -> dict[str, Any]:
+        """The year of closes is read once (one Query per held symbol) and serves both VaRs and
+        the pro-forma performance."""
         pf = self.portfolio(account_id)
-        risk = {
-            f"var_{int(c * 100)}": self._risk(pf, "historical", c, 1, DEFAULT_LOOKBACK) for c in SUMMARY_CONFIDENCES
-        }
         end = self.today()
+        start = end - timedelta(days=calendar_span(DEFAULT_LOOKBACK))
+        closes = self.closes(list(pf.exposures), start, end) if not pf.empty else {}
+        returns = metrics.returns_matrix(closes, lookback_days=DEFAULT_LOOKBACK)
+        risk = {
+            f"var_{int(c * 100)}": self._risk(pf, "historical", c, 1, DEFAULT_LOOKBACK, returns)
+            for c in SUMMARY_CONFIDENCES
+        }
         sharpe: Any = Decimal("0")
         drawdown: Any = Decimal("0")
         basis = "none"
         try:
-            perf = self._performance(account_id, pf, end - timedelta(days=365), end, None, "auto")
+            perf = self._performance(account_id, pf, start, end, None, "auto", closes)
         except metrics.InsufficientHistory:
             perf = None
             sharpe = drawdown = None
@@ -193,6 +206,7 @@ class AnalyticsService:
         end: date,
         benchmark: str | None,
         basis: Basis,
+        closes: Mapping[str, Sequence[tuple[date, Decimal]]] | None = None,
     ) -> dict[str, Any]:
         stored: list[Valuation] = []
         if basis in ("auto", "valuations"):
@@ -204,7 +218,9 @@ class AnalyticsService:
             used = "valuations"
         else:
             holdings = Holdings(account_id, pf.cash, pf.quantities)
-            equity = holdings_equity(holdings, self.closes(list(pf.quantities), start, end))
+            if closes is None:
+                closes = self.closes(list(pf.quantities), start, end)
+            equity = holdings_equity(holdings, closes)
             flows = []
             used = "holdings"
             if pf.empty:
