@@ -31,6 +31,7 @@ from nexus import (
     cli_identity,
     cli_marketdata,
     cli_money,
+    cli_routing,
     platform,
 )
 from nexus.local import runtime
@@ -216,6 +217,7 @@ cli_money.register(app, bench_app)
 cli_marketdata.register(app, bench_app)
 cli_analytics.register(app, bench_app)
 cli_analytics_data.register(app, bench_app)
+cli_routing.register(app, bench_app)
 cli_identity.register(app)
 cli_funding.register(accounts_app)
 

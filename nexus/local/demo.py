@@ -72,3 +72,27 @@ def seed_price_history(table: Callable[[str], str], today: date | None = None) -
     while not is_business_day(end):
         end -= timedelta(days=1)
     return int(store.put_many(synthetic_history(end, symbols)))
+
+
+def seed_fix_sessions(
+    table: Callable[[str], str], accounts: list[dict[str, str]], comp_id: str, address: str
+) -> list[dict[str, object]]:
+    """A FIX session per account (SenderCompID = the account's name in capitals, TargetCompID
+    the gateway's), with a fresh random Logon password; what an initiator needs to connect."""
+    import secrets
+
+    from nexus_fix.sessions import DynamoSessions, new_session
+
+    sessions = DynamoSessions(table("FixSessionsTable"))
+    created: list[dict[str, object]] = []
+    host, _, port = address.rpartition(":")
+    for account in accounts:
+        sender = account["name"].upper()
+        password = secrets.token_urlsafe(18)
+        sessions.remove(sender, comp_id)  # a demo restarted on the same AWS endpoint: a new password
+        record = new_session(sender, comp_id, [account["account_id"]], password)
+        sessions.add(record)
+        created.append({"session_id": record.session_id, "sender_comp_id": sender, "target_comp_id": comp_id,
+                        "account_id": account["account_id"], "password": password, "host": host,
+                        "port": int(port)})  # fmt: skip
+    return created

@@ -45,6 +45,7 @@ log = logging.getLogger("nexus")
 STATE_DIR = Path(os.environ.get("NEXUS_STATE_DIR") or PROJECT_ROOT / ".nexus")
 STATE_FILE = STATE_DIR / "runtime.json"
 DEMO_FILE = STATE_DIR / "demo-accounts.json"
+DEMO_FIX_FILE = STATE_DIR / "demo-fix-sessions.json"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 
 
@@ -62,6 +63,7 @@ class Options:
     ws_port: int = 8001  # the WebSocket API
     ws_management_port: int = 0  # its Management API (@connections); 0: a free port
     ws_send_queue: int = 256  # frames queued per WebSocket connection before a slow client is dropped
+    fix_port: int = 0  # the FIX gateway's port on 127.0.0.1; 0: a free port (nexus up: 9878, --fix-port)
     parameter_overrides: dict[str, str] = field(default_factory=dict)  # template parameters, as sam's
 
 
@@ -104,10 +106,12 @@ class LocalPlatform:
     api_url: str = ""
     ws_url: str = ""
     ws_management_url: str = ""
+    fix_address: str = ""  # host:port of the FIX gateway
     platform: Platform | None = None
     provisioner: Provisioner | None = None
     lambdas: LocalLambda | None = None
     demo_accounts: list[dict[str, str]] = field(default_factory=list)
+    demo_fix_sessions: list[dict[str, object]] = field(default_factory=list)
     _moto: subprocess.Popen[Any] | None = None
     _redis: subprocess.Popen[Any] | None = None
     _containers: list[tuple[Container, subprocess.Popen[Any]]] = field(default_factory=list)
@@ -144,6 +148,7 @@ class LocalPlatform:
                         "redis_url": self.redis_url,
                         "api_url": self.api_url,
                         "ws_url": self.ws_url,
+                        "fix_address": self.fix_address,
                         "stage": self.options.stage,
                         "region": self.options.region,
                         "pid": os.getpid(),
@@ -238,6 +243,11 @@ class LocalPlatform:
         # The functions post to WebSocket connections through this runtime's Management API.
         if not self.options.ws_management_port:
             self.options.ws_management_port = free_port()
+        if not self.options.fix_port:
+            self.options.fix_port = free_port()
+        elif not _port_free("127.0.0.1", self.options.fix_port):
+            raise RuntimeError(f"port {self.options.fix_port} is taken: stop what uses it, or pass --fix-port")
+        self.fix_address = f"127.0.0.1:{self.options.fix_port}"
         self.ws_management_url = f"http://{self.options.api_host}:{self.options.ws_management_port}"
         stack, self.provisioner = load(clients, create=True, parameters=self.template_parameters(arn))
         self.platform = build_platform(stack)
@@ -266,6 +276,8 @@ class LocalPlatform:
             "Stage": self.options.stage,
             "RedisUrlSecretArn": redis_url_secret_arn,
             "WebSocketManagementEndpoint": self.ws_management_url,
+            "FixPort": str(self.options.fix_port),  # the FIX gateway listens on the loopback only
+            "FixBindAddress": "127.0.0.1",
         }
 
     def table(self, logical_id: str) -> str:
@@ -286,6 +298,23 @@ class LocalPlatform:
             ", ".join(a["name"] for a in self.demo_accounts),
             where,
         )
+        self._seed_demo_fix()
+
+    def _seed_demo_fix(self) -> None:
+        """A FIX session for the first demo account; its password only in the state folder."""
+        from nexus.local.demo import seed_fix_sessions
+
+        assert self.platform is not None
+        gateway = next((c for c in self.platform.containers if c.name == "fix"), None)
+        if gateway is None:
+            return
+        comp_id = gateway.environment["FIX_COMP_ID"]
+        self.demo_fix_sessions = seed_fix_sessions(self.table, self.demo_accounts[:1], comp_id, self.fix_address)
+        where = ""
+        if self.options.write_state:
+            _write_private(DEMO_FIX_FILE, json.dumps(self.demo_fix_sessions, indent=2))
+            where = f" (password in {DEMO_FIX_FILE})"
+        log.info("demo      FIX session %s%s", ", ".join(str(s["session_id"]) for s in self.demo_fix_sessions), where)
 
     def _start_lambdas(self) -> None:
         assert self.platform is not None and self.provisioner is not None

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Protocol
 
-from nexus_common.dynamo import LazyTable, conditional_write, deserialize
+from nexus_common.dynamo import LazyTable, conditional_write
 
 ZERO = Decimal(0)
 
@@ -216,14 +216,14 @@ class DynamoFixOrders(LazyTable):
         for start in range(0, len(keys), 100):
             request: dict[str, Any] = {
                 self.table_name: {
-                    "Keys": [{"pk": {"S": order_key(k)}} for k in keys[start : start + 100]],
+                    "Keys": [{"pk": order_key(k)} for k in keys[start : start + 100]],
                     "ConsistentRead": True,
                 }
             }
             for _ in range(20):  # unprocessed keys are retried, a bounded number of times
                 answer = _batch_get(self.table, request)
                 for item in answer.get("Responses", {}).get(self.table_name, []):
-                    order = FixOrder.from_item(deserialize(item))
+                    order = FixOrder.from_item(item)
                     found[order.order_id] = order
                 request = answer.get("UnprocessedKeys") or {}
                 if not request:
@@ -266,6 +266,7 @@ def _dynamo_item(order: FixOrder) -> dict[str, Any]:
 
 
 def _batch_get(table: Any, request: dict[str, Any]) -> dict[str, Any]:
-    """BatchGetItem through the table's own client (low-level attribute values back)."""
+    """BatchGetItem through the table resource's client (Python values in and out, as the
+    resource's other calls)."""
     answer: dict[str, Any] = table.meta.client.batch_get_item(RequestItems=request)
     return answer

@@ -76,7 +76,6 @@ PENDING_REPLACE: Final = "E"
 REPLACED: Final = "5"
 TRADE: Final = "F"
 RESTATED: Final = "D"
-TRIGGERED: Final = "L"
 ORDER_STATUS: Final = "I"
 
 # NexusTrade order status -> OrdStatus (39)

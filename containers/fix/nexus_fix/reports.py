@@ -17,7 +17,6 @@ and the taker side), so the same event always gives the same ExecID.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
@@ -38,6 +37,7 @@ from nexus_common.events import (
     TradeEvent,
     TriggeredEvent,
 )
+from nexus_common.jsonutil import loads
 from nexus_common.money import quantize_price
 
 from nexus_fix import mapping as m
@@ -286,10 +286,10 @@ def apply_event(order: FixOrder, event: AnyEngineEvent) -> tuple[FixOrder, list[
                     message,
                 )
             )
-    elif isinstance(event, TriggeredEvent):
-        out.append(
-            execution_report(after, event.event_id, m.TRIGGERED, ts, text=f"stop triggered at {event.trigger_price}")
-        )
+    elif isinstance(event, TriggeredEvent):  # FIX 4.4 has no "triggered" ExecType: a restatement, 378=99
+        text = f"stop triggered at {event.trigger_price}"
+        out.append(execution_report(after, event.event_id, m.RESTATED, ts, text=text,
+                                    extra=((m.EXEC_RESTATEMENT_REASON, m.OTHER),)))  # fmt: skip
     return after, out
 
 
@@ -342,21 +342,27 @@ class _Held:
 
 
 def parse_records(payloads: Iterable[bytes | str]) -> list[AnyEngineEvent]:
-    """Engine events from Kinesis record data; a type this gateway does not know is skipped, an
-    unreadable record is logged and skipped (it can never become a report)."""
+    """Engine events from execution-events record data (``{"events": [...]}``, the engine's
+    batch of one step), in order; a type this gateway does not report is skipped, an unreadable
+    record or event is logged and skipped (it can never become a report)."""
     events: list[AnyEngineEvent] = []
     for data in payloads:
         try:
-            raw = json.loads(data)
+            payload = loads(data)
         except ValueError:
-            log.warning("execution event not JSON; skipped")
+            log.warning("execution-events record not JSON; skipped")
             continue
-        if not isinstance(raw, dict) or raw.get("type") not in _KNOWN:
+        raw_events = payload.get("events") if isinstance(payload, dict) else None
+        if not isinstance(raw_events, list):
+            log.warning('execution-events record is not {"events": [...]}; skipped')
             continue
-        try:
-            events.append(ENGINE_EVENT_ADAPTER.validate_python(raw))
-        except ValueError as exc:
-            log.warning("execution event unreadable; skipped: %s", exc)
+        for raw in raw_events:
+            if not isinstance(raw, dict) or raw.get("type") not in _KNOWN:
+                continue
+            try:
+                events.append(ENGINE_EVENT_ADAPTER.validate_python(raw))
+            except ValueError as exc:
+                log.warning("execution event unreadable; skipped: %s", exc)
     return events
 
 

@@ -50,11 +50,12 @@ def _seconds(low: int, high: int) -> Callable[[str], str]:
 # QuickFIX's setting names and meanings; the value is the default the gateway applies.
 SETTINGS: Final[dict[str, tuple[str, Callable[[str], str]]]] = {
     "MinHeartBtInt": ("1", _seconds(1, 3600)),  # the lowest HeartBtInt (108) a Logon may ask for
-    "MaxHeartBtInt": ("120", _seconds(1, 3600)),  # the highest
+    "MaxHeartBtInt": ("300", _seconds(1, 3600)),  # the highest
     "ResetOnLogon": ("N", _yn),
     "ResetOnLogout": ("N", _yn),
     "ResetOnDisconnect": ("N", _yn),
     "MaxLatency": ("120", _seconds(1, 86400)),  # SendingTime accuracy, seconds
+    "CheckLatency": ("Y", _yn),
     "ValidateFieldsHaveValues": ("Y", _yn),
     "ValidateUserDefinedFields": ("Y", _yn),
 }
@@ -200,9 +201,9 @@ class DynamoSessions(LazyTable):
     def get(self, sender: str, target: str) -> SessionRecord | None:
         if not (COMP_ID.match(sender) and COMP_ID.match(target)):
             return None
-        item = self.table.get_item(
-            Key={"sender_comp_id": sender, "target_comp_id": target}, ConsistentRead=True
-        ).get("Item")
+        item = self.table.get_item(Key={"sender_comp_id": sender, "target_comp_id": target}, ConsistentRead=True).get(
+            "Item"
+        )
         return SessionRecord.from_item(item) if item else None
 
     def list(self) -> list[SessionRecord]:

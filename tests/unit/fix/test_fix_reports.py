@@ -142,7 +142,11 @@ def test_reports_for_a_removed_session_are_dropped_not_retried_forever() -> None
 
 def test_unreadable_and_unknown_records_are_skipped() -> None:
     good = _trade(4, "1", "1", "100.5", "9").model_dump(mode="json")
-    records = [b"not json", json.dumps({"type": "book"}), json.dumps({"type": "trade"}), json.dumps(good)]
+    records = [
+        b"not json",
+        json.dumps(good),  # not an engine batch
+        json.dumps({"events": [{"type": "book"}, {"type": "trade"}, good, "x"]}),
+    ]
     events = parse_records(records)
     assert [e.event_id for e in events] == ["AAPL-4"]
 
