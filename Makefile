@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/nexus bench matching
 	$(BIN)/nexus bench local
 	$(BIN)/nexus bench cache
+	$(BIN)/nexus bench routing
 	$(BIN)/nexus bench analytics
 
 ## day: the 10,000-pair simulated trading day on a platform of its own, then reconciliation

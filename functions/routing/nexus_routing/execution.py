@@ -76,7 +76,7 @@ class SmartOrderRouter:
             if not remaining:
                 break
             decision = route_order(
-                dataclasses.replace(request, quantity=remaining),
+                request if remaining == request.quantity else dataclasses.replace(request, quantity=remaining),
                 self.books(request.symbol),
                 self.configs,
                 self.clock(),

@@ -100,8 +100,7 @@ class VenueBook:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class ChildOrder:
+class ChildOrder(NamedTuple):
     """An order sent to one venue. ``price`` None: a market order. ``account_id`` None: the
     router's own account at the venue."""
 
@@ -116,8 +115,7 @@ class ChildOrder:
     account_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
+class Fill(NamedTuple):
     """One execution. ``fee`` is what the router pays for it, exact: positive a fee (taker),
     negative a rebate received (maker)."""
 
@@ -135,8 +133,7 @@ class Fill:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class ExecutionReport:
+class ExecutionReport(NamedTuple):
     """What a venue answers about one child order: the fills of this report, the order's
     cumulative and open quantities after it, and its status. ``report_id`` is unique per venue
     and deterministic, so a consumer applies each report once."""

@@ -341,7 +341,8 @@ def execution_record(parent: ParentOrder, received_at: datetime, fills: Iterable
 
 
 def _q(value: Decimal, exp: Decimal) -> str:
-    return fmt(value.quantize(exp, ROUND_HALF_EVEN))
+    text: str = fmt(value.quantize(exp, ROUND_HALF_EVEN))
+    return text
 
 
 def execution_quality(

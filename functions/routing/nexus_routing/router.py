@@ -495,9 +495,9 @@ def route_order(
     # Children: ISO when they reach beyond another venue's protected quote.
     tops: dict[str, Decimal] = {}
     for q in nbbo.quotes:
-        top = q.ask if buy else q.bid
-        if top is not None:
-            tops[q.venue] = top
+        quoted = q.ask if buy else q.bid
+        if quoted is not None:
+            tops[q.venue] = quoted
     children: list[Allocation] = []
     for index in order:
         venue, facts = infos[index]

@@ -76,7 +76,8 @@ class FeeSchedule(BaseModel):
     @field_validator("taker_fee", "maker_rebate", mode="before")
     @classmethod
     def _exact(cls, value: Any) -> Decimal:
-        return to_decimal(value)
+        result: Decimal = to_decimal(value)
+        return result
 
     def taker_cost(self, quantity: Decimal) -> Decimal:
         """What a taker pays for ``quantity`` shares (negative: it is paid)."""
@@ -123,7 +124,8 @@ class FillModelSpec(BaseModel):
     @field_validator("turnover", mode="before")
     @classmethod
     def _turnover(cls, value: Any) -> Decimal:
-        return to_decimal(value)
+        result: Decimal = to_decimal(value)
+        return result
 
 
 class Venue(BaseModel):
@@ -303,11 +305,15 @@ class SimulatedVenue(ExecutionVenue):
         self._version = 0
         self._commands = 0
         self._seq = 0
+        self._prices: dict[str, dict[int, Decimal]] = {}
+        self._sizes: dict[str, dict[int, Decimal]] = {}
+        self._ts: tuple[datetime | None, str] = (None, "")
 
     # -- book --------------------------------------------------------------------------------
 
     def tick_size(self, symbol: str) -> Decimal:
-        return self._instrument(symbol).tick_size
+        tick: Decimal = self._instrument(symbol).tick_size
+        return tick
 
     def _instrument(self, symbol: str) -> Instrument:
         instrument = self._instruments.get(symbol)
@@ -322,12 +328,23 @@ class SimulatedVenue(ExecutionVenue):
         instrument = self._instrument(symbol)
         tick, lot = instrument.tick_size, instrument.lot_size
         raw = self.engine.book_depth(symbol, levels)
-        book = VenueBook(
-            self.name,
-            symbol,
-            tuple(BookLevel(tick * p, lot * q) for p, q, _ in raw["bids"]),
-            tuple(BookLevel(tick * p, lot * q) for p, q, _ in raw["asks"]),
-        )
+        prices = self._prices.setdefault(symbol, {})  # ticks -> Decimal price, lots -> Decimal size
+        sizes = self._sizes.setdefault(symbol, {})
+        sides: list[tuple[BookLevel, ...]] = []
+        for name in ("bids", "asks"):
+            rows = []
+            for p, q, _ in raw[name]:
+                price = prices.get(p)
+                if price is None:
+                    price = prices[p] = tick * p
+                size = sizes.get(q)
+                if size is None:
+                    if len(sizes) > 100_000:
+                        sizes.clear()
+                    size = sizes[q] = lot * q
+                rows.append(BookLevel(price, size))
+            sides.append(tuple(rows))
+        book = VenueBook(self.name, symbol, sides[0], sides[1])
         self._books[(symbol, levels)] = (self._version, book)
         return book
 
@@ -336,9 +353,13 @@ class SimulatedVenue(ExecutionVenue):
     def _command(self, command: dict[str, Any]) -> list[dict[str, Any]]:
         self._commands += 1
         command["command_id"] = f"{self.name}-c{self._commands}"
-        command["ts"] = iso(self._clock())
+        now = self._clock()
+        if self._ts[0] != now:
+            self._ts = (now, iso(now))
+        command["ts"] = self._ts[1]
         self._version += 1
-        return self.engine.process(command)
+        events: list[dict[str, Any]] = self.engine.process(command)
+        return events
 
     def _report(
         self,

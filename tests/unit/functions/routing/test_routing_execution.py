@@ -5,7 +5,6 @@ rankings from the execution reports."""
 
 from __future__ import annotations
 
-import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -161,7 +160,7 @@ def test_venue_statistics_come_from_execution_reports_once_each() -> None:
     assert update_venue_stats(stats, report, D(100)) is False
     assert stats.fill_rate("Beta", SYMBOL, Side.BUY, D(100)) == D("0.5")
     with pytest.raises(ValidationFailed):
-        update_venue_stats(stats, dataclasses.replace(report, report_id="Beta:neg"), D(-1))
+        update_venue_stats(stats, report._replace(report_id="Beta:neg"), D(-1))
 
 
 def test_rankings_order_venues_by_price_then_cost_fill_rate_and_latency() -> None:
