@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/nexus bench cache
 	$(BIN)/nexus bench routing
 	$(BIN)/nexus bench analytics
+	$(BIN)/nexus bench analytics-route
 
 ## day: the 10,000-pair simulated trading day on a platform of its own, then reconciliation
 ##      (about 45 minutes on a 2-core machine; exit 1 on a break)
