@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -24,6 +25,7 @@ from nexus_common.calendar import EXCHANGE_TZ
 from nexus_common.dynamo import LazyTable, conditional_write, paginate
 from nexus_common.dynamo_batch import batch_get, batch_put
 from nexus_common.events import iso
+from nexus_common.parallel import run_all
 
 from nexus_analytics.ports import Holdings, PriceBar, Valuation
 
@@ -176,15 +178,16 @@ class DynamoAccountsSource:
     def last_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
         if self.trades is None:
             raise RuntimeError("no trades table configured")
-        prices: dict[str, Decimal] = {}
-        for symbol in sorted(set(symbols)):
-            page = self.trades.table.query(
-                KeyConditionExpression=Key("symbol").eq(symbol), ScanIndexForward=False, Limit=1
-            )
+        trades = self.trades.table
+
+        def last(symbol: str) -> Decimal | None:
+            page = trades.query(KeyConditionExpression=Key("symbol").eq(symbol), ScanIndexForward=False, Limit=1)
             items = page.get("Items", [])
-            if items:
-                prices[symbol] = _dec(items[0]["price"])
-        return prices
+            return _dec(items[0]["price"]) if items else None
+
+        ordered = sorted(set(symbols))  # one Query per symbol, sent together
+        found = run_all([functools.partial(last, s) for s in ordered])
+        return {s: price for s, price in zip(ordered, found, strict=True) if price is not None}
 
     def symbols(self) -> list[str]:
         if self.instruments is None:

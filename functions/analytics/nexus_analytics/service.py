@@ -16,6 +16,7 @@ Conventions (docs/analytics.md has the statistics' own):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -24,6 +25,7 @@ from typing import Any, Final, Literal
 
 from nexus_common.calendar import exchange_date, is_business_day
 from nexus_common.errors import NexusError, NotFound, ValidationFailed
+from nexus_common.parallel import run_all
 
 from nexus_analytics import metrics
 from nexus_analytics.ports import AccountsSource, DailyCandles, Holdings, PriceHistory, Valuation, Valuations
@@ -120,7 +122,11 @@ class AnalyticsService:
                 raise ValidationFailed("unknown_symbol", f"unknown symbol {symbol}", field)
 
     def closes(self, symbols: Sequence[str], start: date, end: date) -> dict[str, list[tuple[date, Decimal]]]:
-        return {s: self.prices.closes(s, start, end) for s in sorted(set(symbols))}
+        """Each symbol's closes over [start, end]; the symbols' reads are independent and run
+        together (``nexus_common.parallel``)."""
+        ordered = sorted(set(symbols))
+        found = run_all([functools.partial(self.prices.closes, s, start, end) for s in ordered])
+        return dict(zip(ordered, found, strict=True))
 
     def returns(self, symbols: Sequence[str], lookback: int) -> metrics.Returns:
         end = self.today()
