@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/nexus bench matching
 	$(BIN)/nexus bench local
 	$(BIN)/nexus bench cache
+	$(BIN)/nexus bench fix
 	$(BIN)/nexus bench routing
 	$(BIN)/nexus bench analytics
 	$(BIN)/nexus bench analytics-route

@@ -27,6 +27,7 @@ from nexus import (
     cli_analytics,
     cli_analytics_data,
     cli_engine,
+    cli_fix,
     cli_funding,
     cli_identity,
     cli_marketdata,
@@ -213,6 +214,7 @@ def bench_local(
 
 
 cli_engine.register(app, bench_app)
+cli_fix.register(app, bench_app)
 cli_money.register(app, bench_app)
 cli_marketdata.register(app, bench_app)
 cli_analytics.register(app, bench_app)

@@ -1,0 +1,202 @@
+"""``nexus bench fix`` (order figures): the FIX gateway on the local platform, driven by QuickFIX.
+
+Starts ``nexus up --demo`` as its own process (free ports, its own state folder), adds accounts
+and FIX sessions, and runs:
+
+1. one session sending ``rate`` NewOrderSingle per second for ``seconds``: how many were sent,
+   acknowledged (ExecutionReport New or Rejected) and lost (never acknowledged within the drain
+   time after the last one), and NewOrderSingle -> ExecutionReport(New) latency p50/p99/max,
+   from QuickFIX's send call to QuickFIX handing over the report (both in this process);
+2. ``sessions`` concurrent sessions sharing the same total rate (``rate / sessions`` each).
+
+Orders rest (buys at 50, sells at 150, on the four demo symbols, one share each), so the figures
+are order entry and reports, not matching. Nothing is asserted: figures are printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from nexus.fix_client import FixClient, Received
+from nexus.local.procs import spawn, stop_process
+from nexus.local.runtime import LOCAL_CREDENTIALS, free_port, wait_until
+
+SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN")
+DRAIN_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    sessions: int
+    rate: int  # per second, all sessions together
+    seconds: int
+    sent: int
+    send_seconds: float
+    acknowledged: int
+    new: int
+    rejected: int
+    lost: int
+    ack_seconds: float  # first send to last acknowledgement
+    latencies_ms: tuple[float, ...]
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+@dataclass(frozen=True)
+class FixBenchResult:
+    runs: tuple[RunFigures, ...]
+
+
+class BenchPlatform:
+    """``nexus up --demo`` in a child process, with the FIX gateway on a free port."""
+
+    def __init__(self, stage: str = "benchfix") -> None:
+        self.stage = stage
+        self.state = Path(tempfile.mkdtemp(prefix=f"nexus-{stage}-"))
+        self.fix_port = free_port()
+        env = {**os.environ, "NEXUS_STATE_DIR": str(self.state)}
+        for key in ("AWS_ENDPOINT_URL", "REDIS_URL"):
+            env.pop(key, None)
+        ports = ["--port", str(free_port()), "--aws-port", str(free_port()), "--ws-port", str(free_port())]
+        command = [sys.executable, "-m", "nexus.cli", "up", "--demo", "--stage", stage, *ports,
+                   "--fix-port", str(self.fix_port)]  # fmt: skip
+        self.process = spawn(command, env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: (self.state / "runtime.json").exists(), 180, "nexus up")
+        self.runtime = json.loads((self.state / "runtime.json").read_text())
+
+    def add_sessions(self, count: int) -> list[dict[str, Any]]:
+        """``count`` funded accounts, each with its own FIX session (and password)."""
+        import secrets
+
+        from nexus_fix.sessions import DynamoSessions, new_session
+
+        from nexus.local.demo import create_account, table_names
+
+        os.environ.update({"AWS_ENDPOINT_URL": self.runtime["aws_endpoint"], **LOCAL_CREDENTIALS})
+        from nexus_common.aws import clear_clients
+
+        clear_clients()
+        table = table_names(self.stage)
+        sessions = DynamoSessions(table("FixSessionsTable"))
+        created = []
+        for n in range(count):
+            account = create_account(table, f"fixbench{n}", Decimal("10000000.00"))
+            password = secrets.token_urlsafe(18)
+            sender = f"BENCH{n}"
+            sessions.add(new_session(sender, "NEXUS", [account["account_id"]], password, {"MaxHeartBtInt": "300"}))
+            created.append({"sender": sender, "password": password})
+        return created
+
+    def stop(self) -> None:
+        stop_process(self.process, 20)
+
+
+def _clients(platform: BenchPlatform, sessions: list[dict[str, Any]]) -> list[FixClient]:
+    clients = []
+    for session in sessions:
+        client = FixClient("127.0.0.1", platform.fix_port, session["sender"], "NEXUS",
+                           Path(tempfile.mkdtemp(prefix="fixbench-")), password=session["password"])  # fmt: skip
+        client.start()
+        clients.append(client)
+    for client in clients:
+        client.wait_logon(60)
+    return clients
+
+
+def _send(client: FixClient, prefix: str, rate: float, count: int, sent: dict[str, float]) -> None:
+    started = time.perf_counter()
+    for i in range(count):
+        due = started + i / rate
+        pause = due - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        side, price = ("1", "50") if i % 2 == 0 else ("2", "150")
+        cl = f"{prefix}-{i}"
+        sent[cl] = client.new_order(cl, SYMBOLS[i % len(SYMBOLS)], side, "1", "2", price, t59="1")
+
+
+def _run(clients: list[FixClient], rate: int, seconds: int, label: str) -> RunFigures:
+    per_session = rate / len(clients)
+    count = int(per_session * seconds)
+    sent: list[dict[str, float]] = [{} for _ in clients]
+    marks = [len(c.received) for c in clients]
+    threads = [threading.Thread(target=_send, args=(c, f"{label}{n}", per_session, count, sent[n]))
+               for n, c in enumerate(clients)]  # fmt: skip
+    first = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    send_seconds = time.perf_counter() - first
+    total = sum(len(s) for s in sent)
+
+    def acks() -> dict[str, Received]:
+        found: dict[str, Received] = {}
+        for client, mark in zip(clients, marks, strict=True):
+            for message in client.received[mark:]:
+                cl = message.get(11) or ""
+                if message.get(150) in ("0", "8") and cl not in found:
+                    found[cl] = message
+        return found
+
+    deadline = time.monotonic() + DRAIN_SECONDS
+    while len(acks()) < total and time.monotonic() < deadline:
+        time.sleep(0.25)
+    got = acks()
+    sent_at = {cl: at for s in sent for cl, at in s.items()}
+    latencies = tuple((m.at - sent_at[cl]) * 1000 for cl, m in got.items() if m.get(150) == "0" and cl in sent_at)
+    last = max((m.at for m in got.values()), default=first)
+    return RunFigures(
+        sessions=len(clients), rate=rate, seconds=seconds, sent=total, send_seconds=send_seconds,
+        acknowledged=len(got), new=sum(1 for m in got.values() if m.get(150) == "0"),
+        rejected=sum(1 for m in got.values() if m.get(150) == "8"), lost=total - len(got),
+        ack_seconds=last - first, latencies_ms=latencies,
+    )  # fmt: skip
+
+
+def run(rate: int = 500, seconds: int = 30, sessions: int = 4) -> FixBenchResult:
+    platform = BenchPlatform()
+    clients: list[FixClient] = []
+    try:
+        created = platform.add_sessions(max(sessions, 1))
+        clients = _clients(platform, created)
+        warm = _run(clients[:1], 20, 1, "warm")  # the first orders pay for cold caches
+        del warm
+        one = _run(clients[:1], rate, seconds, "one")
+        many = _run(clients[:sessions], rate, seconds, "many")
+        return FixBenchResult((one, many))
+    finally:
+        for client in clients:
+            client.stop()
+        platform.stop()
+
+
+def report(result: FixBenchResult) -> list[str]:
+    lines = ["FIX gateway, local platform (QuickFIX initiator; orders rest, one share each)"]
+    for r in result.runs:
+        sent_rate = r.sent / r.send_seconds if r.send_seconds else 0.0
+        ack_rate = r.acknowledged / r.ack_seconds if r.ack_seconds else 0.0
+        worst = max(r.latencies_ms, default=float("nan"))
+        lines += [
+            f"  {r.sessions} session(s), {r.rate} NewOrderSingle/s in total for {r.seconds} s:",
+            f"    sent {r.sent} in {r.send_seconds:.1f} s ({sent_rate:.0f}/s); acknowledged {r.acknowledged} "
+            f"(New {r.new}, Rejected {r.rejected}); lost {r.lost}",
+            f"    acknowledged at {ack_rate:.0f}/s (first send to last report {r.ack_seconds:.1f} s)",
+            f"    NewOrderSingle -> ExecutionReport(New): p50 {r.percentile(50):.1f} ms, "
+            f"p99 {r.percentile(99):.1f} ms, max {worst:.1f} ms",
+        ]
+    return lines
