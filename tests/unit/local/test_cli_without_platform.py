@@ -75,6 +75,7 @@ PLATFORM_COMMANDS = [
     ["auth", "rotate-signing-key"],
     ["reconcile"],
     ["simulate", "--accounts", "2", "--trades", "1"],
+    ["prices", "import", "closes.csv"],
 ]
 
 
