@@ -91,7 +91,7 @@ class Acceptor:
         self.sessions: dict[str, Session] = {}
         self._server: asyncio.Server | None = None
         self._timer: asyncio.Task[None] | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], Connection] = {}
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=READ_SIZE)
@@ -110,10 +110,12 @@ class Acceptor:
         for session in list(self.sessions.values()):
             with contextlib.suppress(Exception):
                 await session.logout("Gateway shutting down", disconnect=True)
-        for task in list(self._connections):
-            task.cancel()
+        for conn in list(self._connections.values()):
+            conn.abort()  # each reader sees its end and finishes
         if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
+            _, pending = await asyncio.wait(list(self._connections), timeout=5)
+            for task in pending:
+                task.cancel()
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -128,9 +130,9 @@ class Acceptor:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        if task is not None:
-            self._connections.add(task)
         conn = Connection(writer, self._write_buffer_limit)
+        if task is not None:
+            self._connections[task] = conn
         session: Session | None = None
         splitter = FrameSplitter(self._max_message_size)
         try:
@@ -162,7 +164,7 @@ class Acceptor:
                     await session.connection_lost(conn)
             conn.close()
             if task is not None:
-                self._connections.discard(task)
+                self._connections.pop(task, None)
 
     async def _logon(self, conn: Connection, frame: bytes) -> Session | None:
         """The first frame of a connection: a valid Logon of a known session, else close."""

@@ -5,6 +5,7 @@ initiator, and a raw-socket peer for the bytes QuickFIX would never send."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import queue
 import socket
@@ -193,8 +194,9 @@ class _QfApp(fix.Application):  # type: ignore[misc]
 
 
 class QuickFixClient:
-    """A QuickFIX/C++ initiator (the ``quickfix`` binding) for one session, in-memory store, so
-    its sequence numbers persist across reconnections of this object only."""
+    """A QuickFIX/C++ initiator (the ``quickfix`` binding) for one session. Its store is in memory
+    (sequence numbers kept across reconnections of this object only) unless ``FileStorePath`` is
+    given (kept across objects)."""
 
     def __init__(self, port: int, client: str, workdir: Path, heartbeat: int = 1, password: str | None = None,
                  **settings: str) -> None:
@@ -215,17 +217,23 @@ class QuickFixClient:
         )
         self._settings = fix.SessionSettings(str(cfg))
         self._qfapp = _QfApp(self)
-        self._initiator = fix.SocketInitiator(self._qfapp, fix.MemoryStoreFactory(), self._settings)
+        store = fix.FileStoreFactory(self._settings) if "FileStorePath" in settings else fix.MemoryStoreFactory()
+        self._initiator: Any = fix.SocketInitiator(self._qfapp, store, self._settings)
 
     def start(self) -> QuickFixClient:
         self._initiator.start()
         return self
 
     def stop(self) -> None:
-        self._initiator.stop(True)
+        """Stop and destroy the initiator: QuickFIX keeps a process-wide registry of sessions by
+        SessionID, and a stopped initiator still alive would keep this one's name."""
+        if self._initiator is not None:
+            self._initiator.stop(True)
+            self._initiator = None
+            gc.collect()
 
     def logged_on(self) -> bool:
-        return bool(self._initiator.isLoggedOn())
+        return self._initiator is not None and bool(self._initiator.isLoggedOn())
 
     def send(self, message: fix.Message) -> None:
         fix.Session.sendToTarget(message, self.session_id)
@@ -273,9 +281,14 @@ class QuickFixClient:
 class RawPeer:
     """A plain TCP client speaking FIX by hand: for garbage, truncated frames and silence."""
 
-    def __init__(self, port: int, client: str, clock: Callable[[], Any] | None = None) -> None:
+    def __init__(self, port: int, client: str, clock: Callable[[], Any] | None = None,
+                 receive_buffer: int | None = None) -> None:
         self.client = client
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.sock = socket.socket()
+        if receive_buffer is not None:  # before connect, so the window stays small
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(5)
+        self.sock.connect(("127.0.0.1", port))
         self.splitter = FrameSplitter()
         self.frames: list[Message] = []
         self.seq = 1

@@ -531,3 +531,22 @@ def test_settings_read_quickfix_names_and_refuse_unknown_ones() -> None:
         SessionConfig.from_settings(ACCEPTOR, CLIENT, {"HeartBeatInt": "5"})
     with pytest.raises(ValueError):
         SessionConfig.from_settings(ACCEPTOR, CLIENT, {"MinHeartBtInt": "0"})
+
+
+def test_a_logon_with_a_seq_num_too_low_is_logged_out_and_one_too_high_gets_a_resend_request() -> None:
+    async def scenario() -> None:
+        w = await World().logged_on()
+        await w.feed(w.peer.order("C2"))
+        await w.session.disconnect()
+        # WHEN the counterparty comes back having forgotten its numbers (Logon seq 1, we expect 3)
+        w.wire = Wire()
+        assert not await w.session.logon(w.wire, Peer(w.clock).logon(30))
+        assert [(m.msg_type, m.get(58)) for m in w.wire.take()] == [
+            ("5", "MsgSeqNum too low, expecting 3 but received 1")
+        ]
+        # WHEN it comes back with seq 5: logged on, then a ResendRequest for 3 onwards
+        w.wire = Wire()
+        assert await w.session.logon(w.wire, w.peer.logon(30, seq=5))
+        assert [(m.msg_type, m.get(7)) for m in w.wire.take()] == [("A", None), ("2", "3")]
+
+    run(scenario())
