@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/nexus bench routing
 	$(BIN)/nexus bench analytics
 	$(BIN)/nexus bench analytics-route
+	$(BIN)/nexus bench surveillance
 
 ## day: the 10,000-pair simulated trading day on a platform of its own, then reconciliation
 ##      (about 45 minutes on a 2-core machine; exit 1 on a break)

@@ -84,18 +84,36 @@ class SurvEvent:
 
 # -- field readers -------------------------------------------------------------------------
 
-_ts_cache: dict[str, int] = {}
+_day_cache: dict[str, int] = {}
 
 
 def ts_ns(value: Any) -> int:
-    """An ISO-8601 UTC instant (the wire's ``...Z`` form or any offset) as epoch nanoseconds."""
+    """An ISO-8601 UTC instant (the wire's ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` form, or any ISO form
+    with an offset) as epoch nanoseconds."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if not isinstance(value, str) or len(value) > 40:
         raise DecodeError(f"ts: not an instant: {value!r}")
-    cached = _ts_cache.get(value)
-    if cached is not None:
-        return cached
+    if len(value) == 27 and value[26] == "Z" and value[10] == "T" and value[19] == ".":
+        # the wire's own form: the date part cached, the time read by slicing
+        day = _day_cache.get(value[:10])
+        if day is None:
+            day = _parse_iso(value[:10] + "T00:00:00Z")
+            if len(_day_cache) > 10_000:
+                _day_cache.clear()
+            _day_cache[value[:10]] = day
+        try:
+            clock = (int(value[11:13]) * 3600 + int(value[14:16]) * 60 + int(value[17:19])) * 1_000_000_000
+            micros = int(value[20:26])
+        except ValueError as exc:
+            raise DecodeError(f"ts: not an instant: {value!r}") from exc
+        if value[13] != ":" or value[16] != ":" or clock >= 86_400 * 1_000_000_000 or micros < 0:
+            raise DecodeError(f"ts: not an instant: {value!r}")
+        return day + clock + micros * 1_000
+    return _parse_iso(value)
+
+
+def _parse_iso(value: str) -> int:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
@@ -103,17 +121,20 @@ def ts_ns(value: Any) -> int:
     if parsed.tzinfo is None:
         raise DecodeError(f"ts: naive instant: {value!r}")
     delta = parsed - _EPOCH
-    result = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-    if len(_ts_cache) > 200_000:
-        _ts_cache.clear()
-    _ts_cache[value] = result
-    return result
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+_dec_cache: dict[str, Decimal] = {}
 
 
 def _dec(value: Any, name: str) -> Decimal | None:
     if value is None:
         return None
-    if isinstance(value, Decimal):
+    if isinstance(value, str):
+        cached = _dec_cache.get(value)
+        if cached is not None:
+            return cached
+    elif isinstance(value, Decimal):
         return value
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise DecodeError(f"{name}: not a decimal: {value!r}")
@@ -125,6 +146,10 @@ def _dec(value: Any, name: str) -> Decimal | None:
         raise DecodeError(f"{name}: not a decimal: {value!r}") from exc
     if not result.is_finite():
         raise DecodeError(f"{name}: not finite")
+    if isinstance(value, str):
+        if len(_dec_cache) > 100_000:
+            _dec_cache.clear()
+        _dec_cache[value] = result
     return result
 
 
@@ -152,6 +177,7 @@ def _owner(record: Mapping[str, Any], account: str, owners: Mapping[str, str] | 
 
 
 _OPPOSITE: Final = {"buy": "sell", "sell": "buy"}
+_ZERO: Final = Decimal(0)
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -207,6 +233,9 @@ def _one_event(ev: Mapping[str, Any], owners: Mapping[str, str] | None, out: lis
     ts = ts_ns(ev.get("ts"))
     event_id = ev.get("event_id")
     eid = event_id if isinstance(event_id, str) else f"{symbol}-{seq}"
+    # SurvEvent fields, positionally (the hot path): kind, ts, seq, symbol, order_id, account_id,
+    # user_id, side, price, quantity, event_id, trade_id, aggressor, cp_order_id, cp_account_id,
+    # cp_user_id, fill_price, fill_quantity, leaves_quantity, order_type, reason
     if kind == "trade":
         price = _dec(ev.get("price"), "price")
         qty = _dec(ev.get("quantity"), "quantity")
@@ -215,23 +244,17 @@ def _one_event(ev: Mapping[str, Any], owners: Mapping[str, str] | None, out: lis
         maker_acc = _str(ev, "maker_account_id")
         taker_ord = _str(ev, "taker_order_id")
         maker_ord = _str(ev, "maker_order_id")
-        taker_user = owners.get(taker_acc) if owners is not None else None
-        maker_user = owners.get(maker_acc) if owners is not None else None
-        taker_user = ev.get("taker_user_id") or taker_user
-        maker_user = ev.get("maker_user_id") or maker_user
+        taker_user = ev.get("taker_user_id") or (owners.get(taker_acc) if owners is not None else None)
+        maker_user = ev.get("maker_user_id") or (owners.get(maker_acc) if owners is not None else None)
         out.append(SurvEvent(
-            kind="fill", ts=ts, seq=seq, symbol=symbol, order_id=taker_ord, account_id=taker_acc,
-            user_id=taker_user, side=aggressor_side, price=price, quantity=qty, event_id=eid, trade_id=eid,
-            aggressor=True, cp_order_id=maker_ord, cp_account_id=maker_acc, cp_user_id=maker_user,
-            fill_price=price, fill_quantity=qty,
-            leaves_quantity=_dec(ev.get("taker_remaining_quantity"), "taker_remaining_quantity"),
+            "fill", ts, seq, symbol, taker_ord, taker_acc, taker_user, aggressor_side, price, qty, eid, eid, True,
+            maker_ord, maker_acc, maker_user, price, qty,
+            _dec(ev.get("taker_remaining_quantity"), "taker_remaining_quantity"), None, None,
         ))
         out.append(SurvEvent(
-            kind="fill", ts=ts, seq=seq, symbol=symbol, order_id=maker_ord, account_id=maker_acc,
-            user_id=maker_user, side=_OPPOSITE[aggressor_side], price=price, quantity=qty, event_id=eid,
-            trade_id=eid, aggressor=False, cp_order_id=taker_ord, cp_account_id=taker_acc,
-            cp_user_id=taker_user, fill_price=price, fill_quantity=qty,
-            leaves_quantity=_dec(ev.get("maker_remaining_quantity"), "maker_remaining_quantity"),
+            "fill", ts, seq, symbol, maker_ord, maker_acc, maker_user, _OPPOSITE[aggressor_side], price, qty, eid,
+            eid, False, taker_ord, taker_acc, taker_user, price, qty,
+            _dec(ev.get("maker_remaining_quantity"), "maker_remaining_quantity"), None, None,
         ))
         return
     account = _str(ev, "account_id")
@@ -239,26 +262,25 @@ def _one_event(ev: Mapping[str, Any], owners: Mapping[str, str] | None, out: lis
     user = _owner(ev, account, owners)
     if kind == "accepted":
         out.append(SurvEvent(
-            kind="accepted", ts=ts, seq=seq, symbol=symbol, order_id=order_id, account_id=account, user_id=user,
-            side=_side(ev), price=_dec(ev.get("price"), "price"), quantity=_dec(ev.get("quantity"), "quantity"),
-            event_id=eid, order_type=str(ev.get("order_type") or "limit"),
+            "accepted", ts, seq, symbol, order_id, account, user, _side(ev), _dec(ev.get("price"), "price"),
+            _dec(ev.get("quantity"), "quantity"), eid, None, False, None, None, None, None, None, None,
+            str(ev.get("order_type") or "limit"), None,
         ))
-    elif kind in ("cancelled", "expired"):
-        remaining = _dec(ev.get("remaining_quantity"), "remaining_quantity")
+    elif kind == "cancelled" or kind == "expired":
         out.append(SurvEvent(
-            kind=str(kind), ts=ts, seq=seq, symbol=symbol, order_id=order_id, account_id=account, user_id=user,
-            quantity=remaining, leaves_quantity=Decimal(0), event_id=eid, reason=str(ev.get("reason") or ""),
+            kind, ts, seq, symbol, order_id, account, user, None, None,
+            _dec(ev.get("remaining_quantity"), "remaining_quantity"), eid, None, False, None, None, None, None,
+            None, _ZERO, None, str(ev.get("reason") or ""),
         ))
     elif kind == "replaced":
         out.append(SurvEvent(
-            kind="replace", ts=ts, seq=seq, symbol=symbol, order_id=order_id, account_id=account, user_id=user,
-            price=_dec(ev.get("price"), "price"), quantity=_dec(ev.get("quantity"), "quantity"),
-            leaves_quantity=_dec(ev.get("remaining_quantity"), "remaining_quantity"), event_id=eid,
-            reason=str(ev.get("reason") or ""),
+            "replace", ts, seq, symbol, order_id, account, user, None, _dec(ev.get("price"), "price"),
+            _dec(ev.get("quantity"), "quantity"), eid, None, False, None, None, None, None, None,
+            _dec(ev.get("remaining_quantity"), "remaining_quantity"), None, str(ev.get("reason") or ""),
         ))
     else:  # rejected
-        out.append(SurvEvent(kind="rejected", ts=ts, seq=seq, symbol=symbol, order_id=order_id,
-                             account_id=account, user_id=user, event_id=eid, reason=str(ev.get("reason") or "")))
+        out.append(SurvEvent("rejected", ts, seq, symbol, order_id, account, user, None, None, None, eid, None,
+                             False, None, None, None, None, None, None, None, str(ev.get("reason") or "")))
 
 
 MAX_EVENTS_PER_RECORD: Final = 100_000

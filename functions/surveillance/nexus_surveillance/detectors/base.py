@@ -130,6 +130,9 @@ class PatternDetector(Generic[T]):
     name: ClassVar[str] = ""
     thresholds_model: ClassVar[type[Thresholds]]
     _STATE: ClassVar[tuple[str, ...]] = ()
+    # the event kinds the detector reads: others neither change its state nor move its watermark
+    # (skipping them is safe: the kinds it reads still arrive in order)
+    KINDS: ClassVar[frozenset[str]] = frozenset({"accepted", "fill", "cancelled", "expired", "rejected", "replace"})
 
     def __init__(self, thresholds: T | Mapping[str, Any] | None = None) -> None:
         self.thresholds: T = self._coerce(thresholds)
@@ -154,10 +157,13 @@ class PatternDetector(Generic[T]):
     # -- the fold ---------------------------------------------------------------------------
 
     def on_event(self, e: SurvEvent) -> list[Alert]:
+        kind = e.kind
+        if kind not in self.KINDS:
+            return []
         seq = e.seq
         if seq <= 0:
             return []
-        key = seq * 2 + (1 if e.kind == "fill" and not e.aggressor else 0)
+        key = seq * 2 + (1 if kind == "fill" and not e.aggressor else 0)
         marks = self._watermark
         if key <= marks.get(e.symbol, 0):
             return []

@@ -43,6 +43,7 @@ def _ns(instant: datetime) -> int:
 class MarkingTheCloseDetector(PatternDetector[MarkingTheCloseThresholds]):
     name = "marking_the_close"
     thresholds_model = MarkingTheCloseThresholds
+    KINDS = frozenset({"fill"})
     _STATE = ("_sessions",)
 
     def _configure(self) -> None:

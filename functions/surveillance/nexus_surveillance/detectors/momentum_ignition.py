@@ -37,6 +37,7 @@ class MomentumIgnitionThresholds(Thresholds):
 class MomentumIgnitionDetector(PatternDetector[MomentumIgnitionThresholds]):
     name = "momentum_ignition"
     thresholds_model = MomentumIgnitionThresholds
+    KINDS = frozenset({"fill"})
     _STATE = ("_bursts", "_ignited")
 
     def _configure(self) -> None:

@@ -18,6 +18,7 @@ from nexus_surveillance.detectors.base import Alert, PatternDetector, Thresholds
 from nexus_surveillance.events import SurvEvent
 
 _MS = 1_000_000
+_WHAT = {"accepted": 0, "cancelled": 1, "replace": 1, "fill": 2}
 
 
 class QuoteStuffingThresholds(Thresholds):
@@ -29,10 +30,13 @@ class QuoteStuffingThresholds(Thresholds):
 class QuoteStuffingDetector(PatternDetector[QuoteStuffingThresholds]):
     name = "quote_stuffing"
     thresholds_model = QuoteStuffingThresholds
+    KINDS = frozenset({"accepted", "cancelled", "replace", "fill"})
     _STATE = ("_flow", "_bursts")
 
     def _configure(self) -> None:
         self._window = self.thresholds.window_ms * _MS
+        self._min_messages = self.thresholds.min_messages
+        self._ratio = self.thresholds.min_order_to_trade
 
     def _reset(self) -> None:
         super()._reset()
@@ -43,16 +47,8 @@ class QuoteStuffingDetector(PatternDetector[QuoteStuffingThresholds]):
         self._bursts: dict[tuple[str, str], int] = {}
 
     def _apply(self, e: SurvEvent) -> list[Alert]:
-        kind = e.kind
-        if kind == "accepted":
-            what = 0
-        elif kind == "cancelled" or kind == "replace":
-            what = 1
-        elif kind == "fill":
-            what = 2
-        else:
-            return []
-        key = (e.symbol, e.owner)
+        what = _WHAT[e.kind]
+        key = (e.symbol, e.user_id or e.account_id)
         flow = self._flow.get(key)
         if flow is None:
             flow = self._flow[key] = [deque(), 0, 0, 0]
@@ -74,9 +70,9 @@ class QuoteStuffingDetector(PatternDetector[QuoteStuffingThresholds]):
         flow[2] += 1
         if what == 0:
             flow[1] += 1
-        t = self.thresholds
-        if flow[2] < t.min_messages or flow[1] < t.min_order_to_trade * max(1, flow[3]):
+        if flow[2] < self._min_messages or flow[1] < self._ratio * max(1, flow[3]):
             return []
+        t = self.thresholds
         last = self._bursts.get(key)
         self._bursts[key] = ts
         if last is not None and ts - last <= self._window:

@@ -5,8 +5,9 @@ An order is *large* from ``min_quantity``; it qualifies when it is cancelled wit
 ``max_lifetime_ms`` of its acceptance having filled at most ``max_filled_fraction`` of it. The
 owner's fills on the other side from ``pre_window_ms`` before the order's acceptance to
 ``post_window_ms`` after its cancel are its counterpart; the alert needs the cancelled quantity to
-be at least ``min_size_ratio`` times that traded quantity (a spoof dwarfs the real order; a market
-maker's two quotes are alike). A counterpart fill after the cancel completes the alert when it
+be at least ``min_size_ratio`` times the real side (a spoof dwarfs the real order; a market
+maker's two quotes are alike): the real side counts as the larger of the quantity traded and the
+open quantity its orders showed before they traded. A counterpart fill after the cancel completes the alert when it
 comes. The owner's further spoof orders around the same fills fold into the first alert.
 """
 
@@ -50,8 +51,9 @@ class SpoofingDetector(PatternDetector[SpoofingThresholds]):
         super()._reset()
         # (symbol, order_id) -> [accepted_ts, side, quantity, filled, owner, account]: large orders only
         self._orders: dict[tuple[str, str], list[Any]] = {}
-        # (symbol, owner) -> deque of (ts, side, quantity, trade_id, account)
-        self._fills: dict[tuple[str, str], deque[tuple[int, str, Decimal, str, str]]] = {}
+        # (symbol, owner) -> deque of (ts, side, quantity, trade_id, account, order_id, order's open
+        #   quantity before the fill)
+        self._fills: dict[tuple[str, str], deque[tuple[int, str, Decimal, str, str, str, Decimal]]] = {}
         # (symbol, owner) -> list of qualifying cancels waiting for a counterpart fill:
         # (cancel_ts, accepted_ts, side, quantity, order_id, account)
         self._pending: dict[tuple[str, str], list[tuple[int, int, str, Decimal, str, str]]] = {}
@@ -91,7 +93,8 @@ class SpoofingDetector(PatternDetector[SpoofingThresholds]):
         while fills and fills[0][0] < horizon:
             fills.popleft()
         qty = e.fill_quantity or Decimal(0)
-        fills.append((ts, e.side or "", qty, e.trade_id or "", e.account_id))
+        shown = qty + e.leaves_quantity if e.leaves_quantity is not None else qty
+        fills.append((ts, e.side or "", qty, e.trade_id or "", e.account_id, e.order_id, shown))
         order = self._orders.get((e.symbol, e.order_id))
         if order is not None:
             order[3] += qty
@@ -146,7 +149,12 @@ class SpoofingDetector(PatternDetector[SpoofingThresholds]):
         if not counter:
             return None
         traded = sum((f[2] for f in counter), Decimal(0))
-        ratio = quantity / traded if traded > 0 else Decimal(10) ** 6
+        shown: dict[str, Decimal] = {}
+        for f in counter:
+            if f[6] > shown.get(f[5], Decimal(0)):
+                shown[f[5]] = f[6]
+        genuine = max(traded, sum(shown.values(), Decimal(0)))
+        ratio = quantity / genuine if genuine > 0 else Decimal(10) ** 6
         if ratio < self.thresholds.min_size_ratio:
             return None
         trade_ids = sorted({f[3] for f in counter})
@@ -172,6 +180,7 @@ class SpoofingDetector(PatternDetector[SpoofingThresholds]):
                 "cancelled_quantity": figure(quantity),
                 "lifetime_ms": (cancel_ts - accepted_ts) // _MS,
                 "opposite_traded_quantity": figure(traded),
+                "opposite_order_quantity": figure(genuine),
                 "size_ratio": figure(ratio.quantize(Decimal("0.01"))),
             },
         )

@@ -41,6 +41,7 @@ Trade = tuple[int, str, Decimal, Decimal, str]  # ts, buyer account, quantity, p
 class WashTradingDetector(PatternDetector[WashTradingThresholds]):
     name = "wash_trading"
     thresholds_model = WashTradingThresholds
+    KINDS = frozenset({"fill"})
     _STATE = ("_self_last", "_pairs", "_volume", "_pair_alerted")
 
     def _configure(self) -> None:
