@@ -4,12 +4,14 @@ Setup (seeded, ``random.Random(seed)``): ``venues`` simulated venues (default 6:
 as a library, each with its own fees and latency model), one symbol, a market maker quoting
 ``levels`` price levels a side (100 to 1,000 shares each) around 100.00 on every venue.
 
-1. NBBO: ``SmartOrderRouter.nbbo``: every enabled venue's book snapshot (cached by the venue
-   until its book changes) and the NBBO with each venue's quote and depth. Timed per call.
-2. Routing decision: ``route_order`` over the venues' current books, for requests drawn ahead of
-   time (side, 100 to 5,000 shares, one of the six strategies, urgency, market or a limit 0 to 5
-   ticks through the NBBO), including fetching the books from the venues. Timed per call; the
-   decision record is complete (venues considered, children, alternatives, NBBO), not serialised.
+1. NBBO: ``compute_nbbo`` over every enabled venue's book snapshot (each venue caches its
+   snapshot until its book changes), with each venue's quote and depth, computed afresh at every
+   call. Timed per call.
+2. Routing decision: ``SmartOrderRouter.decide``: the venues' current books, the NBBO as the
+   router maintains it (recomputed when a venue's book changed, else reused) and ``route_order``,
+   for requests drawn ahead of time (side, 100 to 5,000 shares, one of the six strategies,
+   urgency, market or a limit 0 to 5 ticks through the NBBO). Timed per call; the decision record
+   is complete (venues considered, children, alternatives, NBBO), not serialised.
 3. Sustained: requests arrive on a fixed schedule at ``rate`` per second for ``seconds``; each is
    routed end to end (decisions, child orders executed on the simulated venues, reports folded
    into the parent and the venue statistics), then the market maker puts back what was taken
@@ -35,7 +37,8 @@ from nexus_common.instruments import Instrument
 
 from nexus_routing.execution import SmartOrderRouter
 from nexus_routing.model import ChildOrder, ExecStatus, OrderType, Side, Strategy, Urgency
-from nexus_routing.router import RouteRequest, route_order
+from nexus_routing.nbbo import compute_nbbo
+from nexus_routing.router import RouteRequest
 from nexus_routing.venues import SimulatedVenue, Venue
 
 SYMBOL = "BENCH"
@@ -144,30 +147,29 @@ def run(venues: int = 6, levels: int = 10, decisions: int = 20_000, rate: int = 
         seed: int = 42) -> Result:
     router = build(venues, levels, seed)
     configs = router.configs
-    clock = router.clock
 
-    # 1. NBBO
-    nbbo = router.nbbo
+    # 1. NBBO, computed from the venues' quotes at every call (no caching of the NBBO itself)
+    books = router.books
     for _ in range(1_000):
-        nbbo(SYMBOL)
+        compute_nbbo(SYMBOL, books(SYMBOL), configs)
     samples: list[int] = []
     with quiet_gc():
         for _ in range(decisions):
             start = time.perf_counter_ns()
-            nbbo(SYMBOL)
+            compute_nbbo(SYMBOL, books(SYMBOL), configs)
             samples.append(time.perf_counter_ns() - start)
     nbbo_figures = Figures.of(samples)
 
     # 2. routing decisions
     todo = requests(decisions, seed + 1, router, "D")
-    books = router.books
+    decide = router.decide
     for request in todo[:1_000]:
-        route_order(request, books(SYMBOL), configs, clock(), router.stats)
+        decide(request)
     samples = []
     with quiet_gc():
         for request in todo:
             start = time.perf_counter_ns()
-            route_order(request, books(SYMBOL), configs, clock(), router.stats)
+            decide(request)
             samples.append(time.perf_counter_ns() - start)
     decision_figures = Figures.of(samples)
 

@@ -49,12 +49,13 @@ class SmartOrderRouter:
         self.depth = depth
         self.parents: dict[str, ParentOrder] = {}
         self._decision_nbbo: dict[str, Nbbo] = {}
+        self._nbbos: dict[str, tuple[dict[str, Venue], tuple[tuple[str, VenueBook], ...], Nbbo]] = {}
 
     def set_enabled(self, venue: str, enabled: bool) -> None:
         config = self.configs.get(venue)
         if config is None:
             raise NotFound("unknown_venue", f"no venue {venue!r}", "venue")
-        self.configs[venue] = config.model_copy(update={"enabled": enabled})
+        self.configs = {**self.configs, venue: config.model_copy(update={"enabled": enabled})}
 
     def books(self, symbol: str) -> dict[str, VenueBook]:
         return {
@@ -64,7 +65,29 @@ class SmartOrderRouter:
         }
 
     def nbbo(self, symbol: str) -> Nbbo:
-        return compute_nbbo(symbol, self.books(symbol), self.configs)
+        return self._nbbo(symbol, self.books(symbol))
+
+    def _nbbo(self, symbol: str, books: dict[str, VenueBook]) -> Nbbo:
+        """The NBBO of these books, recomputed only when a venue's book snapshot (or a venue's
+        configuration) changed since the last call: the router maintains it as a SIP does."""
+        cached = self._nbbos.get(symbol)
+        if cached is not None and cached[0] is self.configs and len(cached[1]) == len(books):
+            same = True
+            for (name, book), (cached_name, cached_book) in zip(books.items(), cached[1], strict=True):
+                if name != cached_name or book is not cached_book:
+                    same = False
+                    break
+            if same:
+                return cached[2]
+        nbbo = compute_nbbo(symbol, books, self.configs)
+        self._nbbos[symbol] = (self.configs, tuple(books.items()), nbbo)
+        return nbbo
+
+    def decide(self, request: RouteRequest, round_: int = 1) -> RoutingDecision:
+        """One routing decision over the venues' current books (nothing sent)."""
+        books = self.books(request.symbol)
+        return route_order(request, books, self.configs, self.clock(), self.stats, round_,
+                           self._nbbo(request.symbol, books))
 
     def route(self, request: RouteRequest) -> ParentOrder:
         if request.order_id in self.parents:
@@ -75,12 +98,8 @@ class SmartOrderRouter:
             remaining = parent.remaining
             if not remaining:
                 break
-            decision = route_order(
+            decision = self.decide(
                 request if remaining == request.quantity else dataclasses.replace(request, quantity=remaining),
-                self.books(request.symbol),
-                self.configs,
-                self.clock(),
-                self.stats,
                 round_,
             )
             if self.on_decision is not None:

@@ -76,6 +76,9 @@ class VenueBook:
     asks: tuple[BookLevel, ...]
     bid_depth: Decimal = field(init=False, compare=False)  # shares displayed per side
     ask_depth: Decimal = field(init=False, compare=False)
+    _cumulative: dict[Side, tuple[tuple[Decimal, Decimal, Decimal], ...]] = field(
+        init=False, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         total = ZERO
@@ -86,6 +89,30 @@ class VenueBook:
         for level in self.asks:
             total += level.quantity
         object.__setattr__(self, "ask_depth", total)
+        object.__setattr__(self, "_cumulative", {})
+
+    def sweep(self, side: Side, quantity: Decimal, limit: Decimal | None) -> tuple[Decimal, Decimal]:
+        """What a taker on ``side`` sweeping this book alone for ``quantity`` within ``limit``
+        (None: none) would get: ``(shares, notional)``, exact. Running totals per level are
+        computed once per snapshot."""
+        cumulative = self._cumulative.get(side)
+        if cumulative is None:
+            rows = []
+            shares = notional = ZERO
+            for level in self.asks if side is Side.BUY else self.bids:
+                shares += level.quantity
+                notional += level.quantity * level.price
+                rows.append((level.price, shares, notional))
+            cumulative = self._cumulative[side] = tuple(rows)
+        buy = side is Side.BUY
+        prev_shares = prev_notional = ZERO
+        for price, shares, notional in cumulative:
+            if limit is not None and (price > limit if buy else price < limit):
+                break
+            if shares >= quantity:
+                return quantity, prev_notional + (quantity - prev_shares) * price
+            prev_shares, prev_notional = shares, notional
+        return prev_shares, prev_notional
 
     def levels(self, side: Side) -> tuple[BookLevel, ...]:
         """The levels a taker on ``side`` trades against (asks for a buy)."""

@@ -43,11 +43,11 @@ Quantities are exact: the children's quantities plus ``unrouted`` equal the orde
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from heapq import heapify, heappop, heapreplace
 from typing import Any, Final, NamedTuple, Protocol
 
 from nexus_common.errors import ValidationFailed
@@ -72,7 +72,10 @@ REROUTE: Final = "reroute"
 class FillRates(Protocol):
     """What the router reads of the venue statistics (``stats.VenueStats`` is one)."""
 
-    def fill_rate(self, venue: str, symbol: str, side: Side, quantity: Decimal) -> Decimal | None: ...
+    def fill_rates(self, symbol: str, side: Side, quantity: Decimal) -> Mapping[str, Decimal]:
+        """Observed fill rate by venue for orders of this symbol, side and size (venues without
+        observations absent)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +349,7 @@ class _Facts:
     taker_fee: Decimal
     maker_rebate: Decimal
     internal: bool
+    fill_model: FillProbabilityModel
 
 
 _FACTS: dict[int, _Facts] = {}
@@ -356,7 +360,8 @@ def _facts(venue: Venue) -> _Facts:
     if facts is None or facts.venue is not venue:
         spec = venue.latency
         latency = spec.base_us + spec.jitter_us // 2 + int(spec.tail_probability * spec.tail_us)
-        facts = _Facts(venue, latency, venue.fees.taker_fee, venue.fees.maker_rebate, venue.internal)
+        facts = _Facts(venue, latency, venue.fees.taker_fee, venue.fees.maker_rebate, venue.internal,
+                       FillProbabilityModel(venue.fill_model))
         if len(_FACTS) >= 4096:
             _FACTS.clear()
         _FACTS[id(venue)] = facts
@@ -395,16 +400,20 @@ def route_order(
     now: datetime,
     stats: FillRates | None = None,
     round_: int = 1,
+    nbbo: Nbbo | None = None,
 ) -> RoutingDecision:
-    """One routing decision (see the module doc). ``ValidationFailed`` for a bad request or a
-    naive ``now``."""
+    """One routing decision (see the module doc). ``nbbo``: the NBBO of exactly these books when
+    the caller maintains it (computed here otherwise). ``ValidationFailed`` for a bad request or
+    a naive ``now``."""
     if now.tzinfo is None:
         raise ValidationFailed("invalid_clock", "the decision instant must be tz-aware", "ts")
     if not 1 <= round_ <= 1_000:
         raise ValidationFailed("invalid_round", "round is 1 to 1000", "round")
     side, strategy, symbol = request.side, request.strategy, request.symbol
     buy = side is Side.BUY
-    nbbo = compute_nbbo(symbol, books, venues)
+    if nbbo is None:
+        nbbo = compute_nbbo(symbol, books, venues)
+    rates = stats.fill_rates(symbol, side, request.quantity) if stats is not None else {}
     limit = request.limit_price
     far = nbbo.far(side)
 
@@ -418,7 +427,7 @@ def route_order(
         facts = _facts(venue)
         book = books.get(name)
         why = _eligibility(strategy, venue, book)
-        rate = stats.fill_rate(name, symbol, side, request.quantity) if stats is not None else None
+        rate = rates.get(name)
         considered.append(
             Considered(name, venue.mic, venue.kind, not why, why or "eligible", facts.taker_fee,
                        facts.maker_rebate, facts.latency, rate)
@@ -438,7 +447,7 @@ def route_order(
         pref = _preference(strategy, name, facts, rate)
         prefs.append(pref)
         heap.append(_entry(buy, strategy, levels[0], pref, index, 0))
-    heapq.heapify(heap)
+    heapify(heap)
 
     # How far the sweep may go: the limit, the NBBO without ISOs, SMART's impact cap.
     cap = limit
@@ -481,16 +490,18 @@ def route_order(
                 break
             taken[index] = [ZERO, ZERO, price]
             order.append(index)
-        heapq.heappop(heap)
-        level = level_lists[index][li]
+        venue_levels = level_lists[index]
+        level = venue_levels[li]
         qty = level.quantity if level.quantity < remaining else remaining
         acc = taken[index]
         acc[0] += qty
         acc[1] += qty * price
         acc[2] = price
         remaining -= qty
-        if li + 1 < len(level_lists[index]):
-            heapq.heappush(heap, _entry(buy, strategy, level_lists[index][li + 1], prefs[index], index, li + 1))
+        if li + 1 < len(venue_levels):
+            heapreplace(heap, _entry(buy, strategy, venue_levels[li + 1], prefs[index], index, li + 1))
+        else:
+            heappop(heap)
 
     # Children: ISO when they reach beyond another venue's protected quote.
     tops: dict[str, Decimal] = {}
@@ -531,7 +542,7 @@ def route_order(
             rest_price = limit
             if next_price is not None and (rest_price >= next_price if buy else rest_price <= next_price):
                 rest_price = next_price - request.tick_size if buy else next_price + request.tick_size
-            rest = _rest_venue(request, rest_price, books, venues, [c for c in considered if c.eligible])
+            rest = _rest_venue(request, rest_price, remaining, books, venues, [c for c in considered if c.eligible])
             if rest is None or rest_price <= 0:
                 remainder = REROUTE
                 reason += f"; no venue to rest on: {fmt(remaining)} re-routed"
@@ -572,13 +583,14 @@ def _entry(
 ) -> tuple[Any, ...]:
     key = level.price if buy else -level.price
     if strategy is Strategy.BEST_PRICE:
-        return (key, 0, -level.quantity, *pref, index, li)
-    return (key, 0, *pref, index, li)
+        return (key, 0, -level.quantity, pref, index, li)
+    return (key, 0, pref, index, li)
 
 
 def _rest_venue(
     request: RouteRequest,
     price: Decimal,
+    quantity: Decimal,
     books: Mapping[str, VenueBook],
     venues: Mapping[str, Venue],
     eligible: list[Considered],
@@ -589,34 +601,35 @@ def _rest_venue(
     chosen = [venues[c.venue] for c in eligible]
     strategy = request.strategy
     if strategy is Strategy.INTERNALIZE_FIRST:
-        internal = [v for v in chosen if v.internal]
-        if internal:
-            return internal[0], "internal venue"
-    if strategy is Strategy.LOWEST_COST:
-        best = max(chosen, key=lambda v: (v.fees.maker_rebate, _fill_probability(request, v, books, price), v.name))
-        return best, f"highest maker rebate {fmt(best.fees.maker_rebate)}"
+        for v in chosen:
+            if v.internal:
+                return v, "internal venue"
     if strategy is Strategy.FASTEST:
-        best = min(chosen, key=lambda v: (expected_latency_us(v), v.name))
+        best = min(chosen, key=lambda v: (_facts(v).latency, v.name))
         return best, "lowest expected latency"
-    best = max(chosen, key=lambda v: (_fill_probability(request, v, books, price), v.fees.maker_rebate, v.name))
-    return best, f"fill probability {_fill_probability(request, best, books, price):.2f}"
+    chance = {v.name: _fill_probability(request, v, books[v.name], price, quantity) for v in chosen}
+    if strategy is Strategy.LOWEST_COST:
+        best = max(chosen, key=lambda v: (_facts(v).maker_rebate, chance[v.name], v.name))
+        return best, f"highest maker rebate {best.fees.maker_rebate}"
+    best = max(chosen, key=lambda v: (chance[v.name], _facts(v).maker_rebate, v.name))
+    return best, f"fill probability {chance[best.name]:.2f}"
 
 
-def _fill_probability(request: RouteRequest, venue: Venue, books: Mapping[str, VenueBook], price: Decimal) -> float:
-    book = books[venue.name]
+def _fill_probability(request: RouteRequest, venue: Venue, book: VenueBook, price: Decimal, quantity: Decimal) -> float:
     buy = request.side is Side.BUY
     own = book.bids if buy else book.asks
-    model = FillProbabilityModel(venue.fill_model)
+    model = _facts(venue).fill_model
     if not own:
-        return model.probability(0, ZERO, request.quantity)
+        return model.probability(0, ZERO, quantity)
     touch = own[0].price
     behind = (touch - price) if buy else (price - touch)
     ticks = max(0, int(behind / request.tick_size))
     ahead = ZERO
     for level in own:
-        if (level.price >= price) if buy else (level.price <= price):
-            ahead += level.quantity
-    return model.probability(ticks, ahead, request.quantity)
+        if (level.price < price) if buy else (level.price > price):
+            break
+        ahead += level.quantity
+    return model.probability(ticks, ahead, quantity)
 
 
 def _alternatives(
@@ -626,24 +639,12 @@ def _alternatives(
     limit = request.limit_price
     found: list[Alternative] = []
     quantity = request.quantity
+    side = request.side
     for name in sorted(books):
         venue = venues.get(name)
         if venue is None or not venue.enabled:
             continue
-        remaining = quantity
-        notional = ZERO
-        for level in books[name].asks if buy else books[name].bids:
-            price = level.price
-            if limit is not None and (price > limit if buy else price < limit):
-                break
-            qty = level.quantity
-            if qty >= remaining:
-                notional += remaining * price
-                remaining = ZERO
-                break
-            notional += qty * price
-            remaining -= qty
-        fillable = quantity - remaining
+        fillable, notional = books[name].sweep(side, quantity, limit)
         fees = _facts(venue).taker_fee * fillable
         found.append(Alternative(name, fillable, notional, fees, notional + fees if buy else notional - fees))
     return found

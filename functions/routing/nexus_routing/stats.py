@@ -96,6 +96,8 @@ class VenueStats:
         self._stats: dict[tuple[str, str, Side, str], VenueStat] = {}
         self._seen: set[str] = set()
         self._order: deque[str] = deque()
+        # (symbol, side, bucket) -> venue -> fill rate, kept current by update_venue_stats
+        self._rates: dict[tuple[str, Side, str], dict[str, Decimal]] = {}
 
     def stat(self, venue: str, symbol: str, side: Side, quantity: Decimal) -> VenueStat | None:
         return self._stats.get((venue, symbol, side, size_bucket(quantity)))
@@ -103,6 +105,11 @@ class VenueStats:
     def fill_rate(self, venue: str, symbol: str, side: Side, quantity: Decimal) -> Decimal | None:
         stat = self._stats.get((venue, symbol, side, size_bucket(quantity)))
         return None if stat is None else stat.fill_rate
+
+    def fill_rates(self, symbol: str, side: Side, quantity: Decimal) -> dict[str, Decimal]:
+        """Observed fill rate by venue for this symbol, side and size bucket (one read per
+        decision: the router's view)."""
+        return self._rates.get((symbol, side, size_bucket(quantity)), {})
 
     def _remember(self, report_id: str) -> bool:
         if report_id in self._seen:
@@ -195,4 +202,7 @@ def update_venue_stats(
             away = fill.price - mid if report.side is Side.BUY else mid - fill.price
             stat.cost_total += away * fill.quantity + fill.fee
             stat.cost_shares += fill.quantity
+    rate = stat.fill_rate
+    if rate is not None:
+        stats._rates.setdefault(key[1:], {})[report.venue] = rate
     return True

@@ -181,3 +181,16 @@ def test_size_buckets_are_the_rule_605_ones() -> None:
     with pytest.raises(ValidationFailed):
         size_bucket(D(-1))
     assert VenueStats().fill_rate("Alpha", SYMBOL, Side.BUY, D(1)) is None
+
+
+def test_the_router_nbbo_follows_the_books_and_fill_rates_feed_smart() -> None:
+    # GIVEN the NBBO offer 300.00 WHEN 200 are bought (both 300.00 offers taken)
+    sor, _ = router()
+    assert sor.nbbo(SYMBOL).ask == D("300.00")
+    assert sor.nbbo(SYMBOL) is sor.nbbo(SYMBOL)  # unchanged books: the same NBBO
+    sor.route(buy("P1", 200, "300.00", Strategy.LOWEST_COST))
+    # THEN the NBBO moves to the next offer, and the fill rates observed are the router's view
+    assert sor.nbbo(SYMBOL).ask == D("300.01")
+    assert sor.stats.fill_rates(SYMBOL, Side.BUY, D(100)) == {"Alpha": D(1), "Beta": D(1)}
+    decision = sor.decide(buy("P2", 100, "300.01"))
+    assert {c.venue: c.fill_rate for c in decision.considered} == {"Alpha": D(1), "Beta": D(1), "Gamma": None}
