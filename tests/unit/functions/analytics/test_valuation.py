@@ -1,0 +1,75 @@
+"""Valuing a portfolio exactly (no I/O): position values in cents, short positions as negative
+exposure, the pro-forma equity of today's holdings, and how metrics results cross the wire."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from nexus_analytics.ports import Holdings
+from nexus_analytics.service import calendar_span, wire
+from nexus_analytics.valuation import holdings_equity, price_portfolio, valuation_of
+
+
+def test_a_long_and_a_short_position_are_valued_in_cents_with_gross_and_net_exposure() -> None:
+    # GIVEN 3 AAPL long at 101.005 and 2 MSFT short at 300.125, and 1,000.00 cash
+    holdings = Holdings("acc", Decimal("1000.00"), {"AAPL": Decimal(3), "MSFT": Decimal(-2)})
+    # WHEN priced
+    pf = price_portfolio(holdings, {"AAPL": Decimal("101.005"), "MSFT": Decimal("300.125")})
+    # THEN each value is rounded half-even to cents, the short is negative, the sums are exact
+    assert pf.exposures == {"AAPL": Decimal("303.02"), "MSFT": Decimal("-600.25")}
+    assert (pf.positions_value, pf.gross_exposure, pf.equity) == (
+        Decimal("-297.23"),
+        Decimal("903.27"),
+        Decimal("702.77"),
+    )
+
+
+def test_a_holding_without_a_price_is_refused_and_a_flat_position_is_left_out() -> None:
+    holdings = Holdings("acc", Decimal(0), {"AAPL": Decimal(1), "MSFT": Decimal(0)})
+    with pytest.raises(KeyError):
+        price_portfolio(holdings, {"MSFT": Decimal(1)})
+    assert price_portfolio(holdings, {"AAPL": Decimal(2), "MSFT": Decimal(1)}).exposures == {"AAPL": Decimal("2.00")}
+
+
+def test_the_valuation_of_a_day_keeps_quantities_closes_and_flows() -> None:
+    holdings = Holdings("acc", Decimal("50.00"), {"AAPL": Decimal(2)})
+    valuation = valuation_of(holdings, {"AAPL": Decimal("10.50")}, date(2026, 3, 13), Decimal("25.00"))
+    assert (valuation.equity, valuation.flows, valuation.positions) == (
+        Decimal("71.00"),
+        Decimal("25.00"),
+        {"AAPL": (Decimal(2), Decimal("10.50"))},
+    )
+
+
+def test_pro_forma_equity_uses_the_days_every_held_symbol_has() -> None:
+    # GIVEN closes of AAPL on three days and MSFT on two of them
+    d1, d2, d3 = date(2026, 3, 10), date(2026, 3, 11), date(2026, 3, 12)
+    closes = {
+        "AAPL": [(d1, Decimal(10)), (d2, Decimal(11)), (d3, Decimal(12))],
+        "MSFT": [(d1, Decimal(5)), (d3, Decimal(6))],
+    }
+    holdings = Holdings("acc", Decimal("100.00"), {"AAPL": Decimal(1), "MSFT": Decimal(2)})
+    # WHEN today's holdings are valued at past closes
+    # THEN only the common days, cash constant
+    assert holdings_equity(holdings, closes) == [(d1, Decimal("120.00")), (d3, Decimal("124.00"))]
+    assert holdings_equity(Holdings("acc", Decimal(1), {}), closes) == []
+
+
+def test_metrics_results_cross_the_wire_as_strings_and_null() -> None:
+    # GIVEN floats, a NaN, numpy arrays, dates and Decimals
+    # WHEN made wire-ready
+    given = {"a": 0.1234567891, "b": math.nan, "m": np.array([[1.0, 0.5]]), "d": date(2026, 3, 13)}
+    given["x"] = Decimal("1.50")
+    out = wire(given)
+    # THEN floats are 6-place decimal strings, NaN is null, Decimal and dates as themselves / ISO
+    assert out == {"a": "0.123457", "b": None, "m": [["1.000000", "0.500000"]], "d": "2026-03-13", "x": Decimal("1.50")}
+
+
+def test_a_lookback_of_sessions_reads_enough_calendar_days() -> None:
+    # 250 sessions need about a year of calendar days (weekends and holidays included)
+    assert calendar_span(250) == 365
+    assert calendar_span(20) >= 28 + 9
