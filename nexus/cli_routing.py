@@ -17,10 +17,11 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         decisions: Annotated[int, typer.Option(min=1_000, help="Timed NBBO calls and routing decisions.")] = 20_000,
         rate: Annotated[int, typer.Option(min=1, max=100_000, help="Sustained requests per second.")] = 1_000,
         seconds: Annotated[float, typer.Option(min=0.5, max=600, help="Length of the sustained run.")] = 10.0,
+        repeat: Annotated[int, typer.Option(min=1, max=20, help="Runs of the NBBO and decision timings.")] = 3,
     ) -> None:
         """The router in process: NBBO and routing decision latency, and routing requests sustained
         at a fixed rate (end to end on simulated venues) with their latency at that rate."""
         from nexus_routing import bench
 
-        for line in bench.report(bench.run(venues, levels, decisions, rate, seconds)):
+        for line in bench.report(bench.run(venues, levels, decisions, rate, seconds, repeat=repeat)):
             typer.echo(line)
