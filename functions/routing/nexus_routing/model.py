@@ -216,15 +216,3 @@ class ExecutionReport(NamedTuple):
             "ts": iso(self.ts),
             "reason": self.reason,
         }
-
-
-@dataclass(slots=True)
-class Counter:
-    """A deterministic id sequence (no randomness, no clock in ids)."""
-
-    prefix: str
-    value: int = field(default=0)
-
-    def next(self) -> str:
-        self.value += 1
-        return f"{self.prefix}{self.value}"

@@ -179,6 +179,9 @@ def _section(orders: list[RoutedOrder], aspects: Mapping[str, str]) -> dict[str,
         v = venues[name]
         by = v["by_class"]
         row: dict[str, Any] = {"name": name, "mic": v["mic"], "orderPct": _pct(v["orders"], nd)}
+        # JSON only (the schema has no element for them): the venue's non-directed orders and shares
+        row["orders"] = v["orders"]
+        row["shares"] = fmt(sum((by[c][2] for c in CLASSES), ZERO))
         pct_keys = ("marketPct", "marketableLimitPct", "nonMarketableLimitPct", "otherPct")
         for c, key in zip(CLASSES, pct_keys, strict=True):
             row[key] = _pct(by[c][0], class_totals[c])

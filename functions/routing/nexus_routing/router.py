@@ -451,6 +451,7 @@ def route_order(
 
     # How far the sweep may go: the limit, the NBBO without ISOs, SMART's impact cap.
     cap = limit
+    cap_reason = "limit reached"
     mode = ""
     if strategy is Strategy.SMART and far is not None:
         displayed = nbbo.ask_size if buy else nbbo.bid_size
@@ -461,10 +462,11 @@ def route_order(
         else:
             ticks = SMART_IMPACT_TICKS[request.urgency]
             impact = far + ticks * request.tick_size if buy else far - ticks * request.tick_size
-            cap = impact if cap is None else (min(cap, impact) if buy else max(cap, impact))
+            if cap is None or (impact < cap if buy else impact > cap):
+                cap, cap_reason = impact, "impact cap reached"
             mode = f"larger than the NBBO's {displayed} displayed: at most {ticks} ticks through the NBBO"
-    if not request.allow_iso and far is not None:
-        cap = far if cap is None else (min(cap, far) if buy else max(cap, far))
+    if not request.allow_iso and far is not None and (cap is None or (far < cap if buy else far > cap)):
+        cap, cap_reason = far, "the NBBO reached (no ISO allowed)"
 
     remaining = request.quantity
     taken: dict[int, list[Decimal]] = {}  # venue index -> [quantity, notional, worst price]
@@ -478,7 +480,7 @@ def route_order(
         entry = heap[0]
         price = entry[0] if buy else -entry[0]
         if cap is not None and (price > cap if buy else price < cap):
-            stop = "limit reached" if cap == limit else "impact cap reached"
+            stop = cap_reason
             break
         if entry[1] == 1:
             stop = f"protected quote of {entry[2]} at {price} may not be traded through"
@@ -533,7 +535,7 @@ def route_order(
         next_price = None
         if heap:
             next_price = heap[0][0] if buy else -heap[0][0]
-        blocked = stop.startswith(("protected", "max_venues", "impact"))
+        blocked = stop != "limit reached" and stop != "no more displayed liquidity"
         reason += f"; {stop}"
         if request.order_type is OrderType.MARKET or (blocked and request.urgency is not Urgency.LOW) or limit is None:
             remainder = REROUTE

@@ -83,6 +83,7 @@ def test_the_606_report_has_the_months_sections_order_types_venues_and_net_payme
     venues = {v["name"]: v for v in october["rVenues"]}
     assert [v["name"] for v in october["rVenues"]] == [ALPHA, BETA]
     assert venues[ALPHA]["orderPct"] == "66.67" and venues[ALPHA]["marketPct"] == "100.00"
+    assert (venues[ALPHA]["orders"], venues[ALPHA]["shares"], venues[BETA]["shares"]) == (2, "300", "400")
     assert venues[ALPHA]["nonMarketableLimitPct"] == "0.00" and venues[ALPHA]["marketableLimitPct"] == ""
     # net payment for market orders at Alpha: -0.90 USD on 300 shares = -30 cents per 100 shares
     assert venues[ALPHA]["netPmtPaidRecvMarketOrdersUsd"] == "-0.90"

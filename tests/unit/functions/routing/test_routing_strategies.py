@@ -144,6 +144,7 @@ def test_without_iso_the_sweep_stops_at_the_nbbo() -> None:
     decision = route_order(order(Strategy.LOWEST_COST, 500, allow_iso=False), BOOKS, VENUES, NOW)
     assert all(c.limit_price == D("10.00") and not c.iso for c in decision.children if c.action == TAKE)
     assert decision.taken == D(450)
+    assert decision.remainder == REROUTE and "no ISO allowed" in decision.reason
 
 
 def test_max_venues_limits_the_children_and_re_routes_what_it_blocks() -> None:
