@@ -64,6 +64,7 @@ class FixClient:
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _initiator: Any = None
     _session_id: Any = None
+    _keep: tuple[Any, ...] = ()
 
     def settings_text(self) -> str:
         return "\n".join([
@@ -93,7 +94,9 @@ class FixClient:
         path = self.store_dir / "initiator.cfg"
         path.write_text(self.settings_text())
         settings = fix.SessionSettings(str(path))
-        self._initiator = fix.SocketInitiator(_App(self), fix.FileStoreFactory(settings), settings)
+        # QuickFIX's C++ side does not own these: they must outlive the initiator
+        self._keep = (settings, _App(self), fix.FileStoreFactory(settings))
+        self._initiator = fix.SocketInitiator(self._keep[1], self._keep[2], settings)
         self._initiator.start()
 
     def stop(self) -> None:
