@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import islice, repeat
 from typing import Any, Final
 
 from nexus_fix import fix44
@@ -277,13 +278,14 @@ def _boolean(value: str) -> bool:
     return value == "Y" or value == "N"
 
 
+# unsigned integers: str.isdecimal, exact for latin-1 text (its only decimal digits are 0-9)
 _CHECKS: dict[str, Callable[[str], Any] | None] = {
     "INT": _INT,
-    "LENGTH": _UINT,
-    "SEQNUM": _UINT,
-    "NUMINGROUP": _UINT,
-    "DAYOFMONTH": _UINT,
-    "TAGNUM": _UINT,
+    "LENGTH": str.isdecimal,
+    "SEQNUM": str.isdecimal,
+    "NUMINGROUP": str.isdecimal,
+    "DAYOFMONTH": str.isdecimal,
+    "TAGNUM": str.isdecimal,
     "FLOAT": _FLOAT,
     "PRICE": _FLOAT,
     "QTY": _FLOAT,
@@ -393,35 +395,28 @@ def parse(frame: bytes) -> Message:
     if frame[-8:-4] != b"\x0110=":
         raise Garbled("CheckSum (10) is not the last field")
     text = frame.decode("latin-1")
-    parts = text[:-1].split(SOH)
-    if len(parts) < 4:
-        raise Garbled("too few fields")
-    p0, p1, p2 = parts[0], parts[1], parts[2]
-    if p1[:2] != "9=" or p2[:3] != "35=":
+    parts = text[: n - 1].split(SOH)
+    tags, seps, values = zip(*map(str.partition, parts, repeat("=", len(parts))), strict=True)
+    if len(parts) < 4 or tags[0] != "8" or tags[1] != "9" or tags[2] != "35":
         raise Garbled("the first three fields are not BeginString, BodyLength, MsgType")
-    length_text = p1[2:]
-    if not _UINT(length_text):
+    length_text = values[1]
+    if not length_text.isdecimal() or len(length_text) > 9:
         raise Garbled("BodyLength is not a number")
-    body_start = len(p0) + len(p1) + 2
-    if int(length_text) != n - 7 - body_start:
+    if int(length_text) != n - 9 - len(parts[0]) - len(parts[1]):
         raise Garbled("BodyLength does not match")
-    checksum = parts[-1][3:]
-    if not _UINT(checksum) or len(checksum) != 3 or int(checksum) != sum(frame[: n - 7]) % 256:
+    checksum = values[-1]
+    if not checksum.isdecimal() or int(checksum) != sum(frame[: n - 7]) % 256:
         raise Garbled("CheckSum does not match")
-    tokens = text[: n - 8].replace(SOH, "=").split("=")
-    tags = tokens[0::2]
-    if len(tokens) & 1 == 0:
+    if "" not in seps:
         try:
             ints = list(map(_TAG_INT.__getitem__, tags))
         except KeyError:
             ints = None
         if ints is not None and _DATA_LENGTH_TAGS.isdisjoint(ints):
-            fields = list(zip(ints, tokens[1::2], strict=True))
-            fields.append((10, checksum))
-            if p0 != "8=FIX.4.4":
-                raise IncorrectBeginString(p0[2:])
-            return Message(fields)
-    return _parse_slow(parts, p0)
+            if values[0] != BEGIN_STRING:
+                raise IncorrectBeginString(values[0])
+            return Message(list(zip(ints, values, strict=True)))
+    return _parse_slow(parts, parts[0])
 
 
 _TAG_INT: Final = {str(i): i for i in range(1, 10000)}
@@ -469,7 +464,11 @@ def _wanted(data_next: dict[int, int], tag: int) -> int:
 
 def validate(msg: Message, options: ValidationOptions = DEFAULT_OPTIONS) -> MessageDef:
     """Check a parsed message against the FIX 4.4 dictionary; raise ``SessionReject`` (or
-    ``UnsupportedMessageType``) for the first rule broken; return its definition."""
+    ``UnsupportedMessageType``) for the first rule broken; return its definition.
+
+    One pass over the fields: section order, defined tags, values (an enum hit needs no format
+    check); repeated and required tags by set operations after it. A message with a repeating
+    group is walked again field by field (``_validate_exact``)."""
     fields = msg.fields
     msg_type = fields[2][1]
     mdef = MESSAGE_DEFS.get(msg_type)
@@ -477,6 +476,50 @@ def validate(msg: Message, options: ValidationOptions = DEFAULT_OPTIONS) -> Mess
         if msg_type in fix44.ALL_MSG_TYPES and msg_type not in ADMIN_TYPES:
             raise UnsupportedMessageType(msg_type)
         raise SessionReject(INVALID_MSGTYPE, 35)
+    lookup = mdef.lookup
+    have_values = options.fields_have_values
+    section = 0  # 0 header, 1 body, 2 trailer
+    for tag, value in islice(fields, 3, len(fields) - 1):
+        entry = lookup.get(tag)
+        if entry is None:
+            if tag in FIELD_TYPES:
+                raise SessionReject(TAG_NOT_DEFINED_FOR_MESSAGE, tag)
+            if tag >= 5000 and not options.user_defined_fields:
+                continue
+            raise SessionReject(INVALID_TAG_NUMBER, tag)
+        sec, group, check, allowed = entry
+        if sec != section:
+            if sec < section:
+                raise SessionReject(TAG_OUT_OF_ORDER, tag)
+            section = sec
+        if not value:
+            if have_values:
+                raise SessionReject(TAG_WITHOUT_VALUE, tag)
+            continue
+        if allowed is not None:
+            if value not in allowed:
+                _check_value(tag, value)
+        elif check is not None and not check(value):
+            raise SessionReject(INCORRECT_DATA_FORMAT, tag)
+        if group is not None:
+            return _validate_exact(fields, mdef, options)
+    tags = [t for t, _ in fields]
+    seen = set(tags)
+    if len(seen) != len(tags):
+        once: set[int] = set()
+        for tag in tags:
+            if tag in once:
+                raise SessionReject(TAG_APPEARS_MORE_THAN_ONCE, tag)
+            once.add(tag)
+    if not mdef.required_all <= seen:
+        for tag in HEADER_REQUIRED + mdef.required:
+            if tag not in seen:
+                raise SessionReject(REQUIRED_TAG_MISSING, tag)
+    return mdef
+
+
+def _validate_exact(fields: list[tuple[int, str]], mdef: MessageDef, options: ValidationOptions) -> MessageDef:
+    """Field by field with the repeating groups walked entry by entry."""
     lookup = mdef.lookup
     have_values = options.fields_have_values
     seen: set[int] = set()
@@ -495,7 +538,7 @@ def validate(msg: Message, options: ValidationOptions = DEFAULT_OPTIONS) -> Mess
             if tag >= 5000 and not options.user_defined_fields:
                 continue
             raise SessionReject(INVALID_TAG_NUMBER, tag)
-        sec, group, check, allowed = entry
+        sec, group, _, _ = entry
         if sec != section:
             if sec < section:
                 raise SessionReject(TAG_OUT_OF_ORDER, tag)
@@ -504,10 +547,7 @@ def validate(msg: Message, options: ValidationOptions = DEFAULT_OPTIONS) -> Mess
             raise SessionReject(TAG_APPEARS_MORE_THAN_ONCE, tag)
         add(tag)
         if value:
-            if check is not None and not check(value):
-                raise SessionReject(INCORRECT_DATA_FORMAT, tag)
-            if allowed is not None and value not in allowed:
-                _check_value(tag, value)
+            _check_value(tag, value)
             if group is not None:
                 skip = _walk_group(fields, i + 1, end, tag, int(value), group, have_values)
         elif have_values:
