@@ -129,6 +129,17 @@ class SmartOrderRouter:
                     update_venue_stats(self.stats, report, None, self._decision_nbbo.get(decision_id))
         return applied
 
+    def evict_done(self) -> int:
+        """Forget the parents that are done (filled, or closed with nothing working), once the
+        caller has stored them: a long-running router's memory stays bounded by its working
+        orders. Returns how many were forgotten."""
+        done = [order_id for order_id, parent in self.parents.items() if parent.done]
+        for order_id in done:
+            parent = self.parents.pop(order_id)
+            for decision in parent.decisions:
+                self._decision_nbbo.pop(decision.decision_id, None)
+        return len(done)
+
     def cancel(self, order_id: str) -> ParentOrder:
         """Cancel a parent: its working children are cancelled on their venues."""
         parent = self.parents.get(order_id)

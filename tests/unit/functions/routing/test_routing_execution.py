@@ -194,3 +194,12 @@ def test_the_router_nbbo_follows_the_books_and_fill_rates_feed_smart() -> None:
     assert sor.stats.fill_rates(SYMBOL, Side.BUY, D(100)) == {"Alpha": D(1), "Beta": D(1)}
     decision = sor.decide(buy("P2", 100, "300.01"))
     assert {c.venue: c.fill_rate for c in decision.considered} == {"Alpha": D(1), "Beta": D(1), "Gamma": None}
+
+
+def test_done_parents_are_forgotten_and_working_ones_kept() -> None:
+    sor, _ = router()
+    sor.route(buy("P1", 100, "300.00", Strategy.LOWEST_COST))  # filled
+    sor.route(buy("P2", 1000, "300.01", Strategy.LOWEST_COST))  # part resting
+    assert sor.evict_done() == 1 and list(sor.parents) == ["P2"]
+    sor.cancel("P2")
+    assert sor.evict_done() == 1 and sor.parents == {}
