@@ -207,6 +207,8 @@ def run(venues: int = 6, levels: int = 10, decisions: int = 20_000, rate: int = 
             samples.append(time.perf_counter_ns() - due)
             filled += parent.filled
             _put_back(router, parent.children.values(), request.side)
+            if i % 1_000 == 999:
+                router.evict_done()
         elapsed = (time.perf_counter_ns() - begin) / 1e9
     return Result(venues, levels, nbbo_runs, decision_runs, rate, seconds, Figures.of(samples),
                   total / elapsed, filled, load)
