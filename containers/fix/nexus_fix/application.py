@@ -56,6 +56,7 @@ log = logging.getLogger("nexus_fix.application")
 
 AUDIT_NAMESPACE: Final = uuid.UUID("3b0e5f4c-9d2a-4e61-8c7b-5a1f0e2d9c34")
 SUPPORTED: Final = frozenset({"D", "F", "G", "H", "q"})
+IN_FLIGHT: Final = 32  # NewOrderSingles of one session entered at once (each is independent I/O)
 MAX_FIELD: Final = 64  # ClOrdIDs, symbols, accounts: longer values are refused before any lookup
 
 
@@ -173,6 +174,8 @@ class FixApplication:
         self.audit = audit
         self.clock = clock
         self.run = run or asyncio.to_thread  # the service's blocking I/O, off the event loop
+        self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
+        self._slots: dict[str, asyncio.Semaphore] = {}
 
     async def on_logon(self, session: Session) -> None:
         log.info("fix session %s logged on", session.session_id)
@@ -181,6 +184,34 @@ class FixApplication:
         log.info("fix session %s logged out", session.session_id)
 
     async def on_message(self, session: Session, message: FixMessage) -> None:
+        """NewOrderSingles are entered concurrently (up to ``IN_FLIGHT`` per session: they are
+        independent orders, and their I/O dominates); any other message first waits for every
+        order the session sent before it, so a cancel, replace or status never overtakes the
+        order it names. A client that lost its connection before an order was acknowledged
+        sends it again with PossResend=Y: entered if it never was, ignored if it was."""
+        if message.msg_type == "D":
+            slots = self._slots.setdefault(session.session_id, asyncio.Semaphore(IN_FLIGHT))
+            await slots.acquire()
+            task = asyncio.create_task(self._handle(session, message))
+            tasks = self._in_flight.setdefault(session.session_id, set())
+            tasks.add(task)
+
+            def done(finished: asyncio.Task[None]) -> None:
+                tasks.discard(finished)
+                slots.release()
+
+            task.add_done_callback(done)
+            return
+        await self.drain(session.session_id)
+        await self._handle(session, message)
+
+    async def drain(self, session_id: str) -> None:
+        """Wait until every NewOrderSingle of the session received so far has been handled."""
+        tasks = list(self._in_flight.get(session_id, ()))
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _handle(self, session: Session, message: FixMessage) -> None:
         kind = message.msg_type
         handler = {
             "D": self._new_order,

@@ -87,6 +87,7 @@ class FixWorld:
 
     async def _send(self, session: RecordingSession, message: Outgoing) -> None:
         await self.app.on_message(session, message)
+        await self.app.drain(session.session_id)
         await self.route()
 
     async def route(self) -> None:

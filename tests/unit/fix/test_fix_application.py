@@ -273,3 +273,23 @@ def test_day_order_expires_at_the_close() -> None:
     asyncio.run(world.route())
     sent = world.session("alice").take()
     assert [tags(s, 150, 39, 151) for s in sent] == [("C", "C", "0")]
+
+
+def test_a_cancel_sent_right_after_its_order_waits_for_it() -> None:
+    # GIVEN orders are entered concurrently
+    world = fix_world()
+    alice = world.session("alice")
+
+    async def burst() -> None:
+        # WHEN three orders and a cancel of the first arrive back to back
+        for cl in ("b1", "b2", "b3"):
+            await world.app.on_message(alice, nos(cl, price="99"))
+        await world.app.on_message(alice, msg("F", (41, "b1"), (11, "b1x"), (55, "AAPL"), (54, "1")))
+        await world.app.drain(alice.session_id)
+        await world.route()
+
+    asyncio.run(burst())
+    sent = alice.take()
+    # THEN every order was entered, and the cancel found the order it names
+    assert sorted(s.get(11) for s in sent if s.get(150) == "0") == ["b1", "b2", "b3"]
+    assert [s.get(150) for s in sent if s.get(11) == "b1x"] == ["6", "4"]

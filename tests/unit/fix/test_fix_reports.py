@@ -91,7 +91,11 @@ def test_reports_of_an_applied_event_that_never_reached_the_session_are_sent_on_
         delivered.extend(messages)
         return True
 
-    asyncio.run(world.app.on_message(world.session("alice"), nos("a1", qty="5", price="100")))
+    async def enter() -> None:  # the order is entered; its engine events are not routed yet
+        await world.app.on_message(world.session("alice"), nos("a1", qty="5", price="100"))
+        await world.app.drain("FIX.4.4:NEXUS->ALICE")
+
+    asyncio.run(enter())
     router = ReportRouter(world.store, flaky, OrderLocks(), run=inline)
     events = list(world.venue.events)
     # WHEN the first delivery fails and the batch is redelivered, twice
