@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from itertools import islice, repeat
+from itertools import islice
 from typing import Any, Final
+from zlib import adler32
 
 from nexus_fix import fix44
 
@@ -392,22 +393,25 @@ def parse(frame: bytes) -> Message:
     n = len(frame)
     if n < 20 or frame[-1] != 1 or frame[:2] != b"8=":
         raise Garbled("not a FIX frame")
-    if frame[-8:-4] != b"\x0110=":
+    if frame[n - 8 : n - 4] != b"\x0110=":
         raise Garbled("CheckSum (10) is not the last field")
-    text = frame.decode("latin-1")
-    parts = text[: n - 1].split(SOH)
-    tags, seps, values = zip(*map(str.partition, parts, repeat("=", len(parts))), strict=True)
-    if len(parts) < 4 or tags[0] != "8" or tags[1] != "9" or tags[2] != "35":
-        raise Garbled("the first three fields are not BeginString, BodyLength, MsgType")
-    length_text = values[1]
-    if not length_text.isdecimal() or len(length_text) > 9:
-        raise Garbled("BodyLength is not a number")
-    if int(length_text) != n - 9 - len(parts[0]) - len(parts[1]):
-        raise Garbled("BodyLength does not match")
-    checksum = values[-1]
-    if not checksum.isdecimal() or int(checksum) != sum(frame[: n - 7]) % 256:
+    checksum_text = frame[n - 4 : n - 1]
+    if not checksum_text.isdigit() or int(checksum_text) != _byte_sum(frame, n - 7) & 255:
         raise Garbled("CheckSum does not match")
-    if "" not in seps:
+    text = frame.decode("latin-1")
+    skeleton = frame.translate(None, _NOT_SEPARATORS)
+    if skeleton == _SKELETON[: len(skeleton)] and len(skeleton) >= 8:
+        # every field holds exactly one '=': one split gives tag, value, tag, value, ...
+        tokens = text[: n - 1].replace(SOH, "=").split("=")
+        tags = tokens[0::2]
+        values = tokens[1::2]
+        if tags[0] != "8" or tags[1] != "9" or tags[2] != "35":
+            raise Garbled("the first three fields are not BeginString, BodyLength, MsgType")
+        length_text = values[1]
+        if not length_text.isdecimal() or len(length_text) > 9:
+            raise Garbled("BodyLength is not a number")
+        if int(length_text) != n - 13 - len(values[0]) - len(length_text):
+            raise Garbled("BodyLength does not match")
         try:
             ints = list(map(_TAG_INT.__getitem__, tags))
         except KeyError:
@@ -416,7 +420,28 @@ def parse(frame: bytes) -> Message:
             if values[0] != BEGIN_STRING:
                 raise IncorrectBeginString(values[0])
             return Message(list(zip(ints, values, strict=True)))
+    parts = text[: n - 1].split(SOH)
+    if len(parts) < 4 or parts[1][:2] != "9=" or parts[2][:3] != "35=" or parts[0][:2] != "8=":
+        raise Garbled("the first three fields are not BeginString, BodyLength, MsgType")
+    length_text = parts[1][2:]
+    if not length_text.isdecimal() or len(length_text) > 9:
+        raise Garbled("BodyLength is not a number")
+    if int(length_text) != n - 9 - len(parts[0]) - len(parts[1]):
+        raise Garbled("BodyLength does not match")
     return _parse_slow(parts, parts[0])
+
+
+def _byte_sum(data: bytes, end: int) -> int:
+    """The sum of ``data[:end]``'s bytes, by zlib's Adler-32: its low half is 1 + the byte sum
+    modulo 65521, exact for up to 257 bytes (257 x 255 < 65521), so longer data goes in chunks."""
+    if end <= 257:
+        return (adler32(data[:end]) & 0xFFFF) - 1
+    view = memoryview(data)
+    return sum((adler32(view[i : min(i + 257, end)]) & 0xFFFF) - 1 for i in range(0, end, 257))
+
+
+_NOT_SEPARATORS: Final = bytes(b for b in range(256) if b not in (0x01, 0x3D))
+_SKELETON: Final = b"=\x01" * 4096
 
 
 _TAG_INT: Final = {str(i): i for i in range(1, 10000)}
