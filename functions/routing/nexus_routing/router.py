@@ -355,6 +355,27 @@ class _Facts:
 _FACTS: dict[int, _Facts] = {}
 
 
+_ROSTERS: dict[int, tuple[Mapping[str, Venue], tuple[tuple[str, Venue, _Facts], ...]]] = {}
+
+
+def _roster(venues: Mapping[str, Venue]) -> tuple[tuple[str, Venue, _Facts], ...]:
+    """The venues in name order with their facts, kept per venues mapping object and checked
+    venue by venue (a mapping changed in place is read again)."""
+    cached = _ROSTERS.get(id(venues))
+    if cached is not None and cached[0] is venues and len(cached[1]) == len(venues):
+        get = venues.get
+        for name, venue, _ in cached[1]:
+            if get(name) is not venue:  # changed in place: build it again
+                break
+        else:
+            return cached[1]
+    roster = tuple((name, venues[name], _facts(venues[name])) for name in sorted(venues))
+    if len(_ROSTERS) >= 256:
+        _ROSTERS.clear()
+    _ROSTERS[id(venues)] = (venues, roster)
+    return roster
+
+
 def _facts(venue: Venue) -> _Facts:
     facts = _FACTS.get(id(venue))
     if facts is None or facts.venue is not venue:
@@ -417,14 +438,13 @@ def route_order(
     limit = request.limit_price
     far = nbbo.far(side)
 
+    by_size = strategy is Strategy.BEST_PRICE  # BEST_PRICE: the largest level first at one price
     considered: list[Considered] = []
     heap: list[tuple[Any, ...]] = []
     level_lists: list[tuple[BookLevel, ...]] = []
     infos: list[tuple[Venue, _Facts]] = []
     prefs: list[tuple[Any, ...]] = []
-    for name in sorted(venues):
-        venue = venues[name]
-        facts = _facts(venue)
+    for name, venue, facts in _roster(venues):
         book = books.get(name)
         why = _eligibility(strategy, venue, book)
         rate = rates.get(name)
@@ -446,7 +466,9 @@ def route_order(
         infos.append((venue, facts))
         pref = _preference(strategy, name, facts, rate)
         prefs.append(pref)
-        heap.append(_entry(buy, strategy, levels[0], pref, index, 0))
+        top_level = levels[0]
+        key = top_level.price if buy else -top_level.price
+        heap.append((key, 0, -top_level.quantity, pref, index, 0) if by_size else (key, 0, pref, index, 0))
     heapify(heap)
 
     # How far the sweep may go: the limit, the NBBO without ISOs, SMART's impact cap.
@@ -501,7 +523,10 @@ def route_order(
         acc[2] = price
         remaining -= qty
         if li + 1 < len(venue_levels):
-            heapreplace(heap, _entry(buy, strategy, venue_levels[li + 1], prefs[index], index, li + 1))
+            nxt = venue_levels[li + 1]
+            key = nxt.price if buy else -nxt.price
+            heapreplace(heap, (key, 0, -nxt.quantity, prefs[index], index, li + 1) if by_size
+                        else (key, 0, prefs[index], index, li + 1))
         else:
             heappop(heap)
 
@@ -578,15 +603,6 @@ def route_order(
         reason=reason,
         alternatives=tuple(_alternatives(request, books, venues)),
     )
-
-
-def _entry(
-    buy: bool, strategy: Strategy, level: BookLevel, pref: tuple[Any, ...], index: int, li: int
-) -> tuple[Any, ...]:
-    key = level.price if buy else -level.price
-    if strategy is Strategy.BEST_PRICE:
-        return (key, 0, -level.quantity, pref, index, li)
-    return (key, 0, pref, index, li)
 
 
 def _rest_venue(

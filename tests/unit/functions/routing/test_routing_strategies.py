@@ -297,3 +297,14 @@ def test_a_naive_decision_instant_is_refused() -> None:
     with pytest.raises(ValidationFailed) as caught:
         route_order(order(Strategy.SMART, 10), BOOKS, VENUES, NOW.replace(tzinfo=None))
     assert caught.value.field == "ts"
+
+
+def test_a_venues_mapping_changed_in_place_is_read_again() -> None:
+    # GIVEN a decision over a venues mapping WHEN Gamma is disabled in that same mapping
+    venues = dict(VENUES)
+    assert "Gamma" in {c.venue for c in route_order(order(Strategy.LOWEST_COST, 100), BOOKS, venues, NOW).children}
+    venues["Gamma"] = VENUES["Gamma"].model_copy(update={"enabled": False})
+    # THEN the next decision sees it disabled
+    decision = route_order(order(Strategy.LOWEST_COST, 100), BOOKS, venues, NOW)
+    assert "Gamma" not in {c.venue for c in decision.children}
+    assert next(c for c in decision.considered if c.venue == "Gamma").why == "disabled"
