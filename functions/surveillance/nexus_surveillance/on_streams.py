@@ -36,8 +36,8 @@ logger = get_logger()
 settings = lazy_settings(ConsumerSettings)
 
 
-@lazy
-def live() -> LiveSurveillance:
+def build_live() -> LiveSurveillance:
+    """One container's consumer (its detectors in memory, its caches)."""
     config = settings()
     return LiveSurveillance(
         state=RedisSymbolState(redis_client(), config.surveillance_state_prefix),
@@ -54,6 +54,9 @@ def live() -> LiveSurveillance:
             KillSwitch(config.accounts_table),
         ),
     )
+
+
+live = lazy(build_live)
 
 
 def is_command_stream(record: dict[str, Any]) -> bool:

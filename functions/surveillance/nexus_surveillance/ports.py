@@ -12,11 +12,15 @@ from nexus_common.audit import AuditEvent
 
 
 class SymbolStateStore(Protocol):
-    def locked(self, symbols: Iterable[str]) -> AbstractContextManager[dict[str, dict[str, Any] | None]]:
-        """Hold every symbol's lock; yields their stored states (None: none yet)."""
+    def locked(self, symbols: Iterable[str]) -> AbstractContextManager[dict[str, int]]:
+        """Hold every symbol's lock; yields each symbol's latest generation (0: none yet)."""
         ...
 
-    def save(self, states: Mapping[str, dict[str, Any]]) -> None: ...
+    def load(self, symbols: Iterable[str]) -> dict[str, tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
+        """symbol -> (snapshot or None, journal entries after it)."""
+        ...
+
+    def commit(self, commits: Mapping[str, tuple[int, dict[str, Any], dict[str, Any] | None]]) -> None: ...
 
 
 class OwnerDirectory(Protocol):

@@ -36,12 +36,18 @@ return 0
 
 
 class RedisSymbolState:
-    """``<prefix>:state:<symbol>`` (JSON of ``{detector: snapshot}``) and ``<prefix>:lock:<symbol>``.
+    """Per symbol: ``<prefix>:gen:<symbol>`` (a counter, +1 per batch applied),
+    ``<prefix>:state:<symbol>`` (JSON snapshot of the detectors), ``<prefix>:journal:<symbol>``
+    (the batches applied since that snapshot, one JSON list item each) and
+    ``<prefix>:lock:<symbol>``.
 
-    ``locked(symbols)`` takes every lock with ``SET NX PX`` and reads every state with ``MGET`` in
-    one round trip; a lock held by another invocation (the other stream's mapping, or a retry
+    ``locked(symbols)`` takes every lock with ``SET NX PX`` and reads every generation in one
+    round trip; a lock held by another invocation (the other stream's mapping, or a retry
     overlapping a timed-out run) is waited for, then the batch fails and is retried. A lock
-    expires by itself (``lock_ms``) if its holder dies."""
+    expires by itself (``lock_ms``) if its holder dies. ``load`` (only for a symbol whose copy in
+    memory is not the latest generation) reads snapshots and journals in one round trip;
+    ``commit`` appends each symbol's batch (or replaces its snapshot and journal) and moves its
+    generation, for all symbols in one ``MULTI``."""
 
     def __init__(
         self, client: Any, prefix: str, lock_ms: int = 60_000, wait_s: float = 10.0,
@@ -53,27 +59,24 @@ class RedisSymbolState:
         self.wait_s = wait_s
         self._sleep = sleep
 
-    def _state_key(self, symbol: str) -> str:
-        return f"{self.prefix}:state:{symbol}"
-
-    def _lock_key(self, symbol: str) -> str:
-        return f"{self.prefix}:lock:{symbol}"
+    def _key(self, kind: str, symbol: str) -> str:
+        return f"{self.prefix}:{kind}:{symbol}"
 
     @contextmanager
-    def locked(self, symbols: Iterable[str]) -> Iterator[dict[str, dict[str, Any] | None]]:
+    def locked(self, symbols: Iterable[str]) -> Iterator[dict[str, int]]:
         wanted = sorted(set(symbols))
         if not wanted:
             yield {}
             return
         token = uuid.uuid4().hex
-        locks = [self._lock_key(s) for s in wanted]
+        locks = [self._key("lock", s) for s in wanted]
         waited = 0.0
         while True:
             pipe = self.client.pipeline(transaction=False)
             for key in locks:
                 pipe.set(key, token, nx=True, px=self.lock_ms)
-            pipe.mget([self._state_key(s) for s in wanted])
-            *taken, raw = pipe.execute()
+            pipe.mget([self._key("gen", s) for s in wanted])
+            *taken, gens = pipe.execute()
             if all(taken):
                 break
             self.client.eval(_UNLOCK, len(locks), *locks, token)
@@ -82,13 +85,38 @@ class RedisSymbolState:
             self._sleep(0.05)
             waited += 0.05
         try:
-            yield {s: (loads(v) if v else None) for s, v in zip(wanted, raw, strict=True)}
+            yield {s: int(g) if g else 0 for s, g in zip(wanted, gens, strict=True)}
         finally:
             self.client.eval(_UNLOCK, len(locks), *locks, token)
 
-    def save(self, states: Mapping[str, dict[str, Any]]) -> None:
-        if states:
-            self.client.mset({self._state_key(s): dumps(v) for s, v in states.items()})
+    def load(self, symbols: Iterable[str]) -> dict[str, tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
+        wanted = sorted(set(symbols))
+        pipe = self.client.pipeline(transaction=False)
+        for symbol in wanted:
+            pipe.get(self._key("state", symbol))
+            pipe.lrange(self._key("journal", symbol), 0, -1)
+        answers = pipe.execute()
+        out: dict[str, tuple[dict[str, Any] | None, list[dict[str, Any]]]] = {}
+        for index, symbol in enumerate(wanted):
+            state, journal = answers[2 * index], answers[2 * index + 1]
+            out[symbol] = (loads(state) if state else None, [loads(entry) for entry in journal])
+        return out
+
+    def commit(self, commits: Mapping[str, tuple[int, dict[str, Any], dict[str, Any] | None]]) -> None:
+        """``symbol -> (new generation, journal entry, snapshot or None)``: with a snapshot, it
+        replaces the state and empties the journal (the entry is in it); else the entry is
+        appended."""
+        if not commits:
+            return
+        pipe = self.client.pipeline(transaction=True)
+        for symbol, (gen, entry, snapshot) in commits.items():
+            if snapshot is not None:
+                pipe.set(self._key("state", symbol), dumps(snapshot))
+                pipe.delete(self._key("journal", symbol))
+            else:
+                pipe.rpush(self._key("journal", symbol), dumps(entry))
+            pipe.set(self._key("gen", symbol), gen)
+        pipe.execute()
 
 
 # -- DynamoDB ---------------------------------------------------------------------------------

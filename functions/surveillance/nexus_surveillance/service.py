@@ -24,7 +24,7 @@ from nexus_surveillance.alerts import TRANSITIONS, alert_item, alert_view, evide
 from nexus_surveillance.detectors import DETECTORS, Alert
 from nexus_surveillance.events import DecodeError, SurvEvent, from_execution_event, from_order_command
 from nexus_surveillance.history import account_ids, history_events
-from nexus_surveillance.live import apply_symbol
+from nexus_surveillance.live import SNAPSHOT_EVERY_EVENTS, SymbolDetectors, journal_entry
 from nexus_surveillance.ports import AlertEffects, AlertStore, OwnerDirectory, SymbolStateStore, ThresholdsSource
 from nexus_surveillance.profile import trading_profile
 
@@ -56,6 +56,13 @@ def _accounts_of(payload: Any) -> set[str]:
     return found
 
 
+@dataclass
+class _InMemory:
+    gen: int  # the generation these detectors are at (Redis: ``gen:<symbol>``)
+    detectors: SymbolDetectors
+    journaled: int  # events in the Redis journal since the last snapshot
+
+
 class LiveSurveillance:
     """One batch of ``order-commands`` or ``execution-events`` records (see on_streams.py)."""
 
@@ -68,6 +75,7 @@ class LiveSurveillance:
         self.store = store
         self.effects = effects
         self.clock = clock
+        self._memory: dict[str, _InMemory] = {}  # a warm container's detectors, by symbol
 
     def process(self, records: list[tuple[str, bytes]], commands: bool) -> BatchOutcome:
         outcome = BatchOutcome()
@@ -104,17 +112,35 @@ class LiveSurveillance:
         outcome.events = sum(len(v) for v in by_symbol.values())
         if not live:
             return outcome
-        with self.state.locked(live) as states:
-            thresholds = {k: _stored(v) for k, v in self.thresholds.current().items()}
-            new_states: dict[str, dict[str, Any]] = {}
-            alerts: list[Alert] = []
-            for symbol in sorted(live):
-                result = apply_symbol(states.get(symbol), thresholds, live[symbol])
-                new_states[symbol] = result.state
-                alerts.extend(result.alerts)
-            outcome.alerts = [a.id for a in alerts]
-            outcome.dispatched = self.dispatch(alerts)
-            self.state.save(new_states)  # after the alerts are stored: a crash before it re-raises them
+        try:
+            with self.state.locked(live) as gens:
+                thresholds = {k: _stored(v) for k, v in self.thresholds.current().items()}
+                stale = [s for s in live if s not in self._memory or self._memory[s].gen != gens[s]]
+                for symbol, (snapshot, journal) in (self.state.load(stale) if stale else {}).items():
+                    self._memory[symbol] = _InMemory(gens[symbol], SymbolDetectors.restored(snapshot, journal),
+                                                     sum(len(e.get("e") or []) for e in journal))  # fmt: skip
+                alerts: list[Alert] = []
+                commits: dict[str, tuple[int, dict[str, Any], dict[str, Any] | None]] = {}
+                for symbol in sorted(live):
+                    held = self._memory[symbol]
+                    held.detectors.use(thresholds)
+                    alerts.extend(held.detectors.apply(live[symbol]))
+                    held.journaled += len(live[symbol])
+                    due = gens[symbol] == 0 or held.journaled >= SNAPSHOT_EVERY_EVENTS
+                    snapshot = held.detectors.snapshot() if due else None
+                    commits[symbol] = (gens[symbol] + 1, journal_entry(thresholds, live[symbol]), snapshot)
+                    if due:
+                        held.journaled = 0
+                outcome.alerts = [a.id for a in alerts]
+                outcome.dispatched = self.dispatch(alerts)
+                # after the alerts are stored and dispatched: a crash before it re-applies the batch
+                self.state.commit(commits)
+                for symbol, (gen, _, _) in commits.items():
+                    self._memory[symbol].gen = gen
+        except BaseException:
+            for symbol in live:  # applied in memory but not committed: restore from Redis next time
+                self._memory.pop(symbol, None)
+            raise
         return outcome
 
     def dispatch(self, alerts: list[Alert]) -> list[str]:

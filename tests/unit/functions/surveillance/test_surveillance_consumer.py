@@ -4,6 +4,7 @@ on redelivery, in order per symbol, a poison record stops the batch where it is.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -98,7 +99,7 @@ def test_an_alert_stored_but_not_dispatched_is_dispatched_by_the_retry(
     assert {e["event_id"] for e in audit_alerts} == {f"surveillance-alert-{alert['alert_id']}"}
 
 
-def test_an_episode_split_over_batches_is_seen_and_an_older_batch_redelivered_late_changes_nothing(
+def test_an_episode_split_over_batches_and_containers_is_seen_and_an_older_batch_redelivered_changes_nothing(
     aws: Any, consumer: Any
 ) -> None:
     # GIVEN a large buy by usr_a cancelled quickly while usr_a sells on the other side (spoofing),
@@ -111,12 +112,16 @@ def test_an_episode_split_over_batches_is_seen_and_an_older_batch_redelivered_la
         flow.trade(("o-bid", "acc_b"), ("o-sell", "acc_a2"), "100", "100.00", "sell", 200),
     ]
     cancel = [flow.cancelled("o-spoof", "acc_a1", "5000", 900)]
-    # WHEN they arrive in order, then the first one again
+    # WHEN they arrive in order, each to a new container (state restored from Redis: the snapshot
+    # of the first batch, then the journal of the second), then the first one again
     assert _run(consumer, [{"events": spoof}], first=1) == {"batchItemFailures": []}
     assert alert_items(aws) == []
+    consumer.live.reset()
     _run(consumer, [{"events": real}], first=2)
+    consumer.live.reset()
     _run(consumer, [{"events": cancel}], first=3)
     after = alert_items(aws)
+    consumer.live.reset()
     _run(consumer, [{"events": spoof}], first=1)
     # THEN the spoofing alert is raised once, from the state kept between batches
     assert [a["detector"] for a in after] == ["spoofing"]
@@ -167,3 +172,28 @@ def test_a_symbol_locked_by_another_invocation_fails_the_batch_for_a_retry(redis
         pass
     assert redis_db.get("nexus-test-surveillance:lock:MSFT") is None
     assert redis_db.get("nexus-test-surveillance:lock:AAPL") == b"someone-else"
+
+
+def test_a_warm_container_reloads_a_symbol_another_container_moved_on(aws: Any, consumer: Any) -> None:
+    # GIVEN container A applied usr_a's large buy, then container B applied the fill
+    flow = Flow()
+    spoof = [flow.accepted("o-spoof", "acc_a1", "buy", "5000", "99.00", 0)]
+    rest = [
+        flow.accepted("o-bid", "acc_b", "buy", "100", "100.00", 100),
+        flow.accepted("o-sell", "acc_a2", "sell", "100", "100.00", 200),
+        flow.trade(("o-bid", "acc_b"), ("o-sell", "acc_a2"), "100", "100.00", "sell", 200),
+    ]
+    cancel = [flow.cancelled("o-spoof", "acc_a1", "5000", 900)]
+
+    def records(events: list[Any], number: int) -> list[tuple[str, bytes]]:
+        (record,) = kinesis_event([{"events": events}], first=number)["Records"]
+        return [(record["kinesis"]["sequenceNumber"], base64.b64decode(record["kinesis"]["data"]))]
+
+    container_a, container_b = consumer.build_live(), consumer.build_live()
+    container_a.process(records(spoof, 1), commands=False)
+    container_b.process(records(rest, 2), commands=False)
+    # WHEN container A, still warm but a generation behind, gets the cancel
+    outcome = container_a.process(records(cancel, 3), commands=False)
+    # THEN it reloaded the symbol from Redis first: the alert counts B's fill
+    (alert,) = alert_items(aws)
+    assert outcome.alerts == [alert["alert_id"]] and alert["detector"] == "spoofing"
