@@ -71,6 +71,15 @@ def sessions_remove(sender: str, target: str) -> dict[str, Any]:
     return {"removed": f"FIX.4.4:{target}->{sender}"}
 
 
+def bench_fix_session(count: int, round_trips: int) -> list[str]:
+    """Session-layer figures (``nexus_fix.bench``): codec parse+validate msgs/s on one core beside
+    QuickFIX's own codec, and TestRequest -> Heartbeat round trips over loopback."""
+    from nexus_fix import bench as session_bench
+
+    lines: list[str] = session_bench.report(count=count, round_trips=round_trips)
+    return lines
+
+
 def bench_fix_orders(rate: int, seconds: int, sessions: int) -> list[str]:
     """Order figures of the gateway on the local platform (``nexus.bench_fix``)."""
     from nexus import bench_fix
@@ -138,9 +147,21 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         rate: Annotated[int, typer.Option(min=1, max=5000, help="NewOrderSingle per second per session.")] = 500,
         seconds: Annotated[int, typer.Option(min=1, max=600, help="Seconds of sending.")] = 30,
         sessions: Annotated[int, typer.Option(min=1, max=16, help="Concurrent sessions of the last run.")] = 4,
+        codec_messages: Annotated[
+            int, typer.Option(min=1_000, max=10_000_000, help="Messages per codec run (ours and QuickFIX's).")
+        ] = 200_000,
+        round_trips: Annotated[
+            int, typer.Option(min=100, max=1_000_000, help="TestRequest -> Heartbeat round trips.")
+        ] = 5_000,
+        orders: Annotated[bool, typer.Option(help="Also run the order figures on a local platform.")] = True,
     ) -> None:
-        """FIX gateway figures on the local platform: one session at RATE orders/s for SECONDS (every
-        order acknowledged? none lost?), NewOrderSingle -> ExecutionReport(New) p50/p99, then
-        SESSIONS concurrent sessions. Uses a real QuickFIX initiator."""
-        for line in bench_fix_orders(rate, seconds, sessions):
+        """FIX gateway figures. Session layer, in process: codec parse+validate msgs/s on one core
+        beside QuickFIX's own codec, TestRequest -> Heartbeat round trip p50/p99 over loopback. Then
+        on the local platform: one session at RATE orders/s for SECONDS (every order acknowledged?
+        none lost?), NewOrderSingle -> ExecutionReport(New) p50/p99, then SESSIONS concurrent
+        sessions. Uses a real QuickFIX initiator."""
+        for line in bench_fix_session(codec_messages, round_trips):
             typer.echo(line)
+        if orders:
+            for line in bench_fix_orders(rate, seconds, sessions):
+                typer.echo(line)
