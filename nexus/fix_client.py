@@ -101,15 +101,19 @@ class FixClient:
 
     def stop(self) -> None:
         """Log out (if logged on) and stop the initiator."""
-        if self._initiator is not None:
-            self._initiator.stop()
-            self._initiator = None
+        self._end(force=False)
 
     def drop(self) -> None:
-        """Stop without a Logout: the connection just ends (a crash, a cable pulled)."""
+        """Stop without waiting for the Logout exchange: the connection just ends."""
+        self._end(force=True)
+
+    def _end(self, force: bool) -> None:
+        """Stop, then free QuickFIX's objects now, initiator first (left to the interpreter's exit,
+        the application would be finalized after the ``quickfix`` module, and crash it)."""
         if self._initiator is not None:
-            self._initiator.stop(True)
+            self._initiator.stop(force)
             self._initiator = None
+        self._keep = ()
 
     # -- waiting ----------------------------------------------------------------------------
 
