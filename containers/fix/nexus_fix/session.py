@@ -249,9 +249,10 @@ class Session:
             self._loaded = True
 
     async def _reset(self) -> None:
-        await self._store.reset(self.session_id)
-        self.next_sender = self.next_target = 1
-        self._loaded = True
+        async with self._lock:
+            await self._store.reset(self.session_id)
+            self.next_sender = self.next_target = 1
+            self._loaded = True
 
     async def logon(self, transport: Transport, msg: Message) -> bool:
         """A validated Logon from a new connection. False (and the connection closed or logged
@@ -282,24 +283,28 @@ class Session:
             return False
         reset = msg.get(141) == "Y"
         seq = int(msg.get(34) or "0")
-        if reset or self.config.reset_on_logon:
-            await self._reset()
-            if reset and seq != 1:
-                await self._refuse_logon(transport, "ResetSeqNumFlag requires MsgSeqNum 1")
+        async with self._lock:  # no application message may go out before our Logon
+            if reset or self.config.reset_on_logon:
+                await self._store.reset(self.session_id)
+                self.next_sender = self.next_target = 1
+                if reset and seq != 1:
+                    await self._send_unlocked(Message.new("5", (58, "ResetSeqNumFlag requires MsgSeqNum 1")),
+                                              transport=transport)
+                    transport.close()
+                    return False
+            if seq < self.next_target:
+                text = f"MsgSeqNum too low, expecting {self.next_target} but received {seq}"
+                await self._send_unlocked(Message.new("5", (58, text)), transport=transport)
+                transport.close()
                 return False
-        if seq < self.next_target:
-            await self._refuse_logon(
-                transport, f"MsgSeqNum too low, expecting {self.next_target} but received {seq}"
-            )
-            return False
-        self.transport = transport
-        self.logged_on = True
-        self.heartbeat = heartbeat
-        self._last_received = self._clock()
-        response = Message.new("A", (98, "0"), (108, heartbeat))
-        if reset or self.config.reset_on_logon:
-            response.append(141, "Y")
-        await self._send_admin(response)
+            self.transport = transport
+            self.logged_on = True
+            self.heartbeat = heartbeat
+            self._last_received = self._clock()
+            response = Message.new("A", (98, "0"), (108, heartbeat))
+            if reset or self.config.reset_on_logon:
+                response.append(141, "Y")
+            await self._send_unlocked(response)
         if seq == self.next_target:
             await self._incr_target()
         else:
@@ -309,9 +314,7 @@ class Session:
         return True
 
     async def _refuse_logon(self, transport: Transport, text: str) -> None:
-        self.transport = transport
-        await self._send_admin(Message.new("5", (58, text)))
-        self.transport = None
+        await self._send_admin(Message.new("5", (58, text)), transport=transport)
         transport.close()
 
     # -- inbound -------------------------------------------------------------------------------
@@ -473,20 +476,24 @@ class Session:
             transport.write(frame)
             self._last_sent = self._clock()
 
-    async def _send_admin(self, message: Message, admin: bool = True) -> None:
-        """Send a session message (or a reject that is not resent: j is stored as application)."""
+    async def _send_admin(self, message: Message, admin: bool = True, transport: Transport | None = None) -> None:
+        """Send a session message (``admin=False``: a reject that is resent like application
+        messages, BusinessMessageReject j), to the session's connection or the one given."""
         async with self._lock:
-            seq = self.next_sender
-            frame = self._stamp(message, seq)
-            if admin:
-                await self._store.set_next_sender(self.session_id, seq + 1)
-            else:
-                await self._store.save_sent(self.session_id, seq, frame)
-            self.next_sender = seq + 1
-            transport = self.transport
-            if transport is not None and not transport.closed:
-                transport.write(frame)
-                self._last_sent = self._clock()
+            await self._send_unlocked(message, admin, transport)
+
+    async def _send_unlocked(self, message: Message, admin: bool = True, transport: Transport | None = None) -> None:
+        seq = self.next_sender
+        frame = self._stamp(message, seq)
+        if admin:
+            await self._store.set_next_sender(self.session_id, seq + 1)
+        else:
+            await self._store.save_sent(self.session_id, seq, frame)
+        self.next_sender = seq + 1
+        transport = transport or self.transport
+        if transport is not None and not transport.closed:
+            transport.write(frame)
+            self._last_sent = self._clock()
 
     async def _reject(self, msg: Message, exc: SessionReject) -> None:
         reject = Message.new("3", (45, msg.get(34) or "0"))

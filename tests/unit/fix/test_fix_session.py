@@ -550,3 +550,25 @@ def test_a_logon_with_a_seq_num_too_low_is_logged_out_and_one_too_high_gets_a_re
         assert [(m.msg_type, m.get(7)) for m in w.wire.take()] == [("A", None), ("2", "3")]
 
     run(scenario())
+
+
+def test_a_report_racing_a_logon_never_goes_out_before_the_logon_answer() -> None:
+    class SlowStore(MemoryStore):
+        async def save_sent(self, session_id: str, seq: int, frame: bytes) -> None:
+            for _ in range(5):
+                await asyncio.sleep(0)  # a store round trip: other tasks run meanwhile
+            await super().save_sent(session_id, seq, frame)
+
+    async def scenario() -> None:
+        w = World()
+        w.session = Session(w.config, SlowStore(), w.app, w.clock)
+        # WHEN a report is being stored while the counterparty's Logon arrives
+        sending = asyncio.create_task(w.session.send(report("C1", 1)))
+        await asyncio.sleep(0)
+        assert await w.session.logon(w.wire, w.peer.logon())
+        await sending
+        # THEN our first message is the Logon (seq 2: the report took 1, it will be resent on request)
+        sent = w.wire.take()
+        assert [(m.msg_type, m.get(34)) for m in sent] == [("A", "2")]
+
+    run(scenario())
