@@ -36,7 +36,7 @@ from nexus_analytics.models import (
     VarOut,
     VarQuery,
 )
-from nexus_analytics.repo import DynamoAccountsSource, DynamoPriceHistory, DynamoValuations
+from nexus_analytics.repo import CachedPriceHistory, DynamoAccountsSource, DynamoValuations
 from nexus_analytics.service import AnalyticsService
 from nexus_analytics.settings import AnalyticsApiSettings
 
@@ -56,7 +56,7 @@ def service() -> AnalyticsService:
         source=DynamoAccountsSource(
             config.accounts_table, config.positions_table, config.trades_table, config.instruments_table
         ),
-        prices=DynamoPriceHistory(config.price_history_table),
+        prices=CachedPriceHistory(config.price_history_table, config.closes_cache_seconds),
         valuations=DynamoValuations(config.valuations_table),
         clock=lambda: utc_now(),  # looked up at each call: tests set the module's clock
     )

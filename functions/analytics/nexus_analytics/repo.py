@@ -15,7 +15,9 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
@@ -90,6 +92,32 @@ class DynamoPriceHistory(LazyTable):
         page = self.table.query(KeyConditionExpression=Key("symbol").eq(symbol), Limit=1, ProjectionExpression="#d",
                                 ExpressionAttributeNames={"#d": "day"})
         return bool(page.get("Items"))
+
+
+class CachedPriceHistory(DynamoPriceHistory):
+    """The price history of a warm API function: a symbol's closes are read once per ``ttl``
+    seconds and later requests inside the range read from memory. A past close changes only at
+    the closing run or by an import, so an answer is at most ``ttl`` seconds behind the table;
+    ``ttl`` 0 reads every time. Requests of one function run in threads: the cache is locked."""
+
+    def __init__(self, name: str, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(name)
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[date, date, float, list[tuple[date, Decimal]]]] = {}
+
+    def closes(self, symbol: str, start: date, end: date) -> list[tuple[date, Decimal]]:
+        now = self.clock()
+        with self._lock:
+            held = self._cache.get(symbol)
+        if held is not None and now - held[2] < self.ttl and held[0] <= start and end <= held[1]:
+            return [close for close in held[3] if start <= close[0] <= end]
+        found = super().closes(symbol, start, end)
+        if self.ttl > 0:
+            with self._lock:
+                self._cache[symbol] = (start, end, now, found)
+        return found
 
 
 def valuation_to_item(valuation: Valuation) -> dict[str, Any]:

@@ -13,6 +13,7 @@ class AnalyticsApiSettings(NexusSettings):
     instruments_table: str
     price_history_table: str
     valuations_table: str
+    closes_cache_seconds: int = Field(ge=0, le=3600)
 
 
 class ClosingSettings(NexusSettings):

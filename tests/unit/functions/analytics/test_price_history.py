@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from nexus_analytics.prices import PriceFileError, parse_price_csv
-from nexus_analytics.repo import DynamoPriceHistory
+from nexus_analytics.repo import CachedPriceHistory, DynamoPriceHistory
 from nexus_analytics.synthetic import DEMO_DAYS, synthetic_history
 
 from nexus.cli_analytics_data import import_prices, read_price_file
@@ -126,3 +126,26 @@ def test_the_demo_seed_writes_two_years_once(aws: Any) -> None:
     closes = store.closes("GOOGL", date(2024, 1, 1), date(2026, 3, 16))
     assert len(closes) == DEMO_DAYS
     assert closes[-1][0] == date(2026, 3, 13)
+
+
+def test_a_warm_function_reads_a_symbols_closes_once_per_cache_interval(aws: Any) -> None:
+    # GIVEN AAPL's closes and a cached store with a 60-second bound on a test clock
+    name = aws.table_name("PriceHistoryTable")
+    writer = DynamoPriceHistory(name)
+    writer.put_many(parse_price_csv(GOOD))
+    clock = [1000.0]
+    cached = CachedPriceHistory(name, ttl=60, clock=lambda: clock[0])
+    year = (date(2026, 1, 1), date(2026, 12, 31))
+    assert cached.closes("AAPL", *year) == [(date(2026, 3, 2), Decimal("101.25")), (date(2026, 3, 3), Decimal("102"))]
+    # WHEN a close is imported inside the interval
+    writer.put_many(parse_price_csv("date,symbol,close\n2026-03-04,AAPL,103\n"))
+    # THEN a narrower range is answered from memory (without the new close), a wider one is read
+    assert cached.closes("AAPL", date(2026, 3, 3), date(2026, 3, 31)) == [(date(2026, 3, 3), Decimal("102"))]
+    assert len(cached.closes("AAPL", date(2025, 1, 1), date(2026, 12, 31))) == 3
+    # and once the interval has passed the table is read again
+    clock[0] += 61
+    assert cached.closes("AAPL", *year)[-1] == (date(2026, 3, 4), Decimal("103"))
+    # and a bound of 0 always reads the table
+    uncached = CachedPriceHistory(name, ttl=0)
+    writer.put_many(parse_price_csv("date,symbol,close\n2026-03-05,AAPL,104\n"))
+    assert uncached.closes("AAPL", *year)[-1] == (date(2026, 3, 5), Decimal("104"))
