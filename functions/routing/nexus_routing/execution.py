@@ -17,14 +17,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from decimal import Decimal
 
 from nexus_common.errors import Conflict, NotFound, ValidationFailed
 
-from nexus_routing.model import VenueBook
+from nexus_routing.model import Side, VenueBook
 from nexus_routing.nbbo import Nbbo, compute_nbbo
 from nexus_routing.parent import ParentOrder
-from nexus_routing.router import REROUTE, RouteRequest, RoutingDecision, route_order
-from nexus_routing.stats import VenueStats, update_venue_stats
+from nexus_routing.router import REROUTE, RouteRequest, RoutingDecision, expected_latency_us, route_order
+from nexus_routing.stats import VenueRanking, VenueStats, update_venue_stats
 from nexus_routing.venues import DEFAULT_DEPTH, ExecutionVenue, Venue
 
 
@@ -82,6 +83,12 @@ class SmartOrderRouter:
         nbbo = compute_nbbo(symbol, books, self.configs)
         self._nbbos[symbol] = (self.configs, tuple(books.items()), nbbo)
         return nbbo
+
+    def rankings(self, symbol: str, side: Side, quantity: Decimal) -> list[VenueRanking]:
+        """The enabled venues ranked for an order of ``quantity`` on ``side`` (``stats``), with
+        the configured expected latency where none was observed yet."""
+        latency = {name: expected_latency_us(config) for name, config in self.configs.items()}
+        return self.stats.rankings(symbol, side, quantity, self.books(symbol), latency)
 
     def decide(self, request: RouteRequest, round_: int = 1) -> RoutingDecision:
         """One routing decision over the venues' current books (nothing sent)."""

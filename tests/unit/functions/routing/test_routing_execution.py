@@ -166,11 +166,18 @@ def test_venue_statistics_come_from_execution_reports_once_each() -> None:
 def test_rankings_order_venues_by_price_then_cost_fill_rate_and_latency() -> None:
     sor, _ = router()
     sor.route(buy("P1", 250, "300.05"))
-    rankings = sor.stats.rankings(SYMBOL, Side.BUY, D(100), sor.books(SYMBOL))
-    prices = [r.price for r in rankings if r.price is not None]
-    assert prices == sorted(prices)
-    assert [r.rank for r in rankings] == [1, 2, 3]
-    assert all(isinstance(r.to_dict()["venue"], str) for r in rankings)
+    # WHEN the venues are ranked for a 100-share buy after the sweep (all three offer 300.01 now)
+    rankings = sor.rankings(SYMBOL, Side.BUY, D(100))
+    # THEN at one price by the all-in cost observed against the mid (299.995) in that size
+    # bucket: Beta 0.005 + 0.001 fee, Alpha 0.005 + 0.003; Gamma's child was 50 shares (another
+    # bucket): nothing observed, last
+    assert [(r.rank, r.venue, r.price, r.all_in_cost) for r in rankings] == [
+        (1, "Beta", D("300.01"), D("0.006")), (2, "Alpha", D("300.01"), D("0.008")),
+        (3, "Gamma", D("300.01"), None),
+    ]
+    assert sor.stats.rankings(SYMBOL, Side.BUY, D(50), sor.books(SYMBOL))[0].venue == "Gamma"
+    assert rankings[0].to_dict() == {"rank": 1, "venue": "Beta", "price": "300.01", "fill_rate": "1",
+                                     "latency_us": rankings[0].latency_us, "all_in_cost_per_share": "0.006"}
 
 
 def test_size_buckets_are_the_rule_605_ones() -> None:
