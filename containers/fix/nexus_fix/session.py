@@ -197,6 +197,14 @@ def business_reject(ref_msg_type: str, reason: int, text: str, ref_seq: int | No
     return msg
 
 
+def _later(orig: str, sending: str) -> bool:
+    """OrigSendingTime after SendingTime (either unreadable counts as after)."""
+    try:
+        return codec.parse_utc_timestamp(orig) > codec.parse_utc_timestamp(sending)
+    except ValueError:
+        return True
+
+
 class Session:
     """The state machine of one FIX session (acceptor side). Inbound frames come from the one
     reader task of the attached connection, in order; ``send`` may be called from anywhere in
@@ -330,6 +338,7 @@ class Session:
             await self.logout("Incorrect BeginString", disconnect=True)
             return
         self._last_received = self._clock()
+        self._test_request = None  # any message answers for the counterparty's liveness
         seq_text = msg.get(34)
         if seq_text is None or not seq_text.isdecimal():
             await self.logout("MsgSeqNum(34) not found", disconnect=True)
@@ -393,7 +402,7 @@ class Session:
                 if orig is None:
                     await self._reject(msg, SessionReject(codec.REQUIRED_TAG_MISSING, 122))
                     return
-                if orig > (msg.get(52) or ""):
+                if _later(orig, msg.get(52) or ""):
                     await self._reject(msg, SessionReject(codec.SENDING_TIME_ACCURACY, 122))
                     await self.logout("SendingTime accuracy problem", disconnect=True)
                 return
@@ -415,10 +424,8 @@ class Session:
         if mt == "4":  # GapFill
             await self._sequence_reset(msg)
             return
-        if mt == "0":
-            if self._test_request is not None and msg.get(112) == self._test_request:
-                self._test_request = None
-        elif mt == "1":
+        # Heartbeat (0): its receipt (on_frame) was all the liveness check needed
+        if mt == "1":
             await self._send_admin(Message.new("0", (112, msg.get(112) or "")))
         elif mt == "2":
             if not queued:

@@ -572,3 +572,43 @@ def test_a_report_racing_a_logon_never_goes_out_before_the_logon_answer() -> Non
         assert [(m.msg_type, m.get(34)) for m in sent] == [("A", "2")]
 
     run(scenario())
+
+
+def test_a_poss_dup_whose_orig_sending_time_is_after_its_sending_time_gets_reject_10_and_logout() -> None:
+    async def scenario() -> None:
+        w = await World().logged_on()
+        await w.feed(w.peer.order("C2"))
+        w.wire.take()
+        dup = parse(w.peer.order("C2", seq=2))
+        dup.fields.insert(4, (43, "Y"))
+        dup.fields.insert(5, (122, utc_timestamp(START + timedelta(seconds=5))))
+        answers = await w.feed(dup.encode())
+        assert [(m.msg_type, m.get(373), m.get(371)) for m in answers] == [("3", "10", "122"), ("5", None, None)]
+        # and a PossDup without OrigSendingTime is refused on tag 122
+        w2 = await World().logged_on()
+        await w2.feed(w2.peer.order("C2"))
+        w2.wire.take()
+        bare = parse(w2.peer.order("C2", seq=2))
+        bare.fields.insert(4, (43, "Y"))
+        (reject,) = await w2.feed(bare.encode())
+        assert (reject.get(373), reject.get(371)) == ("1", "122")
+
+    run(scenario())
+
+
+def test_any_message_answers_a_pending_test_request() -> None:
+    async def scenario() -> None:
+        w = await World().logged_on(heartbeat=10)
+        w.clock.advance(13)
+        await w.session.on_timer()
+        assert "1" in w.wire.types()
+        # WHEN an order arrives instead of the Heartbeat, then silence again
+        await w.feed(w.peer.order("C2"))
+        w.wire.take()
+        w.clock.advance(12)
+        await w.session.on_timer()
+        # THEN the silence is counted from the order: a new TestRequest, no disconnect
+        assert w.wire.types() == ["1"]
+        assert not w.wire.closed
+
+    run(scenario())
