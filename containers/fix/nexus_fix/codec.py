@@ -459,7 +459,7 @@ def _parse_slow(parts: list[str], p0: str) -> Message:
         part = parts[i]
         tag_text, sep, value = part.partition("=")
         if not sep or not tag_text.isdecimal() or len(tag_text) > 9:
-            raise Garbled(f"field {part[:20]!r} is not tag=value")
+            raise Garbled(f"field {i + 1} is not tag=value")
         tag = int(tag_text)
         if data_next is not None and tag in data_next.values():
             # a DATA field: its length field said how many bytes, SOH included

@@ -136,12 +136,18 @@ class SessionConfig:
             ("LogoutTimeout", "logout_timeout", float),
         ):
             if name in s:
-                kwargs[attr] = conv(s[name])  # type: ignore[operator]
+                conv_fn: Callable[[str], object] = conv
+                try:
+                    kwargs[attr] = conv_fn(str(s[name]).strip())
+                except ValueError:
+                    raise ValueError(f"{name}: not a valid value") from None
         config = cls(sender_comp_id, target_comp_id, tuple(accounts), password_check=password_check, **kwargs)
-        if not 1 <= config.min_heartbeat <= config.max_heartbeat:
-            raise ValueError("MinHeartBtInt must be >= 1 and <= MaxHeartBtInt")
-        if config.max_latency <= 0:
-            raise ValueError("MaxLatency must be positive")
+        if not 1 <= config.min_heartbeat <= config.max_heartbeat <= 3600:
+            raise ValueError("MinHeartBtInt and MaxHeartBtInt: 1 <= MinHeartBtInt <= MaxHeartBtInt <= 3600")
+        if not 0 < config.max_latency <= 86400:  # also refuses nan
+            raise ValueError("MaxLatency: seconds, more than 0 and at most 86400")
+        if not 0 < config.logout_timeout <= 60:
+            raise ValueError("LogoutTimeout: seconds, more than 0 and at most 60")
         return config
 
 

@@ -529,8 +529,10 @@ def test_settings_read_quickfix_names_and_refuse_unknown_ones() -> None:
     assert config.session_id == f"FIX.4.4:{ACCEPTOR}->{CLIENT}"
     with pytest.raises(ValueError, match="HeartBeatInt"):
         SessionConfig.from_settings(ACCEPTOR, CLIENT, {"HeartBeatInt": "5"})
-    with pytest.raises(ValueError):
-        SessionConfig.from_settings(ACCEPTOR, CLIENT, {"MinHeartBtInt": "0"})
+    for bad in ({"MinHeartBtInt": "0"}, {"MaxHeartBtInt": "100000"}, {"MaxLatency": "nan"}, {"MaxLatency": "-1"},
+                {"MaxLatency": "soon"}, {"LogoutTimeout": "0"}):
+        with pytest.raises(ValueError):
+            SessionConfig.from_settings(ACCEPTOR, CLIENT, bad)
 
 
 def test_a_logon_with_a_seq_num_too_low_is_logged_out_and_one_too_high_gets_a_resend_request() -> None:
