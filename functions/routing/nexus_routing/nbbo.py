@@ -17,6 +17,8 @@ from nexus_common.money import fmt
 from nexus_routing.model import ZERO, Side, VenueBook
 from nexus_routing.venues import Venue
 
+_new = tuple.__new__
+
 
 class ProtectedQuote(NamedTuple):
     venue: str
@@ -105,7 +107,7 @@ def compute_nbbo(symbol: str, books: Mapping[str, VenueBook], venues: Mapping[st
         top_bid = book.bids[0] if book.bids else None
         top_ask = book.asks[0] if book.asks else None
         quotes.append(
-            ProtectedQuote(
+            _new(ProtectedQuote, (  # every field in order, without the generated __new__
                 name,
                 venue.mic,
                 None if top_bid is None else top_bid.price,
@@ -114,7 +116,7 @@ def compute_nbbo(symbol: str, books: Mapping[str, VenueBook], venues: Mapping[st
                 ZERO if top_ask is None else top_ask.quantity,
                 book.bid_depth,
                 book.ask_depth,
-            )
+            ))
         )
         if top_bid is not None:
             if bid is None or top_bid.price > bid:

@@ -58,6 +58,10 @@ from nexus_routing.model import ZERO, BookLevel, OrderType, Side, Strategy, Urge
 from nexus_routing.nbbo import Nbbo, compute_nbbo
 from nexus_routing.venues import FillProbabilityModel, Venue
 
+# Named tuples built on the hot path skip their generated Python ``__new__``: ``_new(Cls, values)``
+# with every field, in order.
+_new: Final = tuple.__new__
+
 MAX_VENUES: Final = 16
 MAX_QUANTITY: Final = Decimal(10) ** 9
 ONE: Final = Decimal(1)
@@ -449,8 +453,8 @@ def route_order(
         why = _eligibility(strategy, venue, book)
         rate = rates.get(name)
         considered.append(
-            Considered(name, venue.mic, venue.kind, not why, why or "eligible", facts.taker_fee,
-                       facts.maker_rebate, facts.latency, rate)
+            _new(Considered, (name, venue.mic, venue.kind, not why, why or "eligible", facts.taker_fee,
+                              facts.maker_rebate, facts.latency, rate))
         )
         if book is None or not venue.enabled:
             continue
@@ -664,7 +668,7 @@ def _alternatives(
             continue
         fillable, notional = books[name].sweep(side, quantity, limit)
         fees = _facts(venue).taker_fee * fillable
-        found.append(Alternative(name, fillable, notional, fees, notional + fees if buy else notional - fees))
+        found.append(_new(Alternative, (name, fillable, notional, fees, notional + fees if buy else notional - fees)))
     return found
 
 
