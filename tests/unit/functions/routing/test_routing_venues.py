@@ -99,6 +99,8 @@ def test_a_taker_pays_the_taker_fee_and_the_resting_maker_gets_its_rebate_exactl
         (D("300.00"), D(100), Liquidity.TAKER, D("0.300")), (D("300.01"), D(50), Liquidity.TAKER, D("0.150")),
     ]
     assert report.notional == D("45000.50") and report.fees == D("0.45")
+    assert report.to_dict()["fills"][1] == {"price": "300.01", "quantity": "50", "liquidity": "taker", "fee": "0.15"}
+    assert report.to_dict()["ts"] == "2026-11-02T15:30:00.000000Z" and report.to_dict()["status"] == "filled"
     # AND the makers' reports carry their rebates
     makers = alpha.drain_reports()
     assert [(r.order_id, r.status, r.fees) for r in makers] == [
