@@ -159,10 +159,12 @@ class Message:
     Build one with ``Message.new("8", (37, "O-1"), (17, "E-1"), ...)``; the session fills the
     header (8, 9, 49, 56, 34, 52) and the trailer when it sends it."""
 
-    __slots__ = ("fields",)
+    __slots__ = ("_shape", "fields")
 
     def __init__(self, fields: list[tuple[int, str]] | None = None) -> None:
         self.fields: list[tuple[int, str]] = fields if fields is not None else []
+        # the tag sequence as parsed (no empty value), for validate's cache; None once changed
+        self._shape: tuple[int, ...] | None = None
 
     @classmethod
     def new(cls, msg_type: str, *fields: tuple[int, object]) -> Message:
@@ -191,6 +193,7 @@ class Message:
 
     def set(self, tag: int, value: object) -> None:
         """Replace the first ``tag`` or append it."""
+        self._shape = None
         text = fix_value(value)
         for i, (t, _) in enumerate(self.fields):
             if t == tag:
@@ -199,9 +202,11 @@ class Message:
         self.fields.append((tag, text))
 
     def append(self, tag: int, value: object) -> None:
+        self._shape = None
         self.fields.append((tag, fix_value(value)))
 
     def remove(self, tag: int) -> None:
+        self._shape = None
         self.fields = [(t, v) for t, v in self.fields if t != tag]
 
     def groups(self, count_tag: int) -> list[list[tuple[int, str]]]:
@@ -419,7 +424,10 @@ def parse(frame: bytes) -> Message:
         if ints is not None and _DATA_LENGTH_TAGS.isdisjoint(ints):
             if values[0] != BEGIN_STRING:
                 raise IncorrectBeginString(values[0])
-            return Message(list(zip(ints, values, strict=True)))
+            msg = Message(list(zip(ints, values)))  # noqa: B905 - equal lengths: the skeleton says so
+            if "=\x01" not in text:
+                msg._shape = tuple(ints)
+            return msg
     parts = text[: n - 1].split(SOH)
     if len(parts) < 4 or parts[1][:2] != "9=" or parts[2][:3] != "35=" or parts[0][:2] != "8=":
         raise Garbled("the first three fields are not BeginString, BodyLength, MsgType")
@@ -501,6 +509,19 @@ def validate(msg: Message, options: ValidationOptions = DEFAULT_OPTIONS) -> Mess
         if msg_type in fix44.ALL_MSG_TYPES and msg_type not in ADMIN_TYPES:
             raise UnsupportedMessageType(msg_type)
         raise SessionReject(INVALID_MSGTYPE, 35)
+    shape = msg._shape
+    if shape is not None and len(shape) == len(fields):
+        plan = _PLANS.get((msg_type, shape, options))
+        if plan is not None:
+            # this tag sequence passed every structural rule before: check the values only
+            for i, tag, check, allowed in plan:
+                value = fields[i][1]
+                if allowed is not None:
+                    if value not in allowed:
+                        _check_value(tag, value)
+                elif not check(value):  # type: ignore[misc]
+                    raise SessionReject(INCORRECT_DATA_FORMAT, tag)
+            return mdef
     lookup = mdef.lookup
     have_values = options.fields_have_values
     section = 0  # 0 header, 1 body, 2 trailer
@@ -540,7 +561,24 @@ def validate(msg: Message, options: ValidationOptions = DEFAULT_OPTIONS) -> Mess
         for tag in HEADER_REQUIRED + mdef.required:
             if tag not in seen:
                 raise SessionReject(REQUIRED_TAG_MISSING, tag)
+    if shape is not None and len(shape) == len(fields) and len(_PLANS) < _MAX_PLANS:
+        _PLANS[(msg_type, shape, options)] = tuple(
+            (i, tag, entry[2], entry[3])
+            for i, tag in enumerate(shape)
+            if 3 <= i < len(shape) - 1
+            and (entry := lookup.get(tag)) is not None
+            and (entry[2] is not None or entry[3] is not None)
+        )
     return mdef
+
+
+# tag sequences seen valid, per MsgType and options: the value checks each needs, by position.
+# Clients send few shapes; the bound keeps a client sending endless new ones from growing it.
+_PLANS: dict[
+    tuple[str, tuple[int, ...], ValidationOptions],
+    tuple[tuple[int, int, Callable[[str], Any] | None, frozenset[str] | None], ...],
+] = {}
+_MAX_PLANS: Final = 4096
 
 
 def _validate_exact(fields: list[tuple[int, str]], mdef: MessageDef, options: ValidationOptions) -> MessageDef:

@@ -226,3 +226,22 @@ def test_good_frames_survive_any_interleaving_with_junk_and_any_chunking(parts: 
     assert len(out) <= len(good)
     if all(p.startswith(b"8=FIX.4.4") for p in parts):
         assert out == parts
+
+
+def test_a_shape_seen_valid_before_still_has_its_values_checked() -> None:
+    # GIVEN an order of this exact tag sequence validated once (its checks are then cached)
+    decode(frame("D", *ORDER))
+    # WHEN the same sequence comes with a bad enum, a bad quantity, a bad timestamp
+    bad_side = [*ORDER[:3], (54, "Z"), *ORDER[4:]]
+    bad_qty = [*ORDER[:5], (38, "1O0"), *ORDER[6:]]
+    bad_time = [*ORDER[:4], (60, "yesterday"), *ORDER[5:]]
+    # THEN each is still refused with its reason
+    assert rejected(frame("D", *bad_side))[:2] == (codec.VALUE_OUT_OF_RANGE, 54)
+    assert rejected(frame("D", *bad_qty))[:2] == (codec.INCORRECT_DATA_FORMAT, 38)
+    assert rejected(frame("D", *bad_time))[:2] == (codec.INCORRECT_DATA_FORMAT, 60)
+    # and a message changed after parsing is validated afresh
+    msg = parse(frame("D", *ORDER))
+    msg.append(55, "MSFT")
+    with pytest.raises(SessionReject) as exc:
+        validate(msg)
+    assert (exc.value.reason, exc.value.ref_tag) == (codec.TAG_APPEARS_MORE_THAN_ONCE, 55)
