@@ -22,7 +22,7 @@ from nexus_common.openapi import documented
 from nexus_common.settings import lazy, lazy_settings
 
 from nexus_surveillance import models as m
-from nexus_surveillance.alerts import alert_view
+from nexus_surveillance.alerts import FEED, alert_view
 from nexus_surveillance.repo import (
     AuditHistory,
     DynamoAlertStore,
@@ -76,6 +76,8 @@ def list_alerts() -> Response:
                ("severity", query.severity), ("symbol", query.symbol), ("account", query.account)) if v}  # fmt: skip
     bound = query.model_dump_json(exclude={"cursor", "limit"}) + iso(start) + iso(end)
     after = m.decode_cursor(query.cursor, bound) if query.cursor else None
+    if after is not None and (after["feed"] != FEED or not iso(start) <= after["sort"] <= iso(end) + "\uffff"):
+        raise ValidationFailed("invalid_cursor", "the cursor is not from this query", "cursor")
     items, more = store().list_page(start=iso(start), end=iso(end), filters=filters, limit=query.limit, after=after)
     cursor = m.encode_cursor(more, bound) if more else None
     return json_response({"alerts": [alert_view(i) for i in items], "cursor": cursor})

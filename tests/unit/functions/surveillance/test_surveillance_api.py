@@ -122,6 +122,21 @@ def test_bad_list_queries_are_400(api: Any, query: dict[str, str], code: str, fi
     assert status == 400 and body["error"]["code"] == code and body["error"]["field"] == field
 
 
+def test_a_cursor_naming_a_key_outside_its_query_is_400(api: Any) -> None:
+    # GIVEN a cursor bound to this query but resuming after a key outside its time range
+    from nexus_surveillance import models as m
+
+    query = {"from": "2026-03-02T00:00:00Z", "to": "2026-03-03T00:00:00Z"}
+    parsed = m.AlertsQuery.model_validate(query)
+    window = "2026-03-02T00:00:00.000000Z2026-03-03T00:00:00.000000Z"
+    bound = parsed.model_dump_json(exclude={"cursor", "limit"}) + window
+    forged = m.encode_cursor({"alert_id": "x", "feed": "alerts", "sort": "2030-01-01T00:00:00Z#x"}, bound)
+    # WHEN it is used
+    status, body = request(api, "GET", "/v1/surveillance/alerts", query={**query, "cursor": forged})
+    # THEN 400 invalid_cursor, never a 500 from the table
+    assert (status, body["error"]["code"]) == (400, "invalid_cursor")
+
+
 def test_an_alert_shows_its_evidence_resolved_to_orders_and_trades(aws: Any, api: Any, store: Any) -> None:
     # GIVEN an alert naming an order and a trade that the platform stored, and one it did not
     dynamo = boto3.resource("dynamodb", region_name="us-east-1")
