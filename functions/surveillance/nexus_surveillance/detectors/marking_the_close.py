@@ -3,11 +3,12 @@ the closing price.
 
 The session closes at ``close_time`` in the exchange's zone (``nexus_common.calendar``'s
 America/New_York) on the date of the trading. In the last ``window_ms`` before it, an owner whose
-aggressive (taker) fills on one side number ``min_trades`` and are ``min_share`` of the symbol's
-traded quantity in that window is alerted when the closing price (the last trade before the close)
-moved at least ``min_move_bps`` from the reference (the last trade before the window, else the
-window's first) in the direction the owner traded. The window is judged once the close has passed
-in event time: at the symbol's first event after it, or at ``flush(now)`` with ``now`` past it.
+aggressive (taker) fills on one side number ``min_trades`` and are ``min_share`` of the quantity
+all takers traded on that side in that window is alerted when the closing price (the last trade
+before the close) is at least ``min_move_bps`` beyond the owner's reference price (the last trade
+before its first aggressive fill of the window) in the direction the owner traded, and no other owner
+took more on that side. The window is judged once the close has passed in event time: at the
+symbol's first event after it, or at ``flush(now)`` with ``now`` past it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class MarkingTheCloseThresholds(Thresholds):
     close_time: time = time(16, 0)
     window_ms: int = Field(default=300_000, gt=0, le=6 * 3_600_000)
     min_trades: int = Field(default=2, ge=1, le=100_000)
-    min_share: Decimal = Field(default=Decimal("0.35"), gt=0, le=1)
+    min_share: Decimal = Field(default=Decimal("0.3"), gt=0, le=1)
     min_move_bps: Decimal = Field(default=Decimal(20), gt=0, le=10_000)
 
 
@@ -117,24 +118,33 @@ class MarkingTheCloseDetector(PatternDetector[MarkingTheCloseThresholds]):
         closing = trades[-1][3]
         if reference <= 0:
             return []
-        move = (closing - reference) * _BPS / reference
-        if abs(move) < t.min_move_bps:
-            return []
-        side = "buy" if move > 0 else "sell"
-        total = sum((x[2] for x in trades), Decimal(0))
-        by_owner: dict[str, list[Any]] = {}
-        for x in trades:
-            if x[1] == side:
-                entry = by_owner.setdefault(x[4], [Decimal(0), 0, [], set()])
-                entry[0] += x[2]
-                entry[1] += 1
-                entry[2].append(x[6])
-                entry[3].add(x[5])
+        by_owner: dict[tuple[str, str], list[Any]] = {}
+        totals = {"buy": Decimal(0), "sell": Decimal(0)}
+        for i, x in enumerate(trades):
+            totals[x[1]] += x[2]
+            entry = by_owner.get((x[4], x[1]))
+            if entry is None:
+                # the owner's reference: the last trade before its first aggressive one
+                before = trades[i - 1][3] if i > 0 else reference
+                entry = by_owner[(x[4], x[1])] = [Decimal(0), 0, [], set(), before]
+            entry[0] += x[2]
+            entry[1] += 1
+            entry[2].append(x[6])
+            entry[3].add(x[5])
+        top: dict[str, Decimal] = {}
+        for (_owner, side), entry in by_owner.items():
+            top[side] = max(top.get(side, Decimal(0)), entry[0])
         alerts: list[Alert] = []
-        for owner in sorted(by_owner):
-            qty, count, ids, accounts = by_owner[owner]
+        for (owner, side) in sorted(by_owner):
+            qty, count, ids, accounts, before = by_owner[(owner, side)]
+            if qty < top[side]:
+                continue  # the side's largest taker is the one who marks it
+            total = totals[side]
             share = qty / total if total > 0 else Decimal(0)
-            if count < t.min_trades or share < t.min_share:
+            if count < t.min_trades or share < t.min_share or before <= 0:
+                continue
+            move = (closing - before) * _BPS / before
+            if (move if side == "buy" else -move) < t.min_move_bps:
                 continue
             alerts.append(self._alert(
                 severity="HIGH",
@@ -148,7 +158,7 @@ class MarkingTheCloseDetector(PatternDetector[MarkingTheCloseThresholds]):
                 evidence={
                     "trade_ids": ids,
                     "side": side,
-                    "reference_price": figure(reference),
+                    "reference_price": figure(before),
                     "closing_price": figure(closing),
                     "move_bps": figure(move.quantize(Decimal("0.1"))),
                     "share_of_volume": figure(share.quantize(Decimal("0.001"))),

@@ -8,7 +8,8 @@ owner's fills on the other side from ``pre_window_ms`` before the order's accept
 be at least ``min_size_ratio`` times the real side (a spoof dwarfs the real order; a market
 maker's two quotes are alike): the real side counts as the larger of the quantity traded and the
 open quantity its orders showed before they traded. A counterpart fill after the cancel completes the alert when it
-comes. The owner's further spoof orders around the same fills fold into the first alert.
+comes. The owner's further spoof orders around the same fills fold into the first alert. Large orders
+on more than ``max_levels`` prices at once are layering, left to the layering detector.
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ class SpoofingThresholds(Thresholds):
     min_size_ratio: Decimal = Field(default=Decimal(3), ge=1, le=1_000_000)
     pre_window_ms: int = Field(default=2_000, ge=0, le=3_600_000)
     post_window_ms: int = Field(default=2_000, ge=0, le=3_600_000)
+    # large orders on more price levels than this are layering (the layering detector's alert)
+    max_levels: int = Field(default=2, ge=1, le=1000)
 
 
 class SpoofingDetector(PatternDetector[SpoofingThresholds]):
     name = "spoofing"
     thresholds_model = SpoofingThresholds
-    _STATE = ("_orders", "_fills", "_pending", "_last_alert")
+    _STATE = ("_orders", "_fills", "_pending", "_last_alert", "_placed")
 
     def _configure(self) -> None:
         t = self.thresholds
@@ -59,6 +62,8 @@ class SpoofingDetector(PatternDetector[SpoofingThresholds]):
         self._pending: dict[tuple[str, str], list[tuple[int, int, str, Decimal, str, str]]] = {}
         # (symbol, owner) -> (ts, trade ids) of the last alert, to fold the same episode
         self._last_alert: dict[tuple[str, str], tuple[int, list[str]]] = {}
+        # (symbol, owner) -> deque of (accepted_ts, side, price) of the owner's recent large orders
+        self._placed: dict[tuple[str, str], deque[tuple[int, str, Decimal | None]]] = {}
 
     def _apply(self, e: SurvEvent) -> list[Alert]:
         kind = e.kind
@@ -67,7 +72,15 @@ class SpoofingDetector(PatternDetector[SpoofingThresholds]):
         if kind == "accepted":
             qty = e.quantity
             if qty is not None and qty >= self._min_qty and e.side is not None:
-                self._orders[(e.symbol, e.order_id)] = [e.ts, e.side, qty, Decimal(0), e.owner, e.account_id]
+                owner = e.owner
+                self._orders[(e.symbol, e.order_id)] = [e.ts, e.side, qty, Decimal(0), owner, e.account_id]
+                placed = self._placed.get((e.symbol, owner))
+                if placed is None:
+                    placed = self._placed[(e.symbol, owner)] = deque()
+                horizon = e.ts - 2 * self._life
+                while placed and placed[0][0] < horizon:
+                    placed.popleft()
+                placed.append((e.ts, e.side, e.price))
             return []
         if kind == "cancelled":
             order = self._orders.pop((e.symbol, e.order_id), None)
@@ -157,6 +170,10 @@ class SpoofingDetector(PatternDetector[SpoofingThresholds]):
         ratio = quantity / genuine if genuine > 0 else Decimal(10) ** 6
         if ratio < self.thresholds.min_size_ratio:
             return None
+        placed = self._placed.get((symbol, owner), ())
+        levels = {p[2] for p in placed if p[1] == side and accepted_ts - self._life <= p[0] <= cancel_ts}
+        if len(levels) > self.thresholds.max_levels:
+            return None  # layered: the layering detector's pattern
         trade_ids = sorted({f[3] for f in counter})
         last = self._last_alert.get((symbol, owner))
         if last is not None and set(trade_ids) <= set(last[1]):

@@ -106,8 +106,17 @@ def test_benign_look_alikes_raise_nothing() -> None:
 
 def test_the_same_episode_replayed_gives_the_same_alert_id() -> None:
     tape = Tape()
-    episode(tape, orders=3)
+    episode(tape, orders=2)
     events = decoded(tape, OWNERS)
     first = run(SpoofingDetector(), events)
     again = run(SpoofingDetector(), events + events)
     assert [a.id for a in first] == [a.id for a in again] and len(first) == 1
+
+
+def test_large_orders_on_three_price_levels_are_left_to_the_layering_detector() -> None:
+    # GIVEN the spoofer's large sells stand on three prices at once
+    tape = Tape()
+    episode(tape, orders=3)
+    # WHEN / THEN spoofing stays silent (layering raises the alert: test_surveillance_layering)
+    assert run(SpoofingDetector(), decoded(tape, OWNERS)) == []
+    assert len(run(SpoofingDetector(SpoofingThresholds(max_levels=3)), decoded(tape, OWNERS))) == 1
