@@ -33,6 +33,7 @@ from nexus import (
     cli_marketdata,
     cli_money,
     cli_routing,
+    cli_routing_admin,
     cli_surveillance,
     platform,
 )
@@ -221,6 +222,7 @@ cli_marketdata.register(app, bench_app)
 cli_analytics.register(app, bench_app)
 cli_analytics_data.register(app, bench_app)
 cli_routing.register(app, bench_app)
+cli_routing_admin.register(app, bench_app)
 cli_surveillance.register(app, bench_app)
 cli_identity.register(app)
 cli_funding.register(accounts_app)

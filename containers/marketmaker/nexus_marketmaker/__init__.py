@@ -1,0 +1,1 @@
+"""The NexusTrade market maker (containers/marketmaker)."""

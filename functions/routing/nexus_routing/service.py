@@ -1,0 +1,361 @@
+"""The routing service: what the routing API and the routed-order path call.
+
+* ``nbbo`` / ``books``: the protected quotes of the enabled venues (the internal venue's
+  displayed levels from the market-data book, each simulated venue's from its saved book).
+* ``rankings``: the venues for a symbol, side and size, from the stored statistics.
+* ``route``: a routed parent order over the venues (``SmartOrderRouter``): each decision is
+  stored and published before its children are sent, the children's reports are published on
+  the venue-reports stream (the statistics consumer's input), and the parent, its children and
+  fills are stored.
+* ``decisions``: a parent with its decisions and children, for its owner, compliance or admin.
+* ``report_606`` / ``execution_quality``: the Rule 606(a)(1) report and the Rule 605-style
+  statistics over the stored parents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final, Protocol
+
+from nexus_common.errors import NotFound, ValidationFailed
+from nexus_common.events import iso
+from nexus_common.identity import Principal
+from nexus_common.instruments import Instrument
+
+from nexus_routing.execution import SmartOrderRouter
+from nexus_routing.model import ZERO, ChildOrder, ExecutionReport, OrderType, Side, VenueBook
+from nexus_routing.nbbo import Nbbo, compute_nbbo
+from nexus_routing.parent import ParentOrder
+from nexus_routing.reports import (
+    MARKET_ZONE,
+    ExecutedFill,
+    ExecutionRecord,
+    RoutedOrder,
+    VenueRoute,
+    classify_order,
+    execution_quality,
+    parse_quarter,
+    rule606_report,
+    rule606_xml,
+)
+from nexus_routing.router import RouteRequest, RoutingDecision, expected_latency_us
+from nexus_routing.stats import VenueStat, VenueStats, size_bucket
+from nexus_routing.venues import DEFAULT_DEPTH, ExecutionVenue, InternalEnginePort, InternalVenue, Venue
+
+# S&P 500 constituents among the listed symbols (the 606 report's first section); others are
+# "other NMS stocks".
+SP500: Final = frozenset({"AAPL", "MSFT", "GOOGL", "GOOG", "AMZN", "NVDA", "META", "TSLA", "JPM", "V", "IBM"})
+MAX_REPORT_DAYS: Final = 93
+OVERSIGHT_ROLES: Final = ("compliance", "admin")
+STAT_FIELDS: Final = ("sent", "filled", "orders", "latency_total_us", "latency_count", "cost_shares", "cost_total")
+
+
+class VenueRepo(Protocol):
+    def list(self) -> list[Venue]: ...
+
+
+class InternalBook(Protocol):
+    def depth(self, venue: str, symbol: str, levels: int = DEFAULT_DEPTH) -> VenueBook: ...
+
+
+class SimulatedBooks(Protocol):
+    def books(self, names: Iterable[str], symbol: str) -> dict[str, VenueBook]: ...
+
+    def open(self, configs: Iterable[Venue], account: str | None = None) -> Any: ...
+
+
+class DecisionStore(Protocol):
+    def put_decision(self, order_id: str, decision: Mapping[str, Any]) -> None: ...
+
+    def put_parent(self, parent: Mapping[str, Any]) -> None: ...
+
+    def get(self, order_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]: ...
+
+    def parents_in_months(self, months: Iterable[str], start: str = "0", end: str = "~",
+                          limit: int = 100_000) -> Iterable[dict[str, Any]]: ...
+
+
+class StatsStore(Protocol):
+    def rows(self, key: str) -> list[dict[str, Any]]: ...
+
+
+class Publisher(Protocol):
+    def publish(self, records: list[tuple[str, Mapping[str, Any]]]) -> None: ...
+
+
+class InstrumentLookup(Protocol):
+    def get(self, symbol: str) -> Instrument | None: ...
+
+
+def stats_key(symbol: str, side: Side, bucket: str) -> str:
+    return f"{symbol}#{side.value}#{bucket}"
+
+
+def stats_from_rows(symbol: str, side: Side, bucket: str, rows: Iterable[Mapping[str, Any]]) -> VenueStats:
+    """A ``VenueStats`` holding the stored counters of one symbol, side and bucket."""
+    stats = VenueStats()
+    rates: dict[str, Decimal] = {}
+    for row in rows:
+        stat = VenueStat(
+            sent=Decimal(str(row.get("sent", 0))), filled=Decimal(str(row.get("filled", 0))),
+            orders=int(row.get("orders", 0)), latency_total_us=int(row.get("latency_total_us", 0)),
+            latency_count=int(row.get("latency_count", 0)), cost_shares=Decimal(str(row.get("cost_shares", 0))),
+            cost_total=Decimal(str(row.get("cost_total", 0))),
+        )
+        venue = str(row["venue"])
+        stats._stats[(venue, symbol, side, bucket)] = stat
+        if stat.fill_rate is not None:
+            rates[venue] = stat.fill_rate
+    stats._rates[(symbol, side, bucket)] = rates
+    return stats
+
+
+def stat_deltas(stat: VenueStat) -> dict[str, int | Decimal]:
+    return {"sent": stat.sent, "filled": stat.filled, "orders": stat.orders,
+            "latency_total_us": stat.latency_total_us, "latency_count": stat.latency_count,
+            "cost_shares": stat.cost_shares, "cost_total": stat.cost_total}
+
+
+def market_month(ts: datetime) -> str:
+    local = ts.astimezone(MARKET_ZONE)
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+class _Recording(ExecutionVenue):
+    """A venue that remembers every report it gives (with the child's quantity), for publishing."""
+
+    def __init__(self, inner: ExecutionVenue, sink: list[tuple[ExecutionReport, Decimal | None]]) -> None:
+        super().__init__(inner.config)
+        self.inner = inner
+        self.sink = sink
+
+    def depth(self, symbol: str, levels: int = DEFAULT_DEPTH) -> VenueBook:
+        return self.inner.depth(symbol, levels)
+
+    def tick_size(self, symbol: str) -> Decimal:
+        return self.inner.tick_size(symbol)
+
+    def submit(self, order: ChildOrder) -> ExecutionReport:
+        report = self.inner.submit(order)
+        self.sink.append((report, order.quantity))
+        return report
+
+    def cancel(self, symbol: str, order_id: str) -> ExecutionReport | None:
+        report = self.inner.cancel(symbol, order_id)
+        if report is not None:
+            self.sink.append((report, None))
+        return report
+
+    def drain_reports(self) -> list[ExecutionReport]:
+        reports = self.inner.drain_reports()
+        self.sink.extend((r, None) for r in reports)
+        return reports
+
+
+class RoutingService:
+    def __init__(
+        self,
+        venues: VenueRepo,
+        internal_book: InternalBook,
+        simulated: SimulatedBooks,
+        decisions: DecisionStore,
+        stats: StatsStore,
+        instruments: InstrumentLookup,
+        clock: Callable[[], datetime],
+        broker_dealer: str,
+        decisions_stream: Publisher | None = None,
+        reports_stream: Publisher | None = None,
+    ) -> None:
+        self.venues = venues
+        self.internal_book = internal_book
+        self.simulated = simulated
+        self.decision_store = decisions
+        self.stats = stats
+        self.instruments = instruments
+        self.clock = clock
+        self.broker_dealer = broker_dealer
+        self.decisions_stream = decisions_stream
+        self.reports_stream = reports_stream
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def instrument(self, symbol: str) -> Instrument:
+        found = self.instruments.get(symbol)
+        if found is None:
+            raise NotFound("unknown_symbol", f"no instrument {symbol[:16]!r}", "symbol")
+        return found
+
+    def books(self, symbol: str, configs: list[Venue] | None = None) -> tuple[dict[str, Venue], dict[str, VenueBook]]:
+        configs = self.venues.list() if configs is None else configs
+        enabled = {v.name: v for v in configs if v.enabled}
+        books: dict[str, VenueBook] = {}
+        for venue in enabled.values():
+            if venue.internal:
+                books[venue.name] = self.internal_book.depth(venue.name, symbol)
+        books.update(self.simulated.books([v.name for v in enabled.values() if not v.internal], symbol))
+        return enabled, books
+
+    def nbbo(self, symbol: str) -> Nbbo:
+        self.instrument(symbol)
+        venues, books = self.books(symbol)
+        return compute_nbbo(symbol, books, venues)
+
+    def rankings(self, symbol: str, side: Side, quantity: Decimal) -> dict[str, Any]:
+        self.instrument(symbol)
+        bucket = size_bucket(quantity)
+        venues, books = self.books(symbol)
+        stats = stats_from_rows(symbol, side, bucket, self.stats.rows(stats_key(symbol, side, bucket)))
+        latency = {name: expected_latency_us(v) for name, v in venues.items()}
+        rows = stats.rankings(symbol, side, quantity, books, latency)
+        return {"symbol": symbol, "side": side.value, "quantity": str(quantity), "size_bucket": bucket,
+                "venues": [{**r.to_dict(), "mic": venues[r.venue].mic, "kind": venues[r.venue].kind} for r in rows]}
+
+    def decisions(self, principal: Principal, order_id: str) -> dict[str, Any]:
+        parent, decisions = self.decision_store.get(order_id)
+        if parent is None or not (principal.owns(str(parent["account_id"])) or principal.has_role(*OVERSIGHT_ROLES)):
+            raise NotFound("order_not_found", f"no routed order {order_id[:64]!r}", "order_id")
+        body = parent["body"]
+        return {"order": body["parent"], "account_id": parent["account_id"], "received_at": parent["received_at"],
+                "children": body["parent"]["children"], "decisions": decisions}
+
+    # -- routing -------------------------------------------------------------------------------
+
+    def route(
+        self, account_id: str, request: RouteRequest, internal: InternalEnginePort | None = None
+    ) -> dict[str, Any]:
+        """Route one parent order (see module doc); the stored parent body."""
+        instrument = self.instrument(request.symbol)
+        if instrument.status != "active":
+            raise ValidationFailed("symbol_halted", f"{request.symbol} is halted", "symbol")
+        received_at = self.clock()
+        configs = [v for v in self.venues.list() if v.enabled and (internal is not None or not v.internal)]
+        if not configs:
+            raise ValidationFailed("no_venue", "no enabled venue to route to", "routing")
+        reports: list[tuple[ExecutionReport, Decimal | None]] = []
+        nbbo_of: dict[str, Nbbo] = {}
+
+        def on_decision(decision: RoutingDecision) -> None:
+            data = decision.to_dict()
+            nbbo_of[decision.decision_id] = decision.nbbo
+            self.decision_store.put_decision(request.order_id, {**data, "account_id": account_id})
+            if self.decisions_stream is not None:
+                self.decisions_stream.publish([(request.symbol, data)])
+
+        bucket = size_bucket(request.quantity)
+        stats = stats_from_rows(request.symbol, request.side, bucket,
+                                self.stats.rows(stats_key(request.symbol, request.side, bucket)))
+        with self.simulated.open(configs) as live:
+            venues: dict[str, ExecutionVenue] = {}
+            for config in configs:
+                inner: ExecutionVenue = (InternalVenue(config, internal) if config.internal and internal is not None
+                                         else live[config.name])
+                venues[config.name] = _Recording(inner, reports)
+            router = SmartOrderRouter(venues, self.clock, stats=stats, on_decision=on_decision)
+            parent = router.route(request)
+            router.poll()
+        return self._store(account_id, parent, received_at, reports, nbbo_of)
+
+    def _store(self, account_id: str, parent: ParentOrder, received_at: datetime,
+               reports: list[tuple[ExecutionReport, Decimal | None]], nbbo_of: Mapping[str, Nbbo]) -> dict[str, Any]:
+        request = parent.request
+        first = parent.decisions[0].nbbo if parent.decisions else None
+        fills = []
+        published = []
+        decision_of = {child.order_id: child.decision_id for child in parent.children.values()}
+        for report, quantity in reports:
+            if report.parent_id != parent.order_id:
+                continue
+            for fill in report.fills:
+                fills.append({"ts": iso(report.ts), "venue": report.venue, "price": str(fill.price),
+                              "quantity": str(fill.quantity), "fee": str(fill.fee)})
+            nbbo = nbbo_of.get(decision_of.get(report.order_id, ""))
+            published.append((report.venue, {
+                **report.to_dict(), "order_quantity": None if quantity is None else str(quantity),
+                "nbbo_bid": None if nbbo is None or nbbo.bid is None else str(nbbo.bid),
+                "nbbo_ask": None if nbbo is None or nbbo.ask is None else str(nbbo.ask),
+            }))
+        body = {
+            "parent": parent.to_dict(),
+            "order_type": request.order_type.value,
+            "limit_price": None if request.limit_price is None else str(request.limit_price),
+            "sp500": request.symbol in SP500,
+            "nbbo_bid": None if first is None or first.bid is None else str(first.bid),
+            "nbbo_ask": None if first is None or first.ask is None else str(first.ask),
+            "fills": fills,
+        }
+        self.decision_store.put_parent({
+            "order_id": parent.order_id, "account_id": account_id, "symbol": request.symbol,
+            "received_at": iso(received_at), "month": market_month(received_at),
+            "sort": f"{iso(received_at)}#{parent.order_id}", "status": parent.status.value, "body": body,
+        })
+        if self.reports_stream is not None and published:
+            self.reports_stream.publish(published)
+        return body
+
+    # -- reports -------------------------------------------------------------------------------
+
+    def _mics(self) -> dict[str, str]:
+        return {v.name: v.mic for v in self.venues.list()}
+
+    def report_606(self, quarter: str) -> dict[str, Any]:
+        year, qtr = parse_quarter(quarter)
+        months = [f"{year:04d}-{m:02d}" for m in range(3 * qtr - 2, 3 * qtr + 1)]
+        mics = self._mics()
+        orders = [_routed(p, mics) for p in self.decision_store.parents_in_months(months)]
+        return rule606_report(orders, quarter, self.broker_dealer, self.clock())
+
+    def report_606_xml(self, quarter: str) -> bytes:
+        return rule606_xml(self.report_606(quarter))
+
+    def execution_quality(self, start: datetime, end: datetime, symbol: str | None) -> dict[str, Any]:
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValidationFailed("invalid_time", "from and to must carry a time zone", "from")
+        if start >= end or end - start > timedelta(days=MAX_REPORT_DAYS):
+            raise ValidationFailed("invalid_range", f"from before to, at most {MAX_REPORT_DAYS} days apart", "from")
+        months: list[str] = []
+        cursor = start.astimezone(MARKET_ZONE).replace(day=1)
+        while cursor <= end.astimezone(MARKET_ZONE):
+            months.append(f"{cursor.year:04d}-{cursor.month:02d}")
+            cursor = (cursor + timedelta(days=32)).replace(day=1)
+        records = []
+        for parent in self.decision_store.parents_in_months(months, iso(start), iso(end) + "~"):
+            if symbol is not None and parent["symbol"] != symbol:
+                continue
+            record = _execution_record(parent)
+            if record is not None:
+                records.append(record)
+        return execution_quality(records, start, end, symbol)
+
+
+def _routed(parent: Mapping[str, Any], mics: Mapping[str, str]) -> RoutedOrder:
+    body = parent["body"]
+    p = body["parent"]
+    side = Side(p["side"])
+    nbbo = None
+    if body.get("nbbo_bid") is not None or body.get("nbbo_ask") is not None:
+        bid = None if body.get("nbbo_bid") is None else Decimal(body["nbbo_bid"])
+        ask = None if body.get("nbbo_ask") is None else Decimal(body["nbbo_ask"])
+        nbbo = Nbbo(p["symbol"], bid, ZERO, (), ask, ZERO, (), ())
+    limit = None if body.get("limit_price") is None else Decimal(body["limit_price"])
+    per_venue: dict[str, list[Decimal]] = {}
+    for child in p["children"]:
+        acc = per_venue.setdefault(child["venue"], [ZERO, ZERO])
+        acc[0] += Decimal(child["quantity"])
+        acc[1] -= Decimal(child["fees"])
+    routes = tuple(VenueRoute(v, mics.get(v), acc[0], acc[1]) for v, acc in sorted(per_venue.items()))
+    return RoutedOrder(p["order_id"], datetime.fromisoformat(parent["received_at"]), p["symbol"], bool(body["sp500"]),
+                       classify_order(OrderType(body["order_type"]), side, limit, nbbo), False, routes)
+
+
+def _execution_record(parent: Mapping[str, Any]) -> ExecutionRecord | None:
+    body = parent["body"]
+    if body.get("nbbo_bid") is None or body.get("nbbo_ask") is None:
+        return None  # no two-sided NBBO at arrival: not a covered order
+    p = body["parent"]
+    fills = tuple(ExecutedFill(datetime.fromisoformat(f["ts"]), Decimal(f["price"]), Decimal(f["quantity"]))
+                  for f in body["fills"])
+    return ExecutionRecord(p["order_id"], p["symbol"], Side(p["side"]), Decimal(p["quantity"]),
+                           datetime.fromisoformat(parent["received_at"]), Decimal(body["nbbo_bid"]),
+                           Decimal(body["nbbo_ask"]), fills)
