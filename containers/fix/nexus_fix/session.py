@@ -254,6 +254,13 @@ class Session:
             await self._store.save_sent(self.session_id, seq, frame)
             self.next_sender = seq + 1
             self._write(frame)
+        await self._drop_if_closed()
+
+    async def _drop_if_closed(self) -> None:
+        """A connection the acceptor dropped under a write (a client that stopped reading):
+        the session is down now, whatever is sent next is stored for the next logon."""
+        if self.transport is not None and self.transport.closed:
+            await self.disconnect()
 
     # -- logon ---------------------------------------------------------------------------------
 
@@ -494,6 +501,7 @@ class Session:
         messages, BusinessMessageReject j), to the session's connection or the one given."""
         async with self._lock:
             await self._send_unlocked(message, admin, transport)
+        await self._drop_if_closed()
 
     async def _send_unlocked(self, message: Message, admin: bool = True, transport: Transport | None = None) -> None:
         seq = self.next_sender

@@ -15,7 +15,7 @@ from nexus_fix.codec import Message
 
 @pytest.fixture
 def gateway() -> Iterator[Gateway]:
-    with Gateway(config("GOOD"), config("NOISY"), write_buffer_limit=64 * 1024, logon_timeout=2.0,
+    with Gateway(config("GOOD"), config("NOISY"), write_buffer_limit=64 * 1024, logon_timeout=1.0,
                  max_message_size=4096) as gw:
         yield gw
 
@@ -72,10 +72,16 @@ def test_a_client_that_stops_reading_is_dropped_and_the_others_go_on(gateway: Ga
     slow = RawPeer(gateway.port, "NOISY", receive_buffer=4096)
     slow.logon()
     # WHEN the gateway keeps sending it reports (the application never waits on a session)
-    sent = 0
-    while gateway.session("NOISY").logged_on and sent < 20_000:
-        gateway.send("NOISY", report(f"C{sent}", sent))
-        sent += 1
+    session = gateway.session("NOISY")
+
+    async def flood() -> int:
+        sent = 0
+        while session.logged_on and sent < 20_000:
+            await session.send(report(f"C{sent}", sent))
+            sent += 1
+        return sent
+
+    sent = gateway.loop.run(flood(), timeout=60)
     # THEN it is dropped once its unsent bytes pass the bound, long before the 20,000th report,
     # every report is stored for its next logon, and the other session never noticed
     assert not gateway.session("NOISY").logged_on
