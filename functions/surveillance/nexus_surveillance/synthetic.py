@@ -480,7 +480,7 @@ def _look_alikes(script: _Script, rng: random.Random, pop: _Population, sym: _Sy
 def _spoofing(script: _Script, rng: random.Random, pop: _Population, sym: _Symbol, _i: int) -> Episode:
     user, accs = pop.manipulator(rng.choice((1, 1, 2, 3)))
     name = sym.name
-    life = rng.randrange(300, 4_000) * MS
+    life = rng.randrange(300, 9_000) * MS
     t0 = _episode_start(rng, 0.3, OPEN_NS + MINUTE, CLOSE_NS - 10 * MINUTE, life + SECOND)
     real_side = rng.choice(("buy", "sell"))
     spoof_side = _other(real_side)
@@ -542,7 +542,7 @@ def _layering(script: _Script, rng: random.Random, pop: _Population, sym: _Symbo
     for j, (oid, acc, qty) in enumerate(layers):
         if keep_one and j == n - 1:
             continue
-        gone = exec_at + rng.randrange(100, 6_000) * MS
+        gone = exec_at + rng.randrange(100, 14_000) * MS
         script.cancel(gone, name, oid, acc, qty)
         end = max(end, gone)
     return Episode("layering", name, (user,), tuple(accs), t0, end)
@@ -584,7 +584,7 @@ def _momentum(script: _Script, rng: random.Random, pop: _Population, sym: _Symbo
     sign = 1 if side == "buy" else -1
     start = sym.mid(t0) + sign * sym.half_spread
     levels = rng.randrange(3, 7)
-    move_bps = rng.randrange(18, 80)
+    move_bps = rng.randrange(12, 80)
     step = max(1, math.ceil(start * move_bps / 10_000 / (levels - 1)))
     acc = accs[0]
     oid = script.oid("ign")
@@ -619,7 +619,7 @@ def _marking(script: _Script, rng: random.Random, pop: _Population, sym: _Symbol
     span = rng.randrange(60, 270) * SECOND
     t0 = CLOSE_NS - span
     ref = sym.mid(t0 - SECOND)
-    move = max(n, math.ceil(ref * rng.randrange(30, 90) / 10_000))
+    move = max(n, math.ceil(ref * rng.randrange(15, 90) / 10_000))
     t = t0
     for j in range(n):
         cents = ref + sign * (sym.half_spread + move * (j + 1) // n)
@@ -642,7 +642,7 @@ def _stuffing(script: _Script, rng: random.Random, pop: _Population, sym: _Symbo
     t0 = rng.randrange(OPEN_NS + MINUTE, CLOSE_NS - 10 * MINUTE)
     if rng.random() < 0.5:  # across a second boundary
         t0 = (t0 // SECOND + 1) * SECOND - rng.randrange(1, span // MS) * MS
-    n = rng.randrange(120, 1_500)
+    n = rng.randrange(95, 1_500)
     fills = rng.randrange(0, 4)
     mid = sym.mid(t0)
     for j in range(n):

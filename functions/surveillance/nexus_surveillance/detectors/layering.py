@@ -28,7 +28,7 @@ class LayeringThresholds(Thresholds):
     min_orders: int = Field(default=3, ge=2, le=1000)
     min_levels: int = Field(default=3, ge=2, le=1000)
     build_window_ms: int = Field(default=30_000, gt=0, le=3_600_000)
-    cancel_window_ms: int = Field(default=10_000, gt=0, le=3_600_000)
+    cancel_window_ms: int = Field(default=15_000, gt=0, le=3_600_000)
     min_cancelled_fraction: Decimal = Field(default=Decimal("0.75"), gt=0, le=1)
     min_layer_ratio: Decimal = Field(default=Decimal(1), ge=0, le=1_000_000)
     max_same_side_ratio: Decimal = Field(default=Decimal("0.5"), ge=0, le=1_000)

@@ -28,7 +28,7 @@ Fill = tuple[int, Decimal, Decimal, str, str]  # ts, price, quantity, trade id, 
 class MomentumIgnitionThresholds(Thresholds):
     ignition_window_ms: int = Field(default=3_000, gt=0, le=3_600_000)
     min_levels: int = Field(default=3, ge=2, le=1000)
-    min_move_bps: Decimal = Field(default=Decimal(15), gt=0, le=10_000)
+    min_move_bps: Decimal = Field(default=Decimal(10), gt=0, le=10_000)
     reversal_window_ms: int = Field(default=30_000, gt=0, le=3_600_000)
     min_capture: Decimal = Field(default=Decimal("0.5"), ge=0, le=1)
     min_unwind_fraction: Decimal = Field(default=Decimal("0.5"), gt=0, le=10)

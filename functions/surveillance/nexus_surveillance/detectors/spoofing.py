@@ -8,8 +8,9 @@ owner's fills on the other side from ``pre_window_ms`` before the order's accept
 be at least ``min_size_ratio`` times the real side (a spoof dwarfs the real order; a market
 maker's two quotes are alike): the real side counts as the larger of the quantity traded and the
 open quantity its orders showed before they traded. A counterpart fill after the cancel completes the alert when it
-comes. The owner's further spoof orders around the same fills fold into the first alert. Large orders
-on more than ``max_levels`` prices at once are layering, left to the layering detector.
+comes. The owner's further spoof orders around the same fills fold into the first alert. Orders on
+more than ``max_levels`` prices of that side during the order's life are layering, left to the
+layering detector.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ _MS = 1_000_000
 
 class SpoofingThresholds(Thresholds):
     min_quantity: Decimal = Field(default=Decimal(1000), gt=0, le=Decimal(10) ** 12)
-    max_lifetime_ms: int = Field(default=5_000, gt=0, le=3_600_000)
+    max_lifetime_ms: int = Field(default=10_000, gt=0, le=3_600_000)
     max_filled_fraction: Decimal = Field(default=Decimal("0.1"), ge=0, le=1)
     min_size_ratio: Decimal = Field(default=Decimal(3), ge=1, le=1_000_000)
     pre_window_ms: int = Field(default=2_000, ge=0, le=3_600_000)
@@ -62,7 +63,7 @@ class SpoofingDetector(PatternDetector[SpoofingThresholds]):
         self._pending: dict[tuple[str, str], list[tuple[int, int, str, Decimal, str, str]]] = {}
         # (symbol, owner) -> (ts, trade ids) of the last alert, to fold the same episode
         self._last_alert: dict[tuple[str, str], tuple[int, list[str]]] = {}
-        # (symbol, owner) -> deque of (accepted_ts, side, price) of the owner's recent large orders
+        # (symbol, owner) -> deque of (accepted_ts, side, price) of the owner's recent orders
         self._placed: dict[tuple[str, str], deque[tuple[int, str, Decimal | None]]] = {}
 
     def _apply(self, e: SurvEvent) -> list[Alert]:
@@ -71,16 +72,18 @@ class SpoofingDetector(PatternDetector[SpoofingThresholds]):
             return self._on_fill(e)
         if kind == "accepted":
             qty = e.quantity
-            if qty is not None and qty >= self._min_qty and e.side is not None:
-                owner = e.owner
+            if qty is None or e.side is None:
+                return []
+            owner = e.user_id or e.account_id
+            if qty >= self._min_qty:
                 self._orders[(e.symbol, e.order_id)] = [e.ts, e.side, qty, Decimal(0), owner, e.account_id]
-                placed = self._placed.get((e.symbol, owner))
-                if placed is None:
-                    placed = self._placed[(e.symbol, owner)] = deque()
-                horizon = e.ts - 2 * self._life
-                while placed and placed[0][0] < horizon:
-                    placed.popleft()
-                placed.append((e.ts, e.side, e.price))
+            placed = self._placed.get((e.symbol, owner))
+            if placed is None:
+                placed = self._placed[(e.symbol, owner)] = deque()
+            horizon = e.ts - 2 * self._life
+            while placed and placed[0][0] < horizon:
+                placed.popleft()
+            placed.append((e.ts, e.side, e.price))
             return []
         if kind == "cancelled":
             order = self._orders.pop((e.symbol, e.order_id), None)

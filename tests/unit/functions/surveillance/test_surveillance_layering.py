@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nexus_surveillance.detectors import LayeringDetector
+from nexus_surveillance.detectors import LayeringDetector, LayeringThresholds
 from nexus_surveillance.tape import Tape
 from surv_world import D, at, decoded, run
 
@@ -39,7 +39,7 @@ def test_near_misses_raise_nothing() -> None:
     cases = {
         "two levels only": {"levels": 2},
         "two orders only": {"layers": 2, "cancelled": 2},
-        "cancelled after the window": {"cancel_after_ms": 10_001},
+        "cancelled after the window": {"cancel_after_ms": LayeringThresholds().cancel_window_ms + 1},
         "too few cancelled": {"cancelled": 2},
     }
     for label, kwargs in cases.items():

@@ -48,7 +48,7 @@ def test_a_sweep_then_a_sale_at_the_moved_price_raises_an_alert() -> None:
 def test_near_misses_raise_nothing() -> None:
     cases = [
         ("two levels", dict(levels=2, step=D("0.10")), D("100.09"), D(200), 5_000),
-        ("move under 15 bps", dict(levels=4, step=D("0.04")), D("100.12"), D(300), 5_000),
+        ("move under 10 bps", dict(levels=4, step=D("0.03")), D("100.09"), D(300), 5_000),
         ("sold too late", dict(), D("100.12"), D(300), 30_001),
         ("sold below half the move", dict(), D("100.07"), D(300), 5_000),
         ("sold too little", dict(), D("100.12"), D(100), 5_000),
