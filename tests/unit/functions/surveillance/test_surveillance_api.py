@@ -10,8 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import T0, account, read_stream
-from svc_helpers import call, rest_event
+from surv_service_helpers import T0, account, read_stream, request
 
 ROUTES = [
     ("GET", "/v1/surveillance/alerts", {}, None),
@@ -25,14 +24,6 @@ ROUTES = [
     ("POST", "/v1/surveillance/scans", {}, {"from": "2026-03-01T00:00:00Z", "to": "2026-03-02T00:00:00Z"}),
     ("GET", "/v1/surveillance/scans/{scan_id}", {"scan_id": "scan_x"}, None),
 ]
-
-
-def request(app: Any, method: str, resource: str, *, params: dict[str, str] | None = None,
-            query: dict[str, str] | None = None, body: Any = None,
-            roles: str = "compliance") -> tuple[int, Any]:  # fmt: skip
-    event = rest_event(method, resource, path_params=params, query=query, body=body)
-    event["requestContext"]["authorizer"].update(user_id="usr_c", accounts="acc_c", scopes="read,trade", roles=roles)
-    return call(app, event)
 
 
 def make_alert(n: int, *, severity: str = "HIGH", detector: str = "spoofing", symbol: str = "AAPL",

@@ -8,9 +8,9 @@ import base64
 from typing import Any
 
 import pytest
-from conftest import Flow, account, alert_items, kinesis_event, read_queue, read_stream, ts, wash_episode
 from nexus_common import aws as common_aws
 from nexus_common.errors import Unavailable
+from surv_service_helpers import Flow, account, alert_items, kinesis_event, read_queue, read_stream, ts, wash_episode
 from svc_helpers import FakeLambdaContext
 
 

@@ -8,9 +8,17 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import T0, Flow, alert_items, kinesis_event, read_queue, read_stream, wash_episode
+from surv_service_helpers import (
+    T0,
+    Flow,
+    alert_items,
+    kinesis_event,
+    read_queue,
+    read_stream,
+    request,
+    wash_episode,
+)  # fmt: skip
 from svc_helpers import FakeLambdaContext, sqs_event
-from test_surveillance_api import request
 
 
 @pytest.fixture
