@@ -140,7 +140,7 @@ def up(
     signal.signal(signal.SIGTERM, on_signal)
     options = runtime.Options(
         api_port=port, aws_port=aws_port, ws_port=ws_port, stage=stage, demo=demo, engines=engines,
-        parameter_overrides=overrides, fix_port=fix_port,
+        parameter_overrides=overrides, fix_port=fix_port, market_maker=demo,
     )
     local = runtime.LocalPlatform(options)
     try:

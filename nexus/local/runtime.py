@@ -56,6 +56,7 @@ class Options:
     aws_port: int = 4566
     stage: str = "local"
     demo: bool = False
+    market_maker: bool = False  # with demo: the market maker quotes the demo symbols on every venue
     engines: int = 1
     region: str = "us-east-1"
     api_concurrency: int = 4
@@ -288,6 +289,7 @@ class LocalPlatform:
         from nexus.local.demo import seed
 
         self.demo_accounts = seed(self.table)
+        self._seed_demo_routing()
         where = ""
         if self.options.write_state:
             STATE_DIR.mkdir(exist_ok=True)
@@ -299,6 +301,16 @@ class LocalPlatform:
             where,
         )
         self._seed_demo_fix()
+
+    def _seed_demo_routing(self) -> None:
+        """The demo venues; with ``market_maker``, the market maker's account and configuration."""
+        from nexus.local.demo_routing import seed_market_maker, seed_venues
+
+        venues = seed_venues(self.table)
+        if self.options.market_maker:
+            seed_market_maker(self.table)
+        quoting = "; market maker quoting" if self.options.market_maker else ""
+        log.info("demo      venues %s%s", ", ".join(venues), quoting)
 
     def _seed_demo_fix(self) -> None:
         """A FIX session for the first demo account; its password only in the state folder."""
