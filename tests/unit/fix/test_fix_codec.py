@@ -137,6 +137,9 @@ def test_another_begin_string_is_incorrect_begin_string_not_garbled() -> None:
         pytest.param([*ORDER, (453, "1"), (447, "D"), (448, "P1")], codec.GROUP_FIELDS_OUT_OF_ORDER, 447,
                      id="group-delimiter"),
         pytest.param([*ORDER, (453, "x")], codec.INCORRECT_DATA_FORMAT, 453, id="group-count-format"),
+        pytest.param([*ORDER, (226, "1.5")], codec.INCORRECT_DATA_FORMAT, 226, id="int"),
+        pytest.param([*ORDER, (64, "20260230x")], codec.INCORRECT_DATA_FORMAT, 64, id="local-mkt-date"),
+        pytest.param([*ORDER, (200, "202613")], codec.INCORRECT_DATA_FORMAT, 200, id="month-year"),
     ],
 )
 def test_a_field_rule_broken_is_a_session_reject_with_its_reason_and_tag(
@@ -146,6 +149,10 @@ def test_a_field_rule_broken_is_a_session_reject_with_its_reason_and_tag(
     got = rejected(frame("D", *fields))
     # THEN Reject with the standard SessionRejectReason, RefTagID and text
     assert got == (reason, ref_tag, codec.REJECT_TEXT[reason])
+
+
+def test_a_boolean_other_than_y_or_n_is_an_incorrect_data_format() -> None:
+    assert rejected(frame("D", *ORDER, header=(*HEADER, (43, "X"))))[:2] == (codec.INCORRECT_DATA_FORMAT, 43)
 
 
 def test_a_required_header_field_missing_is_rejected_on_that_tag() -> None:
