@@ -52,9 +52,15 @@ def decode_events(rows: Iterable[Mapping[str, Any]]) -> list[SurvEvent]:
     ]
 
 
-def journal_entry(thresholds: Mapping[str, Any], events: Iterable[SurvEvent]) -> dict[str, Any]:
-    """One applied batch, as the journal keeps it: the thresholds in force and the events."""
-    return {"t": dict(thresholds), "e": encode_events(events)}
+def journal_entry(
+    thresholds: Mapping[str, Any], events: Iterable[SurvEvent], flush_ns: int | None = None
+) -> dict[str, Any]:
+    """One applied batch, as the journal keeps it: the thresholds in force, the events, and the
+    time the windows were closed up to by a scheduled flush (``f``)."""
+    entry: dict[str, Any] = {"t": dict(thresholds), "e": encode_events(events)}
+    if flush_ns is not None:
+        entry["f"] = flush_ns
+    return entry
 
 
 class SymbolDetectors:
@@ -78,6 +84,8 @@ class SymbolDetectors:
         for entry in journal:
             made.use(entry.get("t") or {})
             made.apply(decode_events(entry.get("e") or []))
+            if entry.get("f"):
+                made.flush(int(entry["f"]))
         return made
 
     def use(self, thresholds: Mapping[str, Mapping[str, Any]]) -> None:
@@ -102,6 +110,13 @@ class SymbolDetectors:
         if last_ts:
             for detector in self.detectors:
                 alerts.extend(detector.flush(last_ts))
+        return dedupe(alerts)
+
+    def flush(self, now_ns: int) -> list[Alert]:
+        """Close the windows that ended by ``now_ns`` (a scheduled flush: no new event needed)."""
+        alerts: list[Alert] = []
+        for detector in self.detectors:
+            alerts.extend(detector.flush(now_ns))
         return dedupe(alerts)
 
     def snapshot(self) -> dict[str, Any]:

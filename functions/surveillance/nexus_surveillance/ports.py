@@ -22,6 +22,8 @@ class SymbolStateStore(Protocol):
 
     def commit(self, commits: Mapping[str, tuple[int, dict[str, Any], dict[str, Any] | None]]) -> None: ...
 
+    def symbols(self) -> list[str]: ...
+
 
 class OwnerDirectory(Protocol):
     def owners(self, account_ids: Iterable[str]) -> dict[str, str]:

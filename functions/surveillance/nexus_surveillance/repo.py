@@ -89,6 +89,15 @@ class RedisSymbolState:
         finally:
             self.client.eval(_UNLOCK, len(locks), *locks, token)
 
+    def symbols(self) -> list[str]:
+        """Every symbol with detector state (``SCAN`` of the generation keys)."""
+        prefix = f"{self.prefix}:gen:"
+        found = {
+            (k.decode() if isinstance(k, bytes) else str(k))[len(prefix):]
+            for k in self.client.scan_iter(match=prefix + "*", count=1000)
+        }
+        return sorted(found)
+
     def load(self, symbols: Iterable[str]) -> dict[str, tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
         wanted = sorted(set(symbols))
         pipe = self.client.pipeline(transaction=False)

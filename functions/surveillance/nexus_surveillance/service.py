@@ -112,6 +112,22 @@ class LiveSurveillance:
         outcome.events = sum(len(v) for v in by_symbol.values())
         if not live:
             return outcome
+        outcome.alerts, outcome.dispatched = self._step(live, None)
+        return outcome
+
+    def flush(self, now_ns: int, chunk: int = 50) -> list[str]:
+        """The scheduled flush: close every symbol's windows that ended by ``now_ns`` (marking the
+        close is judged once the close has passed, even if the symbol trades no more that day).
+        Returns the ids of the alerts raised."""
+        raised: list[str] = []
+        symbols = self.state.symbols()
+        for start in range(0, len(symbols), chunk):
+            ids, _ = self._step({s: [] for s in symbols[start : start + chunk]}, now_ns)
+            raised += ids
+        return raised
+
+    def _step(self, live: Mapping[str, list[SurvEvent]], flush_ns: int | None) -> tuple[list[str], list[str]]:
+        """Apply each symbol's events (and a flush), store and dispatch the alerts, commit."""
         try:
             with self.state.locked(live) as gens:
                 thresholds = {k: _stored(v) for k, v in self.thresholds.current().items()}
@@ -123,25 +139,27 @@ class LiveSurveillance:
                 commits: dict[str, tuple[int, dict[str, Any], dict[str, Any] | None]] = {}
                 for symbol in sorted(live):
                     held = self._memory[symbol]
+                    events = live[symbol]
                     held.detectors.use(thresholds)
-                    alerts.extend(held.detectors.apply(live[symbol]))
-                    held.journaled += len(live[symbol])
+                    alerts.extend(held.detectors.apply(events))
+                    if flush_ns is not None:
+                        alerts.extend(held.detectors.flush(flush_ns))
+                    held.journaled += max(1, len(events))
                     due = gens[symbol] == 0 or held.journaled >= SNAPSHOT_EVERY_EVENTS
                     snapshot = held.detectors.snapshot() if due else None
-                    commits[symbol] = (gens[symbol] + 1, journal_entry(thresholds, live[symbol]), snapshot)
+                    commits[symbol] = (gens[symbol] + 1, journal_entry(thresholds, events, flush_ns), snapshot)
                     if due:
                         held.journaled = 0
-                outcome.alerts = [a.id for a in alerts]
-                outcome.dispatched = self.dispatch(alerts)
+                dispatched = self.dispatch(alerts)
                 # after the alerts are stored and dispatched: a crash before it re-applies the batch
                 self.state.commit(commits)
                 for symbol, (gen, _, _) in commits.items():
                     self._memory[symbol].gen = gen
+                return [a.id for a in alerts], dispatched
         except BaseException:
             for symbol in live:  # applied in memory but not committed: restore from Redis next time
                 self._memory.pop(symbol, None)
             raise
-        return outcome
 
     def dispatch(self, alerts: list[Alert]) -> list[str]:
         """Store each alert once (conditional put per id) and set in motion what a new alert

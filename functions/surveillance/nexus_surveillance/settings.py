@@ -20,6 +20,12 @@ class ConsumerSettings(NexusSettings):
     notifications_queue_url: str
 
 
+class FlushSettings(NexusSettings):
+    """The scheduled flush (it also builds the consumer, with ``ConsumerSettings``)."""
+
+    flush_lag_seconds: int = 120
+
+
 class ScanSettings(NexusSettings):
     """The historical scan worker."""
 

@@ -10,7 +10,17 @@ from typing import Any
 import pytest
 from nexus_common import aws as common_aws
 from nexus_common.errors import Unavailable
-from surv_service_helpers import Flow, account, alert_items, kinesis_event, read_queue, read_stream, ts, wash_episode
+from surv_service_helpers import (
+    T0,
+    Flow,
+    account,
+    alert_items,
+    kinesis_event,
+    read_queue,
+    read_stream,
+    ts,
+    wash_episode,
+)
 from svc_helpers import FakeLambdaContext
 
 
@@ -197,3 +207,28 @@ def test_a_warm_container_reloads_a_symbol_another_container_moved_on(aws: Any, 
     # THEN it reloaded the symbol from Redis first: the alert counts B's fill
     (alert,) = alert_items(aws)
     assert outcome.alerts == [alert["alert_id"]] and alert["detector"] == "spoofing"
+
+
+def test_the_scheduled_flush_judges_the_close_of_a_symbol_that_trades_no_more(aws: Any, consumer: Any) -> None:
+    # GIVEN usr_a lifting AAPL 50 bps with the last two aggressive buys before the 16:00 New York
+    # close (21:00 UTC on T0's day), and no AAPL event after the close
+    flow = Flow()
+    events = [
+        flow.trade(("m0", "acc_b"), ("t0", "acc_c"), "10", "100.00", "buy", 22_800_000),  # 20:50 UTC
+        flow.trade(("m1", "acc_b"), ("t1", "acc_a1"), "10", "100.20", "buy", 23_220_000),  # 20:57
+        flow.trade(("m2", "acc_b"), ("t2", "acc_a1"), "10", "100.50", "buy", 23_280_000),  # 20:58
+    ]
+    _run(consumer, [{"events": events}])
+    assert alert_items(aws) == []
+    # WHEN the flush runs with its clock before, then after the close
+    flush = consumer.build_live()
+    before_close = 23_340_000 * 1_000_000 + int(T0.timestamp()) * 1_000_000_000  # 20:59 UTC
+    assert flush.flush(before_close) == []
+    raised = flush.flush(before_close + 120 * 1_000_000_000)  # 21:01 UTC
+    # THEN the close is judged: one marking-the-close alert on usr_a, stored and dispatched once
+    (alert,) = alert_items(aws)
+    assert raised == [alert["alert_id"]] and alert["detector"] == "marking_the_close"
+    assert alert["users"] == ["usr_a"] and alert["dispatched_at"]
+    # AND a consumer container restored from Redis (snapshot + journal with the flush) raises nothing again
+    assert consumer.build_live().flush(before_close + 180 * 1_000_000_000) == []
+    assert len(alert_items(aws)) == 1
