@@ -1,0 +1,189 @@
+"""The market maker: quotes skewed by inventory within its limits (pure), its P&L (exact,
+idempotent per fill), and its process on the real pieces: the orders service's code on the
+template's tables (moto) for the internal venue, the simulated venues in a real Redis, its
+configuration and state in its table. Quotes are kept while nothing moves, a fill on a simulated
+venue reaches the P&L, a halt or the kill switch pulls every quote, and stop pulls them too."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from marketdata_redis import redis_db, redis_url  # noqa: F401 - fixtures
+
+# The market maker is a container's package (containers/marketmaker); an editable install made
+# before it existed does not map it yet.
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "containers" / "marketmaker"))
+
+from nexus_marketmaker.config import MarketMakerConfig
+from nexus_marketmaker.quoting import Pnl, make_quotes, reservation_price
+
+D = Decimal
+TICK, LOT = D("0.01"), D("1")
+NOW = datetime(2026, 11, 2, 15, 30, tzinfo=UTC)
+
+
+def config(**changes: Any) -> MarketMakerConfig:
+    base: dict[str, Any] = {"account_id": "acc_mm", "symbols": ["MSFT"], "venues": ["NexusTrade", "Alpha", "Beta"],
+                            "reference_prices": {"MSFT": "300.00"}, "half_spread_ticks": 2, "size": "100",
+                            "levels": 2, "max_inventory": "1000", "skew_ticks": 4}
+    return MarketMakerConfig.model_validate({**base, **changes})
+
+
+def test_flat_quotes_are_symmetric_around_the_mid_on_the_tick() -> None:
+    quotes = make_quotes(D("300.00"), TICK, LOT, D(0), config(), "Alpha")
+    assert [(q.side, q.price, q.size) for q in quotes] == [
+        ("buy", D("299.98"), D(100)), ("sell", D("300.02"), D(100)),
+        ("buy", D("299.97"), D(100)), ("sell", D("300.03"), D(100)),
+    ]
+
+
+def test_a_long_inventory_skews_both_sides_down_and_the_limit_stops_the_bid() -> None:
+    # GIVEN long half the limit: the reservation price moves 2 of the 4 skew ticks down
+    assert reservation_price(D("300.00"), TICK, D(500), config()) == D("299.98")
+    quotes = make_quotes(D("300.00"), TICK, LOT, D(500), config(), "Alpha")
+    assert (quotes[0].price, quotes[1].price) == (D("299.96"), D("300.00"))
+    # WHEN at the limit THEN no bid at all, the asks stay
+    at_limit = make_quotes(D("300.00"), TICK, LOT, D(1000), config(), "Alpha")
+    assert {q.side for q in at_limit} == {"sell"}
+    # AND close to the limit the bids are cut to what is left of it
+    near = make_quotes(D("300.00"), TICK, LOT, D(950), config(), "Alpha")
+    assert sum(q.size for q in near if q.side == "buy") == D(50)
+
+
+def test_bad_quoting_input_is_refused() -> None:
+    with pytest.raises(ValueError):
+        make_quotes(D(0), TICK, LOT, D(0), config(), "Alpha")
+    with pytest.raises(ValueError):
+        config(half_spread_ticks=0)
+    with pytest.raises(ValueError):
+        config(reference_prices={"MSFT": "-1"})
+
+
+def test_pnl_realizes_on_the_closed_part_counts_fees_and_applies_a_fill_once() -> None:
+    pnl = Pnl()
+    assert pnl.apply("f1", "buy", D("100.00"), D(100), D("-0.20"))  # rebate received
+    assert not pnl.apply("f1", "buy", D("100.00"), D(100), D("-0.20"))
+    pnl.apply("f2", "buy", D("102.00"), D(100), D("-0.20"))
+    pnl.apply("f3", "sell", D("103.00"), D(150), D("0.45"))
+    assert pnl.position == D(50)
+    assert pnl.realized == D("300.00")  # 150 closed at 103 against the 101 average
+    assert pnl.fees == D("0.05")
+    assert pnl.unrealized(D("104.00")) == D("150.00")
+    assert pnl.total(D("104.00")) == D("449.95")
+    # a sell that flips the position opens the rest at its price
+    pnl.apply("f4", "sell", D("105.00"), D(80), D(0))
+    assert (pnl.position, pnl.cost) == (D(-30), D("-3150.00"))
+    assert Pnl.from_dict(pnl.to_dict()) == pnl
+
+
+@pytest.fixture
+def maker(aws: Any, redis_db: Any, monkeypatch: pytest.MonkeyPatch) -> Any:  # noqa: F811 - fixture
+    """GIVEN the platform's tables (the market maker's container environment from the template),
+    MSFT listed, a funded market-maker account, the internal venue and two simulated ones, and
+    the market maker built as its process builds it (one level a side)."""
+    import boto3
+    from nexus_common.instrument_store import DynamoInstruments
+    from nexus_common.instruments import Instrument
+    from nexus_common.settings import load_settings
+    from nexus_marketmaker.main import MarketMakerSettings, build
+    from nexus_routing.repo import DynamoVenues
+    from nexus_routing.venues import Venue
+
+    container = next(c for c in aws.platform.containers if c.name == "marketmaker")
+    for key, value in container.environment.items():
+        monkeypatch.setenv(key, value)
+    DynamoInstruments(aws.table_name("InstrumentsTable")).put_many(
+        [Instrument(symbol="MSFT", tick_size=TICK, lot_size=LOT)])
+    boto3.resource("dynamodb", region_name="us-east-1").Table(aws.table_name("AccountsTable")).put_item(
+        Item={"account_id": "acc_mm", "name": "mm", "cash": D("10000000.00"), "currency": "USD", "status": "active"})
+    venues = DynamoVenues(aws.table_name("VenuesTable"))
+    venues.put(Venue(name="NexusTrade", mic="NXTR", kind="internal"))
+    venues.put(Venue(name="Alpha", mic="XALP", kind="simulated", fees={"maker_rebate": "0.002"}))
+    venues.put(Venue(name="Beta", mic="XBET", kind="simulated"))
+    settings = load_settings(MarketMakerSettings)
+    mm = build(settings, config(levels=1))
+    mm.start()
+    return mm
+
+
+def external_books(mm: Any) -> dict[str, Any]:
+    return mm.external.books(["Alpha", "Beta"], "MSFT")
+
+
+def internal_orders(mm: Any) -> list[Any]:
+    return [mm.internal.service.get("acc_mm", q.order_id) for q in mm.quotes.values() if q.venue == "NexusTrade"]
+
+
+def test_it_quotes_every_venue_and_keeps_its_quotes_while_nothing_moves(maker: Any) -> None:
+    # WHEN it steps twice with nothing happening
+    maker.step()
+    first = dict(maker.quotes)
+    maker.step()
+    # THEN each venue has one bid at 299.98 and one ask at 300.02, the same orders both times
+    assert set(maker.quotes) == set(first) and len(first) == 6
+    for book in external_books(maker).values():
+        assert (book.bids[0].price, book.asks[0].price) == (D("299.98"), D("300.02"))
+    orders = internal_orders(maker)
+    assert sorted((o.side, o.price, o.quantity, o.status) for o in orders) == [
+        ("buy", D("299.98"), D(100), "pending_new"), ("sell", D("300.02"), D(100), "pending_new")]
+
+
+def test_a_fill_on_a_simulated_venue_reaches_the_pnl_and_the_quotes_skew(maker: Any) -> None:
+    from nexus_routing.model import ChildOrder, Side
+
+    maker.step()
+    alpha = next(v for v in maker.market.venues() if v.name == "Alpha")
+    # GIVEN a client buys 100 on Alpha, taking the market maker's ask
+    with maker.external.open([alpha], "acc_client") as live:
+        report = live["Alpha"].submit(ChildOrder("client-1", "MSFT", Side.BUY, D(100), D("300.02"), "ioc"))
+    assert report.status.value == "filled"
+    # WHEN it steps
+    maker.step()
+    # THEN it is short 100 at 300.02, with Alpha's rebate, and its state says so
+    pnl = maker.pnl["MSFT"]
+    assert (pnl.position, pnl.cash, pnl.fees) == (D(-100), D("30002.00"), D("-0.200"))
+    state = maker.store.load()
+    assert state["pnl"]["MSFT"]["position"] == "-100"
+    # AND short 100 of 1000 skews the quotes up by round(0.4) = 0 ticks: unchanged on Beta; Alpha's
+    # ask is quoted again
+    assert external_books(maker)["Alpha"].asks[0].price == D("300.02")
+    # the same fill is not counted twice
+    maker.step()
+    assert maker.pnl["MSFT"].position == D(-100)
+
+
+def test_a_halt_and_the_kill_switch_pull_every_quote_and_stop_pulls_them_too(aws: Any, maker: Any) -> None:
+    import boto3
+    from nexus_common.instrument_store import DynamoInstruments
+
+    maker.market.instruments = DynamoInstruments(aws.table_name("InstrumentsTable"))  # no cache: no waiting
+    maker.step()
+    instruments = boto3.resource("dynamodb", region_name="us-east-1").Table(aws.table_name("InstrumentsTable"))
+    accounts = boto3.resource("dynamodb", region_name="us-east-1").Table(aws.table_name("AccountsTable"))
+    # WHEN MSFT is halted
+    instruments.update_item(Key={"symbol": "MSFT"}, UpdateExpression="SET #s = :h",
+                            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":h": "halted"})
+    maker.step()
+    # THEN the simulated books are empty and the internal quotes have their cancels requested
+    assert all(not b.bids and not b.asks for b in external_books(maker).values())
+    assert all(o.cancel_requested for o in internal_orders(maker))
+    # WHEN trading resumes THEN it quotes again; WHEN the kill switch is on THEN nothing again
+    instruments.update_item(Key={"symbol": "MSFT"}, UpdateExpression="SET #s = :a",
+                            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":a": "active"})
+    maker.step()
+    assert all(b.bids and b.asks for b in external_books(maker).values())
+    accounts.update_item(Key={"account_id": "acc_mm"}, UpdateExpression="SET trading_enabled = :f",
+                         ExpressionAttributeValues={":f": False})
+    maker.step()
+    assert all(not b.bids and not b.asks for b in external_books(maker).values())
+    # AND stop leaves no quote either (trading back on, then stopped)
+    accounts.update_item(Key={"account_id": "acc_mm"}, UpdateExpression="SET trading_enabled = :t",
+                         ExpressionAttributeValues={":t": True})
+    maker.step()
+    maker.stop()
+    assert all(not b.bids and not b.asks for b in external_books(maker).values())
