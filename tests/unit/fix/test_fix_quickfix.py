@@ -131,3 +131,29 @@ def test_two_concurrent_sessions_keep_their_own_numbers_and_reports(
         assert gw.app.orders("FIX.4.4:NEXUS->CLIENT2") == ["B0"]
         wait_for(lambda: gw.session("CLIENT1").next_target == one.next_sender, what="CLIENT1 numbers in step")
         wait_for(lambda: gw.session("CLIENT2").next_target == two.next_sender, what="CLIENT2 numbers in step")
+
+
+def test_a_gap_from_quickfix_is_asked_for_and_its_gap_fill_releases_the_held_order(
+    tmp_path: Path, clients: list[QuickFixClient]
+) -> None:
+    import quickfix as fix
+
+    with Gateway(config("CLIENT1")) as gw:
+        # (a file store: QuickFIX's memory store does not find a message sent after the jump below)
+        qf = connect(clients, gw, "CLIENT1", tmp_path, FileStorePath=str(tmp_path / "qfstore"))
+        expected = gw.session("CLIENT1").next_target
+        # GIVEN QuickFIX skips three sequence numbers (as if three messages were lost)
+        fix.Session.lookupSession(qf.session_id).setNextSenderMsgSeqNum(qf.next_sender + 3)
+        # WHEN its next order arrives
+        qf.new_order("C-GAP")
+        # THEN the gateway asks for the gap, QuickFIX fills it (SequenceReset-GapFill) and resends the
+        # order (PossDupFlag=Y, ignored: it is held already); the held order is processed once,
+        # acknowledged, the numbers in step again
+        ack = qf.next_app()
+        assert ack.get(11) == "C-GAP"
+        assert gw.app.orders("FIX.4.4:NEXUS->CLIENT1") == ["C-GAP"]
+        wait_for(lambda: gw.session("CLIENT1").next_target == qf.next_sender, what="numbers in step")
+        assert gw.session("CLIENT1").next_target == expected + 4
+        qf.new_order("C-NEXT")
+        assert qf.next_app().get(11) == "C-NEXT"
+        assert gw.app.orders("FIX.4.4:NEXUS->CLIENT1") == ["C-GAP", "C-NEXT"]
