@@ -4,6 +4,7 @@ each NewOrderSingle. Each test waits for events, bounded, never for a fixed time
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,21 @@ def test_a_quickfix_initiator_logs_on_trades_and_logs_out(tmp_path: Path, client
         clients.clear()
         wait_for(lambda: gw.app.logouts, what="logout seen by the gateway")
         assert not gw.session("CLIENT1").logged_on
+
+
+def test_a_password_set_by_quickfix_in_to_admin_is_checked_at_logon(
+    tmp_path: Path, clients: list[QuickFixClient]
+) -> None:
+    seen: list[tuple[str | None, str | None]] = []
+
+    def check(username: str | None, password: str | None) -> bool:
+        seen.append((username, password))
+        return hmac.compare_digest((password or "").encode(), b"s3cret")
+
+    with Gateway(config("CLIENT1", password_check=check)) as gw:
+        connect(clients, gw, "CLIENT1", tmp_path, password="s3cret")
+        assert seen == [("CLIENT1", "s3cret")]
+        assert gw.session("CLIENT1").logged_on
 
 
 def test_heartbeats_keep_the_session_and_a_test_request_is_answered(
