@@ -68,7 +68,10 @@ def scan(
             last = max(last, max(e.ts for e in bucket))
         for detector in chosen:
             on_event = detector.on_event
-            for e in bucket:
+            kinds = detector.KINDS
+            # the kinds a detector does not read never reach it (on_event would skip them too)
+            mine = bucket if len(kinds) >= 6 else [e for e in bucket if e.kind in kinds]
+            for e in mine:
                 found = on_event(e)
                 if found:
                     alerts.extend(found)

@@ -171,6 +171,8 @@ class PatternDetector(Generic[T]):
         return self._apply(e)
 
     def flush(self, now_ns: int) -> list[Alert]:
+        """Close the windows ending by ``now_ns`` and forget the state no later event can use."""
+        self._prune(now_ns)
         return []
 
     # -- state ------------------------------------------------------------------------------
@@ -204,6 +206,9 @@ class PatternDetector(Generic[T]):
 
     def _apply(self, e: SurvEvent) -> list[Alert]:
         raise NotImplementedError
+
+    def _prune(self, now_ns: int) -> None:
+        """Drop state older than every window (no event before ``now_ns`` will come)."""
 
     def _alert(
         self,

@@ -185,3 +185,11 @@ class LayeringDetector(PatternDetector[LayeringThresholds]):
         if all(c[7] or c[0] < e.ts for c in candidates):
             del self._candidates[key]
         return alerts
+
+    def _prune(self, now_ns: int) -> None:
+        kept = {}
+        for key, candidates in self._candidates.items():
+            alive = [c for c in candidates if not c[7] and c[0] >= now_ns]
+            if alive:
+                kept[key] = alive
+        self._candidates = kept

@@ -93,6 +93,7 @@ class MarkingTheCloseDetector(PatternDetector[MarkingTheCloseThresholds]):
         return alerts
 
     def flush(self, now_ns: int) -> list[Alert]:
+        self._prune(now_ns)
         alerts: list[Alert] = []
         for symbol in sorted(self._sessions):
             session = self._sessions[symbol]

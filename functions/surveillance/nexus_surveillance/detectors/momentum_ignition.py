@@ -139,3 +139,7 @@ class MomentumIgnitionDetector(PatternDetector[MomentumIgnitionThresholds]):
                 "unwound_quantity": figure(ignited[7]),
             },
         )
+
+    def _prune(self, now_ns: int) -> None:
+        self._bursts = {k: b for k, b in self._bursts.items() if b[1] and now_ns - b[1][-1][0] <= self._window}
+        self._ignited = {k: i for k, i in self._ignited.items() if now_ns - i[4] <= self._reversal}

@@ -98,3 +98,7 @@ class QuoteStuffingDetector(PatternDetector[QuoteStuffingThresholds]):
                 "window_ms": t.window_ms,
             },
         )]
+
+    def _prune(self, now_ns: int) -> None:
+        self._flow = {k: f for k, f in self._flow.items() if f[0] and now_ns - f[0][-1][0] < self._window}
+        self._bursts = {k: ts for k, ts in self._bursts.items() if now_ns - ts <= self._window}

@@ -114,6 +114,8 @@ class SpoofingDetector(PatternDetector[SpoofingThresholds]):
         order = self._orders.get((e.symbol, e.order_id))
         if order is not None:
             order[3] += qty
+            if e.leaves_quantity is not None and e.leaves_quantity <= 0:
+                del self._orders[(e.symbol, e.order_id)]  # done: it can no longer be cancelled
         pending = self._pending.get(key)
         if not pending:
             return []
@@ -160,10 +162,16 @@ class SpoofingDetector(PatternDetector[SpoofingThresholds]):
         if not fills:
             return None
         lo = accepted_ts - self._pre
-        hi = cancel_ts + self._post
-        counter = [f for f in fills if f[1] != side and lo <= f[0] <= hi and f[0] <= now]
+        hi = min(cancel_ts + self._post, now)
+        counter = []
+        for f in reversed(fills):  # newest first: stop at the window's start
+            if f[0] < lo:
+                break
+            if f[1] != side and f[0] <= hi:
+                counter.append(f)
         if not counter:
             return None
+        counter.reverse()
         traded = sum((f[2] for f in counter), Decimal(0))
         shown: dict[str, Decimal] = {}
         for f in counter:
@@ -204,3 +212,10 @@ class SpoofingDetector(PatternDetector[SpoofingThresholds]):
                 "size_ratio": figure(ratio.quantize(Decimal("0.01"))),
             },
         )
+
+    def _prune(self, now_ns: int) -> None:
+        self._orders = {k: o for k, o in self._orders.items() if now_ns - o[0] <= self._life}
+        self._fills = {k: f for k, f in self._fills.items() if f and now_ns - f[-1][0] <= self._keep}
+        self._placed = {k: p for k, p in self._placed.items() if p and now_ns - p[-1][0] <= 2 * self._life}
+        self._pending = {k: p for k, p in self._pending.items() if any(now_ns - x[0] <= self._post for x in p)}
+        self._last_alert = {k: a for k, a in self._last_alert.items() if now_ns - a[0] <= self._keep}

@@ -184,3 +184,10 @@ class WashTradingDetector(PatternDetector[WashTradingThresholds]):
             else:
                 open_.append(trade)
         return matched
+
+    def _prune(self, now_ns: int) -> None:
+        self._self_last = {k: ts for k, ts in self._self_last.items() if now_ns - ts <= self._gap}
+        self._pairs = {k: d for k, d in self._pairs.items() if d and now_ns - d[-1][0] <= self._window}
+        self._volume = {k: v for k, v in self._volume.items()
+                        if v[0] and now_ns - v[0][-1][0] <= self._window}  # type: ignore[index]
+        self._pair_alerted = {k: ts for k, ts in self._pair_alerted.items() if now_ns - ts <= self._window}

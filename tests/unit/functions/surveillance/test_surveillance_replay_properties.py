@@ -26,13 +26,17 @@ def stream() -> tuple[SurvEvent, ...]:
     return tuple(events)
 
 
-def live(events: list[SurvEvent], detectors: list | None = None) -> list[Alert]:  # type: ignore[type-arg]
-    """The live way: one event at a time, in arrival order, then the windows closed."""
+def live(events: list[SurvEvent], detectors: list | None = None, flush_every: int = 0) -> list[Alert]:  # type: ignore[type-arg]
+    """The live way: one event at a time, in arrival order (``flush`` at the event time every
+    ``flush_every`` events, as the consumer does after each batch), then the windows closed."""
     chosen = detectors if detectors is not None else build_detectors()
     alerts: list[Alert] = []
-    for e in events:
+    for n, e in enumerate(events, start=1):
         for d in chosen:
             alerts.extend(d.on_event(e))
+        if flush_every and n % flush_every == 0:
+            for d in chosen:
+                alerts.extend(d.flush(e.ts))
     for d in chosen:
         alerts.extend(d.flush(END))
     return alerts
@@ -54,6 +58,14 @@ def test_the_small_day_raises_alerts_of_every_detector_and_scan_agrees_with_live
     assert {a.detector for a in alerts.values()} == {
         "spoofing", "layering", "wash_trading", "momentum_ignition", "marking_the_close", "quote_stuffing"}
     assert by_id(scan(list(stream()), now_ns=END)) == alerts
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 3_000))
+def test_flushing_after_every_batch_at_the_batch_time_changes_no_alert(batch: int) -> None:
+    # GIVEN the time-ordered stream cut in batches, each followed by flush(time of its last event),
+    # which closes windows and forgets stale state WHEN run THEN the alerts are the clean run's
+    assert by_id(live(list(stream()), flush_every=batch)) == clean()
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
