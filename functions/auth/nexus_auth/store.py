@@ -335,7 +335,9 @@ class DynamoIdentityStore:
         return conditional_write(
             self._accounts.table.update_item,
             Key={"account_id": account_id},
-            UpdateExpression="SET trading_enabled = :on",
+            # an admin's switch is the account's state from now on: a surveillance halt it
+            # overrides (trading_halted_by, the alert id) can no longer be lifted by that alert
+            UpdateExpression="SET trading_enabled = :on REMOVE trading_halted_by, trading_halted_at",
             ConditionExpression="attribute_exists(account_id)",
             ExpressionAttributeValues={":on": enabled},
         )

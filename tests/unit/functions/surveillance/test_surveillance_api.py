@@ -205,3 +205,23 @@ def test_closing_a_critical_alert_with_resume_trading_switches_its_halted_accoun
     assert account(aws, "acc_a1")["trading_enabled"] is True
     (resumed,) = [e for e in read_stream(aws, "AuditEventsStream") if e["kind"] == "kill_switch_off"]
     assert (resumed["aggregate_id"], resumed["actor"], resumed["details"]["alert_id"]) == ("acc_a1", "usr_c", alert.id)
+
+
+def test_an_admin_switch_after_a_halt_is_not_undone_by_closing_the_alert(aws: Any, api: Any, store: Any) -> None:
+    # GIVEN acc_a1 halted by a CRITICAL alert, then switched off by an admin for their own reason
+    alert = make_alert(21, severity="CRITICAL", detector="wash_trading", accounts=("acc_a1",))
+    seed(store, alert)
+    from nexus_auth.store import DynamoIdentityStore, TableNames
+    from nexus_surveillance.repo import KillSwitch
+
+    assert KillSwitch(aws.table_name("AccountsTable")).halt("acc_a1", alert.id, T0)
+    store.mark_dispatched(alert.id, T0, ["acc_a1"])
+    admin = DynamoIdentityStore(TableNames(users=aws.table_name("UsersTable"), api_keys="", tokens="",
+                                           accounts=aws.table_name("AccountsTable")))  # fmt: skip
+    assert admin.set_trading_enabled("acc_a1", False)
+    # WHEN compliance closes the alert with resume_trading
+    status, body = request(api, "POST", "/v1/surveillance/alerts/{alert_id}/close", params={"alert_id": alert.id},
+                           body={"note": "the alert is explained", "resume_trading": True})
+    # THEN the alert is closed but the admin's switch stands
+    assert status == 200 and body["alert"]["resumed_accounts"] == [], body
+    assert account(aws, "acc_a1")["trading_enabled"] is False
