@@ -4,9 +4,10 @@ Starts ``nexus up --demo`` as its own process (free ports, its own state folder)
 and FIX sessions, and runs:
 
 1. one session sending ``rate`` NewOrderSingle per second for ``seconds``: how many were sent,
-   acknowledged (ExecutionReport New or Rejected) and lost (never acknowledged within the drain
-   time after the last one), and NewOrderSingle -> ExecutionReport(New) latency p50/p99/max,
-   from QuickFIX's send call to QuickFIX handing over the report (both in this process);
+   acknowledged (ExecutionReport New or Rejected) and lost (not acknowledged when reports stop
+   coming: none for 20 s, or 300 s after the last send), NewOrderSingle -> ExecutionReport(New)
+   latency p50/p99/max, from QuickFIX's send call to QuickFIX handing over the report (both in
+   this process), and the same for Pending New (the gateway's own order entry, before the engine);
 2. ``sessions`` concurrent sessions sharing the same total rate (``rate / sessions`` each).
 
 Orders rest (buys at 50, sells at 150, on the four demo symbols, one share each), so the figures
@@ -32,7 +33,8 @@ from nexus.local.procs import spawn, stop_process
 from nexus.local.runtime import LOCAL_CREDENTIALS, free_port, wait_until
 
 SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN")
-DRAIN_SECONDS = 120.0
+DRAIN_SECONDS = 300.0  # after the last send, wait for reports at most this long ...
+STALL_SECONDS = 20.0  # ... and stop earlier when none has come for this long
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,14 @@ class RunFigures:
     lost: int
     ack_seconds: float  # first send to last acknowledgement
     latencies_ms: tuple[float, ...]
+    pending_new: int = 0  # orders the gateway entered (ExecutionReport Pending New)
+    pending_ms: tuple[float, ...] = ()  # NewOrderSingle -> ExecutionReport(Pending New)
 
-    def percentile(self, p: float) -> float:
-        if not self.latencies_ms:
+    def percentile(self, p: float, of: tuple[float, ...] | None = None) -> float:
+        values = self.latencies_ms if of is None else of
+        if not values:
             return float("nan")
-        ordered = sorted(self.latencies_ms)
+        ordered = sorted(values)
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
@@ -154,17 +159,28 @@ def _run(clients: list[FixClient], rate: int, seconds: int, label: str) -> RunFi
         return found
 
     deadline = time.monotonic() + DRAIN_SECONDS
-    while len(acks()) < total and time.monotonic() < deadline:
-        time.sleep(0.25)
+    seen, progress = 0, time.monotonic()
+    while seen < total and time.monotonic() < deadline and time.monotonic() - progress < STALL_SECONDS:
+        time.sleep(0.5)
+        now_seen = len(acks())
+        if now_seen > seen:
+            seen, progress = now_seen, time.monotonic()
     got = acks()
     sent_at = {cl: at for s in sent for cl, at in s.items()}
+    pending: dict[str, float] = {}
+    for client, mark in zip(clients, marks, strict=True):
+        for message in client.received[mark:]:
+            cl = message.get(11) or ""
+            if message.get(150) == "A" and cl in sent_at and cl not in pending:
+                pending[cl] = (message.at - sent_at[cl]) * 1000
     latencies = tuple((m.at - sent_at[cl]) * 1000 for cl, m in got.items() if m.get(150) == "0" and cl in sent_at)
     last = max((m.at for m in got.values()), default=first)
     return RunFigures(
         sessions=len(clients), rate=rate, seconds=seconds, sent=total, send_seconds=send_seconds,
         acknowledged=len(got), new=sum(1 for m in got.values() if m.get(150) == "0"),
         rejected=sum(1 for m in got.values() if m.get(150) == "8"), lost=total - len(got),
-        ack_seconds=last - first, latencies_ms=latencies,
+        ack_seconds=last - first, latencies_ms=latencies, pending_new=len(pending),
+        pending_ms=tuple(pending.values()),
     )  # fmt: skip
 
 
@@ -198,5 +214,7 @@ def report(result: FixBenchResult) -> list[str]:
             f"    acknowledged at {ack_rate:.0f}/s (first send to last report {r.ack_seconds:.1f} s)",
             f"    NewOrderSingle -> ExecutionReport(New): p50 {r.percentile(50):.1f} ms, "
             f"p99 {r.percentile(99):.1f} ms, max {worst:.1f} ms",
+            f"    entered by the gateway (Pending New) {r.pending_new}: p50 {r.percentile(50, r.pending_ms):.1f} ms, "
+            f"p99 {r.percentile(99, r.pending_ms):.1f} ms",
         ]
     return lines

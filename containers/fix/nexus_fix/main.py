@@ -10,10 +10,13 @@ waits for it). Every setting comes from the environment the template gives the t
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from nexus_common import aws
 from nexus_common.audit import KinesisAuditSink
@@ -47,7 +50,8 @@ class GatewaySettings(NexusSettings):
     fix_orders_table: str
     execution_events_stream: str
     fix_events_poll_seconds: float = Field(default=0.2, gt=0, le=5)
-    fix_worker_threads: int = Field(default=16, ge=1, le=256)
+    fix_worker_threads: int = Field(default=16, ge=1, le=256)  # session store, reports consumer
+    fix_entry_threads: int = Field(default=8, ge=1, le=256)  # order entry (the orders service)
 
 
 def to_message(out: Outgoing) -> Message:
@@ -120,13 +124,20 @@ class SessionSender:
 
 async def serve(settings: GatewaySettings, orders: OrdersApiSettings, stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
+    # Order entry's blocking calls have threads of their own: a burst of orders never queues the
+    # session layer's store or the reports consumer (the default executor) behind it.
     loop.set_default_executor(ThreadPoolExecutor(settings.fix_worker_threads, thread_name_prefix="fix-io"))
+    entry_pool = ThreadPoolExecutor(settings.fix_entry_threads, thread_name_prefix="fix-entry")
+
+    async def entry(fn: Callable[..., Any], *args: Any) -> Any:
+        return await loop.run_in_executor(entry_pool, functools.partial(fn, *args))
+
     store = DynamoStore(aws.dynamodb_table(settings.fix_store_table))
     fix_orders = DynamoFixOrders(settings.fix_orders_table)
     source = TableSessionSource(DynamoSessions(settings.fix_sessions_table), settings.fix_comp_id)
     locks = OrderLocks()
     application = FixApplication(order_service(orders), fix_orders, locks, to_message,
-                                 audit=KinesisAuditSink(orders.audit_stream))  # fmt: skip
+                                 audit=KinesisAuditSink(orders.audit_stream), run=entry)  # fmt: skip
     acceptor = Acceptor(source, store, application, host=settings.fix_bind_address, port=settings.fix_port)
     router = ReportRouter(fix_orders, SessionSender(acceptor, source, store, application), locks)
     consumer = ExecutionEventsConsumer(aws.client("kinesis"), settings.execution_events_stream, fix_orders, router,

@@ -390,24 +390,40 @@ class ReportRouter:
         send: SessionSender,
         locks: OrderLocks,
         run: Callable[..., Awaitable[Any]] | None = None,
+        parallel: int = 16,
     ) -> None:
         self.store = store
         self.send = send
         self.locks = locks
         self.run = run or asyncio.to_thread  # the store's blocking I/O, off the event loop
+        self.parallel = parallel
 
     async def handle(self, events: list[AnyEngineEvent]) -> int:
-        """Apply a batch in order; returns how many reports were handed to sessions."""
+        """Apply a batch; returns how many reports were handed to sessions. Each order's events
+        are applied one after the other, in stream order; orders do not depend on each other
+        (one record each), so up to ``parallel`` orders are handled at once. The first error is
+        raised once every order has stopped (the batch is then read again: what was applied is
+        skipped)."""
         wanted = {oid for event in events for oid in order_ids(event)}
         if not wanted:
             return 0
         known: dict[str, FixOrder] = await self.run(self.store.get_many, wanted)
-        sent = 0
+        per_order: dict[str, list[AnyEngineEvent]] = {}
         for event in events:
             for order_id in order_ids(event):
                 if order_id in known:
-                    sent += await self._one(order_id, event)
-        return sent
+                    per_order.setdefault(order_id, []).append(event)
+        slots = asyncio.Semaphore(self.parallel)
+
+        async def one_order(order_id: str, its_events: list[AnyEngineEvent]) -> int:
+            async with slots:
+                return sum([await self._one(order_id, event) for event in its_events])
+
+        results = await asyncio.gather(*(one_order(o, e) for o, e in per_order.items()), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+        return sum(r for r in results if isinstance(r, int))
 
     async def _one(self, order_id: str, event: AnyEngineEvent) -> int:
         async with self.locks(order_id):
