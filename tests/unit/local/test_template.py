@@ -156,6 +156,7 @@ def test_project_template_declares_what_the_runtime_runs(aws: Any) -> None:
         "AuditStreamsConsumerFunction",
         "StreamingRevocationsFunction",
         "SurveillanceConsumerFunction",
+        "VenueStatsConsumerFunction",
     }
     audit_readers = {"AuditStreamsConsumerFunction", "StreamingRevocationsFunction"}
     for source in kinesis:
@@ -164,10 +165,12 @@ def test_project_template_declares_what_the_runtime_runs(aws: Any) -> None:
         expected = (
             "audit-dlq" if source.function in audit_readers
             else "surveillance-dlq" if source.function == "SurveillanceConsumerFunction"
+            else "routing-dlq" if source.function == "VenueStatsConsumerFunction"
             else "execution-events-dlq"
         )  # fmt: skip
         assert destination.endswith(expected)
-    (engine,) = platform.containers
+    assert {"matching", "marketmaker"} <= {c.name for c in platform.containers}
+    engine = next(c for c in platform.containers if c.name == "matching")
     assert engine.command == ("python", "-m", "nexus_matching")
     assert {p.name for p in engine.python_path} == {"common", "matching"}
 
