@@ -118,7 +118,7 @@ def test_thresholds_file_changes_what_is_caught(tmp_path: Path) -> None:
 
 def test_bench_surveillance_prints_every_measure_on_a_tiny_day() -> None:
     # GIVEN the CLI WHEN the bench runs on a tiny day (the figures themselves are never asserted)
-    result = CliRunner().invoke(app, ["bench", "surveillance", "--symbols", "2", "--episodes", "2", "--users", "20",
+    result = CliRunner().invoke(app, ["bench", "surveillance", "--symbols", "1", "--episodes", "1", "--users", "20",
                                       "--benign-rate", "0.03", "--repeat", "1"])
     # THEN it exits 0 and prints a line per detector and each measure the issue asks for
     assert result.exit_code == 0, result.output
