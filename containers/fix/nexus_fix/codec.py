@@ -401,7 +401,8 @@ def parse(frame: bytes) -> Message:
     if frame[n - 8 : n - 4] != b"\x0110=":
         raise Garbled("CheckSum (10) is not the last field")
     checksum_text = frame[n - 4 : n - 1]
-    if not checksum_text.isdigit() or int(checksum_text) != _byte_sum(frame, n - 7) & 255:
+    total = (adler32(frame[: n - 7]) & 0xFFFF) - 1 if n <= 264 else _byte_sum(frame, n - 7)
+    if not checksum_text.isdigit() or int(checksum_text) != total & 255:
         raise Garbled("CheckSum does not match")
     text = frame.decode("latin-1")
     skeleton = frame.translate(None, _NOT_SEPARATORS)
@@ -511,7 +512,7 @@ def validate(msg: Message, options: ValidationOptions = DEFAULT_OPTIONS) -> Mess
         raise SessionReject(INVALID_MSGTYPE, 35)
     shape = msg._shape
     if shape is not None and len(shape) == len(fields):
-        plan = _PLANS.get((msg_type, shape, options))
+        plan = _PLANS.get((msg_type, shape, options.fields_have_values, options.user_defined_fields))
         if plan is not None:
             # this tag sequence passed every structural rule before: check the values only
             for i, tag, check, allowed in plan:
@@ -562,7 +563,7 @@ def validate(msg: Message, options: ValidationOptions = DEFAULT_OPTIONS) -> Mess
             if tag not in seen:
                 raise SessionReject(REQUIRED_TAG_MISSING, tag)
     if shape is not None and len(shape) == len(fields) and len(_PLANS) < _MAX_PLANS:
-        _PLANS[(msg_type, shape, options)] = tuple(
+        _PLANS[(msg_type, shape, options.fields_have_values, options.user_defined_fields)] = tuple(
             (i, tag, entry[2], entry[3])
             for i, tag in enumerate(shape)
             if 3 <= i < len(shape) - 1
@@ -575,7 +576,7 @@ def validate(msg: Message, options: ValidationOptions = DEFAULT_OPTIONS) -> Mess
 # tag sequences seen valid, per MsgType and options: the value checks each needs, by position.
 # Clients send few shapes; the bound keeps a client sending endless new ones from growing it.
 _PLANS: dict[
-    tuple[str, tuple[int, ...], ValidationOptions],
+    tuple[str, tuple[int, ...], bool, bool],
     tuple[tuple[int, int, Callable[[str], Any] | None, frozenset[str] | None], ...],
 ] = {}
 _MAX_PLANS: Final = 4096
