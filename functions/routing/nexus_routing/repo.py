@@ -238,15 +238,17 @@ class RedisVenueBooks:
                 tokens.append((config.name, self._lock(config.name)))
             instruments = self.instruments()
             raw = self.redis.mget([self._key(c.name) for c in ordered]) if ordered else []
-            venues = {
-                c.name: venue_state.load(c, instruments, self.clock, None if r is None else json.loads(r), account)
-                for c, r in zip(ordered, raw, strict=True)
-            }
+            states = [None if r is None else json.loads(r) for r in raw]
+            venues = {c.name: venue_state.load(c, instruments, self.clock, state, account)
+                      for c, state in zip(ordered, states, strict=True)}
             yield venues
             pipe = self.redis.pipeline(transaction=True)
-            for name, venue in venues.items():
-                pipe.set(self._key(name), dumps(venue_state.dump(venue)))
-                for symbol in instruments:
+            for (name, venue), before in zip(venues.items(), states, strict=True):
+                state = venue_state.dump(venue)
+                pipe.set(self._key(name), dumps(state))
+                # the books that changed: those with orders now, and those that had orders before
+                touched = set(state["engine"].get("books", {})) | set((before or {}).get("engine", {}).get("books", {}))
+                for symbol in sorted(touched & set(instruments)):
                     pipe.set(f"{self._key(name)}:book:{symbol}", dumps(venue.depth(symbol).to_dict()))
             pipe.execute()
         finally:
