@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -52,6 +53,7 @@ class RunFigures:
     latencies_ms: tuple[float, ...]
     pending_new: int = 0  # orders the gateway entered (ExecutionReport Pending New)
     pending_ms: tuple[float, ...] = ()  # NewOrderSingle -> ExecutionReport(Pending New)
+    reject_reasons: tuple[tuple[str, int], ...] = ()  # Text (58) of the rejections, most frequent first
 
     def percentile(self, p: float, of: tuple[float, ...] | None = None) -> float:
         values = self.latencies_ms if of is None else of
@@ -181,6 +183,7 @@ def _run(clients: list[FixClient], rate: int, seconds: int, label: str) -> RunFi
         rejected=sum(1 for m in got.values() if m.get(150) == "8"), lost=total - len(got),
         ack_seconds=last - first, latencies_ms=latencies, pending_new=len(pending),
         pending_ms=tuple(pending.values()),
+        reject_reasons=tuple(Counter((m.get(58) or "")[:80] for m in got.values() if m.get(150) == "8").most_common(3)),
     )  # fmt: skip
 
 
@@ -217,4 +220,6 @@ def report(result: FixBenchResult) -> list[str]:
             f"    entered by the gateway (Pending New) {r.pending_new}: p50 {r.percentile(50, r.pending_ms):.1f} ms, "
             f"p99 {r.percentile(99, r.pending_ms):.1f} ms",
         ]
+        if r.reject_reasons:
+            lines.append("    rejected: " + "; ".join(f"{n} x {text}" for text, n in r.reject_reasons))
     return lines
