@@ -27,6 +27,7 @@ from nexus_fix.store import MessageStore
 log = logging.getLogger("nexus_fix.acceptor")
 
 READ_SIZE = 64 * 1024
+FAIR_SHARE = 32  # frames of one connection handled before the others get their turn
 
 
 class Connection:
@@ -145,13 +146,15 @@ class Acceptor:
                     data = await reader.read(READ_SIZE)
                 if not data:
                     break
-                for frame in splitter.feed(data):
+                for count, frame in enumerate(splitter.feed(data), 1):
                     if session is None:
                         session = await self._logon(conn, frame)
                     else:
                         await session.on_frame(frame)
                     if conn.closed:
                         break
+                    if count % FAIR_SHARE == 0:
+                        await asyncio.sleep(0)  # a burst from one client never holds up the others
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
