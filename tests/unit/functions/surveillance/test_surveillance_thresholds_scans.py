@@ -171,15 +171,19 @@ def test_a_profile_reads_ratios_timing_self_trades_volume_and_alerts(aws: Any, p
                                             "share": "0.2500"}]  # fmt: skip
 
 
-@pytest.mark.parametrize(("user_id", "query", "status", "code"), [
+BAD_PROFILES = [
     ("usr_nobody", {}, 404, "user_not_found"),
     ("usr_a", {"lookback_days": "0"}, 400, "invalid_field"),
     ("usr_a", {"lookback_days": "91"}, 400, "invalid_field"),
     ("usr_a", {"lookback_days": "ten"}, 400, "invalid_field"),
-])  # fmt: skip
-def test_bad_profile_requests(api: Any, user_id: str, query: dict[str, str], status: int, code: str) -> None:
-    got, body = request(api, "GET", "/v1/surveillance/profiles/{user_id}", params={"user_id": user_id}, query=query)
-    assert (got, body["error"]["code"]) == (status, code)
+]
+
+
+def test_bad_profile_requests(api: Any) -> None:
+    for user_id, query, status, code in BAD_PROFILES:
+        got, body = request(api, "GET", "/v1/surveillance/profiles/{user_id}", params={"user_id": user_id},
+                            query=query)  # fmt: skip
+        assert (got, body["error"]["code"]) == (status, code), (user_id, query)
 
 
 # -- scans --------------------------------------------------------------------------------------
@@ -209,7 +213,7 @@ def test_a_scan_runs_asynchronously_over_the_stored_history(aws: Any, api: Any) 
     assert alert_items(aws) == []
 
 
-@pytest.mark.parametrize(("body", "code", "field"), [
+BAD_SCANS = [
     ({"from": "2026-03-02T00:00:00Z", "to": "2026-03-01T00:00:00Z"}, "invalid_range", "from"),
     ({"from": "2026-01-01T00:00:00Z", "to": "2026-03-01T00:00:00Z"}, "invalid_range", "from"),
     ({"from": "2026-03-01T00:00:00", "to": "2026-03-02T00:00:00Z"}, "invalid_field", "from"),
@@ -218,12 +222,12 @@ def test_a_scan_runs_asynchronously_over_the_stored_history(aws: Any, api: Any) 
     ({"from": "2026-03-01T00:00:00Z", "to": "2026-03-02T00:00:00Z", "symbols": ["A"] * 51}, "invalid_field",
      "symbols"),
     ({"to": "2026-03-02T00:00:00Z"}, "missing_field", "from"),
-])  # fmt: skip
-def test_bad_scan_requests_are_400(api: Any, body: dict[str, Any], code: str, field: str) -> None:
-    status, answer = request(api, "POST", "/v1/surveillance/scans", body=body)
-    assert (status, answer["error"]["code"], answer["error"]["field"]) == (400, code, field)
+]  # fmt: skip
 
 
-def test_an_unknown_scan_is_404(api: Any) -> None:
-    status, body = request(api, "GET", "/v1/surveillance/scans/{scan_id}", params={"scan_id": "scan_nope"})
-    assert (status, body["error"]["code"]) == (404, "scan_not_found")
+def test_bad_scan_requests_are_400_and_an_unknown_scan_404(api: Any) -> None:
+    for body, code, field in BAD_SCANS:
+        status, answer = request(api, "POST", "/v1/surveillance/scans", body=body)
+        assert (status, answer["error"]["code"], answer["error"]["field"]) == (400, code, field), body
+    status, answer = request(api, "GET", "/v1/surveillance/scans/{scan_id}", params={"scan_id": "scan_nope"})
+    assert (status, answer["error"]["code"]) == (404, "scan_not_found")
