@@ -255,7 +255,9 @@ class RoutingService:
             router = SmartOrderRouter(venues, self.clock, stats=stats, on_decision=on_decision)
             parent = router.route(request)
             router.poll()
-        return self._store(account_id, parent, received_at, reports, nbbo_of)
+            # stored before the venues are saved: if the parent cannot be stored, the venues'
+            # books stay as they were read (nothing executed without its record)
+            return self._store(account_id, parent, received_at, reports, nbbo_of)
 
     def _store(self, account_id: str, parent: ParentOrder, received_at: datetime,
                reports: list[tuple[ExecutionReport, Decimal | None]], nbbo_of: Mapping[str, Nbbo]) -> dict[str, Any]:

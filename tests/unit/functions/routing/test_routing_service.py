@@ -245,3 +245,16 @@ def test_a_bad_quarter_is_400(world: Any) -> None:
 
     status, body = api_request(app, "/v1/reports/606", query={"quarter": "2026Q5"}, roles="admin")
     assert status == 400 and body["error"]["field"] == "quarter"
+
+
+def test_a_parent_that_cannot_be_stored_leaves_the_venues_books_as_they_were(world: Any, monkeypatch: Any) -> None:
+    # GIVEN the parent's write fails (the table refuses it)
+    def refuse(parent: Any) -> None:
+        raise RuntimeError("table unavailable")
+
+    monkeypatch.setattr(world.decision_store, "put_parent", refuse)
+    before = world.nbbo("MSFT")
+    # WHEN a marketable order is routed THEN the error surfaces and nothing was executed
+    with pytest.raises(RuntimeError):
+        world.route("acc_1", smart_buy("p-6", 150))
+    assert world.nbbo("MSFT") == before
