@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 
 from nexus_fix import codec
 from nexus_fix.codec import FrameSplitter, Garbled, IncorrectBeginString, SessionReject, UnsupportedMessageType
@@ -54,6 +55,16 @@ class Connection:
             self.dropped_slow = True
             self.abort()
 
+    async def wait_writable(self, timeout: float = 30.0) -> None:
+        """Wait while more than half the bound is unsent (a resend between pages); a connection
+        that takes nothing for ``timeout`` seconds is dropped."""
+        if self.closed or self._writer.transport.get_write_buffer_size() <= self._limit // 2:
+            return
+        try:
+            await asyncio.wait_for(self._writer.drain(), timeout)
+        except (TimeoutError, ConnectionError):
+            self.abort()
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -78,6 +89,7 @@ class Acceptor:
         write_buffer_limit: int = 1024 * 1024,
         logon_timeout: float = 10.0,
         tick: float = 0.25,
+        socket_send_buffer: int | None = None,
     ) -> None:
         self._source = sessions
         self._store = store
@@ -89,6 +101,7 @@ class Acceptor:
         self._write_buffer_limit = write_buffer_limit
         self._logon_timeout = logon_timeout
         self._tick = tick
+        self._socket_send_buffer = socket_send_buffer  # SO_SNDBUF per connection (None: the kernel's)
         self.sessions: dict[str, Session] = {}
         self._server: asyncio.Server | None = None
         self._timer: asyncio.Task[None] | None = None
@@ -131,6 +144,10 @@ class Acceptor:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        if self._socket_send_buffer is not None:
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._socket_send_buffer)
         conn = Connection(writer, self._write_buffer_limit)
         if task is not None:
             self._connections[task] = conn

@@ -60,6 +60,7 @@ Clock = Callable[[], datetime]
 PasswordCheck = Callable[[str | None, str | None], bool]
 
 MAX_QUEUED = 10_000  # messages held while a gap is filled; more and the session is logged out
+RESEND_PAGE = 500  # stored messages read and written per step of a resend
 ADMIN = frozenset("012345A")
 
 
@@ -532,6 +533,9 @@ class Session:
         await self._send_admin(Message.new("2", (7, begin), (16, 0)))
 
     async def _resend(self, msg: Message) -> None:
+        """Answer a ResendRequest, reading RESEND_PAGE stored messages at a time and waiting for
+        the connection to take what was written whenever half its write bound is unsent (a large
+        resend is not a slow reader; a reader that takes nothing for 30 s is)."""
         begin = max(1, int(msg.get(7) or "1"))
         end = int(msg.get(16) or "0")
         async with self._lock:
@@ -540,27 +544,34 @@ class Session:
                 end = last
             if begin > end:
                 return
-            stored = await self._store.get_sent(self.session_id, begin, end)
             gap = begin
-            now = codec.utc_timestamp(self._clock())
-            for seq, frame in stored:
-                try:
-                    original = codec.parse(frame)
-                except (Garbled, IncorrectBeginString):
-                    continue
-                if seq > gap:
-                    self._write(self._gap_fill(gap, seq))
-                fields = [(t, v) for t, v in original.fields if t not in (8, 9, 10, 43, 122, 97)]
-                orig_time = original.get(52) or now
-                resent = Message(fields)
-                resent.set(52, now)
-                resent.fields.insert(4, (43, "Y"))
-                resent.fields.insert(5, (122, orig_time))
-                self._write(resent.encode())
-                gap = seq + 1
+            resent_count = 0
+            page = begin
+            wait = getattr(self.transport, "wait_writable", None)
+            while page <= end and self.transport is not None and not self.transport.closed:
+                page_end = min(end, page + RESEND_PAGE - 1)
+                now = codec.utc_timestamp(self._clock())
+                for seq, frame in await self._store.get_sent(self.session_id, page, page_end):
+                    try:
+                        original = codec.parse(frame)
+                    except (Garbled, IncorrectBeginString):
+                        continue
+                    if seq > gap:
+                        self._write(self._gap_fill(gap, seq))
+                    resent = Message([(t, v) for t, v in original.fields if t not in (8, 9, 10, 43, 122, 97)])
+                    orig_time = original.get(52) or now
+                    resent.set(52, now)
+                    resent.fields.insert(4, (43, "Y"))
+                    resent.fields.insert(5, (122, orig_time))
+                    self._write(resent.encode())
+                    resent_count += 1
+                    gap = seq + 1
+                    if wait is not None:
+                        await wait()  # returns at once unless half the write bound is unsent
+                page = page_end + 1
             if gap <= end:
                 self._write(self._gap_fill(gap, end + 1))
-            log.info("%s: resent %s..%s (%s application messages)", self.session_id, begin, end, len(stored))
+            log.info("%s: resent %s..%s (%s application messages)", self.session_id, begin, end, resent_count)
 
     def _gap_fill(self, seq: int, new_seq: int) -> bytes:
         fill = Message.new("4", (123, "Y"), (36, new_seq))

@@ -16,7 +16,7 @@ from nexus_fix.codec import Message
 @pytest.fixture
 def gateway() -> Iterator[Gateway]:
     with Gateway(config("GOOD"), config("NOISY"), write_buffer_limit=64 * 1024, logon_timeout=1.0,
-                 max_message_size=4096) as gw:
+                 max_message_size=4096, socket_send_buffer=16 * 1024) as gw:
         yield gw
 
 
@@ -130,3 +130,29 @@ def test_a_message_from_the_gateway_is_written_whole(gateway: Gateway) -> None:
     peer.logon()
     gateway.send("GOOD", Message.new("8", *report("C1", 1).fields[1:]))
     assert peer.expect("8").get(11) == "C1"
+
+
+def test_a_resend_larger_than_the_write_bound_reaches_a_client_that_reads(gateway: Gateway) -> None:
+    # GIVEN 1,500 reports (about 230 kB, over three times the 64 kB write bound) stored while the
+    # client was away
+    first = RawPeer(gateway.port, "GOOD")
+    first.logon()
+    first.close()
+    wait_for(lambda: not gateway.session("GOOD").logged_on, what="first connection gone")
+    session = gateway.session("GOOD")
+
+    async def produce() -> None:
+        for i in range(1500):
+            await session.send(report(f"C{i}", i))
+
+    gateway.loop.run(produce(), timeout=60)
+    # WHEN the client comes back and asks for everything from 2 on
+    peer = RawPeer(gateway.port, "GOOD", receive_buffer=16 * 1024)
+    peer.seq = first.seq
+    answer = peer.logon()
+    peer.send(peer.frame("2", (7, 2), (16, 0)))
+    # THEN it receives every report in order, each flagged PossDupFlag, and the session stays up
+    got = [peer.expect("8", timeout=10).get(11) for _ in range(1500)]
+    assert got == [f"C{i}" for i in range(1500)]
+    assert int(answer.get(34) or "0") == 1502
+    assert gateway.session("GOOD").logged_on
