@@ -38,7 +38,6 @@ class MarketMakerSettings(OrdersApiSettings):
     market_maker_table: str
     venues_table: str
     venue_state_prefix: str
-    venue_reports_stream: str
 
 
 class OrdersEntry:
