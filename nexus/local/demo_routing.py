@@ -24,8 +24,10 @@ DEMO_VENUES: Final = (
     {"name": "Gamma", "mic": "XGAM", "kind": "simulated",
      "fees": {"taker_fee": "-0.001", "maker_rebate": "-0.0005"}, "latency": {"base_us": 900, "seed": 4}},
 )
-# Where the demo books start before any trade (the market maker's mid until the symbol trades)
-DEMO_REFERENCE_PRICES: Final = {"AAPL": "190.00", "MSFT": "420.00", "GOOGL": "170.00", "AMZN": "180.00"}
+# Where the demo books start before any trade (the market maker's mid until the symbol trades).
+# AAPL at 150.00: the README's first trade (alice sells 10 at 150.00, bob buys 4 at 151.00) rests
+# inside the market maker's 149.98 / 150.02 and is taken first, as written there.
+DEMO_REFERENCE_PRICES: Final = {"AAPL": "150.00", "MSFT": "420.00", "GOOGL": "170.00", "AMZN": "180.00"}
 
 
 def seed_venues(table: Callable[[str], str]) -> list[str]:
