@@ -82,8 +82,13 @@ def test_after_a_disconnect_the_reports_missed_are_resent_on_reconnection(
         qf.new_order("C1")
         qf.next_app()
         # GIVEN the connection drops, and a report is produced while it is down
-        gw.loop.run(gw.session("CLIENT1").disconnect())
-        gw.send("CLIENT1", report("C1", 99))
+        session = gw.session("CLIENT1")
+
+        async def drop_then_report() -> None:  # one step: QuickFIX cannot reconnect in between
+            await session.disconnect()
+            await session.send(report("C1", 99))
+
+        gw.loop.run(drop_then_report())
         # WHEN QuickFIX reconnects (it sees our higher MsgSeqNum and asks for a resend)
         wait_for(lambda: gw.app.logons.count("FIX.4.4:NEXUS->CLIENT1") == 2, what="second logon")
         # THEN it receives the missed report, flagged as a possible duplicate
