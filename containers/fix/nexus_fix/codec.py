@@ -136,11 +136,14 @@ def parse_utc_timestamp(text: str) -> datetime:
     """UTCTimestamp (seconds, milliseconds or microseconds) to an aware datetime; ValueError if bad."""
     if not _UTCTIMESTAMP(text):
         raise ValueError(f"not a UTCTimestamp: {text!r}")
-    base = datetime.strptime(text[:17], "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
-    if len(text) > 17:
-        frac = text[18:]
-        base = base.replace(microsecond=int(frac.ljust(6, "0")[:6]))
-    return base
+    second = int(text[15:17])
+    micro = int(text[18:].ljust(6, "0")) if len(text) > 17 else 0
+    leap = second == 60  # a leap second reads as the last instant of its minute
+    instant = datetime(
+        int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[9:11]), int(text[12:14]),
+        59 if leap else second, 999_999 if leap else micro, tzinfo=UTC,
+    )  # ValueError for a day the month does not have
+    return instant
 
 
 def parse_decimal(text: str) -> Decimal:
