@@ -128,8 +128,11 @@ def fix_value(value: object) -> str:
 def utc_timestamp(instant: datetime) -> str:
     if instant.tzinfo is None:
         raise ValueError("UTCTimestamp needs an aware datetime")
-    instant = instant.astimezone(UTC)
-    return instant.strftime("%Y%m%d-%H:%M:%S.") + f"{instant.microsecond // 1000:03d}"
+    t = instant.astimezone(UTC)
+    return (
+        f"{t.year:04d}{t.month:02d}{t.day:02d}-{t.hour:02d}:{t.minute:02d}:{t.second:02d}."
+        f"{t.microsecond // 1000:03d}"
+    )
 
 
 def parse_utc_timestamp(text: str) -> datetime:
