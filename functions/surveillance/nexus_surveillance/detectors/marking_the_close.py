@@ -33,7 +33,7 @@ class MarkingTheCloseThresholds(Thresholds):
     window_ms: int = Field(default=300_000, gt=0, le=6 * 3_600_000)
     min_trades: int = Field(default=2, ge=1, le=100_000)
     min_share: Decimal = Field(default=Decimal("0.3"), gt=0, le=1)
-    min_move_bps: Decimal = Field(default=Decimal(20), gt=0, le=10_000)
+    min_move_bps: Decimal = Field(default=Decimal(15), gt=0, le=10_000)
 
 
 def _ns(instant: datetime) -> int:
