@@ -40,6 +40,8 @@ class Connection:
         self._closed = False
         self.peer = writer.get_extra_info("peername")
         self.dropped_slow = False
+        # drain() waits from half the bound (the resend's pace), the write aborts past all of it
+        writer.transport.set_write_buffer_limits(high=limit // 2)
 
     @property
     def closed(self) -> bool:
