@@ -10,7 +10,7 @@ and FIX sessions, and runs:
    this process), and the same for Pending New (the gateway's own order entry, before the engine);
 2. ``sessions`` concurrent sessions sharing the same total rate (``rate / sessions`` each).
 
-Orders rest (buys at 50, sells at 150, on the four demo symbols, one share each), so the figures
+Orders rest (buys 5 % under, sells 5 % over each demo symbol's last trade, one share each), so the figures
 are order entry and reports, not matching. Nothing is asserted: figures are printed.
 """
 
@@ -54,6 +54,7 @@ class RunFigures:
     pending_new: int = 0  # orders the gateway entered (ExecutionReport Pending New)
     pending_ms: tuple[float, ...] = ()  # NewOrderSingle -> ExecutionReport(Pending New)
     reject_reasons: tuple[tuple[str, int], ...] = ()  # Text (58) of the rejections, most frequent first
+    load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average before and after
 
     def percentile(self, p: float, of: tuple[float, ...] | None = None) -> float:
         values = self.latencies_ms if of is None else of
@@ -124,24 +125,51 @@ def _clients(platform: BenchPlatform, sessions: list[dict[str, Any]]) -> list[Fi
     return clients
 
 
-def _send(client: FixClient, prefix: str, rate: float, count: int, sent: dict[str, float]) -> None:
+Prices = dict[str, tuple[str, str]]  # symbol -> (resting buy price, resting sell price)
+
+
+def resting_prices(platform: BenchPlatform) -> Prices:
+    """Per symbol, a buy 5 % under and a sell 5 % over its last trade (inside the pre-trade
+    collar of 10 %; other processes, the market maker, trade on the platform too), or 95/105
+    before any trade."""
+    import urllib.request
+    from decimal import ROUND_CEILING, ROUND_FLOOR
+
+    key = json.loads((platform.state / "demo-accounts.json").read_text())[0]["api_key"]
+    prices: Prices = {}
+    cent = Decimal("0.01")
+    for symbol in SYMBOLS:
+        request = urllib.request.Request(f"{platform.runtime['api_url']}/v1/markets/{symbol}/trades?limit=1")  # noqa: S310
+        request.add_header("Authorization", f"Bearer {key}")
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
+            trades = json.loads(answer.read()).get("trades") or []
+        last = Decimal(str(trades[0]["price"])) if trades else Decimal(100)
+        buy = (last * Decimal("0.95")).quantize(cent, ROUND_CEILING)
+        sell = (last * Decimal("1.05")).quantize(cent, ROUND_FLOOR)
+        prices[symbol] = (str(buy), str(sell))
+    return prices
+
+
+def _send(client: FixClient, prefix: str, rate: float, count: int, sent: dict[str, float], prices: Prices) -> None:
     started = time.perf_counter()
     for i in range(count):
         due = started + i / rate
         pause = due - time.perf_counter()
         if pause > 0:
             time.sleep(pause)
-        side, price = ("1", "50") if i % 2 == 0 else ("2", "150")
+        symbol = SYMBOLS[(i // 2) % len(SYMBOLS)]
+        side, price = ("1", prices[symbol][0]) if i % 2 == 0 else ("2", prices[symbol][1])
         cl = f"{prefix}-{i}"
-        sent[cl] = client.new_order(cl, SYMBOLS[i % len(SYMBOLS)], side, "1", "2", price, t59="1")
+        sent[cl] = client.new_order(cl, symbol, side, "1", "2", price, t59="1")
 
 
-def _run(clients: list[FixClient], rate: int, seconds: int, label: str) -> RunFigures:
+def _run(clients: list[FixClient], rate: int, seconds: int, label: str, prices: Prices) -> RunFigures:
     per_session = rate / len(clients)
     count = int(per_session * seconds)
     sent: list[dict[str, float]] = [{} for _ in clients]
     marks = [len(c.received) for c in clients]
-    threads = [threading.Thread(target=_send, args=(c, f"{label}{n}", per_session, count, sent[n]))
+    load_before = os.getloadavg()[0]
+    threads = [threading.Thread(target=_send, args=(c, f"{label}{n}", per_session, count, sent[n], prices))
                for n, c in enumerate(clients)]  # fmt: skip
     first = time.perf_counter()
     for thread in threads:
@@ -183,6 +211,7 @@ def _run(clients: list[FixClient], rate: int, seconds: int, label: str) -> RunFi
         rejected=sum(1 for m in got.values() if m.get(150) == "8"), lost=total - len(got),
         ack_seconds=last - first, latencies_ms=latencies, pending_new=len(pending),
         pending_ms=tuple(pending.values()),
+        load=(load_before, os.getloadavg()[0]),
         reject_reasons=tuple(Counter((m.get(58) or "")[:80] for m in got.values() if m.get(150) == "8").most_common(3)),
     )  # fmt: skip
 
@@ -193,10 +222,10 @@ def run(rate: int = 500, seconds: int = 30, sessions: int = 4) -> FixBenchResult
     try:
         created = platform.add_sessions(max(sessions, 1))
         clients = _clients(platform, created)
-        warm = _run(clients[:1], 20, 1, "warm")  # the first orders pay for cold caches
+        warm = _run(clients[:1], 20, 1, "warm", resting_prices(platform))  # the first orders pay for cold caches
         del warm
-        one = _run(clients[:1], rate, seconds, "one")
-        many = _run(clients[:sessions], rate, seconds, "many")
+        one = _run(clients[:1], rate, seconds, "one", resting_prices(platform))
+        many = _run(clients[:sessions], rate, seconds, "many", resting_prices(platform))
         return FixBenchResult((one, many))
     finally:
         for client in clients:
@@ -211,7 +240,8 @@ def report(result: FixBenchResult) -> list[str]:
         ack_rate = r.acknowledged / r.ack_seconds if r.ack_seconds else 0.0
         worst = max(r.latencies_ms, default=float("nan"))
         lines += [
-            f"  {r.sessions} session(s), {r.rate} NewOrderSingle/s in total for {r.seconds} s:",
+            f"  {r.sessions} session(s), {r.rate} NewOrderSingle/s in total for {r.seconds} s "
+            f"(machine load average {r.load[0]:.1f} -> {r.load[1]:.1f} on {os.cpu_count()} CPUs):",
             f"    sent {r.sent} in {r.send_seconds:.1f} s ({sent_rate:.0f}/s); acknowledged {r.acknowledged} "
             f"(New {r.new}, Rejected {r.rejected}); lost {r.lost}",
             f"    acknowledged at {ack_rate:.0f}/s (first send to last report {r.ack_seconds:.1f} s)",
