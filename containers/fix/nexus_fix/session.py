@@ -254,7 +254,10 @@ class Session:
             frame = self._stamp(message, seq)
             await self._store.save_sent(self.session_id, seq, frame)
             self.next_sender = seq + 1
-            self._write(frame)
+            if self.logged_on:
+                self._write(frame)
+            else:  # kept for the next logon: the number too, whatever happens to old messages
+                await self._store.set_next_sender(self.session_id, self.next_sender)
         await self._drop_if_closed()
 
     async def _drop_if_closed(self) -> None:
@@ -637,6 +640,9 @@ class Session:
             transport.close()
         if self.config.reset_on_disconnect:
             await self._reset()
+        elif was_logged_on:
+            async with self._lock:  # the numbers as the connection ends, beside the messages' own
+                await self._store.set_next_sender(self.session_id, self.next_sender)
         if was_logged_on:
             log.info("%s: disconnected", self.session_id)
             await self._app.on_logout(self)

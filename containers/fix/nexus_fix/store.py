@@ -11,14 +11,18 @@ DynamoDB key schema (declared in ``stacks/fix.yaml``, on-demand billing)::
     partition key  session_id  S   "FIX.4.4:NEXUS->CLIENT1"
     sort key       seq         N   0 = the session's state item, n >= 1 = sent message n
 
-    state item (seq 0):  next_sender N, next_target N, epoch N, updated_at S (UTC ISO)
+    state item (seq 0):  next_sender N (written with each session message, at each
+                         disconnection and with each message stored while disconnected; on load
+                         the last application message's seq + 1 when higher), next_target N,
+                         epoch N, updated_at S (UTC ISO)
     message item:        frame B (the wire bytes as first sent), epoch N, expires_at N
                          (epoch seconds; enable TTL on ``expires_at`` to age messages out)
 
 A reset (ResetOnLogon/Logout/Disconnect, Logon 141=Y, SequenceReset-Reset is not a reset of ours)
 writes the state item back to 1/1 and increments ``epoch``; a message item of an older epoch is
 never resent (no scan-and-delete on reset). The gateway's role needs GetItem, PutItem, UpdateItem
-and Query on the table, nothing else.
+and Query on the table, nothing else. A sent application message is one PutItem; an inbound
+message one UpdateItem (next_target); a session message we send one UpdateItem (next_sender).
 """
 
 from __future__ import annotations
@@ -119,9 +123,35 @@ class DynamoStore:
         self._epochs[session_id] = int(state.get("epoch", 0))
         return state
 
+    def _last_sent(self, session_id: str, epoch: int) -> int:
+        """The highest message seq of this epoch (0 if none): newest first, older epochs'
+        items skipped (they remain above the current numbers only after a reset)."""
+        from boto3.dynamodb.conditions import Key
+
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("session_id").eq(session_id) & Key("seq").gt(STATE_SEQ),
+            "ScanIndexForward": False,
+            "ProjectionExpression": "seq, epoch",
+            "ConsistentRead": True,
+            "Limit": 100,
+        }
+        while True:
+            page = self._table.query(**kwargs)
+            for item in page.get("Items", []):
+                if int(item.get("epoch", 0)) == epoch:
+                    return int(item["seq"])
+            if "LastEvaluatedKey" not in page:
+                return 0
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _numbers(self, session_id: str) -> tuple[int, int]:
+        state = self._load(session_id)
+        next_sender = max(int(state.get("next_sender", 1)), self._last_sent(session_id, self._epochs[session_id]) + 1)
+        return next_sender, int(state.get("next_target", 1))
+
     async def get_seq_nums(self, session_id: str) -> tuple[int, int]:
-        state = await self._run(lambda: self._load(session_id))
-        return int(state.get("next_sender", 1)), int(state.get("next_target", 1))
+        numbers: tuple[int, int] = await self._run(lambda: self._numbers(session_id))
+        return numbers
 
     def _set(self, session_id: str, name: str, seq: int) -> None:
         self._table.update_item(
@@ -147,8 +177,7 @@ class DynamoStore:
         self._table.put_item(
             Item={"session_id": session_id, "seq": seq, "frame": frame, "epoch": self._epoch(session_id),
                   "expires_at": expires}
-        )
-        self._set(session_id, "next_sender", seq + 1)
+        )  # one write: the next sender number is read back as the last message's seq + 1
 
     async def save_sent(self, session_id: str, seq: int, frame: bytes) -> None:
         await self._run(lambda: self._save(session_id, seq, frame))
