@@ -252,3 +252,16 @@ def test_a_shape_seen_valid_before_still_has_its_values_checked() -> None:
     with pytest.raises(SessionReject) as exc:
         validate(msg)
     assert (exc.value.reason, exc.value.ref_tag) == (codec.REQUIRED_TAG_MISSING, 11)
+
+
+def test_the_dictionary_module_is_what_the_generator_makes_of_quickfix_fix44_xml() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    generated = subprocess.run(
+        [sys.executable, str(root / "containers/fix/tools/gen_fix44.py"), str(FIX44_XML)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    assert generated == (root / "containers/fix/nexus_fix/fix44.py").read_text()
