@@ -424,16 +424,23 @@ def parse(frame: bytes) -> Message:
             raise Garbled("BodyLength is not a number")
         if int(length_text) != n - 13 - len(values[0]) - len(length_text):
             raise Garbled("BodyLength does not match")
-        try:
-            ints = list(map(_TAG_INT.__getitem__, tags))
-        except KeyError:
-            ints = None
-        if ints is not None and _DATA_LENGTH_TAGS.isdisjoint(ints):
+        layout = tuple(tags)
+        shape = _LAYOUTS.get(layout)
+        if shape is None:
+            try:
+                ints = tuple(map(_TAG_INT.__getitem__, tags))
+            except KeyError:
+                ints = None
+            if ints is not None and _DATA_LENGTH_TAGS.isdisjoint(ints):
+                shape = ints
+                if len(_LAYOUTS) < _MAX_LAYOUTS:
+                    _LAYOUTS[layout] = shape
+        if shape is not None:
             if values[0] != BEGIN_STRING:
                 raise IncorrectBeginString(values[0])
-            msg = Message(list(zip(ints, values)))  # noqa: B905 - equal lengths: the skeleton says so
+            msg = Message(list(zip(shape, values)))  # noqa: B905 - equal lengths: the skeleton says so
             if "=\x01" not in text:
-                msg._shape = tuple(ints)
+                msg._shape = shape
             return msg
     parts = text[: n - 1].split(SOH)
     if len(parts) < 4 or parts[1][:2] != "9=" or parts[2][:3] != "35=" or parts[0][:2] != "8=":
@@ -460,6 +467,10 @@ _SKELETON: Final = b"=\x01" * 4096
 
 
 _TAG_INT: Final = {str(i): i for i in range(1, 10000)}
+# tag layouts (the tags as written, in order) seen with no DATA field: their tags as ints. Bounded:
+# a client inventing layouts without end only stops adding to it.
+_LAYOUTS: dict[tuple[str, ...], tuple[int, ...]] = {}
+_MAX_LAYOUTS: Final = 4096
 _DATA_LENGTH_TAGS: Final = frozenset((95, 90, 212, 354, 93))
 
 
