@@ -6,8 +6,8 @@ America/New_York) on the date of the trading. In the last ``window_ms`` before i
 aggressive (taker) fills on one side number ``min_trades`` and are ``min_share`` of the quantity
 all takers traded on that side in that window is alerted when the closing price (the last trade
 before the close) is at least ``min_move_bps`` beyond the owner's reference price (the last trade
-before its first aggressive fill of the window) in the direction the owner traded, and no other owner
-took more on that side. The window is judged once the close has passed in event time: at the
+before its first aggressive fill of the window) in the direction the owner traded, and (with
+``largest_taker_only``) no other owner took more on that side. The window is judged once the close has passed in event time: at the
 symbol's first event after it, or at ``flush(now)`` with ``now`` past it.
 """
 
@@ -33,7 +33,8 @@ class MarkingTheCloseThresholds(Thresholds):
     window_ms: int = Field(default=300_000, gt=0, le=6 * 3_600_000)
     min_trades: int = Field(default=2, ge=1, le=100_000)
     min_share: Decimal = Field(default=Decimal("0.3"), gt=0, le=1)
-    min_move_bps: Decimal = Field(default=Decimal(15), gt=0, le=10_000)
+    min_move_bps: Decimal = Field(default=Decimal(12), gt=0, le=10_000)
+    largest_taker_only: bool = True
 
 
 def _ns(instant: datetime) -> int:
@@ -138,7 +139,7 @@ class MarkingTheCloseDetector(PatternDetector[MarkingTheCloseThresholds]):
         alerts: list[Alert] = []
         for (owner, side) in sorted(by_owner):
             qty, count, ids, accounts, before = by_owner[(owner, side)]
-            if qty < top[side]:
+            if t.largest_taker_only and qty < top[side]:
                 continue  # the side's largest taker is the one who marks it
             total = totals[side]
             share = qty / total if total > 0 else Decimal(0)

@@ -61,7 +61,7 @@ def test_the_next_event_after_the_close_judges_the_window_as_flush_would() -> No
 def test_near_misses_raise_nothing() -> None:
     t = MarkingTheCloseThresholds()
     cases = {
-        "move under 15 bps": [(120_000, D("50.05")), (1_000, D("50.07"))],
+        "move under 12 bps": [(120_000, D("50.03")), (1_000, D("50.05"))],
         "one trade only": [(1_000, D("50.20"))],
         "before the window": [(t.window_ms + 1_000, D("50.10")), (t.window_ms + 500, D("50.20"))],
     }
