@@ -7,8 +7,9 @@ aggressive (taker) fills on one side number ``min_trades`` and are ``min_share``
 all takers traded on that side in that window is alerted when the closing price (the last trade
 before the close) is at least ``min_move_bps`` beyond the owner's reference price (the last trade
 before its first aggressive fill of the window) in the direction the owner traded, and (with
-``largest_taker_only``) no other owner took more on that side. The window is judged once the close has passed in event time: at the
-symbol's first event after it, or at ``flush(now)`` with ``now`` past it.
+``largest_taker_only``) no other owner took more on that side. The window is judged once the close
+has passed in event time: at the symbol's first event after it, or at ``flush(now)`` with ``now``
+past it.
 """
 
 from __future__ import annotations
