@@ -1,19 +1,29 @@
 """A real FIX 4.4 counterparty: QuickFIX's initiator (PyPI ``quickfix``) behind a small API, for
 the gateway's system tests and ``nexus bench fix``.
 
+Each ``FixClient`` runs its QuickFIX initiator in a child process of its own (started with
+``spawn``): QuickFIX's C++ objects and threads never share an interpreter with the caller (a test
+run's garbage collection once met a SWIG wrapper whose C++ object QuickFIX had freed), and the
+child ends with ``os._exit`` once its initiator has stopped. Commands go to the child over one
+queue, what QuickFIX hands over comes back over another, with the instant it arrived
+(``time.perf_counter``, the system's monotonic clock, the same in both processes).
+
 QuickFIX keeps its own sequence numbers in a file store (``store_dir``), so a ``FixClient``
 stopped and started again on the same folder resumes its session as a real client does (Logon
-with its next MsgSeqNum; a ResendRequest for what it missed). Application messages received are
-kept in arrival order with their arrival instant (``time.perf_counter``).
+with its next MsgSeqNum; a ResendRequest for what it missed).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import queue
 import sysconfig
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +72,10 @@ class FixClient:
     logons: int = 0
     logouts: int = 0
     _cond: threading.Condition = field(default_factory=threading.Condition)
-    _initiator: Any = None
-    _session_id: Any = None
-    _keep: tuple[Any, ...] = ()
+    _process: Any = None
+    _commands: Any = None
+    _events: Any = None
+    _pump: threading.Thread | None = None
 
     def settings_text(self) -> str:
         return "\n".join([
@@ -88,16 +99,17 @@ class FixClient:
         ])  # fmt: skip
 
     def start(self) -> None:
-        import quickfix as fix
-
         self.store_dir.mkdir(parents=True, exist_ok=True)
         path = self.store_dir / "initiator.cfg"
         path.write_text(self.settings_text())
-        settings = fix.SessionSettings(str(path))
-        # QuickFIX's C++ side does not own these: they must outlive the initiator
-        self._keep = (settings, _App(self), fix.FileStoreFactory(settings))
-        self._initiator = fix.SocketInitiator(self._keep[1], self._keep[2], settings)
-        self._initiator.start()
+        context = multiprocessing.get_context("spawn")
+        self._commands = context.Queue()
+        self._events = context.Queue()
+        spec = {"settings": str(path), "sender": self.sender, "target": self.target, "password": self.password}
+        self._process = context.Process(target=_child, args=(spec, self._commands, self._events), daemon=True)
+        self._process.start()
+        self._pump = threading.Thread(target=self._read_events, name=f"fix-client-{self.sender}", daemon=True)
+        self._pump.start()
 
     def stop(self) -> None:
         """Log out (if logged on) and stop the initiator."""
@@ -108,12 +120,37 @@ class FixClient:
         self._end(force=True)
 
     def _end(self, force: bool) -> None:
-        """Stop, then free QuickFIX's objects now, initiator first (left to the interpreter's exit,
-        the application would be finalized after the ``quickfix`` module, and crash it)."""
-        if self._initiator is not None:
-            self._initiator.stop(force)
-            self._initiator = None
-        self._keep = ()
+        if self._process is None:
+            return
+        self._commands.put(("stop", force))
+        self._process.join(30)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)
+        self._events.put(None)  # ends the pump
+        if self._pump is not None:
+            self._pump.join(10)
+        self._process = self._pump = None
+
+    def _read_events(self) -> None:
+        while True:
+            try:
+                event = self._events.get()
+            except (EOFError, OSError):
+                return
+            if event is None:
+                return
+            kind, raw, at = event
+            with self._cond:
+                if kind == "logon":
+                    self.logons += 1
+                elif kind == "logout":
+                    self.logouts += 1
+                elif kind == "app":
+                    self.received.append(Received(_parse(raw), at))
+                elif kind == "admin":
+                    self.admin.append(Received(_parse(raw), at))
+                self._cond.notify_all()
 
     # -- waiting ----------------------------------------------------------------------------
 
@@ -127,7 +164,7 @@ class FixClient:
                 self._cond.wait(min(left, 0.1))
 
     def wait_logon(self, timeout: float = 30.0, count: int = 1) -> None:
-        self.wait(lambda: self.logons >= count and self._session_id is not None, timeout, "logon")
+        self.wait(lambda: self.logons >= count, timeout, "logon")
 
     def wait_for(self, check: Callable[[Received], bool], timeout: float = 30.0, count: int = 1) -> list[Received]:
         """The first ``count`` application messages that pass ``check`` (waiting for them)."""
@@ -147,17 +184,11 @@ class FixClient:
     # -- sending ----------------------------------------------------------------------------
 
     def send(self, msg_type: str, *fields: tuple[int, str]) -> float:
-        """Send an application message; returns the instant it was handed to QuickFIX."""
-        import quickfix as fix
-
-        message = fix.Message()
-        message.getHeader().setField(fix.BeginString("FIX.4.4"))
-        message.getHeader().setField(fix.MsgType(msg_type))
-        for tag, value in fields:
-            message.setField(tag, value)
+        """Send an application message; returns the instant it was handed over for sending."""
+        if self._process is None:
+            raise RuntimeError("the client is not started")
         now = time.perf_counter()
-        if not fix.Session.sendToTarget(message, self._session_id):
-            raise RuntimeError("QuickFIX did not take the message (no session)")
+        self._commands.put(("send", msg_type, tuple(fields)))
         return now
 
     def new_order(self, cl_ord_id: str, symbol: str, side: str, qty: str, ord_type: str = "2",
@@ -168,60 +199,72 @@ class FixClient:
         fields += [(int(tag.lstrip("t")), value) for tag, value in extra.items()]
         return self.send("D", *fields)
 
-    # -- QuickFIX callbacks (on its threads) ------------------------------------------------
-
-    def _on(self, kind: str, raw: str | None = None) -> None:
-        with self._cond:
-            if kind == "logon":
-                self.logons += 1
-            elif kind == "logout":
-                self.logouts += 1
-            elif kind == "app" and raw is not None:
-                self.received.append(Received(_parse(raw), time.perf_counter()))
-            elif kind == "admin" and raw is not None:
-                self.admin.append(Received(_parse(raw), time.perf_counter()))
-            self._cond.notify_all()
-
 
 def _now() -> str:
-    from datetime import UTC, datetime
-
     ts = datetime.now(UTC)
     return ts.strftime("%Y%m%d-%H:%M:%S.") + f"{ts.microsecond // 1000:03d}"
 
 
-def _app_base() -> type:
+# -- the child process ---------------------------------------------------------------------
+
+
+def _child(spec: dict[str, Any], commands: Any, events: Any) -> None:
+    """Run one QuickFIX initiator until told to stop, then leave without the interpreter's
+    teardown (QuickFIX's objects are never finalized by Python)."""
     import quickfix as fix
 
-    base: type = fix.Application
-    return base
+    class App(fix.Application):  # type: ignore[misc]
+        def onCreate(self, session_id: Any) -> None:
+            return None
 
+        def onLogon(self, session_id: Any) -> None:
+            events.put(("logon", "", time.perf_counter()))
 
-class _App(_app_base()):  # type: ignore[misc]
-    def __init__(self, client: FixClient) -> None:
-        super().__init__()
-        self.client = client
+        def onLogout(self, session_id: Any) -> None:
+            events.put(("logout", "", time.perf_counter()))
 
-    def onCreate(self, session_id: Any) -> None:
-        self.client._session_id = session_id
+        def toAdmin(self, message: Any, session_id: Any) -> None:
+            if spec["password"] and message.getHeader().getField(35) == "A":
+                message.setField(fix.Password(spec["password"]))
 
-    def onLogon(self, session_id: Any) -> None:
-        self.client._on("logon")
+        def fromAdmin(self, message: Any, session_id: Any) -> None:
+            events.put(("admin", message.toString(), time.perf_counter()))
 
-    def onLogout(self, session_id: Any) -> None:
-        self.client._on("logout")
+        def toApp(self, message: Any, session_id: Any) -> None:
+            return None
 
-    def toAdmin(self, message: Any, session_id: Any) -> None:
-        import quickfix as fix
+        def fromApp(self, message: Any, session_id: Any) -> None:
+            events.put(("app", message.toString(), time.perf_counter()))
 
-        if self.client.password and message.getHeader().getField(35) == "A":
-            message.setField(fix.Password(self.client.password))
+    code = 0
+    try:
+        settings = fix.SessionSettings(spec["settings"])
+        app = App()
+        factory = fix.FileStoreFactory(settings)
+        initiator = fix.SocketInitiator(app, factory, settings)
+        initiator.start()
+        session_id = fix.SessionID("FIX.4.4", spec["sender"], spec["target"])
+        while True:
+            try:
+                command = commands.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            if command[0] == "stop":
+                initiator.stop(bool(command[1]))
+                break
+            _, msg_type, fields = command
+            message = fix.Message()
+            message.getHeader().setField(fix.BeginString("FIX.4.4"))
+            message.getHeader().setField(fix.MsgType(msg_type))
+            for tag, value in fields:
+                message.setField(tag, value)
+            fix.Session.sendToTarget(message, session_id)
+    except BaseException:
+        import traceback
 
-    def fromAdmin(self, message: Any, session_id: Any) -> None:
-        self.client._on("admin", message.toString())
-
-    def toApp(self, message: Any, session_id: Any) -> None:
-        return None
-
-    def fromApp(self, message: Any, session_id: Any) -> None:
-        self.client._on("app", message.toString())
+        traceback.print_exc()
+        code = 1
+    finally:
+        events.close()
+        events.join_thread()
+        os._exit(code)
