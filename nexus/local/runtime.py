@@ -277,8 +277,8 @@ class LocalPlatform:
             "Stage": self.options.stage,
             "RedisUrlSecretArn": redis_url_secret_arn,
             "WebSocketManagementEndpoint": self.ws_management_url,
-            "FixPort": str(self.options.fix_port),  # the FIX gateway listens on the loopback only
-            "FixBindAddress": "127.0.0.1",
+            "FixBindAddress": "127.0.0.1",  # the FIX gateway listens on the loopback only
+            **({"FixPort": str(self.options.fix_port)} if self.options.fix_port else {}),
         }
 
     def table(self, logical_id: str) -> str:

@@ -83,7 +83,11 @@ def test_the_runtime_passes_the_overrides_and_keeps_what_it_sets_itself() -> Non
     parameters = platform.template_parameters("arn:aws:secretsmanager:us-east-1:123456789012:secret:r")
     # THEN the override is there beside the stage and the runtime's own values
     assert parameters == {"RateLimitOrders": "1/2", "Stage": "qa", "WebSocketManagementEndpoint": "http://127.0.0.1:9",
-                          "RedisUrlSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:r"}
+                          "RedisUrlSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:r",
+                          "FixBindAddress": "127.0.0.1"}
+    # AND the FIX gateway's port once the runtime has one (nexus up --fix-port, or a free port)
+    platform.options.fix_port = 9999
+    assert platform.template_parameters("arn:x")["FixPort"] == "9999"
 
 
 @pytest.mark.parametrize(
