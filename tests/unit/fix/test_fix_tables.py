@@ -83,3 +83,18 @@ def test_bad_session_definitions_are_refused(
 ) -> None:
     with pytest.raises(SessionError):
         new_session(sender, "NEXUS", accounts, password, settings)
+
+
+def test_the_template_runs_the_gateway_with_the_orders_service_code(aws: Any) -> None:
+    # GIVEN the template WHEN the local runtime reads its containers
+    gateway = next(c for c in aws.platform.containers if c.name == "fix")
+    # THEN the gateway's image carries the orders service's own package, and its settings name
+    # the FIX tables, the stream it consumes and the orders API's order-entry settings
+    assert {p.name for p in gateway.python_path} == {"common", "orders", "fix"}
+    assert gateway.command == ("python", "-m", "nexus_fix")
+    env = gateway.environment
+    assert env["FIX_COMP_ID"] == "NEXUS" and env["FIX_SESSIONS_TABLE"] == aws.table_name("FixSessionsTable")
+    assert env["EXECUTION_EVENTS_STREAM"] == aws.stream_name("ExecutionEventsStream")
+    orders = aws.env_for("OrdersApiFunction")
+    for name in ("ORDERS_TABLE", "ACCOUNTS_TABLE", "ORDER_COMMANDS_STREAM", "RISK_PRICE_COLLAR", "AUDIT_STREAM"):
+        assert env[name] == orders[name], name
