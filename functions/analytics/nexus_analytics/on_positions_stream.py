@@ -1,7 +1,11 @@
 """Positions table stream (keys only) -> the analytics summary on ``analytics:<account>``.
 
 For each account whose positions changed in the batch, once per batch:
-1. its channel's subscribers (one ``Query``): nobody listens -> nothing more is read;
+1. its channel's subscribers (one ``Query``): nobody listens -> nothing more is read. The channel
+   is private: each subscriber's credential is re-checked (``nexus_common.guarded_push``, an
+   answer cached ``CREDENTIAL_CACHE_SECONDS``); a subscriber whose API key was revoked, whose
+   session was logged out or whose user was disabled is closed, not served, as the streaming
+   fan-out does for orders and fills;
 2. the push slot (one conditional ``UpdateItem``): taken less than
    ``ANALYTICS_PUSH_INTERVAL_SECONDS`` ago -> no message (the client sees the change in the next
    push, or asks ``GET /v1/analytics/summary``);
@@ -18,8 +22,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from nexus_common.events import utc_now
+from nexus_common.guarded_push import Guard, GuardedPublisher, StreamingConnections, credential_check
 from nexus_common.logging import get_logger, with_lambda_context
-from nexus_common.push import ConnectionStore, ManagementApi, Publisher
+from nexus_common.push import ManagementApi, Publisher
 from nexus_common.settings import lazy, lazy_settings
 
 from nexus_analytics import metrics
@@ -31,8 +36,9 @@ CHANNEL = "analytics"
 
 logger = get_logger()
 settings = lazy_settings(PushSettings)
-connections = lazy(lambda: ConnectionStore(settings().connections_table))
+connections = lazy(lambda: StreamingConnections(settings().connections_table))
 management = lazy(lambda: ManagementApi(settings().ws_management_endpoint))
+guard = lazy(lambda: Guard(connections(), management(), credential_check(settings())))
 throttle = lazy(lambda: DynamoPushThrottle(settings().connections_table))
 
 
@@ -87,7 +93,8 @@ def push_summaries(
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     accounts = changed_accounts(event.get("Records") or [])
     interval = settings().analytics_push_interval_seconds
-    publisher = Publisher(connections(), management())
+    # subscribers read once per invocation, their credentials re-checked (cached for the bound)
+    publisher = GuardedPublisher(connections(), management(), guard(), (CHANNEL,))
     pushed = push_summaries(
         accounts,
         publisher,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nexus_common.guarded_push import CredentialTables
 from nexus_common.settings import NexusSettings
 from pydantic import Field
 
@@ -26,7 +27,10 @@ class ClosingSettings(NexusSettings):
     candles_table: str
 
 
-class PushSettings(NexusSettings):
+class PushSettings(CredentialTables):
+    """The push, and where each subscriber's credential is checked again (``users_table``,
+    ``api_keys_table``, ``tokens_table``, ``credential_cache_seconds`` from ``CredentialTables``)."""
+
     accounts_table: str
     positions_table: str
     trades_table: str

@@ -1,47 +1,39 @@
-"""The connections table as the streaming functions use it: ``nexus_common.push``'s store, plus
-the credential each connection was authorized with, so it can be asked about again.
-
-Besides ``push``'s items:
-
-* ``USER#<user id>`` / ``<connection id>``: one item per open connection of a user, with its
-  ``key_id`` / ``session_id`` (never a secret) and ``expires_at`` (TTL): a revocation, a logout or
-  a disabled user finds that user's connections with one ``Query``;
-* ``SUB#<channel>`` / ``<connection id>`` items also carry ``user_id``, ``key_id``,
-  ``session_id``, so the fan-out re-checks a private channel's subscribers without another read.
-
-``Guard`` re-checks a credential (``nexus_common.credentials``, cached for the bound) and closes a
-connection whose credential is no longer good: ``DeleteConnection`` through the Management API,
-then its items are removed (its ``$disconnect`` finds nothing left: idempotent).
+"""The connections table as the streaming functions use it. The credential-aware store, ``Guard``
+and ``GuardedPublisher`` live in the shared kernel (``nexus_common.guarded_push``: the analytics
+push guards its private channel with them too); they are imported here under their old names.
+What stays is the streaming service's own: which channels are private, and the 401 a subscription
+gets when its connection's credential is no longer good.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
 from typing import Final
 
-from nexus_common.credentials import Credential, CredentialCheck
-from nexus_common.dynamo import error_code, paginate
 from nexus_common.errors import Unauthorized
-from nexus_common.logging import get_logger
-from nexus_common.push import (
-    CONNECTION_TTL_SECONDS,
-    Connection,
-    ConnectionStore,
-    ManagementApi,
-    Publisher,
-    sub_pk,
+from nexus_common.guarded_push import (
+    CredentialTables,
+    Guard,
+    GuardedPublisher,
+    StreamingConnections,
+    credential_check,
+    user_pk,
 )
 
 from nexus_streaming.domain import PRIVATE_CHANNELS
-from nexus_streaming.settings import CredentialTables
 
-logger = get_logger()
+__all__ = [
+    "PRIVATE_CHANNELS",
+    "CredentialRevoked",
+    "CredentialTables",
+    "Guard",
+    "GuardedPublisher",
+    "StreamingConnections",
+    "credential_check",
+    "is_private",
+    "user_pk",
+]
+
 _PRIVATE_PREFIXES: Final = tuple(f"{name}:" for name in PRIVATE_CHANNELS)
-
-
-def user_pk(user_id: str) -> str:
-    return f"USER#{user_id}"
 
 
 def is_private(channel: str) -> bool:
@@ -50,129 +42,3 @@ def is_private(channel: str) -> bool:
 
 class CredentialRevoked(Unauthorized):
     """The connection's credential was revoked, logged out or its user disabled: 401, closed."""
-
-
-def credential_check(config: CredentialTables) -> CredentialCheck:
-    return CredentialCheck(
-        config.users_table, config.api_keys_table, config.tokens_table, float(config.credential_cache_seconds)
-    )
-
-
-class StreamingConnections(ConnectionStore):
-    """``ConnectionStore`` that also keeps each connection's credential (module docstring)."""
-
-    def add_with(self, connection: Connection, credential: Credential | None, now: datetime) -> None:
-        self.add(connection, now)
-        if credential is not None:
-            self.table.put_item(
-                Item={
-                    "pk": user_pk(credential.user_id),
-                    "sk": connection.connection_id,
-                    **credential.to_item(),
-                    "expires_at": int(now.timestamp()) + CONNECTION_TTL_SECONDS,
-                }
-            )
-
-    def subscribe_with(self, connection_id: str, channel: str, expires_at: int, credential: Credential | None) -> None:
-        self.table.put_item(
-            Item={
-                "pk": sub_pk(channel),
-                "sk": connection_id,
-                "connection_id": connection_id,
-                "expires_at": expires_at,
-                **(credential.to_item() if credential is not None else {}),
-            }
-        )
-        self.table.update_item(
-            Key={"pk": f"CONN#{connection_id}", "sk": "META"},
-            UpdateExpression="ADD channels :c",
-            ExpressionAttributeValues={":c": {channel}},
-        )
-
-    def remove(self, connection_id: str, channels: Iterable[str] = ()) -> None:
-        connection = self.get(connection_id)
-        super().remove(connection_id, channels)
-        if connection is not None and connection.user_id:
-            self.table.delete_item(Key={"pk": user_pk(connection.user_id), "sk": connection_id})
-
-    def subscribers_with_credentials(self, channel: str) -> list[tuple[str, Credential | None]]:
-        items = paginate(
-            self.table.query,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": sub_pk(channel)},
-            ProjectionExpression="sk, user_id, key_id, session_id",
-        )
-        return [(str(item["sk"]), Credential.from_item(item)) for item in items]
-
-    def connections_of(self, user_id: str) -> list[tuple[str, Credential]]:
-        found: list[tuple[str, Credential]] = []
-        items = paginate(
-            self.table.query, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": user_pk(user_id)}
-        )
-        for item in items:
-            credential = Credential.from_item(item)
-            if credential is not None:
-                found.append((str(item["sk"]), credential))
-        return found
-
-
-class Guard:
-    """Re-checks credentials and closes the connections whose credential is no longer good."""
-
-    def __init__(self, store: StreamingConnections, api: ManagementApi, check: CredentialCheck) -> None:
-        self.store = store
-        self.api = api
-        self.check = check
-
-    def allows(self, credential: Credential | None) -> bool:
-        """A connection without a recorded credential predates the record: it is let be (its
-        record expires within 2 h)."""
-        return credential is None or self.check.valid(credential)
-
-    def close(self, connection_id: str, reason: str) -> None:
-        """Close the WebSocket (API Gateway then sends ``$disconnect``) and forget it now."""
-        try:
-            self.api.client.delete_connection(ConnectionId=connection_id)
-        except Exception as exc:
-            if error_code(exc) not in ("GoneException", "410") and type(exc).__name__ != "GoneException":
-                raise
-        self.store.remove(connection_id)
-        logger.info("connection closed", extra={"connection_id": connection_id, "reason": reason})
-
-    def close_matching(self, user_id: str, key_id: str = "", session_id: str = "") -> list[str]:
-        """Close the user's connections made with that key or session (with neither: all of
-        them, e.g. a disabled user). Returns the ids closed."""
-        self.check.forget(user_id)
-        closed = []
-        for connection_id, credential in self.store.connections_of(user_id):
-            if key_id and credential.key_id != key_id:
-                continue
-            if session_id and credential.session_id != session_id:
-                continue
-            self.close(connection_id, "credential revoked")
-            closed.append(connection_id)
-        return closed
-
-
-class GuardedPublisher(Publisher):
-    """``Publisher`` whose private channels reach only subscribers whose credential is still
-    good; the others are closed instead of served."""
-
-    def __init__(self, store: StreamingConnections, api: ManagementApi, guard: Guard) -> None:
-        super().__init__(store, api)
-        self.connections = store
-        self.guard = guard
-
-    def subscribers(self, channel: str) -> list[str]:
-        if not is_private(channel):
-            return super().subscribers(channel)
-        if channel not in self._subscribers:
-            allowed = []
-            for connection_id, credential in self.connections.subscribers_with_credentials(channel):
-                if self.guard.allows(credential):
-                    allowed.append(connection_id)
-                elif connection_id not in self._gone:
-                    self._gone.add(connection_id)
-                    self.guard.close(connection_id, "credential no longer valid")
-            self._subscribers[channel] = allowed
-        return [c for c in self._subscribers[channel] if c not in self._gone]

@@ -11,12 +11,12 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from nexus_common.batch import OrderedStreamProcessor, decode_execution_events
+from nexus_common.guarded_push import Guard, GuardedPublisher, StreamingConnections, credential_check
 from nexus_common.logging import get_logger, with_lambda_context
 from nexus_common.push import ManagementApi, Publisher, PublishReport
 from nexus_common.settings import lazy, lazy_settings
 
-from nexus_streaming.connections import Guard, GuardedPublisher, StreamingConnections, credential_check
-from nexus_streaming.domain import fan_out
+from nexus_streaming.domain import PRIVATE_CHANNELS, fan_out
 from nexus_streaming.settings import FanOutSettings
 
 logger = get_logger()
@@ -40,7 +40,7 @@ def publish_record(events: Any, publisher: Publisher, report: PublishReport) -> 
 @with_lambda_context(logger)
 def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     # subscribers read once per invocation; a private channel's are re-checked (cached for the bound)
-    publisher = GuardedPublisher(store(), management(), guard())
+    publisher = GuardedPublisher(store(), management(), guard(), PRIVATE_CHANNELS)
     report = PublishReport()
 
     def record_handler(record: KinesisStreamRecord) -> None:

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from nexus_common.settings import NexusSettings
+from nexus_common.guarded_push import CredentialTables
 
-
-class CredentialTables(NexusSettings):
-    """Where a connection's credential is checked again (``nexus_common.credentials``), and how
-    long an answer is trusted: the bound within which a revoked credential stops being served."""
-
-    users_table: str
-    api_keys_table: str
-    tokens_table: str
-    credential_cache_seconds: int
+__all__ = ["CredentialTables", "FanOutSettings", "RevocationsSettings", "RoutesSettings"]
 
 
 class RoutesSettings(CredentialTables):

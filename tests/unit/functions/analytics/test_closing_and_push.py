@@ -198,3 +198,99 @@ def test_the_summary_is_pushed_to_subscribers_at_most_once_per_interval(push: Cl
     messages = [m for m in posted("conn-1") if m["type"] == "analytics"]
     assert [m["seq"] for m in messages] == [1, 2]
     assert not [m for m in posted("conn-2") if m["type"] == "analytics"]
+
+
+# -- the push re-checks each subscriber's credential ---------------------------------------------
+
+
+class MonotonicClock:
+    """The credential cache's clock (monotonic seconds): the test moves it past the bound."""
+
+    def __init__(self) -> None:
+        self.now = 5000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def key_user(aws: Any, name: str) -> tuple[dict[str, str], str]:
+    """A user with an account holding 10 AAPL and a first API key, made by the auth service's
+    own domain and store; the authorizer context a WebSocket opened with that key carries, and
+    the key's hash."""
+    from nexus_auth.domain import IdentityService
+    from nexus_auth.passwords import Passwords
+    from nexus_auth.store import DynamoIdentityStore, TableNames
+    from nexus_common.audit import KinesisAuditSink
+    from nexus_common.identity import Principal
+
+    names = TableNames(aws.table_name("UsersTable"), aws.table_name("ApiKeysTable"),
+                       aws.table_name("TokensTable"), aws.table_name("AccountsTable"))
+    service = IdentityService(DynamoIdentityStore(names), Passwords(), None,
+                              KinesisAuditSink(aws.stream_name("AuditEventsStream")))
+    user, account, key = service.create_user(
+        email=None, password=None, name=name, now=datetime(2026, 3, 13, 9, 0, tzinfo=UTC),
+        cash=Decimal("1000.00"), with_key=True,
+    )
+    assert key is not None
+    account_id = str(account["account_id"])
+    table(aws.table_name("PositionsTable")).put_item(Item={"account_id": account_id, "symbol": "AAPL", "quantity": 10})
+    principal = Principal(
+        user_id=str(user["user_id"]), account_id=account_id, accounts=(account_id,), roles=("trader",),
+        scopes=("read", "trade"), key_id=str(key.item["key_id"]),
+    )
+    return {**principal.to_context(), "principalId": principal.user_id}, str(key.item["key_hash"])
+
+
+def ws_with(route: str, connection_id: str, context: dict[str, str], body: Any = None) -> dict[str, Any]:
+    return {
+        "requestContext": {
+            "routeKey": route,
+            "eventType": {"$connect": "CONNECT"}.get(route, "MESSAGE"),
+            "connectionId": connection_id,
+            "authorizer": context,
+        },
+        "body": json.dumps(body) if body is not None else None,
+    }
+
+
+def is_open(connection_id: str) -> bool:
+    """moto forgets a deleted connection with what it received (a post would open it again)."""
+    return connection_id in apigatewaymanagementapi_backends["123456789012"]["us-east-1"].connections
+
+
+def test_a_revoked_key_gets_no_analytics_push_after_the_bound_and_is_closed(aws: Any, push: Clock) -> None:
+    from nexus_auth.store import DynamoIdentityStore, TableNames
+
+    # GIVEN two users, each with a WebSocket opened with an API key and subscribed to its own
+    # account's analytics channel, both served once (their credentials' answers cached)
+    aws.use_function_env("StreamingRoutesFunction")
+    doomed, doomed_hash = key_user(aws, "doomed")
+    kept, _ = key_user(aws, "kept")
+    ctx = FakeLambdaContext()
+    for connection_id, context in (("conn-doomed", doomed), ("conn-kept", kept)):
+        assert routes.handler(ws_with("$connect", connection_id, context), ctx) == {"statusCode": 200}
+        subscribe = {"action": "subscribe", "channel": "analytics"}
+        assert routes.handler(ws_with("subscribe", connection_id, context, subscribe), ctx) == {"statusCode": 200}
+    aws.use_function_env("AnalyticsPushFunction")
+    credential_clock = MonotonicClock()
+    on_positions_stream.guard().check.clock = credential_clock
+    batch = positions_batch(doomed["account_id"], kept["account_id"])
+    on_positions_stream.handler(batch, ctx)
+    assert [m["seq"] for m in posted("conn-doomed") if m["type"] == "analytics"] == [1]
+    # WHEN the first user's key is revoked (what DELETE /v1/keys writes), nothing closes the
+    # socket, and both the push interval and the credential cache's bound pass
+    names = TableNames(aws.table_name("UsersTable"), aws.table_name("ApiKeysTable"),
+                       aws.table_name("TokensTable"), aws.table_name("AccountsTable"))
+    DynamoIdentityStore(names).revoke_key(doomed_hash, "2026-03-13T18:00:01Z", doomed["user_id"])
+    push.now += timedelta(seconds=on_positions_stream.settings().analytics_push_interval_seconds)
+    credential_clock.now += on_positions_stream.settings().credential_cache_seconds
+    on_positions_stream.handler(batch, ctx)
+    # THEN the revoked key's socket gets no second summary (none is even numbered on its channel)
+    # AND the push closed it and forgot it
+    assert on_positions_stream.connections().current_seq(f"analytics:{doomed['account_id']}") == 1
+    assert not is_open("conn-doomed")
+    assert routes.store().get("conn-doomed") is None
+    assert on_positions_stream.connections().subscribers(f"analytics:{doomed['account_id']}") == []
+    # AND the valid key's socket gets both summaries, numbered 1 and 2
+    assert [m["seq"] for m in posted("conn-kept") if m["type"] == "analytics"] == [1, 2]
+    assert is_open("conn-kept")
