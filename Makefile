@@ -31,10 +31,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/nexus up --demo
 
-## test: cfn-lint on every template, then the whole test suite
+## test: cfn-lint on every template, then the whole test suite: the unit and integration tests
+##       on every core (pytest-xdist, a test file per worker), then the system tests one at a
+##       time (each starts the whole platform, which wants the machine to itself)
 test: $(STAMP)
 	$(BIN)/cfn-lint template.yaml stacks/*.yaml
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not system" --numprocesses auto --maxprocesses 4 --dist loadfile
+	$(BIN)/pytest -q -m system
 
 ## lint: ruff everywhere, mypy --strict on the shared kernel, the engine and the local runtime
 lint: $(STAMP)
