@@ -213,21 +213,28 @@ class MonotonicClock:
         return self.now
 
 
+def identity(aws: Any) -> Any:
+    """The auth service's own domain over its own tables (signing keys for login sessions)."""
+    from nexus_auth.domain import IdentityService
+    from nexus_auth.passwords import Passwords
+    from nexus_auth.store import DynamoIdentityStore, TableNames
+    from nexus_auth.tokens import KeyRing
+    from nexus_common.audit import KinesisAuditSink
+
+    names = TableNames(aws.table_name("UsersTable"), aws.table_name("ApiKeysTable"),
+                       aws.table_name("TokensTable"), aws.table_name("AccountsTable"))
+    ring = KeyRing(lambda: ("analytics-push-test-signing-key-0123456789abcdef", None))
+    return IdentityService(DynamoIdentityStore(names), Passwords(), ring,
+                           KinesisAuditSink(aws.stream_name("AuditEventsStream")))
+
+
 def key_user(aws: Any, name: str) -> tuple[dict[str, str], str]:
     """A user with an account holding 10 AAPL and a first API key, made by the auth service's
     own domain and store; the authorizer context a WebSocket opened with that key carries, and
     the key's hash."""
-    from nexus_auth.domain import IdentityService
-    from nexus_auth.passwords import Passwords
-    from nexus_auth.store import DynamoIdentityStore, TableNames
-    from nexus_common.audit import KinesisAuditSink
     from nexus_common.identity import Principal
 
-    names = TableNames(aws.table_name("UsersTable"), aws.table_name("ApiKeysTable"),
-                       aws.table_name("TokensTable"), aws.table_name("AccountsTable"))
-    service = IdentityService(DynamoIdentityStore(names), Passwords(), None,
-                              KinesisAuditSink(aws.stream_name("AuditEventsStream")))
-    user, account, key = service.create_user(
+    user, account, key = identity(aws).create_user(
         email=None, password=None, name=name, now=datetime(2026, 3, 13, 9, 0, tzinfo=UTC),
         cash=Decimal("1000.00"), with_key=True,
     )
@@ -259,8 +266,6 @@ def is_open(connection_id: str) -> bool:
 
 
 def test_a_revoked_key_gets_no_analytics_push_after_the_bound_and_is_closed(aws: Any, push: Clock) -> None:
-    from nexus_auth.store import DynamoIdentityStore, TableNames
-
     # GIVEN two users, each with a WebSocket opened with an API key and subscribed to its own
     # account's analytics channel, both served once (their credentials' answers cached)
     aws.use_function_env("StreamingRoutesFunction")
@@ -279,9 +284,7 @@ def test_a_revoked_key_gets_no_analytics_push_after_the_bound_and_is_closed(aws:
     assert [m["seq"] for m in posted("conn-doomed") if m["type"] == "analytics"] == [1]
     # WHEN the first user's key is revoked (what DELETE /v1/keys writes), nothing closes the
     # socket, and both the push interval and the credential cache's bound pass
-    names = TableNames(aws.table_name("UsersTable"), aws.table_name("ApiKeysTable"),
-                       aws.table_name("TokensTable"), aws.table_name("AccountsTable"))
-    DynamoIdentityStore(names).revoke_key(doomed_hash, "2026-03-13T18:00:01Z", doomed["user_id"])
+    identity(aws).store.revoke_key(doomed_hash, "2026-03-13T18:00:01Z", doomed["user_id"])
     push.now += timedelta(seconds=on_positions_stream.settings().analytics_push_interval_seconds)
     credential_clock.now += on_positions_stream.settings().credential_cache_seconds
     on_positions_stream.handler(batch, ctx)
@@ -294,3 +297,49 @@ def test_a_revoked_key_gets_no_analytics_push_after_the_bound_and_is_closed(aws:
     # AND the valid key's socket gets both summaries, numbered 1 and 2
     assert [m["seq"] for m in posted("conn-kept") if m["type"] == "analytics"] == [1, 2]
     assert is_open("conn-kept")
+
+
+def test_a_logged_out_session_gets_no_analytics_push_after_the_bound_and_is_closed(
+    aws: Any, push: Clock
+) -> None:
+    from nexus_auth.tokens import verify_access_token
+    from nexus_common.identity import Principal
+
+    # GIVEN a user logged in (a session: the token lifetime runs from the real now, as in
+    # service), a WebSocket opened with that session subscribed to the account's analytics
+    # channel, and acc_1's own socket (conn-1, no recorded credential) on the same channel
+    aws.use_function_env("StreamingRoutesFunction")
+    service = identity(aws)
+    now = datetime.now(UTC)
+    _, account, _ = service.create_user(
+        email="push-logout@example.com", password="correct horse battery staple", name="logout", now=now,
+    )
+    account_id = str(account["account_id"])
+    table(aws.table_name("PositionsTable")).put_item(Item={"account_id": account_id, "symbol": "AAPL", "quantity": 3})
+    pair = service.login("push-logout@example.com", "correct horse battery staple", now)
+    claims = verify_access_token(service.ring, pair.access_token, now)
+    principal = Principal(
+        user_id=claims.user_id, account_id=account_id, accounts=(account_id,), roles=("trader",),
+        scopes=("read", "trade"), session_id=claims.session_id,
+    )
+    context = {**principal.to_context(), "principalId": principal.user_id}
+    ctx = FakeLambdaContext()
+    assert routes.handler(ws_with("$connect", "conn-session", context), ctx) == {"statusCode": 200}
+    subscribe = {"action": "subscribe", "channel": "analytics"}
+    assert routes.handler(ws_with("subscribe", "conn-session", context, subscribe), ctx) == {"statusCode": 200}
+    aws.use_function_env("AnalyticsPushFunction")
+    credential_clock = MonotonicClock()
+    on_positions_stream.guard().check.clock = credential_clock
+    on_positions_stream.handler(positions_batch(account_id, "acc_1"), ctx)
+    assert [m["seq"] for m in posted("conn-session") if m["type"] == "analytics"] == [1]
+    # WHEN the user logs out (no audit consumer runs) and the interval and the bound pass
+    service.logout(principal, now)
+    push.now += timedelta(seconds=on_positions_stream.settings().analytics_push_interval_seconds)
+    credential_clock.now += on_positions_stream.settings().credential_cache_seconds
+    on_positions_stream.handler(positions_batch(account_id, "acc_1"), ctx)
+    # THEN the session's socket got nothing more and was closed
+    assert on_positions_stream.connections().current_seq(f"analytics:{account_id}") == 1
+    assert not is_open("conn-session")
+    assert routes.store().get("conn-session") is None
+    # AND acc_1's socket (a connection from before credentials were recorded) is still served
+    assert [m["seq"] for m in posted("conn-1") if m["type"] == "analytics"] == [1, 2]
