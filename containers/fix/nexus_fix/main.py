@@ -20,11 +20,9 @@ from typing import Any
 
 from nexus_common import aws
 from nexus_common.audit import KinesisAuditSink
-from nexus_common.instrument_store import CachedInstruments, DynamoInstruments
 from nexus_common.settings import NexusSettings, load_settings
-from nexus_orders.repo import DynamoMarketReference, DynamoOrderRepository, DynamoRiskBook, KinesisCommandPublisher
-from nexus_orders.service import OrderService, PreTradeRisk
 from nexus_orders.settings import OrdersApiSettings
+from nexus_orders.wiring import order_service
 from pydantic import Field
 
 from nexus_fix.acceptor import Acceptor
@@ -38,7 +36,6 @@ from nexus_fix.sessions import DynamoSessions, verify_password
 from nexus_fix.store import DynamoStore, MessageStore
 
 log = logging.getLogger("nexus_fix")
-INSTRUMENT_TTL_SECONDS = 5.0  # as the orders API: a halt reaches order entry within this
 
 
 class GatewaySettings(NexusSettings):
@@ -56,21 +53,6 @@ class GatewaySettings(NexusSettings):
 
 def to_message(out: Outgoing) -> Message:
     return Message.new(out.msg_type, *out.fields)
-
-
-def order_service(config: OrdersApiSettings) -> OrderService:
-    """The orders service as the orders API builds it (``nexus_orders.api.service``)."""
-    return OrderService(
-        orders=DynamoOrderRepository(config.orders_table),
-        instruments=CachedInstruments(DynamoInstruments(config.instruments_table), INSTRUMENT_TTL_SECONDS),
-        commands=KinesisCommandPublisher(config.order_commands_stream),
-        risk=PreTradeRisk(
-            DynamoRiskBook(config.accounts_table),
-            DynamoMarketReference(config.trades_table, config.book_levels_table),
-            config.risk_limits(),
-        ),
-        audit=KinesisAuditSink(config.audit_stream),
-    )
 
 
 class TableSessionSource:

@@ -14,16 +14,16 @@ from types import FrameType
 from typing import Any
 
 from nexus_common import aws
-from nexus_common.audit import KinesisAuditSink
 from nexus_common.errors import NexusError
 from nexus_common.events import utc_now
 from nexus_common.instrument_store import CachedInstruments, DynamoInstruments
 from nexus_common.redis_store import redis_client
 from nexus_common.settings import load_settings
 from nexus_orders.domain import NewOrderRequest
-from nexus_orders.repo import DynamoMarketReference, DynamoOrderRepository, DynamoRiskBook, KinesisCommandPublisher
-from nexus_orders.service import OrderService, PreTradeRisk
+from nexus_orders.repo import DynamoMarketReference
+from nexus_orders.service import OrderService
 from nexus_orders.settings import OrdersApiSettings
+from nexus_orders.wiring import order_service
 from nexus_routing.repo import DynamoVenues, RedisVenueBooks
 from nexus_routing.venues import Venue
 
@@ -117,18 +117,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else value
     return value
-
-
-def order_service(config: OrdersApiSettings) -> OrderService:
-    """The orders service as the orders API builds it (``nexus_orders.api.service``)."""
-    return OrderService(
-        orders=DynamoOrderRepository(config.orders_table),
-        instruments=CachedInstruments(DynamoInstruments(config.instruments_table), 5.0),
-        commands=KinesisCommandPublisher(config.order_commands_stream),
-        risk=PreTradeRisk(DynamoRiskBook(config.accounts_table),
-                          DynamoMarketReference(config.trades_table, config.book_levels_table), config.risk_limits()),
-        audit=KinesisAuditSink(config.audit_stream),
-    )
 
 
 def build(settings: MarketMakerSettings, config: MarketMakerConfig) -> MarketMaker:

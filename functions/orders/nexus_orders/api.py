@@ -4,7 +4,6 @@ mass cancel, OCO groups). Handlers are thin: parse, call, answer."""
 from __future__ import annotations
 
 from chalice.app import Chalice, Response
-from nexus_common.audit import KinesisAuditSink
 from nexus_common.http import (
     caller_account_id,
     install_error_handling,
@@ -12,7 +11,6 @@ from nexus_common.http import (
     parse_body,
     parse_query,
 )
-from nexus_common.instrument_store import CachedInstruments, DynamoInstruments
 from nexus_common.logging import get_logger
 from nexus_common.openapi import documented
 from nexus_common.settings import lazy, lazy_settings
@@ -25,37 +23,20 @@ from nexus_orders.domain import (
     Order,
     ReplaceOrderRequest,
 )
-from nexus_orders.repo import (
-    DynamoMarketReference,
-    DynamoOrderRepository,
-    DynamoRiskBook,
-    KinesisCommandPublisher,
-)
-from nexus_orders.service import OrderService, PreTradeRisk
+from nexus_orders.service import OrderService
 from nexus_orders.settings import OrdersApiSettings
+from nexus_orders.wiring import order_service
 
 app = Chalice(app_name="nexus-orders", configure_logs=False)
 logger = get_logger()
 install_error_handling(app, logger)
 
 settings = lazy_settings(OrdersApiSettings)
-INSTRUMENT_TTL_SECONDS = 5.0  # a halt reaches order entry within this; the engine checks halts too
 
 
 @lazy
 def service() -> OrderService:
-    config = settings()
-    return OrderService(
-        orders=DynamoOrderRepository(config.orders_table),
-        instruments=CachedInstruments(DynamoInstruments(config.instruments_table), INSTRUMENT_TTL_SECONDS),
-        commands=KinesisCommandPublisher(config.order_commands_stream),
-        risk=PreTradeRisk(
-            DynamoRiskBook(config.accounts_table),
-            DynamoMarketReference(config.trades_table, config.book_levels_table),
-            config.risk_limits(),
-        ),
-        audit=KinesisAuditSink(config.audit_stream),
-    )
+    return order_service(settings())
 
 
 def _group(legs: list[Order]) -> dict[str, object]:
