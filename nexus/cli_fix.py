@@ -10,20 +10,13 @@ from typing import Annotated, Any
 import typer
 
 from nexus import platform as target_platform
+from nexus.platform import refused
 
 
 def _sessions() -> Any:
     from nexus_fix.sessions import DynamoSessions
 
     return DynamoSessions(target_platform.tables()("FixSessionsTable"))
-
-
-def _fail(code: str, message: str, field: str | None = None) -> typer.Exit:
-    error: dict[str, str] = {"code": code, "message": message}
-    if field is not None:
-        error["field"] = field
-    typer.echo(json.dumps({"error": error}), err=True)
-    return typer.Exit(2)
 
 
 def _read_password() -> str:
@@ -42,7 +35,7 @@ def sessions_add(sender: str, target: str, accounts: list[str], password: bool, 
     for item in settings:
         name, sep, value = item.partition("=")
         if not sep:
-            raise _fail("invalid_field", f"a setting is Name=Value, not {item[:40]!r}", "setting")
+            raise refused("invalid_field", f"a setting is Name=Value, not {item[:40]!r}", "setting")
         pairs[name.strip()] = value.strip()
     table = target_platform.tables()
     from nexus_common import aws
@@ -50,13 +43,13 @@ def sessions_add(sender: str, target: str, accounts: list[str], password: bool, 
     accounts_table = aws.dynamodb_table(table("AccountsTable"))
     for account in accounts:
         if "Item" not in accounts_table.get_item(Key={"account_id": account}, ProjectionExpression="account_id"):
-            raise _fail("account_not_found", f"no account {account[:70]!r}", "account")
+            raise refused("account_not_found", f"no account {account[:70]!r}", "account")
     try:
         record = new_session(sender, target, accounts, _read_password() if password else None, pairs)
     except SessionError as exc:
-        raise _fail("invalid_field", str(exc)) from None
+        raise refused("invalid_field", str(exc)) from None
     if not _sessions().add(record):
-        raise _fail("session_exists", f"session {record.session_id} exists: remove it first", "sender")
+        raise refused("session_exists", f"session {record.session_id} exists: remove it first", "sender")
     public: dict[str, Any] = record.public()
     return public
 
@@ -67,7 +60,7 @@ def sessions_list() -> list[dict[str, Any]]:
 
 def sessions_remove(sender: str, target: str) -> dict[str, Any]:
     if not _sessions().remove(sender, target):
-        raise _fail("session_not_found", f"no session {sender}->{target}", "sender")
+        raise refused("session_not_found", f"no session {sender}->{target}", "sender")
     return {"removed": f"FIX.4.4:{target}->{sender}"}
 
 

@@ -10,14 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from nexus import platform as target_platform
-
-
-def _fail(code: str, message: str, field: str | None = None) -> typer.Exit:
-    error: dict[str, str] = {"code": code, "message": message}
-    if field is not None:
-        error["field"] = field
-    typer.echo(json.dumps({"error": error}), err=True)
-    return typer.Exit(2)
+from nexus.platform import refused
 
 
 def _venues() -> Any:
@@ -35,7 +28,7 @@ def venues_add(body: dict[str, Any]) -> dict[str, Any]:
         venue = Venue.from_item(body)
         _venues().add(venue)
     except NexusError as exc:
-        raise _fail(exc.code, exc.message, exc.field) from None
+        raise refused(exc.code, exc.message, exc.field) from None
     added: dict[str, Any] = venue.to_item()
     return added
 
@@ -50,7 +43,7 @@ def venues_set_enabled(name: str, enabled: bool) -> dict[str, Any]:
     try:
         changed: dict[str, Any] = _venues().set_enabled(name, enabled).to_item()
     except NexusError as exc:
-        raise _fail(exc.code, exc.message, exc.field) from None
+        raise refused(exc.code, exc.message, exc.field) from None
     return changed
 
 
@@ -78,7 +71,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             try:
                 Decimal(raw)
             except ArithmeticError:
-                raise _fail("invalid_field", f"{label} is a decimal", label) from None
+                raise refused("invalid_field", f"{label} is a decimal", label) from None
         body = {"name": name, "mic": mic, "kind": kind, "enabled": not disabled,
                 "fees": {"taker_fee": taker_fee, "maker_rebate": maker_rebate},
                 "latency": {"base_us": latency_us, "jitter_us": jitter_us, "seed": seed},

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import json
 import os
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
@@ -181,6 +182,15 @@ def reason(exc: BaseException, target: Target) -> str | None:
         if error.get("Code") in ("ResourceNotFoundException", "QueueDoesNotExist"):
             return f"{target.where} has no NexusTrade stage {target.stage!r} ({error.get('Message')})"
     return None
+
+
+def refused(code: str, message: str, field: str | None = None) -> typer.Exit:
+    """A command refused: the HTTP API's error body on standard error, exit status 2."""
+    error: dict[str, str] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    typer.echo(json.dumps({"error": error}), err=True)
+    return typer.Exit(2)
 
 
 def _fail(line: str) -> typer.Exit:

@@ -26,18 +26,17 @@ the load average as the run starts is printed too). Figures are printed; nothing
 
 from __future__ import annotations
 
-import gc
 import os
 import random
 import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from nexus_common.instruments import Instrument
+from nexus_matching.bench import percentile as matching_percentile
+from nexus_matching.bench import quiet_gc
 
 from nexus_routing.execution import SmartOrderRouter
 from nexus_routing.model import ChildOrder, ExecStatus, OrderType, Side, Strategy, Urgency
@@ -59,22 +58,8 @@ class _Clock:
         return self.now
 
 
-@contextmanager
-def quiet_gc() -> Iterator[None]:
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.unfreeze()
-
-
 def percentile(sorted_samples: list[int], q: float) -> int:
-    if not sorted_samples:
-        return 0
-    return sorted_samples[min(len(sorted_samples) - 1, int(q * len(sorted_samples)))]
+    return matching_percentile(sorted_samples, q) if sorted_samples else 0
 
 
 @dataclass(frozen=True)
