@@ -160,9 +160,14 @@ class InsufficientHistory(ValueError):
 # -- Decimal helpers ---------------------------------------------------------------------------
 
 
+STAT_LIMIT: Final = 1e15  # a statistic this large (or larger) is not stated: reported as None
+
+
 def _q(value: float, step: Decimal) -> Decimal | None:
-    """A float statistic as a Decimal quantised to ``step`` (None when not finite)."""
-    if not math.isfinite(value):
+    """A float statistic as a Decimal quantised to ``step``; None when it is not finite or too large
+    to state (``abs >= STAT_LIMIT``: e.g. an annualised return of a few explosive days), never an
+    ``InvalidOperation`` from a quantisation beyond the Decimal context's precision."""
+    if not math.isfinite(value) or abs(value) >= STAT_LIMIT:
         return None
     return Decimal(value).quantize(step, rounding=ROUNDING)
 

@@ -53,11 +53,12 @@ def calendar_span(sessions: int) -> int:
 
 def wire(value: Any) -> Any:
     """A metrics result as JSON-ready values: Decimal stays Decimal (a string on the wire),
-    floats become decimal strings of ``FLOAT_PLACES`` places (None when not finite), dates ISO."""
+    floats become decimal strings of ``FLOAT_PLACES`` places (None when not finite or too large
+    to state, ``abs >= metrics.STAT_LIMIT``), dates ISO."""
     if isinstance(value, Decimal | str | int | bool) or value is None:
         return value
     if isinstance(value, float):
-        if not math.isfinite(value):
+        if not math.isfinite(value) or abs(value) >= metrics.STAT_LIMIT:
             return None
         return format(Decimal(repr(value)).quantize(Decimal(1).scaleb(-FLOAT_PLACES)), "f")
     if isinstance(value, date | datetime):

@@ -561,3 +561,16 @@ def test_bad_backtest_counts_are_refused(exceptions: int, observations: int) -> 
         m.kupiec(exceptions, observations, D("0.99"))
     with pytest.raises(m.InvalidInput):
         m.basel_zone(exceptions, observations)
+
+
+def test_an_explosive_annualised_return_is_null_not_an_error() -> None:
+    # GIVEN three valuations that grow 50 % a day: annualised that is 2.25 ** 126, far more digits
+    # than a Decimal quantised to 6 places can hold
+    day = date(2026, 2, 2)
+    equity = [(day, D("100")), (day + timedelta(days=1), D("150")), (day + timedelta(days=2), D("225"))]
+    # WHEN the performance is computed
+    perf = m.performance(equity)
+    # THEN the figure too large to state is null and the stateable ones are still reported
+    assert perf.annual_return is None
+    assert perf.total_return == D("1.250000")
+    assert perf.max_drawdown == D("0.000000")

@@ -69,6 +69,14 @@ def test_metrics_results_cross_the_wire_as_strings_and_null() -> None:
     assert out == {"a": "0.123457", "b": None, "m": [["1.000000", "0.500000"]], "d": "2026-03-13", "x": Decimal("1.50")}
 
 
+def test_a_float_too_large_to_state_crosses_the_wire_as_null() -> None:
+    # GIVEN a statistic of 2.25 ** 126 (an annualised return of two 50 % days) and a huge negative one
+    # WHEN made wire-ready
+    out = wire({"big": 2.25**126, "neg": -1e300, "ok": 1e14})
+    # THEN the unstateable figures are null (no InvalidOperation), a large but stateable one is kept
+    assert out == {"big": None, "neg": None, "ok": "100000000000000.000000"}
+
+
 def test_a_lookback_of_sessions_reads_enough_calendar_days() -> None:
     # 250 sessions need about a year of calendar days (weekends and holidays included)
     assert calendar_span(250) == 365
