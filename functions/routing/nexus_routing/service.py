@@ -317,7 +317,7 @@ class RoutingService:
         if start >= end or end - start > timedelta(days=MAX_REPORT_DAYS):
             raise ValidationFailed("invalid_range", f"from before to, at most {MAX_REPORT_DAYS} days apart", "from")
         months: list[str] = []
-        cursor = start.astimezone(MARKET_ZONE).replace(day=1)
+        cursor = start.astimezone(MARKET_ZONE).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         while cursor <= end.astimezone(MARKET_ZONE):
             months.append(f"{cursor.year:04d}-{cursor.month:02d}")
             cursor = (cursor + timedelta(days=32)).replace(day=1)

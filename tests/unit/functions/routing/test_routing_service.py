@@ -258,3 +258,15 @@ def test_a_parent_that_cannot_be_stored_leaves_the_venues_books_as_they_were(wor
     with pytest.raises(RuntimeError):
         world.route("acc_1", smart_buy("p-6", 150))
     assert world.nbbo("MSFT") == before
+
+
+def test_execution_quality_reads_the_month_of_an_end_early_in_the_new_york_day(world: Any) -> None:
+    # GIVEN an order routed at 04:30 New York on December 1 (09:30Z)
+    world.clock.now = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    world.route("acc_1", smart_buy("p-dec", 150))
+    # WHEN the statistics run from November 15 15:00Z (10:00 New York) to December 1 10:00Z
+    stats = world.execution_quality(datetime(2026, 11, 15, 15, tzinfo=UTC), datetime(2026, 12, 1, 10, tzinfo=UTC),
+                                    "MSFT")
+    # THEN December's stored decisions are read too: the order is counted
+    bucket = next(b for b in stats["buckets"] if b["bucket"] == "100-499")
+    assert bucket["orders"] == 1 and bucket["executed_shares"] == "150"
