@@ -71,6 +71,14 @@ class PerformanceQuery(AccountQuery):
             raise ValueError("a date is YYYY-MM-DD")
         return value
 
+    @field_validator("from_", "to")
+    @classmethod
+    def _year_range(cls, value: date | None) -> date | None:
+        # bounded before any date arithmetic (0001-01-05 minus a year overflows)
+        if value is not None and not 2000 <= value.year <= 2200:
+            raise ValueError("out of range (years 2000 to 2200)")
+        return value
+
 
 class CorrelationQuery(AccountQuery):
     symbols: str | None = Field(default=None, min_length=1, max_length=MAX_SYMBOLS * 13)

@@ -160,12 +160,12 @@ def parse_instant(text: str, field: str) -> datetime:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValidationFailed("invalid_field", f"{field}: not an ISO-8601 instant", field) from None
-    if value.tzinfo is None:
-        if len(text) == 10:
-            return value.replace(tzinfo=UTC)
+    if value.tzinfo is None and len(text) != 10:
         raise ValidationFailed("invalid_field", f"{field}: give the zone (e.g. Z)", field)
-    if not 2000 <= value.year <= 2200:
+    if not 2000 <= value.year <= 2200:  # a date too: bounded before any date arithmetic
         raise ValidationFailed("invalid_field", f"{field}: out of range", field)
+    if value.tzinfo is None:  # a date: midnight UTC
+        return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
 
 

@@ -166,6 +166,22 @@ def test_performance_bad_inputs_are_400(world: dict[str, str]) -> None:
     assert (malformed[0], malformed[1]["error"]["field"]) == (400, "from")
 
 
+def test_performance_dates_outside_2000_to_2200_are_400_not_an_overflow(world: dict[str, str]) -> None:
+    # GIVEN the account
+    # WHEN performance is asked to end at 0001-01-05 (a year before it overflows) or to start at 0001-01-01
+    early_end = get("/v1/analytics/performance", {"to": "0001-01-05"})
+    early_start = get("/v1/analytics/performance", {"from": "0001-01-01", "to": "2026-03-01"})
+    late_end = get("/v1/analytics/performance", {"to": "9999-12-31"})
+    # THEN each is a 400 invalid_field naming its field, never a 500
+    assert (early_end[0], early_end[1]["error"]["code"], early_end[1]["error"]["field"]) == (400, "invalid_field", "to")
+    assert (early_start[0], early_start[1]["error"]["code"], early_start[1]["error"]["field"]) == (
+        400,
+        "invalid_field",
+        "from",
+    )
+    assert (late_end[0], late_end[1]["error"]["field"]) == (400, "to")
+
+
 def test_performance_from_stored_valuations_excludes_a_deposit(world: dict[str, str]) -> None:
     # GIVEN three daily valuations: 1,000; 2,100 after a 1,000 deposit; 2,310
     days = [date(2026, 3, 10), date(2026, 3, 11), date(2026, 3, 12)]

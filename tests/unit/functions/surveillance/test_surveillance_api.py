@@ -113,6 +113,17 @@ def test_bad_list_queries_are_400(api: Any) -> None:
         assert (status, body["error"]["code"], body["error"]["field"]) == (400, code, field), query
 
 
+def test_far_past_or_future_dates_are_400_naming_the_field_not_an_overflow(api: Any) -> None:
+    # GIVEN date-only bounds at the ends of the calendar (0001-01-05 minus 30 days overflows)
+    cases = [({"to": "0001-01-05"}, "to"), ({"from": "0001-01-01", "to": "2026-03-01"}, "from"),
+             ({"to": "9999-12-31"}, "to")]  # fmt: skip
+    for query, field in cases:
+        # WHEN the alerts are listed with them
+        status, body = request(api, "GET", "/v1/surveillance/alerts", query=query)
+        # THEN a 400 invalid_field naming the field, never a 500
+        assert (status, body["error"]["code"], body["error"]["field"]) == (400, "invalid_field", field), query
+
+
 def test_a_cursor_naming_a_key_outside_its_query_is_400(api: Any) -> None:
     # GIVEN a cursor bound to this query but resuming after a key outside its time range
     from nexus_surveillance import models as m
