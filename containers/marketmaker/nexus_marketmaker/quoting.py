@@ -41,15 +41,20 @@ def reservation_price(mid: Decimal, tick: Decimal, inventory: Decimal, config: M
 
 
 def make_quotes(
-    mid: Decimal, tick: Decimal, lot: Decimal, inventory: Decimal, config: MarketMakerConfig, venue: str
+    mid: Decimal, tick: Decimal, lot: Decimal, inventory: Decimal, config: MarketMakerConfig, venue: str,
+    room: tuple[Decimal, Decimal] | None = None,
 ) -> list[Quote]:
-    """The quotes for one symbol on one venue (see module doc)."""
+    """The quotes for one symbol on one venue (see module doc). ``room`` is (buy, sell): the shares
+    this venue's quotes may still add on each side once the quotes live on the other venues are
+    counted as filled; by default the whole limit (a single venue)."""
     if mid <= 0 or tick <= 0 or lot <= 0:
         raise ValueError("mid, tick and lot must be positive")
     center = reservation_price(mid, tick, inventory, config)
     offset = config.half_spread_ticks + config.venue_offset_ticks.get(venue, 0)
     room_buy = config.max_inventory - inventory  # shares a buy may still add
     room_sell = config.max_inventory + inventory
+    if room is not None:
+        room_buy, room_sell = min(room_buy, room[0]), min(room_sell, room[1])
     quotes: list[Quote] = []
     for level in range(config.levels):
         distance = (offset + level * config.level_step_ticks) * tick

@@ -6,7 +6,10 @@ the P&L (internal venue: the orders table through the orders service; simulated 
 open quantity their book still shows for each order, a drop being a fill at the order's price);
 then the wanted quotes (``quoting.make_quotes`` at the mid, skewed by the inventory) are
 compared with the live ones: a live quote that is no longer wanted is cancelled, a wanted one
-that is not live is placed, an unchanged one stays (no churn while nothing moves). A halted
+that is not live is placed, an unchanged one stays (no churn while nothing moves). The
+inventory limit is shared by the venues: a venue's quotes are sized from what the limit leaves
+once the position and every other live quote of that side (on any venue) are counted as filled,
+so even if every quote fills the inventory stays within ``max_inventory``. A halted
 symbol, or the account's kill switch, means no quote is wanted: every quote is pulled.
 
 The internal venue is reached through the orders service's own code (validation, pre-trade
@@ -144,7 +147,21 @@ class MarketMaker:
         mid = self._mid(symbol)
         if halted or mid is None:
             return []
-        return make_quotes(mid, tick, lot, self.pnl[symbol].position, self.config, venue)
+        return make_quotes(mid, tick, lot, self.pnl[symbol].position, self.config, venue,
+                           room=(self.room(symbol, "buy", venue), self.room(symbol, "sell", venue)))
+
+    def room(self, symbol: str, side: str, venue: str | None = None) -> Decimal:
+        """The shares one side may still add to the inventory if every live quote of the symbol on
+        that side fills: the limit less the position less the open size of those quotes on every
+        venue. With ``venue``, that venue's live quotes are left out (they are the ones being
+        reconciled), except those being cancelled, which may still fill. One limit shared by all
+        venues: the worst case never passes ``max_inventory``."""
+        position = self.pnl[symbol].position
+        left = self.config.max_inventory - position if side == "buy" else self.config.max_inventory + position
+        for q in self.quotes.values():
+            if q.symbol == symbol and q.side == side and (q.venue != venue or q.cancelling):
+                left -= q.size - q.filled
+        return left
 
     def _fill(self, quote: LiveQuote, quantity: Decimal, notional: Decimal, fee: Decimal) -> None:
         if quantity <= 0:
@@ -231,6 +248,10 @@ class MarketMaker:
                 except Exception as exc:  # an order that closed meanwhile: its fills come next step
                     log.info("cancel of %s: %s", quote.order_id, exc)
         for want in missing:
+            if want.size > self.room(symbol, want.side):  # a replaced quote's cancel not yet confirmed
+                log.info("quote %s %s %s on %s waits for room under the inventory limit", symbol, want.side,
+                         want.size, venue)
+                continue
             try:
                 answer = place(want)
             except Exception as exc:  # refused (risk, halt met first): logged, tried again next step

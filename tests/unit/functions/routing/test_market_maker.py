@@ -82,7 +82,8 @@ def test_pnl_realizes_on_the_closed_part_counts_fees_and_applies_a_fill_once() -
 
 
 @pytest.fixture
-def maker(aws: Any, redis_db: Any, monkeypatch: pytest.MonkeyPatch) -> Any:  # noqa: F811 - fixture
+def maker(aws: Any, redis_db: Any, monkeypatch: pytest.MonkeyPatch,  # noqa: F811 - fixture
+          request: pytest.FixtureRequest) -> Any:
     """GIVEN the platform's tables (the market maker's container environment from the template),
     MSFT listed, a funded market-maker account, the internal venue and two simulated ones, and
     the market maker built as its process builds it (one level a side)."""
@@ -106,7 +107,7 @@ def maker(aws: Any, redis_db: Any, monkeypatch: pytest.MonkeyPatch) -> Any:  # n
     venues.put(Venue(name="Alpha", mic="XALP", kind="simulated", fees={"maker_rebate": "0.002"}))
     venues.put(Venue(name="Beta", mic="XBET", kind="simulated"))
     settings = load_settings(MarketMakerSettings)
-    mm = build(settings, config(levels=1))
+    mm = build(settings, config(levels=1, **getattr(request, "param", {})))
     mm.start()
     return mm
 
@@ -187,3 +188,39 @@ def test_a_halt_and_the_kill_switch_pull_every_quote_and_stop_pulls_them_too(aws
     maker.step()
     maker.stop()
     assert all(not b.bids and not b.asks for b in external_books(maker).values())
+
+
+def worst_case(mm: Any, side: str) -> Decimal:
+    """The inventory if every live quote of that side filled."""
+    sign = 1 if side == "buy" else -1
+    return mm.pnl["MSFT"].position + sign * sum((q.size - q.filled for q in mm.quotes.values() if q.side == side), D(0))
+
+
+@pytest.mark.parametrize("maker", [{"max_inventory": "250"}], indirect=True)
+def test_the_inventory_limit_is_shared_by_the_venues_even_if_every_quote_fills(maker: Any) -> None:
+    from nexus_routing.model import ChildOrder, Side
+
+    # GIVEN a limit of 250 shares and three venues quoting 100 a side each
+    # WHEN it steps
+    maker.step()
+    # THEN the bids of all venues together are 250 (100, 100 and the 50 left), the asks too:
+    # every quote filling would take the inventory exactly to the limit, never past it
+    bids = sorted(q.size for q in maker.quotes.values() if q.side == "buy")
+    assert bids == [D(50), D(100), D(100)]
+    assert worst_case(maker, "buy") == D(250) and worst_case(maker, "sell") == D(-250)
+    # AND nothing changes on the next step (the shared room counts each venue's own quotes once)
+    before = dict(maker.quotes)
+    maker.step()
+    assert set(maker.quotes) == set(before)
+    # WHEN a client sells into Alpha's bid and it steps twice
+    alpha = next(v for v in maker.market.venues() if v.name == "Alpha")
+    alpha_bid = next(q for q in maker.quotes.values() if q.venue == "Alpha" and q.side == "buy")
+    with maker.external.open([alpha], "acc_client") as live:
+        report = live["Alpha"].submit(ChildOrder("client-2", "MSFT", Side.SELL, alpha_bid.size - alpha_bid.filled,
+                                                 alpha_bid.price, "ioc"))
+    assert report.status.value == "filled"
+    maker.step()
+    maker.step()
+    # THEN it is long what it bought and the bids still left cannot take it past the limit
+    assert maker.pnl["MSFT"].position == alpha_bid.size
+    assert worst_case(maker, "buy") <= D(250) and worst_case(maker, "sell") >= D(-250)
