@@ -108,6 +108,14 @@ class Acceptor:
         self._server: asyncio.Server | None = None
         self._timer: asyncio.Task[None] | None = None
         self._connections: dict[asyncio.Task[None], Connection] = {}
+        self.reading = True  # False: frames received from now on are not processed (shutdown)
+
+    def stop_reading(self) -> None:
+        """Stop listening and stop processing inbound frames (their MsgSeqNums stay unprocessed,
+        so the counterparty sends them again at the next logon); sessions still send."""
+        self.reading = False
+        if self._server is not None:
+            self._server.close()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=READ_SIZE)
@@ -166,6 +174,8 @@ class Acceptor:
                 if not data:
                     break
                 for count, frame in enumerate(splitter.feed(data), 1):
+                    if not self.reading:
+                        break
                     if session is None:
                         session = await self._logon(conn, frame)
                     else:

@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import Any, Final, Protocol
 
 from nexus_common.audit import AuditEvent, AuditSink
-from nexus_common.errors import NexusError, Unavailable
+from nexus_common.errors import NexusError, NotFound, Unavailable
 from nexus_common.events import utc_now
 from nexus_orders.domain import MassCancelRequest, NewOrderRequest, ReplaceOrderRequest, derive_order_id
 from nexus_orders.service import OrderService
@@ -58,6 +58,7 @@ AUDIT_NAMESPACE: Final = uuid.UUID("3b0e5f4c-9d2a-4e61-8c7b-5a1f0e2d9c34")
 SUPPORTED: Final = frozenset({"D", "F", "G", "H", "q"})
 IN_FLIGHT: Final = 32  # NewOrderSingles of one session entered at once (each is independent I/O)
 MAX_FIELD: Final = 64  # ClOrdIDs, symbols, accounts: longer values are refused before any lookup
+OTHER_CHANNEL: Final = frozenset({"client_order_id_reused", "duplicate_order"})  # place's refusals of a used id
 
 
 class FixMessage(Protocol):
@@ -205,6 +206,13 @@ class FixApplication:
         await self.drain(session.session_id)
         await self._handle(session, message)
 
+    async def drain_all(self) -> None:
+        """Wait until every NewOrderSingle received so far, of every session, has been handled
+        (shutdown: an entry is never cut between its claim and its place)."""
+        tasks = [task for tasks in self._in_flight.values() for task in tasks]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     async def drain(self, session_id: str) -> None:
         """Wait until every NewOrderSingle of the session received so far has been handled."""
         tasks = list(self._in_flight.get(session_id, ()))
@@ -262,14 +270,48 @@ class FixApplication:
             await self._send(session, entry_reject(message, account, refused.code, refused.text, now))
             return
         order_id = derive_order_id(account, cl_ord_id)
-        if not await self.run(self.store.claim, account, cl_ord_id, order_id):
-            if _value(message, m.POSS_RESEND) == "Y":
-                log.info("PossResend of order %s ignored (received already)", cl_ord_id)
+        async with self.locks(order_id):  # one entry of a ClOrdID at a time: claim, record, place
+            if not await self.run(self.store.claim, account, cl_ord_id, order_id) and not await self._unplaced(
+                account, cl_ord_id, order_id
+            ):
+                if _value(message, m.POSS_RESEND) == "Y":
+                    log.info("PossResend of order %s ignored (received already)", cl_ord_id)
+                    return
+                await self._send(
+                    session,
+                    entry_reject(message, account, "duplicate_order", f"ClOrdID {cl_ord_id} was used already", now),
+                )
                 return
-            await self._send(
-                session, entry_reject(message, account, "duplicate_order", f"ClOrdID {cl_ord_id} was used already", now)
-            )
-            return
+            entered = await self._enter(session, message, account, cl_ord_id, order_id, request, now)
+        if entered is not None:
+            await self._audit(session, message, entered, account, cl_ord_id, now)
+
+    async def _unplaced(self, account: str, cl_ord_id: str, order_id: str) -> bool:
+        """A claim of this order's ClOrdID whose order was never placed (an entry cut short
+        between claim and place): the order may be entered now. ``orders.place`` is idempotent
+        on (account, client_order_id), so entering it again cannot make a second order."""
+        if await self.run(self.store.lookup, account, cl_ord_id) != order_id:
+            return False  # the ClOrdID names another order (a cancel/replace ClOrdID)
+        record = await self.run(self.store.get, order_id)
+        if record is not None and record.status == m.REJECTED:
+            return False  # refused once: a repeat is a duplicate
+        try:
+            await self.run(self.orders.get, account, order_id)
+        except NotFound:
+            return True
+        return False
+
+    async def _enter(
+        self,
+        session: Session,
+        message: FixMessage,
+        account: str,
+        cl_ord_id: str,
+        order_id: str,
+        request: NewOrderRequest,
+        now: datetime,
+    ) -> str | None:
+        """Record and place a claimed order (under its lock); the order id when it was entered."""
         record = FixOrder(
             order_id=order_id,
             session_id=session.session_id,
@@ -285,40 +327,54 @@ class FixApplication:
             leaves_qty=request.quantity,
             created_at=m.utc_timestamp(now),
         )
-        async with self.locks(order_id):
-            await self.run(self.store.save, record)  # before the command: its events find the record
-            try:
-                order, created = await self.run(self.orders.place, account, request)
-            except NexusError as refused:
-                if isinstance(refused, Unavailable):  # nothing stored or sent: the ClOrdID may be retried
-                    await self.run(self.store.unclaim, account, cl_ord_id)
-                await self.run(self.store.save, replace(record, status=m.REJECTED, leaves_qty=ZERO))
-                await self._send(
-                    session,
-                    execution_report(
-                        replace(record, status=m.REJECTED, leaves_qty=ZERO),
-                        f"{order_id}-8",
-                        m.REJECTED,
-                        now,
-                        ord_rej_reason=m.ord_rej_reason(refused.code),
-                        text=f"{refused.code}: {refused.message}",
-                    ),
-                )
-                return
-            if created and order.time_in_force != record.time_in_force:  # the service's default applied
-                record = replace(record, time_in_force=order.time_in_force)
-                await self.run(self.store.save, record)
-            if not created:  # the id names an order entered on another channel with this client_order_id
+        await self.run(self.store.save, record)  # before the command: its events find the record
+        try:
+            order, created = await self.run(self.orders.place, account, request)
+        except NexusError as refused:
+            if refused.code in OTHER_CHANNEL:  # the id names an order entered on another channel
                 await self.run(self.store.forget, order_id)
-                await self._send(
-                    session,
-                    entry_reject(
-                        message, account, "duplicate_order", f"ClOrdID {cl_ord_id} names an existing order", now
-                    ),
-                )
-                return
-            await self._send(session, pending_new(record, now))
-        await self._audit(session, message, order.order_id, account, cl_ord_id, now)
+                text = f"ClOrdID {cl_ord_id}: {refused.message}"
+                await self._send(session, entry_reject(message, account, refused.code, text, now))
+                return None
+            if isinstance(refused, Unavailable):  # nothing stored or sent: the ClOrdID may be retried
+                await self.run(self.store.unclaim, account, cl_ord_id)
+            await self.run(self.store.save, replace(record, status=m.REJECTED, leaves_qty=ZERO))
+            await self._send(
+                session,
+                execution_report(
+                    replace(record, status=m.REJECTED, leaves_qty=ZERO),
+                    f"{order_id}-8",
+                    m.REJECTED,
+                    now,
+                    ord_rej_reason=m.ord_rej_reason(refused.code),
+                    text=f"{refused.code}: {refused.message}",
+                ),
+            )
+            return None
+        except BaseException:  # a fault or a cancellation: the outcome is unknown, the ClOrdID free again
+            await asyncio.shield(self._release(account, cl_ord_id, order_id))
+            raise
+        if created and order.time_in_force != record.time_in_force:  # the service's default applied
+            record = replace(record, time_in_force=order.time_in_force)
+            await self.run(self.store.save, record)
+        if not created:  # the id names an order entered on another channel with this client_order_id
+            await self.run(self.store.forget, order_id)
+            await self._send(
+                session,
+                entry_reject(message, account, "duplicate_order", f"ClOrdID {cl_ord_id} names an existing order", now),
+            )
+            return None
+        await self._send(session, pending_new(record, now))
+        return order.order_id
+
+    async def _release(self, account: str, cl_ord_id: str, order_id: str) -> None:
+        """Forget the record and the claim of an entry whose place did not finish (a resend of
+        the ClOrdID enters it; were it placed after all, ``place`` returns it, not a second)."""
+        try:
+            await self.run(self.store.forget, order_id)
+            await self.run(self.store.unclaim, account, cl_ord_id)
+        except Exception:  # the claim stays: a resend still finds the order unplaced (``_unplaced``)
+            log.exception("fix order %s: claim of %s not released", order_id, cl_ord_id)
 
     async def _audit(
         self, session: Session, message: FixMessage, order_id: str, account: str, cl_ord_id: str, now: datetime

@@ -130,6 +130,8 @@ async def serve(settings: GatewaySettings, orders: OrdersApiSettings, stop: asyn
     try:
         await stop.wait()
     finally:
+        acceptor.stop_reading()  # no new frame is taken; the orders being entered finish first
+        await application.drain_all()
         await acceptor.stop()
         await consumer.stop()
         log.info("nexus-fix stopped")

@@ -156,3 +156,19 @@ def test_a_resend_larger_than_the_write_bound_reaches_a_client_that_reads(gatewa
     assert got == [f"C{i}" for i in range(1500)]
     assert int(answer.get(34) or "0") == 1502
     assert gateway.session("GOOD").logged_on
+
+
+def test_after_stop_reading_a_frame_is_left_unprocessed_and_the_session_logs_out(gateway: Gateway) -> None:
+    # GIVEN a logged-on session
+    peer = RawPeer(gateway.port, "GOOD")
+    peer.logon()
+    before = gateway.session("GOOD").next_target
+    # WHEN the gateway stops reading (shutdown), a TestRequest arrives, then the acceptor stops
+    assert gateway.acceptor is not None
+    gateway.acceptor.stop_reading()
+    peer.send(peer.frame("1", (112, "late")))
+    gateway.stop()
+    # THEN the TestRequest was not answered nor counted (the client sends it again next logon)
+    assert peer.expect("5").get(58) == "Gateway shutting down"
+    assert gateway.acceptor is None and gateway.store is not None
+    assert gateway.loop.run(gateway.store.get_seq_nums("FIX.4.4:NEXUS->GOOD"))[1] == before

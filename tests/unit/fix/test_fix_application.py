@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 from fix_world import fix_world, msg, nos, tags
 from nexus_fix.application import EntryRejected, new_order_request
-from nexus_orders.domain import derive_order_id
+from nexus_fix.fixorders import FixOrder
+from nexus_orders.domain import NewOrderRequest, derive_order_id
 
 D = Decimal
 EXEC = (150, 39, 14, 151, 6)  # ExecType, OrdStatus, CumQty, LeavesQty, AvgPx
@@ -293,3 +294,111 @@ def test_a_cancel_sent_right_after_its_order_waits_for_it() -> None:
     # THEN every order was entered, and the cancel found the order it names
     assert sorted(s.get(11) for s in sent if s.get(150) == "0") == ["b1", "b2", "b3"]
     assert [s.get(150) for s in sent if s.get(11) == "b1x"] == ["6", "4"]
+
+
+# -- an entry cut short, a ClOrdID of another channel ---------------------------------------------
+
+
+def test_an_order_whose_place_failed_with_a_fault_is_entered_when_sent_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import ClientError
+
+    # GIVEN a throttle escapes the orders service on alice's first order (not a NexusError)
+    world = fix_world()
+    place = world.venue.service.place
+    faults = [ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GetItem")]
+
+    def throttled(account: str, request: NewOrderRequest) -> object:
+        if faults:
+            raise faults.pop()
+        return place(account, request)
+
+    monkeypatch.setattr(world.venue.service, "place", throttled)
+    # WHEN alice sends it, and then sends it again as a plain resend
+    first = world.send("alice", nos("t1"))
+    again = world.send("alice", nos("t1"))
+    # THEN the first is answered "retry", and the resend is entered (not refused as a duplicate)
+    assert [(s.msg_type, s.get(380)) for s in first] == [("j", "0")]
+    assert [tags(s, 150, 39) for s in again] == [("A", "A"), ("0", "0")]
+    assert world.venue.orders.get(derive_order_id("alice", "t1")) is not None
+
+
+def test_an_entry_cancelled_before_its_place_leaves_the_clordid_free_for_a_poss_resend() -> None:
+    # GIVEN alice's order entry is cancelled while the orders service is placing it (a shutdown)
+    world = fix_world()
+    alice = world.session("alice")
+    real_run = world.app.run
+
+    async def stalled(fn: object, *args: object) -> object:
+        if fn == world.app.orders.place:
+            await asyncio.Event().wait()  # never returns: the task is cancelled here
+        return await real_run(fn, *args)  # type: ignore[arg-type]
+
+    async def cut_short() -> None:
+        world.app.run = stalled
+        await world.app.on_message(alice, nos("s1"))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        for task in list(world.app._in_flight[alice.session_id]):
+            task.cancel()
+        await world.app.drain(alice.session_id)
+        world.app.run = real_run
+
+    asyncio.run(cut_short())
+    assert alice.take() == []
+    # WHEN the client sends the order again with PossResend=Y
+    sent = world.send("alice", nos("s1", t97="Y"))
+    # THEN it is entered, once
+    assert [tags(s, 150, 39) for s in sent] == [("A", "A"), ("0", "0")]
+    assert len([e for e in world.venue.events if e.type == "accepted"]) == 1
+
+
+@pytest.mark.parametrize("poss_resend", [{"t97": "Y"}, {}])
+def test_a_claim_left_by_an_entry_that_never_placed_does_not_lose_the_order(poss_resend: dict[str, str]) -> None:
+    # GIVEN the gateway stopped between claiming alice's ClOrdID (and writing its record) and placing it
+    world = fix_world()
+    order_id = derive_order_id("alice", "g1")
+    assert world.store.claim("alice", "g1", order_id)
+    world.store.save(FixOrder(order_id=order_id, session_id=world.session("alice").session_id, account_id="alice",
+                              cl_ord_id="g1", symbol="AAPL", side="buy", ord_type="limit", quantity=D(10),
+                              price=D(100), leaves_qty=D(10)))  # fmt: skip
+    # WHEN the client sends the order again (PossResend or plain)
+    sent = world.send("alice", nos("g1", **poss_resend))
+    # THEN it is entered once; a further copy is then a duplicate
+    assert [tags(s, 150, 39) for s in sent] == [("A", "A"), ("0", "0")]
+    assert [tags(s, 150, 103) for s in world.send("alice", nos("g1"))] == [("8", "6")]
+    assert len([e for e in world.venue.events if e.type == "accepted"]) == 1
+
+
+def test_a_clordid_of_an_http_order_is_refused_without_taking_that_order() -> None:
+    # GIVEN alice placed an order over HTTP with client_order_id h1
+    world = fix_world()
+    request = NewOrderRequest(symbol="AAPL", side="buy", type="limit", quantity=D(5), price=D(99), client_order_id="h1")
+    http_order, _ = world.venue.service.place("alice", request)
+    # WHEN the FIX session sends a NewOrderSingle with ClOrdID h1 and other terms
+    sent = world.send("alice", nos("h1", qty="10", price="100"))
+    # THEN it is rejected as a reused id, and the gateway keeps no record of the HTTP order
+    assert [tags(s, 150, 39, 37) for s in sent] == [("8", "8", "NONE")]
+    assert "client_order_id_reused" in (sent[0].get(58) or "")
+    assert world.store.get(http_order.order_id) is None
+    # AND the HTTP order's fill is not reported to the FIX session, which cannot cancel it
+    world.send("bob", nos("x1", side="2", qty="5", price="99"))
+    assert world.session("alice").take() == []
+    cancel = world.send("alice", msg("F", (41, "h1"), (11, "h2"), (55, "AAPL"), (54, "1")))
+    assert [(s.msg_type, s.get(102)) for s in cancel] == [("9", "1")]
+
+
+def test_drain_all_waits_for_the_orders_of_every_session_being_entered() -> None:
+    # GIVEN orders of alice and bob handed to entry tasks
+    world = fix_world()
+
+    async def shutdown() -> None:
+        await world.app.on_message(world.session("alice"), nos("a1", price="99"))
+        await world.app.on_message(world.session("bob"), nos("b1", side="2", price="101"))
+        # WHEN the gateway drains before stopping
+        await world.app.drain_all()
+
+    asyncio.run(shutdown())
+    # THEN both were placed and acknowledged
+    assert [s.get(150) for s in world.session("alice").take()] == ["A"]
+    assert [s.get(150) for s in world.session("bob").take()] == ["A"]
+    assert {o.client_order_id for o in world.venue.orders.list_by_account("alice", None, 10)} == {"a1"}
