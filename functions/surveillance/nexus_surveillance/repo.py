@@ -283,25 +283,58 @@ class DynamoAlertStore(LazyTable):
 
 
 class KillSwitch(LazyTable):
-    """``trading_enabled`` on the account item: what the orders API's pre-trade check reads."""
+    """``trading_enabled`` on the account item: what the orders API's pre-trade check reads.
+
+    A surveillance halt is marked by ``trading_halted_by`` (the alert that took it) and holds the
+    set ``trading_halted_alerts`` of every open alert that halted the account. An admin's switch
+    removes ``trading_halted_by``: from then on the state is the admin's, and no alert lifts it."""
 
     def halt(self, account_id: str, alert_id: str, at: datetime) -> bool:
+        """Switch the account off for this alert: take the halt when trading is on, or join a halt
+        surveillance already holds. False (nothing written) when trading is off by an admin."""
+        taken = conditional_write(
+            self.table.update_item,
+            Key={"account_id": account_id},
+            # the set is replaced: ids left from a halt an admin overrode are not this halt's
+            UpdateExpression="SET trading_enabled = :off, trading_halted_by = :alert, trading_halted_at = :at, "
+            "trading_halted_alerts = :alerts",
+            ConditionExpression="attribute_exists(account_id) AND "
+            "(attribute_not_exists(trading_enabled) OR trading_enabled <> :off)",
+            ExpressionAttributeValues={":off": False, ":alert": alert_id, ":at": iso(at), ":alerts": {alert_id}},
+        )
+        if taken:
+            return True
         return conditional_write(
             self.table.update_item,
             Key={"account_id": account_id},
-            UpdateExpression="SET trading_enabled = :off, trading_halted_by = :alert, trading_halted_at = :at",
-            ConditionExpression="attribute_exists(account_id)",
-            ExpressionAttributeValues={":off": False, ":alert": alert_id, ":at": iso(at)},
+            UpdateExpression="ADD trading_halted_alerts :alerts",
+            ConditionExpression="trading_enabled = :off AND attribute_exists(trading_halted_by)",
+            ExpressionAttributeValues={":off": False, ":alerts": {alert_id}},
         )
 
     def resume(self, account_id: str, alert_id: str) -> bool:
-        """Switch the account back on if this alert is what switched it off."""
+        """Release this alert's hold; switch the account back on (True) only when no other alert
+        still holds it and the halt is still surveillance's (an admin's switch is never undone)."""
+        released = conditional_write(
+            self.table.update_item,
+            Key={"account_id": account_id},
+            UpdateExpression="DELETE trading_halted_alerts :alerts",
+            ConditionExpression="trading_enabled = :off AND attribute_exists(trading_halted_by) AND "
+            "contains(trading_halted_alerts, :alert)",
+            ExpressionAttributeValues={":off": False, ":alerts": {alert_id}, ":alert": alert_id},
+        )
+        # a halt from before the set existed is released by the alert that took it
+        owner = "attribute_exists(trading_halted_by)" if released else "trading_halted_by = :alert"
+        values: dict[str, Any] = {":on": True, ":off": False}
+        if not released:
+            values[":alert"] = alert_id
         return conditional_write(
             self.table.update_item,
             Key={"account_id": account_id},
             UpdateExpression="SET trading_enabled = :on REMOVE trading_halted_by, trading_halted_at",
-            ConditionExpression="trading_halted_by = :alert AND trading_enabled = :off",
-            ExpressionAttributeValues={":on": True, ":off": False, ":alert": alert_id},
+            # an emptied set is removed by DynamoDB: no alert holds the account any more
+            ConditionExpression=f"trading_enabled = :off AND {owner} AND attribute_not_exists(trading_halted_alerts)",
+            ExpressionAttributeValues=values,
         )
 
 

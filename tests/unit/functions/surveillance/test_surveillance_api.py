@@ -218,6 +218,59 @@ def test_closing_a_critical_alert_with_resume_trading_switches_its_halted_accoun
     assert (resumed["aggregate_id"], resumed["actor"], resumed["details"]["alert_id"]) == ("acc_a1", "usr_c", alert.id)
 
 
+def close_resuming(api: Any, alert_id: str) -> tuple[int, Any]:
+    return request(api, "POST", "/v1/surveillance/alerts/{alert_id}/close", params={"alert_id": alert_id},
+                   body={"note": "explained", "resume_trading": True})  # fmt: skip
+
+
+def test_a_halt_on_an_account_an_admin_switched_off_does_not_take_it_over(aws: Any, api: Any, store: Any) -> None:
+    # GIVEN acc_a1 switched off by an admin
+    from nexus_auth.store import DynamoIdentityStore, TableNames
+    from nexus_surveillance.repo import KillSwitch
+
+    admin = DynamoIdentityStore(TableNames(users=aws.table_name("UsersTable"), api_keys="", tokens="",
+                                           accounts=aws.table_name("AccountsTable")))  # fmt: skip
+    assert admin.set_trading_enabled("acc_a1", False)
+    alert = make_alert(22, severity="CRITICAL", detector="wash_trading", accounts=("acc_a1",))
+    seed(store, alert)
+    # WHEN a CRITICAL alert halts it, and compliance closes that alert with resume_trading
+    took = KillSwitch(aws.table_name("AccountsTable")).halt("acc_a1", alert.id, T0)
+    store.mark_dispatched(alert.id, T0, ["acc_a1"])
+    status, body = close_resuming(api, alert.id)
+    # THEN the halt took nothing over and the admin's switch stands
+    assert took is False
+    assert "trading_halted_by" not in account(aws, "acc_a1")
+    assert status == 200 and body["alert"]["resumed_accounts"] == [], body
+    assert account(aws, "acc_a1")["trading_enabled"] is False
+
+
+def test_an_account_halted_by_two_alerts_trades_again_only_when_both_are_closed(
+    aws: Any, api: Any, store: Any
+) -> None:
+    # GIVEN acc_a1 halted by a first CRITICAL alert, then by a second
+    from nexus_surveillance.repo import KillSwitch
+
+    switch = KillSwitch(aws.table_name("AccountsTable"))
+    first = make_alert(23, severity="CRITICAL", detector="wash_trading", accounts=("acc_a1",))
+    second = make_alert(24, severity="CRITICAL", detector="wash_trading", accounts=("acc_a1",))
+    for alert in (first, second):
+        seed(store, alert)
+        assert switch.halt("acc_a1", alert.id, T0)
+        store.mark_dispatched(alert.id, T0, ["acc_a1"])
+    # WHEN compliance closes the second with resume_trading
+    status, body = close_resuming(api, second.id)
+    # THEN the first still holds the account off
+    assert status == 200 and body["alert"]["resumed_accounts"] == [], body
+    assert account(aws, "acc_a1")["trading_enabled"] is False
+    # WHEN the first is closed too
+    status, body = close_resuming(api, first.id)
+    # THEN the account trades again, and the halt's marks are gone
+    assert status == 200 and body["alert"]["resumed_accounts"] == ["acc_a1"], body
+    item = account(aws, "acc_a1")
+    assert item["trading_enabled"] is True
+    assert "trading_halted_by" not in item and "trading_halted_alerts" not in item
+
+
 def test_an_admin_switch_after_a_halt_is_not_undone_by_closing_the_alert(aws: Any, api: Any, store: Any) -> None:
     # GIVEN acc_a1 halted by a CRITICAL alert, then switched off by an admin for their own reason
     alert = make_alert(21, severity="CRITICAL", detector="wash_trading", accounts=("acc_a1",))
