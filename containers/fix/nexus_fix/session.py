@@ -23,6 +23,7 @@ Outcomes (FIX 4.4 session rules, volume 2):
 | garbled frame (BodyLength, CheckSum, 8/9/35 order) | dropped, no seq change |
 | other BeginString | Logout "Incorrect BeginString", disconnect |
 | MsgSeqNum missing | Logout "MsgSeqNum(34) not found", disconnect |
+| MsgSeqNum, NewSeqNo, BeginSeqNo or EndSeqNo above 10**18 | Reject 373=5, no seq change (on Logon: closed) |
 | field rule broken | Reject (3) 373/371/372/58, inbound seq incremented |
 | FIX application MsgType not taken here | BusinessMessageReject (j) 380=3 |
 | wrong CompID | Reject 373=9, Logout, disconnect |
@@ -62,6 +63,18 @@ PasswordCheck = Callable[[str | None, str | None], bool]
 MAX_QUEUED = 10_000  # messages held while a gap is filled; more and the session is logged out
 RESEND_PAGE = 500  # stored messages read and written per step of a resend
 ADMIN = frozenset("012345A")
+MAX_SEQ = 10**18  # MsgSeqNum, NewSeqNo, BeginSeqNo, EndSeqNo above it are refused (Reject 373=5)
+SEQ_TAGS = (34, 36, 7, 16)
+
+
+def _beyond_bound(text: str | None) -> bool:
+    """A sequence number field too large to take (checked on its digits before any ``int``)."""
+    if text is None:
+        return False
+    digits = text.strip().lstrip("+-")
+    if not digits.isdecimal():
+        return False  # not a number: the codec's format check answers it
+    return len(digits.lstrip("0")) > 19 or int(digits) > MAX_SEQ
 
 
 def _flag(value: object) -> bool:
@@ -286,6 +299,10 @@ class Session:
             log.warning("%s: second logon refused, the first connection continues", self.session_id)
             transport.close()
             return False
+        if any(_beyond_bound(msg.get(tag)) for tag in SEQ_TAGS):
+            log.warning("%s: logon refused: sequence number above %s", self.session_id, MAX_SEQ)
+            transport.close()
+            return False
         await self._load()
         self._queue.clear()
         self._resend_until = None
@@ -360,6 +377,10 @@ class Session:
         if seq_text is None or not seq_text.isdecimal():
             await self.logout("MsgSeqNum(34) not found", disconnect=True)
             return
+        for tag in SEQ_TAGS:  # before any state change: a number no store can hold is refused
+            if _beyond_bound(msg.get(tag)):
+                await self._reject(msg, SessionReject(codec.VALUE_OUT_OF_RANGE, tag, f"value above {MAX_SEQ}"))
+                return
         try:
             codec.validate(msg, self.config.validation)
         except SessionReject as exc:
@@ -464,8 +485,8 @@ class Session:
         await self._incr_target()
 
     async def _incr_target(self) -> None:
+        await self._store.set_next_target(self.session_id, self.next_target + 1)  # the store first
         self.next_target += 1
-        await self._store.set_next_target(self.session_id, self.next_target)
 
     async def _sequence_reset(self, msg: Message) -> None:
         new = int(msg.get(36) or "0")
@@ -473,8 +494,8 @@ class Session:
             text = f"Attempt to lower sequence number, invalid value NewSeqNo={new}"
             await self._reject(msg, SessionReject(codec.VALUE_OUT_OF_RANGE, 36, text))
             return
+        await self._store.set_next_target(self.session_id, new)  # the store first: a failed write changes nothing
         self.next_target = new
-        await self._store.set_next_target(self.session_id, new)
         for stale in [s for s in self._queue if s < new]:
             del self._queue[stale]
         await self._drain_queue()

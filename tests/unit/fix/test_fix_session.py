@@ -614,3 +614,76 @@ def test_any_message_answers_a_pending_test_request() -> None:
         assert not w.wire.closed
 
     run(scenario())
+
+
+# -- sequence numbers beyond any store -------------------------------------------------------------
+
+HUGE = "9" * 39  # above 10**18: no DynamoDB number, no int the session may keep
+ENORMOUS = "9" * 5000  # beyond Python's int-from-text limit
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "fields", "seq", "tag"),
+    [
+        pytest.param("4", ((123, "Y"), (36, HUGE)), None, 36, id="gap-fill-new-seq-no"),
+        pytest.param("4", ((36, HUGE),), None, 36, id="reset-new-seq-no"),
+        pytest.param("4", ((36, ENORMOUS),), None, 36, id="reset-new-seq-no-5000-digits"),
+        pytest.param("1", ((112, "x"),), HUGE, 34, id="msg-seq-num"),
+        pytest.param("1", ((112, "x"),), ENORMOUS, 34, id="msg-seq-num-5000-digits"),
+        pytest.param("2", ((7, HUGE), (16, 0)), None, 7, id="begin-seq-no"),
+        pytest.param("2", ((7, 1), (16, ENORMOUS)), None, 16, id="end-seq-no"),
+    ],
+)
+def test_a_sequence_number_above_the_bound_gets_reject_5_and_changes_nothing(
+    msg_type: str, fields: tuple[tuple[int, object], ...], seq: str | None, tag: int
+) -> None:
+    async def scenario() -> None:
+        # GIVEN a logged-on session
+        w = await World().logged_on()
+        before = await w.store.get_seq_nums(w.session.session_id)
+        target = w.session.next_target
+        # WHEN the counterparty sends a sequence number above 10**18
+        frame = w.peer.frame(msg_type, *fields, seq=seq)  # type: ignore[arg-type]
+        if seq is None:
+            w.peer.seq -= 1  # the refused message is not counted: the next one carries its number
+        answers = await w.feed(frame)
+        # THEN Reject 373=5 naming the field, and neither the memory nor the store moved
+        assert [(m.msg_type, m.get(373), m.get(371)) for m in answers] == [("3", "5", str(tag))]
+        assert w.session.next_target == target
+        assert (await w.store.get_seq_nums(w.session.session_id))[1] == before[1]
+        # AND the session goes on
+        ok = await w.feed(w.peer.frame("1", (112, "after")))
+        assert [(m.msg_type, m.get(112)) for m in ok] == [("0", "after")]
+
+    run(scenario())
+
+
+def test_a_logon_with_a_seq_num_above_the_bound_is_refused_without_touching_the_session() -> None:
+    async def scenario() -> None:
+        w = World()
+        assert not await w.session.logon(w.wire, w.peer.logon(30, seq=HUGE))  # type: ignore[arg-type]
+        assert w.wire.closed and not w.session.logged_on
+        assert await w.store.get_seq_nums(w.session.session_id) == (1, 1)
+
+    run(scenario())
+
+
+def test_a_failed_store_write_of_a_sequence_reset_leaves_the_expected_number_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def scenario() -> None:
+        # GIVEN a logged-on session whose store refuses the next write of the expected number
+        w = await World().logged_on()
+        target = w.session.next_target
+
+        async def refused(session_id: str, seq: int) -> None:
+            raise OSError("store unavailable")
+
+        monkeypatch.setattr(w.store, "set_next_target", refused)
+        # WHEN a SequenceReset-GapFill moves the number
+        with pytest.raises(OSError):
+            await w.feed(w.peer.frame("4", (123, "Y"), (36, 10)))
+        # THEN the session's expected number did not move either (memory follows the store)
+        assert w.session.next_target == target
+
+    run(scenario())
