@@ -19,6 +19,7 @@ routing service's venue store, under each venue's lock. The clock is injected; n
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -183,9 +184,17 @@ class MarketMaker:
             for q in [q for q in self.quotes.values() if q.venue == name]:
                 del self.quotes[q.order_id]
         if external:
-            with self.external.open(external, self.config.account_id) as live:
-                for venue in external:
-                    self._step_external(venue, live[venue.name], allowed and venue.enabled)
+            # the venues save nothing if the block fails (a venue's lock lost, Redis away): the
+            # quotes and fills of the block are forgotten with them, else the next step would read
+            # quotes the venues never kept as filled
+            kept = copy.deepcopy((self.quotes, self.pnl))
+            try:
+                with self.external.open(external, self.config.account_id) as live:
+                    for venue in external:
+                        self._step_external(venue, live[venue.name], allowed and venue.enabled)
+            except Exception:
+                self.quotes, self.pnl = kept
+                raise
         self.save()
 
     def _step_internal(self, venue: str, allowed: bool) -> None:

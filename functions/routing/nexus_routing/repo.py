@@ -242,7 +242,31 @@ class RedisVenueBooks:
             venues = {c.name: venue_state.load(c, instruments, self.clock, state, account)
                       for c, state in zip(ordered, states, strict=True)}
             yield venues
-            pipe = self.redis.pipeline(transaction=True)
+            self._save(venues, states, instruments, tokens)
+        finally:
+            for name, token in tokens:
+                self._release(keys=[self._key(name) + ":lock"], args=[token])
+
+    def _save(self, venues: Mapping[str, SimulatedVenue], states: list[Any], instruments: Mapping[str, Instrument],
+              tokens: list[tuple[str, str]]) -> None:
+        """Write the venues and their books in one transaction, only while every lock is still ours:
+        the lock keys are watched and their tokens compared before MULTI, so a holder whose lease
+        ran out (and whose venue another holder may have changed since) saves nothing and gets
+        ``venue_lock_lost`` (retryable: the work is redone on the state as it now is)."""
+        from redis.exceptions import WatchError
+
+        lock_keys = [self._key(name) + ":lock" for name, _ in tokens]
+        lost = Unavailable("venue_lock_lost", "a venue's lock expired before its state was saved; nothing was "
+                                              "saved; retry")
+        pipe = self.redis.pipeline(transaction=True)
+        try:
+            if lock_keys:
+                pipe.watch(*lock_keys)
+                held = pipe.mget(lock_keys)
+                for (_, token), value in zip(tokens, held, strict=True):
+                    if value is None or (value.decode() if isinstance(value, bytes) else value) != token:
+                        raise lost
+            pipe.multi()
             for (name, venue), before in zip(venues.items(), states, strict=True):
                 state = venue_state.dump(venue)
                 pipe.set(self._key(name), dumps(state))
@@ -251,9 +275,10 @@ class RedisVenueBooks:
                 for symbol in sorted(touched & set(instruments)):
                     pipe.set(f"{self._key(name)}:book:{symbol}", dumps(venue.depth(symbol).to_dict()))
             pipe.execute()
+        except WatchError:  # a lock changed hands between the check and the write
+            raise lost from None
         finally:
-            for name, token in tokens:
-                self._release(keys=[self._key(name) + ":lock"], args=[token])
+            pipe.reset()
 
     def books(self, names: Iterable[str], symbol: str) -> dict[str, VenueBook]:
         """The displayed books of ``symbol`` as last saved (a venue never written: empty)."""

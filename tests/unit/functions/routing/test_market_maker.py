@@ -224,3 +224,33 @@ def test_the_inventory_limit_is_shared_by_the_venues_even_if_every_quote_fills(m
     # THEN it is long what it bought and the bids still left cannot take it past the limit
     assert maker.pnl["MSFT"].position == alpha_bid.size
     assert worst_case(maker, "buy") <= D(250) and worst_case(maker, "sell") >= D(-250)
+
+
+def test_a_step_whose_venue_lock_ran_out_forgets_its_quotes_and_the_next_step_quotes_again(
+        maker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nexus_common.errors import Unavailable
+    from nexus_routing import venue_state
+
+    # GIVEN the simulated venues' locks change hands while the market maker saves its first quotes
+    dump = venue_state.dump
+
+    def dump_then_steal(venue: Any) -> Any:
+        maker.external.redis.set(f"{maker.external.prefix}:{venue.name}:lock", "someone-else")
+        return dump(venue)
+
+    monkeypatch.setattr(venue_state, "dump", dump_then_steal)
+    # WHEN it steps THEN the step fails as retryable, nothing is on the simulated books, and it
+    # does not believe it has quotes there
+    with pytest.raises(Unavailable) as caught:
+        maker.step()
+    assert caught.value.code == "venue_lock_lost"
+    assert all(not b.bids and not b.asks for b in external_books(maker).values())
+    assert {q.venue for q in maker.quotes.values()} == {"NexusTrade"}
+    # WHEN the other holder is done (its locks released) and it steps again
+    monkeypatch.setattr(venue_state, "dump", dump)
+    for name in ("Alpha", "Beta"):
+        maker.external.redis.delete(f"{maker.external.prefix}:{name}:lock")
+    maker.step()
+    # THEN it quotes every venue, with no fill invented from the lost quotes
+    assert all(b.bids and b.asks for b in external_books(maker).values())
+    assert (maker.pnl["MSFT"].position, maker.pnl["MSFT"].fills) == (D(0), 0)

@@ -270,3 +270,48 @@ def test_execution_quality_reads_the_month_of_an_end_early_in_the_new_york_day(w
     # THEN December's stored decisions are read too: the order is counted
     bucket = next(b for b in stats["buckets"] if b["bucket"] == "100-499")
     assert bucket["orders"] == 1 and bucket["executed_shares"] == "150"
+
+
+def test_a_holder_whose_venue_lock_ran_out_saves_nothing_over_the_newer_state(world: Any) -> None:
+    from nexus_common.errors import Unavailable
+    from nexus_routing.model import ChildOrder, Side
+
+    books = world.simulated
+    alpha = next(v for v in world.venues.list() if v.name == "Alpha")
+    with pytest.raises(Unavailable) as caught:
+        with books.open([alpha], account="late") as late:
+            # GIVEN a holder that places an order on Alpha, and whose lease runs out meanwhile
+            late["Alpha"].submit(ChildOrder("late-1", "MSFT", Side.BUY, D(10), D("299.50"), "gtc"))
+            books.redis.delete(f"{books.prefix}:Alpha:lock")
+            # AND another holder takes the lock and saves its own order
+            with books.open([alpha], account="next") as newer:
+                newer["Alpha"].submit(ChildOrder("next-1", "MSFT", Side.BUY, D(20), D("299.40"), "gtc"))
+        # WHEN the first holder's block ends
+    # THEN it is refused as retryable (lock lost) and the newer state stands, without its order
+    assert caught.value.status == 503 and caught.value.code == "venue_lock_lost"
+    with books.open([alpha]) as now:
+        orders = now["Alpha"].live_orders()
+    assert "next-1" in orders and "late-1" not in orders
+
+
+def test_a_holder_whose_lock_changes_hands_during_the_save_saves_nothing(world: Any, monkeypatch: Any) -> None:
+    from nexus_common.errors import Unavailable
+    from nexus_routing.model import ChildOrder, Side
+
+    books = world.simulated
+    alpha = next(v for v in world.venues.list() if v.name == "Alpha")
+    before = books.redis.get(f"{books.prefix}:Alpha")
+    dump = __import__("nexus_routing.venue_state", fromlist=["dump"]).dump
+
+    def dump_then_steal(venue: Any) -> Any:  # the lease runs out and another holder takes it mid-save
+        books.redis.set(f"{books.prefix}:Alpha:lock", "someone-else")
+        return dump(venue)
+
+    monkeypatch.setattr("nexus_routing.venue_state.dump", dump_then_steal)
+    # GIVEN a holder that places an order on Alpha
+    with pytest.raises(Unavailable) as caught, books.open([alpha]) as live:
+        live["Alpha"].submit(ChildOrder("late-2", "MSFT", Side.BUY, D(10), D("299.50"), "gtc"))
+        # WHEN its lock changes hands between the token check and the write
+    # THEN nothing was written
+    assert caught.value.code == "venue_lock_lost"
+    assert books.redis.get(f"{books.prefix}:Alpha") == before
