@@ -19,14 +19,15 @@ D = Decimal
 
 @pytest.fixture(scope="module")
 def holder(local_platform: Any) -> Iterator[tuple[str, Api, Api]]:
-    """An account that bought 10 AAPL and 10 MSFT from another one (both created here)."""
+    """An account that bought 10 AMZN and 10 GOOGL from another one (both created here). Not AAPL
+    or MSFT: the first-trade tests on the shared platform expect those untraded."""
     from nexus.local.demo import create_account
 
     seller = create_account(local_platform.table, "Analytics Seller", D("100000.00"))
     buyer = create_account(local_platform.table, "Analytics Buyer", D("100000.00"))
     sell_api = Api(local_platform.api_url, seller["api_key"])
     buy_api = Api(local_platform.api_url, buyer["api_key"])
-    for symbol in ("AAPL", "MSFT"):
+    for symbol in ("AMZN", "GOOGL"):
         order = {"symbol": symbol, "type": "limit", "quantity": "10", "price": resting_buy_price(buy_api, symbol)}
         sell = sell_api.post("/v1/orders", {**order, "side": "sell"})
         assert sell.status == 202, sell.body
@@ -36,9 +37,9 @@ def holder(local_platform: Any) -> Iterator[tuple[str, Api, Api]]:
         assert buy.status == 202, buy.body
     held = eventually(
         lambda: {p["symbol"] for p in buy_api.get("/v1/positions").body["positions"] if D(p["quantity"]) == 10},
-        lambda symbols: symbols >= {"AAPL", "MSFT"},
+        lambda symbols: symbols >= {"AMZN", "GOOGL"},
     )
-    assert held >= {"AAPL", "MSFT"}
+    assert held >= {"AMZN", "GOOGL"}
     yield buyer["account_id"], buy_api, sell_api
 
 
@@ -50,7 +51,7 @@ def test_the_summary_and_var_by_each_method(holder: tuple[str, Api, Api]) -> Non
     assert summary.status == 200, summary.body
     body = summary.body
     assert body["account_id"] == account_id
-    assert {p["symbol"] for p in body["positions"]} == {"AAPL", "MSFT"}
+    assert {p["symbol"] for p in body["positions"]} == {"AMZN", "GOOGL"}
     assert D(body["equity"]) == D(body["cash"]) + D(body["positions_value"])
     assert 0 < D(body["var_95"]["var"]) <= D(body["var_99"]["var"]) <= D(body["var_99"]["expected_shortfall"])
     assert body["var_99"]["observations"] == 250
@@ -66,11 +67,11 @@ def test_the_summary_and_var_by_each_method(holder: tuple[str, Api, Api]) -> Non
 
 def test_performance_correlation_decomposition_and_stress(holder: tuple[str, Api, Api]) -> None:
     _, api, _ = holder
-    # WHEN the buyer reads its performance against GOOGL, a correlation, its decomposition, a stress test
-    performance = api.get("/v1/analytics/performance?benchmark=GOOGL")
+    # WHEN the buyer reads its performance against AAPL, a correlation, its decomposition, a stress test
+    performance = api.get("/v1/analytics/performance?benchmark=AAPL")
     correlation = api.get("/v1/analytics/correlation?symbols=AAPL,MSFT,GOOGL&lookback_days=120")
     decomposition = api.get("/v1/analytics/risk-decomposition?method=parametric&confidence=0.99")
-    stress = api.post("/v1/analytics/stress", {"shocks": {"market_pct": "-10"}, "benchmark": "GOOGL"})
+    stress = api.post("/v1/analytics/stress", {"shocks": {"market_pct": "-10"}, "benchmark": "AAPL"})
     named = api.post("/v1/analytics/stress", {})
     # THEN each answers figures over the seeded history
     assert performance.status == 200, performance.body
