@@ -348,7 +348,10 @@ def simulate_day(
 
     def trade(pair: tuple[int, str, str, str, Decimal, int]) -> int:
         i, symbol, seller, buyer, price, quantity = pair
-        base = {"symbol": symbol, "type": "limit", "price": str(price), "quantity": str(quantity)}
+        # self-trade prevention: with pairs in flight at once an account may meet its own resting
+        # order, a wash trade that surveillance halts the account for; a benign day has none
+        base = {"symbol": symbol, "type": "limit", "price": str(price), "quantity": str(quantity),
+                "stp": "cancel_newest"}
         bad = 0
         for key, side in ((seller, "sell"), (buyer, "buy")):
             body = {**base, "side": side, "client_order_id": f"sim{seed}-{i}-{side}"}
