@@ -44,6 +44,12 @@ class AlertStore(Protocol):
 
     def mark_dispatched(self, alert_id: str, at: datetime, halted: list[str]) -> None: ...
 
+    def mark_halted(self, alert_id: str, halted: list[str]) -> None: ...
+
+    def undispatched(self, since: datetime, until: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        """Stored alerts with a window ending in [since, until] and no ``dispatched_at``."""
+        ...
+
 
 class AlertEffects(Protocol):
     """What a new alert sets in motion; each step idempotent (ids derived from the alert)."""

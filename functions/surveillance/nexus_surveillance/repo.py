@@ -228,6 +228,30 @@ class DynamoAlertStore(LazyTable):
             ExpressionAttributeValues={":at": iso(at), ":halted": halted},
         )
 
+    def mark_halted(self, alert_id: str, halted: list[str]) -> None:
+        """The accounts this alert halted, recorded as soon as they are (what close resumes)."""
+        self.table.update_item(
+            Key={"alert_id": alert_id},
+            UpdateExpression="SET halted_accounts = :halted",
+            ExpressionAttributeValues={":halted": halted},
+        )
+
+    def undispatched(self, since: datetime, until: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        """Alerts with a window ending in [since, until], detected by ``until``, never dispatched
+        (at most ``limit``: the next flush takes the rest)."""
+        items: list[dict[str, Any]] = []
+        for page in pages(
+            self.table.query,
+            IndexName="by-time",
+            KeyConditionExpression=Key("feed").eq(FEED) & Key("sort").between(iso(since), iso(until) + "\uffff"),
+            FilterExpression=Attr("dispatched_at").not_exists() & Attr("detected_at").lte(iso(until)),
+        ):
+            for item in page.get("Items") or []:  # the index projects the whole item
+                items.append(dict(item))
+                if len(items) >= limit:
+                    return items
+        return items
+
     def get(self, alert_id: str) -> dict[str, Any] | None:
         item = self.table.get_item(Key={"alert_id": alert_id}, ConsistentRead=True).get("Item")
         return dict(item) if item else None

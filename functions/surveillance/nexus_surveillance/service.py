@@ -31,6 +31,7 @@ from nexus_surveillance.profile import trading_profile
 logger = get_logger()
 SOURCE: Final = "surveillance"
 MAX_AUDIT_LINKS: Final = 20
+REDISPATCH_AFTER: Final = timedelta(minutes=5)  # longer than a batch runs (Timeout 60 s)
 
 
 # -- the live path ------------------------------------------------------------------------------
@@ -175,20 +176,34 @@ class LiveSurveillance:
                 todo.append(item)
             elif not old.get("dispatched_at"):
                 todo.append({**item, **old})
+        return self._dispatch_items(todo, now)
+
+    def redispatch(self, since: datetime) -> list[str]:
+        """Dispatch the stored alerts with a window ending since ``since`` that were never
+        dispatched (their batch failed after storing them, e.g. the alerts stream kept refusing
+        and the batch went to the DLQ). Run by the per-minute flush; an alert detected in the last
+        ``REDISPATCH_AFTER`` is left to the batch that may still be dispatching it."""
+        now = self.clock()
+        return self._dispatch_items(self.store.undispatched(since, now - REDISPATCH_AFTER), now)
+
+    def _dispatch_items(self, todo: list[dict[str, Any]], now: datetime) -> list[str]:
         if not todo:
             return []
         views = [alert_view(i) for i in todo]
-        self.effects.publish(views)
-        audit: list[AuditEvent] = []
+        # the halt first, straight after the alert is stored: a stream or queue that keeps
+        # failing must not leave a CRITICAL alert's accounts trading
         halted: dict[str, list[str]] = {}
         for view in views:
-            audit.append(alert_audit_event(view, now))
-            if view["severity"] == "CRITICAL":
+            if view["severity"] == "CRITICAL" and view["status"] != "closed":
+                halt_audit: list[AuditEvent] = []
                 for account in view["accounts"]:
                     if self.effects.halt(account, view["alert_id"], now):
                         halted.setdefault(view["alert_id"], []).append(account)
-                        audit.append(halt_audit_event(account, view["alert_id"], now))
-        self.effects.audit(audit)
+                        halt_audit.append(halt_audit_event(account, view["alert_id"], now))
+                self.store.mark_halted(view["alert_id"], halted.get(view["alert_id"], []))
+                self.effects.audit(halt_audit)
+        self.effects.publish(views)
+        self.effects.audit([alert_audit_event(view, now) for view in views])
         self.effects.notify_compliance(views, now)
         for view in views:
             self.store.mark_dispatched(view["alert_id"], now, halted.get(view["alert_id"], []))

@@ -109,6 +109,96 @@ def test_an_alert_stored_but_not_dispatched_is_dispatched_by_the_retry(
     assert {e["event_id"] for e in audit_alerts} == {f"surveillance-alert-{alert['alert_id']}"}
 
 
+def _stream_down(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Make publishing fail; returns what restores it."""
+    from nexus_surveillance.repo import AwsAlertEffects
+
+    original = AwsAlertEffects.publish
+
+    def down(self: Any, alerts: Any) -> None:
+        raise Unavailable("publish_failed", "the surveillance-alerts stream refuses every record")
+
+    monkeypatch.setattr(AwsAlertEffects, "publish", down)
+    return lambda: monkeypatch.setattr(AwsAlertEffects, "publish", original)
+
+
+def test_a_critical_alert_halts_its_accounts_even_when_publishing_keeps_failing(
+    aws: Any, consumer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the surveillance-alerts stream refusing every record
+    _stream_down(monkeypatch)
+    # WHEN a same-owner wash trade reaches the consumer, and every retry fails the same way
+    payloads = [{"events": wash_episode(Flow())}]
+    for _ in range(2):
+        with pytest.raises(Unavailable):
+            _run(consumer, payloads)
+    # THEN the alert is stored, not dispatched, yet both accounts are halted and the halt recorded
+    # on the alert (for close) and audited
+    (alert,) = alert_items(aws)
+    assert "dispatched_at" not in alert and sorted(alert["halted_accounts"]) == ["acc_a1", "acc_a2"]
+    for account_id in ("acc_a1", "acc_a2"):
+        assert account(aws, account_id)["trading_enabled"] is False
+    halts = {e["aggregate_id"] for e in read_stream(aws, "AuditEventsStream") if e["kind"] == "kill_switch_on"}
+    assert halts == {"acc_a1", "acc_a2"}
+    assert read_stream(aws, "SurveillanceAlertsStream") == []
+
+
+def test_the_flush_dispatches_a_stored_alert_its_failed_batch_never_dispatched(
+    aws: Any, consumer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an alert stored at T0 + 1 min by a batch whose publishing failed (the batch is given up)
+    from datetime import timedelta
+
+    clock = {"now": T0 + timedelta(minutes=1)}
+    live = consumer.live()
+    live.clock = lambda: clock["now"]
+    restore = _stream_down(monkeypatch)
+    with pytest.raises(Unavailable):
+        _run(consumer, [{"events": wash_episode(Flow())}])
+    restore()
+    # WHEN the flush looks back a day, first a minute later (the batch may still be at work), then
+    # ten minutes later
+    clock["now"] = T0 + timedelta(minutes=2)
+    early = live.redispatch(T0 - timedelta(days=1))
+    clock["now"] = T0 + timedelta(minutes=11)
+    late = live.redispatch(T0 - timedelta(days=1))
+    again = live.redispatch(T0 - timedelta(days=1))
+    # THEN the recent one is left alone, then the alert is dispatched once: published, audited,
+    # compliance notified, and marked dispatched (so the next flush leaves it)
+    (alert,) = alert_items(aws)
+    assert early == [] and late == [alert["alert_id"]] and again == []
+    assert alert["dispatched_at"] and sorted(alert["halted_accounts"]) == ["acc_a1", "acc_a2"]
+    (published,) = read_stream(aws, "SurveillanceAlertsStream")
+    assert published["alert_id"] == alert["alert_id"]
+    assert [e["kind"] for e in read_stream(aws, "AuditEventsStream")].count("surveillance_alert") == 1
+    assert len(read_queue(aws, "NotificationsQueue")) == 1
+
+
+def test_the_scheduled_flush_handler_redispatches_what_a_failed_batch_left(
+    aws: Any, consumer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an alert stored at T0 by a batch whose publishing failed
+    from datetime import timedelta
+
+    consumer.live().clock = lambda: T0
+    restore = _stream_down(monkeypatch)
+    with pytest.raises(Unavailable):
+        _run(consumer, [{"events": wash_episode(Flow())}])
+    restore()
+    # WHEN the per-minute flush runs ten minutes later
+    aws.use_function_env("SurveillanceFlushFunction")
+    from nexus_surveillance import on_flush_schedule
+
+    later = T0 + timedelta(minutes=10)
+    monkeypatch.setattr(on_flush_schedule, "utc_now", lambda: later)
+    on_flush_schedule.live().clock = lambda: later
+    answer = on_flush_schedule.handler({}, FakeLambdaContext())
+    # THEN it dispatched the alert
+    (alert,) = alert_items(aws)
+    assert answer["redispatched"] == [alert["alert_id"]] and alert["dispatched_at"]
+    assert len(read_stream(aws, "SurveillanceAlertsStream")) == 1
+
+
 def test_an_episode_split_over_batches_and_containers_is_seen_and_an_older_batch_redelivered_changes_nothing(
     aws: Any, consumer: Any
 ) -> None:
