@@ -19,7 +19,7 @@ from nexus_common.events import utc_now
 from nexus_common.instrument_store import CachedInstruments, DynamoInstruments
 from nexus_common.redis_store import redis_client
 from nexus_common.settings import load_settings
-from nexus_orders.domain import NewOrderRequest
+from nexus_orders.domain import MassCancelRequest, NewOrderRequest
 from nexus_orders.repo import DynamoMarketReference
 from nexus_orders.service import OrderService
 from nexus_orders.settings import OrdersApiSettings
@@ -56,6 +56,10 @@ class OrdersEntry:
 
     def cancel(self, order_id: str) -> None:
         self.service.cancel(self.account_id, order_id)
+
+    def cancel_all(self, symbols: list[str]) -> None:
+        for symbol in symbols:  # per symbol: no by-account index query needed
+            self.service.mass_cancel(self.account_id, MassCancelRequest(symbol=symbol))
 
     def progress(self, order_id: str) -> tuple[Decimal, Decimal, bool]:
         order = self.service.get(self.account_id, order_id)

@@ -1,4 +1,7 @@
-"""The market maker's lifecycle: ``start`` (state restored, leftover quotes pulled), ``step``
+"""The market maker's lifecycle: ``start`` (state restored, leftover quotes pulled, and the
+account's orders the state does not know, placed after the last save of a crashed run,
+cancelled: the internal venue's through the orders service's mass cancel, each simulated
+venue's in its book), ``step``
 (fills folded in, quotes reconciled on every venue), ``stop`` (every quote pulled, state saved).
 
 Each step, per symbol and venue: the fills of its orders since the last step are folded into
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +41,10 @@ class InternalEntry(Protocol):
     def place(self, symbol: str, side: str, price: Decimal, size: Decimal, client_order_id: str) -> str: ...
 
     def cancel(self, order_id: str) -> None: ...
+
+    def cancel_all(self, symbols: list[str]) -> None:
+        """Cancel every open order of the account in ``symbols`` (the orders service's mass cancel)."""
+        ...
 
     def progress(self, order_id: str) -> tuple[Decimal, Decimal, bool]:
         """(filled quantity, filled notional, still open)."""
@@ -105,6 +113,10 @@ class MarketMaker:
         self.marks: dict[str, Decimal] = {}
         self.seq = 0
         self.steps = 0
+        # this process's tag in its order ids: a run that crashed after placing orders its saved
+        # state does not count must not have its ids reused (the orders service would answer with
+        # the old order as a repeat, a venue would refuse the id)
+        self.run = secrets.token_hex(4)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -116,6 +128,23 @@ class MarketMaker:
             self.quotes = {q["order_id"]: LiveQuote.from_dict(q) for q in state.get("quotes", [])}
             self.seq = int(state.get("seq", 0))
         self.step(pull_only=True)  # a restart starts from no quotes of the previous run
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Cancel the account's orders the state does not know: quotes placed after the last save
+        of a run that crashed. The known ones were pulled by the step before (their fills folded
+        in); on the simulated venues they are left alone, since a quote that vanished unseen reads
+        as filled."""
+        self.internal.cancel_all(list(self.config.symbols))
+        external = [v for v in self.market.venues() if v.name in self.config.venues and not v.internal]
+        if not external:
+            return
+        known = set(self.quotes)
+        with self.external.open(external, self.config.account_id) as live:
+            for venue in external:
+                swept = live[venue.name].cancel_account(self.config.account_id, keep=known)
+                if swept:
+                    log.warning("cancelled %d unknown quotes of a previous run on %s", len(swept), venue.name)
 
     def stop(self) -> None:
         self.step(pull_only=True)
@@ -132,7 +161,7 @@ class MarketMaker:
 
     def _next_id(self) -> str:
         self.seq += 1
-        return f"mm-{self.config.account_id[-12:]}-{self.seq}"
+        return f"mm-{self.config.account_id[-12:]}-{self.run}-{self.seq}"
 
     def _mid(self, symbol: str) -> Decimal | None:
         last = self.market.last_trade(symbol)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -465,6 +465,15 @@ class SimulatedVenue(ExecutionVenue):
     def live_orders(self) -> dict[str, Decimal]:
         """Open quantity of every live order submitted through this venue object."""
         return {oid: live.quantity - live.cum for oid, live in self._live.items()}
+
+    def cancel_account(self, account_id: str, keep: Iterable[str] = ()) -> list[str]:
+        """Cancel every live order of ``account_id`` except those in ``keep``; the ids cancelled."""
+        kept = set(keep)
+        cancelled = []
+        for order_id, live in list(self._live.items()):
+            if live.account_id == account_id and order_id not in kept and self.cancel(live.symbol, order_id):
+                cancelled.append(order_id)
+        return cancelled
 
     def simulate_flow(self, symbol: str) -> int:
         """One horizon of outside order flow: each live order submitted through ``submit``

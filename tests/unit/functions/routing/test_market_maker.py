@@ -254,3 +254,35 @@ def test_a_step_whose_venue_lock_ran_out_forgets_its_quotes_and_the_next_step_qu
     # THEN it quotes every venue, with no fill invented from the lost quotes
     assert all(b.bids and b.asks for b in external_books(maker).values())
     assert (maker.pnl["MSFT"].position, maker.pnl["MSFT"].fills) == (D(0), 0)
+
+
+def test_a_restart_cancels_the_quotes_placed_after_the_last_saved_state(maker: Any) -> None:
+    import json
+
+    import boto3
+    from nexus_common.settings import load_settings
+    from nexus_marketmaker.main import MarketMakerSettings, build
+
+    # GIVEN a run that quoted every venue and crashed before its state recorded those quotes
+    stale = maker.store.load()
+    maker.step()
+    assert all(b.bids and b.asks for b in external_books(maker).values())
+    maker.store.save(stale)
+    # WHEN a new process starts
+    restarted = build(load_settings(MarketMakerSettings), config(levels=1))
+    restarted.start()
+    # THEN the simulated venues hold no quote of the account any more
+    assert all(not b.bids and not b.asks for b in external_books(restarted).values())
+    # AND the internal venue got the orders service's mass cancel for the account in MSFT
+    kinesis = boto3.client("kinesis", region_name="us-east-1")
+    name = restarted.internal.service.commands.stream_name
+    commands = []
+    for shard in kinesis.list_shards(StreamName=name)["Shards"]:
+        it = kinesis.get_shard_iterator(StreamName=name, ShardId=shard["ShardId"],
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        commands.extend(json.loads(r["Data"]) for r in kinesis.get_records(ShardIterator=it, Limit=1000)["Records"])
+    assert any(c["type"] == "mass_cancel" and c["account_id"] == "acc_mm" and c["symbol"] == "MSFT" for c in commands)
+    # AND it quotes afresh on its next step, with no fill invented
+    restarted.step()
+    assert all(b.bids and b.asks for b in external_books(restarted).values())
+    assert restarted.pnl["MSFT"].position == D(0)

@@ -204,3 +204,16 @@ def test_the_internal_venue_is_the_same_interface_over_the_platform_port() -> No
     assert nexus.tick_size(SYMBOL) == D("0.01") and len(nexus.drain_reports()) == 1
     with pytest.raises(ValidationFailed):
         InternalVenue(venue("Nexus", "NEXS"), port)
+
+
+def test_an_accounts_live_orders_are_cancelled_except_those_kept() -> None:
+    # GIVEN two resting orders of the market maker and one of another account
+    alpha = sim()
+    quote(alpha, "mm-1", Side.BUY, "99.00", 10, account="mm")
+    quote(alpha, "mm-2", Side.SELL, "101.00", 10, account="mm")
+    quote(alpha, "other", Side.BUY, "98.00", 10, account="acc_1")
+    # WHEN the market maker's orders are cancelled, keeping mm-2
+    cancelled = alpha.cancel_account("mm", keep={"Alpha-mm-2"})
+    # THEN only mm-1 went; the kept one and the other account's order rest
+    assert cancelled == ["Alpha-mm-1"]
+    assert set(alpha.live_orders()) == {"Alpha-mm-2", "Alpha-other"}
