@@ -178,6 +178,9 @@ class Acceptor:
                         break
                     if session is None:
                         session = await self._logon(conn, frame)
+                    elif session.transport is not conn:  # no longer this session's connection
+                        conn.close()
+                        break
                     else:
                         await session.on_frame(frame)
                     if conn.closed:

@@ -303,11 +303,14 @@ class Session:
             log.warning("%s: logon refused: sequence number above %s", self.session_id, MAX_SEQ)
             transport.close()
             return False
+        check = self.config.password_check
+        # the password first, off the event loop (argon2), and before any state of the session
+        # changes: a refused Logon moves no sequence number and writes nothing to the store
+        if check is not None and not await asyncio.to_thread(check, msg.get(553), msg.get(554)):
+            log.warning("%s: logon refused: bad credentials", self.session_id)
+            self._refuse_unauthenticated(transport, "Logon refused")
+            return False
         await self._load()
-        self._queue.clear()
-        self._resend_until = None
-        self._test_request = None
-        self._logout_sent_at = None
         heartbeat = int(msg.get(108) or "0")
         if not self.config.min_heartbeat <= heartbeat <= self.config.max_heartbeat:
             await self._refuse_logon(
@@ -315,17 +318,20 @@ class Session:
                 f"HeartBtInt {heartbeat} out of range {self.config.min_heartbeat}..{self.config.max_heartbeat}",
             )
             return False
-        check = self.config.password_check
-        if check is not None and not check(msg.get(553), msg.get(554)):
-            log.warning("%s: logon refused: bad credentials", self.session_id)
-            await self._refuse_logon(transport, "Logon refused")
-            return False
         if not self._latency_ok(msg):
             await self._refuse_logon(transport, "SendingTime accuracy problem")
             return False
         reset = msg.get(141) == "Y"
         seq = int(msg.get(34) or "0")
         async with self._lock:  # no application message may go out before our Logon
+            if self.logged_on and self.transport is not None and not self.transport.closed:
+                log.warning("%s: second logon refused, the first connection continues", self.session_id)
+                transport.close()  # another Logon of this session won while this one was checked
+                return False
+            self._queue.clear()
+            self._resend_until = None
+            self._test_request = None
+            self._logout_sent_at = None
             if reset or self.config.reset_on_logon:
                 await self._store.reset(self.session_id)
                 self.next_sender = self.next_target = 1
@@ -354,6 +360,13 @@ class Session:
         log.info("%s: logged on (in %s, out %s)", self.session_id, self.next_target, self.next_sender)
         await self._app.on_logon(self)
         return True
+
+    def _refuse_unauthenticated(self, transport: Transport, text: str) -> None:
+        """Logout to a connection that did not authenticate: MsgSeqNum 1, nothing of the
+        session's own numbers used, told or stored."""
+        if not transport.closed:
+            transport.write(self._stamp(Message.new("5", (58, text)), 1))
+        transport.close()
 
     async def _refuse_logon(self, transport: Transport, text: str) -> None:
         await self._send_admin(Message.new("5", (58, text)), transport=transport)

@@ -162,7 +162,7 @@ def test_after_stop_reading_a_frame_is_left_unprocessed_and_the_session_logs_out
     # GIVEN a logged-on session
     peer = RawPeer(gateway.port, "GOOD")
     peer.logon()
-    before = gateway.session("GOOD").next_target
+    before = wait_for(lambda: gateway.session("GOOD").next_target == 2 and 2, what="the Logon counted")
     # WHEN the gateway stops reading (shutdown), a TestRequest arrives, then the acceptor stops
     assert gateway.acceptor is not None
     gateway.acceptor.stop_reading()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import threading
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -685,5 +686,80 @@ def test_a_failed_store_write_of_a_sequence_reset_leaves_the_expected_number_as_
             await w.feed(w.peer.frame("4", (123, "Y"), (36, 10)))
         # THEN the session's expected number did not move either (memory follows the store)
         assert w.session.next_target == target
+
+    run(scenario())
+
+
+# -- logon: the password off the loop and before any state; one winner of two Logons ----------------
+
+
+def test_the_password_is_checked_off_the_event_loop() -> None:
+    threads: list[int] = []
+
+    def check(username: str | None, password: str | None) -> bool:
+        threads.append(threading.get_ident())
+        return hmac.compare_digest((password or "").encode(), b"s3cret")
+
+    async def scenario() -> None:
+        # GIVEN a session with a password
+        w = World(password_check=check)
+        # WHEN the counterparty logs on with it
+        assert await w.session.logon(w.wire, w.peer.logon(30, (553, CLIENT), (554, "s3cret")))
+        # THEN the check ran on another thread than the event loop's
+        assert threads and threads[0] != threading.get_ident()
+
+    run(scenario())
+
+
+def test_a_refused_logon_moves_no_sequence_number_of_the_session() -> None:
+    def check(username: str | None, password: str | None) -> bool:
+        return hmac.compare_digest((password or "").encode(), b"s3cret")
+
+    async def scenario() -> None:
+        # GIVEN a session that logged on, exchanged messages and disconnected
+        w = World(password_check=check)
+        assert await w.session.logon(w.wire, w.peer.logon(30, (553, CLIENT), (554, "s3cret")))
+        await w.feed(w.peer.frame("1", (112, "t")))
+        await w.session.disconnect()
+        before = await w.store.get_seq_nums(w.session.session_id)
+        memory = (w.session.next_sender, w.session.next_target)
+        # WHEN someone logs on with a wrong password, three times
+        for _ in range(3):
+            wire = Wire()
+            assert not await w.session.logon(wire, Peer(w.clock).logon(30, (553, CLIENT), (554, "guess")))
+            # THEN it gets Logout (MsgSeqNum 1) and is closed
+            assert [(m.msg_type, m.get(34), m.get(58)) for m in wire.sent] == [("5", "1", "Logon refused")]
+            assert wire.closed
+        # AND the session's numbers, in memory and in the store, did not move
+        assert await w.store.get_seq_nums(w.session.session_id) == before
+        assert (w.session.next_sender, w.session.next_target) == memory
+
+    run(scenario())
+
+
+class SlowStore(MemoryStore):
+    """The in-memory store, yielding to the event loop on a read as a real store's I/O does."""
+
+    async def get_seq_nums(self, session_id: str) -> tuple[int, int]:
+        await asyncio.sleep(0)
+        return await super().get_seq_nums(session_id)
+
+
+def test_of_two_simultaneous_logons_only_one_succeeds() -> None:
+    async def scenario() -> None:
+        # GIVEN a session whose store does real I/O
+        w = World()
+        w.store = SlowStore()
+        w.session = Session(w.config, w.store, w.app, w.clock)
+        first, second = Wire(), Wire()
+        # WHEN two connections log on as it at the same moment
+        results = await asyncio.gather(
+            w.session.logon(first, Peer(w.clock).logon(30)), w.session.logon(second, Peer(w.clock).logon(30, seq=5))
+        )
+        # THEN one is logged on, the other closed, and the session has one connection
+        assert sorted(results) == [False, True]
+        winner, loser = (first, second) if results[0] else (second, first)
+        assert w.session.transport is winner and loser.closed and not winner.closed
+        assert w.app.logons == [w.session.session_id]
 
     run(scenario())
