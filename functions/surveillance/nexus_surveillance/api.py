@@ -68,7 +68,10 @@ def list_alerts() -> Response:
     request = app.current_request
     require_role(request, *ROLES)
     query = parse_query(request, m.AlertsQuery)
-    end = m.parse_instant(query.to, "to") if query.to else utc_now()
+    if query.to:
+        end = m.parse_instant(query.to, "to")
+    else:  # the first page's "now", carried by its cursor: every page reads the same window
+        end = m.cursor_end(query.cursor) if query.cursor else utc_now()
     start = m.parse_instant(query.from_, "from") if query.from_ else end - timedelta(days=30)
     if start > end or end - start > MAX_LIST_RANGE:
         raise ValidationFailed("invalid_range", "from must be before to, at most 366 days apart", "from")
@@ -79,7 +82,7 @@ def list_alerts() -> Response:
     if after is not None and (after["feed"] != FEED or not iso(start) <= after["sort"] <= iso(end) + "\uffff"):
         raise ValidationFailed("invalid_cursor", "the cursor is not from this query", "cursor")
     items, more = store().list_page(start=iso(start), end=iso(end), filters=filters, limit=query.limit, after=after)
-    cursor = m.encode_cursor(more, bound) if more else None
+    cursor = m.encode_cursor(more, bound, iso(end)) if more else None
     return json_response({"alerts": [alert_view(i) for i in items], "cursor": cursor})
 
 

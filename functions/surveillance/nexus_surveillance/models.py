@@ -169,8 +169,26 @@ def parse_instant(text: str, field: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def encode_cursor(key: dict[str, Any], bound: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"k": key, "q": bound}, default=str).encode()).decode()
+def encode_cursor(key: dict[str, Any], bound: str, end: str | None = None) -> str:
+    """A cursor resuming after ``key`` for the query ``bound``; ``end``: the window end the first
+    page resolved (now, when the query gave no ``to``), reused by the next pages."""
+    data: dict[str, Any] = {"k": key, "q": bound}
+    if end is not None:
+        data["e"] = end
+    return base64.urlsafe_b64encode(json.dumps(data, default=str).encode()).decode()
+
+
+def cursor_end(cursor: str) -> datetime:
+    """The window end a cursor carries (see ``encode_cursor``); 400 ``invalid_cursor`` without one."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        end = datetime.fromisoformat(str(data["e"]).replace("Z", "+00:00"))
+        ok = end.tzinfo is not None and 2000 <= end.year <= 2200
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        ok = False
+    if not ok:
+        raise ValidationFailed("invalid_cursor", "the cursor is not from this query", "cursor")
+    return end.astimezone(UTC)
 
 
 def decode_cursor(cursor: str, bound: str) -> dict[str, Any]:

@@ -96,6 +96,31 @@ def test_filters_and_cursor_pages(api: Any, store: Any) -> None:
         assert [int(a["alert_id"].rsplit("-", 1)[1], 16) for a in body["alerts"]] == expected, query
 
 
+def test_pages_without_to_keep_the_first_page_window_end(
+    api: Any, store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN three alerts, and a query without from/to (the last 30 days up to now)
+    import nexus_surveillance.api as surveillance_api
+
+    seed(store, make_alert(1), make_alert(2), make_alert(3))
+    now = {"at": T0 + timedelta(days=1)}
+    monkeypatch.setattr(surveillance_api, "utc_now", lambda: now["at"])
+    # WHEN compliance pages through them one at a time while the clock moves on
+    seen, cursor = [], None
+    while True:
+        query = {"limit": "1", **({"cursor": cursor} if cursor else {})}
+        status, body = request(api, "GET", "/v1/surveillance/alerts", query=query)
+        # THEN every page is a 200 (the cursor carries the first page's window end) ...
+        assert status == 200, body
+        seen += [a["alert_id"] for a in body["alerts"]]
+        cursor = body["cursor"]
+        now["at"] += timedelta(seconds=7)
+        if cursor is None:
+            break
+    # ... and every alert comes once, newest first
+    assert seen == [make_alert(n).id for n in (3, 2, 1)]
+
+
 BAD_QUERIES = [
     ({"limit": "0"}, "invalid_field", "limit"),
     ({"limit": "201"}, "invalid_field", "limit"),
