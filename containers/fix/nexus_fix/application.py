@@ -18,7 +18,10 @@ The session acts only for its configured accounts: Account (1), when given, must
 them; absent, the session's only account is meant (a session of several accounts must name it).
 ClOrdIDs are claimed per account (``fixorders``): a repeated ClOrdID is rejected (OrdRejReason 6,
 or CxlRejReason 6 on F/G), except a PossResend (97=Y) repeat of an order already received, which
-is ignored; a PossResend order never seen is entered. Every order entered over FIX is also
+is ignored; a PossResend order never seen is entered, and so is a resend (PossResend or not) of
+an order whose entry was cut short before it was placed. A ClOrdID an HTTP order of the account
+uses is refused and the gateway keeps no record of that order. F/G whose ClOrdID or OrigClOrdID
+is not 1 to 64 characters get OrderCancelReject CxlRejReason 99. Every order entered over FIX is also
 recorded on the audit trail (``fix_order_entered``, source ``fix``, on the order).
 """
 
@@ -437,6 +440,9 @@ class FixApplication:
                 cancel_reject(order.order_id if order else "NONE", cl_ord_id, orig, status, response, code, text),
             )
 
+        if not 1 <= len(cl_ord_id) <= MAX_FIELD or len(orig) > MAX_FIELD:  # before any lookup or claim
+            await refuse(None, "invalid_field", f"ClOrdID and OrigClOrdID have 1 to {MAX_FIELD} characters")
+            return
         account, record = await self._resolve(session, message)
         if account is None:
             await refuse(None, "unknown_account", "the session may not act for this account")

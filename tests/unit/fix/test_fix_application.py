@@ -402,3 +402,29 @@ def test_drain_all_waits_for_the_orders_of_every_session_being_entered() -> None
     assert [s.get(150) for s in world.session("alice").take()] == ["A"]
     assert [s.get(150) for s in world.session("bob").take()] == ["A"]
     assert {o.client_order_id for o in world.venue.orders.list_by_account("alice", None, 10)} == {"a1"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "cl_ord_id", "orig"),
+    [
+        pytest.param("F", "x" * 3000, "v1", id="cancel-3kb-clordid"),
+        pytest.param("G", "x" * 65, "v1", id="replace-65-char-clordid"),
+        pytest.param("F", "v2", "v1" + "x" * 100, id="cancel-long-origclordid"),
+    ],
+)
+def test_a_cancel_or_replace_with_a_clordid_over_64_characters_gets_order_cancel_reject_99(
+    kind: str, cl_ord_id: str, orig: str
+) -> None:
+    # GIVEN alice has an open order v1
+    world = fix_world()
+    world.send("alice", nos("v1", qty="10", price="100"))
+    # WHEN she cancels or replaces it under a ClOrdID (or naming an OrigClOrdID) longer than 64 characters
+    fields = [(41, orig), (11, cl_ord_id), (55, "AAPL"), (54, "1")]
+    if kind == "G":
+        fields += [(38, "8"), (40, "2"), (44, "100")]
+    sent = world.send("alice", msg(kind, *fields))
+    # THEN OrderCancelReject, CxlRejReason 99, answering the request kind; the order stays open
+    response = "1" if kind == "F" else "2"
+    assert [(s.msg_type, *tags(s, 102, 434)) for s in sent] == [("9", "99", response)]
+    assert world.venue.orders.get(derive_order_id("alice", "v1")).status == "new"  # type: ignore[union-attr]
+    assert world.store.lookup("alice", cl_ord_id) is None
