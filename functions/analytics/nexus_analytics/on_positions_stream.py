@@ -13,7 +13,9 @@ For each account whose positions changed in the batch, once per batch:
 
 A summary is a picture of the state, not an event: a redelivered batch may post the same picture
 again once the slot is free, which a client treats as a refresh. Too little history for VaR is
-pushed as ``{"type": "analytics", "error": {...insufficient_history...}}``.
+pushed as ``{"type": "analytics", "error": {...insufficient_history...}}``; an account whose summary
+cannot be made (``no_price`` for a holding, a refused input) gets ``{"type": "analytics", "error":
+{"code", "message", "field"}}`` and the other accounts of the batch still get theirs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from nexus_common.errors import NexusError
 from nexus_common.events import utc_now
 from nexus_common.guarded_push import Guard, GuardedPublisher, StreamingConnections, credential_check
 from nexus_common.logging import get_logger, with_lambda_context
@@ -84,6 +87,16 @@ def push_summaries(
                 "account_id": account,
                 "error": {"code": "insufficient_history", "available": exc.available, "needed": exc.needed},
             }
+        except (metrics.InvalidInput, NexusError) as exc:
+            # this account's summary cannot be made (no price for a holding, a refused input):
+            # the others of the batch still get theirs; a 5xx error (a store down) fails the batch
+            if isinstance(exc, NexusError) and exc.status >= 500:
+                raise
+            logger.warning("analytics summary not made", extra={"account_id": account, "code": exc.code})
+            error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+            if exc.field:
+                error["field"] = exc.field
+            message = {"type": CHANNEL, "account_id": account, "error": error}
         publisher.publish(channel, [message])
         pushed += 1
     return pushed

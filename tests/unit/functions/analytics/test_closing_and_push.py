@@ -200,6 +200,28 @@ def test_the_summary_is_pushed_to_subscribers_at_most_once_per_interval(push: Cl
     assert not [m for m in posted("conn-2") if m["type"] == "analytics"]
 
 
+def test_an_account_whose_summary_cannot_be_made_gets_an_error_and_the_others_their_summary(
+    aws: Any, push: Clock
+) -> None:
+    # GIVEN acc_2 subscribed to its own channel, and acc_1 holding a symbol with neither a trade
+    # nor a stored close
+    ctx = FakeLambdaContext()
+    own = {"action": "subscribe", "channel": "analytics"}
+    aws.use_function_env("StreamingRoutesFunction")
+    assert routes.handler(ws_event("subscribe", "conn-2", "acc_2", own), ctx) == {"statusCode": 200}
+    aws.use_function_env("AnalyticsPushFunction")
+    table(aws.table_name("PositionsTable")).put_item(Item={"account_id": "acc_1", "symbol": "ZZZZ", "quantity": 5})
+    # WHEN both accounts' positions change in one batch
+    answer = on_positions_stream.handler(positions_batch("acc_1", "acc_2"), ctx)
+    # THEN the batch succeeds, acc_1's subscriber gets the error naming the symbol, and acc_2's
+    # subscriber gets acc_2's summary
+    assert answer == {"batchItemFailures": []}
+    (failed,) = [m for m in posted("conn-1") if m["type"] == "analytics"]
+    assert (failed["error"]["code"], failed["error"]["field"]) == ("no_price", "symbol")
+    (served,) = [m for m in posted("conn-2") if m["type"] == "analytics"]
+    assert served["channel"] == "analytics:acc_2" and Decimal(served["summary"]["equity"]) == Decimal("2000.00")
+
+
 # -- the push re-checks each subscriber's credential ---------------------------------------------
 
 
