@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from helpers import eventually
-from http_client import Api
+from http_client import FIRST_PRICES, Api
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -48,10 +48,6 @@ def subscribe(client: ClientConnection, channel: str, symbol: str | None = None)
     return ack  # type: ignore[no-any-return]
 
 
-# Before a symbol's first trade: the prices the other system tests of the session trade at, so
-# that the price collar (10 % around the last trade) lets them through whatever the order.
-FIRST_PRICES = {"AAPL": Decimal("150.00"), "MSFT": Decimal("300.00"), "GOOGL": Decimal("150.00"),
-                "AMZN": Decimal("120.00")}  # fmt: skip
 
 
 def last_price(api: Api, symbol: str) -> Decimal:
