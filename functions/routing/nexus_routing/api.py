@@ -49,7 +49,7 @@ def service() -> RoutingService:
         decisions=DynamoDecisions(config.routing_decisions_table),
         stats=DynamoVenueStats(config.venue_stats_table),
         instruments=instruments(),
-        clock=utc_now,
+        clock=lambda: utc_now(),  # looked up at each call: tests set the module's clock
         broker_dealer=config.broker_dealer_name,
     )
 

@@ -180,11 +180,14 @@ def test_the_decisions_route_serves_the_owner_and_compliance_only(aws: Any, worl
                                      "field": "order_id"}})
 
 
-def test_the_606_report_lists_the_venues_and_validates_against_the_sec_schema(aws: Any, world: Any) -> None:
+def test_the_606_report_lists_the_venues_and_validates_against_the_sec_schema(
+    aws: Any, world: Any, monkeypatch: Any
+) -> None:
     from nexus_routing.api import app
     from nexus_routing.reports import validate_606
 
     world.route("acc_1", smart_buy("p-4", 450))
+    monkeypatch.setattr("nexus_routing.api.utc_now", lambda: NOW)  # the report's timestamp
     # WHEN compliance asks for 2026Q4 as JSON and as XML (both ways of asking)
     status, body = api_request(app, "/v1/reports/606", query={"quarter": "2026Q4"}, roles="compliance")
     xml_status, xml = api_request(app, "/v1/reports/606", query={"quarter": "2026Q4", "format": "xml"},
