@@ -72,7 +72,7 @@ class CredentialCheck:
         self._tokens = LazyTable(tokens_table)
         self.ttl = ttl
         self.clock = clock  # monotonic seconds; tests move it past the bound
-        self._wall_clock = wall_clock
+        self.wall_clock = wall_clock  # epoch seconds; tests fix it with the sessions they make
         self._lock = threading.Lock()
         self._cache: dict[Credential, tuple[bool, float]] = {}
 
@@ -107,7 +107,7 @@ class CredentialCheck:
             ).get("Item")
             if not family or family.get("status") != "active" or family.get("user_id") != credential.user_id:
                 return False
-            if int(family.get("expires_at") or 0) <= int(self._wall_clock()):
+            if int(family.get("expires_at") or 0) <= int(self.wall_clock()):
                 return False
         if credential.key_id:
             return self._key_active(credential.user_id, credential.key_id)

@@ -322,36 +322,39 @@ def test_a_revoked_key_gets_no_analytics_push_after_the_bound_and_is_closed(aws:
 
 
 def test_a_logged_out_session_gets_no_analytics_push_after_the_bound_and_is_closed(
-    aws: Any, push: Clock
+    aws: Any, push: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nexus_auth.tokens import verify_access_token
+    import jwt
     from nexus_common.identity import Principal
 
-    # GIVEN a user logged in (a session: the token lifetime runs from the real now, as in
-    # service), a WebSocket opened with that session subscribed to the account's analytics
+    # GIVEN a user logged in (a session, its lifetime from a fixed now that the credential check
+    # also reads), a WebSocket opened with that session subscribed to the account's analytics
     # channel, and acc_1's own socket (conn-1, no recorded credential) on the same channel
     aws.use_function_env("StreamingRoutesFunction")
     service = identity(aws)
-    now = datetime.now(UTC)
+    now = datetime(2026, 3, 13, 17, 0, tzinfo=UTC)
     _, account, _ = service.create_user(
         email="push-logout@example.com", password="correct horse battery staple", name="logout", now=now,
     )
     account_id = str(account["account_id"])
     table(aws.table_name("PositionsTable")).put_item(Item={"account_id": account_id, "symbol": "AAPL", "quantity": 3})
     pair = service.login("push-logout@example.com", "correct horse battery staple", now)
-    claims = verify_access_token(service.ring, pair.access_token, now)
+    # the token's ids (the authorizer's work, whose checks are tested with auth): read, not verified
+    claims = jwt.decode(pair.access_token, options={"verify_signature": False})
     principal = Principal(
-        user_id=claims.user_id, account_id=account_id, accounts=(account_id,), roles=("trader",),
-        scopes=("read", "trade"), session_id=claims.session_id,
+        user_id=claims["sub"], account_id=account_id, accounts=(account_id,), roles=("trader",),
+        scopes=("read", "trade"), session_id=claims["sid"],
     )
     context = {**principal.to_context(), "principalId": principal.user_id}
     ctx = FakeLambdaContext()
+    monkeypatch.setattr(routes.guard().check, "wall_clock", now.timestamp)  # the session's expiry is read at now
     assert routes.handler(ws_with("$connect", "conn-session", context), ctx) == {"statusCode": 200}
     subscribe = {"action": "subscribe", "channel": "analytics"}
     assert routes.handler(ws_with("subscribe", "conn-session", context, subscribe), ctx) == {"statusCode": 200}
     aws.use_function_env("AnalyticsPushFunction")
     credential_clock = MonotonicClock()
     on_positions_stream.guard().check.clock = credential_clock
+    monkeypatch.setattr(on_positions_stream.guard().check, "wall_clock", now.timestamp)
     on_positions_stream.handler(positions_batch(account_id, "acc_1"), ctx)
     assert [m["seq"] for m in posted("conn-session") if m["type"] == "analytics"] == [1]
     # WHEN the user logs out (no audit consumer runs) and the interval and the bound pass
