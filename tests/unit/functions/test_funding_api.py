@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from nexus_portfolio import funding_api
 from nexus_portfolio.funding import request_id_for
-from svc_helpers import call, rest_event
+from lambda_events import call, rest_event
 from test_money_services import TS, Money
 
 from nexus.cli_money import reconcile_tables

@@ -21,8 +21,8 @@ from nexus_portfolio import consumer as portfolio_consumer
 from nexus_portfolio.ledger import balances
 from nexus_portfolio.repo import DynamoJournal, DynamoSettlements
 from nexus_portfolio.settlement import Settlement
-from nexus_risk import consumer as risk_consumer
-from svc_helpers import FakeLambdaContext, call, kinesis_event, rest_event
+from nexus_risk import on_execution_events as risk_consumer
+from lambda_events import FakeLambdaContext, call, kinesis_event, rest_event
 
 D = Decimal
 FEES = FeeSchedule.from_bps(D(1), D(3))  # the template's MakerFeeBps / TakerFeeBps

@@ -16,7 +16,7 @@ from nexus_common.instruments import DEMO_INSTRUMENTS
 from nexus_common.risk import reserve_amount, reserve_rate
 from nexus_marketdata.instruments import put_instruments
 from nexus_orders.api import app
-from svc_helpers import call, rest_event
+from lambda_events import call, rest_event
 
 D = Decimal
 FEE_BUFFER = D(3) / D(10_000)  # the template's taker fee, the highest rate
@@ -326,8 +326,8 @@ def test_bad_mass_cancels_answer_400_and_send_nothing(world: World, body: dict[s
 def test_the_risk_consumer_settles_a_replace_from_the_terms_the_api_stored(world: World) -> None:
     # GIVEN the risk consumer's environment too, and a buy 10 @ 100 replaced to 15 @ 101
     from nexus_common.settings import reset_lazy
-    from nexus_risk import consumer as risk_consumer
-    from svc_helpers import FakeLambdaContext, kinesis_event
+    from nexus_risk import on_execution_events as risk_consumer
+    from lambda_events import FakeLambdaContext, kinesis_event
 
     world.aws.use_function_env("RiskConsumerFunction")
     reset_lazy()

@@ -19,7 +19,7 @@ from nexus_common.money import MoneyError, to_decimal
 from nexus_marketdata.instruments import put_instruments
 from nexus_notifications.api import app as notifications_app
 from nexus_orders.api import app as orders_app
-from svc_helpers import call, rest_event
+from lambda_events import call, rest_event
 from test_order_entry_api import OCO, STOP, World
 
 D = Decimal

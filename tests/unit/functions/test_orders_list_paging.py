@@ -14,7 +14,7 @@ from nexus_orders import repo as orders_repo
 from nexus_orders.api import app
 from nexus_orders.domain import Order
 from nexus_orders.repo import DynamoOrderRepository, order_to_item
-from svc_helpers import call, rest_event
+from lambda_events import call, rest_event
 
 
 def stored_order(number: int, account_id: str = "acc_1", status: str = "new") -> Order:

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from nexus_portfolio import api as portfolio_api
-from svc_helpers import call, rest_event
+from lambda_events import call, rest_event
 
 
 @pytest.fixture

@@ -19,11 +19,11 @@ from nexus_common.fees import FeeSchedule
 from nexus_portfolio import consumer as portfolio_consumer
 from nexus_portfolio.posttrade import apply_events, plan_batch, position_keys
 from nexus_portfolio.repo import DynamoJournal, DynamoPositions, DynamoSettlements
-from nexus_risk import consumer as risk_consumer
+from nexus_risk import on_execution_events as risk_consumer
 from nexus_risk.coalesce import AccountWrite, coalesce
 from nexus_risk.domain import AccountChange, OrderFacts, account_changes
 from nexus_risk.repo import DynamoAccounts
-from svc_helpers import FakeLambdaContext, kinesis_event, kinesis_record
+from lambda_events import FakeLambdaContext, kinesis_event, kinesis_record
 
 D = Decimal
 FEES = FeeSchedule.from_bps(D(1), D(3))

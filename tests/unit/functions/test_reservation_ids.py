@@ -149,8 +149,8 @@ def test_a_reservation_retried_by_the_sdk_after_a_lost_answer_is_in_place_not_re
 def test_the_risk_consumer_removes_the_ids_of_a_replace_and_of_the_order_that_ends(world: World) -> None:
     # GIVEN the risk consumer's environment too, and a buy 10 @ 100 replaced to 15 @ 101
     from nexus_common.settings import reset_lazy
-    from nexus_risk import consumer as risk_consumer
-    from svc_helpers import FakeLambdaContext, kinesis_event
+    from nexus_risk import on_execution_events as risk_consumer
+    from lambda_events import FakeLambdaContext, kinesis_event
 
     world.aws.use_function_env("RiskConsumerFunction")
     reset_lazy()

@@ -12,7 +12,7 @@ import pytest
 from nexus_audit.records import SOURCE_AUDIT_EVENTS, AuditEntry
 from nexus_audit.repo import DynamoAuditLog
 from nexus_audit.sequencing import append
-from svc_helpers import call, rest_event
+from lambda_events import call, rest_event
 
 T0 = datetime(2026, 1, 5, 23, 59, 58, tzinfo=UTC)
 

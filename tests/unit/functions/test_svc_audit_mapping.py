@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
-from svc_helpers import FakeLambdaContext, kinesis_record, load_event
+from lambda_events import FakeLambdaContext, kinesis_record, load_event
 
 STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/{name}"
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from nexus_audit.records import SOURCE_AUDIT_EVENTS, AuditEntry
 from nexus_audit.repo import DynamoAuditLog
 from nexus_audit.sequencing import AuditRecord, append, append_one
-from svc_helpers import FakeLambdaContext, kinesis_event, load_event
+from lambda_events import FakeLambdaContext, kinesis_event, load_event
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/{name}"

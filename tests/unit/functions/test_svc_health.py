@@ -15,7 +15,7 @@ from marketdata_redis import redis_db, redis_url  # noqa: F401 - fixtures
 from nexus_common.events import iso
 from nexus_common.redis_store import reset_redis_client
 from nexus_health import handler as health
-from svc_helpers import FakeLambdaContext
+from lambda_events import FakeLambdaContext
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 

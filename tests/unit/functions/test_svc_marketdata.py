@@ -13,7 +13,7 @@ from nexus_common.instruments import DEMO_INSTRUMENTS, Instrument
 from nexus_marketdata import api, consumer
 from nexus_marketdata.domain import level_key
 from nexus_marketdata.instruments import list_instruments, put_instruments
-from svc_helpers import FakeLambdaContext, call, kinesis_event, load_event, rest_event
+from lambda_events import FakeLambdaContext, call, kinesis_event, load_event, rest_event
 
 
 def test_level_keys_sort_like_prices() -> None:

@@ -23,7 +23,7 @@ from nexus_marketdata.cache import CacheConfig, Freshness, SnapshotCache
 from nexus_marketdata.instruments import put_instruments
 from nexus_marketdata.l3 import opaque_id
 from nexus_matching.engine import MatchingEngine
-from svc_helpers import FakeLambdaContext, call, kinesis_event, rest_event
+from lambda_events import FakeLambdaContext, call, kinesis_event, rest_event
 
 TICK = Decimal("0.01")
 

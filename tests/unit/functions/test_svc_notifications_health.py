@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 import pytest
 from nexus_notifications import consumer
-from svc_helpers import FakeLambdaContext, load_event, sqs_event
+from lambda_events import FakeLambdaContext, load_event, sqs_event
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from nexus_common.events import COMMAND_ADAPTER, CancelOrderCommand, NewOrderCom
 from nexus_common.instruments import Instrument
 from nexus_marketdata.instruments import put_instruments
 from nexus_orders.api import app
-from svc_helpers import call, rest_event
+from lambda_events import call, rest_event
 
 ORDER = {"symbol": "AAPL", "side": "buy", "type": "limit", "quantity": "10", "price": "101.25"}
 

@@ -12,7 +12,7 @@ import pytest
 from nexus_common.instruments import DEMO_INSTRUMENTS
 from nexus_marketdata.instruments import put_instruments
 from nexus_orders import api, consumer
-from svc_helpers import FakeLambdaContext, call, kinesis_event, load_event, rest_event
+from lambda_events import FakeLambdaContext, call, kinesis_event, load_event, rest_event
 
 
 class World:

@@ -19,7 +19,7 @@ from nexus_notifications.alerts import (
     settlement_notification,
 )
 from nexus_streaming.domain import SubscriptionRequest, channel_id, fan_out
-from svc_helpers import load_event
+from lambda_events import load_event
 
 NOW = datetime(2026, 1, 5, 14, 0, tzinfo=UTC)
 

@@ -18,7 +18,7 @@ from nexus_notifications import alerts_consumer, consumer
 from nexus_notifications.alerts import CreateAlert, new_alert
 from nexus_notifications.repo import AlertsTable
 from nexus_streaming import fanout, routes
-from svc_helpers import FakeLambdaContext, kinesis_event, load_event, sqs_event
+from lambda_events import FakeLambdaContext, kinesis_event, load_event, sqs_event
 
 
 def posted(connection_id: str) -> list[dict[str, Any]]:

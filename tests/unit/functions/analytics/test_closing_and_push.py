@@ -16,7 +16,7 @@ from nexus_analytics import on_close_schedule, on_positions_stream
 from nexus_analytics.repo import DynamoPriceHistory, DynamoValuations
 from nexus_analytics.synthetic import synthetic_history
 from nexus_streaming import routes
-from svc_helpers import FakeLambdaContext
+from lambda_events import FakeLambdaContext
 
 SESSION = date(2026, 3, 13)  # a Friday
 

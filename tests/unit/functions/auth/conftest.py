@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
-from svc_helpers import FakeLambdaContext, load_event
+from lambda_events import FakeLambdaContext, load_event
 
 from nexus.local.apigw import _allows
 

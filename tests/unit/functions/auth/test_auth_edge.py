@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import Edge, register_and_login
 from nexus_auth import admin_api, api, authorizer
-from svc_helpers import FakeLambdaContext
+from lambda_events import FakeLambdaContext
 
 INJECTIONS = [
     "' OR '1'='1",

@@ -17,7 +17,7 @@ from nexus_auth import api, authorizer
 from nexus_common.instrument_store import DynamoInstruments
 from nexus_common.instruments import DEMO_INSTRUMENTS
 from nexus_streaming import fanout, on_audit_events, routes
-from svc_helpers import FakeLambdaContext, kinesis_event, load_event
+from lambda_events import FakeLambdaContext, kinesis_event, load_event
 
 WS_ARN = "arn:aws:execute-api:us-east-1:123456789012:wsapi1/ws/$connect"
 

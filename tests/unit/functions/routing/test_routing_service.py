@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from marketdata_redis import redis_db, redis_url  # noqa: F401 - fixtures
 from routing_world import Clock
-from svc_helpers import rest_event
+from lambda_events import rest_event
 
 D = Decimal
 NOW = datetime(2026, 11, 2, 15, 30, tzinfo=UTC)

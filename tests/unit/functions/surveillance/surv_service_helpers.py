@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
-from svc_helpers import call, rest_event
+from lambda_events import call, rest_event
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 EVENTS_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/nexus-test-execution-events"

@@ -21,7 +21,7 @@ from surv_service_helpers import (
     ts,
     wash_episode,
 )
-from svc_helpers import FakeLambdaContext
+from lambda_events import FakeLambdaContext
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from surv_service_helpers import (
     request,
     wash_episode,
 )  # fmt: skip
-from svc_helpers import FakeLambdaContext, sqs_event
+from lambda_events import FakeLambdaContext, sqs_event
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Builders of the Lambda events the service handlers receive (API Gateway REST proxy with an
-authorizer context, Kinesis, SQS), and a Lambda context. Importable as ``svc_helpers``."""
+authorizer context, Kinesis, SQS), and a Lambda context: the one builder every service test uses."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/nexus-test-execution-events"
-EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
+EVENTS_DIR = Path(__file__).resolve().parent / "events"
 
 
 def load_event(name: str) -> Any:
