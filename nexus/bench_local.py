@@ -34,10 +34,14 @@ from typing import Any
 
 import boto3
 
+from nexus.local.demo_routing import DEMO_REFERENCE_PRICES
 from nexus.local.procs import spawn, stop_process
 from nexus.local.runtime import LOCAL_CREDENTIALS, free_port, wait_until
 
-SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN")
+SYMBOLS = tuple(DEMO_REFERENCE_PRICES)
+# The demo market maker quotes a few ticks either side of each symbol's reference price: the pairs
+# cross at the reference itself, inside its quotes, so a sell rests until its buy takes it.
+PRICES = DEMO_REFERENCE_PRICES
 
 
 POLLING = frozenset({"GetRecords", "GetShardIterator", "ReceiveMessage", "ListShards", "DescribeStream",
@@ -162,7 +166,7 @@ def _order_status(platform: LocalPlatform, key: str, order_id: str) -> str:
 
 def _round_trip(platform: LocalPlatform) -> float:
     seller, buyer = platform.keys
-    sell = {"symbol": "AAPL", "side": "sell", "type": "limit", "quantity": "1", "price": "99.00"}
+    sell = {"symbol": "AAPL", "side": "sell", "type": "limit", "quantity": "1", "price": PRICES["AAPL"]}
     _, placed = _call(platform.url, seller, "POST", "/v1/orders", sell)
     sell_id = placed["order"]["order_id"]
     wait_until(lambda: _order_status(platform, seller, sell_id) == "new", 30, "resting sell")
@@ -193,7 +197,8 @@ def run(pairs: int = 1000, clients: int = 8, timeout: float = 900.0) -> LocalBen
         round_trip = min(_round_trip(platform) for _ in range(3))
         orders = []
         for i in range(pairs):
-            order = {"symbol": SYMBOLS[i % len(SYMBOLS)], "type": "limit", "quantity": "1", "price": "100.00"}
+            symbol = SYMBOLS[i % len(SYMBOLS)]
+            order = {"symbol": symbol, "type": "limit", "quantity": "1", "price": PRICES[symbol]}
             orders += [(seller, {**order, "side": "sell"}), (buyer, {**order, "side": "buy"})]
         ids: set[str] = set()
         latencies: list[float] = []
