@@ -24,20 +24,13 @@ from nexus_common.http import install_error_handling, json_response, parse_body,
 from nexus_common.identity import caller, require_role, require_scope
 from nexus_common.logging import get_logger
 from nexus_common.openapi import documented
-from nexus_common.settings import NexusSettings, lazy, lazy_settings
+from nexus_common.settings import lazy, lazy_settings
 from pydantic import BaseModel, ConfigDict, Field
 
 from nexus_portfolio.funding import FundingRequest
 from nexus_portfolio.funding_repo import DynamoFundingStore
 from nexus_portfolio.funding_service import FundingService
-
-
-class FundingApiSettings(NexusSettings):
-    funding_table: str
-    accounts_table: str
-    ledger_table: str
-    settlements_table: str
-    audit_stream: str
+from nexus_portfolio.settings import FundingApiSettings
 
 
 class _Strict(BaseModel):

@@ -31,3 +31,11 @@ class PortfolioApiSettings(NexusSettings):
 class SettlementRunSettings(NexusSettings):
     settlements_table: str
     ledger_table: str
+
+
+class FundingApiSettings(NexusSettings):
+    funding_table: str
+    accounts_table: str
+    ledger_table: str
+    settlements_table: str
+    audit_stream: str

@@ -218,7 +218,7 @@ class Settlement:
                 continue  # another run took it
             try:
                 done = self._settle(batch)
-            except Exception as exc:  # a compensation failed: the batch stays started, recovered next run
+            except Exception as exc:  # noqa: BLE001 - saga: a failed compensation leaves the batch started, recovered next run
                 done = replace(batch, failed_step="compensation", error=f"{type(exc).__name__}: {exc}")
             (report.settled if done.status == "settled" else report.failed).append(done)
         return report
@@ -247,12 +247,12 @@ class Settlement:
             attempted.append(step)
             try:
                 self._do(step, batch)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - saga: any failed step is compensated, whatever it raised
                 return self._compensate(batch, attempted, step, f"{type(exc).__name__}: {exc}")
         settled = replace(batch, status="settled")
         try:
             self.store.finish(settled)
-        except Exception as exc:  # the outcome is not recorded: the next run recovers the batch
+        except Exception as exc:  # noqa: BLE001 - saga: an unrecorded outcome is recovered by the next run
             return replace(batch, failed_step="finish", error=f"{type(exc).__name__}: {exc}")
         return settled
 
