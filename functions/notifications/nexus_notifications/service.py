@@ -1,0 +1,96 @@
+"""The application layer of notifications: deliver a notification to the inbox and the account's
+WebSocket connections, and fire the price alerts a trade reaches.
+
+``deliver``: exactly once in the inbox (one conditional put per notification id, so a redelivered
+message changes nothing); the push follows the put, and a redelivery of a notification whose push
+did not happen (``pushed_at`` missing) pushes it then. When the account has no subscriber there is
+nothing to push: the put stores the notification as pushed, one write instead of two.
+
+``fire_alerts``: a trade that reaches an armed alert's threshold fires it (armed -> fired, one
+conditional write) and its notification is sent. When the write is refused because this very
+trade already fired the alert (an earlier attempt that failed before sending), the notification
+is sent again and the inbox stores it once (its id is the alert's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from nexus_common.events import TradeEvent, iso, utc_now
+from nexus_common.push import Publisher
+
+from nexus_notifications.alerts import Alert, alert_notification
+from nexus_notifications.domain import Notification, inbox_item, inbox_view
+
+
+class InboxStore(Protocol):
+    def add(self, item: dict[str, Any]) -> bool: ...
+
+    def get(self, account_id: str, notification_id: str) -> dict[str, Any] | None: ...
+
+    def mark_pushed(self, account_id: str, notification_id: str, now: datetime) -> None: ...
+
+
+class AlertStore(Protocol):
+    def armed(self, symbol: str) -> list[Alert]: ...
+
+    def fire(self, fired: Alert) -> bool: ...
+
+    def get(self, account_id: str, alert_id: str) -> Alert | None: ...
+
+
+class NotificationSender(Protocol):
+    """The notifications queue (``nexus_common.sqs.SqsBatchSender``)."""
+
+    def send(self, messages: list[dict[str, Any]]) -> None: ...
+
+
+def deliver(
+    notification: Notification,
+    publisher: Publisher,
+    inbox: InboxStore,
+    clock: Callable[[], datetime] = utc_now,
+) -> bool:
+    """Store and push one notification; False when it was already delivered (a redelivery)."""
+    channel = f"notifications:{notification.account_id}"
+    now = clock()
+    item = inbox_item(notification, now)
+    if not publisher.subscribers(channel):
+        return inbox.add({**item, "pushed_at": iso(now)})  # nobody to push to: stored is delivered
+    if not inbox.add(item):
+        stored = inbox.get(notification.account_id, notification.notification_id)
+        if stored is None or stored.get("pushed_at"):
+            return False
+        item = stored
+    publisher.publish(channel, [{"type": "notifications", "notification": inbox_view(item)}])
+    inbox.mark_pushed(notification.account_id, notification.notification_id, clock())
+    return True
+
+
+def fire_alerts(events: Sequence[Any], armed: dict[str, list[Alert]], alerts: AlertStore,
+                sender: NotificationSender) -> int:  # fmt: skip
+    """Fire what the trades of one record reach; ``armed`` caches armed alerts per symbol."""
+    fired = 0
+    messages: list[dict[str, Any]] = []
+    for event in events:
+        if not isinstance(event, TradeEvent):
+            continue
+        if event.symbol not in armed:
+            armed[event.symbol] = alerts.armed(event.symbol)
+        for alert in list(armed[event.symbol]):
+            if not alert.fires_on(event):
+                continue
+            armed[event.symbol].remove(alert)
+            done = alert.fired(event)
+            if alerts.fire(done):
+                fired += 1
+                messages.append(alert_notification(done, event))
+                continue
+            current = alerts.get(alert.account_id, alert.alert_id)
+            if current is not None and current.fired_by == event.event_id:
+                messages.append(alert_notification(current, event))  # our own earlier attempt
+    if messages:
+        sender.send(messages)
+    return fired
