@@ -39,7 +39,8 @@ from typing import Any, Final, Protocol
 from nexus_common.audit import AuditEvent, AuditSink
 from nexus_common.errors import NexusError, NotFound, Unavailable
 from nexus_common.events import utc_now
-from nexus_orders.domain import MassCancelRequest, NewOrderRequest, ReplaceOrderRequest, derive_order_id
+from nexus_orders.models import MassCancelRequest, NewOrderRequest, ReplaceOrderRequest
+from nexus_orders.order import derive_order_id
 from nexus_orders.service import OrderService
 from pydantic import ValidationError
 
@@ -62,6 +63,7 @@ SUPPORTED: Final = frozenset({"D", "F", "G", "H", "q"})
 IN_FLIGHT: Final = 32  # NewOrderSingles of one session entered at once (each is independent I/O)
 MAX_FIELD: Final = 64  # ClOrdIDs, symbols, accounts: longer values are refused before any lookup
 OTHER_CHANNEL: Final = frozenset({"client_order_id_reused", "duplicate_order"})  # place's refusals of a used id
+DONE: Final = frozenset({m.FILLED, m.CANCELED, m.REJECTED, m.EXPIRED})  # OrdStatus of an order off the book
 
 
 class FixMessage(Protocol):
@@ -462,6 +464,13 @@ class FixApplication:
             return
         async with self.locks(record.order_id):
             current = await self.run(self.store.get, record.order_id) or record
+            if current.status in DONE:
+                # The gateway has reported the order done, and its record is what the client was
+                # told: too late, answered here. The orders service's read model may not have
+                # folded that event yet; asked, it would pass the request to the engine, whose
+                # "unknown order" would then reach the client as the wrong reason.
+                await refuse(current, "order_not_open", f"the order is done (OrdStatus {current.status})")
+                return
             if current.pending is not None:
                 await refuse(
                     current,

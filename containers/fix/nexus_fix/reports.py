@@ -275,6 +275,9 @@ def apply_event(order: FixOrder, event: AnyEngineEvent) -> tuple[FixOrder, list[
             after = replace(after, pending=None)
             response = m.CXL_REJ_RESPONSE_CANCEL if kind == "cancel" else m.CXL_REJ_RESPONSE_REPLACE
             message = getattr(event, "message", "") or event.reason
+            # The engine calls an order it no longer holds unknown; the gateway knows this one,
+            # so it was filled, canceled or expired meanwhile: too late (CxlRejReason 0).
+            reason = "order_not_open" if event.reason == "unknown_order" else event.reason
             out.append(
                 cancel_reject(
                     order.order_id,
@@ -282,7 +285,7 @@ def apply_event(order: FixOrder, event: AnyEngineEvent) -> tuple[FixOrder, list[
                     pending.orig_cl_ord_id,
                     ord_status(after),
                     response,
-                    event.reason,
+                    reason,
                     message,
                 )
             )

@@ -4,6 +4,7 @@ transition (in memory: the real service and engine, see ``fix_world``). GIVEN / 
 from __future__ import annotations
 
 import asyncio
+import copy
 from decimal import Decimal
 
 import pytest
@@ -198,6 +199,26 @@ def test_cancel_gives_pending_cancel_then_canceled_with_the_clordid_chain() -> N
     # cancelling the canceled order is refused: too late to cancel
     late = world.send("alice", msg("F", (41, "c2"), (11, "c3"), (55, "AAPL"), (54, "1")))
     assert [(s.msg_type, *tags(s, 434, 102, 39)) for s in late] == [("9", "1", "0", "4")]
+
+
+def test_a_cancel_or_replace_of_an_order_reported_done_is_too_late_while_the_orders_read_model_lags() -> None:
+    # GIVEN alice's order canceled over FIX: the gateway has reported it canceled
+    world = fix_world()
+    world.send("alice", nos("l1", qty="10", price="100"))
+    [order_id] = [k for k, item in world.venue.orders.items.items() if item.get("account_id") == "alice"]
+    before_cancel = copy.deepcopy(world.venue.orders.items[order_id])
+    world.send("alice", msg("F", (41, "l1"), (11, "l2"), (55, "AAPL"), (54, "1")))
+    # ... but the orders service's read model has not folded the cancel yet (its consumer lags)
+    world.venue.orders.items[order_id] = before_cancel
+    sent_before = len(world.venue.events)
+    # WHEN alice cancels it again, and then tries to replace it
+    late_cancel = world.send("alice", msg("F", (41, "l2"), (11, "l3"), (55, "AAPL"), (54, "1")))
+    late_replace = world.send("alice", msg("G", (41, "l2"), (11, "l4"), (55, "AAPL"), (54, "1"), (38, "8"),
+                                           (40, "2"), (44, "100")))  # fmt: skip
+    # THEN both are too late (CxlRejReason 0) with the order canceled, and nothing reached the engine
+    assert [(s.msg_type, *tags(s, 434, 102, 39)) for s in late_cancel] == [("9", "1", "0", "4")]
+    assert [(s.msg_type, *tags(s, 434, 102, 39)) for s in late_replace] == [("9", "2", "0", "4")]
+    assert len(world.venue.events) == sent_before
 
 
 def test_cancel_of_an_unknown_order_or_with_a_used_clordid_is_refused() -> None:

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 from fix_world import fix_world, inline, msg, nos, tags
-from nexus_common.events import CancelledEvent, ReplacedEvent, TradeEvent
+from nexus_common.events import CancelledEvent, CancelRejectedEvent, ReplacedEvent, TradeEvent
 from nexus_fix.fixorders import FixOrder, MemoryFixOrders, Pending
 from nexus_fix.reports import OrderLocks, Outgoing, ReportRouter, apply_event, parse_records
 
@@ -50,6 +50,18 @@ def test_canceled_after_a_cancel_request_carries_its_clordids_and_the_filled_qua
     after, [report] = apply_event(order, event)
     assert tags(report, 150, 39, 11, 41, 14, 151, 6) == ("4", "4", "c2", "c1", "4", "0", "100")
     assert (after.cl_ord_id, after.pending) == ("c2", None)
+
+
+def test_a_cancel_the_engine_calls_unknown_is_too_late_for_an_order_the_gateway_knows() -> None:
+    # GIVEN a cancel pending on an order the engine filled meanwhile (it no longer holds it)
+    order = _order(pending=Pending("cancel", "c2", "c1"))
+    event = CancelRejectedEvent(event_id="AAPL-7", ts=TS, correlation_id="x", symbol="AAPL", seq=7, order_id="o-1",
+                                account_id="alice", reason="unknown_order")  # fmt: skip
+    # WHEN the engine's refusal is applied
+    after, [report] = apply_event(order, event)
+    # THEN the client gets OrderCancelReject "too late to cancel" (0), not "unknown order" (1)
+    assert (report.msg_type, *tags(report, 11, 41, 434, 102)) == ("9", "c2", "c1", "1", "0")
+    assert after.pending is None
 
 
 def test_a_venue_change_is_a_restatement() -> None:
