@@ -63,6 +63,7 @@ SUPPORTED: Final = frozenset({"D", "F", "G", "H", "q"})
 IN_FLIGHT: Final = 32  # NewOrderSingles of one session entered at once (each is independent I/O)
 MAX_FIELD: Final = 64  # ClOrdIDs, symbols, accounts: longer values are refused before any lookup
 OTHER_CHANNEL: Final = frozenset({"client_order_id_reused", "duplicate_order"})  # place's refusals of a used id
+CATCH_UP_SECONDS: Final = 5.0  # how long a replace waits for the orders read model to fold the last one
 DONE: Final = frozenset({m.FILLED, m.CANCELED, m.REJECTED, m.EXPIRED})  # OrdStatus of an order off the book
 
 
@@ -172,8 +173,10 @@ class FixApplication:
         audit: AuditSink | None = None,
         clock: Callable[[], datetime] = utc_now,
         run: Callable[..., Awaitable[Any]] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.orders = orders
+        self.sleep = sleep
         self.store = store
         self.locks = locks
         self.to_message = to_message
@@ -482,13 +485,32 @@ class FixApplication:
                 if request is None:
                     await self.run(self.orders.cancel, account, current.order_id)
                 else:
-                    await self.run(self.orders.replace, account, current.order_id, request)
+                    await self._replace_when_caught_up(account, current.order_id, request)
             except NexusError as refused:
                 await refuse(current, refused.code, refused.message)
                 return
             after = replace(current, pending=Pending(kind, cl_ord_id, orig or current.cl_ord_id))
             await self.run(self.store.save, after)
             await self._send(session, pending_change(after, self.clock()))
+
+    async def _replace_when_caught_up(self, account: str, order_id: str, request: ReplaceOrderRequest) -> None:
+        """Replace through the orders service. The gateway's record has no replace pending (the
+        caller checked): the client was told the last one is done. The orders service's read
+        model may not have folded that yet, and then answers ``replace_pending``; the request
+        is tried again while it catches up, for at most ``CATCH_UP_SECONDS`` (the order's lock
+        is held, so nothing else of this order moves meanwhile), then refused as it answers."""
+        waited = 0.0
+        delay = 0.02
+        while True:
+            try:
+                await self.run(self.orders.replace, account, order_id, request)
+                return
+            except NexusError as refused:
+                if refused.code != "replace_pending" or waited >= CATCH_UP_SECONDS:
+                    raise
+            await self.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.5)
 
     # -- H ------------------------------------------------------------------------------------
 

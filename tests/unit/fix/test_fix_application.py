@@ -8,8 +8,8 @@ import copy
 from decimal import Decimal
 
 import pytest
-from fix_world import fix_world, msg, nos, tags
-from nexus_fix.application import EntryRejected, new_order_request
+from fix_world import FixWorld, fix_world, msg, nos, tags
+from nexus_fix.application import CATCH_UP_SECONDS, EntryRejected, new_order_request
 from nexus_fix.fixorders import FixOrder
 from nexus_orders.domain import NewOrderRequest, derive_order_id
 
@@ -219,6 +219,55 @@ def test_a_cancel_or_replace_of_an_order_reported_done_is_too_late_while_the_ord
     assert [(s.msg_type, *tags(s, 434, 102, 39)) for s in late_cancel] == [("9", "1", "0", "4")]
     assert [(s.msg_type, *tags(s, 434, 102, 39)) for s in late_replace] == [("9", "2", "0", "4")]
     assert len(world.venue.events) == sent_before
+
+
+def _replace_then_lag(world: FixWorld) -> dict[str, object]:
+    """alice's order replaced once over FIX; the orders read model has not folded the replace yet
+    (its item still says a replace is pending). Its item."""
+    world.send("alice", nos("w1", qty="10", price="100"))
+    world.send("alice", msg("G", (41, "w1"), (11, "w2"), (55, "AAPL"), (54, "1"), (38, "9"), (40, "2"), (44, "100")))
+    [item] = [i for i in world.venue.orders.items.values() if i.get("account_id") == "alice"]
+    item["replace_pending"] = True
+    return item
+
+
+def test_a_replace_right_after_a_replaced_report_waits_for_the_orders_read_model() -> None:
+    # GIVEN a replace reported done to alice, not yet folded by the orders read model
+    world = fix_world()
+    item = _replace_then_lag(world)
+    waits: list[float] = []
+
+    async def read_model_catches_up(seconds: float) -> None:
+        waits.append(seconds)
+        item["replace_pending"] = False
+
+    world.app.sleep = read_model_catches_up
+    # WHEN she replaces again along the chain
+    sent = world.send("alice", msg("G", (41, "w2"), (11, "w3"), (55, "AAPL"), (54, "1"), (38, "8"), (40, "2"),
+                                   (44, "99")))  # fmt: skip
+    # THEN the gateway waited for the read model, and the replace went through
+    assert [tags(s, 150, 11, 41, 38, 44) for s in sent] == [("E", "w3", "w2", "9", "100"), ("5", "w3", "w2", "8", "99")]
+    assert len(waits) == 1
+
+
+def test_a_replace_the_read_model_never_catches_up_with_is_refused_after_a_bounded_wait() -> None:
+    # GIVEN a read model that stays behind
+    world = fix_world()
+    _replace_then_lag(world)
+    waits: list[float] = []
+
+    async def no_progress(seconds: float) -> None:
+        waits.append(seconds)
+
+    world.app.sleep = no_progress
+    # WHEN alice replaces again
+    sent = world.send("alice", msg("G", (41, "w2"), (11, "w3"), (55, "AAPL"), (54, "1"), (38, "8"), (40, "2"),
+                                   (44, "99")))  # fmt: skip
+    # THEN after at most CATCH_UP_SECONDS of waiting she gets OrderCancelReject, and the order is as it was
+    assert [(s.msg_type, *tags(s, 11, 434, 102)) for s in sent] == [("9", "w3", "2", "3")]
+    assert CATCH_UP_SECONDS <= sum(waits) < CATCH_UP_SECONDS + 1
+    status = world.send("alice", msg("H", (11, "w2"), (55, "AAPL"), (54, "1")))
+    assert [tags(s, 150, 38, 44) for s in status] == [("I", "9", "100")]
 
 
 def test_cancel_of_an_unknown_order_or_with_a_used_clordid_is_refused() -> None:
