@@ -1,31 +1,34 @@
 """WebSocket API routes: ``$connect``, ``$disconnect``, ``subscribe``, ``unsubscribe``, ``$default``.
 
-``$connect`` has passed the REQUEST authorizer (the same credentials as the REST API); its
-context (``account_id``, ``accounts``, ``user_id``, ``key_id``, ``session_id``) comes with every
-later message of the connection, and the connection record keeps the credential's ids. Answers
-to ``subscribe`` / ``unsubscribe`` (``subscribed``, ``unsubscribed``, ``error``) are posted back to
-the connection through the Management API. A ``subscribe`` re-checks the credential (cached for
+The handler parses the route's event; subscribing and unsubscribing is
+``nexus_streaming.service.subscription``. ``$connect`` has passed the REQUEST authorizer (the
+same credentials as the REST API); its context (``account_id``, ``accounts``, ``user_id``,
+``key_id``, ``session_id``) comes with every later message of the connection, and the
+connection record keeps the credential's ids. Answers to ``subscribe`` / ``unsubscribe``
+(``subscribed``, ``unsubscribed``, ``error``) are posted back to the connection through the
+Management API. A ``subscribe`` re-checks the credential (cached for
 ``CREDENTIAL_CACHE_SECONDS``): a revoked key, a logged-out session or a disabled user gets an
 ``unauthorized`` error and the connection is closed.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from nexus_common.credentials import Credential
 from nexus_common.errors import NexusError, Unauthorized, ValidationFailed
 from nexus_common.events import utc_now
+from nexus_common.guarded_push import Guard, StreamingConnections, credential_check
 from nexus_common.http import validate_input
 from nexus_common.instrument_store import DynamoInstruments
 from nexus_common.jsonutil import JSONError, dumps, loads
 from nexus_common.logging import get_logger, with_lambda_context
-from nexus_common.push import CONNECTION_TTL_SECONDS, Connection, ManagementApi
+from nexus_common.push import Connection, ManagementApi
 from nexus_common.settings import lazy, lazy_settings
 
-from nexus_streaming.connections import CredentialRevoked, Guard, StreamingConnections, credential_check
-from nexus_streaming.domain import PUBLIC_CHANNELS, SubscriptionRequest, channel_id, control
+from nexus_streaming import service
+from nexus_streaming.domain import SubscriptionRequest, control
+from nexus_streaming.revocations import CredentialRevoked
 from nexus_streaming.settings import RoutesSettings
 
 logger = get_logger()
@@ -69,23 +72,6 @@ def _request(body: Any) -> SubscriptionRequest:
     return validate_input(SubscriptionRequest, data)
 
 
-def on_subscription(connection: Connection, body: Any, credential: Credential | None = None) -> dict[str, Any]:
-    request = _request(body)
-    channel = channel_id(request, connection)
-    if request.channel in PUBLIC_CHANNELS and instruments().get(str(request.symbol)) is None:
-        raise ValidationFailed("unknown_symbol", f"no instrument {request.symbol}", "symbol")
-    if request.action == "subscribe":
-        if not guard().allows(credential):
-            raise CredentialRevoked("unauthorized", "the credential of this connection is no longer valid")
-        store().subscribe_with(
-            connection.connection_id, channel, int(time.time()) + CONNECTION_TTL_SECONDS, credential
-        )
-        # The channel's last number: the next message on it has seq + 1.
-        return control("subscribed", channel=channel, seq=store().current_seq(channel))
-    store().unsubscribe(connection.connection_id, channel)
-    return control("unsubscribed", channel=channel)
-
-
 def _reply(connection_id: str, message: dict[str, Any]) -> None:
     management().post(connection_id, dumps(message).encode())
 
@@ -109,7 +95,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return OK
     try:
         if route in ("subscribe", "unsubscribe"):
-            answer = on_subscription(connection, event.get("body"), credential)
+            request = _request(event.get("body"))
+            answer = service.subscription(request, connection, credential, store(), guard(), instruments())
         else:
             raise ValidationFailed("unknown_action", "action must be subscribe or unsubscribe", "action")
     except NexusError as exc:

@@ -1,5 +1,6 @@
 """execution-events -> WebSocket subscribers: trades, book and ticker per symbol, orders and fills
-per account. Stops at the first failed record (per-symbol order is kept). A private channel
+per account (``nexus_streaming.service.publish_step``). Stops at the first failed record
+(per-symbol order is kept). A private channel
 (orders, fills) reaches only subscribers whose credential is still good (re-checked, cached for
 ``CREDENTIAL_CACHE_SECONDS``); the others are closed."""
 
@@ -13,10 +14,11 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from nexus_common.batch import OrderedStreamProcessor, decode_execution_events
 from nexus_common.guarded_push import Guard, GuardedPublisher, StreamingConnections, credential_check
 from nexus_common.logging import get_logger, with_lambda_context
-from nexus_common.push import ManagementApi, Publisher, PublishReport
+from nexus_common.push import ManagementApi, PublishReport
 from nexus_common.settings import lazy, lazy_settings
 
-from nexus_streaming.domain import PRIVATE_CHANNELS, fan_out
+from nexus_streaming import service
+from nexus_streaming.domain import PRIVATE_CHANNELS
 from nexus_streaming.settings import FanOutSettings
 
 logger = get_logger()
@@ -27,16 +29,6 @@ management = lazy(lambda: ManagementApi(settings().ws_management_endpoint))
 guard = lazy(lambda: Guard(store(), management(), credential_check(settings())))
 
 
-def publish_record(events: Any, publisher: Publisher, report: PublishReport) -> None:
-    """Publish one record's messages; each channel's watermark is the step's last engine seq,
-    so a redelivered record (or an engine replay) publishes nothing twice."""
-    step = fan_out(events)
-    if step is None:
-        return
-    for channel, messages in step.channels.items():
-        publisher.publish(channel, messages, (step.symbol, step.last_seq), report)
-
-
 @with_lambda_context(logger)
 def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     # subscribers read once per invocation; a private channel's are re-checked (cached for the bound)
@@ -44,7 +36,7 @@ def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     report = PublishReport()
 
     def record_handler(record: KinesisStreamRecord) -> None:
-        publish_record(decode_execution_events(record), publisher, report)
+        service.publish_step(decode_execution_events(record), publisher, report)
 
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
