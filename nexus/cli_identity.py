@@ -69,9 +69,9 @@ def register(app: typer.Typer) -> None:
 
     def _service() -> Any:
         table = target_platform.tables()
-        from nexus_auth.domain import IdentityService
         from nexus_auth.passwords import Passwords
-        from nexus_auth.store import DynamoIdentityStore, TableNames
+        from nexus_auth.repo import DynamoIdentityStore, TableNames
+        from nexus_auth.service import IdentityService
         from nexus_common.audit import KinesisAuditSink
 
         store = DynamoIdentityStore(
@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
     def rotate() -> None:
         """Make a new access-token signing key current; tokens signed with the previous key stay
         valid until they expire, so nobody is logged out."""
-        from nexus_auth.store import rotate_signing_key
+        from nexus_auth.repo import rotate_signing_key
 
         table = target_platform.tables()
         typer.echo(json.dumps({"kid": rotate_signing_key(table("SigningKeySecret"))}))

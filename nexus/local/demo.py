@@ -29,8 +29,8 @@ def table_names(stage: str) -> Callable[[str], str]:
 
 
 def create_account(table: Callable[[str], str], name: str, cash: Decimal) -> dict[str, str]:
-    from nexus_auth.accounts import DynamoAccountStore
     from nexus_auth.accounts import create_account as create
+    from nexus_auth.repo import DynamoAccountStore
     from nexus_common.errors import NexusError
 
     store = DynamoAccountStore(table("AccountsTable"), table("ApiKeysTable"), table("UsersTable"))

@@ -1,6 +1,8 @@
-"""Operator-made accounts: what ``nexus accounts create`` calls.
+"""Operator-made accounts: what ``nexus accounts create`` calls. No boto3 here: the store is
+given (``nexus_auth.repo.DynamoAccountStore`` on DynamoDB).
 
-    from nexus_auth.accounts import DynamoAccountStore, create_account
+    from nexus_auth.accounts import create_account
+    from nexus_auth.repo import DynamoAccountStore
     store = DynamoAccountStore("nexus-local-accounts", "nexus-local-api-keys", "nexus-local-users")
     created = create_account("Alice", Decimal("100000.00"), store)
     created.account_id, created.api_key  # the key is shown once; only its hash is stored
@@ -20,7 +22,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, Protocol
 
-from nexus_common import aws
 from nexus_common.errors import ValidationFailed
 from nexus_common.events import iso, utc_now
 from nexus_common.money import MoneyError, has_places, to_decimal
@@ -116,56 +117,3 @@ def create_account(
     }
     store.create(user, account, key_item)
     return CreatedAccount(account_id=account_id, api_key=api_key, key_id=key_id(api_key), user_id=user_id)
-
-
-class DynamoAccountStore:
-    """``AccountStore`` on the ``UsersTable``, ``AccountsTable`` and ``ApiKeysTable`` (physical names)."""
-
-    def __init__(self, accounts_table: str, api_keys_table: str, users_table: str, client: Any = None) -> None:
-        self.accounts_table = accounts_table
-        self.api_keys_table = api_keys_table
-        self.users_table = users_table
-        self._client = client
-
-    def create(self, user: dict[str, Any], account: dict[str, Any], api_key: dict[str, Any]) -> None:
-        from boto3.dynamodb.types import TypeSerializer
-
-        serializer = TypeSerializer()
-
-        def low_level(item: dict[str, Any]) -> dict[str, Any]:
-            return {key: serializer.serialize(value) for key, value in item.items()}
-
-        client = self._client or aws.client("dynamodb")
-        client.transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": self.users_table,
-                        "Item": low_level({**user, "pk": f"user#{user['user_id']}"}),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self.accounts_table,
-                        "Item": low_level(account),
-                        "ConditionExpression": "attribute_not_exists(account_id)",
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self.api_keys_table,
-                        "Item": low_level(api_key),
-                        "ConditionExpression": "attribute_not_exists(key_hash)",
-                    }
-                },
-            ]
-        )
-
-    def get_account(self, account_id: str) -> dict[str, Any] | None:
-        item = (
-            aws.dynamodb_table(self.accounts_table)
-            .get_item(Key={"account_id": account_id}, ConsistentRead=True)
-            .get("Item")
-        )
-        return dict(item) if item else None

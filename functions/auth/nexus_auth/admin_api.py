@@ -11,22 +11,14 @@ from nexus_common.http import install_error_handling, json_response, parse_body
 from nexus_common.identity import require_role
 from nexus_common.logging import get_logger
 from nexus_common.openapi import documented
-from nexus_common.settings import NexusSettings, lazy, lazy_settings
+from nexus_common.settings import lazy, lazy_settings
 
 from nexus_auth import models as m
-from nexus_auth.domain import IdentityService, profile_to_wire
-from nexus_auth.halts import TradingStatusJournal
+from nexus_auth.domain import profile_to_wire
 from nexus_auth.passwords import Passwords
-from nexus_auth.store import DynamoIdentityStore, TableNames
-
-
-class AdminApiSettings(NexusSettings):
-    users_table: str
-    accounts_table: str
-    instruments_table: str
-    audit_stream: str
-    order_commands_stream: str  # halts and resumes reach the matching engine on its journal
-
+from nexus_auth.repo import DynamoIdentityStore, TableNames, TradingStatusJournal
+from nexus_auth.service import IdentityService, TradingHalts
+from nexus_auth.settings import AdminApiSettings
 
 app = Chalice(app_name="nexus-admin", configure_logs=False)
 logger = get_logger()
@@ -54,16 +46,15 @@ def trading_status_journal() -> TradingStatusJournal:
     return TradingStatusJournal(settings().order_commands_stream)
 
 
+halts = lazy(lambda: TradingHalts(service(), trading_status_journal()))
+
+
 def _set_halt(symbol: str, halted: bool) -> Response:
-    """The instruments table first (it checks the symbol; order entry's pre-check reads it),
-    then the command on the engine's journal. A failure of the second answers an error and the
-    admin retries: both steps are idempotent (the engine ignores a halt of a halted symbol)."""
+    """The instruments table, then the engine's journal (``TradingHalts``)."""
     request = app.current_request
     principal = require_role(request, "admin")
     body = parse_body(request, m.HaltRequest)
-    instrument = service().set_halt(principal, symbol, halted, body.reason)
-    trading_status_journal().publish(symbol, halted, body.reason)
-    return json_response({"instrument": instrument})
+    return json_response({"instrument": halts().set_halt(principal, symbol, halted, body.reason)})
 
 
 @app.route("/v1/admin/instruments/{symbol}/halt", methods=["POST"])

@@ -18,34 +18,16 @@ from nexus_common.http import install_error_handling, json_response, parse_body
 from nexus_common.identity import caller
 from nexus_common.logging import get_logger
 from nexus_common.openapi import documented
-from nexus_common.ratelimit import Bucket, Limit, LimiterUnavailable, RateLimiter
+from nexus_common.ratelimit import RateLimiter
 from nexus_common.redis_store import redis_client
-from nexus_common.settings import NexusSettings, lazy, lazy_settings
+from nexus_common.settings import lazy, lazy_settings
 
 from nexus_auth import models as m
-from nexus_auth.domain import IdentityService, SessionPolicy, key_to_wire, profile_to_wire
+from nexus_auth.domain import SessionPolicy, key_to_wire, profile_to_wire
 from nexus_auth.passwords import Argon2Params, Passwords
-from nexus_auth.store import DynamoIdentityStore, TableNames, signing_key_ring
-
-
-class AuthApiSettings(NexusSettings):
-    users_table: str
-    api_keys_table: str
-    tokens_table: str
-    accounts_table: str
-    signing_key_secret_arn: str
-    audit_stream: str
-    access_token_ttl_seconds: int = 900
-    refresh_token_ttl_seconds: int = 30 * 24 * 3600
-    lockout_threshold: int = 5
-    lockout_seconds: int = 900
-    argon2_time_cost: int = 2
-    argon2_memory_kib: int = 19456
-    argon2_parallelism: int = 1
-    rate_limit_auth_ip: str = "5/20"  # register, login, refresh per source IP: tokens per second / burst
-    max_api_keys_per_user: int = 20  # active keys; over it: 409 limit_reached
-    max_accounts_per_user: int = 10
-
+from nexus_auth.repo import DynamoIdentityStore, TableNames, signing_key_ring
+from nexus_auth.service import IdentityService, PublicRouteLimits
+from nexus_auth.settings import AuthApiSettings
 
 app = Chalice(app_name="nexus-auth", configure_logs=False)
 logger = get_logger()
@@ -87,19 +69,12 @@ def _source_ip(request: Request) -> str:
     return str((context.get("identity") or {}).get("sourceIp") or "")
 
 
+public_limits = lazy(lambda: PublicRouteLimits(limiter, lambda: settings().rate_limit_auth_ip, logger))
+
+
 def _limit_public(request: Request, route: str) -> None:
-    """Per source IP. Redis down: ``register`` fails closed (503 with ``Retry-After``: nothing
-    else bounds sign-ups); ``login`` and ``refresh`` fail open (logged), since the per-email lockout
-    in DynamoDB still bounds password guessing and a refresh needs a valid refresh token."""
-    ip = _source_ip(request)
-    if not ip:
-        return
-    try:
-        limiter().check([Bucket(f"auth:{route}:ip:{ip}", Limit.parse(settings().rate_limit_auth_ip))])
-    except LimiterUnavailable:
-        if route == "register":
-            raise
-        logger.warning("rate limiter unavailable: served without limits", extra={"route": route})
+    """Per source IP (``PublicRouteLimits``: ``register`` fails closed while Redis is down)."""
+    public_limits().check(route, _source_ip(request))
 
 
 def _no_store(body: Any, status: int = 200) -> Response:

@@ -24,50 +24,42 @@ Policy: a ``trade`` credential may invoke the whole API; a ``read``-only one onl
 (API Gateway answers 403 to anything else). An unusable credential raises
 ``Exception("Unauthorized")`` (401); any other failure raises something else (API Gateway: 500),
 so a credential is never accepted by accident.
+
+This module parses the event and answers; the decision is ``nexus_auth.service.EdgeAuthorizer``
+(its rules in ``nexus_auth.domain``). It keeps its name: its trigger is API Gateway's authorizer
+(the REST API's ``ApiKeyAuthorizer`` and the WebSocket API's ``$connect``), as ``api.py`` is named
+for the HTTP trigger.
 """
 
 from __future__ import annotations
 
-import hmac
-import math
-from typing import Any, Final
+from typing import Any
 
-from nexus_common import aws
-from nexus_common.identity import ROLES, SCOPES, Principal
 from nexus_common.logging import get_logger, with_lambda_context
-from nexus_common.ratelimit import Bucket, Limit, LimiterUnavailable, RateLimiter
+from nexus_common.ratelimit import RateLimiter
 from nexus_common.redis_store import redis_client
-from nexus_common.settings import NexusSettings, lazy, lazy_settings
+from nexus_common.settings import lazy, lazy_settings
 
 from nexus_auth import tokens as tk
-from nexus_auth.keys import bearer_key, hash_api_key
-from nexus_auth.store import signing_key_ring
-
-ORDER_ENTRY_METHODS: Final = frozenset({"POST", "DELETE", "PUT", "PATCH"})
-_READ_METHODS: Final = ("GET", "HEAD", "OPTIONS")
-
-
-class AuthorizerSettings(NexusSettings):
-    api_keys_table: str
-    users_table: str
-    tokens_table: str
-    signing_key_secret_arn: str
-    rate_limit_credential: str  # per user, whatever the credential: tokens per second / burst, e.g. "200/400"
-    rate_limit_orders: str  # order entry (POST/DELETE /v1/orders...) per user and per account
-    rate_limit_ip: str  # per source IP
-
-
-class Denied(Exception):
-    """The credential is unusable: 401."""
-
+from nexus_auth.domain import RateLimits
+from nexus_auth.repo import DynamoIdentityStore, TableNames, signing_key_ring
+from nexus_auth.service import Denied, EdgeAuthorizer, EdgeRequest
+from nexus_auth.settings import AuthorizerSettings
 
 logger = get_logger()
 settings = lazy_settings(AuthorizerSettings)
-api_keys = lazy(lambda: aws.dynamodb_table(settings().api_keys_table))
-users = lazy(lambda: aws.dynamodb_table(settings().users_table))
-sessions = lazy(lambda: aws.dynamodb_table(settings().tokens_table))
 ring = lazy(lambda: signing_key_ring(settings().signing_key_secret_arn))
 limiter = lazy(lambda: RateLimiter(redis_client()))
+
+
+@lazy
+def edge() -> EdgeAuthorizer:
+    config = settings()
+    store = DynamoIdentityStore(
+        TableNames(users=config.users_table, api_keys=config.api_keys_table, tokens=config.tokens_table, accounts="")
+    )
+    limits = RateLimits(config.rate_limit_credential, config.rate_limit_orders, config.rate_limit_ip)
+    return EdgeAuthorizer(store, ring, limiter, limits, logger)
 
 
 def _header(event: dict[str, Any], name: str) -> str | None:
@@ -99,174 +91,24 @@ def credential_of(event: dict[str, Any]) -> str | None:
     return None
 
 
-def _user(user_id: str) -> dict[str, Any]:
-    item = users().get_item(Key={"pk": f"user#{user_id}"}, ConsistentRead=True).get("Item")
-    if not item or item.get("status") != "active":
-        raise Denied("unknown or disabled user")
-    return dict(item)
-
-
-def _roles(user: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(r for r in (str(x) for x in user.get("roles") or []) if r in ROLES)
-
-
-def principal_of_key(api_key: str) -> Principal:
-    key_hash = hash_api_key(api_key)
-    item = api_keys().get_item(Key={"key_hash": key_hash}, ConsistentRead=True).get("Item")
-    if not item or item.get("status") != "active" or not hmac.compare_digest(str(item.get("key_hash", "")), key_hash):
-        raise Denied("unknown or revoked key")
-    key_id = str(item.get("key_id", ""))
-    scopes = tuple(s for s in (str(x) for x in item.get("scopes") or SCOPES) if s in SCOPES)
-    bound = str(item["account_id"]) if item.get("account_id") else None
-    if not item.get("user_id"):  # a key from before users: bound to its account, read + trade
-        if bound is None:
-            raise Denied("key without user or account")
-        return Principal(f"legacy:{bound}", bound, (bound,), ("trader",), scopes, key_id=key_id)
-    user = _user(str(item["user_id"]))
-    owned = tuple(str(a) for a in user.get("accounts") or [])
-    if bound is not None and bound not in owned:
-        raise Denied("key bound to an account the user no longer owns")
-    accounts = (bound,) if bound is not None else owned
-    default = bound or str(user.get("default_account_id") or (owned[0] if owned else ""))
-    return Principal(str(user["user_id"]), default, accounts, _roles(user), scopes, key_id=key_id)
-
-
-def principal_of_token(token: str) -> Principal:
-    try:
-        claims = tk.verify_access_token(ring(), token)
-    except tk.InvalidToken as exc:
-        raise Denied(f"token refused: {exc}") from None
-    family = sessions().get_item(Key={"pk": f"family#{claims.session_id}"}, ConsistentRead=True).get("Item")
-    if not family or family.get("status") != "active" or family.get("user_id") != claims.user_id:
-        raise Denied("session revoked or unknown")
-    user = _user(claims.user_id)
-    owned = tuple(str(a) for a in user.get("accounts") or [])
-    default = str(user.get("default_account_id") or (owned[0] if owned else ""))
-    return Principal(claims.user_id, default, owned, _roles(user), SCOPES, session_id=claims.session_id)
-
-
-def authenticate(credential: str | None) -> Principal:
-    if credential is None:
-        raise Denied("missing or malformed credentials")
-    api_key = bearer_key(f"Bearer {credential}") if credential.startswith("nxk_") else None
-    if api_key is not None:
-        return principal_of_key(api_key)
-    if tk.looks_like_jwt(credential):
-        return principal_of_token(credential)
-    raise Denied("malformed credentials")
-
-
-def act_as(principal: Principal, wanted: str | None) -> Principal:
-    """The principal acting for ``X-Account-Id`` (when given); ``None`` if it is not theirs."""
-    if wanted is None or not wanted.strip():
-        return principal
-    wanted = wanted.strip()
-    for owned in principal.accounts:
-        if hmac.compare_digest(owned.encode(), wanted.encode()):
-            return Principal(
-                principal.user_id, owned, principal.accounts, principal.roles, principal.scopes,
-                principal.key_id, principal.session_id,
-            )
-    raise PermissionError("X-Account-Id names an account the caller does not own")
-
-
-def is_order_entry(method: str, path: str) -> bool:
-    return method in ORDER_ENTRY_METHODS and path.startswith("/v1/orders")
-
-
-def buckets(principal: Principal, method: str, path: str, source_ip: str) -> list[Bucket]:
-    """The buckets a request takes from: per user (whatever the credential: a user's keys and
-    sessions share one bucket, so more keys buy no more requests), per source IP, and for order
-    entry per user and per acting account."""
-    config = settings()
-    who = f"user:{principal.user_id}"
-    chosen = [Bucket(who, Limit.parse(config.rate_limit_credential))]
-    if source_ip:
-        chosen.append(Bucket(f"ip:{source_ip}", Limit.parse(config.rate_limit_ip)))
-    if is_order_entry(method, path):
-        orders = Limit.parse(config.rate_limit_orders)
-        chosen.append(Bucket(f"orders:{who}", orders))
-        chosen.append(Bucket(f"orders:account:{principal.account_id}", orders))
-    return chosen
-
-
-def limits_context(principal: Principal, event: dict[str, Any]) -> dict[str, str]:
-    """The rate-limit verdict for the context: ``retry_after`` (0: allowed; else 429), and
-    ``limits: unavailable`` when Redis cannot be asked for order entry (503 with
-    ``Retry-After``: order entry fails closed). Every other route fails open: served without
-    limits while Redis is down (logged)."""
+def request_of(event: dict[str, Any]) -> EdgeRequest:
     context = event.get("requestContext") or {}
-    source_ip = str((context.get("identity") or {}).get("sourceIp") or "")
-    method = str(event.get("httpMethod") or context.get("httpMethod") or "")
-    path = str(event.get("resource") or event.get("path") or "")
-    try:
-        wait = limiter().take(buckets(principal, method, path, source_ip))
-    except LimiterUnavailable as exc:
-        if is_order_entry(method, path):
-            logger.warning("rate limiter unavailable: order entry refused", extra={"breaker": limiter().breaker.state})
-            return {"retry_after": str(exc.retry_after), "limits": "unavailable"}
-        logger.warning("rate limiter unavailable: served without limits", extra={"breaker": limiter().breaker.state})
-        return {"retry_after": "0"}
-    return {"retry_after": "0" if wait <= 0 else str(max(1, math.ceil(wait)))}
-
-
-def api_resource(method_arn: str, method: str = "*") -> str:
-    """``arn:...:apiId/stage/GET/v1/orders`` -> ``arn:...:apiId/stage/<method>/*``."""
-    parts = method_arn.split("/")
-    if len(parts) < 2 or not parts[0].startswith("arn:"):
-        raise ValueError("not a method ARN")
-    return f"{parts[0]}/{parts[1]}/{method}" + ("" if method == "*" else "/*")
-
-
-def policy(
-    principal: Principal, method_arn: str, websocket: bool, limits: dict[str, str] | None = None
-) -> dict[str, Any]:
-    if websocket:
-        resources: list[str] = [method_arn]
-    elif "trade" in principal.scopes:
-        resources = [api_resource(method_arn)]
-    else:
-        resources = [api_resource(method_arn, m) for m in _READ_METHODS]
-    return {
-        "principalId": principal.user_id,
-        "policyDocument": {
-            "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": resources}],
-        },
-        "context": {**principal.to_context(), **(limits or {"retry_after": "0"})},
-    }
-
-
-def deny(principal_id: str, method_arn: str) -> dict[str, Any]:
-    return {
-        "principalId": principal_id,
-        "policyDocument": {
-            "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": [method_arn]}],
-        },
-    }
+    return EdgeRequest(
+        method_arn=str(event["methodArn"]),
+        websocket=is_websocket(event),
+        credential=credential_of(event),
+        account_header=_header(event, "x-account-id"),
+        method=str(event.get("httpMethod") or context.get("httpMethod") or ""),
+        path=str(event.get("resource") or event.get("path") or ""),
+        source_ip=str((context.get("identity") or {}).get("sourceIp") or ""),
+    )
 
 
 @with_lambda_context(logger)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    method_arn = str(event["methodArn"])
-    websocket = is_websocket(event)
+    request = request_of(event)
     try:
-        principal = authenticate(credential_of(event))
+        return edge().authorize(request)
     except Denied as exc:
-        logger.info("denied", extra={"reason": str(exc), "websocket": websocket})
-        raise Exception("Unauthorized") from None
-    try:
-        principal = act_as(principal, _header(event, "x-account-id"))
-    except PermissionError:
-        logger.info("denied: account not owned", extra={"user_id": principal.user_id})
-        return deny(principal.user_id, method_arn)
-    if not principal.account_id:
-        logger.info("denied: no account", extra={"user_id": principal.user_id})
-        return deny(principal.user_id, method_arn)
-    limits = None if websocket else limits_context(principal, event)
-    logger.info(
-        "allowed",
-        extra={"user_id": principal.user_id, "account_id": principal.account_id, "key_id": principal.key_id},
-    )
-    return policy(principal, method_arn, websocket, limits)
+        logger.info("denied", extra={"reason": str(exc), "websocket": request.websocket})
+        raise Exception("Unauthorized") from None  # API Gateway's 401: the message is its contract

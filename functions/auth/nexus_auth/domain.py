@@ -1,7 +1,8 @@
 """Identity rules: users and their accounts, login, sessions, API keys, roles, admin switches.
 
-No boto3 here: the service reads and writes through an ``IdentityStore`` (``nexus_auth.store``
-on DynamoDB) and publishes security events through an ``AuditSink``.
+No boto3 here: the rules, value types and the ``IdentityStore`` port; the use cases are
+``nexus_auth.service.IdentityService``, which reads and writes through an ``IdentityStore``
+(``nexus_auth.repo`` on DynamoDB) and publishes security events through an ``AuditSink``.
 
 * **Register** answers the same ``202`` whether the email is new or taken (no enumeration),
   hashing the password either way; a new user gets role ``trader`` and one empty USD account.
@@ -23,28 +24,20 @@ import hmac
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, Protocol
 
-from nexus_common.audit import AuditEvent, AuditSink
-from nexus_common.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from nexus_common.errors import ValidationFailed
 from nexus_common.events import iso
 from nexus_common.identity import ROLES, SCOPES, Principal
-from nexus_common.ratelimit import RateLimited
-
-from nexus_auth import tokens as tk
-from nexus_auth.keys import generate_api_key, hash_api_key, key_id
-from nexus_auth.passwords import Passwords, check_policy
-
-__all__ = ["Conflict", "IdentityService", "IdentityStore", "SessionPolicy", "normalize_email"]
+from nexus_common.ratelimit import Bucket, Limit
 
 SOURCE: Final = "auth"
 INVALID_CREDENTIALS: Final = "invalid email or password"
-_USER_ID: Final = re.compile(r"usr_[0-9a-f]{32}")
-_SYMBOL_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+USER_ID: Final = re.compile(r"usr_[0-9a-f]{32}")
+SYMBOL_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
 
 
 class IdentityStore(Protocol):
@@ -163,311 +156,92 @@ def profile_to_wire(user: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class IdentityService:
-    def __init__(
-        self,
-        store: IdentityStore,
-        passwords: Passwords,
-        ring: tk.KeyRing | None,
-        audit: AuditSink,
-        policy: SessionPolicy | None = None,
-    ) -> None:
-        self.store = store
-        self.passwords = passwords
-        self._ring = ring
-        self.audit = audit
-        self.policy = policy or SessionPolicy()
+# -- the edge authorizer's rules ---------------------------------------------------------------
 
-    @property
-    def ring(self) -> tk.KeyRing:
-        if self._ring is None:
-            raise RuntimeError("this service was built without signing keys")
-        return self._ring
+ORDER_ENTRY_METHODS: Final = frozenset({"POST", "DELETE", "PUT", "PATCH"})
+_READ_METHODS: Final = ("GET", "HEAD", "OPTIONS")
 
-    def _event(self, kind: str, aggregate_type: str, aggregate_id: str, actor: str, **details: str) -> None:
-        self.audit.publish(
-            AuditEvent(
-                kind=kind,
-                aggregate_type=aggregate_type,
-                aggregate_id=aggregate_id,
-                actor=actor,
-                source=SOURCE,
-                details={k: v for k, v in details.items() if v},
+
+@dataclass(frozen=True)
+class RateLimits:
+    """The authorizer's limits, each ``tokens per second / burst`` (``nexus_common.ratelimit.Limit``)."""
+
+    credential: str  # per user, whatever the credential
+    orders: str  # order entry per user and per account
+    ip: str  # per source IP
+
+
+def roles_of(user: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(r for r in (str(x) for x in user.get("roles") or []) if r in ROLES)
+
+
+def act_as(principal: Principal, wanted: str | None) -> Principal:
+    """The principal acting for ``X-Account-Id`` (when given); ``PermissionError`` if it is not theirs."""
+    if wanted is None or not wanted.strip():
+        return principal
+    wanted = wanted.strip()
+    for owned in principal.accounts:
+        if hmac.compare_digest(owned.encode(), wanted.encode()):
+            return Principal(
+                principal.user_id, owned, principal.accounts, principal.roles, principal.scopes,
+                principal.key_id, principal.session_id,
             )
-        )
+    raise PermissionError("X-Account-Id names an account the caller does not own")
 
-    # -- users -------------------------------------------------------------------------------
 
-    def create_user(
-        self,
-        *,
-        email: str | None,
-        password: str | None,
-        name: str,
-        now: datetime,
-        roles: Iterable[str] = ("trader",),
-        cash: Decimal = Decimal("0.00"),
-        with_key: bool = False,
-    ) -> tuple[dict[str, Any], dict[str, Any], CreatedKey | None]:
-        """A user with one account (and optionally a first key bound to it, scopes read+trade)."""
-        user_id = f"usr_{uuid.uuid4().hex}"
-        account = new_account_item(name, now, cash, owner=user_id)
-        user = {
-            "user_id": user_id,
-            "email": normalize_email(email) if email else None,
-            "name": name,
-            "password_hash": self.passwords.hash(password) if password else None,
-            "roles": list(roles),
-            "accounts": [account["account_id"]],
-            "default_account_id": account["account_id"],
-            "status": "active",
-            "created_at": iso(now),
-            "active_keys": 1 if with_key else 0,
-        }
-        created_key = (
-            self._key_item(user_id, "first key", list(SCOPES), account["account_id"], now) if with_key else None
-        )
-        self.store.create_user(user, [account], created_key.item if created_key else None)
-        return user, account, created_key
+def is_order_entry(method: str, path: str) -> bool:
+    return method in ORDER_ENTRY_METHODS and path.startswith("/v1/orders")
 
-    def register(self, email: str, password: str, name: str | None, now: datetime) -> None:
-        """Create a user unless the email is taken; the caller cannot tell which happened."""
-        normalized = normalize_email(email)
-        check_policy(password, normalized)
-        display = clean_name(name) if name else normalized.split("@", 1)[0]
-        if self.store.user_id_by_email(normalized) is not None:
-            self.passwords.hash(password)  # the same work as a new registration
-            self._event("register_duplicate", "email", email_digest(normalized), "anonymous")
-            return
-        try:
-            user, _, _ = self.create_user(email=normalized, password=password, name=display, now=now)
-        except Conflict:
-            self._event("register_duplicate", "email", email_digest(normalized), "anonymous")
-            return
-        self._event("user_registered", "user", user["user_id"], user["user_id"])
 
-    def profile(self, user_id: str) -> dict[str, Any]:
-        user = self.store.get_user(user_id) if _USER_ID.fullmatch(user_id) else None
-        if user is None:
-            raise NotFound("user_not_found", "no such user")
-        return user
+def buckets(principal: Principal, method: str, path: str, source_ip: str, limits: RateLimits) -> list[Bucket]:
+    """The buckets a request takes from: per user (whatever the credential: a user's keys and
+    sessions share one bucket, so more keys buy no more requests), per source IP, and for order
+    entry per user and per acting account."""
+    who = f"user:{principal.user_id}"
+    chosen = [Bucket(who, Limit.parse(limits.credential))]
+    if source_ip:
+        chosen.append(Bucket(f"ip:{source_ip}", Limit.parse(limits.ip)))
+    if is_order_entry(method, path):
+        orders = Limit.parse(limits.orders)
+        chosen.append(Bucket(f"orders:{who}", orders))
+        chosen.append(Bucket(f"orders:account:{principal.account_id}", orders))
+    return chosen
 
-    def update_profile(self, principal: Principal, name: str | None, default_account_id: str | None) -> dict[str, Any]:
-        user = self.profile(principal.user_id)
-        values: dict[str, Any] = {}
-        if name is not None:
-            values["name"] = clean_name(name)
-        if default_account_id is not None:
-            if default_account_id not in (user.get("accounts") or []):
-                raise ValidationFailed("invalid_field", "not one of your accounts", "default_account_id")
-            values["default_account_id"] = default_account_id
-        if not values:
-            return user
-        return self.store.update_user(principal.user_id, values)
 
-    def open_account(self, principal: Principal, name: str, now: datetime) -> dict[str, Any]:
-        self.profile(principal.user_id)
-        account = new_account_item(clean_name(name), now, owner=principal.user_id)
-        self.store.add_account(principal.user_id, account, self.policy.max_accounts)
-        self._event("account_opened", "account", account["account_id"], principal.user_id)
-        return account
+def api_resource(method_arn: str, method: str = "*") -> str:
+    """``arn:...:apiId/stage/GET/v1/orders`` -> ``arn:...:apiId/stage/<method>/*``."""
+    parts = method_arn.split("/")
+    if len(parts) < 2 or not parts[0].startswith("arn:"):
+        raise ValueError("not a method ARN")
+    return f"{parts[0]}/{parts[1]}/{method}" + ("" if method == "*" else "/*")
 
-    def change_role(self, user_id: str, role: str, grant: bool, actor: str) -> list[str]:
-        if role not in ROLES:
-            raise ValidationFailed("invalid_field", "role must be one of: " + ", ".join(ROLES), "role")
-        user = self.profile(user_id)
-        roles = [str(r) for r in user.get("roles") or []]
-        if grant and role not in roles:
-            roles.append(role)
-        elif not grant and role in roles:
-            roles.remove(role)
-        self.store.update_user(user_id, {"roles": roles})
-        self._event("role_granted" if grant else "role_revoked", "user", user_id, actor, role=role)
-        return roles
 
-    def disable_user(self, user_id: str, actor: str) -> None:
-        """No more logins, refreshes or requests for the user, from any of their keys or sessions
-        (the authorizer reads the user's status on every request; open WebSockets are closed on
-        the ``user_disabled`` audit event)."""
-        self.profile(user_id)
-        self.store.update_user(user_id, {"status": "disabled"})
-        self._event("user_disabled", "user", user_id, actor)
+def policy(
+    principal: Principal, method_arn: str, websocket: bool, limits: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The Allow policy: a ``trade`` credential may invoke the whole API, a ``read``-only one only
+    ``GET``/``HEAD``/``OPTIONS``; a WebSocket ``$connect`` exactly the method ARN."""
+    if websocket:
+        resources: list[str] = [method_arn]
+    elif "trade" in principal.scopes:
+        resources = [api_resource(method_arn)]
+    else:
+        resources = [api_resource(method_arn, m) for m in _READ_METHODS]
+    return {
+        "principalId": principal.user_id,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": resources}],
+        },
+        "context": {**principal.to_context(), **(limits or {"retry_after": "0"})},
+    }
 
-    def user_id_for(self, email_or_id: str) -> str:
-        if email_or_id.startswith("usr_"):
-            return email_or_id
-        found = self.store.user_id_by_email(normalize_email(email_or_id))
-        if found is None:
-            raise NotFound("user_not_found", "no such user")
-        return found
 
-    # -- login and sessions ------------------------------------------------------------------
-
-    def login(self, email: str, password: str, now: datetime, source_ip: str = "") -> TokenPair:
-        normalized = normalize_email(email)
-        digest = email_digest(normalized)
-        stamp = int(now.timestamp())
-        state = self.store.get_login_state(digest) or {}
-        if state and int(state.get("expires_at") or 0) <= stamp:  # an old streak of failures: forgotten
-            self.store.clear_failures(digest)
-            state = {}
-        locked_until = int(state.get("locked_until") or 0)
-        if locked_until > stamp:
-            self.passwords.verify(None, password)  # same work whether locked or not
-            raise RateLimited(locked_until - stamp, "login_locked", "too many failed logins; try again later")
-        user_id = self.store.user_id_by_email(normalized)
-        user = self.store.get_user(user_id) if user_id else None
-        stored = str(user["password_hash"]) if user and user.get("password_hash") else None
-        ok = self.passwords.verify(stored, password)
-        if not ok or user is None or user.get("status") != "active":
-            self._failed_login(digest, user_id, stamp, source_ip)
-            raise Unauthorized("invalid_credentials", INVALID_CREDENTIALS)
-        if state:
-            self.store.clear_failures(digest)
-        if stored and self.passwords.needs_rehash(stored):
-            self.store.update_user(user["user_id"], {"password_hash": self.passwords.hash(password)})
-        pair = self._open_session(str(user["user_id"]), now)
-        self._event("login", "user", str(user["user_id"]), str(user["user_id"]), source_ip=source_ip)
-        return pair
-
-    def _failed_login(self, digest: str, user_id: str | None, stamp: int, source_ip: str) -> None:
-        lock_seconds = int(self.policy.lockout.total_seconds())
-        failures = self.store.record_failure(digest, stamp + lock_seconds)
-        aggregate = ("user", user_id) if user_id else ("email", digest)
-        self._event("login_failed", aggregate[0], aggregate[1], "anonymous", source_ip=source_ip)
-        if failures >= self.policy.lockout_threshold:
-            self.store.lock(digest, stamp + lock_seconds, stamp + lock_seconds)
-            self._event("login_locked", aggregate[0], aggregate[1], "system", seconds=str(lock_seconds))
-
-    def _open_session(self, user_id: str, now: datetime) -> TokenPair:
-        family_id = tk.new_family_id()
-        refresh = tk.new_refresh_token(family_id)
-        self.store.put_family(
-            {
-                "family_id": family_id,
-                "user_id": user_id,
-                "status": "active",
-                "current_hash": tk.token_hash(refresh),
-                "created_at": iso(now),
-                "expires_at": int((now + self.policy.refresh_ttl).timestamp()),
-            }
-        )
-        access = tk.issue_access_token(self.ring, user_id, family_id, now, self.policy.access_ttl)
-        return TokenPair(access, refresh, int(self.policy.access_ttl.total_seconds()), user_id)
-
-    def refresh(self, refresh_token: str, now: datetime) -> TokenPair:
-        family_id = tk.parse_refresh_token(refresh_token)
-        if family_id is None:
-            raise Unauthorized("invalid_token", "invalid refresh token")
-        family = self.store.get_family(family_id)
-        if family is None:
-            raise Unauthorized("invalid_token", "invalid refresh token")
-        presented = tk.token_hash(refresh_token)
-        user_id = str(family["user_id"])
-        is_current = hmac.compare_digest(presented, str(family.get("current_hash", "")))
-        if not is_current:
-            if self.store.used_token_family(presented) == family_id:
-                self._revoke(family_id, user_id, "refresh_token_reuse", now, actor="system")
-                self._event("refresh_reuse_detected", "user", user_id, "system", session_id=family_id)
-            raise Unauthorized("invalid_token", "invalid refresh token")
-        if family.get("status") != "active" or int(family.get("expires_at", 0)) <= int(now.timestamp()):
-            raise Unauthorized("invalid_token", "invalid refresh token")
-        user = self.store.get_user(user_id)
-        if user is None or user.get("status") != "active":
-            raise Unauthorized("invalid_token", "invalid refresh token")
-        new_refresh = tk.new_refresh_token(family_id)
-        if not self.store.rotate_family(
-            family_id, presented, tk.token_hash(new_refresh), int(family["expires_at"]), iso(now)
-        ):
-            # another refresh with this very token won the race: the token was used twice
-            self._revoke(family_id, user_id, "refresh_token_reuse", now, actor="system")
-            self._event("refresh_reuse_detected", "user", user_id, "system", session_id=family_id)
-            raise Unauthorized("invalid_token", "invalid refresh token")
-        access = tk.issue_access_token(self.ring, user_id, family_id, now, self.policy.access_ttl)
-        self._event("token_refreshed", "user", user_id, user_id, session_id=family_id)
-        return TokenPair(access, new_refresh, int(self.policy.access_ttl.total_seconds()), user_id)
-
-    def _revoke(self, family_id: str, user_id: str, reason: str, now: datetime, actor: str) -> None:
-        self.store.revoke_family(family_id, reason, iso(now))
-        self._event("session_revoked", "user", user_id, actor, session_id=family_id, reason=reason)
-
-    def logout(self, principal: Principal, now: datetime) -> None:
-        if not principal.session_id:
-            raise ValidationFailed("not_a_session", "log out with the access token of a login, not an API key")
-        self._revoke(principal.session_id, principal.user_id, "logout", now, actor=principal.user_id)
-
-    # -- API keys ----------------------------------------------------------------------------
-
-    def _key_item(
-        self, user_id: str, name: str, scopes: list[str], account_id: str | None, now: datetime
-    ) -> CreatedKey:
-        api_key = generate_api_key()
-        item = {
-            "key_hash": hash_api_key(api_key),
-            "key_id": key_id(api_key),
-            "user_id": user_id,
-            "account_id": account_id,
-            "name": name,
-            "scopes": sorted(set(scopes)),
-            "status": "active",
-            "created_at": iso(now),
-        }
-        return CreatedKey({k: v for k, v in item.items() if v is not None}, api_key)
-
-    @staticmethod
-    def _require_session(principal: Principal) -> None:
-        if not principal.session_id:
-            raise Forbidden("session_required", "API keys are managed with a login session, not with an API key")
-
-    def create_key(
-        self, principal: Principal, name: str, scopes: list[str], account_id: str | None, now: datetime
-    ) -> CreatedKey:
-        self._require_session(principal)
-        if account_id is not None and not principal.owns(account_id):
-            raise ValidationFailed("invalid_field", "not one of your accounts", "account_id")
-        created = self._key_item(principal.user_id, clean_name(name), scopes, account_id, now)
-        user = self.profile(principal.user_id)
-        if "active_keys" not in user:  # a user from before the count was kept: start it
-            active = sum(1 for k in self.store.keys_of(principal.user_id) if k.get("status") == "active")
-            self.store.count_active_keys(principal.user_id, active)
-        self.store.put_key(created.item, self.policy.max_api_keys)
-        self._event(
-            "api_key_created", "api_key", created.item["key_id"], principal.user_id,
-            scopes=",".join(created.item["scopes"]), account_id=account_id or "",
-        )
-        return created
-
-    def list_keys(self, principal: Principal) -> list[dict[str, Any]]:
-        return sorted(self.store.keys_of(principal.user_id), key=lambda i: str(i.get("created_at", "")))
-
-    def revoke_key(self, principal: Principal, wanted_key_id: str, now: datetime) -> dict[str, Any]:
-        self._require_session(principal)
-        for item in self.store.keys_of(principal.user_id):
-            if hmac.compare_digest(str(item.get("key_id", "")).encode(), wanted_key_id.encode()):
-                if item.get("status") != "revoked":
-                    self.store.revoke_key(str(item["key_hash"]), iso(now), principal.user_id)
-                    self._event("api_key_revoked", "api_key", str(item["key_id"]), principal.user_id)
-                return {**item, "status": "revoked", "revoked_at": item.get("revoked_at") or iso(now)}
-        raise NotFound("key_not_found", "no such key")
-
-    # -- admin -------------------------------------------------------------------------------
-
-    def set_halt(self, principal: Principal, symbol: str, halted: bool, reason: str) -> dict[str, str]:
-        if not symbol or len(symbol) > 12 or not set(symbol) <= _SYMBOL_CHARS:
-            raise NotFound("unknown_symbol", "unknown symbol", "symbol")
-        status = "halted" if halted else "active"
-        if not self.store.set_instrument_status(symbol, status):
-            raise NotFound("unknown_symbol", "unknown symbol", "symbol")
-        kind = "symbol_halted" if halted else "symbol_resumed"
-        self._event(kind, "symbol", symbol, principal.user_id, reason=reason)
-        return {"symbol": symbol, "status": status}
-
-    def set_trading(self, principal: Principal, account_id: str, enabled: bool, reason: str) -> dict[str, Any]:
-        if not account_id.startswith("acc_") or len(account_id) > 64:
-            raise NotFound("account_not_found", "no such account")
-        if not self.store.set_trading_enabled(account_id, enabled):
-            raise NotFound("account_not_found", "no such account")
-        self._event(
-            "kill_switch_off" if enabled else "kill_switch_on", "account", account_id, principal.user_id, reason=reason
-        )
-        return {"account_id": account_id, "trading_enabled": enabled}
+def deny(principal_id: str, method_arn: str) -> dict[str, Any]:
+    return {
+        "principalId": principal_id,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": [method_arn]}],
+        },
+    }

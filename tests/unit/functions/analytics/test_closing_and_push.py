@@ -11,12 +11,12 @@ from typing import Any
 
 import boto3
 import pytest
+from lambda_events import FakeLambdaContext
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from nexus_analytics import on_close_schedule, on_positions_stream
 from nexus_analytics.repo import DynamoPriceHistory, DynamoValuations
 from nexus_analytics.synthetic import synthetic_history
-from nexus_streaming import routes
-from lambda_events import FakeLambdaContext
+from nexus_streaming import on_websocket_routes as routes
 
 SESSION = date(2026, 3, 13)  # a Friday
 
@@ -237,9 +237,9 @@ class MonotonicClock:
 
 def identity(aws: Any) -> Any:
     """The auth service's own domain over its own tables (signing keys for login sessions)."""
-    from nexus_auth.domain import IdentityService
     from nexus_auth.passwords import Passwords
-    from nexus_auth.store import DynamoIdentityStore, TableNames
+    from nexus_auth.repo import DynamoIdentityStore, TableNames
+    from nexus_auth.service import IdentityService
     from nexus_auth.tokens import KeyRing
     from nexus_common.audit import KinesisAuditSink
 

@@ -250,7 +250,7 @@ def close_resuming(api: Any, alert_id: str) -> tuple[int, Any]:
 
 def test_a_halt_on_an_account_an_admin_switched_off_does_not_take_it_over(aws: Any, api: Any, store: Any) -> None:
     # GIVEN acc_a1 switched off by an admin
-    from nexus_auth.store import DynamoIdentityStore, TableNames
+    from nexus_auth.repo import DynamoIdentityStore, TableNames
     from nexus_surveillance.repo import KillSwitch
 
     admin = DynamoIdentityStore(TableNames(users=aws.table_name("UsersTable"), api_keys="", tokens="",
@@ -300,7 +300,7 @@ def test_an_admin_switch_after_a_halt_is_not_undone_by_closing_the_alert(aws: An
     # GIVEN acc_a1 halted by a CRITICAL alert, then switched off by an admin for their own reason
     alert = make_alert(21, severity="CRITICAL", detector="wash_trading", accounts=("acc_a1",))
     seed(store, alert)
-    from nexus_auth.store import DynamoIdentityStore, TableNames
+    from nexus_auth.repo import DynamoIdentityStore, TableNames
     from nexus_surveillance.repo import KillSwitch
 
     assert KillSwitch(aws.table_name("AccountsTable")).halt("acc_a1", alert.id, T0)

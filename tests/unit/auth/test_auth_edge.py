@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from conftest import Edge, register_and_login
-from nexus_auth import admin_api, api, authorizer
 from lambda_events import FakeLambdaContext
+from nexus_auth import admin_api, api, authorizer
 
 INJECTIONS = [
     "' OR '1'='1",

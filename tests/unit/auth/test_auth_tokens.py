@@ -11,7 +11,7 @@ import jwt
 import pytest
 from conftest import STRONG_PASSWORD, Edge, register_and_login
 from nexus_auth import api, tokens
-from nexus_auth.store import rotate_signing_key, secrets_manager_source
+from nexus_auth.repo import rotate_signing_key, secrets_manager_source
 
 
 def _b64(data: dict[str, Any]) -> str:
@@ -167,7 +167,7 @@ def test_the_signing_key_is_not_in_the_template_or_the_function_environment(aws:
     arn = aws.env_for("AuthApiFunction")["SIGNING_KEY_SECRET_ARN"]
     key = ring(aws).current().key
     assert len(key) >= 32
-    root = Path(__file__).resolve().parents[4]
+    root = Path(__file__).resolve().parents[3]
     for path in [root / "template.yaml", *sorted((root / "stacks").glob("*.yaml"))]:
         assert key not in path.read_text()
     for function_id in aws.platform.functions:

@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 from conftest import Edge, register_and_login
+from lambda_events import FakeLambdaContext, kinesis_event, load_event
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from nexus_auth import api, authorizer
 from nexus_common.instrument_store import DynamoInstruments
 from nexus_common.instruments import DEMO_INSTRUMENTS
-from nexus_streaming import fanout, on_audit_events, routes
-from lambda_events import FakeLambdaContext, kinesis_event, load_event
+from nexus_streaming import on_audit_events
+from nexus_streaming import on_execution_events as fanout
+from nexus_streaming import on_websocket_routes as routes
 
 WS_ARN = "arn:aws:execute-api:us-east-1:123456789012:wsapi1/ws/$connect"
 
@@ -224,9 +226,9 @@ def test_logout_closes_the_sessions_websocket(ws: Edge) -> None:
 
 
 def test_a_disabled_user_loses_every_websocket(ws: Edge) -> None:
-    from nexus_auth.domain import IdentityService
     from nexus_auth.passwords import Passwords
-    from nexus_auth.store import DynamoIdentityStore, TableNames
+    from nexus_auth.repo import DynamoIdentityStore, TableNames
+    from nexus_auth.service import IdentityService
     from nexus_common.audit import KinesisAuditSink
 
     # GIVEN a user with a key socket and a session socket

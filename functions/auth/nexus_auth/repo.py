@@ -1,4 +1,5 @@
-"""Data access of identity: users, API keys, login sessions, accounts, instruments (DynamoDB).
+"""Data access of identity: users, API keys, login sessions, accounts, instruments (DynamoDB),
+the signing-key secret (Secrets Manager) and halts on the engine's journal (Kinesis).
 
 Tables (names from the template): ``UsersTable`` (``pk``: ``user#<id>`` / ``email#<email>`` /
 ``login#<sha256 of email>``), ``ApiKeysTable`` (``key_hash``; GSI ``by-user``), ``TokensTable``
@@ -8,14 +9,17 @@ Tables (names from the template): ``UsersTable`` (``pk``: ``user#<id>`` / ``emai
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
 from nexus_common import aws
 from nexus_common.dynamo import LazyTable, conditional_write, paginate, transaction
-
-from nexus_auth.domain import Conflict
+from nexus_common.errors import Conflict
+from nexus_common.events import HaltCommand, ResumeCommand, utc_now
 
 
 def _low_level(item: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +39,8 @@ class TableNames:
 
 
 class DynamoIdentityStore:
-    """Every read and write of the auth service (see ``nexus_auth.domain.IdentityStore``)."""
+    """Every read and write of the auth service (see ``nexus_auth.domain.IdentityStore``); the
+    authorizer reads keys, users and sessions through it too."""
 
     def __init__(self, names: TableNames) -> None:
         self.names = names
@@ -355,9 +360,6 @@ class DynamoIdentityStore:
         )
 
 
-
-
-
 def secrets_manager_source(secret_arn: str) -> Any:
     """The ``KeyRing`` source of the signing-key secret: (``AWSCURRENT``, ``AWSPREVIOUS`` or None)."""
 
@@ -402,3 +404,86 @@ def rotate_signing_key(secret_arn: str) -> str:
     key = str(client.get_random_password(PasswordLength=64, ExcludePunctuation=True)["RandomPassword"])
     client.put_secret_value(SecretId=secret_arn, SecretString=key)
     return kid_of(key)
+
+
+# -- operator-made accounts (``nexus accounts create``) -------------------------------------
+
+
+class DynamoAccountStore:
+    """``AccountStore`` on the ``UsersTable``, ``AccountsTable`` and ``ApiKeysTable`` (physical names)."""
+
+    def __init__(self, accounts_table: str, api_keys_table: str, users_table: str, client: Any = None) -> None:
+        self.accounts_table = accounts_table
+        self.api_keys_table = api_keys_table
+        self.users_table = users_table
+        self._client = client
+
+    def create(self, user: dict[str, Any], account: dict[str, Any], api_key: dict[str, Any]) -> None:
+        from boto3.dynamodb.types import TypeSerializer
+
+        serializer = TypeSerializer()
+
+        def low_level(item: dict[str, Any]) -> dict[str, Any]:
+            return {key: serializer.serialize(value) for key, value in item.items()}
+
+        client = self._client or aws.client("dynamodb")
+        client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self.users_table,
+                        "Item": low_level({**user, "pk": f"user#{user['user_id']}"}),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.accounts_table,
+                        "Item": low_level(account),
+                        "ConditionExpression": "attribute_not_exists(account_id)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.api_keys_table,
+                        "Item": low_level(api_key),
+                        "ConditionExpression": "attribute_not_exists(key_hash)",
+                    }
+                },
+            ]
+        )
+
+    def get_account(self, account_id: str) -> dict[str, Any] | None:
+        item = (
+            aws.dynamodb_table(self.accounts_table)
+            .get_item(Key={"account_id": account_id}, ConsistentRead=True)
+            .get("Item")
+        )
+        return dict(item) if item else None
+
+
+class TradingStatusJournal:
+    """A halt or a resume as a command on ``order-commands`` (partition key = the symbol).
+
+    The command stream is the matching engine's journal: a halt that travels on it reaches the
+    running engine in order with the symbol's orders, and every replay of the journal (a failover, a
+    restart) halts at the same point, so it publishes the same events as the first run did. The
+    instruments table's ``status`` stays the order entry API's pre-check.
+    """
+
+    def __init__(self, stream_name: str, clock: Callable[[], datetime] = utc_now, client: Any = None) -> None:
+        self.stream_name = stream_name
+        self.clock = clock
+        self._client = client
+
+    def publish(self, symbol: str, halted: bool, reason: str) -> HaltCommand | ResumeCommand:
+        command_id = f"{'halt' if halted else 'resume'}-{uuid.uuid4().hex}"
+        model = HaltCommand if halted else ResumeCommand
+        command = model(command_id=command_id, symbol=symbol, reason=reason, ts=self.clock())
+        client = self._client or aws.client("kinesis")
+        client.put_record(
+            StreamName=self.stream_name,
+            Data=command.model_dump_json().encode("utf-8"),
+            PartitionKey=symbol,
+        )
+        return command

@@ -11,11 +11,12 @@ from typing import Any
 
 import boto3
 import pytest
-from nexus_auth import authorizer
-from nexus_auth.accounts import CreatedAccount, DynamoAccountStore, create_account
-from nexus_auth.keys import bearer_key, generate_api_key, hash_api_key, is_well_formed, key_id
-from nexus_common.errors import ValidationFailed
 from lambda_events import FakeLambdaContext, load_event
+from nexus_auth import authorizer
+from nexus_auth.accounts import CreatedAccount, create_account
+from nexus_auth.keys import bearer_key, generate_api_key, hash_api_key, is_well_formed, key_id
+from nexus_auth.repo import DynamoAccountStore
+from nexus_common.errors import ValidationFailed
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/api/POST/v1/orders"
 
