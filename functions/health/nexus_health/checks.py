@@ -1,6 +1,6 @@
 """What ``GET /health`` decides: can the venue match orders now? Pure, no I/O.
 
-The probes (``probes.py``) observe each dependency; ``assess`` turns the observations into the
+The probes (``repo.py``) observe each dependency; ``assess`` turns the observations into the
 public answer: ``ok`` (200) when every dependency answers, a matching engine leads under a live
 lease and keeps up with ``order-commands``; else ``degraded`` (503), with the detail per
 dependency. The detail is public: states, ages and counts only, never a host, a URL or an error

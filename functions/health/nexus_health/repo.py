@@ -1,4 +1,4 @@
-"""The observations ``checks.assess`` needs: one cheap call per dependency.
+"""Data access of health: the observations ``checks.assess`` needs, one cheap call per dependency.
 
 * tables: a point read of a key that never exists in the instruments table (proves the table
   and the credentials);
@@ -14,6 +14,7 @@ from typing import Any
 
 from nexus_common import aws
 from nexus_common.logging import get_logger
+from nexus_common.redis_store import redis_client
 
 from nexus_health.checks import EngineObservation, Observations
 
@@ -23,6 +24,21 @@ logger = get_logger()
 def engine_prefix(order_commands_stream: str) -> str:
     """The engine's Redis key prefix (``nexus_matching.runner.EngineProcess``)."""
     return f"nexus:engine:{order_commands_stream}"
+
+
+def redis_or_unreachable() -> Any:
+    """The Redis client; when the URL's secret cannot be read, one that fails as Redis down does."""
+    try:
+        client = redis_client()
+    except Exception:  # the URL's secret cannot be read: Redis counts as down
+        logger.exception("health: no Redis client")
+        client = None
+    return client or _Unreachable()
+
+
+class _Unreachable:
+    def pipeline(self, transaction: bool = False) -> Any:
+        raise ConnectionError("no Redis client")
 
 
 def read_tables(instruments_table: str) -> bool:

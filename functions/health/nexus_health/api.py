@@ -1,4 +1,4 @@
-"""``GET /health`` (public): can the venue match orders now?
+"""``GET /health`` (public, an API Gateway proxy route): can the venue match orders now?
 
 200 ``{"status": "ok", ...}`` when the instruments table and Redis answer, a matching engine
 leads under a live lease, and it keeps up with ``order-commands``; else 503 ``{"status":
@@ -12,20 +12,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from nexus_common.events import iso, utc_now
+from nexus_common.events import utc_now
 from nexus_common.jsonutil import dumps
 from nexus_common.logging import get_logger
-from nexus_common.redis_store import redis_client
-from nexus_common.settings import NexusSettings, lazy_settings
+from nexus_common.settings import lazy_settings
 
-from nexus_health.checks import assess
-from nexus_health.probes import observe
-
-
-class HealthSettings(NexusSettings):
-    instruments_table: str
-    order_commands_stream: str  # names the engine's lease and status keys in Redis
-
+from nexus_health import service
+from nexus_health.repo import observe, redis_or_unreachable
+from nexus_health.settings import HealthSettings
 
 logger = get_logger()
 settings = lazy_settings(HealthSettings)
@@ -41,23 +35,11 @@ def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _redis() -> Any:
-    try:
-        return redis_client()
-    except Exception:  # the URL's secret cannot be read: Redis counts as down
-        logger.exception("health: no Redis client")
-        return None
-
-
-class _Unreachable:
-    def pipeline(self, transaction: bool = False) -> Any:
-        raise ConnectionError("no Redis client")
-
-
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     config = settings()
-    client = _redis() or _Unreachable()
-    status, body = assess(observe(config.instruments_table, client, config.order_commands_stream), clock())
+    status, body = service.health(
+        lambda: observe(config.instruments_table, redis_or_unreachable(), config.order_commands_stream), clock
+    )
     if status != 200:
         logger.warning("health: degraded", extra={"checks": body["checks"]})
-    return _response(status, {**body, "time": iso(clock())})
+    return _response(status, body)
