@@ -29,9 +29,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from nexus import platform as target_platform
 from nexus.fix_client import FixClient, Received
 from nexus.local.procs import spawn, stop_process
-from nexus.local.runtime import LOCAL_CREDENTIALS, free_port, wait_until
+from nexus.local.runtime import free_port, read_state, wait_until
 
 SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN")
 DRAIN_SECONDS = 300.0  # after the last send, wait for reports at most this long ...
@@ -83,8 +84,8 @@ class BenchPlatform:
         command = [sys.executable, "-m", "nexus.cli", "up", "--demo", "--stage", stage, *ports,
                    "--fix-port", str(self.fix_port)]  # fmt: skip
         self.process = spawn(command, env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: (self.state / "runtime.json").exists(), 180, "nexus up")
-        self.runtime = json.loads((self.state / "runtime.json").read_text())
+        wait_until(lambda: bool(read_state(self.state)), 180, "nexus up")
+        self.runtime = read_state(self.state)
 
     def add_sessions(self, count: int) -> list[dict[str, Any]]:
         """``count`` funded accounts, each with its own FIX session (and password)."""
@@ -92,13 +93,9 @@ class BenchPlatform:
 
         from nexus_fix.sessions import DynamoSessions, new_session
 
-        from nexus.local.demo import create_account, table_names
+        from nexus.local.demo import create_account
 
-        os.environ.update({"AWS_ENDPOINT_URL": self.runtime["aws_endpoint"], **LOCAL_CREDENTIALS})
-        from nexus_common.aws import clear_clients
-
-        clear_clients()
-        table = table_names(self.stage)
+        table = target_platform.tables(target_platform.use(target_platform.local_target(self.runtime)))
         sessions = DynamoSessions(table("FixSessionsTable"))
         created = []
         for n in range(count):

@@ -55,13 +55,7 @@ OPEN_STATUSES = ("pending_new", "new", "partially_filled")
 SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN")
 
 
-# -- the running platform --------------------------------------------------------------------
-
-
-def _connect() -> tuple[str, str]:
-    """The platform this command acts on (``nexus.platform``); returns (stage, api_url)."""
-    target = platform.current()
-    return target.stage, target.api_url
+# -- the platform's tables --------------------------------------------------------------------
 
 
 @functools.cache
@@ -371,12 +365,6 @@ def simulate_day(
 # -- registration ----------------------------------------------------------------------------
 
 
-def _tables(stage: str) -> Any:
-    from nexus.local.demo import table_names
-
-    return table_names(stage)
-
-
 # The options of the simulated day, shared by `nexus simulate` and `nexus bench day`.
 AccountsOption = Annotated[int, typer.Option(min=2, help="Accounts to create and fund.")]
 TradesOption = Annotated[int, typer.Option(min=1, help="Crossing pairs to send (each at least one trade).")]
@@ -426,15 +414,12 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         from nexus.bench_local import LocalPlatform
         from nexus.local import runtime
 
-        platform = LocalPlatform(stage="day")
+        day = LocalPlatform(stage="day")
         try:
-            os.environ["AWS_ENDPOINT_URL"] = platform.aws
-            for key, value in runtime.LOCAL_CREDENTIALS.items():
-                os.environ.setdefault(key, value)
-            os.environ.setdefault("AWS_REGION", "us-east-1")
-            _simulate_and_report(_tables("day"), platform.url, accounts, trades, clients, seed)
+            target = platform.use(platform.local_target(runtime.read_state(day.state)))
+            _simulate_and_report(platform.tables(target), day.url, accounts, trades, clients, seed)
         finally:
-            platform.stop()
+            day.stop()
 
 
 def _simulate_and_report(table: Any, url: str, accounts: int, trades: int, clients: int, seed: int) -> None:

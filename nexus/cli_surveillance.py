@@ -44,7 +44,7 @@ def _loads() -> Callable[[str], Any]:
             return json.loads(line, parse_float=Decimal)
 
         return std
-    return orjson.loads  # type: ignore[no-any-return]
+    return orjson.loads
 
 
 @dataclass

@@ -20,7 +20,7 @@ import functools
 import inspect
 import json
 import os
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, ParamSpec, TypeVar
 
@@ -112,20 +112,26 @@ def resolve(
             return Target(stage, env_endpoint, None, region, where=f"{env_endpoint} (AWS_ENDPOINT_URL)")
         return Target(stage, None, None, region, where=f"AWS, stage {stage}")
     if state and (not env_endpoint or env_endpoint == state.get("aws_endpoint")):
-        return Target(
-            stage or env_stage or str(state.get("stage") or "local"),
-            str(state["aws_endpoint"]),
-            None,
-            str(state.get("region") or "us-east-1"),
-            api_url=str(state.get("api_url") or ""),
-            local=True,
-            where=f"the running nexus up ({state['aws_endpoint']}, pid {state.get('pid')})",
-        )
+        return local_target(state, stage or env_stage)
     if env_endpoint:
         return Target(stage or env_stage or "local", env_endpoint, None, region,
                       where=f"{env_endpoint} (AWS_ENDPOINT_URL)")  # fmt: skip
     raise Unreachable(f"no running platform ({why_no_state or 'no state file'}): start `nexus up`, "
                       f"or name one with {NAME_FLAGS}")  # fmt: skip
+
+
+def local_target(state: Mapping[str, Any], stage: str | None = None) -> Target:
+    """The ``nexus up`` whose state (its ``runtime.json``) is ``state``: its endpoint, region and
+    API, with the emulation's credentials; ``stage`` overrides the state's."""
+    return Target(
+        stage or str(state.get("stage") or "local"),
+        str(state["aws_endpoint"]),
+        None,
+        str(state.get("region") or "us-east-1"),
+        api_url=str(state.get("api_url") or ""),
+        local=True,
+        where=f"the running nexus up ({state['aws_endpoint']}, pid {state.get('pid')})",
+    )
 
 
 def apply(target: Target, environ: MutableMapping[str, str]) -> None:
@@ -241,15 +247,28 @@ def connect(stage: str | None = None, endpoint_url: str | None = None, profile: 
         target = resolve(stage, endpoint_url, profile, os.environ, state, why)
     except Unreachable as exc:
         raise _fail(str(exc)) from None
+    _point_at(target)
+    if not target.local:  # the running nexus up's process was just seen alive; elsewhere, check first
+        probe(target)
+    _current = target
+    return target
+
+
+def use(target: Target) -> Target:
+    """Act on ``target`` from now on, without a request: a ``nexus up`` this process started
+    itself (``local_target`` of its state), whose process is known to be alive."""
+    global _current
+    _point_at(target)
+    _current = target
+    return target
+
+
+def _point_at(target: Target) -> None:
     apply(target, os.environ)
     with contextlib.suppress(ImportError):
         from nexus_common.aws import clear_clients
 
         clear_clients()
-    if not target.local:  # the running nexus up's process was just seen alive; elsewhere, check first
-        probe(target)
-    _current = target
-    return target
 
 
 def current() -> Target:

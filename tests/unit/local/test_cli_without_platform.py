@@ -221,3 +221,33 @@ def test_no_module_imports_the_cli_entry_point() -> None:
             if isinstance(node, ast.Import) and any(alias.name == "nexus.cli" for alias in node.names):
                 importers.append(path.name)
     assert importers == []
+
+
+def test_a_nexus_up_started_by_this_process_is_reached_as_the_running_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nexus.local.runtime import read_state
+
+    # GIVEN a child nexus up's state folder (its own NEXUS_STATE_DIR), and real keys in the shell
+    (tmp_path / "runtime.json").write_text(json.dumps(RUNNING))
+    for key in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                "AWS_DEFAULT_PROFILE"):  # fmt: skip
+        monkeypatch.delenv(key, raising=False)  # given back as they were after the test
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREAL")
+    monkeypatch.setenv("AWS_PROFILE", "prod")
+    monkeypatch.setattr(platform, "_current", None)
+    # WHEN a command of this process uses it (bench day, bench fix)
+    target = platform.use(platform.local_target(read_state(tmp_path)))
+    # THEN it is the same platform `nexus reconcile` resolves for a running nexus up, now current,
+    # reached with the emulation's credentials only
+    assert target == platform.resolve(None, None, None, {}, RUNNING)
+    assert platform.current() is target
+    assert os.environ["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+    assert os.environ["AWS_ACCESS_KEY_ID"] == LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]
+    assert "AWS_PROFILE" not in os.environ
+
+
+def test_an_empty_state_folder_has_no_state(tmp_path: Path) -> None:
+    from nexus.local.runtime import read_state
+
+    assert read_state(tmp_path) == {}
