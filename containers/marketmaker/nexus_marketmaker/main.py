@@ -19,7 +19,7 @@ from nexus_common.events import utc_now
 from nexus_common.instrument_store import CachedInstruments, DynamoInstruments
 from nexus_common.redis_store import redis_client
 from nexus_common.settings import load_settings
-from nexus_orders.domain import MassCancelRequest, NewOrderRequest
+from nexus_orders.models import MassCancelRequest, NewOrderRequest
 from nexus_orders.repo import DynamoMarketReference
 from nexus_orders.service import OrderService
 from nexus_orders.settings import OrdersApiSettings

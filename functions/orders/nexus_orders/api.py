@@ -15,14 +15,14 @@ from nexus_common.logging import get_logger
 from nexus_common.openapi import documented
 from nexus_common.settings import lazy, lazy_settings
 
-from nexus_orders.domain import (
+from nexus_orders.models import (
     ListOrdersQuery,
     MassCancelRequest,
     NewOrderRequest,
     OcoRequest,
-    Order,
     ReplaceOrderRequest,
 )
+from nexus_orders.order import Order
 from nexus_orders.service import OrderService
 from nexus_orders.settings import OrdersApiSettings
 from nexus_orders.wiring import order_service

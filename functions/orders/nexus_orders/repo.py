@@ -5,7 +5,7 @@ Item of ``OrdersTable`` (pk ``order_id``; GSI ``by-account``: ``account_id`` + `
 time_in_force, status, filled_quantity N, filled_notional N, average_price N?,
 remaining_quantity N, created_at, updated_at, last_seq N?, reject_reason?, cancel_reason?,
 cancel_requested BOOL?, cancel_requested_at?``, and the engine instructions and OCO/replace
-fields of ``domain.Order`` when set (``stop_price``, ``expire_at``, ``post_only``,
+fields of ``order.Order`` when set (``stop_price``, ``expire_at``, ``post_only``,
 ``display_quantity``, ``stp``, ``triggered``, ``group_id``, ``leg``, ``replace_count``,
 ``replace_pending``, ``price_topup``, ``cover_rate``).
 
@@ -40,14 +40,16 @@ from nexus_common.risk import (
     ZERO,
     ReplaceTerms,
     RiskLimits,
-    RiskRefused,
     attr,
     replace_record_id,
     topup_record_id,
 )
 
-from nexus_orders.domain import OPEN_STATUSES, Order, OrderChange
-from nexus_orders.service import AnyOrderCommand, ApplyResult, Reservation
+from nexus_orders.commands import AnyOrderCommand
+from nexus_orders.folding import OrderChange
+from nexus_orders.order import OPEN_STATUSES, Order
+from nexus_orders.ports import ApplyResult
+from nexus_orders.risk import Reservation, refusal
 
 BY_ACCOUNT_INDEX: Final = "by-account"
 # A listing page reads at most this many index pages, each of at least FILTERED_READ items when
@@ -376,7 +378,8 @@ class DynamoRiskBook(LazyTable):
     the item's ``reservations`` set under ``NOT contains(reservations, id)``. A refused write reads
     the item returned with the failed condition (``ALL_OLD``): when it already holds the id, the
     reservation is in place (the write applied before, e.g. an SDK retry of a write whose answer
-    was lost) and nothing more is done; else nothing was written and the reason is the refusal."""
+    was lost) and nothing more is done; else nothing was written and the reason is the refusal
+    (``risk.refusal``)."""
 
     def reserve(self, reservation: Reservation, limits: RiskLimits) -> None:
         names: dict[str, str] = {"#status": "status", "#res": RESERVATIONS}
@@ -447,36 +450,6 @@ class DynamoRiskBook(LazyTable):
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
-
-
-def refusal(reservation: Reservation, item: dict[str, Any] | None, limits: RiskLimits) -> RiskRefused:
-    """Why the reservation's condition failed, from the account item as it was."""
-    if item is None:
-        return RiskRefused("account_not_found", "the account has no risk record", None)
-    if item.get("status") != "active":
-        return RiskRefused("account_inactive", f"the account is {item.get('status')}", None)
-    if item.get("trading_enabled") is False:
-        return RiskRefused("trading_disabled", "trading is switched off for this account", None)
-    symbol = reservation.symbol
-    if reservation.side == "buy":
-        available = Decimal(str(item.get("available_cash", item.get("cash", 0))))
-        if available < reservation.amount:
-            return RiskRefused(
-                "insufficient_buying_power",
-                f"the order needs {reservation.amount} USD; {available} USD is available",
-                "quantity",
-            )
-        return RiskRefused(
-            "position_limit_exceeded",
-            f"position and open buys of {symbol} would exceed the limit of {limits.position_limit}",
-            "quantity",
-        )
-    sellable = Decimal(str(item.get(attr("sellable", symbol), 0)))
-    return RiskRefused(
-        "insufficient_position",
-        f"{max(sellable, ZERO)} {symbol} can be sold (short limit {min(limits.short_limit, limits.position_limit)})",
-        "quantity",
-    )
 
 
 class DynamoMarketReference:

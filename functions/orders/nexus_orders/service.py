@@ -5,150 +5,43 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any, Final, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Final, Literal
 
 from nexus_common.audit import AuditEvent, AuditSink
 from nexus_common.errors import Conflict, NotFound, Unavailable, ValidationFailed
-from nexus_common.events import (
-    CancelOrderCommand,
-    MassCancelCommand,
-    NewOrderCommand,
-    OcoOrderCommand,
-    ReplaceOrderCommand,
-    utc_now,
-)
+from nexus_common.events import ExecutionEventT, utc_now
 from nexus_common.instrument_store import InstrumentLookup
 from nexus_common.instruments import Instrument
 from nexus_common.logging import get_logger
 from nexus_common.risk import (
     OCO_PREFIX,
-    OrderRisk,
     ReplaceTerms,
     RiskLimits,
     RiskRefused,
-    check_order,
     oco_leg_ids,
-    oco_reserve_price,
     replace_command_id,
-    replace_reservation_id,
-    replace_terms,
-    reservation_id,
-    reserve_amount,
-    reserve_rate,
 )
 
-from nexus_orders.domain import (
-    OPEN_STATUSES,
-    ExecutionEventT,
-    ListOrdersQuery,
-    MassCancelRequest,
-    NewOrderRequest,
-    OcoRequest,
-    Order,
-    OrderChange,
-    ReplaceOrderRequest,
+from nexus_orders.commands import (
+    AnyOrderCommand,
     cancel_order_command,
     mass_cancel_command,
-    new_order,
     new_order_command,
-    notification_message,
     oco_command,
-    oco_legs,
-    on_grid,
-    order_changes,
     replace_order_command,
-    same_terms,
-    tradable,
 )
+from nexus_orders.entry import new_order, oco_legs, on_grid, tradable
+from nexus_orders.folding import OrderChange, notification_message, order_changes
+from nexus_orders.models import ListOrdersQuery, MassCancelRequest, NewOrderRequest, OcoRequest, ReplaceOrderRequest
+from nexus_orders.order import OPEN_STATUSES, Order, same_terms
+from nexus_orders.ports import CommandPublisher, MarketReference, Notifier, OrderDeleter, OrderRepository, RiskBook
+from nexus_orders.risk import Reservation, needs_best_ask, oco_reservation, order_reservation, replace_reservation
 
-AnyOrderCommand: TypeAlias = (
-    NewOrderCommand | CancelOrderCommand | ReplaceOrderCommand | MassCancelCommand | OcoOrderCommand
-)
 # Namespace of the ids of risk refusal audit events, derived from (account, client order id).
 AUDIT_NAMESPACE: Final = uuid.UUID("0d6c9a52-8f5e-4b7a-b1d4-2e7f93a1c6b8")
 logger = get_logger()
-
-# -- ports -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    """``applied``: the change was written; ``order``: the item after (or, if not applied, as
-    it is now); None when the table has no such order (e.g. an order entered elsewhere)."""
-
-    applied: bool
-    order: Order | None
-
-
-class OrderRepository(Protocol):
-    def put_new(self, order: Order) -> bool:
-        """Write a new order unless its id exists; False when it already existed."""
-
-    def put_group(self, legs: list[Order]) -> bool:
-        """Write an OCO group's legs in one transaction unless they exist; False if they did."""
-
-    def get(self, order_id: str) -> Order | None: ...
-
-    def list_by_account(
-        self, account_id: str, statuses: frozenset[str] | None, limit: int
-    ) -> list[Order]: ...
-
-    def page_by_account(
-        self, account_id: str, statuses: frozenset[str] | None, limit: int, cursor: str | None
-    ) -> tuple[list[Order], str | None]:
-        """The account's orders, newest first, after ``cursor``, and the next page's cursor
-        (None at the end); a cursor this API did not give is ``ValidationFailed`` (400)."""
-
-    def mark_cancel_requested(self, order: Order, now: datetime) -> Order | None:
-        """Flag an open order as cancel-requested; None when it is no longer open."""
-
-    def begin_replace(
-        self, order: Order, number: int, terms: ReplaceTerms | None, protection_price: Decimal | None, now: datetime
-    ) -> Order | None:
-        """In one transaction: mark the open order's replace ``number`` as pending (only if no
-        other is) and store its terms for the risk consumer; None when the order changed."""
-
-    def abort_replace(self, order: Order, number: int, previous: Order) -> None:
-        """A replace that never reached the engine: clear it and zero its terms."""
-
-    def apply(self, change: OrderChange) -> ApplyResult:
-        """One conditional update: only if the order exists and ``last_seq < change.seq``."""
-
-
-@runtime_checkable
-class OrderDeleter(Protocol):
-    def delete_pending(self, order: Order) -> bool:
-        """Delete an order that is still ``pending_new`` (its command was never sent). True when
-        the table no longer holds the order; False when it holds it in another status."""
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """What one order reserved: ``amount`` USD (buys) or ``quantity`` shares (sells), held on the
-    account item under ``reservation_id`` (``nexus_common.risk.reservation_id``)."""
-
-    account_id: str
-    symbol: str
-    side: str
-    quantity: Decimal
-    amount: Decimal = Decimal(0)
-    rate: Decimal | None = None
-    price: Decimal | None = None  # the price a buy was reserved at (a market or stop buy's protection price)
-    reservation_id: str = ""
-
-
-class RiskBook(Protocol):
-    def reserve(self, reservation: Reservation, limits: RiskLimits) -> None:
-        """One conditional write on the account item that also adds ``reservation_id`` to the
-        item's set; a write whose id is already there is in place (no error, nothing more
-        reserved). Raises ``RiskRefused`` with the reason."""
-
-    def release(self, reservation: Reservation) -> bool:
-        """Give a reservation back (the order was never sent) and remove its id, only while the
-        item holds the id; False when it does not (nothing changes)."""
 
 
 class ReservationUnknown(Unavailable):
@@ -158,14 +51,9 @@ class ReservationUnknown(Unavailable):
     default_code = "risk_unavailable"
 
 
-class MarketReference(Protocol):
-    def last_trade(self, symbol: str) -> Decimal | None: ...
-
-    def best_ask(self, symbol: str) -> Decimal | None: ...
-
-
 class PreTradeRisk:
-    """The pre-trade rules (``nexus_common.risk.check_order``) then one reservation write."""
+    """The pre-trade rules (``risk``: ``nexus_common.risk.check_order``) on the reference prices
+    read, then one reservation write."""
 
     def __init__(self, book: RiskBook, market: MarketReference, limits: RiskLimits) -> None:
         self.book = book
@@ -175,42 +63,16 @@ class PreTradeRisk:
     def reserve(self, order: Order) -> Reservation:
         """The rules, then the reservation write under the order's id (``reserve_written``)."""
         last = self._reference(self.market.last_trade, order.symbol)
-        market_buy = order.type == "market" and order.side == "buy"
-        ask = self._reference(self.market.best_ask, order.symbol) if market_buy else None
-        facts = OrderRisk(order.symbol, order.side, order.type, order.quantity, order.price, order.stop_price)
-        price = check_order(facts, self.limits, last, ask)
-        rid = reservation_id(order.order_id)
-        if price is None:
-            reservation = Reservation(order.account_id, order.symbol, order.side, order.quantity, reservation_id=rid)
-        else:
-            rate = reserve_rate(price, self.limits.fee_buffer)
-            amount = reserve_amount(order.quantity, rate)
-            reservation = Reservation(order.account_id, order.symbol, "buy", order.quantity, amount, rate, price, rid)
+        ask = self._reference(self.market.best_ask, order.symbol) if needs_best_ask(order) else None
+        reservation = order_reservation(order, self.limits, last, ask)
         self.reserve_written(reservation)
         return reservation
 
     def reserve_oco(self, legs: list[Order]) -> tuple[Reservation, Decimal | None]:
-        """One reservation for the group: the LARGER of the legs' exposures, not their sum (a
-        buy: the quantity at the highest price a leg can spend; a sell: the quantity once).
+        """One reservation for the group (``risk.oco_reservation``: the larger leg's exposure).
         Returns it and the stop-loss leg's reserve price (a stop buy's protection price)."""
-        take, stop = legs
-        rid = reservation_id(take.order_id)  # the group's id
-        last = self._reference(self.market.last_trade, take.symbol)
-        take_price = check_order(
-            OrderRisk(take.symbol, take.side, "limit", take.quantity, take.price), self.limits, last, None
-        )
-        stop_price = check_order(
-            OrderRisk(stop.symbol, stop.side, stop.type, stop.quantity, stop.price, stop.stop_price),
-            self.limits, last, None,
-        )  # fmt: skip
-        if take.side == "buy":
-            assert take_price is not None and stop_price is not None
-            price = oco_reserve_price([take_price, stop_price])
-            rate = reserve_rate(price, self.limits.fee_buffer)
-            amount = reserve_amount(take.quantity, rate)
-            reservation = Reservation(take.account_id, take.symbol, "buy", take.quantity, amount, rate, price, rid)
-        else:
-            reservation = Reservation(take.account_id, take.symbol, "sell", take.quantity, reservation_id=rid)
+        last = self._reference(self.market.last_trade, legs[0].symbol)
+        reservation, stop_price = oco_reservation(legs, self.limits, last)
         self.reserve_written(reservation)
         return reservation, stop_price
 
@@ -222,21 +84,9 @@ class PreTradeRisk:
         the terms, the reservation made (None if none; its id ``<order>~r<number>``) and a stop
         buy's new protection price."""
         last = self._reference(self.market.last_trade, order.symbol)
-        facts = OrderRisk(order.symbol, order.side, order.type, quantity, price, stop_price)
-        new_price = check_order(facts, self.limits, last, None)
-        new_rate = None if new_price is None else reserve_rate(new_price, self.limits.fee_buffer)
-        terms = replace_terms(
-            order.side, order.remaining_quantity, quantity - order.quantity,
-            order.reserve_rate, order.cover_rate, new_rate, order.price_topup,
-        )  # fmt: skip
-        reservation = None
-        if terms.reserve_quantity > 0 or terms.reserve_cash > 0:
-            reservation = Reservation(
-                order.account_id, order.symbol, order.side, terms.reserve_quantity, terms.reserve_cash,
-                reservation_id=replace_reservation_id(order.order_id, number),
-            )
+        terms, reservation, cap = replace_reservation(order, quantity, price, stop_price, number, self.limits, last)
+        if reservation is not None:
             self.reserve_written(reservation)
-        cap = new_price if order.type == "stop" and order.side == "buy" else None
         return terms, reservation, cap
 
     @staticmethod
@@ -274,14 +124,6 @@ class PreTradeRisk:
         except Exception:
             logger.exception("reservation not released", extra={"reservation_id": reservation.reservation_id,
                                                                 "account_id": reservation.account_id})  # fmt: skip
-
-
-class CommandPublisher(Protocol):
-    def publish(self, command: AnyOrderCommand) -> None: ...
-
-
-class Notifier(Protocol):
-    def send(self, messages: list[dict[str, Any]]) -> None: ...
 
 
 # -- the API side ----------------------------------------------------------------------------
@@ -682,6 +524,22 @@ def _plausible_id(order_id: str) -> bool:
 
 
 # -- the consumer side -----------------------------------------------------------------------
+
+
+class BatchNotifier:
+    """Collects the notifications of a batch; ``flush`` sends them through ``target``, in order."""
+
+    def __init__(self, target: Notifier) -> None:
+        self.target = target
+        self.messages: list[dict[str, Any]] = []
+
+    def send(self, messages: list[dict[str, Any]]) -> None:
+        self.messages.extend(messages)
+
+    def flush(self) -> None:
+        if self.messages:
+            messages, self.messages = self.messages, []
+            self.target.send(messages)
 
 
 def apply_events(

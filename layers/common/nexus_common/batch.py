@@ -16,57 +16,19 @@ local runtime) treats the same as a failed batch, from the first failed record o
 from __future__ import annotations
 
 import logging
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, get_args
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from pydantic import ValidationError
 
-from nexus_common.events import (
-    ENGINE_EVENT_ADAPTER,
-    AcceptedEvent,
-    BookEvent,
-    CancelledEvent,
-    CancelRejectedEvent,
-    ExpiredEvent,
-    RejectedEvent,
-    ReplacedEvent,
-    ReplaceRejectedEvent,
-    TradeEvent,
-    TradingStatusEvent,
-    TriggeredEvent,
-)
+from nexus_common.events import ENGINE_EVENT_ADAPTER, TradingStatusEvent
+from nexus_common.events import ExecutionEventT as ExecutionEventT  # what decode_execution_events returns
 from nexus_common.jsonutil import loads
 
-ExecutionEventT: TypeAlias = (
-    AcceptedEvent
-    | RejectedEvent
-    | TradeEvent
-    | CancelledEvent
-    | CancelRejectedEvent
-    | BookEvent
-    | ExpiredEvent
-    | ReplacedEvent
-    | ReplaceRejectedEvent
-    | TriggeredEvent
-)
-
-# Every type the engine emits: an expiry, a replace or a trigger changes orders and reservations
-# as much as a cancel does (consumers skip the types they have nothing to do with).
-KNOWN_EVENT_TYPES: Final = frozenset(
-    {
-        "accepted",
-        "rejected",
-        "trade",
-        "cancelled",
-        "cancel_rejected",
-        "book",
-        "expired",
-        "replaced",
-        "replace_rejected",
-        "triggered",
-    }
-)
+# The types of ``ExecutionEventT``: an expiry, a replace or a trigger changes orders and
+# reservations as much as a cancel does (consumers skip the types they have nothing to do with).
+KNOWN_EVENT_TYPES: Final = frozenset(kind.model_fields["type"].default for kind in get_args(ExecutionEventT))
 
 
 class SkippedAfterFailure(Exception):

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_serializer
 
 from nexus_common.money import fmt
 
 Side = Literal["buy", "sell"]
-OrderType = Literal["limit", "market"]
-TimeInForce = Literal["gtc", "ioc", "fok", "day"]
-# What the matching engine itself takes (a superset of what the HTTP API offers today).
+# What the matching engine takes (the HTTP API, FIX and the market maker offer the same).
 EngineOrderType = Literal["limit", "market", "stop", "stop_limit"]
 EngineTimeInForce = Literal["gtc", "ioc", "fok", "day", "gtd"]
 # Self-trade prevention: what happens when an order would trade with one of its own account.
@@ -321,17 +319,9 @@ class TradingStatusEvent(EventEnvelope):
     reason: str = ""
 
 
-# The event types every consumer knows (what ``EVENT_ADAPTER`` parses, unchanged) ...
-ExecutionEvent = Annotated[
-    AcceptedEvent | RejectedEvent | TradeEvent | CancelledEvent | CancelRejectedEvent | BookEvent,
-    Field(discriminator="type"),
-]
-EVENT_ADAPTER: TypeAdapter[
-    AcceptedEvent | RejectedEvent | TradeEvent | CancelledEvent | CancelRejectedEvent | BookEvent
-] = TypeAdapter(ExecutionEvent)
-
-# ... and every type the engine emits (consumers skip the types they do not know).
-AnyEngineEvent = (
+# The events that change orders, positions and reservations: what the consumers of
+# ``execution-events`` receive (``nexus_common.batch.decode_execution_events``) ...
+ExecutionEventT: TypeAlias = (
     AcceptedEvent
     | RejectedEvent
     | TradeEvent
@@ -342,8 +332,9 @@ AnyEngineEvent = (
     | ReplacedEvent
     | ReplaceRejectedEvent
     | TriggeredEvent
-    | TradingStatusEvent
 )
+# ... and every type the engine emits (a consumer skips the types it has nothing to do with).
+AnyEngineEvent: TypeAlias = ExecutionEventT | TradingStatusEvent
 EngineEvent = Annotated[AnyEngineEvent, Field(discriminator="type")]
 ENGINE_EVENT_ADAPTER: TypeAdapter[AnyEngineEvent] = TypeAdapter(EngineEvent)
 

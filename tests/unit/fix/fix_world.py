@@ -1,4 +1,4 @@
-"""The FIX application over the in-memory venue (``order_entry_world``): the real orders service
+"""The FIX application over the in-memory venue (``orders_fakes``): the real orders service
 and matching engine in process, the gateway's record in ``MemoryFixOrders``, and each engine
 event routed by the real ``ReportRouter`` once the application call that caused it returns.
 
@@ -18,7 +18,7 @@ from nexus_common.audit import MemoryAuditSink
 from nexus_fix.application import FixApplication
 from nexus_fix.fixorders import MemoryFixOrders
 from nexus_fix.reports import OrderLocks, Outgoing, ReportRouter
-from order_entry_world import Account, Venue
+from orders_fakes import Account, Venue
 
 D = Decimal
 

@@ -11,7 +11,8 @@ import pytest
 from fix_world import FixWorld, fix_world, msg, nos, tags
 from nexus_fix.application import CATCH_UP_SECONDS, EntryRejected, new_order_request
 from nexus_fix.fixorders import FixOrder
-from nexus_orders.domain import NewOrderRequest, derive_order_id
+from nexus_orders.models import NewOrderRequest
+from nexus_orders.order import derive_order_id
 
 D = Decimal
 EXEC = (150, 39, 14, 151, 6)  # ExecType, OrdStatus, CumQty, LeavesQty, AvgPx

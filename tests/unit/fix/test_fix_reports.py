@@ -121,7 +121,7 @@ def test_reports_of_an_applied_event_that_never_reached_the_session_are_sent_on_
 
 def test_events_of_orders_entered_over_http_are_not_reported() -> None:
     world = fix_world()
-    from nexus_orders.domain import NewOrderRequest
+    from nexus_orders.models import NewOrderRequest
 
     world.venue.service.place("alice", NewOrderRequest(symbol="AAPL", side="buy", type="limit", quantity=D(1),
                                                        price=D(100), client_order_id="http-1"))  # fmt: skip
@@ -131,7 +131,7 @@ def test_events_of_orders_entered_over_http_are_not_reported() -> None:
 
 def test_the_same_clordid_entered_over_http_first_is_a_duplicate_over_fix() -> None:
     world = fix_world()
-    from nexus_orders.domain import NewOrderRequest
+    from nexus_orders.models import NewOrderRequest
 
     world.venue.service.place("alice", NewOrderRequest(symbol="AAPL", side="buy", type="limit", quantity=D(10),
                                                        price=D(100), client_order_id="same"))  # fmt: skip

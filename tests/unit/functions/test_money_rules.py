@@ -295,7 +295,8 @@ def test_a_market_buy_goes_to_the_engine_as_an_ioc_limit_at_its_protection_price
     # GIVEN a market buy whose reservation was made at its protection price
     from datetime import UTC, datetime
 
-    from nexus_orders.domain import Order, new_order_command
+    from nexus_orders.commands import new_order_command
+    from nexus_orders.order import Order
 
     order = Order(order_id="o1", account_id="a1", symbol="AAPL", side="buy", type="market", quantity=D("10"),
                   time_in_force="ioc", status="pending_new", remaining_quantity=D("10"), created_at="t",

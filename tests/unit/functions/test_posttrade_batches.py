@@ -14,16 +14,16 @@ import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nexus_common.events import EVENT_ADAPTER
+from lambda_events import FakeLambdaContext, kinesis_event, kinesis_record
+from nexus_common.events import ENGINE_EVENT_ADAPTER
 from nexus_common.fees import FeeSchedule
-from nexus_portfolio import consumer as portfolio_consumer
+from nexus_portfolio import on_execution_events as portfolio_consumer
 from nexus_portfolio.posttrade import apply_events, plan_batch, position_keys
 from nexus_portfolio.repo import DynamoJournal, DynamoPositions, DynamoSettlements
 from nexus_risk import on_execution_events as risk_consumer
 from nexus_risk.coalesce import AccountWrite, coalesce
 from nexus_risk.domain import AccountChange, OrderFacts, account_changes
 from nexus_risk.repo import DynamoAccounts
-from lambda_events import FakeLambdaContext, kinesis_event, kinesis_record
 
 D = Decimal
 FEES = FeeSchedule.from_bps(D(1), D(3))
@@ -121,7 +121,7 @@ def delivered(events: list[dict[str, Any]], faults: list[tuple[str, int]]) -> li
 
 
 def parsed(events: list[dict[str, Any]]) -> list[Any]:
-    return [EVENT_ADAPTER.validate_python(e) for e in events]
+    return [ENGINE_EVENT_ADAPTER.validate_python(e) for e in events]
 
 
 # -- the pure folds ------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from lambda_events import load_event
 from nexus_common.batch import ExecutionEventT
 from nexus_common.errors import Forbidden, ValidationFailed
-from nexus_common.events import EVENT_ADAPTER, TradeEvent
+from nexus_common.events import ENGINE_EVENT_ADAPTER, TradeEvent
 from nexus_common.push import Connection
 from nexus_notifications.alerts import (
     CreateAlert,
@@ -19,13 +20,12 @@ from nexus_notifications.alerts import (
     settlement_notification,
 )
 from nexus_streaming.domain import SubscriptionRequest, channel_id, fan_out
-from lambda_events import load_event
 
 NOW = datetime(2026, 1, 5, 14, 0, tzinfo=UTC)
 
 
 def step() -> list[ExecutionEventT]:
-    return [EVENT_ADAPTER.validate_python(e) for e in load_event("execution_events_fill.json")["events"]]
+    return [ENGINE_EVENT_ADAPTER.validate_python(e) for e in load_event("execution_events_fill.json")["events"]]
 
 
 def test_one_engine_step_fans_out_to_each_channel_in_event_order() -> None:

@@ -1,7 +1,7 @@
 """Fixtures of the matching-engine tests.
 
 ``checked(engine)`` wraps an engine so that every event it emits is checked against the shared
-kernel: it validates with ``EVENT_ADAPTER``, re-serializes to exactly the same dict (so every
+kernel: it validates with ``ENGINE_EVENT_ADAPTER``, re-serializes to exactly the same dict (so every
 field is present and every decimal is in canonical form), survives a JSON round trip, carries
 the command's ``ts``, ``command_id`` and the engine's epoch, and continues its symbol's ``seq``
 without a gap, with ``event_id == f"{symbol}-{seq}"``.

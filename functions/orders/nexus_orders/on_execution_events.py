@@ -1,4 +1,4 @@
-"""execution-events -> order state (and notifications).
+"""The handler of the ``execution-events`` stream: order state (and notifications).
 
 One batch at a time (``nexus_common.stream_batch``): the events of every record, in order, go
 through ``apply_events`` once (the orders updated concurrently, each order's changes in order:
@@ -22,7 +22,7 @@ from nexus_common.sqs import SqsBatchSender
 from nexus_common.stream_batch import decode_batch, failures
 
 from nexus_orders.repo import DynamoOrderRepository
-from nexus_orders.service import apply_events
+from nexus_orders.service import BatchNotifier, apply_events
 from nexus_orders.settings import OrdersConsumerSettings
 
 logger = get_logger()
@@ -37,22 +37,6 @@ def orders() -> DynamoOrderRepository:
 @lazy
 def notifier() -> SqsBatchSender:
     return SqsBatchSender(settings().notifications_queue_url)
-
-
-class BatchNotifier:
-    """Collects the notifications of a batch; ``flush`` sends them through ``target``, in order."""
-
-    def __init__(self, target: Any) -> None:
-        self.target = target
-        self.messages: list[dict[str, Any]] = []
-
-    def send(self, messages: list[dict[str, Any]]) -> None:
-        self.messages.extend(messages)
-
-    def flush(self) -> None:
-        if self.messages:
-            messages, self.messages = self.messages, []
-            self.target.send(messages)
 
 
 @with_lambda_context(logger)

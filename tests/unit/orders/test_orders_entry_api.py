@@ -4,71 +4,15 @@ field and changes nothing; a risk refusal is audited. Tests read GIVEN / WHEN / 
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
-from nexus_common.events import COMMAND_ADAPTER
-from nexus_common.instruments import DEMO_INSTRUMENTS
 from nexus_common.risk import reserve_amount, reserve_rate
-from nexus_marketdata.instruments import put_instruments
-from nexus_orders.api import app
-from lambda_events import call, rest_event
+from orders_fakes import FEE_BUFFER, OCO, STOP, World, future
 
 D = Decimal
-FEE_BUFFER = D(3) / D(10_000)  # the template's taker fee, the highest rate
-STOP = {"symbol": "AAPL", "side": "buy", "type": "stop", "quantity": "10", "stop_price": "102.00"}
-OCO = {"symbol": "AAPL", "side": "sell", "quantity": "10", "take_profit": {"price": "105.00"},
-       "stop_loss": {"stop_price": "95.00"}}  # fmt: skip
-
-
-def future(minutes: int = 60) -> str:
-    return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat()
-
-
-class World:
-    def __init__(self, aws: Any) -> None:
-        self.aws = aws
-        self.env = aws.use_function_env("OrdersApiFunction")
-        put_instruments(self.env["INSTRUMENTS_TABLE"], DEMO_INSTRUMENTS)
-        self.ddb = boto3.resource("dynamodb", region_name="us-east-1")
-        self.kinesis = boto3.client("kinesis", region_name="us-east-1")
-        self.ddb.Table(self.env["TRADES_TABLE"]).put_item(
-            Item={"symbol": "AAPL", "seq": 0, "price": D("100.00"), "quantity": D(1)}
-        )
-        self.account("acc_1", "1000000.00", **{"pos#AAPL": D(100), "sellable#AAPL": D(100), "buying#AAPL": D(100)})
-
-    def account(self, account_id: str, cash: str, **extra: Any) -> None:
-        self.ddb.Table(self.env["ACCOUNTS_TABLE"]).put_item(
-            Item={"account_id": account_id, "cash": D(cash), "currency": "USD", "status": "active", **extra}
-        )
-
-    def item(self, account_id: str = "acc_1") -> dict[str, Any]:
-        return dict(self.ddb.Table(self.env["ACCOUNTS_TABLE"]).get_item(Key={"account_id": account_id})["Item"])
-
-    def request(self, method: str, resource: str, body: Any = None, account: str = "acc_1",
-                **path: str) -> tuple[int, Any]:  # fmt: skip
-        return call(app, rest_event(method, resource, body=body, account_id=account, path_params=path or None))
-
-    def orders(self) -> list[dict[str, Any]]:
-        return list(self.ddb.Table(self.env["ORDERS_TABLE"]).scan()["Items"])
-
-    def records(self, stream_env: str) -> list[dict[str, Any]]:
-        stream = self.env[stream_env]
-        found = []
-        for shard in self.kinesis.list_shards(StreamName=stream)["Shards"]:
-            iterator = self.kinesis.get_shard_iterator(
-                StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            for record in self.kinesis.get_records(ShardIterator=iterator)["Records"]:
-                found.append({"key": record["PartitionKey"], "data": json.loads(record["Data"])})
-        return found
-
-    def commands(self) -> list[Any]:
-        return [COMMAND_ADAPTER.validate_python(r["data"]) for r in self.records("ORDER_COMMANDS_STREAM")]
 
 
 @pytest.fixture
@@ -325,9 +269,9 @@ def test_bad_mass_cancels_answer_400_and_send_nothing(world: World, body: dict[s
 
 def test_the_risk_consumer_settles_a_replace_from_the_terms_the_api_stored(world: World) -> None:
     # GIVEN the risk consumer's environment too, and a buy 10 @ 100 replaced to 15 @ 101
+    from lambda_events import FakeLambdaContext, kinesis_event
     from nexus_common.settings import reset_lazy
     from nexus_risk import on_execution_events as risk_consumer
-    from lambda_events import FakeLambdaContext, kinesis_event
 
     world.aws.use_function_env("RiskConsumerFunction")
     reset_lazy()

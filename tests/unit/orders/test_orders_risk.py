@@ -1,6 +1,6 @@
 """Reservations of every order type from entry to end, in memory: the real order service and
 pre-trade risk, the real matching engine, the real orders and risk consumer code
-(``order_entry_world``). Each test reads GIVEN / WHEN / THEN."""
+(``orders_fakes.venue``). Each test reads GIVEN / WHEN / THEN."""
 
 from __future__ import annotations
 
@@ -22,20 +22,13 @@ from nexus_common.risk import (
     reserve_amount,
     reserve_rate,
 )
-from nexus_orders.domain import OPEN_STATUSES, MassCancelRequest, NewOrderRequest, OcoRequest, ReplaceOrderRequest
+from nexus_orders.models import MassCancelRequest, ReplaceOrderRequest
+from nexus_orders.order import OPEN_STATUSES
 from nexus_risk.domain import changes_of, prefetch_ids
-from order_entry_world import FEES, LIMITS, Venue, venue
+from orders_fakes import FEES, LIMITS, Venue, oco, order, venue
 
 D = Decimal
 RICH = "1000000.00"
-
-
-def order(**fields: Any) -> NewOrderRequest:
-    return NewOrderRequest.model_validate({"symbol": "AAPL", **fields})
-
-
-def oco(**fields: Any) -> OcoRequest:
-    return OcoRequest.model_validate({"symbol": "AAPL", **fields})
 
 
 def rate(price: str) -> Decimal:

@@ -1,29 +1,44 @@
-"""An in-memory trading venue for the order-entry tests: the real ``OrderService`` and
-``PreTradeRisk`` over in-memory ports, the real matching engine in process, and every event it
-emits applied at once by the real orders consumer code (``apply_events``) and the real risk
-consumer domain (``nexus_risk.domain.changes_of``) to one account item per account.
+"""The fakes and worlds of the orders tests (the one module of them).
 
-The fakes keep the contracts of their DynamoDB adapters (``nexus_orders.repo``): items are
-stored exactly as ``order_to_item`` writes them, the replace terms items as ``_terms_items``
-writes them, and the risk book applies the same conditions as ``DynamoRiskBook.reserve``.
+* In memory: the ports of ``nexus_orders.ports`` (``MemoryOrders``, ``MemoryRiskBook``,
+  ``EngineMarket``, ``Instruments``, ``RecordingCommands``, ``RecordingNotifier``) and a trading
+  venue over them (``Venue``, ``venue``): the real ``OrderService`` and ``PreTradeRisk``, the real
+  matching engine in process, and every event it emits applied at once by the real orders
+  consumer code (``apply_events``) and the real risk consumer domain
+  (``nexus_risk.domain.changes_of``) to one account item per account. The fakes keep the
+  contracts of their DynamoDB adapters (``nexus_orders.repo``): items are stored exactly as
+  ``order_to_item`` writes them, the replace terms items as ``_terms_items`` writes them, and the
+  risk book applies the same conditions as ``DynamoRiskBook.reserve``.
+* Under moto: ``World``, the orders API with the tables and streams the template declares, a
+  funded ``acc_1`` and a last AAPL trade at 100.00.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from nexus_common.events import ENGINE_EVENT_ADAPTER, iso
+import boto3
+from lambda_events import call, rest_event
+from nexus_common.events import COMMAND_ADAPTER, ENGINE_EVENT_ADAPTER, iso
 from nexus_common.fees import FeeSchedule
-from nexus_common.instruments import Instrument
+from nexus_common.instruments import DEMO_INSTRUMENTS, Instrument
 from nexus_common.risk import ZERO, ReplaceTerms, RiskLimits, RiskRefused
+from nexus_marketdata.instruments import put_instruments
 from nexus_matching.engine import MatchingEngine
-from nexus_orders.domain import OPEN_STATUSES, Order, OrderChange
+from nexus_orders.api import app
+from nexus_orders.commands import AnyOrderCommand
+from nexus_orders.folding import OrderChange
+from nexus_orders.models import NewOrderRequest, OcoRequest
+from nexus_orders.order import OPEN_STATUSES, Order
+from nexus_orders.ports import ApplyResult
 from nexus_orders.repo import _terms_items, is_order_item, order_from_item, order_to_item
-from nexus_orders.service import AnyOrderCommand, ApplyResult, OrderService, PreTradeRisk, Reservation, apply_events
+from nexus_orders.risk import Reservation
+from nexus_orders.service import OrderService, PreTradeRisk, apply_events
 from nexus_risk.domain import AccountChange, OrderFacts, changes_of
 
 D = Decimal
@@ -250,6 +265,29 @@ class Instruments:
         return INSTRUMENT if symbol == SYMBOL else None
 
 
+class RecordingCommands:
+    """``CommandPublisher``: keeps what it is given, or fails every send (``fail``)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[AnyOrderCommand] = []
+        self.fail = fail
+
+    def publish(self, command: AnyOrderCommand) -> None:
+        if self.fail:
+            raise ConnectionError("kinesis down")
+        self.sent.append(command)
+
+
+class RecordingNotifier:
+    """``Notifier``: keeps every message, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, messages: list[dict[str, Any]]) -> None:
+        self.sent.extend(messages)
+
+
 @dataclass
 class Venue:
     """Order entry, engine and both consumers, in process and in step."""
@@ -259,6 +297,7 @@ class Venue:
     market: EngineMarket = field(default_factory=EngineMarket)
     clock: Clock = field(default_factory=Clock)
     events: list[Any] = field(default_factory=list)
+    notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
     fail_next_send: bool = False
 
     def __post_init__(self) -> None:
@@ -282,7 +321,7 @@ class Venue:
         for event in events:
             if event.type == "trade":
                 self.market.last = event.price
-        apply_events(events, self.orders, _NoNotifier())
+        apply_events(events, self.orders, self.notifier)
         for change in changes_of(events, self.orders.facts, FEES):
             self.accounts[change.account_id].apply(change)
 
@@ -297,10 +336,69 @@ class Venue:
         return self.orders.list_by_account(account_id, OPEN_STATUSES, 10_000)
 
 
-class _NoNotifier:
-    def send(self, messages: list[dict[str, Any]]) -> None:
-        return None
-
-
 def venue(**cash: str) -> Venue:
     return Venue({name: Account(D(amount), D(amount)) for name, amount in cash.items()})
+
+
+def order(**fields: Any) -> NewOrderRequest:
+    """A new order request in AAPL."""
+    return NewOrderRequest.model_validate({"symbol": "AAPL", **fields})
+
+
+def oco(**fields: Any) -> OcoRequest:
+    """An OCO group request in AAPL."""
+    return OcoRequest.model_validate({"symbol": "AAPL", **fields})
+
+
+# -- under moto: the orders API with the template's tables --------------------------------------
+
+FEE_BUFFER = D(3) / D(10_000)  # the template's taker fee, the highest rate
+STOP = {"symbol": "AAPL", "side": "buy", "type": "stop", "quantity": "10", "stop_price": "102.00"}
+OCO = {"symbol": "AAPL", "side": "sell", "quantity": "10", "take_profit": {"price": "105.00"},
+       "stop_loss": {"stop_price": "95.00"}}  # fmt: skip
+
+
+def future(minutes: int = 60) -> str:
+    return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat()
+
+
+class World:
+    def __init__(self, aws: Any) -> None:
+        self.aws = aws
+        self.env = aws.use_function_env("OrdersApiFunction")
+        put_instruments(self.env["INSTRUMENTS_TABLE"], DEMO_INSTRUMENTS)
+        self.ddb = boto3.resource("dynamodb", region_name="us-east-1")
+        self.kinesis = boto3.client("kinesis", region_name="us-east-1")
+        self.ddb.Table(self.env["TRADES_TABLE"]).put_item(
+            Item={"symbol": "AAPL", "seq": 0, "price": D("100.00"), "quantity": D(1)}
+        )
+        self.account("acc_1", "1000000.00", **{"pos#AAPL": D(100), "sellable#AAPL": D(100), "buying#AAPL": D(100)})
+
+    def account(self, account_id: str, cash: str, **extra: Any) -> None:
+        self.ddb.Table(self.env["ACCOUNTS_TABLE"]).put_item(
+            Item={"account_id": account_id, "cash": D(cash), "currency": "USD", "status": "active", **extra}
+        )
+
+    def item(self, account_id: str = "acc_1") -> dict[str, Any]:
+        return dict(self.ddb.Table(self.env["ACCOUNTS_TABLE"]).get_item(Key={"account_id": account_id})["Item"])
+
+    def request(self, method: str, resource: str, body: Any = None, account: str = "acc_1",
+                **path: str) -> tuple[int, Any]:  # fmt: skip
+        return call(app, rest_event(method, resource, body=body, account_id=account, path_params=path or None))
+
+    def orders(self) -> list[dict[str, Any]]:
+        return list(self.ddb.Table(self.env["ORDERS_TABLE"]).scan()["Items"])
+
+    def records(self, stream_env: str) -> list[dict[str, Any]]:
+        stream = self.env[stream_env]
+        found = []
+        for shard in self.kinesis.list_shards(StreamName=stream)["Shards"]:
+            iterator = self.kinesis.get_shard_iterator(
+                StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            for record in self.kinesis.get_records(ShardIterator=iterator)["Records"]:
+                found.append({"key": record["PartitionKey"], "data": json.loads(record["Data"])})
+        return found
+
+    def commands(self) -> list[Any]:
+        return [COMMAND_ADAPTER.validate_python(r["data"]) for r in self.records("ORDER_COMMANDS_STREAM")]

@@ -1,4 +1,4 @@
-"""Fixtures of the service tests.
+"""Fixtures of the orders tests.
 
 The orders API refuses an order with pre-trade risk (``nexus_common.risk``) unless the caller's
 account item exists, is active and can afford it, and it refuses a market buy without a
@@ -17,7 +17,7 @@ from typing import Any, Final
 import boto3
 import pytest
 
-PRE_RISK_MODULES: Final = frozenset({"test_svc_orders_api", "test_svc_orders_consumer"})
+PRE_RISK_MODULES: Final = frozenset({"test_orders_api", "test_orders_on_execution_events"})
 FIXTURE_ACCOUNTS: Final = ("acc_1", "acc_2", "acc_other", "acc_maker", "acc_taker", "acc_fix")
 FIXTURE_CASH: Final = Decimal("10000000.00")
 AAPL_LAST_TRADE: Final = Decimal("101.50")

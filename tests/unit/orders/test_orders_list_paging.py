@@ -10,11 +10,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from lambda_events import call, rest_event
 from nexus_orders import repo as orders_repo
 from nexus_orders.api import app
-from nexus_orders.domain import Order
+from nexus_orders.order import Order
 from nexus_orders.repo import DynamoOrderRepository, order_to_item
-from lambda_events import call, rest_event
 
 
 def stored_order(number: int, account_id: str = "acc_1", status: str = "new") -> Order:

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from nexus_common.errors import Conflict, NexusError, Unavailable, ValidationFailed
-from nexus_common.events import (
-    EVENT_ADAPTER,
-    CancelOrderCommand,
-    NewOrderCommand,
-)
+from nexus_common.events import ENGINE_EVENT_ADAPTER, CancelOrderCommand
 from nexus_common.instruments import Instrument
-from nexus_orders.domain import (
-    ListOrdersQuery,
-    NewOrderRequest,
-    Order,
-    average_price,
-    derive_order_id,
-    new_order,
-    order_changes,
-)
-from nexus_orders.service import ApplyResult, OrderService, apply_events
+from nexus_orders.entry import new_order
+from nexus_orders.folding import order_changes
+from nexus_orders.models import ListOrdersQuery, NewOrderRequest
+from nexus_orders.order import average_price, derive_order_id
+from nexus_orders.service import OrderService, apply_events
+from orders_fakes import Instruments, MemoryOrders, RecordingCommands, RecordingNotifier
 from pydantic import ValidationError
 
 NOW = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
@@ -156,7 +149,7 @@ def ev(**fields: Any) -> Any:
         "symbol": "AAPL",
     }
     base["event_id"] = f"AAPL-{fields['seq']}"
-    return EVENT_ADAPTER.validate_python({**base, **fields})
+    return ENGINE_EVENT_ADAPTER.validate_python({**base, **fields})
 
 
 def trade(seq: int = 4, maker_remaining: str = "60", taker_remaining: str = "0") -> Any:
@@ -216,72 +209,9 @@ def test_accepted_cancelled_rejected_cancel_rejected_and_book() -> None:
 # -- the service with in-memory fakes --------------------------------------------------------
 
 
-class FakeOrders:
-    def __init__(self) -> None:
-        self.items: dict[str, Order] = {}
-
-    def put_new(self, order: Order) -> bool:
-        if order.order_id in self.items:
-            return False
-        self.items[order.order_id] = order
-        return True
-
-    def get(self, order_id: str) -> Order | None:
-        return self.items.get(order_id)
-
-    def list_by_account(self, account_id: str, statuses: Any, limit: int) -> list[Order]:
-        found = [o for o in self.items.values() if o.account_id == account_id]
-        found = [o for o in found if statuses is None or o.status in statuses]
-        return sorted(found, key=lambda o: o.created_at, reverse=True)[:limit]
-
-    def mark_cancel_requested(self, order: Order, now: datetime) -> Order | None:
-        current = self.items[order.order_id]
-        if not current.is_open:
-            return None
-        self.items[order.order_id] = current.model_copy(update={"cancel_requested": True})
-        return self.items[order.order_id]
-
-    def apply(self, change: Any) -> ApplyResult:
-        current = self.items.get(change.order_id)
-        if current is None:
-            return ApplyResult(False, None)
-        if current.last_seq is not None and current.last_seq >= change.seq:
-            return ApplyResult(False, current)
-        update = {k: v for k, v in change.values.items()}
-        update["last_seq"] = change.seq
-        for name in change.remove:
-            update[name] = False if name == "cancel_requested" else None
-        self.items[change.order_id] = current.model_copy(update=update)
-        return ApplyResult(True, self.items[change.order_id])
-
-
-class FakeBus:
-    def __init__(self, fail: bool = False) -> None:
-        self.sent: list[NewOrderCommand | CancelOrderCommand] = []
-        self.fail = fail
-
-    def publish(self, command: NewOrderCommand | CancelOrderCommand) -> None:
-        if self.fail:
-            raise ConnectionError("kinesis down")
-        self.sent.append(command)
-
-
-class FakeInstruments:
-    def get(self, symbol: str) -> Instrument | None:
-        return {"AAPL": AAPL}.get(symbol)
-
-
-class FakeNotifier:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    def send(self, messages: list[dict[str, Any]]) -> None:
-        self.sent.extend(messages)
-
-
-def service(bus: FakeBus | None = None) -> tuple[OrderService, FakeOrders, FakeBus]:
-    orders, commands = FakeOrders(), bus or FakeBus()
-    return OrderService(orders, FakeInstruments(), commands, clock=lambda: NOW), orders, commands
+def service(bus: RecordingCommands | None = None) -> tuple[OrderService, MemoryOrders, RecordingCommands]:
+    orders, commands = MemoryOrders(), bus or RecordingCommands()
+    return OrderService(orders, Instruments(), commands, clock=lambda: NOW), orders, commands
 
 
 def test_place_stores_then_sends_and_a_repeat_returns_the_first_order() -> None:
@@ -295,7 +225,7 @@ def test_place_stores_then_sends_and_a_repeat_returns_the_first_order() -> None:
         svc.place("acc_1", request(client_order_id="c-1", quantity="99"))
     assert reused.value.code == "client_order_id_reused" and first.order_id in reused.value.message
     assert len(bus.sent) == 2  # nothing sent for it
-    orders.items[first.order_id] = first.model_copy(update={"status": "new"})
+    orders.items[first.order_id]["status"] = "new"
     svc.place("acc_1", request(client_order_id="c-1"))
     assert len(bus.sent) == 2  # no longer pending_new: nothing resent
 
@@ -308,7 +238,7 @@ def test_a_bad_request_writes_and_sends_nothing() -> None:
 
 
 def test_a_failed_send_answers_unavailable() -> None:
-    svc, _, _ = service(FakeBus(fail=True))
+    svc, _, _ = service(RecordingCommands(fail=True))
     with pytest.raises(Unavailable) as caught:
         svc.place("acc_1", request(client_order_id="c-9"))
     assert caught.value.code == "command_not_sent"
@@ -322,7 +252,7 @@ def test_cancel_only_open_orders_of_the_caller() -> None:
     assert other.value.status == 404
     cancelled = svc.cancel("acc_1", order.order_id)
     assert cancelled.cancel_requested and isinstance(bus.sent[-1], CancelOrderCommand)
-    orders.items[order.order_id] = cancelled.model_copy(update={"status": "filled"})
+    orders.items[order.order_id]["status"] = "filled"
     with pytest.raises(Conflict) as caught:
         svc.cancel("acc_1", order.order_id)
     assert caught.value.code == "order_not_open"
@@ -336,16 +266,16 @@ def test_apply_events_is_idempotent_and_notifies_once_per_order_and_event() -> N
     event = event.model_copy(
         update={"maker_order_id": maker.order_id, "taker_order_id": taker.order_id}
     )
-    notifier = FakeNotifier()
+    notifier = RecordingNotifier()
     assert apply_events([event], orders, notifier) == 2
-    assert orders.items[taker.order_id].status == "filled"
-    assert orders.items[maker.order_id].status == "partially_filled"
+    assert orders.items[taker.order_id]["status"] == "filled"
+    assert orders.items[maker.order_id]["status"] == "partially_filled"
     assert {m["notification_id"] for m in notifier.sent} == {
         f"AAPL-4:{maker.order_id}",
         f"AAPL-4:{taker.order_id}",
     }
     # a redelivery writes nothing; it re-sends the same notifications (same ids: deduplicated)
-    before = dict(orders.items)
+    before = copy.deepcopy(orders.items)
     assert apply_events([event], orders, notifier) == 0
     assert orders.items == before
     assert len({m["notification_id"] for m in notifier.sent}) == 2

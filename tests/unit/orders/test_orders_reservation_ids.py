@@ -14,8 +14,8 @@ from botocore.exceptions import ReadTimeoutError
 from nexus_common.risk import RESERVATIONS, RiskRefused, reserve_amount, reserve_rate
 from nexus_orders.api import service
 from nexus_orders.repo import DynamoRiskBook
-from nexus_orders.service import Reservation
-from test_order_entry_api import FEE_BUFFER, OCO, World
+from nexus_orders.risk import Reservation
+from orders_fakes import FEE_BUFFER, OCO, World
 
 from nexus.cli_money import reconcile_tables
 
@@ -148,9 +148,9 @@ def test_a_reservation_retried_by_the_sdk_after_a_lost_answer_is_in_place_not_re
 
 def test_the_risk_consumer_removes_the_ids_of_a_replace_and_of_the_order_that_ends(world: World) -> None:
     # GIVEN the risk consumer's environment too, and a buy 10 @ 100 replaced to 15 @ 101
+    from lambda_events import FakeLambdaContext, kinesis_event
     from nexus_common.settings import reset_lazy
     from nexus_risk import on_execution_events as risk_consumer
-    from lambda_events import FakeLambdaContext, kinesis_event
 
     world.aws.use_function_env("RiskConsumerFunction")
     reset_lazy()
@@ -217,13 +217,12 @@ def test_reconcile_reports_a_leaked_reservation_and_is_clean_otherwise(world: Wo
     ]
 
 
-# -- in memory (``order_entry_world``): failures after the reservation, and a raced duplicate ----
+# -- in memory (``orders_fakes.venue``): failures after the reservation, and a raced duplicate ----
 
 
 def test_an_order_that_cannot_be_stored_gives_its_reservation_back_by_id_and_answers_503() -> None:
     from nexus_common.errors import Unavailable
-    from order_entry_world import venue
-    from test_order_entry_risk import order
+    from orders_fakes import order, venue
 
     # GIVEN alice with cash, and an orders table whose next put fails (its answer lost)
     v = venue(alice="100000.00")
@@ -246,8 +245,7 @@ def test_an_order_that_cannot_be_stored_gives_its_reservation_back_by_id_and_ans
 
 
 def test_a_duplicate_that_raced_the_first_request_keeps_the_one_reservation_of_the_stored_order() -> None:
-    from order_entry_world import venue
-    from test_order_entry_risk import order
+    from orders_fakes import order, venue
 
     # GIVEN alice's buy with client_order_id "dup", stored and reserved
     v = venue(alice="100000.00")

@@ -1,4 +1,4 @@
-"""Orders consumer under moto: execution events -> order items and notifications."""
+"""The orders execution-events handler under moto: execution events -> order items and notifications."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import boto3
 import pytest
+from lambda_events import FakeLambdaContext, call, kinesis_event, load_event, rest_event
 from nexus_common.instruments import DEMO_INSTRUMENTS
 from nexus_marketdata.instruments import put_instruments
-from nexus_orders import api, consumer
-from lambda_events import FakeLambdaContext, call, kinesis_event, load_event, rest_event
+from nexus_orders import api, on_execution_events
 
 
 class World:
@@ -52,7 +52,7 @@ class World:
                 )
 
     def handle(self, *payloads: Any) -> dict[str, Any]:
-        return consumer.handler(kinesis_event(*payloads), FakeLambdaContext())
+        return on_execution_events.handler(kinesis_event(*payloads), FakeLambdaContext())
 
 
 def fill_payload(maker: str, taker: str) -> dict[str, Any]:

@@ -13,14 +13,14 @@ from typing import Any
 
 import boto3
 import pytest
+from lambda_events import call, rest_event
 from nexus_common import instruments as instruments_module
 from nexus_common.instruments import DEMO_INSTRUMENTS, InstrumentError
 from nexus_common.money import MoneyError, to_decimal
 from nexus_marketdata.instruments import put_instruments
 from nexus_notifications.api import app as notifications_app
 from nexus_orders.api import app as orders_app
-from lambda_events import call, rest_event
-from test_order_entry_api import OCO, STOP, World
+from orders_fakes import OCO, STOP, World
 
 D = Decimal
 LIMIT = {"symbol": "AAPL", "side": "buy", "type": "limit", "quantity": "10", "price": "100.00"}
@@ -334,7 +334,9 @@ def test_an_oco_client_order_id_repeated_with_other_terms_is_refused_naming_the_
 
 def test_an_order_stored_before_the_terms_digest_is_compared_on_its_fields() -> None:
     # GIVEN orders as stored before they carried a terms digest: one never replaced, one replaced
-    from nexus_orders.domain import NewOrderRequest, new_order, same_terms
+    from nexus_orders.entry import new_order
+    from nexus_orders.models import NewOrderRequest
+    from nexus_orders.order import same_terms
 
     now = datetime(2026, 3, 5, 15, 0, tzinfo=UTC)
     aapl = DEMO_INSTRUMENTS[0]

@@ -1,0 +1,174 @@
+"""Execution events folded into order changes: what one event does to the orders it names, as
+absolute values to SET (idempotent by construction), and the notification of a change. Pure
+domain: no boto3, no Lambda events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from nexus_common.events import (
+    AcceptedEvent,
+    CancelledEvent,
+    CancelRejectedEvent,
+    ExecutionEventT,
+    ExpiredEvent,
+    RejectedEvent,
+    ReplacedEvent,
+    ReplaceRejectedEvent,
+    TradeEvent,
+    TriggeredEvent,
+    iso,
+)
+from nexus_common.money import fmt
+from nexus_common.risk import is_group_id, oco_leg_ids
+
+from nexus_orders.order import Order, average_price
+
+
+@dataclass(frozen=True)
+class OrderChange:
+    """Absolute values to SET on one order for one event (idempotent by construction)."""
+
+    order_id: str
+    account_id: str
+    seq: int
+    event_id: str
+    values: dict[str, Any]
+    epoch: int = 0  # the engine leader's fencing token: an older leader's event changes nothing
+    remove: tuple[str, ...] = ()
+    notify: str | None = None  # notification kind, when the account should hear of it
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _fill_values(
+    filled: Decimal, notional: Decimal, remaining: Decimal, ts: str
+) -> tuple[dict[str, Any], str]:
+    status = "filled" if remaining == 0 else "partially_filled"
+    values = {
+        "status": status,
+        "filled_quantity": filled,
+        "filled_notional": notional,
+        "average_price": average_price(notional, filled),
+        "remaining_quantity": remaining,
+        "updated_at": ts,
+    }
+    return values, f"order_{status}"
+
+
+def order_changes(event: ExecutionEventT) -> list[OrderChange]:
+    """What one execution event does to the orders it names (``book`` events: nothing)."""
+    ts = iso(event.ts)
+    if isinstance(event, AcceptedEvent):
+        return [_change(event, event.order_id, event.account_id, {"status": "new"})]
+    if isinstance(event, RejectedEvent):
+        values: dict[str, Any] = {"status": "rejected", "reject_reason": event.reason}
+        values["remaining_quantity"] = Decimal(0)
+        # a refused OCO group is named by its group id: both legs are refused
+        targets = oco_leg_ids(event.order_id) if is_group_id(event.order_id) else (event.order_id,)
+        return [_change(event, target, event.account_id, values, "order_rejected") for target in targets]
+    if isinstance(event, CancelledEvent):
+        values = {"status": "cancelled", "cancel_reason": event.reason}
+        values["remaining_quantity"] = Decimal(0)
+        return [_change(event, event.order_id, event.account_id, values, "order_cancelled")]
+    if isinstance(event, ExpiredEvent):
+        values = {"status": "expired", "cancel_reason": event.reason, "remaining_quantity": Decimal(0)}
+        return [_change(event, event.order_id, event.account_id, values, "order_expired")]
+    if isinstance(event, ReplacedEvent):
+        values = {"quantity": event.quantity, "remaining_quantity": event.remaining_quantity}
+        if event.price is not None:
+            values["price"] = event.price
+        if event.stop_price is not None:
+            values["stop_price"] = event.stop_price
+        remove = ("replace_pending", "replace_reject_reason") if event.reason == "user" else ()
+        notify = "order_replaced" if event.reason == "user" else None
+        return [_change(event, event.order_id, event.account_id, values, notify, remove=remove)]
+    if isinstance(event, ReplaceRejectedEvent):
+        return [
+            _change(event, event.order_id, event.account_id, {"replace_reject_reason": event.reason},
+                    "order_replace_rejected", remove=("replace_pending",))
+        ]  # fmt: skip
+    if isinstance(event, TriggeredEvent):
+        return [_change(event, event.order_id, event.account_id, {"triggered": True}, "order_triggered")]
+    if isinstance(event, CancelRejectedEvent):
+        return [
+            _change(
+                event,
+                event.order_id,
+                event.account_id,
+                {},
+                remove=("cancel_requested", "cancel_requested_at"),
+            )
+        ]
+    if isinstance(event, TradeEvent):
+        trade = {"price": fmt(event.price), "quantity": fmt(event.quantity)}
+        maker_values, maker_kind = _fill_values(
+            event.maker_filled_quantity,
+            event.maker_filled_notional,
+            event.maker_remaining_quantity,
+            ts,
+        )
+        taker_values, taker_kind = _fill_values(
+            event.taker_filled_quantity,
+            event.taker_filled_notional,
+            event.taker_remaining_quantity,
+            ts,
+        )
+        return [
+            _change(
+                event,
+                event.maker_order_id,
+                event.maker_account_id,
+                maker_values,
+                maker_kind,
+                extra={"trade": {**trade, "liquidity": "maker"}},
+            ),
+            _change(
+                event,
+                event.taker_order_id,
+                event.taker_account_id,
+                taker_values,
+                taker_kind,
+                extra={"trade": {**trade, "liquidity": "taker"}},
+            ),
+        ]
+    return []
+
+
+def _change(
+    event: ExecutionEventT,
+    order_id: str,
+    account_id: str,
+    values: dict[str, Any],
+    notify: str | None = None,
+    *,
+    remove: tuple[str, ...] = (),
+    extra: dict[str, Any] | None = None,
+) -> OrderChange:
+    return OrderChange(
+        order_id=order_id,
+        account_id=account_id,
+        seq=event.seq,
+        event_id=event.event_id,
+        epoch=event.epoch,
+        values={**values, "updated_at": iso(event.ts)},
+        remove=remove,
+        notify=notify,
+        extra=extra or {},
+    )
+
+
+def notification_message(change: OrderChange, order: Order, ts: datetime) -> dict[str, Any]:
+    """Body of the message put on the notifications queue for (order, event)."""
+    assert change.notify is not None
+    return {
+        "notification_id": f"{change.event_id}:{change.order_id}",
+        "account_id": order.account_id,
+        "kind": change.notify,
+        "event_id": change.event_id,
+        "order": order.to_wire(),
+        **change.extra,
+        "ts": iso(ts),
+    }

@@ -1,0 +1,96 @@
+"""What the orders service needs from the outside, and the values that cross that boundary.
+
+No boto3 here: ``repo.py`` implements these ports over DynamoDB, Kinesis and the market data
+tables; ``nexus_common.sqs.SqsBatchSender`` is the ``Notifier``; the tests use in-memory fakes
+with the same contracts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+from nexus_common.risk import ReplaceTerms, RiskLimits
+
+from nexus_orders.commands import AnyOrderCommand
+from nexus_orders.folding import OrderChange
+from nexus_orders.order import Order
+from nexus_orders.risk import Reservation
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """``applied``: the change was written; ``order``: the item after (or, if not applied, as
+    it is now); None when the table has no such order (e.g. an order entered elsewhere)."""
+
+    applied: bool
+    order: Order | None
+
+
+class OrderRepository(Protocol):
+    def put_new(self, order: Order) -> bool:
+        """Write a new order unless its id exists; False when it already existed."""
+
+    def put_group(self, legs: list[Order]) -> bool:
+        """Write an OCO group's legs in one transaction unless they exist; False if they did."""
+
+    def get(self, order_id: str) -> Order | None: ...
+
+    def list_by_account(
+        self, account_id: str, statuses: frozenset[str] | None, limit: int
+    ) -> list[Order]: ...
+
+    def page_by_account(
+        self, account_id: str, statuses: frozenset[str] | None, limit: int, cursor: str | None
+    ) -> tuple[list[Order], str | None]:
+        """The account's orders, newest first, after ``cursor``, and the next page's cursor
+        (None at the end); a cursor this API did not give is ``ValidationFailed`` (400)."""
+
+    def mark_cancel_requested(self, order: Order, now: datetime) -> Order | None:
+        """Flag an open order as cancel-requested; None when it is no longer open."""
+
+    def begin_replace(
+        self, order: Order, number: int, terms: ReplaceTerms | None, protection_price: Decimal | None, now: datetime
+    ) -> Order | None:
+        """In one transaction: mark the open order's replace ``number`` as pending (only if no
+        other is) and store its terms for the risk consumer; None when the order changed."""
+
+    def abort_replace(self, order: Order, number: int, previous: Order) -> None:
+        """A replace that never reached the engine: clear it and zero its terms."""
+
+    def apply(self, change: OrderChange) -> ApplyResult:
+        """One conditional update: only if the order exists and ``last_seq < change.seq``."""
+
+
+@runtime_checkable
+class OrderDeleter(Protocol):
+    def delete_pending(self, order: Order) -> bool:
+        """Delete an order that is still ``pending_new`` (its command was never sent). True when
+        the table no longer holds the order; False when it holds it in another status."""
+
+
+class RiskBook(Protocol):
+    def reserve(self, reservation: Reservation, limits: RiskLimits) -> None:
+        """One conditional write on the account item that also adds ``reservation_id`` to the
+        item's set; a write whose id is already there is in place (no error, nothing more
+        reserved). Raises ``RiskRefused`` with the reason (``risk.refusal``)."""
+
+    def release(self, reservation: Reservation) -> bool:
+        """Give a reservation back (the order was never sent) and remove its id, only while the
+        item holds the id; False when it does not (nothing changes)."""
+
+
+class MarketReference(Protocol):
+    def last_trade(self, symbol: str) -> Decimal | None: ...
+
+    def best_ask(self, symbol: str) -> Decimal | None: ...
+
+
+class CommandPublisher(Protocol):
+    def publish(self, command: AnyOrderCommand) -> None: ...
+
+
+class Notifier(Protocol):
+    def send(self, messages: list[dict[str, Any]]) -> None: ...
