@@ -20,8 +20,7 @@ from nexus_common.errors import ValidationFailed
 from nexus_common.events import iso
 from pydantic import BaseModel, ConfigDict, Field
 
-from nexus_audit.records import AGGREGATE_TYPE, RESERVED_TYPES, aggregate_key
-from nexus_audit.repo import record_to_wire
+from nexus_audit.records import AGGREGATE_TYPE, RESERVED_TYPES, aggregate_key, record_to_wire
 
 MAX_RANGE: Final = timedelta(days=31)
 ONE_MICROSECOND: Final = timedelta(microseconds=1)

@@ -436,3 +436,21 @@ def from_settlement_change(
         ts = _parse_ts(image["created_at"], f"settlement batch {item_id}")
     return [AuditEntry("settlement_batch", f"{account_id}:{batch_id}", event_id, f"settlement_{what}", ts,
                        SOURCE_SETTLEMENTS, "settlement", item_id, (f"account:{account_id}",), details)]  # fmt: skip
+
+
+def record_to_wire(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored record as the API answers it."""
+    return {
+        "aggregate_type": str(item["aggregate_type"]),
+        "aggregate_id": str(item["aggregate_id"]),
+        "seq": int(item["seq"]),
+        "event_id": str(item["event_id"]),
+        "kind": str(item["kind"]),
+        "ts": str(item["ts"]),
+        "recorded_at": str(item["recorded_at"]),
+        "source": str(item["source"]),
+        "actor": str(item.get("actor", "")),
+        "correlation_id": item.get("correlation_id"),
+        "links": [str(link) for link in item.get("links", [])],
+        "details": {str(k): str(v) for k, v in (item.get("details") or {}).items()},
+    }

@@ -140,13 +140,13 @@ def _append_group(log: AuditLog, aggregate: str, group: list[tuple[int, AuditEnt
     try:
         known = log.known_head(aggregate)
         head = known if known is not None else log.head(aggregate)
-    except Exception as exc:  # reported through the outcome, retried by the caller
+    except Exception as exc:  # noqa: BLE001 - per-aggregate boundary: reported through the outcome, retried by the caller
         outcome.fail(group[0][0], exc)
         return outcome
     for index, entry in group:
         try:
             head, written = append_one(log, entry, head, now)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - per-aggregate boundary: this and later entries are retried
             outcome.fail(index, exc)
             break
         if written:
