@@ -5,7 +5,8 @@ Both talk to the platform ``nexus.platform`` names: the running ``nexus up`` (it
 or ``--profile``; never the default AWS. The API URL comes from the state file unless ``--api-url``
 is given.
 
-``nexus reconcile`` checks, and prints every break (exit 1 when there is one):
+``nexus reconcile`` scans the tables, checks them (``nexus.reconcile``: one pure function per
+invariant) and prints every break (exit 1 when there is one):
 
 1. every journal entry balances per asset, and the venue's clearing account nets to zero;
 2. cash: each account's ``cash`` = ``opening_cash`` + its ledger cash (``cash`` + ``pending_cash``,
@@ -41,17 +42,16 @@ import random
 import time
 import urllib.error
 import urllib.request
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
 
 from nexus import platform
+from nexus.reconcile import Reconciliation, Scanned, reconcile
 
-OPEN_STATUSES = ("pending_new", "new", "partially_filled")
 SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN")
 
 
@@ -83,177 +83,30 @@ def _scan(table_name: str) -> list[dict[str, Any]]:
 # -- reconcile -------------------------------------------------------------------------------
 
 
-@dataclass
-class Reconciliation:
-    breaks: list[str] = field(default_factory=list)
-    figures: dict[str, Any] = field(default_factory=dict)
-
-    def brk(self, text: str) -> None:
-        self.breaks.append(text)
-
-
-def reconcile_tables(table: Any) -> Reconciliation:
-    """Check the running platform's tables against each other (``table(logical_id)`` gives names)."""
-    from nexus_common.risk import RESERVATIONS, attr, expected_reservations, held_reservation_ids
-    from nexus_portfolio.ledger import Entry, balances
+def scan_tables(table: Any) -> Scanned:
+    """One scan of the tables a reconciliation reads (``table(logical_id)`` gives names); a
+    platform started before the funding table existed has no funding requests."""
+    from botocore.exceptions import ClientError
+    from nexus_portfolio.ledger import Entry
     from nexus_portfolio.repo import position_from_item
 
-    result = Reconciliation()
     accounts = {str(a["account_id"]): a for a in _scan(table("AccountsTable"))}
     entries = [Entry.from_item(item) for item in _scan(table("LedgerTable"))]
     positions = [position_from_item(item) for item in _scan(table("PositionsTable"))]
     orders = _scan(table("OrdersTable"))
-    tape = [t for t in _scan(table("TradesTable")) if int(t["seq"]) > 0]
-    zero = Decimal(0)
-
-    for entry in entries:  # 1. every entry balances; clearing nets to zero
-        if entry.imbalance():
-            result.brk(f"entry {entry.entry_id} of {entry.account_id} does not balance: {entry.imbalance()}")
-    totals = balances(entries)
-    for (book, account, asset), amount in sorted(totals.items()):
-        if book == "house" and account == "clearing" and amount != 0:
-            result.brk(f"clearing {asset} is {amount}, not 0 (a trade with one side posted)")
-
-    ledger_cash: dict[str, Decimal] = defaultdict(Decimal)  # 2. cash
-    ledger_shares: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for (book, account, asset), amount in totals.items():
-        if book == "house":
-            continue
-        if account in ("cash", "pending_cash"):
-            ledger_cash[book] += amount
-        elif account in ("securities", "pending_securities"):
-            ledger_shares[(book, asset)] += amount
-    moved = zero
-    for account_id, item in accounts.items():
-        cash = Decimal(str(item.get("cash", 0)))
-        opening = Decimal(str(item.get("opening_cash", cash)))
-        moved += cash - opening
-        if cash - opening != ledger_cash.get(account_id, zero):
-            result.brk(
-                f"cash of {account_id}: {cash} - opening {opening} != ledger {ledger_cash.get(account_id, zero)}"
-            )
-    fee_income = totals.get(("house", "fees", "USD"), zero)
-    bank = totals.get(("house", FUNDING_CONTRA, "USD"), zero)  # minus the net deposits
-    if moved + fee_income + bank != 0:
-        result.brk(f"cash not conserved: accounts moved {moved}, fees earned {fee_income}, "
-                   f"net deposits {-bank}")  # fmt: skip
-    funding = _reconcile_funding(result, table, entries)
-
-    held: dict[tuple[str, str], Decimal] = {}  # 3. positions
-    for position in positions:
-        key = (position.account_id, position.symbol)
-        held[key] = position.quantity
-        if position.quantity != ledger_shares.get(key, zero):
-            result.brk(f"position {key}: {position.quantity} != ledger {ledger_shares.get(key, zero)}")
-    for key, quantity in ledger_shares.items():
-        if key not in held and quantity != 0:
-            result.brk(f"ledger holds {quantity} {key[1]} for {key[0]} but there is no position")
-    for account_id, item in accounts.items():
-        for name, value in item.items():
-            if name.startswith("pos#"):
-                key = (account_id, name[4:])
-                if Decimal(str(value)) != held.get(key, zero):
-                    result.brk(f"account item {name} of {account_id} is {value}, position {held.get(key, zero)}")
-
-    # 4. reservations: what the open orders hold (an OCO group once, price top-ups included)
-    expected = expected_reservations(orders, OPEN_STATUSES)
-    reserved_cash, open_qty = expected.cash, expected.quantity
-    for account_id, item in accounts.items():
-        if "available_cash" in item:
-            cash = Decimal(str(item["cash"]))
-            available = cash - reserved_cash.get(account_id, zero)
-            if Decimal(str(item["available_cash"])) != available:
-                result.brk(f"available cash of {account_id} is {item['available_cash']}, expected {available}")
-        for symbol in {name.split("#", 1)[1] for name in item if "#" in name}:
-            position = held.get((account_id, symbol), zero)
-            for kind, side, sign in (("buying", "buy", 1), ("sellable", "sell", -1)):
-                if attr(kind, symbol) in item:
-                    want = position + sign * open_qty.get((account_id, symbol, side), zero)
-                    if Decimal(str(item[attr(kind, symbol)])) != want:
-                        result.brk(f"{kind}#{symbol} of {account_id} is {item[attr(kind, symbol)]}, expected {want}")
-    held_ids = held_reservation_ids(orders, OPEN_STATUSES)  # ... and the set of reservation ids held
-    without_id = 0
-    for account_id, item in accounts.items():
-        in_set = {str(rid) for rid in item.get(RESERVATIONS) or ()}
-        expected_ids = held_ids.get(account_id, set())
-        for rid in sorted(in_set - expected_ids):
-            result.brk(f"leaked reservation {rid} of {account_id}: held on the account item, no open order holds it")
-        without_id += len(expected_ids - in_set)
-
-    tape_shares: dict[str, Decimal] = defaultdict(Decimal)  # 5. the tape
-    for trade in tape:
-        tape_shares[str(trade["symbol"])] += Decimal(str(trade["quantity"]))
-    bought: dict[str, Decimal] = defaultdict(Decimal)
-    sold: dict[str, Decimal] = defaultdict(Decimal)
-    for position in positions:
-        bought[position.symbol] += position.bought
-        sold[position.symbol] += position.sold
-    for symbol in sorted(set(tape_shares) | set(bought) | set(sold)):
-        if not tape_shares.get(symbol, zero) == bought.get(symbol, zero) == sold.get(symbol, zero):
-            result.brk(f"{symbol}: tape {tape_shares.get(symbol, zero)} shares, bought {bought.get(symbol, zero)}, "
-                       f"sold {sold.get(symbol, zero)}")
-    fills = sum(1 for e in entries if e.kind == "fill")
-    if fills != 2 * len(tape):
-        result.brk(f"{fills} fill entries for {len(tape)} trades on the tape (expected {2 * len(tape)})")
-
-    result.figures = {
-        "accounts": len(accounts),
-        "trades": len(tape),
-        "journal_entries": len(entries),
-        "positions": len(positions),
-        "open_reserved_orders": sum(1 for o in orders if o.get("status") in OPEN_STATUSES and o.get("reserved")),
-        "reserved_without_id": without_id,
-        "cash_moved": str(moved),
-        "fees_earned": str(fee_income),
-        **funding,
-    }
-    return result
-
-
-FUNDING_CONTRA = "bank"  # the house's ledger account of cash outside the venue (nexus_portfolio.funding)
-
-
-def _reconcile_funding(result: Reconciliation, table: Any, entries: list[Any]) -> dict[str, Any]:
-    """6. funding: every approved deposit or withdrawal has its journal entry ``funding:<id>`` of
-    its amount on its account, and every funding entry an approved request (a platform started
-    before the funding table existed has none)."""
-    from botocore.exceptions import ClientError
-
+    trades = _scan(table("TradesTable"))
     try:
         requests = _scan(table("FundingRequestsTable"))
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
             raise
         requests = []
-    zero = Decimal(0)
-    posted = {e.entry_id: e for e in entries if e.entry_id.startswith("funding:")}
-    totals = {"deposit": zero, "withdrawal": zero}
-    approved: set[str] = set()
-    for request in requests:
-        if request.get("status") != "approved":
-            continue
-        entry_id = f"funding:{request['request_id']}"
-        approved.add(entry_id)
-        amount = Decimal(str(request["amount"]))
-        kind = str(request["kind"])
-        totals[kind] = totals.get(kind, zero) + amount
-        entry = posted.get(entry_id)
-        want = amount if kind == "deposit" else -amount
-        if entry is None:
-            result.brk(f"{kind} {request['request_id']} of {request['account_id']} is approved but not in the ledger")
-            continue
-        got = sum((leg.amount for leg in entry.legs
-                   if leg.book == request["account_id"] and leg.account == "cash"), zero)  # fmt: skip
-        if entry.account_id != request["account_id"] or got != want:
-            result.brk(f"{kind} {request['request_id']}: ledger moves {got} for {entry.account_id}, "
-                       f"expected {want} for {request['account_id']}")  # fmt: skip
-    for entry_id in sorted(set(posted) - approved):
-        result.brk(f"ledger entry {entry_id} of {posted[entry_id].account_id} has no approved funding request")
-    return {
-        "deposits": str(totals["deposit"]),
-        "withdrawals": str(totals["withdrawal"]),
-        "funding_pending": sum(1 for r in requests if r.get("status") == "pending"),
-    }
+    return Scanned(accounts, entries, positions, orders, trades, requests)
+
+
+def reconcile_tables(table: Any) -> Reconciliation:
+    """Check the running platform's tables against each other (``nexus.reconcile``)."""
+    return reconcile(scan_tables(table))
 
 
 def reconcile_until_clean(table: Any, wait: float) -> Reconciliation:
