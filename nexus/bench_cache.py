@@ -121,10 +121,10 @@ def _count(table_name: str) -> int:
 def _writer(seed: int, orders: int, start: int) -> None:
     """The burst (``python -m nexus.bench_cache writer SEED ORDERS START``): apply the records
     from ``start`` on with the consumer's code, until done or stopped."""
-    from nexus_marketdata import consumer
+    from nexus_marketdata import on_execution_events
 
     for record in _records(seed, orders)[start:]:
-        consumer.apply_events(record)
+        on_execution_events.writer().apply(record)
 
 
 SOURCE_CONNECTIONS = 10  # botocore's default max_pool_connections
@@ -202,8 +202,8 @@ def _measure(
 ) -> RunResult:
     import nexus_common.settings as common_settings
     from nexus_common import aws as common_aws
-    from nexus_marketdata import consumer
-    from nexus_marketdata.cache import SnapshotCache
+    from nexus_marketdata import on_execution_events
+    from nexus_marketdata.repo import SnapshotCache
 
     from nexus.local.procs import spawn, stop_process
     from nexus.local.runtime import wait_until
@@ -214,7 +214,7 @@ def _measure(
     # A book to read before the burst starts: the first quarter of the records.
     warm = len(records) // 4
     for record in records[:warm]:
-        consumer.apply_events(record)
+        on_execution_events.writer().apply(record)
     source = _Source(env["BOOK_LEVELS_TABLE"])
     client = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(redis_url, max_connections=256))
     client.flushdb()

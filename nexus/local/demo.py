@@ -45,7 +45,7 @@ def seed(table: Callable[[str], str]) -> list[dict[str, str]]:
     """The demo instruments (AAPL, MSFT, GOOGL, AMZN: tick 0.01, lot 1), two years of synthetic
     daily closes for them (``seed_price_history``) and two funded accounts."""
     from nexus_common.instruments import DEMO_INSTRUMENTS
-    from nexus_marketdata.instruments import put_instruments
+    from nexus_marketdata.repo import put_instruments
 
     put_instruments(table("InstrumentsTable"), DEMO_INSTRUMENTS)
     seed_price_history(table)

@@ -1,6 +1,7 @@
 """Market data HTTP API (Chalice): instruments, ticker, L1/L2/L3 book, trade tape, candles.
 
-Book and ticker snapshots are served through the Redis snapshot cache (``cache.py``); if Redis
+The routes parse and answer; ``nexus_marketdata.service.MarketDataQueries`` reads. Book and ticker
+snapshots are served through the Redis snapshot cache (``repo.SnapshotCache``); if Redis
 cannot be reached the source (DynamoDB) answers directly, so the cache is never a single point
 of failure. ``X-Cache`` tells how a snapshot was served (hit, stale, fetched, coalesced,
 fallback, bypass) and ``X-Cache-Age-Ms`` its age on a hit or stale answer.
@@ -8,18 +9,9 @@ fallback, bypass) and ``X-Cache-Age-Ms`` its age on a hit or stale answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
-from typing import Any
-
-import redis
-from botocore.exceptions import ClientError
 from chalice.app import Chalice, Response
-from nexus_common.errors import NotFound, ValidationFailed
-from nexus_common.events import utc_now
 from nexus_common.http import install_error_handling, json_response, parse_query
 from nexus_common.instrument_store import DynamoInstruments
-from nexus_common.instruments import Instrument
 from nexus_common.logging import get_logger
 from nexus_common.openapi import documented
 from nexus_common.redis_store import redis_client
@@ -27,10 +19,10 @@ from nexus_common.settings import lazy, lazy_settings
 from pydantic import BaseModel, ConfigDict
 
 from nexus_marketdata import views
-from nexus_marketdata.cache import CacheRead, SnapshotCache
-from nexus_marketdata.candles import INTERVALS, bucket_id, bucket_start
-from nexus_marketdata.domain import TradesQuery, instrument_to_wire, trade_to_wire
-from nexus_marketdata.repo import DynamoBookLevels, DynamoBookOrders, DynamoCandles, DynamoTrades
+from nexus_marketdata.domain import TradesQuery
+from nexus_marketdata.ports import CacheRead
+from nexus_marketdata.repo import DynamoBookLevels, DynamoBookOrders, DynamoCandles, DynamoTrades, SnapshotCache
+from nexus_marketdata.service import MarketDataQueries
 from nexus_marketdata.settings import MarketDataApiSettings
 
 app = Chalice(app_name="nexus-marketdata", configure_logs=False)
@@ -44,6 +36,9 @@ book_orders = lazy(lambda: DynamoBookOrders(settings().book_orders_table))
 trades = lazy(lambda: DynamoTrades(settings().trades_table))
 candles = lazy(lambda: DynamoCandles(settings().candles_table))
 cache = lazy(lambda: SnapshotCache(redis_client()))
+queries = lazy(
+    lambda: MarketDataQueries(instruments(), book_levels(), book_orders(), trades(), candles(), cache, logger)
+)
 
 
 class _NoQuery(BaseModel):
@@ -59,28 +54,6 @@ class TradesOut(BaseModel):
     trades: list[views.LastTradeOut]
 
 
-def _instrument(symbol: str) -> Instrument:
-    found = instruments().get(symbol)
-    if found is None:
-        raise NotFound("unknown_symbol", f"unknown symbol {symbol!r}", "symbol")
-    return found
-
-
-def _cached(symbol: str, view: str, fetch: Callable[[], dict[str, Any]]) -> CacheRead:
-    """The snapshot through the cache; straight from the source when Redis cannot be had (its
-    URL unreadable, or the server down): slower, never wrong."""
-    try:
-        snapshots = cache()
-    except (redis.RedisError, RuntimeError, ClientError) as exc:
-        logger.warning("snapshot cache unavailable, reading the source", extra={"error": type(exc).__name__})
-        return CacheRead(fetch(), "bypass", False)
-    try:
-        return snapshots.get(symbol, view, fetch)
-    except redis.RedisError as exc:
-        logger.warning("snapshot cache unavailable, reading the source", extra={"error": type(exc).__name__})
-        return CacheRead(fetch(), "bypass", False)
-
-
 def _cache_headers(read: CacheRead) -> dict[str, str]:
     return {"X-Cache": read.outcome, "X-Cache-Age-Ms": str(read.age_ms)}
 
@@ -89,7 +62,7 @@ def _cache_headers(read: CacheRead) -> dict[str, str]:
 @documented(summary="List instruments", response=MarketsOut, tags=("markets",))
 def list_markets() -> Response:
     """Every instrument with its tick size, lot size and status."""
-    return json_response({"markets": [instrument_to_wire(i) for i in instruments().list_all()]})
+    return json_response({"markets": queries().markets()})
 
 
 @app.route("/v1/markets/{symbol}/book", methods=["GET"])
@@ -100,26 +73,15 @@ def get_book(symbol: str) -> Response:
     L1: the best bid and offer. L2: aggregated levels. L3: each level's resting orders in time
     priority, anonymous (opaque ids, no accounts). Bids best (highest) first, asks lowest first."""
     query = parse_query(app.current_request, views.BookQuery)
-    if query.level == 3 and query.depth > views.L3_SNAPSHOT_DEPTH:
-        raise ValidationFailed("invalid_field", f"L3 depth is at most {views.L3_SNAPSHOT_DEPTH}", "depth")
-    instrument = _instrument(symbol)
-    if query.level == 3:
-        read = _cached(instrument.symbol, "l3", lambda: views.book_l3(book_orders(), instrument.symbol))
-    else:
-        read = _cached(instrument.symbol, "l2", lambda: views.book_l2(book_levels(), instrument.symbol))
-    return json_response(views.cut(read.value, query.level, query.depth), headers=_cache_headers(read))
+    read = queries().book(symbol, query.level, query.depth)
+    return json_response(read.value, headers=_cache_headers(read))
 
 
 @app.route("/v1/markets/{symbol}/ticker", methods=["GET"])
 @documented(summary="Ticker: best bid/offer, last trade, UTC-day volume", response=views.TickerOut, tags=("markets",))
 def get_ticker(symbol: str) -> Response:
     parse_query(app.current_request, _NoQuery)
-    instrument = _instrument(symbol)
-    read = _cached(
-        instrument.symbol,
-        "ticker",
-        lambda: views.ticker(book_levels(), trades(), candles(), instrument.symbol, utc_now()),
-    )
+    read = queries().ticker(symbol)
     return json_response(read.value, headers=_cache_headers(read))
 
 
@@ -128,9 +90,7 @@ def get_ticker(symbol: str) -> Response:
 def get_trades(symbol: str) -> Response:
     """Trade tape, newest first: ``?limit=1..500`` (default 50)."""
     query = parse_query(app.current_request, TradesQuery)
-    instrument = _instrument(symbol)
-    rows = trades().recent(instrument.symbol, query.limit)
-    return json_response({"symbol": instrument.symbol, "trades": [trade_to_wire(r) for r in rows]})
+    return json_response(queries().recent_trades(symbol, query.limit))
 
 
 @app.route("/v1/markets/{symbol}/candles", methods=["GET"])
@@ -143,19 +103,4 @@ def get_candles(symbol: str) -> Response:
     UTC; ``1d`` is the UTC calendar day. A bucket is listed when ``from`` falls in it or after it
     starts, up to the bucket holding ``to``; buckets without trades are absent."""
     query = parse_query(app.current_request, views.CandlesQuery)
-    if query.from_ is not None and query.to is not None and query.from_ > query.to:
-        raise ValidationFailed("invalid_range", "from must not be after to", "from")
-    instrument = _instrument(symbol)
-    seconds = INTERVALS[query.interval]
-    end = query.to or utc_now()
-    start = query.from_ or end - timedelta(seconds=seconds * (query.limit - 1))
-    rows = candles().range(
-        instrument.symbol,
-        query.interval,
-        bucket_id(bucket_start(start, query.interval)),
-        bucket_id(bucket_start(end, query.interval)),
-        query.limit,
-    )
-    return json_response(
-        {"symbol": instrument.symbol, "interval": query.interval, "candles": [c.to_wire() for c in rows]}
-    )
+    return json_response(queries().candle_series(symbol, query.interval, query.from_, query.to, query.limit))

@@ -14,10 +14,10 @@ from nexus_common.fees import FeeSchedule, cash_amount, fee
 from nexus_common.instruments import DEMO_INSTRUMENTS
 from nexus_common.risk import reserve_amount, reserve_rate
 from nexus_common.settings import reset_lazy
-from nexus_marketdata.instruments import put_instruments
+from nexus_marketdata.repo import put_instruments
 from nexus_orders import api as orders_api
 from nexus_portfolio import api as portfolio_api
-from nexus_portfolio import consumer as portfolio_consumer
+from nexus_portfolio import on_execution_events as portfolio_consumer
 from nexus_portfolio.ledger import balances
 from nexus_portfolio.repo import DynamoJournal, DynamoSettlements
 from nexus_portfolio.settlement import Settlement

@@ -14,7 +14,8 @@ import pytest
 import redis
 from helpers import eventually
 from marketdata_redis import redis_db, redis_url  # noqa: F401 - fixtures
-from nexus_marketdata.cache import CacheConfig, CacheRead, Freshness, SnapshotCache
+from nexus_marketdata.ports import CacheConfig, CacheRead, Freshness
+from nexus_marketdata.repo import SnapshotCache
 
 OTHER = "ZZZ"  # not a tier-1 symbol: standard freshness (1 s fresh, 5 s at most)
 

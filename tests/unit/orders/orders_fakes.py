@@ -28,7 +28,7 @@ from nexus_common.events import COMMAND_ADAPTER, ENGINE_EVENT_ADAPTER, iso
 from nexus_common.fees import FeeSchedule
 from nexus_common.instruments import DEMO_INSTRUMENTS, Instrument
 from nexus_common.risk import ZERO, ReplaceTerms, RiskLimits, RiskRefused
-from nexus_marketdata.instruments import put_instruments
+from nexus_marketdata.repo import put_instruments
 from nexus_matching.engine import MatchingEngine
 from nexus_orders.api import app
 from nexus_orders.commands import AnyOrderCommand

@@ -11,7 +11,7 @@ import pytest
 from lambda_events import call, rest_event
 from nexus_common.events import COMMAND_ADAPTER, CancelOrderCommand, NewOrderCommand
 from nexus_common.instruments import Instrument
-from nexus_marketdata.instruments import put_instruments
+from nexus_marketdata.repo import put_instruments
 from nexus_orders.api import app
 
 ORDER = {"symbol": "AAPL", "side": "buy", "type": "limit", "quantity": "10", "price": "101.25"}

@@ -17,7 +17,7 @@ from lambda_events import call, rest_event
 from nexus_common import instruments as instruments_module
 from nexus_common.instruments import DEMO_INSTRUMENTS, InstrumentError
 from nexus_common.money import MoneyError, to_decimal
-from nexus_marketdata.instruments import put_instruments
+from nexus_marketdata.repo import put_instruments
 from nexus_notifications.api import app as notifications_app
 from nexus_orders.api import app as orders_app
 from orders_fakes import OCO, STOP, World

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from lambda_events import FakeLambdaContext, call, kinesis_event, load_event, rest_event
 from nexus_common.instruments import DEMO_INSTRUMENTS
-from nexus_marketdata.instruments import put_instruments
+from nexus_marketdata.repo import put_instruments
 from nexus_orders import api, on_execution_events
 
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import boto3
 import pytest
+from lambda_events import FakeLambdaContext, call, kinesis_event, load_event, rest_event
 from marketdata_redis import redis_db, redis_url  # noqa: F401 - fixtures
 from nexus_common.instruments import DEMO_INSTRUMENTS, Instrument
-from nexus_marketdata import api, consumer
+from nexus_marketdata import api, on_execution_events
 from nexus_marketdata.domain import level_key
-from nexus_marketdata.instruments import list_instruments, put_instruments
-from lambda_events import FakeLambdaContext, call, kinesis_event, load_event, rest_event
+from nexus_marketdata.repo import list_instruments, put_instruments
 
 
 def test_level_keys_sort_like_prices() -> None:
@@ -54,7 +54,7 @@ class World:
         self.levels = ddb.Table(self.env["BOOK_LEVELS_TABLE"])
 
     def handle(self, *payloads: Any) -> dict[str, Any]:
-        return consumer.handler(kinesis_event(*payloads), FakeLambdaContext())
+        return on_execution_events.handler(kinesis_event(*payloads), FakeLambdaContext())
 
     def get(self, resource: str, symbol: str | None = None, **query: str) -> tuple[int, Any]:
         params = {"symbol": symbol} if symbol else None

@@ -14,16 +14,16 @@ from typing import Any
 import boto3
 import pytest
 import redis
+from lambda_events import FakeLambdaContext, call, kinesis_event, rest_event
 from marketdata_redis import redis_db, redis_url  # noqa: F401 - fixtures
 from nexus_common.events import utc_now
 from nexus_common.instruments import Instrument
 from nexus_common.money import fmt
-from nexus_marketdata import api, consumer, views, warmup
-from nexus_marketdata.cache import CacheConfig, Freshness, SnapshotCache
-from nexus_marketdata.instruments import put_instruments
+from nexus_marketdata import api, on_before_open_schedule, on_execution_events, opening, views
 from nexus_marketdata.l3 import opaque_id
+from nexus_marketdata.ports import CacheConfig, Freshness
+from nexus_marketdata.repo import SnapshotCache, put_instruments
 from nexus_matching.engine import MatchingEngine
-from lambda_events import FakeLambdaContext, call, kinesis_event, rest_event
 
 TICK = Decimal("0.01")
 
@@ -84,7 +84,7 @@ class World:
 
     def deliver(self, *records: dict[str, Any], batch: int = 25) -> None:
         for start in range(0, len(records), batch):
-            answer = consumer.handler(kinesis_event(*records[start : start + batch]), FakeLambdaContext())
+            answer = on_execution_events.handler(kinesis_event(*records[start : start + batch]), FakeLambdaContext())
             assert answer == {"batchItemFailures": []}
 
     def state(self) -> dict[str, Any]:
@@ -287,7 +287,7 @@ def test_unknown_symbols_answer_404(world: World, resource: str) -> None:
     ],
 )
 def test_the_warm_up_runs_in_the_half_hour_before_the_new_york_open(instant: str, due: bool) -> None:
-    assert warmup.due(datetime.fromisoformat(instant.replace("Z", "+00:00"))) is due
+    assert opening.due(datetime.fromisoformat(instant.replace("Z", "+00:00"))) is due
 
 
 def test_the_warm_up_fills_the_cache_and_pins_the_previous_sessions_hot_symbols(world: World) -> None:
@@ -300,16 +300,16 @@ def test_the_warm_up_fills_the_cache_and_pins_the_previous_sessions_hot_symbols(
     # WHEN the warm-up of Friday 09:29 New York (EST) runs (windows long enough to look at them)
     long = Freshness(fresh_ms=60_000, max_age_ms=60_000)
     cache = SnapshotCache(world.redis, CacheConfig(tier1=long, standard=long))
-    result = warmup.warm(cache, datetime(2026, 3, 6, 14, 29, tzinfo=UTC))
+    result = on_before_open_schedule.warmup().warm(cache, datetime(2026, 3, 6, 14, 29, tzinfo=UTC))
     # THEN every active symbol's book and ticker snapshots are in Redis, as the source has them
     assert sorted(result["warmed"]) == ["AAPL", "AMZN", "GOOGL", "MSFT"]
     assert result["pinned"] == ["AAPL"] and result["previous_session"] == "2026-03-05"
     for symbol in result["warmed"]:
         read = cache.get(symbol, "l2", lambda: pytest.fail("the warmed snapshot was not used"))
         assert read.outcome == "hit"
-        assert read.value == views.book_l2(warmup.book_levels(), symbol)
+        assert read.value == views.book_l2(on_before_open_schedule.book_levels(), symbol)
         assert cache.get(symbol, "ticker", lambda: pytest.fail("not warmed")).outcome == "hit"
     # AND AAPL, the most traded, is pinned hot until the close (16:00 New York = 21:00 UTC)
     assert 6.5 * 3600 - 5 <= world.redis.ttl(cache.config.prefix + "pin:AAPL") <= 6.5 * 3600 + 60
     # AND outside the half hour before the open, a scheduled run does nothing
-    assert warmup.handler({"time": "2026-03-06T18:00:00Z"}, FakeLambdaContext())["skipped"] is True
+    assert on_before_open_schedule.handler({"time": "2026-03-06T18:00:00Z"}, FakeLambdaContext())["skipped"] is True
