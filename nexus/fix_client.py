@@ -259,7 +259,7 @@ def _child(spec: dict[str, Any], commands: Any, events: Any) -> None:
             for tag, value in fields:
                 message.setField(tag, value)
             fix.Session.sendToTarget(message, session_id)
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - the child process's boundary: printed, then it exits 1
         import traceback
 
         traceback.print_exc()

@@ -262,7 +262,7 @@ class LocalLambda:
         def warm(pool: FunctionPool) -> None:
             try:
                 pool.warm()
-            except BaseException as exc:  # collected and re-raised below
+            except BaseException as exc:  # noqa: BLE001 - a warming thread's boundary: collected, re-raised below
                 errors.append(exc)
 
         threads = [threading.Thread(target=warm, args=(p,)) for p in self.pools.values()]

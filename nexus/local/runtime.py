@@ -76,7 +76,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
         try:
             if check():
                 return
-        except Exception:  # not up yet  # noqa: S110
+        except Exception:  # noqa: S110, BLE001 - not up yet: whatever the probe raises, it is tried again
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not come up within {timeout:.0f} s")

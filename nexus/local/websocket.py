@@ -118,7 +118,7 @@ class LocalWebSocketGateway:
     def _run(self) -> None:
         try:
             asyncio.run(self._serve())
-        except BaseException as exc:  # reported to start()
+        except BaseException as exc:  # noqa: BLE001 - the server thread's boundary: reported to start()
             self._error = exc
             self._ready.set()
 

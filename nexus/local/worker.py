@@ -69,7 +69,7 @@ def _is_unauthorized(exc: BaseException) -> bool:
 def serve(spec: dict[str, Any], requests: TextIO, answers: TextIO) -> None:
     try:
         handler = _load_handler(spec)
-    except Exception as exc:  # an import error is the function's cold-start failure
+    except Exception as exc:  # noqa: BLE001 - whatever the import raises is the function's cold-start failure
         answers.write(json.dumps({"init_error": _error(exc)}) + "\n")
         answers.flush()
         return

@@ -160,13 +160,13 @@ def run(stop: threading.Event, argv: Iterable[str] = ()) -> int:
         except (NexusError, OSError, ValueError) as exc:  # a platform hiccup: logged, the next step retries
             log.warning("step failed: %s", str(exc)[:300])
             stop.wait(IDLE_SECONDS)
-        except Exception as exc:  # the AWS endpoint or Redis away: the same
+        except Exception as exc:  # noqa: BLE001 - the quoting loop outlives any failure (AWS endpoint or Redis away): retried
             log.warning("step failed: %s: %s", type(exc).__name__, str(exc)[:300])
             stop.wait(IDLE_SECONDS)
     if maker is not None:
         try:
             maker.stop()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shutdown: a failed pull is logged, the process still exits
             log.warning("stop: quotes not pulled: %s", str(exc)[:300])
     return 0
 

@@ -283,7 +283,7 @@ class MarketMaker:
                 quote.cancelling = True
                 try:
                     cancel(quote)
-                except Exception as exc:  # an order that closed meanwhile: its fills come next step
+                except Exception as exc:  # noqa: BLE001 - per-quote boundary: an order that closed meanwhile; its fills come next step
                     log.info("cancel of %s: %s", quote.order_id, exc)
         for want in missing:
             if want.size > self.room(symbol, want.side):  # a replaced quote's cancel not yet confirmed
@@ -292,7 +292,7 @@ class MarketMaker:
                 continue
             try:
                 answer = place(want)
-            except Exception as exc:  # refused (risk, halt met first): logged, tried again next step
+            except Exception as exc:  # noqa: BLE001 - per-quote boundary: refused (risk, halt met first), tried again next step
                 log.warning("quote %s %s %s@%s on %s refused: %s", symbol, want.side, want.size, want.price, venue,
                             str(exc)[:200])
                 continue

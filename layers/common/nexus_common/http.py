@@ -180,7 +180,7 @@ def guard_view(view: Callable[..., Any], logger: Logger | None = None) -> Callab
     def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
             return view(*args, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the HTTP boundary: every error becomes an error body, a 5xx logged
             return exception_to_response(exc, logger)
 
     setattr(guarded, _WRAPPED_MARK, True)
@@ -231,7 +231,7 @@ def install_error_handling(app: Chalice, logger: Logger | None = None) -> None:
                 if refused is not None:
                     return refused
             return _normalize(get_response(request))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the HTTP boundary: every error becomes an error body, a 5xx logged
             return exception_to_response(exc, logger)
 
     app.register_middleware(nexus_errors, "http")
