@@ -1,4 +1,7 @@
-"""Order use cases, behind small ports (no boto3 here; adapters live in ``repo.py``)."""
+"""Order use cases over the ports of ``ports.py`` (no boto3 here; the adapters live in ``repo.py``):
+order entry with pre-trade risk (``OrderService``, ``PreTradeRisk``), and the consumer side that
+applies execution events to orders (``apply_events``). The rules are the domain modules':
+``entry``, ``risk``, ``commands``, ``folding``."""
 
 from __future__ import annotations
 
