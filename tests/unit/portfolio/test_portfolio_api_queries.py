@@ -8,8 +8,8 @@ from typing import Any
 
 import boto3
 import pytest
-from nexus_portfolio import api as portfolio_api
 from lambda_events import call, rest_event
+from nexus_portfolio import api as portfolio_api
 
 
 @pytest.fixture

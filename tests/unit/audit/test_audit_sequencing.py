@@ -15,10 +15,10 @@ import pytest
 from boto3.dynamodb.conditions import Key
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lambda_events import FakeLambdaContext, kinesis_event, load_event
 from nexus_audit.records import SOURCE_AUDIT_EVENTS, AuditEntry
 from nexus_audit.repo import DynamoAuditLog
 from nexus_audit.sequencing import AuditRecord, append, append_one
-from lambda_events import FakeLambdaContext, kinesis_event, load_event
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/{name}"
@@ -116,15 +116,15 @@ def test_each_aggregate_gets_1_to_n_in_source_order(audit: Any) -> None:
 
 
 def test_a_redelivered_batch_gets_no_second_sequence_number(audit: Any) -> None:
-    from nexus_audit import consumer
+    from nexus_audit import on_event_streams
 
     # GIVEN the execution-events fixture appended once through the handler
     event = _execution_record(load_event("audit_execution_events.json")["events"])
-    first = consumer.kinesis_handler(copy.deepcopy(event), FakeLambdaContext())
+    first = on_event_streams.handler(copy.deepcopy(event), FakeLambdaContext())
     assert first == {"batchItemFailures": []}
     before = _assert_gapless_and_unique(audit)
     # WHEN Lambda delivers the same batch again
-    again = consumer.kinesis_handler(copy.deepcopy(event), FakeLambdaContext())
+    again = on_event_streams.handler(copy.deepcopy(event), FakeLambdaContext())
     # THEN nothing new is written: same records, same seqs
     assert again == {"batchItemFailures": []}
     assert _assert_gapless_and_unique(audit) == before
@@ -133,14 +133,14 @@ def test_a_redelivered_batch_gets_no_second_sequence_number(audit: Any) -> None:
 
 
 def test_a_replay_of_old_events_after_new_ones_changes_nothing(audit: Any) -> None:
-    from nexus_audit import consumer
+    from nexus_audit import on_event_streams
 
     # GIVEN the engine's first two steps for MAKER were appended, then a third
     events = load_event("audit_execution_events.json")["events"]
-    consumer.kinesis_handler(_execution_record(events[:4]), FakeLambdaContext())
-    consumer.kinesis_handler(_execution_record(events[7:8]), FakeLambdaContext())
+    on_event_streams.handler(_execution_record(events[:4]), FakeLambdaContext())
+    on_event_streams.handler(_execution_record(events[7:8]), FakeLambdaContext())
     # WHEN a restarted engine replays the journal and re-emits every event (same ids)
-    answer = consumer.kinesis_handler(_execution_record(events), FakeLambdaContext())
+    answer = on_event_streams.handler(_execution_record(events), FakeLambdaContext())
     # THEN only the events never seen are appended, after what is there, with no gap
     assert answer == {"batchItemFailures": []}
     logs = _assert_gapless_and_unique(audit)
@@ -267,7 +267,7 @@ def test_aggregates_appended_at_the_same_time_keep_each_ones_order_and_report_th
 
 
 def test_a_batch_that_fails_midway_reports_the_failed_record_and_every_later_one(audit: Any) -> None:
-    from nexus_audit import consumer
+    from nexus_audit import on_event_streams
 
     # GIVEN three records, the second of which is not JSON
     events = load_event("audit_execution_events.json")["events"]
@@ -278,7 +278,7 @@ def test_a_batch_that_fails_midway_reports_the_failed_record_and_every_later_one
     for i, record in enumerate(event["Records"]):
         record["kinesis"]["sequenceNumber"] = f"seq-{i}"
     # WHEN the handler gets the batch
-    answer = consumer.kinesis_handler(event, FakeLambdaContext())
+    answer = on_event_streams.handler(event, FakeLambdaContext())
     # THEN the unreadable record and the one after it are reported, and only the first is appended
     assert answer == {"batchItemFailures": [{"itemIdentifier": "seq-1"}, {"itemIdentifier": "seq-2"}]}
     assert _assert_gapless_and_unique(audit) == {"order#MAKER": ["AAPL-1"]}

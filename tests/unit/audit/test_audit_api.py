@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from lambda_events import call, rest_event
 from nexus_audit.records import SOURCE_AUDIT_EVENTS, AuditEntry
 from nexus_audit.repo import DynamoAuditLog
 from nexus_audit.sequencing import append
-from lambda_events import call, rest_event
 
 T0 = datetime(2026, 1, 5, 23, 59, 58, tzinfo=UTC)
 

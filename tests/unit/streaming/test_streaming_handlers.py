@@ -11,14 +11,16 @@ from typing import Any
 
 import boto3
 import pytest
+from lambda_events import FakeLambdaContext, kinesis_event, load_event, sqs_event
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from nexus_common.instrument_store import DynamoInstruments
 from nexus_common.instruments import DEMO_INSTRUMENTS
-from nexus_notifications import alerts_consumer, consumer
+from nexus_notifications import on_execution_events as alerts_on_execution_events
+from nexus_notifications import on_notifications
 from nexus_notifications.alerts import CreateAlert, new_alert
 from nexus_notifications.repo import AlertsTable
-from nexus_streaming import fanout, routes
-from lambda_events import FakeLambdaContext, kinesis_event, load_event, sqs_event
+from nexus_streaming import on_execution_events as fanout
+from nexus_streaming import on_websocket_routes as routes
 
 
 def posted(connection_id: str) -> list[dict[str, Any]]:
@@ -122,7 +124,7 @@ def test_an_alert_fires_once_under_redelivery_and_is_stored_once(aws: Any) -> No
     # WHEN the trade at 101.50 is delivered twice
     step = kinesis_event(load_event("execution_events_fill.json"))
     for _ in range(2):
-        assert alerts_consumer.handler(step, FakeLambdaContext()) == {"batchItemFailures": []}
+        assert alerts_on_execution_events.handler(step, FakeLambdaContext()) == {"batchItemFailures": []}
     # THEN the alert fired once, by that trade
     fired = alerts.get("acc_taker", alert.alert_id)
     assert fired is not None
@@ -134,8 +136,8 @@ def test_an_alert_fires_once_under_redelivery_and_is_stored_once(aws: Any) -> No
     bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]]
     assert {json.loads(b)["notification_id"] for b in bodies} == {f"alert:{alert.alert_id}"}
     aws.use_function_env("NotificationsFunction")
-    consumer.handler(sqs_event(*bodies), FakeLambdaContext())
-    consumer.handler(sqs_event(*bodies), FakeLambdaContext())
+    on_notifications.handler(sqs_event(*bodies), FakeLambdaContext())
+    on_notifications.handler(sqs_event(*bodies), FakeLambdaContext())
     inbox = boto3.resource("dynamodb", region_name="us-east-1").Table(aws.table_name("NotificationsTable"))
     (item,) = inbox.scan()["Items"]
     assert (item["kind"], item["alert"]["alert_id"]) == ("alert_triggered", alert.alert_id)
@@ -146,7 +148,7 @@ def test_a_notification_is_pushed_once_to_the_subscribed_account(streaming: Any)
     streaming.use_function_env("NotificationsFunction")
     message = load_event("sqs_notification.json")
     for _ in range(3):
-        assert consumer.handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
+        assert on_notifications.handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
     pushed = [m for m in posted("conn-n") if m["type"] == "notifications"]
     assert len(pushed) == 1
     assert (pushed[0]["seq"], pushed[0]["notification"]["notification_id"]) == (1, "AAPL-4:ORDER_ID")
@@ -158,7 +160,7 @@ def test_a_notification_nobody_listens_to_is_stored_once_as_delivered(streaming:
     message = load_event("sqs_notification.json")
     # WHEN its notification is delivered twice
     for _ in range(2):
-        assert consumer.handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
+        assert on_notifications.handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
     # THEN the inbox holds it once, marked pushed (nothing was left to push on a redelivery)
     inbox = boto3.resource("dynamodb", region_name="us-east-1").Table(streaming.table_name("NotificationsTable"))
     (item,) = inbox.scan()["Items"]
@@ -166,7 +168,7 @@ def test_a_notification_nobody_listens_to_is_stored_once_as_delivered(streaming:
     assert item["pushed_at"]
     # AND a subscriber that arrives later is not sent it again by a third delivery
     connect_and_subscribe("conn-late", "acc_taker", {"channel": "notifications"})
-    assert consumer.handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
+    assert on_notifications.handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
     assert [m for m in posted("conn-late") if m["type"] == "notifications"] == []
 
 
@@ -175,7 +177,7 @@ def test_a_bad_notification_is_reported_alone_and_the_batch_is_delivered(streami
     streaming.use_function_env("NotificationsFunction")
     good = load_event("sqs_notification.json")
     # WHEN it is consumed
-    answer = consumer.handler(sqs_event(good, "not json", {"kind": "?"}), FakeLambdaContext())
+    answer = on_notifications.handler(sqs_event(good, "not json", {"kind": "?"}), FakeLambdaContext())
     # THEN only the two bad messages are reported (they come back, then go to the DLQ)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "msg-2"}, {"itemIdentifier": "msg-3"}]}
     # AND the good one is in the inbox
@@ -209,7 +211,7 @@ def _stream_record(new: dict[str, Any], old: dict[str, Any] | None, sequence: st
 
 
 def test_a_settlement_batch_that_ends_becomes_one_notification(aws: Any) -> None:
-    from nexus_notifications import settlements
+    from nexus_notifications import on_settlements_stream
 
     aws.use_function_env("SettlementNotificationsFunction")
     batch = {"account_id": "acc_1", "item_id": "BAT#2026-01-07#AAPL#001", "kind": "batch", "symbol": "AAPL",
@@ -220,7 +222,7 @@ def test_a_settlement_batch_that_ends_becomes_one_notification(aws: Any) -> None
         _stream_record({**batch, "status": "settled"}, {**batch, "status": "started"}, "2"),
         _stream_record({**batch, "status": "settled"}, {**batch, "status": "started"}, "2"),
     ]
-    assert settlements.handler({"Records": records}, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert on_settlements_stream.handler({"Records": records}, FakeLambdaContext()) == {"batchItemFailures": []}
     # THEN the queue has the outcome (sent twice, one id), and the inbox stores it once
     sqs = boto3.client("sqs", region_name="us-east-1")
     messages = sqs.receive_message(QueueUrl=aws.queue_url("NotificationsQueue"), MaxNumberOfMessages=10)["Messages"]
@@ -229,7 +231,7 @@ def test_a_settlement_batch_that_ends_becomes_one_notification(aws: Any) -> None
         ("settlement:2026-01-07#AAPL#001:settled", "settlement_settled")
     }
     aws.use_function_env("NotificationsFunction")
-    consumer.handler(sqs_event(*bodies), FakeLambdaContext())
+    on_notifications.handler(sqs_event(*bodies), FakeLambdaContext())
     inbox = boto3.resource("dynamodb", region_name="us-east-1").Table(aws.table_name("NotificationsTable"))
     (item,) = inbox.scan()["Items"]
     assert (item["account_id"], item["settlement"]["status"]) == ("acc_1", "settled")

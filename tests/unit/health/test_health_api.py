@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 import redis
+from lambda_events import FakeLambdaContext
 from marketdata_redis import redis_db, redis_url  # noqa: F401 - fixtures
 from nexus_common.events import iso
 from nexus_common.redis_store import reset_redis_client
-from nexus_health import handler as health
-from lambda_events import FakeLambdaContext
+from nexus_health import api as health
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 

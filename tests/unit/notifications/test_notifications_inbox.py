@@ -1,4 +1,4 @@
-"""Notifications consumer (SQS -> inbox), under moto. (The health check: test_svc_health.py.)"""
+"""Notifications consumer (SQS -> inbox), under moto. (The health check: test_health_api.py.)"""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import boto3
 import pytest
-from nexus_notifications import consumer
 from lambda_events import FakeLambdaContext, load_event, sqs_event
+from nexus_notifications import on_notifications
 
 
 @pytest.fixture
@@ -20,9 +20,9 @@ def test_a_notification_is_stored_once(inbox: Any) -> None:
     # GIVEN a notification message
     message = load_event("sqs_notification.json")
     # WHEN it is delivered, then delivered again
-    assert consumer.handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
+    assert on_notifications.handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
     stored = inbox.scan()["Items"]
-    assert consumer.handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
+    assert on_notifications.handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
     # THEN one item, unchanged by the redelivery
     assert inbox.scan()["Items"] == stored
     (item,) = stored
@@ -35,7 +35,7 @@ def test_a_notification_is_stored_once(inbox: Any) -> None:
 def test_bad_messages_fail_alone(inbox: Any) -> None:
     good = load_event("sqs_notification.json")
     other = {**good, "notification_id": "AAPL-5:X"}
-    response = consumer.handler(
+    response = on_notifications.handler(
         sqs_event(good, "{not json", {"kind": "x"}, other), FakeLambdaContext()
     )
     assert response == {

@@ -44,24 +44,24 @@ def _dynamodb(aws: Any, fixture: str, table_logical_id: str, placeholder: str) -
 @pytest.fixture
 def streams(aws: Any) -> Any:
     aws.use_function_env("AuditStreamsConsumerFunction")
-    from nexus_audit import consumer
+    from nexus_audit import on_event_streams
 
-    return consumer
+    return on_event_streams
 
 
 @pytest.fixture
 def tables(aws: Any) -> Any:
     aws.use_function_env("AuditTablesConsumerFunction")
-    from nexus_audit import consumer
+    from nexus_audit import on_table_streams
 
-    return consumer
+    return on_table_streams
 
 
 def test_engine_events_become_order_trade_and_oco_records_linked_together(aws: Any, streams: Any) -> None:
     # GIVEN one execution-events record of the engine (fixture)
     event = _kinesis(aws, "ExecutionEventsStream", {"events": load_event("audit_execution_events.json")["events"]})
     # WHEN the audit consumer reads it
-    assert streams.kinesis_handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert streams.handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
     # THEN each order has its engine events in order; book deltas and unknown types are not recorded
     assert _kinds(aws, "order#MAKER") == ["order_accepted", "order_filled", "order_expired"]
     assert _kinds(aws, "order#TAKER") == ["order_accepted", "order_filled"]
@@ -90,7 +90,7 @@ def test_commands_become_received_and_requested_records_with_the_risk_outcome(aw
     # GIVEN the order-commands records of the fixture
     commands = load_event("audit_order_commands.json")["commands"]
     # WHEN the audit consumer reads them
-    assert streams.kinesis_handler(_kinesis(aws, "OrderCommandsStream", *commands), FakeLambdaContext()) == {
+    assert streams.handler(_kinesis(aws, "OrderCommandsStream", *commands), FakeLambdaContext()) == {
         "batchItemFailures": []}
     # THEN the order shows its receipt (with the pre-trade risk outcome it carries) and the cancel request
     received, cancel = _records(aws, "order#ORD1")
@@ -115,7 +115,7 @@ def test_a_published_audit_event_is_appended_as_is(aws: Any, streams: Any) -> No
     published = load_event("audit_event_risk_refused.json")
     # WHEN the audit consumer reads it, twice (the publisher retried)
     event = _kinesis(aws, "AuditEventsStream", published, published)
-    assert streams.kinesis_handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert streams.handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
     # THEN the account has it once, with its actor, source, links and details
     (record,) = _records(aws, "account#acc_1")
     assert (record["kind"], record["actor"], record["source"], record["seq"]) == (
@@ -131,7 +131,7 @@ def test_a_fill_entry_of_the_ledger_is_recorded_on_its_account_and_its_trade(aws
     # GIVEN the ledger stream record of a taker's fill entry
     event = _dynamodb(aws, "audit_ledger_stream.json", "LedgerTable", "LEDGER_TABLE")
     # WHEN the audit consumer reads it
-    assert tables.dynamodb_handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert tables.handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
     # THEN the account and the trade have the entry, with its legs, linked to each other
     (on_account,), (on_trade,) = _records(aws, "account#acc_taker"), _records(aws, "trade#AAPL-4")
     assert on_account["kind"] == on_trade["kind"] == "ledger_entry"
@@ -146,7 +146,7 @@ def test_an_obligation_created_then_settled_is_recorded_on_its_trade(aws: Any, t
     event = _dynamodb(aws, "audit_settlements_stream.json", "SettlementsTable", "SETTLEMENTS_TABLE")
     # WHEN the audit consumer reads them, and again (redelivery)
     for _ in range(2):
-        assert tables.dynamodb_handler(copy.deepcopy(event), FakeLambdaContext()) == {"batchItemFailures": []}
+        assert tables.handler(copy.deepcopy(event), FakeLambdaContext()) == {"batchItemFailures": []}
     # THEN the trade shows both steps once, the second linked to the settlement batch
     created, settled = _records(aws, "trade#AAPL-4")
     assert (created["kind"], settled["kind"]) == ("obligation_created", "obligation_settled")
@@ -160,7 +160,7 @@ def test_a_record_of_another_stream_is_refused_not_guessed(aws: Any, streams: An
     event = _kinesis(aws, "ExecutionEventsStream", {"events": []})
     event["Records"][0]["eventSourceARN"] = STREAM.format(name="some-other-stream")
     # WHEN it is read
-    answer = streams.kinesis_handler(event, FakeLambdaContext())
+    answer = streams.handler(event, FakeLambdaContext())
     # THEN it is reported failed (retried, then the DLQ), and nothing is written
     assert answer["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["kinesis"]["sequenceNumber"]}]
     table = boto3.resource("dynamodb", region_name="us-east-1").Table(aws.table_name("AuditTable"))
