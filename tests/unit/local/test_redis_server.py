@@ -79,3 +79,26 @@ def test_wait_ready_gives_up_on_a_port_nothing_listens_on() -> None:
     # WHEN waiting for it / THEN a timeout, not a hang
     with pytest.raises(TimeoutError):
         redis_server.wait_ready(server.url, timeout=0.3)
+
+
+def test_nexus_up_starts_its_embedded_server_here_and_stops_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nexus.local.runtime import LocalPlatform, Options
+
+    # GIVEN the runtime without a REDIS_URL
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    local = LocalPlatform(Options(write_state=False))
+    # WHEN it starts its Redis
+    local._start_redis()
+    process = local._redis
+    try:
+        # THEN a loopback redis-server in protected mode answers at the URL it publishes
+        assert process is not None and process.poll() is None
+        client = redis.Redis.from_url(local.redis_url)
+        assert local.redis_url.startswith("redis://127.0.0.1:")
+        assert client.ping() is True
+        assert client.config_get("protected-mode") == {"protected-mode": "yes"}
+        client.close()
+    finally:
+        # WHEN the runtime stops THEN the server is gone
+        local.stop()
+    assert process.poll() is not None
