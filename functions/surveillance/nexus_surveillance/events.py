@@ -25,10 +25,9 @@ Malformed records raise ``ValueError`` (a ``DecodeError``); the callers count an
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 KINDS: Final = ("new", "replace", "cancel_request", "accepted", "fill", "cancelled", "expired", "rejected")
 
@@ -40,9 +39,9 @@ class DecodeError(ValueError):
     """A record that is not a command or event of the platform's formats."""
 
 
-@dataclass(frozen=True, slots=True)
-class SurvEvent:
-    """One fact of an order's life, as the detectors see it."""
+class SurvEvent(NamedTuple):
+    """One fact of an order's life, as the detectors see it. A named tuple: immutable, and built
+    ten times faster than a frozen dataclass (a scan builds millions)."""
 
     kind: str
     ts: int  # epoch nanoseconds, UTC
@@ -85,11 +84,22 @@ class SurvEvent:
 # -- field readers -------------------------------------------------------------------------
 
 _day_cache: dict[str, int] = {}
+_second_cache: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch ns, checked when first read
 
 
 def ts_ns(value: Any) -> int:
     """An ISO-8601 UTC instant (the wire's ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` form, or any ISO form
     with an offset) as epoch nanoseconds."""
+    if value.__class__ is str and len(value) == 27 and value[26] == "Z" and value[19] == ".":
+        second = _second_cache.get(value[:19])  # the wire's form, its second seen before
+        if second is not None:
+            try:
+                micros = int(value[20:26])
+            except ValueError as exc:
+                raise DecodeError(f"ts: not an instant: {value!r}") from exc
+            if micros < 0:
+                raise DecodeError(f"ts: not an instant: {value!r}")
+            return second + micros * 1_000
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if not isinstance(value, str) or len(value) > 40:
@@ -109,6 +119,9 @@ def ts_ns(value: Any) -> int:
             raise DecodeError(f"ts: not an instant: {value!r}") from exc
         if value[13] != ":" or value[16] != ":" or clock >= 86_400 * 1_000_000_000 or micros < 0:
             raise DecodeError(f"ts: not an instant: {value!r}")
+        if len(_second_cache) > 100_000:
+            _second_cache.clear()
+        _second_cache[value[:19]] = day + clock
         return day + clock + micros * 1_000
     return _parse_iso(value)
 
@@ -222,65 +235,97 @@ def from_order_command(record: Mapping[str, Any], owners: Mapping[str, str] | No
 # -- execution events ----------------------------------------------------------------------
 
 
+_EVENT_TYPES: Final = frozenset({"accepted", "trade", "cancelled", "expired", "rejected", "replaced"})
+
+
 def _one_event(ev: Mapping[str, Any], owners: Mapping[str, str] | None, out: list[SurvEvent]) -> None:
-    kind = ev.get("type")
-    if kind not in ("accepted", "trade", "cancelled", "expired", "rejected", "replaced"):
+    get = ev.get
+    kind = get("type")
+    if kind.__class__ is not str or kind not in _EVENT_TYPES:
         return
-    symbol = _str(ev, "symbol")
-    seq = ev.get("seq")
+    symbol = get("symbol")
+    if symbol.__class__ is not str or not symbol:
+        symbol = _str(ev, "symbol")  # raises (or takes a str subclass)
+    seq = get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
         raise DecodeError("seq: not a positive integer")
-    ts = ts_ns(ev.get("ts"))
-    event_id = ev.get("event_id")
+    ts = ts_ns(get("ts"))
+    event_id = get("event_id")
     eid = event_id if isinstance(event_id, str) else f"{symbol}-{seq}"
+    dc = _dec_cache
     # SurvEvent fields, positionally (the hot path): kind, ts, seq, symbol, order_id, account_id,
     # user_id, side, price, quantity, event_id, trade_id, aggressor, cp_order_id, cp_account_id,
     # cp_user_id, fill_price, fill_quantity, leaves_quantity, order_type, reason
     if kind == "trade":
-        price = _dec(ev.get("price"), "price")
-        qty = _dec(ev.get("quantity"), "quantity")
+        raw = get("price")
+        price = dc.get(raw) if raw.__class__ is str else None
+        if price is None:
+            price = _dec(raw, "price")
+        raw = get("quantity")
+        qty = dc.get(raw) if raw.__class__ is str else None
+        if qty is None:
+            qty = _dec(raw, "quantity")
         aggressor_side = _side(ev, "aggressor_side")
         taker_acc = _str(ev, "taker_account_id")
         maker_acc = _str(ev, "maker_account_id")
         taker_ord = _str(ev, "taker_order_id")
         maker_ord = _str(ev, "maker_order_id")
-        taker_user = ev.get("taker_user_id") or (owners.get(taker_acc) if owners is not None else None)
-        maker_user = ev.get("maker_user_id") or (owners.get(maker_acc) if owners is not None else None)
+        taker_user = get("taker_user_id") or (owners.get(taker_acc) if owners is not None else None)
+        maker_user = get("maker_user_id") or (owners.get(maker_acc) if owners is not None else None)
         out.append(SurvEvent(
             "fill", ts, seq, symbol, taker_ord, taker_acc, taker_user, aggressor_side, price, qty, eid, eid, True,
             maker_ord, maker_acc, maker_user, price, qty,
-            _dec(ev.get("taker_remaining_quantity"), "taker_remaining_quantity"), None, None,
+            _dec(get("taker_remaining_quantity"), "taker_remaining_quantity"), None, None,
         ))
         out.append(SurvEvent(
             "fill", ts, seq, symbol, maker_ord, maker_acc, maker_user, _OPPOSITE[aggressor_side], price, qty, eid,
             eid, False, taker_ord, taker_acc, taker_user, price, qty,
-            _dec(ev.get("maker_remaining_quantity"), "maker_remaining_quantity"), None, None,
+            _dec(get("maker_remaining_quantity"), "maker_remaining_quantity"), None, None,
         ))
         return
-    account = _str(ev, "account_id")
-    order_id = _str(ev, "order_id")
-    user = _owner(ev, account, owners)
+    account = get("account_id")
+    if account.__class__ is not str or not account:
+        account = _str(ev, "account_id")
+    order_id = get("order_id")
+    if order_id.__class__ is not str or not order_id:
+        order_id = _str(ev, "order_id")
+    user = get("user_id") or get("owner_user_id")
+    if user.__class__ is not str or not user:
+        user = owners.get(account) if owners is not None else None
     if kind == "accepted":
+        side = get("side")
+        if side not in _SIDES:
+            side = _side(ev)  # raises
+        raw = get("price")
+        price = dc.get(raw) if raw.__class__ is str else None
+        if price is None:
+            price = _dec(raw, "price")
+        raw = get("quantity")
+        qty = dc.get(raw) if raw.__class__ is str else None
+        if qty is None:
+            qty = _dec(raw, "quantity")
         out.append(SurvEvent(
-            "accepted", ts, seq, symbol, order_id, account, user, _side(ev), _dec(ev.get("price"), "price"),
-            _dec(ev.get("quantity"), "quantity"), eid, None, False, None, None, None, None, None, None,
-            str(ev.get("order_type") or "limit"), None,
+            "accepted", ts, seq, symbol, order_id, account, user, side, price, qty, eid, None, False, None, None,
+            None, None, None, None, str(get("order_type") or "limit"), None,
         ))
     elif kind == "cancelled" or kind == "expired":
+        raw = get("remaining_quantity")
+        remaining = dc.get(raw) if raw.__class__ is str else None
+        if remaining is None:
+            remaining = _dec(raw, "remaining_quantity")
         out.append(SurvEvent(
-            kind, ts, seq, symbol, order_id, account, user, None, None,
-            _dec(ev.get("remaining_quantity"), "remaining_quantity"), eid, None, False, None, None, None, None,
-            None, _ZERO, None, str(ev.get("reason") or ""),
+            kind, ts, seq, symbol, order_id, account, user, None, None, remaining, eid, None, False, None, None, None,
+            None, None, _ZERO, None, str(get("reason") or ""),
         ))
     elif kind == "replaced":
         out.append(SurvEvent(
-            "replace", ts, seq, symbol, order_id, account, user, None, _dec(ev.get("price"), "price"),
-            _dec(ev.get("quantity"), "quantity"), eid, None, False, None, None, None, None, None,
-            _dec(ev.get("remaining_quantity"), "remaining_quantity"), None, str(ev.get("reason") or ""),
+            "replace", ts, seq, symbol, order_id, account, user, None, _dec(get("price"), "price"),
+            _dec(get("quantity"), "quantity"), eid, None, False, None, None, None, None, None,
+            _dec(get("remaining_quantity"), "remaining_quantity"), None, str(get("reason") or ""),
         ))
     else:  # rejected
         out.append(SurvEvent("rejected", ts, seq, symbol, order_id, account, user, None, None, None, eid, None,
-                             False, None, None, None, None, None, None, None, str(ev.get("reason") or "")))
+                             False, None, None, None, None, None, None, None, str(get("reason") or "")))
 
 
 MAX_EVENTS_PER_RECORD: Final = 100_000
@@ -289,7 +334,7 @@ MAX_EVENTS_PER_RECORD: Final = 100_000
 def from_execution_event(record: Mapping[str, Any], owners: Mapping[str, str] | None = None) -> list[SurvEvent]:
     """An ``execution-events`` record (``{"events": [...]}``) or one flat engine event, as events
     in the record's order (a trade as its taker then its maker fill)."""
-    if not isinstance(record, Mapping):
+    if record.__class__ is not dict and not isinstance(record, Mapping):
         raise DecodeError("event: not an object")
     out: list[SurvEvent] = []
     events = record.get("events")
@@ -299,7 +344,7 @@ def from_execution_event(record: Mapping[str, Any], owners: Mapping[str, str] | 
     if not isinstance(events, list) or len(events) > MAX_EVENTS_PER_RECORD:
         raise DecodeError("events: not a list (or too long)")
     for ev in events:
-        if not isinstance(ev, Mapping):
+        if ev.__class__ is not dict and not isinstance(ev, Mapping):
             raise DecodeError("events: an item is not an object")
         _one_event(ev, owners, out)
     return out

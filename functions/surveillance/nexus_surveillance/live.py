@@ -17,7 +17,6 @@ twice), then ``flush`` up to the batch's last event time.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import fields
 from decimal import Decimal
 from typing import Any, Final
 
@@ -27,8 +26,8 @@ from nexus_surveillance.scan import build_detectors, dedupe
 
 SNAPSHOT_EVERY_EVENTS: Final = 2_000
 _DECIMALS: Final = frozenset({"price", "quantity", "fill_price", "fill_quantity", "leaves_quantity"})
-_FIELDS: Final = tuple(f.name for f in fields(SurvEvent))
-_DEFAULTS: Final = {f.name: f.default for f in fields(SurvEvent)}
+_FIELDS: Final = SurvEvent._fields
+_DEFAULTS: Final = SurvEvent._field_defaults
 
 
 def encode_events(events: Iterable[SurvEvent]) -> list[dict[str, Any]]:

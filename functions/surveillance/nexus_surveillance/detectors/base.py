@@ -170,6 +170,25 @@ class PatternDetector(Generic[T]):
         marks[e.symbol] = key
         return self._apply(e)
 
+    def fold(self, symbol: str, events: Iterable[SurvEvent], last_key: int) -> list[Alert]:
+        """What ``on_event`` does for each of ``events``, without its checks per event: the
+        scan's hot path. The caller promises that ``events`` are of one symbol, of the kinds
+        this detector reads, in engine order with strictly increasing ``order_key``s above the
+        symbol's watermark, and that ``last_key`` is the last one's."""
+        apply = self._apply
+        alerts: list[Alert] = []
+        for e in events:
+            found = apply(e)
+            if found:
+                alerts.extend(found)
+        if last_key:
+            self._watermark[symbol] = last_key
+        return alerts
+
+    def watermark(self, symbol: str) -> int:
+        """The ``order_key`` of the symbol's last event applied (0: none)."""
+        return self._watermark.get(symbol, 0)
+
     def flush(self, now_ns: int) -> list[Alert]:
         """Close the windows ending by ``now_ns`` and forget the state no later event can use."""
         self._prune(now_ns)
