@@ -4,7 +4,7 @@ first, paginated), ``POST/GET /v1/alerts``, ``DELETE /v1/alerts/{alert_id}``. Ow
 from __future__ import annotations
 
 from chalice.app import Chalice, Response
-from nexus_common.errors import Conflict, ValidationFailed
+from nexus_common.errors import ValidationFailed
 from nexus_common.events import utc_now
 from nexus_common.http import caller_account_id, install_error_handling, json_response, parse_body, parse_query
 from nexus_common.identity import caller
@@ -14,7 +14,8 @@ from nexus_common.openapi import documented
 from nexus_common.settings import lazy, lazy_settings
 from pydantic import BaseModel, ConfigDict, Field
 
-from nexus_notifications.alerts import AlertsQuery, CreateAlert, new_alert
+from nexus_notifications import service
+from nexus_notifications.alerts import AlertsQuery, CreateAlert
 from nexus_notifications.domain import inbox_view
 from nexus_notifications.repo import AlertsTable, Inbox, LastPrices
 from nexus_notifications.settings import NotificationsApiSettings
@@ -54,14 +55,10 @@ def create_alert() -> Response:
     request = app.current_request
     account_id = caller_account_id(request)
     body = parse_body(request, CreateAlert)
-    if instruments().get(body.symbol) is None:
-        raise ValidationFailed("unknown_symbol", f"no instrument {body.symbol}", "symbol")
-    cap = settings().max_alerts_per_user
-    if alerts().count(caller(request).accounts) >= cap:
-        raise Conflict("limit_reached", f"a user keeps at most {cap} alerts: delete some first")
-    reference = prices().last(body.symbol) if body.type == "percent_move" else None
-    alert = new_alert(account_id, body, reference, utc_now())
-    alerts().add(alert)
+    alert = service.create_alert(
+        account_id, caller(request).accounts, body, instruments(), alerts(), prices(),
+        settings().max_alerts_per_user, utc_now(),
+    )  # fmt: skip
     return json_response({"alert": alert.to_wire()}, status=201)
 
 

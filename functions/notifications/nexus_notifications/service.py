@@ -6,6 +6,10 @@ message changes nothing); the push follows the put, and a redelivery of a notifi
 did not happen (``pushed_at`` missing) pushes it then. When the account has no subscriber there is
 nothing to push: the put stores the notification as pushed, one write instead of two.
 
+``create_alert``: an alert on an instrument that exists, within the cap on the alerts a user keeps
+over the accounts its credential acts for; a ``percent_move`` alert moves from the symbol's last
+trade.
+
 ``fire_alerts``: a trade that reaches an armed alert's threshold fires it (armed -> fired, one
 conditional write) and its notification is sent. When the write is refused because this very
 trade already fired the alert (an earlier attempt that failed before sending), the notification
@@ -14,14 +18,17 @@ is sent again and the inbox stores it once (its id is the alert's).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
+from nexus_common.errors import Conflict, ValidationFailed
 from nexus_common.events import TradeEvent, iso, utc_now
+from nexus_common.instrument_store import InstrumentLookup
 from nexus_common.push import Publisher
 
-from nexus_notifications.alerts import Alert, alert_notification
+from nexus_notifications.alerts import Alert, CreateAlert, alert_notification, new_alert
 from nexus_notifications.domain import Notification, inbox_item, inbox_view
 
 
@@ -39,6 +46,16 @@ class AlertStore(Protocol):
     def fire(self, fired: Alert) -> bool: ...
 
     def get(self, account_id: str, alert_id: str) -> Alert | None: ...
+
+
+class AlertBook(Protocol):
+    def count(self, account_ids: Iterable[str]) -> int: ...
+
+    def add(self, alert: Alert) -> None: ...
+
+
+class LastPrices(Protocol):
+    def last(self, symbol: str) -> Decimal | None: ...
 
 
 class NotificationSender(Protocol):
@@ -94,3 +111,24 @@ def fire_alerts(events: Sequence[Any], armed: dict[str, list[Alert]], alerts: Al
     if messages:
         sender.send(messages)
     return fired
+
+
+def create_alert(
+    account_id: str,
+    user_accounts: Iterable[str],
+    body: CreateAlert,
+    instruments: InstrumentLookup,
+    alerts: AlertBook,
+    prices: LastPrices,
+    cap: int,
+    now: datetime,
+) -> Alert:
+    """Arm a new alert of the account (400 unknown symbol, 409 ``limit_reached``)."""
+    if instruments.get(body.symbol) is None:
+        raise ValidationFailed("unknown_symbol", f"no instrument {body.symbol}", "symbol")
+    if alerts.count(user_accounts) >= cap:
+        raise Conflict("limit_reached", f"a user keeps at most {cap} alerts: delete some first")
+    reference = prices.last(body.symbol) if body.type == "percent_move" else None
+    alert = new_alert(account_id, body, reference, now)
+    alerts.add(alert)
+    return alert
