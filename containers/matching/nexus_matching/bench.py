@@ -174,8 +174,8 @@ def run_peer(ops: list[Op]) -> float | None:
             else:
                 try:
                     cancel(ids.get(arg, ""))
-                except Exception:  # noqa: S110 - a cancel of a finished order is a no-op in W1
-                    pass
+                except (KeyError, ValueError):  # a cancel of a finished order is a no-op in W1
+                    pass  # (the peer looks the order's level up in a dict and takes it out of a queue)
         elapsed = time.perf_counter_ns() - start
     return elapsed / 1e9
 

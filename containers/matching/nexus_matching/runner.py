@@ -271,7 +271,7 @@ class EngineProcess:
                         self._write_status(epoch)
                 else:
                     self.lost_epoch = epoch
-            except Exception as exc:  # the heartbeat must outlive any error
+            except Exception as exc:  # noqa: BLE001 - the heartbeat thread must outlive any error
                 wait = interval / 3
                 log.warning("engine %s: lease renewal failed (%s); retrying", self.lease.node, exc)
 
