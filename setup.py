@@ -1,19 +1,21 @@
 """Build of the compiled matching core; everything else about the project is in pyproject.toml.
 
-``pip install -e ".[dev]"`` (and a wheel build) compiles ``nexus_matching.book`` and
-``nexus_matching.engine`` with Cython (pure Python mode: the same ``.py`` files, typed by the
-``.pxd`` files next to them). The extensions are optional: without a C compiler the install
+``pip install -e ".[dev]"`` (and a wheel build) compiles the matching core, the modules listed in
+``nexus_matching/core_modules.py``, with Cython (pure Python mode: the same ``.py`` files, typed by
+the ``.pxd`` files next to them). The extensions are optional: without a C compiler the install
 still succeeds and the engine runs as pure Python (``nexus_matching.implementation()``).
 """
 
 from __future__ import annotations
 
+import runpy
 from pathlib import Path
 
 from setuptools import Extension, setup
 
 MATCHING = Path("containers/matching")
-CORE_MODULES = ("book", "engine")
+# The one list of compiled modules, read by path: the package is not importable before it is installed.
+CORE_MODULES: tuple[str, ...] = runpy.run_path(str(MATCHING / "nexus_matching" / "core_modules.py"))["CORE_MODULES"]
 
 
 def matching_extensions() -> list[Extension]:

@@ -29,7 +29,7 @@ class ReplayStats:
     commands: int = 0
     unreadable: int = 0  # lines that are not a JSON object
     events: int = 0
-    dropped: int = 0  # commands the engine could not answer (see the engine doc)
+    dropped: int = 0  # commands the engine could not answer (docs/matching-engine.md, "Idempotency and robustness")
 
 
 def load_instruments(path: Path | None) -> dict[str, Instrument]:

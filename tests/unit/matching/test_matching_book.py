@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from nexus_matching.book import ORDER_SHARDS, Order, OrderBook, OrderIndex
-from nexus_matching.engine import IdSet
+from nexus_matching.seen import IdSet
 
 
 def limit(order_id: str, is_buy: bool, price: int, lots: int) -> Order:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nexus_matching import PURE_ENV, pure_requested
+from nexus_matching import CORE_MODULES, PURE_ENV, pure_requested
 
 Command = dict[str, Any]
 
@@ -42,7 +42,7 @@ def compiled_available() -> bool:
     import nexus_matching
 
     folder = Path(nexus_matching.__file__).parent
-    return all(any(folder.glob(f"{name}.*.so")) or any(folder.glob(f"{name}.*.pyd")) for name in ("book", "engine"))
+    return all(any(folder.glob(f"{name}.*.so")) or any(folder.glob(f"{name}.*.pyd")) for name in CORE_MODULES)
 
 
 def stamp(minute: int) -> str:
