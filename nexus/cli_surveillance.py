@@ -239,6 +239,41 @@ def read_events(
     return out
 
 
+def read_live_lag(redis_url: str, stage: str) -> dict[str, Any]:
+    """The live consumer's lag, as it records it with each ``execution-events`` batch it applies
+    (``nexus-<stage>-surveillance:lag`` and ``:progress`` in the platform's Redis), for a
+    benchmark to read after a run::
+
+        {"batches": int, "records": int,          # batches applied and their stream records
+         "last_lag_ms": int | None,               # the last batch: consumer clock - newest engine ts
+         "max_lag_ms": int | None, "mean_lag_ms": float | None,
+         "last_records": int, "last_at": str | None, "last_shard": str | None,
+         "high_water_marks": {"<stream>/<shard id>": "<newest engine ts applied, ISO>"}}
+
+    ``None`` figures: no batch recorded yet. A lag that does not grow from batch to batch is a
+    consumer that keeps up; ``reset_live_lag`` clears the figures (not the marks) before a run."""
+    import redis
+    from nexus_surveillance.repo import live_lag
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        figures: dict[str, Any] = live_lag(client, f"nexus-{stage}-surveillance")
+        return figures
+    finally:
+        client.close()
+
+
+def reset_live_lag(redis_url: str, stage: str) -> None:
+    """Clear the lag figures ``read_live_lag`` reads (the flush's high-water marks stay)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.delete(f"nexus-{stage}-surveillance:lag")
+    finally:
+        client.close()
+
+
 def load_thresholds(path: Path | None) -> dict[str, Any]:
     """``{detector: {field: value}}`` checked against each detector's model (ValueError if not)."""
     from nexus_surveillance.detectors import DETECTORS

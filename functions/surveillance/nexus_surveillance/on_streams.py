@@ -63,13 +63,19 @@ def is_command_stream(record: dict[str, Any]) -> bool:
     return str(record.get("eventSourceARN", "")).rsplit("/", 1)[-1].endswith("order-commands")
 
 
+def shard_of(record: dict[str, Any]) -> str:
+    """The record's shard (a Kinesis ``eventID`` is ``<shard id>:<sequence number>``) and stream."""
+    stream = str(record.get("eventSourceARN", "")).rsplit("/", 1)[-1]
+    return f"{stream}/{str(record.get('eventID', '')).split(':', 1)[0]}"
+
+
 @with_lambda_context(logger)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raw = list(event.get("Records") or [])
     if not raw:
         return {"batchItemFailures": []}
     records = [(str(r["kinesis"]["sequenceNumber"]), base64.b64decode(r["kinesis"]["data"])) for r in raw]
-    outcome = live().process(records, commands=is_command_stream(raw[0]))
+    outcome = live().process(records, commands=is_command_stream(raw[0]), shard=shard_of(raw[0]))
     logger.info("surveillance batch", extra={"records": len(records), "events": outcome.events,
                                              "alerts": len(outcome.alerts), "dispatched": len(outcome.dispatched),
                                              "failed": len(outcome.failed)})  # fmt: skip

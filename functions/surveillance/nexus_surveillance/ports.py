@@ -5,10 +5,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from nexus_common.audit import AuditEvent
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """How far the live consumer has got, recorded with an ``execution-events`` batch's commit:
+    the shard's newest engine time applied (its event-time high-water mark, what the scheduled
+    flush closes windows up to) and the batch's lag (the consumer's clock minus that time)."""
+
+    shard: str
+    newest_ns: int  # the newest engine timestamp among the batch's events (epoch ns)
+    lag_ms: int  # the consumer's clock when it applied the batch, minus newest_ns
+    records: int  # stream records in the batch
+    at: datetime  # the consumer's clock then
+    symbols: tuple[str, ...]  # the batch's symbols (they live on this shard)
 
 
 class SymbolStateStore(Protocol):
@@ -20,9 +35,14 @@ class SymbolStateStore(Protocol):
         """symbol -> (snapshot or None, journal entries after it)."""
         ...
 
-    def commit(self, commits: Mapping[str, tuple[int, dict[str, Any], dict[str, Any] | None]]) -> None: ...
+    def commit(self, commits: Mapping[str, tuple[int, dict[str, Any], dict[str, Any] | None]],
+               progress: BatchProgress | None = None) -> None: ...  # fmt: skip
 
     def symbols(self) -> list[str]: ...
+
+    def progress(self) -> tuple[dict[str, int], dict[str, str]]:
+        """(shard -> its event-time high-water mark in epoch ns, symbol -> its shard)."""
+        ...
 
 
 class OwnerDirectory(Protocol):

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -22,6 +22,7 @@ from nexus_common.jsonutil import dumps, loads
 from nexus_common.sqs import SqsBatchSender
 
 from nexus_surveillance.alerts import FEED
+from nexus_surveillance.ports import BatchProgress
 
 CURRENT: Final = "current"  # the thresholds item holding every detector's version in force
 
@@ -33,6 +34,54 @@ for i, key in ipairs(KEYS) do
 end
 return 0
 """
+
+
+# with a batch's commit: the shard's high-water mark (only ever raised; in microseconds, exact
+# in Lua's doubles), its symbols' shard, and the lag figures of the consumer
+_PROGRESS: Final = """
+local mark = tonumber(ARGV[2])
+if mark > tonumber(redis.call('hget', KEYS[1], ARGV[1]) or '-1') then
+  redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
+end
+for i = 6, #ARGV do redis.call('hset', KEYS[2], ARGV[i], ARGV[1]) end
+local lag = tonumber(ARGV[3])
+redis.call('hset', KEYS[3], 'last_lag_ms', ARGV[3], 'last_records', ARGV[4], 'last_at', ARGV[5], 'last_shard', ARGV[1])
+redis.call('hincrby', KEYS[3], 'batches', 1)
+redis.call('hincrby', KEYS[3], 'records', ARGV[4])
+redis.call('hincrby', KEYS[3], 'lag_sum_ms', ARGV[3])
+if lag > tonumber(redis.call('hget', KEYS[3], 'max_lag_ms') or '-1e18') then
+  redis.call('hset', KEYS[3], 'max_lag_ms', ARGV[3])
+end
+return 0
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def live_lag(client: Any, prefix: str) -> dict[str, Any]:
+    """The live consumer's lag as recorded batch by batch (``<prefix>:lag``) and each shard's
+    event-time high-water mark (``<prefix>:progress``); see ``nexus.cli_surveillance.read_live_lag``."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hgetall(f"{prefix}:lag")
+    pipe.hgetall(f"{prefix}:progress")
+    lag_raw, marks_raw = pipe.execute()
+    lag = {_text(k): _text(v) for k, v in (lag_raw or {}).items()}
+    batches = int(lag.get("batches", 0))
+    return {
+        "batches": batches,
+        "records": int(lag.get("records", 0)),
+        "last_lag_ms": int(lag["last_lag_ms"]) if "last_lag_ms" in lag else None,
+        "max_lag_ms": int(lag["max_lag_ms"]) if "max_lag_ms" in lag else None,
+        "mean_lag_ms": round(int(lag.get("lag_sum_ms", 0)) / batches, 1) if batches else None,
+        "last_records": int(lag.get("last_records", 0)),
+        "last_at": lag.get("last_at"),
+        "last_shard": lag.get("last_shard"),
+        "high_water_marks": {
+            _text(k): iso(datetime.fromtimestamp(int(v) / 1_000_000, UTC)) for k, v in (marks_raw or {}).items()
+        },
+    }
 
 
 class RedisSymbolState:
@@ -98,6 +147,17 @@ class RedisSymbolState:
         }
         return sorted(found)
 
+    def progress(self) -> tuple[dict[str, int], dict[str, str]]:
+        """(shard -> its event-time high-water mark in epoch ns, symbol -> its shard)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(f"{self.prefix}:progress")
+        pipe.hgetall(f"{self.prefix}:shards")
+        marks, shards = pipe.execute()
+        return (
+            {_text(k): int(v) * 1000 for k, v in (marks or {}).items()},
+            {_text(k): _text(v) for k, v in (shards or {}).items()},
+        )
+
     def load(self, symbols: Iterable[str]) -> dict[str, tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
         wanted = sorted(set(symbols))
         pipe = self.client.pipeline(transaction=False)
@@ -111,13 +171,22 @@ class RedisSymbolState:
             out[symbol] = (loads(state) if state else None, [loads(entry) for entry in journal])
         return out
 
-    def commit(self, commits: Mapping[str, tuple[int, dict[str, Any], dict[str, Any] | None]]) -> None:
+    def commit(self, commits: Mapping[str, tuple[int, dict[str, Any], dict[str, Any] | None]],
+               progress: BatchProgress | None = None) -> None:  # fmt: skip
         """``symbol -> (new generation, journal entry, snapshot or None)``: with a snapshot, it
         replaces the state and empties the journal (the entry is in it); else the entry is
-        appended."""
+        appended. ``progress`` (an ``execution-events`` batch) rides in the same transaction:
+        the shard's high-water mark (``<prefix>:progress``, raised only), the shard of each of the
+        batch's symbols (``<prefix>:shards``) and the lag figures (``<prefix>:lag``)."""
         if not commits:
             return
         pipe = self.client.pipeline(transaction=True)
+        if progress is not None:
+            pipe.eval(
+                _PROGRESS, 3, f"{self.prefix}:progress", f"{self.prefix}:shards", f"{self.prefix}:lag",
+                progress.shard, progress.newest_ns // 1000, progress.lag_ms, progress.records, iso(progress.at),
+                *progress.symbols,
+            )  # fmt: skip
         for symbol, (gen, entry, snapshot) in commits.items():
             if snapshot is not None:
                 pipe.set(self._key("state", symbol), dumps(snapshot))

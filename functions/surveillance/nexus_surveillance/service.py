@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
@@ -25,13 +25,21 @@ from nexus_surveillance.detectors import DETECTORS, Alert
 from nexus_surveillance.events import DecodeError, SurvEvent, from_execution_event, from_order_command
 from nexus_surveillance.history import account_ids, history_events
 from nexus_surveillance.live import SNAPSHOT_EVERY_EVENTS, SymbolDetectors, journal_entry
-from nexus_surveillance.ports import AlertEffects, AlertStore, OwnerDirectory, SymbolStateStore, ThresholdsSource
+from nexus_surveillance.ports import (
+    AlertEffects,
+    AlertStore,
+    BatchProgress,
+    OwnerDirectory,
+    SymbolStateStore,
+    ThresholdsSource,
+)
 from nexus_surveillance.profile import trading_profile
 
 logger = get_logger()
 SOURCE: Final = "surveillance"
 MAX_AUDIT_LINKS: Final = 20
 REDISPATCH_AFTER: Final = timedelta(minutes=5)  # longer than a batch runs (Timeout 60 s)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # -- the live path ------------------------------------------------------------------------------
@@ -78,7 +86,9 @@ class LiveSurveillance:
         self.clock = clock
         self._memory: dict[str, _InMemory] = {}  # a warm container's detectors, by symbol
 
-    def process(self, records: list[tuple[str, bytes]], commands: bool) -> BatchOutcome:
+    def process(self, records: list[tuple[str, bytes]], commands: bool, shard: str = "") -> BatchOutcome:
+        """One batch of ``shard`` (an ``execution-events`` batch's commit records how far the
+        consumer has got in that shard, and its lag: ``BatchProgress``)."""
         outcome = BatchOutcome()
         payloads: list[tuple[str, Any]] = []
         stop: int | None = None
@@ -113,21 +123,46 @@ class LiveSurveillance:
         outcome.events = sum(len(v) for v in by_symbol.values())
         if not live:
             return outcome
-        outcome.alerts, outcome.dispatched = self._step(live, None)
+        progress = None
+        if not commands:
+            newest = max(e.ts for evs in live.values() for e in evs if e.seq > 0)
+            at = self.clock()
+            at_ns = (at - _EPOCH) // timedelta(microseconds=1) * 1000
+            progress = BatchProgress(shard or "-", newest, (at_ns - newest) // 1_000_000, len(records), at,
+                                     tuple(sorted(live)))  # fmt: skip
+        outcome.alerts, outcome.dispatched = self._step(live, None, progress)
         return outcome
 
-    def flush(self, now_ns: int, chunk: int = 50) -> list[str]:
-        """The scheduled flush: close every symbol's windows that ended by ``now_ns`` (marking the
-        close is judged once the close has passed, even if the symbol trades no more that day).
-        Returns the ids of the alerts raised."""
+    def flush(self, now_ns: int, chunk: int = 50, symbols: list[str] | None = None) -> list[str]:
+        """Close the windows that ended by ``now_ns`` of every symbol (or of ``symbols``): marking
+        the close is judged once the close has passed, even if the symbol trades no more that
+        day. Returns the ids of the alerts raised."""
         raised: list[str] = []
-        symbols = self.state.symbols()
-        for start in range(0, len(symbols), chunk):
-            ids, _ = self._step({s: [] for s in symbols[start : start + chunk]}, now_ns)
+        chosen = self.state.symbols() if symbols is None else symbols
+        for start in range(0, len(chosen), chunk):
+            ids, _ = self._step({s: [] for s in chosen[start : start + chunk]}, now_ns)
             raised += ids
         return raised
 
-    def _step(self, live: Mapping[str, list[SurvEvent]], flush_ns: int | None) -> tuple[list[str], list[str]]:
+    def flush_behind_consumer(self, grace_ns: int) -> list[str]:
+        """The scheduled flush: each symbol's windows close up to how far the live consumer has
+        got in the symbol's shard (its event-time high-water mark) minus ``grace_ns``, never by
+        the wall clock: a consumer that is behind holds the flush back, so an event still on its
+        way cannot miss a window closed without it. A symbol whose shard has recorded no progress
+        waits. Returns the ids of the alerts raised."""
+        marks, shard_of = self.state.progress()
+        by_until: dict[int, list[str]] = {}
+        for symbol in self.state.symbols():
+            mark = marks.get(shard_of.get(symbol, ""))
+            if mark is not None and mark - grace_ns > 0:
+                by_until.setdefault(mark - grace_ns, []).append(symbol)
+        raised: list[str] = []
+        for until in sorted(by_until):
+            raised += self.flush(until, symbols=by_until[until])
+        return raised
+
+    def _step(self, live: Mapping[str, list[SurvEvent]], flush_ns: int | None,
+              progress: BatchProgress | None = None) -> tuple[list[str], list[str]]:  # fmt: skip
         """Apply each symbol's events (and a flush), store and dispatch the alerts, commit."""
         try:
             with self.state.locked(live) as gens:
@@ -153,7 +188,7 @@ class LiveSurveillance:
                         held.journaled = 0
                 dispatched = self.dispatch(alerts)
                 # after the alerts are stored and dispatched: a crash before it re-applies the batch
-                self.state.commit(commits)
+                self.state.commit(commits, progress)
                 for symbol, (gen, _, _) in commits.items():
                     self._memory[symbol].gen = gen
                 return [a.id for a in alerts], dispatched
@@ -496,10 +531,13 @@ def run_scan(scan_id: str, scans: Any, history: Any, owners: OwnerDirectory, thr
     owner_map = owners.owners(account_ids(items))
     symbols = frozenset(str(s) for s in meta.get("symbols") or []) or None
     events, unreadable = history_events(items, owner_map, symbols)
+    # every owner's events of the scanned symbols are detected: a pattern is judged against the
+    # whole market (the counterparty's other trades, every taker before the close); then only the
+    # alerts naming one of the scan's users are kept
+    alerts = scan(events, {k: _stored(v) for k, v in thresholds.items() if k in DETECTORS})
     wanted_users = {str(u) for u in meta.get("users") or []}
     if wanted_users:
-        events = [e for e in events if e.owner in wanted_users or (e.cp_owner or "") in wanted_users]
-    alerts = scan(events, {k: _stored(v) for k, v in thresholds.items() if k in DETECTORS})
+        alerts = [a for a in alerts if wanted_users.intersection(a.users)]
     now = clock()
     scans.put_alerts(scan_id, [alert_item(a, now, source="scan") for a in alerts], int(meta.get("expires_at", 0)))
     scans.set_status(scan_id, "done", events=len(events), alert_count=len(alerts), history_truncated=truncated,
