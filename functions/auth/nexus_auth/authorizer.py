@@ -52,14 +52,24 @@ ring = lazy(lambda: signing_key_ring(settings().signing_key_secret_arn))
 limiter = lazy(lambda: RateLimiter(redis_client()))
 
 
-@lazy
-def edge() -> EdgeAuthorizer:
-    config = settings()
-    store = DynamoIdentityStore(
-        TableNames(users=config.users_table, api_keys=config.api_keys_table, tokens=config.tokens_table, accounts="")
+store = lazy(
+    lambda: DynamoIdentityStore(
+        TableNames(
+            users=settings().users_table,
+            api_keys=settings().api_keys_table,
+            tokens=settings().tokens_table,
+            accounts="",
+        )
     )
-    limits = RateLimits(config.rate_limit_credential, config.rate_limit_orders, config.rate_limit_ip)
-    return EdgeAuthorizer(store, ring, limiter, limits, logger)
+)
+
+
+def limits() -> RateLimits:
+    config = settings()
+    return RateLimits(config.rate_limit_credential, config.rate_limit_orders, config.rate_limit_ip)
+
+
+edge = lazy(lambda: EdgeAuthorizer(store, ring, limiter, limits, logger))
 
 
 def _header(event: dict[str, Any], name: str) -> str | None:

@@ -384,15 +384,17 @@ class EdgeRequest:
 class EdgeAuthorizer:
     """A credential -> the principal (context) and an IAM policy (see ``nexus_auth.authorizer``).
 
-    ``ring`` and ``limiter`` are factories, called only when a token is verified or a limit
-    taken (a WebSocket ``$connect`` never asks Redis)."""
+    Its parts are factories, each called only when it is needed: the store and the signing keys
+    when a credential is looked up (a missing or malformed credential is refused without them), the
+    limiter and the limits when a REST request takes from its buckets (a WebSocket ``$connect``
+    never asks Redis)."""
 
     def __init__(
         self,
-        store: IdentityStore,
+        store: Callable[[], IdentityStore],
         ring: Callable[[], tk.KeyRing],
         limiter: Callable[[], RateLimiter],
-        limits: RateLimits,
+        limits: Callable[[], RateLimits],
         logger: Any,
     ) -> None:
         self.store = store
@@ -430,14 +432,14 @@ class EdgeAuthorizer:
         raise Denied("malformed credentials")
 
     def _user(self, user_id: str) -> dict[str, Any]:
-        item = self.store.get_user(user_id)
+        item = self.store().get_user(user_id)
         if not item or item.get("status") != "active":
             raise Denied("unknown or disabled user")
         return item
 
     def principal_of_key(self, api_key: str) -> Principal:
         key_hash = hash_api_key(api_key)
-        item = self.store.get_key(key_hash)
+        item = self.store().get_key(key_hash)
         if (
             not item
             or item.get("status") != "active"
@@ -464,7 +466,7 @@ class EdgeAuthorizer:
             claims = tk.verify_access_token(self.ring(), token)
         except tk.InvalidToken as exc:
             raise Denied(f"token refused: {exc}") from None
-        family = self.store.get_family(claims.session_id)
+        family = self.store().get_family(claims.session_id)
         if not family or family.get("status") != "active" or family.get("user_id") != claims.user_id:
             raise Denied("session revoked or unknown")
         user = self._user(claims.user_id)
@@ -479,7 +481,7 @@ class EdgeAuthorizer:
         limits while Redis is down (logged)."""
         method, path = request.method, request.path
         try:
-            wait = self.limiter().take(buckets(principal, method, path, request.source_ip, self.limits))
+            wait = self.limiter().take(buckets(principal, method, path, request.source_ip, self.limits()))
         except LimiterUnavailable as exc:
             breaker = self.limiter().breaker.state
             if is_order_entry(method, path):

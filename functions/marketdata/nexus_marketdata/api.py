@@ -36,9 +36,7 @@ book_orders = lazy(lambda: DynamoBookOrders(settings().book_orders_table))
 trades = lazy(lambda: DynamoTrades(settings().trades_table))
 candles = lazy(lambda: DynamoCandles(settings().candles_table))
 cache = lazy(lambda: SnapshotCache(redis_client()))
-queries = lazy(
-    lambda: MarketDataQueries(instruments(), book_levels(), book_orders(), trades(), candles(), cache, logger)
-)
+queries = lazy(lambda: MarketDataQueries(instruments, book_levels, book_orders, trades, candles, cache, logger))
 
 
 class _NoQuery(BaseModel):

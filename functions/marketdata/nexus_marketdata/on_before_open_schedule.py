@@ -27,7 +27,7 @@ instruments = lazy(lambda: DynamoInstruments(settings().instruments_table))
 book_levels = lazy(lambda: DynamoBookLevels(settings().book_levels_table))
 trades = lazy(lambda: DynamoTrades(settings().trades_table))
 candles = lazy(lambda: DynamoCandles(settings().candles_table))
-warmup = lazy(lambda: CacheWarmup(instruments(), book_levels(), trades(), candles()))
+warmup = lazy(lambda: CacheWarmup(instruments, book_levels, trades, candles))
 
 
 @with_lambda_context(logger)

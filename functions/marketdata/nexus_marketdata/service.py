@@ -58,13 +58,16 @@ def candle_range(interval: str, start: datetime | None, end: datetime, limit: in
 
 
 class MarketDataQueries:
+    """The API's reads. The data access is given as factories, each called when a read needs
+    it: a request refused on its query alone touches nothing."""
+
     def __init__(
         self,
-        instruments: InstrumentSource,
-        book_levels: BookLevels,
-        book_orders: BookOrders,
-        trades: TradeTape,
-        candles: CandleSeries,
+        instruments: Callable[[], InstrumentSource],
+        book_levels: Callable[[], BookLevels],
+        book_orders: Callable[[], BookOrders],
+        trades: Callable[[], TradeTape],
+        candles: Callable[[], CandleSeries],
         cache: Callable[[], SnapshotStore],
         logger: Any,
         clock: Callable[[], datetime] = utc_now,
@@ -79,13 +82,13 @@ class MarketDataQueries:
         self.clock = clock
 
     def instrument(self, symbol: str) -> Instrument:
-        found = self.instruments.get(symbol)
+        found = self.instruments().get(symbol)
         if found is None:
             raise NotFound("unknown_symbol", f"unknown symbol {symbol!r}", "symbol")
         return found
 
     def markets(self) -> list[dict[str, Any]]:
-        return [instrument_to_wire(i) for i in self.instruments.list_all()]
+        return [instrument_to_wire(i) for i in self.instruments().list_all()]
 
     def snapshot(self, symbol: str, view: str, fetch: Callable[[], dict[str, Any]]) -> CacheRead:
         """The snapshot through the cache; straight from the source when Redis cannot be had (its
@@ -108,9 +111,9 @@ class MarketDataQueries:
             raise ValidationFailed("invalid_field", f"L3 depth is at most {views.L3_SNAPSHOT_DEPTH}", "depth")
         instrument = self.instrument(symbol)
         if level == 3:
-            read = self.snapshot(instrument.symbol, "l3", lambda: views.book_l3(self.book_orders, instrument.symbol))
+            read = self.snapshot(instrument.symbol, "l3", lambda: views.book_l3(self.book_orders(), instrument.symbol))
         else:
-            read = self.snapshot(instrument.symbol, "l2", lambda: views.book_l2(self.book_levels, instrument.symbol))
+            read = self.snapshot(instrument.symbol, "l2", lambda: views.book_l2(self.book_levels(), instrument.symbol))
         return replace(read, value=views.cut(read.value, level, depth))
 
     def ticker(self, symbol: str) -> CacheRead:
@@ -118,12 +121,12 @@ class MarketDataQueries:
         return self.snapshot(
             instrument.symbol,
             "ticker",
-            lambda: views.ticker(self.book_levels, self.trades, self.candles, instrument.symbol, self.clock()),
+            lambda: views.ticker(self.book_levels(), self.trades(), self.candles(), instrument.symbol, self.clock()),
         )
 
     def recent_trades(self, symbol: str, limit: int) -> dict[str, Any]:
         instrument = self.instrument(symbol)
-        rows = self.trades.recent(instrument.symbol, limit)
+        rows = self.trades().recent(instrument.symbol, limit)
         return {"symbol": instrument.symbol, "trades": [trade_to_wire(r) for r in rows]}
 
     def candle_series(
@@ -133,7 +136,7 @@ class MarketDataQueries:
             raise ValidationFailed("invalid_range", "from must not be after to", "from")
         instrument = self.instrument(symbol)
         first, last = candle_range(interval, start, end or self.clock(), limit)
-        rows = self.candles.range(instrument.symbol, interval, first, last, limit)
+        rows = self.candles().range(instrument.symbol, interval, first, last, limit)
         return {"symbol": instrument.symbol, "interval": interval, "candles": [c.to_wire() for c in rows]}
 
 
@@ -189,8 +192,13 @@ class CacheWarmup:
     fresh, and none of them waits for the source."""
 
     def __init__(
-        self, instruments: InstrumentSource, book_levels: BookLevels, trades: TradeTape, candles: CandleSeries
+        self,
+        instruments: Callable[[], InstrumentSource],
+        book_levels: Callable[[], BookLevels],
+        trades: Callable[[], TradeTape],
+        candles: Callable[[], CandleSeries],
     ) -> None:
+        """The data access as factories: a run that is not due touches nothing."""
         self.instruments = instruments
         self.book_levels = book_levels
         self.trades = trades
@@ -210,7 +218,7 @@ class CacheWarmup:
         bucket = bucket_id(datetime.combine(yesterday, time(0), tzinfo=UTC))
         volumes: list[tuple[Decimal, str]] = []
         for symbol in active:
-            candle = self.candles.get(symbol, "1d", bucket)
+            candle = self.candles().get(symbol, "1d", bucket)
             if candle is not None and candle.volume > 0:
                 volumes.append((candle.volume, symbol))
         return yesterday, [symbol for _, symbol in sorted(volumes, key=lambda v: (-v[0], v[1]))[:HOT_PINS]]
@@ -225,15 +233,16 @@ class CacheWarmup:
     ) -> dict[str, Any]:
         """Pin yesterday's most traded symbols, then keep every active instrument's snapshots in the
         cache (one pass, and more until ``hold_until``). Returns what it did."""
-        active = [i.symbol for i in self.instruments.list_all() if i.status == "active"]
+        active = [i.symbol for i in self.instruments().list_all() if i.status == "active"]
         yesterday, pinned = self.hot_symbols(active, now)
         for symbol in pinned:
             cache.pin(symbol, seconds_to_close(now))
         passes = 0
         while True:
             for symbol in active:
-                cache.warm(symbol, "l2", views.book_l2(self.book_levels, symbol))
-                cache.warm(symbol, "ticker", views.ticker(self.book_levels, self.trades, self.candles, symbol, clock()))
+                cache.warm(symbol, "l2", views.book_l2(self.book_levels(), symbol))
+                ticker = views.ticker(self.book_levels(), self.trades(), self.candles(), symbol, clock())
+                cache.warm(symbol, "ticker", ticker)
             passes += 1
             if hold_until is None or clock() >= hold_until:
                 break
