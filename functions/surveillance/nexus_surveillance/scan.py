@@ -76,16 +76,20 @@ def detect(
         fresh = all(a < b for a, b in pairwise(keys)) and all(
             d.watermark(symbol) < keys[0] for d in detectors
         )
+        chosen: dict[frozenset[str], tuple[list[SurvEvent], int]] = {}  # the events of each set of kinds
         for detector in detectors:
             kinds = detector.KINDS
             whole = kinds >= _ENGINE_KINDS
             if fresh:
                 if whole:
                     mine, last_key = bucket, keys[-1]
+                elif kinds in chosen:
+                    mine, last_key = chosen[kinds]
                 else:
                     picked = [i for i, e in enumerate(bucket) if e.kind in kinds]
                     mine = [bucket[i] for i in picked]
                     last_key = keys[picked[-1]] if picked else 0
+                    chosen[kinds] = (mine, last_key)
                 alerts.extend(detector.fold(symbol, mine, last_key))
                 continue
             on_event = detector.on_event
