@@ -36,7 +36,12 @@
   every wake-up of a long poll (each send wakes them) and, through the queue's attributes, every
   message sent, so a backed-up queue made every send wait (over 100 ms each with a thousand
   messages queued).
-* HTTP/1.1 keep-alive, so boto3's connection pools reuse connections.
+* HTTP/1.1 keep-alive, so boto3's connection pools reuse connections. werkzeug answers every
+  request with ``Connection: close`` (http.server cannot skip a request body the application left
+  unread before reading the next request line), so every request paid for a new connection and
+  a new server thread: over a hundred a second on an idle platform, its pollers included. Here
+  every request's body is read to its end after the answer, and the connection stays open unless
+  the client asks to close it.
 * moto's list of its own service modules (read from disk on every request to route it) is read
   once.
 
@@ -74,6 +79,7 @@ from moto.kinesis.responses import KinesisResponse
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.sqs.models import Message, Queue
 from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wsgi import LimitedStream
 
 
 @functools.cache
@@ -412,7 +418,58 @@ def install_speedups() -> None:
 
 
 class _KeepAliveHandler(WSGIRequestHandler):
+    """HTTP/1.1 with keep-alive (see the module docstring). werkzeug's ``run_wsgi`` closes every
+    connection, and after each answer reads whatever the socket holds for 10 ms to discard an
+    unread body, which on a kept-alive connection would swallow the next request. Here the
+    answer (every one is complete before it is sent: ``_OneAtATime`` lists it) goes out with
+    its ``Content-Length``, and what the application left of the request body is read to its
+    end, so the next request starts at its request line. The connection closes when the
+    client asks, or after an application error."""
+
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # an answer is one write, but never wait on a delayed ACK
+
+    def run_wsgi(self) -> None:
+        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.environ = environ = self.make_environ()
+        body_in = environ["wsgi.input"]
+        if not environ.get("wsgi.input_terminated"):  # a Content-Length body (a chunked one ends by itself)
+            body_in = environ["wsgi.input"] = LimitedStream(body_in, int(environ.get("CONTENT_LENGTH") or 0))
+        answer: dict[str, Any] = {"written": []}
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., None]:
+            answer["status"], answer["headers"] = status, headers
+            return answer["written"].append  # type: ignore[no-any-return]
+
+        try:
+            chunks = self.server.app(environ, start_response)
+            try:
+                body = b"".join([*answer["written"], *chunks])
+            finally:
+                if hasattr(chunks, "close"):
+                    chunks.close()
+            status, headers = answer["status"], answer["headers"]
+            while body_in.read(65536):
+                pass
+        except Exception:  # noqa: BLE001 - any application failure is a 500, and the connection closes
+            logging.getLogger(__name__).exception("aws emulation: request failed")
+            self.close_connection = True
+            status, headers, body = "500 Internal Server Error", [("Content-Type", "text/plain")], b"internal error"
+        code, _, reason = status.partition(" ")
+        self.send_response(int(code), reason)
+        for key, value in headers:
+            if key.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        if environ["REQUEST_METHOD"] != "HEAD":  # with the headers, in one write
+            self._headers_buffer.append(b"\r\n" + body)
+            self.flush_headers()
+        else:
+            self.end_headers()
+        self.wfile.flush()
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass

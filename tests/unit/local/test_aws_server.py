@@ -326,3 +326,27 @@ def test_sqs_receives_what_moto_receives(server: str, monkeypatch: pytest.Monkey
     assert fast[3] == ["ApproximateNumberOfMessages=0", "ApproximateNumberOfMessagesNotVisible=5",
                        "ApproximateNumberOfMessagesDelayed=1"]  # fmt: skip
     assert "later" not in {body for g in fast for body in g}
+
+
+def test_connections_are_kept_alive_and_a_body_the_emulator_leaves_unread_is_skipped(server: str) -> None:
+    import http.client
+
+    # GIVEN one HTTP/1.1 connection to the emulator
+    host, port = server.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    target = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "Kinesis_20131202.ListStreams",
+              "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/kinesis/aws4_request, "
+                               "SignedHeaders=host, Signature=0"}  # fmt: skip
+    answers = []
+    # WHEN it sends a request, then one with a body the emulator does not read (a GET of a
+    # health path with a body), then another request
+    for method, path, body in (("POST", "/", b"{}"), ("GET", "/moto-api/", b"x" * 5000), ("POST", "/", b"{}")):
+        connection.request(method, path, body=body, headers=target if method == "POST" else {})
+        answer = connection.getresponse()
+        answers.append((answer.status, answer.getheader("Connection"), answer.read()))
+    # THEN every answer came on the same connection, none of them closing it
+    assert [status for status, _, _ in answers] == [200, 200, 200]
+    assert [closing for _, closing, _ in answers] == [None, None, None]
+    assert json.loads(answers[2][2]) == json.loads(answers[0][2])
+    assert connection.sock is not None
+    connection.close()
