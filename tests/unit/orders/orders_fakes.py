@@ -9,8 +9,10 @@
   contracts of their DynamoDB adapters (``nexus_orders.repo``): items are stored exactly as
   ``order_to_item`` writes them, the replace terms items as ``_terms_items`` writes them, and the
   risk book applies the same conditions as ``DynamoRiskBook.reserve``.
-* Under moto: ``World``, the orders API with the tables and streams the template declares, a
-  funded ``acc_1`` and a last AAPL trade at 100.00.
+* Under moto, with the tables and streams the template declares: ``World`` (the orders API, a
+  funded ``acc_1`` and a last AAPL trade at 100.00), ``OrdersWorld`` (the orders API, accounts
+  funded by ``conftest.py``) and ``ConsumerWorld`` (the orders API and the execution-events
+  handler).
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
-from lambda_events import call, rest_event
-from nexus_common.events import COMMAND_ADAPTER, ENGINE_EVENT_ADAPTER, iso
+from lambda_events import FakeLambdaContext, call, kinesis_event, rest_event
+from nexus_common.events import COMMAND_ADAPTER, ENGINE_EVENT_ADAPTER, CancelOrderCommand, NewOrderCommand, iso
 from nexus_common.fees import FeeSchedule
 from nexus_common.instruments import DEMO_INSTRUMENTS, Instrument
 from nexus_common.risk import ZERO, ReplaceTerms, RiskLimits, RiskRefused
 from nexus_marketdata.repo import put_instruments
 from nexus_matching.engine import MatchingEngine
+from nexus_orders import on_execution_events
 from nexus_orders.api import app
 from nexus_orders.commands import AnyOrderCommand
 from nexus_orders.folding import OrderChange
@@ -402,3 +405,108 @@ class World:
 
     def commands(self) -> list[Any]:
         return [COMMAND_ADAPTER.validate_python(r["data"]) for r in self.records("ORDER_COMMANDS_STREAM")]
+
+
+class OrdersWorld:
+    """The orders API under moto, with AAPL (tick 0.01, lot 1) and BTC (tick 0.5, lot 0.001)."""
+
+    def __init__(self, aws: Any) -> None:
+        self.aws = aws
+        self.env = aws.use_function_env("OrdersApiFunction")
+        put_instruments(
+            self.env["INSTRUMENTS_TABLE"],
+            [
+                Instrument(symbol="AAPL", tick_size=Decimal("0.01"), lot_size=Decimal("1")),
+                Instrument(symbol="BTC", tick_size=Decimal("0.5"), lot_size=Decimal("0.001")),
+            ],
+        )
+        self.ddb = boto3.resource("dynamodb", region_name="us-east-1")
+        self.kinesis = boto3.client("kinesis", region_name="us-east-1")
+
+    def post(
+        self, body: Any = None, *, account: str | None = "acc_1", **kw: Any
+    ) -> tuple[int, Any]:
+        return call(app, rest_event("POST", "/v1/orders", body=body, account_id=account, **kw))
+
+    def get(self, order_id: str, account: str = "acc_1") -> tuple[int, Any]:
+        ev = rest_event(
+            "GET", "/v1/orders/{order_id}", path_params={"order_id": order_id}, account_id=account
+        )
+        return call(app, ev)
+
+    def list(self, account: str = "acc_1", **query: str) -> tuple[int, Any]:
+        return call(app, rest_event("GET", "/v1/orders", query=query or None, account_id=account))
+
+    def delete(self, order_id: str, account: str = "acc_1") -> tuple[int, Any]:
+        ev = rest_event(
+            "DELETE",
+            "/v1/orders/{order_id}",
+            path_params={"order_id": order_id},
+            account_id=account,
+        )
+        return call(app, ev)
+
+    def items(self) -> list[dict[str, Any]]:
+        return list(self.ddb.Table(self.env["ORDERS_TABLE"]).scan()["Items"])
+
+    def set_status(self, order_id: str, status: str) -> None:
+        self.ddb.Table(self.env["ORDERS_TABLE"]).update_item(
+            Key={"order_id": order_id},
+            UpdateExpression="SET #s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": status},
+        )
+
+    def commands(self) -> list[tuple[str, NewOrderCommand | CancelOrderCommand]]:
+        stream = self.env["ORDER_COMMANDS_STREAM"]
+        found = []
+        for shard in self.kinesis.list_shards(StreamName=stream)["Shards"]:
+            iterator = self.kinesis.get_shard_iterator(
+                StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            for record in self.kinesis.get_records(ShardIterator=iterator)["Records"]:
+                command = COMMAND_ADAPTER.validate_json(record["Data"])
+                found.append((record["PartitionKey"], command))
+        return found
+
+
+class ConsumerWorld:
+    """The orders API and the execution-events handler under moto, with the demo instruments."""
+
+    def __init__(self, aws: Any) -> None:
+        self.aws = aws
+        api_env = aws.use_function_env("OrdersApiFunction")
+        put_instruments(api_env["INSTRUMENTS_TABLE"], DEMO_INSTRUMENTS)
+        self.env = aws.use_function_env("OrdersConsumerFunction")
+        self.table = boto3.resource("dynamodb", region_name="us-east-1").Table(
+            self.env["ORDERS_TABLE"]
+        )
+        self.sqs = boto3.client("sqs", region_name="us-east-1")
+
+    def place(self, account: str, body: dict[str, Any]) -> str:
+        status, answer = call(
+            app, rest_event("POST", "/v1/orders", body=body, account_id=account)
+        )
+        assert status == 202
+        return str(answer["order"]["order_id"])
+
+    def item(self, order_id: str) -> dict[str, Any]:
+        return dict(self.table.get_item(Key={"order_id": order_id})["Item"])
+
+    def notifications(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=self.env["NOTIFICATIONS_QUEUE_URL"], MaxNumberOfMessages=10
+            ).get("Messages", [])
+            if not batch:
+                return found
+            for message in batch:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(
+                    QueueUrl=self.env["NOTIFICATIONS_QUEUE_URL"],
+                    ReceiptHandle=message["ReceiptHandle"],
+                )
+
+    def handle(self, *payloads: Any) -> dict[str, Any]:
+        return on_execution_events.handler(kinesis_event(*payloads), FakeLambdaContext())

@@ -6,76 +6,11 @@ import json
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
-from lambda_events import call, rest_event
-from nexus_common.events import COMMAND_ADAPTER, CancelOrderCommand, NewOrderCommand
-from nexus_common.instruments import Instrument
-from nexus_marketdata.repo import put_instruments
-from nexus_orders.api import app
+from nexus_common.events import NewOrderCommand
+from orders_fakes import OrdersWorld
 
 ORDER = {"symbol": "AAPL", "side": "buy", "type": "limit", "quantity": "10", "price": "101.25"}
-
-
-class OrdersWorld:
-    def __init__(self, aws: Any) -> None:
-        self.aws = aws
-        self.env = aws.use_function_env("OrdersApiFunction")
-        put_instruments(
-            self.env["INSTRUMENTS_TABLE"],
-            [
-                Instrument(symbol="AAPL", tick_size=Decimal("0.01"), lot_size=Decimal("1")),
-                Instrument(symbol="BTC", tick_size=Decimal("0.5"), lot_size=Decimal("0.001")),
-            ],
-        )
-        self.ddb = boto3.resource("dynamodb", region_name="us-east-1")
-        self.kinesis = boto3.client("kinesis", region_name="us-east-1")
-
-    def post(
-        self, body: Any = None, *, account: str | None = "acc_1", **kw: Any
-    ) -> tuple[int, Any]:
-        return call(app, rest_event("POST", "/v1/orders", body=body, account_id=account, **kw))
-
-    def get(self, order_id: str, account: str = "acc_1") -> tuple[int, Any]:
-        ev = rest_event(
-            "GET", "/v1/orders/{order_id}", path_params={"order_id": order_id}, account_id=account
-        )
-        return call(app, ev)
-
-    def list(self, account: str = "acc_1", **query: str) -> tuple[int, Any]:
-        return call(app, rest_event("GET", "/v1/orders", query=query or None, account_id=account))
-
-    def delete(self, order_id: str, account: str = "acc_1") -> tuple[int, Any]:
-        ev = rest_event(
-            "DELETE",
-            "/v1/orders/{order_id}",
-            path_params={"order_id": order_id},
-            account_id=account,
-        )
-        return call(app, ev)
-
-    def items(self) -> list[dict[str, Any]]:
-        return list(self.ddb.Table(self.env["ORDERS_TABLE"]).scan()["Items"])
-
-    def set_status(self, order_id: str, status: str) -> None:
-        self.ddb.Table(self.env["ORDERS_TABLE"]).update_item(
-            Key={"order_id": order_id},
-            UpdateExpression="SET #s = :s",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":s": status},
-        )
-
-    def commands(self) -> list[tuple[str, NewOrderCommand | CancelOrderCommand]]:
-        stream = self.env["ORDER_COMMANDS_STREAM"]
-        found = []
-        for shard in self.kinesis.list_shards(StreamName=stream)["Shards"]:
-            iterator = self.kinesis.get_shard_iterator(
-                StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            for record in self.kinesis.get_records(ShardIterator=iterator)["Records"]:
-                command = COMMAND_ADAPTER.validate_json(record["Data"])
-                found.append((record["PartitionKey"], command))
-        return found
 
 
 @pytest.fixture

@@ -7,52 +7,10 @@ import json
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
-from lambda_events import FakeLambdaContext, call, kinesis_event, load_event, rest_event
-from nexus_common.instruments import DEMO_INSTRUMENTS
-from nexus_marketdata.repo import put_instruments
-from nexus_orders import api, on_execution_events
-
-
-class World:
-    def __init__(self, aws: Any) -> None:
-        self.aws = aws
-        api_env = aws.use_function_env("OrdersApiFunction")
-        put_instruments(api_env["INSTRUMENTS_TABLE"], DEMO_INSTRUMENTS)
-        self.env = aws.use_function_env("OrdersConsumerFunction")
-        self.table = boto3.resource("dynamodb", region_name="us-east-1").Table(
-            self.env["ORDERS_TABLE"]
-        )
-        self.sqs = boto3.client("sqs", region_name="us-east-1")
-
-    def place(self, account: str, body: dict[str, Any]) -> str:
-        status, answer = call(
-            api.app, rest_event("POST", "/v1/orders", body=body, account_id=account)
-        )
-        assert status == 202
-        return str(answer["order"]["order_id"])
-
-    def item(self, order_id: str) -> dict[str, Any]:
-        return dict(self.table.get_item(Key={"order_id": order_id})["Item"])
-
-    def notifications(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        while True:
-            batch = self.sqs.receive_message(
-                QueueUrl=self.env["NOTIFICATIONS_QUEUE_URL"], MaxNumberOfMessages=10
-            ).get("Messages", [])
-            if not batch:
-                return found
-            for message in batch:
-                found.append(json.loads(message["Body"]))
-                self.sqs.delete_message(
-                    QueueUrl=self.env["NOTIFICATIONS_QUEUE_URL"],
-                    ReceiptHandle=message["ReceiptHandle"],
-                )
-
-    def handle(self, *payloads: Any) -> dict[str, Any]:
-        return on_execution_events.handler(kinesis_event(*payloads), FakeLambdaContext())
+from lambda_events import call, load_event, rest_event
+from nexus_orders import api
+from orders_fakes import ConsumerWorld
 
 
 def fill_payload(maker: str, taker: str) -> dict[str, Any]:
@@ -75,12 +33,12 @@ def event(seq: int, **fields: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def world(aws: Any) -> World:
-    return World(aws)
+def world(aws: Any) -> ConsumerWorld:
+    return ConsumerWorld(aws)
 
 
 @pytest.fixture
-def two_orders(world: World) -> tuple[str, str]:
+def two_orders(world: ConsumerWorld) -> tuple[str, str]:
     maker = world.place(
         "acc_maker",
         {"symbol": "AAPL", "side": "sell", "type": "limit", "quantity": "100", "price": "101.50"},
@@ -93,7 +51,7 @@ def two_orders(world: World) -> tuple[str, str]:
 
 
 def test_a_fill_updates_both_orders_and_notifies_both_accounts(
-    world: World, two_orders: tuple[str, str]
+    world: ConsumerWorld, two_orders: tuple[str, str]
 ) -> None:
     # GIVEN a resting maker and a taker that trades 40 against it
     maker, taker = two_orders
@@ -122,7 +80,7 @@ def test_a_fill_updates_both_orders_and_notifies_both_accounts(
     }
 
 
-def test_a_redelivered_batch_changes_nothing(world: World, two_orders: tuple[str, str]) -> None:
+def test_a_redelivered_batch_changes_nothing(world: ConsumerWorld, two_orders: tuple[str, str]) -> None:
     # GIVEN the step already consumed
     maker, taker = two_orders
     world.handle(fill_payload(maker, taker))
@@ -136,7 +94,7 @@ def test_a_redelivered_batch_changes_nothing(world: World, two_orders: tuple[str
 
 
 def test_an_older_event_never_overwrites_a_newer_one(
-    world: World, two_orders: tuple[str, str]
+    world: ConsumerWorld, two_orders: tuple[str, str]
 ) -> None:
     maker, taker = two_orders
     world.handle(fill_payload(maker, taker))
@@ -155,7 +113,7 @@ def test_an_older_event_never_overwrites_a_newer_one(
     assert world.item(taker)["status"] == "filled"
 
 
-def test_cancel_and_cancel_rejected(world: World, two_orders: tuple[str, str]) -> None:
+def test_cancel_and_cancel_rejected(world: ConsumerWorld, two_orders: tuple[str, str]) -> None:
     maker, taker = two_orders
     world.handle(fill_payload(maker, taker))
     world.notifications()
@@ -197,7 +155,7 @@ def test_cancel_and_cancel_rejected(world: World, two_orders: tuple[str, str]) -
     assert world.notifications() == []
 
 
-def test_a_rejection_is_stored_and_notified(world: World) -> None:
+def test_a_rejection_is_stored_and_notified(world: ConsumerWorld) -> None:
     order_id = world.place(
         "acc_1", {"symbol": "AAPL", "side": "buy", "type": "market", "quantity": "5"}
     )
@@ -210,7 +168,7 @@ def test_a_rejection_is_stored_and_notified(world: World) -> None:
     assert note["kind"] == "order_rejected" and note["order"]["reject_reason"] == "no_liquidity"
 
 
-def test_events_for_orders_not_in_the_table_are_skipped(world: World) -> None:
+def test_events_for_orders_not_in_the_table_are_skipped(world: ConsumerWorld) -> None:
     accepted = event(1, type="accepted", order_id="entered-over-fix", account_id="acc_fix",
                      side="buy", order_type="limit", price="1", quantity="1",
                      time_in_force="gtc")  # fmt: skip
@@ -219,7 +177,7 @@ def test_events_for_orders_not_in_the_table_are_skipped(world: World) -> None:
 
 
 def test_the_batch_stops_at_the_first_failed_record(
-    world: World, two_orders: tuple[str, str]
+    world: ConsumerWorld, two_orders: tuple[str, str]
 ) -> None:
     # GIVEN three records: the maker's acceptance, a poison record, then the taker's acceptance
     maker, taker = two_orders
@@ -238,7 +196,7 @@ def test_the_batch_stops_at_the_first_failed_record(
     assert world.item(taker)["status"] == "pending_new"
 
 
-def test_a_deposed_engine_leaders_events_change_nothing(world: World, two_orders: tuple[str, str]) -> None:
+def test_a_deposed_engine_leaders_events_change_nothing(world: ConsumerWorld, two_orders: tuple[str, str]) -> None:
     # GIVEN a maker order whose last event came from engine leader epoch 2
     maker, taker = two_orders
     cancel_by_new_leader = event(
