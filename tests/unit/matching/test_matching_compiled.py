@@ -190,3 +190,55 @@ def test_any_other_setting_of_the_pure_engine_flag_is_an_error(monkeypatch: pyte
     monkeypatch.setenv(PURE_ENV, value)
     with pytest.raises(ValueError, match=PURE_ENV):
         pure_requested()
+
+
+def build_folder(folder: Path, built: dict[str, int]) -> None:
+    """Every core module's ``.py`` and ``.pxd`` at time 1000, and an extension module for each name
+    in ``built`` with that modification time."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    for name in CORE_MODULES:
+        for suffix in (".py", ".pxd"):
+            path = folder / f"{name}{suffix}"
+            path.write_text("")
+            os.utime(path, (1000, 1000))
+    for name, mtime in built.items():
+        path = folder / f"{name}{EXTENSION_SUFFIXES[0]}"
+        path.write_bytes(b"")
+        os.utime(path, (mtime, mtime))
+
+
+@pytest.mark.parametrize(
+    ("built", "stale"),
+    [
+        ({name: 2000 for name in CORE_MODULES}, []),  # a whole, fresh build
+        ({}, []),  # no build at all (no C compiler): the pure engine, no warning
+        ({**{name: 2000 for name in CORE_MODULES}, "market": 500}, ["market"]),  # edited since the build
+        ({name: 2000 for name in CORE_MODULES if name != "render"}, ["render"]),  # a partial build
+    ],
+)
+def test_a_stale_or_missing_extension_of_any_core_module_is_found(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, built: dict[str, int], stale: list[str]
+) -> None:
+    import nexus_matching
+
+    # GIVEN the sources of every core module and the extension modules of some
+    build_folder(tmp_path, built)
+    monkeypatch.setattr(nexus_matching, "_FOLDER", str(tmp_path))
+    # WHEN the package looks for extension modules it must not use
+    # THEN it finds exactly those older than their sources, or missing beside others
+    assert nexus_matching._stale_extensions() == stale
+
+
+def test_setup_and_the_package_read_the_same_list_of_compiled_modules() -> None:
+    import runpy
+
+    import nexus_matching
+
+    # GIVEN the file setup.py reads by path (the package is not importable before it is installed)
+    path = Path(nexus_matching.__file__).parent / "core_modules.py"
+    # WHEN it is read as setup.py reads it
+    listed = runpy.run_path(str(path))["CORE_MODULES"]
+    # THEN it is the package's list, and every listed module has its source beside it
+    assert listed == CORE_MODULES
+    assert all((path.parent / f"{name}.py").is_file() for name in listed)
