@@ -14,6 +14,9 @@
 
 Polling is faster than Lambda's (every 50 ms while records flow, backing off to 250 ms on an
 idle shard, instead of about once a second) so a local round trip stays well under a second.
+A mapping with a batching window reads its shard 4 times a second while it gathers a batch: the
+consumers off the order's path (audit, positions, surveillance, ...) make fewer reads and take
+larger batches, which they write with fewer requests.
 Every mapping polls every shard of its stream: with a dozen mappings, idle shards polled 10 times
 a second kept the embedded AWS busy with empty reads (over a hundred a second).
 """
@@ -43,6 +46,7 @@ log = logging.getLogger("nexus.local.esm")
 
 POLL_INTERVAL_S = 0.05
 IDLE_BACKOFF_MAX_S = 0.25  # an idle shard is polled less often, down to 4 times a second
+WINDOW_POLL_S = 0.25  # within MaximumBatchingWindowInSeconds, a shard is read 4 times a second
 
 
 class Checkpoints(Protocol):
@@ -315,7 +319,9 @@ class StreamMapping:
                     buffer.extend(records)
                     if len(buffer) >= self.batch_size or time.monotonic() >= deadline:
                         break
-                    if not records:
+                    if self.window:  # a batch is gathered over the window: reads spaced, not back to back
+                        self.stop.wait(min(WINDOW_POLL_S, max(0.0, deadline - time.monotonic())))
+                    elif not records:
                         self.stop.wait(POLL_INTERVAL_S)
                 if not buffer:
                     if iterator is None:
