@@ -7,12 +7,14 @@ record ``{"events": [...]}`` per line is read too). The owner of each account co
 commands that name one (``user_id``) and from ``--owners`` (a JSON object account -> user), else
 the account is its own owner. It prints a summary per detector and writes the alerts as JSON
 lines, the same alerts the live path raises for the same events (``scan`` and the live consumer
-run the same detectors, per symbol in engine order).
+run the same detectors, per symbol in engine order). The events are decoded and detected by
+``--jobs`` forked processes (default one per core), each on its share of the symbols (every
+detector keeps its state per symbol); their alerts are merged in the order one process gives.
 
 ``nexus bench surveillance`` scores the detectors on the seeded synthetic day (precision, recall,
 F1 per detector; same-owner wash recall; the market maker's false alerts per 10,000 of its
 orders; episodes straddling a clock boundary) and measures the scan from files (decoding
-included) and the detector library in process, on one core.
+included, wall and the CPU of all its processes) and the detector library in process, on one core.
 """
 
 from __future__ import annotations
