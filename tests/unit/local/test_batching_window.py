@@ -92,3 +92,26 @@ def test_without_a_window_each_read_is_delivered_at_once(clock: list[World]) -> 
     # THEN every read's record was its own invocation, in order
     assert world.batches and all(len(batch) == 1 for batch in world.batches)
     assert [batch[0] for batch in world.batches] == [str(n) for n in range(1, len(world.batches) + 1)]
+
+
+class IdleShard(World):
+    def read(self, iterator: str, limit: int) -> tuple[list[_Record], str]:
+        self.reads.append(self.now)
+        self.now += 0.001
+        return [], iterator
+
+
+@pytest.mark.parametrize(("window", "slowest"), [(0.0, pollers.IDLE_BACKOFF_ON_PATH_S), (1.0, WINDOW_POLL_S)])
+def test_an_idle_shard_is_polled_less_often_but_a_mapping_on_the_orders_path_stays_quick(
+    clock: list[World], window: float, slowest: float
+) -> None:
+    # GIVEN an idle shard
+    world = IdleShard(window=window, run_for=5.0)
+    clock.append(world)
+    # WHEN its mapping polls for 5 s
+    world.mapping._run_shard("shardId-0")
+    # THEN the reads back off, never further apart than the mapping's slowest rate
+    gaps = [b - a for a, b in zip(world.reads, world.reads[1:], strict=False)]
+    assert max(gaps) <= slowest + 0.002
+    assert gaps[-1] >= slowest - 0.002
+    assert not world.batches
