@@ -17,7 +17,7 @@ from marketdata_redis import redis_db, redis_url  # noqa: F401 - fixtures
 
 # The market maker is a container's package (containers/marketmaker); an editable install made
 # before it existed does not map it yet.
-sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "containers" / "marketmaker"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "containers" / "marketmaker"))
 
 from nexus_marketmaker.config import MarketMakerConfig
 from nexus_marketmaker.quoting import Pnl, make_quotes, reservation_price
