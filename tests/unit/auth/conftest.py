@@ -6,7 +6,6 @@ policy does not allow the method, else the authorizer's context in ``requestCont
 from __future__ import annotations
 
 import base64
-import copy
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
-from lambda_events import FakeLambdaContext, load_event
+from lambda_events import FakeLambdaContext, rest_event
 
 from nexus.local.apigw import _allows
 from nexus.local.redis_server import RedisServer
@@ -55,27 +54,9 @@ class Edge:
         headers: dict[str, str] | None = None,
         source_ip: str = "198.51.100.7",
     ) -> dict[str, Any]:
-        event = copy.deepcopy(load_event("apigw_rest_request.json"))
-        path = resource
-        for name, value in (path_params or {}).items():
-            path = path.replace("{" + name + "}", value)
-        if raw_body is None and body is not None:
-            raw_body = json.dumps(body)
-        all_headers = {"Content-Type": "application/json", **(headers or {})}
-        event.update(
-            resource=resource,
-            path=path,
-            httpMethod=method,
-            headers=all_headers,
-            multiValueHeaders={k: [v] for k, v in all_headers.items()},
-            queryStringParameters=None,
-            multiValueQueryStringParameters=None,
-            pathParameters=path_params,
-            body=raw_body,
-        )
+        event = rest_event(method, resource, path_params=path_params, body=body, raw_body=raw_body, headers=headers,
+                           account_id=None)  # fmt: skip
         context = event["requestContext"]
-        context.pop("authorizer", None)
-        context.update(resourcePath=resource, httpMethod=method, path=f"/api{path}")
         context["identity"] = {"sourceIp": source_ip, "userAgent": "pytest"}
         return event
 
