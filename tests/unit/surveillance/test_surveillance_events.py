@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from nexus_surveillance.events import DecodeError, from_execution_event, from_order_command
 
-EVENTS = Path(__file__).resolve().parents[3] / "events"
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
 def test_a_stream_record_of_a_fill_becomes_accepts_and_two_fill_legs() -> None:
