@@ -28,15 +28,16 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 
+from nexus.cli_surveillance import read_live_lag, reset_live_lag
 from nexus.local.demo_routing import DEMO_REFERENCE_PRICES
 from nexus.local.procs import spawn, stop_process
-from nexus.local.runtime import LOCAL_CREDENTIALS, free_port, wait_until
+from nexus.local.runtime import LOCAL_CREDENTIALS, free_port, read_state, wait_until
 
 SYMBOLS = tuple(DEMO_REFERENCE_PRICES)
 # The demo market maker quotes a few ticks either side of each symbol's reference price: the pairs
@@ -111,6 +112,8 @@ class LocalBenchResult:
     p99_ms: float
     clients: int = 0
     cost: Counters | None = None
+    surveillance: dict[str, Any] | None = None  # the live consumer's lag figures after the run
+    lag_samples: list[int] = field(default_factory=list)  # its last batch's lag (ms), every 5 s of the run
 
     @property
     def accepted_per_s(self) -> float:
@@ -152,6 +155,13 @@ class LocalPlatform:
         wait_until(lambda: (self.state / "runtime.json").exists(), 120, "nexus up")
         accounts = json.loads((self.state / "demo-accounts.json").read_text())
         self.keys = [a["api_key"] for a in accounts]
+        self.redis_url = str(read_state(self.state)["redis_url"])
+
+    def surveillance_lag(self) -> dict[str, Any]:
+        return read_live_lag(self.redis_url, self.stage)
+
+    def reset_surveillance_lag(self) -> None:
+        reset_live_lag(self.redis_url, self.stage)
 
     def orders_table(self) -> str:
         return f"nexus-{self.stage}-orders"
@@ -213,6 +223,18 @@ def run(pairs: int = 1000, clients: int = 8, timeout: float = 900.0) -> LocalBen
                     ids.add(body["order"]["order_id"])
 
         before = settled_counters(platform.state)
+        platform.reset_surveillance_lag()
+        lag_samples: list[int] = []
+        sampling = threading.Event()
+
+        def sample_lag() -> None:  # the surveillance consumer's lag as the run goes: does it grow?
+            while not sampling.wait(5.0):
+                last = platform.surveillance_lag().get("last_lag_ms")
+                if last is not None:
+                    lag_samples.append(int(last))
+
+        sampler = threading.Thread(target=sample_lag, daemon=True)
+        sampler.start()
         started = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(send, orders))
@@ -224,7 +246,10 @@ def run(pairs: int = 1000, clients: int = 8, timeout: float = 900.0) -> LocalBen
                 break
             time.sleep(0.5)  # a scan of the orders table costs the emulated AWS: not too often
         done = time.perf_counter()
+        sampling.set()
+        sampler.join()
         cost = settled_counters(platform.state).minus(before)
+        surveillance = platform.surveillance_lag()
     finally:
         platform.stop()
     latencies.sort()
@@ -239,6 +264,8 @@ def run(pairs: int = 1000, clients: int = 8, timeout: float = 900.0) -> LocalBen
         p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         clients=clients,
         cost=cost,
+        surveillance=surveillance,
+        lag_samples=lag_samples,
     )
 
 
@@ -278,4 +305,18 @@ def report(result: LocalBenchResult, top: int = 25) -> list[str]:
     lines.append("  Lambda invocations per order by function:")
     for function, n in sorted(cost.invocations.items(), key=lambda kv: -kv[1]):
         lines.append(f"    {n / orders:7.3f}  {function}")
-    return lines
+    return lines + surveillance_lines(result)
+
+
+def surveillance_lines(result: LocalBenchResult) -> list[str]:
+    """The surveillance live path's lag over the run: each execution-events batch's consumer
+    clock minus the newest engine time in it (its batching window included)."""
+    lag = result.surveillance
+    if not lag or not lag.get("batches"):
+        return []
+    samples = ", ".join(str(s) for s in result.lag_samples) or "none"
+    return [
+        f"surveillance live path: {lag['batches']} batches, {lag['records']} records; lag per batch "
+        f"mean {lag['mean_lag_ms']:.0f} ms, max {lag['max_lag_ms']} ms, last {lag['last_lag_ms']} ms",
+        f"  last batch's lag every 5 s of the run (ms): {samples}",
+    ]

@@ -45,3 +45,25 @@ def test_a_run_without_counters_reports_speed_only() -> None:
     result = LocalBenchResult(round_trip_ms=1.0, orders=2, accepted=2, filled=2, send_seconds=1.0, fill_seconds=1.0,
                               p50_ms=1.0, p99_ms=1.0, clients=1, cost=Counters({}, {}, {}))  # fmt: skip
     assert any("AWS requests           0.00 per order" in line for line in report(result))
+
+
+def test_the_surveillance_lag_is_reported_with_its_samples_over_the_run() -> None:
+    # GIVEN a run whose surveillance consumer applied 12 batches, sampled three times
+    lag = {"batches": 12, "records": 340, "last_lag_ms": 1180, "max_lag_ms": 2400, "mean_lag_ms": 1312.5}
+    result = LocalBenchResult(round_trip_ms=1.0, orders=2, accepted=2, filled=2, send_seconds=1.0, fill_seconds=1.0,
+                              p50_ms=1.0, p99_ms=1.0, clients=1, cost=Counters({}, {}, {}), surveillance=lag,
+                              lag_samples=[900, 2400, 1180])  # fmt: skip
+    # WHEN it is reported
+    lines = report(result)
+    # THEN the lag figures and the samples are printed
+    assert (
+        "surveillance live path: 12 batches, 340 records; lag per batch mean 1312 ms, max 2400 ms, last 1180 ms"
+    ) in lines
+    assert "  last batch's lag every 5 s of the run (ms): 900, 2400, 1180" in lines
+
+
+def test_no_surveillance_batch_prints_no_lag_line() -> None:
+    result = LocalBenchResult(round_trip_ms=1.0, orders=2, accepted=2, filled=2, send_seconds=1.0, fill_seconds=1.0,
+                              p50_ms=1.0, p99_ms=1.0, clients=1, cost=Counters({}, {}, {}),
+                              surveillance={"batches": 0})  # fmt: skip
+    assert not any("surveillance" in line for line in report(result))
