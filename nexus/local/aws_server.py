@@ -452,7 +452,7 @@ class _KeepAliveHandler(WSGIRequestHandler):
             status, headers = answer["status"], answer["headers"]
             while body_in.read(65536):
                 pass
-        except Exception:  # noqa: BLE001 - any application failure is a 500, and the connection closes
+        except Exception:  # any application failure is a 500 (logged), and the connection closes
             logging.getLogger(__name__).exception("aws emulation: request failed")
             self.close_connection = True
             status, headers, body = "500 Internal Server Error", [("Content-Type", "text/plain")], b"internal error"

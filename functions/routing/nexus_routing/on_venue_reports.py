@@ -80,7 +80,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             continue
         try:
             apply(store(), data, now_s)
-        except Exception as exc:  # reported: retried, then the DLQ
+        except Exception as exc:  # noqa: BLE001 - per-record poison boundary: reported, retried, then the DLQ
             logger.warning("venue report not applied", extra={"report_id": report.report_id,
                                                                "error": f"{type(exc).__name__}: {exc}"[:300]})
             failed.append({"itemIdentifier": sequence})

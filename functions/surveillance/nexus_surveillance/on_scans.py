@@ -30,12 +30,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             current = {name: dict(e.get("thresholds") or {}) for name, e in thresholds().current().items()}
             result = run_scan(scan_id, scans(), history(), owners(), current)
             logger.info("scan", extra=result)
-        except Exception as exc:  # reported: the queue redelivers, then the scans DLQ
+        except Exception as exc:  # noqa: BLE001 - per-message poison boundary: reported, redelivered, then the DLQ
             logger.warning("scan failed", extra={"scan_id": scan_id, "error": f"{type(exc).__name__}: {exc}"[:300]})
             if scan_id:
                 try:
                     scans().set_status(scan_id, "failed", error=type(exc).__name__)
-                except Exception:
+                except Exception:  # noqa: BLE001 - best effort: the failure is already reported
                     logger.warning("scan status not recorded", extra={"scan_id": scan_id})
             failed.append({"itemIdentifier": str(record.get("messageId"))})
     return {"batchItemFailures": failed}

@@ -15,11 +15,11 @@ from typing import Any
 import boto3
 import pytest
 from analytics_world import moto_platform
+from lambda_events import call, rest_event
 from nexus_analytics import api as analytics_api
 from nexus_analytics.ports import PriceBar, Valuation
 from nexus_analytics.repo import DynamoPriceHistory, DynamoValuations
 from nexus_analytics.synthetic import business_days_until, synthetic_history
-from lambda_events import call, rest_event
 
 NOW = datetime(2026, 3, 13, 20, 0, tzinfo=UTC)  # Friday 16:00 in New York
 TODAY = date(2026, 3, 13)

@@ -9,9 +9,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from lambda_events import call, rest_event
 from nexus_portfolio import funding_api
 from nexus_portfolio.funding import request_id_for
-from lambda_events import call, rest_event
 from test_money_services import TS, Money
 
 from nexus.cli_money import reconcile_tables

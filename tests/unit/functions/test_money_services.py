@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from lambda_events import FakeLambdaContext, call, kinesis_event, rest_event
 from nexus_common.events import COMMAND_ADAPTER
 from nexus_common.fees import FeeSchedule, cash_amount, fee
 from nexus_common.instruments import DEMO_INSTRUMENTS
@@ -22,7 +23,6 @@ from nexus_portfolio.ledger import balances
 from nexus_portfolio.repo import DynamoJournal, DynamoSettlements
 from nexus_portfolio.settlement import Settlement
 from nexus_risk import on_execution_events as risk_consumer
-from lambda_events import FakeLambdaContext, call, kinesis_event, rest_event
 
 D = Decimal
 FEES = FeeSchedule.from_bps(D(1), D(3))  # the template's MakerFeeBps / TakerFeeBps

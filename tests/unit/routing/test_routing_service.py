@@ -12,9 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from lambda_events import rest_event
 from marketdata_redis import redis_db, redis_url  # noqa: F401 - fixtures
 from routing_world import Clock
-from lambda_events import rest_event
 
 D = Decimal
 NOW = datetime(2026, 11, 2, 15, 30, tzinfo=UTC)

@@ -8,6 +8,7 @@ import base64
 from typing import Any
 
 import pytest
+from lambda_events import FakeLambdaContext
 from nexus_common import aws as common_aws
 from nexus_common.errors import Unavailable
 from surv_service_helpers import (
@@ -21,7 +22,6 @@ from surv_service_helpers import (
     ts,
     wash_episode,
 )
-from lambda_events import FakeLambdaContext
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+from lambda_events import FakeLambdaContext, sqs_event
 from surv_service_helpers import (
     T0,
     Flow,
@@ -18,7 +19,6 @@ from surv_service_helpers import (
     request,
     wash_episode,
 )  # fmt: skip
-from lambda_events import FakeLambdaContext, sqs_event
 
 
 @pytest.fixture
