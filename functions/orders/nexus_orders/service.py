@@ -97,7 +97,7 @@ class PreTradeRisk:
         """A reference price; a failed read (before anything is reserved) answers 503."""
         try:
             return read(symbol)
-        except Exception as exc:
+        except Exception as exc:  # whatever the read raised: a 503 the client retries, nothing reserved or sent
             logger.warning("reference price not read", extra={"symbol": symbol, "error": repr(exc)})
             raise Unavailable("reference_unavailable", "the reference price could not be read; nothing was "
                               "reserved or sent: retry the request") from exc
@@ -111,7 +111,7 @@ class PreTradeRisk:
             self.book.reserve(reservation, self.limits)
         except RiskRefused:
             raise
-        except Exception as exc:
+        except Exception as exc:  # compensation: it may have landed, so released by id, re-raised
             logger.warning("reservation outcome unknown; releasing it by id",
                            extra={"reservation_id": reservation.reservation_id, "error": repr(exc)})  # fmt: skip
             self.release(reservation)
@@ -124,7 +124,7 @@ class PreTradeRisk:
         error already), and the reservation then stays held for reconciliation to report."""
         try:
             self.book.release(reservation)
-        except Exception:
+        except Exception:  # compensation path: logged, the reconciliation finds a leaked reservation
             logger.exception("reservation not released", extra={"reservation_id": reservation.reservation_id,
                                                                 "account_id": reservation.account_id})  # fmt: skip
 
@@ -219,7 +219,7 @@ class OrderService:
             try:
                 for order in orders:
                     gone = self.orders.delete_pending(order) and gone
-            except Exception:
+            except Exception:  # compensation path: logged, the reservation stays until the order is known gone
                 logger.exception("pending order not deleted", extra={"order_id": orders[0].order_id})
                 gone = False
         if gone:
@@ -261,7 +261,7 @@ class OrderService:
             legs = [legs[0].model_copy(update=common), legs[1].model_copy(update={**common, "protection_price": cap})]
         try:
             stored = self.orders.put_group(legs)
-        except Exception as exc:
+        except Exception as exc:  # compensation: the group abandoned, then re-raised as not stored
             self._abandon(legs, reservation)
             raise _not_stored(exc, legs[0].order_id) from exc
         if not stored:  # raced by the same client_order_id: the group stored first holds the reservation
@@ -399,7 +399,7 @@ class OrderService:
         now = self.clock()
         try:
             updated = self.orders.begin_replace(order, number, terms, cap, now)
-        except Exception as exc:
+        except Exception as exc:  # compensation: the replace's reservation given back, then re-raised as not stored
             self._give_back_replace(order, number, reservation)
             raise _not_stored(exc, order.order_id) from exc
         if updated is None:
@@ -433,7 +433,7 @@ class OrderService:
             return
         try:
             current = self.orders.get(order.order_id)
-        except Exception:
+        except Exception:  # outcome unknown: logged, the reservation stays (never double-counted)
             logger.exception("replace outcome unknown; its reservation stays", extra={"order_id": order.order_id})
             return
         if current is None or current.replace_count < number:
@@ -447,7 +447,7 @@ class OrderService:
     def _send(self, command: AnyOrderCommand) -> None:
         try:
             self.commands.publish(command)
-        except Exception as exc:
+        except Exception as exc:  # whatever the stream raised: a 503 the client retries
             raise Unavailable(
                 "command_not_sent",
                 "the order service could not reach the matching engine; retry the request"
@@ -475,7 +475,7 @@ class _AuditRefusal:
         event = risk_refused_event(self.account_id, self.key, exc, self.order)
         try:
             self.sink.publish(event)
-        except Exception:
+        except Exception:  # the refusal stands; its audit record is best effort (logged)
             logger.exception("risk refusal not audited", extra={"audit_event_id": event.event_id})
         return False
 

@@ -59,7 +59,7 @@ class DynamoVenues(LazyTable):
                 ExpressionAttributeNames={"#n": "name"}, ExpressionAttributeValues={":e": enabled},
                 ReturnValues="ALL_NEW",
             )
-        except Exception as exc:
+        except Exception as exc:  # a failed condition is an unknown venue; anything else re-raised
             if is_condition_failed(exc):
                 raise NotFound("unknown_venue", f"no venue {name[:80]!r}", "name") from None
             raise

@@ -192,7 +192,7 @@ class LiveSurveillance:
                 for symbol, (gen, _, _) in commits.items():
                     self._memory[symbol].gen = gen
                 return [a.id for a in alerts], dispatched
-        except BaseException:
+        except BaseException:  # any failure, cancellation included: memory rolled back, re-raised
             for symbol in live:  # applied in memory but not committed: restore from Redis next time
                 self._memory.pop(symbol, None)
             raise
