@@ -145,7 +145,7 @@ def up(
     local = runtime.LocalPlatform(options)
     try:
         local.start()
-    except Exception as exc:
+    except Exception as exc:  # whatever failed to start: one line, exit 1
         logging.getLogger("nexus").error("start failed: %s", exc)
         raise typer.Exit(1) from exc
     for line in banner(local):

@@ -209,7 +209,7 @@ def reachable(target: Target) -> Iterator[None]:
     """Turn "the platform cannot be reached" raised inside into one line and exit 2."""
     try:
         yield
-    except Exception as exc:
+    except Exception as exc:  # explained in one line when known, else re-raised
         line = reason(exc, target)
         if line is None:
             raise

@@ -166,7 +166,7 @@ class FunctionPool:
                 self._cond.wait()
         try:
             worker = _Worker(self.fn, self._base_env, self._arn)
-        except Exception:
+        except Exception:  # the slot given back, re-raised
             with self._cond:
                 self._all.remove(placeholder)
                 self._cond.notify()

@@ -102,7 +102,7 @@ class RedisServer:
         )
         try:
             wait_ready(self.url, timeout)
-        except BaseException:
+        except BaseException:  # a server that never got ready is stopped, re-raised
             self.stop()
             raise
         return process

@@ -133,7 +133,7 @@ class LocalPlatform:
             self._start_containers()
             self._start_api()
             self._start_websockets()
-        except BaseException:
+        except BaseException:  # a half-started platform is stopped, re-raised
             self.stop()
             raise
         if self.options.write_state:

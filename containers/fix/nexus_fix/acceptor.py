@@ -149,7 +149,7 @@ class Acceptor:
             for session in list(self.sessions.values()):
                 try:
                     await session.on_timer()
-                except Exception:
+                except Exception:  # one session's timer never stops the others
                     log.exception("%s: timer failed", session.session_id)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -191,7 +191,7 @@ class Acceptor:
             pass
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception:  # per-connection boundary
             log.exception("connection %s failed; closing it", conn.peer)
         finally:
             if session is not None:

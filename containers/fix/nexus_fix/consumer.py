@@ -72,7 +72,7 @@ class ExecutionEventsConsumer:
                 self.started.set()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception:  # poller boundary: logged, listed again
                 log.exception("execution-events shards not listed; retrying")
             await asyncio.sleep(self.list_seconds)
 
@@ -122,7 +122,7 @@ class ExecutionEventsConsumer:
                     await asyncio.sleep(self.poll_seconds)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception:  # poller boundary: logged, read again
                 log.exception("execution-events shard %s: batch not handled; reading again from the checkpoint",
                               shard_id)  # fmt: skip
                 iterator = None

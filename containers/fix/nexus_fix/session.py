@@ -490,7 +490,7 @@ class Session:
         elif mt not in ADMIN:
             try:
                 await self._app.on_message(self, msg)
-            except Exception:
+            except Exception:  # answered with a BusinessMessageReject
                 log.exception("%s: application failed on %s seq %s", self.session_id, mt, seq)
                 await self._send_admin(
                     business_reject(mt, 4, "Application not available", ref_seq=seq), admin=False

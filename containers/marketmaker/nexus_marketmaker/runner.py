@@ -221,7 +221,7 @@ class MarketMaker:
                 with self.external.open(external, self.config.account_id) as live:
                     for venue in external:
                         self._step_external(venue, live[venue.name], allowed and venue.enabled)
-            except Exception:
+            except Exception:  # the quotes and P&L restored, re-raised
                 self.quotes, self.pnl = kept
                 raise
         self.save()

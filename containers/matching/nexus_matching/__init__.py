@@ -58,7 +58,7 @@ def _load_pure_core() -> None:
         sys.modules[full_name] = module
         try:
             loader.exec_module(module)
-        except BaseException:
+        except BaseException:  # no half-loaded module left behind; re-raised
             del sys.modules[full_name]
             raise
 

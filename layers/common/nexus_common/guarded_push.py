@@ -137,7 +137,7 @@ class Guard:
         """Close the WebSocket (API Gateway then sends ``$disconnect``) and forget it now."""
         try:
             self.api.client.delete_connection(ConnectionId=connection_id)
-        except Exception as exc:
+        except Exception as exc:  # a gone connection is already closed; anything else re-raised
             if error_code(exc) not in ("GoneException", "410") and type(exc).__name__ != "GoneException":
                 raise
         self.store.remove(connection_id)

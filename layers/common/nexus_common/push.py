@@ -176,7 +176,7 @@ class ManagementApi:
         """Send; False when the connection is gone (410)."""
         try:
             self.client.post_to_connection(ConnectionId=connection_id, Data=data)
-        except Exception as exc:
+        except Exception as exc:  # a gone connection is dropped; anything else re-raised
             if _is_gone(exc):
                 return False
             raise
