@@ -50,7 +50,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         result = bench.run(ops, peer=peer, repeat=repeat)
         typer.echo(f"matching engine, workload W1 ({result.ops:,} ops, one symbol, integer fast path):")
         if nexus_matching.implementation() == "compiled":
-            typer.echo("  engine      compiled (Cython extension modules nexus_matching.book, .engine)")
+            from nexus_matching.core_modules import CORE_MODULES
+
+            typer.echo(f"  engine      compiled (Cython extension modules nexus_matching.{', .'.join(CORE_MODULES)})")
         elif nexus_matching.pure_requested():
             typer.echo(f"  engine      pure Python ({nexus_matching.PURE_ENV} is set)")
         else:
