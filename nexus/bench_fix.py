@@ -4,10 +4,11 @@ Starts ``nexus up --demo`` as its own process (free ports, its own state folder)
 and FIX sessions, and runs:
 
 1. one session sending ``rate`` NewOrderSingle per second for ``seconds``: how many were sent,
-   acknowledged (ExecutionReport New or Rejected) and lost (not acknowledged when reports stop
-   coming: none for 20 s, or 300 s after the last send), NewOrderSingle -> ExecutionReport(New)
-   latency p50/p99/max, from QuickFIX's send call to QuickFIX handing over the report (both in
-   this process), and the same for Pending New (the gateway's own order entry, before the engine);
+   acknowledged (ExecutionReport New or Rejected) and not acknowledged when the bench stops
+   waiting (no report for 20 s, or 300 s after the last send; still queued, not dropped),
+   NewOrderSingle -> ExecutionReport(New) latency p50/p99/max, from QuickFIX's send call to
+   QuickFIX handing over the report (both in this process), and the same for Pending New (the
+   gateway's own order entry, before the engine);
 2. ``sessions`` concurrent sessions sharing the same total rate (``rate / sessions`` each).
 
 Orders rest (buys 5 % under, sells 5 % over each demo symbol's last trade, one share each), so the figures
@@ -240,7 +241,7 @@ def report(result: FixBenchResult) -> list[str]:
             f"  {r.sessions} session(s), {r.rate} NewOrderSingle/s in total for {r.seconds} s "
             f"(machine load average {r.load[0]:.1f} -> {r.load[1]:.1f} on {os.cpu_count()} CPUs):",
             f"    sent {r.sent} in {r.send_seconds:.1f} s ({sent_rate:.0f}/s); acknowledged {r.acknowledged} "
-            f"(New {r.new}, Rejected {r.rejected}); lost {r.lost}",
+            f"(New {r.new}, Rejected {r.rejected}); not acknowledged when the bench stopped waiting {r.lost}",
             f"    acknowledged at {ack_rate:.0f}/s (first send to last report {r.ack_seconds:.1f} s)",
             f"    NewOrderSingle -> ExecutionReport(New): p50 {r.percentile(50):.1f} ms, "
             f"p99 {r.percentile(99):.1f} ms, max {worst:.1f} ms",
