@@ -12,7 +12,7 @@ import pytest
 from lambda_events import call, rest_event
 from nexus_portfolio import funding_api
 from nexus_portfolio.funding import request_id_for
-from test_money_services import TS, Money
+from portfolio_fakes import TS, Money
 
 from nexus.cli_money import reconcile_tables
 

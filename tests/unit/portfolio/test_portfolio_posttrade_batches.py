@@ -399,7 +399,7 @@ def test_the_portfolio_splits_cash_and_holdings_into_settled_and_unsettled_until
 
     from nexus_portfolio.ledger import balances
     from nexus_portfolio.settlement import Settlement
-    from test_money_services import Money
+    from portfolio_fakes import Money
 
     # GIVEN a buyer with 10,000.00 who bought 4 AAPL @ 150.00 from a seller (Thursday 2026-03-05)
     money = Money(aws)
