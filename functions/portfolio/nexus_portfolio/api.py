@@ -15,8 +15,9 @@ from nexus_portfolio.repo import (
     DynamoPositions,
     DynamoSettlements,
 )
+from nexus_portfolio.service import PortfolioReader
 from nexus_portfolio.settings import PortfolioApiSettings
-from nexus_portfolio.views import LedgerQuery, NoQuery, PortfolioReader, SettlementsQuery
+from nexus_portfolio.views import LedgerQuery, NoQuery, SettlementsQuery
 
 app = Chalice(app_name="nexus-portfolio", configure_logs=False)
 logger = get_logger()

@@ -2,7 +2,7 @@
 
 One batch at a time (``nexus_common.stream_batch``): the positions the batch touches are read
 together, its entries and obligations written in batches, then each position once, guarded by
-its ``last_seq`` (``nexus_portfolio.posttrade.apply_batch``): the same result as one event at a
+its ``last_seq`` (``nexus_portfolio.service.apply_batch``): the same result as one event at a
 time. Poison records are reported (Lambda retries them, then the DLQ) without holding back the
 rest; any other error fails the invocation and the batch is retried.
 """
@@ -15,8 +15,8 @@ from nexus_common.logging import get_logger, with_lambda_context
 from nexus_common.settings import lazy, lazy_settings
 from nexus_common.stream_batch import decode_batch, failures
 
-from nexus_portfolio.posttrade import apply_batch
 from nexus_portfolio.repo import DynamoJournal, DynamoPositions, DynamoSettlements
+from nexus_portfolio.service import apply_batch
 from nexus_portfolio.settings import PortfolioConsumerSettings
 
 logger = get_logger()

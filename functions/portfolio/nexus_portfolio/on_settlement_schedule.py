@@ -15,8 +15,8 @@ from nexus_common.logging import get_logger, with_lambda_context
 from nexus_common.settings import lazy, lazy_settings
 
 from nexus_portfolio.repo import DynamoJournal, DynamoSettlements
+from nexus_portfolio.service import Settlement
 from nexus_portfolio.settings import SettlementRunSettings
-from nexus_portfolio.settlement import Settlement
 
 logger = get_logger()
 settings = lazy_settings(SettlementRunSettings)

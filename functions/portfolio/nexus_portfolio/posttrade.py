@@ -1,6 +1,7 @@
 """Trades -> fills -> positions, journal entries and settlement obligations.
 
-Pure domain behind ports. For each ``trade`` event, one ``Fill`` per side (maker, taker) with its
+Pure domain; the use cases ``apply_events``/``apply_batch`` that write it are in ``service.py``.
+For each ``trade`` event, one ``Fill`` per side (maker, taker) with its
 cash amount and fee (``nexus_common.fees``: rounded once, to the cent, ROUND_HALF_EVEN). The fills
 of one event are grouped by (account, symbol): a self-trade is two fills on one position.
 
@@ -27,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from nexus_common.calendar import settlement_date, trade_date
 from nexus_common.fees import FeeSchedule, Liquidity, cash_amount, fee
@@ -90,53 +91,6 @@ def fills_of(event: Any, fees: FeeSchedule) -> list[Fill]:
     ]
 
 
-class PositionStore(Protocol):
-    def get(self, account_id: str, symbol: str) -> Position | None: ...
-
-    def save(self, position: Position, previous_seq: int | None) -> bool:
-        """Write unless the item's ``last_seq`` is no longer ``previous_seq``; False if refused."""
-
-
-class EntryWriter(Protocol):
-    def post(self, entry: Entry) -> bool: ...
-
-
-class ObligationWriter(Protocol):
-    def add(self, obligation: Obligation) -> bool: ...
-
-
-class StaleWrite(RuntimeError):
-    """The position changed between read and write (another writer): the record is retried."""
-
-
-def apply_events(
-    events: Iterable[Any],
-    positions: PositionStore,
-    journal: EntryWriter,
-    obligations: ObligationWriter,
-    fees: FeeSchedule,
-) -> int:
-    """Apply trade events in order; returns how many positions were written."""
-    written = 0
-    for event in events:
-        groups: dict[tuple[str, str], list[Fill]] = {}
-        for fill in fills_of(event, fees):
-            groups.setdefault((fill.account_id, fill.symbol), []).append(fill)
-        for (account_id, symbol), fills in groups.items():
-            current = positions.get(account_id, symbol) or Position(account_id, symbol)
-            if current.last_seq is not None and current.last_seq >= event.seq:
-                continue  # seen: a redelivery, or older than what the position holds
-            position = current
-            for fill in fills:
-                journal.post(fill.entry())
-                obligations.add(fill.obligation())
-                position = apply_fill(position, fill.signed_quantity, fill.price, fill.fee, fill.seq)
-            if not positions.save(position, current.last_seq):
-                raise StaleWrite(f"position {account_id}/{symbol} changed while applying {event.event_id}")
-            written += 1
-    return written
-
-
 @dataclass
 class BatchPlan:
     """What one batch writes: entries and obligations, then each position (with the ``last_seq``
@@ -182,41 +136,3 @@ def plan_batch(
                 position = apply_fill(position, fill.signed_quantity, fill.price, fill.fee, fill.seq)
             current[key] = position
     return BatchPlan(entries, obligations, [(position, previous[key]) for key, position in current.items()])
-
-
-class BatchPositionStore(PositionStore, Protocol):
-    def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Position]: ...
-
-
-class BatchEntryWriter(Protocol):
-    def post_many(self, entries: list[Entry]) -> None:
-        """Write every entry (an entry written again is the same item: nothing changes)."""
-
-
-class BatchObligationWriter(Protocol):
-    def add_many(self, obligations: list[Obligation]) -> int:
-        """Write the obligations that do not exist yet; returns how many were written."""
-
-
-def apply_batch(
-    events: list[Any],
-    positions: BatchPositionStore,
-    journal: BatchEntryWriter,
-    obligations: BatchObligationWriter,
-    fees: FeeSchedule,
-) -> int:
-    """Apply a batch of events with one write per position; returns how many were written."""
-    keys = position_keys(events)
-    if not keys:
-        return 0
-    found = positions.get_many(keys)
-    plan = plan_batch(events, found, fees)
-    journal.post_many(plan.entries)
-    obligations.add_many(plan.obligations)
-    for position, previous_seq in plan.positions:
-        if positions.save(position, previous_seq):
-            continue
-        now = positions.get(position.account_id, position.symbol)
-        if now != position:  # equal: this very write went through and a retry of it was refused
-            raise StaleWrite(f"position {position.account_id}/{position.symbol} changed while applying a batch")
-    return len(plan.positions)

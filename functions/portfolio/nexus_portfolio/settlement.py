@@ -1,6 +1,7 @@
 """T+2 settlement: obligations from fills, netted per account, symbol and date, settled as a saga.
 
-Pure domain behind two ports (``SettlementStore``, ``Journal``); no boto3 here.
+Pure domain (the obligations, batches and their netting); the saga itself is
+``service.Settlement``, over two ports (``ports.SettlementStore``, ``ports.Journal``); no boto3 here.
 
 Each fill creates one obligation of its account, due on the settlement date of the trade
 (``nexus_common.calendar.settlement_date``: T+2 business days in New York): ``cash`` (signed,
@@ -30,18 +31,16 @@ So no obligation stays half settled past the next run.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from nexus_common.events import iso
 from nexus_common.money import fmt
 
-from nexus_portfolio.ledger import Entry, reversal, settlement_entry
-
-ZERO = Decimal(0)
+from nexus_portfolio.ledger import Entry, settlement_entry
 
 
 @dataclass(frozen=True)
@@ -121,56 +120,6 @@ class Batch:
         }
 
 
-class SettlementStore(Protocol):
-    def due(self, as_of: date) -> list[Obligation]:
-        """Pending obligations due on or before ``as_of``."""
-
-    def unfinished(self, as_of: date) -> list[Batch]:
-        """Batches left ``started`` (a run died in the middle)."""
-
-    def attempts(self, account_id: str, symbol: str, settle_date: date) -> int:
-        """How many batches were started for this (account, symbol, date)."""
-
-    def start(self, batch: Batch) -> bool:
-        """Record a new batch (conditional); False when that batch id exists."""
-
-    def claim(self, batch: Batch) -> None: ...
-
-    def unclaim(self, batch: Batch) -> None: ...
-
-    def mark_settled(self, batch: Batch, at: datetime) -> None: ...
-
-    def unmark_settled(self, batch: Batch) -> None: ...
-
-    def finish(self, batch: Batch) -> None:
-        """Record the batch's final status (``settled`` or ``failed``)."""
-
-
-class Journal(Protocol):
-    def post(self, entry: Entry) -> bool:
-        """Conditional put; False when the entry is already there."""
-
-    def exists(self, entry: Entry) -> bool: ...
-
-
-@dataclass
-class RunReport:
-    as_of: date
-    settled: list[Batch] = field(default_factory=list)
-    failed: list[Batch] = field(default_factory=list)
-    recovered: list[Batch] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "as_of": self.as_of.isoformat(),
-            "settled": len(self.settled),
-            "failed": len(self.failed),
-            "recovered": len(self.recovered),
-            "failures": [{"batch_id": b.batch_id, "account_id": b.account_id, "step": b.failed_step,
-                          "error": b.error} for b in self.failed],
-        }
-
-
 def obligation_for_fill(
     *, account_id: str, symbol: str, side: str, liquidity: str, event_id: str, quantity: Decimal,
     cash: Decimal, trade_day: date, settle_day: date,
@@ -187,78 +136,3 @@ def net(obligations: Iterable[Obligation]) -> dict[tuple[str, str, date], list[O
     for obligation in obligations:
         groups[(obligation.account_id, obligation.symbol, obligation.settle_date)].append(obligation)
     return dict(groups)
-
-
-class Settlement:
-    """Runs the saga (see the module docstring)."""
-
-    STEPS = ("claim", "post", "mark")
-
-    def __init__(self, store: SettlementStore, journal: Journal, clock: Callable[[], datetime]) -> None:
-        self.store = store
-        self.journal = journal
-        self.clock = clock
-
-    def run(self, as_of: date) -> RunReport:
-        report = RunReport(as_of)
-        for batch in self.store.unfinished(as_of):
-            report.recovered.append(self._compensate(batch, list(self.STEPS), "recovery", "run interrupted"))
-        for (account_id, symbol, day), group in sorted(net(self.store.due(as_of)).items()):
-            batch = Batch(
-                account_id=account_id,
-                symbol=symbol,
-                settle_date=day,
-                attempt=self.store.attempts(account_id, symbol, day) + 1,
-                created_at=self.clock(),
-                obligations=tuple(sorted(o.item_id for o in group)),
-                cash=sum((o.cash for o in group), ZERO),
-                quantity=sum((o.quantity for o in group), ZERO),
-            )
-            if not self.store.start(batch):
-                continue  # another run took it
-            try:
-                done = self._settle(batch)
-            except Exception as exc:  # noqa: BLE001 - saga: a failed compensation leaves the batch started, recovered next run
-                done = replace(batch, failed_step="compensation", error=f"{type(exc).__name__}: {exc}")
-            (report.settled if done.status == "settled" else report.failed).append(done)
-        return report
-
-    def _do(self, step: str, batch: Batch) -> None:
-        if step == "claim":
-            self.store.claim(batch)
-        elif step == "post":
-            self.journal.post(batch.entry())
-        else:
-            self.store.mark_settled(batch, self.clock())
-
-    def _undo(self, step: str, batch: Batch) -> None:
-        if step == "claim":
-            self.store.unclaim(batch)
-        elif step == "post":
-            entry = batch.entry()
-            if self.journal.exists(entry):
-                self.journal.post(reversal(entry, batch.created_at))
-        else:
-            self.store.unmark_settled(batch)
-
-    def _settle(self, batch: Batch) -> Batch:
-        attempted: list[str] = []
-        for step in self.STEPS:
-            attempted.append(step)
-            try:
-                self._do(step, batch)
-            except Exception as exc:  # noqa: BLE001 - saga: any failed step is compensated, whatever it raised
-                return self._compensate(batch, attempted, step, f"{type(exc).__name__}: {exc}")
-        settled = replace(batch, status="settled")
-        try:
-            self.store.finish(settled)
-        except Exception as exc:  # noqa: BLE001 - saga: an unrecorded outcome is recovered by the next run
-            return replace(batch, failed_step="finish", error=f"{type(exc).__name__}: {exc}")
-        return settled
-
-    def _compensate(self, batch: Batch, steps: list[str], failed_step: str, error: str) -> Batch:
-        for step in reversed(steps):
-            self._undo(step, batch)  # an exception here leaves the batch started: the next run retries
-        failed = replace(batch, status="failed", failed_step=failed_step, error=error[:300])
-        self.store.finish(failed)
-        return failed

@@ -1,4 +1,5 @@
-"""What the portfolio API shows, built from the stores (ports; no boto3 here).
+"""What the portfolio API shows: the query models and the rules of its figures (pure; the reads
+themselves are ``service.PortfolioReader``, over the ports).
 
 Portfolio totals: ``cash`` is trade-date cash (``AccountsTable.cash``), ``available`` what open
 buy orders have not reserved, ``reserved = cash - available``; per position the market value and
@@ -18,20 +19,11 @@ settled yet.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from decimal import Decimal
-from typing import Any, Protocol
 
-from nexus_common.errors import NotFound, ValidationFailed
+from nexus_common.errors import ValidationFailed
 from nexus_common.events import iso
-from nexus_common.money import fmt, quantize_usd
 from pydantic import BaseModel, ConfigDict, Field
 
-from nexus_portfolio.funding import AccountCash, receivable, withdrawable
-from nexus_portfolio.ledger import Entry
-from nexus_portfolio.positions import Position
-from nexus_portfolio.settlement import Batch, Obligation
-
-ZERO = Decimal(0)
 SETTLEMENT_STATUSES = ("pending", "settling", "settled")
 
 
@@ -83,109 +75,3 @@ class SettlementsQuery(BaseModel):
             allowed = ", ".join(SETTLEMENT_STATUSES)
             raise ValidationFailed("invalid_field", f"status must be one of: {allowed}", "status")
         return self.status
-
-
-class Accounts(Protocol):
-    def get(self, account_id: str) -> dict[str, Any] | None: ...
-
-
-class Positions(Protocol):
-    def of_account(self, account_id: str) -> list[Position]: ...
-
-
-class Prices(Protocol):
-    def last(self, symbol: str) -> Decimal | None: ...
-
-
-class JournalReader(Protocol):
-    def of_account(self, account_id: str, start: str, end: str, limit: int | None = None) -> list[Entry]: ...
-
-
-class SettlementReader(Protocol):
-    def of_account(self, account_id: str) -> tuple[list[Obligation], list[Batch]]: ...
-
-    def open_of_account(self, account_id: str) -> list[Obligation]:
-        """The account's obligations not settled yet (pending or settling)."""
-
-
-class PortfolioReader:
-    def __init__(
-        self,
-        accounts: Accounts,
-        positions: Positions,
-        prices: Prices,
-        journal: JournalReader,
-        settlements: SettlementReader,
-    ) -> None:
-        self.accounts = accounts
-        self.positions_store = positions
-        self.prices = prices
-        self.journal = journal
-        self.settlements_store = settlements
-
-    def _priced(self, account_id: str) -> list[tuple[Position, Decimal | None]]:
-        held = sorted(self.positions_store.of_account(account_id), key=lambda p: p.symbol)
-        return [(position, self.prices.last(position.symbol)) for position in held]
-
-    def positions(self, account_id: str) -> list[dict[str, Any]]:
-        return [position.to_wire(price) for position, price in self._priced(account_id)]
-
-    def portfolio(self, account_id: str) -> dict[str, Any]:
-        account = self.accounts.get(account_id)
-        if account is None:
-            raise NotFound("account_not_found", "no such account")
-        cash = Decimal(str(account.get("cash", 0)))
-        available = Decimal(str(account.get("available_cash", cash)))
-        priced = self._priced(account_id)
-        market_value = sum((p.market_value(price) for p, price in priced), ZERO)
-        unrealized = sum((p.unrealized_pnl(price) for p, price in priced), ZERO)
-        realized = sum((p.realized_pnl for p, _ in priced), ZERO)
-        fees = sum((p.fees for p, _ in priced), ZERO)
-        unsettled_cash = ZERO
-        unsettled: dict[str, Decimal] = {}
-        open_obligations = self.settlements_store.open_of_account(account_id)
-        for obligation in open_obligations:
-            unsettled_cash += obligation.cash
-            unsettled[obligation.symbol] = unsettled.get(obligation.symbol, ZERO) + obligation.quantity
-        positions = []
-        for position, price in priced:
-            pending = unsettled.get(position.symbol, ZERO)
-            positions.append({
-                **position.to_wire(price),
-                "settled_quantity": fmt(position.quantity - pending),
-                "unsettled_quantity": fmt(pending),
-            })
-        return {
-            "account_id": account_id,
-            "currency": account.get("currency", "USD"),
-            "status": account.get("status"),
-            "trading_enabled": account.get("trading_enabled", True) is not False,
-            "cash": fmt(quantize_usd(cash)),
-            "reserved": fmt(quantize_usd(cash - available)),
-            "available": fmt(quantize_usd(available)),
-            "settled_cash": fmt(quantize_usd(cash - unsettled_cash)),
-            "unsettled_cash": fmt(quantize_usd(unsettled_cash)),
-            "withdrawable": fmt(quantize_usd(withdrawable(
-                AccountCash(account_id, cash, available), receivable([o.cash for o in open_obligations])))),
-            "positions": positions,
-            "totals": {
-                "market_value": fmt(quantize_usd(market_value)),
-                "realized_pnl": fmt(quantize_usd(realized)),
-                "unrealized_pnl": fmt(quantize_usd(unrealized)),
-                "fees": fmt(quantize_usd(fees)),
-                "equity": fmt(quantize_usd(cash + market_value)),
-            },
-        }
-
-    def ledger(self, account_id: str, query: LedgerQuery) -> list[dict[str, Any]]:
-        start, end = query.bounds()
-        return [entry.to_wire() for entry in self.journal.of_account(account_id, start, end, query.limit)]
-
-    def settlements(self, account_id: str, query: SettlementsQuery) -> dict[str, Any]:
-        status = query.check()
-        obligations, batches = self.settlements_store.of_account(account_id)
-        shown = [o for o in obligations if status is None or o.status == status]
-        return {
-            "obligations": [o.to_wire() for o in sorted(shown, key=lambda o: (o.settle_date, o.item_id))],
-            "batches": [b.to_wire() for b in sorted(batches, key=lambda b: b.batch_id)],
-        }

@@ -12,7 +12,7 @@ from nexus_common.risk import reserve_amount, reserve_rate
 from nexus_common.settings import reset_lazy
 from nexus_portfolio.ledger import balances
 from nexus_portfolio.repo import DynamoJournal, DynamoSettlements
-from nexus_portfolio.settlement import Settlement
+from nexus_portfolio.service import Settlement
 from portfolio_fakes import FEES, D, Money
 
 

@@ -18,8 +18,9 @@ from lambda_events import FakeLambdaContext, kinesis_event, kinesis_record
 from nexus_common.events import ENGINE_EVENT_ADAPTER
 from nexus_common.fees import FeeSchedule
 from nexus_portfolio import on_execution_events as portfolio_consumer
-from nexus_portfolio.posttrade import apply_events, plan_batch, position_keys
+from nexus_portfolio.posttrade import plan_batch, position_keys
 from nexus_portfolio.repo import DynamoJournal, DynamoPositions, DynamoSettlements
+from nexus_portfolio.service import apply_events
 from nexus_risk import on_execution_events as risk_consumer
 from nexus_risk.coalesce import AccountWrite, coalesce
 from nexus_risk.domain import AccountChange, OrderFacts, account_changes
@@ -398,7 +399,7 @@ def test_the_portfolio_splits_cash_and_holdings_into_settled_and_unsettled_until
     from datetime import UTC, date, datetime
 
     from nexus_portfolio.ledger import balances
-    from nexus_portfolio.settlement import Settlement
+    from nexus_portfolio.service import Settlement
     from portfolio_fakes import Money
 
     # GIVEN a buyer with 10,000.00 who bought 4 AAPL @ 150.00 from a seller (Thursday 2026-03-05)
