@@ -5,56 +5,26 @@ event and a fill reach the order item, and the fill's notification reaches the q
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
 from helpers import eventually
-
-from nexus.local.lambdas import LocalLambda, worker_base_env
-from nexus.local.model import build_platform
-from nexus.local.pollers import MemoryCheckpoints, StreamMapping
-from nexus.local.provision import AwsClients, load
+from template_functions import TemplateFunctions
 
 CONSUMER = "OrdersConsumerFunction"
 TS = "2026-03-05T15:00:00.000000Z"
 
 
-class Orders:
+class Orders(TemplateFunctions):
     def __init__(self, endpoint: str) -> None:
-        self.clients = AwsClients(endpoint_url=endpoint)
-        parameters = {
-            "Stage": "ordersmap",
-            "RedisUrlSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:unused",
-            "WebSocketManagementEndpoint": "http://127.0.0.1:9",
-        }
-        stack, provisioner = load(self.clients, create=True, parameters=parameters)
-        self.platform = build_platform(stack)
-        self.account = provisioner.account_id
-        self.lambdas = LocalLambda(
-            {fid: fn for fid, fn in self.platform.functions.items() if fid == CONSUMER},
-            worker_base_env(endpoint, "us-east-1"),
-            "us-east-1",
-            self.account,
-        )
-        self.stop = threading.Event()
-        self.sources = [s for s in self.platform.event_sources("Kinesis") if s.function == CONSUMER]
-        self.table = boto3.resource("dynamodb", endpoint_url=endpoint, region_name="us-east-1").Table(
-            self.ref("OrdersTable")
-        )
+        super().__init__(endpoint, "ordersmap", (CONSUMER,))
+        self.orders_table = self.table("OrdersTable")
         self.messages: list[dict[str, Any]] = []
 
-    def ref(self, logical_id: str) -> str:
-        return str(self.platform.stack.find(logical_id).stack.ref(logical_id))
-
     def start(self) -> None:
-        for source in self.sources:
-            StreamMapping(
-                self.lambdas, source, self.clients, "us-east-1", self.account, MemoryCheckpoints(), self.stop
-            ).start()
+        self.start_streams()
 
     def put(self, *events: dict[str, Any]) -> None:
         self.clients.client("kinesis").put_record(
@@ -64,7 +34,7 @@ class Orders:
         )
 
     def order(self, order_id: str) -> dict[str, Any]:
-        return dict(self.table.get_item(Key={"order_id": order_id}, ConsistentRead=True).get("Item") or {})
+        return dict(self.orders_table.get_item(Key={"order_id": order_id}, ConsistentRead=True).get("Item") or {})
 
     def notifications(self) -> list[dict[str, Any]]:
         sqs = self.clients.client("sqs")
@@ -72,9 +42,6 @@ class Orders:
         self.messages.extend(json.loads(m["Body"]) for m in answer.get("Messages", []))
         return list(self.messages)
 
-    def close(self) -> None:
-        self.stop.set()
-        self.lambdas.close()
 
 
 @pytest.fixture
@@ -91,7 +58,7 @@ def envelope(seq: int, kind: str, **fields: Any) -> dict[str, Any]:
 
 def test_the_templates_mapping_applies_execution_events_to_the_order_and_notifies(orders: Orders) -> None:
     # GIVEN a buy of 10 AAPL @ 100 in the orders table, pending_new, and resting sell o-s elsewhere
-    orders.table.put_item(Item={
+    orders.orders_table.put_item(Item={
         "order_id": "o-b", "account_id": "acc_buyer", "symbol": "AAPL", "side": "buy", "type": "limit",
         "quantity": Decimal(10), "price": Decimal("100.00"), "time_in_force": "gtc", "status": "pending_new",
         "filled_quantity": Decimal(0), "filled_notional": Decimal(0), "remaining_quantity": Decimal(10),

@@ -5,54 +5,25 @@ DLQ after the template's retries, and the records around it, in the same batch, 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
 from helpers import eventually
-
-from nexus.local.lambdas import LocalLambda, worker_base_env
-from nexus.local.model import build_platform
-from nexus.local.pollers import MemoryCheckpoints, StreamMapping
-from nexus.local.provision import AwsClients, load
+from template_functions import TemplateFunctions
 
 CONSUMERS = ("RiskConsumerFunction", "PortfolioConsumerFunction")
 TS = "2026-03-05T15:00:00.000000Z"
 
 
-class PostTrade:
+class PostTrade(TemplateFunctions):
     def __init__(self, endpoint: str) -> None:
-        self.clients = AwsClients(endpoint_url=endpoint)
-        parameters = {
-            "Stage": "poison",
-            "RedisUrlSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:unused",
-            "WebSocketManagementEndpoint": "http://127.0.0.1:9",
-        }
-        stack, provisioner = load(self.clients, create=True, parameters=parameters)
-        self.platform = build_platform(stack)
-        self.account = provisioner.account_id
-        self.lambdas = LocalLambda(
-            {fid: fn for fid, fn in self.platform.functions.items() if fid in CONSUMERS},
-            worker_base_env(endpoint, "us-east-1"),
-            "us-east-1",
-            self.account,
-        )
-        self.stop = threading.Event()
+        super().__init__(endpoint, "poison", CONSUMERS)
         self.dead: list[dict[str, Any]] = []
-        self.sources = [s for s in self.platform.event_sources("Kinesis") if s.function in CONSUMERS]
-        self.dynamodb = boto3.resource("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
-
-    def ref(self, logical_id: str) -> str:
-        return str(self.platform.stack.find(logical_id).stack.ref(logical_id))
 
     def start(self) -> None:
-        for source in self.sources:
-            StreamMapping(
-                self.lambdas, source, self.clients, "us-east-1", self.account, MemoryCheckpoints(), self.stop
-            ).start()
+        self.start_streams()
 
     def put(self, payloads: list[bytes]) -> list[str]:
         kinesis = self.clients.client("kinesis")
@@ -69,9 +40,6 @@ class PostTrade:
         self.dead.extend(json.loads(m["Body"]) for m in answer.get("Messages", []))
         return list(self.dead)
 
-    def close(self) -> None:
-        self.stop.set()
-        self.lambdas.close()
 
 
 @pytest.fixture

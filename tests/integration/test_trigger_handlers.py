@@ -13,14 +13,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 from lambda_events import kinesis_event, kinesis_record, load_event, sqs_event
-
-from nexus.local.lambdas import LocalLambda, worker_base_env
-from nexus.local.model import build_platform
-from nexus.local.provision import AwsClients, load
+from template_functions import TemplateFunctions
 
 FUNCTIONS = (
     "AuditStreamsConsumerFunction",
@@ -37,41 +33,22 @@ FUNCTIONS = (
 NO_FAILURES = {"batchItemFailures": []}
 
 
-class Platform:
+class Platform(TemplateFunctions):
     def __init__(self, endpoint: str) -> None:
-        self.clients = AwsClients(endpoint_url=endpoint)
-        parameters = {
-            "Stage": "handlers",
-            "RedisUrlSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:unused",
-            "WebSocketManagementEndpoint": "http://127.0.0.1:9",
-        }
-        stack, provisioner = load(self.clients, create=True, parameters=parameters)
-        self.platform = build_platform(stack)
-        self.lambdas = LocalLambda(
-            {fid: fn for fid, fn in self.platform.functions.items() if fid in FUNCTIONS},
-            worker_base_env(endpoint, "us-east-1"),
-            "us-east-1",
-            provisioner.account_id,
-        )
-        self.dynamodb = boto3.resource("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
-
-    def ref(self, logical_id: str) -> str:
-        return str(self.platform.stack.find(logical_id).stack.ref(logical_id))
+        super().__init__(endpoint, "handlers", FUNCTIONS)
 
     def invoke(self, function_id: str, event: dict[str, Any]) -> Any:
         result = self.lambdas.invoke(function_id, event)
         assert result.ok, result.error
         return result.payload
 
-    def table(self, logical_id: str) -> Any:
-        return self.dynamodb.Table(self.ref(logical_id))
 
 
 @pytest.fixture(scope="module")
 def platform(moto_endpoint: str) -> Iterator[Platform]:
     world = Platform(moto_endpoint)
     yield world
-    world.lambdas.close()
+    world.close()
 
 
 def _audit_kinds(platform: Platform, aggregate: str) -> list[str]:
