@@ -20,19 +20,17 @@ cannot be made (``no_price`` for a holding, a refused input) gets ``{"type": "an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from nexus_common.errors import NexusError
 from nexus_common.events import utc_now
 from nexus_common.guarded_push import Guard, GuardedPublisher, StreamingConnections, credential_check
 from nexus_common.logging import get_logger, with_lambda_context
-from nexus_common.push import ManagementApi, Publisher
+from nexus_common.push import ManagementApi
 from nexus_common.settings import lazy, lazy_settings
 
-from nexus_analytics import metrics
 from nexus_analytics.repo import DynamoAccountsSource, DynamoPriceHistory, DynamoPushThrottle, DynamoValuations
-from nexus_analytics.service import AnalyticsService
+from nexus_analytics.service import AnalyticsService, push_summaries
 from nexus_analytics.settings import PushSettings
 
 CHANNEL = "analytics"
@@ -67,41 +65,6 @@ def changed_accounts(records: Iterable[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def push_summaries(
-    accounts: Iterable[str],
-    publisher: Publisher,
-    claim: Callable[[str], bool],
-    summarize: Callable[[str], dict[str, Any]],
-) -> int:
-    """Push the summary of each account someone listens to and whose slot is free; how many."""
-    pushed = 0
-    for account in accounts:
-        channel = f"{CHANNEL}:{account}"
-        if not publisher.subscribers(channel) or not claim(channel):
-            continue
-        try:
-            message: dict[str, Any] = {"type": CHANNEL, "account_id": account, "summary": summarize(account)}
-        except metrics.InsufficientHistory as exc:
-            message = {
-                "type": CHANNEL,
-                "account_id": account,
-                "error": {"code": "insufficient_history", "available": exc.available, "needed": exc.needed},
-            }
-        except (metrics.InvalidInput, NexusError) as exc:
-            # this account's summary cannot be made (no price for a holding, a refused input):
-            # the others of the batch still get theirs; a 5xx error (a store down) fails the batch
-            if isinstance(exc, NexusError) and exc.status >= 500:
-                raise
-            logger.warning("analytics summary not made", extra={"account_id": account, "code": exc.code})
-            error: dict[str, Any] = {"code": exc.code, "message": exc.message}
-            if exc.field:
-                error["field"] = exc.field
-            message = {"type": CHANNEL, "account_id": account, "error": error}
-        publisher.publish(channel, [message])
-        pushed += 1
-    return pushed
-
-
 @with_lambda_context(logger)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     accounts = changed_accounts(event.get("Records") or [])
@@ -109,6 +72,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # subscribers read once per invocation, their credentials re-checked (cached for the bound)
     publisher = GuardedPublisher(connections(), management(), guard(), (CHANNEL,))
     pushed = push_summaries(
+        CHANNEL,
         accounts,
         publisher,
         lambda channel: throttle().claim(channel, utc_now(), interval),

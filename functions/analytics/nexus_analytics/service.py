@@ -18,18 +18,24 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from nexus_common.calendar import exchange_date, is_business_day
 from nexus_common.errors import NexusError, NotFound, ValidationFailed
+from nexus_common.logging import get_logger
 from nexus_common.parallel import run_all
 
 from nexus_analytics import metrics
 from nexus_analytics.ports import AccountsSource, DailyCandles, Holdings, PriceHistory, Valuation, Valuations
 from nexus_analytics.valuation import PricedPortfolio, holdings_equity, price_portfolio, valuation_of
+
+if TYPE_CHECKING:
+    from nexus_common.push import Publisher
+
+logger = get_logger()
 
 Method = Literal["historical", "parametric", "monte_carlo"]
 Basis = Literal["auto", "valuations", "holdings"]
@@ -400,3 +406,40 @@ class ClosingRun:
             valuations.append(valuation_of(Holdings(holdings.account_id, holdings.cash, priced), closes, day, flows))
         report.valuations = self.valuations.put_many(valuations)
         return report
+
+
+def push_summaries(
+    prefix: str,
+    accounts: Iterable[str],
+    publisher: Publisher,
+    claim: Callable[[str], bool],
+    summarize: Callable[[str], dict[str, Any]],
+) -> int:
+    """The ``prefix:<account>`` channels' push (``on_positions_stream``): the summary of each account
+    someone listens to and whose slot is free, or the error that stands for it; how many pushed."""
+    pushed = 0
+    for account in accounts:
+        channel = f"{prefix}:{account}"
+        if not publisher.subscribers(channel) or not claim(channel):
+            continue
+        try:
+            message: dict[str, Any] = {"type": prefix, "account_id": account, "summary": summarize(account)}
+        except metrics.InsufficientHistory as exc:
+            message = {
+                "type": prefix,
+                "account_id": account,
+                "error": {"code": "insufficient_history", "available": exc.available, "needed": exc.needed},
+            }
+        except (metrics.InvalidInput, NexusError) as exc:
+            # this account's summary cannot be made (no price for a holding, a refused input):
+            # the others of the batch still get theirs; a 5xx error (a store down) fails the batch
+            if isinstance(exc, NexusError) and exc.status >= 500:
+                raise
+            logger.warning("analytics summary not made", extra={"account_id": account, "code": exc.code})
+            error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+            if exc.field:
+                error["field"] = exc.field
+            message = {"type": prefix, "account_id": account, "error": error}
+        publisher.publish(channel, [message])
+        pushed += 1
+    return pushed

@@ -25,7 +25,17 @@ from nexus_common.identity import Principal
 from nexus_common.instruments import Instrument
 
 from nexus_routing.execution import SmartOrderRouter
-from nexus_routing.model import ZERO, ChildOrder, ExecutionReport, OrderType, Side, VenueBook
+from nexus_routing.model import (
+    ZERO,
+    ChildOrder,
+    ExecStatus,
+    ExecutionReport,
+    Fill,
+    Liquidity,
+    OrderType,
+    Side,
+    VenueBook,
+)
 from nexus_routing.nbbo import Nbbo, compute_nbbo
 from nexus_routing.parent import ParentOrder
 from nexus_routing.reports import (
@@ -41,7 +51,7 @@ from nexus_routing.reports import (
     rule606_xml,
 )
 from nexus_routing.router import RouteRequest, RoutingDecision, expected_latency_us
-from nexus_routing.stats import VenueStat, VenueStats, size_bucket
+from nexus_routing.stats import VenueStat, VenueStats, size_bucket, update_venue_stats
 from nexus_routing.venues import DEFAULT_DEPTH, ExecutionVenue, InternalEnginePort, InternalVenue, Venue
 
 # S&P 500 constituents among the listed symbols (the 606 report's first section); others are
@@ -79,6 +89,9 @@ class DecisionStore(Protocol):
 
 class StatsStore(Protocol):
     def rows(self, key: str) -> list[dict[str, Any]]: ...
+
+    def apply(self, report_id: str, key: str, venue: str, deltas: Mapping[str, int | Decimal], now_s: int) -> bool:
+        """Add a report's deltas to the stored counters once (False: the report was applied before)."""
 
 
 class Publisher(Protocol):
@@ -361,3 +374,38 @@ def _execution_record(parent: Mapping[str, Any]) -> ExecutionRecord | None:
     return ExecutionRecord(p["order_id"], p["symbol"], Side(p["side"]), Decimal(p["quantity"]),
                            datetime.fromisoformat(parent["received_at"]), Decimal(body["nbbo_bid"]),
                            Decimal(body["nbbo_ask"]), fills)
+
+
+# -- the venue-reports consumer's use case ------------------------------------------------------
+
+
+def decode_venue_report(data: Mapping[str, Any]) -> tuple[ExecutionReport, Decimal | None, Nbbo | None]:
+    report = ExecutionReport(
+        report_id=str(data["report_id"]), venue=str(data["venue"]), order_id=str(data["order_id"]),
+        symbol=str(data["symbol"]), side=Side(data["side"]), status=ExecStatus(data["status"]),
+        fills=tuple(Fill(Decimal(f["price"]), Decimal(f["quantity"]), Liquidity(f["liquidity"]), Decimal(f["fee"]))
+                    for f in data["fills"]),
+        cum_quantity=Decimal(data["cum_quantity"]), leaves_quantity=Decimal(data["leaves_quantity"]),
+        latency_us=int(data["latency_us"]), ts=datetime.fromisoformat(data["ts"]), reason=data.get("reason"),
+        parent_id=data.get("parent_id"),
+    )
+    quantity = None if data.get("order_quantity") is None else Decimal(data["order_quantity"])
+    bid = None if data.get("nbbo_bid") is None else Decimal(data["nbbo_bid"])
+    ask = None if data.get("nbbo_ask") is None else Decimal(data["nbbo_ask"])
+    nbbo = None if bid is None and ask is None else Nbbo(report.symbol, bid, ZERO, (), ask, ZERO, (), ())
+    return report, quantity, nbbo
+
+
+def apply_venue_report(stats_store: StatsStore, data: Mapping[str, Any], now_s: int) -> bool:
+    """Apply one report's record; False when it was applied already."""
+    report, quantity, nbbo = decode_venue_report(data)
+    stats = VenueStats()
+    update_venue_stats(stats, report, quantity, nbbo)
+    size = quantity if quantity is not None else report.cum_quantity + report.leaves_quantity
+    if size <= 0:
+        size = report.filled_quantity or Decimal(1)
+    stat = stats.stat(report.venue, report.symbol, report.side, size)
+    if stat is None:
+        return False
+    key = stats_key(report.symbol, report.side, size_bucket(size))
+    return stats_store.apply(report.report_id, key, report.venue, stat_deltas(stat), now_s)

@@ -141,9 +141,9 @@ def test_a_smart_buy_fills_across_venues_at_the_nbbo_or_better_and_is_stored(aws
 
 
 def test_the_statistics_consumer_applies_each_report_once_and_ranks_the_venues(aws: Any, world: Any) -> None:
-    from nexus_routing import on_venue_reports
     from nexus_routing.model import Side
     from nexus_routing.repo import DynamoVenueStats
+    from nexus_routing.service import apply_venue_report
 
     # GIVEN a routed order's reports on the venue-reports stream: 100 shares each on Alpha and
     # Beta (the two offers at 300.00), children of the 100-499 size bucket
@@ -151,8 +151,8 @@ def test_the_statistics_consumer_applies_each_report_once_and_ranks_the_venues(a
     records = read_stream(aws, "VenueReportsStream")
     store = DynamoVenueStats(aws.table_name("VenueStatsTable"))
     # WHEN the consumer applies them twice (a redelivery)
-    first = [on_venue_reports.apply(store, r, 1_800_000_000) for r in records]
-    second = [on_venue_reports.apply(store, r, 1_800_000_000) for r in records]
+    first = [apply_venue_report(store, r, 1_800_000_000) for r in records]
+    second = [apply_venue_report(store, r, 1_800_000_000) for r in records]
     # THEN the second time changes nothing, and the rankings carry the fill rates
     assert all(first) and not any(second)
     ranked = world.rankings("MSFT", Side.BUY, D(200))
