@@ -232,7 +232,8 @@ def test_a_nexus_up_started_by_this_process_is_reached_as_the_running_one(
     (tmp_path / "runtime.json").write_text(json.dumps(RUNNING))
     for key in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                 "AWS_DEFAULT_PROFILE"):  # fmt: skip
-        monkeypatch.delenv(key, raising=False)  # given back as they were after the test
+        monkeypatch.setenv(key, "unset")  # recorded, so each is given back as it was after the test ...
+        monkeypatch.delenv(key)  # ... even one that did not exist (use() sets them)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREAL")
     monkeypatch.setenv("AWS_PROFILE", "prod")
     monkeypatch.setattr(platform, "_current", None)
