@@ -252,19 +252,12 @@ def _one_event(ev: Mapping[str, Any], owners: Mapping[str, str] | None, out: lis
     ts = ts_ns(get("ts"))
     event_id = get("event_id")
     eid = event_id if isinstance(event_id, str) else f"{symbol}-{seq}"
-    dc = _dec_cache
     # SurvEvent fields, positionally (the hot path): kind, ts, seq, symbol, order_id, account_id,
     # user_id, side, price, quantity, event_id, trade_id, aggressor, cp_order_id, cp_account_id,
     # cp_user_id, fill_price, fill_quantity, leaves_quantity, order_type, reason
     if kind == "trade":
-        raw = get("price")
-        price = dc.get(raw) if raw.__class__ is str else None
-        if price is None:
-            price = _dec(raw, "price")
-        raw = get("quantity")
-        qty = dc.get(raw) if raw.__class__ is str else None
-        if qty is None:
-            qty = _dec(raw, "quantity")
+        price = _dec(get("price"), "price")
+        qty = _dec(get("quantity"), "quantity")
         aggressor_side = _side(ev, "aggressor_side")
         taker_acc = _str(ev, "taker_account_id")
         maker_acc = _str(ev, "maker_account_id")
@@ -296,23 +289,14 @@ def _one_event(ev: Mapping[str, Any], owners: Mapping[str, str] | None, out: lis
         side = get("side")
         if side not in _SIDES:
             side = _side(ev)  # raises
-        raw = get("price")
-        price = dc.get(raw) if raw.__class__ is str else None
-        if price is None:
-            price = _dec(raw, "price")
-        raw = get("quantity")
-        qty = dc.get(raw) if raw.__class__ is str else None
-        if qty is None:
-            qty = _dec(raw, "quantity")
+        price = _dec(get("price"), "price")
+        qty = _dec(get("quantity"), "quantity")
         out.append(SurvEvent(
             "accepted", ts, seq, symbol, order_id, account, user, side, price, qty, eid, None, False, None, None,
             None, None, None, None, str(get("order_type") or "limit"), None,
         ))
     elif kind == "cancelled" or kind == "expired":
-        raw = get("remaining_quantity")
-        remaining = dc.get(raw) if raw.__class__ is str else None
-        if remaining is None:
-            remaining = _dec(raw, "remaining_quantity")
+        remaining = _dec(get("remaining_quantity"), "remaining_quantity")
         out.append(SurvEvent(
             kind, ts, seq, symbol, order_id, account, user, None, None, remaining, eid, None, False, None, None, None,
             None, None, _ZERO, None, str(get("reason") or ""),
