@@ -12,9 +12,11 @@ import json
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from nexus_common import aws
 from nexus_common.logging import get_logger
 from nexus_common.redis_store import redis_client
+from redis.exceptions import RedisError
 
 from nexus_health.checks import EngineObservation, Observations
 
@@ -44,7 +46,7 @@ class _Unreachable:
 def read_tables(instruments_table: str) -> bool:
     try:
         aws.dynamodb_table(instruments_table).get_item(Key={"symbol": "__health__"}, ProjectionExpression="symbol")
-    except Exception:
+    except (ClientError, BotoCoreError):  # a missing table, refused credentials, no endpoint: down
         logger.exception("health: the instruments table does not answer")
         return False
     return True
@@ -59,7 +61,7 @@ def read_engine(client: Any, order_commands_stream: str) -> EngineObservation | 
         pipe.pttl(f"{prefix}:leader")
         pipe.get(f"{prefix}:status")
         lease, ttl, status = pipe.execute()
-    except Exception:
+    except (RedisError, OSError):  # refused, timed out, or no client (``_Unreachable``): down
         logger.exception("health: Redis does not answer")
         return None
     epoch = _epoch_of(lease)
