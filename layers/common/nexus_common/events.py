@@ -30,6 +30,8 @@ EngineOrderType = Literal["limit", "market", "stop", "stop_limit"]
 EngineTimeInForce = Literal["gtc", "ioc", "fok", "day", "gtd"]
 # Self-trade prevention: what happens when an order would trade with one of its own account.
 StpMode = Literal["cancel_newest", "cancel_oldest", "cancel_both", "decrement"]
+# The fills one ``routed_fills`` command may carry (a record stays far below Kinesis's 1 MB).
+MAX_ROUTED_FILLS = 500
 
 
 def utc_now() -> datetime:
@@ -165,6 +167,42 @@ class ResumeCommand(_Wire):
     ts: AwareDatetime
 
 
+
+class RoutedFill(_Wire):
+    """One execution of a routed order's child on a simulated external venue. ``fee`` is the
+    venue's charge in USD (negative: a rebate paid to the account); ``filled_quantity``,
+    ``filled_notional`` and ``remaining_quantity`` are the parent's totals after this fill."""
+
+    child_id: str
+    venue: str
+    mic: str | None = None
+    price: Decimal
+    quantity: Decimal
+    liquidity: Literal["maker", "taker"]
+    fee: Decimal
+    report_id: str
+    filled_quantity: Decimal
+    filled_notional: Decimal
+    remaining_quantity: Decimal
+
+
+class RoutedFillsCommand(_Wire):
+    """What a routed parent order did on the simulated external venues, for the engine to put
+    in the symbol's sequence: one ``venue_fill`` event per fill, then one ``route_ended``.
+    ``command_id`` is ``route-<order id>``: a routing retry is a duplicate the engine drops."""
+
+    type: Literal["routed_fills"] = "routed_fills"
+    command_id: str
+    order_id: str
+    account_id: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    fills: list[RoutedFill] = Field(max_length=MAX_ROUTED_FILLS)
+    end_reason: str
+    ts: AwareDatetime
+
+
 AnyCommand = (
     NewOrderCommand
     | CancelOrderCommand
@@ -174,6 +212,7 @@ AnyCommand = (
     | ClockCommand
     | HaltCommand
     | ResumeCommand
+    | RoutedFillsCommand
 )
 Command = Annotated[AnyCommand, Field(discriminator="type")]
 COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(Command)
@@ -319,6 +358,44 @@ class TradingStatusEvent(EventEnvelope):
     reason: str = ""
 
 
+class VenueFillEvent(EventEnvelope):
+    """A fill of a routed order (``order_id``: the parent) on a simulated external venue, put in
+    the symbol's sequence by the engine from a ``routed_fills`` command. ``fee``: the venue's
+    charge in USD, negative for a rebate. ``filled_quantity``, ``filled_notional`` and
+    ``remaining_quantity``: the parent's totals after the fill, to SET (idempotent)."""
+
+    type: Literal["venue_fill"] = "venue_fill"
+    order_id: str
+    account_id: str
+    side: Side
+    child_id: str
+    venue: str
+    mic: str | None = None
+    price: Decimal
+    quantity: Decimal
+    liquidity: Literal["maker", "taker"]
+    fee: Decimal
+    report_id: str
+    filled_quantity: Decimal
+    filled_notional: Decimal
+    remaining_quantity: Decimal
+
+
+class RouteEndedEvent(EventEnvelope):
+    """A routed order is done: ``remaining_quantity`` (its quantity less what filled) will not
+    fill, and its reservation ends. ``filled_*``: the parent's totals."""
+
+    type: Literal["route_ended"] = "route_ended"
+    order_id: str
+    account_id: str
+    side: Side
+    quantity: Decimal
+    filled_quantity: Decimal
+    filled_notional: Decimal
+    remaining_quantity: Decimal
+    reason: str
+
+
 # The events that change orders, positions and reservations: what the consumers of
 # ``execution-events`` receive (``nexus_common.batch.decode_execution_events``) ...
 ExecutionEventT: TypeAlias = (
@@ -332,6 +409,8 @@ ExecutionEventT: TypeAlias = (
     | ReplacedEvent
     | ReplaceRejectedEvent
     | TriggeredEvent
+    | VenueFillEvent
+    | RouteEndedEvent
 )
 # ... and every type the engine emits (a consumer skips the types it has nothing to do with).
 AnyEngineEvent: TypeAlias = ExecutionEventT | TradingStatusEvent
