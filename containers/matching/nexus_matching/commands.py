@@ -200,4 +200,56 @@ def parse_oco(
     return tp, sl
 
 
-__all__ = ["TS_RE", "parse_expire_at", "parse_new", "parse_oco", "parse_replace", "read_ts"]
+# ``routed_fills``: the decimals routing computed, checked for shape only (routing owns the
+# amounts; the engine puts them in the symbol's sequence as they are).
+DECIMAL_RE: Final = re.compile(r"-?\d{1,18}(?:\.\d{1,12})?", re.ASCII)
+MAX_ROUTED_FILLS: Final = 500
+_FILL_DECIMALS: Final = ("price", "quantity", "fee", "filled_quantity", "filled_notional", "remaining_quantity")
+_FILL_TEXTS: Final = ("child_id", "venue", "report_id")
+
+
+def _text(value: object, size: int = 64) -> bool:
+    return type(value) is str and 0 < len(value) <= size
+
+
+def _decimal(value: object, signed: bool = False) -> bool:
+    return (
+        type(value) is str and DECIMAL_RE.fullmatch(value) is not None and (signed or not value.startswith("-"))
+    )
+
+
+def parse_routed_fills(c: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The fills of a ``routed_fills`` command, each with exactly the fields a ``venue_fill``
+    event carries; None when the command is malformed (it is then dropped)."""
+    get = c.get
+    if not (_text(get("account_id")) and get("side") in _SIDES and _decimal(get("quantity"))
+            and _text(get("end_reason"))):
+        return None
+    fills = get("fills")
+    if type(fills) is not list or len(fills) > MAX_ROUTED_FILLS:
+        return None
+    out: list[dict[str, Any]] = []
+    for fill in fills:
+        if type(fill) is not dict:
+            return None
+        mic = fill.get("mic")
+        if mic is not None and not _text(mic, 16):
+            return None
+        if fill.get("liquidity") not in ("maker", "taker"):
+            return None
+        for name in _FILL_TEXTS:
+            if not _text(fill.get(name), 96):
+                return None
+        for name in _FILL_DECIMALS:
+            if not _decimal(fill.get(name), signed=name == "fee"):
+                return None
+        out.append({"child_id": fill["child_id"], "venue": fill["venue"], "mic": mic, "price": fill["price"],
+                    "quantity": fill["quantity"], "liquidity": fill["liquidity"], "fee": fill["fee"],
+                    "report_id": fill["report_id"], "filled_quantity": fill["filled_quantity"],
+                    "filled_notional": fill["filled_notional"], "remaining_quantity": fill["remaining_quantity"]})
+    return out
+
+
+__all__ = [
+    "TS_RE", "parse_expire_at", "parse_new", "parse_oco", "parse_replace", "parse_routed_fills", "read_ts",
+]

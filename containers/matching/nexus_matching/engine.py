@@ -45,7 +45,7 @@ from nexus_matching.book import (
     Order,
     OrderRow,
 )
-from nexus_matching.commands import parse_new, parse_oco, parse_replace, read_ts
+from nexus_matching.commands import parse_new, parse_oco, parse_replace, parse_routed_fills, read_ts
 from nexus_matching.config import EngineConfig
 from nexus_matching.market import Invalid, Market, by_arrival, micros_iso, scaled_str, ts_micros
 from nexus_matching.render import (
@@ -59,6 +59,7 @@ from nexus_matching.render import (
     cancel_rejected,
     rejected,
     render,
+    routed_events,
     trading_status,
 )
 from nexus_matching.seen import SEEN_SHARDS, SeenIds
@@ -210,8 +211,26 @@ class MatchingEngine:
             return self._replace(command, order_id, symbol, command_id, ts, now)
         if kind == "oco":
             return self._oco(command, order_id, symbol, command_id, ts, now)
+        if kind == "routed_fills":
+            return self._routed_fills(command, symbol, command_id, ts)
         self.dropped_commands += 1
         return []
+
+    def _routed_fills(self, command: Mapping[str, Any], symbol: str, command_id: str, ts: str) -> list[Event]:
+        """A routed order's executions on external venues, put in the symbol's sequence as they
+        are (``venue_fill`` events, then ``route_ended``); no book changes. Its command id goes
+        into the window of seen ids: a resent command (a routing retry) is dropped."""
+        fills = parse_routed_fills(command)
+        if fills is None or self._seen.contains(command_id):
+            self.dropped_commands += 1
+            return []
+        self._remember(command_id)
+        market = self._markets.get(symbol)
+        first = (market.seq if market is not None else self._other_seq.get(symbol, 0)) + 1
+        events = routed_events(symbol, first, self._epoch, ts, command_id, command, fills)
+        for _ in events:
+            self._next_seq(symbol)
+        return events
 
     def _valid_ts(self, ts: str) -> bool:
         now = read_ts(ts)

@@ -208,7 +208,33 @@ def trading_status(symbol: str, seq: int, epoch: int, ts: str, command_id: str, 
     }
 
 
+def routed_events(
+    symbol: str, first_seq: int, epoch: int, ts: str, command_id: str, c: Any, fills: list[Event]
+) -> list[Event]:
+    """A ``routed_fills`` command's events: one ``venue_fill`` per fill, then ``route_ended``
+    with the parent's totals (those of its last fill; nothing filled: zero, all remaining)."""
+    order_id, account_id, side, quantity = c["order_id"], c["account_id"], c["side"], c["quantity"]
+    events: list[Event] = []
+    seq = first_seq
+    for fill in fills:
+        event = order_event("venue_fill", symbol, seq, epoch, ts, command_id, order_id, account_id)
+        event["side"] = side
+        event.update(fill)
+        events.append(event)
+        seq += 1
+    ended = order_event("route_ended", symbol, seq, epoch, ts, command_id, order_id, account_id)
+    last = fills[-1] if fills else None
+    ended["side"] = side
+    ended["quantity"] = quantity
+    ended["filled_quantity"] = "0" if last is None else last["filled_quantity"]
+    ended["filled_notional"] = "0" if last is None else last["filled_notional"]
+    ended["remaining_quantity"] = quantity if last is None else last["remaining_quantity"]
+    ended["reason"] = c["end_reason"]
+    events.append(ended)
+    return events
+
+
 __all__ = [
     "ACCEPT", "CANCEL", "EXPIRE", "REPLACE", "TRADE", "TRIGGER", "Event", "cancel_rejected", "order_event",
-    "rejected", "render", "trading_status",
+    "rejected", "render", "routed_events", "trading_status",
 ]
