@@ -18,8 +18,10 @@ from nexus_common.events import (
     RejectedEvent,
     ReplacedEvent,
     ReplaceRejectedEvent,
+    RouteEndedEvent,
     TradeEvent,
     TriggeredEvent,
+    VenueFillEvent,
     iso,
 )
 from nexus_common.money import fmt
@@ -134,7 +136,32 @@ def order_changes(event: ExecutionEventT) -> list[OrderChange]:
                 extra={"trade": {**trade, "liquidity": "taker"}},
             ),
         ]
+    if isinstance(event, VenueFillEvent):
+        # A routed parent's fill on an external venue: the parent's totals after it, SET like a
+        # trade's. The fee is the venue's own (negative: a rebate), passed on as it is.
+        values, kind = _fill_values(event.filled_quantity, event.filled_notional, event.remaining_quantity, ts)
+        fill = {
+            "price": fmt(event.price),
+            "quantity": fmt(event.quantity),
+            "liquidity": event.liquidity,
+            "venue": event.venue,
+            "fee": fmt(event.fee),
+        }
+        return [_change(event, event.order_id, event.account_id, values, kind, extra={"trade": fill})]
+    if isinstance(event, RouteEndedEvent):
+        return [_route_ended(event, ts)]
     return []
+
+
+def _route_ended(event: RouteEndedEvent, ts: str) -> OrderChange:
+    """The routed parent is done. All filled: the last fill's absolute values again (a parent
+    already filled stays as it is; the fill already told the account, so no second notice).
+    Otherwise its remainder is cancelled like an IOC's, with the route's reason."""
+    values, _ = _fill_values(event.filled_quantity, event.filled_notional, event.remaining_quantity, ts)
+    if event.remaining_quantity == 0:
+        return _change(event, event.order_id, event.account_id, values)
+    values.update(status="cancelled", cancel_reason=event.reason, remaining_quantity=Decimal(0))
+    return _change(event, event.order_id, event.account_id, values, "order_cancelled")
 
 
 def _change(
