@@ -14,12 +14,16 @@ source                        entries (``event_id``)
                               command carries), ``cancel``/``replace`` -> ``cancel_requested`` /
                               ``replace_requested``, ``oco`` -> ``oco_received`` on the group and
                               on each leg (legs linked to each other), ``mass_cancel`` -> on the
-                              account (``command_id``)
+                              account, ``routed_fills`` -> ``routed_fills_received`` on the
+                              routed parent order (its fill count, end reason) (``command_id``)
 ``execution-events``          every engine event of an order (``accepted``, ``rejected``,
 (Kinesis)                     ``cancelled``, ``expired``, ``replaced``, ``triggered``,
                               ``cancel_rejected``, ``replace_rejected``) on the order; a
                               ``trade`` on ``trade#<event id>`` linked to both orders and on each
                               order (``order_filled``) linked to the trade and the other order;
+                              a routed parent's ``venue_fill`` (venue, price, quantity, the
+                              venue's fee) and ``route_ended`` on the parent order
+                              (``order_venue_fill``, ``order_route_ended``), linked to its account;
                               an OCO leg's events also on its group (``<symbol>-<seq>``).
                               ``book`` deltas are market data, not audit facts.
 ledger (DynamoDB stream)      each journal entry on its account and, for a fill, on its trade
@@ -226,6 +230,13 @@ def from_command(command: Mapping[str, Any]) -> list[AuditEntry]:
         return [entry("account", account_id, "mass_cancel_requested", (), base)]
     if kind in ("halt", "resume"):  # from the admin API, which audits who asked (an audit event)
         return [entry("symbol", symbol, f"{kind}_requested", (), {**base, "reason": command.get("reason")})]
+    if kind == "routed_fills":  # what a routed parent did on external venues, reported by routing
+        fills = command.get("fills")
+        details = {
+            **base, "side": command.get("side"), "quantity": command.get("quantity"),
+            "fills": len(fills) if isinstance(fills, list) else None, "end_reason": command.get("end_reason"),
+        }  # fmt: skip
+        return [entry("order", command.get("order_id"), "routed_fills_received", account_link, details)]
     if kind == "oco":
         group = command.get("order_id")
         if not isinstance(group, str) or not group:
