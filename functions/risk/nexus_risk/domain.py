@@ -30,12 +30,20 @@ Releases per order type (``nexus_common.risk`` has the reservation side):
   buy's price top-ups (``<order>~p<n>``) are released when the order ends.
 * self-trade ``decrement``: the quantity taken off the order that stays (``replaced``, reason
   ``self_trade``) is released like a cancel of that much (``self_trade_cut``).
+* routed orders (``venue_fill`` and ``route_ended``, ``order_id`` the routed parent, reserved
+  under its own id like any order): a ``venue_fill`` is a fill of the parent's account booked like
+  an engine fill, with the venue's ``fee`` as it comes (negative: a rebate that adds to cash),
+  never the platform's schedule, and releases the parent's reservation in proportion
+  (``remaining_quantity`` after it); ``route_ended`` releases the parent's
+  ``remaining_quantity``, which will never fill. The releases of the fills and of the end
+  telescope to exactly what was reserved.
 
 Each change also names the reservation ids the event ends (``ended_ids``), which the write
 DELETEs from the account item's ``reservations`` set (``nexus_common.risk``): an order's id when
 it fills to zero, is cancelled, expires or is rejected; an OCO group's id when a leg fills to zero
 (the legs' open quantities are equal: the group is done), when the group is cancelled, expires
-or is ended by self-trade prevention (``GROUP_END_REASONS``) or is rejected; ``<order>~r<n>`` on
+or is ended by self-trade prevention (``GROUP_END_REASONS``) or is rejected; a routed parent's id
+when a ``venue_fill`` fills it to zero or on its ``route_ended``; ``<order>~r<n>`` on
 replace ``n``'s ``replaced`` or ``replace_rejected``. A DELETE of an id the set does not hold (an
 unreserved order, an order reserved before the set existed) changes nothing.
 """
@@ -113,9 +121,13 @@ def _fill(
     remaining_after: Decimal,
     facts: OrderFacts | None,
     fees: FeeSchedule,
+    charged: Decimal | None = None,
 ) -> None:
+    """A fill of ``quantity`` at ``price`` with ``remaining_after`` left open; ``charged``: the fee
+    when it is given (a routed order's venue fee, negative for a rebate), else the schedule's."""
     amount = cash_amount(quantity, price)
-    charged = fee(fees, liquidity, amount)
+    if charged is None:
+        charged = fee(fees, liquidity, amount)
     reserved = facts is not None and facts.reserved
     if side == "buy":
         change.cash -= amount + charged
@@ -253,6 +265,21 @@ def account_changes(
         change = change_for(event.account_id)
         _release(change, found, found.quantity if found else ZERO)
         change.end(reservation_id(order_id), found)
+    elif kind == "venue_fill":
+        change = change_for(event.account_id)
+        parent = facts(event.order_id)
+        _fill(change, event.side, event.liquidity, event.quantity, event.price, event.remaining_quantity, parent,
+              fees, charged=event.fee)  # fmt: skip
+        if event.remaining_quantity == 0:
+            _ended(change, event.order_id, parent, facts)
+            change.end(reservation_id(event.order_id), parent)
+    elif kind == "route_ended":
+        change = change_for(event.account_id)
+        parent = facts(event.order_id)
+        if event.remaining_quantity > 0:  # at zero, the fill that took it there ended the parent
+            _release(change, parent, event.remaining_quantity)
+            _ended(change, event.order_id, parent, facts)
+        change.end(reservation_id(event.order_id), parent)
     elif kind == "replaced" and event.reason == "user":
         change = change_for(event.account_id)
         _replaced(change, event, facts)
@@ -297,15 +324,20 @@ def self_trade_cut(events: list[Any], index: int) -> Decimal:
 
 def prefetch_ids(events: Iterable[Any]) -> list[str]:
     """Every facts id ``changes_of`` may read for ``events``, for one batched read: the orders
-    named, the first price top-up (``~p1``) of an order that may end, the group's first leg of a
-    refused OCO group, and the terms of a replace (``~r<n>``). The later top-ups (``~p2``...)
-    are read one by one, and only for an order that was replaced."""
+    named (a routed parent for its ``venue_fill`` and ``route_ended``), the first price top-up
+    (``~p1``) of an order that may end, the group's first leg of a refused OCO group, and the
+    terms of a replace (``~r<n>``). The later top-ups (``~p2``...) are read one by one, and only
+    for an order that was replaced."""
     wanted: dict[str, None] = {}
     for event in events:
         kind = getattr(event, "type", None)
         if kind == "trade":
             named = [event.maker_order_id, event.taker_order_id]
             ended = [o for o, left in named_left(event) if left == 0]
+        elif kind == "venue_fill":
+            named, ended = [event.order_id], [event.order_id] if event.remaining_quantity == 0 else []
+        elif kind == "route_ended":
+            named, ended = [event.order_id], [event.order_id] if event.remaining_quantity > 0 else []
         elif kind in ("cancelled", "expired", "rejected", "replaced", "replace_rejected"):
             named, ended = [event.order_id], [event.order_id] if kind in ("cancelled", "expired") else []
             if kind == "rejected" and is_group_id(event.order_id):
