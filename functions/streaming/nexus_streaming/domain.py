@@ -5,7 +5,9 @@ Channels: ``trades:<SYMBOL>``, ``book:<SYMBOL>``, ``ticker:<SYMBOL>`` (public, p
 (private: the connection's own accounts only; the analytics summary is pushed by
 ``nexus_analytics.on_positions_stream``). ``fan_out`` turns the events of one
 ``execution-events`` record (one engine step of one symbol) into the messages of each channel,
-in event order; the publisher numbers them per channel.
+in event order; the publisher numbers them per channel. A routed order's fills on external venues
+(``venue_fill``) and its end (``route_ended``) reach its account's ``fills`` and ``orders``
+channels only: they are not trades of this venue (no ``trades``, ``ticker`` or ``book`` message).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from nexus_common.events import (
     CancelledEvent,
     CancelRejectedEvent,
     RejectedEvent,
+    RouteEndedEvent,
     TradeEvent,
+    VenueFillEvent,
     iso,
 )
 from nexus_common.money import fmt
@@ -117,6 +121,27 @@ def _fill(event: TradeEvent, liquidity: str) -> tuple[str, dict[str, Any]]:
     }
 
 
+def _venue_fill(event: VenueFillEvent) -> dict[str, Any]:
+    """A ``fills`` message of a routed order's fill on an external venue (with the venue and its
+    fee, negative for a rebate)."""
+    return {
+        "type": "fills",
+        "event_id": event.event_id,
+        "symbol": event.symbol,
+        "order_id": event.order_id,
+        "side": event.side,
+        "liquidity": event.liquidity,
+        "price": fmt(event.price),
+        "quantity": fmt(event.quantity),
+        "filled_quantity": fmt(event.filled_quantity),
+        "remaining_quantity": fmt(event.remaining_quantity),
+        "status": "filled" if event.remaining_quantity == 0 else "partially_filled",
+        "venue": event.venue,
+        "fee": fmt(event.fee),
+        "ts": iso(event.ts),
+    }
+
+
 def fan_out(events: Sequence[ExecutionEventT]) -> FanOut | None:
     """The messages of one record's events (one symbol, one engine step), or None if empty."""
     if not events:
@@ -181,6 +206,18 @@ def fan_out(events: Sequence[ExecutionEventT]) -> FanOut | None:
             )
         elif isinstance(event, CancelRejectedEvent):
             result.add(f"orders:{event.account_id}", _order_update(event, "cancel_rejected", reason=event.reason))
+        elif isinstance(event, VenueFillEvent):  # a routed order's external fill: its account's, not the tape's
+            fill = _venue_fill(event)
+            result.add(f"fills:{event.account_id}", fill)
+            totals = {k: fill[k] for k in ("filled_quantity", "remaining_quantity")}
+            result.add(f"orders:{event.account_id}", _order_update(event, fill["status"], **totals))
+        elif isinstance(event, RouteEndedEvent):
+            status = "filled" if event.remaining_quantity == 0 else "cancelled"
+            totals = {
+                "filled_quantity": fmt(event.filled_quantity),
+                "remaining_quantity": fmt(event.remaining_quantity),
+            }
+            result.add(f"orders:{event.account_id}", _order_update(event, status, reason=event.reason, **totals))
     if book:
         result.add(f"book:{symbol}", {"type": "book", "symbol": symbol, "engine_seq": result.last_seq, "levels": book})
     if last_trade is not None:

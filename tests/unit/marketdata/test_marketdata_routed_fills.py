@@ -1,0 +1,31 @@
+"""A routed order's external fills (``venue_fill``, ``route_ended``) are not trades of this venue:
+the tape, the candles and the books show only the engine's own trades."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+from lambda_events import FakeLambdaContext, kinesis_event, load_event
+from nexus_marketdata import on_execution_events
+
+
+def test_external_fills_reach_neither_the_tape_nor_the_candles_nor_the_books(aws: Any) -> None:
+    # GIVEN an internal trade of 40 and then a routed order's record (two external fills, its end)
+    env = aws.use_function_env("MarketDataConsumerFunction")
+    ddb = boto3.resource("dynamodb", region_name="us-east-1")
+    text = json.dumps(load_event("execution_events_fill.json"))
+    internal = json.loads(text.replace("MAKER", "m").replace("TAKER", "t"))
+    routed = {"events": load_event("routed_fills.json")["events"]}
+    # WHEN the market data consumer reads both
+    answer = on_execution_events.handler(kinesis_event(internal, routed), FakeLambdaContext())
+    # THEN no failure, the tape holds the internal trade alone and the candles count its 40 alone
+    assert answer == {"batchItemFailures": []}
+    tape = ddb.Table(env["TRADES_TABLE"]).scan()["Items"]
+    assert [int(t["seq"]) for t in tape] == [4]
+    candles: list[dict[str, Any]] = ddb.Table(env["CANDLES_TABLE"]).scan()["Items"]
+    assert candles and {(int(c["volume"]), int(c["trades"])) for c in candles} == {(40, 1)}
+    # AND the L3 book knows the internal orders alone, as the internal step left them
+    orders = ddb.Table(env["BOOK_ORDERS_TABLE"]).scan()["Items"]
+    assert sorted((o["order_id"], int(o["last_seq"]), int(o["open"])) for o in orders) == [("m", 4, 60), ("t", 4, 0)]
