@@ -14,6 +14,10 @@ Entries, each one item of ``LedgerTable`` written with one conditional put (neve
 * a fill (one per side of a trade, ``fill:<event_id>:<maker|taker>``): the buyer gets
   ``pending_securities +q`` and ``pending_cash -cash``, the seller the opposite, ``clearing``
   takes the other side; the fee moves ``cash -fee`` to ``house fees +fee``;
+* a fill of a routed order on an external venue (a ``venue_fill`` event: one side only, the
+  account's, same id and legs): ``clearing`` takes the venue's side, so it does not net to zero
+  within our books; the fee is the venue's (signed: a rebate, negative, moves the other way,
+  ``house fees -> cash``) and the memo names the venue and its MIC;
 * a settlement (``settle:<batch_id>``): ``pending_cash -> cash`` and
   ``pending_securities -> securities`` for the netted amounts of one account, symbol and date;
 * a reversal (``<entry_id>:reversal``): every leg of an entry negated (compensation).
@@ -139,15 +143,21 @@ def fill_entry(
     cash: Decimal,
     fee: Decimal,
     ts: datetime,
+    venue: str | None = None,
+    mic: str | None = None,
 ) -> Entry:
+    """``venue``/``mic``: where a routed order's fill executed (None: on our own book)."""
     sign = 1 if side == "buy" else -1
+    memo = f"{side} {fmt(quantity)} {symbol} @ {fmt(price)} ({liquidity})"
+    if venue is not None:
+        memo += f" on {venue}" + (f" [{mic}]" if mic else "")
     return balanced(
         Entry(
             entry_id=f"fill:{event_id}:{liquidity}",
             account_id=account_id,
             ts=ts,
             kind="fill",
-            memo=f"{side} {fmt(quantity)} {symbol} @ {fmt(price)} ({liquidity})",
+            memo=memo,
             legs=_legs(
                 Leg(account_id, "pending_securities", symbol, sign * quantity),
                 Leg(HOUSE, "clearing", symbol, -sign * quantity),

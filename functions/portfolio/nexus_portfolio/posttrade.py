@@ -4,6 +4,12 @@ Pure domain; the use cases ``apply_events``/``apply_batch`` that write it are in
 For each ``trade`` event, one ``Fill`` per side (maker, taker) with its
 cash amount and fee (``nexus_common.fees``: rounded once, to the cent, ROUND_HALF_EVEN). The fills
 of one event are grouped by (account, symbol): a self-trade is two fills on one position.
+For each ``venue_fill`` event (a routed order's fill on an external venue), one ``Fill``: the
+account's side only (the other side is the venue's, not an account of ours), with the same cash
+amount rule, the event's ``fee`` as it is (signed: negative is a rebate; never the platform's
+schedule) and the venue and its MIC, which the fill's journal entry names. It is booked, and
+guarded, exactly as a trade's fill: the same entry, obligation and position rules below.
+``route_ended`` books nothing.
 
 Per group, in this order: the fill journal entries (conditional puts, ids from the event), the
 settlement obligations (conditional puts), then the position (one conditional write guarded by
@@ -51,6 +57,8 @@ class Fill:
     event_id: str
     seq: int
     ts: datetime
+    venue: str | None = None  # a routed order's fill: the external venue and its MIC
+    mic: str | None = None
 
     @property
     def signed_quantity(self) -> Decimal:
@@ -60,7 +68,7 @@ class Fill:
         return fill_entry(
             event_id=self.event_id, liquidity=self.liquidity, account_id=self.account_id,
             symbol=self.symbol, side=self.side, quantity=self.quantity, price=self.price,
-            cash=self.cash, fee=self.fee, ts=self.ts,
+            cash=self.cash, fee=self.fee, ts=self.ts, venue=self.venue, mic=self.mic,
         )
 
     def obligation(self) -> Obligation:
@@ -72,7 +80,17 @@ class Fill:
 
 
 def fills_of(event: Any, fees: FeeSchedule) -> list[Fill]:
-    if getattr(event, "type", None) != "trade":
+    kind = getattr(event, "type", None)
+    if kind == "venue_fill":
+        return [
+            Fill(
+                account_id=event.account_id, symbol=event.symbol, side=event.side, liquidity=event.liquidity,
+                quantity=event.quantity, price=event.price, cash=cash_amount(event.quantity, event.price),
+                fee=event.fee, event_id=event.event_id, seq=event.seq, ts=event.ts,
+                venue=event.venue, mic=event.mic,
+            )
+        ]
+    if kind != "trade":
         return []
     amount = cash_amount(event.quantity, event.price)
     taker_side = event.aggressor_side
@@ -102,12 +120,15 @@ class BatchPlan:
 
 
 def position_keys(events: Iterable[Any]) -> set[tuple[str, str]]:
-    """The (account, symbol) positions that the trades of ``events`` touch."""
+    """The (account, symbol) positions that the trades and venue fills of ``events`` touch."""
     keys: set[tuple[str, str]] = set()
     for event in events:
-        if getattr(event, "type", None) == "trade":
+        kind = getattr(event, "type", None)
+        if kind == "trade":
             keys.add((event.maker_account_id, event.symbol))
             keys.add((event.taker_account_id, event.symbol))
+        elif kind == "venue_fill":
+            keys.add((event.account_id, event.symbol))
     return keys
 
 

@@ -54,7 +54,7 @@ def apply_events(
     obligations: ObligationWriter,
     fees: FeeSchedule,
 ) -> int:
-    """Apply trade events in order; returns how many positions were written."""
+    """Apply trade and venue_fill events in order; returns how many positions were written."""
     written = 0
     for event in events:
         groups: dict[tuple[str, str], list[Fill]] = {}
