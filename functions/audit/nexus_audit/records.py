@@ -23,7 +23,9 @@ source                        entries (``event_id``)
                               order (``order_filled``) linked to the trade and the other order;
                               a routed parent's ``venue_fill`` (venue, price, quantity, the
                               venue's fee) and ``route_ended`` on the parent order
-                              (``order_venue_fill``, ``order_route_ended``), linked to its account;
+                              (``order_venue_fill``, ``order_route_ended``), linked to its account
+                              (a fill also to ``trade:<event id>``, where its ledger entry and
+                              settlement are kept; no ``trade`` record: not a trade of this venue);
                               an OCO leg's events also on its group (``<symbol>-<seq>``).
                               ``book`` deltas are market data, not audit facts.
 ledger (DynamoDB stream)      each journal entry on its account and, for a fill, on its trade
@@ -49,7 +51,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from nexus_common.audit import AuditEvent
-from nexus_common.events import AnyEngineEvent, BookEvent, TradeEvent, iso
+from nexus_common.events import AnyEngineEvent, BookEvent, TradeEvent, VenueFillEvent, iso
 from nexus_common.money import fmt
 
 SOURCE_AUDIT_EVENTS: Final = "audit-events"
@@ -286,6 +288,8 @@ def from_engine_event(event: AnyEngineEvent) -> list[AuditEntry]:
     order_id, account_id = event.order_id, event.account_id  # every other engine event names one order
     group = _oco_group(order_id, getattr(event, "group_id", None))
     links: list[str] = [f"account:{account_id}"]
+    if isinstance(event, VenueFillEvent):  # its ledger entry and obligation are kept under its event id
+        links.append(f"trade:{event.event_id}")
     if group is not None:
         tp, sl = f"{group}.tp", f"{group}.sl"
         links += [f"oco:{group}", f"order:{sl if order_id == tp else tp}"]

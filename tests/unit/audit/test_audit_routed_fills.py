@@ -72,7 +72,9 @@ def test_a_routed_parent_keeps_its_command_its_venue_fill_and_its_end(aws: Any, 
     assert {k: fill["details"][k] for k in ("venue", "mic", "price", "quantity", "fee", "liquidity")} == {
         "venue": "ARCA", "mic": "ARCX", "price": "100.1", "quantity": "30", "fee": "-0.06", "liquidity": "maker",
     }  # fmt: skip
-    assert fill["details"]["remaining_quantity"] == "70" and "account:acc_1" in fill["links"]
+    assert fill["details"]["remaining_quantity"] == "70"
+    # AND it links its account and the event id its ledger entry and settlement are kept under
+    assert {"account:acc_1", "trade:AAPL-5"} <= set(fill["links"])
     # AND the end says why and what will never fill
     assert (ended["details"]["reason"], ended["details"]["remaining_quantity"]) == ("no_liquidity", "70")
     # AND no platform trade was recorded for an external fill
