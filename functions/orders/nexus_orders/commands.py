@@ -14,6 +14,7 @@ from nexus_common.events import (
     NewOrderCommand,
     OcoOrderCommand,
     ReplaceOrderCommand,
+    RouteOrderRequest,
 )
 
 from nexus_orders.order import Order, OrderType
@@ -26,6 +27,26 @@ AnyOrderCommand: TypeAlias = (
 
 def _expire_at(order: Order) -> datetime | None:
     return None if order.expire_at is None else datetime.fromisoformat(order.expire_at)
+
+
+def route_request(order: Order, now: datetime) -> RouteOrderRequest:
+    """The routing service's request for a routed order: its limit price, or for a market buy
+    the protection price its reservation was made at (it never pays more than that)."""
+    routing = order.routing or {}
+    venues = routing.get("max_venues")
+    return RouteOrderRequest(
+        order_id=order.order_id,
+        account_id=order.account_id,
+        symbol=order.symbol,
+        side=order.side,
+        order_type="market" if order.type == "market" else "limit",
+        quantity=order.quantity,
+        price=order.price if order.type != "market" else order.protection_price,
+        strategy=str(routing.get("strategy", "SMART")),
+        max_venues=None if venues is None else int(venues),
+        urgency=routing.get("urgency", "normal"),
+        ts=now,
+    )
 
 
 def new_order_command(order: Order, now: datetime) -> NewOrderCommand:

@@ -116,6 +116,8 @@ def new_order(
 ) -> Order:
     """A validated order in status ``pending_new``."""
     price, tif = validate_new_order(request, instrument, now)
+    if request.routing is not None:
+        tif = validate_routed(request)
     stamp = iso(now)
     order = Order(
         order_id=derive_order_id(account_id, request.client_order_id),
@@ -136,8 +138,25 @@ def new_order(
         post_only=request.post_only,
         display_quantity=request.display_quantity,
         stp=request.stp,
+        routing=None if request.routing is None else request.routing.model_dump(),
     )
     return with_terms_digest(order)
+
+
+def validate_routed(request: NewOrderRequest) -> TimeInForce:
+    """A routed order is a limit or market order, immediate-or-cancel (what the venues do not
+    fill at once is not rested: it ends, its reservation given back), with no engine-only
+    instruction; returns its time in force."""
+    if request.type not in ("limit", "market"):
+        raise ValidationFailed("routing_unsupported", "a routed order is a limit or market order", "type")
+    if request.time_in_force not in (None, "ioc"):
+        raise ValidationFailed("routing_unsupported", "a routed order is immediate-or-cancel: time_in_force ioc "
+                               "or absent", "time_in_force")
+    for name in ("post_only", "display_quantity", "stp", "expire_at"):
+        if getattr(request, name) not in (None, False):
+            raise ValidationFailed("routing_unsupported", f"{name} is an instruction of the internal venue; a "
+                                   "routed order does not take it", name)
+    return "ioc"
 
 
 def validate_oco(request: OcoRequest, instrument: Instrument | None, now: datetime) -> None:

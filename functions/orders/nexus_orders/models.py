@@ -18,6 +18,20 @@ ClientOrderId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 PositiveDecimal = Annotated[WireDecimal, Field(gt=0)]
 
 
+RoutingStrategy = Literal["BEST_PRICE", "FASTEST", "LOWEST_COST", "SMART", "INTERNALIZE_FIRST", "EXTERNAL_ONLY"]
+
+
+class RoutingInstruction(BaseModel):
+    """``routing`` of ``POST /v1/orders``: route the order across the venues (best execution)
+    instead of sending it to the internal venue alone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strategy: RoutingStrategy
+    max_venues: int | None = Field(default=None, ge=1, le=16)
+    urgency: Literal["low", "normal", "high"] = "normal"
+
+
 class NewOrderRequest(BaseModel):
     """Body of ``POST /v1/orders``. Decimals as strings (JSON numbers accepted); ``expire_at``
     an ISO-8601 instant with a zone (``Z`` or an offset)."""
@@ -36,6 +50,9 @@ class NewOrderRequest(BaseModel):
     display_quantity: PositiveDecimal | None = None
     stp: StpMode | None = None
     client_order_id: ClientOrderId | None = None
+    # Absent: the order goes to the internal venue. Present: a routed (parent) order, limit or
+    # market, immediate-or-cancel (see README "Best execution").
+    routing: RoutingInstruction | None = None
 
 
 class ReplaceOrderRequest(BaseModel):

@@ -44,7 +44,7 @@ STATUS_FILTERS: Final[dict[str, frozenset[str]]] = {
 # The terms a client_order_id stands for: a repeat with other terms is refused (409), not
 # answered with the first order. Compared through ``Order.terms_digest`` (``terms_digest``).
 ENTRY_TERMS: Final = ("symbol", "side", "type", "quantity", "price", "stop_price", "time_in_force",
-                      "expire_at", "post_only", "display_quantity", "stp", "leg")  # fmt: skip
+                      "expire_at", "post_only", "display_quantity", "stp", "leg", "routing")  # fmt: skip
 REPLACEABLE_TERMS: Final = frozenset({"quantity", "price", "stop_price"})
 
 # Namespace of order ids derived from (account, client_order_id): fixed forever.
@@ -101,6 +101,9 @@ class Order(BaseModel):
     replace_reject_reason: str | None = None
     price_topup: Decimal = Decimal(0)
     cover_rate: Decimal | None = None
+    # A routed (parent) order: its routing instruction (``strategy``, ``max_venues``, ``urgency``);
+    # the routing service executes it on the venues and the engine sequences its fills.
+    routing: dict[str, Any] | None = None
     # sha256 of the ENTRY_TERMS as entered (``terms_digest``), never changed by a replace: what a
     # repeated client_order_id is compared with. Absent on orders stored before it existed.
     terms_digest: str | None = None
@@ -152,6 +155,10 @@ class Order(BaseModel):
             body["replace_pending"] = True
         if self.replace_reject_reason is not None:
             body["replace_reject_reason"] = self.replace_reject_reason
+        if self.routing is not None:
+            venues = self.routing.get("max_venues")
+            body["routing"] = {"strategy": self.routing["strategy"], "urgency": self.routing.get("urgency", "normal"),
+                               "max_venues": None if venues is None else int(venues)}
         return body
 
 
@@ -164,7 +171,8 @@ def derive_order_id(account_id: str, client_order_id: str | None) -> str:
 
 def terms_digest(order: Order) -> str:
     """sha256 of the order's ``ENTRY_TERMS``, decimals by value ("10" and "10.00" agree)."""
-    terms = {name: getattr(order, name) for name in ENTRY_TERMS}
+    # ``routing`` counts only when given, so the digests of orders stored before it existed hold
+    terms = {name: getattr(order, name) for name in ENTRY_TERMS if name != "routing" or order.routing is not None}
     canonical = {name: fmt(value) if isinstance(value, Decimal) else value for name, value in terms.items()}
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
+from nexus_common.events import RouteOrderRequest
 from nexus_common.risk import ReplaceTerms, RiskLimits
 
 from nexus_orders.commands import AnyOrderCommand
@@ -90,6 +91,12 @@ class MarketReference(Protocol):
 
 class CommandPublisher(Protocol):
     def publish(self, command: AnyOrderCommand) -> None: ...
+
+
+class RoutePublisher(Protocol):
+    """Hands a routed order to the routing service (at least once; routing drops a repeat)."""
+
+    def publish_route(self, request: RouteOrderRequest) -> None: ...
 
 
 class Notifier(Protocol):

@@ -34,12 +34,21 @@ from nexus_orders.commands import (
     new_order_command,
     oco_command,
     replace_order_command,
+    route_request,
 )
 from nexus_orders.entry import new_order, oco_legs, on_grid, tradable
 from nexus_orders.folding import OrderChange, notification_message, order_changes
 from nexus_orders.models import ListOrdersQuery, MassCancelRequest, NewOrderRequest, OcoRequest, ReplaceOrderRequest
 from nexus_orders.order import OPEN_STATUSES, Order, same_terms
-from nexus_orders.ports import CommandPublisher, MarketReference, Notifier, OrderDeleter, OrderRepository, RiskBook
+from nexus_orders.ports import (
+    CommandPublisher,
+    MarketReference,
+    Notifier,
+    OrderDeleter,
+    OrderRepository,
+    RiskBook,
+    RoutePublisher,
+)
 from nexus_orders.risk import Reservation, needs_best_ask, oco_reservation, order_reservation, replace_reservation
 
 # Namespace of the ids of risk refusal audit events, derived from (account, client order id).
@@ -141,6 +150,7 @@ class OrderService:
         clock: Callable[[], datetime] = utc_now,
         risk: PreTradeRisk | None = None,
         audit: AuditSink | None = None,
+        routes: RoutePublisher | None = None,
     ) -> None:
         self.orders = orders
         self.instruments = instruments
@@ -148,6 +158,7 @@ class OrderService:
         self.clock = clock
         self.risk = risk
         self.audit = audit
+        self.routes = routes  # None: this entry channel takes no routed orders
 
     # -- new orders ---------------------------------------------------------------------------
 
@@ -159,13 +170,28 @@ class OrderService:
         ``pending_new``); with other terms it is refused (409 ``client_order_id_reused``).
         """
         now = self.clock()
+        if request.routing is not None and self.routes is None:
+            raise ValidationFailed("routing_unavailable", "this entry channel does not route orders", "routing")
         order = new_order(account_id, request, self.instruments.get(request.symbol), now)
         if self.risk is not None:
             return self._place_with_risk(order, now)
         if not self.orders.put_new(order):
             return self._repeated(order, now), False
-        self._send(new_order_command(order, now))
+        self._send_entered(order, now)
         return order, True
+
+    def _send_entered(self, order: Order, now: datetime) -> None:
+        """A new order's way out: the engine's ``new`` command, or for a routed order the routing
+        service's request (routing then sends the engine the fills it got)."""
+        if order.routing is None:
+            self._send(new_order_command(order, now))
+            return
+        assert self.routes is not None
+        try:
+            self.routes.publish_route(route_request(order, now))
+        except Exception as exc:  # whatever the queue raised: a 503 the client retries
+            raise Unavailable("route_not_sent", "the order service could not reach the router; retry the request "
+                              "with the same client_order_id") from exc
 
     def _repeated(self, order: Order, now: datetime) -> Order:
         """The first order of a repeated client_order_id: the same terms return it (nothing new
@@ -176,7 +202,7 @@ class OrderService:
         if not same_terms(existing, order):
             raise _reused(order.client_order_id, f"order {existing.order_id}")
         if existing.status == "pending_new":
-            self._send(new_order_command(existing, now))
+            self._send_entered(existing, now)
         return existing
 
     def _place_with_risk(self, order: Order, now: datetime) -> tuple[Order, bool]:
@@ -202,7 +228,7 @@ class OrderService:
             # second write of the same id holds nothing more) belongs to the order stored first
             return self._repeated(order, now), False
         try:
-            self._send(new_order_command(order, now))
+            self._send_entered(order, now)
         except Unavailable:
             # never sent: forget the order and give the reservation back, so that a retry with the
             # same client_order_id starts afresh (and reserves again)
@@ -320,6 +346,9 @@ class OrderService:
         order = self.get(account_id, order_id)
         if not order.is_open:
             raise _not_open(order)
+        if order.routing is not None:
+            raise Conflict("routed_order", "a routed order is immediate-or-cancel: it ends by itself once routed",
+                           "order_id")
         now = self.clock()
         flagged = self.orders.mark_cancel_requested(order, now)
         if flagged is None:
@@ -367,6 +396,8 @@ class OrderService:
             raise _not_open(order)
         if order.group_id is not None:
             raise Conflict("oco_leg", "an OCO leg cannot be replaced; cancel the group", "order_id")
+        if order.routing is not None:
+            raise Conflict("routed_order", "a routed order is immediate-or-cancel and cannot be replaced", "order_id")
         if order.type == "market":
             raise Conflict("not_replaceable", "a market order cannot be replaced", "order_id")
         if order.replace_pending:

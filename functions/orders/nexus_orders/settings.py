@@ -28,6 +28,9 @@ class OrdersApiSettings(NexusSettings):
     taker_fee_bps: Decimal = Field(ge=0, lt=10000)
     # risk refusals are recorded on the audit-events stream
     audit_stream: str
+    # routed orders are handed to the routing service here; unset where the entry channel (the
+    # FIX gateway, the market maker) takes no routed orders
+    routing_requests_queue_url: str | None = None
 
     def risk_limits(self) -> RiskLimits:
         fees = FeeSchedule.from_bps(self.maker_fee_bps, self.taker_fee_bps)

@@ -11,7 +11,13 @@ from __future__ import annotations
 from nexus_common.audit import KinesisAuditSink
 from nexus_common.instrument_store import CachedInstruments, DynamoInstruments
 
-from nexus_orders.repo import DynamoMarketReference, DynamoOrderRepository, DynamoRiskBook, KinesisCommandPublisher
+from nexus_orders.repo import (
+    DynamoMarketReference,
+    DynamoOrderRepository,
+    DynamoRiskBook,
+    KinesisCommandPublisher,
+    SqsRoutePublisher,
+)
 from nexus_orders.service import OrderService, PreTradeRisk
 from nexus_orders.settings import OrdersApiSettings
 
@@ -29,4 +35,6 @@ def order_service(config: OrdersApiSettings) -> OrderService:
             config.risk_limits(),
         ),
         audit=KinesisAuditSink(config.audit_stream),
+        routes=None if config.routing_requests_queue_url is None else SqsRoutePublisher(
+            config.routing_requests_queue_url),
     )

@@ -13,17 +13,15 @@ from nexus_common.errors import ValidationFailed
 from nexus_common.events import utc_now
 from nexus_common.http import install_error_handling, json_response, parse_query
 from nexus_common.identity import caller, require_role
-from nexus_common.instrument_store import CachedInstruments, DynamoInstruments
 from nexus_common.logging import get_logger
 from nexus_common.openapi import documented
-from nexus_common.redis_store import redis_client
 from nexus_common.settings import lazy, lazy_settings
 from pydantic import BaseModel, ConfigDict, Field
 
 from nexus_routing.model import Side
-from nexus_routing.repo import DynamoDecisions, DynamoInternalBook, DynamoVenues, DynamoVenueStats, RedisVenueBooks
 from nexus_routing.service import OVERSIGHT_ROLES, RoutingService
 from nexus_routing.settings import RoutingApiSettings
+from nexus_routing.wiring import routing_service
 
 SYMBOL_PATTERN = r"^[A-Z][A-Z0-9.]{0,11}$"
 MAX_QUANTITY = Decimal(10) ** 9
@@ -32,26 +30,11 @@ app = Chalice(app_name="nexus-routing", configure_logs=False)
 logger = get_logger()
 install_error_handling(app, logger)
 settings = lazy_settings(RoutingApiSettings)
-instruments = lazy(lambda: CachedInstruments(DynamoInstruments(settings().instruments_table), 5.0))
-
-
-def _all_instruments() -> dict[str, object]:
-    return {i.symbol: i for i in DynamoInstruments(settings().instruments_table).list_all()}
 
 
 @lazy
 def service() -> RoutingService:
-    config = settings()
-    return RoutingService(
-        venues=DynamoVenues(config.venues_table),
-        internal_book=DynamoInternalBook(config.book_levels_table),
-        simulated=RedisVenueBooks(redis_client(), config.venue_state_prefix, _all_instruments, utc_now),  # type: ignore[arg-type]
-        decisions=DynamoDecisions(config.routing_decisions_table),
-        stats=DynamoVenueStats(config.venue_stats_table),
-        instruments=instruments(),
-        clock=lambda: utc_now(),  # looked up at each call: tests set the module's clock
-        broker_dealer=config.broker_dealer_name,
-    )
+    return routing_service(settings(), clock=lambda: utc_now())  # looked up at each call: tests set the clock
 
 
 class VenuesQuery(BaseModel):

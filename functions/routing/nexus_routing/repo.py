@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from nexus_common.dynamo import LazyTable, conditional_write, is_condition_failed, pages
 from nexus_common.errors import Conflict, NotFound, Unavailable
+from nexus_common.events import RoutedFillsCommand
 from nexus_common.instruments import Instrument
 from nexus_common.jsonutil import dumps
 
@@ -179,6 +180,19 @@ class KinesisPublisher:
             )
             if answer.get("FailedRecordCount"):
                 raise Unavailable("stream_unavailable", "a record was not accepted by the stream; retry")
+
+
+class KinesisEngineCommands:
+    """A routed order's ``routed_fills`` command on ``order-commands`` (partition key = symbol)."""
+
+    def __init__(self, stream_name: str) -> None:
+        self.stream_name = stream_name
+
+    def send(self, command: RoutedFillsCommand) -> None:
+        from nexus_common import aws
+
+        aws.client("kinesis").put_record(StreamName=self.stream_name, PartitionKey=command.symbol,
+                                         Data=command.model_dump_json().encode())
 
 
 class DynamoInternalBook(LazyTable):

@@ -98,6 +98,10 @@ class RouteRequest:
     allow_iso: bool = True
     tick_size: Decimal = Decimal("0.01")
     lot_size: Decimal = ONE
+    # Venues this route cannot reach (their protected quotes still bound it: never traded through)
+    unreachable: frozenset[str] = frozenset()
+    # Immediate-or-cancel: a limit order's remainder is never rested (it goes unfilled)
+    immediate: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -393,12 +397,14 @@ def _facts(venue: Venue) -> _Facts:
     return facts
 
 
-def _eligibility(strategy: Strategy, venue: Venue, book: VenueBook | None) -> str:
+def _eligibility(strategy: Strategy, venue: Venue, book: VenueBook | None, unreachable: frozenset[str]) -> str:
     """Empty when the venue can be used, else why not."""
     if not venue.enabled:
         return "disabled"
     if book is None:
         return "no book"
+    if venue.name in unreachable:
+        return "not reachable from this order path"
     if strategy is Strategy.EXTERNAL_ONLY and venue.internal:
         return "internal venue excluded by EXTERNAL_ONLY"
     return ""
@@ -450,7 +456,7 @@ def route_order(
     prefs: list[tuple[Any, ...]] = []
     for name, venue, facts in _roster(venues):
         book = books.get(name)
-        why = _eligibility(strategy, venue, book)
+        why = _eligibility(strategy, venue, book, request.unreachable)
         rate = rates.get(name)
         considered.append(
             _new(Considered, (name, venue.mic, venue.kind, not why, why or "eligible", facts.taker_fee,
@@ -569,6 +575,8 @@ def route_order(
         if request.order_type is OrderType.MARKET or (blocked and request.urgency is not Urgency.LOW) or limit is None:
             remainder = REROUTE
             reason += f"; {remaining} re-routed when the children report"
+        elif request.immediate:
+            reason += f"; {fmt(remaining)} not rested: immediate-or-cancel"
         else:
             rest_price = limit
             if next_price is not None and (rest_price >= next_price if buy else rest_price <= next_price):

@@ -14,13 +14,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Final, Protocol
 
-from nexus_common.errors import NotFound, ValidationFailed
-from nexus_common.events import iso
+from nexus_common.errors import Conflict, NotFound, ValidationFailed
+from nexus_common.events import RoutedFill, RoutedFillsCommand, RouteOrderRequest, iso
 from nexus_common.identity import Principal
 from nexus_common.instruments import Instrument
 
@@ -34,6 +35,8 @@ from nexus_routing.model import (
     Liquidity,
     OrderType,
     Side,
+    Strategy,
+    Urgency,
     VenueBook,
 )
 from nexus_routing.nbbo import Nbbo, compute_nbbo
@@ -56,6 +59,7 @@ from nexus_routing.venues import DEFAULT_DEPTH, ExecutionVenue, InternalEnginePo
 
 # S&P 500 constituents among the listed symbols (the 606 report's first section); others are
 # "other NMS stocks".
+CENT: Final = Decimal("0.01")
 SP500: Final = frozenset({"AAPL", "MSFT", "GOOGL", "GOOG", "AMZN", "NVDA", "META", "TSLA", "JPM", "V", "IBM"})
 MAX_REPORT_DAYS: Final = 93
 OVERSIGHT_ROLES: Final = ("compliance", "admin")
@@ -96,6 +100,12 @@ class StatsStore(Protocol):
 
 class Publisher(Protocol):
     def publish(self, records: list[tuple[str, Mapping[str, Any]]]) -> None: ...
+
+
+class EngineCommands(Protocol):
+    """The engine's ``order-commands`` stream (partition key = symbol)."""
+
+    def send(self, command: RoutedFillsCommand) -> None: ...
 
 
 class InstrumentLookup(Protocol):
@@ -167,6 +177,31 @@ class _Recording(ExecutionVenue):
         return reports
 
 
+class _QuoteOnly(ExecutionVenue):
+    """A venue this order path cannot send to (the internal one, from the routing consumer): its
+    displayed book is there for the NBBO and as a protected quote the route never trades
+    through, and the route request names it unreachable, so nothing is ever sent to it."""
+
+    def __init__(self, config: Venue, book: InternalBook) -> None:
+        super().__init__(config)
+        self.book = book
+
+    def depth(self, symbol: str, levels: int = DEFAULT_DEPTH) -> VenueBook:
+        return self.book.depth(self.name, symbol, levels)
+
+    def tick_size(self, symbol: str) -> Decimal:
+        raise Conflict("venue_unreachable", f"{self.name} is not reachable from this order path")
+
+    def submit(self, order: ChildOrder) -> ExecutionReport:
+        raise Conflict("venue_unreachable", f"{self.name} is not reachable from this order path")
+
+    def cancel(self, symbol: str, order_id: str) -> ExecutionReport | None:
+        return None
+
+    def drain_reports(self) -> list[ExecutionReport]:
+        return []
+
+
 class RoutingService:
     def __init__(
         self,
@@ -180,6 +215,7 @@ class RoutingService:
         broker_dealer: str,
         decisions_stream: Publisher | None = None,
         reports_stream: Publisher | None = None,
+        engine: EngineCommands | None = None,
     ) -> None:
         self.venues = venues
         self.internal_book = internal_book
@@ -191,6 +227,7 @@ class RoutingService:
         self.broker_dealer = broker_dealer
         self.decisions_stream = decisions_stream
         self.reports_stream = reports_stream
+        self.engine = engine
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -236,15 +273,20 @@ class RoutingService:
     # -- routing -------------------------------------------------------------------------------
 
     def route(
-        self, account_id: str, request: RouteRequest, internal: InternalEnginePort | None = None
+        self, account_id: str, request: RouteRequest, internal: InternalEnginePort | None = None,
+        quote_only_internal: bool = False, entered: RouteOrderRequest | None = None,
     ) -> dict[str, Any]:
-        """Route one parent order (see module doc); the stored parent body."""
+        """Route one parent order (see module doc); the stored parent body. ``quote_only_internal``:
+        the internal venue's book bounds the route (never traded through) but is not sent to.
+        ``entered``: the orders API's request of a routed order, whose outcome is stored with the
+        parent as the engine's ``routed_fills`` command (under ``command``)."""
         instrument = self.instrument(request.symbol)
         if instrument.status != "active":
             raise ValidationFailed("symbol_halted", f"{request.symbol} is halted", "symbol")
-        received_at = self.clock()
-        configs = [v for v in self.venues.list() if v.enabled and (internal is not None or not v.internal)]
-        if not configs:
+        received_at = self.clock() if entered is None else entered.ts
+        configs = [v for v in self.venues.list()
+                   if v.enabled and (internal is not None or quote_only_internal or not v.internal)]
+        if not [v for v in configs if not v.internal or internal is not None]:
             raise ValidationFailed("no_venue", "no enabled venue to route to", "routing")
         reports: list[tuple[ExecutionReport, Decimal | None]] = []
         nbbo_of: dict[str, Nbbo] = {}
@@ -262,18 +304,26 @@ class RoutingService:
         with self.simulated.open(configs) as live:
             venues: dict[str, ExecutionVenue] = {}
             for config in configs:
-                inner: ExecutionVenue = (InternalVenue(config, internal) if config.internal and internal is not None
-                                         else live[config.name])
+                inner: ExecutionVenue
+                if config.internal:
+                    inner = (InternalVenue(config, internal) if internal is not None
+                             else _QuoteOnly(config, self.internal_book))
+                else:
+                    inner = live[config.name]
                 venues[config.name] = _Recording(inner, reports)
             router = SmartOrderRouter(venues, self.clock, stats=stats, on_decision=on_decision)
             parent = router.route(request)
             router.poll()
+            if request.immediate and parent.open:
+                router.cancel(parent.order_id)  # nothing of an immediate-or-cancel order stays working
             # stored before the venues are saved: if the parent cannot be stored, the venues'
             # books stay as they were read (nothing executed without its record)
-            return self._store(account_id, parent, received_at, reports, nbbo_of)
+            command = None if entered is None else routed_fills_command(entered, parent, reports, venues)
+            return self._store(account_id, parent, received_at, reports, nbbo_of, command, entered)
 
     def _store(self, account_id: str, parent: ParentOrder, received_at: datetime,
-               reports: list[tuple[ExecutionReport, Decimal | None]], nbbo_of: Mapping[str, Nbbo]) -> dict[str, Any]:
+               reports: list[tuple[ExecutionReport, Decimal | None]], nbbo_of: Mapping[str, Nbbo],
+               command: RoutedFillsCommand | None = None, entered: RouteOrderRequest | None = None) -> dict[str, Any]:
         request = parent.request
         first = parent.decisions[0].nbbo if parent.decisions else None
         fills = []
@@ -293,21 +343,63 @@ class RoutingService:
             }))
         body = {
             "parent": parent.to_dict(),
-            "order_type": request.order_type.value,
+            "order_type": request.order_type.value if entered is None else entered.order_type,
             "limit_price": None if request.limit_price is None else str(request.limit_price),
             "sp500": request.symbol in SP500,
             "nbbo_bid": None if first is None or first.bid is None else str(first.bid),
             "nbbo_ask": None if first is None or first.ask is None else str(first.ask),
             "fills": fills,
         }
-        self.decision_store.put_parent({
+        item = {
             "order_id": parent.order_id, "account_id": account_id, "symbol": request.symbol,
             "received_at": iso(received_at), "month": market_month(received_at),
             "sort": f"{iso(received_at)}#{parent.order_id}", "status": parent.status.value, "body": body,
-        })
+        }
+        if command is not None:
+            item["command"] = command.model_dump_json()
+        self.decision_store.put_parent(item)
         if self.reports_stream is not None and published:
             self.reports_stream.publish(published)
         return body
+
+    def route_entered(self, entered: RouteOrderRequest) -> RoutedFillsCommand:
+        """Route an order the orders API stored and reserved for, and send the engine what it
+        did (``routed_fills``: its fills, then its end). At least once: a request whose parent is
+        stored already sends the stored command again (the engine drops a repeat by its id), so a
+        retry never routes twice. A request routing cannot carry out (halted symbol, no venue,
+        a refused request) ends the order with nothing filled, its reservation given back."""
+        if self.engine is None:
+            raise Unreachable("routing has no engine stream to send fills to")
+        stored, _ = self.decision_store.get(entered.order_id)
+        if stored is not None and stored.get("command"):
+            command = RoutedFillsCommand.model_validate(json.loads(stored["command"]))
+        else:
+            command = self._route_entered(entered)
+        self.engine.send(command)
+        return command
+
+    def _route_entered(self, entered: RouteOrderRequest) -> RoutedFillsCommand:
+        try:
+            instrument = self.instrument(entered.symbol)
+            request = RouteRequest(
+                order_id=entered.order_id, symbol=entered.symbol, side=Side(entered.side),
+                quantity=entered.quantity, strategy=Strategy(entered.strategy),
+                order_type=OrderType.MARKET if entered.price is None else OrderType.LIMIT,
+                limit_price=entered.price, max_venues=entered.max_venues, urgency=Urgency(entered.urgency),
+                tick_size=instrument.tick_size, lot_size=instrument.lot_size,
+                unreachable=frozenset(v.name for v in self.venues.list() if v.internal), immediate=True,
+            )
+            self.route(entered.account_id, request, quote_only_internal=True, entered=entered)
+        except (ValidationFailed, NotFound, Conflict, ValueError) as refused:
+            code = getattr(refused, "code", "invalid_request")
+            return RoutedFillsCommand(
+                command_id=f"route-{entered.order_id}", order_id=entered.order_id, account_id=entered.account_id,
+                symbol=entered.symbol, side=entered.side, quantity=entered.quantity, fills=[],
+                end_reason=str(code)[:64], ts=entered.ts,
+            )
+        stored, _ = self.decision_store.get(entered.order_id)
+        assert stored is not None
+        return RoutedFillsCommand.model_validate(json.loads(stored["command"]))
 
     # -- reports -------------------------------------------------------------------------------
 
@@ -342,6 +434,43 @@ class RoutingService:
             if record is not None:
                 records.append(record)
         return execution_quality(records, start, end, symbol)
+
+
+class Unreachable(RuntimeError):
+    """The service was built without what a use case needs (a wiring error, not a request's)."""
+
+
+def routed_fills_command(
+    entered: RouteOrderRequest, parent: ParentOrder, reports: list[tuple[ExecutionReport, Decimal | None]],
+    venues: Mapping[str, ExecutionVenue],
+) -> RoutedFillsCommand:
+    """The engine's ``routed_fills`` command of a routed order: each fill in the order the venues
+    reported it, with the venue's fee to the cent (half-even, the ledger's precision) and the
+    parent's totals after it, then why it ended."""
+    fills: list[RoutedFill] = []
+    filled = ZERO
+    notional = ZERO
+    for report, _ in reports:
+        if report.parent_id != parent.order_id:
+            continue
+        for index, fill in enumerate(report.fills, start=1):
+            filled += fill.quantity
+            notional += fill.price * fill.quantity
+            venue = venues.get(report.venue)
+            fills.append(RoutedFill(
+                child_id=report.order_id, venue=report.venue, mic=None if venue is None else venue.config.mic,
+                price=fill.price, quantity=fill.quantity, liquidity=fill.liquidity.value,
+                fee=fill.fee.quantize(CENT, ROUND_HALF_EVEN), report_id=f"{report.report_id}#{index}",
+                filled_quantity=filled, filled_notional=notional, remaining_quantity=entered.quantity - filled,
+            ))
+    if filled != parent.filled:
+        raise Conflict("fills_disagree", f"the reports of {parent.order_id} do not add up to its fills")
+    reason = "filled" if filled == entered.quantity else ("no_liquidity" if not filled else "ioc")
+    return RoutedFillsCommand(
+        command_id=f"route-{entered.order_id}", order_id=entered.order_id, account_id=entered.account_id,
+        symbol=entered.symbol, side=entered.side, quantity=entered.quantity, fills=fills, end_reason=reason,
+        ts=entered.ts,
+    )
 
 
 def _routed(parent: Mapping[str, Any], mics: Mapping[str, str]) -> RoutedOrder:

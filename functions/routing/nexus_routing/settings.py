@@ -16,5 +16,13 @@ class RoutingApiSettings(NexusSettings):
     broker_dealer_name: str = Field(min_length=1, max_length=80)
 
 
+class RoutingRequestsSettings(RoutingApiSettings):
+    """The routing-requests consumer: what the API reads, plus the streams it writes."""
+
+    order_commands_stream: str
+    routing_decisions_stream: str
+    venue_reports_stream: str
+
+
 class VenueStatsConsumerSettings(NexusSettings):
     venue_stats_table: str

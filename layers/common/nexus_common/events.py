@@ -168,6 +168,26 @@ class ResumeCommand(_Wire):
 
 
 
+class RouteOrderRequest(_Wire):
+    """What the orders API hands the routing service (the ``routing-requests`` queue) for a
+    routed parent order it stored and reserved for. ``price`` caps what the route may pay or
+    accept: the limit price, or a market buy's protection price (what its reservation was made
+    at); None only for a market sell. ``order_type`` is the order as entered (the 606 report's
+    classification)."""
+
+    type: Literal["route"] = "route"
+    order_id: str = Field(min_length=1, max_length=64)
+    account_id: str
+    symbol: str
+    side: Side
+    order_type: Literal["limit", "market"]
+    quantity: Decimal
+    price: Decimal | None = None
+    strategy: str
+    max_venues: int | None = None
+    urgency: Literal["low", "normal", "high"] = "normal"
+    ts: AwareDatetime
+
 class RoutedFill(_Wire):
     """One execution of a routed order's child on a simulated external venue. ``fee`` is the
     venue's charge in USD (negative: a rebate paid to the account); ``filled_quantity``,

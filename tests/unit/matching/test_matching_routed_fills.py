@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 TS = "2024-05-01T14:30:00.000000Z"
 
 
-def fill(n: int, price: str, quantity: str, filled: str, notional: str, remaining: str, fee: str = "0.03") -> dict[str, Any]:
+def fill(
+    n: int, price: str, quantity: str, filled: str, notional: str, remaining: str, fee: str = "0.03"
+) -> dict[str, Any]:
     return {"child_id": f"p1-1-{n}", "venue": "ARCX-SIM", "mic": "ARCX", "price": price, "quantity": quantity,
             "liquidity": "taker", "fee": fee, "report_id": f"ARCX-SIM-{n}", "filled_quantity": filled,
             "filled_notional": notional, "remaining_quantity": remaining}

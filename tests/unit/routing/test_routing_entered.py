@@ -1,0 +1,130 @@
+"""A routed order from the orders API (``RouteOrderRequest`` on routing-requests), on the routing
+service's real tables (moto, from the template) and a real Redis: routed immediate-or-cancel
+across the simulated venues, its ``routed_fills`` command stored with the parent and put on
+order-commands, a redelivery sending the same command without routing again, the internal
+venue's quote never traded through, an order routing cannot carry out ended with nothing filled,
+and the consumer's handler reporting a message it cannot read."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from marketdata_redis import redis_db, redis_url  # noqa: F401 - fixtures
+from test_routing_service import NOW, read_stream, world  # noqa: F401 - fixtures
+
+D = Decimal
+
+
+def entered(order_id: str, quantity: int, price: str | None = "300.02", *, side: str = "buy",
+            strategy: str = "SMART", symbol: str = "MSFT") -> Any:
+    from nexus_common.events import RouteOrderRequest
+
+    return RouteOrderRequest(order_id=order_id, account_id="acc_1", symbol=symbol, side=side,
+                             order_type="limit" if price is not None else "market", quantity=D(quantity),
+                             price=None if price is None else D(price), strategy=strategy, ts=NOW)
+
+
+@pytest.fixture
+def routing(aws: Any, world: Any) -> Any:  # noqa: F811 - the fixture imported above
+    from nexus_routing.repo import KinesisEngineCommands
+
+    world.engine = KinesisEngineCommands(aws.stream_name("OrderCommandsStream"))
+    return world
+
+
+def test_a_routed_order_fills_across_venues_and_its_fills_go_to_the_engine(aws: Any, routing: Any) -> None:
+    # WHEN the orders API's SMART buy of 450 within 300.02 is routed
+    command = routing.route_entered(entered("o-1", 450))
+    # THEN it filled 450 across the venues, at or below the limit, its totals exact after each fill
+    assert command.command_id == "route-o-1" and command.end_reason == "filled"
+    assert sum(f.quantity for f in command.fills) == 450
+    assert {f.venue for f in command.fills} >= {"Alpha", "Beta"}
+    assert all(f.price <= D("300.02") for f in command.fills)
+    running = D(0)
+    notional = D(0)
+    for fill in command.fills:
+        running += fill.quantity
+        notional += fill.price * fill.quantity
+        totals = (fill.filled_quantity, fill.filled_notional, fill.remaining_quantity)
+        assert totals == (running, notional, 450 - running)
+        assert fill.fee == fill.fee.quantize(D("0.01")) and fill.mic in {"XALP", "XBET", "XGAM"}
+    # AND the command is on order-commands, partitioned by symbol, as the engine reads it
+    sent = [r for r in read_stream(aws, "OrderCommandsStream") if r.get("type") == "routed_fills"]
+    assert sent == [json.loads(command.model_dump_json())]
+    # AND the decisions were published, and the parent is readable with its children
+    assert [d["order_id"] for d in read_stream(aws, "RoutingDecisionsStream")] == ["o-1"]
+    parent, decisions = routing.decision_store.get("o-1")
+    assert parent["body"]["parent"]["filled"] == "450" and decisions
+
+
+def test_a_redelivered_request_sends_the_same_command_and_routes_nothing_again(aws: Any, routing: Any) -> None:
+    first = routing.route_entered(entered("o-2", 150))
+    after_first = routing.nbbo("MSFT")
+    # WHEN the same request comes again (the queue redelivers it)
+    again = routing.route_entered(entered("o-2", 150))
+    # THEN the command is the same (the engine drops it by its id) and the venues are untouched
+    assert again == first
+    assert routing.nbbo("MSFT") == after_first
+    sent = [r for r in read_stream(aws, "OrderCommandsStream") if r.get("type") == "routed_fills"]
+    assert len(sent) == 2 and sent[0] == sent[1]
+
+
+def test_an_immediate_or_cancel_remainder_is_not_left_on_any_venue(routing: Any) -> None:
+    # WHEN a buy of 1000 within 300.00 is routed (200 are offered at 300.00)
+    command = routing.route_entered(entered("o-3", 1000, "300.00"))
+    # THEN 200 fill and 800 end unfilled
+    assert sum(f.quantity for f in command.fills) == 200
+    assert (command.end_reason, command.fills[-1].remaining_quantity) == ("ioc", 800)
+    # AND nothing of it rests: the best bid is still the market maker's 299.99
+    parent, _ = routing.decision_store.get("o-3")
+    assert all(child["open"] == "0" for child in parent["body"]["parent"]["children"])
+    assert routing.nbbo("MSFT").bid == D("299.99")
+
+
+def test_the_internal_venues_better_quote_is_never_traded_through(aws: Any, routing: Any) -> None:
+    from nexus_common import aws as nexus_aws
+
+    # GIVEN the internal venue offers 50 at 299.95, below every simulated venue's offer
+    nexus_aws.resource("dynamodb").Table(aws.table_name("BookLevelsTable")).put_item(Item={
+        "symbol": "MSFT", "level": "A#0000000002999500", "side": "sell", "price": D("299.95"),
+        "quantity": D(50), "orders": 1})
+    # WHEN a SMART buy within 300.02 is routed from the orders API (which cannot reach it)
+    command = routing.route_entered(entered("o-4", 100))
+    # THEN nothing executes above the internal venue's protected offer: nothing fills
+    assert command.fills == [] and command.end_reason == "no_liquidity"
+    _, decisions = routing.decision_store.get("o-4")
+    internal = next(c for c in decisions[0]["considered"] if c["venue"] == "NexusTrade")
+    assert internal["eligible"] is False and internal["why"] == "not reachable from this order path"
+
+
+def test_an_order_routing_cannot_carry_out_ends_with_nothing_filled(aws: Any, routing: Any) -> None:
+    from nexus_common.instrument_store import DynamoInstruments
+    from nexus_common.instruments import Instrument
+
+    DynamoInstruments(aws.table_name("InstrumentsTable")).put_many(
+        [Instrument(symbol="HALTD", tick_size=D("0.01"), lot_size=D("1"), status="halted")])
+    # WHEN a halted symbol's order and an unknown symbol's order are routed
+    halted = routing.route_entered(entered("o-5", 10, symbol="HALTD"))
+    unknown = routing.route_entered(entered("o-6", 10, symbol="NOPE"))
+    # THEN each ends at once with nothing filled (its reservation is given back downstream)
+    assert (halted.fills, halted.end_reason) == ([], "symbol_halted")
+    assert (unknown.fills, unknown.end_reason) == ([], "unknown_symbol")
+
+
+def test_the_handler_routes_each_message_and_reports_one_it_cannot_read(
+    aws: Any, routing: Any, monkeypatch: Any
+) -> None:
+    from nexus_routing import on_routing_requests
+
+    monkeypatch.setattr(on_routing_requests, "service", lambda: routing)
+    event = {"Records": [
+        {"messageId": "m-1", "body": entered("o-7", 100).model_dump_json()},
+        {"messageId": "m-2", "body": json.dumps({"type": "route", "order_id": "o-8"})},
+    ]}
+    answer = on_routing_requests.handler(event, None)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m-2"}]}
+    sent = [r["order_id"] for r in read_stream(aws, "OrderCommandsStream") if r.get("type") == "routed_fills"]
+    assert sent == ["o-7"]
