@@ -225,6 +225,9 @@ def parse_routed_fills(c: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     if not (_text(get("account_id")) and get("side") in _SIDES and _decimal(get("quantity"))
             and _text(get("end_reason"))):
         return None
+    internal = get("internal_price")
+    if internal is not None and not _decimal(internal):
+        return None
     fills = get("fills")
     if type(fills) is not list or len(fills) > MAX_ROUTED_FILLS:
         return None
@@ -250,6 +253,29 @@ def parse_routed_fills(c: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     return out
 
 
+def parse_routed_rest(m: Market, c: Mapping[str, Any], fills: list[dict[str, Any]], now: int, halted: bool) -> Order:
+    """The internal book's part of a routed order (``internal_price``): an IOC limit under the
+    parent's id for the whole order, its filled quantity and notional set to the external fills'
+    so far, so that its trades carry the parent's totals. ``Invalid`` when it cannot run (halted,
+    off the grid, out of the collar, nothing left)."""
+    order = parse_new(m, {"side": c.get("side"), "order_type": "limit", "price": c.get("internal_price"),
+                          "quantity": c.get("quantity"), "time_in_force": "ioc"},
+                      c["order_id"], c.get("account_id"), now, halted)
+    filled = 0
+    notional = 0
+    for fill in fills:
+        lots = m.quantity_lots(fill["quantity"])
+        filled += lots
+        notional += m.price_ticks(fill["price"]) * lots
+    if filled >= order.quantity:
+        raise Invalid("nothing_left", "the external fills took the whole order")
+    order.filled = filled
+    order.notional = notional
+    order.remaining = order.quantity - filled
+    return order
+
+
 __all__ = [
-    "TS_RE", "parse_expire_at", "parse_new", "parse_oco", "parse_replace", "parse_routed_fills", "read_ts",
+    "TS_RE", "parse_expire_at", "parse_new", "parse_oco", "parse_replace", "parse_routed_fills", "parse_routed_rest",
+    "read_ts",
 ]

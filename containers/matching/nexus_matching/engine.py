@@ -45,7 +45,14 @@ from nexus_matching.book import (
     Order,
     OrderRow,
 )
-from nexus_matching.commands import parse_new, parse_oco, parse_replace, parse_routed_fills, read_ts
+from nexus_matching.commands import (
+    parse_new,
+    parse_oco,
+    parse_replace,
+    parse_routed_fills,
+    parse_routed_rest,
+    read_ts,
+)
 from nexus_matching.config import EngineConfig
 from nexus_matching.market import Invalid, Market, by_arrival, micros_iso, scaled_str, ts_micros
 from nexus_matching.render import (
@@ -218,18 +225,44 @@ class MatchingEngine:
 
     def _routed_fills(self, command: Mapping[str, Any], symbol: str, command_id: str, ts: str) -> list[Event]:
         """A routed order's executions on external venues, put in the symbol's sequence as they
-        are (``venue_fill`` events, then ``route_ended``); no book changes. Its command id goes
-        into the window of seen ids: a resent command (a routing retry) is dropped."""
+        are (``venue_fill`` events), then its end: with ``internal_price``, what is left runs on
+        this book as an IOC limit at that price under the parent's id (its trades carry the
+        parent's totals; its fill or cancel ends it), else (or when it cannot run) a
+        ``route_ended``. The command id goes into the window of seen ids: a resent command (a
+        routing retry) is dropped."""
         fills = parse_routed_fills(command)
-        if fills is None or self._seen.contains(command_id):
+        order_id = command["order_id"]
+        if fills is None or self._seen.contains(command_id) or self._taken(self._markets.get(symbol), order_id):
             self.dropped_commands += 1
             return []
         self._remember(command_id)
         market = self._markets.get(symbol)
+        rest = None
+        refused = ""
+        if command.get("internal_price") is not None:
+            if market is None:
+                refused = "unknown_symbol"
+            else:
+                try:
+                    rest = parse_routed_rest(market, command, fills, self._last_now, symbol in self._halted)
+                except Invalid as invalid:
+                    refused = invalid.reason
         first = (market.seq if market is not None else self._other_seq.get(symbol, 0)) + 1
-        events = routed_events(symbol, first, self._epoch, ts, command_id, command, fills)
+        shown = dict(command)
+        if refused and command.get("end_reason") == "internal":
+            shown["end_reason"] = refused  # the internal part could not run: that is why it ended
+        events = routed_events(symbol, first, self._epoch, ts, command_id, shown, fills, end=rest is None)
         for _ in events:
             self._next_seq(symbol)
+        if rest is None or market is None:
+            return events
+        self._remember(order_id)
+        market.arrivals += 1
+        rest.arrival = market.arrivals
+        self._execute(market, rest)
+        if market.pending:
+            self._cascade(market)
+        events.extend(render(market, self._epoch, ts, command_id))
         return events
 
     def _valid_ts(self, ts: str) -> bool:

@@ -209,10 +209,11 @@ def trading_status(symbol: str, seq: int, epoch: int, ts: str, command_id: str, 
 
 
 def routed_events(
-    symbol: str, first_seq: int, epoch: int, ts: str, command_id: str, c: Any, fills: list[Event]
+    symbol: str, first_seq: int, epoch: int, ts: str, command_id: str, c: Any, fills: list[Event], end: bool = True
 ) -> list[Event]:
-    """A ``routed_fills`` command's events: one ``venue_fill`` per fill, then ``route_ended``
-    with the parent's totals (those of its last fill; nothing filled: zero, all remaining)."""
+    """A ``routed_fills`` command's events: one ``venue_fill`` per fill, then (``end``)
+    ``route_ended`` with the parent's totals (those of its last fill; nothing filled: zero, all
+    remaining)."""
     order_id, account_id, side, quantity = c["order_id"], c["account_id"], c["side"], c["quantity"]
     events: list[Event] = []
     seq = first_seq
@@ -222,6 +223,8 @@ def routed_events(
         event.update(fill)
         events.append(event)
         seq += 1
+    if not end:
+        return events
     ended = order_event("route_ended", symbol, seq, epoch, ts, command_id, order_id, account_id)
     last = fills[-1] if fills else None
     ended["side"] = side

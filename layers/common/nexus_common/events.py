@@ -208,7 +208,11 @@ class RoutedFill(_Wire):
 
 class RoutedFillsCommand(_Wire):
     """What a routed parent order did on the simulated external venues, for the engine to put
-    in the symbol's sequence: one ``venue_fill`` event per fill, then one ``route_ended``.
+    in the symbol's sequence: one ``venue_fill`` event per fill, then the order's end. Without
+    ``internal_price``: one ``route_ended``. With it (the route sent a child to the internal
+    venue): what the external fills left runs on the internal book as an IOC limit at that price
+    under the parent's own id, its trades carrying the parent's totals, and its last fill or its
+    IOC cancel ends the order (``route_ended`` only if it cannot run, with the reason).
     ``command_id`` is ``route-<order id>``: a routing retry is a duplicate the engine drops."""
 
     type: Literal["routed_fills"] = "routed_fills"
@@ -220,6 +224,7 @@ class RoutedFillsCommand(_Wire):
     quantity: Decimal
     fills: list[RoutedFill] = Field(max_length=MAX_ROUTED_FILLS)
     end_reason: str
+    internal_price: Decimal | None = None
     ts: AwareDatetime
 
 

@@ -78,3 +78,39 @@ def test_a_malformed_command_is_dropped_and_changes_no_sequence(venue: Checked, 
     assert engine.dropped_commands == before + 1
     # AND the next good command still gets seq 1: nothing was consumed
     assert venue.process(routed([], order_id="p2"))[0]["seq"] == 1
+
+
+def test_what_the_external_fills_left_runs_on_the_internal_book_under_the_parents_id(
+    venue: Checked, cmd: Commands
+) -> None:
+    # GIVEN the internal book offers 50 at 100.00 and 30 at 100.02 (another account)
+    venue.process(cmd.new("s1", "sell", "50", "100.00", account="acct-2"))
+    venue.process(cmd.new("s2", "sell", "30", "100.02", account="acct-2"))
+    # WHEN a routed buy of 100 filled 40 at 100.01 externally and sends the rest at 100.00 inside
+    command = routed([fill(1, "100.01", "40", "40", "4000.4", "60")]) | {"internal_price": "100", "end_reason":
+                                                                        "internal"}
+    events = venue.process(command)
+    # THEN the venue fill, then the parent's trade on the book at 100.00 with the parent's totals,
+    # then its IOC cancel (no route_ended: the engine's own end of the order ends it)
+    kinds = [e["type"] for e in events]
+    assert kinds[:2] == ["venue_fill", "trade"] and "route_ended" not in kinds
+    trade = events[1]
+    assert (trade["taker_order_id"], trade["taker_account_id"], trade["price"], trade["quantity"]) == (
+        "p1", "acct-1", "100", "50")
+    assert (trade["taker_filled_quantity"], trade["taker_filled_notional"], trade["taker_remaining_quantity"]) == (
+        "90", "9000.4", "10")
+    cancel = next(e for e in events if e["type"] == "cancelled")
+    assert (cancel["order_id"], cancel["remaining_quantity"], cancel["reason"]) == ("p1", "10", "ioc")
+    # AND nothing of it rests, and the 100.02 offer was not taken (above the internal price)
+    assert venue.engine.book_depth("AAPL", 5)["asks"] == [(10002, 30, 1)]
+
+
+def test_an_internal_part_that_cannot_run_ends_the_route_with_its_reason(venue: Checked) -> None:
+    command = routed([]) | {"symbol": "HALT", "internal_price": "100", "end_reason": "internal"}
+    events = venue.process(command)
+    assert [e["type"] for e in events] == ["route_ended"]
+    assert events[0]["reason"] == "symbol_halted" and events[0]["remaining_quantity"] == "100"
+
+
+def test_an_internal_price_that_is_not_a_decimal_drops_the_command(venue: Checked) -> None:
+    assert venue.process(routed([]) | {"internal_price": 100}) == []
