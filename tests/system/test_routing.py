@@ -1,14 +1,11 @@
 """Best execution on the whole local platform (``nexus up --demo`` with its market maker): the
 market maker quotes the demo symbols on the internal book and the three simulated venues, the
-NBBO over HTTP shows every venue, a marketable SMART buy routed by the routing service fills
-across venues at the NBBO or better, its owner reads its decisions over HTTP (another trader
-cannot), the market maker books the other side in its P&L, and the quarter's 606 report lists
-those venues, as JSON and as XML valid against the SEC's schema. ``nexus venues list`` shows the
-venues table.
-
-The order is routed with the routing service's own code in this process (``RoutingService.route``
-on the platform's tables, streams and Redis): ``POST /v1/orders`` with ``routing`` is not wired
-to it yet."""
+NBBO over HTTP shows every venue, a marketable SMART buy placed with ``POST /v1/orders`` and
+``routing`` fills across venues at the NBBO or better (the routing-requests queue, the routing
+function, the engine's ``routed_fills``), the order, the position, the cash and the ledger show
+it, its owner reads its decisions over HTTP (another trader cannot), the market maker books the
+other side in its P&L, and the quarter's 606 report lists those venues, as JSON and as XML valid
+against the SEC's schema. ``nexus venues list`` shows the venues table."""
 
 from __future__ import annotations
 
@@ -56,38 +53,6 @@ def local_platform() -> Iterator[Any]:
             reset_redis_client()
 
 
-def _routing_service(platform: Any) -> Any:
-    from nexus_common import aws
-    from nexus_common.events import utc_now
-    from nexus_common.instrument_store import DynamoInstruments
-    from nexus_common.redis_store import redis_client, reset_redis_client
-    from nexus_routing.repo import (
-        DynamoDecisions,
-        DynamoInternalBook,
-        DynamoVenues,
-        DynamoVenueStats,
-        KinesisPublisher,
-        RedisVenueBooks,
-    )
-    from nexus_routing.service import RoutingService
-
-    aws.clear_clients()
-    reset_redis_client()
-    instruments = DynamoInstruments(platform.table("InstrumentsTable"))
-    prefix = platform.platform.functions["RoutingApiFunction"].environment["VENUE_STATE_PREFIX"]
-    return RoutingService(
-        venues=DynamoVenues(platform.table("VenuesTable")),
-        internal_book=DynamoInternalBook(platform.table("BookLevelsTable")),
-        simulated=RedisVenueBooks(redis_client(), prefix, lambda: {i.symbol: i for i in instruments.list_all()},
-                                  utc_now),
-        decisions=DynamoDecisions(platform.table("RoutingDecisionsTable")),
-        stats=DynamoVenueStats(platform.table("VenueStatsTable")), instruments=instruments, clock=utc_now,
-        broker_dealer="NexusTrade Securities LLC",
-        decisions_stream=KinesisPublisher(platform.table("RoutingDecisionsStream")),
-        reports_stream=KinesisPublisher(platform.table("VenueReportsStream")),
-    )
-
-
 def _compliance_officer(platform: Any) -> Api:
     from nexus.local.demo import create_account
 
@@ -125,27 +90,44 @@ def test_a_smart_order_fills_across_the_market_makers_venues_and_is_reported(loc
     assert {line.split('"name": "')[1].split('"')[0] for line in listed.stdout.splitlines()} == {
         "NexusTrade", *EXTERNAL}
 
-    # WHEN alice's marketable SMART buy of 200 (limit 5 cents through the offer) is routed
-    from nexus_routing.model import Side, Strategy
-    from nexus_routing.router import RouteRequest
+    # WHEN alice places a marketable SMART buy of 200 (limit 5 cents through the offer) over HTTP
+    before = alice.get("/v1/portfolio").body["portfolio"]
+    placed = alice.post("/v1/orders", {"symbol": "MSFT", "side": "buy", "type": "limit", "quantity": "200",
+                                       "price": str(D(nbbo["ask"]) + D("0.05")), "client_order_id": "route-sys-1",
+                                       "routing": {"strategy": "SMART"}})
+    assert placed.status == 202, placed.body
+    order_id = placed.body["order"]["order_id"]
 
-    account = local_platform.demo_accounts[0]["account_id"]
-    request = RouteRequest(order_id="route-sys-1", symbol="MSFT", side=Side.BUY, quantity=D(200),
-                           strategy=Strategy.SMART, limit_price=D(nbbo["ask"]) + D("0.05"))
-    body = _routing_service(local_platform).route(account, request)
-
-    # THEN it fills 200 across venues, at the NBBO of its decision or better
-    parent = body["parent"]
-    assert parent["status"] == "filled" and D(parent["filled"]) == 200, parent
-    venues = {c["venue"] for c in parent["children"] if D(c["filled"]) > 0}
-    assert len(venues) >= 2 and venues <= set(EXTERNAL)
-    decided = alice.get("/v1/routing/decisions/route-sys-1")
+    # THEN it fills 200 across venues (the internal book's part run by the engine in the same
+    # step as the external fills), at the NBBO of its first decision or better
+    done = eventually(lambda: alice.get(f"/v1/orders/{order_id}"),
+                      lambda a: a.body.get("order", {}).get("status") in ("filled", "cancelled"), 60)
+    order = done.body["order"]
+    assert order["status"] == "filled" and D(order["filled_quantity"]) == 200, order
+    decided = alice.get(f"/v1/routing/decisions/{order_id}")
     assert decided.status == 200, decided.body
+    children = decided.body["children"]
+    routed_to = {c["venue"] for c in children}
+    external = {c["venue"] for c in children if D(c["filled"]) > 0}
+    assert len(routed_to) >= 2 and routed_to <= {*EXTERNAL, "NexusTrade"} and external
+    assert sum(D(c["quantity"]) for c in children) >= 200
     best_offer = D(decided.body["decisions"][0]["nbbo"]["ask"])
-    assert all(D(f["price"]) <= best_offer for f in body["fills"])
+    assert D(order["average_price"]) <= best_offer
+    assert all(D(c["limit_price"]) <= D(nbbo["ask"]) + D("0.05") for c in children)
     assert decided.body["decisions"][0]["strategy"] == "SMART"
-    assert sum(D(c["filled"]) for c in decided.body["children"]) == 200
-    assert bob.get("/v1/routing/decisions/route-sys-1").status == 404
+    assert bob.get(f"/v1/routing/decisions/{order_id}").status == 404
+
+    # AND the position, the cash (the venues' fees included) and the ledger book the fills, and
+    # the order's reservation is given back in full
+    notional = D(order["average_price"]) * 200
+    after = eventually(lambda: alice.get("/v1/portfolio").body["portfolio"],
+                       lambda p: D(p["reserved"]) == D(before["reserved"])
+                       and any(x["symbol"] == "MSFT" and D(x["quantity"]) == 200 for x in p["positions"]), 60)
+    spent = D(before["cash"]) - D(after["cash"])
+    assert abs(spent - notional) <= notional * D("0.001") + 1, (spent, notional)
+    memos = " ".join(str(e.get("memo", "")) for e in alice.get("/v1/ledger").body.get("entries", []))
+    assert all(v in memos for v in external), memos
+    venues = routed_to
 
     # AND the market maker books the other side (short 200 in MSFT) in its P&L
     import boto3

@@ -98,8 +98,6 @@ class RouteRequest:
     allow_iso: bool = True
     tick_size: Decimal = Decimal("0.01")
     lot_size: Decimal = ONE
-    # Venues this route cannot reach (their protected quotes still bound it: never traded through)
-    unreachable: frozenset[str] = frozenset()
     # Immediate-or-cancel: a limit order's remainder is never rested (it goes unfilled)
     immediate: bool = False
 
@@ -397,14 +395,12 @@ def _facts(venue: Venue) -> _Facts:
     return facts
 
 
-def _eligibility(strategy: Strategy, venue: Venue, book: VenueBook | None, unreachable: frozenset[str]) -> str:
+def _eligibility(strategy: Strategy, venue: Venue, book: VenueBook | None) -> str:
     """Empty when the venue can be used, else why not."""
     if not venue.enabled:
         return "disabled"
     if book is None:
         return "no book"
-    if venue.name in unreachable:
-        return "not reachable from this order path"
     if strategy is Strategy.EXTERNAL_ONLY and venue.internal:
         return "internal venue excluded by EXTERNAL_ONLY"
     return ""
@@ -456,7 +452,7 @@ def route_order(
     prefs: list[tuple[Any, ...]] = []
     for name, venue, facts in _roster(venues):
         book = books.get(name)
-        why = _eligibility(strategy, venue, book, request.unreachable)
+        why = _eligibility(strategy, venue, book)
         rate = rates.get(name)
         considered.append(
             _new(Considered, (name, venue.mic, venue.kind, not why, why or "eligible", facts.taker_fee,

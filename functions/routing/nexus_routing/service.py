@@ -28,6 +28,7 @@ from nexus_common.instruments import Instrument
 from nexus_routing.execution import SmartOrderRouter
 from nexus_routing.model import (
     ZERO,
+    BookLevel,
     ChildOrder,
     ExecStatus,
     ExecutionReport,
@@ -177,29 +178,69 @@ class _Recording(ExecutionVenue):
         return reports
 
 
-class _QuoteOnly(ExecutionVenue):
-    """A venue this order path cannot send to (the internal one, from the routing consumer): its
-    displayed book is there for the NBBO and as a protected quote the route never trades
-    through, and the route request names it unreachable, so nothing is ever sent to it."""
+DEFERRED: Final = "sent to the engine with the order's external fills"
 
-    def __init__(self, config: Venue, book: InternalBook) -> None:
+
+def _less(levels: tuple[BookLevel, ...], taken: Decimal) -> tuple[BookLevel, ...]:
+    """``levels`` (best first) with ``taken`` removed from the top."""
+    out: list[BookLevel] = []
+    for level in levels:
+        if taken >= level.quantity:
+            taken -= level.quantity
+            continue
+        out.append(BookLevel(level.price, level.quantity - taken))
+        taken = ZERO
+    return tuple(out)
+
+
+class _Deferred(ExecutionVenue):
+    """The internal venue as the routing consumer reaches it: a child sent here is not run now;
+    it is kept (its limit price) for the engine's ``routed_fills`` command, which runs what the
+    external fills left on the internal book in the same engine step. Its report says so
+    (working, nothing filled): the router routes nothing else of it, and it is not a report of
+    the venue's own (no statistics, no venue report)."""
+
+    def __init__(self, config: Venue, book: InternalBook, tick: Decimal, clock: Callable[[], datetime]) -> None:
         super().__init__(config)
         self.book = book
+        self.tick = tick
+        self.clock = clock
+        self.sent: list[ChildOrder] = []
 
     def depth(self, symbol: str, levels: int = DEFAULT_DEPTH) -> VenueBook:
-        return self.book.depth(self.name, symbol, levels)
+        """The displayed book less what the children sent here will take of it (best first), so
+        a later round does not count on it again."""
+        book = self.book.depth(self.name, symbol, levels)
+        bids, asks = book.bids, book.asks
+        for side in (Side.BUY, Side.SELL):
+            taken = sum((o.quantity for o in self.sent if o.side is side), ZERO)
+            if taken:
+                if side is Side.BUY:
+                    asks = _less(asks, taken)
+                else:
+                    bids = _less(bids, taken)
+        return VenueBook(book.venue, book.symbol, bids, asks)
 
     def tick_size(self, symbol: str) -> Decimal:
-        raise Conflict("venue_unreachable", f"{self.name} is not reachable from this order path")
+        return self.tick
 
     def submit(self, order: ChildOrder) -> ExecutionReport:
-        raise Conflict("venue_unreachable", f"{self.name} is not reachable from this order path")
+        self.sent.append(order)
+        return ExecutionReport(f"{order.order_id}-sent", self.name, order.order_id, order.symbol, order.side,
+                               ExecStatus.NEW, (), ZERO, order.quantity, 0, self.clock(), DEFERRED, order.parent_id)
 
     def cancel(self, symbol: str, order_id: str) -> ExecutionReport | None:
-        return None
+        return None  # the engine ends it: IOC
 
     def drain_reports(self) -> list[ExecutionReport]:
         return []
+
+    def internal_price(self, side: Side) -> Decimal | None:
+        """The price the engine's part runs at: the furthest limit of the children sent here."""
+        prices = [o.price for o in self.sent if o.price is not None]
+        if not prices:
+            return None
+        return max(prices) if side is Side.BUY else min(prices)
 
 
 class RoutingService:
@@ -274,19 +315,19 @@ class RoutingService:
 
     def route(
         self, account_id: str, request: RouteRequest, internal: InternalEnginePort | None = None,
-        quote_only_internal: bool = False, entered: RouteOrderRequest | None = None,
+        entered: RouteOrderRequest | None = None,
     ) -> dict[str, Any]:
-        """Route one parent order (see module doc); the stored parent body. ``quote_only_internal``:
-        the internal venue's book bounds the route (never traded through) but is not sent to.
-        ``entered``: the orders API's request of a routed order, whose outcome is stored with the
-        parent as the engine's ``routed_fills`` command (under ``command``)."""
+        """Route one parent order (see module doc); the stored parent body. ``entered``: the
+        orders API's request of a routed order: the internal venue's children are deferred to
+        the engine (``_Deferred``) and the outcome is stored with the parent as the engine's
+        ``routed_fills`` command (under ``command``)."""
         instrument = self.instrument(request.symbol)
         if instrument.status != "active":
             raise ValidationFailed("symbol_halted", f"{request.symbol} is halted", "symbol")
         received_at = self.clock() if entered is None else entered.ts
         configs = [v for v in self.venues.list()
-                   if v.enabled and (internal is not None or quote_only_internal or not v.internal)]
-        if not [v for v in configs if not v.internal or internal is not None]:
+                   if v.enabled and (internal is not None or entered is not None or not v.internal)]
+        if not configs:
             raise ValidationFailed("no_venue", "no enabled venue to route to", "routing")
         reports: list[tuple[ExecutionReport, Decimal | None]] = []
         nbbo_of: dict[str, Nbbo] = {}
@@ -303,22 +344,30 @@ class RoutingService:
                                 self.stats.rows(stats_key(request.symbol, request.side, bucket)))
         with self.simulated.open(configs) as live:
             venues: dict[str, ExecutionVenue] = {}
+            deferred: _Deferred | None = None
             for config in configs:
                 inner: ExecutionVenue
-                if config.internal:
-                    inner = (InternalVenue(config, internal) if internal is not None
-                             else _QuoteOnly(config, self.internal_book))
+                if config.internal and internal is not None:
+                    inner = InternalVenue(config, internal)
+                elif config.internal:
+                    inner = deferred = _Deferred(config, self.internal_book, instrument.tick_size, self.clock)
                 else:
                     inner = live[config.name]
                 venues[config.name] = _Recording(inner, reports)
             router = SmartOrderRouter(venues, self.clock, stats=stats, on_decision=on_decision)
             parent = router.route(request)
             router.poll()
-            if request.immediate and parent.open:
-                router.cancel(parent.order_id)  # nothing of an immediate-or-cancel order stays working
+            if request.immediate:  # nothing of an immediate-or-cancel order stays on a simulated venue
+                for child in list(parent.children.values()):
+                    if child.open and not (deferred is not None and child.venue == deferred.name):
+                        cancelled = venues[child.venue].cancel(request.symbol, child.order_id)
+                        if cancelled is not None:
+                            parent.apply(cancelled)
+                parent.close("immediate-or-cancel")
             # stored before the venues are saved: if the parent cannot be stored, the venues'
             # books stay as they were read (nothing executed without its record)
-            command = None if entered is None else routed_fills_command(entered, parent, reports, venues)
+            command = (None if entered is None
+                       else routed_fills_command(entered, parent, reports, venues, self.clock(), deferred))
             return self._store(account_id, parent, received_at, reports, nbbo_of, command, entered)
 
     def _store(self, account_id: str, parent: ParentOrder, received_at: datetime,
@@ -330,7 +379,7 @@ class RoutingService:
         published = []
         decision_of = {child.order_id: child.decision_id for child in parent.children.values()}
         for report, quantity in reports:
-            if report.parent_id != parent.order_id:
+            if report.parent_id != parent.order_id or report.reason == DEFERRED:
                 continue
             for fill in report.fills:
                 fills.append({"ts": iso(report.ts), "venue": report.venue, "price": str(fill.price),
@@ -386,16 +435,15 @@ class RoutingService:
                 quantity=entered.quantity, strategy=Strategy(entered.strategy),
                 order_type=OrderType.MARKET if entered.price is None else OrderType.LIMIT,
                 limit_price=entered.price, max_venues=entered.max_venues, urgency=Urgency(entered.urgency),
-                tick_size=instrument.tick_size, lot_size=instrument.lot_size,
-                unreachable=frozenset(v.name for v in self.venues.list() if v.internal), immediate=True,
+                tick_size=instrument.tick_size, lot_size=instrument.lot_size, immediate=True,
             )
-            self.route(entered.account_id, request, quote_only_internal=True, entered=entered)
+            self.route(entered.account_id, request, entered=entered)
         except (ValidationFailed, NotFound, Conflict, ValueError) as refused:
             code = getattr(refused, "code", "invalid_request")
             return RoutedFillsCommand(
                 command_id=f"route-{entered.order_id}", order_id=entered.order_id, account_id=entered.account_id,
                 symbol=entered.symbol, side=entered.side, quantity=entered.quantity, fills=[],
-                end_reason=str(code)[:64], ts=entered.ts,
+                end_reason=str(code)[:64], ts=self.clock(),
             )
         stored, _ = self.decision_store.get(entered.order_id)
         assert stored is not None
@@ -442,11 +490,13 @@ class Unreachable(RuntimeError):
 
 def routed_fills_command(
     entered: RouteOrderRequest, parent: ParentOrder, reports: list[tuple[ExecutionReport, Decimal | None]],
-    venues: Mapping[str, ExecutionVenue],
+    venues: Mapping[str, ExecutionVenue], ts: datetime, deferred: _Deferred | None = None,
 ) -> RoutedFillsCommand:
     """The engine's ``routed_fills`` command of a routed order: each fill in the order the venues
     reported it, with the venue's fee to the cent (half-even, the ledger's precision) and the
-    parent's totals after it, then why it ended."""
+    parent's totals after it (``ts``: when it was routed), then how it ends: on the internal
+    book at the internal children's price when the route sent any there and something is left,
+    else why it ended."""
     fills: list[RoutedFill] = []
     filled = ZERO
     notional = ZERO
@@ -465,11 +515,16 @@ def routed_fills_command(
             ))
     if filled != parent.filled:
         raise Conflict("fills_disagree", f"the reports of {parent.order_id} do not add up to its fills")
-    reason = "filled" if filled == entered.quantity else ("no_liquidity" if not filled else "ioc")
+    internal_price = None if deferred is None or filled == entered.quantity else deferred.internal_price(
+        Side(entered.side))
+    if internal_price is not None:
+        reason = "internal"
+    else:
+        reason = "filled" if filled == entered.quantity else ("no_liquidity" if not filled else "ioc")
     return RoutedFillsCommand(
         command_id=f"route-{entered.order_id}", order_id=entered.order_id, account_id=entered.account_id,
         symbol=entered.symbol, side=entered.side, quantity=entered.quantity, fills=fills, end_reason=reason,
-        ts=entered.ts,
+        internal_price=internal_price, ts=ts,
     )
 
 

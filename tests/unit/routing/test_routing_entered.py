@@ -2,7 +2,7 @@
 service's real tables (moto, from the template) and a real Redis: routed immediate-or-cancel
 across the simulated venues, its ``routed_fills`` command stored with the parent and put on
 order-commands, a redelivery sending the same command without routing again, the internal
-venue's quote never traded through, an order routing cannot carry out ended with nothing filled,
+venue's part sent to the engine with the external fills, an order routing cannot carry out ended with nothing filled,
 and the consumer's handler reporting a message it cannot read."""
 
 from __future__ import annotations
@@ -84,20 +84,24 @@ def test_an_immediate_or_cancel_remainder_is_not_left_on_any_venue(routing: Any)
     assert routing.nbbo("MSFT").bid == D("299.99")
 
 
-def test_the_internal_venues_better_quote_is_never_traded_through(aws: Any, routing: Any) -> None:
+def test_the_internal_venues_better_offer_goes_to_the_engine_with_the_external_fills(aws: Any, routing: Any) -> None:
     from nexus_common import aws as nexus_aws
 
     # GIVEN the internal venue offers 50 at 299.95, below every simulated venue's offer
     nexus_aws.resource("dynamodb").Table(aws.table_name("BookLevelsTable")).put_item(Item={
         "symbol": "MSFT", "level": "A#0000000002999500", "side": "sell", "price": D("299.95"),
         "quantity": D(50), "orders": 1})
-    # WHEN a SMART buy within 300.02 is routed from the orders API (which cannot reach it)
+    # WHEN a SMART buy of 100 within 300.02 is routed
     command = routing.route_entered(entered("o-4", 100))
-    # THEN nothing executes above the internal venue's protected offer: nothing fills
-    assert command.fills == [] and command.end_reason == "no_liquidity"
-    _, decisions = routing.decision_store.get("o-4")
-    internal = next(c for c in decisions[0]["considered"] if c["venue"] == "NexusTrade")
-    assert internal["eligible"] is False and internal["why"] == "not reachable from this order path"
+    # THEN 50 fill on the simulated venues at 300.00, and the rest is sent to the engine to take
+    # on the internal book at 299.95 (its own offer, in the same step as the external fills)
+    assert sum(f.quantity for f in command.fills) == 50 and {f.price for f in command.fills} == {D("300.00")}
+    assert (command.internal_price, command.end_reason) == (D("299.95"), "internal")
+    # AND the decision shows the internal child, which is neither a venue report nor a statistic
+    parent, _ = routing.decision_store.get("o-4")
+    internal = [c for c in parent["body"]["parent"]["children"] if c["venue"] == "NexusTrade"]
+    assert [(c["quantity"], c["limit_price"], c["open"]) for c in internal] == [("50", "299.95", "50")]
+    assert all(r["venue"] != "NexusTrade" for r in read_stream(aws, "VenueReportsStream"))
 
 
 def test_an_order_routing_cannot_carry_out_ends_with_nothing_filled(aws: Any, routing: Any) -> None:
