@@ -152,3 +152,28 @@ def test_a_smart_order_fills_across_the_market_makers_venues_and_is_reported(loc
     assert xml.status == 200 and xml.headers.get("Content-Type", "").startswith("application/xml")
     assert validate_606(xml.body.encode() if isinstance(xml.body, str) else xml.body) == []
     assert alice.get(f"/v1/reports/606?quarter={quarter}").status == 403
+
+
+def test_a_gtc_routed_order_rests_on_the_internal_book_and_cancels_over_http(local_platform: Any) -> None:
+    bob = Api(local_platform.api_url, local_platform.demo_accounts[1]["api_key"])
+    answer = eventually(lambda: bob.get("/v1/routing/nbbo/MSFT"), lambda a: _quoted_everywhere(a.body), 90)
+    bid = D(answer.body["nbbo"]["bid"])
+    before = bob.get("/v1/portfolio").body["portfolio"]
+    # WHEN bob places a gtc routed buy well below the market (nothing can fill it now)
+    placed = bob.post("/v1/orders", {"symbol": "MSFT", "side": "buy", "type": "limit", "quantity": "30",
+                                     "price": str(bid - D("1.00")), "time_in_force": "gtc",
+                                     "routing": {"strategy": "SMART"}})
+    assert placed.status == 202, placed.body
+    order_id = placed.body["order"]["order_id"]
+    # THEN it rests on the internal book under its own id (accepted by the engine: status new)
+    rested = eventually(lambda: bob.get(f"/v1/orders/{order_id}"),
+                        lambda a: a.body.get("order", {}).get("status") != "pending_new", 60)
+    assert rested.body["order"]["status"] == "new", rested.body
+    # WHEN bob cancels it, THEN it is cancelled and its reservation is given back in full
+    assert bob.delete(f"/v1/orders/{order_id}").status == 202
+    done = eventually(lambda: bob.get(f"/v1/orders/{order_id}"),
+                      lambda a: a.body.get("order", {}).get("status") == "cancelled", 60)
+    assert done.body["order"]["cancel_reason"] == "user", done.body
+    after = eventually(lambda: bob.get("/v1/portfolio").body["portfolio"],
+                       lambda p: D(p["reserved"]) == D(before["reserved"]), 60)
+    assert D(after["reserved"]) == D(before["reserved"]) and D(after["cash"]) == D(before["cash"])

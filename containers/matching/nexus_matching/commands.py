@@ -225,8 +225,11 @@ def parse_routed_fills(c: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     if not (_text(get("account_id")) and get("side") in _SIDES and _decimal(get("quantity"))
             and _text(get("end_reason"))):
         return None
-    internal = get("internal_price")
-    if internal is not None and not _decimal(internal):
+    for name in ("internal_price", "rest_price"):
+        price = get(name)
+        if price is not None and not _decimal(price):
+            return None
+    if get("time_in_force", "ioc") not in ("ioc", "gtc", "day"):
         return None
     fills = get("fills")
     if type(fills) is not list or len(fills) > MAX_ROUTED_FILLS:
@@ -253,14 +256,21 @@ def parse_routed_fills(c: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     return out
 
 
-def parse_routed_rest(m: Market, c: Mapping[str, Any], fills: list[dict[str, Any]], now: int, halted: bool) -> Order:
-    """The internal book's part of a routed order (``internal_price``): an IOC limit under the
-    parent's id for the whole order, its filled quantity and notional set to the external fills'
-    so far, so that its trades carry the parent's totals. ``Invalid`` when it cannot run (halted,
-    off the grid, out of the collar, nothing left)."""
-    order = parse_new(m, {"side": c.get("side"), "order_type": "limit", "price": c.get("internal_price"),
-                          "quantity": c.get("quantity"), "time_in_force": "ioc"},
+def parse_routed_rest(
+    m: Market, c: Mapping[str, Any], fills: list[dict[str, Any]], now: int, halted: bool
+) -> tuple[Order, int]:
+    """The internal book's part of a routed order: a limit order under the parent's id for the
+    whole order, its filled quantity and notional set to the external fills' so far, so that its
+    trades carry the parent's totals; it takes at ``internal_price`` (else at ``rest_price``).
+    Returns it and the price in ticks its remainder rests at (0: none, it is cancelled as an
+    IOC's). ``Invalid`` when it cannot run (halted, off the grid, out of the collar, nothing left)."""
+    tif = c.get("time_in_force", "ioc")
+    rest = c.get("rest_price") if tif != "ioc" else None
+    take = c.get("internal_price")
+    order = parse_new(m, {"side": c.get("side"), "order_type": "limit", "price": take if take is not None else rest,
+                          "quantity": c.get("quantity"), "time_in_force": tif if rest is not None else "ioc"},
                       c["order_id"], c.get("account_id"), now, halted)
+    rest_ticks = 0 if rest is None else m.price_ticks(rest, "rest_price")
     filled = 0
     notional = 0
     for fill in fills:
@@ -272,7 +282,7 @@ def parse_routed_rest(m: Market, c: Mapping[str, Any], fills: list[dict[str, Any
     order.filled = filled
     order.notional = notional
     order.remaining = order.quantity - filled
-    return order
+    return order, rest_ticks
 
 
 __all__ = [

@@ -225,11 +225,13 @@ class MatchingEngine:
 
     def _routed_fills(self, command: Mapping[str, Any], symbol: str, command_id: str, ts: str) -> list[Event]:
         """A routed order's executions on external venues, put in the symbol's sequence as they
-        are (``venue_fill`` events), then its end: with ``internal_price``, what is left runs on
-        this book as an IOC limit at that price under the parent's id (its trades carry the
-        parent's totals; its fill or cancel ends it), else (or when it cannot run) a
-        ``route_ended``. The command id goes into the window of seen ids: a resent command (a
-        routing retry) is dropped."""
+        are (``venue_fill`` events), then its end or its rest on this book, under the parent's
+        id, its counters starting at the external totals (its events carry the parent's totals):
+        with ``internal_price`` what is left takes this book's liquidity up to that price; then,
+        with ``rest_price`` (``gtc`` / ``day``), what is still left rests at that price (an
+        ``accepted`` first when nothing filled yet), else it is cancelled as an IOC's remainder.
+        Without either, or when that part cannot run, a ``route_ended``. The command id goes into
+        the window of seen ids: a resent command (a routing retry) is dropped."""
         fills = parse_routed_fills(command)
         order_id = command["order_id"]
         if fills is None or self._seen.contains(command_id) or self._taken(self._markets.get(symbol), order_id):
@@ -237,33 +239,55 @@ class MatchingEngine:
             return []
         self._remember(command_id)
         market = self._markets.get(symbol)
-        rest = None
+        order = None
+        rest_ticks = 0
         refused = ""
-        if command.get("internal_price") is not None:
+        if command.get("internal_price") is not None or command.get("rest_price") is not None:
             if market is None:
                 refused = "unknown_symbol"
             else:
                 try:
-                    rest = parse_routed_rest(market, command, fills, self._last_now, symbol in self._halted)
+                    order, rest_ticks = parse_routed_rest(market, command, fills, self._last_now,
+                                                          symbol in self._halted)
                 except Invalid as invalid:
                     refused = invalid.reason
         first = (market.seq if market is not None else self._other_seq.get(symbol, 0)) + 1
         shown = dict(command)
-        if refused and command.get("end_reason") == "internal":
-            shown["end_reason"] = refused  # the internal part could not run: that is why it ended
-        events = routed_events(symbol, first, self._epoch, ts, command_id, shown, fills, end=rest is None)
+        if refused:
+            shown["end_reason"] = refused  # its part here could not run: that is why it ended
+        events = routed_events(symbol, first, self._epoch, ts, command_id, shown, fills, end=order is None)
         for _ in events:
             self._next_seq(symbol)
-        if rest is None or market is None:
+        if order is None or market is None:
             return events
         self._remember(order_id)
-        market.arrivals += 1
-        rest.arrival = market.arrivals
-        self._execute(market, rest)
-        if market.pending:
-            self._cascade(market)
+        self._run_routed(market, order, command.get("internal_price") is not None, rest_ticks, not fills)
         events.extend(render(market, self._epoch, ts, command_id))
         return events
+
+    def _run_routed(self, m: Market, o: Order, take: bool, rest_ticks: int, announce: bool) -> None:
+        """A routed order's part on this book: take up to its price, then rest at ``rest_ticks``
+        (announced with an ``accepted`` when nothing filled before) or end as an IOC's rest."""
+        m.arrivals += 1
+        o.arrival = m.arrivals
+        if take and rest_ticks:
+            limit_key = -o.price if o.is_buy else o.price
+            opposite = m.book.asks.keys if o.is_buy else m.book.bids.keys
+            if opposite and opposite[-1] >= limit_key:
+                filled_before = o.filled
+                if self._match(m, o, limit_key):
+                    self._finish(m, o, "self_trade")
+                    return
+                announce = announce and o.filled == filled_before
+            if o.state == DONE or not o.remaining:
+                o.state = DONE
+                return
+            o.price = rest_ticks
+        if rest_ticks and announce:
+            m.out.append((ACCEPT, o, o.quantity, o.price, o.stop_price, o.kind))
+        self._execute(m, o)
+        if m.pending:
+            self._cascade(m)
 
     def _valid_ts(self, ts: str) -> bool:
         now = read_ts(ts)

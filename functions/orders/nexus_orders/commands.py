@@ -45,6 +45,7 @@ def route_request(order: Order, now: datetime) -> RouteOrderRequest:
         strategy=str(routing.get("strategy", "SMART")),
         max_venues=None if venues is None else int(venues),
         urgency=routing.get("urgency", "normal"),
+        time_in_force="ioc" if order.time_in_force not in ("gtc", "day") else order.time_in_force,
         ts=now,
     )
 

@@ -144,19 +144,23 @@ def new_order(
 
 
 def validate_routed(request: NewOrderRequest) -> TimeInForce:
-    """A routed order is a limit or market order, immediate-or-cancel (what the venues do not
-    fill at once is not rested: it ends, its reservation given back), with no engine-only
-    instruction; returns its time in force."""
+    """A routed order is a limit or market order with no engine-only instruction. A market order
+    and an ``ioc`` (or unspecified) limit order are immediate-or-cancel: what the venues do not
+    fill at once ends, its reservation given back. A ``gtc`` or ``day`` limit order rests what is
+    left on the internal book (at its limit, or a tick inside the best quote it would lock or
+    cross). Returns its time in force."""
     if request.type not in ("limit", "market"):
         raise ValidationFailed("routing_unsupported", "a routed order is a limit or market order", "type")
-    if request.time_in_force not in (None, "ioc"):
-        raise ValidationFailed("routing_unsupported", "a routed order is immediate-or-cancel: time_in_force ioc "
-                               "or absent", "time_in_force")
+    allowed = ("ioc", "gtc", "day") if request.type == "limit" else ("ioc",)
+    tif = request.time_in_force or "ioc"
+    if tif not in allowed:
+        raise ValidationFailed("routing_unsupported", f"a routed {request.type} order's time_in_force is "
+                               + ", ".join(allowed) + " (absent: ioc)", "time_in_force")
     for name in ("post_only", "display_quantity", "stp", "expire_at"):
         if getattr(request, name) not in (None, False):
             raise ValidationFailed("routing_unsupported", f"{name} is an instruction of the internal venue; a "
                                    "routed order does not take it", name)
-    return "ioc"
+    return tif
 
 
 def validate_oco(request: OcoRequest, instrument: Instrument | None, now: datetime) -> None:

@@ -346,9 +346,9 @@ class OrderService:
         order = self.get(account_id, order_id)
         if not order.is_open:
             raise _not_open(order)
-        if order.routing is not None:
-            raise Conflict("routed_order", "a routed order is immediate-or-cancel: it ends by itself once routed",
-                           "order_id")
+        if order.routing is not None and (order.time_in_force == "ioc" or order.status == "pending_new"):
+            raise Conflict("routed_order", "a routed order can be cancelled once its remainder rests on the "
+                           "book (gtc, day); an immediate-or-cancel one ends by itself", "order_id")
         now = self.clock()
         flagged = self.orders.mark_cancel_requested(order, now)
         if flagged is None:
@@ -397,7 +397,8 @@ class OrderService:
         if order.group_id is not None:
             raise Conflict("oco_leg", "an OCO leg cannot be replaced; cancel the group", "order_id")
         if order.routing is not None:
-            raise Conflict("routed_order", "a routed order is immediate-or-cancel and cannot be replaced", "order_id")
+            raise Conflict("routed_order", "a routed order cannot be replaced: cancel it and enter a new one",
+                           "order_id")
         if order.type == "market":
             raise Conflict("not_replaceable", "a market order cannot be replaced", "order_id")
         if order.replace_pending:

@@ -366,8 +366,10 @@ class RoutingService:
                 parent.close("immediate-or-cancel")
             # stored before the venues are saved: if the parent cannot be stored, the venues'
             # books stay as they were read (nothing executed without its record)
-            command = (None if entered is None
-                       else routed_fills_command(entered, parent, reports, venues, self.clock(), deferred))
+            command = None
+            if entered is not None:
+                rest = rest_price(entered, router.books(request.symbol), instrument.tick_size)
+                command = routed_fills_command(entered, parent, reports, venues, self.clock(), deferred, rest)
             return self._store(account_id, parent, received_at, reports, nbbo_of, command, entered)
 
     def _store(self, account_id: str, parent: ParentOrder, received_at: datetime,
@@ -491,6 +493,7 @@ class Unreachable(RuntimeError):
 def routed_fills_command(
     entered: RouteOrderRequest, parent: ParentOrder, reports: list[tuple[ExecutionReport, Decimal | None]],
     venues: Mapping[str, ExecutionVenue], ts: datetime, deferred: _Deferred | None = None,
+    rest: Decimal | None = None,
 ) -> RoutedFillsCommand:
     """The engine's ``routed_fills`` command of a routed order: each fill in the order the venues
     reported it, with the venue's fee to the cent (half-even, the ledger's precision) and the
@@ -515,17 +518,38 @@ def routed_fills_command(
             ))
     if filled != parent.filled:
         raise Conflict("fills_disagree", f"the reports of {parent.order_id} do not add up to its fills")
-    internal_price = None if deferred is None or filled == entered.quantity else deferred.internal_price(
-        Side(entered.side))
+    left = filled != entered.quantity
+    internal_price = deferred.internal_price(Side(entered.side)) if deferred is not None and left else None
+    rest = rest if left and entered.time_in_force != "ioc" else None
     if internal_price is not None:
         reason = "internal"
+    elif rest is not None:
+        reason = "rest"
     else:
-        reason = "filled" if filled == entered.quantity else ("no_liquidity" if not filled else "ioc")
+        reason = "filled" if not left else ("no_liquidity" if not filled else "ioc")
     return RoutedFillsCommand(
         command_id=f"route-{entered.order_id}", order_id=entered.order_id, account_id=entered.account_id,
         symbol=entered.symbol, side=entered.side, quantity=entered.quantity, fills=fills, end_reason=reason,
-        internal_price=internal_price, ts=ts,
+        internal_price=internal_price, rest_price=rest, time_in_force=entered.time_in_force, ts=ts,
     )
+
+
+def rest_price(entered: RouteOrderRequest, books: Mapping[str, VenueBook], tick: Decimal) -> Decimal | None:
+    """Where a gtc / day routed order's remainder rests on the internal book: at its limit, or a
+    tick inside the best opposite quote left on any venue when the limit would lock or cross it
+    (Rule 610); None for an immediate-or-cancel or a market order."""
+    if entered.time_in_force == "ioc" or entered.order_type != "limit" or entered.price is None:
+        return None
+    price = entered.price
+    if entered.side == "buy":
+        asks = [b.asks[0].price for b in books.values() if b.asks]
+        if asks and price >= min(asks):
+            price = min(asks) - tick
+    else:
+        bids = [b.bids[0].price for b in books.values() if b.bids]
+        if bids and price <= max(bids):
+            price = max(bids) + tick
+    return price if price > 0 else None
 
 
 def _routed(parent: Mapping[str, Any], mics: Mapping[str, str]) -> RoutedOrder:

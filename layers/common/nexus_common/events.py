@@ -186,6 +186,7 @@ class RouteOrderRequest(_Wire):
     strategy: str
     max_venues: int | None = None
     urgency: Literal["low", "normal", "high"] = "normal"
+    time_in_force: Literal["ioc", "gtc", "day"] = "ioc"
     ts: AwareDatetime
 
 class RoutedFill(_Wire):
@@ -212,7 +213,8 @@ class RoutedFillsCommand(_Wire):
     ``internal_price``: one ``route_ended``. With it (the route sent a child to the internal
     venue): what the external fills left runs on the internal book as an IOC limit at that price
     under the parent's own id, its trades carrying the parent's totals, and its last fill or its
-    IOC cancel ends the order (``route_ended`` only if it cannot run, with the reason).
+    IOC cancel ends the order (``route_ended`` only if it cannot run, with the reason). With
+    ``rest_price`` (``gtc`` / ``day``) what is left rests on the internal book at that price.
     ``command_id`` is ``route-<order id>``: a routing retry is a duplicate the engine drops."""
 
     type: Literal["routed_fills"] = "routed_fills"
@@ -225,6 +227,10 @@ class RoutedFillsCommand(_Wire):
     fills: list[RoutedFill] = Field(max_length=MAX_ROUTED_FILLS)
     end_reason: str
     internal_price: Decimal | None = None
+    # gtc / day: what is left after the fills (and the internal part) rests on the internal book
+    # at ``rest_price`` under the order's id, as any resting order (cancel, expiry, fills)
+    rest_price: Decimal | None = None
+    time_in_force: Literal["ioc", "gtc", "day"] = "ioc"
     ts: AwareDatetime
 
 

@@ -114,3 +114,31 @@ def test_an_internal_part_that_cannot_run_ends_the_route_with_its_reason(venue: 
 
 def test_an_internal_price_that_is_not_a_decimal_drops_the_command(venue: Checked) -> None:
     assert venue.process(routed([]) | {"internal_price": 100}) == []
+
+
+def test_a_gtc_routed_order_takes_inside_then_rests_its_remainder_at_the_rest_price(
+    venue: Checked, cmd: Commands
+) -> None:
+    # GIVEN the internal book offers 50 at 100.00 (another account)
+    venue.process(cmd.new("s1", "sell", "50", "100.00", account="acct-2"))
+    # WHEN a gtc routed buy of 100 filled 40 externally, takes inside up to 100.00 and rests at 99.99
+    command = routed([fill(1, "100.01", "40", "40", "4000.4", "60")]) | {
+        "internal_price": "100", "rest_price": "99.99", "time_in_force": "gtc", "end_reason": "internal"}
+    events = venue.process(command)
+    # THEN the venue fill, the trade inside with the parent's totals, and no end: 10 rest at 99.99
+    kinds = [e["type"] for e in events]
+    assert kinds[:2] == ["venue_fill", "trade"] and "cancelled" not in kinds and "route_ended" not in kinds
+    assert events[1]["taker_remaining_quantity"] == "10"
+    assert venue.engine.book_depth("AAPL", 5)["bids"] == [(9999, 10, 1)]
+    # AND it is an ordinary resting order: a cancel ends it with its 10 left
+    cancelled = venue.process(cmd.cancel("p1"))
+    assert (cancelled[0]["type"], cancelled[0]["remaining_quantity"]) == ("cancelled", "10")
+
+
+def test_a_routed_order_with_nothing_filled_rests_announced_by_accepted(venue: Checked) -> None:
+    events = venue.process(routed([]) | {"rest_price": "99.50", "time_in_force": "day", "end_reason": "rest"})
+    assert [e["type"] for e in events] == ["accepted", "book"]
+    accepted = events[0]
+    assert (accepted["order_id"], accepted["price"], accepted["quantity"], accepted["time_in_force"]) == (
+        "p1", "99.5", "100", "day")
+    assert accepted["expire_at"] is not None

@@ -53,7 +53,8 @@ def test_a_routed_order_is_reserved_once_and_handed_to_the_router(world: World) 
     [request] = route_requests(world)
     assert request == {"type": "route", "order_id": order["order_id"], "account_id": "acc_1", "symbol": "AAPL",
                        "side": "buy", "order_type": "limit", "quantity": "100", "price": "100.5",
-                       "strategy": "SMART", "max_venues": 3, "urgency": "normal", "ts": request["ts"]}
+                       "strategy": "SMART", "max_venues": 3, "urgency": "normal", "time_in_force": "ioc",
+                       "ts": request["ts"]}
     # WHEN the client repeats it (same client_order_id), THEN the same request goes again and
     # nothing more is reserved
     status, again = world.request("POST", "/v1/orders", {**ROUTED, "client_order_id": "r-1"})
@@ -75,7 +76,9 @@ def test_a_routed_market_buy_is_capped_at_its_protection_price(world: World) -> 
     ({"routing": {"strategy": "FAST"}}, None, "routing.strategy"),
     ({"routing": {"strategy": "SMART", "max_venues": 0}}, None, "routing.max_venues"),
     ({"routing": {"strategy": "SMART", "extra": 1}}, None, "routing.extra"),
-    ({"time_in_force": "gtc"}, "routing_unsupported", "time_in_force"),
+    ({"time_in_force": "fok"}, "routing_unsupported", "time_in_force"),
+    ({"type": "market", "price": None, "time_in_force": "day"}, None, "time_in_force"),
+    ({"type": "market", "price": None, "time_in_force": "fok"}, "routing_unsupported", "time_in_force"),
     ({"type": "stop_limit", "stop_price": "101.00"}, "routing_unsupported", "type"),
     ({"post_only": True, "time_in_force": "ioc"}, None, "post_only"),
     ({"display_quantity": "10"}, "routing_unsupported", "display_quantity"),
@@ -92,7 +95,26 @@ def test_what_a_routed_order_may_not_be_is_a_4xx_that_changes_nothing(
     assert world.item() == before and world.orders() == [] and route_requests(world) == []
 
 
-def test_a_routed_order_cannot_be_cancelled_or_replaced(world: World) -> None:
+def test_a_gtc_routed_order_can_be_cancelled_once_it_rests(world: World) -> None:
+    # GIVEN a gtc routed order (its remainder rests on the internal book once routed)
+    status, body = world.request("POST", "/v1/orders", {**ROUTED, "time_in_force": "gtc"})
+    assert status == 202 and body["order"]["time_in_force"] == "gtc"
+    order_id = body["order"]["order_id"]
+    assert route_requests(world)[0]["time_in_force"] == "gtc"
+    # WHEN it is cancelled while still being routed, THEN 409: nothing rests yet to cancel
+    early = world.request("DELETE", "/v1/orders/{order_id}", order_id=order_id)
+    assert early[0] == 409 and early[1]["error"]["code"] == "routed_order"
+    # WHEN it rests (the engine's accepted event made it new), THEN a cancel goes to the engine
+    world.ddb.Table(world.env["ORDERS_TABLE"]).update_item(
+        Key={"order_id": order_id}, UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": "new"})
+    status, cancelled = world.request("DELETE", "/v1/orders/{order_id}", order_id=order_id)
+    assert status == 202, cancelled
+    [command] = world.commands()
+    assert (command.type, command.order_id) == ("cancel", order_id)
+
+
+def test_an_immediate_routed_order_cannot_be_cancelled_or_replaced(world: World) -> None:
     _, body = world.request("POST", "/v1/orders", ROUTED)
     order_id = body["order"]["order_id"]
     cancel = world.request("DELETE", "/v1/orders/{order_id}", order_id=order_id)

@@ -19,12 +19,13 @@ D = Decimal
 
 
 def entered(order_id: str, quantity: int, price: str | None = "300.02", *, side: str = "buy",
-            strategy: str = "SMART", symbol: str = "MSFT") -> Any:
+            strategy: str = "SMART", symbol: str = "MSFT", tif: str = "ioc") -> Any:
     from nexus_common.events import RouteOrderRequest
 
     return RouteOrderRequest(order_id=order_id, account_id="acc_1", symbol=symbol, side=side,
                              order_type="limit" if price is not None else "market", quantity=D(quantity),
-                             price=None if price is None else D(price), strategy=strategy, ts=NOW)
+                             price=None if price is None else D(price), strategy=strategy, time_in_force=tif,
+                             ts=NOW)
 
 
 @pytest.fixture
@@ -82,6 +83,23 @@ def test_an_immediate_or_cancel_remainder_is_not_left_on_any_venue(routing: Any)
     parent, _ = routing.decision_store.get("o-3")
     assert all(child["open"] == "0" for child in parent["body"]["parent"]["children"])
     assert routing.nbbo("MSFT").bid == D("299.99")
+
+
+@pytest.mark.parametrize(("limit", "tif"), [("300.00", "gtc"), ("300.05", "day")])
+def test_a_gtc_or_day_remainder_rests_on_the_internal_book_never_locking_a_quote(
+    routing: Any, limit: str, tif: str
+) -> None:
+    # WHEN a buy of 2000 is routed (more than every venue offers within the limit)
+    command = routing.route_entered(entered(f"o-rest-{tif}", 2000, limit, tif=tif))
+    # THEN what filled is sent with the rest price and the time in force: at the limit, or a tick
+    # below the best offer left on any venue (a bid resting there never locks or crosses it)
+    assert (command.end_reason, command.time_in_force, command.internal_price) == ("rest", tif, None)
+    assert command.fills and command.fills[-1].remaining_quantity > 0
+    best_offer = routing.nbbo("MSFT").ask
+    assert command.rest_price == (D(limit) if best_offer is None else min(D(limit), best_offer - D("0.01")))
+    # AND nothing of it was left on a simulated venue
+    parent, _ = routing.decision_store.get(f"o-rest-{tif}")
+    assert all(c["open"] == "0" for c in parent["body"]["parent"]["children"])
 
 
 def test_the_internal_venues_better_offer_goes_to_the_engine_with_the_external_fills(aws: Any, routing: Any) -> None:
