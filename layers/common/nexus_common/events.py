@@ -189,6 +189,7 @@ class RouteOrderRequest(_Wire):
     time_in_force: Literal["ioc", "gtc", "day"] = "ioc"
     ts: AwareDatetime
 
+
 class RoutedFill(_Wire):
     """One execution of a routed order's child on a simulated external venue. ``fee`` is the
     venue's charge in USD (negative: a rebate paid to the account); ``filled_quantity``,
@@ -389,7 +390,7 @@ class TradingStatusEvent(EventEnvelope):
     reason: str = ""
 
 
-class VenueFillEvent(EventEnvelope):
+class VenueFillEvent(EventEnvelope, RoutedFill):
     """A fill of a routed order (``order_id``: the parent) on a simulated external venue, put in
     the symbol's sequence by the engine from a ``routed_fills`` command. ``fee``: the venue's
     charge in USD, negative for a rebate. ``filled_quantity``, ``filled_notional`` and
@@ -399,17 +400,6 @@ class VenueFillEvent(EventEnvelope):
     order_id: str
     account_id: str
     side: Side
-    child_id: str
-    venue: str
-    mic: str | None = None
-    price: Decimal
-    quantity: Decimal
-    liquidity: Literal["maker", "taker"]
-    fee: Decimal
-    report_id: str
-    filled_quantity: Decimal
-    filled_notional: Decimal
-    remaining_quantity: Decimal
 
 
 class RouteEndedEvent(EventEnvelope):
