@@ -156,6 +156,9 @@ def validate_routed(request: NewOrderRequest) -> TimeInForce:
     if tif not in allowed:
         raise ValidationFailed("routing_unsupported", f"a routed {request.type} order's time_in_force is "
                                + ", ".join(allowed) + " (absent: ioc)", "time_in_force")
+    if tif != "ioc" and request.routing is not None and request.routing.strategy == "EXTERNAL_ONLY":
+        raise ValidationFailed("routing_unsupported", "an EXTERNAL_ONLY order is immediate-or-cancel: a remainder "
+                               "rests on the internal book only", "time_in_force")
     for name in ("post_only", "display_quantity", "stp", "expire_at"):
         if getattr(request, name) not in (None, False):
             raise ValidationFailed("routing_unsupported", f"{name} is an instruction of the internal venue; a "
