@@ -182,6 +182,27 @@ class KinesisPublisher:
                 raise Unavailable("stream_unavailable", "a record was not accepted by the stream; retry")
 
 
+class DynamoOrderTotals(LazyTable):
+    """A routed order's totals from the orders table (``OrdersTable``), 100 keys a BatchGetItem."""
+
+    def totals(self, order_ids: list[str]) -> dict[str, tuple[Decimal, Decimal, datetime]]:
+        client = self.table.meta.client
+        found: dict[str, tuple[Decimal, Decimal, datetime]] = {}
+        for start in range(0, len(order_ids), 100):
+            keys: list[dict[str, Any]] = [{"order_id": i} for i in dict.fromkeys(order_ids[start:start + 100])]
+            for _ in range(10):  # unprocessed keys again, a bounded number of times
+                answer = client.batch_get_item(RequestItems={self.table_name: {
+                    "Keys": keys, "ProjectionExpression": "order_id, filled_quantity, filled_notional, updated_at"}})
+                for item in answer.get("Responses", {}).get(self.table_name, []):
+                    found[str(item["order_id"])] = (Decimal(str(item.get("filled_quantity", 0))),
+                                                    Decimal(str(item.get("filled_notional", 0))),
+                                                    datetime.fromisoformat(str(item["updated_at"])))
+                keys = answer.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+                if not keys:
+                    break
+        return found
+
+
 class KinesisEngineCommands:
     """A routed order's ``routed_fills`` command on ``order-commands`` (partition key = symbol)."""
 

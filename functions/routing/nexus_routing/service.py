@@ -109,6 +109,13 @@ class EngineCommands(Protocol):
     def send(self, command: RoutedFillsCommand) -> None: ...
 
 
+class OrderTotals(Protocol):
+    """What the orders table says a routed order filled in all (its internal venue's part is
+    the engine's, folded there): ``(filled_quantity, filled_notional, updated_at)`` by id."""
+
+    def totals(self, order_ids: list[str]) -> dict[str, tuple[Decimal, Decimal, datetime]]: ...
+
+
 class InstrumentLookup(Protocol):
     def get(self, symbol: str) -> Instrument | None: ...
 
@@ -257,6 +264,7 @@ class RoutingService:
         decisions_stream: Publisher | None = None,
         reports_stream: Publisher | None = None,
         engine: EngineCommands | None = None,
+        order_totals: OrderTotals | None = None,
     ) -> None:
         self.venues = venues
         self.internal_book = internal_book
@@ -269,6 +277,7 @@ class RoutingService:
         self.decisions_stream = decisions_stream
         self.reports_stream = reports_stream
         self.engine = engine
+        self.order_totals = order_totals  # None: the statistics count the external fills alone
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -476,11 +485,13 @@ class RoutingService:
         while cursor <= end.astimezone(MARKET_ZONE):
             months.append(f"{cursor.year:04d}-{cursor.month:02d}")
             cursor = (cursor + timedelta(days=32)).replace(day=1)
+        parents = [p for p in self.decision_store.parents_in_months(months, iso(start), iso(end) + "~")
+                   if symbol is None or p["symbol"] == symbol]
+        inside = [str(p["order_id"]) for p in parents if _has_internal_part(p)]
+        totals = self.order_totals.totals(inside) if self.order_totals is not None and inside else {}
         records = []
-        for parent in self.decision_store.parents_in_months(months, iso(start), iso(end) + "~"):
-            if symbol is not None and parent["symbol"] != symbol:
-                continue
-            record = _execution_record(parent)
+        for parent in parents:
+            record = _execution_record(parent, totals.get(str(parent["order_id"])))
             if record is not None:
                 records.append(record)
         return execution_quality(records, start, end, symbol)
@@ -572,13 +583,34 @@ def _routed(parent: Mapping[str, Any], mics: Mapping[str, str]) -> RoutedOrder:
                        classify_order(OrderType(body["order_type"]), side, limit, nbbo), False, routes)
 
 
-def _execution_record(parent: Mapping[str, Any]) -> ExecutionRecord | None:
+def _has_internal_part(parent: Mapping[str, Any]) -> bool:
+    """A routed order from the orders API whose rest ran on the internal book (its fills there
+    are the engine's, on the order, not in the route's record)."""
+    command = parent.get("command")
+    if not command:
+        return False
+    data = json.loads(command)
+    return data.get("internal_price") is not None or data.get("rest_price") is not None
+
+
+def _execution_record(
+    parent: Mapping[str, Any], order: tuple[Decimal, Decimal, datetime] | None = None
+) -> ExecutionRecord | None:
+    """A covered order's record: the route's external fills, and when ``order`` (the orders
+    table's totals) says more filled, the internal venue's part as one fill at its average price
+    (6 places, half-even) at the order's last update."""
     body = parent["body"]
     if body.get("nbbo_bid") is None or body.get("nbbo_ask") is None:
         return None  # no two-sided NBBO at arrival: not a covered order
     p = body["parent"]
     fills = tuple(ExecutedFill(datetime.fromisoformat(f["ts"]), Decimal(f["price"]), Decimal(f["quantity"]))
                   for f in body["fills"])
+    if order is not None:
+        quantity = order[0] - sum((f.quantity for f in fills), ZERO)
+        notional = order[1] - sum((f.price * f.quantity for f in fills), ZERO)
+        if quantity > 0 and notional > 0:
+            price = (notional / quantity).quantize(Decimal("0.000001"), ROUND_HALF_EVEN)
+            fills = (*fills, ExecutedFill(order[2], price, quantity))
     return ExecutionRecord(p["order_id"], p["symbol"], Side(p["side"]), Decimal(p["quantity"]),
                            datetime.fromisoformat(parent["received_at"]), Decimal(body["nbbo_bid"]),
                            Decimal(body["nbbo_ask"]), fills)

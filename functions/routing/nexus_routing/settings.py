@@ -6,7 +6,9 @@ from nexus_common.settings import NexusSettings
 from pydantic import Field
 
 
-class RoutingApiSettings(NexusSettings):
+class RoutingSettings(NexusSettings):
+    """What every routing function reads: the venues, decisions and statistics, the books."""
+
     venues_table: str
     routing_decisions_table: str
     venue_stats_table: str
@@ -16,8 +18,14 @@ class RoutingApiSettings(NexusSettings):
     broker_dealer_name: str = Field(min_length=1, max_length=80)
 
 
-class RoutingRequestsSettings(RoutingApiSettings):
-    """The routing-requests consumer: what the API reads, plus the streams it writes."""
+class RoutingApiSettings(RoutingSettings):
+    """The routing API: also the orders table (a routed order's totals, for the 605 statistics)."""
+
+    orders_table: str
+
+
+class RoutingRequestsSettings(RoutingSettings):
+    """The routing-requests consumer: also the streams it writes."""
 
     order_commands_stream: str
     routing_decisions_stream: str

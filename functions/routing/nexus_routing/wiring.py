@@ -15,6 +15,7 @@ from nexus_common.redis_store import redis_client
 from nexus_routing.repo import (
     DynamoDecisions,
     DynamoInternalBook,
+    DynamoOrderTotals,
     DynamoVenues,
     DynamoVenueStats,
     KinesisEngineCommands,
@@ -22,14 +23,15 @@ from nexus_routing.repo import (
     RedisVenueBooks,
 )
 from nexus_routing.service import RoutingService
-from nexus_routing.settings import RoutingApiSettings, RoutingRequestsSettings
+from nexus_routing.settings import RoutingApiSettings, RoutingRequestsSettings, RoutingSettings
 
 INSTRUMENT_TTL_SECONDS = 5.0  # a halt reaches routing within this
 
 
-def routing_service(config: RoutingApiSettings, clock: Callable[[], datetime] = utc_now) -> RoutingService:
-    """The service; with a ``RoutingRequestsSettings`` it also publishes decisions and venue
-    reports and sends the engine each routed order's fills."""
+def routing_service(config: RoutingSettings, clock: Callable[[], datetime] = utc_now) -> RoutingService:
+    """The service; with ``RoutingRequestsSettings`` it also publishes decisions and venue
+    reports and sends the engine each routed order's fills; with ``RoutingApiSettings`` it reads
+    routed orders' totals for the 605 statistics."""
 
     def all_instruments() -> Mapping[str, Instrument]:
         return {i.symbol: i for i in DynamoInstruments(config.instruments_table).list_all()}
@@ -47,4 +49,5 @@ def routing_service(config: RoutingApiSettings, clock: Callable[[], datetime] = 
         decisions_stream=None if writes is None else KinesisPublisher(writes.routing_decisions_stream),
         reports_stream=None if writes is None else KinesisPublisher(writes.venue_reports_stream),
         engine=None if writes is None else KinesisEngineCommands(writes.order_commands_stream),
+        order_totals=DynamoOrderTotals(config.orders_table) if isinstance(config, RoutingApiSettings) else None,
     )

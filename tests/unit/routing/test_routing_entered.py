@@ -150,3 +150,49 @@ def test_the_handler_routes_each_message_and_reports_one_it_cannot_read(
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m-2"}]}
     sent = [r["order_id"] for r in read_stream(aws, "OrderCommandsStream") if r.get("type") == "routed_fills"]
     assert sent == ["o-7"]
+
+
+def test_the_605_statistics_count_the_internal_venues_part_from_the_order(aws: Any, routing: Any) -> None:
+    from datetime import timedelta
+
+    from nexus_common import aws as nexus_aws
+    from nexus_routing.repo import DynamoOrderTotals
+
+    # GIVEN a SMART buy of 100 that took 50 on the simulated venues and sent the rest inside
+    # (the internal venue offers 50 at 300.00 too, and no fee: SMART takes it first)
+    nexus_aws.resource("dynamodb").Table(aws.table_name("BookLevelsTable")).put_item(Item={
+        "symbol": "MSFT", "level": "A#0000000003000000", "side": "sell", "price": D("300.00"),
+        "quantity": D(50), "orders": 1})
+    command = routing.route_entered(entered("o-605", 100))
+    assert sum(f.quantity for f in command.fills) == 50 and command.internal_price == D("300.00")
+    # AND the engine filled the other 50 at 300.00 (the order's totals, as the orders consumer SETs them)
+    nexus_aws.resource("dynamodb").Table(aws.table_name("OrdersTable")).put_item(Item={
+        "order_id": "o-605", "account_id": "acc_1", "filled_quantity": D(100),
+        "filled_notional": D("15000.00") + D("15000.00"), "updated_at": (NOW + timedelta(seconds=1)).isoformat()})
+    window = (NOW - timedelta(days=1), NOW + timedelta(days=1))
+    # WHEN the statistics are read without and with the orders table
+    alone = routing.execution_quality(*window, "MSFT")
+    routing.order_totals = DynamoOrderTotals(aws.table_name("OrdersTable"))
+    counted = routing.execution_quality(*window, "MSFT")
+
+    # THEN the external fills alone are 50 shares; with the order's totals all 100 executed
+    def bucket(stats: dict[str, Any]) -> dict[str, Any]:
+        return next(b for b in stats["buckets"] if b["bucket"] == "100-499")
+
+    assert bucket(alone)["executed_shares"] == "50"
+    assert bucket(counted)["executed_shares"] == "100" and D(bucket(counted)["fill_rate_pct"]) == 100
+
+
+def test_a_crossed_market_at_arrival_leaves_the_order_out_of_the_605_statistics(aws: Any, routing: Any) -> None:
+    from datetime import timedelta
+
+    from nexus_common import aws as nexus_aws
+
+    # GIVEN the internal venue offers below the simulated venues' bids when a buy arrives
+    nexus_aws.resource("dynamodb").Table(aws.table_name("BookLevelsTable")).put_item(Item={
+        "symbol": "MSFT", "level": "A#0000000002999500", "side": "sell", "price": D("299.95"),
+        "quantity": D(50), "orders": 1})
+    routing.route_entered(entered("o-crossed", 100))
+    # WHEN the statistics are read, THEN they answer, without that order (no quote to measure by)
+    stats = routing.execution_quality(NOW - timedelta(days=1), NOW + timedelta(days=1), "MSFT")
+    assert all(b["orders"] == 0 for b in stats["buckets"])

@@ -233,7 +233,10 @@ def test_execution_quality_filters_by_time_and_symbol_and_refuses_bad_input() ->
     with pytest.raises(ValidationFailed):
         execution_quality([record(2, Side.BUY, 10, [(1, "10.01", 20)])], T0, T0 + timedelta(hours=1))
     with pytest.raises(ValidationFailed):
-        execution_quality([record(3, Side.BUY, 10, [], bid="10.05", ask="10.00")], T0, T0 + timedelta(hours=1))
+        execution_quality([record(3, Side.BUY, 10, [], bid="0", ask="10.00")], T0, T0 + timedelta(hours=1))
+    # a market crossed across venues at arrival: no quote to measure by, the order is not covered
+    crossed = execution_quality([record(3, Side.BUY, 10, [], bid="10.05", ask="10.00")], T0, T0 + timedelta(hours=1))
+    assert all(b["orders"] == 0 for b in crossed["buckets"])
 
 
 def test_a_routed_parent_gives_its_605_record() -> None:
