@@ -450,12 +450,22 @@ class RoutingService:
             )
             self.route(entered.account_id, request, entered=entered)
         except (ValidationFailed, NotFound, Conflict, ValueError) as refused:
-            code = getattr(refused, "code", "invalid_request")
-            return RoutedFillsCommand(
+            code = str(getattr(refused, "code", "invalid_request"))[:64]
+            command = RoutedFillsCommand(
                 command_id=f"route-{entered.order_id}", order_id=entered.order_id, account_id=entered.account_id,
                 symbol=entered.symbol, side=entered.side, quantity=entered.quantity, fills=[],
-                end_reason=str(code)[:64], ts=self.clock(),
+                end_reason=code, ts=self.clock(),
             )
+            # stored as the parent too: a redelivery sends this same end, never a second route
+            self.decision_store.put_parent({
+                "order_id": entered.order_id, "account_id": entered.account_id, "symbol": entered.symbol,
+                "received_at": iso(entered.ts), "status": "done", "command": command.model_dump_json(),
+                "body": {"parent": {"order_id": entered.order_id, "symbol": entered.symbol, "side": entered.side,
+                                    "quantity": str(entered.quantity), "filled": "0", "status": "done",
+                                    "closed_reason": code, "children": [], "decisions": []},
+                         "order_type": entered.order_type, "fills": []},
+            })
+            return command
         stored, _ = self.decision_store.get(entered.order_id)
         assert stored is not None
         return RoutedFillsCommand.model_validate(json.loads(stored["command"]))

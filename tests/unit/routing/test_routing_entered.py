@@ -134,6 +134,11 @@ def test_an_order_routing_cannot_carry_out_ends_with_nothing_filled(aws: Any, ro
     # THEN each ends at once with nothing filled (its reservation is given back downstream)
     assert (halted.fills, halted.end_reason) == ([], "symbol_halted")
     assert (unknown.fills, unknown.end_reason) == ([], "unknown_symbol")
+    # AND that end is kept: redelivered once the symbol trades again, it is sent again as it was
+    # (the engine drops the repeat), never routed a second time
+    DynamoInstruments(aws.table_name("InstrumentsTable")).put_many(
+        [Instrument(symbol="HALTD", tick_size=D("0.01"), lot_size=D("1"))])
+    assert routing.route_entered(entered("o-5", 10, symbol="HALTD")) == halted
 
 
 def test_the_handler_routes_each_message_and_reports_one_it_cannot_read(
