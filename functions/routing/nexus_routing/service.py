@@ -324,12 +324,17 @@ class RoutingService:
 
     def route(
         self, account_id: str, request: RouteRequest, internal: InternalEnginePort | None = None,
-        entered: RouteOrderRequest | None = None,
     ) -> dict[str, Any]:
-        """Route one parent order (see module doc); the stored parent body. ``entered``: the
-        orders API's request of a routed order: the internal venue's children are deferred to
-        the engine (``_Deferred``) and the outcome is stored with the parent as the engine's
-        ``routed_fills`` command (under ``command``)."""
+        """Route one parent order (see module doc); the stored parent body."""
+        return self._route(account_id, request, internal)[0]
+
+    def _route(
+        self, account_id: str, request: RouteRequest, internal: InternalEnginePort | None = None,
+        entered: RouteOrderRequest | None = None,
+    ) -> tuple[dict[str, Any], RoutedFillsCommand | None]:
+        """``route``; with ``entered`` (the orders API's request of a routed order) the internal
+        venue's children are deferred to the engine (``_Deferred``), and the engine's
+        ``routed_fills`` command is stored with the parent (under ``command``) and returned."""
         instrument = self.instrument(request.symbol)
         if instrument.status != "active":
             raise ValidationFailed("symbol_halted", f"{request.symbol} is halted", "symbol")
@@ -379,7 +384,7 @@ class RoutingService:
             if entered is not None:
                 rest = rest_price(entered, router.books(request.symbol), instrument.tick_size)
                 command = routed_fills_command(entered, parent, reports, venues, self.clock(), deferred, rest)
-            return self._store(account_id, parent, received_at, reports, nbbo_of, command, entered)
+            return self._store(account_id, parent, received_at, reports, nbbo_of, command, entered), command
 
     def _store(self, account_id: str, parent: ParentOrder, received_at: datetime,
                reports: list[tuple[ExecutionReport, Decimal | None]], nbbo_of: Mapping[str, Nbbo],
@@ -448,7 +453,7 @@ class RoutingService:
                 limit_price=entered.price, max_venues=entered.max_venues, urgency=Urgency(entered.urgency),
                 tick_size=instrument.tick_size, lot_size=instrument.lot_size, immediate=True,
             )
-            self.route(entered.account_id, request, entered=entered)
+            _, command = self._route(entered.account_id, request, entered=entered)
         except (ValidationFailed, NotFound, Conflict, ValueError) as refused:
             code = str(getattr(refused, "code", "invalid_request"))[:64]
             command = RoutedFillsCommand(
@@ -466,9 +471,8 @@ class RoutingService:
                          "order_type": entered.order_type, "fills": []},
             })
             return command
-        stored, _ = self.decision_store.get(entered.order_id)
-        assert stored is not None
-        return RoutedFillsCommand.model_validate(json.loads(stored["command"]))
+        assert command is not None  # an entered order's route always makes its command
+        return command
 
     # -- reports -------------------------------------------------------------------------------
 
