@@ -12,7 +12,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from nexus_common.events import RouteOrderRequest
 from nexus_common.risk import ReplaceTerms, RiskLimits
 
 from nexus_orders.commands import AnyOrderCommand
@@ -94,9 +93,10 @@ class CommandPublisher(Protocol):
 
 
 class RoutePublisher(Protocol):
-    """Hands a routed order to the routing service (at least once; routing drops a repeat)."""
+    """Hands routed orders' requests (``RouteOrderRequest`` as JSON) to the routing service, at
+    least once: routing drops a repeat. ``nexus_common.sqs.SqsBatchSender`` is the adapter."""
 
-    def publish_route(self, request: RouteOrderRequest) -> None: ...
+    def send(self, messages: list[dict[str, Any]]) -> None: ...
 
 
 class Notifier(Protocol):

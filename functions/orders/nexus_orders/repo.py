@@ -34,7 +34,7 @@ from nexus_common.dynamo import (
     pages,
 )
 from nexus_common.errors import ValidationFailed
-from nexus_common.events import RouteOrderRequest, iso
+from nexus_common.events import iso
 from nexus_common.risk import (
     RESERVATIONS,
     ZERO,
@@ -337,19 +337,6 @@ class DynamoOrderRepository(LazyTable):
             found = outcome.old
             return ApplyResult(False, order_from_item(found) if found and is_order_item(found) else None)
         return ApplyResult(True, order_from_item(outcome.answer["Attributes"]))
-
-
-class SqsRoutePublisher:
-    """Puts a routed order's request on ``routing-requests`` (one message; the routing consumer
-    drops a repeat by order id)."""
-
-    def __init__(self, queue_url: str, client: Any = None) -> None:
-        self.queue_url = queue_url
-        self._client = client
-
-    def publish_route(self, request: RouteOrderRequest) -> None:
-        client = self._client or aws.client("sqs")
-        client.send_message(QueueUrl=self.queue_url, MessageBody=request.model_dump_json())
 
 
 class KinesisCommandPublisher:

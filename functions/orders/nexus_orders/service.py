@@ -188,7 +188,7 @@ class OrderService:
             return
         assert self.routes is not None
         try:
-            self.routes.publish_route(route_request(order, now))
+            self.routes.send([route_request(order, now).model_dump(mode="json")])
         except Exception as exc:  # whatever the queue raised: a 503 the client retries
             raise Unavailable("route_not_sent", "the order service could not reach the router; retry the request "
                               "with the same client_order_id") from exc

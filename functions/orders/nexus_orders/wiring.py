@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from nexus_common.audit import KinesisAuditSink
 from nexus_common.instrument_store import CachedInstruments, DynamoInstruments
+from nexus_common.sqs import SqsBatchSender
 
 from nexus_orders.repo import (
     DynamoMarketReference,
     DynamoOrderRepository,
     DynamoRiskBook,
     KinesisCommandPublisher,
-    SqsRoutePublisher,
 )
 from nexus_orders.service import OrderService, PreTradeRisk
 from nexus_orders.settings import OrdersApiSettings
@@ -35,6 +35,6 @@ def order_service(config: OrdersApiSettings) -> OrderService:
             config.risk_limits(),
         ),
         audit=KinesisAuditSink(config.audit_stream),
-        routes=None if config.routing_requests_queue_url is None else SqsRoutePublisher(
+        routes=None if config.routing_requests_queue_url is None else SqsBatchSender(
             config.routing_requests_queue_url),
     )

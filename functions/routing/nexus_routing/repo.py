@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from nexus_common.dynamo import LazyTable, conditional_write, is_condition_failed, pages
+from nexus_common.dynamo_batch import batch_get
 from nexus_common.errors import Conflict, NotFound, Unavailable
 from nexus_common.events import RoutedFillsCommand
 from nexus_common.instruments import Instrument
@@ -186,21 +187,12 @@ class DynamoOrderTotals(LazyTable):
     """A routed order's totals from the orders table (``OrdersTable``), 100 keys a BatchGetItem."""
 
     def totals(self, order_ids: list[str]) -> dict[str, tuple[Decimal, Decimal, datetime]]:
-        client = self.table.meta.client
-        found: dict[str, tuple[Decimal, Decimal, datetime]] = {}
-        for start in range(0, len(order_ids), 100):
-            keys: list[dict[str, Any]] = [{"order_id": i} for i in dict.fromkeys(order_ids[start:start + 100])]
-            for _ in range(10):  # unprocessed keys again, a bounded number of times
-                answer = client.batch_get_item(RequestItems={self.table_name: {
-                    "Keys": keys, "ProjectionExpression": "order_id, filled_quantity, filled_notional, updated_at"}})
-                for item in answer.get("Responses", {}).get(self.table_name, []):
-                    found[str(item["order_id"])] = (Decimal(str(item.get("filled_quantity", 0))),
-                                                    Decimal(str(item.get("filled_notional", 0))),
-                                                    datetime.fromisoformat(str(item["updated_at"])))
-                keys = answer.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
-                if not keys:
-                    break
-        return found
+        keys = [{"order_id": order_id} for order_id in dict.fromkeys(order_ids)]
+        items = batch_get(self.table, keys,
+                          ProjectionExpression="order_id, filled_quantity, filled_notional, updated_at")
+        return {str(item["order_id"]): (Decimal(str(item.get("filled_quantity", 0))),
+                                        Decimal(str(item.get("filled_notional", 0))),
+                                        datetime.fromisoformat(str(item["updated_at"]))) for item in items}
 
 
 class KinesisEngineCommands:
