@@ -17,6 +17,7 @@ from nexus_analytics import on_close_schedule, on_positions_stream
 from nexus_analytics.repo import DynamoPriceHistory, DynamoValuations
 from nexus_analytics.synthetic import synthetic_history
 from nexus_streaming import on_websocket_routes as routes
+from ws_frames import posted
 
 SESSION = date(2026, 3, 13)  # a Friday
 
@@ -108,16 +109,6 @@ def test_the_closing_run_skips_a_weekend_and_refuses_a_bad_date(closing: dict[st
 
 
 # -- the WebSocket push -----------------------------------------------------------------------------
-
-
-def posted(connection_id: str) -> list[dict[str, Any]]:
-    data = apigatewaymanagementapi_backends["123456789012"]["us-east-1"].connections[connection_id].data
-    decoder, frames, at = json.JSONDecoder(), [], 0
-    text = data.decode()
-    while at < len(text):
-        frame, at = decoder.raw_decode(text, at)
-        frames.append(frame)
-    return frames
 
 
 def ws_event(route: str, connection_id: str, account_id: str, body: Any = None) -> dict[str, Any]:

@@ -20,23 +20,13 @@ from nexus_common.instruments import DEMO_INSTRUMENTS
 from nexus_streaming import on_audit_events
 from nexus_streaming import on_execution_events as fanout
 from nexus_streaming import on_websocket_routes as routes
+from ws_frames import posted
 
 WS_ARN = "arn:aws:execute-api:us-east-1:123456789012:wsapi1/ws/$connect"
 
 
 def management() -> Any:
     return apigatewaymanagementapi_backends["123456789012"]["us-east-1"]
-
-
-def frames(connection_id: str) -> list[dict[str, Any]]:
-    """What moto's Management API received for a connection, in order."""
-    connection = management().connections.get(connection_id)
-    text = connection.data.decode() if connection is not None else ""
-    decoder, found, at = json.JSONDecoder(), [], 0
-    while at < len(text):
-        frame, at = decoder.raw_decode(text, at)
-        found.append(frame)
-    return found
 
 
 def is_open(connection_id: str) -> bool:
@@ -103,7 +93,7 @@ def close_from_audit(edge: Edge) -> None:
 
 
 def orders_of(connection_id: str) -> list[dict[str, Any]]:
-    return [f for f in frames(connection_id) if f.get("type") == "orders"]
+    return [f for f in posted(connection_id) if f.get("type") == "orders"]
 
 
 class Clock:

@@ -12,7 +12,6 @@ from typing import Any
 import boto3
 import pytest
 from lambda_events import FakeLambdaContext, kinesis_event, load_event, sqs_event
-from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from nexus_common.instrument_store import DynamoInstruments
 from nexus_common.instruments import DEMO_INSTRUMENTS
 from nexus_notifications import on_execution_events as alerts_on_execution_events
@@ -21,17 +20,7 @@ from nexus_notifications.alerts import CreateAlert, new_alert
 from nexus_notifications.repo import AlertsTable
 from nexus_streaming import on_execution_events as fanout
 from nexus_streaming import on_websocket_routes as routes
-
-
-def posted(connection_id: str) -> list[dict[str, Any]]:
-    """The frames moto's Management API received for a connection, in order."""
-    data = apigatewaymanagementapi_backends["123456789012"]["us-east-1"].connections[connection_id].data
-    decoder, frames, at = json.JSONDecoder(), [], 0
-    text = data.decode()
-    while at < len(text):
-        frame, at = decoder.raw_decode(text, at)
-        frames.append(frame)
-    return frames
+from ws_frames import posted
 
 
 def ws_event(route: str, connection_id: str, body: Any = None, account_id: str = "acc_taker") -> dict[str, Any]:

@@ -8,13 +8,13 @@ import json
 from typing import Any
 
 from lambda_events import FakeLambdaContext, kinesis_event, load_event
-from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from nexus_common.events import ENGINE_EVENT_ADAPTER
 from nexus_common.instrument_store import DynamoInstruments
 from nexus_common.instruments import DEMO_INSTRUMENTS
 from nexus_streaming import on_execution_events as fanout
 from nexus_streaming import on_websocket_routes as routes
 from nexus_streaming.domain import fan_out
+from ws_frames import posted
 
 
 def routed_events() -> list[Any]:
@@ -41,15 +41,6 @@ def test_a_routed_step_reaches_the_accounts_channels_only() -> None:
     assert orders[-1]["reason"] == "ioc" and orders[-1]["filled_quantity"] == "90"
 
 
-def _posted(connection_id: str) -> list[dict[str, Any]]:
-    text = apigatewaymanagementapi_backends["123456789012"]["us-east-1"].connections[connection_id].data.decode()
-    decoder, frames, at = json.JSONDecoder(), [], 0
-    while at < len(text):
-        frame, at = decoder.raw_decode(text, at)
-        frames.append(frame)
-    return frames
-
-
 def _subscribe(connection_id: str, account_id: str, body: dict[str, Any]) -> None:
     context = {"connectionId": connection_id,
                "authorizer": {"account_id": account_id, "accounts": account_id, "principalId": account_id}}  # fmt: skip
@@ -71,6 +62,6 @@ def test_the_fan_out_handler_pushes_routed_fills_to_the_account_and_not_to_the_m
     record = {"events": load_event("routed_fills.json")["events"]}
     assert fanout.handler(kinesis_event(record), FakeLambdaContext()) == {"batchItemFailures": []}
     # THEN the owner got its two fills, numbered on its channel, and the market subscriber nothing
-    fills = [m for m in _posted("conn-owner") if m["type"] == "fills"]
+    fills = [m for m in posted("conn-owner") if m["type"] == "fills"]
     assert [(m["seq"], m["venue"]) for m in fills] == [(1, "ARCX-SIM"), (2, "BATS-SIM")]
-    assert [m["type"] for m in _posted("conn-market")] == ["subscribed"]
+    assert [m["type"] for m in posted("conn-market")] == ["subscribed"]
