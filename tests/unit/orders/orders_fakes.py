@@ -365,6 +365,17 @@ def future(minutes: int = 60) -> str:
     return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat()
 
 
+def stream_records(kinesis: Any, stream: str) -> list[dict[str, Any]]:
+    """Every record of ``stream`` under moto, shard by shard from the start."""
+    found: list[dict[str, Any]] = []
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        found.extend(kinesis.get_records(ShardIterator=iterator)["Records"])
+    return found
+
+
 class World:
     def __init__(self, aws: Any) -> None:
         self.aws = aws
@@ -393,15 +404,8 @@ class World:
         return list(self.ddb.Table(self.env["ORDERS_TABLE"]).scan()["Items"])
 
     def records(self, stream_env: str) -> list[dict[str, Any]]:
-        stream = self.env[stream_env]
-        found = []
-        for shard in self.kinesis.list_shards(StreamName=stream)["Shards"]:
-            iterator = self.kinesis.get_shard_iterator(
-                StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            for record in self.kinesis.get_records(ShardIterator=iterator)["Records"]:
-                found.append({"key": record["PartitionKey"], "data": json.loads(record["Data"])})
-        return found
+        return [{"key": record["PartitionKey"], "data": json.loads(record["Data"])}
+                for record in stream_records(self.kinesis, self.env[stream_env])]
 
     def commands(self) -> list[Any]:
         return [COMMAND_ADAPTER.validate_python(r["data"]) for r in self.records("ORDER_COMMANDS_STREAM")]
@@ -458,16 +462,8 @@ class OrdersWorld:
         )
 
     def commands(self) -> list[tuple[str, NewOrderCommand | CancelOrderCommand]]:
-        stream = self.env["ORDER_COMMANDS_STREAM"]
-        found = []
-        for shard in self.kinesis.list_shards(StreamName=stream)["Shards"]:
-            iterator = self.kinesis.get_shard_iterator(
-                StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            for record in self.kinesis.get_records(ShardIterator=iterator)["Records"]:
-                command = COMMAND_ADAPTER.validate_json(record["Data"])
-                found.append((record["PartitionKey"], command))
-        return found
+        return [(record["PartitionKey"], COMMAND_ADAPTER.validate_json(record["Data"]))
+                for record in stream_records(self.kinesis, self.env["ORDER_COMMANDS_STREAM"])]
 
 
 class ConsumerWorld:
