@@ -199,11 +199,10 @@ def test_the_scheduled_flush_handler_redispatches_what_a_failed_batch_left(
     assert len(read_stream(aws, "SurveillanceAlertsStream")) == 1
 
 
-def test_an_episode_split_over_batches_and_containers_is_seen_and_an_older_batch_redelivered_changes_nothing(
-    aws: Any, consumer: Any
-) -> None:
-    # GIVEN a large buy by usr_a cancelled quickly while usr_a sells on the other side (spoofing),
-    # delivered over three batches
+
+def spoofing_episode() -> tuple[list[Any], list[Any], list[Any]]:
+    """usr_a's large buy (acc_a1), usr_a selling on the other side (acc_a2) to acc_b, then the
+    large buy cancelled quickly: spoofing, as three slices of events."""
     flow = Flow()
     spoof = [flow.accepted("o-spoof", "acc_a1", "buy", "5000", "99.00", 0)]
     real = [
@@ -211,7 +210,15 @@ def test_an_episode_split_over_batches_and_containers_is_seen_and_an_older_batch
         flow.accepted("o-sell", "acc_a2", "sell", "100", "100.00", 200),
         flow.trade(("o-bid", "acc_b"), ("o-sell", "acc_a2"), "100", "100.00", "sell", 200),
     ]
-    cancel = [flow.cancelled("o-spoof", "acc_a1", "5000", 900)]
+    return spoof, real, [flow.cancelled("o-spoof", "acc_a1", "5000", 900)]
+
+
+def test_an_episode_split_over_batches_and_containers_is_seen_and_an_older_batch_redelivered_changes_nothing(
+    aws: Any, consumer: Any
+) -> None:
+    # GIVEN a large buy by usr_a cancelled quickly while usr_a sells on the other side (spoofing),
+    # delivered over three batches
+    spoof, real, cancel = spoofing_episode()
     # WHEN they arrive in order, each to a new container (state restored from Redis: the snapshot
     # of the first batch, then the journal of the second), then the first one again
     assert _run(consumer, [{"events": spoof}], first=1) == {"batchItemFailures": []}
@@ -276,14 +283,7 @@ def test_a_symbol_locked_by_another_invocation_fails_the_batch_for_a_retry(redis
 
 def test_a_warm_container_reloads_a_symbol_another_container_moved_on(aws: Any, consumer: Any) -> None:
     # GIVEN container A applied usr_a's large buy, then container B applied the fill
-    flow = Flow()
-    spoof = [flow.accepted("o-spoof", "acc_a1", "buy", "5000", "99.00", 0)]
-    rest = [
-        flow.accepted("o-bid", "acc_b", "buy", "100", "100.00", 100),
-        flow.accepted("o-sell", "acc_a2", "sell", "100", "100.00", 200),
-        flow.trade(("o-bid", "acc_b"), ("o-sell", "acc_a2"), "100", "100.00", "sell", 200),
-    ]
-    cancel = [flow.cancelled("o-spoof", "acc_a1", "5000", 900)]
+    spoof, rest, cancel = spoofing_episode()
 
     def records(events: list[Any], number: int) -> list[tuple[str, bytes]]:
         (record,) = kinesis_event([{"events": events}], first=number)["Records"]
