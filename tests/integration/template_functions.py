@@ -17,6 +17,13 @@ from nexus.local.pollers import MemoryCheckpoints, StreamMapping
 from nexus.local.provision import AwsClients, load
 
 REGION = "us-east-1"
+TS = "2026-03-05T15:00:00.000000Z"  # a Thursday: its fills settle Monday 2026-03-09
+
+
+def engine_event(seq: int, kind: str, symbol: str = "AAPL", ts: str = TS, **fields: Any) -> dict[str, Any]:
+    """One engine event as it stands in an execution-events record: the envelope, then ``fields``."""
+    return {"event_id": f"{symbol}-{seq}", "type": kind, "version": 1, "ts": ts, "correlation_id": "c",
+            "symbol": symbol, "seq": seq, "epoch": 0, **fields}
 
 
 class TemplateFunctions:

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from helpers import eventually
-from template_functions import TemplateFunctions
+from template_functions import TS, TemplateFunctions
+from template_functions import engine_event as envelope
 
 CONSUMER = "OrdersConsumerFunction"
-TS = "2026-03-05T15:00:00.000000Z"
 
 
 class Orders(TemplateFunctions):
@@ -49,11 +49,6 @@ def orders(moto_endpoint: str) -> Iterator[Orders]:
     world = Orders(moto_endpoint)
     yield world
     world.close()
-
-
-def envelope(seq: int, kind: str, **fields: Any) -> dict[str, Any]:
-    return {"event_id": f"AAPL-{seq}", "type": kind, "version": 1, "ts": TS, "correlation_id": "c",
-            "symbol": "AAPL", "seq": seq, "epoch": 0, **fields}  # fmt: skip
 
 
 def test_the_templates_mapping_applies_execution_events_to_the_order_and_notifies(orders: Orders) -> None:

@@ -12,9 +12,7 @@ from typing import Any
 
 import pytest
 from helpers import eventually
-from template_functions import TemplateFunctions
-
-TS = "2026-03-05T15:00:00.000000Z"  # a Thursday: settles Monday 2026-03-09
+from template_functions import TemplateFunctions, engine_event
 
 
 class PortfolioConsumer(TemplateFunctions):
@@ -39,13 +37,8 @@ def consumer(moto_endpoint: str) -> Iterator[PortfolioConsumer]:
     world.close()
 
 
-def envelope(kind: str, seq: int, **fields: Any) -> dict[str, Any]:
-    return {"event_id": f"AAPL-{seq}", "type": kind, "version": 1, "ts": TS, "correlation_id": "c",
-            "symbol": "AAPL", "seq": seq, "epoch": 0, **fields}
-
-
 def venue_fill(seq: int, qty: str, price: str, fee: str, liquidity: str, venue: str, filled: str) -> dict[str, Any]:
-    return envelope("venue_fill", seq, order_id="r1", account_id="acc_r", side="buy", child_id=f"r1-c{seq}",
+    return engine_event(seq, "venue_fill", order_id="r1", account_id="acc_r", side="buy", child_id=f"r1-c{seq}",
                     venue=venue, mic=f"X{venue[:3]}", price=price, quantity=qty, liquidity=liquidity, fee=fee,
                     report_id=f"rep-{seq}", filled_quantity=filled, filled_notional="0",
                     remaining_quantity=str(10 - int(filled)))
@@ -54,11 +47,11 @@ def venue_fill(seq: int, qty: str, price: str, fee: str, liquidity: str, venue: 
 ROUTED_STEP = [  # one engine step: the routed buy of 10 filled on two venues, then its end
     venue_fill(1, "6", "150.00", "0.27", "taker", "ALPHA", "6"),
     venue_fill(2, "4", "150.10", "-0.08", "maker", "BETA", "10"),
-    envelope("route_ended", 3, order_id="r1", account_id="acc_r", side="buy", quantity="10", filled_quantity="10",
+    engine_event(3, "route_ended", order_id="r1", account_id="acc_r", side="buy", quantity="10", filled_quantity="10",
              filled_notional="1500.40", remaining_quantity="0", reason="filled"),
 ]
-TRADE = envelope(  # then the account takes 1 on our own book
-    "trade", 4, price="151.00", quantity="1", aggressor_side="buy", maker_order_id="s4", maker_account_id="acc_s",
+TRADE = engine_event(  # then the account takes 1 on our own book
+    4, "trade", price="151.00", quantity="1", aggressor_side="buy", maker_order_id="s4", maker_account_id="acc_s",
     taker_order_id="b4", taker_account_id="acc_r", maker_filled_quantity="1", maker_filled_notional="151.00",
     maker_remaining_quantity="0", taker_filled_quantity="1", taker_filled_notional="151.00",
     taker_remaining_quantity="0",
