@@ -49,14 +49,21 @@ def test_large_sells_cancelled_while_the_owner_buys_raise_one_alert() -> None:
     assert alert.evidence["cancelled_quantity"] == "5000" and alert.status == "open"
 
 
-def test_a_counterpart_fill_just_after_the_cancel_completes_the_alert() -> None:
-    # GIVEN the spoof is cancelled before the real buy fills (1.5 s later, within the post window)
+def cancelled_then_hit(hit_ms: int) -> Tape:
+    """acc_s1 bids 100 and offers a spoof of 5,000, cancels the spoof at 500 ms, and its bid is
+    hit ``hit_ms`` after the start."""
     tape = Tape()
     tape.new("XYZ", "RB", "acc_s1", "buy", D("99.95"), D(100), at(0))
     tape.new("XYZ", "SP", "acc_s1", "sell", D("100.05"), D(5000), at(10))
     tape.cancel("XYZ", "SP", "acc_s1", D(5000), at(500))
-    tape.new("XYZ", "HIT", "acc_x", "sell", D("99.95"), D(100), at(2000))
-    tape.trade("XYZ", at(2000), D("99.95"), D(100), "sell", ("HIT", "acc_x"), ("RB", "acc_s1"))
+    tape.new("XYZ", "HIT", "acc_x", "sell", D("99.95"), D(100), at(hit_ms))
+    tape.trade("XYZ", at(hit_ms), D("99.95"), D(100), "sell", ("HIT", "acc_x"), ("RB", "acc_s1"))
+    return tape
+
+
+def test_a_counterpart_fill_just_after_the_cancel_completes_the_alert() -> None:
+    # GIVEN the spoof is cancelled before the real buy fills (1.5 s later, within the post window)
+    tape = cancelled_then_hit(2000)
     # WHEN / THEN the alert comes with the fill
     alerts = run(SpoofingDetector(), decoded(tape, OWNERS))
     assert [a.evidence["order_ids"] for a in alerts] == [["SP"]]
@@ -78,12 +85,7 @@ def test_near_misses_just_under_each_threshold_raise_nothing() -> None:
 
 
 def test_counterpart_fill_after_the_post_window_is_not_spoofing() -> None:
-    tape = Tape()
-    tape.new("XYZ", "RB", "acc_s1", "buy", D("99.95"), D(100), at(0))
-    tape.new("XYZ", "SP", "acc_s1", "sell", D("100.05"), D(5000), at(10))
-    tape.cancel("XYZ", "SP", "acc_s1", D(5000), at(500))
-    tape.new("XYZ", "HIT", "acc_x", "sell", D("99.95"), D(100), at(2501))
-    tape.trade("XYZ", at(2501), D("99.95"), D(100), "sell", ("HIT", "acc_x"), ("RB", "acc_s1"))
+    tape = cancelled_then_hit(2501)
     assert run(SpoofingDetector(), decoded(tape, OWNERS)) == []
 
 
