@@ -190,6 +190,17 @@ class RouteOrderRequest(_Wire):
     ts: AwareDatetime
 
 
+class RouteCancelRequest(_Wire):
+    """What the orders API hands the routing service (the ``routing-requests`` queue) to cancel
+    a routed order whose remainder rests on an external venue: routing cancels it there and
+    sends the engine the order's end (``route_ended``, reason ``cancelled``)."""
+
+    type: Literal["cancel_route"] = "cancel_route"
+    order_id: str = Field(min_length=1, max_length=64)
+    account_id: str
+    ts: AwareDatetime
+
+
 class RoutedFill(_Wire):
     """One execution of a routed order's child on a simulated external venue. ``fee`` is the
     venue's charge in USD (negative: a rebate paid to the account); ``filled_quantity``,
@@ -232,6 +243,14 @@ class RoutedFillsCommand(_Wire):
     # at ``rest_price`` under the order's id, as any resting order (cancel, expiry, fills)
     rest_price: Decimal | None = None
     time_in_force: Literal["ioc", "gtc", "day"] = "ioc"
+    # The order keeps working on an external venue after these fills: the engine puts the
+    # ``venue_fill`` events in the sequence and nothing else (no end, no internal part). With
+    # ``rest_venue`` (the route's first command) the remainder has just come to rest on that
+    # venue at ``rest_price``: a ``route_working`` event follows the fills. Later commands of
+    # the same order (its fills on that venue, its end) are ``route-<order id>-<n>``.
+    working: bool = False
+    rest_venue: str | None = Field(default=None, max_length=64)
+    rest_mic: str | None = Field(default=None, max_length=16)
     ts: AwareDatetime
 
 
@@ -417,6 +436,25 @@ class RouteEndedEvent(EventEnvelope):
     reason: str
 
 
+class RouteWorkingEvent(EventEnvelope):
+    """A routed order's remainder rests on an external venue (``venue``, ``mic``) at ``price``
+    and works there (its fills come as ``venue_fill``, its end as ``route_ended``). ``filled_*``
+    and ``remaining_quantity``: the parent's totals so far."""
+
+    type: Literal["route_working"] = "route_working"
+    order_id: str
+    account_id: str
+    side: Side
+    quantity: Decimal
+    venue: str
+    mic: str | None = None
+    price: Decimal
+    time_in_force: Literal["gtc", "day"]
+    filled_quantity: Decimal
+    filled_notional: Decimal
+    remaining_quantity: Decimal
+
+
 # The events that change orders, positions and reservations: what the consumers of
 # ``execution-events`` receive (``nexus_common.batch.decode_execution_events``) ...
 ExecutionEventT: TypeAlias = (
@@ -431,6 +469,7 @@ ExecutionEventT: TypeAlias = (
     | ReplaceRejectedEvent
     | TriggeredEvent
     | VenueFillEvent
+    | RouteWorkingEvent
     | RouteEndedEvent
 )
 # ... and every type the engine emits (a consumer skips the types it has nothing to do with).
