@@ -220,7 +220,10 @@ def _decimal(value: object, signed: bool = False) -> bool:
 
 def parse_routed_fills(c: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     """The fills of a ``routed_fills`` command, each with exactly the fields a ``venue_fill``
-    event carries; None when the command is malformed (it is then dropped)."""
+    event carries; None when the command is malformed (it is then dropped): among others a
+    ``working`` that is not a bool, or a ``rest_venue`` (text, at most 64) / ``rest_mic`` (at most
+    16) that is not text or comes without what a rest on a venue needs (``working``, a gtc / day
+    ``rest_price``; ``rest_mic`` with a ``rest_venue``)."""
     get = c.get
     if not (_text(get("account_id")) and get("side") in _SIDES and _decimal(get("quantity"))
             and _text(get("end_reason"))):
@@ -229,7 +232,22 @@ def parse_routed_fills(c: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         price = get(name)
         if price is not None and not _decimal(price):
             return None
-    if get("time_in_force", "ioc") not in ("ioc", "gtc", "day"):
+    tif = get("time_in_force", "ioc")
+    if tif not in ("ioc", "gtc", "day"):
+        return None
+    # Working on an external venue: ``rest_venue`` (and ``rest_mic``) only on the route's first
+    # command, which says where the remainder rests and at what price (a gtc / day order's).
+    working = get("working")
+    if working is None:
+        working = False
+    if type(working) is not bool:
+        return None
+    rest_venue = get("rest_venue")
+    rest_mic = get("rest_mic")
+    if rest_venue is not None and not (_text(rest_venue) and working and tif != "ioc"
+                                       and get("rest_price") is not None):
+        return None
+    if rest_mic is not None and not (_text(rest_mic, 16) and rest_venue is not None):
         return None
     fills = get("fills")
     if type(fills) is not list or len(fills) > MAX_ROUTED_FILLS:

@@ -66,6 +66,7 @@ from nexus_matching.render import (
     cancel_rejected,
     rejected,
     render,
+    route_working,
     routed_events,
     trading_status,
 )
@@ -230,8 +231,12 @@ class MatchingEngine:
         with ``internal_price`` what is left takes this book's liquidity up to that price; then,
         with ``rest_price`` (``gtc`` / ``day``), what is still left rests at that price (an
         ``accepted`` first when nothing filled yet), else it is cancelled as an IOC's remainder.
-        Without either, or when that part cannot run, a ``route_ended``. The command id goes into
-        the window of seen ids: a resent command (a routing retry) is dropped."""
+        Without either, or when that part cannot run, a ``route_ended``. ``working``: the order
+        keeps working on an external venue, so the fills only (no internal part, no end), and
+        with ``rest_venue`` (the route's first command) a ``route_working`` after them saying
+        where it rests; a later command of the order brings its fills there, or its end. The
+        command id goes into the window of seen ids: a resent command (a routing retry) is
+        dropped."""
         fills = parse_routed_fills(command)
         order_id = command["order_id"]
         if fills is None or self._seen.contains(command_id) or self._taken(self._markets.get(symbol), order_id):
@@ -242,7 +247,8 @@ class MatchingEngine:
         order = None
         rest_ticks = 0
         refused = ""
-        if command.get("internal_price") is not None or command.get("rest_price") is not None:
+        working = command.get("working") is True
+        if not working and (command.get("internal_price") is not None or command.get("rest_price") is not None):
             if market is None:
                 refused = "unknown_symbol"
             else:
@@ -255,7 +261,10 @@ class MatchingEngine:
         shown = dict(command)
         if refused:
             shown["end_reason"] = refused  # its part here could not run: that is why it ended
-        events = routed_events(symbol, first, self._epoch, ts, command_id, shown, fills, end=order is None)
+        events = routed_events(symbol, first, self._epoch, ts, command_id, shown, fills,
+                               end=order is None and not working)
+        if working and command.get("rest_venue") is not None:
+            events.append(route_working(symbol, first + len(events), self._epoch, ts, command_id, command, fills))
         for _ in events:
             self._next_seq(symbol)
         if order is None or market is None:

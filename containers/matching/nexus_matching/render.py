@@ -237,7 +237,28 @@ def routed_events(
     return events
 
 
+def route_working(
+    symbol: str, seq: int, epoch: int, ts: str, command_id: str, c: Any, fills: list[Event]
+) -> Event:
+    """A ``route_working`` event: the routed order's remainder rests on the external venue
+    ``rest_venue`` at ``rest_price``, with the parent's totals (those of its last fill; nothing
+    filled: zero, all remaining)."""
+    event = order_event("route_working", symbol, seq, epoch, ts, command_id, c["order_id"], c["account_id"])
+    last = fills[-1] if fills else None
+    quantity = c["quantity"]
+    event["side"] = c["side"]
+    event["quantity"] = quantity
+    event["venue"] = c["rest_venue"]
+    event["mic"] = c.get("rest_mic")
+    event["price"] = c["rest_price"]
+    event["time_in_force"] = c["time_in_force"]
+    event["filled_quantity"] = "0" if last is None else last["filled_quantity"]
+    event["filled_notional"] = "0" if last is None else last["filled_notional"]
+    event["remaining_quantity"] = quantity if last is None else last["remaining_quantity"]
+    return event
+
+
 __all__ = [
     "ACCEPT", "CANCEL", "EXPIRE", "REPLACE", "TRADE", "TRIGGER", "Event", "cancel_rejected", "order_event",
-    "rejected", "render", "routed_events", "trading_status",
+    "rejected", "render", "route_working", "routed_events", "trading_status",
 ]

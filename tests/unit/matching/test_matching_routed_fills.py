@@ -142,3 +142,118 @@ def test_a_routed_order_with_nothing_filled_rests_announced_by_accepted(venue: C
     assert (accepted["order_id"], accepted["price"], accepted["quantity"], accepted["time_in_force"]) == (
         "p1", "99.5", "100", "day")
     assert accepted["expire_at"] is not None
+
+
+# -- a routed order working on an external venue ----------------------------------------------
+
+
+def resting_on_arcx(fills: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """The route's first command of a gtc routed buy whose remainder rests on ARCX-SIM at 99.99."""
+    return routed(fills, reason="rest") | {"working": True, "rest_venue": "ARCX-SIM", "rest_mic": "ARCX",
+                                           "rest_price": "99.99", "time_in_force": "gtc"} | extra
+
+
+def test_a_remainder_resting_on_an_external_venue_is_the_fills_then_route_working(
+    venue: Checked, cmd: Commands
+) -> None:
+    # GIVEN an offer on the internal book at the routed order's price (seq 1, 2)
+    venue.process(cmd.new("s1", "sell", "50", "99.99", account="acct-2"))
+    # WHEN a gtc routed buy of 100 filled 40 on ARCX-SIM and its 60 left rest there at 99.99
+    events = venue.process(resting_on_arcx([fill(1, "100.01", "40", "40", "4000.4", "60")]))
+    # THEN the venue fill then route_ended's sibling, route_working, with the parent's totals
+    assert [e["type"] for e in events] == ["venue_fill", "route_working"]
+    assert [e["seq"] for e in events] == [3, 4]
+    working = events[1]
+    assert (working["order_id"], working["account_id"], working["side"], working["quantity"]) == (
+        "p1", "acct-1", "buy", "100")
+    assert (working["venue"], working["mic"], working["price"], working["time_in_force"]) == (
+        "ARCX-SIM", "ARCX", "99.99", "gtc")
+    assert (working["filled_quantity"], working["filled_notional"], working["remaining_quantity"]) == (
+        "40", "4000.4", "60")
+    # AND nothing ran on the internal book: the offer at 99.99 is untouched, no bid rests
+    depth = venue.engine.book_depth("AAPL", 5)
+    assert depth["asks"] == [(9999, 50, 1)] and depth["bids"] == []
+
+
+def test_a_remainder_resting_with_nothing_filled_is_route_working_with_everything_remaining(
+    venue: Checked,
+) -> None:
+    events = venue.process(resting_on_arcx([], time_in_force="day", rest_mic=None))
+    assert [e["type"] for e in events] == ["route_working"]
+    working = events[0]
+    assert (working["filled_quantity"], working["filled_notional"], working["remaining_quantity"]) == (
+        "0", "0", "100")
+    assert (working["time_in_force"], working["mic"]) == ("day", None)
+
+
+def test_a_working_orders_later_fills_then_its_end_follow_in_the_sequence(venue: Checked) -> None:
+    # GIVEN a routed order resting on ARCX-SIM after 40 filled (seq 1, 2)
+    venue.process(resting_on_arcx([fill(1, "100.01", "40", "40", "4000.4", "60")]))
+    # WHEN the venue fills 50 of the resting child (a continuation command, still working)
+    later = routed([fill(2, "99.99", "50", "90", "8999.9", "10")], reason="rest") | {
+        "command_id": "route-p1-1", "working": True, "time_in_force": "gtc"}
+    events = venue.process(later)
+    # THEN only the fill, next in the sequence: no route_working again, no end
+    assert [(e["type"], e["seq"]) for e in events] == [("venue_fill", 3)]
+    assert events[0]["filled_quantity"] == "90"
+    # WHEN the order is then cancelled on the venue (its last command, no longer working)
+    end = routed([], reason="cancelled") | {"command_id": "route-p1-2", "time_in_force": "gtc"}
+    events = venue.process(end)
+    # THEN one route_ended with the reason (nothing filled in this command: its own totals)
+    assert [(e["type"], e["seq"]) for e in events] == [("route_ended", 4)]
+    assert events[0]["reason"] == "cancelled"
+
+
+def test_a_working_orders_last_fill_then_route_ended_filled(venue: Checked) -> None:
+    venue.process(resting_on_arcx([]))
+    end = routed([fill(2, "99.99", "100", "100", "9999", "0")], reason="filled") | {
+        "command_id": "route-p1-1", "time_in_force": "gtc", "working": False}
+    events = venue.process(end)
+    assert [e["type"] for e in events] == ["venue_fill", "route_ended"]
+    assert (events[1]["reason"], events[1]["filled_quantity"], events[1]["remaining_quantity"]) == (
+        "filled", "100", "0")
+
+
+def test_a_working_continuation_with_no_fill_emits_nothing_and_is_not_dropped(venue: Checked) -> None:
+    engine: MatchingEngine = venue.engine
+    venue.process(resting_on_arcx([]))
+    before = engine.dropped_commands
+    assert venue.process(routed([]) | {"command_id": "route-p1-1", "working": True}) == []
+    assert engine.dropped_commands == before
+
+
+def test_a_resent_working_command_is_dropped(venue: Checked) -> None:
+    # GIVEN the route's first command and one continuation were applied
+    first = resting_on_arcx([fill(1, "100.01", "40", "40", "4000.4", "60")])
+    later = routed([fill(2, "99.99", "50", "90", "8999.9", "10")]) | {"command_id": "route-p1-1", "working": True}
+    assert len(venue.process(first)) == 2
+    assert len(venue.process(later)) == 1
+    engine: MatchingEngine = venue.engine
+    before = engine.dropped_commands
+    # WHEN routing resends either, THEN nothing is emitted and the sequence does not move
+    assert venue.process(dict(first)) == []
+    assert venue.process(dict(later)) == []
+    assert engine.dropped_commands == before + 2
+    assert venue.process(routed([], order_id="p2"))[0]["seq"] == 4
+
+
+@pytest.mark.parametrize("broken", [
+    {"working": "yes"},
+    {"working": 1},
+    {"rest_venue": ""},
+    {"rest_venue": 7},
+    {"rest_venue": "V" * 65},
+    {"rest_mic": "M" * 17},
+    {"rest_mic": ["ARCX"]},
+    {"working": False},  # a rest on a venue is working
+    {"time_in_force": "ioc"},  # only a gtc / day remainder rests
+    {"rest_price": None},
+    {"rest_price": "99.99.1"},
+    {"rest_venue": None},  # a rest_mic without its venue
+])
+def test_a_malformed_working_command_is_dropped(venue: Checked, broken: dict[str, Any]) -> None:
+    engine: MatchingEngine = venue.engine
+    before = engine.dropped_commands
+    assert venue.process(resting_on_arcx([fill(1, "100.01", "40", "40", "4000.4", "60")], **broken)) == []
+    assert engine.dropped_commands == before + 1
+    assert venue.process(routed([], order_id="p2"))[0]["seq"] == 1
