@@ -19,6 +19,7 @@ from nexus_common.events import (
     ReplacedEvent,
     ReplaceRejectedEvent,
     RouteEndedEvent,
+    RouteWorkingEvent,
     TradeEvent,
     TriggeredEvent,
     VenueFillEvent,
@@ -148,20 +149,38 @@ def order_changes(event: ExecutionEventT) -> list[OrderChange]:
             "fee": fmt(event.fee),
         }
         return [_change(event, event.order_id, event.account_id, values, kind, extra={"trade": fill})]
+    if isinstance(event, RouteWorkingEvent):
+        return [_route_working(event, ts)]
     if isinstance(event, RouteEndedEvent):
         return [_route_ended(event, ts)]
     return []
 
 
+def _route_working(event: RouteWorkingEvent, ts: str) -> OrderChange:
+    """The routed parent's remainder rests on an external venue: it is open there, ``rests_on``
+    names the venue (where the orders API sends its cancel). Nothing filled yet: ``new``, as an
+    accepted order (and, as one, no notice); else the totals of the fills before it again (its
+    status stays the venue fill's ``partially_filled``, whose notice the account already had)."""
+    values, _ = _fill_values(event.filled_quantity, event.filled_notional, event.remaining_quantity, ts)
+    if event.filled_quantity == 0:
+        values["status"] = "new"
+    values["rests_on"] = event.venue
+    return _change(event, event.order_id, event.account_id, values)
+
+
 def _route_ended(event: RouteEndedEvent, ts: str) -> OrderChange:
     """The routed parent is done. All filled: the last fill's absolute values again (a parent
     already filled stays as it is; the fill already told the account, so no second notice).
-    Otherwise its remainder is cancelled like an IOC's, with the route's reason."""
+    Otherwise its remainder is cancelled like an IOC's, with the route's reason, or (reason
+    ``expired``: a day order that rested on an external venue) expired like an expired order.
+    Either way a cancel request is settled: ``cancel_requested`` goes, as with any end."""
     values, _ = _fill_values(event.filled_quantity, event.filled_notional, event.remaining_quantity, ts)
+    done = ("cancel_requested", "cancel_requested_at")
     if event.remaining_quantity == 0:
-        return _change(event, event.order_id, event.account_id, values)
-    values.update(status="cancelled", cancel_reason=event.reason, remaining_quantity=Decimal(0))
-    return _change(event, event.order_id, event.account_id, values, "order_cancelled")
+        return _change(event, event.order_id, event.account_id, values, remove=done)
+    status = "expired" if event.reason == "expired" else "cancelled"
+    values.update(status=status, cancel_reason=event.reason, remaining_quantity=Decimal(0))
+    return _change(event, event.order_id, event.account_id, values, f"order_{status}", remove=done)
 
 
 def _change(

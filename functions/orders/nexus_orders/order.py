@@ -104,6 +104,9 @@ class Order(BaseModel):
     # A routed (parent) order: its routing instruction (``strategy``, ``max_venues``, ``urgency``);
     # the routing service executes it on the venues and the engine sequences its fills.
     routing: dict[str, Any] | None = None
+    # A routed order whose remainder rests on an external venue (``route_working``): the venue's
+    # name. The orders API sends a cancel of such an order to routing, which cancels it there.
+    rests_on: str | None = None
     # sha256 of the ENTRY_TERMS as entered (``terms_digest``), never changed by a replace: what a
     # repeated client_order_id is compared with. Absent on orders stored before it existed.
     terms_digest: str | None = None
@@ -159,6 +162,8 @@ class Order(BaseModel):
             venues = self.routing.get("max_venues")
             body["routing"] = {"strategy": self.routing["strategy"], "urgency": self.routing.get("urgency", "normal"),
                                "max_venues": None if venues is None else int(venues)}
+        if self.rests_on is not None:
+            body["rests_on"] = self.rests_on
         return body
 
 

@@ -7,7 +7,8 @@ remaining_quantity N, created_at, updated_at, last_seq N?, reject_reason?, cance
 cancel_requested BOOL?, cancel_requested_at?``, and the engine instructions and OCO/replace
 fields of ``order.Order`` when set (``stop_price``, ``expire_at``, ``post_only``,
 ``display_quantity``, ``stp``, ``triggered``, ``group_id``, ``leg``, ``replace_count``,
-``replace_pending``, ``price_topup``, ``cover_rate``).
+``replace_pending``, ``price_topup``, ``cover_rate``) and ``rests_on`` (a routed order resting on
+an external venue: the venue).
 
 The same table holds the reservation terms of each replace of a reserved order, for the risk
 consumer (``nexus_common.risk``): items ``<order_id>~r<n>`` and ``<order_id>~p<n>`` with
