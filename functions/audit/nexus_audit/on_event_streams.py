@@ -29,7 +29,7 @@ streams_log = lazy(lambda: DynamoAuditLog(streams_settings().audit_table))
 
 _ENGINE_TYPES = frozenset(
     {"accepted", "rejected", "trade", "cancelled", "cancel_rejected", "book", "expired", "replaced",
-     "replace_rejected", "triggered", "venue_fill", "route_ended"}
+     "replace_rejected", "triggered", "venue_fill", "route_working", "route_ended"}
 )  # fmt: skip
 
 

@@ -15,15 +15,18 @@ source                        entries (``event_id``)
                               ``replace_requested``, ``oco`` -> ``oco_received`` on the group and
                               on each leg (legs linked to each other), ``mass_cancel`` -> on the
                               account, ``routed_fills`` -> ``routed_fills_received`` on the
-                              routed parent order (its fill count, end reason) (``command_id``)
+                              routed parent order (its fill count, end reason; working on a
+                              venue: ``working``, ``rest_venue``, ``rest_price``) (``command_id``)
 ``execution-events``          every engine event of an order (``accepted``, ``rejected``,
 (Kinesis)                     ``cancelled``, ``expired``, ``replaced``, ``triggered``,
                               ``cancel_rejected``, ``replace_rejected``) on the order; a
                               ``trade`` on ``trade#<event id>`` linked to both orders and on each
                               order (``order_filled``) linked to the trade and the other order;
                               a routed parent's ``venue_fill`` (venue, price, quantity, the
-                              venue's fee) and ``route_ended`` on the parent order
-                              (``order_venue_fill``, ``order_route_ended``), linked to its account
+                              venue's fee), ``route_working`` (the external venue and price its
+                              remainder rests at) and ``route_ended`` on the parent order
+                              (``order_venue_fill``, ``order_route_working``,
+                              ``order_route_ended``), linked to its account
                               (a fill also to ``trade:<event id>``, where its ledger entry and
                               settlement are kept; no ``trade`` record: not a trade of this venue);
                               an OCO leg's events also on its group (``<symbol>-<seq>``).
@@ -237,6 +240,9 @@ def from_command(command: Mapping[str, Any]) -> list[AuditEntry]:
         details = {
             **base, "side": command.get("side"), "quantity": command.get("quantity"),
             "fills": len(fills) if isinstance(fills, list) else None, "end_reason": command.get("end_reason"),
+            # working on an external venue: where its remainder rests (the route's first command)
+            "working": True if command.get("working") is True else None, "rest_venue": command.get("rest_venue"),
+            "rest_price": command.get("rest_price") if command.get("rest_venue") is not None else None,
         }  # fmt: skip
         return [entry("order", command.get("order_id"), "routed_fills_received", account_link, details)]
     if kind == "oco":

@@ -79,3 +79,42 @@ def test_a_routed_parent_keeps_its_command_its_venue_fill_and_its_end(aws: Any, 
     assert (ended["details"]["reason"], ended["details"]["remaining_quantity"]) == ("no_liquidity", "70")
     # AND no platform trade was recorded for an external fill
     assert _records(aws, "trade#AAPL-5") == []
+
+
+def test_a_routed_parent_resting_on_a_venue_keeps_where_it_rests_and_its_later_commands(
+    aws: Any, streams: Any
+) -> None:
+    # GIVEN the route's first command (30 filled, 70 rest on ARCA at 99.90) and a later one
+    first = {**COMMAND, "end_reason": "rest", "working": True, "rest_venue": "ARCA", "rest_mic": "ARCX",
+             "rest_price": "99.90", "time_in_force": "gtc"}
+    later = {**COMMAND, "command_id": "route-P1-1", "end_reason": "rest", "working": True, "fills": [],
+             "time_in_force": "gtc"}
+    working = {
+        "type": "route_working", "order_id": "P1", "account_id": "acc_1", "side": "buy", "quantity": "100",
+        "venue": "ARCA", "mic": "ARCX", "price": "99.90", "time_in_force": "gtc", "filled_quantity": "30",
+        "filled_notional": "3003.00", "remaining_quantity": "70",
+    }  # fmt: skip
+    events = _kinesis(aws, "ExecutionEventsStream", {"events": [
+        {**ENVELOPE, **FILL, "event_id": "AAPL-5", "seq": 5, "ts": "2026-01-05T14:31:00.000000Z"},
+        {**ENVELOPE, **working, "event_id": "AAPL-6", "seq": 6, "ts": "2026-01-05T14:31:00.000000Z"},
+    ]})  # fmt: skip
+    # WHEN the audit consumer reads them, the events twice (a redelivery)
+    for batch in (_kinesis(aws, "OrderCommandsStream", first), _kinesis(aws, "OrderCommandsStream", later),
+                  events, events):
+        assert streams.handler(batch, FakeLambdaContext()) == {"batchItemFailures": []}
+    # THEN the parent's trail holds both commands, the fill and where it rests, each once
+    trail = _records(aws, "order#P1")
+    assert sorted((r["kind"], r["event_id"]) for r in trail) == [
+        ("order_route_working", "AAPL-6"),
+        ("order_venue_fill", "AAPL-5"),
+        ("routed_fills_received", "cmd:route-P1"),
+        ("routed_fills_received", "cmd:route-P1-1"),
+    ]
+    by_id = {r["event_id"]: r for r in trail}
+    assert {k: by_id["cmd:route-P1"]["details"][k] for k in ("working", "rest_venue", "rest_price")} == {
+        "working": "true", "rest_venue": "ARCA", "rest_price": "99.90"}
+    assert "rest_venue" not in by_id["cmd:route-P1-1"]["details"]
+    rest = by_id["AAPL-6"]
+    assert {k: rest["details"][k] for k in ("venue", "mic", "price", "time_in_force", "remaining_quantity")} == {
+        "venue": "ARCA", "mic": "ARCX", "price": "99.9", "time_in_force": "gtc", "remaining_quantity": "70"}
+    assert "account:acc_1" in rest["links"]
