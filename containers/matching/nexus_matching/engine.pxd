@@ -35,6 +35,7 @@ cdef class MatchingEngine:
     cdef public object _last_now
     cdef public object dropped_commands
     cdef public set _halted
+    cdef public dict _working
 
     cdef bint _taken(self, Market m, str order_id) except -1
     cdef _remember(self, str order_id)

@@ -138,6 +138,10 @@ class MatchingEngine:
         self._last_now = 0  # ... and its instant in microseconds
         self.dropped_commands = 0
         self._halted: set[str] = set()  # symbols halted by a ``halt`` command (see "Halts")
+        # Routed orders working on an external venue: order id -> the parent's totals so far
+        # (filled quantity, notional, remaining, as the fills carried them), for the end of one
+        # that comes without a fill (a cancel or expiry on the venue).
+        self._working: dict[str, tuple[str, str, str]] = {}
         self.set_epoch(epoch)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -235,6 +239,7 @@ class MatchingEngine:
         keeps working on an external venue, so the fills only (no internal part, no end), and
         with ``rest_venue`` (the route's first command) a ``route_working`` after them saying
         where it rests; a later command of the order brings its fills there, or its end. The
+        engine keeps a working order's totals, for an end without a fill (its totals). The
         command id goes into the window of seen ids: a resent command (a routing retry) is
         dropped."""
         fills = parse_routed_fills(command)
@@ -261,8 +266,17 @@ class MatchingEngine:
         shown = dict(command)
         if refused:
             shown["end_reason"] = refused  # its part here could not run: that is why it ended
+        totals = None  # a working order's totals so far, for its end without a fill
+        if working:
+            last = fills[-1] if fills else None
+            self._working[order_id] = (
+                (last["filled_quantity"], last["filled_notional"], last["remaining_quantity"]) if last is not None
+                else self._working.get(order_id) or ("0", "0", command["quantity"])
+            )
+        else:
+            totals = self._working.pop(order_id, None)
         events = routed_events(symbol, first, self._epoch, ts, command_id, shown, fills,
-                               end=order is None and not working)
+                               end=order is None and not working, totals=totals)
         if working and command.get("rest_venue") is not None:
             events.append(route_working(symbol, first + len(events), self._epoch, ts, command_id, command, fills))
         for _ in events:

@@ -209,11 +209,13 @@ def trading_status(symbol: str, seq: int, epoch: int, ts: str, command_id: str, 
 
 
 def routed_events(
-    symbol: str, first_seq: int, epoch: int, ts: str, command_id: str, c: Any, fills: list[Event], end: bool = True
+    symbol: str, first_seq: int, epoch: int, ts: str, command_id: str, c: Any, fills: list[Event], end: bool = True,
+    totals: tuple[str, str, str] | None = None,
 ) -> list[Event]:
     """A ``routed_fills`` command's events: one ``venue_fill`` per fill, then (``end``)
-    ``route_ended`` with the parent's totals (those of its last fill; nothing filled: zero, all
-    remaining)."""
+    ``route_ended`` with the parent's totals (those of its last fill; without a fill ``totals``,
+    the filled quantity, notional and remaining of an order that worked on a venue, else zero,
+    all remaining)."""
     order_id, account_id, side, quantity = c["order_id"], c["account_id"], c["side"], c["quantity"]
     events: list[Event] = []
     seq = first_seq
@@ -229,9 +231,11 @@ def routed_events(
     last = fills[-1] if fills else None
     ended["side"] = side
     ended["quantity"] = quantity
-    ended["filled_quantity"] = "0" if last is None else last["filled_quantity"]
-    ended["filled_notional"] = "0" if last is None else last["filled_notional"]
-    ended["remaining_quantity"] = quantity if last is None else last["remaining_quantity"]
+    if last is not None:
+        totals = (last["filled_quantity"], last["filled_notional"], last["remaining_quantity"])
+    elif totals is None:
+        totals = ("0", "0", quantity)
+    ended["filled_quantity"], ended["filled_notional"], ended["remaining_quantity"] = totals
     ended["reason"] = c["end_reason"]
     events.append(ended)
     return events

@@ -1,10 +1,11 @@
 """Snapshot and restore of the matching engine's state: JSON-ready data, deterministic.
 
 ``snapshot_of`` writes the full state (every book with its parked stops, the counters, the event
-sequences, the window of seen ids, the halted symbols) so that an engine ``restore_engine``
-rebuilds from it continues exactly as the original would have; ``MatchingEngine.snapshot`` and
-``MatchingEngine.restore`` are these two. Format 4; ``restore_engine`` also reads formats 2 and 3
-(docs/matching-engine.md, "Idempotency").
+sequences, the window of seen ids, the halted symbols, the totals of the routed orders working
+on external venues) so that an engine ``restore_engine`` rebuilds from it continues exactly as
+the original would have; ``MatchingEngine.snapshot`` and ``MatchingEngine.restore`` are these
+two. Format 5; ``restore_engine`` also reads formats 2 to 4 (docs/matching-engine.md,
+"Idempotency").
 
 Run at start-up and at each snapshot, never per command: this module is not compiled. It reads
 and sets the engine's and the markets' fields, the engine's own state.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 from nexus_common.instruments import Instrument
 
 from nexus_matching.book import STOP, OcoGroup, Order, OrderBook
+from nexus_matching.commands import DECIMAL_RE
 from nexus_matching.config import EngineConfig
 from nexus_matching.market import by_arrival
 from nexus_matching.seen import SeenIds
@@ -27,10 +29,10 @@ from nexus_matching.seen import SeenIds
 if TYPE_CHECKING:
     from nexus_matching.engine import MatchingEngine
 
-SNAPSHOT_FORMAT: Final = 4
+SNAPSHOT_FORMAT: Final = 5
 # Older snapshot formats ``restore`` still reads (format 2: one unbounded list of seen ids;
-# formats 2 and 3: no halted symbols).
-READABLE_FORMATS: Final = (2, 3, 4)
+# formats 2 and 3: no halted symbols; formats 2 to 4: no routed orders working on external venues).
+READABLE_FORMATS: Final = (2, 3, 4, 5)
 
 
 def snapshot_of(engine: MatchingEngine) -> dict[str, Any]:
@@ -62,6 +64,7 @@ def snapshot_of(engine: MatchingEngine) -> dict[str, Any]:
         "books": books,
         "seen_order_ids": {"previous": sorted(engine._seen.previous), "current": sorted(engine._seen.current)},
         "halted": sorted(engine._halted),
+        "working_routes": {order_id: list(engine._working[order_id]) for order_id in sorted(engine._working)},
     }
 
 def restore_engine(
@@ -147,6 +150,14 @@ def restore_engine(
         if type(halted) is not list or not all(type(symbol) is str and symbol for symbol in halted):
             raise ValueError("malformed halted symbols")
         engine._halted = set(halted)
+        working = state["working_routes"] if version >= 5 else {}
+        if type(working) is not dict or not all(
+            type(order_id) is str and order_id and type(totals) is list and len(totals) == 3
+            and all(type(value) is str and DECIMAL_RE.fullmatch(value) for value in totals)
+            for order_id, totals in working.items()
+        ):
+            raise ValueError("malformed working routes")
+        engine._working = {order_id: (totals[0], totals[1], totals[2]) for order_id, totals in working.items()}
         if version == 2:
             for market in engine._markets.values():
                 live = {order_id for order_id, _ in market.book.orders.items()} | market.pending.keys()

@@ -140,7 +140,7 @@ def test_a_format_2_snapshot_restores_with_every_old_id_remembered(
     state = venue.engine.snapshot()
     seen = state["seen_order_ids"]
     old = {**state, "format": 2, "seen_order_ids": sorted(seen["previous"] + seen["current"])}
-    assert SNAPSHOT_FORMAT == 4
+    assert SNAPSHOT_FORMAT == 5
     # WHEN it is restored
     restored = MatchingEngine.restore(json.loads(json.dumps(old)), instruments)
     # THEN the book is back, and a resend of either order is still ignored

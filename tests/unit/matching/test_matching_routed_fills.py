@@ -4,6 +4,7 @@ the book alone, drops a resent command, and drops a malformed one."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -196,12 +197,14 @@ def test_a_working_orders_later_fills_then_its_end_follow_in_the_sequence(venue:
     # THEN only the fill, next in the sequence: no route_working again, no end
     assert [(e["type"], e["seq"]) for e in events] == [("venue_fill", 3)]
     assert events[0]["filled_quantity"] == "90"
-    # WHEN the order is then cancelled on the venue (its last command, no longer working)
+    # WHEN the order is then cancelled on the venue (its last command, no longer working, no fill)
     end = routed([], reason="cancelled") | {"command_id": "route-p1-2", "time_in_force": "gtc"}
     events = venue.process(end)
-    # THEN one route_ended with the reason (nothing filled in this command: its own totals)
+    # THEN one route_ended with the reason and the order's totals of its last fill: 10 will not fill
     assert [(e["type"], e["seq"]) for e in events] == [("route_ended", 4)]
-    assert events[0]["reason"] == "cancelled"
+    ended = events[0]
+    assert (ended["reason"], ended["filled_quantity"], ended["filled_notional"], ended["remaining_quantity"]) == (
+        "cancelled", "90", "8999.9", "10")
 
 
 def test_a_working_orders_last_fill_then_route_ended_filled(venue: Checked) -> None:
@@ -257,3 +260,43 @@ def test_a_malformed_working_command_is_dropped(venue: Checked, broken: dict[str
     assert venue.process(resting_on_arcx([fill(1, "100.01", "40", "40", "4000.4", "60")], **broken)) == []
     assert engine.dropped_commands == before + 1
     assert venue.process(routed([], order_id="p2"))[0]["seq"] == 1
+
+
+def test_an_order_that_rested_with_nothing_filled_ends_with_everything_remaining(venue: Checked) -> None:
+    venue.process(resting_on_arcx([], time_in_force="day"))
+    events = venue.process(routed([], reason="expired") | {"command_id": "route-p1-1", "time_in_force": "day"})
+    assert [(e["type"], e["reason"], e["filled_quantity"], e["remaining_quantity"]) for e in events] == [
+        ("route_ended", "expired", "0", "100")]
+
+
+def test_a_restored_engine_ends_a_working_order_with_its_totals(venue: Checked, instruments: Any) -> None:
+    # GIVEN a routed order that filled 40 and rests on ARCX-SIM, then a snapshot (through JSON)
+    venue.process(resting_on_arcx([fill(1, "100.01", "40", "40", "4000.4", "60")]))
+    state = json.loads(json.dumps(venue.engine.snapshot()))
+    assert state["working_routes"] == {"p1": ["40", "4000.4", "60"]}
+    restored = MatchingEngine.restore(state, instruments)
+    # WHEN its end (cancelled on the venue, no fill) reaches the restored engine
+    events = restored.process(routed([], reason="cancelled") | {"command_id": "route-p1-1", "time_in_force": "gtc"})
+    # THEN the end carries the totals from before the snapshot, and the order is forgotten
+    assert [(e["type"], e["filled_quantity"], e["remaining_quantity"]) for e in events] == [
+        ("route_ended", "40", "60")]
+    assert restored.snapshot()["working_routes"] == {}
+
+
+def test_a_format_4_snapshot_restores_with_no_working_order(venue: Checked, instruments: Any) -> None:
+    state = {k: v for k, v in venue.engine.snapshot().items() if k != "working_routes"} | {"format": 4}
+    assert MatchingEngine.restore(state, instruments).snapshot()["working_routes"] == {}
+
+
+@pytest.mark.parametrize("working", [
+    [["p1", "1", "1", "1"]],
+    {"p1": ["1", "1"]},
+    {"p1": ["1", "1", 1]},
+    {"p1": ["1", "1", "1e3"]},
+    {"": ["1", "1", "1"]},
+])
+def test_a_snapshot_with_malformed_working_routes_is_refused(
+    venue: Checked, instruments: Any, working: Any
+) -> None:
+    with pytest.raises(ValueError):
+        MatchingEngine.restore(venue.engine.snapshot() | {"working_routes": working}, instruments)
