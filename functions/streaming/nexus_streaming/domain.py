@@ -7,7 +7,9 @@ Channels: ``trades:<SYMBOL>``, ``book:<SYMBOL>``, ``ticker:<SYMBOL>`` (public, p
 ``execution-events`` record (one engine step of one symbol) into the messages of each channel,
 in event order; the publisher numbers them per channel. A routed order's fills on external venues
 (``venue_fill``) and its end (``route_ended``) reach its account's ``fills`` and ``orders``
-channels only: they are not trades of this venue (no ``trades``, ``ticker`` or ``book`` message).
+channels only: they are not trades of this venue (no ``trades``, ``ticker`` or ``book`` message);
+its rest on an external venue (``route_working``) is an ``orders`` update (``new``, or
+``partially_filled`` after fills) naming the venue and price.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from nexus_common.events import (
     CancelRejectedEvent,
     RejectedEvent,
     RouteEndedEvent,
+    RouteWorkingEvent,
     TradeEvent,
     VenueFillEvent,
     iso,
@@ -211,8 +214,18 @@ def fan_out(events: Sequence[ExecutionEventT]) -> FanOut | None:
             result.add(f"fills:{event.account_id}", fill)
             totals = {k: fill[k] for k in ("filled_quantity", "remaining_quantity")}
             result.add(f"orders:{event.account_id}", _order_update(event, fill["status"], **totals))
+        elif isinstance(event, RouteWorkingEvent):  # its remainder rests on an external venue
+            status = "new" if event.filled_quantity == 0 else "partially_filled"
+            rest = {
+                "side": event.side, "quantity": fmt(event.quantity), "price": fmt(event.price),
+                "time_in_force": event.time_in_force, "venue": event.venue,
+                "filled_quantity": fmt(event.filled_quantity), "remaining_quantity": fmt(event.remaining_quantity),
+            }  # fmt: skip
+            result.add(f"orders:{event.account_id}", _order_update(event, status, **rest))
         elif isinstance(event, RouteEndedEvent):
             status = "filled" if event.remaining_quantity == 0 else "cancelled"
+            if event.remaining_quantity and event.reason == "expired":  # a day order rested on a venue
+                status = "expired"
             totals = {
                 "filled_quantity": fmt(event.filled_quantity),
                 "remaining_quantity": fmt(event.remaining_quantity),

@@ -8,6 +8,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from lambda_events import load_event
 from nexus_matching.engine import MatchingEngine
 
 if TYPE_CHECKING:
@@ -300,3 +301,13 @@ def test_a_snapshot_with_malformed_working_routes_is_refused(
 ) -> None:
     with pytest.raises(ValueError):
         MatchingEngine.restore(venue.engine.snapshot() | {"working_routes": working}, instruments)
+
+
+def test_the_consumers_fixture_of_a_working_route_is_what_the_engine_emits(venue: Checked, cmd: Commands) -> None:
+    # GIVEN tests/events/routed_working.json, which the consumers' tests read
+    fixture = load_event("routed_working.json")
+    venue.process(cmd.new("w0", "sell", "5", "105", account="acc_9"))  # AAPL-1..4 come before the route
+    venue.process(cmd.new("w1", "sell", "5", "105", account="acc_9"))
+    # WHEN its commands are processed, THEN each record is exactly what the engine emits
+    for command, record in zip(fixture["commands"], fixture["records"], strict=True):
+        assert venue.process(command) == record["events"]

@@ -5,6 +5,7 @@ hear nothing, as these are not trades of this venue."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from lambda_events import FakeLambdaContext, kinesis_event, load_event
@@ -65,3 +66,45 @@ def test_the_fan_out_handler_pushes_routed_fills_to_the_account_and_not_to_the_m
     fills = [m for m in posted("conn-owner") if m["type"] == "fills"]
     assert [(m["seq"], m["venue"]) for m in fills] == [(1, "ARCX-SIM"), (2, "BATS-SIM")]
     assert [m["type"] for m in posted("conn-market")] == ["subscribed"]
+
+
+def working_records() -> list[list[Any]]:
+    return [[ENGINE_EVENT_ADAPTER.validate_python(e) for e in record["events"]]
+            for record in load_event("routed_working.json")["records"]]
+
+
+def test_a_route_resting_on_a_venue_is_an_order_update_naming_the_venue() -> None:
+    # GIVEN the engine's records of a gtc routed order: 60 filled, 40 rest on BATS-SIM at 100,
+    # 30 of them fill there, then it is cancelled there
+    first, later, end = working_records()
+    # WHEN the first is fanned out
+    result = fan_out(first)
+    # THEN the account's orders channel hears of the fill, then where the rest works (no market message)
+    assert result is not None and set(result.channels) == {"fills:acc_1", "orders:acc_1"}
+    fill, working = result.channels["orders:acc_1"]
+    assert (fill["event"], fill["status"]) == ("venue_fill", "partially_filled")
+    assert {k: working[k] for k in ("event", "status", "venue", "price", "time_in_force", "filled_quantity",
+                                    "remaining_quantity", "side", "quantity")} == {
+        "event": "route_working", "status": "partially_filled", "venue": "BATS-SIM", "price": "100",
+        "time_in_force": "gtc", "filled_quantity": "60", "remaining_quantity": "40", "side": "buy", "quantity": "100",
+    }  # fmt: skip
+    # AND the later fill and the end follow with the order's totals
+    later_result, end_result = fan_out(later), fan_out(end)
+    assert later_result is not None and end_result is not None
+    assert [(o["event"], o["remaining_quantity"]) for o in later_result.channels["orders:acc_1"]] == [
+        ("venue_fill", "10")]
+    assert [(o["event"], o["status"], o["reason"], o["filled_quantity"]) for o in end_result.channels[
+        "orders:acc_1"]] == [("route_ended", "cancelled", "cancelled", "90")]
+
+
+def test_a_route_resting_with_nothing_filled_is_new_and_one_that_expires_is_expired() -> None:
+    first = working_records()[0]
+    working = first[1].model_copy(update={"filled_quantity": Decimal(0), "filled_notional": Decimal(0),
+                                                   "remaining_quantity": Decimal(100)})
+    result = fan_out([working])
+    assert result is not None
+    assert [(o["event"], o["status"]) for o in result.channels["orders:acc_1"]] == [("route_working", "new")]
+    end = working_records()[2][0].model_copy(update={"reason": "expired"})
+    result = fan_out([end])
+    assert result is not None
+    assert [(o["status"], o["reason"]) for o in result.channels["orders:acc_1"]] == [("expired", "expired")]
