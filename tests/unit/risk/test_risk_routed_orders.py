@@ -181,6 +181,32 @@ def test_a_route_that_ends_with_nothing_filled_releases_all_of_the_reservation(s
     assert alice.reservations == set()
 
 
+def test_a_routed_buy_resting_on_a_venue_holds_its_reservation_until_its_end_releases_the_rest() -> None:
+    # GIVEN alice's routed gtc buy 100 @ 50.00, reserved, 30 filled on one venue
+    v = routed_venue()
+    alice = v.accounts["alice"]
+    parent = v.place("alice", side="buy", quantity="100", price="50.00", time_in_force="gtc")
+    v.apply(v.fill(parent, "alice", "buy", qty="30", price="49.99", fee="0.27", liquidity="taker", filled="30",
+                   notional="1499.70", left="70"))  # fmt: skip
+    held = snapshot(alice)
+    # WHEN its 70 left come to rest on another venue (route_working)
+    working = v.event("route_working", parent, "alice", "buy", quantity="100", venue="SIM-BATS", mic="XSIB",
+                      price="50.00", time_in_force="gtc", filled_quantity="30", filled_notional="1499.70",
+                      remaining_quantity="70")  # fmt: skip
+    assert changes_of([working], v.orders.facts, FEES) == []
+    v.apply(working)
+    # THEN nothing moves: the 70 stay reserved, the reservation id stays
+    assert snapshot(alice) == held and alice.reservations == {parent}
+    assert alice.reserved_cash == reserve_amount(D(70), RATE)
+    # WHEN 20 fill there, then the venue expires the order at the close (the end carries the totals)
+    v.apply(v.fill(parent, "alice", "buy", qty="20", price="50.00", fee="-0.04", liquidity="maker", filled="50",
+                   notional="2499.70", left="50"))  # fmt: skip
+    v.apply(v.ended(parent, "alice", "buy", qty="100", filled="50", notional="2499.70", left="50", reason="expired"))
+    # THEN the 50 that never filled are released: nothing stays reserved, the id has ended
+    assert alice.reserved_cash == alice.reserved_buy == 0 and alice.reservations == set()
+    assert alice.cash == CASH - D("2499.70") - D("0.27") + D("0.04") == alice.available
+
+
 def test_a_redelivered_routed_step_changes_nothing() -> None:
     # GIVEN a routed buy 100 @ 50.00 whose engine step (two venue fills and the end) was applied
     v = routed_venue()
