@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from lambda_events import FakeLambdaContext, kinesis_event
+from lambda_events import FakeLambdaContext, kinesis_event, load_event
 from nexus_common.events import ENGINE_EVENT_ADAPTER
 from nexus_portfolio import on_execution_events as portfolio_consumer
 from nexus_portfolio.ledger import Leg, balances
@@ -271,3 +271,18 @@ def test_the_portfolio_view_shows_routed_fills_as_unsettled_until_t_plus_2(aws: 
     assert [e["memo"] for e in ledger["entries"]] == [
         "buy 6 AAPL @ 150 (taker) on ALPHA [XALP]", "buy 4 AAPL @ 150.1 (maker) on BETA [XBET]",
     ]
+
+
+def test_a_route_resting_on_a_venue_books_its_fills_and_nothing_for_route_working(aws: Any) -> None:
+    # GIVEN the engine's records of a gtc routed buy of 100: 60 filled on ARCX-SIM and 40 rest on
+    # BATS-SIM (route_working), 30 of them fill there, then the order is cancelled there
+    book = Book(aws)
+    records = [r["events"] for r in load_event("routed_working.json")["records"]]
+    # WHEN they are delivered (the whole route twice: a redelivery)
+    book.deliver(*records)
+    book.deliver(*records)
+    # THEN the position holds the two fills only, and one entry each: route_working booked nothing
+    position = book.position("acc_1")
+    assert position is not None and (position.quantity, position.bought, position.last_seq) == (D(90), D(90), 7)
+    assert sorted(book.entries("acc_1")) == ["fill:AAPL-5:taker", "fill:AAPL-7:maker"]
+    assert len(book.obligations("acc_1")) == 2
