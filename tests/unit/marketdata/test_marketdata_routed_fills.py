@@ -29,3 +29,16 @@ def test_external_fills_reach_neither_the_tape_nor_the_candles_nor_the_books(aws
     # AND the L3 book knows the internal orders alone, as the internal step left them
     orders = ddb.Table(env["BOOK_ORDERS_TABLE"]).scan()["Items"]
     assert sorted((o["order_id"], int(o["last_seq"]), int(o["open"])) for o in orders) == [("m", 4, 60), ("t", 4, 0)]
+
+
+def test_a_route_resting_on_an_external_venue_is_not_on_this_venues_book(aws: Any) -> None:
+    # GIVEN a routed order's records: fills, its rest on BATS-SIM at 100 (route_working), its end
+    env = aws.use_function_env("MarketDataConsumerFunction")
+    ddb = boto3.resource("dynamodb", region_name="us-east-1")
+    records = load_event("routed_working.json")["records"]
+    # WHEN the market data consumer reads them
+    answer = on_execution_events.handler(kinesis_event(*records), FakeLambdaContext())
+    # THEN no failure, and no trade, candle or L3 order came of them
+    assert answer == {"batchItemFailures": []}
+    for table in ("TRADES_TABLE", "CANDLES_TABLE", "BOOK_ORDERS_TABLE"):
+        assert ddb.Table(env[table]).scan()["Items"] == [], table
