@@ -14,7 +14,7 @@ from typing import Any, Final, Literal
 
 from nexus_common.audit import AuditEvent, AuditSink
 from nexus_common.errors import Conflict, NotFound, Unavailable, ValidationFailed
-from nexus_common.events import ExecutionEventT, utc_now
+from nexus_common.events import ExecutionEventT, RouteCancelRequest, utc_now
 from nexus_common.instrument_store import InstrumentLookup
 from nexus_common.instruments import Instrument
 from nexus_common.logging import get_logger
@@ -193,6 +193,18 @@ class OrderService:
             raise Unavailable("route_not_sent", "the order service could not reach the router; retry the request "
                               "with the same client_order_id") from exc
 
+    def _send_route_cancels(self, orders: list[Order], now: datetime) -> None:
+        """Routing's cancel of each routed order resting on an external venue (at least once:
+        routing cancels a child once, and ends an order once)."""
+        if self.routes is None:
+            raise Unavailable("route_not_sent", "this entry channel cannot reach the router; retry")
+        try:
+            self.routes.send([RouteCancelRequest(order_id=o.order_id, account_id=o.account_id, ts=now)
+                              .model_dump(mode="json") for o in orders])
+        except Exception as exc:  # whatever the queue raised: a 503 the client retries
+            raise Unavailable("route_not_sent", "the order service could not reach the router; retry the "
+                              "cancel") from exc
+
     def _repeated(self, order: Order, now: datetime) -> Order:
         """The first order of a repeated client_order_id: the same terms return it (nothing new
         reserved; its command resent while ``pending_new``), other terms are refused (409)."""
@@ -347,13 +359,16 @@ class OrderService:
         if not order.is_open:
             raise _not_open(order)
         if order.routing is not None and (order.time_in_force == "ioc" or order.status == "pending_new"):
-            raise Conflict("routed_order", "a routed order can be cancelled once its remainder rests on the "
-                           "book (gtc, day); an immediate-or-cancel one ends by itself", "order_id")
+            raise Conflict("routed_order", "a routed order can be cancelled once its remainder rests on a "
+                           "venue (gtc, day); an immediate-or-cancel one ends by itself", "order_id")
         now = self.clock()
         flagged = self.orders.mark_cancel_requested(order, now)
         if flagged is None:
             current = self.get(account_id, order_id)
             raise _not_open(current)
+        if flagged.rests_on is not None:  # resting on an external venue: routing cancels it there
+            self._send_route_cancels([flagged], now)
+            return flagged
         if order.group_id is not None:
             sibling_id = next(leg for leg in oco_leg_ids(order.group_id) if leg != order.order_id)
             sibling = self.orders.get(sibling_id)
@@ -364,18 +379,23 @@ class OrderService:
 
     def mass_cancel(self, account_id: str, request: MassCancelRequest) -> dict[str, Any]:
         """Cancel every open order of the account in ``symbol`` (or in every symbol where it has
-        open orders): one ``mass_cancel`` command per symbol, on that symbol's partition."""
+        open orders): one ``mass_cancel`` command per symbol, on that symbol's partition, and a
+        cancel to routing for each routed order resting on an external venue (from the channels
+        that route: HTTP)."""
+        if request.symbol is not None and self.instruments.get(request.symbol) is None:
+            raise ValidationFailed("unknown_symbol", f"unknown symbol {request.symbol!r}", "symbol")
+        open_orders = self.orders.list_by_account(account_id, OPEN_STATUSES, 500)
         if request.symbol is not None:
-            if self.instruments.get(request.symbol) is None:
-                raise ValidationFailed("unknown_symbol", f"unknown symbol {request.symbol!r}", "symbol")
             symbols = [request.symbol]
         else:
-            open_orders = self.orders.list_by_account(account_id, OPEN_STATUSES, 500)
             symbols = sorted({order.symbol for order in open_orders})
         now = self.clock()
         commands = [mass_cancel_command(account_id, symbol, now) for symbol in symbols]
         for command in commands:
             self._send(command)
+        away = [o for o in open_orders if o.rests_on is not None and o.symbol in symbols]
+        if away and self.routes is not None:  # a channel that takes no routed orders leaves them to HTTP
+            self._send_route_cancels(away, now)
         return {
             "account_id": account_id,
             "symbols": symbols,

@@ -9,6 +9,7 @@ dataclasses because the router builds them on its hot path; ``to_dict`` gives th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -216,3 +217,16 @@ class ExecutionReport(NamedTuple):
             "ts": iso(self.ts),
             "reason": self.reason,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExecutionReport:
+        """The report ``to_dict`` gave (decimals from their strings, exactly)."""
+        return cls(
+            report_id=str(data["report_id"]), venue=str(data["venue"]), order_id=str(data["order_id"]),
+            symbol=str(data["symbol"]), side=Side(data["side"]), status=ExecStatus(data["status"]),
+            fills=tuple(Fill(Decimal(f["price"]), Decimal(f["quantity"]), Liquidity(f["liquidity"]),
+                             Decimal(f["fee"])) for f in data["fills"]),
+            cum_quantity=Decimal(data["cum_quantity"]), leaves_quantity=Decimal(data["leaves_quantity"]),
+            latency_us=int(data["latency_us"]), ts=datetime.fromisoformat(data["ts"]), reason=data.get("reason"),
+            parent_id=data.get("parent_id"),
+        )

@@ -1,7 +1,10 @@
 """routing-requests queue -> a routed order executed on the venues, its fills sent to the engine.
 
 Each message is one ``RouteOrderRequest`` the orders API sent for an order it stored and reserved
-for. ``RoutingService.route_entered`` routes it (decisions stored and published, children sent to
+for, or a ``RouteCancelRequest`` for a routed order whose remainder rests on an external venue
+(``RoutingService.cancel_entered``: cancelled there, its end sent to the engine; an order that is
+not the account's or does not work on a venue is logged and dropped, since a retry cannot change
+that). ``RoutingService.route_entered`` routes it (decisions stored and published, children sent to
 the simulated venues under their locks, the parent stored with its ``routed_fills`` command) and
 puts that command on ``order-commands``; the engine sequences it as ``venue_fill`` events and one
 ``route_ended``, which risk, the portfolio and the orders consumer book like the engine's own
@@ -17,11 +20,13 @@ drops as a repeat. A message that fails is reported and comes back after the vis
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from nexus_common.events import RouteOrderRequest
+from nexus_common.errors import Conflict, NotFound
+from nexus_common.events import RouteCancelRequest, RouteOrderRequest
 from nexus_common.logging import get_logger, with_lambda_context
 from nexus_common.settings import lazy, lazy_settings
+from pydantic import Field, TypeAdapter
 
 from nexus_routing.service import RoutingService
 from nexus_routing.settings import RoutingRequestsSettings
@@ -29,6 +34,9 @@ from nexus_routing.wiring import routing_service
 
 logger = get_logger()
 settings = lazy_settings(RoutingRequestsSettings)
+REQUEST_ADAPTER: TypeAdapter[RouteOrderRequest | RouteCancelRequest] = TypeAdapter(
+    Annotated[RouteOrderRequest | RouteCancelRequest, Field(discriminator="type")]
+)
 
 
 @lazy
@@ -42,11 +50,20 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for record in event.get("Records") or []:
         message_id = str(record.get("messageId"))
         try:
-            request = RouteOrderRequest.model_validate_json(record["body"])
+            request = REQUEST_ADAPTER.validate_json(record["body"])
+            if isinstance(request, RouteCancelRequest):
+                try:
+                    commands = service().cancel_entered(request)
+                except (NotFound, Conflict) as refused:  # final: retrying cannot change it
+                    logger.warning("routed order not cancelled", extra={"order_id": request.order_id,
+                                                                         "code": refused.code})
+                    continue
+                logger.info("routed order cancelled", extra={"order_id": request.order_id, "commands": len(commands)})
+                continue
             command = service().route_entered(request)
         except Exception as exc:  # noqa: BLE001 - per-message boundary: reported, retried, then the DLQ
-            logger.warning("routed order not routed", extra={"message_id": message_id,
-                                                              "error": f"{type(exc).__name__}: {exc}"[:300]})
+            logger.warning("routing request failed", extra={"message_id": message_id,
+                                                             "error": f"{type(exc).__name__}: {exc}"[:300]})
             failed.append(message_id)
             continue
         logger.info("routed order routed", extra={"order_id": command.order_id, "fills": len(command.fills),

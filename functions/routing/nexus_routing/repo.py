@@ -104,6 +104,14 @@ class DynamoDecisions(LazyTable):
                     break
         return parent, decisions
 
+    def parents(self, order_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored parents of these orders, by id: BatchGetItem, 100 keys a request."""
+        keys = [{"order_id": order_id, "item": "parent"} for order_id in dict.fromkeys(order_ids)]
+        if not keys:
+            return {}
+        return {str(item["order_id"]): _parent_from_item(item)
+                for item in batch_get(self.table, keys, ConsistentRead=True)}
+
     def parents_in_months(self, months: Iterable[str], start: str = "0", end: str = "~", limit: int = 100_000
                           ) -> Iterator[dict[str, Any]]:
         """Parents received in ``months`` ("YYYY-MM", market time), between ``start`` and ``end``

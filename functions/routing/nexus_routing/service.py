@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Final, Protocol
 
 from nexus_common.errors import Conflict, NotFound, ValidationFailed
-from nexus_common.events import RoutedFill, RoutedFillsCommand, RouteOrderRequest, iso
+from nexus_common.events import RouteCancelRequest, RoutedFill, RoutedFillsCommand, RouteOrderRequest, iso
 from nexus_common.identity import Principal
 from nexus_common.instruments import Instrument
 
@@ -32,8 +32,6 @@ from nexus_routing.model import (
     ChildOrder,
     ExecStatus,
     ExecutionReport,
-    Fill,
-    Liquidity,
     OrderType,
     Side,
     Strategy,
@@ -41,7 +39,7 @@ from nexus_routing.model import (
     VenueBook,
 )
 from nexus_routing.nbbo import Nbbo, compute_nbbo
-from nexus_routing.parent import ParentOrder
+from nexus_routing.parent import AVG_EXP, LIVE, ChildState, ParentOrder
 from nexus_routing.reports import (
     MARKET_ZONE,
     ExecutedFill,
@@ -56,13 +54,21 @@ from nexus_routing.reports import (
 )
 from nexus_routing.router import RouteRequest, RoutingDecision, expected_latency_us
 from nexus_routing.stats import VenueStat, VenueStats, size_bucket, update_venue_stats
-from nexus_routing.venues import DEFAULT_DEPTH, ExecutionVenue, InternalEnginePort, InternalVenue, Venue
+from nexus_routing.venues import (
+    DEFAULT_DEPTH,
+    ExecutionVenue,
+    InternalEnginePort,
+    InternalVenue,
+    SimulatedVenue,
+    Venue,
+)
 
 # S&P 500 constituents among the listed symbols (the 606 report's first section); others are
 # "other NMS stocks".
 CENT: Final = Decimal("0.01")
 SP500: Final = frozenset({"AAPL", "MSFT", "GOOGL", "GOOG", "AMZN", "NVDA", "META", "TSLA", "JPM", "V", "IBM"})
 MAX_REPORT_DAYS: Final = 93
+SESSION_CLOSE: Final = time(16, 0)  # New York: a ``day`` remainder expires at the close
 OVERSIGHT_ROLES: Final = ("compliance", "admin")
 STAT_FIELDS: Final = ("sent", "filled", "orders", "latency_total_us", "latency_count", "cost_shares", "cost_total")
 
@@ -87,6 +93,9 @@ class DecisionStore(Protocol):
     def put_parent(self, parent: Mapping[str, Any]) -> None: ...
 
     def get(self, order_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]: ...
+
+    def parents(self, order_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored parents of these orders (those that exist), by order id."""
 
     def parents_in_months(self, months: Iterable[str], start: str = "0", end: str = "~",
                           limit: int = 100_000) -> Iterable[dict[str, Any]]: ...
@@ -157,10 +166,12 @@ def market_month(ts: datetime) -> str:
 class _Recording(ExecutionVenue):
     """A venue that remembers every report it gives (with the child's quantity), for publishing."""
 
-    def __init__(self, inner: ExecutionVenue, sink: list[tuple[ExecutionReport, Decimal | None]]) -> None:
+    def __init__(self, inner: ExecutionVenue, sink: list[tuple[ExecutionReport, Decimal | None]],
+                 parent_id: str | None = None) -> None:
         super().__init__(inner.config)
         self.inner = inner
         self.sink = sink
+        self.parent_id = parent_id  # set: other routed orders' reports stay on the venue for their sweep
 
     def depth(self, symbol: str, levels: int = DEFAULT_DEPTH) -> VenueBook:
         return self.inner.depth(symbol, levels)
@@ -181,6 +192,11 @@ class _Recording(ExecutionVenue):
 
     def drain_reports(self) -> list[ExecutionReport]:
         reports = self.inner.drain_reports()
+        if self.parent_id is not None and isinstance(self.inner, SimulatedVenue):
+            others = [r for r in reports if r.parent_id and r.parent_id != self.parent_id]
+            if others:
+                self.inner.keep_reports(others)
+            reports = [r for r in reports if r.parent_id == self.parent_id]
         self.sink.extend((r, None) for r in reports)
         return reports
 
@@ -212,7 +228,8 @@ class _Deferred(ExecutionVenue):
         self.book = book
         self.tick = tick
         self.clock = clock
-        self.sent: list[ChildOrder] = []
+        self.sent: list[ChildOrder] = []  # children that take (immediate-or-cancel)
+        self.rest: ChildOrder | None = None  # a remainder the route rests here
 
     def depth(self, symbol: str, levels: int = DEFAULT_DEPTH) -> VenueBook:
         """The displayed book less what the children sent here will take of it (best first), so
@@ -232,7 +249,10 @@ class _Deferred(ExecutionVenue):
         return self.tick
 
     def submit(self, order: ChildOrder) -> ExecutionReport:
-        self.sent.append(order)
+        if order.time_in_force == "ioc":
+            self.sent.append(order)
+        else:
+            self.rest = order
         return ExecutionReport(f"{order.order_id}-sent", self.name, order.order_id, order.symbol, order.side,
                                ExecStatus.NEW, (), ZERO, order.quantity, 0, self.clock(), DEFERRED, order.parent_id)
 
@@ -367,7 +387,7 @@ class RoutingService:
                     inner = deferred = _Deferred(config, self.internal_book, instrument.tick_size, self.clock)
                 else:
                     inner = live[config.name]
-                venues[config.name] = _Recording(inner, reports)
+                venues[config.name] = _Recording(inner, reports, None if entered is None else request.order_id)
             router = SmartOrderRouter(venues, self.clock, stats=stats, on_decision=on_decision)
             parent = router.route(request)
             router.poll()
@@ -381,14 +401,37 @@ class RoutingService:
             # stored before the venues are saved: if the parent cannot be stored, the venues'
             # books stay as they were read (nothing executed without its record)
             command = None
+            working = None
             if entered is not None:
-                rest = rest_price(entered, router.books(request.symbol), instrument.tick_size)
-                command = routed_fills_command(entered, parent, reports, venues, self.clock(), deferred, rest)
-            return self._store(account_id, parent, received_at, reports, nbbo_of, command, entered), command
+                resting = next((c for c in parent.children.values() if c.open and c.venue in live), None)
+                if resting is not None and deferred is not None and deferred.sent:
+                    # the engine sequences the internal part and the order's end in one step, so an
+                    # order that took on the internal book rests there too
+                    cancelled = venues[resting.venue].cancel(request.symbol, resting.order_id)
+                    if cancelled is not None:
+                        parent.apply(cancelled)
+                    resting = None
+                if resting is None:
+                    parent.close("rests on the internal book" if entered.time_in_force != "ioc" else
+                                 "immediate-or-cancel")
+                    rest = rest_price(entered, router.books(request.symbol), instrument.tick_size)
+                    command = routed_fills_command(entered, parent, reports, venues, self.clock(), deferred, rest)
+                else:
+                    command = routed_fills_command(entered, parent, reports, venues, self.clock(), resting=resting)
+                    working = {
+                        "venue": resting.venue, "mic": venues[resting.venue].config.mic,
+                        "child_id": resting.order_id, "price": str(resting.limit_price),
+                        "time_in_force": entered.time_in_force,
+                        "expires_at": iso(day_close(received_at)) if entered.time_in_force == "day" else None,
+                        "filled": str(parent.filled), "notional": str(parent.notional), "commands": 0,
+                        "applied": [], "ended": None,
+                    }
+            return self._store(account_id, parent, received_at, reports, nbbo_of, command, entered, working), command
 
     def _store(self, account_id: str, parent: ParentOrder, received_at: datetime,
                reports: list[tuple[ExecutionReport, Decimal | None]], nbbo_of: Mapping[str, Nbbo],
-               command: RoutedFillsCommand | None = None, entered: RouteOrderRequest | None = None) -> dict[str, Any]:
+               command: RoutedFillsCommand | None = None, entered: RouteOrderRequest | None = None,
+               working: dict[str, Any] | None = None) -> dict[str, Any]:
         request = parent.request
         first = parent.decisions[0].nbbo if parent.decisions else None
         fills = []
@@ -422,6 +465,8 @@ class RoutingService:
         }
         if command is not None:
             item["command"] = command.model_dump_json()
+        if working is not None:  # its remainder works on an external venue (``sweep``, ``cancel_entered``)
+            item["working"] = working
         self.decision_store.put_parent(item)
         if self.reports_stream is not None and published:
             self.reports_stream.publish(published)
@@ -433,14 +478,13 @@ class RoutingService:
         stored already sends the stored command again (the engine drops a repeat by its id), so a
         retry never routes twice. A request routing cannot carry out (halted symbol, no venue,
         a refused request) ends the order with nothing filled, its reservation given back."""
-        if self.engine is None:
-            raise Unreachable("routing has no engine stream to send fills to")
+        engine = self._engine()
         stored, _ = self.decision_store.get(entered.order_id)
         if stored is not None and stored.get("command"):
             command = RoutedFillsCommand.model_validate(json.loads(stored["command"]))
         else:
             command = self._route_entered(entered)
-        self.engine.send(command)
+        engine.send(command)
         return command
 
     def _route_entered(self, entered: RouteOrderRequest) -> RoutedFillsCommand:
@@ -451,7 +495,8 @@ class RoutingService:
                 quantity=entered.quantity, strategy=Strategy(entered.strategy),
                 order_type=OrderType.MARKET if entered.price is None else OrderType.LIMIT,
                 limit_price=entered.price, max_venues=entered.max_venues, urgency=Urgency(entered.urgency),
-                tick_size=instrument.tick_size, lot_size=instrument.lot_size, immediate=True,
+                tick_size=instrument.tick_size, lot_size=instrument.lot_size,
+                immediate=entered.time_in_force == "ioc",
             )
             _, command = self._route(entered.account_id, request, entered=entered)
         except (ValidationFailed, NotFound, Conflict, ValueError) as refused:
@@ -473,6 +518,110 @@ class RoutingService:
             return command
         assert command is not None  # an entered order's route always makes its command
         return command
+
+    # -- remainders working on an external venue ----------------------------------------------
+
+    def sweep(self) -> dict[str, int]:
+        """One pass over the simulated venues (all of them, under their locks): the ``day``
+        routed children whose session closed are expired, each venue's outside flow runs one
+        horizon over the routed children left (``SimulatedVenue.simulate_flow``: they fill with
+        the probability its fill model gives), and every routed child's reports since the last
+        pass (published on venue-reports for the statistics) go to the engine as its order's fills with the order's running totals, and its end
+        once the child is done (``_advance``). The commands are sent, then the parents stored,
+        then the venues saved; a pass that fails saves no venue, and the next one gives the
+        same commands again (the engine drops a repeat by its id) or none (the stored parent
+        has applied them)."""
+        engine = self._engine()
+        now = self.clock()
+        configs = [v for v in self.venues.list() if not v.internal]
+        counts = {"expired": 0, "flow_orders": 0, "commands": 0, "orders": 0, "unknown_reports": 0}
+        with self.simulated.open(configs) as live:
+            children = {child: (name, symbol, parent_id) for name, venue in live.items()
+                        for child, (symbol, parent_id) in venue.routed_children().items()}
+            items = self.decision_store.parents({parent_id for _, _, parent_id in children.values()})
+            expired: list[ExecutionReport] = []
+            for child, (name, symbol, parent_id) in sorted(children.items()):
+                working = (items.get(parent_id) or {}).get("working") or {}
+                expires = working.get("expires_at")
+                if expires and now >= datetime.fromisoformat(expires):
+                    report = live[name].cancel(symbol, child, reason="expired")
+                    if report is not None:
+                        expired.append(report)
+            counts["expired"] = len(expired)
+            for _, venue in sorted(live.items()):
+                for symbol in sorted({symbol for symbol, _ in venue.routed_children().values()}):
+                    counts["flow_orders"] += venue.simulate_flow(symbol)
+            by_parent: dict[str, list[ExecutionReport]] = {}
+            for _, venue in sorted(live.items()):
+                for report in venue.drain_reports():
+                    if report.parent_id:
+                        by_parent.setdefault(report.parent_id, []).append(report)
+            for report in expired:  # after the fills the venue reported before the close
+                by_parent.setdefault(str(report.parent_id), []).append(report)
+            missing = set(by_parent) - set(items)
+            if missing:
+                items.update(self.decision_store.parents(missing))
+            commands: list[RoutedFillsCommand] = []
+            changed: list[dict[str, Any]] = []
+            for parent_id, reports in sorted(by_parent.items()):
+                item = items.get(parent_id)
+                if item is None or not item.get("working"):
+                    counts["unknown_reports"] += len(reports)
+                    continue
+                made = _advance(item, reports, now)
+                if made:
+                    commands.extend(made)
+                    changed.append(item)
+            for command in commands:
+                engine.send(command)
+            for item in changed:
+                self.decision_store.put_parent(item)
+            if self.reports_stream is not None:  # the resting children's fill rates (venue statistics)
+                published = [(r.venue, {**r.to_dict(), "order_quantity": None, "nbbo_bid": None, "nbbo_ask": None})
+                             for parent_id, reports in sorted(by_parent.items()) if parent_id in items
+                             for r in reports]
+                if published:
+                    self.reports_stream.publish(published)
+        counts["commands"] = len(commands)
+        counts["orders"] = len(changed)
+        return counts
+
+    def cancel_entered(self, request: RouteCancelRequest) -> list[RoutedFillsCommand]:
+        """Cancel a routed order whose remainder rests on an external venue (the orders API's
+        request): its child is cancelled there, and the engine gets the child's fills since the
+        last sweep, then the order's end (``cancelled``). An order that ended already gets
+        nothing more (its end was sent). Under the venue's lock, like every change to it."""
+        engine = self._engine()
+        item = self.decision_store.parents([request.order_id]).get(request.order_id)
+        if item is None or str(item["account_id"]) != request.account_id:
+            raise NotFound("order_not_found", f"no routed order {request.order_id[:64]!r}", "order_id")
+        working = item.get("working")
+        if not working:
+            raise Conflict("not_working", "the order's remainder does not rest on an external venue", "order_id")
+        if working.get("ended"):
+            return []
+        config = next((v for v in self.venues.list() if v.name == working["venue"]), None)
+        if config is None:
+            raise Conflict("unknown_venue", f"venue {working['venue']} is no longer in the venues table", "venue")
+        with self.simulated.open([config]) as live:
+            venue = live[config.name]
+            drained = venue.drain_reports()
+            venue.keep_reports(r for r in drained if r.parent_id and r.parent_id != request.order_id)
+            mine = [r for r in drained if r.parent_id == request.order_id]
+            cancelled = venue.cancel(str(item["symbol"]), str(working["child_id"]), reason="cancelled")
+            if cancelled is not None:
+                mine.append(cancelled)
+            commands = _advance(item, mine, self.clock())
+            for command in commands:
+                engine.send(command)
+            if commands:
+                self.decision_store.put_parent(item)
+        return commands
+
+    def _engine(self) -> EngineCommands:
+        if self.engine is None:
+            raise Unreachable("routing has no engine stream to send fills to")
+        return self.engine
 
     # -- reports -------------------------------------------------------------------------------
 
@@ -518,13 +667,14 @@ class Unreachable(RuntimeError):
 def routed_fills_command(
     entered: RouteOrderRequest, parent: ParentOrder, reports: list[tuple[ExecutionReport, Decimal | None]],
     venues: Mapping[str, ExecutionVenue], ts: datetime, deferred: _Deferred | None = None,
-    rest: Decimal | None = None,
+    rest: Decimal | None = None, resting: ChildState | None = None,
 ) -> RoutedFillsCommand:
     """The engine's ``routed_fills`` command of a routed order: each fill in the order the venues
     reported it, with the venue's fee to the cent (half-even, the ledger's precision) and the
     parent's totals after it (``ts``: when it was routed), then how it ends: on the internal
     book at the internal children's price when the route sent any there and something is left,
-    else why it ended."""
+    else why it ended. With ``resting`` (the child resting on an external venue) the order keeps
+    working there: no end, the venue and price it rests at (``route_working``)."""
     fills: list[RoutedFill] = []
     filled = ZERO
     notional = ZERO
@@ -544,6 +694,13 @@ def routed_fills_command(
     if filled != parent.filled:
         raise Conflict("fills_disagree", f"the reports of {parent.order_id} do not add up to its fills")
     left = filled != entered.quantity
+    if resting is not None:  # the remainder works on an external venue: no end yet
+        return RoutedFillsCommand(
+            command_id=f"route-{entered.order_id}", order_id=entered.order_id, account_id=entered.account_id,
+            symbol=entered.symbol, side=entered.side, quantity=entered.quantity, fills=fills, end_reason="rest",
+            rest_price=resting.limit_price, time_in_force=entered.time_in_force, working=True,
+            rest_venue=resting.venue, rest_mic=venues[resting.venue].config.mic, ts=ts,
+        )
     internal_price = deferred.internal_price(Side(entered.side)) if deferred is not None and left else None
     rest = rest if left and entered.time_in_force != "ioc" else None
     if internal_price is not None:
@@ -557,6 +714,88 @@ def routed_fills_command(
         symbol=entered.symbol, side=entered.side, quantity=entered.quantity, fills=fills, end_reason=reason,
         internal_price=internal_price, rest_price=rest, time_in_force=entered.time_in_force, ts=ts,
     )
+
+
+def day_close(ts: datetime) -> datetime:
+    """The first regular-session close (16:00 New York) at or after ``ts``: when a ``day``
+    order's remainder expires, as on the internal book."""
+    local = ts.astimezone(MARKET_ZONE)
+    close = datetime.combine(local.date(), SESSION_CLOSE, tzinfo=MARKET_ZONE)
+    if close < local:
+        close = datetime.combine(local.date() + timedelta(days=1), SESSION_CLOSE, tzinfo=MARKET_ZONE)
+    return close.astimezone(UTC)
+
+
+def _advance(item: dict[str, Any], reports: Iterable[ExecutionReport], now: datetime) -> list[RoutedFillsCommand]:
+    """The engine commands of a routed order working on an external venue for these reports of
+    its resting child, in order: one per report with fills (``route-<order>-<n>``, ``working``,
+    each fill with the order's running totals), the last one ending the order when the child is
+    done (``filled``, or the venue's reason: ``cancelled``, ``expired``). Each report counts
+    once (by its id, status and cumulative quantity); an order that ended takes no more.
+    ``item`` (the stored parent) is updated in place: totals, child, fills, status."""
+    working = item["working"]
+    if working.get("ended"):
+        return []
+    body = item["body"]
+    parent = body["parent"]
+    order_id = str(item["order_id"])
+    quantity = Decimal(parent["quantity"])
+    filled = Decimal(working["filled"])
+    notional = Decimal(working["notional"])
+    applied: list[str] = list(working["applied"])
+    count = int(working["commands"])
+    child = next(c for c in parent["children"] if c["order_id"] == working["child_id"])
+    commands: list[RoutedFillsCommand] = []
+    ended: str | None = None
+    for report in reports:
+        key = f"{report.report_id}|{report.status.value}|{report.cum_quantity}"
+        if report.order_id != working["child_id"] or key in applied:
+            continue
+        applied.append(key)
+        fills: list[RoutedFill] = []
+        for index, fill in enumerate(report.fills, start=1):
+            filled += fill.quantity
+            notional += fill.price * fill.quantity
+            fills.append(RoutedFill(
+                child_id=report.order_id, venue=report.venue, mic=working.get("mic"), price=fill.price,
+                quantity=fill.quantity, liquidity=fill.liquidity.value, fee=fill.fee.quantize(CENT, ROUND_HALF_EVEN),
+                report_id=f"{report.report_id}#{index}", filled_quantity=filled, filled_notional=notional,
+                remaining_quantity=quantity - filled,
+            ))
+            body["fills"].append({"ts": iso(report.ts), "venue": report.venue, "price": str(fill.price),
+                                  "quantity": str(fill.quantity), "fee": str(fill.fee)})
+        _fold_child(child, report)
+        if report.status not in LIVE:
+            ended = "filled" if filled == quantity else (report.reason or "cancelled")
+        if fills or ended:
+            count += 1
+            commands.append(RoutedFillsCommand(
+                command_id=f"route-{order_id}-{count}", order_id=order_id, account_id=str(item["account_id"]),
+                symbol=str(item["symbol"]), side=parent["side"], quantity=quantity, fills=fills,
+                end_reason=ended or "working", working=ended is None, time_in_force=working["time_in_force"],
+                ts=now,
+            ))
+        if ended:
+            break
+    if filled > quantity:
+        raise Conflict("overfill", f"the reports of {order_id} fill more than its quantity")
+    fees = sum((Decimal(c["fees"]) for c in parent["children"]), ZERO)
+    status = "filled" if filled == quantity else ("done" if ended else ("partially_filled" if filled else "working"))
+    parent.update(filled=str(filled), notional=str(notional), fees=str(fees), status=status,
+                  open=child["open"] if not ended else "0", remaining=str(quantity - filled - Decimal(child["open"])),
+                  average_price=str((notional / filled).quantize(AVG_EXP, ROUND_HALF_EVEN)) if filled else None)
+    if ended and ended != "filled":
+        parent["closed_reason"] = ended
+    item["status"] = status
+    working.update(filled=str(filled), notional=str(notional), commands=count, applied=applied, ended=ended)
+    return commands
+
+
+def _fold_child(child: dict[str, Any], report: ExecutionReport) -> None:
+    filled = Decimal(child["filled"]) + report.filled_quantity
+    child.update(filled=str(filled), notional=str(Decimal(child["notional"]) + report.notional),
+                 fees=str(Decimal(child["fees"]) + report.fees), status=report.status.value,
+                 open=str(Decimal(child["quantity"]) - filled if report.status in LIVE else ZERO))
 
 
 def rest_price(entered: RouteOrderRequest, books: Mapping[str, VenueBook], tick: Decimal) -> Decimal | None:
@@ -634,15 +873,7 @@ def _execution_record(
 
 
 def decode_venue_report(data: Mapping[str, Any]) -> tuple[ExecutionReport, Decimal | None, Nbbo | None]:
-    report = ExecutionReport(
-        report_id=str(data["report_id"]), venue=str(data["venue"]), order_id=str(data["order_id"]),
-        symbol=str(data["symbol"]), side=Side(data["side"]), status=ExecStatus(data["status"]),
-        fills=tuple(Fill(Decimal(f["price"]), Decimal(f["quantity"]), Liquidity(f["liquidity"]), Decimal(f["fee"]))
-                    for f in data["fills"]),
-        cum_quantity=Decimal(data["cum_quantity"]), leaves_quantity=Decimal(data["leaves_quantity"]),
-        latency_us=int(data["latency_us"]), ts=datetime.fromisoformat(data["ts"]), reason=data.get("reason"),
-        parent_id=data.get("parent_id"),
-    )
+    report = ExecutionReport.from_dict(data)
     quantity = None if data.get("order_quantity") is None else Decimal(data["order_quantity"])
     bid = None if data.get("nbbo_bid") is None else Decimal(data["nbbo_bid"])
     ask = None if data.get("nbbo_ask") is None else Decimal(data["nbbo_ask"])

@@ -2,10 +2,10 @@
 
 The routing API and the market maker share each simulated external venue: its book is kept as
 the matching core's own snapshot (``MatchingEngine.snapshot`` / ``restore``) with the venue's
-live orders (whose they are, what they filled), its report and command counters and its
-simulated-flow generator. ``dump`` and ``load`` round-trip exactly; the same commands on a
-loaded venue give the same reports as on the original. No I/O here (``repo.RedisVenueBooks``
-stores the data under a lock).
+live orders (whose they are, what they filled), the reports of routed children not drained yet,
+its report and command counters and its simulated-flow generator. ``dump`` and ``load``
+round-trip exactly; the same commands on a loaded venue give the same reports as on the
+original. No I/O here (``repo.RedisVenueBooks`` stores the data under a lock).
 
 ``book_to_dict`` / ``book_from_dict``: a venue's displayed book, the cheap read of the NBBO.
 
@@ -24,7 +24,7 @@ from nexus_common.instruments import Instrument
 from nexus_common.money import fmt
 from nexus_matching.engine import MatchingEngine
 
-from nexus_routing.model import BookLevel, Side, VenueBook
+from nexus_routing.model import BookLevel, ExecutionReport, Side, VenueBook
 from nexus_routing.venues import SimulatedVenue, Venue, _Live
 
 STATE_FORMAT: Final = 1
@@ -44,6 +44,9 @@ def dump(venue: SimulatedVenue) -> dict[str, Any]:
             }
             for order_id, live in venue._live.items()
         },
+        # the reports of routed children not drained yet (their fills reach the platform when
+        # routing drains them); the reports of other accounts' orders are not kept
+        "reports": [r.to_dict() for r in venue._reports if r.parent_id],
         "commands": venue._commands,
         "seq": venue._seq,
         "rng": [version, list(state), gauss],
@@ -76,6 +79,7 @@ def load(
         )
         for order_id, row in state["live"].items()
     }
+    venue._reports = [ExecutionReport.from_dict(r) for r in state.get("reports", [])]
     venue._commands = int(state["commands"])
     venue._seq = int(state["seq"])
     version, rng_state, gauss = state["rng"]

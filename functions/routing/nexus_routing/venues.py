@@ -446,7 +446,7 @@ class SimulatedVenue(ExecutionVenue):
             if done:
                 del self._live[event["maker_order_id"]]
 
-    def cancel(self, symbol: str, order_id: str) -> ExecutionReport | None:
+    def cancel(self, symbol: str, order_id: str, reason: str = "user") -> ExecutionReport | None:
         live = self._live.get(order_id)
         if live is None or live.symbol != symbol:
             return None
@@ -456,11 +456,19 @@ class SimulatedVenue(ExecutionVenue):
         if not any(e["type"] == "cancelled" for e in events):
             return None
         del self._live[order_id]
-        return self._report(order_id, live, ExecStatus.CANCELLED, (), self.latency.sample(), "user", ZERO)
+        return self._report(order_id, live, ExecStatus.CANCELLED, (), self.latency.sample(), reason, ZERO)
 
     def drain_reports(self) -> list[ExecutionReport]:
         reports, self._reports = self._reports, []
         return reports
+
+    def keep_reports(self, reports: Iterable[ExecutionReport]) -> None:
+        """Put reports drained by a caller they were not for back in front of the pending ones."""
+        self._reports[:0] = list(reports)
+
+    def routed_children(self) -> dict[str, tuple[str, str]]:
+        """The routed children live here: ``(symbol, parent id)`` by child order id."""
+        return {oid: (live.symbol, live.parent_id) for oid, live in self._live.items() if live.parent_id}
 
     def live_orders(self) -> dict[str, Decimal]:
         """Open quantity of every live order submitted through this venue object."""

@@ -123,3 +123,44 @@ def test_an_immediate_routed_order_cannot_be_cancelled_or_replaced(world: World)
     assert cancel[0] == 409 and cancel[1]["error"]["code"] == "routed_order"
     assert replace[0] == 409 and replace[1]["error"]["code"] == "routed_order"
     assert world.commands() == []
+
+
+def _working_on(world: World, order_id: str, venue: str) -> None:
+    """The order as the orders consumer leaves it after its ``route_working``: new, resting on ``venue``."""
+    world.ddb.Table(world.env["ORDERS_TABLE"]).update_item(
+        Key={"order_id": order_id}, UpdateExpression="SET #s = :s, rests_on = :v",
+        ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": "new", ":v": venue})
+
+
+def test_a_routed_order_resting_on_an_external_venue_is_cancelled_through_routing(world: World) -> None:
+    # GIVEN a gtc routed order whose remainder rests on the simulated venue Alpha
+    _, body = world.request("POST", "/v1/orders", {**ROUTED, "time_in_force": "gtc"})
+    order_id = body["order"]["order_id"]
+    route_requests(world)
+    _working_on(world, order_id, "Alpha")
+    # WHEN its owner cancels it
+    status, cancelled = world.request("DELETE", "/v1/orders/{order_id}", order_id=order_id)
+    # THEN the cancel is accepted and goes to routing (which cancels it on Alpha), not the engine
+    assert status == 202, cancelled
+    assert cancelled["order"]["cancel_requested"] is True and cancelled["order"]["rests_on"] == "Alpha"
+    assert world.commands() == []
+    [request] = route_requests(world)
+    assert request == {"type": "cancel_route", "order_id": order_id, "account_id": "acc_1", "ts": request["ts"]}
+    # AND the reservation stays until routing ends the order (the route_ended releases it)
+    reserved = reserve_amount(D(100), reserve_rate(D("100.50"), FEE_BUFFER))
+    assert world.item()["available_cash"] == D("1000000.00") - reserved
+
+
+def test_a_mass_cancel_reaches_the_routed_orders_resting_on_external_venues(world: World) -> None:
+    # GIVEN a gtc routed order resting on Alpha and one still being routed
+    _, body = world.request("POST", "/v1/orders", {**ROUTED, "time_in_force": "gtc", "client_order_id": "m-1"})
+    away = body["order"]["order_id"]
+    world.request("POST", "/v1/orders", {**ROUTED, "time_in_force": "gtc", "client_order_id": "m-2"})
+    route_requests(world)
+    _working_on(world, away, "Alpha")
+    # WHEN the account cancels all its AAPL orders
+    status, answer = world.request("POST", "/v1/orders/mass-cancel", {"symbol": "AAPL"})
+    # THEN the engine gets its mass cancel, and routing the cancel of the order resting on Alpha
+    assert status == 202, answer
+    assert [c.type for c in world.commands()] == ["mass_cancel"]
+    assert [(r["type"], r["order_id"]) for r in route_requests(world)] == [("cancel_route", away)]

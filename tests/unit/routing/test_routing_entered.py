@@ -86,20 +86,23 @@ def test_an_immediate_or_cancel_remainder_is_not_left_on_any_venue(routing: Any)
 
 
 @pytest.mark.parametrize(("limit", "tif"), [("300.00", "gtc"), ("300.05", "day")])
-def test_a_gtc_or_day_remainder_rests_on_the_internal_book_never_locking_a_quote(
+def test_an_internalize_first_gtc_or_day_remainder_rests_on_the_internal_book_never_locking_a_quote(
     routing: Any, limit: str, tif: str
 ) -> None:
-    # WHEN a buy of 2000 is routed (more than every venue offers within the limit)
-    command = routing.route_entered(entered(f"o-rest-{tif}", 2000, limit, tif=tif))
+    # WHEN an INTERNALIZE_FIRST buy of 2000 is routed (more than every venue offers within the limit)
+    command = routing.route_entered(entered(f"o-rest-{tif}", 2000, limit, tif=tif, strategy="INTERNALIZE_FIRST"))
     # THEN what filled is sent with the rest price and the time in force: at the limit, or a tick
     # below the best offer left on any venue (a bid resting there never locks or crosses it)
     assert (command.end_reason, command.time_in_force, command.internal_price) == ("rest", tif, None)
     assert command.fills and command.fills[-1].remaining_quantity > 0
     best_offer = routing.nbbo("MSFT").ask
     assert command.rest_price == (D(limit) if best_offer is None else min(D(limit), best_offer - D("0.01")))
-    # AND nothing of it was left on a simulated venue
+    # AND nothing of it was left on a simulated venue: its remainder is the internal venue's child
     parent, _ = routing.decision_store.get(f"o-rest-{tif}")
-    assert all(c["open"] == "0" for c in parent["body"]["parent"]["children"])
+    children = parent["body"]["parent"]["children"]
+    assert all(c["open"] == "0" for c in children if c["venue"] != "NexusTrade")
+    assert [c["action"] for c in children if c["venue"] == "NexusTrade"] == ["rest"]
+    assert "working" not in parent
 
 
 def test_the_internal_venues_better_offer_goes_to_the_engine_with_the_external_fills(aws: Any, routing: Any) -> None:
