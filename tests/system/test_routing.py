@@ -159,16 +159,16 @@ def test_a_gtc_routed_order_rests_on_the_internal_book_and_cancels_over_http(loc
     answer = eventually(lambda: bob.get("/v1/routing/nbbo/MSFT"), lambda a: _quoted_everywhere(a.body), 90)
     bid = D(answer.body["nbbo"]["bid"])
     before = bob.get("/v1/portfolio").body["portfolio"]
-    # WHEN bob places a gtc routed buy well below the market (nothing can fill it now)
+    # WHEN bob places a gtc INTERNALIZE_FIRST buy well below the market (nothing can fill it now)
     placed = bob.post("/v1/orders", {"symbol": "MSFT", "side": "buy", "type": "limit", "quantity": "30",
                                      "price": str(bid - D("1.00")), "time_in_force": "gtc",
-                                     "routing": {"strategy": "SMART"}})
+                                     "routing": {"strategy": "INTERNALIZE_FIRST"}})
     assert placed.status == 202, placed.body
     order_id = placed.body["order"]["order_id"]
     # THEN it rests on the internal book under its own id (accepted by the engine: status new)
     rested = eventually(lambda: bob.get(f"/v1/orders/{order_id}"),
                         lambda a: a.body.get("order", {}).get("status") != "pending_new", 60)
-    assert rested.body["order"]["status"] == "new", rested.body
+    assert rested.body["order"]["status"] == "new" and "rests_on" not in rested.body["order"], rested.body
     # WHEN bob cancels it, THEN it is cancelled and its reservation is given back in full
     assert bob.delete(f"/v1/orders/{order_id}").status == 202
     done = eventually(lambda: bob.get(f"/v1/orders/{order_id}"),
@@ -177,3 +177,62 @@ def test_a_gtc_routed_order_rests_on_the_internal_book_and_cancels_over_http(loc
     after = eventually(lambda: bob.get("/v1/portfolio").body["portfolio"],
                        lambda p: D(p["reserved"]) == D(before["reserved"]), 60)
     assert D(after["reserved"]) == D(before["reserved"]) and D(after["cash"]) == D(before["cash"])
+
+
+def test_a_lowest_cost_remainder_rests_on_alpha_fills_there_and_a_second_one_cancels(local_platform: Any) -> None:
+    from nexus.local.demo import create_account
+
+    carol = Api(local_platform.api_url, create_account(local_platform.table, "carol", D("100000.00"))["api_key"])
+    answer = eventually(lambda: carol.get("/v1/routing/nbbo/MSFT"), lambda a: _quoted_everywhere(a.body), 90)
+    nbbo = answer.body["nbbo"]
+    inside = D(nbbo["bid"]) + D("0.01")
+    assert inside < D(nbbo["ask"]), nbbo
+    before = carol.get("/v1/portfolio").body["portfolio"]
+    # WHEN carol places a gtc LOWEST_COST buy of 30 a tick above the best bid (below every offer)
+    placed = carol.post("/v1/orders", {"symbol": "MSFT", "side": "buy", "type": "limit", "quantity": "30",
+                                       "price": str(inside), "time_in_force": "gtc",
+                                       "routing": {"strategy": "LOWEST_COST"}})
+    assert placed.status == 202, placed.body
+    order_id = placed.body["order"]["order_id"]
+    # THEN it rests on Alpha, the venue with the highest maker rebate, and is open there
+    rested = eventually(lambda: carol.get(f"/v1/orders/{order_id}"),
+                        lambda a: a.body.get("order", {}).get("status") != "pending_new", 60)
+    assert (rested.body["order"]["status"], rested.body["order"].get("rests_on")) == ("new", "Alpha"), rested.body
+    decided = carol.get(f"/v1/routing/decisions/{order_id}").body
+    assert [(c["venue"], c["action"]) for c in decided["children"]] == [("Alpha", "rest")]
+    # WHEN the venues are swept (each sweep is one horizon of Alpha's fill model; the order alone
+    # is Alpha's best bid), THEN Alpha's outside flow fills it, and the fills reach the order
+    def swept_and_read() -> Any:
+        run = local_platform.lambdas.invoke("VenueSweepFunction", {})
+        assert run.ok, run.error
+        return carol.get(f"/v1/orders/{order_id}")
+
+    filled = eventually(swept_and_read, lambda a: a.body.get("order", {}).get("status") == "filled", 90)
+    order = filled.body["order"]
+    assert order["status"] == "filled" and D(order["filled_quantity"]) == 30, order
+    assert D(order["average_price"]) == inside
+    # AND the position, the cash (Alpha's rebate paid to carol) and the reservation follow
+    after = eventually(lambda: carol.get("/v1/portfolio").body["portfolio"],
+                       lambda p: D(p["reserved"]) == D(before["reserved"])
+                       and any(x["symbol"] == "MSFT" and D(x["quantity"]) == 30 for x in p["positions"]), 60)
+    assert D(before["cash"]) - D(after["cash"]) == inside * 30 - D("0.06")
+
+    # WHEN carol rests a second one far below the market on Alpha and cancels it over HTTP
+    far = carol.post("/v1/orders", {"symbol": "MSFT", "side": "buy", "type": "limit", "quantity": "20",
+                                    "price": str(D(nbbo["bid"]) - D("1.00")), "time_in_force": "gtc",
+                                    "routing": {"strategy": "LOWEST_COST"}})
+    assert far.status == 202, far.body
+    far_id = far.body["order"]["order_id"]
+    eventually(lambda: carol.get(f"/v1/orders/{far_id}"),
+               lambda a: a.body.get("order", {}).get("rests_on") == "Alpha", 60)
+    assert carol.delete(f"/v1/orders/{far_id}").status == 202
+    # THEN routing takes it off Alpha and the order ends cancelled, its reservation given back
+    done = eventually(lambda: carol.get(f"/v1/orders/{far_id}"),
+                      lambda a: a.body.get("order", {}).get("status") == "cancelled", 60)
+    assert done.body["order"]["cancel_reason"] == "user", done.body
+    back = eventually(lambda: carol.get("/v1/portfolio").body["portfolio"],
+                      lambda p: D(p["reserved"]) == D(before["reserved"]), 60)
+    assert D(back["reserved"]) == D(before["reserved"])
+    nbbo_after = carol.get("/v1/routing/nbbo/MSFT").body["nbbo"]
+    alpha = next(q for q in nbbo_after["quotes"] if q["venue"] == "Alpha")
+    assert D(alpha["bid"]) > D(nbbo["bid"]) - D("1.00")

@@ -589,7 +589,7 @@ class RoutingService:
     def cancel_entered(self, request: RouteCancelRequest) -> list[RoutedFillsCommand]:
         """Cancel a routed order whose remainder rests on an external venue (the orders API's
         request): its child is cancelled there, and the engine gets the child's fills since the
-        last sweep, then the order's end (``cancelled``). An order that ended already gets
+        last sweep, then the order's end (``user``, as a cancel on the internal book says). An order that ended already gets
         nothing more (its end was sent). Under the venue's lock, like every change to it."""
         engine = self._engine()
         item = self.decision_store.parents([request.order_id]).get(request.order_id)
@@ -608,7 +608,7 @@ class RoutingService:
             drained = venue.drain_reports()
             venue.keep_reports(r for r in drained if r.parent_id and r.parent_id != request.order_id)
             mine = [r for r in drained if r.parent_id == request.order_id]
-            cancelled = venue.cancel(str(item["symbol"]), str(working["child_id"]), reason="cancelled")
+            cancelled = venue.cancel(str(item["symbol"]), str(working["child_id"]), reason="user")
             if cancelled is not None:
                 mine.append(cancelled)
             commands = _advance(item, mine, self.clock())
@@ -730,7 +730,7 @@ def _advance(item: dict[str, Any], reports: Iterable[ExecutionReport], now: date
     """The engine commands of a routed order working on an external venue for these reports of
     its resting child, in order: one per report with fills (``route-<order>-<n>``, ``working``,
     each fill with the order's running totals), the last one ending the order when the child is
-    done (``filled``, or the venue's reason: ``cancelled``, ``expired``). Each report counts
+    done (``filled``, or the venue's reason: ``user`` for a cancel, ``expired``). Each report counts
     once (by its id, status and cumulative quantity); an order that ended takes no more.
     ``item`` (the stored parent) is updated in place: totals, child, fills, status."""
     working = item["working"]

@@ -132,9 +132,9 @@ def test_a_cancel_takes_the_remainder_off_the_venue_and_ends_the_order(aws: Any,
     request = RouteCancelRequest(order_id="o-cancel", account_id="acc_1", ts=NOW)
     # WHEN its owner cancels it
     commands = routing.cancel_entered(request)
-    # THEN the fill the venue reported meanwhile goes first, then the order ends cancelled
+    # THEN the fill the venue reported meanwhile goes first, then the order ends (cancelled by its user)
     assert [(c.command_id, c.working, c.end_reason) for c in commands] == [
-        ("route-o-cancel-1", True, "working"), ("route-o-cancel-2", False, "cancelled")]
+        ("route-o-cancel-1", True, "working"), ("route-o-cancel-2", False, "user")]
     assert commands[0].fills[0].filled_quantity == 100 and commands[1].fills == []
     # AND nothing of it is left on Alpha
     book = routing.simulated.books(["Alpha"], "MSFT")["Alpha"]
@@ -227,4 +227,4 @@ def test_the_handlers_cancel_and_sweep(aws: Any, quiet: Any, monkeypatch: Any) -
         {"messageId": "m-3", "body": json.dumps({"type": "cancel_route"})}]}, None)
     # THEN the order ends cancelled, the stranger's is dropped (final), the unreadable one retried
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m-3"}]}
-    assert commands_sent(aws)[-1]["end_reason"] == "cancelled"
+    assert commands_sent(aws)[-1]["end_reason"] == "user"
