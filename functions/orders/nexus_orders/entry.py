@@ -147,8 +147,8 @@ def validate_routed(request: NewOrderRequest) -> TimeInForce:
     """A routed order is a limit or market order with no engine-only instruction. A market order
     and an ``ioc`` (or unspecified) limit order are immediate-or-cancel: what the venues do not
     fill at once ends, its reservation given back. A ``gtc`` or ``day`` limit order rests what is
-    left on the internal book (at its limit, or a tick inside the best quote it would lock or
-    cross). Returns its time in force."""
+    left on the venue its strategy picks (the internal book, or a simulated venue where routing
+    keeps it working). Returns its time in force."""
     if request.type not in ("limit", "market"):
         raise ValidationFailed("routing_unsupported", "a routed order is a limit or market order", "type")
     allowed = ("ioc", "gtc", "day") if request.type == "limit" else ("ioc",)
@@ -156,9 +156,6 @@ def validate_routed(request: NewOrderRequest) -> TimeInForce:
     if tif not in allowed:
         raise ValidationFailed("routing_unsupported", f"a routed {request.type} order's time_in_force is "
                                + ", ".join(allowed) + " (absent: ioc)", "time_in_force")
-    if tif != "ioc" and request.routing is not None and request.routing.strategy == "EXTERNAL_ONLY":
-        raise ValidationFailed("routing_unsupported", "an EXTERNAL_ONLY order is immediate-or-cancel: a remainder "
-                               "rests on the internal book only", "time_in_force")
     for name in ("post_only", "display_quantity", "stp", "expire_at"):
         if getattr(request, name) not in (None, False):
             raise ValidationFailed("routing_unsupported", f"{name} is an instruction of the internal venue; a "

@@ -412,9 +412,10 @@ class RoutingService:
                         parent.apply(cancelled)
                     resting = None
                 if resting is None:
-                    parent.close("rests on the internal book" if entered.time_in_force != "ioc" else
-                                 "immediate-or-cancel")
-                    rest = rest_price(entered, router.books(request.symbol), instrument.tick_size)
+                    inside = entered.time_in_force != "ioc" and request.strategy is not Strategy.EXTERNAL_ONLY
+                    parent.close("rests on the internal book" if inside else "immediate-or-cancel")
+                    # an EXTERNAL_ONLY remainder no external venue took ends: it never rests inside
+                    rest = rest_price(entered, router.books(request.symbol), instrument.tick_size) if inside else None
                     command = routed_fills_command(entered, parent, reports, venues, self.clock(), deferred, rest)
                 else:
                     command = routed_fills_command(entered, parent, reports, venues, self.clock(), resting=resting)

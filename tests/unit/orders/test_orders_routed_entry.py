@@ -77,7 +77,6 @@ def test_a_routed_market_buy_is_capped_at_its_protection_price(world: World) -> 
     ({"routing": {"strategy": "SMART", "max_venues": 0}}, None, "routing.max_venues"),
     ({"routing": {"strategy": "SMART", "extra": 1}}, None, "routing.extra"),
     ({"time_in_force": "fok"}, "routing_unsupported", "time_in_force"),
-    ({"time_in_force": "gtc", "routing": {"strategy": "EXTERNAL_ONLY"}}, "routing_unsupported", "time_in_force"),
     ({"type": "market", "price": None, "time_in_force": "day"}, None, "time_in_force"),
     ({"type": "market", "price": None, "time_in_force": "fok"}, "routing_unsupported", "time_in_force"),
     ({"type": "stop_limit", "stop_price": "101.00"}, "routing_unsupported", "type"),

@@ -228,3 +228,17 @@ def test_the_handlers_cancel_and_sweep(aws: Any, quiet: Any, monkeypatch: Any) -
     # THEN the order ends cancelled, the stranger's is dropped (final), the unreadable one retried
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m-3"}]}
     assert commands_sent(aws)[-1]["end_reason"] == "user"
+
+
+def test_an_external_only_remainder_rests_outside_and_never_inside(quiet: Any) -> None:
+    # WHEN a gtc EXTERNAL_ONLY buy below every offer is routed
+    command = rest(quiet, "o-ext", strategy="EXTERNAL_ONLY")
+    # THEN it works on an external venue
+    assert command.working and command.rest_venue in {"Alpha", "Beta", "Gamma"}
+    # WHEN every external venue is disabled and another one is routed
+    for venue in quiet.venues.list():
+        if not venue.internal:
+            quiet.venues.put(venue.model_copy(update={"enabled": False}))
+    ended = rest(quiet, "o-ext-2", strategy="EXTERNAL_ONLY")
+    # THEN nothing rests on the internal book: it ends unfilled
+    assert (ended.working, ended.rest_price, ended.internal_price, ended.fills) == (False, None, None, [])
