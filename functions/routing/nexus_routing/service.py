@@ -69,6 +69,7 @@ CENT: Final = Decimal("0.01")
 SP500: Final = frozenset({"AAPL", "MSFT", "GOOGL", "GOOG", "AMZN", "NVDA", "META", "TSLA", "JPM", "V", "IBM"})
 MAX_REPORT_DAYS: Final = 93
 SESSION_CLOSE: Final = time(16, 0)  # New York: a ``day`` remainder expires at the close
+MAX_APPLIED: Final = 500  # report keys a working parent keeps (its item stays small)
 OVERSIGHT_ROLES: Final = ("compliance", "admin")
 STAT_FIELDS: Final = ("sent", "filled", "orders", "latency_total_us", "latency_count", "cost_shares", "cost_total")
 
@@ -527,11 +528,11 @@ class RoutingService:
         routed children whose session closed are expired, each venue's outside flow runs one
         horizon over the routed children left (``SimulatedVenue.simulate_flow``: they fill with
         the probability its fill model gives), and every routed child's reports since the last
-        pass (published on venue-reports for the statistics) go to the engine as its order's fills with the order's running totals, and its end
-        once the child is done (``_advance``). The commands are sent, then the parents stored,
-        then the venues saved; a pass that fails saves no venue, and the next one gives the
-        same commands again (the engine drops a repeat by its id) or none (the stored parent
-        has applied them)."""
+        pass (published on venue-reports for the statistics) go to the engine as its order's
+        fills with the order's running totals, and its end once the child is done
+        (``_advance``). The commands are sent, then the parents stored, then the venues saved;
+        a pass that fails saves no venue, and the next one gives the same commands again (the
+        engine drops a repeat by its id) or none (the stored parent has applied them)."""
         engine = self._engine()
         now = self.clock()
         configs = [v for v in self.venues.list() if not v.internal]
@@ -590,8 +591,9 @@ class RoutingService:
     def cancel_entered(self, request: RouteCancelRequest) -> list[RoutedFillsCommand]:
         """Cancel a routed order whose remainder rests on an external venue (the orders API's
         request): its child is cancelled there, and the engine gets the child's fills since the
-        last sweep, then the order's end (``user``, as a cancel on the internal book says). An order that ended already gets
-        nothing more (its end was sent). Under the venue's lock, like every change to it."""
+        last sweep, then the order's end (``user``, as a cancel on the internal book says). An
+        order that ended already gets nothing more (its end was sent). Under the venue's lock,
+        like every change to it."""
         engine = self._engine()
         item = self.decision_store.parents([request.order_id]).get(request.order_id)
         if item is None or str(item["account_id"]) != request.account_id:
@@ -788,7 +790,9 @@ def _advance(item: dict[str, Any], reports: Iterable[ExecutionReport], now: date
     if ended and ended != "filled":
         parent["closed_reason"] = ended
     item["status"] = status
-    working.update(filled=str(filled), notional=str(notional), commands=count, applied=applied, ended=ended)
+    # the latest keys are enough: a retry only sees again the reports of the pass that failed
+    working.update(filled=str(filled), notional=str(notional), commands=count, applied=applied[-MAX_APPLIED:],
+                   ended=ended)
     return commands
 
 

@@ -34,7 +34,7 @@ def sell_into(service: Any, venue: str, quantity: int, price: str, order_id: str
 
 
 @pytest.fixture
-def quiet(routing: Any) -> Any:
+def quiet(routing: Any) -> Any:  # noqa: F811 - the fixture imported above
     """The routing world with no outside flow on the venues (a fill model that never fills), so
     only the orders a test sends meet the resting remainders."""
     for venue in routing.venues.list():
@@ -44,9 +44,9 @@ def quiet(routing: Any) -> Any:
     return routing
 
 
-def rest(routing: Any, order_id: str, *, strategy: str = "SMART", tif: str = "gtc", limit: str = "299.97") -> Any:
+def rest(service: Any, order_id: str, *, strategy: str = "SMART", tif: str = "gtc", limit: str = "299.97") -> Any:
     """A buy of 500 within ``limit``, below every venue's offer: nothing fills, it all rests."""
-    return routing.route_entered(entered(order_id, 500, limit, strategy=strategy, tif=tif))
+    return service.route_entered(entered(order_id, 500, limit, strategy=strategy, tif=tif))
 
 
 @pytest.mark.parametrize(("strategy", "expected"), [
@@ -56,7 +56,7 @@ def rest(routing: Any, order_id: str, *, strategy: str = "SMART", tif: str = "gt
     ("BEST_PRICE", "NexusTrade"),
 ])
 def test_a_remainder_rests_on_the_venue_its_strategy_picks(
-    aws: Any, routing: Any, strategy: str, expected: str
+    aws: Any, routing: Any, strategy: str, expected: str  # noqa: F811 - the fixture imported above
 ) -> None:
     # WHEN a gtc buy of 500 within 299.97 (below every offer) is routed
     command = rest(routing, f"o-{strategy}", strategy=strategy)
@@ -81,20 +81,20 @@ def test_a_remainder_rests_on_the_venue_its_strategy_picks(
     assert commands_sent(aws) == [json.loads(command.model_dump_json())]
 
 
-def test_an_internalize_first_remainder_rests_inside(routing: Any) -> None:
+def test_an_internalize_first_remainder_rests_inside(routing: Any) -> None:  # noqa: F811 - the fixture
     command = rest(routing, "o-inside", strategy="INTERNALIZE_FIRST")
     assert (command.working, command.rest_venue, command.rest_price) == (False, None, D("299.97"))
 
 
 def test_the_venues_fills_reach_the_engine_with_the_orders_running_totals(aws: Any, quiet: Any) -> None:
-    routing = quiet
-    first = rest(routing, "o-fills", strategy="LOWEST_COST")
+    service = quiet
+    first = rest(service, "o-fills", strategy="LOWEST_COST")
     assert first.rest_venue == "Alpha"
     # GIVEN someone sells 500 down to 299.97 on Alpha: the market maker's 100 at 299.99, 299.98
     # and 299.97 (ahead of the order in time), then 200 of the order
-    sell_into(routing, "Alpha", 500, "299.97", "s-1")
+    sell_into(service, "Alpha", 500, "299.97", "s-1")
     # WHEN the venues are swept
-    counts = routing.sweep()
+    counts = service.sweep()
     # THEN the engine gets the 200 as the order's fills, a maker's, with the venue's rebate, the
     # order still working
     sent = commands_sent(aws)[1:]
@@ -105,20 +105,20 @@ def test_the_venues_fills_reach_the_engine_with_the_orders_running_totals(aws: A
         ("299.97", "200", "maker", D("-0.40"))]
     assert [(f["filled_quantity"], f["remaining_quantity"]) for f in command["fills"]] == [("200", "300")]
     # AND the parent shows the fill
-    parent, _ = routing.decision_store.get("o-fills")
+    parent, _ = service.decision_store.get("o-fills")
     assert (parent["body"]["parent"]["filled"], parent["status"]) == ("200", "partially_filled")
     # AND a second sweep sends nothing more (the reports were applied once)
-    routing.sweep()
+    service.sweep()
     assert len(commands_sent(aws)) == 2
     # WHEN the other 300 are sold there
-    sell_into(routing, "Alpha", 300, "299.97", "s-2")
-    routing.sweep()
+    sell_into(service, "Alpha", 300, "299.97", "s-2")
+    service.sweep()
     # THEN the last command fills the order and ends it
     last = commands_sent(aws)[-1]
     assert (last["command_id"], last["working"], last["end_reason"]) == ("route-o-fills-2", False, "filled")
     assert [(f["filled_quantity"], f["filled_notional"], f["remaining_quantity"]) for f in last["fills"]] == [
         ("500", "149985", "0")]
-    parent, _ = routing.decision_store.get("o-fills")
+    parent, _ = service.decision_store.get("o-fills")
     assert (parent["status"], parent["working"]["ended"]) == ("filled", "filled")
 
 
@@ -126,26 +126,26 @@ def test_a_cancel_takes_the_remainder_off_the_venue_and_ends_the_order(aws: Any,
     from nexus_common.errors import Conflict, NotFound
     from nexus_common.events import RouteCancelRequest
 
-    routing = quiet
-    rest(routing, "o-cancel", strategy="LOWEST_COST")
-    sell_into(routing, "Alpha", 400, "299.97", "s-3")  # 100 of the order fill before the cancel
+    service = quiet
+    rest(service, "o-cancel", strategy="LOWEST_COST")
+    sell_into(service, "Alpha", 400, "299.97", "s-3")  # 100 of the order fill before the cancel
     request = RouteCancelRequest(order_id="o-cancel", account_id="acc_1", ts=NOW)
     # WHEN its owner cancels it
-    commands = routing.cancel_entered(request)
+    commands = service.cancel_entered(request)
     # THEN the fill the venue reported meanwhile goes first, then the order ends (cancelled by its user)
     assert [(c.command_id, c.working, c.end_reason) for c in commands] == [
         ("route-o-cancel-1", True, "working"), ("route-o-cancel-2", False, "user")]
     assert commands[0].fills[0].filled_quantity == 100 and commands[1].fills == []
     # AND nothing of it is left on Alpha
-    book = routing.simulated.books(["Alpha"], "MSFT")["Alpha"]
+    book = service.simulated.books(["Alpha"], "MSFT")["Alpha"]
     assert all(level.price != D("299.97") for level in book.bids)  # the market maker's was taken
     # AND a repeated cancel sends nothing; another account's or a never-routed order's is refused
-    assert routing.cancel_entered(request) == []
+    assert service.cancel_entered(request) == []
     with pytest.raises(NotFound):
-        routing.cancel_entered(RouteCancelRequest(order_id="o-cancel", account_id="acc_2", ts=NOW))
-    routing.route_entered(entered("o-ioc", 100))
+        service.cancel_entered(RouteCancelRequest(order_id="o-cancel", account_id="acc_2", ts=NOW))
+    service.route_entered(entered("o-ioc", 100))
     with pytest.raises(Conflict):
-        routing.cancel_entered(RouteCancelRequest(order_id="o-ioc", account_id="acc_1", ts=NOW))
+        service.cancel_entered(RouteCancelRequest(order_id="o-ioc", account_id="acc_1", ts=NOW))
     assert [c["command_id"] for c in commands_sent(aws)][-3:] == ["route-o-cancel-1", "route-o-cancel-2",
                                                                  "route-o-ioc"]
 
@@ -153,21 +153,21 @@ def test_a_cancel_takes_the_remainder_off_the_venue_and_ends_the_order(aws: Any,
 def test_a_day_remainder_expires_at_the_close(aws: Any, quiet: Any) -> None:
     from nexus_routing.service import day_close
 
-    routing = quiet
-    rest(routing, "o-day", strategy="LOWEST_COST", tif="day")
-    parent, _ = routing.decision_store.get("o-day")
+    service = quiet
+    rest(service, "o-day", strategy="LOWEST_COST", tif="day")
+    parent, _ = service.decision_store.get("o-day")
     close = day_close(NOW)
     assert datetime.fromisoformat(parent["working"]["expires_at"]) == close == datetime(2026, 11, 2, 21, tzinfo=UTC)
     # WHEN the venues are swept before the close, THEN it still works there
-    routing.clock.now = close - timedelta(seconds=1)
-    assert routing.sweep()["expired"] == 0
+    service.clock.now = close - timedelta(seconds=1)
+    assert service.sweep()["expired"] == 0
     # WHEN they are swept at the close, THEN it is taken off the venue and ends expired
-    routing.clock.now = close
-    assert routing.sweep()["expired"] == 1
+    service.clock.now = close
+    assert service.sweep()["expired"] == 1
     last = commands_sent(aws)[-1]
     assert (last["command_id"], last["end_reason"], last["working"], last["fills"]) == (
         "route-o-day-1", "expired", False, [])
-    book = routing.simulated.books(["Alpha"], "MSFT")["Alpha"]
+    book = service.simulated.books(["Alpha"], "MSFT")["Alpha"]
     assert {level.price: level.quantity for level in book.bids}[D("299.97")] == 100  # the market maker's
 
 
@@ -180,7 +180,9 @@ def test_the_day_close_is_the_new_york_close_at_or_after_the_order() -> None:
     assert day_close(datetime(2026, 7, 1, 13, 0, tzinfo=UTC)) == datetime(2026, 7, 1, 20, 0, tzinfo=UTC)
 
 
-def test_the_venues_outside_flow_fills_a_resting_remainder_over_the_sweeps(aws: Any, routing: Any) -> None:
+def test_the_venues_outside_flow_fills_a_resting_remainder_over_the_sweeps(
+    aws: Any, routing: Any  # noqa: F811 - the fixture imported above
+) -> None:
     # GIVEN a remainder resting at the venue's best bid (299.99 on Gamma, with the market maker's)
     command = routing.route_entered(entered("o-flow", 100, "299.99", strategy="SMART", tif="gtc"))
     assert command.working
@@ -197,14 +199,14 @@ def test_the_venues_outside_flow_fills_a_resting_remainder_over_the_sweeps(aws: 
 
 
 def test_another_orders_route_leaves_the_resting_childs_report_for_its_sweep(aws: Any, quiet: Any) -> None:
-    routing = quiet
+    service = quiet
     # GIVEN a remainder of 500 resting on Alpha at 299.97
-    rest(routing, "o-kept", strategy="LOWEST_COST")
+    rest(service, "o-kept", strategy="LOWEST_COST")
     # WHEN another routed order sells through it (an IOC sell of 1000 within 299.97: the venues
     # bid 800 down to 299.97 besides it)
-    routing.route_entered(entered("o-seller", 1000, "299.97", side="sell", strategy="LOWEST_COST"))
+    service.route_entered(entered("o-seller", 1000, "299.97", side="sell", strategy="LOWEST_COST"))
     # THEN the resting order's fill stays with the venue until the sweep sends it, with its totals
-    routing.sweep()
+    service.sweep()
     kept = [c for c in commands_sent(aws) if c["order_id"] == "o-kept"]
     assert kept[-1]["command_id"] == "route-o-kept-1"
     assert sum(D(f["quantity"]) for f in kept[-1]["fills"]) > 0
@@ -214,10 +216,10 @@ def test_the_handlers_cancel_and_sweep(aws: Any, quiet: Any, monkeypatch: Any) -
     from nexus_common.events import RouteCancelRequest
     from nexus_routing import on_routing_requests, on_venue_sweep
 
-    routing = quiet
-    monkeypatch.setattr(on_routing_requests, "service", lambda: routing)
-    monkeypatch.setattr(on_venue_sweep, "service", lambda: routing)
-    rest(routing, "o-h", strategy="LOWEST_COST")
+    service = quiet
+    monkeypatch.setattr(on_routing_requests, "service", lambda: service)
+    monkeypatch.setattr(on_venue_sweep, "service", lambda: service)
+    rest(service, "o-h", strategy="LOWEST_COST")
     assert on_venue_sweep.handler({"detail-type": "Scheduled Event"}, None)["commands"] == 0
     cancel = RouteCancelRequest(order_id="o-h", account_id="acc_1", ts=NOW).model_dump_json()
     other = RouteCancelRequest(order_id="o-h", account_id="acc_9", ts=NOW).model_dump_json()
