@@ -245,8 +245,16 @@ def test_publishing_fails_after_the_commands_were_applied_their_events_are_publi
         engines.send(command)
     held = eventually(lambda: leader.unpublished, bool)
     assert held, "the applied events are held for the next attempt"
+    # AND once they are held past the grace of a publish under way, the leader's status record
+    # (what GET /health reads) says so
+    def status() -> dict[str, Any]:
+        raw = leader.redis.get(leader.status_key)
+        return json.loads(raw) if raw else {}
+
+    assert eventually(status, lambda s: s.get("unpublished") is True, 15).get("unpublished") is True
     # THEN no snapshot covers them meanwhile, and once PutRecords works they are published
     down.clear()
     for command in flow:
         engines.send(command)
     _assert_tape_equals_uninterrupted_replay(engines)
+    assert eventually(status, lambda s: s.get("unpublished") is False, 15).get("unpublished") is False

@@ -31,7 +31,9 @@ restores the last snapshot and replays the journal after it, re-emitting the sam
 
 Health: the leader writes ``{prefix}:status`` beside the lease on each heartbeat: its node and
 epoch, the instant (UTC), and how far behind the stream tip its last read was
-(``MillisBehindLatest``, the largest over the shards), which ``GET /health`` reads.
+(``MillisBehindLatest``, the largest over the shards), and whether it holds events it could not
+publish (events in hand for longer than ``PUBLISH_GRACE_S``; a publish under way is not that),
+which ``GET /health`` reads.
 
 Garbage collection (``settle_heap``): after a restore and after each snapshot, everything alive
 is collected once and then frozen (``gc.freeze``), so the automatic collections in between scan
@@ -70,6 +72,7 @@ MAX_RECORD_BYTES = 1_000_000 - 1_024  # Kinesis: 1 MiB per record including the 
 MAX_CALL_RECORDS = 500
 MAX_CALL_BYTES = 5_000_000
 LEASE_SAFETY = 0.75  # a leader publishes only within this fraction of the TTL after its last renewal
+PUBLISH_GRACE_S = 2.0  # events held longer than this (a publish failing and retried) show in the status record
 # What a turn of the loop may fail with and survive: Redis, AWS (Kinesis, DynamoDB), the network.
 TRANSIENT = (redis.RedisError, BotoCoreError, ClientError, OSError)
 
@@ -171,6 +174,7 @@ class EngineProcess:
         self.instruments_read_at = 0.0
         self.renewed_at = 0.0  # monotonic instant the last successful renewal (or acquisition) was sent
         self.unpublished: dict[str, list[dict[str, Any]]] = {}  # events applied but not yet published
+        self.held_since = 0.0  # monotonic instant the events in hand were first held
         self.behind_ms = 0  # MillisBehindLatest of the last read, the largest over the shards
         self.errors = 0  # turns of the loop that failed in a row
         self.idle = settings.engine_poll_seconds  # the next wait on idle shards
@@ -277,8 +281,10 @@ class EngineProcess:
 
     def _write_status(self, epoch: int) -> None:
         """The leader's health record beside its lease (see the module doc); expires with it."""
+        # events in hand are normal while a publish is under way; held past the grace, publishing fails
+        stuck = bool(self.unpublished) and time.monotonic() - self.held_since > PUBLISH_GRACE_S
         status = {"node": self.lease.node, "epoch": epoch, "at": iso(utc_now()), "behind_ms": self.behind_ms,
-                  "unpublished": bool(self.unpublished)}  # fmt: skip
+                  "unpublished": stuck}  # fmt: skip
         self.redis.set(self.status_key, json.dumps(status, separators=(",", ":")), px=self.settings.engine_lease_ms)
 
     def run(self) -> None:
@@ -381,6 +387,7 @@ class EngineProcess:
         self.applied_since_snapshot += applied
         if by_symbol:
             self.unpublished = dict(by_symbol)
+            self.held_since = time.monotonic()
             if not self._publish(self.unpublished):
                 return 0
         if applied:
