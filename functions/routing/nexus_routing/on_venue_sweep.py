@@ -36,6 +36,8 @@ def service() -> RoutingService:
 @with_lambda_context(logger)
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     counts = service().sweep()
-    if counts["commands"] or counts["expired"] or counts["unknown_reports"]:
+    if counts["unknown_reports"] or counts["ended_reports"]:  # reports no working order takes: looked into
+        logger.warning("venues swept with reports no working order takes", extra=counts)
+    elif counts["commands"] or counts["expired"]:
         logger.info("venues swept", extra=counts)
     return counts

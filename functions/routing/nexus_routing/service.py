@@ -536,7 +536,8 @@ class RoutingService:
         engine = self._engine()
         now = self.clock()
         configs = [v for v in self.venues.list() if not v.internal]
-        counts = {"expired": 0, "flow_orders": 0, "commands": 0, "orders": 0, "unknown_reports": 0}
+        counts = {"expired": 0, "flow_orders": 0, "commands": 0, "orders": 0, "unknown_reports": 0,
+                  "ended_reports": 0}
         with self.simulated.open(configs) as live:
             children = {child: (name, symbol, parent_id) for name, venue in live.items()
                         for child, (symbol, parent_id) in venue.routed_children().items()}
@@ -569,6 +570,9 @@ class RoutingService:
                 item = items.get(parent_id)
                 if item is None or not item.get("working"):
                     counts["unknown_reports"] += len(reports)
+                    continue
+                if item["working"].get("ended"):  # the order ended already: nothing more is booked
+                    counts["ended_reports"] += len(reports)
                     continue
                 made = _advance(item, reports, now)
                 if made:

@@ -244,3 +244,23 @@ def test_an_external_only_remainder_rests_outside_and_never_inside(quiet: Any) -
     ended = rest(quiet, "o-ext-2", strategy="EXTERNAL_ONLY")
     # THEN nothing rests on the internal book: it ends unfilled
     assert (ended.working, ended.rest_price, ended.internal_price, ended.fills) == (False, None, None, [])
+
+
+def test_a_report_for_an_order_that_ended_books_nothing_and_is_counted(aws: Any, quiet: Any) -> None:
+    from nexus_common.events import RouteCancelRequest
+    from nexus_routing.model import ExecStatus, ExecutionReport, Fill, Liquidity, Side
+
+    service = quiet
+    rest(service, "o-late", strategy="LOWEST_COST")
+    service.cancel_entered(RouteCancelRequest(order_id="o-late", account_id="acc_1", ts=NOW))
+    sent = len(commands_sent(aws))
+    # GIVEN a fill report of its child reaches Alpha's pending reports after the order ended
+    alpha = next(v for v in service.venues.list() if v.name == "Alpha")
+    with service.simulated.open([alpha]) as live:
+        live["Alpha"].keep_reports([ExecutionReport(
+            "Alpha:late", "Alpha", "o-late-1-1", "MSFT", Side.BUY, ExecStatus.PARTIALLY_FILLED,
+            (Fill(D("299.97"), D(10), Liquidity.MAKER, D("-0.02")),), D(10), D(490), 0, NOW, None, "o-late")])
+    # WHEN the venues are swept, THEN nothing is sent for it, and the sweep counts it
+    counts = service.sweep()
+    assert (counts["ended_reports"], counts["commands"]) == (1, 0)
+    assert len(commands_sent(aws)) == sent
