@@ -7,10 +7,12 @@ running totals, and the end of those whose child is done (filled, cancelled, exp
 engine sequences them as ``venue_fill`` and ``route_ended`` events, which risk, the portfolio and
 the orders consumer book like any fill.
 
-Requests per run: a Scan of the venues, one BatchGetItem of the parents with routed children
-(100 a request), one PutRecord per command and one PutItem per order that changed; Redis: one
-lock per venue, one MGET, one MULTI. A run that fails saves no venue; the next one sends the same
-commands (the engine drops a repeat by its id) or none (the stored parent has them).
+Requests per run: a Scan of the venues and one of the instruments (the venues' books), one
+BatchGetItem of the parents with routed children (100 a request; none when nothing rests), one
+PutRecord per command, one PutItem per order that changed and one PutRecords of their reports
+(venue statistics); Redis: one lock per venue, one MGET, one MULTI. A run that fails saves no
+venue; the next one sends the same commands (the engine drops a repeat by its id) or none (the
+stored parent has them).
 """
 
 from __future__ import annotations
