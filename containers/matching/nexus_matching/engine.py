@@ -66,6 +66,7 @@ from nexus_matching.render import (
     cancel_rejected,
     rejected,
     render,
+    route_totals,
     route_working,
     routed_events,
     trading_status,
@@ -268,11 +269,7 @@ class MatchingEngine:
             shown["end_reason"] = refused  # its part here could not run: that is why it ended
         totals = None  # a working order's totals so far, for its end without a fill
         if working:
-            last = fills[-1] if fills else None
-            self._working[order_id] = (
-                (last["filled_quantity"], last["filled_notional"], last["remaining_quantity"]) if last is not None
-                else self._working.get(order_id) or ("0", "0", command["quantity"])
-            )
+            self._working[order_id] = route_totals(fills, command["quantity"], self._working.get(order_id))
         else:
             totals = self._working.pop(order_id, None)
         events = routed_events(symbol, first, self._epoch, ts, command_id, shown, fills,

@@ -208,6 +208,15 @@ def trading_status(symbol: str, seq: int, epoch: int, ts: str, command_id: str, 
     }
 
 
+def route_totals(fills: list[Event], quantity: str, kept: tuple[str, str, str] | None = None) -> tuple[str, str, str]:
+    """A routed parent's totals (filled quantity, notional, remaining) as its last fill carried
+    them; without a fill ``kept`` (those of an order working on a venue), else zero, all remaining."""
+    if fills:
+        last = fills[-1]
+        return last["filled_quantity"], last["filled_notional"], last["remaining_quantity"]
+    return kept if kept is not None else ("0", "0", quantity)
+
+
 def routed_events(
     symbol: str, first_seq: int, epoch: int, ts: str, command_id: str, c: Any, fills: list[Event], end: bool = True,
     totals: tuple[str, str, str] | None = None,
@@ -228,14 +237,10 @@ def routed_events(
     if not end:
         return events
     ended = order_event("route_ended", symbol, seq, epoch, ts, command_id, order_id, account_id)
-    last = fills[-1] if fills else None
     ended["side"] = side
     ended["quantity"] = quantity
-    if last is not None:
-        totals = (last["filled_quantity"], last["filled_notional"], last["remaining_quantity"])
-    elif totals is None:
-        totals = ("0", "0", quantity)
-    ended["filled_quantity"], ended["filled_notional"], ended["remaining_quantity"] = totals
+    ended["filled_quantity"], ended["filled_notional"], ended["remaining_quantity"] = route_totals(
+        fills, quantity, totals)
     ended["reason"] = c["end_reason"]
     events.append(ended)
     return events
@@ -248,7 +253,6 @@ def route_working(
     ``rest_venue`` at ``rest_price``, with the parent's totals (those of its last fill; nothing
     filled: zero, all remaining)."""
     event = order_event("route_working", symbol, seq, epoch, ts, command_id, c["order_id"], c["account_id"])
-    last = fills[-1] if fills else None
     quantity = c["quantity"]
     event["side"] = c["side"]
     event["quantity"] = quantity
@@ -256,13 +260,11 @@ def route_working(
     event["mic"] = c.get("rest_mic")
     event["price"] = c["rest_price"]
     event["time_in_force"] = c["time_in_force"]
-    event["filled_quantity"] = "0" if last is None else last["filled_quantity"]
-    event["filled_notional"] = "0" if last is None else last["filled_notional"]
-    event["remaining_quantity"] = quantity if last is None else last["remaining_quantity"]
+    event["filled_quantity"], event["filled_notional"], event["remaining_quantity"] = route_totals(fills, quantity)
     return event
 
 
 __all__ = [
     "ACCEPT", "CANCEL", "EXPIRE", "REPLACE", "TRADE", "TRIGGER", "Event", "cancel_rejected", "order_event",
-    "rejected", "render", "route_working", "routed_events", "trading_status",
+    "rejected", "render", "route_totals", "route_working", "routed_events", "trading_status",
 ]
