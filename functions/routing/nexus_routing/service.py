@@ -192,12 +192,10 @@ class _Recording(ExecutionVenue):
         return report
 
     def drain_reports(self) -> list[ExecutionReport]:
-        reports = self.inner.drain_reports()
         if self.parent_id is not None and isinstance(self.inner, SimulatedVenue):
-            others = [r for r in reports if r.parent_id and r.parent_id != self.parent_id]
-            if others:
-                self.inner.keep_reports(others)
-            reports = [r for r in reports if r.parent_id == self.parent_id]
+            reports = self.inner.drain_reports_of(self.parent_id)
+        else:
+            reports = self.inner.drain_reports()
         self.sink.extend((r, None) for r in reports)
         return reports
 
@@ -612,9 +610,7 @@ class RoutingService:
             raise Conflict("unknown_venue", f"venue {working['venue']} is no longer in the venues table", "venue")
         with self.simulated.open([config]) as live:
             venue = live[config.name]
-            drained = venue.drain_reports()
-            venue.keep_reports(r for r in drained if r.parent_id and r.parent_id != request.order_id)
-            mine = [r for r in drained if r.parent_id == request.order_id]
+            mine = venue.drain_reports_of(request.order_id)
             cancelled = venue.cancel(str(item["symbol"]), str(working["child_id"]), reason="user")
             if cancelled is not None:
                 mine.append(cancelled)
@@ -688,16 +684,10 @@ def routed_fills_command(
     for report, _ in reports:
         if report.parent_id != parent.order_id:
             continue
-        for index, fill in enumerate(report.fills, start=1):
-            filled += fill.quantity
-            notional += fill.price * fill.quantity
-            venue = venues.get(report.venue)
-            fills.append(RoutedFill(
-                child_id=report.order_id, venue=report.venue, mic=None if venue is None else venue.config.mic,
-                price=fill.price, quantity=fill.quantity, liquidity=fill.liquidity.value,
-                fee=fill.fee.quantize(CENT, ROUND_HALF_EVEN), report_id=f"{report.report_id}#{index}",
-                filled_quantity=filled, filled_notional=notional, remaining_quantity=entered.quantity - filled,
-            ))
+        venue = venues.get(report.venue)
+        made, filled, notional = _report_fills(report, None if venue is None else venue.config.mic,
+                                               entered.quantity, filled, notional)
+        fills.extend(made)
     if filled != parent.filled:
         raise Conflict("fills_disagree", f"the reports of {parent.order_id} do not add up to its fills")
     left = filled != entered.quantity
@@ -721,6 +711,24 @@ def routed_fills_command(
         symbol=entered.symbol, side=entered.side, quantity=entered.quantity, fills=fills, end_reason=reason,
         internal_price=internal_price, rest_price=rest, time_in_force=entered.time_in_force, ts=ts,
     )
+
+
+def _report_fills(report: ExecutionReport, mic: str | None, quantity: Decimal, filled: Decimal, notional: Decimal
+                  ) -> tuple[list[RoutedFill], Decimal, Decimal]:
+    """The engine's fills of one venue report of a routed order of ``quantity``, each with the
+    venue's fee to the cent (half-even, the ledger's precision) and the order's totals after it,
+    counted on from ``filled`` / ``notional``; and the totals after the last."""
+    fills: list[RoutedFill] = []
+    for index, fill in enumerate(report.fills, start=1):
+        filled += fill.quantity
+        notional += fill.price * fill.quantity
+        fills.append(RoutedFill(
+            child_id=report.order_id, venue=report.venue, mic=mic, price=fill.price, quantity=fill.quantity,
+            liquidity=fill.liquidity.value, fee=fill.fee.quantize(CENT, ROUND_HALF_EVEN),
+            report_id=f"{report.report_id}#{index}", filled_quantity=filled, filled_notional=notional,
+            remaining_quantity=quantity - filled,
+        ))
+    return fills, filled, notional
 
 
 def day_close(ts: datetime) -> datetime:
@@ -759,18 +767,9 @@ def _advance(item: dict[str, Any], reports: Iterable[ExecutionReport], now: date
         if report.order_id != working["child_id"] or key in applied:
             continue
         applied.append(key)
-        fills: list[RoutedFill] = []
-        for index, fill in enumerate(report.fills, start=1):
-            filled += fill.quantity
-            notional += fill.price * fill.quantity
-            fills.append(RoutedFill(
-                child_id=report.order_id, venue=report.venue, mic=working.get("mic"), price=fill.price,
-                quantity=fill.quantity, liquidity=fill.liquidity.value, fee=fill.fee.quantize(CENT, ROUND_HALF_EVEN),
-                report_id=f"{report.report_id}#{index}", filled_quantity=filled, filled_notional=notional,
-                remaining_quantity=quantity - filled,
-            ))
-            body["fills"].append({"ts": iso(report.ts), "venue": report.venue, "price": str(fill.price),
-                                  "quantity": str(fill.quantity), "fee": str(fill.fee)})
+        fills, filled, notional = _report_fills(report, working.get("mic"), quantity, filled, notional)
+        body["fills"].extend({"ts": iso(report.ts), "venue": report.venue, "price": str(fill.price),
+                              "quantity": str(fill.quantity), "fee": str(fill.fee)} for fill in report.fills)
         _fold_child(child, report)
         if report.status not in LIVE:
             ended = "filled" if filled == quantity else (report.reason or "cancelled")

@@ -462,9 +462,13 @@ class SimulatedVenue(ExecutionVenue):
         reports, self._reports = self._reports, []
         return reports
 
-    def keep_reports(self, reports: Iterable[ExecutionReport]) -> None:
-        """Put reports drained by a caller they were not for back in front of the pending ones."""
-        self._reports[:0] = list(reports)
+    def drain_reports_of(self, parent_id: str) -> list[ExecutionReport]:
+        """The pending reports of ``parent_id``'s children; other routed orders' stay pending (for
+        the sweep that sends them), the rest (other accounts' orders) are dropped as by
+        ``drain_reports``."""
+        reports, self._reports = self._reports, [r for r in self._reports
+                                                 if r.parent_id and r.parent_id != parent_id]
+        return [r for r in reports if r.parent_id == parent_id]
 
     def routed_children(self) -> dict[str, tuple[str, str]]:
         """The routed children live here: ``(symbol, parent id)`` by child order id."""
