@@ -186,24 +186,23 @@ class OrderService:
         if order.routing is None:
             self._send(new_order_command(order, now))
             return
-        assert self.routes is not None
-        try:
-            self.routes.send([route_request(order, now).model_dump(mode="json")])
-        except Exception as exc:  # whatever the queue raised: a 503 the client retries
-            raise Unavailable("route_not_sent", "the order service could not reach the router; retry the request "
-                              "with the same client_order_id") from exc
+        self._to_router([route_request(order, now).model_dump(mode="json")],
+                        "the request with the same client_order_id")
 
     def _send_route_cancels(self, orders: list[Order], now: datetime) -> None:
         """Routing's cancel of each routed order resting on an external venue (at least once:
         routing cancels a child once, and ends an order once)."""
+        self._to_router([RouteCancelRequest(order_id=o.order_id, account_id=o.account_id, ts=now)
+                         .model_dump(mode="json") for o in orders], "the cancel")
+
+    def _to_router(self, messages: list[dict[str, Any]], retry: str) -> None:
+        """Messages on the routing-requests queue; a 503 the client retries (``retry``: what)."""
         if self.routes is None:
             raise Unavailable("route_not_sent", "this entry channel cannot reach the router; retry")
         try:
-            self.routes.send([RouteCancelRequest(order_id=o.order_id, account_id=o.account_id, ts=now)
-                              .model_dump(mode="json") for o in orders])
+            self.routes.send(messages)
         except Exception as exc:  # whatever the queue raised: a 503 the client retries
-            raise Unavailable("route_not_sent", "the order service could not reach the router; retry the "
-                              "cancel") from exc
+            raise Unavailable("route_not_sent", f"the order service could not reach the router; retry {retry}") from exc
 
     def _repeated(self, order: Order, now: datetime) -> Order:
         """The first order of a repeated client_order_id: the same terms return it (nothing new
