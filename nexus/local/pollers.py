@@ -49,6 +49,9 @@ POLL_INTERVAL_S = 0.05
 IDLE_BACKOFF_MAX_S = 0.25  # an idle shard is polled less often, down to 4 times a second
 IDLE_BACKOFF_ON_PATH_S = 0.1  # ... but a mapping without a window (on the order's path) 10 times a second
 WINDOW_POLL_S = 0.25  # within MaximumBatchingWindowInSeconds, a shard is read 4 times a second
+FEED_READ_INTERVAL_S = 0.025  # a shared shard is read at most 40 times a second, whoever asks
+SHARED_READ_LIMIT = 1000  # records per read of a shared shard (DynamoDB Streams' maximum)
+FEED_TRIM_AT = 256  # records every subscriber has read are dropped in chunks of at least this many
 
 
 class Checkpoints(Protocol):
@@ -219,6 +222,173 @@ class _DynamoDBSource:
         return records, answer.get("NextShardIterator")
 
 
+class _Subscriber:
+    """One mapping's place in a shared shard: ``position`` is the absolute index of the next record
+    it reads; ``after`` (its checkpoint) makes it skip the records up to that sequence number."""
+
+    def __init__(self, position: int, after: str | None) -> None:
+        self.position = position
+        self.after = _sequence_key(after) if after else None
+
+
+def _sequence_key(sequence: str) -> tuple[int, str]:
+    """Kinesis and DynamoDB Streams sequence numbers are decimal strings of growing value."""
+    return (len(sequence), sequence)
+
+
+class _ShardFeed:
+    """One shard read once for every mapping that shares it (see ``SharedShards``).
+
+    The records read are kept until every subscriber has read past them. A subscriber that finds
+    nothing new triggers a read of the shard, at most one every ``FEED_READ_INTERVAL_S`` whoever
+    asks: the read is made under the feed's lock, so subscribers that ask at once get the same
+    answer instead of each reading the shard."""
+
+    def __init__(self, source: _StreamSource, shard: str, starting_position: str, after: str | None) -> None:
+        self.source = source
+        self.shard = shard
+        self.starting_position = starting_position
+        self.start_after = after  # the feed reads from just after this sequence number (None: the position)
+        self.lock = threading.Lock()
+        self.records: list[_Record] = []
+        self.base = 0  # absolute index of records[0]
+        self.iterator: str | None = None
+        self.dropped_through: str | None = None  # the sequence number of the last record dropped
+        self.closed = False
+        self.last_read = float("-inf")
+        self.subscribers: dict[int, _Subscriber] = {}
+
+    def covers(self, starting_position: str, after: str | None) -> bool:
+        """Whether a subscriber starting there can read from this feed. A ``LATEST`` feed serves
+        ``LATEST`` subscribers, from the records read after they joined. Any other feed serves a
+        subscriber whose checkpoint is at or after both the feed's start and the last record the
+        feed has dropped (none, for a subscriber without one, unless the feed reads from the
+        shard's start and has dropped nothing)."""
+        latest = starting_position == "LATEST" and not after
+        if self.starting_position == "LATEST" or latest:
+            return self.starting_position == "LATEST" and latest
+        for bound in (self.start_after, self.dropped_through):
+            if bound is not None and (after is None or _sequence_key(after) < _sequence_key(bound)):
+                return False
+        return True
+
+    def subscribe(self, starting_position: str, after: str | None) -> int:
+        """A new subscriber (``covers`` said it may join): a ``LATEST`` one from the next record
+        read, any other from the first record kept, skipping those up to its checkpoint."""
+        with self.lock:
+            token = len(self.subscribers)
+            latest = starting_position == "LATEST" and not after
+            self.subscribers[token] = _Subscriber(self.base + len(self.records) if latest else self.base, after)
+            return token
+
+    def read(self, token: int, limit: int) -> tuple[list[_Record], bool]:
+        """Up to ``limit`` records after the subscriber's place, and whether the shard is closed and
+        read to its end for it."""
+        with self.lock:
+            subscriber = self.subscribers[token]
+            taken = self._take(subscriber, limit)
+            if not taken and not self.closed and time.monotonic() - self.last_read >= FEED_READ_INTERVAL_S:
+                self._read_shard()
+                taken = self._take(subscriber, limit)
+            self._trim()
+            drained = self.closed and subscriber.position >= self.base + len(self.records)
+            return taken, drained
+
+    def _take(self, subscriber: _Subscriber, limit: int) -> list[_Record]:
+        start = subscriber.position - self.base
+        if subscriber.after is not None:
+            while start < len(self.records) and _sequence_key(self.records[start].sequence) <= subscriber.after:
+                start += 1
+            if start < len(self.records):
+                subscriber.after = None  # past its checkpoint: every later record is new to it
+        taken = self.records[start : start + limit]
+        subscriber.position = self.base + start + len(taken)
+        return taken
+
+    def _read_shard(self) -> None:
+        self.last_read = time.monotonic()
+        if self.iterator is None:
+            last = self.records[-1].sequence if self.records else self.dropped_through or self.start_after
+            self.iterator = self.source.iterator(self.shard, last, self.starting_position)
+            if self.iterator is None:
+                self.closed = True
+                return
+        try:
+            records, self.iterator = self.source.read(self.iterator, SHARED_READ_LIMIT)
+        except ClientError:
+            self.iterator = None  # expired or refused: the next read starts again after the last record
+            raise
+        for record in records:
+            record.event["eventID"] = record.event.get("eventID", "").replace("{shard}", self.shard)
+        self.records.extend(records)
+        if self.iterator is None:
+            self.closed = True
+
+    def _trim(self) -> None:
+        done = min(s.position for s in self.subscribers.values()) - self.base
+        if done >= FEED_TRIM_AT:
+            self.dropped_through = self.records[done - 1].sequence
+            del self.records[:done]
+            self.base += done
+
+
+class _SharedSource:
+    """A mapping's view of a stream whose shards it shares with the other mappings of the same
+    stream (``SharedShards``): the ``_StreamSource`` protocol, with iterators that are places in
+    the shared feed."""
+
+    def __init__(self, shared: SharedShards, source: _StreamSource) -> None:
+        self.shared = shared
+        self.source = source
+        self.arn = source.arn
+        self.info_key = source.info_key
+
+    def shards(self) -> list[str]:
+        return self.source.shards()
+
+    def iterator(self, shard: str, after: str | None, starting_position: str) -> str | None:
+        """A place in the shard's shared feed. A checkpoint is looked up in the shard first, as the
+        mapping's own iterator would be: one the shard does not have raises ``ClientError``."""
+        if after is not None:
+            self.source.iterator(shard, after, starting_position)
+        feed = self.shared.feed(self.source, shard, starting_position, after)
+        return f"{id(feed)}:{feed.subscribe(starting_position, after)}"
+
+    def read(self, iterator: str, limit: int) -> tuple[list[_Record], str | None]:
+        feed_id, token = iterator.split(":")
+        records, drained = self.shared.feeds_by_id[int(feed_id)].read(int(token), limit)
+        return records, None if drained else iterator
+
+
+class SharedShards:
+    """Every stream mapping of a local platform reads a shard through one feed per shard: the
+    embedded AWS answers one ``GetRecords`` for all of them instead of one per mapping (eight
+    mappings read ``execution-events``). On AWS each mapping polls for itself and Lambda does not
+    bill its pollers; locally those reads were the largest part of the emulator's time. A mapping
+    keeps its own batches, windows, retries and checkpoints: only the reading is shared. A mapping
+    whose checkpoint is older than a feed's start (after a restart with saved checkpoints) gets a
+    feed of its own."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.feeds: dict[tuple[str, str], list[_ShardFeed]] = {}
+        self.feeds_by_id: dict[int, _ShardFeed] = {}
+
+    def share(self, source: _StreamSource) -> _StreamSource:
+        return _SharedSource(self, source)
+
+    def feed(self, source: _StreamSource, shard: str, starting_position: str, after: str | None) -> _ShardFeed:
+        with self.lock:
+            feeds = self.feeds.setdefault((source.arn, shard), [])
+            for feed in feeds:
+                if feed.covers(starting_position, after):
+                    return feed
+            feed = _ShardFeed(source, shard, starting_position, after)
+            feeds.append(feed)
+            self.feeds_by_id[id(feed)] = feed
+            return feed
+
+
 def _jsonable(value: Any) -> Any:
     """DynamoDB stream images as Lambda sends them (numbers as strings, binary as base64)."""
     if isinstance(value, dict):
@@ -264,6 +434,7 @@ class StreamMapping:
         account: str,
         checkpoints: Checkpoints,
         stop: threading.Event,
+        shared: SharedShards | None = None,
     ) -> None:
         props = source.properties
         self.lambdas = lambdas
@@ -274,6 +445,8 @@ class StreamMapping:
             if source.type == "Kinesis"
             else _DynamoDBSource(clients, str(props["Stream"]), region)
         )
+        if shared is not None:
+            self.stream = shared.share(self.stream)
         self.batch_size = int(props.get("BatchSize", 100))
         self.window = float(props.get("MaximumBatchingWindowInSeconds", 0))
         self.starting_position = str(props.get("StartingPosition", "LATEST"))
