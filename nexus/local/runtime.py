@@ -33,6 +33,7 @@ from nexus.local.pollers import (
     MemoryCheckpoints,
     RedisCheckpoints,
     ScheduleMapping,
+    SharedShards,
     SqsMapping,
     StreamMapping,
 )
@@ -334,9 +335,12 @@ class LocalPlatform:
         checkpoints = self._checkpoints()
         account = self.provisioner.account_id
         mappings: list[Any] = []
+        shared = SharedShards()  # one read of a shard for all the mappings of its stream
         for source in self.platform.event_sources("Kinesis", "DynamoDB"):
             mappings.append(
-                StreamMapping(self.lambdas, source, clients, self.options.region, account, checkpoints, self._stop)
+                StreamMapping(
+                    self.lambdas, source, clients, self.options.region, account, checkpoints, self._stop, shared
+                )
             )
         for source in self.platform.event_sources("SQS"):
             mappings.append(SqsMapping(self.lambdas, source, clients, self.options.region, self._stop))
