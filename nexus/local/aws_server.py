@@ -12,6 +12,12 @@
   under load some waited past the SDK's 60 s read timeout (the SDK then sends the request
   again, and a conditional write that went through the first time is refused the second).
   A finer lock would not help: moto's request handling is pure Python, bound by the GIL.
+* ... except that requests a user waits on go first (``--first APP_ID``: SDK clients whose
+  User-Agent carries ``app/APP_ID``; ``nexus up`` gives that id to the API's functions, the
+  consumers without a batching window, the containers and its own event source reads). On AWS a
+  background consumer's burst of writes does not delay an order's reads; here, in one queue, an
+  authorizer's read waited behind a hundred audit writes. A background request that has waited
+  ``BACKGROUND_MAX_WAIT_S`` goes next, so every request is still served within a bound.
 * Reading a Kinesis shard starts at the iterator's position (a binary search over the shard's
   sequence numbers, kept as the shard grows) instead of walking the shard from its first record
   on every ``GetRecords``; putting a record finds the shard's last sequence number in constant
@@ -54,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import functools
 import io
 import json
@@ -64,7 +71,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -76,6 +83,7 @@ from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ig
 from moto.dynamodb.responses import DynamoResult
 from moto.kinesis.models import Shard
 from moto.kinesis.responses import KinesisResponse
+from moto.kinesis.utils import decompose_shard_iterator
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.sqs.models import Message, Queue
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -99,30 +107,58 @@ def _install_module_cache() -> None:
     backends.list_of_moto_modules = cached
 
 
-class FairLock:
-    """A lock taken in arrival order: each waiter waits on its own lock, which the holder
-    releases when it leaves, handing the lock over (``threading.Lock`` is not fair)."""
+BACKGROUND_MAX_WAIT_S = 0.25  # a background request waiting this long goes ahead of the others
 
-    def __init__(self) -> None:
+
+class FairLock:
+    """A lock taken in arrival order within two classes: each waiter waits on its own lock, which
+    the holder releases when it leaves, handing the lock over (``threading.Lock`` is not fair).
+
+    Waiters that say ``first`` (``hold(first=True)``) go ahead of the others, unless the oldest of
+    the others has waited ``max_wait`` seconds: it goes next, so nobody waits without bound."""
+
+    def __init__(self, max_wait: float = BACKGROUND_MAX_WAIT_S, clock: Callable[[], float] = time.monotonic) -> None:
         self._mutex = threading.Lock()
-        self._waiters: deque[threading.Lock] = deque()
+        self._first: deque[threading.Lock] = deque()
+        self._waiters: deque[tuple[float, threading.Lock]] = deque()
         self._held = False
+        self.max_wait = max_wait
+        self.clock = clock
 
     def __enter__(self) -> FairLock:
-        with self._mutex:
-            if not self._held:
-                self._held = True
-                return self
-            turn = threading.Lock()
-            turn.acquire()
-            self._waiters.append(turn)
-        turn.acquire()  # released by the holder before us: the lock is ours
+        self.acquire(first=False)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    @contextlib.contextmanager
+    def hold(self, first: bool) -> Iterator[None]:
+        self.acquire(first)
+        try:
+            yield
+        finally:
+            self.release()
+
+    def acquire(self, first: bool) -> None:
         with self._mutex:
-            if self._waiters:
-                self._waiters.popleft().release()
+            if not self._held:
+                self._held = True
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            if first:
+                self._first.append(turn)
+            else:
+                self._waiters.append((self.clock(), turn))
+        turn.acquire()  # released by the holder before us: the lock is ours
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiters and (not self._first or self.clock() - self._waiters[0][0] >= self.max_wait):
+                self._waiters.popleft()[1].release()
+            elif self._first:
+                self._first.popleft().release()
             else:
                 self._held = False
 
@@ -160,6 +196,8 @@ class RequestProfile:
             if name in document:
                 resource = str(document[name]).rsplit("/", 1)[-1]
                 break
+        if not resource and "ShardIterator" in document:
+            resource = cls.iterator_source(str(document["ShardIterator"]))
         if not operation:
             operation = f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')[:40]}"
         written: Counter[str] = Counter()
@@ -174,6 +212,17 @@ class RequestProfile:
                     if kind in item:
                         written[str(item[kind].get("TableName", ""))] += 1
         return (operation, resource), body, written
+
+    @staticmethod
+    def iterator_source(iterator: str) -> str:
+        """The stream (or table, for DynamoDB Streams) a shard iterator reads: moto's Kinesis
+        iterators are ``stream:shard:sequence`` in base64, its DynamoDB Streams ones an ARN."""
+        if "table/" in iterator:
+            return iterator.split("table/", 1)[1].split("/", 1)[0]
+        try:
+            return decompose_shard_iterator(iterator)[0]
+        except ValueError:  # not one of moto's: counted without a resource
+            return ""
 
     def add(self, key: tuple[str, str], seconds: float, written: Counter[str] | None = None) -> None:
         self.count[key] += 1
@@ -217,20 +266,22 @@ class RequestProfile:
 class _OneAtATime:
     """WSGI middleware: run the application under one fair lock (see the module docstring)."""
 
-    def __init__(self, app: Any, profile: RequestProfile | None = None) -> None:
+    def __init__(self, app: Any, profile: RequestProfile | None = None, first: str | None = None) -> None:
         self.app = app
         self.lock = FairLock()
         self.profile = profile
+        self.first = f"app/{first}" if first else None  # the User-Agent mark of requests that go first
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("HTTP_X_AMZ_TARGET", "").endswith(".ReceiveMessage"):
             return self.app(environ, start_response)  # type: ignore[no-any-return]
+        first = self.first is not None and self.first in environ.get("HTTP_USER_AGENT", "")
         if self.profile is None:
-            with self.lock:
+            with self.lock.hold(first):
                 return list(self.app(environ, start_response))
         key, body, written = self.profile.parse(environ)
         environ["wsgi.input"] = io.BytesIO(body)
-        with self.lock:
+        with self.lock.hold(first):
             started = time.perf_counter()
             answer = list(self.app(environ, start_response))
             self.profile.add(key, time.perf_counter() - started, written)
@@ -479,12 +530,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument(
+        "--first",
+        metavar="APP_ID",
+        help="requests of SDK clients with this app id (User-Agent app/APP_ID) go ahead of the others",
+    )
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     install_speedups()
     profile_path = os.environ.get("NEXUS_AWS_PROFILE")
     profile = RequestProfile(profile_path) if profile_path else None
-    app = _OneAtATime(DomainDispatcherApplication(create_backend_app), profile)
+    app = _OneAtATime(DomainDispatcherApplication(create_backend_app), profile, args.first)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=_KeepAliveHandler)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

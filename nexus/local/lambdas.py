@@ -23,6 +23,10 @@ from nexus.local.procs import spawn
 
 log = logging.getLogger("nexus.local.lambda")
 
+# The SDK app id (botocore puts ``app/<id>`` in its User-Agent) of the clients a user waits on: the
+# embedded AWS serves their requests ahead of the others' (``nexus.local.aws_server --first``).
+FIRST_APP_ID = "nexus-first"
+
 STARTUP_TIMEOUT_S = 60.0
 
 
@@ -221,11 +225,12 @@ class LocalLambda:
         region: str,
         account: str,
         concurrency: dict[str, int] | None = None,
+        first: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         self.pools = {
             fid: FunctionPool(
                 fn,
-                base_env,
+                {**base_env, "AWS_SDK_UA_APP_ID": FIRST_APP_ID} if fid in first else base_env,
                 f"arn:aws:lambda:{region}:{account}:function:{fn.name}",
                 (concurrency or {}).get(fid, fn.reserved_concurrency or 1),
             )

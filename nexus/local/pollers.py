@@ -19,7 +19,9 @@ A mapping with a batching window reads its shard 4 times a second while it gathe
 consumers off the order's path (audit, positions, surveillance, ...) make fewer reads and take
 larger batches, which they write with fewer requests.
 Every mapping polls every shard of its stream: with a dozen mappings, idle shards polled 10 times
-a second kept the embedded AWS busy with empty reads (over a hundred a second).
+a second kept the embedded AWS busy with empty reads (over a hundred a second). ``nexus up`` has its
+mappings share their reads (``SharedShards``): one ``GetRecords`` of a shard serves every mapping
+of its stream, each keeping its own place, batches, retries and checkpoints.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from nexus.local.apigw import LocalApiGateway, make_server
-from nexus.local.lambdas import LocalLambda, worker_base_env
+from nexus.local.lambdas import FIRST_APP_ID, LocalLambda, worker_base_env
 from nexus.local.model import Container, Platform, build_platform
 from nexus.local.pollers import (
     Checkpoints,
@@ -94,6 +94,30 @@ def _port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def api_functions(platform: Platform) -> set[str]:
+    """The functions behind the APIs: REST routes, their authorizers and WebSocket routes."""
+    functions = {route.function for route in platform.routes}
+    for api in platform.apis.values():
+        functions.update(authorizer.function for authorizer in api.authorizers.values())
+    for ws in platform.websocket_apis.values():
+        functions.update(ws.routes.values())
+    return functions
+
+
+def first_functions(platform: Platform) -> set[str]:
+    """The functions a user waits on, whose requests the embedded AWS serves first: the APIs and
+    the consumers that take records as they come (no batching window: orders, risk, market data,
+    the pushes). The consumers that gather batches (audit, positions, surveillance, ...) wait
+    behind them, never longer than ``aws_server.BACKGROUND_MAX_WAIT_S`` at a time."""
+    return api_functions(platform) | {
+        fid
+        for fid, fn in platform.functions.items()
+        for event in fn.events
+        if event.type in ("Kinesis", "DynamoDB")
+        and not float(event.properties.get("MaximumBatchingWindowInSeconds", 0) or 0)
+    }
 
 
 @dataclass
@@ -169,8 +193,9 @@ class LocalPlatform:
             if not _port_free(host, port):
                 raise RuntimeError(f"port {port} is taken: stop what uses it, or pass --aws-port")
             env = {**os.environ, **LOCAL_CREDENTIALS}
+            server = ["--host", host, "--port", str(port), "--first", FIRST_APP_ID]
             self._moto = spawn(
-                [sys.executable, "-m", "nexus.local.aws_server", "--host", host, "--port", str(port)],
+                [sys.executable, "-m", "nexus.local.aws_server", *server],
                 env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -186,6 +211,7 @@ class LocalPlatform:
             if not os.environ.get(key):
                 self._setenv(key, value)
         self._setenv("AWS_ENDPOINT_URL", self.aws_endpoint)
+        self._setenv("AWS_SDK_UA_APP_ID", FIRST_APP_ID)  # the event sources' reads and the containers go first
         self._setenv("AWS_REGION", self.options.region)
         self._setenv("AWS_DEFAULT_REGION", self.options.region)
         from nexus_common.aws import clear_clients
@@ -304,19 +330,14 @@ class LocalPlatform:
 
     def _start_lambdas(self) -> None:
         assert self.platform is not None and self.provisioner is not None
-        concurrency = {route.function: self.options.api_concurrency for route in self.platform.routes}
-        for api in self.platform.apis.values():
-            for authorizer in api.authorizers.values():
-                concurrency[authorizer.function] = self.options.api_concurrency
-        for ws in self.platform.websocket_apis.values():
-            for function in ws.routes.values():
-                concurrency[function] = self.options.api_concurrency
+        concurrency = {function: self.options.api_concurrency for function in api_functions(self.platform)}
         self.lambdas = LocalLambda(
             self.platform.functions,
             worker_base_env(self.aws_endpoint, self.options.region),
             self.options.region,
             self.provisioner.account_id,
             concurrency,
+            first_functions(self.platform),
         )
         started = time.monotonic()
         self.lambdas.warm_all()
@@ -361,6 +382,7 @@ class LocalPlatform:
     def _container_env(self, container: Container) -> dict[str, str]:
         secrets = AwsClients(endpoint_url=self.aws_endpoint, region=self.options.region).client("secretsmanager")
         env = worker_base_env(self.aws_endpoint, self.options.region)
+        env["AWS_SDK_UA_APP_ID"] = FIRST_APP_ID
         env.update(container.environment)
         for name, arn in container.secrets.items():
             env[name] = secrets.get_secret_value(SecretId=arn)["SecretString"]

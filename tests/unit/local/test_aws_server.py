@@ -245,6 +245,53 @@ def test_the_fair_lock_is_taken_in_arrival_order_and_by_one_at_a_time() -> None:
     assert order == list(range(20))
 
 
+def _queue(lock: FairLock, labels: list[tuple[str, bool]], order: list[str]) -> list[threading.Thread]:
+    """One thread per label, queued for ``lock`` one after another (``first`` or not)."""
+    threads = []
+    for n, (label, first) in enumerate(labels):
+
+        def take(label: str = label, first: bool = first) -> None:
+            with lock.hold(first):
+                order.append(label)
+
+        thread = threading.Thread(target=take)
+        thread.start()
+        eventually(lambda: len(lock._waiters) + len(lock._first), lambda waiting, n=n: waiting == n + 1)
+        threads.append(thread)
+    return threads
+
+
+def test_waiters_that_go_first_are_served_before_the_others_each_class_in_arrival_order() -> None:
+    # GIVEN a held lock, and background and first waiters queued in a mixed order
+    now = [0.0]
+    lock = FairLock(max_wait=0.25, clock=lambda: now[0])
+    order: list[str] = []
+    lock.acquire(first=False)
+    threads = _queue(lock, [("b1", False), ("f1", True), ("b2", False), ("f2", True), ("f3", True)], order)
+    # WHEN the holder leaves at once
+    lock.release()
+    for thread in threads:
+        thread.join()
+    # THEN the first ones went first, each class in the order it came
+    assert order == ["f1", "f2", "f3", "b1", "b2"]
+
+
+def test_a_background_waiter_that_waited_its_bound_goes_before_the_first_ones() -> None:
+    # GIVEN background waiters queued at t=0 and first ones queued after, on a clock the test moves
+    now = [0.0]
+    lock = FairLock(max_wait=0.25, clock=lambda: now[0])
+    order: list[str] = []
+    lock.acquire(first=False)
+    threads = _queue(lock, [("b1", False), ("b2", False), ("f1", True), ("f2", True)], order)
+    # WHEN the holder leaves after the bound
+    now[0] = 0.25
+    lock.release()
+    for thread in threads:
+        thread.join()
+    # THEN the background waiters that waited the bound were served first, in their order
+    assert order == ["b1", "b2", "f1", "f2"]
+
+
 def test_the_request_profile_counts_requests_per_operation_and_resource(tmp_path: Any) -> None:
     # GIVEN a server started with NEXUS_AWS_PROFILE
     port, profile = free_port(), tmp_path / "profile.txt"
@@ -271,6 +318,13 @@ def test_the_request_profile_counts_requests_per_operation_and_resource(tmp_path
             {"DeleteRequest": {"Key": {"pk": {"S": "0"}}}}]})  # fmt: skip
         dynamodb.update_item(TableName="counted", Key={"pk": {"S": "1"}}, UpdateExpression="SET n = :n",
                              ExpressionAttributeValues={":n": {"N": "1"}})  # fmt: skip
+        # ... and 2 reads of a Kinesis shard, counted against their stream
+        kinesis = boto3.client("kinesis", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1", **_keys())
+        kinesis.create_stream(StreamName="tape", ShardCount=1)
+        iterator = kinesis.get_shard_iterator(StreamName="tape", ShardId="shardId-000000000000",
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]  # fmt: skip
+        iterator = kinesis.get_records(ShardIterator=iterator)["NextShardIterator"]
+        kinesis.get_records(ShardIterator=iterator)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -284,6 +338,7 @@ def test_the_request_profile_counts_requests_per_operation_and_resource(tmp_path
     assert document["items_written"] == {"counted": 10}
     counted = {(r["operation"], r["resource"]): r["count"] for r in document["requests"]}
     assert counted[("PutItem", "counted")] == 5 and counted[("UpdateItem", "counted")] == 1
+    assert counted[("GetRecords", "tape")] == 2
 
 
 def _answers(dynamodb: Any) -> bool:
