@@ -30,7 +30,9 @@
 * DynamoDB item operations (``GetItem``, ``PutItem``, ``UpdateItem``, ``Query``, ...) are answered
   with ``json.dumps`` of moto's result, keeping only the output shape's members, as moto's
   generic serializer does (it walks the service model for every attribute of every item, and
-  was a quarter of the emulator's time); errors and every other operation keep the serializer.
+  was a quarter of the emulator's time), and so is DynamoDB Streams' ``GetRecords`` (timestamps
+  and blobs written as the serializer writes them); errors and every other operation keep the
+  serializer.
 * A DynamoDB table lists its items sorted by the keys' values computed once per item (moto
   compares ``DynamoType`` objects, which builds two ``Decimal`` per comparison: sorting a
   16,000-item table took most of a second, on every ``Query`` and ``Scan`` page), and a
@@ -65,6 +67,7 @@ from __future__ import annotations
 import argparse
 import base64
 import bisect
+import calendar
 import contextlib
 import functools
 import io
@@ -77,6 +80,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
@@ -399,8 +403,12 @@ _DYNAMODB_ITEM_OPERATIONS = frozenset(
     {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem", "BatchWriteItem",
      "TransactGetItems", "TransactWriteItems"}
 )  # fmt: skip
+# ... and DynamoDB Streams' GetRecords (the audit trail, notifications and analytics read table streams)
+_JSON_OPERATIONS = frozenset(
+    {("dynamodb", op) for op in _DYNAMODB_ITEM_OPERATIONS} | {("dynamodbstreams", "GetRecords")}
+)
 _serializer_execute_result = ActionResult.execute_result
-_json_headers: dict[str, dict[str, str]] = {}
+_json_headers: dict[tuple[str, str], dict[str, str]] = {}
 
 
 def _execute_result_json(self: ActionResult, context: ActionContext) -> Any:
@@ -408,24 +416,33 @@ def _execute_result_json(self: ActionResult, context: ActionContext) -> Any:
     (see the module docstring). The first answer of each operation goes through the serializer,
     which gives the headers."""
     result = self.result
-    operation = context.operation_model.name
+    operation = (context.service_model.service_name, context.operation_model.name)
     if (
         type(self) not in (ActionResult, DynamoResult)
         or not isinstance(result, dict)
-        or context.service_model.service_name != "dynamodb"
-        or operation not in _DYNAMODB_ITEM_OPERATIONS
+        or operation not in _JSON_OPERATIONS
         or operation not in _json_headers
     ):
         status, headers, body = _serializer_execute_result(self, context)
-        if type(self) in (ActionResult, DynamoResult) and status == 200 and operation in _DYNAMODB_ITEM_OPERATIONS:
+        if type(self) in (ActionResult, DynamoResult) and status == 200 and operation in _JSON_OPERATIONS:
             _json_headers.setdefault(operation, dict(headers))
         return status, headers, body
     members = context.operation_model.output_shape.members
     try:
-        body = json.dumps({k: v for k, v in result.items() if k in members and v is not None})
+        body = json.dumps({k: v for k, v in result.items() if k in members and v is not None}, default=_json_default)
     except TypeError:  # not plain JSON: the serializer knows what to do
         return _serializer_execute_result(self, context)
     return 200, dict(_json_headers[operation]), body
+
+
+def _json_default(value: Any) -> float | str:
+    """What moto's serializer writes, in the JSON protocols, for a timestamp (seconds since the
+    epoch, to the millisecond) and a blob (base64)."""
+    if isinstance(value, datetime):  # moto's TimestampSerializer._timestamp_unixtimestamp, on a UTC time
+        return calendar.timegm(value.utctimetuple()) + (value.microsecond // 1000) / 1000.0
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _queue_messages(self: Queue) -> list[Message]:

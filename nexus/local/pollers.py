@@ -274,10 +274,14 @@ class _ShardFeed:
                 return False
         return True
 
-    def subscribe(self, starting_position: str, after: str | None) -> int:
-        """A new subscriber (``covers`` said it may join): a ``LATEST`` one from the next record
-        read, any other from the first record kept, skipping those up to its checkpoint."""
+    def subscribe(self, starting_position: str, after: str | None) -> int | None:
+        """A new subscriber, if the feed ``covers`` its start (checked under the lock that trimming
+        takes, so no record it needs is dropped in between): a ``LATEST`` one from the next record
+        read, any other from the first record kept, skipping those up to its checkpoint. None when
+        the feed cannot serve it."""
         with self.lock:
+            if not self.covers(starting_position, after):
+                return None
             token = len(self.subscribers)
             latest = starting_position == "LATEST" and not after
             self.subscribers[token] = _Subscriber(self.base + len(self.records) if latest else self.base, after)
@@ -353,8 +357,8 @@ class _SharedSource:
         mapping's own iterator would be: one the shard does not have raises ``ClientError``."""
         if after is not None:
             self.source.iterator(shard, after, starting_position)
-        feed = self.shared.feed(self.source, shard, starting_position, after)
-        return f"{id(feed)}:{feed.subscribe(starting_position, after)}"
+        feed, token = self.shared.subscribe(self.source, shard, starting_position, after)
+        return f"{id(feed)}:{token}"
 
     def read(self, iterator: str, limit: int) -> tuple[list[_Record], str | None]:
         feed_id, token = iterator.split(":")
@@ -379,16 +383,22 @@ class SharedShards:
     def share(self, source: _StreamSource) -> _StreamSource:
         return _SharedSource(self, source)
 
-    def feed(self, source: _StreamSource, shard: str, starting_position: str, after: str | None) -> _ShardFeed:
+    def subscribe(
+        self, source: _StreamSource, shard: str, starting_position: str, after: str | None
+    ) -> tuple[_ShardFeed, int]:
+        """A place for a mapping in a feed of the shard that covers its start, a new feed if none."""
         with self.lock:
             feeds = self.feeds.setdefault((source.arn, shard), [])
             for feed in feeds:
-                if feed.covers(starting_position, after):
-                    return feed
+                token = feed.subscribe(starting_position, after)
+                if token is not None:
+                    return feed, token
             feed = _ShardFeed(source, shard, starting_position, after)
             feeds.append(feed)
             self.feeds_by_id[id(feed)] = feed
-            return feed
+            token = feed.subscribe(starting_position, after)
+            assert token is not None  # a feed covers the start it was made for
+            return feed, token
 
 
 def _jsonable(value: Any) -> Any:

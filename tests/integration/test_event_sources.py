@@ -17,7 +17,7 @@ from helpers import eventually
 
 from nexus.local.lambdas import LocalLambda, worker_base_env
 from nexus.local.model import Platform, build_platform
-from nexus.local.pollers import MemoryCheckpoints, ScheduleMapping, SqsMapping, StreamMapping
+from nexus.local.pollers import MemoryCheckpoints, ScheduleMapping, SharedShards, SqsMapping, StreamMapping
 from nexus.local.provision import AwsClients, load
 
 FIXTURE = Path(__file__).parent / "esm_fixture" / "template.yaml"
@@ -37,6 +37,7 @@ class Harness:
         self.checkpoints = MemoryCheckpoints()
 
     def start_mappings(self) -> None:
+        shared = SharedShards()  # as nexus up reads them: one read of a shard for all its mappings
         for source in self.platform.event_sources("Kinesis", "DynamoDB"):
             StreamMapping(
                 self.lambdas,
@@ -46,6 +47,7 @@ class Harness:
                 self.provisioner.account_id,
                 self.checkpoints,
                 self.stop,
+                shared,
             ).start()
         for source in self.platform.event_sources("SQS"):
             SqsMapping(self.lambdas, source, self.clients, "us-east-1", self.stop).start()

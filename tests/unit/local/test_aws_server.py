@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -405,3 +406,61 @@ def test_connections_are_kept_alive_and_a_body_the_emulator_leaves_unread_is_ski
     assert json.loads(answers[2][2]) == json.loads(answers[0][2])
     assert connection.sock is not None
     connection.close()
+
+
+def _serve() -> tuple[subprocess.Popen[bytes], str]:
+    """A fresh emulator process of its own, once it answers."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "nexus.local.aws_server", "--port", str(port)],
+                               env={**os.environ, **CREDENTIALS})  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1", **_keys())
+    eventually(lambda: _answers(dynamodb), bool, timeout=30)
+    return process, endpoint
+
+
+def test_dynamodb_stream_records_are_answered_as_moto_serializes_them() -> None:
+    # GIVEN a fresh emulator and a table whose stream holds an insert, a change and a removal
+    # (binary, sets, maps, lists, booleans and nulls in the images)
+    process, endpoint = _serve()
+    try:
+        dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1", **_keys())
+        dynamodb.create_table(
+            TableName="streamed", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )  # fmt: skip
+        item = {"pk": {"S": "a"}, "ss": {"SS": ["x", "y"]}, "n": {"N": "1.5"}, "b": {"B": b"\x00\x01"},
+                "m": {"M": {"l": {"L": [{"BOOL": True}, {"NULL": True}]}}}}  # fmt: skip
+        dynamodb.put_item(TableName="streamed", Item=item)
+        dynamodb.update_item(TableName="streamed", Key={"pk": {"S": "a"}}, UpdateExpression="SET n = :n",
+                             ExpressionAttributeValues={":n": {"N": "2"}})  # fmt: skip
+        dynamodb.delete_item(TableName="streamed", Key={"pk": {"S": "a"}})
+        streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name="us-east-1", **_keys())
+        arn = dynamodb.describe_table(TableName="streamed")["Table"]["LatestStreamArn"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+
+        def read() -> dict[str, Any]:
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+            request = urllib.request.Request(  # noqa: S310 - loopback; the raw answer, before any SDK parsing
+                endpoint + "/", data=json.dumps({"ShardIterator": iterator["ShardIterator"]}).encode(), headers={
+                    "X-Amz-Target": "DynamoDBStreams_20120810.GetRecords", "Content-Type": "application/x-amz-json-1.0",
+                    "Authorization": "AWS4-HMAC-SHA256 Credential=test/20261203/us-east-1/dynamodb/aws4_request, "
+                                     "SignedHeaders=host, Signature=x"})  # fmt: skip
+            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback
+                document: dict[str, Any] = json.loads(answer.read())
+            document.pop("NextShardIterator")
+            return document
+
+        # WHEN the stream is read twice: moto's serializer answers the first, json.dumps the next
+        by_serializer, by_json = read(), read()
+        # THEN both answers are the same document (timestamps truncated to the millisecond, blobs in base64)
+        assert [r["eventName"] for r in by_json["Records"]] == ["INSERT", "MODIFY", "REMOVE"]
+        assert by_json == by_serializer
+        # ... and the second was written from moto's record (its key order), not by the serializer
+        assert next(iter(by_serializer["Records"][0]["dynamodb"])) == "ApproximateCreationDateTime"
+        assert next(iter(by_json["Records"][0]["dynamodb"])) == "StreamViewType"
+        assert by_json["Records"][0]["dynamodb"]["NewImage"]["b"] == {"B": "AAE="}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
