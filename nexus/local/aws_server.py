@@ -40,7 +40,9 @@
   trade tape thousands of items long is a dictionary lookup and a sort of one symbol's trades.
 * A DynamoDB update expression is parsed once per distinct text (moto parses it twice per
   ``UpdateItem``; the tree it gives is only read, or copied before it is changed), so the
-  handful of expressions the services use are not tokenized again on every write.
+  handful of expressions the services use are not tokenized again on every write; a condition
+  expression is tokenized once per text too (its tokens are immutable; names and values are
+  still substituted on every request).
 * An SQS queue's visible, delayed and in-flight messages are counted reading the clock once per
   call, not once or twice per message: moto lists or counts them on every ``ReceiveMessage``,
   every wake-up of a long poll (each send wakes them) and, through the queue's attributes, every
@@ -91,6 +93,7 @@ from moto import backends
 from moto.core.request import Request as MotoRequest
 from moto.core.responses import ActionContext, ActionResult
 from moto.core.utils import unix_time_millis
+from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
@@ -535,12 +538,32 @@ def _request_id(headerdict: dict[str, Any] | None = None) -> str:
     return request_id
 
 
+_uncached_lex = ConditionExpressionParser._lex_condition_expression
+
+
+@functools.lru_cache(maxsize=1024)
+def _lexed_condition(expression: str) -> tuple[Any, ...] | None:
+    """moto's tokens of a condition expression, once per text; None when they cannot be shared
+    (a token with children)."""
+    parser = ConditionExpressionParser(expression, None, None)
+    nodes = tuple(_uncached_lex(parser))
+    return nodes if all(not node.children for node in nodes) else None
+
+
+def _lex_condition_once(self: ConditionExpressionParser) -> deque[Any]:
+    """``ConditionExpressionParser._lex_condition_expression`` from the cache: the tokens depend
+    on the text alone and are immutable (named tuples); the parser consumes a fresh deque."""
+    nodes = _lexed_condition(self.condition_expression) if self.condition_expression else None
+    return deque(nodes) if nodes is not None else _uncached_lex(self)
+
+
 def install_speedups() -> None:
     """Patch moto as described in the module docstring (idempotent)."""
     _install_module_cache()
     moto_core_responses.method_names_from_class = _method_names_from_class  # type: ignore[attr-defined]
     aws_headers.gen_amzn_requestid_long = _request_id
     UpdateExpressionParser.make = _parsed_update_expression
+    ConditionExpressionParser._lex_condition_expression = _lex_condition_once  # type: ignore[method-assign]
     Table.all_items = _table_all_items  # type: ignore[method-assign]
     Table.query = _table_query_partition  # type: ignore[method-assign]
     Queue.messages = property(_queue_messages)  # type: ignore[method-assign,assignment]
