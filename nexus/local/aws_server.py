@@ -16,8 +16,9 @@
   User-Agent carries ``app/APP_ID``; ``nexus up`` gives that id to the API's functions, the
   consumers without a batching window, the containers and its own event source reads). On AWS a
   background consumer's burst of writes does not delay an order's reads; here, in one queue, an
-  authorizer's read waited behind a hundred audit writes. A background request that has waited
-  ``BACKGROUND_MAX_WAIT_S`` goes next, so every request is still served within a bound.
+  authorizer's read waited behind a hundred audit writes. Once a background request has waited
+  ``BACKGROUND_MAX_WAIT_S``, the two classes take turns, so every request is still served within
+  a bound.
 * Reading a Kinesis shard starts at the iterator's position (a binary search over the shard's
   sequence numbers, kept as the shard grows) instead of walking the shard from its first record
   on every ``GetRecords``; putting a record finds the shard's last sequence number in constant
@@ -132,13 +133,15 @@ class FairLock:
     the holder releases when it leaves, handing the lock over (``threading.Lock`` is not fair).
 
     Waiters that say ``first`` (``hold(first=True)``) go ahead of the others, unless the oldest of
-    the others has waited ``max_wait`` seconds: it goes next, so nobody waits without bound."""
+    the others has waited ``max_wait`` seconds: then the two classes take turns until it no longer
+    has, so neither class waits without bound."""
 
     def __init__(self, max_wait: float = BACKGROUND_MAX_WAIT_S, clock: Callable[[], float] = time.monotonic) -> None:
         self._mutex = threading.Lock()
         self._first: deque[threading.Lock] = deque()
         self._waiters: deque[tuple[float, threading.Lock]] = deque()
         self._held = False
+        self._overtook = False  # the last turn went to a waiter that had waited max_wait, ahead of first ones
         self.max_wait = max_wait
         self.clock = clock
 
@@ -172,10 +175,13 @@ class FairLock:
 
     def release(self) -> None:
         with self._mutex:
-            if self._waiters and (not self._first or self.clock() - self._waiters[0][0] >= self.max_wait):
-                self._waiters.popleft()[1].release()
-            elif self._first:
+            overdue = bool(self._waiters) and self.clock() - self._waiters[0][0] >= self.max_wait
+            if self._first and (not overdue or self._overtook):
+                self._overtook = False
                 self._first.popleft().release()
+            elif self._waiters:
+                self._overtook = bool(self._first)
+                self._waiters.popleft()[1].release()
             else:
                 self._held = False
 

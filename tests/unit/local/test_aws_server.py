@@ -277,20 +277,20 @@ def test_waiters_that_go_first_are_served_before_the_others_each_class_in_arriva
     assert order == ["f1", "f2", "f3", "b1", "b2"]
 
 
-def test_a_background_waiter_that_waited_its_bound_goes_before_the_first_ones() -> None:
+def test_background_waiters_that_waited_their_bound_take_turns_with_the_first_ones() -> None:
     # GIVEN background waiters queued at t=0 and first ones queued after, on a clock the test moves
     now = [0.0]
     lock = FairLock(max_wait=0.25, clock=lambda: now[0])
     order: list[str] = []
     lock.acquire(first=False)
-    threads = _queue(lock, [("b1", False), ("b2", False), ("f1", True), ("f2", True)], order)
+    threads = _queue(lock, [("b1", False), ("b2", False), ("b3", False), ("f1", True), ("f2", True)], order)
     # WHEN the holder leaves after the bound
     now[0] = 0.25
     lock.release()
     for thread in threads:
         thread.join()
-    # THEN the background waiters that waited the bound were served first, in their order
-    assert order == ["b1", "b2", "f1", "f2"]
+    # THEN the classes took turns while both waited (neither waits without bound), each in its order
+    assert order == ["b1", "f1", "b2", "f2", "b3"]
 
 
 def test_the_request_profile_counts_requests_per_operation_and_resource(tmp_path: Any) -> None:
