@@ -246,8 +246,14 @@ def test_the_fair_lock_is_taken_in_arrival_order_and_by_one_at_a_time() -> None:
     assert order == list(range(20))
 
 
-def _queue(lock: FairLock, labels: list[tuple[str, bool]], order: list[str]) -> list[threading.Thread]:
-    """One thread per label, queued for ``lock`` one after another (``first`` or not)."""
+def _served(labels: list[tuple[str, bool]], released_at: float) -> list[str]:
+    """The order in which a held ``FairLock`` (bound 0.25 s, on a clock the test moves) serves
+    waiters queued at t=0 one after another (each label ``first`` or not), when its holder leaves
+    at ``released_at``."""
+    now = [0.0]
+    lock = FairLock(max_wait=0.25, clock=lambda: now[0])
+    order: list[str] = []
+    lock.acquire(first=False)
     threads = []
     for n, (label, first) in enumerate(labels):
 
@@ -259,36 +265,23 @@ def _queue(lock: FairLock, labels: list[tuple[str, bool]], order: list[str]) -> 
         thread.start()
         eventually(lambda: len(lock._waiters) + len(lock._first), lambda waiting, n=n: waiting == n + 1)
         threads.append(thread)
-    return threads
-
-
-def test_waiters_that_go_first_are_served_before_the_others_each_class_in_arrival_order() -> None:
-    # GIVEN a held lock, and background and first waiters queued in a mixed order
-    now = [0.0]
-    lock = FairLock(max_wait=0.25, clock=lambda: now[0])
-    order: list[str] = []
-    lock.acquire(first=False)
-    threads = _queue(lock, [("b1", False), ("f1", True), ("b2", False), ("f2", True), ("f3", True)], order)
-    # WHEN the holder leaves at once
+    now[0] = released_at
     lock.release()
     for thread in threads:
         thread.join()
+    return order
+
+
+def test_waiters_that_go_first_are_served_before_the_others_each_class_in_arrival_order() -> None:
+    # GIVEN background and first waiters queued in a mixed order, WHEN the holder leaves at once
+    order = _served([("b1", False), ("f1", True), ("b2", False), ("f2", True), ("f3", True)], released_at=0.0)
     # THEN the first ones went first, each class in the order it came
     assert order == ["f1", "f2", "f3", "b1", "b2"]
 
 
 def test_background_waiters_that_waited_their_bound_take_turns_with_the_first_ones() -> None:
-    # GIVEN background waiters queued at t=0 and first ones queued after, on a clock the test moves
-    now = [0.0]
-    lock = FairLock(max_wait=0.25, clock=lambda: now[0])
-    order: list[str] = []
-    lock.acquire(first=False)
-    threads = _queue(lock, [("b1", False), ("b2", False), ("b3", False), ("f1", True), ("f2", True)], order)
-    # WHEN the holder leaves after the bound
-    now[0] = 0.25
-    lock.release()
-    for thread in threads:
-        thread.join()
+    # GIVEN background waiters queued before first ones, WHEN the holder leaves after the bound
+    order = _served([("b1", False), ("b2", False), ("b3", False), ("f1", True), ("f2", True)], released_at=0.25)
     # THEN the classes took turns while both waited (neither waits without bound), each in its order
     assert order == ["b1", "f1", "b2", "f2", "b3"]
 
