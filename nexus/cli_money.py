@@ -42,6 +42,7 @@ import random
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -179,10 +180,8 @@ def simulate_day(
     rng = random.Random(seed)
     keys = [create_account(table, f"Sim {i}", Decimal("1000000.00"))["api_key"] for i in range(accounts)]
     mids = {symbol: Decimal(rng.randint(5000, 30000)) / 100 for symbol in SYMBOLS}
-    for symbol in SYMBOLS:  # trade around the last price, inside the price collar
-        status, body = _http(api_url, keys[0], "GET", f"/v1/markets/{symbol}/trades?limit=1")
-        if status == 200 and body.get("trades"):
-            mids[symbol] = Decimal(str(body["trades"][0]["price"]))
+    for symbol in SYMBOLS:  # trade around the market's price, inside the price collar
+        mids[symbol] = _market_price(api_url, keys[0], symbol) or mids[symbol]
     pairs = []
     for i in range(trades):
         symbol = rng.choice(SYMBOLS)
@@ -213,6 +212,34 @@ def simulate_day(
     sent = time.monotonic() - started
     result = reconcile_until_clean(table, wait=max(120.0, trades / 2))  # until the consumers drain
     return SimulationResult(accounts, trades, 2 * trades, refused, sent, time.monotonic() - started - sent, result)
+
+
+MARKET_WAIT_S = 10.0  # how long a symbol with neither a trade nor a two-sided quote is waited for
+
+
+def _market_price(
+    api_url: str, key: str, symbol: str, wait: float = MARKET_WAIT_S, clock: Callable[[], float] = time.monotonic
+) -> Decimal | None:
+    """The symbol's last trade price, else the mid of its best bid and offer (a market maker that
+    quotes, e.g. ``make run``'s), from ``GET /v1/markets/{symbol}/ticker``. A symbol with neither
+    is asked again for up to ``wait`` seconds (a market maker may not have quoted yet); None if it
+    still has neither (nobody else trades it: any price inside the day's own collar will do).
+
+    Trading elsewhere than the market refuses nearly every order: a pair priced away from the
+    quotes trades with them, the last trade moves there, and the pairs that follow fall outside
+    the price collar around it."""
+    deadline = clock() + wait
+    while True:
+        status, body = _http(api_url, key, "GET", f"/v1/markets/{symbol}/ticker")
+        if status == 200:
+            if body.get("last"):
+                return Decimal(str(body["last"]["price"]))
+            bid, ask = body.get("bid"), body.get("ask")
+            if bid and ask:
+                return ((Decimal(str(bid["price"])) + Decimal(str(ask["price"]))) / 2).quantize(Decimal("0.01"))
+        if clock() >= deadline:
+            return None
+        time.sleep(0.5)
 
 
 # -- registration ----------------------------------------------------------------------------
