@@ -70,7 +70,6 @@ from __future__ import annotations
 import argparse
 import base64
 import bisect
-import calendar
 import contextlib
 import functools
 import io
@@ -93,6 +92,7 @@ from botocore.exceptions import ClientError
 from moto import backends
 from moto.core.request import Request as MotoRequest
 from moto.core.responses import ActionContext, ActionResult
+from moto.core.serialize import TimestampSerializer
 from moto.core.utils import unix_time_millis
 from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.models.table import Table
@@ -447,8 +447,8 @@ def _execute_result_json(self: ActionResult, context: ActionContext) -> Any:
 def _json_default(value: Any) -> float | str:
     """What moto's serializer writes, in the JSON protocols, for a timestamp (seconds since the
     epoch, to the millisecond) and a blob (base64)."""
-    if isinstance(value, datetime):  # moto's TimestampSerializer._timestamp_unixtimestamp, on a UTC time
-        return calendar.timegm(value.utctimetuple()) + (value.microsecond // 1000) / 1000.0
+    if isinstance(value, datetime):  # moto's own conversion (its times are naive UTC)
+        return TimestampSerializer._timestamp_unixtimestamp(value)
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode("ascii")
     raise TypeError(f"{type(value).__name__} is not JSON")

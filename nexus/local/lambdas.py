@@ -26,6 +26,7 @@ log = logging.getLogger("nexus.local.lambda")
 # The SDK app id (botocore puts ``app/<id>`` in its User-Agent) of the clients a user waits on: the
 # embedded AWS serves their requests ahead of the others' (``nexus.local.aws_server --first``).
 FIRST_APP_ID = "nexus-first"
+FIRST_ENV = {"AWS_SDK_UA_APP_ID": FIRST_APP_ID}  # botocore reads its app id from this variable
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -230,7 +231,7 @@ class LocalLambda:
         self.pools = {
             fid: FunctionPool(
                 fn,
-                {**base_env, "AWS_SDK_UA_APP_ID": FIRST_APP_ID} if fid in first else base_env,
+                {**base_env, **FIRST_ENV} if fid in first else base_env,
                 f"arn:aws:lambda:{region}:{account}:function:{fn.name}",
                 (concurrency or {}).get(fid, fn.reserved_concurrency or 1),
             )

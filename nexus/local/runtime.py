@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from nexus.local.apigw import LocalApiGateway, make_server
-from nexus.local.lambdas import FIRST_APP_ID, LocalLambda, worker_base_env
+from nexus.local.lambdas import FIRST_APP_ID, FIRST_ENV, LocalLambda, worker_base_env
 from nexus.local.model import Container, Platform, build_platform
 from nexus.local.pollers import (
     Checkpoints,
@@ -211,7 +211,8 @@ class LocalPlatform:
             if not os.environ.get(key):
                 self._setenv(key, value)
         self._setenv("AWS_ENDPOINT_URL", self.aws_endpoint)
-        self._setenv("AWS_SDK_UA_APP_ID", FIRST_APP_ID)  # the event sources' reads and the containers go first
+        for key, value in FIRST_ENV.items():  # the event sources' reads go first
+            self._setenv(key, value)
         self._setenv("AWS_REGION", self.options.region)
         self._setenv("AWS_DEFAULT_REGION", self.options.region)
         from nexus_common.aws import clear_clients
@@ -382,7 +383,7 @@ class LocalPlatform:
     def _container_env(self, container: Container) -> dict[str, str]:
         secrets = AwsClients(endpoint_url=self.aws_endpoint, region=self.options.region).client("secretsmanager")
         env = worker_base_env(self.aws_endpoint, self.options.region)
-        env["AWS_SDK_UA_APP_ID"] = FIRST_APP_ID
+        env.update(FIRST_ENV)  # the containers go first
         env.update(container.environment)
         for name, arn in container.secrets.items():
             env[name] = secrets.get_secret_value(SecretId=arn)["SecretString"]
