@@ -44,6 +44,14 @@
   handful of expressions the services use are not tokenized again on every write; a condition
   expression is tokenized once per text too (its tokens are immutable; names and values are
   still substituted on every request).
+* An ``UpdateItem`` is validated for less: the checks that depend only on the expression, its
+  names and the table's keys (one clause of each kind, no overlapping paths, no key attribute
+  updated) run once per such combination; each of moto's ten passes over the expression tree
+  reads the pass's node types once, not once per node; the tree is copied node by node instead
+  of through ``copy.deepcopy``; and a set attribute's size and members are computed from its
+  members directly (moto wrapped each in a ``DynamoType``, and measures the whole item on every
+  attribute an update sets: an account's set of reservations made its updates the emulator's
+  dearest requests).
 * An SQS queue's visible, delayed and in-flight messages are counted reading the clock once per
   call, not once or twice per message: moto lists or counts them on every ``ReceiveMessage``,
   every wake-up of a long poll (each send wakes them) and, through the queue's attributes, every
@@ -71,6 +79,7 @@ import argparse
 import base64
 import bisect
 import contextlib
+import copy
 import functools
 import io
 import json
@@ -83,10 +92,12 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from decimal import Decimal
 from types import FrameType
 from typing import Any
 
 import moto.core.responses as moto_core_responses
+import moto.dynamodb.parsing.validators as moto_validators
 import moto.utilities.aws_headers as aws_headers
 from botocore.exceptions import ClientError
 from moto import backends
@@ -95,7 +106,10 @@ from moto.core.responses import ActionContext, ActionResult
 from moto.core.serialize import TimestampSerializer
 from moto.core.utils import unix_time_millis
 from moto.dynamodb.comparisons import ConditionExpressionParser
+from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.utilities import bytesize
+from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.kinesis.models import Shard
@@ -563,6 +577,129 @@ def _lex_condition_once(self: ConditionExpressionParser) -> deque[Any]:
     return deque(nodes) if nodes is not None else _uncached_lex(self)
 
 
+def _traverse(self: DepthFirstTraverser, root: Any) -> Any:
+    """moto's ``DepthFirstTraverser.traverse`` (depth first, each node processed after its
+    children, a processed node put in its parent's place), with the processor's node types and
+    processing map read once per traversal instead of once or twice per node: a validation runs
+    ten traversals over the tree, and that lookup was most of their time."""
+    types = self.nodes_to_be_processed()
+    processors = tuple(self._processing_map().items())
+    hook = self.pre_processing_of_child if type(self).pre_processing_of_child is not _no_hook else None
+
+    def visit(node: Any, child_id: int) -> Any:
+        if not isinstance(node, Node):
+            return node
+        parent = node.parent
+        children = node.children
+        if children is not None:
+            for i, child in enumerate(children):
+                if hook is not None:
+                    hook(node, i)
+                visit(child, i)
+        if isinstance(node, types):
+            node = next(process(node) for kind, process in processors if isinstance(node, kind))
+            node.parent = parent
+            if parent:
+                parent.children[child_id] = node
+        return node
+
+    return visit(root, -1)
+
+
+_no_hook = DepthFirstTraverser.pre_processing_of_child
+
+
+def _clone_tree(node: Any, parent: Any = None) -> Any:
+    """A deep copy of a parsed expression tree (what moto's validator changes as it validates),
+    node by node instead of through ``copy.deepcopy``'s generic protocol: each node's attributes
+    copied, its children cloned, anything else deep-copied."""
+    clone = object.__new__(type(node))
+    attributes = {
+        name: value if name == "children" or name == "parent" else copy.deepcopy(value)
+        for name, value in node.__dict__.items()
+    }
+    clone.__dict__ = attributes
+    attributes["parent"] = parent
+    children = node.children
+    if children is not None:
+        attributes["children"] = [
+            _clone_tree(child, clone) if isinstance(child, Node) else copy.deepcopy(child) for child in children
+        ]
+    return clone
+
+
+def _validator_deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """``copy.deepcopy`` as moto's validators module calls it, a whole expression tree (a root: a
+    node's copy would copy its parents too) by ``_clone_tree``."""
+    if isinstance(value, Node) and value.parent is None:
+        return _clone_tree(value)
+    return copy.deepcopy(value, memo)
+
+
+_STATIC_CHECKS = (moto_validators.ActionCountValidator, moto_validators.OverlappingPathsValidator,
+                  moto_validators.UpdateHashRangeKeyValidator)  # fmt: skip
+_statically_valid: dict[int, tuple[Any, set[Any]]] = {}  # id(parsed expression) -> (it, what passed)
+
+
+def _validator_init(self: Any, expression: Any, *args: Any, **kwargs: Any) -> None:
+    _validator_init_uncached(self, expression, *args, **kwargs)
+    self._nexus_source = expression  # the parsed tree, shared by every update with its text
+
+
+_validator_init_uncached = moto_validators.Validator.__init__
+
+
+def _validate_update(self: Any) -> Any:
+    """moto's ``UpdateExpressionValidator.validate``, with the checks that depend only on the
+    expression, its names and the table's keys (one SET/ADD/REMOVE clause each, no overlapping
+    paths, no key attribute updated) run once per such combination: they walk the whole tree
+    for every clause node, and were a third of an ``UpdateItem``. The other processors (values,
+    the item's attributes, functions, types) run on every update, in moto's order."""
+    source = self._nexus_source
+    names = self.expression_attribute_names or {}
+    static_key = (frozenset(names.items()), tuple(self.table.table_key_attrs))
+    entry = _statically_valid.get(id(source))
+    if entry is None or entry[0] is not source:  # none yet, or left by a tree that is gone
+        if len(_statically_valid) >= 4096:
+            _statically_valid.clear()
+        entry = _statically_valid[id(source)] = (source, set())
+    node = self.node_to_validate
+    if static_key not in entry[1]:
+        for processor in self.processors:
+            if isinstance(processor, _STATIC_CHECKS):
+                node = processor.traverse(node)
+        entry[1].add(static_key)
+    for processor in self.processors:
+        if not isinstance(processor, _STATIC_CHECKS):
+            node = processor.traverse(node)
+    return node
+
+
+def _dynamo_size(self: DynamoType) -> int:
+    """moto's ``DynamoType.size``; a set's members measured directly instead of each wrapped in a
+    ``DynamoType`` first (an account's set of reservations was measured on every attribute an
+    update sets)."""
+    if self.is_set():
+        if self.type == "NS":
+            return sum(len(str(member)) for member in self.value)
+        return sum(bytesize(member) for member in self.value)
+    return _uncached_size(self)
+
+
+_uncached_size = DynamoType.size
+
+
+def _dynamo_cast_value(self: DynamoType) -> Any:
+    """moto's ``DynamoType.cast_value``; a set's members cast directly (numbers to ``Decimal``,
+    strings and binaries as they are) instead of each wrapped in a ``DynamoType`` first."""
+    if self.is_set():
+        return {Decimal(member) for member in self.value} if self.type == "NS" else set(self.value)
+    return _uncached_cast_value.fget(self)  # type: ignore[attr-defined]
+
+
+_uncached_cast_value = DynamoType.cast_value
+
+
 def install_speedups() -> None:
     """Patch moto as described in the module docstring (idempotent)."""
     _install_module_cache()
@@ -579,6 +716,12 @@ def install_speedups() -> None:
     Shard.get_records = _shard_get_records  # type: ignore[method-assign]
     Shard.get_max_sequence_number = _shard_max_sequence_number  # type: ignore[method-assign]
     KinesisResponse.get_records = _get_records_json  # type: ignore[method-assign,assignment]
+    DepthFirstTraverser.traverse = _traverse
+    moto_validators.deepcopy = _validator_deepcopy  # type: ignore[assignment,attr-defined]
+    moto_validators.Validator.__init__ = _validator_init  # type: ignore[method-assign]
+    moto_validators.UpdateExpressionValidator.validate = _validate_update  # type: ignore[method-assign]
+    DynamoType.size = _dynamo_size  # type: ignore[method-assign]
+    DynamoType.cast_value = property(_dynamo_cast_value)  # type: ignore[method-assign,assignment]
 
 
 class _KeepAliveHandler(WSGIRequestHandler):

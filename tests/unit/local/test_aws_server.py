@@ -112,7 +112,8 @@ def _dynamodb_session(dynamodb: Any) -> list[Any]:
         try:
             answer = getattr(dynamodb, operation)(**kwargs)
         except dynamodb.exceptions.ClientError as exc:
-            answers.append((operation, exc.response["Error"]["Code"], exc.response.get("Item")))
+            error = exc.response["Error"]
+            answers.append((operation, error["Code"], error.get("Message"), exc.response.get("Item")))
             return
         answer.pop("ResponseMetadata", None)
         answers.append((operation, answer))
@@ -142,6 +143,7 @@ def _dynamodb_session(dynamodb: Any) -> list[Any]:
         call(
             "update_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "005"}}, UpdateExpression="SET n = = 1"
         )
+    _set_and_expression_updates(call)
     call("delete_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "006"}}, ReturnValues="ALL_OLD")
     call("delete_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "006"}})
     call("query", TableName="items", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p"}},
@@ -170,6 +172,42 @@ def _dynamodb_session(dynamodb: Any) -> list[Any]:
     return answers
 
 
+def _set_and_expression_updates(call: Any) -> None:
+    """Updates that go through every step of moto's update validation: sets added to, removed from
+    and tested (``contains``, ``size``), functions, nested paths, and one expression text given
+    names that make it valid, then invalid (a key attribute, overlapping paths), each twice."""
+    key = {"pk": {"S": "p"}, "sk": {"S": "008"}}
+    members = [f"order-{i:04d}-{'x' * 24}" for i in range(300)]
+    call("update_item", TableName="items", Key=key, ReturnValues="ALL_NEW",
+         UpdateExpression="ADD #res :many, nums :nums SET cash = if_not_exists(cash, :zero) + :amt",
+         ExpressionAttributeNames={"#res": "reservations"},
+         ExpressionAttributeValues={":many": {"SS": members}, ":nums": {"NS": ["1.50", "2", "-3"]},
+                                    ":zero": {"N": "0"}, ":amt": {"N": "10.25"}})  # fmt: skip
+    for rid in (members[7], members[7], "absent"):  # the second and third find nothing to remove
+        call("update_item", TableName="items", Key=key, ReturnValues="UPDATED_NEW",
+             UpdateExpression="SET cash = cash - :amt DELETE #res :rids",
+             ConditionExpression="contains(#res, :rid) AND contains(nums, :n) AND size(#res) > :k",
+             ExpressionAttributeNames={"#res": "reservations"},
+             ExpressionAttributeValues={":rid": {"S": rid}, ":rids": {"SS": [rid]}, ":amt": {"N": "1.5"},
+                                        ":n": {"N": "2.0"}, ":k": {"N": "10"}},
+             ReturnValuesOnConditionCheckFailure="ALL_OLD")  # fmt: skip
+    call("update_item", TableName="items", Key=key, ReturnValues="ALL_NEW",
+         UpdateExpression="SET l = list_append(l, :more), m.deep = :d, m.b = :f REMOVE n",
+         ExpressionAttributeValues={":more": {"L": [{"S": "y"}]}, ":d": {"M": {"k": {"NS": ["1"]}}},
+                                    ":f": {"BOOL": False}})  # fmt: skip
+    for _ in range(2):
+        for names in ({"#a": "t1", "#b": "t2"}, {"#a": "sk", "#b": "t2"}, {"#a": "t3", "#b": "t3"},
+                      {"#a": "t4", "#b": "t5"}):  # fmt: skip
+            call("update_item", TableName="items", Key=key, ReturnValues="UPDATED_NEW",
+                 UpdateExpression="SET #a = :v, #b = :v", ExpressionAttributeNames=names,
+                 ExpressionAttributeValues={":v": {"S": "x"}})  # fmt: skip
+        call("update_item", TableName="items", Key=key, UpdateExpression="SET a = :v SET b = :v",
+             ExpressionAttributeValues={":v": {"S": "x"}})  # fmt: skip
+        call("update_item", TableName="items", Key=key, UpdateExpression="SET m.b = :v, m = :v",
+             ExpressionAttributeValues={":v": {"S": "x"}})  # fmt: skip
+    call("get_item", TableName="items", Key=key, ConsistentRead=True)
+
+
 def test_dynamodb_item_operations_answer_what_moto_answers(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN the same DynamoDB requests sent to the embedded server and to moto's own DynamoDB
     fast = _dynamodb_session(boto3.client("dynamodb", endpoint_url=server, region_name="us-east-1", **_keys()))
@@ -178,10 +216,10 @@ def test_dynamodb_item_operations_answer_what_moto_answers(server: str, monkeypa
     with mock_aws():
         reference = _dynamodb_session(boto3.client("dynamodb", region_name="us-east-1"))
     # THEN every answer is the same (items, counts, pages, returned values, refusals)
-    assert len(fast) == len(reference) == 45
+    assert len(fast) == len(reference) == 63
     for got, expected in zip(fast, reference, strict=True):
         assert got == expected
-    assert any(a[0] == "put_item" and a[1] == "ConditionalCheckFailedException" and a[2] for a in fast)
+    assert any(a[0] == "put_item" and a[1] == "ConditionalCheckFailedException" and a[3] for a in fast)
 
 
 def test_concurrent_puts_lose_no_record_and_never_share_a_sequence_number(server: str) -> None:
