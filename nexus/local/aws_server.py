@@ -38,7 +38,11 @@
   compares ``DynamoType`` objects, which builds two ``Decimal`` per comparison: sorting a
   16,000-item table took most of a second, on every ``Query`` and ``Scan`` page), and a
   ``Query`` of the table itself (not an index) lists only the partition it names: a query of a
-  trade tape thousands of items long is a dictionary lookup and a sort of one symbol's trades.
+  trade tape thousands of items long is a dictionary lookup and a sort of one symbol's trades
+  (each item's key value computed once). moto then sorts what it was given again, comparing
+  ``DynamoType`` objects; a query that reads from one end of its partition (``Limit``, no start
+  key, no sort key condition) is given only the ``Limit`` + 1 items it can reach: the last trade
+  of a symbol with 3,000 trades cost the emulator 13 ms, as much as 60 ``GetItem``.
 * A DynamoDB update expression is parsed once per distinct text (moto parses it twice per
   ``UpdateItem``; the tree it gives is only read, or copied before it is changed), so the
   handful of expressions the services use are not tokenized again on every write; a condition
@@ -81,6 +85,7 @@ import bisect
 import contextlib
 import copy
 import functools
+import inspect
 import io
 import json
 import logging
@@ -491,9 +496,20 @@ def _key_value(value: Any) -> Any:
     return value.cast_value
 
 
+def _range_value(item: Any) -> Any:
+    """An item's range key value, computed once per item (an item's keys never change: a put
+    replaces the whole item)."""
+    try:
+        return item._nexus_range_value
+    except AttributeError:
+        value = item._nexus_range_value = _key_value(item.range_key)
+        return value
+
+
 def _table_all_items(self: Table) -> list[Any]:
     """moto's ``Table.all_items`` (every item, by hash then range key), sorted on the keys' values
-    computed once per item; inside a ``Query`` of the table, only the partition it names."""
+    computed once per item; inside a ``Query`` of the table, only the partition it names, and of
+    it only the window the query can reach (``_table_query_partition``)."""
     partition = getattr(self, "_nexus_partition", None)
     if partition is not None:
         found = self.items.get(partition)
@@ -501,7 +517,11 @@ def _table_all_items(self: Table) -> list[Any]:
             return []
         if not self.range_key_attr:
             return [found]
-        return sorted(found.values(), key=lambda x: _key_value(x.range_key))
+        ordered = sorted(found.values(), key=_range_value)
+        window, forward = self._nexus_window  # type: ignore[attr-defined]
+        if window is None or window >= len(ordered):
+            return ordered
+        return ordered[:window] if forward else ordered[-window:]
     items: list[Any] = []
     for hash_set in self.items.values():
         if self.range_key_attr:
@@ -515,14 +535,24 @@ def _table_all_items(self: Table) -> list[Any]:
 
 
 _table_query = Table.query
+_QUERY_PARAMETERS = inspect.signature(_table_query)
 
 
 def _table_query_partition(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
     """moto's ``Table.query``; a query of the table itself (no index: its items are exactly the
-    named hash key's partition) reads only that partition (see ``_table_all_items``)."""
-    index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
-    if index_name or hash_key is None:
+    named hash key's partition) reads only that partition (see ``_table_all_items``). A query
+    that reads its partition in key order from an end (no start key, no condition on the sort
+    key, no legacy filter) sees at most ``Limit`` + 1 items there: moto answers at most ``Limit``
+    items and stops at the next one to write ``LastEvaluatedKey``, so it is given only those
+    (the newest trade of a tape thousands long is read from the last two, not all of them)."""
+    query = _QUERY_PARAMETERS.bind(self, hash_key, *args, **kwargs).arguments
+    if query.get("index_name") or hash_key is None:
         return _table_query(self, hash_key, *args, **kwargs)
+    limit = query.get("limit")
+    reads_from_an_end = not (query.get("range_comparison") or query.get("range_key_conditions")
+                             or query.get("exclusive_start_key") or query.get("filter_kwargs"))  # fmt: skip
+    window = limit + 1 if reads_from_an_end and isinstance(limit, int) and limit > 0 else None
+    self._nexus_window = (window, query.get("scan_index_forward") is not False)  # type: ignore[attr-defined]
     self._nexus_partition = hash_key  # type: ignore[attr-defined]  # one request at a time (the lock)
     try:
         return _table_query(self, hash_key, *args, **kwargs)

@@ -157,6 +157,13 @@ def _dynamodb_session(dynamodb: Any) -> list[Any]:
          Limit=2, ExclusiveStartKey={"pk": {"S": "q"}, "sk": {"S": "1"}})  # fmt: skip
     call("query", TableName="items", IndexName="by-g", KeyConditionExpression="g = :g",
          ExpressionAttributeValues={":g": {"S": "g0"}}, ScanIndexForward=False)  # fmt: skip
+    for limit, forward in ((1, False), (3, True), (11, True), (12, False), (40, False)):  # from either end
+        call("query", TableName="items", KeyConditionExpression="pk = :p", Limit=limit, ScanIndexForward=forward,
+             ExpressionAttributeValues={":p": {"S": "p"}})  # fmt: skip
+    call("query", TableName="items", KeyConditionExpression="pk = :p", Limit=3, ScanIndexForward=False,
+         FilterExpression="n > :n", ExpressionAttributeValues={":p": {"S": "p"}, ":n": {"N": "9"}})  # fmt: skip
+    call("query", TableName="items", KeyConditionExpression="pk = :p", Limit=1, Select="COUNT",
+         ExpressionAttributeValues={":p": {"S": "q"}})  # fmt: skip
     call("scan", TableName="items")
     call("scan", TableName="items", Limit=5, ExclusiveStartKey={"pk": {"S": "p"}, "sk": {"S": "002"}})
     call("scan", TableName="items", FilterExpression="n > :n", ExpressionAttributeValues={":n": {"N": "8"}})
@@ -216,7 +223,7 @@ def test_dynamodb_item_operations_answer_what_moto_answers(server: str, monkeypa
     with mock_aws():
         reference = _dynamodb_session(boto3.client("dynamodb", region_name="us-east-1"))
     # THEN every answer is the same (items, counts, pages, returned values, refusals)
-    assert len(fast) == len(reference) == 63
+    assert len(fast) == len(reference) == 70
     for got, expected in zip(fast, reference, strict=True):
         assert got == expected
     assert any(a[0] == "put_item" and a[1] == "ConditionalCheckFailedException" and a[3] for a in fast)
