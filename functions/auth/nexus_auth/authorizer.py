@@ -9,10 +9,15 @@ Serves two kinds of event:
 
 A credential is an API key (``nxk_...``: looked up by its sha256 in ``ApiKeysTable``) or an
 access token (a JWT from ``POST /v1/auth/login``: signature against the current and previous
-signing keys, then its session must not be revoked). The user item gives the roles and accounts,
-so a role change, a revoked key or a logout takes effect on the next request: the template turns
-API Gateway's authorizer cache off (``ReauthorizeEvery: 0``) because the acting account depends on
-the ``X-Account-Id`` header, which a cache keyed on ``Authorization`` would not see.
+signing keys, then its session must not be revoked). The user item gives the roles and accounts.
+The template turns API Gateway's authorizer cache off (``ReauthorizeEvery: 0``): the acting account
+depends on the ``X-Account-Id`` header, which a cache keyed on ``Authorization`` would not see, and
+every request must take from its rate-limit buckets. Instead a warm authorizer keeps the good key,
+session and user items it read for ``AUTHORIZER_CACHE_SECONDS`` (``service.RecentCredentials``) and
+serves the orders and market-data routes on them: there a revoked key, a logout or a disabled user
+counts within that bound (2 s by default); every other route and every ``$connect`` reads afresh,
+and a refusal is always decided on fresh reads. The decision (acting account, policy, limits) is
+made again on every request.
 
 Context (``nexus_common.identity``): ``user_id``, ``account_id`` (``X-Account-Id`` when owned,
 else the default account; a header naming an account the caller does not own is denied),
@@ -43,7 +48,7 @@ from nexus_common.settings import lazy, lazy_settings
 from nexus_auth import tokens as tk
 from nexus_auth.domain import RateLimits
 from nexus_auth.repo import DynamoIdentityStore, TableNames, signing_key_ring
-from nexus_auth.service import Denied, EdgeAuthorizer, EdgeRequest
+from nexus_auth.service import Denied, EdgeAuthorizer, EdgeRequest, RecentCredentials
 from nexus_auth.settings import AuthorizerSettings
 
 logger = get_logger()
@@ -53,13 +58,16 @@ limiter = lazy(lambda: RateLimiter(redis_client()))
 
 
 store = lazy(
-    lambda: DynamoIdentityStore(
-        TableNames(
-            users=settings().users_table,
-            api_keys=settings().api_keys_table,
-            tokens=settings().tokens_table,
-            accounts="",
-        )
+    lambda: RecentCredentials(
+        DynamoIdentityStore(
+            TableNames(
+                users=settings().users_table,
+                api_keys=settings().api_keys_table,
+                tokens=settings().tokens_table,
+                accounts="",
+            )
+        ),
+        settings().authorizer_cache_seconds,
     )
 )
 

@@ -193,6 +193,17 @@ def is_order_entry(method: str, path: str) -> bool:
     return method in ORDER_ENTRY_METHODS and path.startswith("/v1/orders")
 
 
+# The hot routes, whose requests the authorizer may serve on the key, session and user items it
+# keeps (``service.RecentCredentials``): orders and market data, where no role is asked for. Every
+# other route (profile, keys, admin, compliance, reports, ...) and every WebSocket $connect reads
+# them afresh, so a role granted or taken away counts at once wherever a role is checked.
+KEPT_ITEM_ROUTES: Final = ("/v1/orders", "/v1/markets")
+
+
+def may_use_kept_items(path: str, websocket: bool) -> bool:
+    return not websocket and (path in KEPT_ITEM_ROUTES or path.startswith(tuple(f"{r}/" for r in KEPT_ITEM_ROUTES)))
+
+
 def buckets(principal: Principal, method: str, path: str, source_ip: str, limits: RateLimits) -> list[Bucket]:
     """The buckets a request takes from: per user (whatever the credential: a user's keys and
     sessions share one bucket, so more keys buy no more requests), per source IP, and for order

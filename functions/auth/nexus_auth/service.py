@@ -4,16 +4,21 @@
   switches (the rules are in ``nexus_auth.domain``; reads and writes through an
   ``IdentityStore``, ``nexus_auth.repo`` on DynamoDB; security events through an ``AuditSink``);
 * ``EdgeAuthorizer``: a credential -> the principal and its IAM policy, with the rate limits;
+* ``RecentCredentials``: the authorizer's reads of keys, users and sessions, each good item kept
+  for a bounded time (``AUTHORIZER_CACHE_SECONDS``);
 * ``PublicRouteLimits``: the per source IP limits of the public auth routes;
 * ``TradingHalts``: a symbol's halt or resume, on the instruments table and the engine's journal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import math
+import threading
+import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -42,6 +47,7 @@ from nexus_auth.domain import (
     deny,
     email_digest,
     is_order_entry,
+    may_use_kept_items,
     new_account_item,
     normalize_email,
     policy,
@@ -311,10 +317,11 @@ class IdentityService:
         self, principal: Principal, name: str, scopes: list[str], account_id: str | None, now: datetime
     ) -> CreatedKey:
         self._require_session(principal)
-        if account_id is not None and not principal.owns(account_id):
+        user = self.profile(principal.user_id)
+        # the user item, not the authorizer's context: that may be a moment older than a new account
+        if account_id is not None and account_id not in {str(a) for a in user.get("accounts") or []}:
             raise ValidationFailed("invalid_field", "not one of your accounts", "account_id")
         created = self._key_item(principal.user_id, clean_name(name), scopes, account_id, now)
-        user = self.profile(principal.user_id)
         if "active_keys" not in user:  # a user from before the count was kept: start it
             active = sum(1 for k in self.store.keys_of(principal.user_id) if k.get("status") == "active")
             self.store.count_active_keys(principal.user_id, active)
@@ -381,6 +388,84 @@ class EdgeRequest:
     source_ip: str = ""
 
 
+class CredentialReads(Protocol):
+    """What the edge authorizer reads: an API key by its hash, a user, a login session."""
+
+    def get_key(self, key_hash: str) -> dict[str, Any] | None: ...
+    def get_user(self, user_id: str) -> dict[str, Any] | None: ...
+    def get_family(self, family_id: str) -> dict[str, Any] | None: ...
+
+
+MAX_RECENT_CREDENTIALS = 10_000  # items kept per warm authorizer; past it the oldest half is dropped
+
+
+class RecentCredentials:
+    """``CredentialReads`` that keeps each *good* item it read for ``ttl`` seconds.
+
+    A warm authorizer serves a hot credential's orders and market-data requests
+    (``domain.may_use_kept_items``) without reading its key (or session) and its user again each
+    time: the bound is the staleness of a change there. A revoked key, a logout or a disabled user
+    counts on those routes within ``ttl`` seconds (``AUTHORIZER_CACHE_SECONDS``, the template's
+    ``AuthorizerCacheSeconds``; 0 reads every time); every other route reads afresh.
+    Only good items are kept (an active key, an active user, an active session): a missing,
+    revoked or disabled one is read again on the next request, so a new key counts at once. Within
+    ``fresh()`` every read goes to the table: the authorizer decides a refusal only on fresh
+    reads, so a kept item can delay a revocation but never refuse a request."""
+
+    def __init__(self, source: CredentialReads, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.source = source
+        self.ttl = ttl
+        self.clock = clock  # monotonic seconds; tests move it past the bound
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._items: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+
+    def get_key(self, key_hash: str) -> dict[str, Any] | None:
+        return self._read(("key", key_hash), self.source.get_key)
+
+    def get_user(self, user_id: str) -> dict[str, Any] | None:
+        return self._read(("user", user_id), self.source.get_user)
+
+    def get_family(self, family_id: str) -> dict[str, Any] | None:
+        return self._read(("family", family_id), self.source.get_family)
+
+    def begin(self) -> None:
+        """A request starts: ``kept_used`` says whether its reads were served from kept items."""
+        self._local.kept = False
+
+    def kept_used(self) -> bool:
+        return bool(getattr(self._local, "kept", False))
+
+    @contextlib.contextmanager
+    def fresh(self) -> Iterator[None]:
+        """Within it, this thread's reads skip the kept items (and keep what they read)."""
+        self._local.fresh = True
+        try:
+            yield
+        finally:
+            self._local.fresh = False
+
+    def _read(self, key: tuple[str, str], read: Callable[[str], dict[str, Any] | None]) -> dict[str, Any] | None:
+        now = self.clock()
+        if self.ttl > 0 and not getattr(self._local, "fresh", False):
+            with self._lock:
+                kept = self._items.get(key)
+            if kept is not None and now < kept[0]:
+                self._local.kept = True
+                return dict(kept[1])
+        item = read(key[1])
+        with self._lock:
+            if item is None or item.get("status") != "active" or self.ttl <= 0:
+                self._items.pop(key, None)
+                return item
+            if len(self._items) >= MAX_RECENT_CREDENTIALS:
+                oldest = sorted(self._items, key=lambda k: self._items[k][0])[: MAX_RECENT_CREDENTIALS // 2]
+                for stale in oldest:
+                    del self._items[stale]
+            self._items[key] = (now + self.ttl, dict(item))
+        return item
+
+
 class EdgeAuthorizer:
     """A credential -> the principal (context) and an IAM policy (see ``nexus_auth.authorizer``).
 
@@ -391,7 +476,7 @@ class EdgeAuthorizer:
 
     def __init__(
         self,
-        store: Callable[[], IdentityStore],
+        store: Callable[[], RecentCredentials],
         ring: Callable[[], tk.KeyRing],
         limiter: Callable[[], RateLimiter],
         limits: Callable[[], RateLimits],
@@ -404,22 +489,49 @@ class EdgeAuthorizer:
         self.logger = logger
 
     def authorize(self, request: EdgeRequest) -> dict[str, Any]:
-        """The Allow or Deny policy of ``request``; ``Denied`` when its credential is unusable."""
-        principal = self.authenticate(request.credential)
+        """The Allow or Deny policy of ``request``; ``Denied`` when its credential is unusable.
+
+        Kept items (``RecentCredentials``) serve only the hot routes (``may_use_kept_items``:
+        orders and market data; everything else reads afresh), and may only delay a revocation
+        there, never refuse: a refusal made on a kept item is made again on fresh reads (so a new
+        account, a key bound to it or a re-enabled user count at once)."""
+        store = self.store() if request.credential is not None else None
+        if store is not None:
+            store.begin()
         try:
-            principal = act_as(principal, request.account_header)
-        except PermissionError:
-            self.logger.info("denied: account not owned", extra={"user_id": principal.user_id})
-            return deny(principal.user_id, request.method_arn)
-        if not principal.account_id:
-            self.logger.info("denied: no account", extra={"user_id": principal.user_id})
-            return deny(principal.user_id, request.method_arn)
+            if store is not None and not may_use_kept_items(request.path, request.websocket):
+                with store.fresh():
+                    principal = self.acting_principal(request)
+            else:
+                try:
+                    principal = self.acting_principal(request)
+                except (Denied, PermissionError):
+                    if store is None or not store.kept_used():
+                        raise
+                    with store.fresh():
+                        principal = self.acting_principal(request)
+        except PermissionError as refusal:
+            reason, user_id = refusal.args
+            self.logger.info(f"denied: {reason}", extra={"user_id": user_id})
+            return deny(user_id, request.method_arn)
         limits = None if request.websocket else self.limits_context(principal, request)
         self.logger.info(
             "allowed",
             extra={"user_id": principal.user_id, "account_id": principal.account_id, "key_id": principal.key_id},
         )
         return policy(principal, request.method_arn, request.websocket, limits)
+
+    def acting_principal(self, request: EdgeRequest) -> Principal:
+        """The principal acting for the request's account; ``Denied`` (401) for an unusable
+        credential, ``PermissionError(reason, user id)`` (a Deny policy) when it may not act."""
+        principal = self.authenticate(request.credential)
+        try:
+            principal = act_as(principal, request.account_header)
+        except PermissionError:
+            raise PermissionError("account not owned", principal.user_id) from None
+        if not principal.account_id:
+            raise PermissionError("no account", principal.user_id)
+        return principal
 
     def authenticate(self, credential: str | None) -> Principal:
         if credential is None:

@@ -13,6 +13,7 @@ class AuthorizerSettings(NexusSettings):
     rate_limit_credential: str  # per user, whatever the credential: tokens per second / burst, e.g. "200/400"
     rate_limit_orders: str  # order entry (POST/DELETE /v1/orders...) per user and per account
     rate_limit_ip: str  # per source IP
+    authorizer_cache_seconds: float  # how long a good key, session or user item is kept (0: read every time)
 
 
 class AuthApiSettings(NexusSettings):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,19 @@ def redis_url() -> Iterator[str]:
     server.stop()
 
 
+class AuthorizerClock:
+    """The monotonic clock of the authorizer's kept credential items (``RecentCredentials``)."""
+
+    now = 0.0
+
+
+def use_authorizer_clock() -> None:
+    """Give the (possibly rebuilt) authorizer the tests' clock; call before each authorization."""
+    from nexus_auth import authorizer
+
+    authorizer.store().clock = lambda: AuthorizerClock.now
+
+
 @dataclass
 class Answer:
     status: int
@@ -42,6 +56,11 @@ class Edge:
 
     def __init__(self, aws: Any) -> None:
         self.aws = aws
+        AuthorizerClock.now = 0.0
+
+    def pass_authorizer_bound(self) -> None:
+        """Move the authorizer's clock past the time it keeps a good key, session or user item."""
+        AuthorizerClock.now += float(os.environ["AUTHORIZER_CACHE_SECONDS"]) + 0.001
 
     def event(
         self,
@@ -63,6 +82,7 @@ class Edge:
     def authorize(self, event: dict[str, Any]) -> Answer | dict[str, Any]:
         from nexus_auth import authorizer
 
+        use_authorizer_clock()
         method_arn = f"{METHOD_ARN_BASE}/{event['httpMethod']}{event['path']}"
         auth_event = {"type": "REQUEST", "methodArn": method_arn, **{k: v for k, v in event.items() if k != "body"}}
         try:
@@ -125,6 +145,9 @@ def edge(aws: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Edge:
     """The auth functions' environment (from the template), Redis, cheap argon2 for speed."""
     for function_id in ("AuthorizerFunction", "AuthApiFunction", "AdminApiFunction"):
         aws.use_function_env(function_id)
+    from nexus_common.settings import reset_lazy
+
+    reset_lazy()  # a cold authorizer: nothing kept from another test
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("ARGON2_TIME_COST", "1")
     monkeypatch.setenv("ARGON2_MEMORY_KIB", "1024")

@@ -42,6 +42,7 @@ def test_an_api_key_is_shown_once_listed_without_secret_and_revoked(edge: Edge) 
     assert edge.call(api.app, "GET", "/v1/users/me", credential=key).body["user"]["user_id"] == session["user_id"]
     revoked = edge.call(api.app, "DELETE", "/v1/keys/{key_id}", credential=token, path_params={"key_id": key_id})
     assert revoked.status == 200 and revoked.body["key"]["status"] == "revoked"
+    edge.pass_authorizer_bound()
     assert edge.call(api.app, "GET", "/v1/users/me", credential=key).status == 401
     kinds = edge.audit_kinds()
     assert "api_key_created" in kinds and "api_key_revoked" in kinds
@@ -254,3 +255,166 @@ def test_when_redis_is_down_requests_are_served_unlimited_and_it_is_logged(
         reset_redis_client()
     assert answer.status == 200
     assert "rate limiter unavailable" in stream.getvalue()
+
+
+class CountingReads:
+    """The authorizer's real store, with each read counted (the tables are still read)."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.reads: list[str] = []
+
+    def get_key(self, key_hash: str) -> dict[str, Any] | None:
+        self.reads.append("key")
+        return self.source.get_key(key_hash)  # type: ignore[no-any-return]
+
+    def get_user(self, user_id: str) -> dict[str, Any] | None:
+        self.reads.append("user")
+        return self.source.get_user(user_id)  # type: ignore[no-any-return]
+
+    def get_family(self, family_id: str) -> dict[str, Any] | None:
+        self.reads.append("family")
+        return self.source.get_family(family_id)  # type: ignore[no-any-return]
+
+
+def counted_reads() -> CountingReads:
+    kept = authorizer.store()
+    counting = CountingReads(kept.source)
+    kept.source = counting
+    return counting
+
+
+def authorized(edge: Edge, credential: str, account: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {credential}", **({"X-Account-Id": account} if account else {})}
+    return edge.authorize(edge.event("GET", "/v1/orders", headers=headers))
+
+
+def test_the_authorizer_keeps_good_items_for_its_bound_then_reads_them_again(edge: Edge) -> None:
+    # GIVEN a login session that made an API key (its session and user items are kept)
+    session = register_and_login(edge, "kept@example.com")
+    token = session["access_token"]
+    key = edge.call(api.app, "POST", "/v1/keys", credential=token,
+                    body={"name": "hot", "scopes": ["read", "trade"]}).body["api_key"]
+    reads = counted_reads()
+    assert isinstance(authorized(edge, key), dict) and isinstance(authorized(edge, token), dict)
+    assert reads.reads == ["key"]  # the key, once; the user item is the one the session read
+    edge.pass_authorizer_bound()
+    assert isinstance(authorized(edge, token), dict)
+    assert isinstance(authorized(edge, key), dict)
+    assert reads.reads == ["key", "family", "user", "key"]  # past the bound: read again
+    # WHEN they are used again within the bound THEN nothing is read, and the rate limits still count
+    reads.reads.clear()
+    for _ in range(3):
+        context = authorized(edge, key)
+        assert isinstance(context, dict) and context["retry_after"] == "0"
+    assert reads.reads == []
+    # WHEN the key is revoked THEN it is still served until the bound, and refused after it
+    key_id = edge.call(api.app, "GET", "/v1/keys", credential=token).body["keys"][0]["key_id"]
+    revoked = edge.call(api.app, "DELETE", "/v1/keys/{key_id}", credential=token, path_params={"key_id": key_id})
+    assert revoked.status == 200
+    assert isinstance(authorized(edge, key), dict)
+    edge.pass_authorizer_bound()
+    refused = authorized(edge, key)
+    assert not isinstance(refused, dict) and refused.status == 401
+    # AND a refused key is not kept: every attempt reads it again (once, not twice)
+    reads.reads.clear()
+    for _ in range(2):
+        assert not isinstance(authorized(edge, key), dict)
+    assert reads.reads == ["key", "key"]
+
+
+def test_a_kept_user_item_never_refuses_a_new_account(edge: Edge) -> None:
+    # GIVEN a session whose user item the authorizer keeps
+    token = register_and_login(edge, "newacct@example.com")["access_token"]
+    assert isinstance(authorized(edge, token), dict)
+    # WHEN the user opens another account and acts for it at once
+    second = edge.call(api.app, "POST", "/v1/users/me/accounts", credential=token,
+                       body={"name": "B"}).body["account"]["account_id"]
+    reads = counted_reads()
+    context = authorized(edge, token, account=second)
+    # THEN it is allowed: the refusal the kept item would give is decided again on fresh reads
+    assert isinstance(context, dict) and context["account_id"] == second
+    assert reads.reads == ["family", "user"]
+    # AND an account the user does not own is denied (403), on fresh reads too
+    denied = authorized(edge, token, account="acc_" + "0" * 32)
+    assert not isinstance(denied, dict) and denied.status == 403
+
+
+def test_with_a_bound_of_zero_the_authorizer_reads_every_time(edge: Edge, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nexus_common.settings import reset_lazy
+
+    monkeypatch.setenv("AUTHORIZER_CACHE_SECONDS", "0")
+    reset_lazy()
+    session = register_and_login(edge, "nokeep@example.com")
+    token = session["access_token"]
+    assert isinstance(authorized(edge, token), dict)
+    reads = counted_reads()
+    assert isinstance(authorized(edge, token), dict) and isinstance(authorized(edge, token), dict)
+    assert reads.reads == ["family", "user", "family", "user"]
+    assert edge.call(api.app, "POST", "/v1/auth/logout", credential=token).status == 200
+    assert not isinstance(authorized(edge, token), dict)  # at once: nothing is kept
+
+
+def test_the_kept_items_are_bounded_in_number() -> None:
+    from nexus_auth.service import MAX_RECENT_CREDENTIALS, RecentCredentials
+
+    class Source:
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def get_key(self, key_hash: str) -> dict[str, Any] | None:
+            self.reads += 1
+            return {"key_hash": key_hash, "status": "active"}
+
+        def get_user(self, user_id: str) -> dict[str, Any] | None:
+            return None
+
+        def get_family(self, family_id: str) -> dict[str, Any] | None:
+            return None
+
+    now = [0.0]
+    source = Source()
+    kept = RecentCredentials(source, 2.0, clock=lambda: now[0])
+    for n in range(MAX_RECENT_CREDENTIALS + 10):
+        now[0] += 0.0001
+        assert kept.get_key(f"h{n}") == {"key_hash": f"h{n}", "status": "active"}
+    assert len(kept._items) <= MAX_RECENT_CREDENTIALS
+    source.reads = 0
+    kept.get_key(f"h{MAX_RECENT_CREDENTIALS + 9}")  # the newest are kept
+    kept.get_key("h0")  # the oldest were dropped
+    assert source.reads == 1
+    # a kept item is a copy: changing what a caller got changes nothing kept
+    kept.get_key("h1")["status"] = "revoked"
+    assert kept.get_key("h1") == {"key_hash": "h1", "status": "active"}
+
+
+def test_only_the_hot_routes_are_served_on_kept_items(edge: Edge) -> None:
+    from nexus_auth.passwords import Passwords
+    from nexus_auth.repo import DynamoIdentityStore, TableNames
+    from nexus_auth.service import IdentityService
+    from nexus_common.audit import KinesisAuditSink
+
+    # GIVEN a trader whose session and user items the authorizer keeps (from an orders request)
+    session = register_and_login(edge, "promoted@example.com")
+    token = session["access_token"]
+    assert isinstance(authorized(edge, token), dict)
+    # WHEN an operator grants them admin (what `nexus users grant` does)
+    names = TableNames(edge.aws.table_name("UsersTable"), edge.aws.table_name("ApiKeysTable"),
+                       edge.aws.table_name("TokensTable"), edge.aws.table_name("AccountsTable"))
+    service = IdentityService(DynamoIdentityStore(names), Passwords(), None,
+                              KinesisAuditSink(edge.aws.stream_name("AuditEventsStream")))
+    service.change_role(session["user_id"], "admin", True, "operator")
+    # THEN a route that checks roles reads afresh: the admin role counts at once
+    admin = edge.authorize(edge.event("PUT", "/v1/admin/accounts/{account_id}/trading",
+                                      headers={"Authorization": f"Bearer {token}"}))
+    assert isinstance(admin, dict) and "admin" in admin["roles"].split(",")
+    # AND that fresh read is kept for the hot routes too
+    reads = counted_reads()
+    orders = authorized(edge, token)
+    assert isinstance(orders, dict) and "admin" in orders["roles"].split(",") and reads.reads == []
+    # AND a WebSocket $connect reads afresh every time
+    event = {"type": "REQUEST", "methodArn": "arn:aws:execute-api:us-east-1:123456789012:ws1/prod/$connect",
+             "headers": {"Authorization": f"Bearer {token}"},
+             "requestContext": {"eventType": "CONNECT", "routeKey": "$connect", "connectionId": "c-kept"}}
+    assert authorizer.handler(event, FakeLambdaContext())["principalId"] == session["user_id"]
+    assert reads.reads == ["family", "user"]

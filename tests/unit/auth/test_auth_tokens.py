@@ -112,6 +112,7 @@ def test_refresh_rotates_and_reuse_revokes_the_whole_family(edge: Edge) -> None:
                        body={"refresh_token": first["refresh_token"]})
     # THEN it is refused AND the whole family is revoked: the newest tokens stop working too
     assert replay.status == 401
+    edge.pass_authorizer_bound()
     assert me(edge, second.body["access_token"]) == 401
     assert me(edge, first["access_token"]) == 401
     latest = edge.call(api.app, "POST", "/v1/auth/refresh", public=True,
@@ -127,10 +128,11 @@ def test_garbled_or_unknown_refresh_tokens_are_refused(edge: Edge, token: str) -
     assert answer.status in (400, 401) and "error" in answer.body
 
 
-def test_logout_revokes_the_session_at_once(edge: Edge) -> None:
+def test_logout_revokes_the_session_within_the_authorizer_bound(edge: Edge) -> None:
     session = register_and_login(edge, "bye@example.com")
     answer = edge.call(api.app, "POST", "/v1/auth/logout", credential=session["access_token"])
     assert answer.status == 200 and answer.body == {"status": "logged_out"}
+    edge.pass_authorizer_bound()
     assert me(edge, session["access_token"]) == 401
     again = edge.call(api.app, "POST", "/v1/auth/refresh", public=True,
                       body={"refresh_token": session["refresh_token"]})

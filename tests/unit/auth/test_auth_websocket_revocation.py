@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import Edge, register_and_login
+from conftest import Edge, register_and_login, use_authorizer_clock
 from lambda_events import FakeLambdaContext, kinesis_event, load_event
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from nexus_auth import api, authorizer
@@ -51,6 +51,7 @@ class Socket:
             "headers": {"Authorization": f"Bearer {credential}"},
             "requestContext": {"eventType": "CONNECT", "routeKey": "$connect", "connectionId": connection_id},
         }
+        use_authorizer_clock()
         self.context = dict(authorizer.handler(event, FakeLambdaContext())["context"])
         management().connections[connection_id]  # moto: the connection is open (a defaultdict)
         assert self.send("$connect") == 200
@@ -234,7 +235,9 @@ def test_a_disabled_user_loses_every_websocket(ws: Edge) -> None:
                               KinesisAuditSink(ws.aws.stream_name("AuditEventsStream")))
     service.disable_user(session["user_id"], "operator")
     close_from_audit(ws)
-    # THEN both connections are closed, and a new one is refused at $connect
+    # THEN both connections are closed, and a new one is refused at $connect (once the
+    # authorizer's kept user item is past its bound)
     assert not is_open("conn-d1") and not is_open("conn-d2")
+    ws.pass_authorizer_bound()
     with pytest.raises(Exception, match="Unauthorized"):
         Socket(key["api_key"], "conn-d3")
