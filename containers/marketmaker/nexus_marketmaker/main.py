@@ -32,6 +32,9 @@ from nexus_marketmaker.runner import MarketMaker
 
 log = logging.getLogger("nexus.marketmaker")
 IDLE_SECONDS = 5.0
+# A halt reaches the quotes within this, as it reaches order entry (the engine refuses a halted
+# symbol's orders meanwhile, and a halt cancels nothing that rests: the engine's rule)
+INSTRUMENT_TTL_SECONDS = 5.0
 
 
 class MarketMakerSettings(OrdersApiSettings):
@@ -61,16 +64,16 @@ class OrdersEntry:
         for symbol in symbols:  # per symbol: no by-account index query needed
             self.service.mass_cancel(self.account_id, MassCancelRequest(symbol=symbol))
 
-    def progress(self, order_id: str) -> tuple[Decimal, Decimal, bool]:
-        order = self.service.get(self.account_id, order_id)
-        return order.filled_quantity, order.filled_notional, order.is_open
+    def progress(self, order_ids: list[str]) -> dict[str, tuple[Decimal, Decimal, bool]]:
+        orders = self.service.get_many(self.account_id, order_ids)
+        return {i: (o.filled_quantity, o.filled_notional, o.is_open) for i, o in orders.items()}
 
 
 class PlatformMarket:
     """Instruments (halts), the account's kill switch, the last trade and the venues table."""
 
     def __init__(self, settings: MarketMakerSettings) -> None:
-        self.instruments = CachedInstruments(DynamoInstruments(settings.instruments_table), 1.0)
+        self.instruments = CachedInstruments(DynamoInstruments(settings.instruments_table), INSTRUMENT_TTL_SECONDS)
         self.reference = DynamoMarketReference(settings.trades_table, settings.book_levels_table)
         self.venue_rows = DynamoVenues(settings.venues_table)
         self.accounts_table = settings.accounts_table

@@ -46,8 +46,8 @@ class InternalEntry(Protocol):
         """Cancel every open order of the account in ``symbols`` (the orders service's mass cancel)."""
         ...
 
-    def progress(self, order_id: str) -> tuple[Decimal, Decimal, bool]:
-        """(filled quantity, filled notional, still open)."""
+    def progress(self, order_ids: list[str]) -> dict[str, tuple[Decimal, Decimal, bool]]:
+        """Each order's (filled quantity, filled notional, still open), read in one go."""
         ...
 
 
@@ -111,6 +111,7 @@ class MarketMaker:
         self.pnl: dict[str, Pnl] = {s: Pnl() for s in config.symbols}
         self.quotes: dict[str, LiveQuote] = {}
         self.marks: dict[str, Decimal] = {}
+        self._step_mids: dict[str, Decimal | None] = {}  # each symbol's mid, read once per step
         self.seq = 0
         self.steps = 0
         # this process's tag in its order ids: a run that crashed after placing orders its saved
@@ -164,11 +165,14 @@ class MarketMaker:
         return f"mm-{self.config.account_id[-12:]}-{self.run}-{self.seq}"
 
     def _mid(self, symbol: str) -> Decimal | None:
-        last = self.market.last_trade(symbol)
-        mid = last if last is not None else self.config.reference_prices.get(symbol)
-        if mid is not None:
-            self.marks[symbol] = mid
-        return mid
+        """The symbol's last trade (else its reference price), read once per step for every venue."""
+        if symbol not in self._step_mids:
+            last = self.market.last_trade(symbol)
+            mid = last if last is not None else self.config.reference_prices.get(symbol)
+            if mid is not None:
+                self.marks[symbol] = mid
+            self._step_mids[symbol] = mid
+        return self._step_mids[symbol]
 
     def wanted(self, venue: str, symbol: str, allowed: bool) -> list[Quote]:
         if not allowed:
@@ -203,6 +207,7 @@ class MarketMaker:
 
     def step(self, pull_only: bool = False) -> None:
         self.steps += 1
+        self._step_mids.clear()
         venues = {v.name: v for v in self.market.venues() if v.name in self.config.venues}
         allowed = not pull_only and self.market.trading_enabled(self.config.account_id)
         internal = [v for v in venues.values() if v.internal and v.enabled]
@@ -228,8 +233,10 @@ class MarketMaker:
 
     def _step_internal(self, venue: str, allowed: bool) -> None:
         fee_rate = self.maker_fee_bps / Decimal(10_000)
-        for quote in [q for q in self.quotes.values() if q.venue == venue]:
-            filled, notional, is_open = self.internal.progress(quote.order_id)
+        quotes = [q for q in self.quotes.values() if q.venue == venue]
+        progress = self.internal.progress([q.order_id for q in quotes]) if quotes else {}
+        for quote in quotes:
+            filled, notional, is_open = progress[quote.order_id]
             new_qty, new_notional = filled - quote.filled, notional - quote.notional
             self._fill(quote, new_qty, new_notional, new_notional * fee_rate)
             if not is_open:

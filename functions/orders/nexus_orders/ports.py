@@ -38,6 +38,10 @@ class OrderRepository(Protocol):
 
     def get(self, order_id: str) -> Order | None: ...
 
+    def get_many(self, order_ids: list[str]) -> dict[str, Order]:
+        """The orders of ``order_ids`` that exist, by id (consistent reads)."""
+        ...
+
     def list_by_account(
         self, account_id: str, statuses: frozenset[str] | None, limit: int
     ) -> list[Order]: ...

@@ -34,6 +34,7 @@ from nexus_common.dynamo import (
     conditional_write_or_old,
     pages,
 )
+from nexus_common.dynamo_batch import batch_get
 from nexus_common.errors import ValidationFailed
 from nexus_common.events import iso
 from nexus_common.risk import (
@@ -240,6 +241,13 @@ class DynamoOrderRepository(LazyTable):
     def get(self, order_id: str) -> Order | None:
         item = self.table.get_item(Key={"order_id": order_id}, ConsistentRead=True).get("Item")
         return order_from_item(item) if item and is_order_item(item) else None
+
+    def get_many(self, order_ids: list[str]) -> dict[str, Order]:
+        """The orders of ``order_ids`` that exist, by id: consistent reads, one ``BatchGetItem``
+        per 100 ids."""
+        keys = [{"order_id": order_id} for order_id in dict.fromkeys(order_ids)]
+        items = batch_get(self.table, keys, ConsistentRead=True) if keys else []
+        return {str(item["order_id"]): order_from_item(item) for item in items if is_order_item(item)}
 
     def list_by_account(
         self, account_id: str, statuses: frozenset[str] | None, limit: int

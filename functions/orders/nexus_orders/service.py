@@ -348,6 +348,15 @@ class OrderService:
             raise NotFound("order_not_found", "no such order", "order_id")
         return order
 
+    def get_many(self, account_id: str, order_ids: list[str]) -> dict[str, Order]:
+        """The account's orders among ``order_ids``, by id (``NotFound`` if one is not the account's)."""
+        found = self.orders.get_many([i for i in order_ids if _plausible_id(i)])
+        for order_id in order_ids:
+            order = found.get(order_id)
+            if order is None or order.account_id != account_id:
+                raise NotFound("order_not_found", "no such order", "order_id")
+        return found
+
     def list(self, account_id: str, query: ListOrdersQuery) -> tuple[list[Order], str | None]:
         """One page of the account's orders, newest first, and the cursor of the next page."""
         return self.orders.page_by_account(account_id, query.statuses(), query.limit, query.cursor)

@@ -134,6 +134,30 @@ def test_it_quotes_every_venue_and_keeps_its_quotes_while_nothing_moves(maker: A
         ("buy", D("299.98"), D(100), "pending_new"), ("sell", D("300.02"), D(100), "pending_new")]
 
 
+def test_a_step_reads_each_symbols_last_trade_once_and_its_internal_quotes_in_one_go(maker: Any) -> None:
+    # GIVEN the market maker's real reads, counted
+    reads: list[str] = []
+    last_trade, progress = maker.market.last_trade, maker.internal.progress
+
+    def counted_last_trade(symbol: str) -> Any:
+        reads.append(f"last_trade {symbol}")
+        return last_trade(symbol)
+
+    def counted_progress(order_ids: list[str]) -> Any:
+        reads.append(f"progress {len(order_ids)}")
+        return progress(order_ids)
+
+    maker.market.last_trade, maker.internal.progress = counted_last_trade, counted_progress
+    # WHEN it steps twice over three venues
+    maker.step()
+    maker.step()
+    # THEN each step read MSFT's last trade once for all venues, and the second step read its two
+    # live internal quotes in one go (the first had none)
+    assert reads == ["last_trade MSFT", "progress 2", "last_trade MSFT"]
+    orders = internal_orders(maker)
+    assert sorted((o.side, o.price) for o in orders) == [("buy", D("299.98")), ("sell", D("300.02"))]
+
+
 def test_a_fill_on_a_simulated_venue_reaches_the_pnl_and_the_quotes_skew(maker: Any) -> None:
     from nexus_routing.model import ChildOrder, Side
 

@@ -103,6 +103,10 @@ class MemoryOrders:
         item = self.items.get(order_id)
         return order_from_item(item) if item and is_order_item(item) else None
 
+    def get_many(self, order_ids: list[str]) -> dict[str, Order]:
+        found = {order_id: self.get(order_id) for order_id in order_ids}
+        return {order_id: order for order_id, order in found.items() if order is not None}
+
     def list_by_account(self, account_id: str, statuses: frozenset[str] | None, limit: int) -> list[Order]:
         found = [self.get(key) for key, item in self.items.items() if item.get("account_id") == account_id]
         orders = [o for o in found if o is not None and (statuses is None or o.status in statuses)]

@@ -153,6 +153,22 @@ def test_get_answers_own_orders_and_hides_others(world: OrdersWorld) -> None:
         assert (status, answer["error"]["code"]) == (404, "order_not_found")
 
 
+def test_get_many_reads_an_accounts_orders_in_one_go_and_hides_others(world: OrdersWorld) -> None:
+    from nexus_common.errors import NotFound
+    from nexus_orders.api import service
+
+    ids = [world.post({**ORDER, "client_order_id": f"m-{i}"})[1]["order"]["order_id"] for i in range(3)]
+    other = world.post(ORDER, account="acc_other")[1]["order"]["order_id"]
+    world.set_status(ids[1], "filled")
+    found = service().get_many("acc_1", ids)
+    assert sorted(found) == sorted(ids) and found[ids[1]].status == "filled"
+    assert [found[i].order_id for i in ids] == ids
+    for asked in ([*ids, other], [ids[0], "nope"]):  # another account's order, or none: not found
+        with pytest.raises(NotFound):
+            service().get_many("acc_1", asked)
+    assert service().get_many("acc_1", []) == {}
+
+
 def test_list_is_newest_first_with_status_filter_and_limit(world: OrdersWorld) -> None:
     ids = [
         world.post({**ORDER, "client_order_id": f"l-{i}"})[1]["order"]["order_id"] for i in range(4)
