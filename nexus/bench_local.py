@@ -14,7 +14,9 @@ the load generator does not share an interpreter with the platform, and measures
    written) and the local Lambda's (``NEXUS_LAMBDA_STATS``: invocations per function), each the
    difference between a reading before the run and one after it, divided by the orders sent.
    Polling (``GetRecords``, ``GetShardIterator``, ``ReceiveMessage`` and stream descriptions) is
-   counted apart: it depends on time, not on orders.
+   counted apart: it depends on time, not on orders. So are the market maker's own requests (and
+   items written), told apart by its SDK app id: it re-quotes every second whatever the flow; its
+   rate per second is printed (the orders it places still cost the platform as any order does).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import boto3
 
 from nexus.cli_surveillance import read_live_lag, reset_live_lag
 from nexus.local.demo_routing import DEMO_REFERENCE_PRICES
+from nexus.local.lambdas import FIRST_APP_ID
 from nexus.local.procs import spawn, stop_process
 from nexus.local.runtime import LOCAL_CREDENTIALS, free_port, read_state, wait_until
 
@@ -47,26 +50,33 @@ PRICES = DEMO_REFERENCE_PRICES
 
 POLLING = frozenset({"GetRecords", "GetShardIterator", "ReceiveMessage", "ListShards", "DescribeStream",
                      "DescribeStreamSummary"})
+# The market maker's SDK app id (``nexus up`` names each container's clients): it quotes on a
+# timer, whatever the order flow, so its requests are a rate per second, counted apart.
+MARKET_MAKER_APP = f"{FIRST_APP_ID}.marketmaker"
 
 
 @dataclass(frozen=True)
 class Counters:
-    """One reading of the platform's counters (see the module docstring)."""
+    """One reading of the platform's counters (see the module docstring). ``requests`` holds
+    every request but the market maker's, which are in ``market_maker``."""
 
     requests: dict[tuple[str, str], int]
     items_written: dict[str, int]
     invocations: dict[str, int]
+    market_maker: dict[tuple[str, str], int] = field(default_factory=dict)
+    at: float = 0.0  # when read (monotonic seconds); after ``minus``, the seconds between the readings
 
     def minus(self, before: Counters) -> Counters:
         def diff(now: dict[Any, int], then: dict[Any, int]) -> dict[Any, int]:
             return {k: v - then.get(k, 0) for k, v in now.items() if v - then.get(k, 0)}
 
         return Counters(diff(self.requests, before.requests), diff(self.items_written, before.items_written),
-                        diff(self.invocations, before.invocations))  # fmt: skip
+                        diff(self.invocations, before.invocations),
+                        diff(self.market_maker, before.market_maker), self.at - before.at)  # fmt: skip
 
     @property
     def work(self) -> int:
-        """Requests that orders cause (everything but polling)."""
+        """Requests that orders cause (everything but polling and the market maker's quoting)."""
         return sum(n for (op, _), n in self.requests.items() if op not in POLLING)
 
     @property
@@ -77,16 +87,28 @@ class Counters:
 def read_counters(state: Path) -> Counters:
     aws = json.loads((state / "aws-profile.txt.json").read_text())
     lambdas = json.loads((state / "lambda-stats.json").read_text())
+    requests = {(r["operation"], r["resource"]): int(r["count"]) for r in aws["requests"]}
+    market_maker = {(r["operation"], r["resource"]): int(r["count"])
+                    for r in aws.get("apps", []) if r["app"] == MARKET_MAKER_APP}  # fmt: skip
+    for key, n in market_maker.items():
+        requests[key] -= n
+    written = {k: int(v) for k, v in aws["items_written"].items()}
+    for row in aws.get("apps_items_written", []):
+        if row["app"] == MARKET_MAKER_APP:
+            written[row["table"]] -= int(row["count"])
     return Counters(
-        {(r["operation"], r["resource"]): int(r["count"]) for r in aws["requests"]},
-        {k: int(v) for k, v in aws["items_written"].items()},
+        {k: n for k, n in requests.items() if n},
+        {k: n for k, n in written.items() if n},
         {k: int(v["invocations"]) for k, v in lambdas.items()},
+        market_maker,
+        time.monotonic(),
     )
 
 
 def settled_counters(state: Path, timeout: float = 120.0, quiet: float = 3.0) -> Counters:
-    """The counters once the consumers have caught up: no request but polling for ``quiet``
-    seconds (counters are written every second), or what they are after ``timeout``."""
+    """The counters once the consumers have caught up: no request but polling and the market
+    maker's for ``quiet`` seconds (counters are written every second), or what they are after
+    ``timeout``."""
     deadline = time.monotonic() + timeout
     last = read_counters(state)
     still_since = time.monotonic()
@@ -299,6 +321,12 @@ def report(result: LocalBenchResult, top: int = 25) -> list[str]:
     if len(work) > top:
         rest = sum(n for n, _, _ in work[top:])
         lines.append(f"    {rest / orders:7.3f}  ({len(work) - top} more)")
+    if cost.market_maker and cost.at > 0:
+        quoting = sorted(((n, op, res) for (op, res), n in cost.market_maker.items()), reverse=True)
+        total = sum(n for n, _, _ in quoting)
+        lines.append(f"  market maker (quotes on a timer, counted apart): {total / cost.at:.1f} requests/s "
+                     f"over the {cost.at:.0f} s measured; the most: "
+                     + ", ".join(f"{op} {res} {n / cost.at:.1f}/s" for n, op, res in quoting[:4]))  # fmt: skip
     lines.append("  DynamoDB items written per order by table:")
     for table, n in sorted(cost.items_written.items(), key=lambda kv: -kv[1]):
         lines.append(f"    {n / orders:7.3f}  {table}")

@@ -13,8 +13,9 @@
   again, and a conditional write that went through the first time is refused the second).
   A finer lock would not help: moto's request handling is pure Python, bound by the GIL.
 * ... except that requests a user waits on go first (``--first APP_ID``: SDK clients whose
-  User-Agent carries ``app/APP_ID``; ``nexus up`` gives that id to the API's functions, the
-  consumers without a batching window, the containers and its own event source reads). On AWS a
+  User-Agent carries ``app/APP_ID``, or ``app/APP_ID.<name>``; ``nexus up`` gives that id to the
+  API's functions, the consumers without a batching window and its own event source reads, and
+  ``APP_ID.<container name>`` to each container). On AWS a
   background consumer's burst of writes does not delay an order's reads; here, in one queue, an
   authorizer's read waited behind a hundred audit writes. Once a background request has waited
   ``BACKGROUND_MAX_WAIT_S``, the two classes take turns, so every request is still served within
@@ -74,7 +75,9 @@
 
 ``NEXUS_AWS_PROFILE=FILE`` makes the server count its requests and the time each held the lock,
 per operation and resource (table, stream or queue), and write the table to ``FILE`` every 10 s:
-where the emulator's time goes under load.
+where the emulator's time goes under load. ``FILE.json`` (every second) also counts the requests
+per SDK app id, so a caller's own requests can be told apart (``nexus bench local`` counts the
+market maker's, which quotes on a timer whatever the order flow, apart from the orders').
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -219,6 +223,8 @@ class RequestProfile:
         self.count: Counter[tuple[str, str]] = Counter()
         self.seconds: dict[tuple[str, str], float] = {}
         self.items_written: Counter[str] = Counter()
+        self.by_app: Counter[tuple[str, str, str]] = Counter()  # (SDK app id, operation, resource)
+        self.written_by_app: Counter[tuple[str, str]] = Counter()  # (SDK app id, table)
         self._written = self._written_json = clock()
 
     @classmethod
@@ -266,8 +272,12 @@ class RequestProfile:
         except ValueError:  # not one of moto's: counted without a resource
             return ""
 
-    def add(self, key: tuple[str, str], seconds: float, written: Counter[str] | None = None) -> None:
+    def add(self, key: tuple[str, str], seconds: float, written: Counter[str] | None = None, app: str = "") -> None:
         self.count[key] += 1
+        if app:
+            self.by_app[(app, *key)] += 1
+            for table, n in (written or {}).items():
+                self.written_by_app[(app, table)] += n
         self.seconds[key] = self.seconds.get(key, 0.0) + seconds
         if written:
             self.items_written.update(written)
@@ -285,6 +295,13 @@ class RequestProfile:
                 for (op, res), n in sorted(self.count.items())
             ],
             "items_written": dict(sorted(self.items_written.items())),
+            "apps": [
+                {"app": app, "operation": op, "resource": res, "count": n}
+                for (app, op, res), n in sorted(self.by_app.items())
+            ],
+            "apps_items_written": [
+                {"app": app, "table": table, "count": n} for (app, table), n in sorted(self.written_by_app.items())
+            ],
         }
 
     def write_json(self) -> None:
@@ -312,12 +329,16 @@ class _OneAtATime:
         self.app = app
         self.lock = FairLock()
         self.profile = profile
-        self.first = f"app/{first}" if first else None  # the User-Agent mark of requests that go first
+        self.first = first  # the SDK app id of the clients that go first (also "<first>.<name>")
+
+    def goes_first(self, app_id: str) -> bool:
+        return self.first is not None and (app_id == self.first or app_id.startswith(self.first + "."))
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("HTTP_X_AMZ_TARGET", "").endswith(".ReceiveMessage"):
             return self.app(environ, start_response)  # type: ignore[no-any-return]
-        first = self.first is not None and self.first in environ.get("HTTP_USER_AGENT", "")
+        app_id = sdk_app_id(environ.get("HTTP_USER_AGENT", ""))
+        first = self.goes_first(app_id)
         if self.profile is None:
             with self.lock.hold(first):
                 return list(self.app(environ, start_response))
@@ -326,8 +347,18 @@ class _OneAtATime:
         with self.lock.hold(first):
             started = time.perf_counter()
             answer = list(self.app(environ, start_response))
-            self.profile.add(key, time.perf_counter() - started, written)
+            self.profile.add(key, time.perf_counter() - started, written, app_id)
             return answer
+
+
+_APP_ID = re.compile(r"(?:^|\s)app/(\S+)")
+
+
+def sdk_app_id(user_agent: str) -> str:
+    """The app id an SDK client puts in its User-Agent (``app/<id>``; botocore's
+    ``AWS_SDK_UA_APP_ID``), or ``""``."""
+    found = _APP_ID.search(user_agent)
+    return found.group(1) if found else ""
 
 
 class _ServerRequest(MotoRequest):

@@ -383,7 +383,8 @@ class LocalPlatform:
     def _container_env(self, container: Container) -> dict[str, str]:
         secrets = AwsClients(endpoint_url=self.aws_endpoint, region=self.options.region).client("secretsmanager")
         env = worker_base_env(self.aws_endpoint, self.options.region)
-        env.update(FIRST_ENV)  # the containers go first
+        # the containers go first, each under its own app id (the emulator's counters tell them apart)
+        env["AWS_SDK_UA_APP_ID"] = f"{FIRST_APP_ID}.{container.name}"
         env.update(container.environment)
         for name, arn in container.secrets.items():
             env[name] = secrets.get_secret_value(SecretId=arn)["SecretString"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from helpers import eventually
 from moto import mock_aws
@@ -324,6 +325,20 @@ def test_waiters_that_go_first_are_served_before_the_others_each_class_in_arriva
     assert order == ["f1", "f2", "f3", "b1", "b2"]
 
 
+def test_the_clients_that_go_first_are_told_by_their_sdk_app_id() -> None:
+    from nexus.local.aws_server import _OneAtATime, sdk_app_id
+
+    ua = "Boto3/1.44.5 md/Botocore#1.44.8 ua/2.1 lang/python#3.11.7 cfg/retry-mode#standard app/{} Botocore/1.44.8"
+    server = _OneAtATime(app=None, first="nexus-first")
+    assert sdk_app_id(ua.format("nexus-first.marketmaker")) == "nexus-first.marketmaker"
+    assert sdk_app_id("Boto3/1.44.5 Botocore/1.44.8") == ""
+    # the id itself and a container's "<id>.<name>" go first; another id that starts alike does not
+    assert server.goes_first(sdk_app_id(ua.format("nexus-first")))
+    assert server.goes_first(sdk_app_id(ua.format("nexus-first.marketmaker")))
+    assert not server.goes_first(sdk_app_id(ua.format("nexus-firstly")))
+    assert not server.goes_first("") and not _OneAtATime(app=None).goes_first("nexus-first")
+
+
 def test_background_waiters_that_waited_their_bound_take_turns_with_the_first_ones() -> None:
     # GIVEN background waiters queued before first ones, WHEN the holder leaves after the bound
     order = _served([("b1", False), ("b2", False), ("b3", False), ("f1", True), ("f2", True)], released_at=0.25)
@@ -357,6 +372,11 @@ def test_the_request_profile_counts_requests_per_operation_and_resource(tmp_path
             {"DeleteRequest": {"Key": {"pk": {"S": "0"}}}}]})  # fmt: skip
         dynamodb.update_item(TableName="counted", Key={"pk": {"S": "1"}}, UpdateExpression="SET n = :n",
                              ExpressionAttributeValues={":n": {"N": "1"}})  # fmt: skip
+        # ... and 2 puts from a client with its own SDK app id
+        named = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                             config=Config(user_agent_appid="nexus-first.marketmaker"), **_keys())  # fmt: skip
+        for i in range(2):
+            named.put_item(TableName="counted", Item={"pk": {"S": f"n{i}"}})
         # ... and 2 reads of a Kinesis shard, counted against their stream
         kinesis = boto3.client("kinesis", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1", **_keys())
         kinesis.create_stream(StreamName="tape", ShardCount=1)
@@ -369,15 +389,19 @@ def test_the_request_profile_counts_requests_per_operation_and_resource(tmp_path
         process.wait(timeout=10)
     # THEN the profile it wrote counts them per operation and table
     rows = {tuple(line.split()[3:]): int(line.split()[2]) for line in profile.read_text().splitlines()[1:]}
-    assert rows[("PutItem", "counted")] == 5
+    assert rows[("PutItem", "counted")] == 7
     assert rows[("GetItem", "counted")] == 3
     assert rows[("BatchWriteItem",)] == 1  # no one table named
-    # AND its JSON twin counts the items written: 5 puts, 4 in the batch, 1 update
+    # AND its JSON twin counts the items written: 7 puts, 4 in the batch, 1 update
     document = json.loads((tmp_path / "profile.txt.json").read_text())
-    assert document["items_written"] == {"counted": 10}
+    assert document["items_written"] == {"counted": 12}
     counted = {(r["operation"], r["resource"]): r["count"] for r in document["requests"]}
-    assert counted[("PutItem", "counted")] == 5 and counted[("UpdateItem", "counted")] == 1
+    assert counted[("PutItem", "counted")] == 7 and counted[("UpdateItem", "counted")] == 1
     assert counted[("GetRecords", "tape")] == 2
+    # AND the named client's requests and writes are counted under its app id (and only those)
+    assert document["apps"] == [{"app": "nexus-first.marketmaker", "operation": "PutItem", "resource": "counted",
+                                 "count": 2}]  # fmt: skip
+    assert document["apps_items_written"] == [{"app": "nexus-first.marketmaker", "table": "counted", "count": 2}]
 
 
 def _answers(dynamodb: Any) -> bool:

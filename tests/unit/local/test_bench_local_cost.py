@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nexus.bench_local import Counters, LocalBenchResult, read_counters, report
+from nexus.bench_local import MARKET_MAKER_APP, Counters, LocalBenchResult, read_counters, report
 
 
-def _write(state: Path, requests: dict[tuple[str, str], int], written: dict[str, int], calls: dict[str, int]) -> None:
+def _write(state: Path, requests: dict[tuple[str, str], int], written: dict[str, int], calls: dict[str, int],
+           apps: dict[tuple[str, str, str], int] | None = None,
+           apps_written: dict[tuple[str, str], int] | None = None) -> None:  # fmt: skip
     (state / "aws-profile.txt.json").write_text(json.dumps({
         "requests": [{"operation": op, "resource": res, "count": n, "seconds": 0.0}
                      for (op, res), n in requests.items()],
         "items_written": written,
+        "apps": [{"app": app, "operation": op, "resource": res, "count": n}
+                 for (app, op, res), n in (apps or {}).items()],
+        "apps_items_written": [{"app": app, "table": table, "count": n}
+                               for (app, table), n in (apps_written or {}).items()],
     }))  # fmt: skip
     stats = {function: {"invocations": n, "seconds": 0.0} for function, n in calls.items()}
     (state / "lambda-stats.json").write_text(json.dumps(stats))
@@ -39,6 +45,33 @@ def test_cost_per_order_is_the_difference_of_two_readings_with_polling_apart(tmp
     assert any("Lambda invocations     3.00 per order" in line for line in lines)
     assert "      2.000  PutItem orders" in lines
     assert not any("GetRecords" in line for line in lines)
+
+
+def test_the_market_makers_requests_are_a_rate_apart_from_the_cost_per_order(tmp_path: Path) -> None:
+    # GIVEN readings 10 s apart in which the market maker (its own SDK app id) made 40 of the
+    # 48 GetItem on orders and 5 of the 13 puts, and an API function (app nexus-first) the rest
+    _write(tmp_path, {}, {}, {})
+    before = read_counters(tmp_path)
+    _write(tmp_path, {("GetItem", "orders"): 48, ("PutItem", "orders"): 13, ("Query", "trades"): 30},
+           {"orders": 13}, {"OrdersApi": 8},
+           apps={(MARKET_MAKER_APP, "GetItem", "orders"): 40, (MARKET_MAKER_APP, "PutItem", "orders"): 5,
+                 (MARKET_MAKER_APP, "Query", "trades"): 30, ("nexus-first", "GetItem", "orders"): 8},
+           apps_written={(MARKET_MAKER_APP, "orders"): 5, ("nexus-first", "orders"): 8})  # fmt: skip
+    after = read_counters(tmp_path)
+    cost = Counters(after.requests, after.items_written, after.invocations, after.market_maker,
+                    before.at + 10.0).minus(before)  # fmt: skip
+    # THEN the cost per order counts only the others' requests and writes
+    assert cost.requests == {("GetItem", "orders"): 8, ("PutItem", "orders"): 8} and cost.work == 16
+    assert cost.items_written == {"orders": 8}
+    assert cost.market_maker == {("GetItem", "orders"): 40, ("PutItem", "orders"): 5, ("Query", "trades"): 30}
+    # AND the report gives the market maker's as a rate per second over the measured time
+    result = LocalBenchResult(round_trip_ms=100.0, orders=8, accepted=8, filled=8, send_seconds=1.0,
+                              fill_seconds=2.0, p50_ms=10.0, p99_ms=20.0, clients=2, cost=cost)  # fmt: skip
+    lines = report(result)
+    assert any("AWS requests           2.00 per order" in line for line in lines)
+    quoting = [line for line in lines if "market maker" in line]
+    assert len(quoting) == 1 and "7.5 requests/s over the 10 s measured" in quoting[0]
+    assert "GetItem orders 4.0/s" in quoting[0] and "Query trades 3.0/s" in quoting[0]
 
 
 def test_a_run_without_counters_reports_speed_only() -> None:
