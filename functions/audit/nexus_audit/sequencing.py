@@ -41,8 +41,9 @@ writes the record at that seq if it is still free (it is ``head + 1``: nothing w
 it) or moves the claim if another event took it. After the record, before the batch is
 acknowledged: the retry finds its own record and writes nothing.
 
-Cost per new event: two conditional puts (no transactions). Per batch and aggregate whose head
-this process has not seen: one read of the head. An aggregate whose head this process has seen
+Cost per new event: two conditional puts (no transactions). Per batch, the heads of the
+aggregates this process has not seen are read together (``heads``: batched consistent probes, one
+request per round for all of them). An aggregate whose head this process has seen
 (``known_head``: read or written here before) starts from that head without reading: a head that
 was seen is a lower bound forever, which is all the argument above needs, and if others appended
 since, the put is refused and the head is read then. A redelivered event: two refused puts (the
@@ -75,6 +76,9 @@ class AuditLog(Protocol):
     def head(self, aggregate: str, known: int = 0) -> int:
         """The highest seq of the aggregate's records (0 when it has none), read consistently;
         ``known`` is a seq known to exist, where the search may start."""
+
+    def heads(self, aggregates: Sequence[str]) -> dict[str, int]:
+        """``head`` of each aggregate, the reads of all of them made together."""
 
     def known_head(self, aggregate: str) -> int | None:
         """The highest seq of the aggregate this log has seen exist (read or written), without
@@ -134,14 +138,14 @@ def _one_after_another(jobs: Sequence[Callable[[], AppendOutcome]]) -> list[Appe
     return [job() for job in jobs]
 
 
-def _append_group(log: AuditLog, aggregate: str, group: list[tuple[int, AuditEntry]], now: datetime) -> AppendOutcome:
-    """One aggregate's entries, in order, stopping at the first failure; never raises."""
+def _append_group(
+    log: AuditLog, aggregate: str, group: list[tuple[int, AuditEntry]], now: datetime, head: int | BaseException
+) -> AppendOutcome:
+    """One aggregate's entries, in order, from ``head`` (or the error that kept it from being
+    read), stopping at the first failure; never raises."""
     outcome = AppendOutcome()
-    try:
-        known = log.known_head(aggregate)
-        head = known if known is not None else log.head(aggregate)
-    except Exception as exc:  # noqa: BLE001 - per-aggregate boundary: reported through the outcome, retried by the caller
-        outcome.fail(group[0][0], exc)
+    if isinstance(head, BaseException):
+        outcome.fail(group[0][0], head)
         return outcome
     for index, entry in group:
         try:
@@ -164,8 +168,9 @@ def append(
 ) -> AppendOutcome:
     """Append entries (each tagged with its source index, in source order).
 
-    Entries are grouped by aggregate, keeping their order within each; one head read per
-    aggregate whose head this log has not seen (``known_head``). An aggregate stops at its first
+    Entries are grouped by aggregate, keeping their order within each; the heads of the
+    aggregates this log has not seen (``known_head``) are read together (``heads``: one round of
+    batched probes for a new aggregate, a few for one with records). An aggregate stops at its first
     failure (a later entry must not overtake it); the others go on. ``first_failed`` is the lowest
     index not appended: the caller reports that record and every later one for retry, and the
     retry's duplicates write nothing. Aggregates are independent logs, so ``parallel`` may run
@@ -176,7 +181,19 @@ def append(
     for index, entry in entries:
         groups.setdefault(entry.aggregate, []).append((index, entry))
     now = clock()
-    jobs = [functools.partial(_append_group, log, aggregate, group, now) for aggregate, group in groups.items()]
+    heads: dict[str, int | BaseException] = {}
+    for aggregate in groups:
+        known = log.known_head(aggregate)
+        if known is not None:
+            heads[aggregate] = known
+    unknown = [aggregate for aggregate in groups if aggregate not in heads]
+    if unknown:
+        try:
+            heads.update(log.heads(unknown))
+        except Exception as exc:  # noqa: BLE001 - those aggregates fail (reported, retried); the others go on
+            heads.update({aggregate: exc for aggregate in unknown})
+    jobs = [functools.partial(_append_group, log, aggregate, group, now, heads[aggregate])
+            for aggregate, group in groups.items()]  # fmt: skip
     outcome = AppendOutcome()
     for part in parallel(jobs):
         outcome.written += part.written

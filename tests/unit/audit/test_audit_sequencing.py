@@ -73,6 +73,9 @@ class CrashAfter:
     def head(self, aggregate: str, known: int = 0) -> int:
         return self.log.head(aggregate, known)
 
+    def heads(self, aggregates: list[str]) -> dict[str, int]:
+        return self.log.heads(aggregates)
+
     def known_head(self, aggregate: str) -> int | None:
         return self.log.known_head(aggregate)
 
@@ -327,3 +330,34 @@ def test_any_schedule_of_crashes_and_redeliveries_leaves_each_event_once_in_sour
             mine = [e.event_id for e in events if e.aggregate_id == aggregate]
             assert [e for e in got if e in set(mine)] == mine
         assert sorted(got) == sorted(e.event_id for events in sources for e in events if e.aggregate_id == aggregate)
+
+
+def test_the_heads_of_a_batchs_aggregates_are_read_together(audit: Any) -> None:
+    from nexus_common import aws as nexus_aws
+
+    # GIVEN aggregates with 0, 1, 5 and 37 records
+    table = audit.table_name("AuditTable")
+    sizes = {"account#new": 0, "account#one": 1, "account#five": 5, "account#many": 37}
+    writer = DynamoAuditLog(table)
+    for aggregate, n in sizes.items():
+        append(writer, [(i, _entry(f"{aggregate}-{i}", aggregate.split("#")[1])) for i in range(n)], lambda: NOW)
+    rounds: list[int] = []
+    client = nexus_aws.resource("dynamodb").meta.client
+    client.meta.events.register("before-parameter-build.dynamodb.BatchGetItem",
+                                lambda params, **_: rounds.append(len(params["RequestItems"][table]["Keys"])))
+    # WHEN a process that saw none of them reads their heads
+    reader = DynamoAuditLog(table)
+    heads = reader.heads(list(sizes))
+    # THEN each is its aggregate's last seq, the same as one by one, and is remembered
+    assert heads == sizes
+    probes: list[str] = []
+    client.meta.events.register("before-parameter-build.dynamodb.GetItem",
+                                lambda params, **_: probes.append(str(params["Key"]["aggregate"])))
+    assert {a: DynamoAuditLog(table).head(a) for a in sizes} == sizes
+    assert {a: reader.known_head(a) for a in sizes} == {a: n or None for a, n in sizes.items()}
+    # AND the probes went together: the first round asked all four, and there were as many
+    # rounds as the largest aggregate alone needs probes (gallop 1, 3, 7, 15, 31, 63, bisect to 37)
+    assert rounds[0] == 4 and len(rounds) == probes.count("account#many") == 11 and rounds[-1] == 1
+    # AND a new aggregate alone costs one request
+    rounds.clear()
+    assert DynamoAuditLog(table).heads(["account#other"]) == {"account#other": 0} and rounds == [1]
