@@ -3,12 +3,14 @@
 A Lambda cannot write to a TCP session that the gateway task holds, so the task reads the stream
 itself, as the matching engine reads order-commands: one reader per shard (``GetRecords``), each
 batch handed to the ``ReportRouter`` and then checkpointed in ``FixOrdersTable``
-(``k#<stream>#<shard>``). A batch that fails is read again from the last checkpoint after a
-pause: the router is idempotent (an event applied once, its reports sent once), so a redelivery
-is harmless. A shard never read starts at its oldest record (TRIM_HORIZON): events of orders not
-entered over FIX are skipped by one batched read, and no report of a FIX order is missed while
-the gateway was down. New shards (a reshard) are picked up on the next listing; a closed shard's
-reader ends at its last record.
+(``k#<stream>#<shard>``), at most once per ``checkpoint_seconds`` per shard (and once more when the
+gateway stops): the checkpoint is only where a restarted reader resumes, so a later one costs a
+restart a few seconds of events read again, not a write per batch. A batch that fails is read again
+from the last position handled after a pause: the router is idempotent (an event applied once, its
+reports sent once), so a redelivery is harmless. A shard never read starts at its oldest record
+(TRIM_HORIZON): events of orders not entered over FIX are skipped by one batched read, and no
+report of a FIX order is missed while the gateway was down. New shards (a reshard) are picked up on
+the next listing; a closed shard's reader ends at its last record.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +39,9 @@ class ExecutionEventsConsumer:
         poll_seconds: float = 0.2,
         list_seconds: float = 10.0,
         batch: int = 1000,
+        checkpoint_seconds: float = 1.0,
         run: Callable[..., Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kinesis = kinesis
         self.stream = stream
@@ -45,7 +50,11 @@ class ExecutionEventsConsumer:
         self.poll_seconds = poll_seconds
         self.list_seconds = list_seconds
         self.batch = batch
+        self.checkpoint_seconds = checkpoint_seconds
         self.run = run or asyncio.to_thread
+        self.clock = clock
+        self._handled: dict[str, str] = {}  # shard -> the last sequence number handled
+        self._saved: dict[str, tuple[str, float]] = {}  # shard -> (the checkpoint written, when)
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._main: asyncio.Task[None] | None = None
         self.started = asyncio.Event()
@@ -61,6 +70,21 @@ class ExecutionEventsConsumer:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for shard_id in list(self._handled):  # what was handled since the last checkpoint
+            try:
+                await self._checkpoint(shard_id, force=True)
+            except Exception:  # a restart reads those events again: harmless
+                log.exception("execution-events shard %s: last checkpoint not written", shard_id)
+
+    async def _checkpoint(self, shard_id: str, force: bool = False) -> None:
+        """Write the shard's last handled position, unless one was written ``checkpoint_seconds``
+        ago or less (``force``: whenever it moved)."""
+        handled = self._handled.get(shard_id)
+        saved, at = self._saved.get(shard_id, (None, float("-inf")))
+        if handled is None or handled == saved or (not force and self.clock() - at < self.checkpoint_seconds):
+            return
+        await self.run(self.store.set_checkpoint, self.stream, shard_id, handled)
+        self._saved[shard_id] = (handled, self.clock())
 
     async def _supervise(self) -> None:
         while True:
@@ -88,7 +112,7 @@ class ExecutionEventsConsumer:
             kwargs = {"NextToken": token}
 
     def _iterator(self, shard_id: str) -> str:
-        after = self.store.checkpoint(self.stream, shard_id)
+        after = self._handled.get(shard_id) or self.store.checkpoint(self.stream, shard_id)
         if after is None:
             answer = self.kinesis.get_shard_iterator(
                 StreamName=self.stream, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
@@ -113,7 +137,8 @@ class ExecutionEventsConsumer:
                 if records:
                     events = parse_records(record["Data"] for record in records)
                     await self.router.handle(events)
-                    await self.run(self.store.set_checkpoint, self.stream, shard_id, records[-1]["SequenceNumber"])
+                    self._handled[shard_id] = records[-1]["SequenceNumber"]
+                await self._checkpoint(shard_id)
                 iterator = page.get("NextShardIterator")
                 if iterator is None:
                     log.info("shard %s closed: its reader ends", shard_id)
@@ -123,7 +148,7 @@ class ExecutionEventsConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception:  # poller boundary: logged, read again
-                log.exception("execution-events shard %s: batch not handled; reading again from the checkpoint",
+                log.exception("execution-events shard %s: batch not handled; reading again from the last one handled",
                               shard_id)  # fmt: skip
                 iterator = None
                 await asyncio.sleep(1.0)
