@@ -30,7 +30,7 @@ from nexus_common.logging import get_logger, with_lambda_context
 from nexus_common.settings import lazy, lazy_settings
 from nexus_common.stream_batch import decode_batch, failures
 
-from nexus_marketdata.repo import DynamoBookLevels, DynamoBookOrders, DynamoCandles, DynamoTrades
+from nexus_marketdata.repo import DynamoBookLevels, DynamoBookOrders, DynamoCandles, DynamoTrades, ViewReads
 from nexus_marketdata.service import ViewWriter
 from nexus_marketdata.settings import MarketDataConsumerSettings
 
@@ -40,7 +40,9 @@ trades = lazy(lambda: DynamoTrades(settings().trades_table))
 book_levels = lazy(lambda: DynamoBookLevels(settings().book_levels_table))
 candles = lazy(lambda: DynamoCandles(settings().candles_table))
 book_orders = lazy(lambda: DynamoBookOrders(settings().book_orders_table))
-writer = lazy(lambda: ViewWriter(trades(), book_levels(), candles(), book_orders()))
+writer = lazy(
+    lambda: ViewWriter(trades(), book_levels(), candles(), book_orders(), ViewReads(candles(), book_orders()))
+)
 
 
 @with_lambda_context(logger)

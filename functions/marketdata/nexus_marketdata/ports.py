@@ -13,7 +13,7 @@ from nexus_common.instruments import Instrument
 
 from nexus_marketdata.candles import Candle
 from nexus_marketdata.domain import BookLevel
-from nexus_marketdata.l3 import L3Level
+from nexus_marketdata.l3 import L3Level, L3Order
 
 TIER1_SYMBOLS: Final = frozenset({"AAPL", "GOOGL", "MSFT", "AMZN"})
 
@@ -84,11 +84,22 @@ class BookLevels(Protocol):
 
 
 class CandleSeries(Protocol):
-    def apply(self, trades: list[TradeEvent]) -> int: ...
+    def apply(self, trades: list[TradeEvent], stored: dict[tuple[str, str], Candle] | None = None) -> int: ...
     def range(self, symbol: str, interval: str, start: str, end: str, limit: int) -> list[Candle]: ...
     def get(self, symbol: str, interval: str, bucket: str) -> Candle | None: ...
 
 
+class ViewReadAhead(Protocol):
+    def load(
+        self, candle_keys: list[tuple[str, str]], order_keys: list[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], Candle], dict[tuple[str, str], L3Order]]:
+        """A batch's stored candles by (series, bucket) and L3 orders by (symbol, order id), read
+        together; a missing key does not exist."""
+        ...
+
+
 class BookOrders(Protocol):
-    def plan(self, symbol: str, events: list[AnyEngineEvent]) -> list[Callable[[], int]]: ...
+    def plan(
+        self, symbol: str, events: list[AnyEngineEvent], stored: dict[str, L3Order] | None = None
+    ) -> list[Callable[[], int]]: ...
     def side(self, symbol: str, side: str, depth: int) -> list[L3Level]: ...

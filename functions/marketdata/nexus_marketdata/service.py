@@ -28,8 +28,9 @@ from nexus_common.instruments import Instrument
 from nexus_common.parallel import run_all
 
 from nexus_marketdata import views
-from nexus_marketdata.candles import INTERVALS, bucket_id, bucket_start
+from nexus_marketdata.candles import INTERVALS, Candle, bucket_id, bucket_start, candle_keys
 from nexus_marketdata.domain import instrument_to_wire, trade_to_wire
+from nexus_marketdata.l3 import L3Order, touched_order_ids
 from nexus_marketdata.opening import (
     HOLD_AFTER_OPEN,
     HOT_PINS,
@@ -46,6 +47,7 @@ from nexus_marketdata.ports import (
     InstrumentSource,
     SnapshotStore,
     TradeTape,
+    ViewReadAhead,
 )
 
 
@@ -143,16 +145,19 @@ class MarketDataQueries:
 class ViewWriter:
     """A batch of execution events (in shard order) applied to every view: each trade put on the
     tape, the book deltas coalesced to the last one per level, the candles and the L3 orders the
-    events touch read once per symbol, folded and written back; the writes run concurrently
-    (``nexus_common.parallel``), each independent of the others."""
+    events touch read (with ``reads``: every symbol's in one go; else once per symbol), folded
+    and written back; the writes run concurrently (``nexus_common.parallel``), each independent
+    of the others."""
 
     def __init__(
-        self, trades: TradeTape, book_levels: BookLevels, candles: CandleSeries, book_orders: BookOrders
-    ) -> None:
+        self, trades: TradeTape, book_levels: BookLevels, candles: CandleSeries, book_orders: BookOrders,
+        reads: ViewReadAhead | None = None,
+    ) -> None:  # fmt: skip
         self.trades = trades
         self.book_levels = book_levels
         self.candles = candles
         self.book_orders = book_orders
+        self.reads = reads
 
     def apply(self, events: list[AnyEngineEvent]) -> int:
         """Apply a batch's events to every view; returns how many items changed."""
@@ -165,11 +170,20 @@ class ViewWriter:
             by_symbol.setdefault(event.symbol, []).append(event)
         writes: list[Callable[[], int]] = [self._put_trade(trade) for trade in tape]
         writes += [self._apply_level(delta) for delta in latest.values()]
+        touched = {symbol: touched_order_ids(symbol_events) for symbol, symbol_events in by_symbol.items()}
+        candles: dict[tuple[str, str], Candle] | None = None
+        orders: dict[tuple[str, str], L3Order] | None = None
+        if self.reads is not None:
+            candles, orders = self.reads.load(candle_keys(tape), [(s, o) for s, ids in touched.items() for o in ids])
         for symbol, symbol_events in by_symbol.items():
             symbol_trades = [e for e in symbol_events if isinstance(e, TradeEvent)]
             if symbol_trades:
-                writes.append(self._apply_candles(symbol_trades))
-            writes += self.book_orders.plan(symbol, symbol_events)
+                stored = None if candles is None else {
+                    k: candles[k] for k in candle_keys(symbol_trades) if k in candles}  # fmt: skip
+                writes.append(self._apply_candles(symbol_trades, stored))
+            its_orders = None if orders is None else {o: orders[(symbol, o)] for o in touched[symbol]
+                                                      if (symbol, o) in orders}  # fmt: skip
+            writes += self.book_orders.plan(symbol, symbol_events, its_orders)
         return sum(run_all(writes))
 
     def _put_trade(self, trade: TradeEvent) -> Callable[[], int]:
@@ -178,8 +192,10 @@ class ViewWriter:
     def _apply_level(self, delta: BookEvent) -> Callable[[], int]:
         return lambda: int(self.book_levels.apply(delta))
 
-    def _apply_candles(self, symbol_trades: list[TradeEvent]) -> Callable[[], int]:
-        return lambda: self.candles.apply(symbol_trades)
+    def _apply_candles(
+        self, symbol_trades: list[TradeEvent], stored: dict[tuple[str, str], Candle] | None
+    ) -> Callable[[], int]:
+        return lambda: self.candles.apply(symbol_trades, stored)
 
 
 class CacheWarmup:

@@ -1,10 +1,11 @@
 """Batch reads and writes of DynamoDB items, for consumers that touch many items per batch.
 
 ``batch_get`` reads items by key with ``BatchGetItem`` (100 keys a call, unprocessed keys asked
-again); ``batch_put`` writes items with ``BatchWriteItem`` (25 a call, through boto3's batch
-writer, which resends unprocessed items). A batch put has no condition: use it only for items
-whose every write is the same item (an id derived from the event, immutable content), or after
-a read has shown the item does not exist and nothing else can create it.
+again), ``batch_get_tables`` the same over several tables in the same calls; ``batch_put`` writes
+items with ``BatchWriteItem`` (25 a call, through boto3's batch writer, which resends unprocessed
+items). A batch put has no condition: use it only for items whose every write is the same item (an
+id derived from the event, immutable content), or after a read has shown the item does not exist
+and nothing else can create it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,27 @@ def batch_get(table: Any, keys: list[dict[str, Any]], **options: Any) -> list[di
             items.extend(answer.get("Responses", {}).get(table.name, []))
             request = answer.get("UnprocessedKeys") or {}
     return items
+
+
+def batch_get_tables(reads: dict[Any, list[dict[str, Any]]], **options: Any) -> dict[str, list[dict[str, Any]]]:
+    """``batch_get`` over several tables at once: each ``BatchGetItem`` carries up to 100 keys,
+    whichever tables they belong to. ``reads`` maps a boto3 ``Table`` to its keys; the answer maps
+    each table's name to the items that exist, in no particular order. ``options`` go to every
+    table's request (``ConsistentRead``)."""
+    from nexus_common import aws  # boto3 only where data is accessed
+
+    found: dict[str, list[dict[str, Any]]] = {table.name: [] for table in reads}
+    wanted = [(table.name, key) for table, keys in reads.items() for key in keys]
+    for start in range(0, len(wanted), BATCH_GET_MAX):
+        request: dict[str, Any] = {}
+        for name, key in wanted[start : start + BATCH_GET_MAX]:
+            request.setdefault(name, {"Keys": [], **options})["Keys"].append(key)
+        while request:
+            answer = aws.resource("dynamodb").batch_get_item(RequestItems=request)
+            for name, items in answer.get("Responses", {}).items():
+                found[name].extend(items)
+            request = answer.get("UnprocessedKeys") or {}
+    return found
 
 
 def batch_put(table: Any, items: Iterable[dict[str, Any]], key: tuple[str, ...]) -> int:

@@ -313,3 +313,36 @@ def test_the_warm_up_fills_the_cache_and_pins_the_previous_sessions_hot_symbols(
     assert 6.5 * 3600 - 5 <= world.redis.ttl(cache.config.prefix + "pin:AAPL") <= 6.5 * 3600 + 60
     # AND outside the half hour before the open, a scheduled run does nothing
     assert on_before_open_schedule.handler({"time": "2026-03-06T18:00:00Z"}, FakeLambdaContext())["skipped"] is True
+
+
+def test_a_batch_reads_every_symbols_candles_and_l3_orders_in_one_request(world: World) -> None:
+    from nexus_common import aws as nexus_aws
+
+    # GIVEN an engine trading AAPL and MSFT: a resting sell and a buy that takes part of it, each
+    lot = Decimal(1)
+    world.engine = MatchingEngine({s: Instrument(symbol=s, tick_size=TICK, lot_size=lot) for s in ("AAPL", "MSFT")})
+    ts = "2026-03-06T15:00:00.000000Z"
+    for symbol in ("AAPL", "MSFT"):
+        base = {"account_id": "alice", "symbol": symbol, "ts": ts, "type": "new", "time_in_force": "gtc",
+                "order_type": "limit", "price": "100.00"}  # fmt: skip
+        world.trade([{**base, "command_id": f"{symbol}-s", "order_id": f"{symbol}-s", "side": "sell", "quantity": "5"},
+                     {**base, "command_id": f"{symbol}-b", "order_id": f"{symbol}-b", "side": "buy", "quantity": "2",
+                      "account_id": "bob"}])  # fmt: skip
+    calls: list[dict[str, int]] = []
+    client = nexus_aws.resource("dynamodb").meta.client
+    client.meta.events.register("before-parameter-build.dynamodb.BatchGetItem", lambda params, **_: calls.append(
+        {table: len(request["Keys"]) for table, request in params["RequestItems"].items()}))
+    # WHEN their records come in one batch
+    world.deliver(*world.records)
+    # THEN one request read both symbols' candles (4 intervals each) and L3 orders (2 each)
+    assert calls == [{world.env["CANDLES_TABLE"]: 8, world.env["BOOK_ORDERS_TABLE"]: 4}]
+    # AND the views are what the trades say, and stay so when the records come again one by one
+    for symbol in ("AAPL", "MSFT"):
+        status, body = world.get("/v1/markets/{symbol}/candles", symbol=symbol, interval="1m",
+                                 **{"from": "2026-03-06T00:00:00Z", "to": "2026-03-07T00:00:00Z"})  # fmt: skip
+        assert status == 200 and [(c["volume"], c["trades"]) for c in body["candles"]] == [("2", 1)]
+        _, book = world.get("/v1/markets/{symbol}/book", symbol=symbol, level="3")
+        assert [(lv["quantity"], len(lv["orders"])) for lv in book["asks"]] == [("3", 1)] and book["bids"] == []
+    state = world.state()
+    world.deliver(*world.records, batch=1)
+    assert world.state() == state
