@@ -33,6 +33,7 @@ guard = lazy(lambda: Guard(store(), management(), credential_check(settings())))
 def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     # subscribers read once per invocation; a private channel's are re-checked (cached for the bound)
     publisher = GuardedPublisher(store(), management(), guard(), PRIVATE_CHANNELS)
+    publisher.prepare(service.channels_of(event.get("Records") or []))  # one read: which have subscribers
     report = PublishReport()
 
     def record_handler(record: KinesisStreamRecord) -> None:

@@ -7,15 +7,19 @@ consumer do, over the connections store, the credential guard and the instrument
   that exists.
 * ``publish_step``: one engine step's messages, per channel; each channel's watermark is the
   step's last engine seq, so a redelivered record (or an engine replay) publishes nothing twice.
+  ``channels_of`` names a batch's channels beforehand, so the publisher reads their subscriber
+  counts in one go (``Publisher.prepare``).
 * ``close_ended``: an auth audit event that ends a credential closes the connections made with it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from nexus_common.batch import PoisonRecord, decode_execution_events
 from nexus_common.credentials import Credential
 from nexus_common.errors import ValidationFailed
 from nexus_common.guarded_push import Guard, StreamingConnections
@@ -47,6 +51,20 @@ def subscription(
         return control("subscribed", channel=channel, seq=store.current_seq(channel))
     store.unsubscribe(connection.connection_id, channel)
     return control("unsubscribed", channel=channel)
+
+
+def channels_of(records: Iterable[dict[str, Any]]) -> set[str]:
+    """Every channel a batch of execution-events records publishes on (a record that cannot be
+    read is left out here: it fails in its turn when it is published)."""
+    channels: set[str] = set()
+    for record in records:
+        try:
+            step = fan_out(decode_execution_events(KinesisStreamRecord(record)))
+        except (PoisonRecord, KeyError, TypeError, ValueError):  # reported by the record's own handling
+            continue
+        if step is not None:
+            channels.update(step.channels)
+    return channels
 
 
 def publish_step(events: Sequence[Any], publisher: Publisher, report: PublishReport) -> None:

@@ -33,7 +33,6 @@ from nexus_common.push import (
     ConnectionStore,
     ManagementApi,
     Publisher,
-    conn_pk,
     sub_pk,
 )
 from nexus_common.settings import NexusSettings
@@ -77,20 +76,7 @@ class StreamingConnections(ConnectionStore):
             )
 
     def subscribe_with(self, connection_id: str, channel: str, expires_at: int, credential: Credential | None) -> None:
-        self.table.put_item(
-            Item={
-                "pk": sub_pk(channel),
-                "sk": connection_id,
-                "connection_id": connection_id,
-                "expires_at": expires_at,
-                **(credential.to_item() if credential is not None else {}),
-            }
-        )
-        self.table.update_item(
-            Key={"pk": conn_pk(connection_id), "sk": "META"},
-            UpdateExpression="ADD channels :c",
-            ExpressionAttributeValues={":c": {channel}},
-        )
+        self.subscribe(connection_id, channel, expires_at, credential.to_item() if credential is not None else None)
 
     def remove(self, connection_id: str, channels: Iterable[str] = ()) -> None:
         connection = self.get(connection_id)

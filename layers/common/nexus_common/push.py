@@ -8,11 +8,17 @@ The connections table (``ConnectionsTable``, pk ``pk`` / sk ``sk``) holds three 
   subscribers of a channel are one ``Query`` (no scan, no index);
 * ``SEQ#<channel>`` / ``SEQ``: the channel's message counter ``seq`` and its watermarks (the
   last engine ``seq`` of each symbol published on it), so a redelivered event publishes nothing
-  and every message of a channel has the next number: a client that sees a gap has missed one.
+  and every message of a channel has the next number: a client that sees a gap has missed one;
+  and ``subs``, how many ``SUB#`` items the channel has. It is counted up *before* a subscription
+  is written and down *after* one is deleted (and only when one was), so it is never below the
+  true number: at worst (a crash between the two writes, a subscription the table's TTL expired)
+  it is above it, which costs a ``Query`` that finds nobody, never a missed message.
 
 ``Publisher.publish`` numbers a channel's messages with one conditional ``UpdateItem`` and posts
 them to every subscriber through the Management API (``PostToConnection``); a connection that is
-gone (410) is removed with its subscriptions.
+gone (410) is removed with its subscriptions. ``Publisher.prepare`` reads the ``subs`` of every
+channel an invocation will publish on with one ``BatchGetItem``: a channel nobody subscribed to
+costs no ``Query``. (A channel with no ``SEQ#`` item has never been subscribed to.)
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from nexus_common.dynamo import LazyTable, conditional_answer, paginate
+from nexus_common.dynamo_batch import batch_get
 from nexus_common.jsonutil import dumps
 
 META: Final = "META"
@@ -85,10 +92,15 @@ class ConnectionStore(LazyTable):
             channels=frozenset(str(c) for c in item.get("channels", set())),
         )
 
-    def subscribe(self, connection_id: str, channel: str, expires_at: int) -> None:
-        self.table.put_item(
-            Item={"pk": sub_pk(channel), "sk": connection_id, "connection_id": connection_id, "expires_at": expires_at}
-        )
+    def subscribe(
+        self, connection_id: str, channel: str, expires_at: int, attributes: Mapping[str, str] | None = None
+    ) -> None:
+        """Subscribe (again: the subscription's ``expires_at`` and ``attributes`` are renewed)."""
+        self._count(channel, 1)  # before the item: the count is never below the subscriptions
+        item = {"pk": sub_pk(channel), "sk": connection_id, "connection_id": connection_id, "expires_at": expires_at,
+                **(attributes or {})}  # fmt: skip
+        if self.table.put_item(Item=item, ReturnValues="ALL_OLD").get("Attributes"):
+            self._count(channel, -1)  # it was subscribed already: counted once
         self.table.update_item(
             Key={"pk": conn_pk(connection_id), "sk": META},
             UpdateExpression="ADD channels :c",
@@ -96,7 +108,7 @@ class ConnectionStore(LazyTable):
         )
 
     def unsubscribe(self, connection_id: str, channel: str) -> None:
-        self.table.delete_item(Key={"pk": sub_pk(channel), "sk": connection_id})
+        self._delete_subscription(connection_id, channel)
         self.table.update_item(
             Key={"pk": conn_pk(connection_id), "sk": META},
             UpdateExpression="DELETE channels :c",
@@ -108,10 +120,34 @@ class ConnectionStore(LazyTable):
         ``channels`` even if its own item is gone already (idempotent)."""
         connection = self.get(connection_id)
         subscribed = set(channels) | set(connection.channels if connection else ())
-        with self.table.batch_writer() as batch:
-            for channel in sorted(subscribed):
-                batch.delete_item(Key={"pk": sub_pk(channel), "sk": connection_id})
-            batch.delete_item(Key={"pk": conn_pk(connection_id), "sk": META})
+        for channel in sorted(subscribed):
+            self._delete_subscription(connection_id, channel)
+        self.table.delete_item(Key={"pk": conn_pk(connection_id), "sk": META})
+
+    def _delete_subscription(self, connection_id: str, channel: str) -> None:
+        gone = self.table.delete_item(Key={"pk": sub_pk(channel), "sk": connection_id}, ReturnValues="ALL_OLD")
+        if gone.get("Attributes"):
+            self._count(channel, -1)  # after the item, and only for one that was there
+
+    def _count(self, channel: str, delta: int) -> None:
+        self.table.update_item(
+            Key={"pk": seq_pk(channel), "sk": "SEQ"},
+            UpdateExpression="ADD subs :d",
+            ExpressionAttributeValues={":d": delta},
+        )
+
+    def subscriber_counts(self, channels: Iterable[str]) -> dict[str, int | None]:
+        """Each channel's ``subs`` (0 for a channel never subscribed to; None when its ``SEQ#``
+        item predates the count), with consistent ``BatchGetItem`` calls."""
+        wanted = sorted(set(channels))
+        keys = [{"pk": seq_pk(channel), "sk": "SEQ"} for channel in wanted]
+        items = batch_get(self.table, keys, ConsistentRead=True, ProjectionExpression="pk, subs") if keys else []
+        found = {str(item["pk"]): item.get("subs") for item in items}
+        counts: dict[str, int | None] = {}
+        for channel in wanted:
+            subs = found.get(seq_pk(channel), 0)  # no item: never subscribed to
+            counts[channel] = None if subs is None else int(subs)
+        return counts
 
     def subscribers(self, channel: str) -> list[str]:
         items = paginate(
@@ -200,13 +236,23 @@ class Publisher:
     """Numbers a channel's messages and posts them to its subscribers (see module docstring).
 
     The subscribers of each channel are read once per ``Publisher`` (one per invocation): a
-    subscription made during an invocation is seen by the next one."""
+    subscription made during an invocation is seen by the next one. ``prepare`` first, with the
+    invocation's channels, spares a ``Query`` for each channel nobody subscribed to."""
 
     def __init__(self, store: ConnectionStore, api: ManagementApi) -> None:
         self.store = store
         self.api = api
         self._subscribers: dict[str, list[str]] = {}
         self._gone: set[str] = set()
+
+    def prepare(self, channels: Iterable[str]) -> None:
+        """Read how many subscribers each of ``channels`` has, all in one go; those with none
+        are not queried for their subscribers (``subscribers`` answers none)."""
+        unknown = [channel for channel in set(channels) if channel not in self._subscribers]
+        if unknown:
+            for channel, count in self.store.subscriber_counts(unknown).items():
+                if count is not None and count <= 0:
+                    self._subscribers[channel] = []
 
     def subscribers(self, channel: str) -> list[str]:
         if channel not in self._subscribers:

@@ -97,6 +97,53 @@ def test_unsubscribe_and_disconnect_stop_the_messages(streaming: Any) -> None:
     assert not [i for i in table.scan()["Items"] if "conn-2" in (i["pk"], i["sk"])]
 
 
+def _subs(streaming: Any) -> dict[str, int]:
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table(streaming.table_name("ConnectionsTable"))
+    return {str(i["pk"])[4:]: int(i["subs"]) for i in table.scan()["Items"] if str(i["pk"]).startswith("SEQ#")}
+
+
+def test_each_channel_counts_its_subscriptions_exactly(streaming: Any) -> None:
+    ctx = FakeLambdaContext()
+    trades, book = {"channel": "trades", "symbol": "AAPL"}, {"channel": "book", "symbol": "AAPL"}
+    # GIVEN two connections on trades:AAPL, one of them also on book:AAPL, and a subscribe again
+    connect_and_subscribe("conn-a", "acc_other", trades, book)
+    connect_and_subscribe("conn-b", "acc_other", trades)
+    routes.handler(ws_event("subscribe", "conn-b", {"action": "subscribe", **trades}, "acc_other"), ctx)
+    assert _subs(streaming) == {"trades:AAPL": 2, "book:AAPL": 1}
+    # WHEN one unsubscribes (twice: the second finds nothing) and the other disconnects
+    for _ in range(2):
+        routes.handler(ws_event("unsubscribe", "conn-b", {"action": "unsubscribe", **trades}, "acc_other"), ctx)
+    assert _subs(streaming) == {"trades:AAPL": 1, "book:AAPL": 1}
+    routes.handler(ws_event("$disconnect", "conn-a"), ctx)
+    routes.handler(ws_event("$disconnect", "conn-a"), ctx)
+    # THEN every count is back to 0
+    assert _subs(streaming) == {"trades:AAPL": 0, "book:AAPL": 0}
+
+
+def test_the_fan_out_queries_only_the_channels_someone_subscribed_to(streaming: Any) -> None:
+    from nexus_common import aws as nexus_aws
+
+    # GIVEN one subscriber, on trades:AAPL, and one that came and went on book:AAPL
+    connect_and_subscribe("conn-t", "acc_other", {"channel": "trades", "symbol": "AAPL"})
+    connect_and_subscribe("conn-gone", "acc_other", {"channel": "book", "symbol": "AAPL"})
+    routes.handler(ws_event("$disconnect", "conn-gone"), FakeLambdaContext())
+    streaming.use_function_env("StreamingFanOutFunction")
+    asked: list[str] = []
+    client = nexus_aws.resource("dynamodb").meta.client
+    client.meta.events.register("before-parameter-build.dynamodb.Query", lambda params, **_: asked.append(
+        str(params["ExpressionAttributeValues"][":pk"])))
+    counts: list[int] = []
+    client.meta.events.register("before-parameter-build.dynamodb.BatchGetItem", lambda params, **_: counts.append(
+        sum(len(r["Keys"]) for r in params["RequestItems"].values())))
+    # WHEN an engine step with a trade is fanned out (trades, book, ticker, orders and fills channels)
+    step = load_event("execution_events_fill.json")
+    assert fanout.handler(kinesis_event(step), FakeLambdaContext()) == {"batchItemFailures": []}
+    # THEN the channels' counts were read in one request, and only trades:AAPL was queried
+    assert len(counts) == 1 and counts[0] >= 5
+    assert asked == ["SUB#trades:AAPL"]
+    assert [m["type"] for m in posted("conn-t")] == ["subscribed", "trades"]
+
+
 def test_a_connection_without_an_authorizer_context_is_refused(streaming: Any) -> None:
     event = ws_event("$connect", "conn-x")
     del event["requestContext"]["authorizer"]
@@ -224,3 +271,19 @@ def test_a_settlement_batch_that_ends_becomes_one_notification(aws: Any) -> None
     inbox = boto3.resource("dynamodb", region_name="us-east-1").Table(aws.table_name("NotificationsTable"))
     (item,) = inbox.scan()["Items"]
     assert (item["account_id"], item["settlement"]["status"]) == ("acc_1", "settled")
+
+
+def test_a_channel_counted_before_the_count_existed_is_still_queried(streaming: Any) -> None:
+    from nexus_common.push import ConnectionStore, ManagementApi, Publisher
+
+    # GIVEN a subscription written before channels counted theirs: a SEQ# item without subs
+    name = streaming.table_name("ConnectionsTable")
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table(name)
+    table.put_item(Item={"pk": "SEQ#trades:MSFT", "sk": "SEQ", "seq": 7})
+    table.put_item(Item={"pk": "SUB#trades:MSFT", "sk": "conn-old", "connection_id": "conn-old", "expires_at": 1})
+    store = ConnectionStore(name)
+    assert store.subscriber_counts(["trades:MSFT", "trades:IBM"]) == {"trades:MSFT": None, "trades:IBM": 0}
+    # WHEN a publisher prepares for both THEN only the one never subscribed to is taken as empty
+    publisher = Publisher(store, ManagementApi("http://localhost"))
+    publisher.prepare(["trades:MSFT", "trades:IBM"])
+    assert publisher.subscribers("trades:IBM") == [] and publisher.subscribers("trades:MSFT") == ["conn-old"]
