@@ -12,13 +12,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -408,9 +407,9 @@ class RecentCredentials:
     counts on those routes within ``ttl`` seconds (``AUTHORIZER_CACHE_SECONDS``, the template's
     ``AuthorizerCacheSeconds``; 0 reads every time); every other route reads afresh.
     Only good items are kept (an active key, an active user, an active session): a missing,
-    revoked or disabled one is read again on the next request, so a new key counts at once. Within
-    ``fresh()`` every read goes to the table: the authorizer decides a refusal only on fresh
-    reads, so a kept item can delay a revocation but never refuse a request."""
+    revoked or disabled one is read again on the next request, so a new key counts at once. A
+    ``fresh`` read goes to the table (and keeps what it read): the authorizer decides a refusal
+    only on fresh reads, so a kept item can delay a revocation but never refuse a request."""
 
     def __init__(self, source: CredentialReads, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.source = source
@@ -420,14 +419,14 @@ class RecentCredentials:
         self._local = threading.local()
         self._items: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
-    def get_key(self, key_hash: str) -> dict[str, Any] | None:
-        return self._read(("key", key_hash), self.source.get_key)
+    def get_key(self, key_hash: str, fresh: bool = False) -> dict[str, Any] | None:
+        return self._read(("key", key_hash), self.source.get_key, fresh)
 
-    def get_user(self, user_id: str) -> dict[str, Any] | None:
-        return self._read(("user", user_id), self.source.get_user)
+    def get_user(self, user_id: str, fresh: bool = False) -> dict[str, Any] | None:
+        return self._read(("user", user_id), self.source.get_user, fresh)
 
-    def get_family(self, family_id: str) -> dict[str, Any] | None:
-        return self._read(("family", family_id), self.source.get_family)
+    def get_family(self, family_id: str, fresh: bool = False) -> dict[str, Any] | None:
+        return self._read(("family", family_id), self.source.get_family, fresh)
 
     def begin(self) -> None:
         """A request starts: ``kept_used`` says whether its reads were served from kept items."""
@@ -436,18 +435,12 @@ class RecentCredentials:
     def kept_used(self) -> bool:
         return bool(getattr(self._local, "kept", False))
 
-    @contextlib.contextmanager
-    def fresh(self) -> Iterator[None]:
-        """Within it, this thread's reads skip the kept items (and keep what they read)."""
-        self._local.fresh = True
-        try:
-            yield
-        finally:
-            self._local.fresh = False
-
-    def _read(self, key: tuple[str, str], read: Callable[[str], dict[str, Any] | None]) -> dict[str, Any] | None:
+    def _read(
+        self, key: tuple[str, str], read: Callable[[str], dict[str, Any] | None], fresh: bool
+    ) -> dict[str, Any] | None:
+        """The kept item, unless ``fresh`` or past its time; else read (and kept when good)."""
         now = self.clock()
-        if self.ttl > 0 and not getattr(self._local, "fresh", False):
+        if self.ttl > 0 and not fresh:
             with self._lock:
                 kept = self._items.get(key)
             if kept is not None and now < kept[0]:
@@ -487,6 +480,7 @@ class EdgeAuthorizer:
         self.limiter = limiter
         self.limits = limits
         self.logger = logger
+        self._local = threading.local()  # per request: whether it has read through the store
 
     def authorize(self, request: EdgeRequest) -> dict[str, Any]:
         """The Allow or Deny policy of ``request``; ``Denied`` when its credential is unusable.
@@ -495,21 +489,15 @@ class EdgeAuthorizer:
         orders and market data; everything else reads afresh), and may only delay a revocation
         there, never refuse: a refusal made on a kept item is made again on fresh reads (so a new
         account, a key bound to it or a re-enabled user count at once)."""
-        store = self.store() if request.credential is not None else None
-        if store is not None:
-            store.begin()
+        fresh = not may_use_kept_items(request.path, request.websocket)
+        self._local.store_used = False
         try:
-            if store is not None and not may_use_kept_items(request.path, request.websocket):
-                with store.fresh():
-                    principal = self.acting_principal(request)
-            else:
-                try:
-                    principal = self.acting_principal(request)
-                except (Denied, PermissionError):
-                    if store is None or not store.kept_used():
-                        raise
-                    with store.fresh():
-                        principal = self.acting_principal(request)
+            try:
+                principal = self.acting_principal(request, fresh)
+            except (Denied, PermissionError):
+                if fresh or not (self._local.store_used and self.store().kept_used()):
+                    raise
+                principal = self.acting_principal(request, fresh=True)
         except PermissionError as refusal:
             reason, user_id = refusal.args
             self.logger.info(f"denied: {reason}", extra={"user_id": user_id})
@@ -521,10 +509,20 @@ class EdgeAuthorizer:
         )
         return policy(principal, request.method_arn, request.websocket, limits)
 
-    def acting_principal(self, request: EdgeRequest) -> Principal:
-        """The principal acting for the request's account; ``Denied`` (401) for an unusable
-        credential, ``PermissionError(reason, user id)`` (a Deny policy) when it may not act."""
-        principal = self.authenticate(request.credential)
+    def _reads(self) -> RecentCredentials:
+        """The store, told when a request first reads through it (a missing or malformed
+        credential is refused without building it)."""
+        store = self.store()
+        if not self._local.store_used:
+            store.begin()
+            self._local.store_used = True
+        return store
+
+    def acting_principal(self, request: EdgeRequest, fresh: bool = False) -> Principal:
+        """The principal acting for the request's account (``fresh``: on items read now);
+        ``Denied`` (401) for an unusable credential, ``PermissionError(reason, user id)`` (a Deny
+        policy) when it may not act."""
+        principal = self.authenticate(request.credential, fresh)
         try:
             principal = act_as(principal, request.account_header)
         except PermissionError:
@@ -533,25 +531,25 @@ class EdgeAuthorizer:
             raise PermissionError("no account", principal.user_id)
         return principal
 
-    def authenticate(self, credential: str | None) -> Principal:
+    def authenticate(self, credential: str | None, fresh: bool = False) -> Principal:
         if credential is None:
             raise Denied("missing or malformed credentials")
         api_key = bearer_key(f"Bearer {credential}") if credential.startswith("nxk_") else None
         if api_key is not None:
-            return self.principal_of_key(api_key)
+            return self.principal_of_key(api_key, fresh)
         if tk.looks_like_jwt(credential):
-            return self.principal_of_token(credential)
+            return self.principal_of_token(credential, fresh)
         raise Denied("malformed credentials")
 
-    def _user(self, user_id: str) -> dict[str, Any]:
-        item = self.store().get_user(user_id)
+    def _user(self, user_id: str, fresh: bool) -> dict[str, Any]:
+        item = self._reads().get_user(user_id, fresh)
         if not item or item.get("status") != "active":
             raise Denied("unknown or disabled user")
         return item
 
-    def principal_of_key(self, api_key: str) -> Principal:
+    def principal_of_key(self, api_key: str, fresh: bool = False) -> Principal:
         key_hash = hash_api_key(api_key)
-        item = self.store().get_key(key_hash)
+        item = self._reads().get_key(key_hash, fresh)
         if (
             not item
             or item.get("status") != "active"
@@ -565,7 +563,7 @@ class EdgeAuthorizer:
             if bound is None:
                 raise Denied("key without user or account")
             return Principal(f"legacy:{bound}", bound, (bound,), ("trader",), scopes, key_id=key_id)
-        user = self._user(str(item["user_id"]))
+        user = self._user(str(item["user_id"]), fresh)
         owned = tuple(str(a) for a in user.get("accounts") or [])
         if bound is not None and bound not in owned:
             raise Denied("key bound to an account the user no longer owns")
@@ -573,15 +571,15 @@ class EdgeAuthorizer:
         default = bound or str(user.get("default_account_id") or (owned[0] if owned else ""))
         return Principal(str(user["user_id"]), default, accounts, roles_of(user), scopes, key_id=key_id)
 
-    def principal_of_token(self, token: str) -> Principal:
+    def principal_of_token(self, token: str, fresh: bool = False) -> Principal:
         try:
             claims = tk.verify_access_token(self.ring(), token)
         except tk.InvalidToken as exc:
             raise Denied(f"token refused: {exc}") from None
-        family = self.store().get_family(claims.session_id)
+        family = self._reads().get_family(claims.session_id, fresh)
         if not family or family.get("status") != "active" or family.get("user_id") != claims.user_id:
             raise Denied("session revoked or unknown")
-        user = self._user(claims.user_id)
+        user = self._user(claims.user_id, fresh)
         owned = tuple(str(a) for a in user.get("accounts") or [])
         default = str(user.get("default_account_id") or (owned[0] if owned else ""))
         return Principal(claims.user_id, default, owned, roles_of(user), SCOPES, session_id=claims.session_id)
