@@ -57,6 +57,8 @@
   members directly (moto wrapped each in a ``DynamoType``, and measures the whole item on every
   attribute an update sets: an account's set of reservations made its updates the emulator's
   dearest requests).
+* A new item (every ``PutItem``) is measured once against the item size limit: moto measured
+  every attribute set so far each time it set one (n² sizes: a fifth of an audit record's put).
 * An SQS queue's visible, delayed and in-flight messages are counted reading the clock once per
   call, not once or twice per message: moto lists or counts them on every ``ReceiveMessage``,
   every wake-up of a long poll (each send wakes them) and, through the queue's attributes, every
@@ -71,7 +73,8 @@
 * moto's list of its own service modules (read from disk on every request to route it) is read
   once, and so is each response class's list of methods (``inspect.getmembers``, on every request
   to find the action: a sixth of a ``GetItem``); request ids come from ``os.urandom`` instead of 52
-  calls of ``random.choice``.
+  calls of ``random.choice`` (for the answer's header too, where moto also ran an XML pattern over
+  every body, JSON and shard reads included).
 
 ``NEXUS_AWS_PROFILE=FILE`` makes the server count its requests and the time each held the lock,
 per operation and resource (table, stream or queue), and write the table to ``FILE`` every 10 s:
@@ -115,7 +118,8 @@ from moto.core.responses import ActionContext, ActionResult
 from moto.core.serialize import TimestampSerializer
 from moto.core.utils import unix_time_millis
 from moto.dynamodb.comparisons import ConditionExpressionParser
-from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.exceptions import ItemSizeTooLarge
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
@@ -619,6 +623,22 @@ def _request_id(headerdict: dict[str, Any] | None = None) -> str:
     return request_id
 
 
+_XML_REQUEST_ID = re.compile(r"(?<=<RequestId>).*(?=<\/RequestId>)")
+
+
+def _enrich_response(headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:
+    """moto's ``BaseResponse._enrich_response``: the status as a string and a request id, also
+    written into an XML body's ``RequestId``; the id from ``_request_id``, and a body searched
+    only when it is XML text that has a ``RequestId`` (moto ran its pattern over every JSON
+    answer, whole shard reads included, and over bytes, where it fails and is ignored)."""
+    if "status" in headers:
+        headers["status"] = str(headers["status"])
+    request_id = _request_id(headers)
+    if isinstance(body, str) and "<RequestId>" in body:
+        body = _XML_REQUEST_ID.sub(request_id, body)
+    return headers, body
+
+
 _uncached_lex = ConditionExpressionParser._lex_condition_expression
 
 
@@ -749,6 +769,22 @@ def _dynamo_size(self: DynamoType) -> int:
 
 _uncached_size = DynamoType.size
 
+ITEM_SIZE_LIMIT = 405000  # moto's LimitedSizeDict: "between 409 and 410KB" measured on DynamoDB
+
+
+def _item_init(self: Item, hash_key: DynamoType, range_key: DynamoType | None, attrs: dict[str, Any]) -> None:
+    """moto's ``Item.__init__``, with the item measured once. moto's ``LimitedSizeDict`` measures
+    every attribute set so far each time one is set (n² sizes, each a walk of its value: a fifth
+    of an audit record's ``PutItem``). Sizes are never negative, so some prefix of the attributes
+    passes the limit exactly when all of them do: the same items are refused, with the same error."""
+    self.hash_key = hash_key
+    self.range_key = range_key
+    values = {key: DynamoType(value) for key, value in attrs.items()}
+    if sum(bytesize(key) + value.size() for key, value in values.items()) > ITEM_SIZE_LIMIT:
+        raise ItemSizeTooLarge
+    self.attrs = LimitedSizeDict()
+    dict.update(self.attrs, values)  # dict's own update: no per-attribute measuring
+
 
 def _dynamo_cast_value(self: DynamoType) -> Any:
     """moto's ``DynamoType.cast_value``; a set's members cast directly (numbers to ``Decimal``,
@@ -766,6 +802,7 @@ def install_speedups() -> None:
     _install_module_cache()
     moto_core_responses.method_names_from_class = _method_names_from_class  # type: ignore[attr-defined]
     aws_headers.gen_amzn_requestid_long = _request_id
+    moto_core_responses.BaseResponse._enrich_response = staticmethod(_enrich_response)  # type: ignore[method-assign]
     UpdateExpressionParser.make = _parsed_update_expression
     ConditionExpressionParser._lex_condition_expression = _lex_condition_once  # type: ignore[method-assign]
     Table.all_items = _table_all_items  # type: ignore[method-assign]
@@ -782,6 +819,7 @@ def install_speedups() -> None:
     moto_validators.Validator.__init__ = _validator_init  # type: ignore[method-assign]
     moto_validators.UpdateExpressionValidator.validate = _validate_update  # type: ignore[method-assign]
     DynamoType.size = _dynamo_size  # type: ignore[method-assign]
+    Item.__init__ = _item_init  # type: ignore[method-assign]
     DynamoType.cast_value = property(_dynamo_cast_value)  # type: ignore[method-assign,assignment]
 
 

@@ -20,6 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from helpers import eventually
 from moto import mock_aws
+from moto.dynamodb.models.dynamo_type import DynamoType
 
 from nexus.local.aws_server import FairLock
 from nexus.local.runtime import free_port
@@ -129,6 +130,10 @@ def _dynamodb_session(dynamodb: Any) -> list[Any]:
     for pk, sk in (("a", "2"), ("q", "10"), ("q", "9"), ("z", "1"), ("q", "1")):  # other partitions, out of order
         call("put_item", TableName="items", Item={**item(30), "pk": {"S": pk}, "sk": {"S": sk}})
     call("put_item", TableName="items", Item=item(0), ReturnValues="ALL_OLD")
+    big = {**item(40), **{f"c{i}": {"S": "y" * 1000} for i in range(400)}}
+    room = 405_000 - sum(len(k) + DynamoType(v).size() for k, v in big.items()) - len("tail")  # moto's measure
+    for tail in (room - 500, room, room + 1, room + 3000):  # under, at, one over and over the size limit
+        call("put_item", TableName="items", Item={**big, "tail": {"S": "z" * tail}})
     call("put_item", TableName="items", Item=item(1), ConditionExpression="attribute_not_exists(pk)",
          ReturnValuesOnConditionCheckFailure="ALL_OLD")  # fmt: skip
     call("get_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "003"}}, ConsistentRead=True)
@@ -224,10 +229,11 @@ def test_dynamodb_item_operations_answer_what_moto_answers(server: str, monkeypa
     with mock_aws():
         reference = _dynamodb_session(boto3.client("dynamodb", region_name="us-east-1"))
     # THEN every answer is the same (items, counts, pages, returned values, refusals)
-    assert len(fast) == len(reference) == 70
+    assert len(fast) == len(reference) == 74
     for got, expected in zip(fast, reference, strict=True):
         assert got == expected
     assert any(a[0] == "put_item" and a[1] == "ConditionalCheckFailedException" and a[3] for a in fast)
+    assert [a[1] for a in fast if a[0] == "put_item" and len(a) == 4].count("ValidationException") == 2
 
 
 def test_concurrent_puts_lose_no_record_and_never_share_a_sequence_number(server: str) -> None:
