@@ -47,8 +47,9 @@
 * A DynamoDB update expression is parsed once per distinct text (moto parses it twice per
   ``UpdateItem``; the tree it gives is only read, or copied before it is changed), so the
   handful of expressions the services use are not tokenized again on every write; a condition
-  expression is tokenized once per text too (its tokens are immutable; names and values are
-  still substituted on every request).
+  expression's syntax tree is built once per text, names and set of value placeholders (moto
+  builds it twice per write; building it never looks at the values, so each request's values are
+  put in the leaves of the kept tree), and the operations are made from it as moto makes them.
 * An ``UpdateItem`` is validated for less: the checks that depend only on the expression, its
   names and the table's keys (one clause of each kind, no overlapping paths, no key attribute
   updated) run once per such combination; each of moto's ten passes over the expression tree
@@ -101,7 +102,7 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -640,6 +641,56 @@ def _enrich_response(headers: dict[str, str], body: Any) -> tuple[dict[str, str]
 
 
 _uncached_lex = ConditionExpressionParser._lex_condition_expression
+_uncached_condition_parse = ConditionExpressionParser.parse
+_CONDITION_TREES_MAX = 1024
+_condition_trees: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+
+def _condition_tree(parser: ConditionExpressionParser) -> Any:
+    """moto's ``ConditionExpressionParser.parse`` up to its syntax tree (before the tree becomes
+    operations), with every check it makes on the way."""
+    nodes = parser._lex_condition_expression()
+    nodes = parser._parse_paths(nodes)
+    nodes = parser._apply_functions(nodes)
+    nodes = parser._apply_comparator(nodes)
+    nodes = parser._apply_in(nodes)
+    nodes = parser._apply_between(nodes)
+    nodes = parser._apply_parens_and_booleans(nodes)
+    node = nodes[0]
+    parser._assert_no_redundant_parentheses(node)
+    return node
+
+
+def _with_values(node: Any, values: dict[str, Any]) -> Any:
+    """The tree with each ``:value`` leaf holding this request's value."""
+    if node.kind == ConditionExpressionParser.Kind.EXPRESSION_ATTRIBUTE_VALUE:
+        return node._replace(value=values[node.text])
+    if not node.children:
+        return node
+    return node._replace(children=[_with_values(child, values) for child in node.children])
+
+
+def _parse_condition(self: ConditionExpressionParser) -> Any:
+    """moto's ``ConditionExpressionParser.parse``, its syntax tree built once per expression text,
+    attribute names and set of value placeholders. The steps that build the tree look at the
+    values' names, never at their contents (which only the leaves hold), so a tree is reused with
+    this request's values put in its leaves; the operations are made from it as moto makes them.
+    A text that fails to parse is parsed (and refused) every time."""
+    if not self.condition_expression:
+        return _uncached_condition_parse(self)
+    names = self.expression_attribute_names or {}
+    values = self.expression_attribute_values or {}
+    key = (self.condition_expression, tuple(sorted(names.items())), tuple(sorted(values)))
+    tree = _condition_trees.get(key)
+    if tree is None:
+        tree = _condition_tree(self)
+        _condition_trees[key] = tree
+        while len(_condition_trees) > _CONDITION_TREES_MAX:
+            _condition_trees.popitem(last=False)
+    node = _with_values(tree, values)
+    self.expr_attr_names_found.extend(self._find_literals(node))
+    self.expr_attr_values_found.extend(self._find_expr_attr_values(node))
+    return self._make_op_condition(node)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -805,6 +856,7 @@ def install_speedups() -> None:
     moto_core_responses.BaseResponse._enrich_response = staticmethod(_enrich_response)  # type: ignore[method-assign]
     UpdateExpressionParser.make = _parsed_update_expression
     ConditionExpressionParser._lex_condition_expression = _lex_condition_once  # type: ignore[method-assign]
+    ConditionExpressionParser.parse = _parse_condition  # type: ignore[method-assign]
     Table.all_items = _table_all_items  # type: ignore[method-assign]
     Table.query = _table_query_partition  # type: ignore[method-assign]
     Queue.messages = property(_queue_messages)  # type: ignore[method-assign,assignment]

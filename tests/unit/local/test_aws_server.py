@@ -145,6 +145,10 @@ def _dynamodb_session(dynamodb: Any) -> list[Any]:
              UpdateExpression="ADD n :one SET t = :t", ExpressionAttributeValues=values)  # fmt: skip
     call("update_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "005"}}, UpdateExpression="SET n = :n",
          ConditionExpression="n < :n", ExpressionAttributeValues={":n": {"N": "0"}})  # fmt: skip
+    for n, extra in (("99", {}), ("0", {}), ("99", {":x": {"S": "x"}}), ("98", {})):  # one condition text with
+        call("update_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "005"}},  # values that pass, fail,
+             UpdateExpression="SET t = :n", ConditionExpression="n < :n",  # one left unused, and pass
+             ExpressionAttributeValues={":n": {"N": n}, **extra}, ReturnValues="ALL_NEW")  # fmt: skip
     for _ in range(2):  # a bad update expression is refused every time
         call(
             "update_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "005"}}, UpdateExpression="SET n = = 1"
@@ -229,7 +233,7 @@ def test_dynamodb_item_operations_answer_what_moto_answers(server: str, monkeypa
     with mock_aws():
         reference = _dynamodb_session(boto3.client("dynamodb", region_name="us-east-1"))
     # THEN every answer is the same (items, counts, pages, returned values, refusals)
-    assert len(fast) == len(reference) == 74
+    assert len(fast) == len(reference) == 78
     for got, expected in zip(fast, reference, strict=True):
         assert got == expected
     assert any(a[0] == "put_item" and a[1] == "ConditionalCheckFailedException" and a[3] for a in fast)
