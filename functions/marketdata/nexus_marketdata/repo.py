@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import redis
 from nexus_common.dynamo import LazyTable, conditional_write, pages
-from nexus_common.dynamo_batch import batch_get_tables
+from nexus_common.dynamo_batch import batch_get, batch_get_tables
 from nexus_common.events import AnyEngineEvent, BookEvent, TradeEvent
 from nexus_common.instrument_store import DynamoInstruments
 from nexus_common.instruments import DEMO_INSTRUMENTS, Instrument
@@ -103,19 +103,6 @@ class DynamoBookLevels(LazyTable):
         return live_levels(items, depth)
 
 
-def _batch_get(table: Any, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Strongly consistent BatchGetItem of ``keys`` (100 a call, unprocessed keys retried)."""
-    found: list[dict[str, Any]] = []
-    client = table.meta.client  # the resource's client: Python values in and out
-    for start in range(0, len(keys), 100):
-        request: dict[str, Any] = {table.name: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
-        while request:
-            answer = client.batch_get_item(RequestItems=request)
-            found.extend(answer.get("Responses", {}).get(table.name, []))
-            request = answer.get("UnprocessedKeys") or {}
-    return found
-
-
 def _put_guarded(table: Any, item: dict[str, Any], previous_seq: int | None) -> bool:
     """One conditional put: the item is replaced only if it is still at ``previous_seq`` (None:
     it must not exist). False when the condition failed (someone got there first)."""
@@ -133,7 +120,7 @@ class DynamoCandles(LazyTable):
     """``CandlesTable`` (series ``<symbol>#<interval>``, bucket = UTC start)."""
 
     def load(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Candle]:
-        items = _batch_get(self.table, [{"series": s, "bucket": b} for s, b in keys])
+        items = batch_get(self.table, [{"series": s, "bucket": b} for s, b in keys], ConsistentRead=True)
         return {(str(i["series"]), str(i["bucket"])): candle_from_item(i) for i in items}
 
     def apply(self, trades: list[TradeEvent], stored: dict[tuple[str, str], Candle] | None = None) -> int:
@@ -200,7 +187,7 @@ class DynamoBookOrders(LazyTable):
     INDEX = "by-priority"
 
     def load(self, symbol: str, order_ids: list[str]) -> dict[str, L3Order]:
-        items = _batch_get(self.table, [{"symbol": symbol, "order_id": o} for o in order_ids])
+        items = batch_get(self.table, [{"symbol": symbol, "order_id": o} for o in order_ids], ConsistentRead=True)
         return {str(i["order_id"]): order_from_item(i) for i in items}
 
     def plan(
