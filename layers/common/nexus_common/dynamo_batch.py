@@ -19,14 +19,13 @@ BATCH_GET_MAX: Final = 100
 def batch_get(table: Any, keys: list[dict[str, Any]], **options: Any) -> list[dict[str, Any]]:
     """Every item of ``keys`` that exists, in no particular order. ``table`` is a boto3
     ``Table``; ``options`` go to each table request (``ConsistentRead``, ``ProjectionExpression``,
-    ``ExpressionAttributeNames``)."""
-    from nexus_common import aws  # boto3 only where data is accessed
-
+    ``ExpressionAttributeNames``). The calls go through the table's own client: its endpoint,
+    credentials and Python values in and out, as the table's other calls."""
     items: list[dict[str, Any]] = []
     for start in range(0, len(keys), BATCH_GET_MAX):
         request: dict[str, Any] = {table.name: {"Keys": keys[start : start + BATCH_GET_MAX], **options}}
         while request:
-            answer = aws.resource("dynamodb").batch_get_item(RequestItems=request)
+            answer = table.meta.client.batch_get_item(RequestItems=request)
             items.extend(answer.get("Responses", {}).get(table.name, []))
             request = answer.get("UnprocessedKeys") or {}
     return items
@@ -36,9 +35,10 @@ def batch_get_tables(reads: dict[Any, list[dict[str, Any]]], **options: Any) -> 
     """``batch_get`` over several tables at once: each ``BatchGetItem`` carries up to 100 keys,
     whichever tables they belong to. ``reads`` maps a boto3 ``Table`` to its keys; the answer maps
     each table's name to the items that exist, in no particular order. ``options`` go to every
-    table's request (``ConsistentRead``)."""
-    from nexus_common import aws  # boto3 only where data is accessed
-
+    table's request (``ConsistentRead``). The calls go through the first table's client."""
+    if not reads:
+        return {}
+    client = next(iter(reads)).meta.client
     found: dict[str, list[dict[str, Any]]] = {table.name: [] for table in reads}
     wanted = [(table.name, key) for table, keys in reads.items() for key in keys]
     for start in range(0, len(wanted), BATCH_GET_MAX):
@@ -46,7 +46,7 @@ def batch_get_tables(reads: dict[Any, list[dict[str, Any]]], **options: Any) -> 
         for name, key in wanted[start : start + BATCH_GET_MAX]:
             request.setdefault(name, {"Keys": [], **options})["Keys"].append(key)
         while request:
-            answer = aws.resource("dynamodb").batch_get_item(RequestItems=request)
+            answer = client.batch_get_item(RequestItems=request)
             for name, items in answer.get("Responses", {}).items():
                 found[name].extend(items)
             request = answer.get("UnprocessedKeys") or {}

@@ -29,7 +29,7 @@ class CountingStore(DynamoFixOrders):
 
 
 class SeenRouter(ReportRouter):
-    """The real router (no FIX order among the events: nothing to report), with the events it got."""
+    """The real router (no FIX order among the events: nothing to report), with the events it handled."""
 
     def __init__(self, store: DynamoFixOrders) -> None:
         async def no_session(session_id: str, messages: list[Outgoing]) -> bool:
@@ -39,8 +39,10 @@ class SeenRouter(ReportRouter):
         self.seen: list[str] = []
 
     async def handle(self, events: list[Any]) -> int:
+        handled = await super().handle(events)
+        # recorded once handled: the reader takes the position with no await after this returns
         self.seen += [event.event_id for event in events]
-        return await super().handle(events)
+        return handled
 
 
 def _put(kinesis: Any, stream: str, n: int) -> str:
