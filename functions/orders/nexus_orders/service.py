@@ -6,6 +6,7 @@ applies execution events to orders (``apply_events``). The rules are the domain 
 from __future__ import annotations
 
 import functools
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -61,6 +62,41 @@ class ReservationUnknown(Unavailable):
     applied. It was released by id (a no-op when it had not applied); 503, nothing stored or sent."""
 
     default_code = "risk_unavailable"
+
+
+class KeptLastTrade:
+    """A ``MarketReference`` that keeps each symbol's last trade for ``ttl_seconds``.
+
+    Every order's price collar reads the last trade; a warm function reads it at most once per
+    symbol per ``ttl_seconds`` instead. The table it reads already follows the engine by the market
+    data consumer's lag, so the collar's reference is that lag plus at most ``ttl_seconds`` old
+    (exchange reference prices move on a timer too). A market buy's reservation and the engine's
+    protection price are derived from the same reference, so a kept price never lets an order
+    spend more than it reserved. "No trade yet" is not kept: the first trade collars the next
+    order. The best ask (market buys only) is read every time."""
+
+    def __init__(
+        self, source: MarketReference, ttl_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.source = source
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+        self._kept: dict[str, tuple[float, Decimal]] = {}  # symbol -> (kept until, price)
+
+    def last_trade(self, symbol: str) -> Decimal | None:
+        now = self.clock()
+        kept = self._kept.get(symbol)
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        price = self.source.last_trade(symbol)
+        if price is None:
+            self._kept.pop(symbol, None)
+        else:
+            self._kept[symbol] = (now + self.ttl_seconds, price)
+        return price
+
+    def best_ask(self, symbol: str) -> Decimal | None:
+        return self.source.best_ask(symbol)
 
 
 class PreTradeRisk:

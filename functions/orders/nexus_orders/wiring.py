@@ -18,10 +18,11 @@ from nexus_orders.repo import (
     DynamoRiskBook,
     KinesisCommandPublisher,
 )
-from nexus_orders.service import OrderService, PreTradeRisk
+from nexus_orders.service import KeptLastTrade, OrderService, PreTradeRisk
 from nexus_orders.settings import OrdersApiSettings
 
 INSTRUMENT_TTL_SECONDS = 5.0  # a halt reaches order entry within this; the engine checks halts too
+LAST_TRADE_TTL_SECONDS = 1.0  # the price collar's reference is at most this much older than the trades table
 
 
 def order_service(config: OrdersApiSettings) -> OrderService:
@@ -31,7 +32,7 @@ def order_service(config: OrdersApiSettings) -> OrderService:
         commands=KinesisCommandPublisher(config.order_commands_stream),
         risk=PreTradeRisk(
             DynamoRiskBook(config.accounts_table),
-            DynamoMarketReference(config.trades_table, config.book_levels_table),
+            KeptLastTrade(DynamoMarketReference(config.trades_table, config.book_levels_table), LAST_TRADE_TTL_SECONDS),
             config.risk_limits(),
         ),
         audit=KinesisAuditSink(config.audit_stream),
