@@ -4,7 +4,7 @@ domain: no boto3, no Lambda events."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -204,6 +204,46 @@ def _change(
         notify=notify,
         extra=extra or {},
     )
+
+
+def merged(changes: list[OrderChange]) -> list[list[OrderChange]]:
+    """One order's changes (in event order) cut into runs that one write can apply: a run goes on
+    while its changes come from the same engine leader (epoch) with growing seqs and none but its
+    last has a notice. Its write (``merge``) leaves the order as the run's changes one after the
+    other would, and the notice, if any, is the last change's, on that same order: an accepted
+    order filled in the same batch is one write, and each partial fill keeps its own."""
+    runs: list[list[OrderChange]] = []
+    for change in changes:
+        last = runs[-1][-1] if runs else None
+        if last is not None and last.notify is None and last.epoch == change.epoch and last.seq < change.seq:
+            runs[-1].append(change)
+        else:
+            runs.append([change])
+    return runs
+
+
+def merge(run: list[OrderChange]) -> OrderChange:
+    """The change that applies ``run`` (see ``merged``) at once: each later change's SETs and
+    REMOVEs over the earlier ones', under the last change's seq, epoch, event, notice and extras.
+    The last seq's condition is the one each change's own write would have checked last: the
+    item's seq is below it exactly when some change of the run is not applied yet, and SETs are
+    absolute values, so applying the earlier ones again is harmless."""
+    if len(run) == 1:
+        return run[0]
+    values: dict[str, Any] = {}
+    removed: set[str] = set()
+    for change in run:
+        for name in change.remove:
+            values.pop(name, None)
+            removed.add(name)
+        for name, value in change.values.items():
+            if value is None:
+                values.pop(name, None)
+                removed.add(name)
+            else:
+                values[name] = value
+                removed.discard(name)
+    return replace(run[-1], values=values, remove=tuple(sorted(removed)))
 
 
 def notification_message(change: OrderChange, order: Order, ts: datetime) -> dict[str, Any]:

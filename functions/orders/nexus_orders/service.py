@@ -38,7 +38,7 @@ from nexus_orders.commands import (
     route_request,
 )
 from nexus_orders.entry import new_order, oco_legs, on_grid, tradable
-from nexus_orders.folding import OrderChange, notification_message, order_changes
+from nexus_orders.folding import OrderChange, merge, merged, notification_message, order_changes
 from nexus_orders.models import ListOrdersQuery, MassCancelRequest, NewOrderRequest, OcoRequest, ReplaceOrderRequest
 from nexus_orders.order import OPEN_STATUSES, Order, same_terms
 from nexus_orders.ports import (
@@ -649,7 +649,8 @@ def apply_events(
 ) -> int:
     """Apply events in order; returns how many order changes were written.
 
-    Per event: one conditional update per order it names; the notifications go out for the
+    Per order, one conditional update per run of its changes (``folding.merged``: an order
+    accepted and filled in the same batch is one write); the notifications go out for the
     orders whose status an event moved to filled/partially_filled/cancelled/rejected, in event
     order. A redelivered event whose update is refused because it is *the last one applied* to
     the order sends its notifications again (the first attempt may have failed after the update;
@@ -666,16 +667,19 @@ def apply_events(
         for change in order_changes(event):
             ordered.setdefault(change.order_id, []).append((position, change, event.ts))
             position += 1
-    outcomes: list[tuple[int, bool, dict[str, Any] | None]] = []
+    outcomes: list[tuple[int, int, dict[str, Any] | None]] = []  # (position, changes applied, notice)
 
     def apply_order(changes: list[tuple[int, OrderChange, datetime]]) -> None:
-        for at, change, ts in changes:
+        at_of = {id(change): (at, ts) for at, change, ts in changes}
+        for run in merged([change for _, change, _ in changes]):
+            change = merge(run)
+            at, ts = at_of[id(run[-1])]
             result = orders.apply(change)
             order = result.order
             message = None
             if order is not None and change.notify is not None and (result.applied or order.last_seq == change.seq):
                 message = notification_message(change, order, ts)
-            outcomes.append((at, result.applied, message))  # list.append is atomic
+            outcomes.append((at, len(run) if result.applied else 0, message))  # list.append is atomic
 
     jobs = [functools.partial(apply_order, changes) for changes in ordered.values()]
     try:
@@ -689,4 +693,4 @@ def apply_events(
         messages = [message for _, _, message in outcomes if message is not None]
         if messages:
             notifier.send(messages)
-    return sum(1 for _, applied, _ in outcomes if applied)
+    return sum(applied for _, applied, _ in outcomes)

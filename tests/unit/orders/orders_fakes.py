@@ -153,7 +153,8 @@ class MemoryOrders:
         item = self.items.get(change.order_id)
         if item is None:
             return ApplyResult(False, None)
-        if "last_seq" in item and int(item["last_seq"]) >= change.seq:
+        newer = "last_seq" in item and int(item["last_seq"]) >= change.seq
+        if newer or int(item.get("last_epoch", 0)) > change.epoch:  # the repo's condition
             return ApplyResult(False, order_from_item(item) if is_order_item(item) else None)
         for name, value in change.values.items():
             if value is None:
@@ -162,7 +163,7 @@ class MemoryOrders:
                 item[name] = value
         for name in change.remove:
             item.pop(name, None)
-        item["last_seq"] = change.seq
+        item["last_seq"], item["last_epoch"] = change.seq, change.epoch
         return ApplyResult(True, order_from_item(item) if is_order_item(item) else None)
 
     def facts(self, order_id: str) -> OrderFacts | None:

@@ -279,3 +279,76 @@ def test_apply_events_is_idempotent_and_notifies_once_per_order_and_event() -> N
     assert apply_events([event], orders, notifier) == 0
     assert orders.items == before
     assert len({m["notification_id"] for m in notifier.sent}) == 2
+
+
+class CountingOrders(MemoryOrders):
+    """The in-memory orders, with each conditional write counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def apply(self, change: Any) -> Any:
+        self.writes += 1
+        return super().apply(change)
+
+
+def _accepted(seq: int, order_id: str, account: str, side: str, quantity: str, epoch: int = 0) -> Any:
+    return ev(type="accepted", seq=seq, epoch=epoch, order_id=order_id, account_id=account, side=side,
+              order_type="limit", price="101.50", quantity=quantity, time_in_force="gtc")  # fmt: skip
+
+
+def _placed(orders: MemoryOrders) -> tuple[str, str]:
+    svc = OrderService(orders, Instruments(), RecordingCommands(), clock=lambda: NOW)
+    maker, _ = svc.place("acc_m", request(side="sell", quantity="100", price="101.50", client_order_id="m-1"))
+    taker, _ = svc.place("acc_t", request(quantity="40", price="102", client_order_id="t-1"))
+    return maker.order_id, taker.order_id
+
+
+def _with_ids(event: Any, maker: str, taker: str) -> Any:
+    return event.model_copy(update={"maker_order_id": maker, "taker_order_id": taker})
+
+
+def test_an_order_accepted_and_filled_in_one_batch_is_one_write_that_ends_where_the_events_one_by_one_end() -> None:
+    # GIVEN the same two orders twice over, and one step of the engine: both accepted, then a trade
+    merged_orders, single_orders = CountingOrders(), CountingOrders()
+    maker, taker = _placed(merged_orders)
+    assert _placed(single_orders) == (maker, taker)
+    batch = [_accepted(2, maker, "acc_m", "sell", "100"), _accepted(3, taker, "acc_t", "buy", "40"),
+             _with_ids(trade(), maker, taker)]  # fmt: skip
+    # WHEN one consumer applies the batch, the other one event at a time
+    merged_notes, single_notes = RecordingNotifier(), RecordingNotifier()
+    assert apply_events(batch, merged_orders, merged_notes) == 4
+    for event in batch:
+        apply_events([event], single_orders, single_notes)
+    # THEN each order took one write instead of two, and ends exactly where the other ends
+    assert (merged_orders.writes, single_orders.writes) == (2, 4)
+    assert merged_orders.items == single_orders.items
+    assert merged_orders.items[taker]["status"] == "filled" and merged_orders.items[taker]["last_seq"] == 4
+    # AND the notices are the same: one per fill, with the order as it is after the fill
+    assert merged_notes.sent == single_notes.sent
+    assert [m["kind"] for m in merged_notes.sent] == ["order_partially_filled", "order_filled"]
+    # WHEN the batch is delivered again THEN nothing is written, and only the same notices go out again
+    before = copy.deepcopy(merged_orders.items)
+    assert apply_events(batch, merged_orders, merged_notes) == 0
+    assert merged_orders.items == before
+    assert {m["notification_id"] for m in merged_notes.sent} == {f"AAPL-4:{maker}", f"AAPL-4:{taker}"}
+
+
+def test_each_fill_with_a_notice_is_its_own_write_and_a_new_leaders_events_are_not_merged_with_the_old() -> None:
+    # GIVEN a resting maker that fills twice in one batch, then a new engine leader (epoch 1)
+    orders = CountingOrders()
+    maker, taker = _placed(orders)
+    first = _with_ids(trade(seq=4, maker_remaining="60"), maker, taker)
+    second = _with_ids(trade(seq=5, maker_remaining="20"), maker, taker)
+    cancelled = ev(type="cancelled", seq=6, epoch=1, order_id=maker, account_id="acc_m", remaining_quantity="20",
+                   reason="user")  # fmt: skip
+    notes = RecordingNotifier()
+    # WHEN the batch is applied
+    apply_events([_accepted(2, maker, "acc_m", "sell", "100"), first, second, cancelled], orders, notes)
+    # THEN the maker took: accepted + first fill, the second fill, the new leader's cancel (three writes)
+    maker_notes = [(m["kind"], m["order"]["remaining_quantity"]) for m in notes.sent if m["account_id"] == "acc_m"]
+    assert maker_notes == [("order_partially_filled", "60"), ("order_partially_filled", "20"),
+                           ("order_cancelled", "0")]  # fmt: skip
+    assert orders.writes == 3 + 2  # and the taker's two fills
+    assert orders.items[maker]["status"] == "cancelled" and orders.items[maker]["last_epoch"] == 1
