@@ -468,9 +468,11 @@ class DynamoMarketReference:
     def __init__(self, trades_table: str, book_levels_table: str) -> None:
         self.trades_table = trades_table
         self.book_levels_table = book_levels_table
+        self._trades = LazyTable(trades_table)  # each Table made once (boto3 builds a class per Table())
+        self._levels = LazyTable(book_levels_table)
 
     def last_trade(self, symbol: str) -> Decimal | None:
-        page = aws.dynamodb_table(self.trades_table).query(
+        page = self._trades.table.query(
             KeyConditionExpression="symbol = :s",
             ExpressionAttributeValues={":s": symbol},
             ScanIndexForward=False,
@@ -480,7 +482,7 @@ class DynamoMarketReference:
         return Decimal(str(items[0]["price"])) if items else None
 
     def best_ask(self, symbol: str) -> Decimal | None:
-        page = aws.dynamodb_table(self.book_levels_table).query(
+        page = self._levels.table.query(
             KeyConditionExpression="symbol = :s AND begins_with(#level, :a)",
             ExpressionAttributeNames={"#level": "level"},
             ExpressionAttributeValues={":s": symbol, ":a": "A#"},
