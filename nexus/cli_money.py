@@ -39,6 +39,8 @@ import functools
 import json
 import os
 import random
+import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -302,13 +304,32 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             day.stop()
 
 
+def _progress_lines(total: int, clock: Callable[[], float] = time.monotonic) -> Callable[[], None]:
+    """A progress callback (called from the clients' threads) that prints one line each time
+    another tenth of ``total`` pairs is done."""
+    lock, done, started = threading.Lock(), [0], clock()
+    step = max(1, total // 10)
+
+    def advance() -> None:
+        with lock:
+            done[0] += 1
+            count = done[0]
+        if count % step == 0 or count == total:
+            typer.echo(f"trading: {count}/{total} pairs, {clock() - started:.0f} s")
+
+    return advance
+
+
 def _simulate_and_report(table: Any, url: str, accounts: int, trades: int, clients: int, seed: int) -> None:
     """Run the day with a progress bar, print its figures and the reconciliation; exit 1 on a break."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("trading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
-        task = bar.add_task("pairs", total=trades)
-        result = simulate_day(table, url, accounts, trades, clients, seed, progress=lambda: bar.advance(task))
+    if sys.stdout.isatty():
+        with Progress(TextColumn("trading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
+            task = bar.add_task("pairs", total=trades)
+            result = simulate_day(table, url, accounts, trades, clients, seed, progress=lambda: bar.advance(task))
+    else:  # a log or CI: a line every tenth of the day instead of a bar nobody sees
+        result = simulate_day(table, url, accounts, trades, clients, seed, progress=_progress_lines(trades))
     typer.echo(
         f"simulated: {result.accounts} accounts, {result.trades} crossing pairs ({result.orders_sent} orders, "
         f"{result.refused} refused) in {result.seconds:.1f} s "

@@ -61,3 +61,17 @@ def test_a_symbol_nobody_trades_or_quotes_has_no_market_price_after_the_wait(mon
     market = Market([{"bid": None, "ask": None, "last": None}])
     assert price(market, monkeypatch) is None
     assert market.now >= 10.0 and market.calls == 21
+
+
+def test_a_day_written_to_a_log_prints_a_line_each_tenth_of_its_pairs(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN the progress of a 25-pair day whose output is not a terminal, on a clock of its own
+    now = [100.0]
+    advance = cli_money._progress_lines(25, clock=lambda: now[0])
+    # WHEN the pairs are done, a second apart
+    for _ in range(25):
+        now[0] += 1.0
+        advance()
+    # THEN a line every 2 pairs (a tenth, rounded down) and one for the last
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "trading: 2/25 pairs, 2 s" and lines[-1] == "trading: 25/25 pairs, 25 s"
+    assert len(lines) == 13
