@@ -18,6 +18,7 @@ from nexus_common.errors import Conflict, NotFound, Unavailable, ValidationFaile
 from nexus_common.events import ExecutionEventT, RouteCancelRequest, utc_now
 from nexus_common.instrument_store import InstrumentLookup
 from nexus_common.instruments import Instrument
+from nexus_common.kept import KeptFor
 from nexus_common.logging import get_logger
 from nexus_common.risk import (
     OCO_PREFIX,
@@ -79,21 +80,10 @@ class KeptLastTrade:
         self, source: MarketReference, ttl_seconds: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.source = source
-        self.ttl_seconds = ttl_seconds
-        self.clock = clock
-        self._kept: dict[str, tuple[float, Decimal]] = {}  # symbol -> (kept until, price)
+        self._kept: KeptFor[Decimal] = KeptFor(ttl_seconds, clock)
 
     def last_trade(self, symbol: str) -> Decimal | None:
-        now = self.clock()
-        kept = self._kept.get(symbol)
-        if kept is not None and kept[0] > now:
-            return kept[1]
-        price = self.source.last_trade(symbol)
-        if price is None:
-            self._kept.pop(symbol, None)
-        else:
-            self._kept[symbol] = (now + self.ttl_seconds, price)
-        return price
+        return self._kept.get(symbol, lambda: self.source.last_trade(symbol))
 
     def best_ask(self, symbol: str) -> Decimal | None:
         return self.source.best_ask(symbol)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from nexus_common.dynamo import LazyTable, paginate
 from nexus_common.instruments import Instrument
+from nexus_common.kept import KeptFor
 
 
 class InstrumentLookup(Protocol):
@@ -77,18 +78,7 @@ class CachedInstruments:
         self, source: InstrumentLookup, ttl_seconds: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.source = source
-        self.ttl_seconds = ttl_seconds
-        self.clock = clock
-        self._found: dict[str, tuple[float, Instrument]] = {}
+        self._kept: KeptFor[Instrument] = KeptFor(ttl_seconds, clock)
 
     def get(self, symbol: str) -> Instrument | None:
-        now = self.clock()
-        cached = self._found.get(symbol)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        instrument = self.source.get(symbol)
-        if instrument is not None:
-            self._found[symbol] = (now + self.ttl_seconds, instrument)
-        else:
-            self._found.pop(symbol, None)
-        return instrument
+        return self._kept.get(symbol, lambda: self.source.get(symbol))
