@@ -49,9 +49,12 @@ log = logging.getLogger("nexus.local.esm")
 
 POLL_INTERVAL_S = 0.05
 IDLE_BACKOFF_MAX_S = 0.25  # an idle shard is polled less often, down to 4 times a second
-IDLE_BACKOFF_ON_PATH_S = 0.1  # ... but a mapping without a window (on the order's path) 10 times a second
-WINDOW_POLL_S = 0.25  # within MaximumBatchingWindowInSeconds, a shard is read 4 times a second
 FEED_READ_INTERVAL_S = 0.025  # a shared shard is read at most 40 times a second, whoever asks
+# ... but a mapping without a window (on the order's path) asks its shared feed every 25 ms: the
+# feed reads the shard at most that often whoever asks, so a shorter wait reads nothing more, and
+# a longer one was most of an idle platform's round trip (a fill waited up to 100 ms here)
+IDLE_WAIT_ON_PATH_S = FEED_READ_INTERVAL_S
+WINDOW_POLL_S = 0.25  # within MaximumBatchingWindowInSeconds, a shard is read 4 times a second
 SHARED_READ_LIMIT = 1000  # records per read of a shared shard (DynamoDB Streams' maximum)
 FEED_TRIM_AT = 256  # records every subscriber has read are dropped in chunks of at least this many
 
@@ -496,7 +499,7 @@ class StreamMapping:
             )
             iterator = self.stream.iterator(shard, None, self.starting_position)
         buffer: list[_Record] = []
-        idle = POLL_INTERVAL_S
+        idle = POLL_INTERVAL_S if self.window else IDLE_WAIT_ON_PATH_S
         sizer = _BatchSizer(self.batch_size)
         while not self.stop.is_set():
             try:
@@ -514,9 +517,9 @@ class StreamMapping:
                     if iterator is None:
                         return  # the shard is closed and fully read
                     self.stop.wait(idle)
-                    idle = min(idle * 2, IDLE_BACKOFF_MAX_S if self.window else IDLE_BACKOFF_ON_PATH_S)
+                    idle = min(idle * 2, IDLE_BACKOFF_MAX_S) if self.window else IDLE_WAIT_ON_PATH_S
                     continue
-                idle = POLL_INTERVAL_S
+                idle = POLL_INTERVAL_S if self.window else IDLE_WAIT_ON_PATH_S
                 batch = buffer[: sizer.limit]
                 for record in batch:
                     record.event["eventID"] = record.event.get("eventID", "").replace("{shard}", shard)

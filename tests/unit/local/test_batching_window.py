@@ -101,7 +101,7 @@ class IdleShard(World):
         return [], iterator
 
 
-@pytest.mark.parametrize(("window", "slowest"), [(0.0, pollers.IDLE_BACKOFF_ON_PATH_S), (1.0, WINDOW_POLL_S)])
+@pytest.mark.parametrize(("window", "slowest"), [(0.0, pollers.IDLE_WAIT_ON_PATH_S), (1.0, WINDOW_POLL_S)])
 def test_an_idle_shard_is_polled_less_often_but_a_mapping_on_the_orders_path_stays_quick(
     clock: list[World], window: float, slowest: float
 ) -> None:
