@@ -356,8 +356,11 @@ def test_background_waiters_that_waited_their_bound_take_turns_with_the_first_on
     assert order == ["b1", "f1", "b2", "f2", "b3"]
 
 
-def test_the_request_profile_counts_requests_per_operation_and_resource(tmp_path: Any) -> None:
-    # GIVEN a server started with NEXUS_AWS_PROFILE
+def test_the_request_profile_counts_requests_per_operation_and_resource(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a server started with NEXUS_AWS_PROFILE, and clients with no SDK app id but the one named below
+    monkeypatch.delenv("AWS_SDK_UA_APP_ID", raising=False)
     port, profile = free_port(), tmp_path / "profile.txt"
     process = subprocess.Popen(
         [sys.executable, "-m", "nexus.local.aws_server", "--port", str(port)],

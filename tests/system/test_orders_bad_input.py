@@ -10,6 +10,11 @@ import boto3
 import pytest
 from http_client import Answer, Api
 
+# The whole platform, in this process (``local_platform``): run with the other system tests, not
+# beside the unit tests, whose process environment the running platform changes (its endpoint,
+# credentials and SDK app id) until the session ends.
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture(scope="module")
 def trader(local_platform: Any) -> Api:
