@@ -3,6 +3,7 @@ nothing written to the orders table or sent to the engine."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -10,10 +11,24 @@ import boto3
 import pytest
 from http_client import Answer, Api
 
-# The whole platform, in this process (``local_platform``): run with the other system tests, not
-# beside the unit tests, whose process environment the running platform changes (its endpoint,
-# credentials and SDK app id) until the session ends.
+# The whole platform, in this process: run with the other system tests, not beside the unit
+# tests, whose process environment a running platform changes (its endpoint, credentials and SDK
+# app id) while it runs.
 pytestmark = pytest.mark.system
+
+
+@pytest.fixture(scope="module")
+def local_platform() -> Iterator[Any]:
+    """A platform of its own: its orders rest far from the market, which the other system tests
+    move (a price collar around their last trades would refuse them), and its counts of what
+    reached the orders table and the engine are its own."""
+    from nexus.local.runtime import Options, free_port, running
+
+    options = Options(
+        api_port=free_port(), aws_port=free_port(), ws_port=free_port(), stage="badinput", demo=True, write_state=False
+    )
+    with running(options) as platform:
+        yield platform
 
 
 @pytest.fixture(scope="module")
