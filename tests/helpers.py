@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -20,3 +20,22 @@ def eventually(probe: Callable[[], T], done: Callable[[T], bool], timeout: float
         time.sleep(0.1)
         value = probe()
     return value
+
+
+def commands_sent(platform: Any) -> int:
+    """Records ever put on a running platform's order-commands stream (every shard, from the start)."""
+    import boto3
+
+    kinesis = boto3.client("kinesis", endpoint_url=platform.aws_endpoint, region_name="us-east-1")
+    stream = platform.table("OrderCommandsStream")
+    total = 0
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]  # fmt: skip
+        while iterator:
+            page = kinesis.get_records(ShardIterator=iterator, Limit=10000)
+            total += len(page["Records"])
+            if not page["Records"]:
+                break
+            iterator = page.get("NextShardIterator")
+    return total

@@ -13,9 +13,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
-from helpers import eventually
+from helpers import commands_sent, eventually
 from http_client import Api
 
 pytestmark = pytest.mark.system
@@ -43,22 +42,6 @@ def _account(platform: Any, name: str, cash: str) -> tuple[str, Api]:
     return created["account_id"], Api(platform.api_url, created["api_key"])
 
 
-def _commands_sent(platform: Any) -> int:
-    kinesis = boto3.client("kinesis", endpoint_url=platform.aws_endpoint, region_name="us-east-1")
-    stream = platform.table("OrderCommandsStream")
-    total = 0
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while iterator:
-            page = kinesis.get_records(ShardIterator=iterator, Limit=10000)
-            total += len(page["Records"])
-            if not page["Records"]:
-                break
-            iterator = page.get("NextShardIterator")
-    return total
-
-
 def _cli_env(platform: Any) -> dict[str, str]:
     return {**os.environ, "NEXUS_STAGE": platform.options.stage, "NEXUS_STATE_DIR": "/nonexistent",
             "AWS_ENDPOINT_URL": platform.aws_endpoint}
@@ -66,12 +49,12 @@ def _cli_env(platform: Any) -> dict[str, str]:
 
 def test_an_order_beyond_buying_power_is_refused_and_nothing_is_sent(local_platform: Any) -> None:
     _, poor = _account(local_platform, "Poor", "100.00")
-    sent = _commands_sent(local_platform)
+    sent = commands_sent(local_platform)
     answer = poor.post("/v1/orders", {"symbol": "GOOGL", "side": "buy", "type": "limit", "quantity": "1",
                                       "price": "150.00"})
     assert answer.status == 422, answer.body
     assert answer.body["error"]["code"] == "insufficient_buying_power"
-    assert _commands_sent(local_platform) == sent
+    assert commands_sent(local_platform) == sent
     portfolio = poor.get("/v1/portfolio").body["portfolio"]
     assert (portfolio["cash"], portfolio["reserved"], portfolio["available"]) == ("100", "0", "100")
 

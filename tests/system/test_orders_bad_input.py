@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from helpers import commands_sent
 from http_client import Answer, Api
 
 # The whole platform, in this process: run with the other system tests, not beside the unit
@@ -37,24 +38,6 @@ def trader(local_platform: Any) -> Api:
 
     created = create_account(local_platform.table, "Bad Input Tester", Decimal("1000.00"))
     return Api(local_platform.api_url, created["api_key"])
-
-
-def _commands_sent(platform: Any) -> int:
-    """Records ever put on the order-commands stream (all shards, from the start)."""
-    kinesis = boto3.client("kinesis", endpoint_url=platform.aws_endpoint, region_name="us-east-1")
-    stream = platform.table("OrderCommandsStream")
-    total = 0
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            page = kinesis.get_records(ShardIterator=iterator, Limit=10000)
-            total += len(page["Records"])
-            if not page["Records"]:
-                break
-            iterator = page.get("NextShardIterator")
-    return total
 
 
 def _orders_stored(platform: Any) -> int:
@@ -99,13 +82,13 @@ def test_bad_order_is_refused_and_nothing_is_written_or_sent(
     local_platform: Any, trader: Api, body: dict[str, Any], status: int, code: str, field: str
 ) -> None:
     # GIVEN the counts of stored orders and sent commands
-    orders, commands = _orders_stored(local_platform), _commands_sent(local_platform)
+    orders, commands = _orders_stored(local_platform), commands_sent(local_platform)
     # WHEN a bad order is posted
     answer = trader.post("/v1/orders", body)
     # THEN a 4xx with the error body naming the field, and nothing was written or sent
     _assert_error(answer, status, code, field)
     assert _orders_stored(local_platform) == orders
-    assert _commands_sent(local_platform) == commands
+    assert commands_sent(local_platform) == commands
 
 
 def test_malformed_json_is_refused(local_platform: Any, trader: Api) -> None:
