@@ -209,11 +209,9 @@ def _round_trip(platform: LocalPlatform) -> float:
     started = time.perf_counter()
     _, placed = _call(platform.url, buyer, "POST", "/v1/orders", {**sell, "side": "buy"})
     buy_id = placed["order"]["order_id"]
-    deadline, pair = started + 30, ((buyer, buy_id), (seller, sell_id))
-    while not all(_order_status(platform, key, order) == "filled" for key, order in pair):
-        if time.perf_counter() > deadline:
-            raise RuntimeError("the crossing pair did not fill within 30 s")
-        time.sleep(ROUND_TRIP_POLL_S)
+    pair = ((buyer, buy_id), (seller, sell_id))
+    wait_until(lambda: all(_order_status(platform, key, order) == "filled" for key, order in pair), 30, "fill",
+               interval=ROUND_TRIP_POLL_S)  # fmt: skip
     return (time.perf_counter() - started) * 1000
 
 

@@ -499,7 +499,8 @@ class StreamMapping:
             )
             iterator = self.stream.iterator(shard, None, self.starting_position)
         buffer: list[_Record] = []
-        idle = POLL_INTERVAL_S if self.window else IDLE_WAIT_ON_PATH_S
+        first_idle = POLL_INTERVAL_S if self.window else IDLE_WAIT_ON_PATH_S
+        idle = first_idle
         sizer = _BatchSizer(self.batch_size)
         while not self.stop.is_set():
             try:
@@ -517,9 +518,9 @@ class StreamMapping:
                     if iterator is None:
                         return  # the shard is closed and fully read
                     self.stop.wait(idle)
-                    idle = min(idle * 2, IDLE_BACKOFF_MAX_S) if self.window else IDLE_WAIT_ON_PATH_S
+                    idle = min(idle * 2, IDLE_BACKOFF_MAX_S) if self.window else first_idle
                     continue
-                idle = POLL_INTERVAL_S if self.window else IDLE_WAIT_ON_PATH_S
+                idle = first_idle
                 batch = buffer[: sizer.limit]
                 for record in batch:
                     record.event["eventID"] = record.event.get("eventID", "").replace("{shard}", shard)

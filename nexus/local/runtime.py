@@ -71,7 +71,7 @@ class Options:
     parameter_overrides: dict[str, str] = field(default_factory=dict)  # template parameters, as sam's
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -79,7 +79,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
                 return
         except Exception:  # noqa: S110, BLE001 - not up yet: whatever the probe raises, it is tried again
             pass
-        time.sleep(0.05)
+        time.sleep(interval)
     raise RuntimeError(f"{what} did not come up within {timeout:.0f} s")
 
 

@@ -466,8 +466,6 @@ class DynamoMarketReference:
     ``seq``) and the best ask (``BookLevelsTable``, lowest live ``A#`` level)."""
 
     def __init__(self, trades_table: str, book_levels_table: str) -> None:
-        self.trades_table = trades_table
-        self.book_levels_table = book_levels_table
         self._trades = LazyTable(trades_table)  # each Table made once (boto3 builds a class per Table())
         self._levels = LazyTable(book_levels_table)
 

@@ -660,10 +660,11 @@ def apply_events(
     outcomes: list[tuple[int, int, dict[str, Any] | None]] = []  # (position, changes applied, notice)
 
     def apply_order(changes: list[tuple[int, OrderChange, datetime]]) -> None:
-        at_of = {id(change): (at, ts) for at, change, ts in changes}
+        done = 0
         for run in merged([change for _, change, _ in changes]):
+            done += len(run)
+            at, _, ts = changes[done - 1]  # the run's last change: its place and its event's time
             change = merge(run)
-            at, ts = at_of[id(run[-1])]
             result = orders.apply(change)
             order = result.order
             message = None
