@@ -1,8 +1,9 @@
 """Concurrent appenders on the same aggregates, against the local runtime's AWS emulation (which,
 like DynamoDB, applies each conditional write atomically): several consumers (each with its own
 connection and its own idea of the heads) append their events to the same two aggregates at the
-same time, each batch delivered twice. Every aggregate ends 1..n, each event once, each
-appender's events in its own order."""
+same time, each batch delivered twice; some events claimed, some marked, and one consumer's events
+delivered by two at once. Every aggregate ends 1..n, each event once, each source's events in its
+own order."""
 
 from __future__ import annotations
 
@@ -56,12 +57,16 @@ def test_concurrent_appenders_never_share_or_skip_a_sequence_number(endpoint: st
     # GIVEN the audit table of the template, and appenders with their own events for two aggregates
     stack, _ = load(AwsClients(endpoint_url=endpoint, region="us-east-1"), create=True, parameters={"Stage": "conc"})
     name = str(stack.find("AuditTable").stack.ref("AuditTable"))
+    # (appender 0's events are claimed, the others' marked; the last appender is a twin of appender 1:
+    # the same events, delivered at the same time by two consumers)
     aggregates = ("acc_x", "acc_y")
     work = {
-        a: [AuditEntry("account", aggregates[i % 2], f"w{a}-e{i}", "k", NOW, SOURCE_AUDIT_EVENTS)
+        a: [AuditEntry("account", aggregates[i % 2], f"w{a}-e{i}", "k", NOW, SOURCE_AUDIT_EVENTS,
+                       mark=(f"e:w{a}", i) if a else None)
             for i in range(EVENTS)]
-        for a in range(APPENDERS)
+        for a in range(APPENDERS - 1)
     }  # fmt: skip
+    deliveries = {**work, APPENDERS - 1: work[1]}
     errors: list[BaseException] = []
     start = threading.Barrier(APPENDERS)
 
@@ -70,7 +75,7 @@ def test_concurrent_appenders_never_share_or_skip_a_sequence_number(endpoint: st
             log = DynamoAuditLog(name, table=_table(endpoint, name))
             start.wait()
             for first in range(0, EVENTS, BATCH):
-                batch = list(enumerate(work[appender][first : first + BATCH]))
+                batch = list(enumerate(deliveries[appender][first : first + BATCH]))
                 for _ in range(2):  # each batch delivered twice
                     outcome = append(log, batch, lambda: NOW)
                     assert outcome.first_failed is None, outcome.errors
@@ -84,7 +89,7 @@ def test_concurrent_appenders_never_share_or_skip_a_sequence_number(endpoint: st
     for thread in threads:
         thread.join(timeout=600)
     assert not errors, errors
-    # THEN each aggregate holds 1..n, every event exactly once, each appender's events in its order
+    # THEN each aggregate holds 1..n, every event exactly once, each source's events in its order
     table = _table(endpoint, name)
     for aggregate in aggregates:
         items = table.query(KeyConditionExpression=Key("aggregate").eq(f"account#{aggregate}"),

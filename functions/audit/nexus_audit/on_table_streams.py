@@ -7,6 +7,8 @@ reports the first record not fully appended and every record after it.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +18,7 @@ from nexus_common.logging import get_logger, with_lambda_context
 from nexus_common.settings import lazy, lazy_settings
 
 from nexus_audit import service
-from nexus_audit.records import AuditEntry, UnreadableSource, from_ledger_change, from_settlement_change
+from nexus_audit.records import AuditEntry, Mark, UnreadableSource, from_ledger_change, from_settlement_change
 from nexus_audit.repo import DynamoAuditLog
 from nexus_audit.settings import AuditTablesSettings
 
@@ -38,10 +40,24 @@ def decode_dynamodb(record: dict[str, Any], settings: AuditTablesSettings) -> li
     if not stream_event_id:
         raise UnreadableSource("a DynamoDB stream record without an id")
     if f":table/{settings.ledger_table}/stream/" in arn:
-        return from_ledger_change(change, stream_event_id, new, old, at)
-    if f":table/{settings.settlements_table}/stream/" in arn:
-        return from_settlement_change(change, stream_event_id, new, old, at)
-    raise UnreadableSource(f"records of {arn!r} are not audited here")
+        entries = from_ledger_change(change, stream_event_id, new, old, at)
+    elif f":table/{settings.settlements_table}/stream/" in arn:
+        entries = from_settlement_change(change, stream_event_id, new, old, at)
+    else:
+        raise UnreadableSource(f"records of {arn!r} are not audited here")
+    return [replace(entry, mark=mark) for entry in entries] if (mark := stream_mark(arn, data)) else entries
+
+
+def stream_mark(arn: str, data: dict[str, Any]) -> Mark | None:
+    """A stream record's place in its stream, the mark of its entries (``nexus_audit.sequencing``).
+
+    Their event ids are the stream record's own, or (a journal entry's creation) the entry's id:
+    a journal entry is one item whose key comes from its event, never removed, so it is created
+    once, and that id, too, comes from one stream record only."""
+    sequence = str(data.get("SequenceNumber") or "")
+    if not sequence.isdigit() or len(sequence) > 64:
+        return None
+    return f"s:{hashlib.sha256(arn.encode()).hexdigest()[:12]}", int(sequence)
 
 
 @with_lambda_context(logger)

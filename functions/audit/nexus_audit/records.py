@@ -55,6 +55,7 @@ from typing import Any, Final
 
 from nexus_common.audit import AuditEvent
 from nexus_common.events import AnyEngineEvent, BookEvent, TradeEvent, VenueFillEvent, iso
+from nexus_common.events import event_id as engine_event_id
 from nexus_common.money import fmt
 
 SOURCE_AUDIT_EVENTS: Final = "audit-events"
@@ -68,6 +69,11 @@ AGGREGATE_TYPE: Final = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 RESERVED_TYPES: Final = frozenset({"claim"})
 
 _ENVELOPE: Final = frozenset({"event_id", "type", "version", "ts", "correlation_id", "symbol", "seq"})
+
+
+# Where an entry stands in an ordered source that names its events by their place: the source's
+# key and the position (the engine's symbol and seq, a table stream and its sequence number).
+Mark = tuple[str, int]
 
 
 class UnreadableSource(ValueError):
@@ -86,6 +92,9 @@ class AuditEntry:
     correlation_id: str | None = None
     links: tuple[str, ...] = ()
     details: Mapping[str, str] = field(default_factory=dict)
+    # set only where the same event always has the same mark and no other event has it
+    # (``nexus_audit.sequencing``: such an entry is appended with one write)
+    mark: Mark | None = None
 
     def __post_init__(self) -> None:
         if not AGGREGATE_TYPE.match(self.aggregate_type) or self.aggregate_type in RESERVED_TYPES:
@@ -345,8 +354,13 @@ def _trade_entries(event: TradeEvent, common: dict[str, Any]) -> list[AuditEntry
     return entries
 
 
+def engine_mark(event: AnyEngineEvent) -> Mark | None:
+    """The engine names an event by its symbol and seq (``<symbol>-<seq>``): that is its mark."""
+    return (f"e:{event.symbol}", event.seq) if event.event_id == engine_event_id(event.symbol, event.seq) else None
+
+
 def from_engine_events(events: Iterable[AnyEngineEvent]) -> list[AuditEntry]:
-    return [entry for event in events for entry in from_engine_event(event)]
+    return [replace(entry, mark=engine_mark(event)) for event in events for entry in from_engine_event(event)]
 
 
 # -- ledger and settlements (DynamoDB stream images, deserialized) ---------------------------

@@ -5,19 +5,21 @@ Items (pk ``aggregate`` S, sk ``seq`` N):
 * a record: ``aggregate`` = ``<type>#<id>``, ``seq`` >= 1, ``event_id``, ``kind``, ``ts`` (the
   event's instant, ISO UTC), ``day`` (its UTC date: the ``by-day`` index), ``recorded_at``,
   ``source``, ``actor``, ``correlation_id``?, ``links`` (list), ``details`` (map of strings),
-  ``aggregate_type``, ``aggregate_id``;
+  ``aggregate_type``, ``aggregate_id``, ``marks`` (map of strings: per ordered source, the highest
+  position among the records ``marks_from``..seq; ``nexus_audit.sequencing``), ``marks_from``;
 * a claim: ``aggregate`` = ``claim#<type>#<id>#<event id>``, ``seq`` = 0, ``claimed_seq``,
   ``event_id`` (no ``day``: claims are not in the time index).
 
 Writes are conditional puts (``attribute_not_exists``) and one conditional update of a claim's
-``claimed_seq``: no record is ever updated or deleted.
+``claimed_seq``: no record is ever updated or deleted. Claims are made only for entries without a
+mark (``nexus_audit.sequencing``).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -26,7 +28,7 @@ from nexus_common.dynamo_batch import batch_get
 from nexus_common.events import iso
 
 from nexus_audit.records import day_of
-from nexus_audit.sequencing import AuditRecord
+from nexus_audit.sequencing import AuditRecord, Head
 
 TIME_INDEX: Final = "by-day"
 CLAIM_PREFIX: Final = "claim#"
@@ -52,35 +54,47 @@ def record_to_item(record: AuditRecord) -> dict[str, Any]:
         "actor": entry.actor,
         "links": list(entry.links),
         "details": dict(entry.details),
+        "marks": {key: str(position) for key, position in record.marks.items()},  # positions exceed 38 digits
+        "marks_from": record.marks_from,
     }
     if entry.correlation_id:
         item["correlation_id"] = entry.correlation_id
     return item
 
 
-_KEYS_ONLY: Final = {"ConsistentRead": True, "ProjectionExpression": "#a, #s",
-                     "ExpressionAttributeNames": {"#a": "aggregate", "#s": "seq"}}  # fmt: skip
+_HEAD_FIELDS: Final = {"ConsistentRead": True, "ProjectionExpression": "#a, #s, #m, #f",
+                       "ExpressionAttributeNames": {"#a": "aggregate", "#s": "seq", "#m": "marks",
+                                                    "#f": "marks_from"}}  # fmt: skip
+RECORDS_PAGE: Final = 25  # records read back per request when looking for an entry
+
+
+def head_of(item: dict[str, Any]) -> Head:
+    """A record item as a ``Head``. A record written before records carried marks covers nothing."""
+    seq = int(item["seq"])
+    if "marks" not in item:
+        return Head(seq, {}, seq + 1)
+    return Head(seq, {str(k): int(v) for k, v in item["marks"].items()}, int(item.get("marks_from", 1)))
 
 
 class _HeadSearch:
     """One aggregate's head search, a probe at a time (``DynamoAuditLog.head``'s, step by step):
-    gallop from ``low`` (a seq that exists, or 0) until a seq is missing, then bisect."""
+    gallop from ``low`` (a record that exists, or the empty log) until a seq is missing, then bisect."""
 
-    def __init__(self, low: int) -> None:
-        self.low = low  # exists (0: nothing needs to)
+    def __init__(self, low: Head) -> None:
+        self.low = low  # exists (seq 0: nothing needs to)
         self.high: int | None = None  # does not exist (None: not found yet, still galloping)
         self.step = 1
 
     @property
     def done(self) -> bool:
-        return self.high is not None and self.high - self.low <= 1
+        return self.high is not None and self.high - self.low.seq <= 1
 
     def probe(self) -> int:
-        return self.low + self.step if self.high is None else (self.low + self.high) // 2
+        return self.low.seq + self.step if self.high is None else (self.low.seq + self.high) // 2
 
-    def saw(self, seq: int, exists: bool) -> None:
-        if exists:
-            self.low = seq
+    def saw(self, seq: int, item: dict[str, Any] | None) -> None:
+        if item is not None:
+            self.low = head_of(item)
             if self.high is None:
                 self.step *= 2
         else:
@@ -100,48 +114,74 @@ class DynamoAuditLog(LazyTable):
 
     def __init__(self, table_name: str, table: Any = None) -> None:
         super().__init__(table_name, table)
-        self._hints: OrderedDict[str, int] = OrderedDict()
+        self._hints: OrderedDict[str, Head] = OrderedDict()
         self._hints_lock = threading.Lock()  # aggregates are appended on several threads
 
-    def _exists(self, aggregate: str, seq: int) -> bool:
+    def _probe(self, aggregate: str, seq: int) -> dict[str, Any] | None:
         key = {"aggregate": aggregate, "seq": seq}
-        return "Item" in self.table.get_item(Key=key, ConsistentRead=True)
+        return self.table.get_item(Key=key, **_HEAD_FIELDS).get("Item")
 
-    def _saw(self, aggregate: str, seq: int) -> None:
+    def _saw(self, aggregate: str, head: Head) -> None:
         with self._hints_lock:
-            if seq > self._hints.get(aggregate, 0):
-                self._hints[aggregate] = seq
+            known = self._hints.get(aggregate)
+            if known is None or head.seq > known.seq:
+                self._hints[aggregate] = head
             self._hints.move_to_end(aggregate)
             while len(self._hints) > self.HINTS:
                 self._hints.popitem(last=False)
 
-    def known_head(self, aggregate: str) -> int | None:
+    def known_head(self, aggregate: str) -> Head | None:
         with self._hints_lock:
             return self._hints.get(aggregate)
 
-    def head(self, aggregate: str, known: int = 0) -> int:
-        search = _HeadSearch(max(known, self.known_head(aggregate) or 0))  # from a seq that exists (0: none needed)
+    def head(self, aggregate: str, known: Head | None = None) -> Head:
+        hint = self.known_head(aggregate)
+        start = max((h for h in (known, hint) if h is not None), key=lambda h: h.seq, default=Head())
+        search = _HeadSearch(start)  # from a record that exists (seq 0: none needed)
         while not search.done:
             seq = search.probe()
-            search.saw(seq, self._exists(aggregate, seq))
-        if search.low:
+            search.saw(seq, self._probe(aggregate, seq))
+        if search.low.seq:
             self._saw(aggregate, search.low)
         return search.low
 
-    def heads(self, aggregates: Sequence[str]) -> dict[str, int]:
+    def heads(self, aggregates: Sequence[str]) -> dict[str, Head]:
         """``head`` of each aggregate, searched side by side: each round probes the next seq of
         every aggregate still searched, with consistent ``BatchGetItem`` calls (100 keys each). A
         new aggregate takes one round; one with ``n`` records about ``2 log2 n``."""
-        searches = {aggregate: _HeadSearch(self.known_head(aggregate) or 0) for aggregate in dict.fromkeys(aggregates)}
+        searches = {aggregate: _HeadSearch(self.known_head(aggregate) or Head())
+                    for aggregate in dict.fromkeys(aggregates)}  # fmt: skip
         while pending := {aggregate: s.probe() for aggregate, s in searches.items() if not s.done}:
             keys = [{"aggregate": aggregate, "seq": seq} for aggregate, seq in pending.items()]
-            found = {(str(i["aggregate"]), int(i["seq"])) for i in batch_get(self.table, keys, **_KEYS_ONLY)}
+            found = {(str(i["aggregate"]), int(i["seq"])): i for i in batch_get(self.table, keys, **_HEAD_FIELDS)}
             for aggregate, seq in pending.items():
-                searches[aggregate].saw(seq, (aggregate, seq) in found)
+                searches[aggregate].saw(seq, found.get((aggregate, seq)))
         for aggregate, search in searches.items():
-            if search.low:
+            if search.low.seq:
                 self._saw(aggregate, search.low)
         return {aggregate: search.low for aggregate, search in searches.items()}
+
+    def records_down(self, aggregate: str, top: int, bottom: int) -> Iterator[tuple[str, Head]]:
+        args: dict[str, Any] = {
+            "KeyConditionExpression": Key("aggregate").eq(aggregate) & Key("seq").between(bottom, top),
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+            "Limit": RECORDS_PAGE,
+            "ProjectionExpression": "#s, #e, #m, #f",
+            "ExpressionAttributeNames": {"#s": "seq", "#e": "event_id", "#m": "marks", "#f": "marks_from"},
+        }
+        while True:
+            answer = self.table.query(**args)
+            for item in answer.get("Items") or []:
+                yield str(item["event_id"]), head_of(item)
+            if not answer.get("LastEvaluatedKey"):
+                return
+            args["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def event_at(self, aggregate: str, seq: int) -> str | None:
+        key = {"aggregate": aggregate, "seq": seq}
+        item = self.table.get_item(Key=key, ConsistentRead=True, ProjectionExpression="event_id").get("Item")
+        return None if item is None else str(item["event_id"])
 
     def claim(self, aggregate: str, event_id: str, seq: int) -> int | None:
         item = {**claim_key(aggregate, event_id), "claimed_seq": seq, "event_id": event_id}
@@ -161,8 +201,12 @@ class DynamoAuditLog(LazyTable):
 
     def put(self, record: AuditRecord) -> str | None:
         existing = self._put_new(record_to_item(record))
-        self._saw(record.entry.aggregate, record.seq)  # written, or held by another: it exists
-        return None if existing is None else str(existing["event_id"])
+        aggregate = record.entry.aggregate
+        if existing is None:
+            self._saw(aggregate, record.head)
+            return None
+        self._saw(aggregate, head_of(existing))  # held by another: it exists
+        return str(existing["event_id"])
 
     def _put_new(self, item: dict[str, Any]) -> dict[str, Any] | None:
         """Put ``item`` unless its key exists: None when written, else the item that is there."""

@@ -1,16 +1,38 @@
 """Appending entries to the audit log: per-aggregate sequence numbers that never skip or repeat.
 
 The log (``AuditLog``, a DynamoDB table in production) holds, per aggregate, *records* at
-``seq`` 1, 2, 3, ... and, per (aggregate, event id), one *claim*: the seq that event was given.
-Only three conditional writes exist, and nothing is ever deleted:
+``seq`` 1, 2, 3, ... Records are only ever created with a conditional put ("unless that seq
+exists"), never changed or removed, so an aggregate's records are always exactly 1..H: a record
+is only put at ``head + 1`` for a head that was seen in the records (a head only grows, so an old
+one is a lower bound, and too low a head only costs a refused put).
+
+What is left is never to append one event twice, however often it is delivered. Two ways:
+
+**Marked entries: one conditional put.** Some sources say where each event stands in an order of
+theirs, and name the event by that place: the engine's events are ``<symbol>-<seq>``, the
+ledger's and the settlements' are their stream record's (``mark``: the source's key and the
+entry's position in it; the same event always carries the same mark). Each record carries the
+*marks* of its aggregate up to itself: per source key, the highest position among records
+``marks_from``..seq (``marks_from`` = 1 for an aggregate whose every record carries them). A
+record's marks are its predecessor's plus its own entry's, so when the record at the head covers
+all records (``marks_from`` = 1) and an entry's position is above its key's mark there, no record
+holds that entry, and it is put at ``head + 1`` at once. The put is conditional on ``head + 1``
+being free, so the head that was checked is still the head when the record lands: nothing can
+slip in between. Otherwise (a redelivery, a replay, two sources whose positions interleave, or
+records older than the marks) the records are read back from the head (``records_down``) until
+the entry is found (a duplicate: nothing written) or a record whose marks rule it out is reached
+(everything below it is covered too), and the entry is then put as above. A refused put (another
+writer took the seq) reads the head again and checks only the records added since.
+
+**Other entries: a claim, then the record.** An entry without a mark (a command, an audit event:
+the same event may be published twice) has, per (aggregate, event id), one *claim*: the seq that
+event was given. Two more conditional writes exist for it:
 
 * ``claim(aggregate, event_id, seq)``: create the claim unless it exists (else return the seq it
   holds);
-* ``move_claim(aggregate, event_id, old, new)``: change a claim's seq, only if it still holds ``old``;
-* ``put(record)``: create the record at (aggregate, seq) unless that seq exists (else return the
-  event id of the record that holds it).
+* ``move_claim(aggregate, event_id, old, new)``: change a claim's seq, only if it still holds ``old``.
 
-Appending event ``E`` to aggregate ``A`` whose last record the caller read as ``head``:
+Appending event ``E`` to aggregate ``A`` whose head the caller saw:
 
 1. ``claim(A, E, head + 1)``: the seq ``s`` is ``head + 1``, or what an earlier attempt claimed.
 2. ``put`` the record at ``s``. Written: done. Held by ``E`` itself: ``E`` was already appended
@@ -19,70 +41,103 @@ Appending event ``E`` to aggregate ``A`` whose last record the caller read as ``
    from an attempt that crashed before its record and others have appended since): read the head
    again, ``move_claim`` to ``head + 1`` and go to 2.
 
-Why no seq is ever skipped: by induction, an aggregate's records are always exactly 1..H. A
-record is only put at a claimed seq ``s``, and a claim is only ever ``head + 1`` for a head that
-was seen in the records (read, or written, maybe a while ago: a head only grows, so an old one is
-a lower bound, and too low a head only costs a refused put), so record ``s - 1`` existed when
-``s`` was claimed, and records are never removed. The put succeeds only if ``s`` is free; with
-1..H present and ``s - 1 <= H``, a free ``s`` is ``H + 1``. A claim whose record was never written
-(a crash between the two writes, or an event that is never retried) leaves no hole: the head is
-read from records, never from claims, so the next event takes that seq.
+A claim whose record was never written (a crash between the two writes) leaves no hole: the head
+is read from records, never from claims, so the next event takes that seq. An event has one
+claim, and its record is written only at its claim's current seq; the claim moves only after the
+put found that seq held by *another* event, so ``E`` has at most one record. A claim is never
+above the head + 1 it was made or moved for; when it is above the head the caller saw (that head
+was stale), the head is read before the put, so every record is put right after the record whose
+marks it extends.
 
-Why no event gets two seqs: an event has one claim (the claim item is unique per aggregate and
-event id), and its record is written only at its claim's current seq. The claim moves only after
-the put found that seq held by *another* event, that is, when no record of ``E`` exists at the old
-seq; so ``E`` has at most one record. A redelivered or replayed event finds its claim, and its
-record at the claimed seq. The events of one source shard are appended by one consumer at a time
-and in order (Kinesis and DynamoDB streams deliver a shard in order to one invocation), so two
-attempts for the same event never run at once; ``move_claim`` is conditional anyway.
-
-A crash between the writes: after the claim and before the record, the retry finds the claim and
-writes the record at that seq if it is still free (it is ``head + 1``: nothing was appended after
-it) or moves the claim if another event took it. After the record, before the batch is
-acknowledged: the retry finds its own record and writes nothing.
-
-Cost per new event: two conditional puts (no transactions). Per batch, the heads of the
-aggregates this process has not seen are read together (``heads``: batched consistent probes, one
-request per round for all of them). An aggregate whose head this process has seen
-(``known_head``: read or written here before) starts from that head without reading: a head that
-was seen is a lower bound forever, which is all the argument above needs, and if others appended
-since, the put is refused and the head is read then. A redelivered event: two refused puts (the
-refusals return the item they hit).
+Cost per new event: one conditional put when marked, two otherwise (no transactions). Per batch,
+the heads of the aggregates this process has not seen are read together (``heads``: batched
+consistent probes, one request per round for all of them). An aggregate whose head this process
+has seen (``known_head``: read or written here before) starts from that head without reading: a
+head that was seen is a lower bound forever, and if others appended since, the put is refused
+and the head is read then.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from nexus_audit.records import AuditEntry
+from nexus_audit.records import AuditEntry, Mark
 
 MAX_RACES = 50  # how often one event may lose its seq to concurrent writers before giving up
+MAX_MARKS = 64  # source keys kept in a record's marks; past that the oldest key is dropped (see Head.after)
+
+
+@dataclass(frozen=True)
+class Head:
+    """A record of an aggregate (its head when it was read or written), as far as appending needs it:
+    its seq and its marks. ``seq`` 0 is the empty log."""
+
+    seq: int = 0
+    marks: Mapping[str, int] = field(default_factory=dict)
+    # the marks cover the records from this seq to ``seq``; 1: all of them (seq + 1: none)
+    marks_from: int = 1
+
+    def rules_out(self, mark: Mark | None) -> bool:
+        """True when no record up to this one can hold the entry of ``mark``."""
+        if mark is None or self.marks_from != 1:
+            return False
+        key, position = mark
+        return position > self.marks.get(key, -1)
+
+    def after(self, mark: Mark | None) -> tuple[dict[str, int], int]:
+        """The marks (and from where they cover) of the record put right after this one."""
+        marks = dict(self.marks)
+        marks_from = self.marks_from
+        if mark is not None:
+            key, position = mark
+            if position > marks.get(key, -1):
+                marks.pop(key, None)
+                marks[key] = position  # the newest key last: the oldest is the one to drop
+            if len(marks) > MAX_MARKS:
+                del marks[next(iter(marks))]
+                marks_from = self.seq + 1  # the dropped key's records are no longer covered: only the new one is
+        return marks, marks_from
 
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """An entry at its place in its aggregate's log."""
+    """An entry at its place in its aggregate's log, with the marks up to it."""
 
     entry: AuditEntry
     seq: int
     recorded_at: datetime
+    marks: Mapping[str, int] = field(default_factory=dict)
+    marks_from: int = 1
+
+    @classmethod
+    def after(cls, head: Head, entry: AuditEntry, recorded_at: datetime) -> AuditRecord:
+        marks, marks_from = head.after(entry.mark)
+        return cls(entry, head.seq + 1, recorded_at, marks, marks_from)
+
+    @property
+    def head(self) -> Head:
+        return Head(self.seq, self.marks, self.marks_from)
 
 
 class AuditLog(Protocol):
-    def head(self, aggregate: str, known: int = 0) -> int:
-        """The highest seq of the aggregate's records (0 when it has none), read consistently;
-        ``known`` is a seq known to exist, where the search may start."""
+    def head(self, aggregate: str, known: Head | None = None) -> Head:
+        """The aggregate's last record (``Head()`` when it has none), read consistently; ``known`` is
+        a record known to exist, where the search may start."""
 
-    def heads(self, aggregates: Sequence[str]) -> dict[str, int]:
+    def heads(self, aggregates: Sequence[str]) -> dict[str, Head]:
         """``head`` of each aggregate, the reads of all of them made together."""
 
-    def known_head(self, aggregate: str) -> int | None:
-        """The highest seq of the aggregate this log has seen exist (read or written), without
+    def known_head(self, aggregate: str) -> Head | None:
+        """The highest record of the aggregate this log has seen exist (read or written), without
         reading anything; None when it has seen none."""
+
+    def records_down(self, aggregate: str, top: int, bottom: int) -> Iterator[tuple[str, Head]]:
+        """The event id and marks of the records ``top`` down to ``bottom`` (inclusive), read
+        consistently, a page at a time, highest first."""
 
     def claim(self, aggregate: str, event_id: str, seq: int) -> int | None:
         """Create the claim of ``event_id`` at ``seq`` unless one exists: None when created, else
@@ -94,6 +149,9 @@ class AuditLog(Protocol):
     def put(self, record: AuditRecord) -> str | None:
         """Create the record unless its seq exists: None when created, else the event id of the
         record that holds the seq."""
+
+    def event_at(self, aggregate: str, seq: int) -> str | None:
+        """The event id of the record at ``seq``, read consistently; None when there is none."""
 
 
 class Contention(RuntimeError):
@@ -113,22 +171,73 @@ class AppendOutcome:
         self.errors.append(error)
 
 
-def append_one(log: AuditLog, entry: AuditEntry, head: int, now: datetime) -> tuple[int, bool]:
-    """Append ``entry`` given its aggregate's ``head``; returns (the head after, whether written)."""
-    aggregate = entry.aggregate
-    held = log.claim(aggregate, entry.event_id, head + 1)
-    seq = head + 1 if held is None else held
+def holds(log: AuditLog, entry: AuditEntry, head: Head, above: int = 0) -> bool:
+    """Whether a record from ``above + 1`` up to ``head`` holds ``entry``: read back from the head
+    until it is found, or a record whose marks rule it out is reached (so do all below it)."""
+    if head.seq <= above or head.rules_out(entry.mark):
+        return False
+    for event_id, record in log.records_down(entry.aggregate, head.seq, above + 1):
+        if event_id == entry.event_id:
+            return True
+        if record.rules_out(entry.mark):
+            return False
+    return False
+
+
+def append_marked(log: AuditLog, entry: AuditEntry, head: Head, now: datetime) -> tuple[Head, bool]:
+    """Append an entry with a mark: checked against the records (from their marks alone when they
+    rule it out), then one conditional put at ``head + 1``."""
+    checked = 0  # records 1..checked are known not to hold the entry
     for _ in range(MAX_RACES):
-        holder = log.put(AuditRecord(entry, seq, now))
+        if holds(log, entry, head, above=checked):
+            return head, False
+        checked = head.seq
+        record = AuditRecord.after(head, entry, now)
+        if log.put(record) is None:
+            return record.head, True
+        head = log.head(entry.aggregate, known=head)  # someone else took head + 1: read on from it
+    raise Contention(f"{entry.event_id} lost its seq on {entry.aggregate} {MAX_RACES} times")
+
+
+def append_claimed(log: AuditLog, entry: AuditEntry, head: Head, now: datetime) -> tuple[Head, bool]:
+    """Append an entry without a mark: claim ``head + 1`` (or find an earlier attempt's claim), then
+    put the record at the claimed seq."""
+    aggregate, event_id = entry.aggregate, entry.event_id
+    held = log.claim(aggregate, event_id, head.seq + 1)
+    seq = head.seq + 1 if held is None else held
+    for _ in range(MAX_RACES):
+        if seq != head.seq + 1:  # an earlier attempt's claim, and the head seen is not right before it
+            head = log.head(aggregate, known=head)
+            if seq <= head.seq:
+                holder = log.event_at(aggregate, seq)
+                if holder == event_id:
+                    return head, False
+                seq = _move(log, entry, seq, head)
+            elif seq > head.seq + 1:
+                raise Contention(f"the claim of {event_id} on {aggregate} is at {seq}, past head {head.seq} + 1")
+        record = AuditRecord.after(head, entry, now)
+        holder = log.put(record)
         if holder is None:
-            return max(head, seq), True
-        if holder == entry.event_id:
-            return max(head, seq), False
-        head = log.head(aggregate, known=seq)
-        if not log.move_claim(aggregate, entry.event_id, seq, head + 1):
-            raise Contention(f"the claim of {entry.event_id} on {aggregate} moved under us")
-        seq = head + 1
-    raise Contention(f"{entry.event_id} lost its seq on {aggregate} {MAX_RACES} times")
+            return record.head, True
+        if holder == event_id:
+            return log.head(aggregate, known=head), False
+        head = log.head(aggregate, known=head)
+        seq = _move(log, entry, seq, head)
+    raise Contention(f"{event_id} lost its seq on {aggregate} {MAX_RACES} times")
+
+
+def _move(log: AuditLog, entry: AuditEntry, seq: int, head: Head) -> int:
+    if not log.move_claim(entry.aggregate, entry.event_id, seq, head.seq + 1):
+        raise Contention(f"the claim of {entry.event_id} on {entry.aggregate} moved under us")
+    return head.seq + 1
+
+
+def append_one(log: AuditLog, entry: AuditEntry, head: Head, now: datetime) -> tuple[Head, bool]:
+    """Append ``entry`` given a record of its aggregate that exists (``head``); returns the head
+    after and whether the entry was written (False: it was there already)."""
+    if entry.mark is not None:
+        return append_marked(log, entry, head, now)
+    return append_claimed(log, entry, head, now)
 
 
 Runner = Callable[[Sequence[Callable[[], AppendOutcome]]], list[AppendOutcome]]
@@ -139,7 +248,7 @@ def _one_after_another(jobs: Sequence[Callable[[], AppendOutcome]]) -> list[Appe
 
 
 def _append_group(
-    log: AuditLog, aggregate: str, group: list[tuple[int, AuditEntry]], now: datetime, head: int | BaseException
+    log: AuditLog, aggregate: str, group: list[tuple[int, AuditEntry]], now: datetime, head: Head | BaseException
 ) -> AppendOutcome:
     """One aggregate's entries, in order, from ``head`` (or the error that kept it from being
     read), stopping at the first failure; never raises."""
@@ -181,7 +290,7 @@ def append(
     for index, entry in entries:
         groups.setdefault(entry.aggregate, []).append((index, entry))
     now = clock()
-    heads: dict[str, int | BaseException] = {}
+    heads: dict[str, Head | BaseException] = {}
     for aggregate in groups:
         known = log.known_head(aggregate)
         if known is not None:

@@ -5,6 +5,7 @@ entry and settlement), details as strings, and nothing for what is not an audit 
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any
 
 import boto3
@@ -153,6 +154,31 @@ def test_an_obligation_created_then_settled_is_recorded_on_its_trade(aws: Any, t
     assert settled["details"]["previous_status"] == "settling"
     assert "settlement_batch:acc_taker:2026-01-07#AAPL#001" in settled["links"]
     assert _kinds(aws, "account#acc_taker") == ["obligation_created", "obligation_settled"]
+
+
+def test_entries_named_by_their_place_in_a_source_carry_it_as_their_mark(aws: Any, tables: Any) -> None:
+    from nexus_audit.records import from_command, from_engine_events
+    from nexus_common.events import ENGINE_EVENT_ADAPTER
+
+    # GIVEN a ledger stream record, the engine's events and a command
+    (record,) = _dynamodb(aws, "audit_ledger_stream.json", "LedgerTable", "LEDGER_TABLE")["Records"]
+    settings = tables.tables_settings()
+    engine = [ENGINE_EVENT_ADAPTER.validate_python(e) for e in load_event("audit_execution_events.json")["events"]
+              if e.get("type") in {"accepted", "trade"}]  # fmt: skip
+    # WHEN they become entries
+    ledger = tables.decode_dynamodb(record, settings)
+    executions = from_engine_events(engine)
+    command = from_command({"type": "new", "command_id": "c-1", "order_id": "o-1", "account_id": "a", "ts": "2026-01-05T14:30:00Z"})
+    # THEN a stream record's entries carry its stream and sequence number, and an engine event's its
+    # symbol and seq (their ids say the same); a command, which may be published twice, carries none
+    sequence = int(record["dynamodb"]["SequenceNumber"])
+    assert {e.mark for e in ledger} == {(f"s:{hashlib.sha256(record['eventSourceARN'].encode()).hexdigest()[:12]}",
+                                         sequence)}  # fmt: skip
+    assert all(e.mark == (f"e:{e.event_id.split('-')[0]}", int(e.event_id.split("-")[1])) for e in executions)
+    assert executions and command and all(e.mark is None for e in command)
+    # AND a stream record without a numeric sequence number gives entries without a mark
+    record["dynamodb"]["SequenceNumber"] = "not-a-number"
+    assert all(e.mark is None for e in tables.decode_dynamodb(record, settings))
 
 
 def test_a_record_of_another_stream_is_refused_not_guessed(aws: Any, streams: Any) -> None:

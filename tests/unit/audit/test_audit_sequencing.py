@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lambda_events import FakeLambdaContext, kinesis_event, load_event
 from nexus_audit.records import SOURCE_AUDIT_EVENTS, AuditEntry
-from nexus_audit.repo import DynamoAuditLog
-from nexus_audit.sequencing import AuditRecord, append, append_one
+from nexus_audit.repo import DynamoAuditLog, record_to_item
+from nexus_audit.sequencing import MAX_MARKS, AuditRecord, Head, append, append_one
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/{name}"
@@ -70,14 +72,20 @@ class CrashAfter:
     def __init__(self, log: DynamoAuditLog, write: str, times: int = 1) -> None:
         self.log, self.write, self.times = log, write, times
 
-    def head(self, aggregate: str, known: int = 0) -> int:
+    def head(self, aggregate: str, known: Head | None = None) -> Head:
         return self.log.head(aggregate, known)
 
-    def heads(self, aggregates: list[str]) -> dict[str, int]:
+    def heads(self, aggregates: list[str]) -> dict[str, Head]:
         return self.log.heads(aggregates)
 
-    def known_head(self, aggregate: str) -> int | None:
+    def known_head(self, aggregate: str) -> Head | None:
         return self.log.known_head(aggregate)
+
+    def records_down(self, aggregate: str, top: int, bottom: int) -> Iterator[tuple[str, Head]]:
+        return self.log.records_down(aggregate, top, bottom)
+
+    def event_at(self, aggregate: str, seq: int) -> str | None:
+        return self.log.event_at(aggregate, seq)
 
     def claim(self, aggregate: str, event_id: str, seq: int) -> int | None:
         held = self.log.claim(aggregate, event_id, seq)
@@ -218,7 +226,7 @@ def test_a_writer_with_a_stale_head_loses_the_race_and_appends_after_the_winner(
     append_one(log, _entry("cmd"), stale_head, NOW)
     head, written = append_one(log, _entry("evt"), stale_head, NOW)
     # THEN "evt" goes to 3, not over "cmd"
-    assert (head, written) == (3, True)
+    assert (head.seq, written) == (3, True)
     assert _assert_gapless_and_unique(audit)["account#acc_1"] == ["a", "cmd", "evt"]
 
 
@@ -287,6 +295,102 @@ def test_a_batch_that_fails_midway_reports_the_failed_record_and_every_later_one
     assert _assert_gapless_and_unique(audit) == {"order#MAKER": ["AAPL-1"]}
 
 
+# -- marked entries: one put each ---------------------------------------------------------
+
+
+def _marked(event_id: str, position: int, aggregate_id: str = "acc_1", key: str = "e:AAPL") -> AuditEntry:
+    return replace(_entry(event_id, aggregate_id), mark=(key, position))
+
+
+@pytest.fixture
+def calls() -> Iterator[list[str]]:
+    """The DynamoDB operations sent from here on."""
+    from nexus_common import aws as nexus_aws
+
+    sent: list[str] = []
+    events = nexus_aws.resource("dynamodb").meta.client.meta.events
+    events.register("before-call.dynamodb", lambda model, **_: sent.append(model.name), unique_id="audit-calls")
+    yield sent
+    events.unregister("before-call.dynamodb", unique_id="audit-calls")
+
+
+def _claims(aws: Any) -> list[str]:
+    return [str(i["aggregate"]) for i in _table(aws).scan(ConsistentRead=True)["Items"]
+            if str(i["aggregate"]).startswith("claim#")]  # fmt: skip
+
+
+def test_a_marked_entry_past_the_heads_marks_is_one_put_and_no_claim(audit: Any, calls: list[str]) -> None:
+    # GIVEN an aggregate whose head this process wrote (a command, claimed, then an engine event)
+    log = DynamoAuditLog(audit.table_name("AuditTable"))
+    append(log, [(0, _entry("cmd")), (1, _marked("AAPL-1", 1))], lambda: NOW)
+    calls.clear()
+    # WHEN the engine's next events come
+    outcome = append(log, [(0, _marked("AAPL-2", 2)), (1, _marked("AAPL-5", 5))], lambda: NOW)
+    # THEN each is one conditional put: no read, no claim
+    assert (outcome.written, outcome.duplicates) == (2, 0)
+    assert calls == ["PutItem", "PutItem"]
+    assert _claims(audit) == ["claim#account#acc_1#cmd"]
+    assert _assert_gapless_and_unique(audit)["account#acc_1"] == ["cmd", "AAPL-1", "AAPL-2", "AAPL-5"]
+    assert {str(k): str(v) for k, v in _records(audit, "account#acc_1")[-1]["marks"].items()} == {"e:AAPL": "5"}
+
+
+def test_a_redelivered_marked_entry_is_found_reading_back_from_the_head(audit: Any, calls: list[str]) -> None:
+    # GIVEN thirty engine events appended
+    log = DynamoAuditLog(audit.table_name("AuditTable"))
+    append(log, [(i, _marked(f"AAPL-{i}", i)) for i in range(1, 31)], lambda: NOW)
+    before = _assert_gapless_and_unique(audit)
+    calls.clear()
+    # WHEN a recent one and an old one are delivered again, in this process and in a new one
+    again = append(log, [(0, _marked("AAPL-29", 29))], lambda: NOW)
+    old = append(DynamoAuditLog(audit.table_name("AuditTable")), [(0, _marked("AAPL-3", 3))], lambda: NOW)
+    # THEN nothing is written; the recent one cost one page of records, read back from the head
+    assert (again.written, again.duplicates, old.written, old.duplicates) == (0, 1, 0, 1)
+    assert calls[0] == "Query" and "PutItem" not in calls
+    assert _assert_gapless_and_unique(audit) == before
+
+
+def test_positions_that_interleave_are_checked_against_the_records(audit: Any) -> None:
+    # GIVEN a stream whose records reach the aggregate out of order (two shards of one table stream)
+    log = DynamoAuditLog(audit.table_name("AuditTable"))
+    entries = [(i, _marked(f"s-{p}", p, key="s:t")) for i, p in enumerate((10, 5, 7))]
+    # WHEN they are appended, and then delivered again
+    first = append(log, entries, lambda: NOW)
+    again = append(log, entries, lambda: NOW)
+    # THEN each is there once: a position under the mark was looked for, not taken as a duplicate
+    assert (first.written, again.duplicates) == (3, 3)
+    assert _assert_gapless_and_unique(audit)["account#acc_1"] == ["s-10", "s-5", "s-7"]
+
+
+def test_records_from_before_marks_are_read_back_for_a_marked_entry(audit: Any) -> None:
+    # GIVEN an aggregate whose first record was written before records carried marks
+    item = record_to_item(AuditRecord(_entry("AAPL-3"), 1, NOW))
+    del item["marks"], item["marks_from"]
+    _table(audit).put_item(Item=item)
+    log = DynamoAuditLog(audit.table_name("AuditTable"))
+    # WHEN that event comes again, then a new one, then the old one once more (in a new process)
+    first = append(log, [(0, _marked("AAPL-3", 3)), (1, _marked("AAPL-9", 9))], lambda: NOW)
+    again = append(DynamoAuditLog(audit.table_name("AuditTable")), [(0, _marked("AAPL-3", 3))], lambda: NOW)
+    # THEN the old one is found each time, and the new record's marks cover only itself
+    assert (first.written, first.duplicates, again.duplicates) == (1, 1, 1)
+    assert _assert_gapless_and_unique(audit)["account#acc_1"] == ["AAPL-3", "AAPL-9"]
+    assert int(_records(audit, "account#acc_1")[1]["marks_from"]) == 2
+
+
+def test_a_record_keeps_at_most_max_marks_keys_and_then_covers_less() -> None:
+    # GIVEN a head whose marks hold MAX_MARKS keys
+    head = Head(7, {f"e:S{i}": 1 for i in range(MAX_MARKS)}, 1)
+    # WHEN the next record adds a new key
+    marks, marks_from = head.after(("e:NEW", 4))
+    # THEN the oldest key goes, and the marks cover the new record only: the dropped key rules nothing out
+    assert len(marks) == MAX_MARKS and "e:S0" not in marks and marks["e:NEW"] == 4
+    assert marks_from == 8
+    after = Head(8, marks, marks_from)
+    assert not after.rules_out(("e:S0", 2)) and not after.rules_out(("e:NEW", 5))
+    # AND a key already there only moves up
+    assert head.after(("e:S3", 9)) == ({**head.marks, "e:S3": 9}, 1)
+    assert head.after(("e:S3", 0)) == (dict(head.marks), 1)
+
+
 # -- any schedule of crashes and redeliveries ------------------------------------------------
 
 WRITES = ("claim", "put", "move_claim")
@@ -306,10 +410,12 @@ def test_any_schedule_of_crashes_and_redeliveries_leaves_each_event_once_in_sour
     log = DynamoAuditLog(audit.table_name("AuditTable"))
     run = uuid.uuid4().hex[:8]
     aggregates = (f"{run}-x", f"{run}-y")
+    # (commands are claimed; the engine's events are marked with their position)
     sources = [
-        [_entry(f"{name}{i}", data.draw(st.sampled_from(aggregates))) for i in range(size)]
+        [replace(_entry(f"{name}{i}", data.draw(st.sampled_from(aggregates))),
+                 mark=("e:X", i) if name == "evt" else None) for i in range(size)]
         for name, size in zip(("cmd", "evt"), sizes, strict=True)
-    ]
+    ]  # fmt: skip
     positions = [0, 0]  # each source's checkpoint: everything before it is acknowledged
     while positions[0] < len(sources[0]) or positions[1] < len(sources[1]):
         # WHEN one source's next batch is delivered, to a consumer that may crash after a write
@@ -349,15 +455,15 @@ def test_the_heads_of_a_batchs_aggregates_are_read_together(audit: Any) -> None:
     reader = DynamoAuditLog(table)
     heads = reader.heads(list(sizes))
     # THEN each is its aggregate's last seq, the same as one by one, and is remembered
-    assert heads == sizes
+    assert {a: h.seq for a, h in heads.items()} == sizes
     probes: list[str] = []
     client.meta.events.register("before-parameter-build.dynamodb.GetItem",
                                 lambda params, **_: probes.append(str(params["Key"]["aggregate"])))
-    assert {a: DynamoAuditLog(table).head(a) for a in sizes} == sizes
-    assert {a: reader.known_head(a) for a in sizes} == {a: n or None for a, n in sizes.items()}
+    assert {a: DynamoAuditLog(table).head(a).seq for a in sizes} == sizes
+    assert {a: getattr(reader.known_head(a), "seq", None) for a in sizes} == {a: n or None for a, n in sizes.items()}
     # AND the probes went together: the first round asked all four, and there were as many
     # rounds as the largest aggregate alone needs probes (gallop 1, 3, 7, 15, 31, 63, bisect to 37)
     assert rounds[0] == 4 and len(rounds) == probes.count("account#many") == 11 and rounds[-1] == 1
     # AND a new aggregate alone costs one request
     rounds.clear()
-    assert DynamoAuditLog(table).heads(["account#other"]) == {"account#other": 0} and rounds == [1]
+    assert DynamoAuditLog(table).heads(["account#other"]) == {"account#other": Head()} and rounds == [1]
