@@ -6,7 +6,8 @@ Items (pk ``aggregate`` S, sk ``seq`` N):
   event's instant, ISO UTC), ``day`` (its UTC date: the ``by-day`` index), ``recorded_at``,
   ``source``, ``actor``, ``correlation_id``?, ``links`` (list), ``details`` (map of strings),
   ``aggregate_type``, ``aggregate_id``, ``marks`` (map of strings: per ordered source, the highest
-  position among the records ``marks_from``..seq; ``nexus_audit.sequencing``), ``marks_from``;
+  position among the records ``marks_from``..seq; ``nexus_audit.sequencing``), ``marks_from``
+  (only when it is not 1);
 * a claim: ``aggregate`` = ``claim#<type>#<id>#<event id>``, ``seq`` = 0, ``claimed_seq``,
   ``event_id`` (no ``day``: claims are not in the time index).
 
@@ -55,8 +56,9 @@ def record_to_item(record: AuditRecord) -> dict[str, Any]:
         "links": list(entry.links),
         "details": dict(entry.details),
         "marks": {key: str(position) for key, position in record.marks.items()},  # positions exceed 38 digits
-        "marks_from": record.marks_from,
     }
+    if record.marks_from != 1:  # 1, covering every record, is the rule: not stored
+        item["marks_from"] = record.marks_from
     if entry.correlation_id:
         item["correlation_id"] = entry.correlation_id
     return item

@@ -168,7 +168,9 @@ def test_entries_named_by_their_place_in_a_source_carry_it_as_their_mark(aws: An
     # WHEN they become entries
     ledger = tables.decode_dynamodb(record, settings)
     executions = from_engine_events(engine)
-    command = from_command({"type": "new", "command_id": "c-1", "order_id": "o-1", "account_id": "a", "ts": "2026-01-05T14:30:00Z"})
+    command = from_command(
+        {"type": "new", "command_id": "c-1", "order_id": "o-1", "account_id": "a", "ts": "2026-01-05T14:30:00Z"}
+    )
     # THEN a stream record's entries carry its stream and sequence number, and an engine event's its
     # symbol and seq (their ids say the same); a command, which may be published twice, carries none
     sequence = int(record["dynamodb"]["SequenceNumber"])

@@ -364,7 +364,7 @@ def test_positions_that_interleave_are_checked_against_the_records(audit: Any) -
 def test_records_from_before_marks_are_read_back_for_a_marked_entry(audit: Any) -> None:
     # GIVEN an aggregate whose first record was written before records carried marks
     item = record_to_item(AuditRecord(_entry("AAPL-3"), 1, NOW))
-    del item["marks"], item["marks_from"]
+    del item["marks"]
     _table(audit).put_item(Item=item)
     log = DynamoAuditLog(audit.table_name("AuditTable"))
     # WHEN that event comes again, then a new one, then the old one once more (in a new process)
