@@ -74,6 +74,9 @@ _ENVELOPE: Final = frozenset({"event_id", "type", "version", "ts", "correlation_
 # Where an entry stands in an ordered source that names its events by their place: the source's
 # key and the position (the engine's symbol and seq, a table stream and its sequence number).
 Mark = tuple[str, int]
+# The command that creates an order or an OCO group (``new``, ``oco``) is received once per
+# aggregate: its entry's mark. The same command published twice carries the same mark.
+RECEIVED: Final[Mark] = ("c:received", 0)
 
 
 class UnreadableSource(ValueError):
@@ -92,8 +95,8 @@ class AuditEntry:
     correlation_id: str | None = None
     links: tuple[str, ...] = ()
     details: Mapping[str, str] = field(default_factory=dict)
-    # set only where the same event always has the same mark and no other event has it
-    # (``nexus_audit.sequencing``: such an entry is appended with one write)
+    # set only where the same event always carries the same mark (``nexus_audit.sequencing``: such
+    # an entry is appended with one write when its aggregate's marks rule it out)
     mark: Mark | None = None
 
     def __post_init__(self) -> None:
@@ -234,7 +237,8 @@ def from_command(command: Mapping[str, Any]) -> list[AuditEntry]:
     terms = {name: command.get(name) for name in _ORDER_TERMS}
     if kind == "new":
         details = {**base, **terms, **_risk_details(command)}
-        return [entry("order", command.get("order_id"), "order_received", account_link, details)]
+        return [replace(entry("order", command.get("order_id"), "order_received", account_link, details),
+                        mark=RECEIVED)]  # fmt: skip
     if kind == "cancel":
         return [entry("order", command.get("order_id"), "cancel_requested", account_link, base)]
     if kind == "replace":
@@ -264,7 +268,7 @@ def from_command(command: Mapping[str, Any]) -> list[AuditEntry]:
         for leg, other in (legs, legs[::-1]):
             links = (*account_link, f"oco:{group}", f"order:{other}")
             entries.append(entry("order", leg, "order_received", links, {**details, "leg": leg.rsplit(".", 1)[1]}))
-        return entries
+        return [replace(e, mark=RECEIVED) for e in entries]
     # A type this code does not know yet (a newer orders API): kept on its order, else its account,
     # rather than stalling the stream.
     if isinstance(command.get("order_id"), str) and command.get("order_id"):

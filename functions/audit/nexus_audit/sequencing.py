@@ -9,9 +9,11 @@ one is a lower bound, and too low a head only costs a refused put).
 What is left is never to append one event twice, however often it is delivered. Two ways:
 
 **Marked entries: one conditional put.** Some sources say where each event stands in an order of
-theirs, and name the event by that place: the engine's events are ``<symbol>-<seq>``, the
-ledger's and the settlements' are their stream record's (``mark``: the source's key and the
-entry's position in it; the same event always carries the same mark). Each record carries the
+theirs: the engine's events are ``<symbol>-<seq>``, the ledger's and the settlements' entries
+come from one table stream record each, and the command that creates an order is its
+aggregate's only receipt (``mark``: a source key and the entry's position there). All that
+matters is that the same event always carries the same mark; two events that share one only
+cost a read (the second is looked for before it is put). Each record carries the
 *marks* of its aggregate up to itself: per source key, the highest position among records
 ``marks_from``..seq (``marks_from`` = 1 for an aggregate whose every record carries them). A
 record's marks are its predecessor's plus its own entry's, so when the record at the head covers
@@ -24,8 +26,9 @@ the entry is found (a duplicate: nothing written) or a record whose marks rule i
 (everything below it is covered too), and the entry is then put as above. A refused put (another
 writer took the seq) reads the head again and checks only the records added since.
 
-**Other entries: a claim, then the record.** An entry without a mark (a command, an audit event:
-the same event may be published twice) has, per (aggregate, event id), one *claim*: the seq that
+**Other entries: a claim, then the record.** An entry without a mark (a cancel or replace
+request, an audit event: events an aggregate has many of, in no order the audit can see) has,
+per (aggregate, event id), one *claim*: the seq that
 event was given. Two more conditional writes exist for it:
 
 * ``claim(aggregate, event_id, seq)``: create the claim unless it exists (else return the seq it

@@ -157,7 +157,7 @@ def test_an_obligation_created_then_settled_is_recorded_on_its_trade(aws: Any, t
 
 
 def test_entries_named_by_their_place_in_a_source_carry_it_as_their_mark(aws: Any, tables: Any) -> None:
-    from nexus_audit.records import from_command, from_engine_events
+    from nexus_audit.records import RECEIVED, from_command, from_engine_events
     from nexus_common.events import ENGINE_EVENT_ADAPTER
 
     # GIVEN a ledger stream record, the engine's events and a command
@@ -168,16 +168,18 @@ def test_entries_named_by_their_place_in_a_source_carry_it_as_their_mark(aws: An
     # WHEN they become entries
     ledger = tables.decode_dynamodb(record, settings)
     executions = from_engine_events(engine)
-    command = from_command(
-        {"type": "new", "command_id": "c-1", "order_id": "o-1", "account_id": "a", "ts": "2026-01-05T14:30:00Z"}
-    )
+    command = {"command_id": "c-1", "order_id": "o-1", "account_id": "a", "ts": "2026-01-05T14:30:00Z"}
+    new, oco = from_command({**command, "type": "new"}), from_command({**command, "type": "oco"})
+    cancel = from_command({**command, "type": "cancel"})
     # THEN a stream record's entries carry its stream and sequence number, and an engine event's its
-    # symbol and seq (their ids say the same); a command, which may be published twice, carries none
+    # symbol and seq (their ids say the same)
     sequence = int(record["dynamodb"]["SequenceNumber"])
     assert {e.mark for e in ledger} == {(f"s:{hashlib.sha256(record['eventSourceARN'].encode()).hexdigest()[:12]}",
                                          sequence)}  # fmt: skip
-    assert all(e.mark == (f"e:{e.event_id.split('-')[0]}", int(e.event_id.split("-")[1])) for e in executions)
-    assert executions and command and all(e.mark is None for e in command)
+    assert executions and all(e.mark == (f"e:{e.event_id.split('-')[0]}", int(e.event_id.split("-")[1]))
+                              for e in executions)  # fmt: skip
+    # AND the command that creates an order or a group is its aggregate's receipt; a cancel has no mark
+    assert [e.mark for e in new + oco] == [RECEIVED] * 4 and [e.mark for e in cancel] == [None]
     # AND a stream record without a numeric sequence number gives entries without a mark
     record["dynamodb"]["SequenceNumber"] = "not-a-number"
     assert all(e.mark is None for e in tables.decode_dynamodb(record, settings))

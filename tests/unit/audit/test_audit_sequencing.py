@@ -349,6 +349,23 @@ def test_a_redelivered_marked_entry_is_found_reading_back_from_the_head(audit: A
     assert _assert_gapless_and_unique(audit) == before
 
 
+def test_an_order_received_twice_is_recorded_once_and_another_receipt_is_looked_for(audit: Any) -> None:
+    from nexus_audit.records import from_command
+
+    # GIVEN an order's new command appended, then the engine's first event of the order
+    log = DynamoAuditLog(audit.table_name("AuditTable"))
+    command = {"type": "new", "command_id": "c-1", "order_id": "o-1", "account_id": "a", "ts": "2026-01-05T14:30:00Z"}
+    append(log, list(enumerate(from_command(command))), lambda: NOW)
+    append(log, [(0, replace(_marked("AAPL-1", 1), aggregate_type="order", aggregate_id="o-1"))], lambda: NOW)
+    # WHEN the same command comes again (published twice), and then another command naming the same order
+    again = append(log, list(enumerate(from_command(command))), lambda: NOW)
+    other = append(log, list(enumerate(from_command({**command, "command_id": "c-2"}))), lambda: NOW)
+    # THEN the first is recorded once, and the second, sharing its mark, was looked for and appended
+    assert (again.written, again.duplicates, other.written) == (0, 1, 1)
+    assert _assert_gapless_and_unique(audit)["order#o-1"] == ["cmd:c-1", "AAPL-1", "cmd:c-2"]
+    assert _claims(audit) == []
+
+
 def test_positions_that_interleave_are_checked_against_the_records(audit: Any) -> None:
     # GIVEN a stream whose records reach the aggregate out of order (two shards of one table stream)
     log = DynamoAuditLog(audit.table_name("AuditTable"))
