@@ -99,7 +99,7 @@ class Head:
             key, position = mark
             if position > marks.get(key, -1):
                 marks.pop(key, None)
-                marks[key] = position  # the newest key last: the oldest is the one to drop
+                marks[key] = position  # the latest last: the first is dropped (read back: in the store's order)
             if len(marks) > MAX_MARKS:
                 del marks[next(iter(marks))]
                 marks_from = self.seq + 1  # the dropped key's records are no longer covered: only the new one is
