@@ -64,9 +64,10 @@ def record_to_item(record: AuditRecord) -> dict[str, Any]:
     return item
 
 
-_HEAD_FIELDS: Final = {"ConsistentRead": True, "ProjectionExpression": "#a, #s, #m, #f",
-                       "ExpressionAttributeNames": {"#a": "aggregate", "#s": "seq", "#m": "marks",
-                                                    "#f": "marks_from"}}  # fmt: skip
+# What appending reads of a record: its key, event id and marks (``head_of``)
+_RECORD_NAMES: Final = {"#a": "aggregate", "#s": "seq", "#e": "event_id", "#m": "marks", "#f": "marks_from"}
+_HEAD_FIELDS: Final = {"ConsistentRead": True, "ProjectionExpression": ", ".join(_RECORD_NAMES),
+                       "ExpressionAttributeNames": _RECORD_NAMES}  # fmt: skip
 RECORDS_PAGE: Final = 25  # records read back per request when looking for an entry
 
 
@@ -167,10 +168,8 @@ class DynamoAuditLog(LazyTable):
         args: dict[str, Any] = {
             "KeyConditionExpression": Key("aggregate").eq(aggregate) & Key("seq").between(bottom, top),
             "ScanIndexForward": False,
-            "ConsistentRead": True,
             "Limit": RECORDS_PAGE,
-            "ProjectionExpression": "#s, #e, #m, #f",
-            "ExpressionAttributeNames": {"#s": "seq", "#e": "event_id", "#m": "marks", "#f": "marks_from"},
+            **_HEAD_FIELDS,
         }
         while True:
             answer = self.table.query(**args)
@@ -181,8 +180,7 @@ class DynamoAuditLog(LazyTable):
             args["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     def event_at(self, aggregate: str, seq: int) -> str | None:
-        key = {"aggregate": aggregate, "seq": seq}
-        item = self.table.get_item(Key=key, ConsistentRead=True, ProjectionExpression="event_id").get("Item")
+        item = self._probe(aggregate, seq)
         return None if item is None else str(item["event_id"])
 
     def claim(self, aggregate: str, event_id: str, seq: int) -> int | None:

@@ -28,8 +28,8 @@ writer took the seq) reads the head again and checks only the records added sinc
 
 **Other entries: a claim, then the record.** An entry without a mark (a cancel or replace
 request, an audit event: events an aggregate has many of, in no order the audit can see) has,
-per (aggregate, event id), one *claim*: the seq that
-event was given. Two more conditional writes exist for it:
+per (aggregate, event id), one *claim*: the seq that event was given. Two more conditional writes
+exist for it:
 
 * ``claim(aggregate, event_id, seq)``: create the claim unless it exists (else return the seq it
   holds);
