@@ -8,6 +8,10 @@ journal of commands always gives the same events, so snapshot + replay rebuild t
 the same event ids. ``submit`` / ``cancel_order`` drive the same matching core on integers and
 build no event (the embedded fast path the benchmark measures).
 
+Command types: ``new``, ``cancel``, ``replace``, ``mass_cancel``, ``oco``, ``clock``, ``halt``,
+``resume``, ``routed_fills`` and ``fence`` (an entry that never completed: an order id the engine
+never received is remembered and refused ``entry_incomplete``; a received one changes nothing).
+
 The engine's contract in full (halts, time, validation order, order types, trigger order, self-trade
 prevention, replace, OCO, collar, book deltas, idempotency) is docs/matching-engine.md; the
 README section "Engine command and event formats" is the user's reference.
@@ -25,6 +29,7 @@ from bisect import insort
 from collections.abc import Mapping
 from typing import Any, Final
 
+from nexus_common.events import ENTRY_INCOMPLETE
 from nexus_common.instruments import Instrument
 
 from nexus_matching.book import (
@@ -226,6 +231,8 @@ class MatchingEngine:
             return self._oco(command, order_id, symbol, command_id, ts, now)
         if kind == "routed_fills":
             return self._routed_fills(command, symbol, command_id, ts)
+        if kind == "fence":
+            return self._fence(command, order_id, symbol, command_id, ts, now)
         self.dropped_commands += 1
         return []
 
@@ -377,6 +384,25 @@ class MatchingEngine:
         self._accept(market, order)
         self._run_new(market, order)
         return render(market, self._epoch, ts, command_id)
+
+    def _fence(
+        self, c: Mapping[str, Any], order_id: str, symbol: str, command_id: str, ts: str, now: int
+    ) -> list[Event]:
+        """Close an entry that never completed (the orders API's entry sweep): an id the engine
+        has received (``_taken``: in the window of seen ids, or a live order or OCO group of the
+        symbol) changes nothing; any other is remembered, so a ``new`` or ``oco`` of it arriving
+        later is a duplicate, and refused with one ``rejected`` event (``entry_incomplete``)."""
+        market = self._markets.get(symbol)
+        if self._taken(market, order_id):
+            return []
+        self._remember(order_id)
+        account_id = c.get("account_id")
+        account = account_id if type(account_id) is str else ""
+        if market is not None and market.expiries and market.expiries[0][0] <= now:
+            self._expire(market, now)
+        early = render(market, self._epoch, ts, command_id) if market is not None else []
+        invalid = Invalid(ENTRY_INCOMPLETE, "the order's entry did not complete; the engine never received it")
+        return [*early, self._rejected("rejected", symbol, ts, command_id, order_id, account, invalid)]
 
     def _accept(self, m: Market, order: Order) -> None:
         m.arrivals += 1

@@ -137,6 +137,27 @@ class OcoOrderCommand(_Wire):
     ts: AwareDatetime
 
 
+# The reason of the ``rejected`` event a ``fence`` gives an order the engine never received.
+ENTRY_INCOMPLETE = "entry_incomplete"
+
+
+class FenceCommand(_Wire):
+    """Close an entry that never completed: an order (or OCO group, ``order_id`` its group id)
+    stored ``pending_new`` whose entry stopped before it was surely sent (the orders API's entry
+    sweep). An id the engine has received (in its window of seen ids, or live) changes nothing.
+    Else the engine remembers the id, so that a ``new`` or ``oco`` of it arriving later is a
+    duplicate it drops, and emits ``rejected`` with reason ``entry_incomplete``: the orders
+    consumer ends the order ``rejected`` (only while it is ``pending_new``) and the risk consumer
+    gives back its reservation (only while the account item holds its id)."""
+
+    type: Literal["fence"] = "fence"
+    command_id: str
+    order_id: str
+    account_id: str
+    symbol: str
+    ts: AwareDatetime
+
+
 class ClockCommand(_Wire):
     """Time passes: expires DAY/GTD orders due at ``ts`` (of one symbol, or all when absent)."""
 
@@ -264,6 +285,7 @@ AnyCommand = (
     | HaltCommand
     | ResumeCommand
     | RoutedFillsCommand
+    | FenceCommand
 )
 Command = Annotated[AnyCommand, Field(discriminator="type")]
 COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(Command)

@@ -116,6 +116,16 @@ class Commands:
             "ts": TS,
         }
 
+    def fence(self, order_id: str, *, account: str = "acct-1", symbol: str = "AAPL", ts: str = TS) -> dict[str, Any]:
+        return {
+            "type": "fence",
+            "command_id": f"cmd-{next(self._ids)}",
+            "order_id": order_id,
+            "account_id": account,
+            "symbol": symbol,
+            "ts": ts,
+        }
+
     def halt(self, symbol: str = "AAPL", reason: str = "news pending", *, resume: bool = False) -> dict[str, Any]:
         return {
             "type": "resume" if resume else "halt",

@@ -24,7 +24,9 @@ Command = dict[str, Any]
 
 SYMBOLS = {"AAPL": 10_000, "MSFT": 40_000}  # base prices in cents
 STP_MODES = ("cancel_newest", "cancel_oldest", "cancel_both", "decrement")
-KINDS = ("limit",) * 8 + ("market", "stop", "oco", "replace", "cancel", "cancel", "mass", "clock", "bad", "halt")
+KINDS = (
+    ("limit",) * 8 + ("market", "stop", "oco", "replace", "cancel", "cancel", "mass", "clock", "bad", "halt", "fence")
+)
 
 # Runs in a child process: replay the journal to a file, and tell which implementation ran.
 CHILD = """
@@ -53,7 +55,8 @@ def stamp(minute: int) -> str:
 def random_journal(seed: int, size: int) -> list[Command]:
     """Commands over two symbols: limit (iceberg, post-only, every STP mode, GTC/DAY/GTD/IOC/FOK),
     market, stop, stop-limit, OCO (stop and stop-limit legs), replace, cancel (orders and groups),
-    mass cancel, clock, halt and resume; time crossing session closes; some invalid and some malformed commands."""
+    mass cancel, clock, halt and resume, fence (of received and fresh ids); time crossing session closes; some
+    invalid and some malformed commands."""
     rng = random.Random(seed)
     ids: dict[str, list[str]] = {symbol: [] for symbol in SYMBOLS}
     commands: list[Command] = []
@@ -83,6 +86,19 @@ def random_journal(seed: int, size: int) -> list[Command]:
             continue
         if kind == "clock":
             commands.append({"type": "clock", "command_id": f"c{i}", "ts": ts})
+            continue
+        if kind == "fence":
+            # an id the engine received, or a fresh one (its entry never completed), now and then
+            # of a symbol that is not an instrument; a fresh id may later come as a resent ``new``
+            if ids[symbol] and rng.random() < 0.5:
+                fenced = rng.choice(ids[symbol])
+            else:
+                fenced = f"f{i}"
+                ids[symbol].append(fenced)
+            command = {**base, "type": "fence", "order_id": fenced}
+            if rng.random() < 0.1:
+                command["symbol"] = "NOPE"
+            commands.append(command)
             continue
         if kind == "halt":
             action = "halt" if rng.random() < 0.4 else "resume"
@@ -177,6 +193,7 @@ def test_compiled_and_pure_engines_replay_a_journal_byte_identically(seed: int, 
     assert {"accepted", "trade", "cancelled", "expired", "replaced", "triggered", "rejected", "book",
             "cancel_rejected", "replace_rejected", "trading_status"} <= kinds
     assert int(compiled[3]) > 0  # malformed commands were dropped by both
+    assert any(b'"reason":"entry_incomplete"' in line for line in output.splitlines())  # fences refused entries
 
 
 @pytest.mark.parametrize(("value", "pure"), [("", False), ("0", False), ("1", True)])
