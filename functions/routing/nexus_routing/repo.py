@@ -177,18 +177,9 @@ class KinesisPublisher:
         self.stream_name = stream_name
 
     def publish(self, records: list[tuple[str, Mapping[str, Any]]]) -> None:
-        from nexus_common import aws
+        from nexus_common import kinesis
 
-        for start in range(0, len(records), 500):
-            chunk = records[start : start + 500]
-            if not chunk:
-                continue
-            answer = aws.client("kinesis").put_records(
-                StreamName=self.stream_name,
-                Records=[{"PartitionKey": key, "Data": dumps(data).encode()} for key, data in chunk],
-            )
-            if answer.get("FailedRecordCount"):
-                raise Unavailable("stream_unavailable", "a record was not accepted by the stream; retry")
+        kinesis.put_records(self.stream_name, [(key, dumps(data).encode()) for key, data in records])
 
 
 class DynamoOrderTotals(LazyTable):

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from boto3.dynamodb.conditions import Attr, Key
-from nexus_common import aws
+from nexus_common import aws, kinesis
 from nexus_common.audit import AuditEvent
 from nexus_common.dynamo import LazyTable, conditional, conditional_write, pages
 from nexus_common.dynamo_batch import batch_get
@@ -463,17 +463,9 @@ class ComplianceRecipients(LazyTable):
 
 
 def put_records(stream: str, records: list[tuple[str, dict[str, Any]]]) -> None:
-    """``PutRecords`` (500 a call); a partly refused call raises (the batch is retried, and every
-    reader of these streams drops what it has already)."""
-    client = aws.client("kinesis")
-    for start in range(0, len(records), 500):
-        chunk = records[start : start + 500]
-        answer = client.put_records(
-            StreamName=stream,
-            Records=[{"PartitionKey": key[:256], "Data": dumps(data).encode("utf-8")} for key, data in chunk],
-        )
-        if answer.get("FailedRecordCount"):
-            raise Unavailable("publish_failed", f"{answer['FailedRecordCount']} record(s) not put on {stream}")
+    """``PutRecords`` of JSON records (``nexus_common.kinesis``); a partly refused call raises
+    (the batch is retried, and every reader of these streams drops what it has already)."""
+    kinesis.put_records(stream, [(key, dumps(data).encode("utf-8")) for key, data in records], "publish_failed")
 
 
 class AwsAlertEffects:
