@@ -16,7 +16,10 @@ source                        entries (``event_id``)
                               on each leg (legs linked to each other), ``mass_cancel`` -> on the
                               account, ``routed_fills`` -> ``routed_fills_received`` on the
                               routed parent order (its fill count, end reason; working on a
-                              venue: ``working``, ``rest_venue``, ``rest_price``) (``command_id``)
+                              venue: ``working``, ``rest_venue``, ``rest_price``), ``fence``
+                              (the entry sweep closing an entry that stopped half way) ->
+                              ``entry_fence_requested`` on the order, or on the OCO group for a
+                              group id (``command_id``)
 ``execution-events``          every engine event of an order (``accepted``, ``rejected``,
 (Kinesis)                     ``cancelled``, ``expired``, ``replaced``, ``triggered``,
                               ``cancel_rejected``, ``replace_rejected``) on the order; a
@@ -57,6 +60,7 @@ from nexus_common.audit import AuditEvent
 from nexus_common.events import AnyEngineEvent, BookEvent, TradeEvent, VenueFillEvent, iso
 from nexus_common.events import event_id as engine_event_id
 from nexus_common.money import fmt
+from nexus_common.risk import is_group_id
 
 SOURCE_AUDIT_EVENTS: Final = "audit-events"
 SOURCE_COMMANDS: Final = "order-commands"
@@ -269,6 +273,12 @@ def from_command(command: Mapping[str, Any]) -> list[AuditEntry]:
             links = (*account_link, f"oco:{group}", f"order:{other}")
             entries.append(entry("order", leg, "order_received", links, {**details, "leg": leg.rsplit(".", 1)[1]}))
         return [replace(e, mark=RECEIVED) for e in entries]
+    if kind == "fence":  # the entry sweep: close an entry the engine may never have received
+        target = command.get("order_id")
+        if isinstance(target, str) and is_group_id(target):
+            links = (*account_link, f"order:{target}.tp", f"order:{target}.sl")
+            return [entry("oco", target, "entry_fence_requested", links, base)]
+        return [entry("order", target, "entry_fence_requested", account_link, base)]
     # A type this code does not know yet (a newer orders API): kept on its order, else its account,
     # rather than stalling the stream.
     if isinstance(command.get("order_id"), str) and command.get("order_id"):

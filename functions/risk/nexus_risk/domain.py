@@ -24,6 +24,10 @@ Releases per order type (``nexus_common.risk`` has the reservation side):
   takes as much off the sibling, reason ``oco``). A stop-loss leg that triggered as a market
   order and whose unfillable rest is cancelled releases nothing: its sibling still covers the
   group. A refused group (rejected with the group id) releases the whole group.
+* an entry closed by the fence (``rejected``, reason ``entry_incomplete``: the orders API stored
+  the order, or the OCO group's legs, ``pending_new`` and stopped before its command surely left;
+  its reservation may or may not have been written): released only while the account item holds
+  its reservation id (see below), never by the coalesced write.
 * replace: ``replaced`` (reason ``user``) re-bases the order's reservation to its new open
   quantity with the terms the orders API stored (``<order>~r<n>``): the difference it reserved
   up front is settled, a decrease released; ``replace_rejected`` gives the difference back. A
@@ -40,12 +44,21 @@ Releases per order type (``nexus_common.risk`` has the reservation side):
 
 Each change also names the reservation ids the event ends (``ended_ids``), which the write
 DELETEs from the account item's ``reservations`` set (``nexus_common.risk``): an order's id when
-it fills to zero, is cancelled, expires or is rejected; an OCO group's id when a leg fills to zero
-(the legs' open quantities are equal: the group is done), when the group is cancelled, expires
-or is ended by self-trade prevention (``GROUP_END_REASONS``) or is rejected; a routed parent's id
-when a ``venue_fill`` fills it to zero or on its ``route_ended``; ``<order>~r<n>`` on
-replace ``n``'s ``replaced`` or ``replace_rejected``. A DELETE of an id the set does not hold (an
-unreserved order, an order reserved before the set existed) changes nothing.
+it fills to zero, is cancelled, expires or is rejected (but by the fence: below); an OCO group's
+id when a leg fills to zero (the legs' open quantities are equal: the group is done), when the
+group is cancelled, expires or is ended by self-trade prevention (``GROUP_END_REASONS``) or is
+rejected (but by the fence); a routed parent's id when a ``venue_fill`` fills it to zero or on
+its ``route_ended``; ``<order>~r<n>`` on replace ``n``'s ``replaced`` or ``replace_rejected``. A
+DELETE of an id the set does not hold (an unreserved order, an order reserved before the set
+existed) changes nothing.
+
+Releases while held (``held_releases``): an entry closed by the fence gives no ``AccountChange``
+(no delta, no watermark move, no id in ``ended_ids``) but a ``HeldRelease``: its reservation (the
+order id, or the group id; the amounts from the order's facts, an OCO group's from its first
+leg, as the rejection of a group reads them) given back by id with one conditional write, only
+while the account item holds the id (``nexus_common.risk.release_held_update``, the orders API's
+compensation): a reservation never written gives nothing back, and a redelivery finds the id
+gone. An order the orders table does not know, or not reserved, gives nothing.
 """
 
 from __future__ import annotations
@@ -55,6 +68,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
+from nexus_common.events import ENTRY_INCOMPLETE
 from nexus_common.fees import FeeSchedule, Liquidity, cash_amount, fee
 from nexus_common.risk import (
     ZERO,
@@ -110,6 +124,21 @@ class AccountChange:
 
 
 FactsLookup = Callable[[str], OrderFacts | None]
+
+
+@dataclass(frozen=True)
+class HeldRelease:
+    """A reservation to give back by id, only while the account item holds ``reservation_id``
+    (``nexus_common.risk.release_held_update``): ``amount`` USD and ``quantity`` of ``buying#S``
+    for a buy, ``quantity`` of ``sellable#S`` for a sell (``amount`` 0)."""
+
+    account_id: str
+    symbol: str
+    reservation_id: str
+    side: str
+    quantity: Decimal
+    amount: Decimal
+    event_id: str
 
 
 def _fill(
@@ -259,12 +288,11 @@ def account_changes(
             ended.add((group, event.correlation_id))
             _release(change, found, event.remaining_quantity)
             change.end(group, found)
-    elif kind == "rejected":
-        order_id = event.order_id
-        found = facts(oco_leg_ids(order_id)[0]) if is_group_id(order_id) else facts(order_id)
+    elif kind == "rejected" and not _fenced(event):
+        found = _rejected_facts(event, facts)
         change = change_for(event.account_id)
         _release(change, found, found.quantity if found else ZERO)
-        change.end(reservation_id(order_id), found)
+        change.end(reservation_id(event.order_id), found)
     elif kind == "venue_fill":
         change = change_for(event.account_id)
         parent = facts(event.order_id)
@@ -289,6 +317,36 @@ def account_changes(
         _replace_refused(change, event, facts)
         _end_replace(change, event, facts)
     return [change for change in by_account.values() if not change.is_empty()]
+
+
+def _fenced(event: Any) -> bool:
+    """An entry closed by the fence (released only while held: ``held_releases``)."""
+    return getattr(event, "type", None) == "rejected" and event.reason == ENTRY_INCOMPLETE
+
+
+def _rejected_facts(event: Any, facts: FactsLookup) -> OrderFacts | None:
+    """The facts of a rejected order: a refused OCO group's are its first leg's."""
+    order_id = event.order_id
+    return facts(oco_leg_ids(order_id)[0]) if is_group_id(order_id) else facts(order_id)
+
+
+def held_releases(events: Iterable[Any], facts: FactsLookup) -> list[HeldRelease]:
+    """The releases while held of ``events`` (see the module docstring): one per entry closed by
+    the fence whose order is known and reserved, with what ``_release`` gives back for a
+    rejection (the order's quantity; a buy's cash at its reserve rate)."""
+    releases: list[HeldRelease] = []
+    for event in events:
+        if not _fenced(event):
+            continue
+        found = _rejected_facts(event, facts)
+        if found is None or not found.reserved or found.quantity <= 0:
+            continue
+        amount = ZERO
+        if found.side == "buy" and found.reserve_rate is not None:
+            amount = reserve_amount(found.quantity, found.reserve_rate)
+        releases.append(HeldRelease(event.account_id, event.symbol, reservation_id(event.order_id), found.side,
+                                    found.quantity, amount, event.event_id))  # fmt: skip
+    return releases
 
 
 def _end_replace(change: AccountChange, event: Any, facts: FactsLookup) -> None:

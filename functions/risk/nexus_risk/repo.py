@@ -1,6 +1,6 @@
 """Data access of the risk consumer: the account item (one conditional write per account per
-batch, ``nexus_risk.coalesce``) and the orders table (reservation facts of an order, read in
-batches and cached: they never change)."""
+batch, ``nexus_risk.coalesce``, and one release while held per entry closed by the fence) and the
+orders table (reservation facts of an order, read in batches and cached: they never change)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any, Final
 from nexus_common import aws
 from nexus_common.dynamo import LazyTable, conditional_write
 from nexus_common.dynamo_batch import batch_get
-from nexus_common.risk import RESERVATIONS, ZERO, attr
+from nexus_common.risk import RESERVATIONS, ZERO, attr, release_held_update
 
 from nexus_risk.coalesce import AccountWrite, Watermarks
-from nexus_risk.domain import AccountChange, OrderFacts
+from nexus_risk.domain import AccountChange, HeldRelease, OrderFacts
 
 FACTS_CACHE_SIZE: Final = 10_000
 
@@ -136,6 +136,19 @@ class DynamoAccounts(LazyTable):
         )
         if not written and not self._holds(write):
             raise StaleAccount(f"account {write.account_id} changed while the batch was applied")
+
+    def release_held(self, release: HeldRelease) -> bool:
+        """Give a reservation back by id with one conditional ``UpdateItem``, only while the account
+        item holds the id (``nexus_common.risk.release_held_update``, as the orders API's
+        compensation): False when it does not (never written, or already given back, or no such
+        account), and nothing changes."""
+        return conditional_write(
+            self.table.update_item,
+            Key={"account_id": release.account_id},
+            **release_held_update(
+                release.reservation_id, release.side, release.symbol, release.quantity, release.amount
+            ),
+        )
 
     def _holds(self, write: AccountWrite) -> bool:
         """After a refused write: True when the item already holds exactly the watermarks the write

@@ -4,6 +4,14 @@ The facts of every order in the batch are read together (``prefetch_ids``), the 
 per engine step (as ``changes_of`` expects), the accounts' watermarks read in one go, and each
 account gets one conditional write for the whole batch (``nexus_risk.coalesce``), which leaves
 it as one write per event would have.
+
+An entry closed by the fence (``rejected``, reason ``entry_incomplete``) is not in that write: its
+reservation is given back by id, only while the account item holds the id
+(``nexus_risk.domain.held_releases``), with one conditional ``UpdateItem`` of its own
+(``AccountItems.release_held``), whatever the watermarks: the condition on the id makes it
+idempotent (a redelivery finds the id gone), and it commutes with the batch's write (both add
+deltas; that write's condition reads only the watermarks). Requests: one extra ``UpdateItem`` per
+such rejection (rare: an entry stopped half way), none for any other event.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from typing import Any, Protocol
 from nexus_common.fees import FeeSchedule
 
 from nexus_risk.coalesce import AccountWrite, Watermarks, coalesce
-from nexus_risk.domain import OrderFacts, changes_of, prefetch_ids
+from nexus_risk.domain import HeldRelease, OrderFacts, changes_of, held_releases, prefetch_ids
 
 
 class OrderFactsSource(Protocol):
@@ -26,22 +34,31 @@ class OrderFactsSource(Protocol):
 
 
 class AccountItems(Protocol):
-    """The account items: their per-symbol watermarks, and one guarded write per account."""
+    """The account items: their per-symbol watermarks, one guarded write per account, and the
+    releases given back only while the item holds their reservation id."""
 
     def watermarks(self, keys: Iterable[tuple[str, str]]) -> Watermarks: ...
 
     def write(self, write: AccountWrite) -> None: ...
 
+    def release_held(self, release: HeldRelease) -> bool:
+        """Give ``release`` back and remove its id, only while the account item holds the id;
+        False (nothing changes) when it does not."""
+        ...
+
 
 def apply_batch(steps: list[list[Any]], facts: OrderFactsSource, accounts: AccountItems, fees: FeeSchedule) -> int:
     """Apply a batch of engine steps (the events of each record, in order); returns how many
-    account items were written."""
+    account writes applied (one per account written, plus each release while held that found
+    its id)."""
     facts.prefetch(prefetch_ids(event for step in steps for event in step))
     changes = [change for step in steps for change in changes_of(step, facts, fees)]
+    releases = [release for step in steps for release in held_releases(step, facts)]
+    applied = sum(1 for release in releases if accounts.release_held(release))
     if not changes:
-        return 0
+        return applied
     watermarks = accounts.watermarks((change.account_id, change.symbol) for change in changes)
     writes = coalesce(changes, watermarks)
     for write in writes.values():
         accounts.write(write)
-    return len(writes)
+    return len(writes) + applied

@@ -63,10 +63,16 @@ reservation in place, not a refusal. The orders API's compensation DELETEs the i
 write that never applied gives back nothing; an answer-less reservation write (timeout, connection
 error) is therefore released by id and answered 503. The risk consumer DELETEs the ids of the
 orders and groups an event ends (and of a replace on ``replaced`` / ``replace_rejected``) in its
-one coalesced write per account (a DELETE of an absent member changes nothing). Reconciliation
-reports an id held with no open order behind it as a leaked reservation. Account items and orders
-from before the set are tolerated: a missing set is empty, the consumer's DELETE is unconditional,
-and reconciliation does not ask an open order for its id.
+one coalesced write per account (a DELETE of an absent member changes nothing). An entry closed
+by the fence (the engine's ``rejected`` with reason ``entry_incomplete``: the order was stored
+``pending_new``, and its reservation may or may not have been written before the entry stopped)
+is the exception: the risk consumer gives its reservation back only while the account item holds
+its id, with the same conditional write as the orders API's compensation
+(``release_held_update``), so a reservation never written is not given back and a redelivery
+gives back nothing more. Reconciliation reports an id held with no open order behind it as a
+leaked reservation. Account items and orders from before the set are tolerated: a missing set is
+empty, the consumer's DELETE is unconditional, and reconciliation does not ask an open order for
+its id.
 """
 
 from __future__ import annotations
@@ -270,6 +276,33 @@ def reservation_id(order_id: str) -> str:
 def replace_reservation_id(order_id: str, number: int) -> str:
     """The id of what replace ``number`` of an order reserves up front (its terms item's key)."""
     return replace_record_id(order_id, number)
+
+
+def release_held_update(
+    reservation_id: str, side: str, symbol: str, quantity: Decimal, amount: Decimal
+) -> dict[str, Any]:
+    """The ``UpdateItem`` arguments (all but ``Key``, the account id) that give a reservation back
+    by id, only while the account item holds the id (see the module doc): a buy gives back
+    ``amount`` USD of ``available_cash`` and ``quantity`` of ``buying#S``, a sell ``quantity`` of
+    ``sellable#S`` (``amount`` is not used); the id is DELETEd from ``reservations``. The condition
+    fails when the item does not hold the id (never written, or already given back) or does not
+    exist: then nothing changes. Used by the orders API's compensation and the risk consumer."""
+    names = {"#res": RESERVATIONS}
+    values: dict[str, Any] = {":rid": reservation_id, ":rids": {reservation_id}}
+    if side == "buy":
+        update = "SET available_cash = available_cash + :amt, #exp = #exp - :q"
+        names["#exp"] = attr("buying", symbol)
+        values.update({":amt": amount, ":q": quantity})
+    else:
+        update = "SET #sell = #sell + :q"
+        names["#sell"] = attr("sellable", symbol)
+        values[":q"] = quantity
+    return {
+        "UpdateExpression": update + " DELETE #res :rids",
+        "ConditionExpression": "attribute_exists(account_id) AND contains(#res, :rid)",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
 
 
 @dataclass(frozen=True)

@@ -222,3 +222,25 @@ def test_a_command_type_not_known_yet_is_kept_on_its_order_not_dropped() -> None
     # THEN the order's life keeps it, with what it carried
     assert (entry.aggregate, entry.kind, entry.event_id) == ("order#ORD1", "amend_requested", "cmd:ORD1:amend:1")
     assert entry.details["quantity"] == "5"
+
+
+@pytest.mark.parametrize("target", ["ORD1", "oco-7f3c"])
+def test_a_fence_command_is_an_entry_fence_requested_on_its_order_or_oco_group(target: str) -> None:
+    from datetime import UTC, datetime
+
+    from nexus_audit.records import from_command
+    from nexus_common.events import FenceCommand
+
+    # GIVEN the entry sweep's fence of an order, or of an OCO group (its group id)
+    fence = FenceCommand(command_id=f"fence:{target}", order_id=target, account_id="acc_1", symbol="AAPL",
+                         ts=datetime(2026, 1, 5, 14, 30, tzinfo=UTC))  # fmt: skip
+    # WHEN it is mapped
+    (entry,) = from_command(fence.model_dump(mode="json"))
+    # THEN it is kept on the order, or on the group (linked to its legs), by its own name
+    aggregate = "oco" if target.startswith("oco-") else "order"
+    assert (entry.aggregate, entry.kind, entry.event_id) == (f"{aggregate}#{target}", "entry_fence_requested",
+                                                             f"cmd:fence:{target}")  # fmt: skip
+    assert entry.details == {"command_id": f"fence:{target}", "account_id": "acc_1", "symbol": "AAPL"}
+    assert entry.actor == "account:acc_1" and entry.mark is None
+    legs = (f"order:{target}.tp", f"order:{target}.sl") if aggregate == "oco" else ()
+    assert entry.links == ("account:acc_1", *legs)
