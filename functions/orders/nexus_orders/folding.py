@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from nexus_common.events import (
+    ENTRY_INCOMPLETE,
     AcceptedEvent,
     CancelledEvent,
     CancelRejectedEvent,
@@ -44,6 +45,7 @@ class OrderChange:
     remove: tuple[str, ...] = ()
     notify: str | None = None  # notification kind, when the account should hear of it
     extra: dict[str, Any] = field(default_factory=dict)
+    only_status: str | None = None  # applied only while the order is in this status (a fence's rejection)
 
 
 def _fill_values(
@@ -71,7 +73,11 @@ def order_changes(event: ExecutionEventT) -> list[OrderChange]:
         values["remaining_quantity"] = Decimal(0)
         # a refused OCO group is named by its group id: both legs are refused
         targets = oco_leg_ids(event.order_id) if is_group_id(event.order_id) else (event.order_id,)
-        return [_change(event, target, event.account_id, values, "order_rejected") for target in targets]
+        # A fence's rejection (the engine never received the order) ends only an order still
+        # ``pending_new``: one the engine took and ended before is left as its events made it.
+        only = "pending_new" if event.reason == ENTRY_INCOMPLETE else None
+        return [replace(_change(event, target, event.account_id, values, "order_rejected"), only_status=only)
+                for target in targets]  # fmt: skip
     if isinstance(event, CancelledEvent):
         values = {"status": "cancelled", "cancel_reason": event.reason}
         values["remaining_quantity"] = Decimal(0)
@@ -215,7 +221,8 @@ def merged(changes: list[OrderChange]) -> list[list[OrderChange]]:
     runs: list[list[OrderChange]] = []
     for change in changes:
         last = runs[-1][-1] if runs else None
-        if last is not None and last.notify is None and last.epoch == change.epoch and last.seq < change.seq:
+        if (last is not None and last.notify is None and last.epoch == change.epoch and last.seq < change.seq
+                and change.only_status is None):  # a guarded change is written on its own
             runs[-1].append(change)
         else:
             runs.append([change])

@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
+from nexus_common.events import FenceCommand
 from nexus_common.risk import ReplaceTerms, RiskLimits
 
 from nexus_orders.commands import AnyOrderCommand
@@ -75,6 +76,35 @@ class OrderDeleter(Protocol):
         the table no longer holds the order; False when it holds it in another status."""
 
 
+@dataclass(frozen=True)
+class PendingEntry:
+    """An order stored ``pending_new`` for the engine, as the ``pending-entries`` index holds it."""
+
+    order_id: str
+    account_id: str
+    symbol: str
+    created_at: str  # ISO instant of its entry
+    group_id: str | None = None  # an OCO leg's group
+
+
+class PendingEntries(Protocol):
+    """The entry sweep's view of the orders table: the entries the engine has not been seen to
+    take, and how far the sweep got (an ISO instant)."""
+
+    def pending_entries(self, since: str | None, before: str) -> list[PendingEntry]:
+        """Entries stored from ``since`` (every one when None) up to ``before``, both included."""
+        ...
+
+    def swept_through(self) -> str | None: ...
+
+    def mark_swept(self, through: str) -> None: ...
+
+
+class FencePublisher(Protocol):
+    def publish_all(self, commands: list[FenceCommand]) -> None:
+        """Put the commands on ``order-commands``, each on its symbol's shard (at least once)."""
+
+
 class RiskBook(Protocol):
     def reserve(self, reservation: Reservation, limits: RiskLimits) -> None:
         """One conditional write on the account item that also adds ``reservation_id`` to the
@@ -84,6 +114,9 @@ class RiskBook(Protocol):
     def release(self, reservation: Reservation) -> bool:
         """Give a reservation back (the order was never sent) and remove its id, only while the
         item holds the id; False when it does not (nothing changes)."""
+
+    def holds(self, account_id: str, reservation_id: str) -> bool:
+        """Does the account item hold ``reservation_id`` now (a consistent read)?"""
 
 
 class MarketReference(Protocol):

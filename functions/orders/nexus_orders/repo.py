@@ -21,11 +21,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import zlib
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from nexus_common import aws
+from boto3.dynamodb.conditions import Key
+from nexus_common import aws, kinesis
 from nexus_common.dynamo import (
     LazyTable,
     conditional,
@@ -36,13 +38,14 @@ from nexus_common.dynamo import (
 )
 from nexus_common.dynamo_batch import batch_get
 from nexus_common.errors import ValidationFailed
-from nexus_common.events import iso
+from nexus_common.events import FenceCommand, iso
 from nexus_common.risk import (
     RESERVATIONS,
     ZERO,
     ReplaceTerms,
     RiskLimits,
     attr,
+    release_held_update,
     replace_record_id,
     topup_record_id,
 )
@@ -50,10 +53,18 @@ from nexus_common.risk import (
 from nexus_orders.commands import AnyOrderCommand
 from nexus_orders.folding import OrderChange
 from nexus_orders.order import OPEN_STATUSES, Order
-from nexus_orders.ports import ApplyResult
+from nexus_orders.ports import ApplyResult, PendingEntry
 from nexus_orders.risk import Reservation, refusal
 
 BY_ACCOUNT_INDEX: Final = "by-account"
+# The sparse index of the entries not yet seen by the engine: an order stored ``pending_new`` for
+# the engine carries ``entry_shard`` (``e0``..``e7``, from its id) until the orders consumer's first
+# write of it removes the attribute. Eight partitions spread the index's writes (two per order).
+PENDING_ENTRIES_INDEX: Final = "pending-entries"
+ENTRY_SHARD: Final = "entry_shard"
+ENTRY_SHARDS: Final = 8
+# The entry sweep's progress: an item of the orders table without ``account_id`` (not an order).
+SWEEP_KEY: Final = "~entry-sweep"
 # A listing page reads at most this many index pages, each of at least FILTERED_READ items when
 # a status filter drops some: a page of a filtered listing may come back short (even empty) with
 # a next cursor, instead of reading the whole history of a busy account in one request.
@@ -67,7 +78,14 @@ def order_to_item(order: Order) -> dict[str, Any]:
         item.pop("cancel_requested", None)
     if not order.reserved:
         item.pop("reserved", None)
+    if order.status == "pending_new" and order.routing is None:
+        item[ENTRY_SHARD] = entry_shard(order.group_id or order.order_id)
     return item
+
+
+def entry_shard(order_id: str) -> str:
+    """The ``pending-entries`` index's partition of an order (an OCO group's legs share one)."""
+    return f"e{zlib.crc32(order_id.encode()) % ENTRY_SHARDS}"
 
 
 def is_order_item(item: dict[str, Any]) -> bool:
@@ -238,6 +256,28 @@ class DynamoOrderRepository(LazyTable):
         )
         return still_there is None
 
+    def pending_entries(self, since: str | None, before: str) -> list[PendingEntry]:
+        """The orders in the ``pending-entries`` index stored from ``since`` (all when None) up to
+        ``before`` (ISO instants, both included): one Query per shard, in pages."""
+        found: list[PendingEntry] = []
+        for shard in range(ENTRY_SHARDS):
+            condition = Key(ENTRY_SHARD).eq(f"e{shard}") & (
+                Key("created_at").between(since, before) if since is not None else Key("created_at").lte(before)
+            )
+            for page in pages(self.table.query, IndexName=PENDING_ENTRIES_INDEX, KeyConditionExpression=condition):
+                found.extend(PendingEntry(order_id=str(item["order_id"]), account_id=str(item["account_id"]),
+                                          symbol=str(item["symbol"]), created_at=str(item["created_at"]),
+                                          group_id=str(item["group_id"]) if item.get("group_id") else None)
+                             for item in page.get("Items") or [])  # fmt: skip
+        return found
+
+    def swept_through(self) -> str | None:
+        item = self.table.get_item(Key={"order_id": SWEEP_KEY}, ConsistentRead=True).get("Item")
+        return str(item["through"]) if item and item.get("through") else None
+
+    def mark_swept(self, through: str) -> None:
+        self.table.put_item(Item={"order_id": SWEEP_KEY, "through": through})
+
     def get(self, order_id: str) -> Order | None:
         item = self.table.get_item(Key={"order_id": order_id}, ConsistentRead=True).get("Item")
         return order_from_item(item) if item and is_order_item(item) else None
@@ -311,7 +351,7 @@ class DynamoOrderRepository(LazyTable):
         names: dict[str, str] = {"#last_seq": "last_seq", "#last_epoch": "last_epoch"}
         values: dict[str, Any] = {":seq": change.seq, ":epoch": change.epoch}
         sets = ["#last_seq = :seq", "#last_epoch = :epoch"]
-        to_remove = list(change.remove)
+        to_remove = [*change.remove, ENTRY_SHARD]  # the engine has seen the order: out of the sweep's index
         for i, (name, value) in enumerate(sorted(change.values.items())):
             if value is None:
                 to_remove.append(name)
@@ -326,17 +366,22 @@ class DynamoOrderRepository(LazyTable):
                 names[f"#r{j}"] = name
                 removes.append(f"#r{j}")
             expression += " REMOVE " + ", ".join(removes)
+        # A newer seq, from the same or a later engine leader (epoch): replays and redeliveries
+        # (older seq) and a deposed leader's events (older epoch) are dropped.
+        condition = (
+            "attribute_exists(order_id) AND "
+            "(attribute_not_exists(#last_seq) OR #last_seq < :seq) AND "
+            "(attribute_not_exists(#last_epoch) OR #last_epoch <= :epoch)"
+        )
+        if change.only_status is not None:
+            names["#status_now"] = "status"
+            values[":status_now"] = change.only_status
+            condition += " AND #status_now = :status_now"
         outcome = conditional(
             self.table.update_item,
             Key={"order_id": change.order_id},
             UpdateExpression=expression,
-            # A newer seq, from the same or a later engine leader (epoch): replays and
-            # redeliveries (older seq) and a deposed leader's events (older epoch) are dropped.
-            ConditionExpression=(
-                "attribute_exists(order_id) AND "
-                "(attribute_not_exists(#last_seq) OR #last_seq < :seq) AND "
-                "(attribute_not_exists(#last_epoch) OR #last_epoch <= :epoch)"
-            ),
+            ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
@@ -364,6 +409,10 @@ class KinesisCommandPublisher:
             Data=command.model_dump_json().encode("utf-8"),
             PartitionKey=command.symbol,
         )
+
+    def publish_all(self, commands: list[FenceCommand]) -> None:
+        """Many commands at once (``PutRecords``, 500 a call), each on its symbol's shard."""
+        kinesis.put_records(self.stream_name, [(c.symbol, c.model_dump_json().encode("utf-8")) for c in commands])
 
 
 def _terms_items(
@@ -438,27 +487,22 @@ class DynamoRiskBook(LazyTable):
             return  # already in place: the same reservation applied before
         raise refusal(reservation, item, limits)
 
+    def holds(self, account_id: str, reservation_id: str) -> bool:
+        item = self.table.get_item(
+            Key={"account_id": account_id}, ProjectionExpression="#res",
+            ExpressionAttributeNames={"#res": RESERVATIONS}, ConsistentRead=True,
+        ).get("Item")  # fmt: skip
+        return item is not None and reservation_id in (item.get(RESERVATIONS) or ())
+
     def release(self, reservation: Reservation) -> bool:
         """Give the reservation back and DELETE its id, only while the item holds the id: False
         when it does not (never applied, or already given back), and nothing changes."""
-        names = {"#res": RESERVATIONS}
-        values: dict[str, Any] = {":rid": reservation.reservation_id, ":rids": {reservation.reservation_id}}
-        if reservation.side == "buy":
-            update = "SET available_cash = available_cash + :amt, #exp = #exp - :q"
-            names["#exp"] = attr("buying", reservation.symbol)
-            values.update({":amt": reservation.amount, ":q": reservation.quantity})
-        else:
-            update = "SET #sell = #sell + :q"
-            names["#sell"] = attr("sellable", reservation.symbol)
-            values[":q"] = reservation.quantity
         return conditional_write(
             self.table.update_item,
             Key={"account_id": reservation.account_id},
-            UpdateExpression=update + " DELETE #res :rids",
-            ConditionExpression="attribute_exists(account_id) AND contains(#res, :rid)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+            **release_held_update(reservation.reservation_id, reservation.side, reservation.symbol,
+                                  reservation.quantity, reservation.amount),
+        )  # fmt: skip
 
 
 class DynamoMarketReference:

@@ -9,13 +9,13 @@ import functools
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Final, Literal
 
 from nexus_common.audit import AuditEvent, AuditSink
 from nexus_common.errors import Conflict, NotFound, Unavailable, ValidationFailed
-from nexus_common.events import ExecutionEventT, RouteCancelRequest, utc_now
+from nexus_common.events import ExecutionEventT, FenceCommand, RouteCancelRequest, iso, utc_now
 from nexus_common.instrument_store import InstrumentLookup
 from nexus_common.instruments import Instrument
 from nexus_common.kept import KeptFor
@@ -27,6 +27,7 @@ from nexus_common.risk import (
     RiskRefused,
     oco_leg_ids,
     replace_command_id,
+    reservation_id,
 )
 
 from nexus_orders.commands import (
@@ -44,10 +45,12 @@ from nexus_orders.models import ListOrdersQuery, MassCancelRequest, NewOrderRequ
 from nexus_orders.order import OPEN_STATUSES, Order, same_terms
 from nexus_orders.ports import (
     CommandPublisher,
+    FencePublisher,
     MarketReference,
     Notifier,
     OrderDeleter,
     OrderRepository,
+    PendingEntries,
     RiskBook,
     RoutePublisher,
 )
@@ -58,11 +61,18 @@ AUDIT_NAMESPACE: Final = uuid.UUID("0d6c9a52-8f5e-4b7a-b1d4-2e7f93a1c6b8")
 logger = get_logger()
 
 
+# An entry starts its reservation write and its command's send within this of its start; see
+# ``OrderService._in_time`` and ``EntrySweep``.
+ENTRY_TIME_LIMIT: Final = 60  # seconds
+
+
 class ReservationUnknown(Unavailable):
     """The reservation write failed without a refusal (timeout, connection error...): it may have
-    applied. It was released by id (a no-op when it had not applied); 503, nothing stored or sent."""
+    applied. It was released by id (a no-op when it had not applied); 503, nothing sent.
+    ``released`` is False when that release failed too (the reservation may still be held)."""
 
     default_code = "risk_unavailable"
+    released = True
 
 
 class KeptLastTrade:
@@ -98,21 +108,22 @@ class PreTradeRisk:
         self.market = market
         self.limits = limits
 
-    def reserve(self, order: Order) -> Reservation:
-        """The rules, then the reservation write under the order's id (``reserve_written``)."""
+    def assess(self, order: Order) -> Reservation:
+        """The rules (``RiskRefused`` when one refuses) and the reservation the order needs, under
+        its id; nothing is written (``reserve_written`` writes it)."""
         last = self._reference(self.market.last_trade, order.symbol)
         ask = self._reference(self.market.best_ask, order.symbol) if needs_best_ask(order) else None
-        reservation = order_reservation(order, self.limits, last, ask)
-        self.reserve_written(reservation)
-        return reservation
+        return order_reservation(order, self.limits, last, ask)
 
-    def reserve_oco(self, legs: list[Order]) -> tuple[Reservation, Decimal | None]:
-        """One reservation for the group (``risk.oco_reservation``: the larger leg's exposure).
-        Returns it and the stop-loss leg's reserve price (a stop buy's protection price)."""
+    def assess_oco(self, legs: list[Order]) -> tuple[Reservation, Decimal | None]:
+        """One reservation for the group (``risk.oco_reservation``: the larger leg's exposure),
+        not written, and the stop-loss leg's reserve price (a stop buy's protection price)."""
         last = self._reference(self.market.last_trade, legs[0].symbol)
-        reservation, stop_price = oco_reservation(legs, self.limits, last)
-        self.reserve_written(reservation)
-        return reservation, stop_price
+        return oco_reservation(legs, self.limits, last)
+
+    def holds(self, account_id: str, rid: str) -> bool:
+        """Does the account item hold the reservation id ``rid`` (a consistent read)?"""
+        return self.book.holds(account_id, rid)
 
     def reserve_replace(
         self, order: Order, quantity: Decimal, price: Decimal | None, stop_price: Decimal | None, number: int
@@ -149,19 +160,24 @@ class PreTradeRisk:
         except Exception as exc:  # compensation: it may have landed, so released by id, re-raised
             logger.warning("reservation outcome unknown; releasing it by id",
                            extra={"reservation_id": reservation.reservation_id, "error": repr(exc)})  # fmt: skip
-            self.release(reservation)
-            raise ReservationUnknown(
+            unknown = ReservationUnknown(
                 message="the order's reservation could not be confirmed; nothing was sent: retry the request"
-            ) from exc
+            )
+            unknown.released = self.release(reservation)
+            raise unknown from exc
 
-    def release(self, reservation: Reservation) -> None:
-        """Give a reservation back by id; a failure is logged, not raised (the caller answers an
-        error already), and the reservation then stays held for reconciliation to report."""
+    def release(self, reservation: Reservation) -> bool:
+        """Give a reservation back by id; False when the release failed. A failure is logged, not
+        raised (the caller answers an error already): the reservation then stays held, under an
+        order item that names it (the entry sweep closes a new order's; reconciliation reports
+        a replace's)."""
         try:
             self.book.release(reservation)
-        except Exception:  # compensation path: logged, the reconciliation finds a leaked reservation
+        except Exception:  # compensation path: logged, the reservation stays held
             logger.exception("reservation not released", extra={"reservation_id": reservation.reservation_id,
                                                                 "account_id": reservation.account_id})  # fmt: skip
+            return False
+        return True
 
 
 # -- the API side ----------------------------------------------------------------------------
@@ -238,38 +254,69 @@ class OrderService:
             raise Conflict("duplicate_order", "order id already in use", "client_order_id")
         if not same_terms(existing, order):
             raise _reused(order.client_order_id, f"order {existing.order_id}")
-        if existing.status == "pending_new":
+        if existing.status == "pending_new" and self._may_resend([existing]):
             self._send_entered(existing, now)
         return existing
 
+    def _may_resend(self, orders: list[Order]) -> bool:
+        """May a stored ``pending_new`` order (or group) be sent (again)? Only once its reservation
+        is written: an order stored by an entry that stopped before its reservation is left to the
+        entry sweep, whose fence ends it (a resend would enter an order nothing was reserved for).
+        Orders entered without risk, or routed, are sent as they are."""
+        first = orders[0]
+        if self.risk is None or not first.reserved or first.routing is not None:
+            return True
+        return self.risk.holds(first.account_id, reservation_id(first.order_id))
+
     def _place_with_risk(self, order: Order, now: datetime) -> tuple[Order, bool]:
         """Risk first: a repeat returns the first order (nothing reserved again); else the rules
-        and one reservation write under the order id (422 refuses; an unknown outcome is released
-        by id and answered 503; nothing stored or sent); then the order is stored and sent.
-        Whatever fails after the reservation gives it back by id, once no stored order can hold
-        it (the order is deleted while still ``pending_new`` first)."""
+        (422 refuses, nothing written). Then, in this order, so that an invocation stopped at any
+        point leaves nothing the entry sweep (``fence_stale_entries``) cannot close:
+
+        1. the order is stored ``pending_new`` with the terms of its reservation;
+        2. one reservation write under the order id (422 refuses; an unknown outcome is released
+           by id and answered 503), and the order is deleted again when it fails;
+        3. the ``new`` command; when it cannot be sent, the order is deleted while still
+           ``pending_new`` and its reservation given back by id.
+
+        A stored order therefore exists before its reservation and outlives it: no reservation is
+        held without an order item that names its terms."""
         assert self.risk is not None
         if order.client_order_id is not None and self.orders.get(order.order_id) is not None:
             return self._repeated(order, now), False
-        with self._audited(order.account_id, order.client_order_id or order.order_id, order):
-            reservation = self.risk.reserve(order)
+        key = order.client_order_id or order.order_id
+        with self._audited(order.account_id, key, order):
+            reservation = self.risk.assess(order)
         order = order.model_copy(update={"reserved": True, "reserve_rate": reservation.rate,
                                          "protection_price": self._cap(order, reservation)})  # fmt: skip
         try:
             stored = self.orders.put_new(order)
-        except Exception as exc:  # maybe stored: forget it, then give the reservation back
-            self._abandon([order], reservation)
+        except Exception as exc:  # maybe stored, nothing reserved yet: forget it
+            self._abandon([order], None)
             raise _not_stored(exc, order.order_id) from exc
         if not stored:
-            # the same client_order_id raced us: the one reservation held under the order id (a
-            # second write of the same id holds nothing more) belongs to the order stored first
+            # the same client_order_id raced us: the order stored first holds the one reservation
+            # of that id (a second write of the same id holds nothing more)
             return self._repeated(order, now), False
         try:
+            self._in_time(now)
+            with self._audited(order.account_id, key, order):
+                self.risk.reserve_written(reservation)
+        except Exception as exc:  # refused, late, or released by id after an unknown outcome: never sent
+            if not isinstance(exc, ReservationUnknown) or exc.released:
+                self._abandon([order], None)
+            raise  # else the order, which names the reservation, is left for the entry sweep
+        try:
+            self._in_time(now)
             self._send_entered(order, now)
         except Unavailable:
-            # never sent: forget the order and give the reservation back, so that a retry with the
-            # same client_order_id starts afresh (and reserves again)
-            self._abandon([order], reservation)
+            if order.routing is not None:
+                # never handed to the router: forget the order and give the reservation back, so
+                # that a retry with the same client_order_id starts afresh (and reserves again)
+                self._abandon([order], reservation)
+            # an engine order stays stored and reserved: the command may have reached the stream
+            # all the same. A retry with the same client_order_id sends it again; else the entry
+            # sweep's fence ends it rejected (``entry_incomplete``) if the engine never got it.
             raise
         return order, True
 
@@ -305,18 +352,20 @@ class OrderService:
     # -- OCO groups ---------------------------------------------------------------------------
 
     def place_oco(self, account_id: str, request: OcoRequest) -> tuple[list[Order], bool]:
-        """Validate, reserve the larger leg's exposure once, store both legs in one transaction,
-        send one ``oco`` command. A repeated ``client_order_id`` returns the first group (with
-        other terms: 409 ``client_order_id_reused``, nothing reserved or sent)."""
+        """Validate; store both legs ``pending_new`` in one transaction with the terms of the
+        group's one reservation (the larger leg's exposure); write that reservation under the
+        group id; send one ``oco`` command: the order of ``_place_with_risk``, for the same
+        reasons. A repeated ``client_order_id`` returns the first group (with other terms: 409
+        ``client_order_id_reused``, nothing reserved or sent)."""
         now = self.clock()
         legs = oco_legs(account_id, request, self.instruments.get(request.symbol), now)
         if request.client_order_id is not None and self.orders.get(legs[0].order_id) is not None:
             return self._repeated_group(legs, now), False
         reservation: Reservation | None = None
+        key = f"oco/{request.client_order_id or legs[0].group_id}"
         if self.risk is not None:  # one reservation under the group id
-            with self._audited(account_id, f"oco/{request.client_order_id or legs[0].group_id}", legs[0]):
-                reservation, stop_price = self.risk.reserve_oco(legs)
-            assert reservation is not None
+            with self._audited(account_id, key, legs[0]):
+                reservation, stop_price = self.risk.assess_oco(legs)
             cap = None
             if legs[1].type == "stop" and legs[1].side == "buy" and stop_price is not None:
                 cap = self._floor_tick(legs[1].symbol, stop_price)
@@ -324,17 +373,34 @@ class OrderService:
             legs = [legs[0].model_copy(update=common), legs[1].model_copy(update={**common, "protection_price": cap})]
         try:
             stored = self.orders.put_group(legs)
-        except Exception as exc:  # compensation: the group abandoned, then re-raised as not stored
-            self._abandon(legs, reservation)
+        except Exception as exc:  # maybe stored, nothing reserved yet: the group abandoned
+            self._abandon(legs, None)
             raise _not_stored(exc, legs[0].order_id) from exc
         if not stored:  # raced by the same client_order_id: the group stored first holds the reservation
             return self._repeated_group(legs, now), False
-        try:
-            self._send(oco_command(legs, now))
-        except Unavailable:
-            self._abandon(legs, reservation)
-            raise
+        if self.risk is not None and reservation is not None:
+            try:
+                self._in_time(now)
+                with self._audited(account_id, key, legs[0]):
+                    self.risk.reserve_written(reservation)
+            except Exception as exc:  # refused, late, or released by id after an unknown outcome: never sent
+                if not isinstance(exc, ReservationUnknown) or exc.released:
+                    self._abandon(legs, None)
+                raise  # else the group, which names the reservation, is left for the entry sweep
+            self._in_time(now)
+        # A send that fails leaves the group stored and reserved (see ``_place_with_risk``).
+        self._send(oco_command(legs, now))
         return legs, True
+
+    def _in_time(self, started: datetime) -> None:
+        """An entry writes its reservation and sends its command only within ``ENTRY_TIME_LIMIT``
+        of its start (503 ``entry_timeout`` after it). With the longest an AWS call can take
+        (four attempts and their backoff: under two minutes) that keeps every write of an entry
+        before the entry sweep's fence (``ENTRY_DEADLINE``), so a reservation never lands after
+        the fence's release. A Lambda entry, stopped at its 10 s timeout, never gets this far."""
+        if self.clock() - started > timedelta(seconds=ENTRY_TIME_LIMIT):
+            raise Unavailable("entry_timeout", "the order entry took too long and was stopped; read the order, "
+                              "or retry with the same client_order_id")  # fmt: skip
 
     def _repeated_group(self, legs: list[Order], now: datetime) -> list[Order]:
         found = [self.orders.get(leg.order_id) for leg in legs]
@@ -343,7 +409,7 @@ class OrderService:
             raise Conflict("duplicate_order", "order id already in use", "client_order_id")
         if not all(same_terms(old, new) for old, new in zip(existing, legs, strict=True)):
             raise _reused(legs[0].client_order_id, f"OCO group {existing[0].group_id}")
-        if all(leg.status == "pending_new" for leg in existing):
+        if all(leg.status == "pending_new" for leg in existing) and self._may_resend(existing):
             self._send(oco_command(existing, now))
         return existing
 
@@ -534,10 +600,12 @@ class OrderService:
         try:
             self.commands.publish(command)
         except Exception as exc:  # whatever the stream raised: a 503 the client retries
+            entry = command.type in ("new", "oco")
             raise Unavailable(
                 "command_not_sent",
                 "the order service could not reach the matching engine; retry the request"
-                + (" with the same client_order_id" if command.type in ("new", "oco") else ""),
+                + (" with the same client_order_id (the order is stored: a retry sends it again, and unless"
+                   " the engine received it, it ends rejected with reason entry_incomplete)" if entry else ""),
             ) from exc
 
 
@@ -685,3 +753,49 @@ def apply_events(
         if messages:
             notifier.send(messages)
     return sum(applied for _, applied, _ in outcomes)
+
+
+# -- the entry sweep ----------------------------------------------------------------------------
+
+# An entry older than this that the engine has not been seen to take is closed (fenced): well past
+# the longest an order entry may run (``ENTRY_TIME_LIMIT``, then one AWS call), so no live entry
+# can still write its reservation or send its command after the fence.
+ENTRY_DEADLINE: Final = 300  # seconds
+
+
+class EntrySweep:
+    """Closes the entries that stopped half way (``OrderService._place_with_risk``): an order (or
+    OCO group) stored ``pending_new`` more than ``ENTRY_DEADLINE`` ago that no engine event has
+    reached gets a ``fence`` command on its symbol's shard, after the ``new`` its entry may have
+    sent. The engine is the judge: an id it has received is left as its events make it; an id it
+    has not is refused for good and rejected (``entry_incomplete``), which the orders consumer
+    applies to a ``pending_new`` order only and the risk consumer releases only while the account
+    item holds the reservation. Each entry is fenced once: the sweep keeps how far it got (its
+    item in the orders table) and reads on from there.
+
+    Requests per run: one GetItem and one PutItem (the progress), one Query per index shard (8)
+    and one PutRecords per 500 fences; nothing per order that the engine took in time."""
+
+    def __init__(
+        self, entries: PendingEntries, fences: FencePublisher, clock: Callable[[], datetime] = utc_now
+    ) -> None:
+        self.entries = entries
+        self.fences = fences
+        self.clock = clock
+
+    def run(self) -> list[FenceCommand]:
+        now = self.clock()
+        through = iso(now - timedelta(seconds=ENTRY_DEADLINE))
+        swept = self.entries.swept_through()  # the last run's bound, done: read on just after it
+        since = None if swept is None else iso(datetime.fromisoformat(swept) + timedelta(microseconds=1))
+        commands: dict[str, FenceCommand] = {}
+        for entry in self.entries.pending_entries(since, through):
+            fenced = entry.group_id or entry.order_id  # an OCO group is entered and fenced as one
+            if fenced not in commands:
+                commands[fenced] = FenceCommand(command_id=f"fence-{fenced}", order_id=fenced,
+                                                account_id=entry.account_id, symbol=entry.symbol, ts=now)  # fmt: skip
+        if commands:
+            logger.warning("entries closed by fence", extra={"fenced": sorted(commands)[:50], "count": len(commands)})
+            self.fences.publish_all(list(commands.values()))
+        self.entries.mark_swept(through)
+        return list(commands.values())

@@ -48,3 +48,8 @@ class OrdersApiSettings(NexusSettings):
 class OrdersConsumerSettings(NexusSettings):
     orders_table: str
     notifications_queue_url: str
+
+
+class EntrySweepSettings(NexusSettings):
+    orders_table: str
+    order_commands_stream: str

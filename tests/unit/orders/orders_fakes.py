@@ -26,7 +26,14 @@ from typing import Any
 
 import boto3
 from lambda_events import FakeLambdaContext, call, kinesis_event, rest_event
-from nexus_common.events import COMMAND_ADAPTER, ENGINE_EVENT_ADAPTER, CancelOrderCommand, NewOrderCommand, iso
+from nexus_common.events import (
+    COMMAND_ADAPTER,
+    ENGINE_EVENT_ADAPTER,
+    CancelOrderCommand,
+    FenceCommand,
+    NewOrderCommand,
+    iso,
+)
 from nexus_common.fees import FeeSchedule
 from nexus_common.instruments import DEMO_INSTRUMENTS, Instrument
 from nexus_common.risk import ZERO, ReplaceTerms, RiskLimits, RiskRefused
@@ -38,11 +45,11 @@ from nexus_orders.commands import AnyOrderCommand
 from nexus_orders.folding import OrderChange
 from nexus_orders.models import NewOrderRequest, OcoRequest
 from nexus_orders.order import OPEN_STATUSES, Order
-from nexus_orders.ports import ApplyResult
-from nexus_orders.repo import _terms_items, is_order_item, order_from_item, order_to_item
+from nexus_orders.ports import ApplyResult, PendingEntry
+from nexus_orders.repo import ENTRY_SHARD, _terms_items, is_order_item, order_from_item, order_to_item
 from nexus_orders.risk import Reservation
-from nexus_orders.service import OrderService, PreTradeRisk, apply_events
-from nexus_risk.domain import AccountChange, OrderFacts, changes_of
+from nexus_orders.service import EntrySweep, OrderService, PreTradeRisk, apply_events
+from nexus_risk.domain import AccountChange, HeldRelease, OrderFacts, changes_of, held_releases
 
 D = Decimal
 SYMBOL = "AAPL"
@@ -76,6 +83,7 @@ class MemoryOrders:
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
+        self.swept: str | None = None
 
     def put_new(self, order: Order) -> bool:
         if order.order_id in self.items:
@@ -154,17 +162,31 @@ class MemoryOrders:
         if item is None:
             return ApplyResult(False, None)
         newer = "last_seq" in item and int(item["last_seq"]) >= change.seq
-        if newer or int(item.get("last_epoch", 0)) > change.epoch:  # the repo's condition
+        guarded = change.only_status is not None and item.get("status") != change.only_status
+        if newer or int(item.get("last_epoch", 0)) > change.epoch or guarded:  # the repo's condition
             return ApplyResult(False, order_from_item(item) if is_order_item(item) else None)
         for name, value in change.values.items():
             if value is None:
                 item.pop(name, None)
             else:
                 item[name] = value
-        for name in change.remove:
+        for name in (*change.remove, ENTRY_SHARD):
             item.pop(name, None)
         item["last_seq"], item["last_epoch"] = change.seq, change.epoch
         return ApplyResult(True, order_from_item(item) if is_order_item(item) else None)
+
+    def pending_entries(self, since: str | None, before: str) -> list[PendingEntry]:
+        """The ``pending-entries`` index: the items with ``entry_shard``, by entry time."""
+        found = sorted((i for i in self.items.values() if ENTRY_SHARD in i), key=lambda i: str(i["created_at"]))
+        return [PendingEntry(str(i["order_id"]), str(i["account_id"]), str(i["symbol"]), str(i["created_at"]),
+                             i.get("group_id"))
+                for i in found if (since is None or since <= i["created_at"]) and i["created_at"] <= before]
+
+    def swept_through(self) -> str | None:
+        return self.swept
+
+    def mark_swept(self, through: str) -> None:
+        self.swept = through
 
     def facts(self, order_id: str) -> OrderFacts | None:
         """What ``nexus_risk.repo.DynamoOrderFacts`` reads of an item."""
@@ -187,6 +209,18 @@ class Account:
     buying: Decimal = ZERO
     seq: int = 0
     reservations: set[str] = field(default_factory=set)  # the ids of the reservations held
+
+    def release_held(self, release: HeldRelease) -> bool:
+        """``release_held_update``: give back only while the id is held."""
+        if release.reservation_id not in self.reservations:
+            return False
+        self.reservations.discard(release.reservation_id)
+        if release.side == "buy":
+            self.available += release.amount
+            self.buying -= release.quantity
+        else:
+            self.sellable += release.quantity
+        return True
 
     @property
     def reserved_cash(self) -> Decimal:
@@ -240,6 +274,10 @@ class MemoryRiskBook:
             account.sellable -= reservation.quantity
         account.reservations.add(reservation.reservation_id)
         self.writes += 1
+
+    def holds(self, account_id: str, reservation_id: str) -> bool:
+        account = self.accounts.get(account_id)
+        return account is not None and reservation_id in account.reservations
 
     def release(self, reservation: Reservation) -> bool:
         account = self.accounts[reservation.account_id]
@@ -316,7 +354,7 @@ class Venue:
         self._redeliver = itertools.count()
 
     # CommandPublisher: the engine takes the command at once; its events reach both consumers.
-    def publish(self, command: AnyOrderCommand) -> None:
+    def publish(self, command: AnyOrderCommand | FenceCommand) -> None:
         if self.fail_next_send:
             self.fail_next_send = False
             raise ConnectionError("stream unavailable")
@@ -332,6 +370,17 @@ class Venue:
         apply_events(events, self.orders, self.notifier)
         for change in changes_of(events, self.orders.facts, FEES):
             self.accounts[change.account_id].apply(change)
+        for release in held_releases(events, self.orders.facts):
+            self.accounts[release.account_id].release_held(release)
+
+    # FencePublisher: the entry sweep's fences, taken by the engine at once.
+    def publish_all(self, commands: list[FenceCommand]) -> None:
+        for command in commands:
+            self.publish(command)
+
+    def sweep(self) -> list[FenceCommand]:
+        """One run of the entry sweep at the venue's time."""
+        return EntrySweep(self.orders, self, lambda: self.clock.now).run()
 
     def clock_tick(self, seconds: int) -> None:
         """Time passes on the venue: a ``clock`` command expires what is due."""

@@ -1,6 +1,6 @@
 """The account item's set of reservation ids under moto (tables from the template): a reservation
 write applied twice holds once, a release applied twice gives back once, a reservation write
-whose answer is lost is given back and answered 503 with nothing stored or sent, the risk
+whose answer is lost is given back and answered 503 with nothing kept or sent, the risk
 consumer removes the id of what ends, and reconciliation reports an id that nothing holds.
 Tests read GIVEN / WHEN / THEN."""
 
@@ -265,7 +265,7 @@ def test_a_duplicate_that_raced_the_first_request_keeps_the_one_reservation_of_t
     v.orders.get = late_get  # type: ignore[method-assign]
     writes = v.book.writes
     again, created = v.service.place("alice", request)
-    assert len(looked) > 1 and v.book.writes == writes  # it did reserve (in place) and then met the stored order
+    assert len(looked) > 1 and v.book.writes == writes  # it met the stored order at its put: nothing reserved
     # THEN it answers the first order; its reservation write held nothing more (the id was held),
     # and nothing was given back: the stored order keeps its one reservation
     assert not created and again.order_id == first.order_id

@@ -1,0 +1,330 @@
+"""Order entries stopped half way, and the entry sweep that closes them, in memory: the real order
+service, pre-trade risk, matching engine and both consumers' code (``orders_fakes.venue``).
+
+An entry stores the order ``pending_new``, writes its reservation, then sends its command. An
+invocation can stop anywhere (a Lambda timeout, a crash): ``Stopped`` below is raised past every
+``except Exception`` of the service, as a process that dies runs no compensation. Each test
+reads GIVEN / WHEN / THEN."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from nexus_common.errors import Unavailable
+from nexus_common.events import ENTRY_INCOMPLETE
+from nexus_common.risk import held_reservation_ids
+from nexus_matching.config import EngineConfig
+from nexus_matching.engine import MatchingEngine
+from nexus_orders.order import OPEN_STATUSES
+from nexus_orders.repo import ENTRY_SHARD
+from nexus_orders.service import ENTRY_DEADLINE, ENTRY_TIME_LIMIT
+from orders_fakes import INSTRUMENT, SYMBOL, Venue, oco, order, venue
+
+D = Decimal
+RICH = "1000000.00"
+
+
+class Stopped(BaseException):
+    """The invocation ends here: nothing after it runs (no ``except Exception`` catches it)."""
+
+
+@pytest.fixture
+def v() -> Venue:
+    world = venue(alice=RICH, bob=RICH)
+    # a trade at 100.00 gives the collar its reference
+    world.service.place("bob", order(side="sell", type="limit", quantity="1", price="100.00"))
+    world.service.place("alice", order(side="buy", type="limit", quantity="1", price="100.00"))
+    return world
+
+
+def stop_at(v: Venue, where: str) -> None:
+    """Make the next entry stop ``before`` or ``after`` its reservation write, or ``after_send``
+    (the command reached the engine, the invocation ended before answering)."""
+    book, reserve = v.book, v.book.reserve
+
+    def reserve_then(reservation: Any, limits: Any) -> None:
+        book.reserve = reserve  # type: ignore[method-assign]  # the next entry is a normal one
+        if where == "before":
+            raise Stopped
+        reserve(reservation, limits)
+        if where == "after":
+            raise Stopped
+
+    book.reserve = reserve_then  # type: ignore[method-assign]
+
+
+def held(v: Venue, name: str) -> tuple[Decimal, Decimal, set[str]]:
+    account = v.accounts[name]
+    return account.reserved_cash, account.reserved_buy, set(account.reservations)
+
+
+def sweep_later(v: Venue, seconds: int = ENTRY_DEADLINE + 1) -> list[Any]:
+    v.clock.now += timedelta(seconds=seconds)
+    return v.sweep()
+
+
+def reconciled(v: Venue) -> None:
+    """What ``nexus reconcile`` checks of reservations: the ids held are those of open orders."""
+    items = list(v.orders.items.values())
+    expected = held_reservation_ids(items, OPEN_STATUSES)
+    for name, account in v.accounts.items():
+        assert account.reservations == expected.get(name, set()), name
+
+
+# -- where an entry stops ------------------------------------------------------------------------
+
+
+def test_an_entry_stopped_before_its_reservation_is_rejected_and_holds_nothing(v: Venue) -> None:
+    # GIVEN an entry that stops after storing the order, before its reservation write
+    stop_at(v, "before")
+    with pytest.raises(Stopped):
+        v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00", client_order_id="c1"))
+    [stuck] = [o for o in v.open_orders("alice") if o.client_order_id == "c1"]
+    assert stuck.status == "pending_new" and held(v, "alice") == (0, 0, set())
+    # WHEN the sweep runs after the entry deadline
+    fences = sweep_later(v)
+    # THEN the engine, which never received the order, rejects it, and nothing was given back
+    assert [f.order_id for f in fences] == [stuck.order_id]
+    after = v.orders.get(stuck.order_id)
+    assert after is not None and (after.status, after.reject_reason) == ("rejected", ENTRY_INCOMPLETE)
+    assert held(v, "alice") == (0, 0, set())
+    assert v.accounts["alice"].available == v.accounts["alice"].cash
+    reconciled(v)
+
+
+def test_an_entry_stopped_after_its_reservation_gets_it_back(v: Venue) -> None:
+    # GIVEN an entry that stops after its reservation write, before its command is sent
+    stop_at(v, "after")
+    with pytest.raises(Stopped):
+        v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00"))
+    [stuck] = v.open_orders("alice")
+    assert held(v, "alice")[2] == {stuck.order_id}
+    reconciled(v)  # a pending_new order holds it: no break meanwhile
+    # WHEN the sweep runs after the deadline
+    sweep_later(v)
+    # THEN the order is rejected and exactly its reservation is given back
+    assert v.orders.get(stuck.order_id).status == "rejected"  # type: ignore[union-attr]
+    assert held(v, "alice") == (0, 0, set())
+    assert v.accounts["alice"].available == v.accounts["alice"].cash
+    reconciled(v)
+
+
+def test_a_late_new_after_the_fence_is_dropped_by_the_engine(v: Venue) -> None:
+    # GIVEN an entry whose command is fenced before it arrives (a stalled sender)
+    stop_at(v, "after")
+    with pytest.raises(Stopped):
+        v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00", client_order_id="c2"))
+    [stuck] = v.open_orders("alice")
+    sweep_later(v)
+    # WHEN the order's new command arrives after all (a retry with the same client_order_id)
+    again, created = v.service.place(
+        "alice", order(side="buy", type="limit", quantity="10", price="99.00", client_order_id="c2"))
+    # THEN the first order is answered as it ended, and nothing more is entered or reserved
+    assert (again.order_id, again.status, created) == (stuck.order_id, "rejected", False)
+    raw = v.engine.process({"type": "new", "command_id": "late", "order_id": stuck.order_id, "account_id": "alice",
+                            "symbol": SYMBOL, "side": "buy", "order_type": "limit", "price": "99.00",
+                            "quantity": "10", "ts": "2026-03-05T15:30:00.000000Z"})  # fmt: skip
+    assert raw == []
+    assert held(v, "alice") == (0, 0, set())
+
+
+def test_an_entry_whose_command_reached_the_engine_is_left_as_it_trades(v: Venue) -> None:
+    # GIVEN an order sent to the engine, whose events the consumers have not applied yet (lag)
+    lagging: list[Any] = []
+    deliver = v.deliver
+    v.deliver = lagging.extend  # type: ignore[method-assign]
+    placed, _ = v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00"))
+    v.service.place("bob", order(side="sell", type="limit", quantity="4", price="99.00"))
+    # WHEN the sweep fences it, the events still on their way
+    fences = sweep_later(v)
+    assert placed.order_id in [f.order_id for f in fences]
+    v.deliver = deliver  # type: ignore[method-assign]
+    deliver(lagging)
+    # THEN the engine knew the order: the fence changed nothing, the order trades on
+    after = v.orders.get(placed.order_id)
+    assert after is not None and (after.status, after.remaining_quantity) == ("partially_filled", D(6))
+    assert held(v, "alice")[2] == {placed.order_id}
+    assert ENTRY_SHARD not in v.orders.items[placed.order_id]
+    reconciled(v)
+
+
+def test_a_fence_after_the_engine_forgot_the_order_changes_nothing_it_ended(v: Venue) -> None:
+    # GIVEN an engine whose window of seen ids holds one id, and an order it filled, whose
+    # events reach the consumers only after the sweep ran (a long lag)
+    v.engine = MatchingEngine({SYMBOL: INSTRUMENT}, config=EngineConfig(dedup_window=1))
+    lagging: list[Any] = []
+    deliver = v.deliver
+    v.deliver = lagging.extend  # type: ignore[method-assign]
+    placed, _ = v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00"))
+    v.service.place("bob", order(side="sell", type="limit", quantity="10", price="99.00"))
+    for price in ("100.50", "101.00", "101.50"):  # later ids push the order out of the window
+        v.service.place("bob", order(side="sell", type="limit", quantity="1", price=price))
+    # WHEN the sweep fences it (the engine no longer knows it: a rejection comes out)
+    sweep_later(v)
+    v.deliver = deliver  # type: ignore[method-assign]
+    deliver(lagging)
+    # THEN the order stays filled, and no reservation is given back twice
+    after = v.orders.get(placed.order_id)
+    assert after is not None and after.status == "filled"
+    rejected = {e.order_id: e.reason for e in v.events if e.type == "rejected"}
+    assert rejected[placed.order_id] == ENTRY_INCOMPLETE and set(rejected.values()) == {ENTRY_INCOMPLETE}
+    assert {v.orders.get(oid).status for oid in rejected} == {"filled"}  # type: ignore[union-attr]
+    assert v.accounts["alice"].reserved_cash == 0 and v.accounts["alice"].reserved_buy == 0
+    assert v.accounts["alice"].reservations == set()
+    reconciled(v)
+
+
+# -- the sweep itself -----------------------------------------------------------------------------
+
+
+def test_the_sweep_waits_for_the_deadline_and_fences_each_entry_once(v: Venue) -> None:
+    # GIVEN an entry stopped before its reservation
+    stop_at(v, "before")
+    with pytest.raises(Stopped):
+        v.service.place("alice", order(side="sell", type="limit", quantity="5", price="101.00"))
+    # WHEN the sweep runs before the deadline, then after it, then again
+    early = sweep_later(v, ENTRY_DEADLINE - 5)
+    late = sweep_later(v, 10)
+    again = sweep_later(v, 60)
+    # THEN only the run after the deadline fences it, once
+    assert (len(early), len(late), len(again)) == (0, 1, 0)
+
+
+def test_the_sweep_fences_nothing_on_a_healthy_venue(v: Venue) -> None:
+    # GIVEN orders entered, some resting, some filled
+    v.service.place("alice", order(side="buy", type="limit", quantity="3", price="98.00"))
+    v.service.place("bob", order(side="sell", type="limit", quantity="3", price="98.00"))
+    v.service.place("bob", order(side="sell", type="limit", quantity="3", price="105.00"))
+    # WHEN the sweep runs  THEN nothing is pending: no fence
+    assert sweep_later(v) == []
+    assert all(ENTRY_SHARD not in item for item in v.orders.items.values())
+
+
+def test_an_oco_group_stopped_after_its_reservation_is_fenced_once(v: Venue) -> None:
+    # GIVEN an OCO group stored and reserved, stopped before its command
+    stop_at(v, "after")
+    with pytest.raises(Stopped):
+        v.service.place_oco("alice", oco(side="sell", quantity="5", take_profit={"price": "105.00"},
+                                         stop_loss={"stop_price": "95.00"}))  # fmt: skip
+    legs = v.open_orders("alice")
+    assert len(legs) == 2 and len(held(v, "alice")[2]) == 1
+    sellable = v.accounts["alice"].sellable
+    # WHEN the sweep runs
+    fences = sweep_later(v)
+    # THEN one fence for the group; both legs end rejected and the group's reservation is back
+    assert [f.order_id for f in fences] == [legs[0].group_id]
+    assert {v.orders.get(leg.order_id).status for leg in legs} == {"rejected"}  # type: ignore[union-attr]
+    assert held(v, "alice") == (0, 0, set()) and v.accounts["alice"].sellable == sellable + 5
+    reconciled(v)
+
+
+# -- a retry of a stopped entry -------------------------------------------------------------------
+
+
+def test_a_retry_of_an_entry_stopped_after_its_reservation_sends_it(v: Venue) -> None:
+    stop_at(v, "after")
+    request = order(side="buy", type="limit", quantity="10", price="99.00", client_order_id="c3")
+    with pytest.raises(Stopped):
+        v.service.place("alice", request)
+    # WHEN the client retries with the same client_order_id
+    again, created = v.service.place("alice", request)
+    # THEN the stored order is sent (its reservation is in place): the engine accepts it
+    assert created is False
+    assert v.orders.get(again.order_id).status == "new"  # type: ignore[union-attr]
+    assert held(v, "alice")[2] == {again.order_id}
+    assert sweep_later(v) == []  # the engine took it: nothing left for the sweep
+    reconciled(v)
+
+
+def test_a_retry_of_an_entry_stopped_before_its_reservation_is_not_sent(v: Venue) -> None:
+    stop_at(v, "before")
+    request = order(side="buy", type="limit", quantity="10", price="99.00", client_order_id="c4")
+    with pytest.raises(Stopped):
+        v.service.place("alice", request)
+    sent = len(v.events)
+    # WHEN the client retries: the order is stored, nothing is reserved for it
+    again, created = v.service.place("alice", request)
+    # THEN it is answered as stored and not sent (an order nothing was reserved for never trades);
+    # the sweep then ends it
+    assert (again.status, created, len(v.events)) == ("pending_new", False, sent)
+    sweep_later(v)
+    assert v.orders.get(again.order_id).status == "rejected"  # type: ignore[union-attr]
+    assert held(v, "alice") == (0, 0, set())
+
+
+# -- failures the entry sees ------------------------------------------------------------------------
+
+
+def test_a_failed_send_keeps_the_order_for_the_engine_to_judge(v: Venue) -> None:
+    # GIVEN a send that fails (the record may or may not have reached the stream)
+    v.fail_next_send = True
+    with pytest.raises(Unavailable) as failed:
+        v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00"))
+    assert failed.value.code == "command_not_sent" and "entry_incomplete" in failed.value.message
+    [kept] = v.open_orders("alice")
+    assert kept.status == "pending_new" and held(v, "alice")[2] == {kept.order_id}
+    # WHEN the sweep runs  THEN the engine never got it: rejected, reservation back
+    sweep_later(v)
+    assert v.orders.get(kept.order_id).status == "rejected"  # type: ignore[union-attr]
+    assert held(v, "alice") == (0, 0, set())
+
+
+def slow_clock(v: Venue, at: int) -> Callable[[], Any]:
+    """The venue's clock, jumping past the entry's time limit at its ``at``-th reading."""
+    readings = iter(range(1_000))
+    tick = v.clock
+
+    def read() -> Any:
+        now = tick()
+        return now + timedelta(seconds=ENTRY_TIME_LIMIT + 1) if next(readings) >= at else now
+
+    return read
+
+
+@pytest.mark.parametrize("at", [1, 2])
+def test_an_entry_past_its_time_limit_stops_before_writing_more(v: Venue, at: int) -> None:
+    # GIVEN an entry that takes longer than its time limit before its reservation (at=1) or
+    # before its send (at=2)
+    v.service.clock = slow_clock(v, at)
+    with pytest.raises(Unavailable) as late:
+        v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00"))
+    # THEN it writes nothing more: 503 entry_timeout; before the reservation the order is forgotten,
+    # after it the order waits for the sweep (the engine never got it)
+    assert late.value.code == "entry_timeout"
+    kept = v.open_orders("alice")
+    assert [o.status for o in kept] == ([] if at == 1 else ["pending_new"])
+    v.service.clock = v.clock
+    sweep_later(v)
+    assert held(v, "alice") == (0, 0, set())
+    reconciled(v)
+
+
+def test_an_unknown_reservation_whose_release_fails_is_left_to_the_sweep(v: Venue) -> None:
+    # GIVEN a reservation write that applies but answers an error, and a release that fails too
+    book = v.book
+    reserve, release = book.reserve, book.release
+
+    def reserve_lost(reservation: Any, limits: Any) -> None:
+        reserve(reservation, limits)
+        raise ConnectionError("read timeout")
+
+    def release_fails(reservation: Any) -> bool:
+        raise ConnectionError("read timeout")
+
+    book.reserve, book.release = reserve_lost, release_fails  # type: ignore[method-assign]
+    with pytest.raises(Unavailable) as unknown:
+        v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00"))
+    book.reserve, book.release = reserve, release  # type: ignore[method-assign]
+    # THEN 503, and the order that names the reservation is kept (deleting it would leak it)
+    assert unknown.value.code == "risk_unavailable"
+    [kept] = v.open_orders("alice")
+    assert held(v, "alice")[2] == {kept.order_id}
+    reconciled(v)
+    # WHEN the sweep runs  THEN the engine never got it: rejected, the reservation given back
+    sweep_later(v)
+    assert v.orders.get(kept.order_id).status == "rejected"  # type: ignore[union-attr]
+    assert held(v, "alice") == (0, 0, set())
