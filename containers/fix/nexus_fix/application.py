@@ -41,7 +41,7 @@ from nexus_common.errors import NexusError, NotFound, Unavailable
 from nexus_common.events import utc_now
 from nexus_orders.models import MassCancelRequest, NewOrderRequest, ReplaceOrderRequest
 from nexus_orders.order import derive_order_id
-from nexus_orders.service import OrderService
+from nexus_orders.service import EntryUnconfirmed, OrderService
 from pydantic import ValidationError
 
 from nexus_fix import mapping as m
@@ -338,6 +338,11 @@ class FixApplication:
         await self.run(self.store.save, record)  # before the command: its events find the record
         try:
             order, created = await self.run(self.orders.place, account, request)
+        except EntryUnconfirmed:
+            # stored, maybe reserved and sent: the engine decides (its events report New, or the
+            # entry sweep's fence Rejected), so the client hears PendingNew, and the claim stays
+            await self._send(session, pending_new(record, now))
+            return order_id
         except NexusError as refused:
             if refused.code in OTHER_CHANNEL:  # the id names an order entered on another channel
                 await self.run(self.store.forget, order_id)

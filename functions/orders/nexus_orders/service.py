@@ -75,6 +75,14 @@ class ReservationUnknown(Unavailable):
     released = True
 
 
+class EntryUnconfirmed(Unavailable):
+    """503 (with the cause's code) for an entry that stopped after its order was stored and may
+    have reserved: the order is kept, and the engine decides. A retry with the same
+    ``client_order_id`` sends it (once its reservation is in place); else the entry sweep's fence
+    ends it ``rejected`` (``entry_incomplete``) unless the engine received its command. An entry
+    channel reports such an order as pending, not as refused."""
+
+
 class KeptLastTrade:
     """A ``MarketReference`` that keeps each symbol's last trade for ``ttl_seconds``.
 
@@ -219,7 +227,12 @@ class OrderService:
             return self._place_with_risk(order, now)
         if not self.orders.put_new(order):
             return self._repeated(order, now), False
-        self._send_entered(order, now)
+        try:
+            self._send_entered(order, now)
+        except Unavailable as exc:  # kept: a retry sends it again, else the entry sweep's fence ends it
+            if order.routing is not None:
+                raise
+            raise EntryUnconfirmed(exc.code, exc.message) from exc
         return order, True
 
     def _send_entered(self, order: Order, now: datetime) -> None:
@@ -271,16 +284,18 @@ class OrderService:
     def _place_with_risk(self, order: Order, now: datetime) -> tuple[Order, bool]:
         """Risk first: a repeat returns the first order (nothing reserved again); else the rules
         (422 refuses, nothing written). Then, in this order, so that an invocation stopped at any
-        point leaves nothing the entry sweep (``fence_stale_entries``) cannot close:
+        point leaves nothing the entry sweep (``EntrySweep``) cannot close:
 
         1. the order is stored ``pending_new`` with the terms of its reservation;
         2. one reservation write under the order id (422 refuses; an unknown outcome is released
-           by id and answered 503), and the order is deleted again when it fails;
-        3. the ``new`` command; when it cannot be sent, the order is deleted while still
-           ``pending_new`` and its reservation given back by id.
+           by id and answered 503), and the order is deleted again when it fails (kept, for the
+           sweep, when the release failed too);
+        3. the ``new`` command; when it cannot be sent, the order and its reservation are kept
+           (``EntryUnconfirmed``): the record may have reached the stream, and the engine decides.
 
         A stored order therefore exists before its reservation and outlives it: no reservation is
-        held without an order item that names its terms."""
+        held without an order item that names its terms. Each step starts within
+        ``ENTRY_TIME_LIMIT`` of the entry's start (``_in_time``)."""
         assert self.risk is not None
         if order.client_order_id is not None and self.orders.get(order.order_id) is not None:
             return self._repeated(order, now), False
@@ -289,6 +304,7 @@ class OrderService:
             reservation = self.risk.assess(order)
         order = order.model_copy(update={"reserved": True, "reserve_rate": reservation.rate,
                                          "protection_price": self._cap(order, reservation)})  # fmt: skip
+        self._in_time(now)
         try:
             stored = self.orders.put_new(order)
         except Exception as exc:  # maybe stored, nothing reserved yet: forget it
@@ -305,19 +321,22 @@ class OrderService:
         except Exception as exc:  # refused, late, or released by id after an unknown outcome: never sent
             if not isinstance(exc, ReservationUnknown) or exc.released:
                 self._abandon([order], None)
-            raise  # else the order, which names the reservation, is left for the entry sweep
+                raise
+            # the reservation may be held: the order, which names it, is left for the entry sweep
+            raise EntryUnconfirmed(exc.code, exc.message) from exc
         try:
             self._in_time(now)
             self._send_entered(order, now)
-        except Unavailable:
+        except Unavailable as exc:
             if order.routing is not None:
                 # never handed to the router: forget the order and give the reservation back, so
                 # that a retry with the same client_order_id starts afresh (and reserves again)
                 self._abandon([order], reservation)
+                raise
             # an engine order stays stored and reserved: the command may have reached the stream
             # all the same. A retry with the same client_order_id sends it again; else the entry
             # sweep's fence ends it rejected (``entry_incomplete``) if the engine never got it.
-            raise
+            raise EntryUnconfirmed(exc.code, exc.message) from exc
         return order, True
 
     def _abandon(self, orders: list[Order], reservation: Reservation | None) -> None:
@@ -371,6 +390,7 @@ class OrderService:
                 cap = self._floor_tick(legs[1].symbol, stop_price)
             common = {"reserved": True, "reserve_rate": reservation.rate}
             legs = [legs[0].model_copy(update=common), legs[1].model_copy(update={**common, "protection_price": cap})]
+        self._in_time(now)
         try:
             stored = self.orders.put_group(legs)
         except Exception as exc:  # maybe stored, nothing reserved yet: the group abandoned
@@ -386,18 +406,22 @@ class OrderService:
             except Exception as exc:  # refused, late, or released by id after an unknown outcome: never sent
                 if not isinstance(exc, ReservationUnknown) or exc.released:
                     self._abandon(legs, None)
-                raise  # else the group, which names the reservation, is left for the entry sweep
+                    raise
+                raise EntryUnconfirmed(exc.code, exc.message) from exc  # left for the entry sweep
+        try:
             self._in_time(now)
-        # A send that fails leaves the group stored and reserved (see ``_place_with_risk``).
-        self._send(oco_command(legs, now))
+            self._send(oco_command(legs, now))
+        except Unavailable as exc:  # the group stays stored and reserved (see ``_place_with_risk``)
+            raise EntryUnconfirmed(exc.code, exc.message) from exc
         return legs, True
 
     def _in_time(self, started: datetime) -> None:
-        """An entry writes its reservation and sends its command only within ``ENTRY_TIME_LIMIT``
-        of its start (503 ``entry_timeout`` after it). With the longest an AWS call can take
-        (four attempts and their backoff: under two minutes) that keeps every write of an entry
-        before the entry sweep's fence (``ENTRY_DEADLINE``), so a reservation never lands after
-        the fence's release. A Lambda entry, stopped at its 10 s timeout, never gets this far."""
+        """An entry stores its order, writes its reservation and sends its command only within
+        ``ENTRY_TIME_LIMIT`` of its start (503 ``entry_timeout`` after it). With the longest an AWS
+        call can take (four attempts and their backoff: under two minutes) that keeps every write
+        of an entry before the entry sweep reads past it (``ENTRY_DEADLINE``): no order lands
+        behind the sweep's progress, and no reservation after the fence's release. A Lambda
+        entry, stopped at its 10 s timeout, never gets this far."""
         if self.clock() - started > timedelta(seconds=ENTRY_TIME_LIMIT):
             raise Unavailable("entry_timeout", "the order entry took too long and was stopped; read the order, "
                               "or retry with the same client_order_id")  # fmt: skip

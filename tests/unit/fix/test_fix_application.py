@@ -393,6 +393,29 @@ def test_an_order_whose_place_failed_with_a_fault_is_entered_when_sent_again(mon
     assert world.venue.orders.get(derive_order_id("alice", "t1")) is not None
 
 
+def test_an_order_whose_command_could_not_be_confirmed_sent_is_pending_until_the_engine_decides() -> None:
+    from datetime import timedelta
+
+    from nexus_orders.service import ENTRY_DEADLINE
+
+    # GIVEN alice's order, stored and reserved, whose command the stream does not take
+    world = fix_world()
+    world.venue.fail_next_send = True
+    first = world.send("alice", nos("u1", price="100.50"))
+    # THEN she hears PendingNew, not a reject: the record may have reached the engine
+    assert [tags(s, 150, 39) for s in first] == [("A", "A")]
+    order_id = derive_order_id("alice", "u1")
+    assert world.venue.orders.get(order_id).status == "pending_new"  # type: ignore[union-attr]
+    # WHEN the entry sweep runs after the deadline (the engine never got the command)
+    world.venue.clock.now += timedelta(seconds=ENTRY_DEADLINE + 1)
+    world.venue.sweep()
+    asyncio.run(world.route())
+    # THEN the order is reported rejected, and its reservation is given back
+    [report] = world.session("alice").take()
+    assert tags(report, 150, 39) == ("8", "8") and report.get(37) == order_id
+    assert world.venue.accounts["alice"].reserved_cash == 0 and world.venue.accounts["alice"].reservations == set()
+
+
 def test_an_entry_cancelled_before_its_place_leaves_the_clordid_free_for_a_poss_resend() -> None:
     # GIVEN alice's order entry is cancelled while the orders service is placing it (a shutdown)
     world = fix_world()

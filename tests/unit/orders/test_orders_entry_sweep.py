@@ -285,18 +285,18 @@ def slow_clock(v: Venue, at: int) -> Callable[[], Any]:
     return read
 
 
-@pytest.mark.parametrize("at", [1, 2])
+@pytest.mark.parametrize("at", [1, 2, 3])
 def test_an_entry_past_its_time_limit_stops_before_writing_more(v: Venue, at: int) -> None:
-    # GIVEN an entry that takes longer than its time limit before its reservation (at=1) or
-    # before its send (at=2)
+    # GIVEN an entry that takes longer than its time limit before storing its order (at=1),
+    # before its reservation (at=2) or before its send (at=3)
     v.service.clock = slow_clock(v, at)
     with pytest.raises(Unavailable) as late:
         v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00"))
-    # THEN it writes nothing more: 503 entry_timeout; before the reservation the order is forgotten,
-    # after it the order waits for the sweep (the engine never got it)
+    # THEN it writes nothing more: 503 entry_timeout; before the reservation the order is not
+    # kept, after it the order waits for the sweep (the engine never got it)
     assert late.value.code == "entry_timeout"
     kept = v.open_orders("alice")
-    assert [o.status for o in kept] == ([] if at == 1 else ["pending_new"])
+    assert [o.status for o in kept] == ([] if at < 3 else ["pending_new"])
     v.service.clock = v.clock
     sweep_later(v)
     assert held(v, "alice") == (0, 0, set())
