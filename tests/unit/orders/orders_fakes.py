@@ -210,7 +210,7 @@ class Account:
     seq: int = 0
     reservations: set[str] = field(default_factory=set)  # the ids of the reservations held
 
-    def release_held(self, release: HeldRelease) -> bool:
+    def release_held(self, release: HeldRelease | Reservation) -> bool:
         """``release_held_update``: give back only while the id is held."""
         if release.reservation_id not in self.reservations:
             return False
@@ -280,16 +280,7 @@ class MemoryRiskBook:
         return account is not None and reservation_id in account.reservations
 
     def release(self, reservation: Reservation) -> bool:
-        account = self.accounts[reservation.account_id]
-        if reservation.reservation_id not in account.reservations:
-            return False
-        account.reservations.discard(reservation.reservation_id)
-        if reservation.side == "buy":
-            account.available += reservation.amount
-            account.buying -= reservation.quantity
-        else:
-            account.sellable += reservation.quantity
-        return True
+        return self.accounts[reservation.account_id].release_held(reservation)
 
 
 class EngineMarket:

@@ -225,13 +225,21 @@ def test_an_oco_group_stopped_after_its_reservation_is_fenced_once(v: Venue) -> 
 # -- a retry of a stopped entry -------------------------------------------------------------------
 
 
-def test_a_retry_of_an_entry_stopped_after_its_reservation_sends_it(v: Venue) -> None:
-    stop_at(v, "after")
-    request = order(side="buy", type="limit", quantity="10", price="99.00", client_order_id="c3")
+def stopped_then_retried(v: Venue, where: str) -> tuple[Any, bool, int]:
+    """An entry that stops ``where`` (see ``stop_at``), then the client's retry with the same
+    client_order_id: the order answered, whether it was created, the engine events before it."""
+    stop_at(v, where)
+    request = order(side="buy", type="limit", quantity="10", price="99.00", client_order_id=f"c-{where}")
     with pytest.raises(Stopped):
         v.service.place("alice", request)
-    # WHEN the client retries with the same client_order_id
+    sent = len(v.events)
     again, created = v.service.place("alice", request)
+    return again, created, sent
+
+
+def test_a_retry_of_an_entry_stopped_after_its_reservation_sends_it(v: Venue) -> None:
+    # GIVEN an entry stopped after its reservation  WHEN the client retries
+    again, created, _ = stopped_then_retried(v, "after")
     # THEN the stored order is sent (its reservation is in place): the engine accepts it
     assert created is False
     assert v.orders.get(again.order_id).status == "new"  # type: ignore[union-attr]
@@ -241,13 +249,9 @@ def test_a_retry_of_an_entry_stopped_after_its_reservation_sends_it(v: Venue) ->
 
 
 def test_a_retry_of_an_entry_stopped_before_its_reservation_is_not_sent(v: Venue) -> None:
-    stop_at(v, "before")
-    request = order(side="buy", type="limit", quantity="10", price="99.00", client_order_id="c4")
-    with pytest.raises(Stopped):
-        v.service.place("alice", request)
-    sent = len(v.events)
-    # WHEN the client retries: the order is stored, nothing is reserved for it
-    again, created = v.service.place("alice", request)
+    # GIVEN an entry stopped before its reservation  WHEN the client retries: the order is
+    # stored, nothing is reserved for it
+    again, created, sent = stopped_then_retried(v, "before")
     # THEN it is answered as stored and not sent (an order nothing was reserved for never trades);
     # the sweep then ends it
     assert (again.status, created, len(v.events)) == ("pending_new", False, sent)

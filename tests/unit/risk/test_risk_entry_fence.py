@@ -70,14 +70,8 @@ class MemoryAccountItems:
 
     def release_held(self, release: HeldRelease) -> bool:
         account = self.accounts.get(release.account_id)
-        if account is None or release.reservation_id not in account.reservations:
+        if account is None or not account.release_held(release):
             return False
-        account.reservations.discard(release.reservation_id)
-        if release.side == "buy":
-            account.available += release.amount
-            account.buying -= release.quantity
-        else:
-            account.sellable += release.quantity
         self.released.append(release)
         return True
 
