@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from nexus_common.events import (
     ENGINE_EVENT_ADAPTER,
+    ENTRY_INCOMPLETE,
     AcceptedEvent,
     AnyEngineEvent,
     CancelledEvent,
@@ -199,6 +200,8 @@ def apply_event(order: FixOrder, event: AnyEngineEvent) -> tuple[FixOrder, list[
         )
         out.append(execution_report(after, event.event_id, m.NEW, ts))
     elif isinstance(event, RejectedEvent):
+        if event.reason == ENTRY_INCOMPLETE and order.status != m.PENDING_NEW:
+            return after, []  # a fence of an order the engine took and had forgotten: its events stand
         after = replace(after, status=m.REJECTED, leaves_qty=ZERO, pending=None)
         out.append(
             execution_report(

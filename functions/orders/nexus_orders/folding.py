@@ -46,6 +46,9 @@ class OrderChange:
     notify: str | None = None  # notification kind, when the account should hear of it
     extra: dict[str, Any] = field(default_factory=dict)
     only_status: str | None = None  # applied only while the order is in this status (a fence's rejection)
+    # The event shows the engine received the order: its entry leaves the entry sweep's index.
+    # Not so for a refused cancel or replace (the engine answers those for an id it does not know).
+    received: bool = True
 
 
 def _fill_values(
@@ -96,21 +99,15 @@ def order_changes(event: ExecutionEventT) -> list[OrderChange]:
         return [_change(event, event.order_id, event.account_id, values, notify, remove=remove)]
     if isinstance(event, ReplaceRejectedEvent):
         return [
-            _change(event, event.order_id, event.account_id, {"replace_reject_reason": event.reason},
-                    "order_replace_rejected", remove=("replace_pending",))
+            replace(_change(event, event.order_id, event.account_id, {"replace_reject_reason": event.reason},
+                            "order_replace_rejected", remove=("replace_pending",)), received=False)
         ]  # fmt: skip
     if isinstance(event, TriggeredEvent):
         return [_change(event, event.order_id, event.account_id, {"triggered": True}, "order_triggered")]
     if isinstance(event, CancelRejectedEvent):
-        return [
-            _change(
-                event,
-                event.order_id,
-                event.account_id,
-                {},
-                remove=("cancel_requested", "cancel_requested_at"),
-            )
-        ]
+        refused = _change(event, event.order_id, event.account_id, {},
+                          remove=("cancel_requested", "cancel_requested_at"))  # fmt: skip
+        return [replace(refused, received=False)]
     if isinstance(event, TradeEvent):
         trade = {"price": fmt(event.price), "quantity": fmt(event.quantity)}
         maker_values, maker_kind = _fill_values(
@@ -250,7 +247,8 @@ def merge(run: list[OrderChange]) -> OrderChange:
             else:
                 values[name] = value
                 removed.discard(name)
-    return replace(run[-1], values=values, remove=tuple(sorted(removed)))
+    return replace(run[-1], values=values, remove=tuple(sorted(removed)),
+                   received=any(change.received for change in run))  # fmt: skip
 
 
 def notification_message(change: OrderChange, order: Order, ts: datetime) -> dict[str, Any]:

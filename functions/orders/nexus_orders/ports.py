@@ -89,10 +89,13 @@ class PendingEntry:
 
 class PendingEntries(Protocol):
     """The entry sweep's view of the orders table: the entries the engine has not been seen to
-    take, and how far the sweep got (an ISO instant)."""
+    take, in ``entry_shards`` partitions of the index, and how far the sweep got (an ISO instant)."""
 
-    def pending_entries(self, since: str | None, before: str) -> list[PendingEntry]:
-        """Entries stored from ``since`` (every one when None) up to ``before``, both included."""
+    entry_shards: int
+
+    def pending_entries(self, shard: int, since: str | None, before: str, limit: int) -> list[PendingEntry]:
+        """The oldest ``limit`` entries of one partition stored from ``since`` (every one when
+        None) up to ``before``, both included, oldest first."""
         ...
 
     def swept_through(self) -> str | None: ...

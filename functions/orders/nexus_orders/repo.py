@@ -256,19 +256,21 @@ class DynamoOrderRepository(LazyTable):
         )
         return still_there is None
 
-    def pending_entries(self, since: str | None, before: str) -> list[PendingEntry]:
-        """The orders in the ``pending-entries`` index stored from ``since`` (all when None) up to
-        ``before`` (ISO instants, both included): one Query per shard, in pages."""
+    entry_shards = ENTRY_SHARDS
+
+    def pending_entries(self, shard: int, since: str | None, before: str, limit: int) -> list[PendingEntry]:
+        """One partition of the ``pending-entries`` index, oldest first, from ``since`` (all when
+        None) up to ``before`` (ISO instants, both included), at most ``limit``: Query pages."""
+        bound = Key("created_at").between(since, before) if since is not None else Key("created_at").lte(before)
         found: list[PendingEntry] = []
-        for shard in range(ENTRY_SHARDS):
-            condition = Key(ENTRY_SHARD).eq(f"e{shard}") & (
-                Key("created_at").between(since, before) if since is not None else Key("created_at").lte(before)
-            )
-            for page in pages(self.table.query, IndexName=PENDING_ENTRIES_INDEX, KeyConditionExpression=condition):
-                found.extend(PendingEntry(order_id=str(item["order_id"]), account_id=str(item["account_id"]),
-                                          symbol=str(item["symbol"]), created_at=str(item["created_at"]),
-                                          group_id=str(item["group_id"]) if item.get("group_id") else None)
-                             for item in page.get("Items") or [])  # fmt: skip
+        for page in pages(self.table.query, IndexName=PENDING_ENTRIES_INDEX, Limit=limit,
+                          KeyConditionExpression=Key(ENTRY_SHARD).eq(f"e{shard}") & bound):  # fmt: skip
+            found.extend(PendingEntry(order_id=str(item["order_id"]), account_id=str(item["account_id"]),
+                                      symbol=str(item["symbol"]), created_at=str(item["created_at"]),
+                                      group_id=str(item["group_id"]) if item.get("group_id") else None)
+                         for item in page.get("Items") or [])  # fmt: skip
+            if len(found) >= limit:
+                return found[:limit]
         return found
 
     def swept_through(self) -> str | None:
@@ -351,7 +353,8 @@ class DynamoOrderRepository(LazyTable):
         names: dict[str, str] = {"#last_seq": "last_seq", "#last_epoch": "last_epoch"}
         values: dict[str, Any] = {":seq": change.seq, ":epoch": change.epoch}
         sets = ["#last_seq = :seq", "#last_epoch = :epoch"]
-        to_remove = [*change.remove, ENTRY_SHARD]  # the engine has seen the order: out of the sweep's index
+        # the engine has received the order: out of the entry sweep's index
+        to_remove = [*change.remove, ENTRY_SHARD] if change.received else list(change.remove)
         for i, (name, value) in enumerate(sorted(change.values.items())):
             if value is None:
                 to_remove.append(name)

@@ -51,6 +51,7 @@ from nexus_orders.ports import (
     OrderDeleter,
     OrderRepository,
     PendingEntries,
+    PendingEntry,
     RiskBook,
     RoutePublisher,
 )
@@ -156,22 +157,24 @@ class PreTradeRisk:
             raise Unavailable("reference_unavailable", "the reference price could not be read; nothing was "
                               "reserved or sent: retry the request") from exc
 
-    def reserve_written(self, reservation: Reservation) -> None:
+    def reserve_written(self, reservation: Reservation, release_unknown: bool = True) -> None:
         """One reservation write. A refusal is raised as is; any other failure leaves the outcome
         unknown (the write may have applied, even twice with the SDK's retry: the id makes that
-        once), so the reservation is released by id (a no-op when it did not apply) and
-        ``ReservationUnknown`` raised (503: nothing is stored or sent)."""
+        once) and raises ``ReservationUnknown`` (503, nothing sent). With ``release_unknown`` the
+        reservation is released by id first (a no-op when it did not apply); without, it is left
+        to whoever settles the order that names it (an entry's: a retry or the entry sweep)."""
         try:
             self.book.reserve(reservation, self.limits)
         except RiskRefused:
             raise
-        except Exception as exc:  # compensation: it may have landed, so released by id, re-raised
-            logger.warning("reservation outcome unknown; releasing it by id",
-                           extra={"reservation_id": reservation.reservation_id, "error": repr(exc)})  # fmt: skip
+        except Exception as exc:  # it may have landed: released by id, or left to the order's settling
+            logger.warning("reservation outcome unknown",
+                           extra={"reservation_id": reservation.reservation_id, "error": repr(exc),
+                                  "released_by_id": release_unknown})  # fmt: skip
             unknown = ReservationUnknown(
                 message="the order's reservation could not be confirmed; nothing was sent: retry the request"
             )
-            unknown.released = self.release(reservation)
+            unknown.released = release_unknown and self.release(reservation)
             raise unknown from exc
 
     def release(self, reservation: Reservation) -> bool:
@@ -275,9 +278,9 @@ class OrderService:
         """May a stored ``pending_new`` order (or group) be sent (again)? Only once its reservation
         is written: an order stored by an entry that stopped before its reservation is left to the
         entry sweep, whose fence ends it (a resend would enter an order nothing was reserved for).
-        Orders entered without risk, or routed, are sent as they are."""
+        Orders entered without risk are sent as they are."""
         first = orders[0]
-        if self.risk is None or not first.reserved or first.routing is not None:
+        if self.risk is None or not first.reserved:
             return True
         return self.risk.holds(first.account_id, reservation_id(first.order_id))
 
@@ -287,9 +290,10 @@ class OrderService:
         point leaves nothing the entry sweep (``EntrySweep``) cannot close:
 
         1. the order is stored ``pending_new`` with the terms of its reservation;
-        2. one reservation write under the order id (422 refuses; an unknown outcome is released
-           by id and answered 503), and the order is deleted again when it fails (kept, for the
-           sweep, when the release failed too);
+        2. one reservation write under the order id: a refusal (422) deletes the order again; an
+           unknown outcome (503) keeps it, with whatever the write did, for the engine to settle
+           (``EntryUnconfirmed``: a retry sends it once the reservation is found held, else the
+           sweep's fence ends it and the risk consumer gives back what is held);
         3. the ``new`` command; when it cannot be sent, the order and its reservation are kept
            (``EntryUnconfirmed``): the record may have reached the stream, and the engine decides.
 
@@ -317,8 +321,11 @@ class OrderService:
         try:
             self._in_time(now)
             with self._audited(order.account_id, key, order):
-                self.risk.reserve_written(reservation)
-        except Exception as exc:  # refused, late, or released by id after an unknown outcome: never sent
+                # an unknown outcome is not released here: a retry of the same client_order_id may
+                # find it held and send the order meanwhile. The engine settles it (the sweep's
+                # fence), as for a failed send. A routed order, which no fence reaches, releases it.
+                self.risk.reserve_written(reservation, release_unknown=order.routing is not None)
+        except Exception as exc:  # refused, late, or an unknown outcome: never sent
             if not isinstance(exc, ReservationUnknown) or exc.released:
                 self._abandon([order], None)
                 raise
@@ -402,8 +409,8 @@ class OrderService:
             try:
                 self._in_time(now)
                 with self._audited(account_id, key, legs[0]):
-                    self.risk.reserve_written(reservation)
-            except Exception as exc:  # refused, late, or released by id after an unknown outcome: never sent
+                    self.risk.reserve_written(reservation, release_unknown=False)  # see _place_with_risk
+            except Exception as exc:  # refused, late, or an unknown outcome: never sent
                 if not isinstance(exc, ReservationUnknown) or exc.released:
                     self._abandon(legs, None)
                     raise
@@ -785,6 +792,14 @@ def apply_events(
 # the longest an order entry may run (``ENTRY_TIME_LIMIT``, then one AWS call), so no live entry
 # can still write its reservation or send its command after the fence.
 ENTRY_DEADLINE: Final = 300  # seconds
+# Entries read per index partition and run: at most 1,000 fences a run (at least 2: a run cut
+# short completes the entries before its cut, the first of them at least).
+FENCES_PER_SHARD: Final = 125
+
+
+def _after(instant: str) -> datetime:
+    """The first instant after ``instant`` that ``iso`` can write (a microsecond later)."""
+    return datetime.fromisoformat(instant) + timedelta(microseconds=1)
 
 
 class EntrySweep:
@@ -798,7 +813,8 @@ class EntrySweep:
     item in the orders table) and reads on from there.
 
     Requests per run: one GetItem and one PutItem (the progress), one Query per index shard (8)
-    and one PutRecords per 500 fences; nothing per order that the engine took in time."""
+    and one PutRecords per 500 fences (at most 1,000 a run); nothing per order that the engine
+    took in time."""
 
     def __init__(
         self, entries: PendingEntries, fences: FencePublisher, clock: Callable[[], datetime] = utc_now
@@ -811,9 +827,23 @@ class EntrySweep:
         now = self.clock()
         through = iso(now - timedelta(seconds=ENTRY_DEADLINE))
         swept = self.entries.swept_through()  # the last run's bound, done: read on just after it
-        since = None if swept is None else iso(datetime.fromisoformat(swept) + timedelta(microseconds=1))
+        since = None if swept is None else iso(_after(swept))
+        # A bounded run, oldest first: at most FENCES_PER_SHARD of each partition. When one is
+        # cut short, the run is complete only below its last entry's instant: it stops there, and
+        # the next run reads on from it (after an outage of the consumers, a backlog of entries
+        # drains at most this much a minute, its fences in two PutRecords calls).
+        found: list[PendingEntry] = []
+        cut: str | None = None
+        for shard in range(self.entries.entry_shards):
+            entries = self.entries.pending_entries(shard, since, through, FENCES_PER_SHARD)
+            if len(entries) >= FENCES_PER_SHARD:
+                cut = entries[-1].created_at if cut is None else min(cut, entries[-1].created_at)
+            found.extend(entries)
+        if cut is not None:
+            found = [entry for entry in found if entry.created_at < cut]
+            through = iso(datetime.fromisoformat(cut) - timedelta(microseconds=1))
         commands: dict[str, FenceCommand] = {}
-        for entry in self.entries.pending_entries(since, through):
+        for entry in found:
             fenced = entry.group_id or entry.order_id  # an OCO group is entered and fenced as one
             if fenced not in commands:
                 commands[fenced] = FenceCommand(command_id=f"fence-{fenced}", order_id=fenced,

@@ -54,11 +54,13 @@ def apply_batch(steps: list[list[Any]], facts: OrderFactsSource, accounts: Accou
     facts.prefetch(prefetch_ids(event for step in steps for event in step))
     changes = [change for step in steps for change in changes_of(step, facts, fees)]
     releases = [release for step in steps for release in held_releases(step, facts)]
-    applied = sum(1 for release in releases if accounts.release_held(release))
-    if not changes:
-        return applied
-    watermarks = accounts.watermarks((change.account_id, change.symbol) for change in changes)
-    writes = coalesce(changes, watermarks)
-    for write in writes.values():
-        accounts.write(write)
-    return len(writes) + applied
+    written = 0
+    if changes:
+        watermarks = accounts.watermarks((change.account_id, change.symbol) for change in changes)
+        writes = coalesce(changes, watermarks)
+        for write in writes.values():
+            accounts.write(write)
+        written = len(writes)
+    # After the batch's other events: a fence comes after every event of the order it names, so
+    # an order that ended in this batch has its id removed first and is not given back twice.
+    return written + sum(1 for release in releases if accounts.release_held(release))

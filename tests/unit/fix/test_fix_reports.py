@@ -11,7 +11,14 @@ from decimal import Decimal
 
 import pytest
 from fix_world import fix_world, inline, msg, nos, tags
-from nexus_common.events import CancelledEvent, CancelRejectedEvent, ReplacedEvent, TradeEvent
+from nexus_common.events import (
+    ENTRY_INCOMPLETE,
+    CancelledEvent,
+    CancelRejectedEvent,
+    RejectedEvent,
+    ReplacedEvent,
+    TradeEvent,
+)
 from nexus_fix.fixorders import FixOrder, MemoryFixOrders, Pending
 from nexus_fix.reports import OrderLocks, Outgoing, ReportRouter, apply_event, parse_records
 
@@ -62,6 +69,18 @@ def test_a_cancel_the_engine_calls_unknown_is_too_late_for_an_order_the_gateway_
     # THEN the client gets OrderCancelReject "too late to cancel" (0), not "unknown order" (1)
     assert (report.msg_type, *tags(report, 11, 41, 434, 102)) == ("9", "c2", "c1", "1", "0")
     assert after.pending is None
+
+
+@pytest.mark.parametrize(("status", "reported"), [("A", True), ("2", False), ("0", False)])
+def test_a_fence_rejection_is_reported_only_for_an_order_still_pending_new(status: str, reported: bool) -> None:
+    # GIVEN an order reported pending new, filled, or new; WHEN the entry sweep's fence is rejected
+    # (for a filled or new one: the engine had taken it, then forgotten its id)
+    event = RejectedEvent(event_id="AAPL-8", ts=TS, correlation_id="fence-o-1", symbol="AAPL", seq=8,
+                          order_id="o-1", account_id="alice", reason=ENTRY_INCOMPLETE)  # fmt: skip
+    after, reports = apply_event(_order(status=status), event)
+    # THEN only the pending one is reported rejected; the others stay as their events made them
+    assert [tags(r, 150, 39) for r in reports] == ([("8", "8")] if reported else [])
+    assert after.status == ("8" if reported else status)
 
 
 def test_a_venue_change_is_a_restatement() -> None:

@@ -46,7 +46,7 @@ from nexus_orders.folding import OrderChange
 from nexus_orders.models import NewOrderRequest, OcoRequest
 from nexus_orders.order import OPEN_STATUSES, Order
 from nexus_orders.ports import ApplyResult, PendingEntry
-from nexus_orders.repo import ENTRY_SHARD, _terms_items, is_order_item, order_from_item, order_to_item
+from nexus_orders.repo import ENTRY_SHARD, ENTRY_SHARDS, _terms_items, is_order_item, order_from_item, order_to_item
 from nexus_orders.risk import Reservation
 from nexus_orders.service import EntrySweep, OrderService, PreTradeRisk, apply_events
 from nexus_risk.domain import AccountChange, HeldRelease, OrderFacts, changes_of, held_releases
@@ -170,17 +170,20 @@ class MemoryOrders:
                 item.pop(name, None)
             else:
                 item[name] = value
-        for name in (*change.remove, ENTRY_SHARD):
+        for name in (*change.remove, *((ENTRY_SHARD,) if change.received else ())):
             item.pop(name, None)
         item["last_seq"], item["last_epoch"] = change.seq, change.epoch
         return ApplyResult(True, order_from_item(item) if is_order_item(item) else None)
 
-    def pending_entries(self, since: str | None, before: str) -> list[PendingEntry]:
-        """The ``pending-entries`` index: the items with ``entry_shard``, by entry time."""
-        found = sorted((i for i in self.items.values() if ENTRY_SHARD in i), key=lambda i: str(i["created_at"]))
+    entry_shards = ENTRY_SHARDS
+
+    def pending_entries(self, shard: int, since: str | None, before: str, limit: int) -> list[PendingEntry]:
+        """The ``pending-entries`` index: one partition's items, oldest first."""
+        found = sorted((i for i in self.items.values() if i.get(ENTRY_SHARD) == f"e{shard}"),
+                       key=lambda i: str(i["created_at"]))  # fmt: skip
         return [PendingEntry(str(i["order_id"]), str(i["account_id"]), str(i["symbol"]), str(i["created_at"]),
                              i.get("group_id"))
-                for i in found if (since is None or since <= i["created_at"]) and i["created_at"] <= before]
+                for i in found if (since is None or since <= i["created_at"]) and i["created_at"] <= before][:limit]
 
     def swept_through(self) -> str | None:
         return self.swept

@@ -19,6 +19,7 @@ from nexus_common.events import ENTRY_INCOMPLETE
 from nexus_common.risk import held_reservation_ids
 from nexus_matching.config import EngineConfig
 from nexus_matching.engine import MatchingEngine
+from nexus_orders import service as service_module
 from nexus_orders.order import OPEN_STATUSES
 from nexus_orders.repo import ENTRY_SHARD
 from nexus_orders.service import ENTRY_DEADLINE, ENTRY_TIME_LIMIT
@@ -113,6 +114,22 @@ def test_an_entry_stopped_after_its_reservation_gets_it_back(v: Venue) -> None:
     reconciled(v)
 
 
+def test_a_refused_cancel_of_a_stopped_entry_leaves_it_for_the_sweep(v: Venue) -> None:
+    # GIVEN an entry stopped after its reservation, which the client then tries to cancel: the
+    # engine, which never received the order, refuses the cancel
+    stop_at(v, "after")
+    with pytest.raises(Stopped):
+        v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00"))
+    [stuck] = v.open_orders("alice")
+    v.service.cancel("alice", stuck.order_id)
+    assert [e.type for e in v.events][-1] == "cancel_rejected"
+    # THEN the refusal does not take the entry out of the sweep's index: the sweep closes it
+    assert ENTRY_SHARD in v.orders.items[stuck.order_id]
+    sweep_later(v)
+    assert v.orders.get(stuck.order_id).status == "rejected"  # type: ignore[union-attr]
+    assert held(v, "alice") == (0, 0, set())
+
+
 def test_a_late_new_after_the_fence_is_dropped_by_the_engine(v: Venue) -> None:
     # GIVEN an entry whose command is fenced before it arrives (a stalled sender)
     stop_at(v, "after")
@@ -192,6 +209,29 @@ def test_the_sweep_waits_for_the_deadline_and_fences_each_entry_once(v: Venue) -
     again = sweep_later(v, 60)
     # THEN only the run after the deadline fences it, once
     assert (len(early), len(late), len(again)) == (0, 1, 0)
+
+
+def test_a_backlog_of_entries_drains_in_bounded_runs_each_fenced_once(
+    v: Venue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN twenty entries stopped before their reservation, and runs that read two entries per
+    # index partition
+    monkeypatch.setattr(service_module, "FENCES_PER_SHARD", 2)
+    for _ in range(20):
+        stop_at(v, "before")
+        with pytest.raises(Stopped):
+            v.service.place("alice", order(side="buy", type="limit", quantity="1", price="99.00"))
+    # WHEN the sweep runs, a minute apart, until a run fences nothing
+    runs = [sweep_later(v)]
+    while runs[-1]:
+        runs.append(sweep_later(v, 60))
+    # THEN each run fenced at most two entries per partition, and every entry was fenced once
+    fenced = [f.order_id for run in runs for f in run]
+    assert max(len(run) for run in runs) <= 2 * v.orders.entry_shards and len(runs) > 2
+    assert sorted(fenced) == sorted({o.order_id for o in v.orders.list_by_account("alice", None, 100)
+                                     if o.reject_reason == ENTRY_INCOMPLETE})  # fmt: skip
+    assert len(fenced) == len(set(fenced)) == 20
+    assert v.open_orders("alice") == [] and held(v, "alice") == (0, 0, set())
 
 
 def test_the_sweep_fences_nothing_on_a_healthy_venue(v: Venue) -> None:
@@ -307,24 +347,23 @@ def test_an_entry_past_its_time_limit_stops_before_writing_more(v: Venue, at: in
     reconciled(v)
 
 
-def test_an_unknown_reservation_whose_release_fails_is_left_to_the_sweep(v: Venue) -> None:
-    # GIVEN a reservation write that applies but answers an error, and a release that fails too
+def test_an_unknown_reservation_outcome_is_left_to_the_engine(v: Venue) -> None:
+    # GIVEN a reservation write that applies but answers an error (its answer lost)
     book = v.book
     reserve, release = book.reserve, book.release
+    released: list[Any] = []
 
     def reserve_lost(reservation: Any, limits: Any) -> None:
         reserve(reservation, limits)
         raise ConnectionError("read timeout")
 
-    def release_fails(reservation: Any) -> bool:
-        raise ConnectionError("read timeout")
-
-    book.reserve, book.release = reserve_lost, release_fails  # type: ignore[method-assign]
+    book.reserve, book.release = reserve_lost, released.append  # type: ignore[method-assign,assignment]
     with pytest.raises(Unavailable) as unknown:
         v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00"))
     book.reserve, book.release = reserve, release  # type: ignore[method-assign]
-    # THEN 503, and the order that names the reservation is kept (deleting it would leak it)
-    assert unknown.value.code == "risk_unavailable"
+    # THEN 503, nothing given back by the entry (a concurrent retry may have found it held and
+    # sent the order), and the order that names the reservation is kept
+    assert unknown.value.code == "risk_unavailable" and released == []
     [kept] = v.open_orders("alice")
     assert held(v, "alice")[2] == {kept.order_id}
     reconciled(v)

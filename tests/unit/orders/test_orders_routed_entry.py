@@ -163,3 +163,26 @@ def test_a_mass_cancel_reaches_the_routed_orders_resting_on_external_venues(worl
     assert status == 202, answer
     assert [c.type for c in world.commands()] == ["mass_cancel"]
     assert [(r["type"], r["order_id"]) for r in route_requests(world)] == [("cancel_route", away)]
+
+
+def test_a_retry_of_a_routed_entry_stopped_before_its_reservation_is_not_handed_to_the_router(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nexus_orders.repo import DynamoRiskBook
+
+    class Stopped(BaseException):
+        """The entry's invocation ends here: no compensation runs."""
+
+    def stopped(*_: Any) -> None:
+        raise Stopped
+
+    # GIVEN a routed entry that stopped after storing its order, before its reservation write
+    with monkeypatch.context() as patch, pytest.raises(Stopped):
+        patch.setattr(DynamoRiskBook, "reserve", stopped)
+        world.request("POST", "/v1/orders", {**ROUTED, "client_order_id": "r-stop"})
+    # WHEN the client retries with the same client_order_id
+    status, body = world.request("POST", "/v1/orders", {**ROUTED, "client_order_id": "r-stop"})
+    # THEN the stored order is answered, and not handed to the router: nothing is reserved for it
+    assert status == 200 and body["order"]["status"] == "pending_new"
+    assert route_requests(world) == []
+    assert "available_cash" not in world.item() or world.item()["available_cash"] == D("1000000.00")

@@ -257,6 +257,21 @@ def test_an_ordinary_rejection_still_releases_through_the_coalesced_write() -> N
     assert v.items.released == []
 
 
+def test_a_fence_in_the_batch_that_ends_the_order_gives_nothing_back_twice() -> None:
+    # GIVEN alice's reserved buy, which the engine ended and then forgot (a long consumer lag),
+    # so that the sweep's fence of it is rejected too: both in one batch, the end first
+    v = unsent_venue()
+    alice = v.accounts["alice"]
+    placed, _ = v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00"))
+    ended, fence = v.rejected(placed.order_id, reason="halted"), v.rejected(placed.order_id)
+    # WHEN the risk consumer applies the batch
+    v.apply([ended], [fence])
+    # THEN the end gave the reservation back and removed its id before the fence's release was
+    # tried: given back once
+    assert (alice.available, alice.buying, alice.reservations) == (CASH, 0, set())
+    assert v.items.released == []
+
+
 def test_release_held_update_is_the_conditional_give_back_by_id() -> None:
     # GIVEN a buy and a sell reservation's terms
     # WHEN the shared UpdateItem arguments are built
