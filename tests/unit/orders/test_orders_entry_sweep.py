@@ -58,6 +58,25 @@ def stop_at(v: Venue, where: str) -> None:
     book.reserve = reserve_then  # type: ignore[method-assign]
 
 
+def stuck_entry(v: Venue, where: str, **fields: Any) -> Any:
+    """alice's buy 10 @ 99.00 whose entry stops ``where`` (see ``stop_at``): the order it left."""
+    stop_at(v, where)
+    with pytest.raises(Stopped):
+        v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00", **fields))
+    [stuck] = v.open_orders("alice")
+    assert stuck.status == "pending_new"
+    return stuck
+
+
+def closed_and_given_back(v: Venue, order_id: str) -> None:
+    """The order ended rejected (entry_incomplete) and alice holds nothing: reconciled."""
+    after = v.orders.get(order_id)
+    assert after is not None and (after.status, after.reject_reason) == ("rejected", ENTRY_INCOMPLETE)
+    assert held(v, "alice") == (0, 0, set())
+    assert v.accounts["alice"].available == v.accounts["alice"].cash
+    reconciled(v)
+
+
 def held(v: Venue, name: str) -> tuple[Decimal, Decimal, set[str]]:
     account = v.accounts[name]
     return account.reserved_cash, account.reserved_buy, set(account.reservations)
@@ -81,53 +100,36 @@ def reconciled(v: Venue) -> None:
 
 def test_an_entry_stopped_before_its_reservation_is_rejected_and_holds_nothing(v: Venue) -> None:
     # GIVEN an entry that stops after storing the order, before its reservation write
-    stop_at(v, "before")
-    with pytest.raises(Stopped):
-        v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00", client_order_id="c1"))
-    [stuck] = [o for o in v.open_orders("alice") if o.client_order_id == "c1"]
-    assert stuck.status == "pending_new" and held(v, "alice") == (0, 0, set())
+    stuck = stuck_entry(v, "before")
+    assert held(v, "alice") == (0, 0, set())
     # WHEN the sweep runs after the entry deadline
     fences = sweep_later(v)
     # THEN the engine, which never received the order, rejects it, and nothing was given back
     assert [f.order_id for f in fences] == [stuck.order_id]
-    after = v.orders.get(stuck.order_id)
-    assert after is not None and (after.status, after.reject_reason) == ("rejected", ENTRY_INCOMPLETE)
-    assert held(v, "alice") == (0, 0, set())
-    assert v.accounts["alice"].available == v.accounts["alice"].cash
-    reconciled(v)
+    closed_and_given_back(v, stuck.order_id)
 
 
 def test_an_entry_stopped_after_its_reservation_gets_it_back(v: Venue) -> None:
     # GIVEN an entry that stops after its reservation write, before its command is sent
-    stop_at(v, "after")
-    with pytest.raises(Stopped):
-        v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00"))
-    [stuck] = v.open_orders("alice")
+    stuck = stuck_entry(v, "after")
     assert held(v, "alice")[2] == {stuck.order_id}
     reconciled(v)  # a pending_new order holds it: no break meanwhile
     # WHEN the sweep runs after the deadline
     sweep_later(v)
     # THEN the order is rejected and exactly its reservation is given back
-    assert v.orders.get(stuck.order_id).status == "rejected"  # type: ignore[union-attr]
-    assert held(v, "alice") == (0, 0, set())
-    assert v.accounts["alice"].available == v.accounts["alice"].cash
-    reconciled(v)
+    closed_and_given_back(v, stuck.order_id)
 
 
 def test_a_refused_cancel_of_a_stopped_entry_leaves_it_for_the_sweep(v: Venue) -> None:
     # GIVEN an entry stopped after its reservation, which the client then tries to cancel: the
     # engine, which never received the order, refuses the cancel
-    stop_at(v, "after")
-    with pytest.raises(Stopped):
-        v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00"))
-    [stuck] = v.open_orders("alice")
+    stuck = stuck_entry(v, "after")
     v.service.cancel("alice", stuck.order_id)
     assert [e.type for e in v.events][-1] == "cancel_rejected"
     # THEN the refusal does not take the entry out of the sweep's index: the sweep closes it
     assert ENTRY_SHARD in v.orders.items[stuck.order_id]
     sweep_later(v)
-    assert v.orders.get(stuck.order_id).status == "rejected"  # type: ignore[union-attr]
-    assert held(v, "alice") == (0, 0, set())
+    closed_and_given_back(v, stuck.order_id)
 
 
 def test_a_late_new_after_the_fence_is_dropped_by_the_engine(v: Venue) -> None:
