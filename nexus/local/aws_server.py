@@ -57,7 +57,9 @@
   of through ``copy.deepcopy``; and a set attribute's size and members are computed from its
   members directly (moto wrapped each in a ``DynamoType``, and measures the whole item on every
   attribute an update sets: an account's set of reservations made its updates the emulator's
-  dearest requests).
+  dearest requests). moto also copies the whole item twice per update, for an answer with the
+  old values and for the table's stream; a copy nothing will read is not made (an account's
+  reservation write went from 2.0 to 1.4 ms).
 * A new item (every ``PutItem``) is measured once against the item size limit: moto measured
   every attribute set so far each time it set one (n² sizes: a fifth of an audit record's put).
 * An SQS queue's visible, delayed and in-flight messages are counted reading the clock once per
@@ -104,13 +106,16 @@ import threading
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from datetime import datetime
 from decimal import Decimal
 from types import FrameType
 from typing import Any
 
 import moto.core.responses as moto_core_responses
+import moto.dynamodb.models as moto_dynamodb_models
 import moto.dynamodb.parsing.validators as moto_validators
+import moto.dynamodb.responses as moto_dynamodb_responses
 import moto.utilities.aws_headers as aws_headers
 from botocore.exceptions import ClientError
 from moto import backends
@@ -119,7 +124,7 @@ from moto.core.responses import ActionContext, ActionResult
 from moto.core.serialize import TimestampSerializer
 from moto.core.utils import unix_time_millis
 from moto.dynamodb.comparisons import ConditionExpressionParser
-from moto.dynamodb.exceptions import ItemSizeTooLarge
+from moto.dynamodb.exceptions import ItemSizeTooLarge, ResourceNotFoundException
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.models.utilities import bytesize
@@ -848,6 +853,51 @@ def _dynamo_cast_value(self: DynamoType) -> Any:
 _uncached_cast_value = DynamoType.cast_value
 
 
+_old_unread: ContextVar[bool] = ContextVar("old_unread", default=False)
+_change_unstreamed: ContextVar[bool] = ContextVar("change_unstreamed", default=False)
+
+
+class _CopyWhenRead:
+    """The ``copy`` module as moto's DynamoDB responses and backend see it: ``deepcopy`` of an item
+    during an ``UpdateItem`` that will not read the copy gives the item itself (see
+    ``_update_item``); everything else is the ``copy`` module's."""
+
+    def __init__(self, skip: ContextVar[bool]) -> None:
+        self.skip = skip
+
+    def deepcopy(self, value: Any, memo: dict[int, Any] | None = None) -> Any:
+        if self.skip.get() and (value is None or type(value) is Item):
+            return value
+        return copy.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+def _update_item(self: DynamoHandler) -> Any:
+    """moto's ``UpdateItem``, without its two copies of the item when neither is read. The
+    answer's copy of the old item serves only ``ReturnValues`` ``ALL_OLD``, ``UPDATED_OLD`` and
+    ``UPDATED_NEW`` (the old attributes it answers with are listed from the item before the
+    update either way), and the backend's serves only the table's stream (the old image). Each
+    copy walks the whole item: an account's set of reservations made them a third of the
+    update."""
+    body = self.body
+    try:
+        streamed = self.dynamodb_backend.get_table(body["TableName"]).stream_shard is not None
+    except (KeyError, ResourceNotFoundException):  # no such table, or no name: moto answers as it would
+        streamed = True
+    old_unread = _old_unread.set(body.get("ReturnValues", "NONE") in ("NONE", "ALL_NEW"))
+    unstreamed = _change_unstreamed.set(not streamed)
+    try:
+        return _uncopied_update_item(self)
+    finally:
+        _old_unread.reset(old_unread)
+        _change_unstreamed.reset(unstreamed)
+
+
+_uncopied_update_item = DynamoHandler.update_item
+
+
 def install_speedups() -> None:
     """Patch moto as described in the module docstring (idempotent)."""
     _install_module_cache()
@@ -873,6 +923,9 @@ def install_speedups() -> None:
     DynamoType.size = _dynamo_size  # type: ignore[method-assign]
     Item.__init__ = _item_init  # type: ignore[method-assign]
     DynamoType.cast_value = property(_dynamo_cast_value)  # type: ignore[method-assign,assignment]
+    moto_dynamodb_responses.copy = _CopyWhenRead(_old_unread)  # type: ignore[assignment,attr-defined]
+    moto_dynamodb_models.copy = _CopyWhenRead(_change_unstreamed)  # type: ignore[assignment,attr-defined]
+    DynamoHandler.update_item = _update_item  # type: ignore[method-assign]
 
 
 class _KeepAliveHandler(WSGIRequestHandler):

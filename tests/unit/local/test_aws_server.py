@@ -153,7 +153,8 @@ def _dynamodb_session(dynamodb: Any) -> list[Any]:
         call(
             "update_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "005"}}, UpdateExpression="SET n = = 1"
         )
-    _set_and_expression_updates(call)
+    _set_and_expression_updates(call, "items")
+    _unstreamed_updates(dynamodb, call)
     call("delete_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "006"}}, ReturnValues="ALL_OLD")
     call("delete_item", TableName="items", Key={"pk": {"S": "p"}, "sk": {"S": "006"}})
     call("query", TableName="items", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p"}},
@@ -189,40 +190,63 @@ def _dynamodb_session(dynamodb: Any) -> list[Any]:
     return answers
 
 
-def _set_and_expression_updates(call: Any) -> None:
+def _unstreamed_updates(dynamodb: Any, call: Any) -> None:
+    """A table without a stream (its updates keep no old image): every ``ReturnValues`` of an
+    update that adds to and removes from a set, a refused one, then the set updates."""
+    dynamodb.create_table(TableName="plain", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                          BillingMode="PAY_PER_REQUEST")  # fmt: skip
+    key = {"pk": {"S": "p"}}
+    call("put_item", TableName="plain", Item={**key, "ids": {"SS": ["a", "b"]}, "cash": {"N": "10"}})
+    for n, returns in enumerate(("NONE", "ALL_NEW", "UPDATED_NEW", "ALL_OLD", "UPDATED_OLD")):
+        call("update_item", TableName="plain", Key=key, ReturnValues=returns,
+             UpdateExpression="SET cash = cash - :amt, t = :t ADD ids :add DELETE ids :gone",
+             ConditionExpression="cash >= :amt", ReturnValuesOnConditionCheckFailure="ALL_OLD",
+             ExpressionAttributeValues={":amt": {"N": "1.25"}, ":t": {"S": returns}, ":add": {"SS": [f"n{n}"]},
+                                        ":gone": {"SS": ["a" if n == 0 else f"n{n - 1}"]}})  # fmt: skip
+    call("update_item", TableName="plain", Key=key, ReturnValues="ALL_OLD", UpdateExpression="SET cash = :n",
+         ConditionExpression="cash > :n", ReturnValuesOnConditionCheckFailure="ALL_OLD",
+         ExpressionAttributeValues={":n": {"N": "100"}})  # fmt: skip
+    call("update_item", TableName="missing", Key=key, UpdateExpression="SET cash = :n",
+         ExpressionAttributeValues={":n": {"N": "1"}})  # fmt: skip
+    _set_and_expression_updates(call, "plain", {"pk": {"S": "q"}})
+    call("get_item", TableName="plain", Key=key, ConsistentRead=True)
+
+
+def _set_and_expression_updates(call: Any, table: str, key: dict[str, Any] | None = None) -> None:
     """Updates that go through every step of moto's update validation: sets added to, removed from
     and tested (``contains``, ``size``), functions, nested paths, and one expression text given
     names that make it valid, then invalid (a key attribute, overlapping paths), each twice."""
-    key = {"pk": {"S": "p"}, "sk": {"S": "008"}}
+    key = key or {"pk": {"S": "p"}, "sk": {"S": "008"}}
     members = [f"order-{i:04d}-{'x' * 24}" for i in range(300)]
-    call("update_item", TableName="items", Key=key, ReturnValues="ALL_NEW",
+    call("update_item", TableName=table, Key=key, ReturnValues="ALL_NEW",
          UpdateExpression="ADD #res :many, nums :nums SET cash = if_not_exists(cash, :zero) + :amt",
          ExpressionAttributeNames={"#res": "reservations"},
          ExpressionAttributeValues={":many": {"SS": members}, ":nums": {"NS": ["1.50", "2", "-3"]},
                                     ":zero": {"N": "0"}, ":amt": {"N": "10.25"}})  # fmt: skip
     for rid in (members[7], members[7], "absent"):  # the second and third find nothing to remove
-        call("update_item", TableName="items", Key=key, ReturnValues="UPDATED_NEW",
+        call("update_item", TableName=table, Key=key, ReturnValues="UPDATED_NEW",
              UpdateExpression="SET cash = cash - :amt DELETE #res :rids",
              ConditionExpression="contains(#res, :rid) AND contains(nums, :n) AND size(#res) > :k",
              ExpressionAttributeNames={"#res": "reservations"},
              ExpressionAttributeValues={":rid": {"S": rid}, ":rids": {"SS": [rid]}, ":amt": {"N": "1.5"},
                                         ":n": {"N": "2.0"}, ":k": {"N": "10"}},
              ReturnValuesOnConditionCheckFailure="ALL_OLD")  # fmt: skip
-    call("update_item", TableName="items", Key=key, ReturnValues="ALL_NEW",
+    call("update_item", TableName=table, Key=key, ReturnValues="ALL_NEW",
          UpdateExpression="SET l = list_append(l, :more), m.deep = :d, m.b = :f REMOVE n",
          ExpressionAttributeValues={":more": {"L": [{"S": "y"}]}, ":d": {"M": {"k": {"NS": ["1"]}}},
                                     ":f": {"BOOL": False}})  # fmt: skip
     for _ in range(2):
         for names in ({"#a": "t1", "#b": "t2"}, {"#a": "sk", "#b": "t2"}, {"#a": "t3", "#b": "t3"},
                       {"#a": "t4", "#b": "t5"}):  # fmt: skip
-            call("update_item", TableName="items", Key=key, ReturnValues="UPDATED_NEW",
+            call("update_item", TableName=table, Key=key, ReturnValues="UPDATED_NEW",
                  UpdateExpression="SET #a = :v, #b = :v", ExpressionAttributeNames=names,
                  ExpressionAttributeValues={":v": {"S": "x"}})  # fmt: skip
-        call("update_item", TableName="items", Key=key, UpdateExpression="SET a = :v SET b = :v",
+        call("update_item", TableName=table, Key=key, UpdateExpression="SET a = :v SET b = :v",
              ExpressionAttributeValues={":v": {"S": "x"}})  # fmt: skip
-        call("update_item", TableName="items", Key=key, UpdateExpression="SET m.b = :v, m = :v",
+        call("update_item", TableName=table, Key=key, UpdateExpression="SET m.b = :v, m = :v",
              ExpressionAttributeValues={":v": {"S": "x"}})  # fmt: skip
-    call("get_item", TableName="items", Key=key, ConsistentRead=True)
+    call("get_item", TableName=table, Key=key, ConsistentRead=True)
 
 
 def test_dynamodb_item_operations_answer_what_moto_answers(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,7 +257,7 @@ def test_dynamodb_item_operations_answer_what_moto_answers(server: str, monkeypa
     with mock_aws():
         reference = _dynamodb_session(boto3.client("dynamodb", region_name="us-east-1"))
     # THEN every answer is the same (items, counts, pages, returned values, refusals)
-    assert len(fast) == len(reference) == 78
+    assert len(fast) == len(reference) == 105
     for got, expected in zip(fast, reference, strict=True):
         assert got == expected
     assert any(a[0] == "put_item" and a[1] == "ConditionalCheckFailedException" and a[3] for a in fast)
@@ -536,6 +560,10 @@ def test_dynamodb_stream_records_are_answered_as_moto_serializes_them() -> None:
         assert next(iter(by_serializer["Records"][0]["dynamodb"])) == "ApproximateCreationDateTime"
         assert next(iter(by_json["Records"][0]["dynamodb"])) == "StreamViewType"
         assert by_json["Records"][0]["dynamodb"]["NewImage"]["b"] == {"B": "AAE="}
+        # ... and the change's images are the item before and after it
+        change = by_json["Records"][1]["dynamodb"]
+        assert (change["OldImage"]["n"], change["NewImage"]["n"]) == ({"N": "1.5"}, {"N": "2"})
+        assert change["OldImage"]["ss"] == change["NewImage"]["ss"] == {"SS": ["x", "y"]}
     finally:
         process.terminate()
         process.wait(timeout=10)
