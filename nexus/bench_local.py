@@ -17,7 +17,14 @@ the load generator does not share an interpreter with the platform, and measures
    Polling (``GetRecords``, ``GetShardIterator``, ``ReceiveMessage`` and stream descriptions) is
    counted apart: it depends on time, not on orders. So are the market maker's own requests (and
    items written), told apart by its SDK app id: it re-quotes every second whatever the flow; its
-   rate per second is printed (the orders it places still cost the platform as any order does).
+   rate per second is printed (the orders it places still cost the platform as any order does);
+4. CPU per order over the same span: the CPU seconds (user + system) each process of the platform
+   used between the two readings, by role (the embedded AWS, the Lambda workers, ``nexus up``
+   itself: the API gateway and the event source pollers, each container, Redis), divided by the
+   orders sent. Unlike orders per second it hardly depends on what else the machine is doing,
+   so it is the figure to compare between runs on a shared machine. The pollers and the market
+   maker's timer count too, over the seconds measured; a process that ended during the run is
+   not counted. The load generator (this process) is printed apart.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import psutil
 
 from nexus.cli_surveillance import read_live_lag, reset_live_lag
 from nexus.local.demo_routing import DEMO_REFERENCE_PRICES
@@ -126,6 +134,66 @@ def settled_counters(state: Path, timeout: float = 120.0, quiet: float = 3.0) ->
     return last
 
 
+# What each process of the platform is, from its command line (the first pattern found).
+CPU_ROLES = (
+    ("nexus.local.aws_server", "embedded AWS (moto server)"),
+    ("nexus.local.worker", "Lambda workers"),
+    ("nexus.cli up", "nexus up: API gateway, event source pollers"),
+    ("nexus_matching", "matching engine"),
+    ("nexus_fix", "FIX gateway"),
+    ("nexus_marketmaker", "market maker"),
+    ("redis-server", "Redis"),
+)
+
+
+def cpu_role(command: str) -> str:
+    for pattern, role in CPU_ROLES:
+        if pattern in command:
+            return role
+    return "other: " + command[:40]
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """CPU seconds (user + system) so far of each process, by pid: (role, seconds)."""
+
+    processes: dict[int, tuple[str, float]]
+
+    def minus(self, before: CpuReading) -> dict[str, float]:
+        """CPU seconds per role between ``before`` and this reading (a process started since
+        counts from zero; one that ended since is not in this reading)."""
+        used: dict[str, float] = {}
+        for pid, (role, seconds) in self.processes.items():
+            then = before.processes.get(pid)
+            start = then[1] if then is not None and then[0] == role else 0.0
+            used[role] = used.get(role, 0.0) + max(seconds - start, 0.0)
+        return used
+
+
+def read_cpu(root: int) -> CpuReading:
+    """The CPU seconds of process ``root`` and every process under it."""
+    processes: dict[int, tuple[str, float]] = {}
+    try:
+        top = psutil.Process(root)
+        tree = [top, *top.children(recursive=True)]
+    except psutil.Error:  # the platform is gone
+        return CpuReading(processes)
+    for process in tree:
+        try:
+            with process.oneshot():
+                times = process.cpu_times()
+                command = " ".join(process.cmdline()) or process.name()
+        except psutil.Error:  # ended meanwhile
+            continue
+        processes[process.pid] = (cpu_role(command), times.user + times.system)
+    return CpuReading(processes)
+
+
+def own_cpu_seconds() -> float:
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
+
+
 @dataclass
 class LocalBenchResult:
     round_trip_ms: float
@@ -140,6 +208,8 @@ class LocalBenchResult:
     cost: Counters | None = None
     surveillance: dict[str, Any] | None = None  # the live consumer's lag figures after the run
     lag_samples: list[int] = field(default_factory=list)  # its last batch's lag (ms), every 5 s of the run
+    cpu: dict[str, float] = field(default_factory=dict)  # the platform's CPU seconds per role over the run
+    load_cpu: float = 0.0  # the load generator's own CPU seconds over the run
 
     @property
     def accepted_per_s(self) -> float:
@@ -250,6 +320,7 @@ def run(pairs: int = 1000, clients: int = 8, timeout: float = 900.0) -> LocalBen
                     ids.add(body["order"]["order_id"])
 
         before = settled_counters(platform.state)
+        cpu_before, load_before = read_cpu(platform.process.pid), own_cpu_seconds()
         platform.reset_surveillance_lag()
         lag_samples: list[int] = []
         sampling = threading.Event()
@@ -276,6 +347,8 @@ def run(pairs: int = 1000, clients: int = 8, timeout: float = 900.0) -> LocalBen
         sampling.set()
         sampler.join()
         cost = settled_counters(platform.state).minus(before)
+        cpu = read_cpu(platform.process.pid).minus(cpu_before)
+        load_cpu = own_cpu_seconds() - load_before
         surveillance = platform.surveillance_lag()
     finally:
         platform.stop()
@@ -293,6 +366,8 @@ def run(pairs: int = 1000, clients: int = 8, timeout: float = 900.0) -> LocalBen
         cost=cost,
         surveillance=surveillance,
         lag_samples=lag_samples,
+        cpu=cpu,
+        load_cpu=load_cpu,
     )
 
 
@@ -339,7 +414,24 @@ def report(result: LocalBenchResult, top: int = 25) -> list[str]:
     lines.append("  Lambda invocations per order by function:")
     for function, n in sorted(cost.invocations.items(), key=lambda kv: -kv[1]):
         lines.append(f"    {n / orders:7.3f}  {function}")
-    return lines + surveillance_lines(result)
+    return lines + cpu_lines(result) + surveillance_lines(result)
+
+
+def cpu_lines(result: LocalBenchResult) -> list[str]:
+    """CPU milliseconds per order by role (see the module docstring)."""
+    if not result.cpu or not result.orders:
+        return []
+    total = sum(result.cpu.values())
+    seconds = result.cost.at if result.cost is not None else 0.0
+    cores = f", {total / seconds:.2f} cores on average over {seconds:.0f} s" if seconds > 0 else ""
+    lines = [f"CPU per order (the platform's processes, user + system, over the same span): "
+             f"{total * 1000 / result.orders:.1f} ms ({total:.1f} CPU seconds{cores}; "
+             f"{os.cpu_count()} cores here)"]  # fmt: skip
+    for role, used in sorted(result.cpu.items(), key=lambda kv: -kv[1]):
+        lines.append(f"    {used * 1000 / result.orders:7.1f}  {role}")
+    load = result.load_cpu * 1000 / result.orders
+    lines.append(f"  load generator (this process, not counted): {load:.1f} ms per order")
+    return lines
 
 
 def surveillance_lines(result: LocalBenchResult) -> list[str]:

