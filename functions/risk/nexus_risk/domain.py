@@ -380,6 +380,24 @@ def self_trade_cut(events: list[Any], index: int) -> Decimal:
     return ZERO
 
 
+def account_keys(events: Iterable[Any]) -> list[tuple[str, str]]:
+    """The (account, symbol) pairs whose watermarks a batch's writes may need, read before its
+    changes are known: every account an event names (a trade's maker and taker), with the
+    event's symbol. A superset of the changes' pairs is harmless; a pair it misses is read when
+    the changes are known."""
+    wanted: dict[tuple[str, str], None] = {}
+    for event in events:
+        accounts: tuple[Any, ...]
+        if getattr(event, "type", None) == "trade":
+            accounts = (event.maker_account_id, event.taker_account_id)
+        else:
+            accounts = (getattr(event, "account_id", None),)
+        for account_id in accounts:
+            if account_id:
+                wanted[(account_id, event.symbol)] = None
+    return list(wanted)
+
+
 def prefetch_ids(events: Iterable[Any]) -> list[str]:
     """Every facts id ``changes_of`` may read for ``events``, for one batched read: the orders
     named (a routed parent for its ``venue_fill`` and ``route_ended``), the first price top-up

@@ -11,13 +11,14 @@ from typing import Any, Final
 
 from nexus_common import aws
 from nexus_common.dynamo import LazyTable, conditional_write
-from nexus_common.dynamo_batch import batch_get
+from nexus_common.dynamo_batch import batch_get, batch_get_tables
 from nexus_common.risk import RESERVATIONS, ZERO, attr, release_held_update
 
 from nexus_risk.coalesce import AccountWrite, Watermarks
 from nexus_risk.domain import AccountChange, HeldRelease, OrderFacts
 
 FACTS_CACHE_SIZE: Final = 10_000
+FACTS_PROJECTION: Final = "order_id, side, quantity, reserved, reserve_rate"
 
 
 class StaleAccount(RuntimeError):
@@ -65,27 +66,11 @@ class DynamoAccounts(LazyTable):
     def watermarks(self, keys: Iterable[tuple[str, str]]) -> Watermarks:
         """``seq#S`` of each (account, symbol) (None when absent), from one consistent read per
         100 accounts; the keys of an account that does not exist are left out."""
-        wanted: dict[str, set[str]] = {}
-        for account_id, symbol in keys:
-            wanted.setdefault(account_id, set()).add(symbol)
+        wanted = _by_account(keys)
         if not wanted:
             return {}
-        symbols = sorted({symbol for names in wanted.values() for symbol in names})
-        names = {f"#s{i}": attr("seq", symbol) for i, symbol in enumerate(symbols)}
-        items = batch_get(
-            self.table,
-            [{"account_id": account_id} for account_id in wanted],
-            ConsistentRead=True,
-            ProjectionExpression=", ".join(["account_id", *names]),
-            ExpressionAttributeNames=names,
-        )
-        found: dict[tuple[str, str], int | None] = {}
-        for item in items:
-            account_id = str(item["account_id"])
-            for symbol in wanted.get(account_id, ()):
-                value = item.get(attr("seq", symbol))
-                found[(account_id, symbol)] = None if value is None else int(value)
-        return found
+        items = batch_get(self.table, _account_keys(wanted), ConsistentRead=True, **_watermark_projection(wanted))
+        return _watermarks_found(wanted, items)
 
     def write(self, write: AccountWrite) -> None:
         """Add one batch's deltas to the account item with one conditional ``UpdateItem`` that also
@@ -184,16 +169,19 @@ class DynamoOrderFacts:
         """Read the facts of the orders not cached yet, 100 to a consistent ``BatchGetItem``. Until
         the next prefetch (the next batch), an id it did not find is answered None without
         another read (most ended orders have no price top-up item, for instance)."""
+        missing = self.missing(order_ids)
+        if missing:
+            self.found(batch_get(self.table, missing, ConsistentRead=True, ProjectionExpression=FACTS_PROJECTION))
+
+    def missing(self, order_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """The keys of the orders not cached yet, each answered None until ``found`` says
+        otherwise (a prefetch's first half)."""
         missing = sorted({order_id for order_id in order_ids if order_id not in self._cache})
         self._absent = set(missing)
-        if not missing:
-            return
-        items = batch_get(
-            self.table,
-            [{"order_id": order_id} for order_id in missing],
-            ConsistentRead=True,
-            ProjectionExpression="order_id, side, quantity, reserved, reserve_rate",
-        )
+        return [{"order_id": order_id} for order_id in missing]
+
+    def found(self, items: Iterable[dict[str, Any]]) -> None:
+        """The items a read of ``missing``'s keys found (a prefetch's second half)."""
         for item in items:
             self._absent.discard(self._remember(item).order_id)
 
@@ -206,7 +194,7 @@ class DynamoOrderFacts:
         item = self.table.get_item(
             Key={"order_id": order_id},
             ConsistentRead=True,
-            ProjectionExpression="order_id, side, quantity, reserved, reserve_rate",
+            ProjectionExpression=FACTS_PROJECTION,
         ).get("Item")
         if not item:
             return None
@@ -226,6 +214,54 @@ class DynamoOrderFacts:
         if len(self._cache) > FACTS_CACHE_SIZE:
             self._cache.popitem(last=False)
         return facts
+
+
+class DynamoBatchReads:
+    """A batch's two reads in one consistent ``BatchGetItem`` (100 keys a call, whichever table):
+    the facts of its orders not cached yet and the watermarks of the (account, symbol) pairs its
+    events name (``nexus_risk.domain.account_keys``), instead of one call for each."""
+
+    def __init__(self, facts: DynamoOrderFacts, accounts: DynamoAccounts) -> None:
+        self.facts = facts
+        self.accounts = accounts
+
+    def load(self, order_ids: Iterable[str], keys: Iterable[tuple[str, str]]) -> Watermarks:
+        missing = self.facts.missing(order_ids)
+        wanted = _by_account(keys)
+        reads = {self.facts.table: missing, self.accounts.table: _account_keys(wanted)}
+        options = {self.facts.table.name: {"ProjectionExpression": FACTS_PROJECTION},
+                   self.accounts.table.name: _watermark_projection(wanted)}  # fmt: skip
+        found = batch_get_tables({table: keys for table, keys in reads.items() if keys}, options, ConsistentRead=True)
+        self.facts.found(found.get(self.facts.table.name, []))
+        return _watermarks_found(wanted, found.get(self.accounts.table.name, []))
+
+
+def _by_account(keys: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    wanted: dict[str, set[str]] = {}
+    for account_id, symbol in keys:
+        wanted.setdefault(account_id, set()).add(symbol)
+    return wanted
+
+
+def _account_keys(wanted: dict[str, set[str]]) -> list[dict[str, Any]]:
+    return [{"account_id": account_id} for account_id in wanted]
+
+
+def _watermark_projection(wanted: dict[str, set[str]]) -> dict[str, Any]:
+    """Only the ``seq#S`` attributes read (an account item also holds its reservation ids)."""
+    symbols = sorted({symbol for names in wanted.values() for symbol in names})
+    names = {f"#s{i}": attr("seq", symbol) for i, symbol in enumerate(symbols)}
+    return {"ProjectionExpression": ", ".join(["account_id", *names]), "ExpressionAttributeNames": names}
+
+
+def _watermarks_found(wanted: dict[str, set[str]], items: Iterable[dict[str, Any]]) -> Watermarks:
+    found: dict[tuple[str, str], int | None] = {}
+    for item in items:
+        account_id = str(item["account_id"])
+        for symbol in wanted.get(account_id, ()):
+            value = item.get(attr("seq", symbol))
+            found[(account_id, symbol)] = None if value is None else int(value)
+    return found
 
 
 def _delete_ended(ended_ids: list[str], names: dict[str, str], values: dict[str, Any]) -> str:

@@ -1,9 +1,10 @@
 """The application layer of risk: a batch of engine steps applied to the account items.
 
-The facts of every order in the batch are read together (``prefetch_ids``), the changes computed
-per engine step (as ``changes_of`` expects), the accounts' watermarks read in one go, and each
-account gets one conditional write for the whole batch (``nexus_risk.coalesce``), which leaves
-it as one write per event would have.
+The facts of every order in the batch (``prefetch_ids``) and the watermarks of every account its
+events name (``account_keys``) are read together (``BatchReads``: one ``BatchGetItem``), the
+changes computed per engine step (as ``changes_of`` expects), and each account gets one
+conditional write for the whole batch (``nexus_risk.coalesce``), which leaves it as one write per
+event would have.
 
 An entry closed by the fence (``rejected``, reason ``entry_incomplete``) is not in that write: its
 reservation is given back by id, only while the account item holds the id
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 from nexus_common.fees import FeeSchedule
 
 from nexus_risk.coalesce import AccountWrite, Watermarks, coalesce
-from nexus_risk.domain import HeldRelease, OrderFacts, changes_of, held_releases, prefetch_ids
+from nexus_risk.domain import HeldRelease, OrderFacts, account_keys, changes_of, held_releases, prefetch_ids
 
 
 class OrderFactsSource(Protocol):
@@ -47,16 +48,39 @@ class AccountItems(Protocol):
         ...
 
 
-def apply_batch(steps: list[list[Any]], facts: OrderFactsSource, accounts: AccountItems, fees: FeeSchedule) -> int:
+class BatchReads(Protocol):
+    """A batch's facts prefetch and its accounts' watermarks in one read."""
+
+    def load(self, order_ids: Iterable[str], keys: Iterable[tuple[str, str]]) -> Watermarks:
+        """Prefetch the facts of ``order_ids`` (as ``OrderFactsSource.prefetch``) and return the
+        watermarks of ``keys`` (as ``AccountItems.watermarks``)."""
+        ...
+
+
+def apply_batch(
+    steps: list[list[Any]], facts: OrderFactsSource, accounts: AccountItems, fees: FeeSchedule,
+    reads: BatchReads | None = None,
+) -> int:  # fmt: skip
     """Apply a batch of engine steps (the events of each record, in order); returns how many
     account writes applied (one per account written, plus each release while held that found
-    its id)."""
-    facts.prefetch(prefetch_ids(event for step in steps for event in step))
+    its id). With ``reads``, the facts and the watermarks of the accounts the events name are
+    read together; a pair the changes need beyond those is read on its own."""
+    events = [event for step in steps for event in step]
+    read: Watermarks | None = None
+    guessed: set[tuple[str, str]] = set()
+    if reads is not None:
+        guessed = set(account_keys(events))
+        read = reads.load(prefetch_ids(events), guessed)
+    else:
+        facts.prefetch(prefetch_ids(events))
     changes = [change for step in steps for change in changes_of(step, facts, fees)]
     releases = [release for step in steps for release in held_releases(step, facts)]
     written = 0
     if changes:
-        watermarks = accounts.watermarks((change.account_id, change.symbol) for change in changes)
+        needed = {(change.account_id, change.symbol) for change in changes}
+        watermarks = dict(accounts.watermarks(needed - guessed)) if needed - guessed else {}
+        if read is not None:
+            watermarks.update((key, seq) for key, seq in read.items() if key in needed)
         writes = coalesce(changes, watermarks)
         for write in writes.values():
             accounts.write(write)

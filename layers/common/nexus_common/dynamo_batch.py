@@ -10,7 +10,7 @@ and nothing else can create it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 BATCH_GET_MAX: Final = 100
@@ -31,20 +31,27 @@ def batch_get(table: Any, keys: list[dict[str, Any]], **options: Any) -> list[di
     return items
 
 
-def batch_get_tables(reads: dict[Any, list[dict[str, Any]]], **options: Any) -> dict[str, list[dict[str, Any]]]:
+def batch_get_tables(
+    reads: dict[Any, list[dict[str, Any]]],
+    table_options: Mapping[str, Mapping[str, Any]] | None = None,
+    **options: Any,
+) -> dict[str, list[dict[str, Any]]]:
     """``batch_get`` over several tables at once: each ``BatchGetItem`` carries up to 100 keys,
     whichever tables they belong to. ``reads`` maps a boto3 ``Table`` to its keys; the answer maps
     each table's name to the items that exist, in no particular order. ``options`` go to every
-    table's request (``ConsistentRead``). The calls go through the first table's client."""
+    table's request (``ConsistentRead``), ``table_options[name]`` to that table's only
+    (``ProjectionExpression``, ``ExpressionAttributeNames``). The calls go through the first
+    table's client."""
     if not reads:
         return {}
     client = next(iter(reads)).meta.client
     found: dict[str, list[dict[str, Any]]] = {table.name: [] for table in reads}
     wanted = [(table.name, key) for table, keys in reads.items() for key in keys]
+    per_table = {table.name: {**options, **(table_options or {}).get(table.name, {})} for table in reads}
     for start in range(0, len(wanted), BATCH_GET_MAX):
         request: dict[str, Any] = {}
         for name, key in wanted[start : start + BATCH_GET_MAX]:
-            request.setdefault(name, {"Keys": [], **options})["Keys"].append(key)
+            request.setdefault(name, {"Keys": [], **per_table[name]})["Keys"].append(key)
         while request:
             answer = client.batch_get_item(RequestItems=request)
             for name, items in answer.get("Responses", {}).items():

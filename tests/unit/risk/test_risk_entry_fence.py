@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -350,3 +351,91 @@ def test_the_risk_consumer_gives_a_fenced_entry_back_on_the_account_item_only_wh
     # and a release while held of an account that does not exist is refused, not an error
     ghost = HeldRelease("acc_none", "AAPL", "o-9", "buy", D(1), D("100.03"), "AAPL-9")
     assert DynamoAccounts(world.env["ACCOUNTS_TABLE"]).release_held(ghost) is False
+
+
+def test_the_risk_consumer_reads_a_batchs_order_facts_and_account_watermarks_in_one_request(aws: Any) -> None:
+    from lambda_events import FakeLambdaContext, kinesis_event
+    from nexus_common import aws as common_aws
+    from nexus_common.settings import reset_lazy
+    from nexus_risk import on_execution_events as risk_consumer
+
+    # GIVEN a buy 10 @ 100.00 the orders API stored and reserved for acc_1
+    world = World(aws)
+    status, answer = world.request("POST", "/v1/orders", {"symbol": "AAPL", "side": "buy", "type": "limit",
+                                                          "quantity": "10", "price": "100.00"})  # fmt: skip
+    assert status == 202, answer
+    order_id = answer["order"]["order_id"]
+    world.aws.use_function_env("RiskConsumerFunction")
+    reset_lazy()
+    cancelled = {"event_id": "AAPL-1", "type": "cancelled", "version": 1, "ts": TS, "symbol": "AAPL", "seq": 1,
+                 "epoch": 0, "correlation_id": "c-1", "order_id": order_id, "account_id": "acc_1",
+                 "reason": "user", "remaining_quantity": "10"}  # fmt: skip
+    common_aws.reset_request_counts()
+    # WHEN the engine's cancel of it reaches the risk consumer
+    answer = risk_consumer.handler(kinesis_event({"events": [cancelled]}), FakeLambdaContext())
+    assert answer == {"batchItemFailures": []}, answer
+    # THEN one BatchGetItem read the order's facts and the account's watermark, one write applied it
+    counts: dict[str, int] = {}
+    for (_, operation, _), n in common_aws.request_counts().items():
+        counts[operation] = counts.get(operation, 0) + n
+    assert counts == {"BatchGetItem": 1, "UpdateItem": 1}
+    item = world.item()
+    assert item["available_cash"] == item["cash"] == D("1000000.00")
+    assert (item["buying#AAPL"], item["seq#AAPL"]) == (100, 1)
+    assert RESERVATIONS not in item
+
+
+@dataclass
+class BatchReadsOverMemory:
+    """``service.BatchReads`` over the in-memory venue: what it was asked, answered as the account
+    items would (``MemoryAccountItems.watermarks`` itself, not a counted stand-in for it)."""
+
+    venue: UnsentVenue
+    asked: list[tuple[list[str], set[tuple[str, str]]]] = field(default_factory=list)
+
+    def load(self, order_ids: Iterable[str], keys: Iterable[tuple[str, str]]) -> Watermarks:
+        wanted = set(keys)
+        self.asked.append((list(order_ids), wanted))
+        return MemoryAccountItems.watermarks(self.venue.items, wanted)
+
+
+def test_with_batch_reads_the_accounts_the_events_name_are_read_with_the_facts_and_a_pair_missed_is_read_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN alice's reserved buy 10 @ 99.00 and its ordinary rejection
+    v = unsent_venue()
+    alice = v.accounts["alice"]
+    placed, _ = v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00"))
+    rejected = v.rejected(placed.order_id, reason="halted")
+    watermarks_read: list[set[tuple[str, str]]] = []
+    counted = v.items.watermarks
+
+    def watermarks(keys: Iterable[tuple[str, str]]) -> Watermarks:
+        watermarks_read.append(set(keys))
+        return counted(keys)
+
+    monkeypatch.setattr(v.items, "watermarks", watermarks)
+    reads = BatchReadsOverMemory(v)
+    # WHEN the batch is applied with the batch reads
+    assert service.apply_batch([[rejected]], Facts(v), v.items, FEES, reads) == 1
+    # THEN the read named the order and alice's AAPL pair, and no watermark was read apart
+    assert reads.asked == [([placed.order_id], {("alice", "AAPL")})]
+    assert watermarks_read == []
+    assert (alice.available, alice.buying, alice.seq) == (CASH, D(0), rejected.seq)
+    # WHEN a later batch's change is for a pair the events did not name (none named here)
+    again, _ = v.service.place("alice", order(side="buy", type="limit", quantity="5", price="99.00"))
+    second = v.rejected(again.order_id, reason="halted")
+    monkeypatch.setattr(service, "account_keys", lambda events: [])
+    assert service.apply_batch([[second]], Facts(v), v.items, FEES, BatchReadsOverMemory(v)) == 1
+    # THEN its watermark is read when the changes are known, and guards the write as before
+    assert watermarks_read == [{("alice", "AAPL")}]
+    assert (alice.available, alice.buying, alice.seq) == (CASH, D(0), second.seq)
+
+
+def test_account_keys_are_every_account_an_event_names_with_its_symbol() -> None:
+    from nexus_risk.domain import account_keys
+
+    v = unsent_venue()
+    trade = SimpleNamespace(type="trade", symbol="AAPL", maker_account_id="bob", taker_account_id="alice")
+    assert account_keys([trade, v.rejected("o-1"), v.rejected("o-2", account_id="carol")]) == [
+        ("bob", "AAPL"), ("alice", "AAPL"), ("carol", "AAPL")]  # fmt: skip
