@@ -18,6 +18,7 @@ such rejection (rare: an entry stopped half way), none for any other event.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from nexus_common.fees import FeeSchedule
@@ -57,30 +58,37 @@ class BatchReads(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SeparateReads:
+    """``BatchReads`` as two reads: the facts source's prefetch, then the accounts' watermarks."""
+
+    facts: OrderFactsSource
+    accounts: AccountItems
+
+    def load(self, order_ids: Iterable[str], keys: Iterable[tuple[str, str]]) -> Watermarks:
+        self.facts.prefetch(order_ids)
+        return self.accounts.watermarks(keys)
+
+
 def apply_batch(
     steps: list[list[Any]], facts: OrderFactsSource, accounts: AccountItems, fees: FeeSchedule,
     reads: BatchReads | None = None,
 ) -> int:  # fmt: skip
     """Apply a batch of engine steps (the events of each record, in order); returns how many
     account writes applied (one per account written, plus each release while held that found
-    its id). With ``reads``, the facts and the watermarks of the accounts the events name are
-    read together; a pair the changes need beyond those is read on its own."""
+    its id). The facts and the watermarks of the accounts the events name are read first (by
+    ``reads``; without, ``SeparateReads``); a pair the changes need beyond those is read once
+    they are known."""
     events = [event for step in steps for event in step]
-    read: Watermarks | None = None
-    guessed: set[tuple[str, str]] = set()
-    if reads is not None:
-        guessed = set(account_keys(events))
-        read = reads.load(prefetch_ids(events), guessed)
-    else:
-        facts.prefetch(prefetch_ids(events))
+    guessed = set(account_keys(events))
+    read = (reads or SeparateReads(facts, accounts)).load(prefetch_ids(events), guessed)
     changes = [change for step in steps for change in changes_of(step, facts, fees)]
     releases = [release for step in steps for release in held_releases(step, facts)]
     written = 0
     if changes:
         needed = {(change.account_id, change.symbol) for change in changes}
         watermarks = dict(accounts.watermarks(needed - guessed)) if needed - guessed else {}
-        if read is not None:
-            watermarks.update((key, seq) for key, seq in read.items() if key in needed)
+        watermarks.update((key, seq) for key, seq in read.items() if key in needed)
         writes = coalesce(changes, watermarks)
         for write in writes.values():
             accounts.write(write)
