@@ -105,9 +105,10 @@ def _actual(platform: LocalPlatform, api: Api) -> tuple[set[tuple[Any, ...]], di
     )["Items"]
     trades = {(int(i["seq"]["N"]), Decimal(i["price"]["N"]), Decimal(i["quantity"]["N"]), i["aggressor_side"]["S"])
               for i in items}  # fmt: skip
+    # the orders of SYMBOL: the table also holds items that are not orders (the entry sweep's progress)
     orders = _client(platform, "dynamodb").scan(TableName=platform.table("OrdersTable"))["Items"]
     filled = {o["order_id"]["S"]: Decimal(o["filled_quantity"]["N"]) for o in orders
-              if o["symbol"]["S"] == SYMBOL and Decimal(o["filled_quantity"]["N"]) > 0}  # fmt: skip
+              if o.get("symbol", {}).get("S") == SYMBOL and Decimal(o["filled_quantity"]["N"]) > 0}  # fmt: skip
     body = api.get(f"/v1/markets/{SYMBOL}/book?depth=100").body
     book = {side: [(Decimal(x["price"]), Decimal(x["quantity"])) for x in body[side]] for side in ("bids", "asks")}
     return trades, filled, book
