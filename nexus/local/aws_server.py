@@ -27,8 +27,9 @@
 * ``GetRecords`` answers are written as JSON directly (the same document moto's generic
   serializer writes, several times faster): every consumer of a stream reads every record, so
   this is most of the emulator's time under load.
-* DynamoDB requests skip Flask (``_DirectDynamoDB``): moto's one DynamoDB route is called as its
-  Flask view would call it, and its answer written as Flask would write it.
+* Requests to DynamoDB, DynamoDB Streams, Kinesis and SQS skip Flask (``_DirectJson``): the one
+  route moto gives each of these services is called as its Flask view would call it, and its
+  answer written as Flask would write it.
 * DynamoDB item operations (``GetItem``, ``PutItem``, ``UpdateItem``, ``Query``, ...) are answered
   with ``json.dumps`` of moto's result, keeping only the output shape's members, as moto's
   generic serializer does (it walks the service model for every attribute of every item, and
@@ -131,11 +132,13 @@ from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.kinesis.models import Shard
 from moto.kinesis.responses import KinesisResponse
 from moto.kinesis.utils import decompose_shard_iterator
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.sqs.models import Message, Queue
+from moto.sqs.responses import SQSResponse
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wsgi import LimitedStream
@@ -377,25 +380,33 @@ class _ServerRequest(MotoRequest):
     from_wsgi_server = True
 
 
-class _DirectDynamoDB:
-    """WSGI middleware: DynamoDB requests go to moto's handler directly, the rest to ``app``.
+class _DirectJson:
+    """WSGI middleware: requests of the JSON-protocol services on the order path (DynamoDB, its
+    streams, Kinesis, SQS) go to moto's handler directly, the rest to ``app``.
 
     moto's server routes every request through Flask: a request context, URL routing, form
     parsing, CORS headers and a response object, about a third of the time of a ``GetItem``.
-    DynamoDB has one route (``DynamoHandler.dispatch`` on ``/``), so the request is handed to it as
+    These services' requests name their handler in ``X-Amz-Target`` and are posted to ``/``, the
+    route moto gives that handler alone, so the request is handed to it as
     ``convert_to_flask_response`` would hand it, and its answer written as Flask would write it."""
 
-    TARGET = "DynamoDB_20120810."
+    HANDLERS: dict[str, Any] = {
+        "DynamoDB_20120810": DynamoHandler,
+        "DynamoDBStreams_20120810": DynamoDBStreamsHandler,
+        "Kinesis_20131202": KinesisResponse,
+        "AmazonSQS": SQSResponse,
+    }
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith(self.TARGET):
+        handler = self.HANDLERS.get(environ.get("HTTP_X_AMZ_TARGET", "").partition(".")[0])
+        if handler is None or environ.get("PATH_INFO") != "/":
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         request = _ServerRequest(environ)
         try:
-            answer = DynamoHandler.dispatch(request, request.raw_url, dict(request.headers))
+            answer = handler.dispatch(request, request.raw_url, dict(request.headers))
         except ClientError as exc:  # as convert_to_flask_response answers it
             answer = 400, {}, exc.response["Error"]["Message"]
         status, headers, content = answer if len(answer) == 3 else (200, {}, answer)
@@ -716,15 +727,22 @@ def _lex_condition_once(self: ConditionExpressionParser) -> deque[Any]:
 
 def _traverse(self: DepthFirstTraverser, root: Any) -> Any:
     """moto's ``DepthFirstTraverser.traverse`` (depth first, each node processed after its
-    children, a processed node put in its parent's place), with the processor's node types and
-    processing map read once per traversal instead of once or twice per node: a validation runs
-    ten traversals over the tree, and that lookup was most of their time."""
-    types = self.nodes_to_be_processed()
-    processors = tuple(self._processing_map().items())
+    children, a processed node put in its parent's place), with what a node's class calls for
+    (not a node, a node kept as it is, or the first processor whose class it is an instance of)
+    worked out once per processor class and node class, instead of by several ``isinstance``
+    checks against abstract classes per node: a validation runs ten traversals over the tree,
+    and those checks were most of their time."""
+    processors = tuple(self._processing_map().values())
+    kinds = _node_kinds.get(type(self))
+    if kinds is None:
+        kinds = _node_kinds[type(self)] = {}
     hook = self.pre_processing_of_child if type(self).pre_processing_of_child is not _no_hook else None
 
     def visit(node: Any, child_id: int) -> Any:
-        if not isinstance(node, Node):
+        kind = kinds.get(type(node))
+        if kind is None:
+            kind = kinds[type(node)] = _node_kind(self, type(node))
+        if kind == _NOT_A_NODE:
             return node
         parent = node.parent
         children = node.children
@@ -733,14 +751,29 @@ def _traverse(self: DepthFirstTraverser, root: Any) -> Any:
                 if hook is not None:
                     hook(node, i)
                 visit(child, i)
-        if isinstance(node, types):
-            node = next(process(node) for kind, process in processors if isinstance(node, kind))
+        if kind != _KEPT:
+            node = processors[kind](node)
             node.parent = parent
             if parent:
                 parent.children[child_id] = node
         return node
 
     return visit(root, -1)
+
+
+_NOT_A_NODE, _KEPT = -2, -1
+_node_kinds: dict[type, dict[type, int]] = {}  # processor class -> node class -> kind
+
+
+def _node_kind(processor: DepthFirstTraverser, node_class: type) -> int:
+    """What ``processor`` does with a node of ``node_class``: ``_NOT_A_NODE``, ``_KEPT``, or the
+    index of its processing function (the first whose class matches, as moto's ``process``).
+    A processor's map has the same classes in the same order for every instance."""
+    if not issubclass(node_class, Node):
+        return _NOT_A_NODE
+    if not issubclass(node_class, processor.nodes_to_be_processed()):
+        return _KEPT
+    return next(i for i, kind in enumerate(processor._processing_map()) if issubclass(node_class, kind))
 
 
 _no_hook = DepthFirstTraverser.pre_processing_of_child
@@ -1000,7 +1033,7 @@ def main(argv: list[str] | None = None) -> None:
     install_speedups()
     profile_path = os.environ.get("NEXUS_AWS_PROFILE")
     profile = RequestProfile(profile_path) if profile_path else None
-    app = _OneAtATime(_DirectDynamoDB(DomainDispatcherApplication(create_backend_app)), profile, args.first)
+    app = _OneAtATime(_DirectJson(DomainDispatcherApplication(create_backend_app)), profile, args.first)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=_KeepAliveHandler)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -483,6 +483,43 @@ def test_sqs_receives_what_moto_receives(server: str, monkeypatch: pytest.Monkey
     assert "later" not in {body for g in fast for body in g}
 
 
+def _refusals(kinesis: Any, sqs: Any) -> list[tuple[str, str, int]]:
+    """Requests each service refuses: the error code, message and HTTP status of each answer."""
+    queue = sqs.create_queue(QueueName="refusing")["QueueUrl"]
+    calls = [
+        lambda: kinesis.describe_stream(StreamName="missing"),
+        lambda: kinesis.put_record(StreamName="missing", Data=b"x", PartitionKey="p"),
+        lambda: sqs.get_queue_url(QueueName="missing"),
+        lambda: sqs.send_message(QueueUrl=queue, MessageBody="x", DelaySeconds=901),
+    ]
+    refused = []
+    for call in calls:
+        with pytest.raises(ClientError) as caught:
+            call()
+        error = caught.value.response
+        refused.append((error["Error"]["Code"], error["Error"].get("Message", ""),
+                        error["ResponseMetadata"]["HTTPStatusCode"]))  # fmt: skip
+    return refused
+
+
+def test_refusals_answer_what_moto_answers(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN requests that Kinesis and SQS refuse, sent to the embedded server (which hands these
+    # services' requests to moto's handlers without Flask) and to moto's own
+    def clients(**endpoint: str) -> tuple[Any, Any]:
+        return tuple(boto3.client(name, region_name="us-east-1", **endpoint, **_keys())  # type: ignore[return-value]
+                     for name in ("kinesis", "sqs"))  # fmt: skip
+
+    fast = _refusals(*clients(endpoint_url=server))
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        reference = _refusals(*clients())
+    # THEN each is refused with the same code, message and status
+    assert fast == reference
+    assert [code for code, _, _ in fast][:3] == ["ResourceNotFoundException", "ResourceNotFoundException",
+                                                 "AWS.SimpleQueueService.NonExistentQueue"]  # fmt: skip
+
+
 def test_connections_are_kept_alive_and_a_body_the_emulator_leaves_unread_is_skipped(server: str) -> None:
     import http.client
 
