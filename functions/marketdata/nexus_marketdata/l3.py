@@ -156,11 +156,18 @@ def _applies(order: L3Order | None, event: AnyEngineEvent) -> bool:
 
 
 class L3Fold:
-    """Applies one record's events to the orders they name (loaded beforehand)."""
+    """Applies records' events to the orders they name (loaded beforehand).
+
+    ``end_record()`` after each record's events (optional) lets the fold leave out an order that
+    began and ended within one record: a market, IOC or FOK order, or a limit order filled on
+    arrival, never rests, so it needs no item. A record is delivered whole, so every reading of
+    that record finds the order ended as well (none ever sees it in the book), and any later event
+    naming it finds no item and changes nothing, as it would find the item of an ended order."""
 
     def __init__(self, known: Mapping[str, L3Order]) -> None:
         self.orders: dict[str, L3Order] = dict(known)
         self.changed: set[str] = set()
+        self.born: set[str] = set()  # orders accepted in the current record, unknown before it
 
     def _set(self, order: L3Order) -> None:
         self.orders[order.order_id] = order
@@ -178,6 +185,7 @@ class L3Fold:
             if event.order_id in self.orders:
                 return  # the engine ignores a repeated order id; so does the fold
             parked = event.order_type in ("stop", "stop_limit")
+            self.born.add(event.order_id)
             self._set(
                 L3Order(
                     symbol=event.symbol,
@@ -255,6 +263,15 @@ class L3Fold:
             if new_open <= 0:
                 order = replace(order, state="done", shown=Decimal(0))
         self._set(_touch(order, event))
+
+    def end_record(self) -> None:
+        """The end of one record: the orders accepted in it that are already over (ended, or
+        taking with nothing that could rest) are not written. One named by a later record of the
+        same batch (a step too large for one record goes on in the next) is written after all."""
+        for order_id in self.born:
+            if _rest(self.orders[order_id]).state == "done":
+                self.changed.discard(order_id)
+        self.born.clear()
 
     def finish(self) -> dict[str, L3Order]:
         """End of the step: every order still taking rests (or is done). The changed orders."""

@@ -10,7 +10,9 @@ every later one are reported (Lambda retries from it, then the DLQ). The writes 
 * the candles the trades touch are read once per symbol, folded and written back (one
   conditional put per candle);
 * the orders the events name are read once per symbol (one batched read) and folded into the
-  L3 book (one conditional put per order).
+  L3 book (one conditional put per order, except an order that began and ended within one
+  record: a market, IOC or FOK order, or a limit order filled on arrival, never rests and needs
+  no item).
 
 Every item is written at most once per batch and each write is independent of the others (its own
 item, its own seq/epoch watermark), so they run concurrently (``nexus_common.parallel``): a batch of a
@@ -48,9 +50,9 @@ writer = lazy(
 @with_lambda_context(logger)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     batch = decode_batch(event, logger)
-    events, failed = batch.until_first_poison()
+    records, failed = batch.records_until_first_poison()
     for view in (trades(), book_levels(), candles(), book_orders()):
         view.table  # noqa: B018 - made here, once, not by the writer threads at the same time
-    changed = writer().apply(events)
+    changed = writer().apply(records)
     logger.debug("batch applied", extra={"records": len(batch.sequence_numbers), "changed": changed})
     return failures(failed)

@@ -4,7 +4,7 @@ implements them). No boto3, no Redis."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
@@ -100,6 +100,6 @@ class ViewReadAhead(Protocol):
 
 class BookOrders(Protocol):
     def plan(
-        self, symbol: str, events: list[AnyEngineEvent], stored: dict[str, L3Order] | None = None
+        self, symbol: str, records: Sequence[Sequence[AnyEngineEvent]], stored: dict[str, L3Order] | None = None
     ) -> list[Callable[[], int]]: ...
     def side(self, symbol: str, side: str, depth: int) -> list[L3Level]: ...

@@ -13,7 +13,7 @@ import json
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -191,17 +191,21 @@ class DynamoBookOrders(LazyTable):
         return {str(i["order_id"]): order_from_item(i) for i in items}
 
     def plan(
-        self, symbol: str, events: list[AnyEngineEvent], stored: dict[str, L3Order] | None = None
+        self, symbol: str, records: Sequence[Sequence[AnyEngineEvent]], stored: dict[str, L3Order] | None = None
     ) -> list[Callable[[], int]]:
         """Read the orders the events name (one batched read, or ``stored``: what a read of all of
-        them found, ``ViewReads``) and fold the events into them; the conditional puts are
-        returned, to be run in any order (each is one order's item)."""
+        them found, ``ViewReads``) and fold each record's events into them (``records``: the
+        symbol's events, record by record); the conditional puts are returned, to be run in any
+        order (each is one order's item). An order that began and ended within one record has
+        none (``L3Fold.end_record``)."""
         if stored is None:
-            needed = touched_order_ids(events)
+            needed = touched_order_ids(event for record in records for event in record)
             stored = self.load(symbol, needed) if needed else {}
         fold = L3Fold(stored)
-        for event in events:
-            fold.apply(event)
+        for record in records:
+            for event in record:
+                fold.apply(event)
+            fold.end_record()
         return [self._writer(symbol, order, stored.get(order_id)) for order_id, order in fold.finish().items()]
 
     def _writer(self, symbol: str, order: L3Order, before: L3Order | None) -> Callable[[], int]:

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import time as time_module
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -159,15 +159,23 @@ class ViewWriter:
         self.book_orders = book_orders
         self.reads = reads
 
-    def apply(self, events: list[AnyEngineEvent]) -> int:
-        """Apply a batch's events to every view; returns how many items changed."""
+    def apply(self, records: Sequence[Sequence[AnyEngineEvent]]) -> int:
+        """Apply a batch's events, record by record, to every view; returns how many items changed."""
+        events = [event for record in records for event in record]
         tape = [e for e in events if isinstance(e, TradeEvent)]
         latest: dict[tuple[str, str, str], BookEvent] = {}
         by_symbol: dict[str, list[AnyEngineEvent]] = {}
-        for event in events:
-            if isinstance(event, BookEvent):
-                latest[(event.symbol, event.side, str(event.price))] = event  # later seq wins
-            by_symbol.setdefault(event.symbol, []).append(event)
+        records_of: dict[str, list[list[AnyEngineEvent]]] = {}  # each symbol's events, record by record
+        for record in records:
+            seen: set[str] = set()
+            for event in record:
+                if isinstance(event, BookEvent):
+                    latest[(event.symbol, event.side, str(event.price))] = event  # later seq wins
+                by_symbol.setdefault(event.symbol, []).append(event)
+                if event.symbol not in seen:
+                    seen.add(event.symbol)
+                    records_of.setdefault(event.symbol, []).append([])
+                records_of[event.symbol][-1].append(event)
         writes: list[Callable[[], int]] = [self._put_trade(trade) for trade in tape]
         writes += [self._apply_level(delta) for delta in latest.values()]
         touched = {symbol: touched_order_ids(symbol_events) for symbol, symbol_events in by_symbol.items()}
@@ -183,7 +191,7 @@ class ViewWriter:
                 writes.append(self._apply_candles(symbol_trades, stored))
             its_orders = None if orders is None else {o: orders[(symbol, o)] for o in touched[symbol]
                                                       if (symbol, o) in orders}  # fmt: skip
-            writes += self.book_orders.plan(symbol, symbol_events, its_orders)
+            writes += self.book_orders.plan(symbol, records_of[symbol], its_orders)
         return sum(run_all(writes))
 
     def _put_trade(self, trade: TradeEvent) -> Callable[[], int]:

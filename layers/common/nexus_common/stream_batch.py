@@ -47,12 +47,16 @@ class DecodedBatch:
     def until_first_poison(self) -> tuple[list[ExecutionEventT], list[str]]:
         """For a consumer that stops at the first poison record: the events of the records before
         it, and the sequence numbers of that record and every one after it (to report)."""
+        records, failed = self.records_until_first_poison()
+        return [event for record in records for event in record], failed
+
+    def records_until_first_poison(self) -> tuple[list[list[ExecutionEventT]], list[str]]:
+        """``until_first_poison`` with the events kept record by record."""
         if not self.poison:
-            return self.events, []
+            return [record.events for record in self.records], []
         stop = self.sequence_numbers.index(self.poison[0])
         before = set(self.sequence_numbers[:stop])
-        events = [e for record in self.records if record.sequence_number in before for e in record.events]
-        return events, self.sequence_numbers[stop:]
+        return [r.events for r in self.records if r.sequence_number in before], self.sequence_numbers[stop:]
 
 
 def decode_batch(event: dict[str, Any], logger: logging.Logger | Any | None = None) -> DecodedBatch:

@@ -3,7 +3,9 @@ matching engine (in process, no AWS):
 
 * L3 folded from the events (``nexus_marketdata.l3``) == the engine's own book: every resting
   order, its shown quantity and its place in the queue (icebergs, stop-limits, replaces,
-  self-trade decrements, partial fills included);
+  self-trade decrements, partial fills included); folded record by record in any batches, with
+  batches redelivered and the whole stream replayed in other batches, too, where an order its
+  own record ended has no item;
 * L2 from the ``book`` deltas (last delta per level wins) == the engine's aggregated depth, and
   == the L3 levels summed;
 * candles folded per record (``nexus_marketdata.candles.merge``), with records redelivered, ==
@@ -20,10 +22,10 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nexus_common.events import ENGINE_EVENT_ADAPTER, AnyEngineEvent, BookEvent, TradeEvent
+from nexus_common.events import ENGINE_EVENT_ADAPTER, AcceptedEvent, AnyEngineEvent, BookEvent, TradeEvent
 from nexus_common.instruments import Instrument
 from nexus_marketdata.candles import INTERVALS, Candle, merge
-from nexus_marketdata.l3 import L3Fold, L3Order
+from nexus_marketdata.l3 import L3Fold, L3Order, touched_order_ids
 from nexus_matching.engine import MatchingEngine
 
 SETTINGS = settings(
@@ -141,6 +143,80 @@ def test_l3_from_events_is_the_engines_book(commands: list[dict[str, Any]], rede
     store = fold_l3(steps, redeliver)
     # THEN every resting order is where the engine has it, with the quantity it shows
     assert folded_l3(store) == engine_l3(engine)
+
+
+def grouped(items: list[Any], cuts: set[int]) -> list[list[Any]]:
+    """``items`` cut into consecutive groups, a new one starting at each index in ``cuts``."""
+    groups: list[list[Any]] = []
+    for index, item in enumerate(items):
+        if not groups or index in cuts:
+            groups.append([])
+        groups[-1].append(item)
+    return groups
+
+
+def fold_l3_batches(
+    batches: list[list[list[AnyEngineEvent]]], store: dict[str, L3Order], redeliver: set[int]
+) -> int:
+    """What the consumer does per batch: load the named orders, fold record by record (the fold
+    told where each record ends), store the changed ones. Some batches are delivered twice.
+    Returns how many items were written."""
+    written = 0
+    for index, batch in enumerate(batches):
+        for _ in range(2 if index in redeliver else 1):
+            fold = L3Fold(store)
+            for record in batch:
+                for event in record:
+                    fold.apply(event)
+                fold.end_record()
+            changed = fold.finish()
+            store.update(changed)
+            written += len(changed)
+    return written
+
+
+@SETTINGS
+@given(
+    journals(),
+    st.sets(st.integers(0, 60), max_size=30),
+    st.sets(st.integers(0, 60), max_size=20),
+    st.sets(st.integers(0, 60), max_size=20),
+    st.sets(st.integers(0, 30), max_size=5),
+)
+def test_l3_folded_by_record_in_any_batches_is_the_engines_book_and_leaves_out_what_never_rested(
+    commands: list[dict[str, Any]], record_cuts: set[int], first_cuts: set[int], replay_cuts: set[int],
+    redeliver: set[int],
+) -> None:  # fmt: skip
+    # GIVEN a random journal run by the engine, its steps published as records of one or more
+    # steps, the records read in batches, some batches delivered twice
+    engine, steps = run(commands)
+    records = [[event for step in group for event in step] for group in grouped(steps, record_cuts)]
+    store: dict[str, L3Order] = {}
+    fold_l3_batches(grouped(records, first_cuts), store, redeliver)
+    # THEN the book is the engine's
+    assert folded_l3(store) == engine_l3(engine)
+    # AND an order that its own record left resting or parked has an item; one that its own record
+    # ended (market, IOC, FOK, filled on arrival), and no later record names, has none
+    for index, record in enumerate(records):
+        named_later = {name for later in records[index + 1 :] for name in touched_order_ids(later)}
+        for event in record:
+            if isinstance(event, AcceptedEvent):
+                if not _ended_in(record, event.order_id):
+                    assert event.order_id in store
+                elif event.order_id not in named_later:
+                    assert event.order_id not in store
+    # AND the whole stream read again in other batches (a replay from the start) changes nothing
+    replayed = dict(store)
+    fold_l3_batches(grouped(records, replay_cuts), replayed, set())
+    assert replayed == store
+
+
+def _ended_in(record: list[AnyEngineEvent], order_id: str) -> bool:
+    """Whether ``record`` alone, folded from nothing, leaves ``order_id`` ended."""
+    fold = L3Fold({})
+    for event in record:
+        fold.apply(event)
+    return fold.finish()[order_id].state == "done"
 
 
 @SETTINGS
