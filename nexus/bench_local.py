@@ -402,6 +402,10 @@ def report(result: LocalBenchResult, top: int = 25) -> list[str]:
     if len(work) > top:
         rest = sum(n for n, _, _ in work[top:])
         lines.append(f"    {rest / orders:7.3f}  ({len(work) - top} more)")
+    polls = sorted(((n, op, res) for (op, res), n in cost.requests.items() if op in POLLING), reverse=True)
+    if polls:
+        lines.append("  polling per order, the most: "
+                     + ", ".join(f"{op} {res or '-'} {n / orders:.2f}" for n, op, res in polls[:5]))  # fmt: skip
     if cost.market_maker and cost.at > 0:
         quoting = sorted(((n, op, res) for (op, res), n in cost.market_maker.items()), reverse=True)
         total = sum(n for n, _, _ in quoting)
