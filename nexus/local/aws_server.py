@@ -60,7 +60,10 @@
   attribute an update sets: an account's set of reservations made its updates the emulator's
   dearest requests). moto also copies the whole item twice per update, for an answer with the
   old values and for the table's stream; a copy nothing will read is not made (an account's
-  reservation write went from 2.0 to 1.4 ms).
+  reservation write went from 2.0 to 1.4 ms). And moto measures the whole item for every
+  attribute an update sets (to refuse an item past 400 KB); an update that cannot reach the limit
+  (bounded from the item's size and the request's: every update the platform makes) is not
+  measured (an order's update 1.35 -> 1.15 ms, an account's reservation 1.2 -> 0.9 ms).
 * A new item (every ``PutItem``) is measured once against the item size limit: moto measured
   every attribute set so far each time it set one (n² sizes: a fifth of an audit record's put).
 * An SQS queue's visible, delayed and in-flight messages are counted reading the clock once per
@@ -130,6 +133,7 @@ from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
+from moto.dynamodb.parsing.executors import UpdateExpressionExecutor
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
@@ -921,14 +925,69 @@ def _update_item(self: DynamoHandler) -> Any:
         streamed = True
     old_unread = _old_unread.set(body.get("ReturnValues", "NONE") in ("NONE", "ALL_NEW"))
     unstreamed = _change_unstreamed.set(not streamed)
+    growth = _update_growth.set(_growth_bound(body))
     try:
         return _uncopied_update_item(self)
     finally:
         _old_unread.reset(old_unread)
         _change_unstreamed.reset(unstreamed)
+        _update_growth.reset(growth)
 
 
 _uncopied_update_item = DynamoHandler.update_item
+
+# What an UpdateItem may add to an item, for the size check (``_execute_update``): how many actions
+# it has at most, and the bytes of its expression, names and values (the sizes they can bring in).
+_update_growth: ContextVar[tuple[int, int] | None] = ContextVar("update_growth", default=None)
+_size_unchecked: ContextVar[bool] = ContextVar("size_unchecked", default=False)
+
+
+def _growth_bound(body: dict[str, Any]) -> tuple[int, int] | None:
+    expression = body.get("UpdateExpression")
+    if not isinstance(expression, str):
+        return None  # AttributeUpdates (the legacy form): moto's checks as they are
+    names = body.get("ExpressionAttributeNames") or {}
+    values = body.get("ExpressionAttributeValues") or {}
+    brought = len(expression.encode()) + len(json.dumps([names, values], default=str).encode())
+    return expression.count(",") + 4, brought  # actions: one per clause, one more per comma
+
+
+def _execute_update(self: Any, node: Any = None) -> None:
+    """moto's ``UpdateExpressionExecutor.execute``, without measuring the whole item on every
+    attribute it sets when no set can reach the item size limit. moto's ``LimitedSizeDict``
+    measures every attribute of the item for each one set (n² sizes: a quarter of an order's
+    ``UpdateItem``). An update's values are computed from the item before it (moto's validator
+    resolves every path first), so each action sets at most two operands' worth, each at most the
+    item plus what the request brings: with k actions the item never passes
+    (2k + 4) x (item + request bytes), and when that is within the limit (every update the
+    platform makes: its items are a few KB) no check can fail, so none is made. Otherwise (a
+    large item, or the legacy ``AttributeUpdates``) moto checks as it does."""
+    growth = _update_growth.get() if node is None else None
+    if growth is not None:
+        actions, brought = growth
+        size = sum(bytesize(key) + value.size() for key, value in self.item.attrs.items())
+        if (2 * actions + 4) * (size + brought) <= ITEM_SIZE_LIMIT:
+            unchecked = _size_unchecked.set(True)
+            try:
+                return _measuring_execute(self, node)
+            finally:
+                _size_unchecked.reset(unchecked)
+    return _measuring_execute(self, node)
+
+
+_measuring_execute = UpdateExpressionExecutor.execute
+
+
+def _limited_setitem(self: LimitedSizeDict, key: str, value: Any) -> None:
+    """``LimitedSizeDict.__setitem__``, measuring the item unless ``_execute_update`` ruled a
+    failure out for the whole update."""
+    if _size_unchecked.get():
+        dict.__setitem__(self, key, value)
+    else:
+        _measuring_setitem(self, key, value)
+
+
+_measuring_setitem = LimitedSizeDict.__setitem__
 
 
 def install_speedups() -> None:
@@ -959,6 +1018,8 @@ def install_speedups() -> None:
     moto_dynamodb_responses.copy = _CopyWhenRead(_old_unread)  # type: ignore[assignment,attr-defined]
     moto_dynamodb_models.copy = _CopyWhenRead(_change_unstreamed)  # type: ignore[assignment,attr-defined]
     DynamoHandler.update_item = _update_item  # type: ignore[method-assign]
+    UpdateExpressionExecutor.execute = _execute_update  # type: ignore[method-assign]
+    LimitedSizeDict.__setitem__ = _limited_setitem  # type: ignore[method-assign]
 
 
 class _KeepAliveHandler(WSGIRequestHandler):

@@ -211,6 +211,15 @@ def _unstreamed_updates(dynamodb: Any, call: Any) -> None:
          ExpressionAttributeValues={":n": {"N": "1"}})  # fmt: skip
     _set_and_expression_updates(call, "plain", {"pk": {"S": "q"}})
     call("get_item", TableName="plain", Key=key, ConsistentRead=True)
+    # near the item size limit: an update that fits, one that would pass the limit, a small one
+    big = {"pk": {"S": "big"}}
+    call("put_item", TableName="plain", Item={**big, "a": {"S": "a" * 150_000}})
+    for name in ("b", "c"):
+        call("update_item", TableName="plain", Key=big, UpdateExpression=f"SET {name} = :v",
+             ExpressionAttributeValues={":v": {"S": name * 150_000}})  # fmt: skip
+    call("update_item", TableName="plain", Key=big, UpdateExpression="SET d = :v, e = :v",
+         ExpressionAttributeValues={":v": {"N": "1"}})  # fmt: skip
+    call("get_item", TableName="plain", Key=big, ConsistentRead=True, ProjectionExpression="pk, b, d, e")
 
 
 def _set_and_expression_updates(call: Any, table: str, key: dict[str, Any] | None = None) -> None:
@@ -257,7 +266,9 @@ def test_dynamodb_item_operations_answer_what_moto_answers(server: str, monkeypa
     with mock_aws():
         reference = _dynamodb_session(boto3.client("dynamodb", region_name="us-east-1"))
     # THEN every answer is the same (items, counts, pages, returned values, refusals)
-    assert len(fast) == len(reference) == 105
+    assert len(fast) == len(reference) == 110
+    refused = [a for a in fast if a[0] == "update_item" and len(a) == 4 and "size" in str(a[2])]
+    assert len(refused) == 1 and refused[0][1] == "ValidationException"  # the update past the item size limit
     for got, expected in zip(fast, reference, strict=True):
         assert got == expected
     assert any(a[0] == "put_item" and a[1] == "ConditionalCheckFailedException" and a[3] for a in fast)
