@@ -124,7 +124,7 @@ def _writer(seed: int, orders: int, start: int) -> None:
     from nexus_marketdata import on_execution_events
 
     for record in _records(seed, orders)[start:]:
-        on_execution_events.writer().apply(record)
+        on_execution_events.writer().apply([record])  # one record at a time, as it arrives
 
 
 SOURCE_CONNECTIONS = 10  # botocore's default max_pool_connections
@@ -214,7 +214,7 @@ def _measure(
     # A book to read before the burst starts: the first quarter of the records.
     warm = len(records) // 4
     for record in records[:warm]:
-        on_execution_events.writer().apply(record)
+        on_execution_events.writer().apply([record])
     source = _Source(env["BOOK_LEVELS_TABLE"])
     client = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(redis_url, max_connections=256))
     client.flushdb()

@@ -61,9 +61,10 @@
   dearest requests). moto also copies the whole item twice per update, for an answer with the
   old values and for the table's stream; a copy nothing will read is not made (an account's
   reservation write went from 2.0 to 1.4 ms). And moto measures the whole item for every
-  attribute an update sets (to refuse an item past 400 KB); an update that cannot reach the limit
-  (bounded from the item's size and the request's: every update the platform makes) is not
-  measured (an order's update 1.35 -> 1.15 ms, an account's reservation 1.2 -> 0.9 ms).
+  attribute an update sets (to refuse an item past 400 KB); an update of top-level attributes
+  that cannot reach the limit (bounded from the item's size and the request's: every update the
+  platform makes) is not measured (an order's update 1.35 -> 1.15 ms, an account's reservation
+  1.2 -> 0.9 ms).
 * A new item (every ``PutItem``) is measured once against the item size limit: moto measured
   every attribute set so far each time it set one (n² sizes: a fifth of an audit record's put).
 * An SQS queue's visible, delayed and in-flight messages are counted reading the clock once per
@@ -390,23 +391,26 @@ class _DirectJson:
 
     moto's server routes every request through Flask: a request context, URL routing, form
     parsing, CORS headers and a response object, about a third of the time of a ``GetItem``.
-    These services' requests name their handler in ``X-Amz-Target`` and are posted to ``/``, the
-    route moto gives that handler alone, so the request is handed to it as
-    ``convert_to_flask_response`` would hand it, and its answer written as Flask would write it."""
+    These services' requests name their handler in ``X-Amz-Target``, are signed for its service
+    (the credential scope moto's server routes by) and are posted to ``/``, the route moto gives
+    that handler alone, so such a request is handed to it as ``convert_to_flask_response`` would
+    hand it, and its answer written as Flask would write it. Any other request takes moto's way."""
 
-    HANDLERS: dict[str, Any] = {
-        "DynamoDB_20120810": DynamoHandler,
-        "DynamoDBStreams_20120810": DynamoDBStreamsHandler,
-        "Kinesis_20131202": KinesisResponse,
-        "AmazonSQS": SQSResponse,
+    HANDLERS: dict[str, tuple[Any, str]] = {  # target prefix: the handler, the service signed for
+        "DynamoDB_20120810": (DynamoHandler, "/dynamodb/aws4_request"),
+        "DynamoDBStreams_20120810": (DynamoDBStreamsHandler, "/dynamodb/aws4_request"),
+        "Kinesis_20131202": (KinesisResponse, "/kinesis/aws4_request"),
+        "AmazonSQS": (SQSResponse, "/sqs/aws4_request"),
     }
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        handler = self.HANDLERS.get(environ.get("HTTP_X_AMZ_TARGET", "").partition(".")[0])
-        if handler is None or environ.get("PATH_INFO") != "/":
+        handler, scope = self.HANDLERS.get(environ.get("HTTP_X_AMZ_TARGET", "").partition(".")[0], (None, ""))
+        # moto's server picks the service by the credential scope a request is signed for: one
+        # unsigned, or signed for another service, goes its way
+        if handler is None or environ.get("PATH_INFO") != "/" or scope not in environ.get("HTTP_AUTHORIZATION", ""):
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         request = _ServerRequest(environ)
         try:
@@ -923,9 +927,10 @@ def _update_item(self: DynamoHandler) -> Any:
         streamed = self.dynamodb_backend.get_table(body["TableName"]).stream_shard is not None
     except (KeyError, ResourceNotFoundException):  # no such table, or no name: moto answers as it would
         streamed = True
+    bound = _growth_bound(body)
     old_unread = _old_unread.set(body.get("ReturnValues", "NONE") in ("NONE", "ALL_NEW"))
     unstreamed = _change_unstreamed.set(not streamed)
-    growth = _update_growth.set(_growth_bound(body))
+    growth = _update_growth.set(bound)
     try:
         return _uncopied_update_item(self)
     finally:
@@ -943,12 +948,18 @@ _size_unchecked: ContextVar[bool] = ContextVar("size_unchecked", default=False)
 
 
 def _growth_bound(body: dict[str, Any]) -> tuple[int, int] | None:
+    """(at most how many actions, at most how many bytes the request brings), or None for an
+    update moto must measure as it does: the legacy ``AttributeUpdates``, and any update with a
+    nested path (``a.b``, ``l[0]``). A nested set changes an attribute's value in place, and
+    moto's values are the item's own objects, not copies: ``SET m1.a = m0, m2.a = m1, ...``
+    doubles the item at every step, which no bound on the action count covers."""
     expression = body.get("UpdateExpression")
-    if not isinstance(expression, str):
-        return None  # AttributeUpdates (the legacy form): moto's checks as they are
+    if not isinstance(expression, str) or "." in expression or "[" in expression:
+        return None
     names = body.get("ExpressionAttributeNames") or {}
     values = body.get("ExpressionAttributeValues") or {}
-    brought = len(expression.encode()) + len(json.dumps([names, values], default=str).encode())
+    # bytes: UTF-8 takes at most 4 per character; the JSON is ASCII (other characters escaped)
+    brought = 4 * len(expression) + len(json.dumps([names, values], default=str))
     return expression.count(",") + 4, brought  # actions: one per clause, one more per comma
 
 
@@ -956,12 +967,13 @@ def _execute_update(self: Any, node: Any = None) -> None:
     """moto's ``UpdateExpressionExecutor.execute``, without measuring the whole item on every
     attribute it sets when no set can reach the item size limit. moto's ``LimitedSizeDict``
     measures every attribute of the item for each one set (n² sizes: a quarter of an order's
-    ``UpdateItem``). An update's values are computed from the item before it (moto's validator
-    resolves every path first), so each action sets at most two operands' worth, each at most the
-    item plus what the request brings: with k actions the item never passes
+    ``UpdateItem``). In an update of top-level attributes only (``_growth_bound``), moto's
+    validator resolves every operand before anything is set, so each action sets at most two
+    operands' worth, each at most the item plus what the request brings (an ``ADD`` to a set
+    grows it in place by at most the request): with k actions the item never passes
     (2k + 4) x (item + request bytes), and when that is within the limit (every update the
     platform makes: its items are a few KB) no check can fail, so none is made. Otherwise (a
-    large item, or the legacy ``AttributeUpdates``) moto checks as it does."""
+    large item, a nested path, the legacy ``AttributeUpdates``) moto checks as it does."""
     growth = _update_growth.get() if node is None else None
     if growth is not None:
         actions, brought = growth

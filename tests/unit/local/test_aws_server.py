@@ -220,6 +220,13 @@ def _unstreamed_updates(dynamodb: Any, call: Any) -> None:
     call("update_item", TableName="plain", Key=big, UpdateExpression="SET d = :v, e = :v",
          ExpressionAttributeValues={":v": {"N": "1"}})  # fmt: skip
     call("get_item", TableName="plain", Key=big, ConsistentRead=True, ProjectionExpression="pk, b, d, e")
+    # nested sets of one map into the next double the item at every step (moto's values are the
+    # item's own objects): past the limit, though every attribute starts small
+    nested = {"pk": {"S": "nested"}}
+    call("put_item", TableName="plain", Item={**nested, **{f"m{i}": {"M": {"v": {"S": "x" * 10}}} for i in range(16)}})
+    doubling = ", ".join(f"m{i}.a = m{i - 1}, m{i}.b = m{i - 1}" for i in range(1, 16))
+    call("update_item", TableName="plain", Key=nested, UpdateExpression=f"SET {doubling}, z = :z",
+         ExpressionAttributeValues={":z": {"S": "z"}})  # fmt: skip
 
 
 def _set_and_expression_updates(call: Any, table: str, key: dict[str, Any] | None = None) -> None:
@@ -266,9 +273,9 @@ def test_dynamodb_item_operations_answer_what_moto_answers(server: str, monkeypa
     with mock_aws():
         reference = _dynamodb_session(boto3.client("dynamodb", region_name="us-east-1"))
     # THEN every answer is the same (items, counts, pages, returned values, refusals)
-    assert len(fast) == len(reference) == 110
+    assert len(fast) == len(reference) == 112
     refused = [a for a in fast if a[0] == "update_item" and len(a) == 4 and "size" in str(a[2])]
-    assert len(refused) == 1 and refused[0][1] == "ValidationException"  # the update past the item size limit
+    assert len(refused) == 2 and {r[1] for r in refused} == {"ValidationException"}  # the updates past the limit
     for got, expected in zip(fast, reference, strict=True):
         assert got == expected
     assert any(a[0] == "put_item" and a[1] == "ConditionalCheckFailedException" and a[3] for a in fast)
@@ -529,6 +536,36 @@ def test_refusals_answer_what_moto_answers(server: str, monkeypatch: pytest.Monk
     assert fast == reference
     assert [code for code, _, _ in fast][:3] == ["ResourceNotFoundException", "ResourceNotFoundException",
                                                  "AWS.SimpleQueueService.NonExistentQueue"]  # fmt: skip
+
+
+def test_a_request_not_signed_for_its_targets_service_is_routed_as_motos_server_routes_it(server: str) -> None:
+    import http.client
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.test import Client
+
+    # GIVEN requests naming a Kinesis or DynamoDB action, unsigned or signed for another service
+    scope = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{}/aws4_request, SignedHeaders=host, Signature=0"
+    cases = [("Kinesis_20131202.ListStreams", None), ("DynamoDB_20120810.ListTables", scope.format("sqs")),
+             ("Kinesis_20131202.ListStreams", scope.format("kinesis"))]  # fmt: skip
+    reference = Client(DomainDispatcherApplication(create_backend_app))
+    host, port = server.removeprefix("http://").split(":")
+    for target, authorization in cases:
+        headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target}
+        if authorization:
+            headers["Authorization"] = authorization
+        # WHEN each is sent to the embedded server and to moto's own server application
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection.request("POST", "/", body=b"{}", headers=headers)
+        ours = connection.getresponse()
+        ours.read()
+        connection.close()
+        try:
+            status = reference.post("/", data=b"{}", headers={**headers, "Host": f"{host}:{port}"}).status_code
+        except Exception:  # noqa: BLE001 - an application error, which a server answers with a 500
+            status = 500
+        # THEN both answer with the same status (the service chosen by how it was signed)
+        assert ours.status == status, (target, authorization)
 
 
 def test_connections_are_kept_alive_and_a_body_the_emulator_leaves_unread_is_skipped(server: str) -> None:
