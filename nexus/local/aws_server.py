@@ -869,6 +869,11 @@ _uncached_size = DynamoType.size
 ITEM_SIZE_LIMIT = 405000  # moto's LimitedSizeDict: "between 409 and 410KB" measured on DynamoDB
 
 
+def _attributes_size(attributes: dict[str, DynamoType]) -> int:
+    """An item's size as moto's ``LimitedSizeDict`` measures it: each name and value."""
+    return sum(bytesize(key) + value.size() for key, value in attributes.items())
+
+
 def _item_init(self: Item, hash_key: DynamoType, range_key: DynamoType | None, attrs: dict[str, Any]) -> None:
     """moto's ``Item.__init__``, with the item measured once. moto's ``LimitedSizeDict`` measures
     every attribute set so far each time one is set (n² sizes, each a walk of its value: a fifth
@@ -877,7 +882,7 @@ def _item_init(self: Item, hash_key: DynamoType, range_key: DynamoType | None, a
     self.hash_key = hash_key
     self.range_key = range_key
     values = {key: DynamoType(value) for key, value in attrs.items()}
-    if sum(bytesize(key) + value.size() for key, value in values.items()) > ITEM_SIZE_LIMIT:
+    if _attributes_size(values) > ITEM_SIZE_LIMIT:
         raise ItemSizeTooLarge
     self.attrs = LimitedSizeDict()
     dict.update(self.attrs, values)  # dict's own update: no per-attribute measuring
@@ -977,8 +982,7 @@ def _execute_update(self: Any, node: Any = None) -> None:
     growth = _update_growth.get() if node is None else None
     if growth is not None:
         actions, brought = growth
-        size = sum(bytesize(key) + value.size() for key, value in self.item.attrs.items())
-        if (2 * actions + 4) * (size + brought) <= ITEM_SIZE_LIMIT:
+        if (2 * actions + 4) * (_attributes_size(self.item.attrs) + brought) <= ITEM_SIZE_LIMIT:
             unchecked = _size_unchecked.set(True)
             try:
                 return _measuring_execute(self, node)

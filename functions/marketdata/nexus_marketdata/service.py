@@ -161,21 +161,18 @@ class ViewWriter:
 
     def apply(self, records: Sequence[Sequence[AnyEngineEvent]]) -> int:
         """Apply a batch's events, record by record, to every view; returns how many items changed."""
-        events = [event for record in records for event in record]
-        tape = [e for e in events if isinstance(e, TradeEvent)]
         latest: dict[tuple[str, str, str], BookEvent] = {}
-        by_symbol: dict[str, list[AnyEngineEvent]] = {}
         records_of: dict[str, list[list[AnyEngineEvent]]] = {}  # each symbol's events, record by record
         for record in records:
-            seen: set[str] = set()
+            of_record: dict[str, list[AnyEngineEvent]] = {}
             for event in record:
                 if isinstance(event, BookEvent):
                     latest[(event.symbol, event.side, str(event.price))] = event  # later seq wins
-                by_symbol.setdefault(event.symbol, []).append(event)
-                if event.symbol not in seen:
-                    seen.add(event.symbol)
-                    records_of.setdefault(event.symbol, []).append([])
-                records_of[event.symbol][-1].append(event)
+                of_record.setdefault(event.symbol, []).append(event)
+            for symbol, symbol_events in of_record.items():
+                records_of.setdefault(symbol, []).append(symbol_events)
+        by_symbol = {symbol: [e for part in parts for e in part] for symbol, parts in records_of.items()}
+        tape = [e for record in records for e in record if isinstance(e, TradeEvent)]
         writes: list[Callable[[], int]] = [self._put_trade(trade) for trade in tape]
         writes += [self._apply_level(delta) for delta in latest.values()]
         touched = {symbol: touched_order_ids(symbol_events) for symbol, symbol_events in by_symbol.items()}
