@@ -245,24 +245,36 @@ class DynamoAccountsSource:
 
 
 class DynamoDailyCandles(LazyTable):
-    """The ``1d`` candles of the market data service (the UTC day holding the session)."""
+    """The ``1d`` candles of the market data service (the UTC day holding the session). A day's
+    candle is its own item once the next day's first trade closed it; until then it is the ``1d``
+    entry of the symbol's live item (series ``<symbol>#live``, bucket ``live``, ``candles`` by
+    interval, each with its ``bucket``; ``nexus_marketdata.candles``). Both are read in one
+    request; when both hold the day, the one with the higher ``last_seq`` counts the most trades."""
 
     def daily(self, symbols: Sequence[str], day: date) -> list[PriceBar]:
         bucket = f"{day.isoformat()}T00:00:00Z"
-        keys = [{"series": f"{s}#1d", "bucket": bucket} for s in sorted(set(symbols))]
-        items = batch_get(self.table, keys) if keys else []
+        pairs = (("1d", bucket), ("live", "live"))
+        keys = [{"series": f"{s}#{kind}", "bucket": b} for s in sorted(set(symbols)) for kind, b in pairs]
+        found: dict[str, dict[str, Any]] = {}
+        for item in batch_get(self.table, keys) if keys else []:
+            candle = (item.get("candles") or {}).get("1d") if item.get("bucket") == "live" else item
+            if not candle or candle.get("bucket") != bucket:
+                continue
+            symbol = str(item["symbol"])
+            if symbol not in found or int(candle["last_seq"]) > int(found[symbol]["last_seq"]):
+                found[symbol] = candle
         return [
             PriceBar(
-                symbol=str(i["symbol"]),
+                symbol=symbol,
                 day=day,
-                close=_dec(i["close"]),
-                open=_dec(i["open"]),
-                high=_dec(i["high"]),
-                low=_dec(i["low"]),
-                volume=_dec(i["volume"]),
+                close=_dec(c["close"]),
+                open=_dec(c["open"]),
+                high=_dec(c["high"]),
+                low=_dec(c["low"]),
+                volume=_dec(c["volume"]),
                 source="candles",
             )
-            for i in items
+            for symbol, c in sorted(found.items())
         ]
 
 

@@ -10,6 +10,15 @@ counts) and ``epoch``. ``merge`` folds into a candle only the trades whose seq i
 watermark (and whose epoch is not older), so a redelivered or replayed trade cannot count twice;
 trades of one symbol arrive in seq order (one Kinesis shard per symbol, in order), so a seq at or
 below the watermark was already counted.
+
+Where a candle is kept: each symbol's newest candle of every interval (its *live* candles) are in
+one item, ``live_item`` (series ``<symbol>#live``, bucket ``live``), so a batch of trades is one
+write per symbol, not one per interval. A candle leaves the live item when a trade opens the next
+bucket of its interval: it is then *closed*, written as an item of its own (series
+``<symbol>#<interval>``, bucket = its UTC start), before the live item that no longer holds it. A
+reader of a bucket looks in both places and takes the candle with the higher ``last_seq``
+(``newest``); in memory the live candles are keyed ``(<symbol>#live, <interval>)`` beside the
+closed ones (``candles_from_item``). ``advance`` folds a batch's trades into both.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from nexus_common.money import fmt
 
 Interval = Literal["1m", "5m", "1h", "1d"]
 INTERVALS: Final[dict[str, int]] = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
+LIVE_BUCKET: Final = "live"  # the sort key of a symbol's live item
+_ITEM_TIME: Final = "%Y-%m-%dT%H:%M:%SZ"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -38,11 +49,21 @@ def bucket_start(ts: datetime, interval: str) -> datetime:
 
 
 def bucket_id(start: datetime) -> str:
-    return start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return start.astimezone(UTC).strftime(_ITEM_TIME)
 
 
 def series_id(symbol: str, interval: str) -> str:
     return f"{symbol}#{interval}"
+
+
+def live_series(symbol: str) -> str:
+    """The partition key of a symbol's live item (an interval is never ``live``)."""
+    return f"{symbol}#{LIVE_BUCKET}"
+
+
+def live_key(symbol: str) -> tuple[str, str]:
+    """The key of a symbol's live item."""
+    return live_series(symbol), LIVE_BUCKET
 
 
 @dataclass(frozen=True)
@@ -67,11 +88,10 @@ class Candle:
 
     def to_item(self) -> dict[str, Any]:
         series, bucket = self.key
+        return {"series": series, "bucket": bucket, "symbol": self.symbol, "interval": self.interval, **self._fields()}
+
+    def _fields(self) -> dict[str, Any]:
         return {
-            "series": series,
-            "bucket": bucket,
-            "symbol": self.symbol,
-            "interval": self.interval,
             "open": self.open,
             "high": self.high,
             "low": self.low,
@@ -99,6 +119,39 @@ class Candle:
         }
 
 
+def live_item(symbol: str, candles: Mapping[str, Candle]) -> dict[str, Any]:
+    """A symbol's live item: its newest candle of each interval (by interval, each with its
+    ``bucket``), and ``last_seq``, the highest of theirs (what the next write is conditional on)."""
+    return {
+        "series": live_series(symbol),
+        "bucket": LIVE_BUCKET,
+        "symbol": symbol,
+        "last_seq": max(candle.last_seq for candle in candles.values()),
+        "candles": {
+            interval: {"bucket": bucket_id(candle.start), **candle._fields()} for interval, candle in candles.items()
+        },
+    }
+
+
+def candles_from_item(item: Mapping[str, Any]) -> dict[tuple[str, str], Candle]:
+    """The candles of a stored item: a closed candle under its key, or a live item's candles
+    under ``(<symbol>#live, <interval>)``."""
+    if item.get("bucket") != LIVE_BUCKET:
+        return {(str(item["series"]), str(item["bucket"])): candle_from_item(item)}
+    symbol = str(item["symbol"])
+    return {
+        (live_series(symbol), str(interval)): candle_from_item({**fields, "symbol": symbol, "interval": interval})
+        for interval, fields in (item.get("candles") or {}).items()
+        if interval in INTERVALS
+    }
+
+
+def newest(*candles: Candle | None) -> Candle | None:
+    """Of the copies of one bucket's candle (live, closed), the one that counts the most trades."""
+    found = [candle for candle in candles if candle is not None]
+    return max(found, key=lambda c: (c.epoch, c.last_seq)) if found else None
+
+
 def candle_from_item(item: Mapping[str, Any]) -> Candle:
     def dec(name: str) -> Decimal:
         return Decimal(str(item[name]))
@@ -106,7 +159,7 @@ def candle_from_item(item: Mapping[str, Any]) -> Candle:
     return Candle(
         symbol=str(item["symbol"]),
         interval=str(item["interval"]),
-        start=datetime.strptime(str(item["bucket"]), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC),
+        start=datetime.strptime(str(item["bucket"]), _ITEM_TIME).replace(tzinfo=UTC),
         open=dec("open"),
         high=dec("high"),
         low=dec("low"),
@@ -154,21 +207,59 @@ def fold(candle: Candle | None, trade: TradeEvent, interval: str) -> Candle | No
 
 
 def candle_keys(trades: Iterable[TradeEvent]) -> list[tuple[str, str]]:
-    """Every (series, bucket) key the trades touch, each once, in first-touch order."""
+    """Every key a fold of the trades reads, each once: each symbol's live item, then the
+    (series, bucket) of every candle the trades touch, in first-touch order. The closed candles
+    are read too: a bucket whose candle is not live (a redelivered record whose minute has closed
+    since, or candles written before the live item existed) is folded onto its stored one."""
     keys: dict[tuple[str, str], None] = {}
     for trade in trades:
+        keys[live_key(trade.symbol)] = None
         for interval in INTERVALS:
             keys[(series_id(trade.symbol, interval), bucket_id(bucket_start(trade.ts, interval)))] = None
     return list(keys)
 
 
+@dataclass(frozen=True)
+class Advance:
+    """What a symbol's trades change: its live candles (None: unchanged), and the candles to write
+    as items of their own (the ones the trades closed, and a bucket before the live one that a
+    trade changed), oldest first."""
+
+    live: dict[str, Candle] | None
+    closed: list[Candle]
+
+
+def advance(stored: Mapping[tuple[str, str], Candle], symbol: str, trades: Iterable[TradeEvent]) -> Advance:
+    """Fold one symbol's ``trades`` (any order: folded in seq order) onto what is stored
+    (``candles_from_item`` of its live item and of the closed candles the trades touch: see
+    ``candle_keys``). Each trade counts in the newest stored copy of its bucket's candle,
+    once (the watermark); a trade in a later bucket than an interval's live candle closes it."""
+    live = {i: stored[(live_series(symbol), i)] for i in INTERVALS if (live_series(symbol), i) in stored}
+    closed: dict[tuple[str, str], Candle] = {}
+    live_changed = False
+    for trade in sorted((t for t in trades if t.symbol == symbol), key=lambda t: t.seq):
+        for interval in INTERVALS:
+            key = (series_id(symbol, interval), bucket_id(bucket_start(trade.ts, interval)))
+            head = live.get(interval)
+            kept = closed.get(key) or stored.get(key)
+            folded = fold(newest(head, kept) if head is not None and head.key == key else kept, trade, interval)
+            if folded is None:
+                continue
+            if head is not None and folded.start < head.start:
+                closed[key] = folded  # a late trade, in a bucket closed before
+                continue
+            if head is not None and head.start < folded.start:
+                closed[head.key] = head  # the trade opens the next bucket: the live one closes
+            live[interval] = folded
+            live_changed = True
+    return Advance(live if live_changed else None, sorted(closed.values(), key=lambda c: (c.start, c.interval)))
+
+
 def merge(
     existing: Mapping[tuple[str, str], Candle], trades: Iterable[TradeEvent]
 ) -> dict[tuple[str, str], Candle]:
-    """The candles changed by ``trades`` (in seq order), folded onto what is stored.
-
-    One entry per changed (series, bucket): a record's many trades become one write per candle.
-    """
+    """The candles changed by ``trades`` (in seq order), folded onto ``existing`` by bucket (every
+    candle under its own key, none live): the reference ``advance`` is checked against."""
     current: dict[tuple[str, str], Candle] = dict(existing)
     changed: dict[tuple[str, str], Candle] = {}
     for trade in sorted(trades, key=lambda t: t.seq):

@@ -93,7 +93,8 @@ class ViewReadAhead(Protocol):
     def load(
         self, candle_keys: list[tuple[str, str]], order_keys: list[tuple[str, str]]
     ) -> tuple[dict[tuple[str, str], Candle], dict[tuple[str, str], L3Order]]:
-        """A batch's stored candles by (series, bucket) and L3 orders by (symbol, order id), read
+        """A batch's stored candles (``candles.candles_from_item``: closed ones by (series, bucket),
+        live ones by (``<symbol>#live``, interval)) and L3 orders by (symbol, order id), read
         together; a missing key does not exist."""
         ...
 

@@ -1,8 +1,9 @@
 """Data access of market data: ``TradesTable`` (symbol, seq), ``BookLevelsTable`` (symbol,
 level), ``CandlesTable`` (series, bucket) and ``BookOrdersTable`` (symbol, order_id; GSI
 ``by-priority``). Every write is conditional on the item's seq watermark, so a redelivered or
-replayed event changes nothing; candles and L3 orders are read once per record (BatchGetItem),
-folded in memory and written back with one conditional put per item (no transactions).
+replayed event changes nothing; candles and L3 orders are read once per batch (BatchGetItem),
+folded in memory and written back with one conditional put per item (no transactions): a
+symbol's live candles are one item (``nexus_marketdata.candles``).
 
 Also here: the instruments' seeding and listing (``put_instruments``, ``list_instruments``: what
 the operator CLI calls) and the snapshot cache on Redis (``SnapshotCache``)."""
@@ -24,7 +25,18 @@ from nexus_common.events import AnyEngineEvent, BookEvent, TradeEvent
 from nexus_common.instrument_store import DynamoInstruments
 from nexus_common.instruments import DEMO_INSTRUMENTS, Instrument
 
-from nexus_marketdata.candles import Candle, candle_from_item, candle_keys, merge, series_id
+from nexus_marketdata.candles import (
+    Candle,
+    advance,
+    bucket_id,
+    candle_keys,
+    candles_from_item,
+    live_item,
+    live_key,
+    live_series,
+    newest,
+    series_id,
+)
 from nexus_marketdata.domain import (
     SIDE_PREFIX,
     BookLevel,
@@ -116,46 +128,78 @@ def _put_guarded(table: Any, item: dict[str, Any], previous_seq: int | None) -> 
     return conditional_write(table.put_item, Item=item, **condition)
 
 
+def _put_closed(table: Any, candle: Candle) -> bool:
+    """Write a closed candle unless its item already counts as much (``last_seq`` at least as
+    high: written before, by an attempt that stopped before its live item's write)."""
+    return conditional_write(
+        table.put_item,
+        Item=candle.to_item(),
+        ConditionExpression="attribute_not_exists(last_seq) OR last_seq < :seq",
+        ExpressionAttributeValues={":seq": candle.last_seq},
+    )
+
+
+def _live_seq(stored: dict[tuple[str, str], Candle], symbol: str) -> int | None:
+    """The ``last_seq`` of the symbol's live item as read (None: there is none)."""
+    seqs = [candle.last_seq for (series, _), candle in stored.items() if series == live_series(symbol)]
+    return max(seqs) if seqs else None
+
+
 class DynamoCandles(LazyTable):
-    """``CandlesTable`` (series ``<symbol>#<interval>``, bucket = UTC start)."""
+    """``CandlesTable``: each symbol's live item (series ``<symbol>#live``, bucket ``live``) and the
+    closed candles (series ``<symbol>#<interval>``, bucket = UTC start); see ``nexus_marketdata.candles``."""
 
     def load(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Candle]:
         items = batch_get(self.table, [{"series": s, "bucket": b} for s, b in keys], ConsistentRead=True)
-        return {(str(i["series"]), str(i["bucket"])): candle_from_item(i) for i in items}
+        return {key: candle for item in items for key, candle in candles_from_item(item).items()}
 
     def apply(self, trades: list[TradeEvent], stored: dict[tuple[str, str], Candle] | None = None) -> int:
-        """Count ``trades`` (one record's, in seq order) in every candle they touch: one batched
-        read (or ``stored``: what a read of every candle they touch found, ``ViewReads``), then
-        one conditional put per changed candle. Returns how many candles changed."""
-        if not trades:
-            return 0
-        keys = candle_keys(trades)
+        """Count ``trades`` (in seq order) in every candle they touch: one batched read (or
+        ``stored``: what a read of ``candle_keys(trades)`` found, ``ViewReads``), then per symbol
+        a put of each candle the trades closed (see ``_put_closed``) and one put of the live item
+        conditional on the ``last_seq`` it read. Returns how many items were written."""
+        written = 0
+        for symbol in dict.fromkeys(trade.symbol for trade in trades):
+            written += self._apply_symbol(symbol, [t for t in trades if t.symbol == symbol], stored)
+        return written
+
+    def _apply_symbol(
+        self, symbol: str, trades: list[TradeEvent], stored: dict[tuple[str, str], Candle] | None
+    ) -> int:
         for _ in range(3):
             if stored is None:
-                stored = self.load(keys)
-            changed = merge(stored, trades)
-            lost = [
-                key
-                for key, candle in changed.items()
-                if not _put_guarded(self.table, candle.to_item(), stored[key].last_seq if key in stored else None)
-            ]
-            if not lost:
-                return len(changed)
-            keys, stored = lost, None  # a concurrent writer moved these: read them again and re-fold
+                stored = self.load(candle_keys(trades))
+            step = advance(stored, symbol, trades)
+            written = sum(_put_closed(self.table, candle) for candle in step.closed)
+            if step.live is None:
+                return written
+            if _put_guarded(self.table, live_item(symbol, step.live), _live_seq(stored, symbol)):
+                return written + 1
+            stored = None  # a concurrent writer moved the live item: read again and re-fold
         raise RuntimeError("candles kept changing under the consumer")
 
     def range(self, symbol: str, interval: str, start: str, end: str, limit: int) -> list[Candle]:
-        """Candles with ``start <= bucket <= end`` (bucket ids), oldest first, at most ``limit``."""
+        """Candles with ``start <= bucket <= end`` (bucket ids), oldest first, at most ``limit``:
+        the closed ones, and the live one when it is in the range."""
         page = self.table.query(
             KeyConditionExpression="series = :s AND bucket BETWEEN :a AND :b",
             ExpressionAttributeValues={":s": series_id(symbol, interval), ":a": start, ":b": end},
             Limit=limit,
         )
-        return [candle_from_item(i) for i in page.get("Items", [])]
+        found = {candle.start: candle for item in page.get("Items", []) for candle in candles_from_item(item).values()}
+        series, bucket = live_key(symbol)
+        live_one = self.load([(series, bucket)]).get((series, interval))
+        if live_one is not None and start <= bucket_id(live_one.start) <= end:
+            found[live_one.start] = newest(live_one, found.get(live_one.start)) or live_one
+        return [found[at] for at in sorted(found)][:limit]
 
     def get(self, symbol: str, interval: str, bucket: str) -> Candle | None:
-        item = self.table.get_item(Key={"series": series_id(symbol, interval), "bucket": bucket}).get("Item")
-        return candle_from_item(item) if item else None
+        """The candle of one bucket: closed, or live (one read of both)."""
+        stored = self.load([(series_id(symbol, interval), bucket), live_key(symbol)])
+        live_one = stored.get((live_series(symbol), interval))
+        if live_one is not None and bucket_id(live_one.start) != bucket:
+            live_one = None
+        return newest(stored.get((series_id(symbol, interval), bucket)), live_one)
 
 
 class ViewReads:
@@ -175,7 +219,7 @@ class ViewReads:
             self.candles.table: [{"series": s, "bucket": b} for s, b in candle_keys],
             self.book_orders.table: [{"symbol": s, "order_id": o} for s, o in order_keys],
         }, ConsistentRead=True)  # fmt: skip
-        candles = {(str(i["series"]), str(i["bucket"])): candle_from_item(i) for i in found[self.candles.table.name]}
+        candles = {key: candle for i in found[self.candles.table.name] for key, candle in candles_from_item(i).items()}
         orders = {(str(i["symbol"]), str(i["order_id"])): order_from_item(i)
                   for i in found[self.book_orders.table.name]}  # fmt: skip
         return candles, orders

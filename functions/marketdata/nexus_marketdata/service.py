@@ -183,8 +183,7 @@ class ViewWriter:
         for symbol, symbol_events in by_symbol.items():
             symbol_trades = [e for e in symbol_events if isinstance(e, TradeEvent)]
             if symbol_trades:
-                stored = None if candles is None else {
-                    k: candles[k] for k in candle_keys(symbol_trades) if k in candles}  # fmt: skip
+                stored = None if candles is None else {k: c for k, c in candles.items() if c.symbol == symbol}
                 writes.append(self._apply_candles(symbol_trades, stored))
             its_orders = None if orders is None else {o: orders[(symbol, o)] for o in touched[symbol]
                                                       if (symbol, o) in orders}  # fmt: skip

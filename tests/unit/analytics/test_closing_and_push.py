@@ -46,15 +46,24 @@ def closing(aws: Any) -> dict[str, str]:
     env = aws.use_function_env("ClosingFunction")
     for symbol in ("AAPL", "MSFT", "GOOGL"):
         table(env["INSTRUMENTS_TABLE"]).put_item(Item={"symbol": symbol})
-    for symbol, close in (("AAPL", "101.50"), ("MSFT", "300.25")):
-        table(env["CANDLES_TABLE"]).put_item(
-            Item={
-                "series": f"{symbol}#1d", "bucket": f"{SESSION.isoformat()}T00:00:00Z", "symbol": symbol,
-                "interval": "1d", "open": Decimal("100"), "high": Decimal("310"), "low": Decimal("99"),
+    day = f"{SESSION.isoformat()}T00:00:00Z"
+
+    def candle(close: str, last_seq: int) -> dict[str, Any]:
+        return {"bucket": day, "open": Decimal("100"), "high": Decimal("310"), "low": Decimal("99"),
                 "close": Decimal(close), "volume": Decimal(1500), "notional": Decimal(0), "trades": 3,
-                "first_seq": 1, "last_seq": 3, "epoch": 0,
-            }
-        )
+                "first_seq": 1, "last_seq": last_seq, "epoch": 0}  # fmt: skip
+
+    candles = table(env["CANDLES_TABLE"])
+    # AAPL's day candle closed (an item of its own: the next day's first trade closed it), beside
+    # a live copy of it that counts fewer trades
+    candles.put_item(Item={"series": "AAPL#1d", "symbol": "AAPL", "interval": "1d", **candle("101.50", 3)})
+    candles.put_item(Item={"series": "AAPL#live", "bucket": "live", "symbol": "AAPL", "last_seq": 2,
+                           "candles": {"1d": candle("99.00", 2)}})  # fmt: skip
+    # MSFT's still live (in its live item), beside a copy of it that counts fewer trades
+    candles.put_item(Item={"series": "MSFT#1d", "symbol": "MSFT", "interval": "1d", **candle("299.00", 2)})
+    minute = {**candle("300.25", 3), "bucket": f"{SESSION.isoformat()}T20:59:00Z"}
+    candles.put_item(Item={"series": "MSFT#live", "bucket": "live", "symbol": "MSFT", "last_seq": 3,
+                           "candles": {"1d": candle("300.25", 3), "1m": minute}})  # fmt: skip
     DynamoPriceHistory(env["PRICE_HISTORY_TABLE"]).put_many(
         b for b in synthetic_history(SESSION - timedelta(days=1), ["GOOGL"], days=5)
     )
@@ -71,7 +80,7 @@ def closing(aws: Any) -> dict[str, str]:
 
 
 def test_the_closing_run_stores_the_closes_and_each_account_valuation_with_its_flows(closing: dict[str, str]) -> None:
-    # GIVEN 1d candles for AAPL (101.50) and MSFT (300.25) on the session, GOOGL without trades
+    # GIVEN 1d candles for AAPL (101.50, closed) and MSFT (300.25, live) on the session, GOOGL without trades
     # (its last stored close the day before), acc_1 with 10 AAPL and 5 GOOGL, a deposit of 200 and
     # a withdrawal of 50 on the session (a fill and the previous day's deposit are not flows)
     googl = DynamoPriceHistory(closing["PRICE_HISTORY_TABLE"]).last_close_on_or_before("GOOGL", SESSION)
@@ -85,6 +94,8 @@ def test_the_closing_run_stores_the_closes_and_each_account_valuation_with_its_f
     prices = DynamoPriceHistory(closing["PRICE_HISTORY_TABLE"])
     assert prices.closes("AAPL", SESSION, SESSION) == [(SESSION, Decimal("101.50"))]
     assert prices.bars("MSFT", SESSION, SESSION)[0].source == "candles"
+    # (MSFT's from its live item: of two copies of a day's candle, the one that counts more trades)
+    assert prices.closes("MSFT", SESSION, SESSION) == [(SESSION, Decimal("300.25"))]
     # AND each account's valuation: cash + positions x close, with the day's net flows
     stored = DynamoValuations(closing["VALUATIONS_TABLE"])
     (acc_1,) = stored.of_account("acc_1", SESSION, SESSION)

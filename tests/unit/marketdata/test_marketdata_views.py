@@ -329,13 +329,19 @@ def test_a_batch_reads_every_symbols_candles_and_l3_orders_in_one_request(world:
                      {**base, "command_id": f"{symbol}-b", "order_id": f"{symbol}-b", "side": "buy", "quantity": "2",
                       "account_id": "bob"}])  # fmt: skip
     calls: list[dict[str, int]] = []
+    puts: list[str] = []
     client = nexus_aws.resource("dynamodb").meta.client
     client.meta.events.register("before-parameter-build.dynamodb.BatchGetItem", lambda params, **_: calls.append(
         {table: len(request["Keys"]) for table, request in params["RequestItems"].items()}))
+    client.meta.events.register("before-parameter-build.dynamodb.PutItem", lambda params, **_: puts.append(
+        params["Item"]["series"]) if params["TableName"] == world.env["CANDLES_TABLE"] else None)  # fmt: skip
     # WHEN their records come in one batch
     world.deliver(*world.records)
-    # THEN one request read both symbols' candles (4 intervals each) and L3 orders (2 each)
-    assert calls == [{world.env["CANDLES_TABLE"]: 8, world.env["BOOK_ORDERS_TABLE"]: 4}]
+    # THEN one request read both symbols' candles (the live item and the 4 intervals' buckets
+    # each) and L3 orders (2 each)
+    assert calls == [{world.env["CANDLES_TABLE"]: 10, world.env["BOOK_ORDERS_TABLE"]: 4}]
+    # AND each symbol's 4 candles were written with one put, of its live item
+    assert sorted(puts) == ["AAPL#live", "MSFT#live"]
     # AND the views are what the trades say, and stay so when the records come again one by one
     for symbol in ("AAPL", "MSFT"):
         status, body = world.get("/v1/markets/{symbol}/candles", symbol=symbol, interval="1m",
@@ -346,3 +352,53 @@ def test_a_batch_reads_every_symbols_candles_and_l3_orders_in_one_request(world:
     state = world.state()
     world.deliver(*world.records, batch=1)
     assert world.state() == state
+
+
+def test_candles_close_into_items_of_their_own_and_are_read_with_the_live_ones(world: World) -> None:
+    from nexus_marketdata.candles import candles_from_item
+    from nexus_marketdata.repo import DynamoCandles
+
+    # GIVEN a 1m candle written before live items existed (10 shares at 99.00, seq 0)
+    world.tables["CANDLES_TABLE"].put_item(Item={
+        "series": "AAPL#1m", "bucket": "2026-03-06T23:59:00Z", "symbol": "AAPL", "interval": "1m",
+        "open": Decimal("99"), "high": Decimal("99"), "low": Decimal("99"), "close": Decimal("99"),
+        "volume": Decimal(10), "notional": Decimal(990), "trades": 1, "first_seq": 0, "last_seq": 0,
+        "epoch": 0})  # fmt: skip
+    # AND a trade of 2 at 100.00 in that minute, then one of 3 at 101.00 in the next UTC day
+    for n, (ts, price, quantity) in enumerate((("2026-03-06T23:59:30.000000Z", "100.00", "2"),
+                                               ("2026-03-07T00:00:10.000000Z", "101.00", "3"))):  # fmt: skip
+        base = {"account_id": "alice", "symbol": "AAPL", "ts": ts, "type": "new", "time_in_force": "gtc",
+                "order_type": "limit", "price": price, "quantity": quantity}  # fmt: skip
+        world.trade([{**base, "command_id": f"s{n}", "order_id": f"s{n}", "side": "sell"},
+                     {**base, "command_id": f"b{n}", "order_id": f"b{n}", "side": "buy", "account_id": "bob"}])
+    # WHEN their records come in one batch, then again one by one
+    world.deliver(*world.records)
+    state = world.state()
+    world.deliver(*world.records, batch=1)
+    assert world.state() == state
+    # THEN the first day's candles were closed into items of their own (the minute's folded onto
+    # the one stored before), and the live item holds the second day's
+    items = world.tables["CANDLES_TABLE"].scan()["Items"]
+    closed = {(i["series"], i["bucket"]): (i["volume"], i["trades"]) for i in items if i["bucket"] != "live"}
+    assert closed == {("AAPL#1m", "2026-03-06T23:59:00Z"): (12, 2), ("AAPL#5m", "2026-03-06T23:55:00Z"): (2, 1),
+                      ("AAPL#1h", "2026-03-06T23:00:00Z"): (2, 1), ("AAPL#1d", "2026-03-06T00:00:00Z"): (2, 1)}
+    (live,) = [candles_from_item(i) for i in items if i["bucket"] == "live"]
+    assert {key: (c.start.isoformat(), c.volume) for key, c in live.items()} == {
+        ("AAPL#live", interval): ("2026-03-07T00:00:00+00:00", 3) for interval in ("1m", "5m", "1h", "1d")}
+    # AND a range reads both: the closed candles and the live one
+    _, days = world.get("/v1/markets/{symbol}/candles", interval="1d", **{"from": "2026-03-06T00:00:00Z",
+                                                                          "to": "2026-03-07T12:00:00Z"})  # fmt: skip
+    assert [(c["start"], c["volume"], c["close"]) for c in days["candles"]] == [
+        ("2026-03-06T00:00:00Z", "2", "100"), ("2026-03-07T00:00:00Z", "3", "101")]
+    _, minutes = world.get("/v1/markets/{symbol}/candles", interval="1m", **{"from": "2026-03-06T23:59:00Z",
+                                                                             "to": "2026-03-07T00:00:59Z"})  # fmt: skip
+    assert [(c["start"], c["volume"]) for c in minutes["candles"]] == [
+        ("2026-03-06T23:59:00Z", "12"), ("2026-03-07T00:00:00Z", "3")]
+    hour = {"from": "2026-03-06T23:00:00Z", "to": "2026-03-06T23:59:59Z"}
+    _, only_closed = world.get("/v1/markets/{symbol}/candles", interval="1h", **hour)
+    assert [c["start"] for c in only_closed["candles"]] == ["2026-03-06T23:00:00Z"]
+    # AND one bucket's candle is found where it is
+    candles = DynamoCandles(world.env["CANDLES_TABLE"])
+    found = [candles.get("AAPL", "1d", day) for day in ("2026-03-06T00:00:00Z", "2026-03-07T00:00:00Z",
+                                                         "2026-03-08T00:00:00Z")]  # fmt: skip
+    assert [c.volume if c else None for c in found] == [2, 3, None]

@@ -9,7 +9,10 @@ matching engine (in process, no AWS):
 * L2 from the ``book`` deltas (last delta per level wins) == the engine's aggregated depth, and
   == the L3 levels summed;
 * candles folded per record (``nexus_marketdata.candles.merge``), with records redelivered, ==
-  a straightforward recomputation from the tape (group by UTC bucket, first/max/min/last/sum).
+  a straightforward recomputation from the tape (group by UTC bucket, first/max/min/last/sum);
+  and so are the live and closed candles the consumer keeps (``candles.advance``), in any
+  batches, with batches redelivered, attempts stopped between the closed candles' writes and the
+  live item's, and the whole tape replayed in batches of one.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nexus_common.events import ENGINE_EVENT_ADAPTER, AcceptedEvent, AnyEngineEvent, BookEvent, TradeEvent
 from nexus_common.instruments import Instrument
-from nexus_marketdata.candles import INTERVALS, Candle, merge
+from nexus_marketdata.candles import INTERVALS, Candle, advance, candle_keys, live_series, merge, newest
 from nexus_marketdata.l3 import L3Fold, L3Order, touched_order_ids
 from nexus_matching.engine import MatchingEngine
 
@@ -274,3 +277,76 @@ def test_candles_folded_per_record_match_the_tape(commands: list[dict[str, Any]]
         key: (c.open, c.high, c.low, c.close, c.volume, c.notional, c.trades) for key, c in stored.items()
     }
     assert ours == reference_candles(tape)
+
+
+@SETTINGS
+@given(journals(), st.integers(1, 6), st.sets(st.integers(0, 30), max_size=8), st.sets(st.integers(0, 30), max_size=8))
+def test_live_and_closed_candles_advanced_in_any_batches_match_the_tape(
+    commands: list[dict[str, Any]], size: int, redeliver: set[int], stopped: set[int]
+) -> None:
+    _, steps = run(commands)
+    records = [[e for e in step if isinstance(e, TradeEvent)] for step in steps]
+    closed: dict[tuple[str, str], Candle] = {}  # the closed candles' items
+    live: dict[str, Candle] = {}  # the live item, by interval
+
+    def attempt(trades: list[TradeEvent], stops: bool = False) -> None:
+        """What ``DynamoCandles.apply`` does: read, advance, write the closed candles (unless
+        their item counts as much), then the live item (unless the attempt stops before)."""
+        stored = {key: closed[key] for key in candle_keys(trades) if key in closed}
+        stored.update({(live_series("AAPL"), interval): candle for interval, candle in live.items()})
+        step = advance(stored, "AAPL", trades)
+        for candle in step.closed:
+            if candle.key not in closed or closed[candle.key].last_seq < candle.last_seq:
+                closed[candle.key] = candle
+        if step.live is not None and not stops:
+            live.clear()
+            live.update(step.live)
+
+    batches = [[t for record in records[i:i + size] for t in record] for i in range(0, len(records), size)]
+    for index, trades in enumerate(batches):
+        if index in stopped:
+            attempt(trades, stops=True)
+        attempt(trades)
+        if index in redeliver:
+            attempt(trades)
+    for record in records:  # the whole tape again, record by record
+        attempt(record)
+    tape = [t for record in records for t in record]
+    live_by_key = {candle.key: candle for candle in live.values()}
+    # at most one copy of a bucket is live, and closing never lost a candle: each bucket's newest
+    # copy counts exactly its trades
+    ours: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for key in {*closed, *live_by_key}:
+        c = newest(closed.get(key), live_by_key.get(key))
+        assert c is not None
+        ours[key] = (c.open, c.high, c.low, c.close, c.volume, c.notional, c.trades)
+    assert ours == reference_candles(tape)
+    # and every live candle is its interval's newest bucket
+    for interval, candle in live.items():
+        assert all(c.start <= candle.start for c in closed.values() if c.interval == interval)
+
+
+def test_a_late_trade_counts_in_its_closed_bucket_and_leaves_the_live_candle_alone() -> None:
+    # GIVEN two trades, the later one (higher seq) stamped in the minute before the first one's
+    base = {"account_id": "alice", "symbol": "AAPL", "type": "new", "time_in_force": "gtc", "order_type": "limit",
+            "price": "100.00", "quantity": "1"}  # fmt: skip
+    _, steps = run([{**base, "command_id": c, "order_id": c, "side": side, "account_id": who, "ts": START.isoformat()}
+                    for c, side, who in (("s1", "sell", "alice"), ("b1", "buy", "bob"), ("s2", "sell", "alice"),
+                                         ("b2", "buy", "bob"))])  # fmt: skip
+    first, second = [e for step in steps for e in step if isinstance(e, TradeEvent)]
+    second = second.model_copy(update={"ts": START - timedelta(minutes=1)})
+    # WHEN the first is folded, then the second onto what the first left
+    one = advance({}, "AAPL", [first])
+    assert one.live is not None and one.closed == []
+    stored = {(live_series("AAPL"), interval): candle for interval, candle in one.live.items()}
+    two = advance(stored, "AAPL", [second])
+    # THEN the second counts in a candle of its own minute, written as a closed one, and the live
+    # 1m candle is still the first one's; the 1d candle, the same day's, counts both
+    minute_before = START.replace(second=0) - timedelta(minutes=1)
+    assert [(c.interval, c.start, c.trades) for c in two.closed] == [("1m", minute_before, 1)]
+    assert two.live is not None and two.live["1m"] == one.live["1m"] and two.live["1d"].trades == 2
+    # AND folded again, it changes nothing
+    stored.update({(live_series("AAPL"), i): c for i, c in two.live.items()})
+    stored.update({c.key: c for c in two.closed})
+    again = advance(stored, "AAPL", [second])
+    assert again.live is None and again.closed == []
