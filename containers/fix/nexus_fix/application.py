@@ -41,7 +41,7 @@ from nexus_common.errors import NexusError, NotFound, Unavailable
 from nexus_common.events import utc_now
 from nexus_orders.models import MassCancelRequest, NewOrderRequest, ReplaceOrderRequest
 from nexus_orders.order import derive_order_id
-from nexus_orders.service import EntryUnconfirmed, OrderService
+from nexus_orders.service import EntryUnconfirmed, OrderService, ReplaceUnconfirmed
 from pydantic import ValidationError
 
 from nexus_fix import mapping as m
@@ -491,6 +491,11 @@ class FixApplication:
                     await self.run(self.orders.cancel, account, current.order_id)
                 else:
                     await self._replace_when_caught_up(account, current.order_id, request)
+            except ReplaceUnconfirmed:
+                # the replace may have reached the engine, and its fence makes the engine decide:
+                # pending, then Replaced or OrderCancelReject (entry_incomplete) as it answers
+                log.warning("replace not confirmed sent; pending until the engine answers",
+                            extra={"order_id": current.order_id, "cl_ord_id": cl_ord_id})  # fmt: skip
             except NexusError as refused:
                 await refuse(current, refused.code, refused.message)
                 return

@@ -10,7 +10,8 @@ build no event (the embedded fast path the benchmark measures).
 
 Command types: ``new``, ``cancel``, ``replace``, ``mass_cancel``, ``oco``, ``clock``, ``halt``,
 ``resume``, ``routed_fills`` and ``fence`` (an entry that never completed: an order id the engine
-never received is remembered and refused ``entry_incomplete``; a received one changes nothing).
+never received is remembered and refused ``entry_incomplete``; a received one changes nothing; with
+``replace_command_id``, the same for a replace command).
 
 The engine's contract in full (halts, time, validation order, order types, trigger order, self-trade
 prevention, replace, OCO, collar, book deltas, idempotency) is docs/matching-engine.md; the
@@ -391,16 +392,29 @@ class MatchingEngine:
         """Close an entry that never completed (the orders API's entry sweep): an id the engine
         has received (``_taken``: in the window of seen ids, or a live order or OCO group of the
         symbol) changes nothing; any other is remembered, so a ``new`` or ``oco`` of it arriving
-        later is a duplicate, and refused with one ``rejected`` event (``entry_incomplete``)."""
-        market = self._markets.get(symbol)
-        if self._taken(market, order_id):
+        later is a duplicate, and refused with one ``rejected`` event (``entry_incomplete``).
+
+        With ``replace_command_id``, a replace of ``order_id`` whose sending was not confirmed
+        (the orders API): received (in the window of seen ids) changes nothing; else the id is
+        remembered, so the replace arriving later is dropped, and refused with one
+        ``replace_rejected`` event (``entry_incomplete``) whose ``correlation_id`` is the
+        replace's command id, as if the engine had refused the replace itself."""
+        replace_id = c.get("replace_command_id")
+        if replace_id is not None and not (type(replace_id) is str and replace_id):
+            self.dropped_commands += 1
             return []
-        self._remember(order_id)
+        market = self._markets.get(symbol)
+        if self._seen.contains(replace_id) if replace_id is not None else self._taken(market, order_id):
+            return []
+        self._remember(replace_id if replace_id is not None else order_id)
         account_id = c.get("account_id")
         account = account_id if type(account_id) is str else ""
         if market is not None and market.expiries and market.expiries[0][0] <= now:
             self._expire(market, now)
         early = render(market, self._epoch, ts, command_id) if market is not None else []
+        if replace_id is not None:
+            invalid = Invalid(ENTRY_INCOMPLETE, "the replace was not confirmed sent; the engine never received it")
+            return [*early, self._rejected("replace_rejected", symbol, ts, replace_id, order_id, account, invalid)]
         invalid = Invalid(ENTRY_INCOMPLETE, "the order's entry did not complete; the engine never received it")
         return [*early, self._rejected("rejected", symbol, ts, command_id, order_id, account, invalid)]
 
@@ -753,6 +767,10 @@ class MatchingEngine:
     def _replace(
         self, c: Mapping[str, Any], order_id: str, symbol: str, command_id: str, ts: str, now: int
     ) -> list[Event]:
+        if self._seen.contains(command_id):  # a resent replace, or one its fence already refused
+            self.dropped_commands += 1
+            return []
+        self._remember(command_id)
         account_id = c.get("account_id")
         account = account_id if type(account_id) is str else ""
         m = self._markets.get(symbol)

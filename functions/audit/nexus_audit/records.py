@@ -19,7 +19,9 @@ source                        entries (``event_id``)
                               venue: ``working``, ``rest_venue``, ``rest_price``), ``fence``
                               (the entry sweep closing an entry that stopped half way) ->
                               ``entry_fence_requested`` on the order, or on the OCO group for a
-                              group id (``command_id``)
+                              group id (``command_id``); a replace's fence (the orders API, a
+                              replace not confirmed sent) -> ``replace_fence_requested`` on the
+                              order (``replace_command_id``)
 ``execution-events``          every engine event of an order (``accepted``, ``rejected``,
 (Kinesis)                     ``cancelled``, ``expired``, ``replaced``, ``triggered``,
                               ``cancel_rejected``, ``replace_rejected``) on the order; a
@@ -275,6 +277,9 @@ def from_command(command: Mapping[str, Any]) -> list[AuditEntry]:
         return [replace(e, mark=RECEIVED) for e in entries]
     if kind == "fence":  # the entry sweep: close an entry the engine may never have received
         target = command.get("order_id")
+        if command.get("replace_command_id") is not None:  # a replace the engine may never have received
+            details = {**base, "replace_command_id": command.get("replace_command_id")}
+            return [entry("order", target, "replace_fence_requested", account_link, details)]
         if isinstance(target, str) and is_group_id(target):
             links = (*account_link, f"order:{target}.tp", f"order:{target}.sl")
             return [entry("oco", target, "entry_fence_requested", links, base)]

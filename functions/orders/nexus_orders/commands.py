@@ -10,6 +10,7 @@ from typing import TypeAlias
 
 from nexus_common.events import (
     CancelOrderCommand,
+    FenceCommand,
     MassCancelCommand,
     NewOrderCommand,
     OcoOrderCommand,
@@ -19,9 +20,9 @@ from nexus_common.events import (
 
 from nexus_orders.order import Order, OrderType
 
-# What the orders service puts on ``order-commands``.
+# What the orders service puts on ``order-commands`` (a fence: a replace's, or the entry sweep's).
 AnyOrderCommand: TypeAlias = (
-    NewOrderCommand | CancelOrderCommand | ReplaceOrderCommand | MassCancelCommand | OcoOrderCommand
+    NewOrderCommand | CancelOrderCommand | ReplaceOrderCommand | MassCancelCommand | OcoOrderCommand | FenceCommand
 )
 
 

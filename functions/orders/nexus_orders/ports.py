@@ -62,9 +62,6 @@ class OrderRepository(Protocol):
         """In one transaction: mark the open order's replace ``number`` as pending (only if no
         other is) and store its terms for the risk consumer; None when the order changed."""
 
-    def abort_replace(self, order: Order, number: int, previous: Order) -> None:
-        """A replace that never reached the engine: clear it and zero its terms."""
-
     def apply(self, change: OrderChange) -> ApplyResult:
         """One conditional update: only if the order exists and ``last_seq < change.seq``."""
 

@@ -215,34 +215,6 @@ class DynamoOrderRepository(LazyTable):
             return None
         return self.get(order.order_id)
 
-    def abort_replace(self, order: Order, number: int, previous: Order) -> None:
-        values: dict[str, Any] = {":topup": previous.price_topup, ":n": number}
-        sets = ["price_topup = :topup"]
-        removes = ["replace_pending"]
-        if previous.cover_rate is not None:
-            values[":cover"] = previous.cover_rate
-            sets.append("cover_rate = :cover")
-        else:
-            removes.append("cover_rate")
-        if previous.protection_price is not None:
-            values[":cap"] = previous.protection_price
-            sets.append("protection_price = :cap")
-        items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self.table.name,
-                    "Key": {"order_id": order.order_id},
-                    "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes),
-                    "ConditionExpression": "replace_count = :n",
-                    "ExpressionAttributeValues": values,
-                }
-            }
-        ]
-        if previous.reserved:  # the terms stay (numbering has no hole) but settle nothing
-            items += [{"Put": {"TableName": self.table.name, "Item": item}}
-                      for item in _terms_items(order, number, ZERO, ZERO, ZERO)]  # fmt: skip
-        self.table.meta.client.transact_write_items(TransactItems=items)
-
     def delete_pending(self, order: Order) -> bool:
         """True when the table no longer holds the order (deleted, or never stored); False when
         it holds it in another status than ``pending_new`` (its command reached the engine)."""

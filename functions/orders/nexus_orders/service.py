@@ -84,6 +84,21 @@ class EntryUnconfirmed(Unavailable):
     channel reports such an order as pending, not as refused."""
 
 
+class ReplaceUnconfirmed(Unavailable):
+    """503 ``replace_unconfirmed`` for a replace whose command could not be confirmed sent: the
+    order stays ``replace_pending`` with the replace's reservation, and the engine decides (the
+    replace's fence follows it: ``OrderService._fence_replace``). An entry channel reports such a
+    replace as pending, not as refused."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "replace_unconfirmed",
+            "the replace could not be confirmed sent to the matching engine; the order stays replace_pending "
+            "until the engine applies it or refuses it (replace_reject_reason entry_incomplete): read the order, "
+            "do not send the replace again",
+        )
+
+
 class KeptLastTrade:
     """A ``MarketReference`` that keeps each symbol's last trade for ``ttl_seconds``.
 
@@ -595,14 +610,25 @@ class OrderService:
         try:
             self._send(command)
         except Unavailable as unsent:
-            try:
-                self.orders.abort_replace(updated, number, order)
-            except Exception:  # the replace stays pending with its reservation (nothing double-counted)
-                logger.exception("replace not aborted", extra={"order_id": order.order_id, "replace": number})
-                raise unsent from None
-            self._give_back(reservation)
-            raise
+            # The command may have reached the stream all the same (an answer lost on the way
+            # back): only the engine can tell. Its fence, behind it on the symbol's shard, makes
+            # it decide; the consumers apply what it answers, reservation included.
+            self._fence_replace(updated, command.command_id, now)
+            raise ReplaceUnconfirmed() from unsent
         return updated
+
+    def _fence_replace(self, order: Order, replace_id: str, now: datetime) -> None:
+        """Put the fence of a replace whose command was not confirmed sent: the engine refuses a
+        replace it has not received (``replace_rejected``, ``entry_incomplete``) and then drops
+        it if it comes; one it has received stands. A fence that cannot be sent either leaves the
+        replace pending (logged): not given back here, since the replace may have landed."""
+        fence = FenceCommand(command_id=f"fence-{replace_id}", order_id=order.order_id, account_id=order.account_id,
+                             symbol=order.symbol, ts=now, replace_command_id=replace_id)  # fmt: skip
+        try:
+            self.commands.publish(fence)
+        except Exception:  # the replace stays pending with its reservation (never under-reserved)
+            logger.exception("replace fence not sent; the replace stays pending",
+                             extra={"order_id": order.order_id, "replace_command_id": replace_id})  # fmt: skip
 
     def _give_back(self, reservation: Reservation | None) -> None:
         if reservation is not None and self.risk is not None:

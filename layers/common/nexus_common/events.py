@@ -148,7 +148,13 @@ class FenceCommand(_Wire):
     Else the engine remembers the id, so that a ``new`` or ``oco`` of it arriving later is a
     duplicate it drops, and emits ``rejected`` with reason ``entry_incomplete``: the orders
     consumer ends the order ``rejected`` (only while it is ``pending_new``) and the risk consumer
-    gives back its reservation (only while the account item holds its id)."""
+    gives back its reservation (only while the account item holds its id).
+
+    With ``replace_command_id``: the same for a replace of ``order_id`` whose sending the orders
+    API could not confirm. A replace the engine has received changes nothing; else it is refused
+    with ``replace_rejected`` (``entry_incomplete``, ``correlation_id`` = the replace's command
+    id), which the consumers apply as any refusal of that replace (its reservation given back),
+    and dropped if it arrives later."""
 
     type: Literal["fence"] = "fence"
     command_id: str
@@ -156,6 +162,7 @@ class FenceCommand(_Wire):
     account_id: str
     symbol: str
     ts: AwareDatetime
+    replace_command_id: str | None = None
 
 
 class ClockCommand(_Wire):

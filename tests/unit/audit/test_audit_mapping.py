@@ -244,3 +244,19 @@ def test_a_fence_command_is_an_entry_fence_requested_on_its_order_or_oco_group(t
     assert entry.actor == "account:acc_1" and entry.mark is None
     legs = (f"order:{target}.tp", f"order:{target}.sl") if aggregate == "oco" else ()
     assert entry.links == ("account:acc_1", *legs)
+
+
+def test_a_replace_fence_is_a_replace_fence_requested_on_its_order() -> None:
+    from datetime import UTC, datetime
+
+    from nexus_audit.records import from_command
+    from nexus_common.events import FenceCommand
+
+    # GIVEN the orders API's fence of a replace it could not confirm sent
+    fence = FenceCommand(command_id="fence-ORD1:replace:2", order_id="ORD1", account_id="acc_1", symbol="AAPL",
+                         ts=datetime(2026, 1, 5, 14, 30, tzinfo=UTC), replace_command_id="ORD1:replace:2")  # fmt: skip
+    # WHEN it is mapped
+    (entry,) = from_command(fence.model_dump(mode="json"))
+    # THEN it is kept on the order, naming the replace
+    assert (entry.aggregate, entry.kind) == ("order#ORD1", "replace_fence_requested")
+    assert entry.details["replace_command_id"] == "ORD1:replace:2" and entry.links == ("account:acc_1",)

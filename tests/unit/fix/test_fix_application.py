@@ -302,6 +302,23 @@ def test_replace_chain_follows_orig_clordid() -> None:
     assert [tags(s, 150, 39, 11, 44, 38, 151, 790) for s in status] == [("I", "0", "r3", "99.5", "8", "8", "q1")]
 
 
+def test_a_replace_whose_send_fails_is_pending_until_the_engine_refuses_it_by_its_fence() -> None:
+    # GIVEN alice's resting order, and a stream that fails the replace's send (it never lands)
+    world = fix_world()
+    world.send("alice", nos("f1", qty="10", price="100"))
+    world.session("alice").take()
+    world.venue.fail_next_send = True
+    # WHEN she replaces it
+    sent = world.send("alice", msg("G", (41, "f1"), (11, "f2"), (55, "AAPL"), (54, "1"), (38, "8"), (40, "2"),
+                                   (44, "100")))  # fmt: skip
+    # THEN she hears PendingReplace (the replace may have reached the engine), then, once the engine
+    # answered the fence that followed it, OrderCancelReject; the order keeps its terms
+    assert [(s.msg_type, *tags(s, 11, 41)) for s in sent] == [("8", "f2", "f1"), ("9", "f2", "f1")]
+    assert (sent[0].get(150), sent[1].get(434)) == ("E", "2")
+    status = world.send("alice", msg("H", (11, "f1"), (55, "AAPL"), (54, "1")))
+    assert [tags(s, 150, 38) for s in status] == [("I", "10")]
+
+
 def test_a_replace_the_engine_refuses_gives_order_cancel_reject() -> None:
     world = fix_world()
     world.send("alice", nos("p1", qty="10", price="100"))

@@ -3,7 +3,8 @@
 ``checked(engine)`` wraps an engine so that every event it emits is checked against the shared
 kernel: it validates with ``ENGINE_EVENT_ADAPTER``, re-serializes to exactly the same dict (so every
 field is present and every decimal is in canonical form), survives a JSON round trip, carries
-the command's ``ts``, ``command_id`` and the engine's epoch, and continues its symbol's ``seq``
+the command's ``ts``, ``command_id`` (a replace's fence: the replace's) and the engine's epoch,
+and continues its symbol's ``seq``
 without a gap, with ``event_id == f"{symbol}-{seq}"``.
 """
 
@@ -44,7 +45,10 @@ def check_event(event: dict[str, Any], command: Mapping[str, Any], epoch: int) -
     assert dumped == event, "event is not exactly the shape of its model"
     assert json.loads(json.dumps(event)) == event
     assert event["ts"] == command["ts"]
-    assert event["correlation_id"] == command["command_id"]
+    correlation = command["command_id"]
+    if event["type"] == "replace_rejected" and command["type"] == "fence":
+        correlation = command.get("replace_command_id")  # a replace's fence refuses it under its own id
+    assert event["correlation_id"] == correlation
     assert event["epoch"] == epoch
     assert event["version"] == 1
     assert event["event_id"] == f"{event['symbol']}-{event['seq']}"
@@ -116,8 +120,10 @@ class Commands:
             "ts": TS,
         }
 
-    def fence(self, order_id: str, *, account: str = "acct-1", symbol: str = "AAPL", ts: str = TS) -> dict[str, Any]:
-        return {
+    def fence(
+        self, order_id: str, *, account: str = "acct-1", symbol: str = "AAPL", ts: str = TS, replace: str | None = None
+    ) -> dict[str, Any]:
+        command = {
             "type": "fence",
             "command_id": f"cmd-{next(self._ids)}",
             "order_id": order_id,
@@ -125,6 +131,9 @@ class Commands:
             "symbol": symbol,
             "ts": ts,
         }
+        if replace is not None:
+            command["replace_command_id"] = replace
+        return command
 
     def halt(self, symbol: str = "AAPL", reason: str = "news pending", *, resume: bool = False) -> dict[str, Any]:
         return {

@@ -2,7 +2,9 @@
 
 An id the engine has received (in its window of seen ids, or a live order or OCO group of the
 symbol) changes nothing; any other is remembered, so a later ``new`` / ``oco`` of it is a
-duplicate, and refused with one ``rejected`` event, reason ``entry_incomplete``. Every event goes
+duplicate, and refused with one ``rejected`` event, reason ``entry_incomplete``. A replace's fence
+(``replace_command_id``) does the same for a replace command: received changes nothing, else the
+replace is refused (``replace_rejected``, ``entry_incomplete``) and dropped when it comes. Every event goes
 through the ``venue`` fixture, which checks it against the shared-kernel event models, the
 command's envelope fields and the per-symbol sequence (see ``conftest.py``).
 """
@@ -154,9 +156,72 @@ def test_fence_without_an_order_id_or_symbol_is_dropped(venue: Checked, cmd: Com
     assert venue.engine.dropped_commands == 1
 
 
+def replace_of(cmd: Commands, order_id: str, command_id: str, **terms: str) -> dict[str, Any]:
+    command = cmd.cancel(order_id)
+    command.update(type="replace", command_id=command_id, **terms)
+    return command
+
+
+def test_a_replace_fenced_before_it_arrives_is_refused_once_and_dropped_when_it_comes(
+    venue: Checked, cmd: Commands
+) -> None:
+    # GIVEN a resting bid of 5
+    venue.process(cmd.new("b1", "buy", "5", "100.00"))
+    book = venue.engine.book_depth("AAPL", 5)
+    # WHEN a fence arrives for its replace 1, which the engine never received
+    events = venue.process(cmd.fence("b1", replace="b1:replace:1"))
+    # THEN the replace is refused, under its own command id, reason entry_incomplete
+    assert kinds(events) == ["replace_rejected"]
+    refused = events[0]
+    assert (refused["order_id"], refused["correlation_id"], refused["reason"]) == (
+        "b1", "b1:replace:1", ENTRY_INCOMPLETE)
+    # AND the same fence again changes nothing
+    assert venue.process(cmd.fence("b1", replace="b1:replace:1")) == []
+    # AND the replace arriving late is dropped: no event, the order as it was
+    assert venue.process(replace_of(cmd, "b1", "b1:replace:1", quantity="9")) == []
+    assert venue.engine.book_depth("AAPL", 5) == book
+    assert venue.engine.dropped_commands == 1
+    # AND the order's next replace is taken as usual
+    assert kinds(venue.process(replace_of(cmd, "b1", "b1:replace:2", quantity="3")))[0] == "replaced"
+
+
+def test_a_replace_received_before_its_fence_stands_and_the_fence_changes_nothing(
+    venue: Checked, cmd: Commands
+) -> None:
+    # GIVEN a resting bid replaced to 9 (replace 1), and one refused by the engine (replace 2)
+    venue.process(cmd.new("b1", "buy", "5", "100.00"))
+    assert kinds(venue.process(replace_of(cmd, "b1", "b1:replace:1", quantity="9")))[0] == "replaced"
+    assert kinds(venue.process(replace_of(cmd, "b1", "b1:replace:2", quantity="0"))) == ["replace_rejected"]
+    before = venue.engine.snapshot()
+    # WHEN fences of both arrive
+    # THEN neither changes anything: the engine received both
+    assert venue.process(cmd.fence("b1", replace="b1:replace:1")) == []
+    assert venue.process(cmd.fence("b1", replace="b1:replace:2")) == []
+    assert venue.engine.snapshot() == before
+    # AND a replace resent with a command id already taken is dropped
+    assert venue.process(replace_of(cmd, "b1", "b1:replace:1", quantity="4")) == []
+    assert venue.engine.book_depth("AAPL", 5) == {"bids": [(10000, 9, 1)], "asks": []}
+
+
+def test_a_replace_fence_of_an_order_the_engine_does_not_know_is_refused_and_a_bad_id_dropped(
+    venue: Checked, cmd: Commands
+) -> None:
+    # GIVEN no order at all: the fence still refuses the replace (the orders consumer and the
+    # risk consumer close it)
+    events = venue.process(cmd.fence("ghost", replace="ghost:replace:3", account="acct-9"))
+    assert [(e["type"], e["order_id"], e["account_id"]) for e in events] == [("replace_rejected", "ghost", "acct-9")]
+    # AND a fence whose replace id is not a non-empty string is dropped
+    for bad in ("", 7):
+        command = cmd.fence("ghost")
+        command["replace_command_id"] = bad
+        assert venue.process(command) == []
+    assert venue.engine.dropped_commands == 2
+
+
 def fence_journal() -> list[dict[str, Any]]:
     """Orders, an OCO group, fences of received, unknown and fenced ids, a fence on a symbol that
-    is not an instrument, a fence after the close (DAY expiry first), resends of fenced ids."""
+    is not an instrument, a fence after the close (DAY expiry first), resends of fenced ids, and
+    replace fences before and after their replace."""
     ts = "2024-05-01T14:30:00Z"
     base = {"account_id": "a1", "symbol": "AAPL", "ts": ts}
     new = {**base, "type": "new", "side": "buy", "order_type": "limit", "quantity": "3", "price": "100.00"}
@@ -181,6 +246,11 @@ def fence_journal() -> list[dict[str, Any]]:
         {**base, "type": "fence", "command_id": "c8", "order_id": "lost"},
         {**new, "command_id": "c9", "order_id": "lost"},
         {**base, "type": "fence", "command_id": "c10", "order_id": "x", "symbol": "NOPE"},
+        {**base, "type": "fence", "command_id": "c10r", "order_id": "o3", "replace_command_id": "o3:replace:1"},
+        {**base, "type": "replace", "command_id": "o3:replace:1", "order_id": "o3", "account_id": "a2",
+         "quantity": "9"},
+        {**base, "type": "replace", "command_id": "o2:replace:1", "order_id": "o2", "quantity": "4"},
+        {**base, "type": "fence", "command_id": "c10s", "order_id": "o2", "replace_command_id": "o2:replace:1"},
         {**base, "type": "fence", "command_id": "c11", "order_id": "late", "ts": "2024-05-01T20:00:00Z"},
         {
             **base,
@@ -216,8 +286,11 @@ def test_replaying_a_journal_with_fences_gives_the_same_events_after_a_restore(
     assert refused == [
         ("lost", "AAPL", "2024-05-01T14:30:00Z"),
         ("x", "NOPE", "2024-05-01T14:30:00Z"),
+        ("o3", "AAPL", "2024-05-01T14:30:00Z"),  # its replace, fenced before it came
         ("late", "AAPL", "2024-05-01T20:00:00Z"),
     ]
+    assert [e["type"] for e in expected if e.get("reason") == ENTRY_INCOMPLETE].count("replace_rejected") == 1
+    assert any(e["type"] == "replaced" and e["order_id"] == "o2" for e in expected)  # received before its fence
     assert "expired" in {e["type"] for e in expected}  # the late fence expired the DAY order first
     assert restored.snapshot() == whole.snapshot()
 
@@ -235,4 +308,4 @@ def test_compiled_and_pure_engines_answer_fences_identically(tmp_path: Path) -> 
     assert compiled[1:] == pure[1:]
     output = (tmp_path / "compiled.jsonl").read_bytes()
     assert output == (tmp_path / "pure.jsonl").read_bytes()
-    assert output.count(b'"reason":"entry_incomplete"') == 3
+    assert output.count(b'"reason":"entry_incomplete"') == 4

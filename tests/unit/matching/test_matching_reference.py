@@ -360,6 +360,9 @@ class Reference:
             self.cancelled(o, "user")
 
     def replace(self, c: Command) -> None:
+        if c["command_id"] in self.seen:  # a resent replace is dropped
+            return
+        self.seen.add(c["command_id"])
         o = self.live(c["order_id"])
         reason = None
         if o is None:

@@ -150,13 +150,6 @@ class MemoryOrders:
             item["protection_price"] = protection_price
         return order_from_item(item)
 
-    def abort_replace(self, order: Order, number: int, previous: Order) -> None:
-        item = self.items[order.order_id]
-        item.pop("replace_pending", None)
-        item["price_topup"] = previous.price_topup
-        for record in _terms_items(order, number, ZERO, ZERO, ZERO):
-            self.items[record["order_id"]] = record
-
     def apply(self, change: OrderChange) -> ApplyResult:
         item = self.items.get(change.order_id)
         if item is None:
@@ -339,6 +332,9 @@ class Venue:
     events: list[Any] = field(default_factory=list)
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
     fail_next_send: bool = False
+    fail_after_next: bool = False  # the send after the failed one fails too
+    failed_send_lands: bool = False  # a failed send reaches the engine all the same (its answer lost)
+    landed: list[Any] = field(default_factory=list)  # such sends, not yet read by the engine
 
     def __post_init__(self) -> None:
         self.engine = MatchingEngine({SYMBOL: INSTRUMENT})
@@ -350,8 +346,15 @@ class Venue:
     # CommandPublisher: the engine takes the command at once; its events reach both consumers.
     def publish(self, command: AnyOrderCommand | FenceCommand) -> None:
         if self.fail_next_send:
-            self.fail_next_send = False
+            self.fail_next_send, self.fail_after_next = self.fail_after_next, False
+            if self.failed_send_lands:  # on the stream, read by the engine before the next command
+                self.landed.append(command)
             raise ConnectionError("stream unavailable")
+        while self.landed:
+            self._take(self.landed.pop(0))
+        self._take(command)
+
+    def _take(self, command: AnyOrderCommand | FenceCommand) -> None:
         raw = self.engine.process(command.model_dump(mode="json"))
         events = [ENGINE_EVENT_ADAPTER.validate_python(event) for event in raw]
         self.deliver(events)

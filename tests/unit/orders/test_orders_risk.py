@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nexus_common.audit import MemoryAuditSink
 from nexus_common.errors import Conflict, Unavailable
-from nexus_common.events import ENGINE_EVENT_ADAPTER
+from nexus_common.events import ENGINE_EVENT_ADAPTER, ENTRY_INCOMPLETE
 from nexus_common.risk import (
     RiskRefused,
     expected_reservations,
@@ -263,17 +263,62 @@ def test_a_replace_the_engine_refuses_gives_the_difference_back(v: Venue) -> Non
     assert v.accounts["alice"].reserved_cash == 0 and v.accounts["alice"].reserved_buy == 0
 
 
-def test_one_replace_at_a_time_and_a_replace_never_sent_is_undone(v: Venue) -> None:
+def test_a_replace_whose_send_fails_is_fenced_and_refused_by_the_engine_and_given_back(v: Venue) -> None:
+    # GIVEN a resting buy of 10, and the stream failing the replace's send (it never lands)
     placed, _ = v.service.place("alice", order(side="buy", type="limit", quantity="10", price="100.00"))
     held = v.accounts["alice"].reserved_cash
     v.fail_next_send = True
-    with pytest.raises(Unavailable):
+    # WHEN it is replaced to 20
+    with pytest.raises(Unavailable) as unconfirmed:
         v.service.replace("alice", placed.order_id, ReplaceOrderRequest(quantity=D(20)))
-    assert v.accounts["alice"].reserved_cash == held
-    assert not v.orders.get(placed.order_id).replace_pending  # type: ignore[union-attr]
-    v.orders.items[placed.order_id]["replace_pending"] = True  # as if one were on its way
+    # THEN 503 replace_unconfirmed; the fence behind it made the engine refuse the replace it never
+    # received, and the consumers applied that: no replace pending, the difference given back
+    assert unconfirmed.value.code == "replace_unconfirmed"
+    assert [(e.type, e.reason, e.correlation_id) for e in v.events[-1:]] == [
+        ("replace_rejected", ENTRY_INCOMPLETE, f"{placed.order_id}:replace:1")]
+    after = v.orders.get(placed.order_id)
+    assert after is not None and not after.replace_pending and after.replace_reject_reason == ENTRY_INCOMPLETE
+    assert after.quantity == 10 and v.accounts["alice"].reserved_cash == held
+    # AND the next replace goes through, and the order fills and releases everything
+    v.service.replace("alice", placed.order_id, ReplaceOrderRequest(quantity=D(12)))
+    assert v.orders.get(placed.order_id).quantity == 12  # type: ignore[union-attr]
+    v.service.place("bob", order(side="sell", type="limit", quantity="12", price="100.00"))
+    all_released(v)
+
+
+def test_a_replace_whose_send_failed_but_landed_stands_with_its_reservation(v: Venue) -> None:
+    # GIVEN a resting buy of 10, and a replace's send that reaches the engine but answers an error
+    placed, _ = v.service.place("alice", order(side="buy", type="limit", quantity="10", price="100.00"))
+    v.fail_next_send = v.failed_send_lands = True
+    # WHEN it is replaced to 20
+    with pytest.raises(Unavailable) as unconfirmed:
+        v.service.replace("alice", placed.order_id, ReplaceOrderRequest(quantity=D(20)))
+    # THEN the engine replaced it, its fence changed nothing, and the account still holds what 20 need
+    assert unconfirmed.value.code == "replace_unconfirmed"
+    assert [e.type for e in v.events].count("replace_rejected") == 0
+    after = v.orders.get(placed.order_id)
+    assert after is not None and after.quantity == 20 and not after.replace_pending
+    assert v.accounts["alice"].reserved_cash >= reserve_amount(D(20), rate("100.00"))
+    # AND filled, it releases exactly what it held
+    v.service.place("bob", order(side="sell", type="limit", quantity="20", price="100.00"))
+    assert v.orders.get(placed.order_id).status == "filled"  # type: ignore[union-attr]
+    all_released(v)
+
+
+def test_a_replace_whose_fence_cannot_be_sent_either_stays_pending_with_its_reservation(v: Venue) -> None:
+    # GIVEN a resting buy of 10, and the stream failing both the replace and its fence
+    placed, _ = v.service.place("alice", order(side="buy", type="limit", quantity="10", price="100.00"))
+    v.fail_next_send = v.fail_after_next = True
+    # WHEN it is replaced to 20
+    with pytest.raises(Unavailable) as unconfirmed:
+        v.service.replace("alice", placed.order_id, ReplaceOrderRequest(quantity=D(20)))
+    # THEN the replace stays pending, and what it reserved stays held (never less than the engine
+    # may be working with): one replace at a time, so the next answers 409
+    assert unconfirmed.value.code == "replace_unconfirmed"
+    assert v.orders.get(placed.order_id).replace_pending  # type: ignore[union-attr]
+    assert v.accounts["alice"].reserved_cash >= reserve_amount(D(20), rate("100.00"))
     with pytest.raises(Conflict) as pending:
-        v.service.replace("alice", placed.order_id, ReplaceOrderRequest(quantity=D(20)))
+        v.service.replace("alice", placed.order_id, ReplaceOrderRequest(quantity=D(15)))
     assert pending.value.code == "replace_pending"
 
 
