@@ -52,7 +52,10 @@ its ``route_ended``; ``<order>~r<n>`` on replace ``n``'s ``replaced`` or ``repla
 DELETE of an id the set does not hold (an unreserved order, an order reserved before the set
 existed) changes nothing.
 
-Releases while held (``held_releases``): an entry closed by the fence gives no ``AccountChange``
+Releases while held (``held_releases``), the same for a replace refused by its fence
+(``replace_rejected``, reason ``entry_incomplete``: what the replace reserved up front, under
+``<order>~r<n>``, so a replace the engine did apply gives nothing back twice): an entry closed by
+the fence gives no ``AccountChange``
 (no delta, no watermark move, no id in ``ended_ids``) but a ``HeldRelease``: its reservation (the
 order id, or the group id; the amounts from the order's facts, an OCO group's from its first
 leg, as the rejection of a group reads them) given back by id with one conditional write, only
@@ -312,7 +315,7 @@ def account_changes(
         change = change_for(event.account_id)
         _replaced(change, event, facts)
         _end_replace(change, event, facts)
-    elif kind == "replace_rejected":
+    elif kind == "replace_rejected" and not _fenced(event):
         change = change_for(event.account_id)
         _replace_refused(change, event, facts)
         _end_replace(change, event, facts)
@@ -320,8 +323,8 @@ def account_changes(
 
 
 def _fenced(event: Any) -> bool:
-    """An entry closed by the fence (released only while held: ``held_releases``)."""
-    return getattr(event, "type", None) == "rejected" and event.reason == ENTRY_INCOMPLETE
+    """An entry or a replace refused by its fence (released only while held: ``held_releases``)."""
+    return getattr(event, "type", None) in ("rejected", "replace_rejected") and event.reason == ENTRY_INCOMPLETE
 
 
 def _rejected_facts(event: Any, facts: FactsLookup) -> OrderFacts | None:
@@ -338,6 +341,9 @@ def held_releases(events: Iterable[Any], facts: FactsLookup) -> list[HeldRelease
     for event in events:
         if not _fenced(event):
             continue
+        if event.type == "replace_rejected":
+            releases.extend(_replace_held_release(event, facts))
+            continue
         found = _rejected_facts(event, facts)
         if found is None or not found.reserved or found.quantity <= 0:
             continue
@@ -347,6 +353,22 @@ def held_releases(events: Iterable[Any], facts: FactsLookup) -> list[HeldRelease
         releases.append(HeldRelease(event.account_id, event.symbol, reservation_id(event.order_id), found.side,
                                     found.quantity, amount, event.event_id))  # fmt: skip
     return releases
+
+
+def _replace_held_release(event: Any, facts: FactsLookup) -> list[HeldRelease]:
+    """A replace refused by its fence: what ``_replace_refused`` gives back (the up-front shares,
+    a buy's settled cash), under its id ``<order>~r<n>`` and only while the account holds it. A
+    replace the engine applied before (its id ended by ``replaced``) gives nothing back."""
+    number = replace_number(event.order_id, event.correlation_id)
+    terms = _replace_terms(event, facts)
+    if number is None or terms is None or not terms.reserved:
+        return []
+    quantity = max(terms.quantity, ZERO)
+    amount = (terms.reserve_rate or ZERO) if terms.side == "buy" else ZERO
+    if quantity == 0 and amount == 0:
+        return []
+    return [HeldRelease(event.account_id, event.symbol, replace_reservation_id(event.order_id, number), terms.side,
+                        quantity, amount, event.event_id)]  # fmt: skip
 
 
 def _end_replace(change: AccountChange, event: Any, facts: FactsLookup) -> None:

@@ -305,6 +305,28 @@ def test_a_replace_whose_send_failed_but_landed_stands_with_its_reservation(v: V
     all_released(v)
 
 
+def test_a_fence_refusal_of_a_replace_the_engine_applied_gives_nothing_back(v: Venue) -> None:
+    from nexus_matching.engine import MatchingEngine
+    from orders_fakes import INSTRUMENT, SYMBOL
+
+    # GIVEN a buy of 10 replaced to 20 (replace 1 applied: the account holds what 20 need)
+    placed, _ = v.service.place("alice", order(side="buy", type="limit", quantity="10", price="100.00"))
+    v.service.replace("alice", placed.order_id, ReplaceOrderRequest(quantity=D(20)))
+    held = (v.accounts["alice"].reserved_cash, v.accounts["alice"].reserved_buy)
+    # WHEN a refusal of replace 1 by a fence comes all the same, later in the symbol's sequence (an
+    # engine whose window of seen ids had forgotten the replace)
+    snapshot = v.engine.snapshot()
+    snapshot["seen_order_ids"] = {"previous": [], "current": []}
+    other = MatchingEngine.restore(snapshot, {SYMBOL: INSTRUMENT})
+    raw = other.process({"type": "fence", "command_id": "late-fence", "order_id": placed.order_id,
+                         "account_id": "alice", "symbol": SYMBOL, "ts": "2026-03-06T15:00:00.000000Z",
+                         "replace_command_id": f"{placed.order_id}:replace:1"})  # fmt: skip
+    v.deliver([ENGINE_EVENT_ADAPTER.validate_python(event) for event in raw])
+    # THEN nothing is given back: the replace's id was ended when the engine replaced the order
+    assert [e["type"] for e in raw] == ["replace_rejected"]
+    assert (v.accounts["alice"].reserved_cash, v.accounts["alice"].reserved_buy) == held
+
+
 def test_a_replace_whose_fence_cannot_be_sent_either_stays_pending_with_its_reservation(v: Venue) -> None:
     # GIVEN a resting buy of 10, and the stream failing both the replace and its fence
     placed, _ = v.service.place("alice", order(side="buy", type="limit", quantity="10", price="100.00"))
