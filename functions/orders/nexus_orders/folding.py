@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from nexus_common.events import (
     ENTRY_INCOMPLETE,
@@ -30,6 +30,10 @@ from nexus_common.money import fmt
 from nexus_common.risk import is_group_id, oco_leg_ids
 
 from nexus_orders.order import Order, average_price
+
+# The keys of the ``pending-replaces`` index an order carries while a replace waits for the
+# engine (set by ``repo.begin_replace``), removed with ``replace_pending`` by the engine's answer.
+PENDING_REPLACE: Final = ("replace_shard", "replace_at")
 
 
 @dataclass(frozen=True)
@@ -94,13 +98,13 @@ def order_changes(event: ExecutionEventT) -> list[OrderChange]:
             values["price"] = event.price
         if event.stop_price is not None:
             values["stop_price"] = event.stop_price
-        remove = ("replace_pending", "replace_reject_reason") if event.reason == "user" else ()
+        remove = ("replace_pending", "replace_reject_reason", *PENDING_REPLACE) if event.reason == "user" else ()
         notify = "order_replaced" if event.reason == "user" else None
         return [_change(event, event.order_id, event.account_id, values, notify, remove=remove)]
     if isinstance(event, ReplaceRejectedEvent):
         return [
             replace(_change(event, event.order_id, event.account_id, {"replace_reject_reason": event.reason},
-                            "order_replace_rejected", remove=("replace_pending",)), received=False)
+                            "order_replace_rejected", remove=("replace_pending", *PENDING_REPLACE)), received=False)
         ]  # fmt: skip
     if isinstance(event, TriggeredEvent):
         return [_change(event, event.order_id, event.account_id, {"triggered": True}, "order_triggered")]

@@ -3,7 +3,8 @@
 An order entry stores the order ``pending_new``, writes its reservation, then sends the ``new``
 command (``nexus_orders.service.OrderService``). An invocation stopped in between (a timeout, a
 crash) leaves the order ``pending_new``; ``EntrySweep`` sends each such entry older than a minute a
-``fence`` command, and the engine's answer ends it (``nexus_orders.service.EntrySweep``).
+``fence`` command, and the engine's answer ends it (``nexus_orders.service.EntrySweep``); so
+does a replace that waits that long for the engine's answer.
 """
 
 from __future__ import annotations

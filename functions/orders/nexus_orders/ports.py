@@ -84,15 +84,33 @@ class PendingEntry:
     group_id: str | None = None  # an OCO leg's group
 
 
+@dataclass(frozen=True)
+class PendingReplace:
+    """An order whose replace ``number`` waits for the engine's answer, as the
+    ``pending-replaces`` index holds it."""
+
+    order_id: str
+    account_id: str
+    symbol: str
+    number: int
+    begun_at: str  # ISO instant the replace began
+
+
 class PendingEntries(Protocol):
     """The entry sweep's view of the orders table: the entries the engine has not been seen to
-    take, in ``entry_shards`` partitions of the index, and how far the sweep got (an ISO instant)."""
+    take, in ``entry_shards`` partitions of the index, and how far the sweep got (an ISO instant);
+    and the replaces waiting for the engine's answer, in as many partitions of theirs."""
 
     entry_shards: int
 
     def pending_entries(self, shard: int, since: str | None, before: str, limit: int) -> list[PendingEntry]:
         """The oldest ``limit`` entries of one partition stored from ``since`` (every one when
         None) up to ``before``, both included, oldest first."""
+        ...
+
+    def pending_replaces(self, shard: int, before: str, limit: int) -> list[PendingReplace]:
+        """The oldest ``limit`` replaces of one partition begun up to ``before`` (included) and not
+        yet answered, oldest first."""
         ...
 
     def swept_through(self) -> str | None: ...

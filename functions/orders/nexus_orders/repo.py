@@ -8,7 +8,9 @@ cancel_requested BOOL?, cancel_requested_at?``, and the engine instructions and 
 fields of ``order.Order`` when set (``stop_price``, ``expire_at``, ``post_only``,
 ``display_quantity``, ``stp``, ``triggered``, ``group_id``, ``leg``, ``replace_count``,
 ``replace_pending``, ``price_topup``, ``cover_rate``) and ``rests_on`` (a routed order resting on
-an external venue: the venue).
+an external venue: the venue); ``entry_shard`` while the engine has not been seen to take the
+order, ``replace_shard`` and ``replace_at`` while a replace waits for the engine's answer (the
+entry sweep's sparse indexes).
 
 The same table holds the reservation terms of each replace of a reserved order, for the risk
 consumer (``nexus_common.risk``): items ``<order_id>~r<n>`` and ``<order_id>~p<n>`` with
@@ -51,9 +53,9 @@ from nexus_common.risk import (
 )
 
 from nexus_orders.commands import AnyOrderCommand
-from nexus_orders.folding import OrderChange
+from nexus_orders.folding import PENDING_REPLACE, OrderChange
 from nexus_orders.order import OPEN_STATUSES, Order
-from nexus_orders.ports import ApplyResult, PendingEntry
+from nexus_orders.ports import ApplyResult, PendingEntry, PendingReplace
 from nexus_orders.risk import Reservation, refusal
 
 BY_ACCOUNT_INDEX: Final = "by-account"
@@ -63,6 +65,9 @@ BY_ACCOUNT_INDEX: Final = "by-account"
 PENDING_ENTRIES_INDEX: Final = "pending-entries"
 ENTRY_SHARD: Final = "entry_shard"
 ENTRY_SHARDS: Final = 8
+# The sparse index of the replaces waiting for the engine's answer: ``folding.PENDING_REPLACE``
+# (``replace_shard``, from the order id as ``entry_shard``, and ``replace_at``, when it began).
+PENDING_REPLACES_INDEX: Final = "pending-replaces"
 # The entry sweep's progress: an item of the orders table without ``account_id`` (not an order).
 SWEEP_KEY: Final = "~entry-sweep"
 # A listing page reads at most this many index pages, each of at least FILTERED_READ items when
@@ -179,7 +184,10 @@ class DynamoOrderRepository(LazyTable):
             ":acct": order.account_id,
             **{f":o{i}": status for i, status in enumerate(open_statuses)},
         }
-        sets = ["replace_count = :n", "replace_pending = :true", "updated_at = :ts"]
+        # in the pending-replaces index until the engine's answer is applied (``folding.PENDING_REPLACE``)
+        values[":rs"] = entry_shard(order.order_id)
+        sets = ["replace_count = :n", "replace_pending = :true", "updated_at = :ts", "replace_shard = :rs",
+                "replace_at = :ts"]  # fmt: skip
         if terms is not None:
             values[":topup"] = terms.topup_total
             sets.append("price_topup = :topup")
@@ -240,6 +248,20 @@ class DynamoOrderRepository(LazyTable):
             found.extend(PendingEntry(order_id=str(item["order_id"]), account_id=str(item["account_id"]),
                                       symbol=str(item["symbol"]), created_at=str(item["created_at"]),
                                       group_id=str(item["group_id"]) if item.get("group_id") else None)
+                         for item in page.get("Items") or [])  # fmt: skip
+            if len(found) >= limit:
+                return found[:limit]
+        return found
+
+    def pending_replaces(self, shard: int, before: str, limit: int) -> list[PendingReplace]:
+        """One partition of the ``pending-replaces`` index, oldest first, begun up to ``before``
+        (an ISO instant, included), at most ``limit``: Query pages."""
+        found: list[PendingReplace] = []
+        key = Key(PENDING_REPLACE[0]).eq(f"e{shard}") & Key(PENDING_REPLACE[1]).lte(before)
+        for page in pages(self.table.query, IndexName=PENDING_REPLACES_INDEX, Limit=limit, KeyConditionExpression=key):
+            found.extend(PendingReplace(order_id=str(item["order_id"]), account_id=str(item["account_id"]),
+                                        symbol=str(item["symbol"]), number=int(item["replace_count"]),
+                                        begun_at=str(item[PENDING_REPLACE[1]]))
                          for item in page.get("Items") or [])  # fmt: skip
             if len(found) >= limit:
                 return found[:limit]

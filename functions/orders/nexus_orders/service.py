@@ -838,9 +838,14 @@ class EntrySweep:
     item holds the reservation. Each entry is fenced once: the sweep keeps how far it got (its
     item in the orders table) and reads on from there.
 
+    Replaces too: a replace whose send stopped half way (or whose own fence could not be sent,
+    ``OrderService._fence_replace``) stays ``replace_pending`` in the ``pending-replaces`` index;
+    one begun more than ``ENTRY_DEADLINE`` ago gets its fence (``replace_command_id``), and the
+    engine's answer takes it out of the index.
+
     Requests per run: one GetItem and one PutItem (the progress), one Query per index shard (8)
-    and one PutRecords per 500 fences (at most 1,000 a run); nothing per order that the engine
-    took in time."""
+    of each index and one PutRecords per 500 fences (at most 2,000 a run); nothing per order
+    that the engine took in time."""
 
     def __init__(
         self, entries: PendingEntries, fences: FencePublisher, clock: Callable[[], datetime] = utc_now
@@ -874,8 +879,26 @@ class EntrySweep:
             if fenced not in commands:
                 commands[fenced] = FenceCommand(command_id=f"fence-{fenced}", order_id=fenced,
                                                 account_id=entry.account_id, symbol=entry.symbol, ts=now)  # fmt: skip
-        if commands:
-            logger.warning("entries closed by fence", extra={"fenced": sorted(commands)[:50], "count": len(commands)})
-            self.fences.publish_all(list(commands.values()))
+        replaces = self._replace_fences(now)
+        if commands or replaces:
+            replaced = [f.replace_command_id for f in replaces]
+            logger.warning("entries closed by fence",
+                           extra={"fenced": sorted(commands)[:50], "count": len(commands), "replaces": replaced[:50]})
+            self.fences.publish_all([*commands.values(), *replaces])
         self.entries.mark_swept(through)
-        return list(commands.values())
+        return [*commands.values(), *replaces]
+
+    def _replace_fences(self, now: datetime) -> list[FenceCommand]:
+        """A fence for each replace begun more than ``ENTRY_DEADLINE`` ago that the engine's answer
+        has not reached (its send stopped half way, or its fence could not be sent then), at most
+        ``FENCES_PER_SHARD`` of each partition, oldest first. Sent again each run while the
+        replace waits: the engine answers a replace's fence once (it remembers the id)."""
+        before = iso(now - timedelta(seconds=ENTRY_DEADLINE))
+        fences: list[FenceCommand] = []
+        for shard in range(self.entries.entry_shards):
+            for waiting in self.entries.pending_replaces(shard, before, FENCES_PER_SHARD):
+                replace_id = replace_command_id(waiting.order_id, waiting.number)
+                fences.append(FenceCommand(command_id=f"fence-{replace_id}", order_id=waiting.order_id,
+                                           account_id=waiting.account_id, symbol=waiting.symbol, ts=now,
+                                           replace_command_id=replace_id))  # fmt: skip
+        return fences

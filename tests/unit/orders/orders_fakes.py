@@ -45,8 +45,16 @@ from nexus_orders.commands import AnyOrderCommand
 from nexus_orders.folding import OrderChange
 from nexus_orders.models import NewOrderRequest, OcoRequest
 from nexus_orders.order import OPEN_STATUSES, Order
-from nexus_orders.ports import ApplyResult, PendingEntry
-from nexus_orders.repo import ENTRY_SHARD, ENTRY_SHARDS, _terms_items, is_order_item, order_from_item, order_to_item
+from nexus_orders.ports import ApplyResult, PendingEntry, PendingReplace
+from nexus_orders.repo import (
+    ENTRY_SHARD,
+    ENTRY_SHARDS,
+    _terms_items,
+    entry_shard,
+    is_order_item,
+    order_from_item,
+    order_to_item,
+)
 from nexus_orders.risk import Reservation
 from nexus_orders.service import EntrySweep, OrderService, PreTradeRisk, apply_events
 from nexus_risk.domain import AccountChange, HeldRelease, OrderFacts, changes_of, held_releases
@@ -138,7 +146,8 @@ class MemoryOrders:
             or item.get("replace_pending")
         ):
             return None
-        item.update(replace_count=number, replace_pending=True, updated_at=iso(now))
+        item.update(replace_count=number, replace_pending=True, updated_at=iso(now),
+                    replace_shard=entry_shard(order.order_id), replace_at=iso(now))  # fmt: skip
         item.pop("replace_reject_reason", None)
         if terms is not None:
             item["price_topup"] = terms.topup_total
@@ -177,6 +186,14 @@ class MemoryOrders:
         return [PendingEntry(str(i["order_id"]), str(i["account_id"]), str(i["symbol"]), str(i["created_at"]),
                              i.get("group_id"))
                 for i in found if (since is None or since <= i["created_at"]) and i["created_at"] <= before][:limit]
+
+    def pending_replaces(self, shard: int, before: str, limit: int) -> list[PendingReplace]:
+        """The ``pending-replaces`` index: one partition's items, oldest first."""
+        found = sorted((i for i in self.items.values() if i.get("replace_shard") == f"e{shard}"),
+                       key=lambda i: str(i["replace_at"]))  # fmt: skip
+        return [PendingReplace(str(i["order_id"]), str(i["account_id"]), str(i["symbol"]), int(i["replace_count"]),
+                               str(i["replace_at"]))
+                for i in found if i["replace_at"] <= before][:limit]  # fmt: skip
 
     def swept_through(self) -> str | None:
         return self.swept

@@ -373,3 +373,74 @@ def test_an_unknown_reservation_outcome_is_left_to_the_engine(v: Venue) -> None:
     sweep_later(v)
     assert v.orders.get(kept.order_id).status == "rejected"  # type: ignore[union-attr]
     assert held(v, "alice") == (0, 0, set())
+
+
+# -- replaces that stopped half way --------------------------------------------------------------
+
+
+def test_a_replace_stopped_before_its_send_is_fenced_after_the_deadline_and_given_back(v: Venue) -> None:
+    from nexus_orders.models import ReplaceOrderRequest
+
+    # GIVEN alice's resting buy of 10, whose replace to 20 stops once begun, before its send
+    placed, _ = v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00"))
+    before = held(v, "alice")
+    publish = v.publish
+
+    def stopped(command: Any) -> None:
+        v.publish = publish  # type: ignore[method-assign]
+        raise Stopped
+
+    v.publish = stopped  # type: ignore[method-assign]
+    with pytest.raises(Stopped):
+        v.service.replace("alice", placed.order_id, ReplaceOrderRequest(quantity=D(20)))
+    stuck = v.orders.get(placed.order_id)
+    assert stuck is not None and stuck.replace_pending and held(v, "alice")[0] > before[0]
+    # WHEN the sweep runs before the deadline, then after it, then again
+    assert sweep_later(v, ENTRY_DEADLINE - 1) == []
+    fenced = sweep_later(v, 2)
+    # THEN the replace got one fence, the engine refused it (it never received it), and the
+    # consumers closed it: not pending, out of the index, the difference given back
+    assert [(f.order_id, f.replace_command_id) for f in fenced] == [(placed.order_id, f"{placed.order_id}:replace:1")]
+    after = v.orders.get(placed.order_id)
+    assert after is not None and not after.replace_pending and after.quantity == 10
+    assert after.replace_reject_reason == ENTRY_INCOMPLETE
+    assert "replace_shard" not in v.orders.items[placed.order_id]
+    assert held(v, "alice") == before
+    assert sweep_later(v, 60) == []
+    reconciled(v)
+
+
+def test_a_replace_whose_fence_could_not_be_sent_is_fenced_by_the_sweep(v: Venue) -> None:
+    from nexus_orders.models import ReplaceOrderRequest
+
+    # GIVEN a replace whose send and fence both failed (it stays pending, its reservation held)
+    placed, _ = v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00"))
+    before = held(v, "alice")
+    v.fail_next_send = v.fail_after_next = True
+    with pytest.raises(Unavailable):
+        v.service.replace("alice", placed.order_id, ReplaceOrderRequest(quantity=D(20)))
+    assert v.orders.get(placed.order_id).replace_pending  # type: ignore[union-attr]
+    # WHEN the sweep runs after the deadline
+    fenced = sweep_later(v)
+    # THEN the engine refused the replace, and everything it reserved is back
+    assert [f.replace_command_id for f in fenced] == [f"{placed.order_id}:replace:1"]
+    assert not v.orders.get(placed.order_id).replace_pending  # type: ignore[union-attr]
+    assert held(v, "alice") == before
+    reconciled(v)
+
+
+def test_a_replace_the_engine_answered_leaves_the_sweeps_index(v: Venue) -> None:
+    from nexus_orders.models import ReplaceOrderRequest
+
+    # GIVEN a replace the engine applied
+    placed, _ = v.service.place("alice", order(side="buy", type="limit", quantity="10", price="99.00"))
+    v.service.replace("alice", placed.order_id, ReplaceOrderRequest(quantity=D(12)))
+    assert "replace_shard" not in v.orders.items[placed.order_id]
+    # AND one it refused: the order filled while the replace was on its way
+    v.service.place("bob", order(side="sell", type="limit", quantity="12", price="99.00"))
+    v.orders.items[placed.order_id].update(status="new", remaining_quantity=D(12), filled_quantity=D(0))
+    v.service.replace("alice", placed.order_id, ReplaceOrderRequest(quantity=D(15)))
+    assert [e.type for e in v.events][-1] == "replace_rejected"
+    # THEN neither waits in the index, and the sweep fences nothing
+    assert "replace_shard" not in v.orders.items[placed.order_id]
+    assert sweep_later(v) == []

@@ -128,3 +128,32 @@ def test_the_handler_runs_the_sweep_with_the_templates_settings(world: World, aw
     # THEN the stale entry is fenced, the fresh one left
     assert answer == {"fenced": 1}
     assert [f.order_id for f in fences(world)] == ["o-old"]
+
+
+def test_a_replace_waits_in_its_index_until_the_engines_answer_and_is_fenced_when_late(world: World) -> None:
+    from nexus_orders.folding import PENDING_REPLACE
+    from nexus_orders.repo import PENDING_REPLACES_INDEX
+
+    # GIVEN two orders the engine accepted, and a replace begun on each, a minute apart
+    for order_id in ("o-1", "o-2"):
+        stored(world, order_id, T0)
+        repo(world).apply(OrderChange(order_id, "acc_1", 1, "AAPL-1", {"status": "new"}))
+    first = repo(world).begin_replace(repo(world).get("o-1"), 1, None, None, T0)  # type: ignore[arg-type]
+    repo(world).begin_replace(repo(world).get("o-2"), 1, None, None, T0 + timedelta(minutes=1))  # type: ignore[arg-type]
+    assert first is not None and first.replace_pending
+    table = repo(world)
+    waiting = [r for shard in range(table.entry_shards) for r in table.pending_replaces(shard, iso(T0), 100)]
+    assert [(r.order_id, r.number, r.begun_at) for r in waiting] == [("o-1", 1, iso(T0))]
+    # WHEN the sweep runs past the first one's deadline
+    fenced = sweep_at(world, T0 + timedelta(seconds=ENTRY_DEADLINE))
+    # THEN it fenced that replace on its symbol's shard, naming the replace's command id
+    assert [(f.order_id, f.replace_command_id, f.command_id) for f in fenced] == [
+        ("o-1", "o-1:replace:1", "fence-o-1:replace:1")]
+    assert [(f.order_id, f.replace_command_id) for f in fences(world)] == [("o-1", "o-1:replace:1")]
+    # AND the engine's answer, applied, takes the order out of the index (the query reads the index)
+    table.apply(OrderChange("o-1", "acc_1", 2, "AAPL-2", {"replace_reject_reason": "entry_incomplete"},
+                            remove=("replace_pending", *PENDING_REPLACE)))  # fmt: skip
+    later = iso(T0 + timedelta(hours=1))
+    assert [r.order_id for shard in range(8) for r in table.pending_replaces(shard, later, 100)] == ["o-2"]
+    items = world.ddb.Table(world.env["ORDERS_TABLE"]).scan(IndexName=PENDING_REPLACES_INDEX)["Items"]
+    assert [i["order_id"] for i in items] == ["o-2"]
