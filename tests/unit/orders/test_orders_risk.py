@@ -263,17 +263,24 @@ def test_a_replace_the_engine_refuses_gives_the_difference_back(v: Venue) -> Non
     assert v.accounts["alice"].reserved_cash == 0 and v.accounts["alice"].reserved_buy == 0
 
 
-def test_a_replace_whose_send_fails_is_fenced_and_refused_by_the_engine_and_given_back(v: Venue) -> None:
-    # GIVEN a resting buy of 10, and the stream failing the replace's send (it never lands)
+def replaced_unconfirmed(v: Venue, **failure: bool) -> Any:
+    """alice's resting buy of 10 @ 100.00, replaced to 20 while the stream fails as ``failure``
+    says (``Venue`` flags): the API answers 503 replace_unconfirmed. Returns the order placed."""
     placed, _ = v.service.place("alice", order(side="buy", type="limit", quantity="10", price="100.00"))
-    held = v.accounts["alice"].reserved_cash
-    v.fail_next_send = True
-    # WHEN it is replaced to 20
+    for flag, value in failure.items():
+        setattr(v, flag, value)
     with pytest.raises(Unavailable) as unconfirmed:
         v.service.replace("alice", placed.order_id, ReplaceOrderRequest(quantity=D(20)))
+    assert unconfirmed.value.code == "replace_unconfirmed"
+    return placed
+
+
+def test_a_replace_whose_send_fails_is_fenced_and_refused_by_the_engine_and_given_back(v: Venue) -> None:
+    # GIVEN a resting buy of 10 replaced to 20, the stream failing the replace's send (it never lands)
+    placed = replaced_unconfirmed(v, fail_next_send=True)
+    held = reserve_amount(D(10), rate("100.00"))
     # THEN 503 replace_unconfirmed; the fence behind it made the engine refuse the replace it never
     # received, and the consumers applied that: no replace pending, the difference given back
-    assert unconfirmed.value.code == "replace_unconfirmed"
     assert [(e.type, e.reason, e.correlation_id) for e in v.events[-1:]] == [
         ("replace_rejected", ENTRY_INCOMPLETE, f"{placed.order_id}:replace:1")]
     after = v.orders.get(placed.order_id)
@@ -287,14 +294,9 @@ def test_a_replace_whose_send_fails_is_fenced_and_refused_by_the_engine_and_give
 
 
 def test_a_replace_whose_send_failed_but_landed_stands_with_its_reservation(v: Venue) -> None:
-    # GIVEN a resting buy of 10, and a replace's send that reaches the engine but answers an error
-    placed, _ = v.service.place("alice", order(side="buy", type="limit", quantity="10", price="100.00"))
-    v.fail_next_send = v.failed_send_lands = True
-    # WHEN it is replaced to 20
-    with pytest.raises(Unavailable) as unconfirmed:
-        v.service.replace("alice", placed.order_id, ReplaceOrderRequest(quantity=D(20)))
+    # GIVEN a resting buy of 10 replaced to 20, the send reaching the engine but answering an error
+    placed = replaced_unconfirmed(v, fail_next_send=True, failed_send_lands=True)
     # THEN the engine replaced it, its fence changed nothing, and the account still holds what 20 need
-    assert unconfirmed.value.code == "replace_unconfirmed"
     assert [e.type for e in v.events].count("replace_rejected") == 0
     after = v.orders.get(placed.order_id)
     assert after is not None and after.quantity == 20 and not after.replace_pending
@@ -328,15 +330,10 @@ def test_a_fence_refusal_of_a_replace_the_engine_applied_gives_nothing_back(v: V
 
 
 def test_a_replace_whose_fence_cannot_be_sent_either_stays_pending_with_its_reservation(v: Venue) -> None:
-    # GIVEN a resting buy of 10, and the stream failing both the replace and its fence
-    placed, _ = v.service.place("alice", order(side="buy", type="limit", quantity="10", price="100.00"))
-    v.fail_next_send = v.fail_after_next = True
-    # WHEN it is replaced to 20
-    with pytest.raises(Unavailable) as unconfirmed:
-        v.service.replace("alice", placed.order_id, ReplaceOrderRequest(quantity=D(20)))
+    # GIVEN a resting buy of 10 replaced to 20, the stream failing both the replace and its fence
+    placed = replaced_unconfirmed(v, fail_next_send=True, fail_after_next=True)
     # THEN the replace stays pending, and what it reserved stays held (never less than the engine
     # may be working with): one replace at a time, so the next answers 409
-    assert unconfirmed.value.code == "replace_unconfirmed"
     assert v.orders.get(placed.order_id).replace_pending  # type: ignore[union-attr]
     assert v.accounts["alice"].reserved_cash >= reserve_amount(D(20), rate("100.00"))
     with pytest.raises(Conflict) as pending:
