@@ -32,11 +32,13 @@ from boto3.dynamodb.conditions import Key
 from nexus_common import aws, kinesis
 from nexus_common.dynamo import (
     LazyTable,
+    TransactionOutcome,
     conditional,
     conditional_answer,
     conditional_write,
     conditional_write_or_old,
     pages,
+    transaction,
 )
 from nexus_common.dynamo_batch import batch_get
 from nexus_common.errors import ValidationFailed
@@ -86,6 +88,14 @@ def order_to_item(order: Order) -> dict[str, Any]:
     if order.status == "pending_new" and order.routing is None:
         item[ENTRY_SHARD] = entry_shard(order.group_id or order.order_id)
     return item
+
+
+def _refused_or_raised(outcome: TransactionOutcome) -> bool:
+    """True when the transaction applied, False when a condition refused it; a transaction
+    cancelled for another reason only (a conflict, throttling) is raised."""
+    if not outcome.applied and not outcome.any_refused:
+        outcome.raise_if_cancelled()
+    return outcome.applied
 
 
 def entry_shard(order_id: str) -> str:
@@ -152,24 +162,11 @@ class DynamoOrderRepository(LazyTable):
         )
 
     def put_group(self, legs: list[Order]) -> bool:
-        """Both legs of an OCO group in one transaction, unless either exists."""
-        client = self.table.meta.client
-        try:
-            client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table.name,
-                            "Item": order_to_item(leg),
-                            "ConditionExpression": "attribute_not_exists(order_id)",
-                        }
-                    }
-                    for leg in legs
-                ]
-            )
-        except client.exceptions.TransactionCanceledException:
-            return False
-        return True
+        """Both legs of an OCO group in one transaction, unless either exists (False). A
+        transaction cancelled for another reason (a conflict) is raised."""
+        puts = [{"Put": {"TableName": self.table.name, "Item": order_to_item(leg),
+                         "ConditionExpression": "attribute_not_exists(order_id)"}} for leg in legs]  # fmt: skip
+        return _refused_or_raised(transaction(self.table.meta.client.transact_write_items, TransactItems=puts))
 
     def begin_replace(
         self, order: Order, number: int, terms: ReplaceTerms | None, protection_price: Decimal | None, now: datetime
@@ -216,10 +213,7 @@ class DynamoOrderRepository(LazyTable):
         if terms is not None:
             terms_items = _terms_items(order, number, terms.quantity_change, terms.settle_cash, terms.topup)
             items += [{"Put": {"TableName": self.table.name, "Item": item}} for item in terms_items]
-        client = self.table.meta.client
-        try:
-            client.transact_write_items(TransactItems=items)
-        except client.exceptions.TransactionCanceledException:
+        if not _refused_or_raised(transaction(self.table.meta.client.transact_write_items, TransactItems=items)):
             return None
         return self.get(order.order_id)
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from nexus_common.dynamo import LazyTable, conditional_write, is_condition_failed, pages
+from nexus_common.dynamo import LazyTable, conditional_write, is_condition_failed, pages, transaction
 from nexus_common.dynamo_batch import batch_get
 from nexus_common.errors import Conflict, NotFound, Unavailable
 from nexus_common.events import RoutedFillsCommand
@@ -143,21 +143,17 @@ class DynamoVenueStats(LazyTable):
         names = {f"#c{i}": name for i, name in enumerate(deltas)}
         values: dict[str, Any] = {f":c{i}": value for i, value in enumerate(deltas.values())}
         update = "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(deltas)))
-        try:
-            client.transact_write_items(TransactItems=[
-                {"Put": {"TableName": self.table_name,
-                         "Item": {"key": f"report#{report_id}", "venue": "-",
-                                  "expires_at": now_s + REPORT_MARKER_TTL_S},
-                         "ConditionExpression": "attribute_not_exists(#k)", "ExpressionAttributeNames": {"#k": "key"}}},
-                {"Update": {"TableName": self.table_name, "Key": {"key": key, "venue": venue},
-                            "UpdateExpression": update, "ExpressionAttributeNames": names,
-                            "ExpressionAttributeValues": values}},
-            ])
-        except client.exceptions.TransactionCanceledException as exc:
-            reasons = exc.response.get("CancellationReasons") or []
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                return False
-            raise
+        outcome = transaction(client.transact_write_items, TransactItems=[
+            {"Put": {"TableName": self.table_name,
+                     "Item": {"key": f"report#{report_id}", "venue": "-", "expires_at": now_s + REPORT_MARKER_TTL_S},
+                     "ConditionExpression": "attribute_not_exists(#k)", "ExpressionAttributeNames": {"#k": "key"}}},
+            {"Update": {"TableName": self.table_name, "Key": {"key": key, "venue": venue},
+                        "UpdateExpression": update, "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": values}},
+        ])  # fmt: skip
+        if outcome.refused(0):  # the report's marker exists: applied already
+            return False
+        outcome.raise_if_cancelled()
         return True
 
     def rows(self, key: str) -> list[dict[str, Any]]:
