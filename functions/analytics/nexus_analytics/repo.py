@@ -249,7 +249,7 @@ class DynamoDailyCandles(LazyTable):
     candle is its own item once the next day's first trade closed it; until then it is the ``1d``
     entry of the symbol's live item (series ``<symbol>#live``, bucket ``live``, ``candles`` by
     interval, each with its ``bucket``; ``nexus_marketdata.candles``). Both are read in one
-    request; when both hold the day, the one with the higher ``last_seq`` counts the most trades."""
+    request; when both hold the day, the one that counted further (epoch, then ``last_seq``) wins."""
 
     def daily(self, symbols: Sequence[str], day: date) -> list[PriceBar]:
         bucket = f"{day.isoformat()}T00:00:00Z"
@@ -261,7 +261,7 @@ class DynamoDailyCandles(LazyTable):
             if not candle or candle.get("bucket") != bucket:
                 continue
             symbol = str(item["symbol"])
-            if symbol not in found or int(candle["last_seq"]) > int(found[symbol]["last_seq"]):
+            if symbol not in found or _counted(candle) > _counted(found[symbol]):
                 found[symbol] = candle
         return [
             PriceBar(
@@ -276,6 +276,11 @@ class DynamoDailyCandles(LazyTable):
             )
             for symbol, c in sorted(found.items())
         ]
+
+
+def _counted(candle: dict[str, Any]) -> tuple[int, int]:
+    """How far a copy of a candle has counted: its engine epoch, then its last seq."""
+    return int(candle.get("epoch", 0)), int(candle["last_seq"])
 
 
 class DynamoPushThrottle(LazyTable):

@@ -241,7 +241,7 @@ def advance(stored: Mapping[tuple[str, str], Candle], symbol: str, trades: Itera
         for interval in INTERVALS:
             key = (series_id(symbol, interval), bucket_id(bucket_start(trade.ts, interval)))
             head = live.get(interval)
-            kept = closed.get(key) or stored.get(key)
+            kept = newest(closed.get(key), stored.get(key))
             folded = fold(newest(head, kept) if head is not None and head.key == key else kept, trade, interval)
             if folded is None:
                 continue
@@ -249,7 +249,9 @@ def advance(stored: Mapping[tuple[str, str], Candle], symbol: str, trades: Itera
                 closed[key] = folded  # a late trade, in a bucket closed before
                 continue
             if head is not None and head.start < folded.start:
-                closed[head.key] = head  # the trade opens the next bucket: the live one closes
+                # the trade opens the next bucket: the live one closes (its newest copy: an attempt
+                # that stopped before its live write may have closed it with more trades)
+                closed[head.key] = newest(head, closed.get(head.key), stored.get(head.key)) or head
             live[interval] = folded
             live_changed = True
     return Advance(live if live_changed else None, sorted(closed.values(), key=lambda c: (c.start, c.interval)))

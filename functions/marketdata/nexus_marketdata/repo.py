@@ -180,15 +180,17 @@ class DynamoCandles(LazyTable):
 
     def range(self, symbol: str, interval: str, start: str, end: str, limit: int) -> list[Candle]:
         """Candles with ``start <= bucket <= end`` (bucket ids), oldest first, at most ``limit``:
-        the closed ones, and the live one when it is in the range."""
+        the closed ones, and the live one when it is in the range. The live item is read first
+        and the closed ones consistently after it, so a candle closed in between is found closed."""
+        series, bucket = live_key(symbol)
+        live_one = self.load([(series, bucket)]).get((series, interval))
         page = self.table.query(
             KeyConditionExpression="series = :s AND bucket BETWEEN :a AND :b",
             ExpressionAttributeValues={":s": series_id(symbol, interval), ":a": start, ":b": end},
             Limit=limit,
+            ConsistentRead=True,
         )
         found = {candle.start: candle for item in page.get("Items", []) for candle in candles_from_item(item).values()}
-        series, bucket = live_key(symbol)
-        live_one = self.load([(series, bucket)]).get((series, interval))
         if live_one is not None and start <= bucket_id(live_one.start) <= end:
             found[live_one.start] = newest(live_one, found.get(live_one.start)) or live_one
         return [found[at] for at in sorted(found)][:limit]

@@ -27,7 +27,7 @@ from nexus_common.events import (
     iso,
 )
 from nexus_common.money import fmt
-from nexus_common.risk import is_group_id, oco_leg_ids
+from nexus_common.risk import is_group_id, oco_leg_ids, replace_number
 
 from nexus_orders.order import Order, average_price
 
@@ -50,6 +50,7 @@ class OrderChange:
     notify: str | None = None  # notification kind, when the account should hear of it
     extra: dict[str, Any] = field(default_factory=dict)
     only_status: str | None = None  # applied only while the order is in this status (a fence's rejection)
+    only_replace: int | None = None  # applied only while this replace is pending (a fence's refusal of it)
     # The event shows the engine received the order: its entry leaves the entry sweep's index.
     # Not so for a refused cancel or replace (the engine answers those for an id it does not know).
     received: bool = True
@@ -102,9 +103,13 @@ def order_changes(event: ExecutionEventT) -> list[OrderChange]:
         notify = "order_replaced" if event.reason == "user" else None
         return [_change(event, event.order_id, event.account_id, values, notify, remove=remove)]
     if isinstance(event, ReplaceRejectedEvent):
+        # A fence's refusal closes the replace only while it waits: one the engine had applied
+        # (and then forgotten, its window of seen ids past it) keeps its replaced terms and no reason.
+        fenced = replace_number(event.order_id, event.correlation_id) if event.reason == ENTRY_INCOMPLETE else None
         return [
             replace(_change(event, event.order_id, event.account_id, {"replace_reject_reason": event.reason},
-                            "order_replace_rejected", remove=("replace_pending", *PENDING_REPLACE)), received=False)
+                            "order_replace_rejected", remove=("replace_pending", *PENDING_REPLACE)), received=False,
+                    only_replace=fenced)
         ]  # fmt: skip
     if isinstance(event, TriggeredEvent):
         return [_change(event, event.order_id, event.account_id, {"triggered": True}, "order_triggered")]
@@ -223,7 +228,7 @@ def merged(changes: list[OrderChange]) -> list[list[OrderChange]]:
     for change in changes:
         last = runs[-1][-1] if runs else None
         if (last is not None and last.notify is None and last.epoch == change.epoch and last.seq < change.seq
-                and change.only_status is None):  # a guarded change is written on its own
+                and change.only_status is None and change.only_replace is None):  # a guarded change: on its own
             runs[-1].append(change)
         else:
             runs.append([change])

@@ -368,6 +368,9 @@ class DynamoOrderRepository(LazyTable):
             names["#status_now"] = "status"
             values[":status_now"] = change.only_status
             condition += " AND #status_now = :status_now"
+        if change.only_replace is not None:
+            values.update({":pending_now": True, ":replace_now": change.only_replace})
+            condition += " AND replace_pending = :pending_now AND replace_count = :replace_now"
         outcome = conditional(
             self.table.update_item,
             Key={"order_id": change.order_id},

@@ -53,9 +53,10 @@ DELETE of an id the set does not hold (an unreserved order, an order reserved be
 existed) changes nothing.
 
 Releases while held (``held_releases``), the same for a replace refused by its fence
-(``replace_rejected``, reason ``entry_incomplete``: what the replace reserved up front, under
-``<order>~r<n>``, so a replace the engine did apply gives nothing back twice): an entry closed by
-the fence gives no ``AccountChange``
+(``replace_rejected``, reason ``entry_incomplete``) that reserved up front: what it gives back is
+under ``<order>~r<n>``, so a replace the engine did apply (its id ended) gives nothing back twice.
+A fenced replace that reserved nothing up front (a decrease; no id to hold) is refused as the
+engine's own refusals are. An entry closed by the fence gives no ``AccountChange``
 (no delta, no watermark move, no id in ``ended_ids``) but a ``HeldRelease``: its reservation (the
 order id, or the group id; the amounts from the order's facts, an OCO group's from its first
 leg, as the rejection of a group reads them) given back by id with one conditional write, only
@@ -315,7 +316,7 @@ def account_changes(
         change = change_for(event.account_id)
         _replaced(change, event, facts)
         _end_replace(change, event, facts)
-    elif kind == "replace_rejected" and not _fenced(event):
+    elif kind == "replace_rejected" and not (_fenced(event) and _reserved_up_front(event, facts)):
         change = change_for(event.account_id)
         _replace_refused(change, event, facts)
         _end_replace(change, event, facts)
@@ -342,7 +343,8 @@ def held_releases(events: Iterable[Any], facts: FactsLookup) -> list[HeldRelease
         if not _fenced(event):
             continue
         if event.type == "replace_rejected":
-            releases.extend(_replace_held_release(event, facts))
+            if _reserved_up_front(event, facts):
+                releases.extend(_replace_held_release(event, facts))
             continue
         found = _rejected_facts(event, facts)
         if found is None or not found.reserved or found.quantity <= 0:
@@ -355,20 +357,33 @@ def held_releases(events: Iterable[Any], facts: FactsLookup) -> list[HeldRelease
     return releases
 
 
-def _replace_held_release(event: Any, facts: FactsLookup) -> list[HeldRelease]:
-    """A replace refused by its fence: what ``_replace_refused`` gives back (the up-front shares,
-    a buy's settled cash), under its id ``<order>~r<n>`` and only while the account holds it. A
-    replace the engine applied before (its id ended by ``replaced``) gives nothing back."""
+def _reserved_up_front(event: Any, facts: FactsLookup) -> bool:
+    """Did replace ``n`` of the event's order write a reservation of its own (``<order>~r<n>``)?
+    The orders API writes one when the terms need shares (a quantity increase) or cash (the cash
+    settled on ``replaced`` plus a buy's price top-up) beyond what the order holds, before the
+    replace begins; a replace that needs nothing (a decrease) writes none."""
     number = replace_number(event.order_id, event.correlation_id)
     terms = _replace_terms(event, facts)
     if number is None or terms is None or not terms.reserved:
+        return False
+    topup = facts(topup_record_id(event.order_id, number)) if terms.side == "buy" else None
+    cash = (terms.reserve_rate or ZERO) + (topup.reserve_rate or ZERO if topup is not None else ZERO)
+    return terms.quantity > 0 or cash > 0
+
+
+def _replace_held_release(event: Any, facts: FactsLookup) -> list[HeldRelease]:
+    """A replace refused by its fence that reserved up front: what ``_replace_refused`` gives
+    back (the up-front shares, a buy's settled cash, which a price increase with a smaller
+    quantity makes negative), under its id ``<order>~r<n>`` and only while the account holds it,
+    the id removed. A replace the engine applied before (its id ended by ``replaced``) gives
+    nothing back. A buy's price top-up stays held until the order ends, as on any refusal."""
+    number = replace_number(event.order_id, event.correlation_id)
+    terms = _replace_terms(event, facts)
+    if number is None or terms is None:
         return []
-    quantity = max(terms.quantity, ZERO)
     amount = (terms.reserve_rate or ZERO) if terms.side == "buy" else ZERO
-    if quantity == 0 and amount == 0:
-        return []
     return [HeldRelease(event.account_id, event.symbol, replace_reservation_id(event.order_id, number), terms.side,
-                        quantity, amount, event.event_id)]  # fmt: skip
+                        max(terms.quantity, ZERO), amount, event.event_id)]  # fmt: skip
 
 
 def _end_replace(change: AccountChange, event: Any, facts: FactsLookup) -> None:
@@ -443,6 +458,8 @@ def prefetch_ids(events: Iterable[Any]) -> list[str]:
             number = replace_number(event.order_id, event.correlation_id) if "replace" in kind else None
             if number is not None:
                 named.append(replace_record_id(event.order_id, number))
+                if kind == "replace_rejected" and _fenced(event):  # its top-up: was anything reserved?
+                    named.append(topup_record_id(event.order_id, number))
         else:
             continue
         for order_id in named:

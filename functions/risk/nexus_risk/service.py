@@ -6,13 +6,15 @@ changes computed per engine step (as ``changes_of`` expects), and each account g
 conditional write for the whole batch (``nexus_risk.coalesce``), which leaves it as one write per
 event would have.
 
-An entry closed by the fence (``rejected``, reason ``entry_incomplete``) is not in that write: its
-reservation is given back by id, only while the account item holds the id
+An entry closed by the fence (``rejected``, reason ``entry_incomplete``), or a replace refused by
+its fence that reserved up front (``replace_rejected``, ``entry_incomplete``), is not in that
+write: its reservation (``<order>~r<n>`` for the replace) is given back by id, only while the
+account item holds the id
 (``nexus_risk.domain.held_releases``), with one conditional ``UpdateItem`` of its own
 (``AccountItems.release_held``), whatever the watermarks: the condition on the id makes it
 idempotent (a redelivery finds the id gone), and it commutes with the batch's write (both add
 deltas; that write's condition reads only the watermarks). Requests: one extra ``UpdateItem`` per
-such rejection (rare: an entry stopped half way), none for any other event.
+such rejection (rare: an entry or a replace stopped half way), none for any other event.
 """
 
 from __future__ import annotations

@@ -164,7 +164,10 @@ class MemoryOrders:
         if item is None:
             return ApplyResult(False, None)
         newer = "last_seq" in item and int(item["last_seq"]) >= change.seq
-        guarded = change.only_status is not None and item.get("status") != change.only_status
+        guarded = (change.only_status is not None and item.get("status") != change.only_status) or (
+            change.only_replace is not None
+            and not (item.get("replace_pending") and int(item.get("replace_count", 0)) == change.only_replace)
+        )
         if newer or int(item.get("last_epoch", 0)) > change.epoch or guarded:  # the repo's condition
             return ApplyResult(False, order_from_item(item) if is_order_item(item) else None)
         for name, value in change.values.items():

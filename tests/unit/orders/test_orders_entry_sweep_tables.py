@@ -87,6 +87,24 @@ def test_a_guarded_change_applies_only_in_its_status(world: World) -> None:
     assert not late.applied and late.order is not None and late.order.status == "new"
 
 
+def test_a_fences_refusal_of_a_replace_applies_only_while_that_replace_waits(world: World) -> None:
+    # GIVEN an order the engine accepted, with replace 1 begun
+    stored(world, "o-1", T0)
+    repo(world).apply(OrderChange("o-1", "acc_1", 1, "AAPL-1", {"status": "new"}))
+    repo(world).begin_replace(repo(world).get("o-1"), 1, None, None, T0)  # type: ignore[arg-type]
+
+    def refusal(seq: int, number: int) -> Any:
+        return repo(world).apply(OrderChange("o-1", "acc_1", seq, f"AAPL-{seq}", {"replace_reject_reason": "x"},
+                                             remove=("replace_pending",), only_replace=number))  # fmt: skip
+
+    # WHEN a fence's refusal of replace 2 comes, then of replace 1, then of replace 1 again
+    # THEN only the refusal of the replace that waits applies
+    assert not refusal(2, 2).applied
+    first = refusal(3, 1)
+    assert first.applied and first.order is not None and not first.order.replace_pending
+    assert not refusal(4, 1).applied
+
+
 def test_the_sweep_fences_each_stale_entry_once_on_its_symbol(world: World) -> None:
     # GIVEN an entry stored at T0, an OCO group's two legs, and one stored a minute later
     stored(world, "o-1", T0)

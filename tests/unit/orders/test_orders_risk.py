@@ -307,6 +307,26 @@ def test_a_replace_whose_send_failed_but_landed_stands_with_its_reservation(v: V
     all_released(v)
 
 
+@pytest.mark.parametrize("terms", [
+    {"quantity": D(5), "price": D("101.00")},  # nothing reserved up front: fewer shares, a higher price
+    {"price": D("101.00")},  # only a price top-up reserved up front
+    {"quantity": D(5)},  # a decrease: nothing reserved
+])  # fmt: skip
+def test_a_fenced_replace_of_any_terms_leaves_nothing_held_once_the_order_ends(v: Venue, terms: dict[str, Any]) -> None:
+    # GIVEN a resting buy of 10 @ 100.00 whose replace's send fails (it never lands): refused by
+    # its fence
+    placed, _ = v.service.place("alice", order(side="buy", type="limit", quantity="10", price="100.00"))
+    v.fail_next_send = True
+    with pytest.raises(Unavailable):
+        v.service.replace("alice", placed.order_id, ReplaceOrderRequest(**terms))
+    assert [(e.type, e.reason) for e in v.events[-1:]] == [("replace_rejected", ENTRY_INCOMPLETE)]
+    # WHEN the order is cancelled
+    v.service.cancel("alice", placed.order_id)
+    # THEN the account holds nothing, and no more than it had is available
+    all_released(v)
+    assert v.accounts["alice"].available == v.accounts["alice"].cash
+
+
 def test_a_fence_refusal_of_a_replace_the_engine_applied_gives_nothing_back(v: Venue) -> None:
     from nexus_matching.engine import MatchingEngine
     from orders_fakes import INSTRUMENT, SYMBOL
@@ -327,6 +347,10 @@ def test_a_fence_refusal_of_a_replace_the_engine_applied_gives_nothing_back(v: V
     # THEN nothing is given back: the replace's id was ended when the engine replaced the order
     assert [e["type"] for e in raw] == ["replace_rejected"]
     assert (v.accounts["alice"].reserved_cash, v.accounts["alice"].reserved_buy) == held
+    # AND the order keeps its replaced terms, with no refusal reason and no notice of one
+    after = v.orders.get(placed.order_id)
+    assert after is not None and after.quantity == 20 and after.replace_reject_reason is None
+    assert "order_replace_rejected" not in [m["kind"] for m in v.notifier.sent]
 
 
 def test_a_replace_whose_fence_cannot_be_sent_either_stays_pending_with_its_reservation(v: Venue) -> None:
