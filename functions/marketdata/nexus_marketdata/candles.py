@@ -6,7 +6,7 @@ Intervals ``1m``, ``5m``, ``1h`` and ``1d``; every bucket is a half-open UTC int
 (the engine's time, from the command; never a clock).
 
 A candle carries its watermark: ``last_seq`` (the symbol's engine seq of the last trade it
-counts) and ``epoch``. ``merge`` folds into a candle only the trades whose seq is above the
+counts) and ``epoch``. ``fold`` counts in a candle only the trades whose seq is above the
 watermark (and whose epoch is not older), so a redelivered or replayed trade cannot count twice;
 trades of one symbol arrive in seq order (one Kinesis shard per symbol, in order), so a seq at or
 below the watermark was already counted.
@@ -16,8 +16,8 @@ one item, ``live_item`` (series ``<symbol>#live``, bucket ``live``), so a batch 
 write per symbol, not one per interval. A candle leaves the live item when a trade opens the next
 bucket of its interval: it is then *closed*, written as an item of its own (series
 ``<symbol>#<interval>``, bucket = its UTC start), before the live item that no longer holds it. A
-reader of a bucket looks in both places and takes the candle with the higher ``last_seq``
-(``newest``); in memory the live candles are keyed ``(<symbol>#live, <interval>)`` beside the
+reader of a bucket looks in both places and takes the copy that counted further (epoch, then
+``last_seq``: ``newest``); in memory the live candles are keyed ``(<symbol>#live, <interval>)`` beside the
 closed ones (``candles_from_item``). ``advance`` folds a batch's trades into both.
 """
 
@@ -54,6 +54,11 @@ def bucket_id(start: datetime) -> str:
 
 def series_id(symbol: str, interval: str) -> str:
     return f"{symbol}#{interval}"
+
+
+def candle_key(symbol: str, interval: str, ts: datetime) -> tuple[str, str]:
+    """The (series, bucket) key of the ``interval`` candle holding instant ``ts``."""
+    return series_id(symbol, interval), bucket_id(bucket_start(ts, interval))
 
 
 def live_series(symbol: str) -> str:
@@ -215,7 +220,7 @@ def candle_keys(trades: Iterable[TradeEvent]) -> list[tuple[str, str]]:
     for trade in trades:
         keys[live_key(trade.symbol)] = None
         for interval in INTERVALS:
-            keys[(series_id(trade.symbol, interval), bucket_id(bucket_start(trade.ts, interval)))] = None
+            keys[candle_key(trade.symbol, interval, trade.ts)] = None
     return list(keys)
 
 
@@ -239,7 +244,7 @@ def advance(stored: Mapping[tuple[str, str], Candle], symbol: str, trades: Itera
     live_changed = False
     for trade in sorted((t for t in trades if t.symbol == symbol), key=lambda t: t.seq):
         for interval in INTERVALS:
-            key = (series_id(symbol, interval), bucket_id(bucket_start(trade.ts, interval)))
+            key = candle_key(symbol, interval, trade.ts)
             head = live.get(interval)
             kept = newest(closed.get(key), stored.get(key))
             folded = fold(newest(head, kept) if head is not None and head.key == key else kept, trade, interval)
@@ -256,18 +261,3 @@ def advance(stored: Mapping[tuple[str, str], Candle], symbol: str, trades: Itera
             live_changed = True
     return Advance(live if live_changed else None, sorted(closed.values(), key=lambda c: (c.start, c.interval)))
 
-
-def merge(
-    existing: Mapping[tuple[str, str], Candle], trades: Iterable[TradeEvent]
-) -> dict[tuple[str, str], Candle]:
-    """The candles changed by ``trades`` (in seq order), folded onto ``existing`` by bucket (every
-    candle under its own key, none live): the reference ``advance`` is checked against."""
-    current: dict[tuple[str, str], Candle] = dict(existing)
-    changed: dict[tuple[str, str], Candle] = {}
-    for trade in sorted(trades, key=lambda t: t.seq):
-        for interval in INTERVALS:
-            key = (series_id(trade.symbol, interval), bucket_id(bucket_start(trade.ts, interval)))
-            folded = fold(current.get(key), trade, interval)
-            if folded is not None:
-                current[key] = changed[key] = folded
-    return changed

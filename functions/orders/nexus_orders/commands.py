@@ -141,3 +141,11 @@ def mass_cancel_command(account_id: str, symbol: str, now: datetime) -> MassCanc
         symbol=symbol,
         ts=now,
     )
+
+
+def replace_fence(order_id: str, account_id: str, symbol: str, replace_id: str, now: datetime) -> FenceCommand:
+    """The fence of replace ``replace_id`` of an order (the orders API after a send it could not
+    confirm, the entry sweep for a replace left waiting): the engine refuses a replace it has not
+    received and drops it if it comes later; one it has received stands."""
+    return FenceCommand(command_id=f"fence-{replace_id}", order_id=order_id, account_id=account_id, symbol=symbol,
+                        ts=now, replace_command_id=replace_id)  # fmt: skip

@@ -36,6 +36,7 @@ from nexus_orders.commands import (
     mass_cancel_command,
     new_order_command,
     oco_command,
+    replace_fence,
     replace_order_command,
     route_request,
 )
@@ -622,10 +623,8 @@ class OrderService:
         replace it has not received (``replace_rejected``, ``entry_incomplete``) and then drops
         it if it comes; one it has received stands. A fence that cannot be sent either leaves the
         replace pending (logged): not given back here, since the replace may have landed."""
-        fence = FenceCommand(command_id=f"fence-{replace_id}", order_id=order.order_id, account_id=order.account_id,
-                             symbol=order.symbol, ts=now, replace_command_id=replace_id)  # fmt: skip
         try:
-            self.commands.publish(fence)
+            self.commands.publish(replace_fence(order.order_id, order.account_id, order.symbol, replace_id, now))
         except Exception:  # the replace stays pending with its reservation (never under-reserved)
             logger.exception("replace fence not sent; the replace stays pending",
                              extra={"order_id": order.order_id, "replace_command_id": replace_id})  # fmt: skip
@@ -898,7 +897,5 @@ class EntrySweep:
         for shard in range(self.entries.entry_shards):
             for waiting in self.entries.pending_replaces(shard, before, FENCES_PER_SHARD):
                 replace_id = replace_command_id(waiting.order_id, waiting.number)
-                fences.append(FenceCommand(command_id=f"fence-{replace_id}", order_id=waiting.order_id,
-                                           account_id=waiting.account_id, symbol=waiting.symbol, ts=now,
-                                           replace_command_id=replace_id))  # fmt: skip
+                fences.append(replace_fence(waiting.order_id, waiting.account_id, waiting.symbol, replace_id, now))
         return fences

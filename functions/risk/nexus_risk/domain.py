@@ -343,8 +343,7 @@ def held_releases(events: Iterable[Any], facts: FactsLookup) -> list[HeldRelease
         if not _fenced(event):
             continue
         if event.type == "replace_rejected":
-            if _reserved_up_front(event, facts):
-                releases.extend(_replace_held_release(event, facts))
+            releases.extend(_replace_held_release(event, facts))
             continue
         found = _rejected_facts(event, facts)
         if found is None or not found.reserved or found.quantity <= 0:
@@ -376,10 +375,11 @@ def _replace_held_release(event: Any, facts: FactsLookup) -> list[HeldRelease]:
     back (the up-front shares, a buy's settled cash, which a price increase with a smaller
     quantity makes negative), under its id ``<order>~r<n>`` and only while the account holds it,
     the id removed. A replace the engine applied before (its id ended by ``replaced``) gives
-    nothing back. A buy's price top-up stays held until the order ends, as on any refusal."""
+    nothing back. A buy's price top-up stays held until the order ends, as on any refusal. One
+    that reserved nothing up front gives none (``account_changes`` refuses it as usual)."""
     number = replace_number(event.order_id, event.correlation_id)
     terms = _replace_terms(event, facts)
-    if number is None or terms is None:
+    if number is None or terms is None or not _reserved_up_front(event, facts):
         return []
     amount = (terms.reserve_rate or ZERO) if terms.side == "buy" else ZERO
     return [HeldRelease(event.account_id, event.symbol, replace_reservation_id(event.order_id, number), terms.side,

@@ -8,7 +8,8 @@ matching engine (in process, no AWS):
   own record ended has no item;
 * L2 from the ``book`` deltas (last delta per level wins) == the engine's aggregated depth, and
   == the L3 levels summed;
-* candles folded per record (``nexus_marketdata.candles.merge``), with records redelivered, ==
+* candles folded per record (``nexus_marketdata.candles.fold``, every candle under its own key),
+  with records redelivered, ==
   a straightforward recomputation from the tape (group by UTC bucket, first/max/min/last/sum);
   and so are the live and closed candles the consumer keeps (``candles.advance``), in any
   batches, with batches redelivered, attempts stopped between the closed candles' writes and the
@@ -27,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nexus_common.events import ENGINE_EVENT_ADAPTER, AcceptedEvent, AnyEngineEvent, BookEvent, TradeEvent
 from nexus_common.instruments import Instrument
-from nexus_marketdata.candles import INTERVALS, Candle, advance, candle_keys, live_series, merge, newest
+from nexus_marketdata.candles import INTERVALS, Candle, advance, candle_key, candle_keys, fold, live_series, newest
 from nexus_marketdata.l3 import L3Fold, L3Order, touched_order_ids
 from nexus_matching.engine import MatchingEngine
 
@@ -240,6 +241,19 @@ def test_l2_from_book_deltas_is_the_engines_depth(commands: list[dict[str, Any]]
     # and L1 is the first level of each side
     best_bid = max((p for (s, p), (q, _) in levels.items() if s == "buy" and q > 0), default=None)
     assert best_bid == (Decimal(depth["bids"][0][0]) * TICK if depth["bids"] else None)
+
+
+def merge(existing: dict[tuple[str, str], Candle], trades: list[TradeEvent]) -> dict[tuple[str, str], Candle]:
+    """The candles changed by ``trades`` (in seq order), each folded onto ``existing`` by bucket."""
+    current = dict(existing)
+    changed: dict[tuple[str, str], Candle] = {}
+    for trade in sorted(trades, key=lambda t: t.seq):
+        for interval in INTERVALS:
+            key = candle_key(trade.symbol, interval, trade.ts)
+            folded = fold(current.get(key), trade, interval)
+            if folded is not None:
+                current[key] = changed[key] = folded
+    return changed
 
 
 def reference_candles(trades: list[TradeEvent]) -> dict[tuple[str, str], tuple[Any, ...]]:

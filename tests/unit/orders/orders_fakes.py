@@ -433,6 +433,9 @@ OCO = {"symbol": "AAPL", "side": "sell", "quantity": "10", "take_profit": {"pric
 
 
 def future(minutes: int = 60) -> str:
+    """An instant ahead of the wall clock, for the ``World`` below: the orders API under moto reads
+    the wall clock itself, so its tests stamp with the same clock. ``START`` and ``Clock`` belong to
+    the in-memory ``Venue`` alone, whose service is given that clock; the two are never compared."""
     return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat()
 
 
