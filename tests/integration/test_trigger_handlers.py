@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from boto3.dynamodb.conditions import Key
 from lambda_events import kinesis_event, kinesis_record, load_event, sqs_event
+from nexus_common.audit_items import expand
 from template_functions import TemplateFunctions
 
 FUNCTIONS = (
@@ -54,7 +55,7 @@ def platform(moto_endpoint: str) -> Iterator[Platform]:
 def _audit_kinds(platform: Platform, aggregate: str) -> list[str]:
     table = platform.table("AuditTable")
     items = table.query(KeyConditionExpression=Key("aggregate").eq(aggregate), ConsistentRead=True)["Items"]
-    return [str(item["kind"]) for item in items]
+    return [str(entry["kind"]) for item in items for entry in expand(item)]  # a record may hold a run
 
 
 def test_audit_on_event_streams_appends_an_execution_events_record(platform: Platform) -> None:

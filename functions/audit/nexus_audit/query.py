@@ -12,10 +12,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import islice
 from typing import Any, Final, Protocol
 
+from nexus_common.audit_items import MAX_GROUP, TimeKey, by_time, entry_count, expand
 from nexus_common.errors import ValidationFailed
 from nexus_common.events import iso
 from pydantic import BaseModel, ConfigDict, Field
@@ -61,13 +64,9 @@ class AuditPage(BaseModel):
 
 
 class Reader(Protocol):
-    def by_aggregate(
-        self, aggregate: str, limit: int, start: dict[str, Any] | None
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]: ...
+    def by_aggregate(self, aggregate: str, from_seq: int, limit: int) -> tuple[list[dict[str, Any]], bool]: ...
 
-    def by_day(
-        self, day: str, ts_from: str, ts_to: str, limit: int, start: dict[str, Any] | None
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]: ...
+    def by_day(self, day: str, ts_from: str, ts_to: str) -> Iterable[dict[str, Any]]: ...
 
 
 def _bad(message: str, field: str | None = None, code: str = "invalid_field") -> ValidationFailed:
@@ -147,17 +146,41 @@ class AuditReader:
         if not AGGREGATE_TYPE.match(query.aggregate_type) or query.aggregate_type in RESERVED_TYPES:
             raise _bad("aggregate_type is a lower-case word (order, trade, account, ...)", "aggregate_type")
         aggregate = aggregate_key(query.aggregate_type, query.aggregate_id)
-        start = None
+        # a record (item) holds one entry or a run of them; the token names the last record a page
+        # reached and how many of its entries it gave ("i"; none: all of them)
+        from_seq, skip = 1, 0
         if query.next_token is not None:
             payload = decode_token(query.next_token)
             start = _key(payload, ("aggregate", "seq"))
-            if payload.get("m") != "aggregate" or start is None or start["aggregate"] != aggregate:
+            given = payload.get("i", 0)
+            if (
+                payload.get("m") != "aggregate"
+                or start is None
+                or start["aggregate"] != aggregate
+                or not isinstance(given, int)
+                or isinstance(given, bool)
+                or not 0 <= given <= MAX_GROUP
+            ):
                 raise _bad("next_token does not belong to this query", "next_token")
-        items, last = self.reader.by_aggregate(aggregate, query.limit, start)
+            from_seq, skip = (start["seq"], given) if given else (start["seq"] + 1, 0)
+        items, more = self.reader.by_aggregate(aggregate, from_seq, query.limit)
+        records: list[dict[str, Any]] = []
         token = None
-        if last is not None:
-            token = encode_token({"m": "aggregate", "k": {"aggregate": last["aggregate"], "seq": last["seq"]}})
-        return {"records": [record_to_wire(item) for item in items], "next_token": token}
+        for position, item in enumerate(items):
+            entries = expand(item)[skip if int(item["seq"]) == from_seq else 0 :]
+            room = query.limit - len(records)
+            records.extend(entries[:room])
+            if len(entries) > room:  # the page ends inside this record
+                given = entry_count(item) - len(entries) + room
+                token = encode_token({"m": "aggregate", "k": {"aggregate": aggregate, "seq": item["seq"]}, "i": given})
+                break
+            if len(records) == query.limit and (more or position + 1 < len(items)):
+                token = encode_token({"m": "aggregate", "k": {"aggregate": aggregate, "seq": item["seq"]}})
+                break
+        else:
+            if more and items:
+                token = encode_token({"m": "aggregate", "k": {"aggregate": aggregate, "seq": items[-1]["seq"]}})
+        return {"records": [record_to_wire(record) for record in records], "next_token": token}
 
     def _time_range(self, query: AuditQuery) -> dict[str, Any]:
         if query.from_ is None:
@@ -169,9 +192,10 @@ class AuditReader:
             raise _bad("to must be after from", "to")
         if end_at - start_at > MAX_RANGE:
             raise _bad("a time range spans at most 31 days: page through longer ones", "to")
-        ts_from, ts_to = iso(start_at), iso(end_at - ONE_MICROSECOND)
-        day, last_day = start_at.date(), (end_at - ONE_MICROSECOND).date()
-        start: dict[str, Any] | None = None
+        last_at = end_at - ONE_MICROSECOND
+        ts_from, ts_to = iso(start_at), iso(last_at)
+        day, last_day = start_at.date(), last_at.date()
+        after: TimeKey | None = None
         if query.next_token is not None:
             payload = decode_token(query.next_token)
             try:
@@ -183,21 +207,14 @@ class AuditReader:
                 start is not None and (start["day"] != day.isoformat() or not ts_from <= start["ts"] <= ts_to)
             ):  # fmt: skip
                 raise _bad("next_token does not belong to this query", "next_token")
-        records: list[dict[str, Any]] = []
+            if start is not None:
+                after = (start["ts"], start["aggregate"], start["seq"])
+        begin = max(start_at, datetime.combine(day, datetime.min.time(), UTC))
+        records = list(islice(by_time(self.reader.by_day, begin, last_at, after), query.limit + 1))
         token = None
-        while day <= last_day:
-            items, last = self.reader.by_day(day.isoformat(), ts_from, ts_to, query.limit - len(records), start)
-            records.extend(record_to_wire(item) for item in items)
-            if last is not None:
-                start = {name: last[name] for name in ("aggregate", "seq", "day", "ts")}
-                if len(records) >= query.limit:
-                    token = encode_token({"m": "time", "d": day.isoformat(), "k": start})
-                    break
-                continue
-            if day == last_day:
-                break
-            day, start = day + timedelta(days=1), None
-            if len(records) >= query.limit:
-                token = encode_token({"m": "time", "d": day.isoformat(), "k": None})
-                break
-        return {"records": records, "next_token": token}
+        if len(records) > query.limit:
+            del records[query.limit :]
+            last = records[-1]
+            key = {"aggregate": last["aggregate"], "seq": last["seq"], "day": last["day"], "ts": last["ts"]}
+            token = encode_token({"m": "time", "d": str(last["day"]), "k": key})
+        return {"records": [record_to_wire(record) for record in records], "next_token": token}

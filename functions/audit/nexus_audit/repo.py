@@ -7,7 +7,8 @@ Items (pk ``aggregate`` S, sk ``seq`` N):
   ``source``, ``actor``, ``correlation_id``?, ``links`` (list), ``details`` (map of strings),
   ``aggregate_type``, ``aggregate_id``, ``marks`` (map of strings: per ordered source, the highest
   position among the records ``marks_from``..seq; ``nexus_audit.sequencing``), ``marks_from``
-  (only when it is not 1);
+  (only when it is not 1), and for a record holding a run of entries ``more`` and ``first``
+  (``nexus_common.audit_items``: the format every reader goes through);
 * a claim: ``aggregate`` = ``claim#<type>#<id>#<event id>``, ``seq`` = 0, ``claimed_seq``,
   ``event_id`` (no ``day``: claims are not in the time index).
 
@@ -24,11 +25,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 from boto3.dynamodb.conditions import Attr, Key
-from nexus_common.dynamo import LazyTable, conditional, conditional_write
+from nexus_common.audit_items import entry_count, event_ids, first_entry
+from nexus_common.dynamo import LazyTable, conditional, conditional_write, paginate
 from nexus_common.dynamo_batch import batch_get
 from nexus_common.events import iso
 
-from nexus_audit.records import day_of
+from nexus_audit.records import AuditEntry, day_of
 from nexus_audit.sequencing import AuditRecord, Head
 
 TIME_INDEX: Final = "by-day"
@@ -39,33 +41,47 @@ def claim_key(aggregate: str, event_id: str) -> dict[str, Any]:
     return {"aggregate": f"{CLAIM_PREFIX}{aggregate}#{event_id}", "seq": 0}
 
 
+def _entry_fields(entry: AuditEntry) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "event_id": entry.event_id,
+        "kind": entry.kind,
+        "ts": iso(entry.ts),
+        "source": entry.source,
+        "actor": entry.actor,
+        "links": list(entry.links),
+        "details": dict(entry.details),
+    }
+    if entry.correlation_id:
+        fields["correlation_id"] = entry.correlation_id
+    return fields
+
+
 def record_to_item(record: AuditRecord) -> dict[str, Any]:
-    entry = record.entry
+    """The item of a record (``nexus_common.audit_items``): its first entry's attributes, the
+    others in ``more``."""
+    entry = record.entries[0]
     item: dict[str, Any] = {
         "aggregate": entry.aggregate,
         "seq": record.seq,
         "aggregate_type": entry.aggregate_type,
         "aggregate_id": entry.aggregate_id,
-        "event_id": entry.event_id,
-        "kind": entry.kind,
-        "ts": iso(entry.ts),
+        **_entry_fields(entry),
         "day": day_of(entry.ts),
         "recorded_at": iso(record.recorded_at),
-        "source": entry.source,
-        "actor": entry.actor,
-        "links": list(entry.links),
-        "details": dict(entry.details),
         "marks": {key: str(position) for key, position in record.marks.items()},  # positions exceed 38 digits
     }
     if record.marks_from != 1:  # 1, covering every record, is the rule: not stored
         item["marks_from"] = record.marks_from
-    if entry.correlation_id:
-        item["correlation_id"] = entry.correlation_id
+    if record.first != record.seq:
+        item["first"] = record.first
+    if len(record.entries) > 1:
+        item["more"] = [_entry_fields(more) for more in record.entries[1:]]
     return item
 
 
 # What appending reads of a record: its key, event id and marks (``head_of``)
-_RECORD_NAMES: Final = {"#a": "aggregate", "#s": "seq", "#e": "event_id", "#m": "marks", "#f": "marks_from"}
+_RECORD_NAMES: Final = {"#a": "aggregate", "#s": "seq", "#e": "event_id", "#m": "marks", "#f": "marks_from",
+                        "#n": "first", "#r": "more"}  # fmt: skip
 _HEAD_FIELDS: Final = {"ConsistentRead": True, "ProjectionExpression": ", ".join(_RECORD_NAMES),
                        "ExpressionAttributeNames": _RECORD_NAMES}  # fmt: skip
 RECORDS_PAGE: Final = 25  # records read back per request when looking for an entry
@@ -74,9 +90,11 @@ RECORDS_PAGE: Final = 25  # records read back per request when looking for an en
 def head_of(item: dict[str, Any]) -> Head:
     """A record item as a ``Head``. A record written before records carried marks covers nothing."""
     seq = int(item["seq"])
+    next_entry = first_entry(item) + entry_count(item)
     if "marks" not in item:
-        return Head(seq, {}, seq + 1)
-    return Head(seq, {str(k): int(v) for k, v in item["marks"].items()}, int(item.get("marks_from", 1)))
+        return Head(seq, {}, seq + 1, next_entry)
+    marks = {str(k): int(v) for k, v in item["marks"].items()}
+    return Head(seq, marks, int(item.get("marks_from", 1)), next_entry)
 
 
 class _HeadSearch:
@@ -164,7 +182,7 @@ class DynamoAuditLog(LazyTable):
                 self._saw(aggregate, search.low)
         return {aggregate: search.low for aggregate, search in searches.items()}
 
-    def records_down(self, aggregate: str, top: int, bottom: int) -> Iterator[tuple[str, Head]]:
+    def records_down(self, aggregate: str, top: int, bottom: int) -> Iterator[tuple[tuple[str, ...], Head]]:
         args: dict[str, Any] = {
             "KeyConditionExpression": Key("aggregate").eq(aggregate) & Key("seq").between(bottom, top),
             "ScanIndexForward": False,
@@ -174,14 +192,14 @@ class DynamoAuditLog(LazyTable):
         while True:
             answer = self.table.query(**args)
             for item in answer.get("Items") or []:
-                yield str(item["event_id"]), head_of(item)
+                yield event_ids(item), head_of(item)
             if not answer.get("LastEvaluatedKey"):
                 return
             args["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
-    def event_at(self, aggregate: str, seq: int) -> str | None:
+    def events_at(self, aggregate: str, seq: int) -> tuple[str, ...] | None:
         item = self._probe(aggregate, seq)
-        return None if item is None else str(item["event_id"])
+        return None if item is None else event_ids(item)
 
     def claim(self, aggregate: str, event_id: str, seq: int) -> int | None:
         item = {**claim_key(aggregate, event_id), "claimed_seq": seq, "event_id": event_id}
@@ -199,14 +217,13 @@ class DynamoAuditLog(LazyTable):
             ExpressionAttributeValues={":new": new, ":old": old},
         )
 
-    def put(self, record: AuditRecord) -> str | None:
+    def put(self, record: AuditRecord) -> tuple[str, ...] | None:
         existing = self._put_new(record_to_item(record))
-        aggregate = record.entry.aggregate
         if existing is None:
-            self._saw(aggregate, record.head)
+            self._saw(record.aggregate, record.head)
             return None
-        self._saw(aggregate, head_of(existing))  # held by another: it exists
-        return str(existing["event_id"])
+        self._saw(record.aggregate, head_of(existing))  # held by another: it exists
+        return event_ids(existing)
 
     def _put_new(self, item: dict[str, Any]) -> dict[str, Any] | None:
         """Put ``item`` unless its key exists: None when written, else the item that is there."""
@@ -228,31 +245,24 @@ class DynamoAuditLog(LazyTable):
 
 
 class DynamoAuditReader(LazyTable):
-    """The API's reads: an aggregate's records in seq order, a day's records in time order."""
+    """The API's reads of record items (``nexus_common.audit_items`` makes entries of them): an
+    aggregate's in seq order, a day's in time order."""
 
-    def by_aggregate(
-        self, aggregate: str, limit: int, start: dict[str, Any] | None
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        args: dict[str, Any] = {
-            "KeyConditionExpression": Key("aggregate").eq(aggregate) & Key("seq").gte(1),
-            "Limit": limit,
-            "ScanIndexForward": True,
-        }
-        if start is not None:
-            args["ExclusiveStartKey"] = start
-        answer = self.table.query(**args)
-        return list(answer.get("Items") or []), answer.get("LastEvaluatedKey")
+    def by_aggregate(self, aggregate: str, from_seq: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """Up to ``limit`` records from ``from_seq`` on, and whether there may be more."""
+        answer = self.table.query(
+            KeyConditionExpression=Key("aggregate").eq(aggregate) & Key("seq").gte(max(1, from_seq)),
+            Limit=limit,
+            ScanIndexForward=True,
+        )
+        return list(answer.get("Items") or []), "LastEvaluatedKey" in answer
 
-    def by_day(
-        self, day: str, ts_from: str, ts_to: str, limit: int, start: dict[str, Any] | None
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        args: dict[str, Any] = {
-            "IndexName": TIME_INDEX,
-            "KeyConditionExpression": Key("day").eq(day) & Key("ts").between(ts_from, ts_to),
-            "Limit": limit,
-            "ScanIndexForward": True,
-        }
-        if start is not None:
-            args["ExclusiveStartKey"] = start
-        answer = self.table.query(**args)
-        return list(answer.get("Items") or []), answer.get("LastEvaluatedKey")
+    def by_day(self, day: str, ts_from: str, ts_to: str) -> Iterator[dict[str, Any]]:
+        """The day's records with ``ts_from <= ts <= ts_to`` (their first entry's), in ``ts``
+        order, a page at a time as they are read."""
+        return paginate(
+            self.table.query,
+            IndexName=TIME_INDEX,
+            KeyConditionExpression=Key("day").eq(day) & Key("ts").between(ts_from, ts_to),
+            ScanIndexForward=True,
+        )

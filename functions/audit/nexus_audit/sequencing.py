@@ -26,6 +26,16 @@ the entry is found (a duplicate: nothing written) or a record whose marks rule i
 (everything below it is covered too), and the entry is then put as above. A refused put (another
 writer took the seq) reads the head again and checks only the records added since.
 
+**A run of marked entries: one record.** A record holds one entry, or a run of an aggregate's
+consecutive marked entries from one batch (``runs``: on one UTC day, none earlier than the first
+or ``GROUP_SPAN`` later, at most ``MAX_GROUP``; ``nexus_common.audit_items`` is the item format).
+Entries are numbered 1, 2, 3, ... per aggregate across records, without a gap: a record's first
+entry follows the previous record's last (``Head.next_entry``). The run is checked as one entry is
+(the ones a record holds are dropped as duplicates) and the rest put as one record at ``head + 1``,
+its marks those of all its entries: the put is all or nothing, so a retry finds the whole run or
+none of it. An aggregate's entries of one batch (an account's fills and their journal entries, a
+taker accepted and filled in one engine step) are then one write, not one each.
+
 **Other entries: a claim, then the record.** An entry without a mark (a cancel or replace
 request, an audit event: events an aggregate has many of, in no order the audit can see) has,
 per (aggregate, event id), one *claim*: the seq that event was given. Two more conditional writes
@@ -52,7 +62,8 @@ above the head + 1 it was made or moved for; when it is above the head the calle
 was stale), the head is read before the put, so every record is put right after the record whose
 marks it extends.
 
-Cost per new event: one conditional put when marked, two otherwise (no transactions). Per batch,
+Cost per new event: one conditional put when marked (shared by the run it is in), two otherwise
+(no transactions). Per batch,
 the heads of the aggregates this process has not seen are read together (``heads``: batched
 consistent probes, one request per round for all of them). An aggregate whose head this process
 has seen (``known_head``: read or written here before) starts from that head without reading: a
@@ -68,7 +79,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from nexus_audit.records import AuditEntry, Mark
+from nexus_common.audit_items import GROUP_SPAN, MAX_GROUP, MAX_GROUP_BYTES
+
+from nexus_audit.records import AuditEntry, Mark, day_of
 
 MAX_RACES = 50  # how often one event may lose its seq to concurrent writers before giving up
 MAX_MARKS = 64  # source keys kept in a record's marks; past that the oldest key is dropped (see Head.after)
@@ -83,6 +96,8 @@ class Head:
     marks: Mapping[str, int] = field(default_factory=dict)
     # the marks cover the records from this seq to ``seq``; 1: all of them (seq + 1: none)
     marks_from: int = 1
+    # the entry number the next record starts at (a record holds one entry or a run of them)
+    next_entry: int = 1
 
     def rules_out(self, mark: Mark | None) -> bool:
         """True when no record up to this one can hold the entry of ``mark``."""
@@ -91,16 +106,19 @@ class Head:
         key, position = mark
         return position > self.marks.get(key, -1)
 
-    def after(self, mark: Mark | None) -> tuple[dict[str, int], int]:
-        """The marks (and from where they cover) of the record put right after this one."""
+    def after(self, *marks_of_entries: Mark | None) -> tuple[dict[str, int], int]:
+        """The marks (and from where they cover) of the record put right after this one, holding
+        entries with these marks."""
         marks = dict(self.marks)
         marks_from = self.marks_from
-        if mark is not None:
+        for mark in marks_of_entries:
+            if mark is None:
+                continue
             key, position = mark
             if position > marks.get(key, -1):
                 marks.pop(key, None)
                 marks[key] = position  # the latest last: the first is dropped (read back: in the store's order)
-            if len(marks) > MAX_MARKS:
+            if len(marks) > MAX_MARKS:  # (a record holds at most MAX_GROUP < MAX_MARKS entries: never its own)
                 del marks[next(iter(marks))]
                 marks_from = self.seq + 1  # the dropped key's records are no longer covered: only the new one is
         return marks, marks_from
@@ -108,22 +126,38 @@ class Head:
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """An entry at its place in its aggregate's log, with the marks up to it."""
+    """Entries (one, or a run of an aggregate's consecutive entries) at their place in its log:
+    the record's ``seq``, the entry number of the first (``first``), and the marks up to it."""
 
-    entry: AuditEntry
+    entries: tuple[AuditEntry, ...]
     seq: int
     recorded_at: datetime
     marks: Mapping[str, int] = field(default_factory=dict)
     marks_from: int = 1
+    first: int = 0  # 0: ``seq`` (records without runs before them)
+
+    def __post_init__(self) -> None:
+        if not self.entries or len({entry.aggregate for entry in self.entries}) != 1:
+            raise ValueError("a record holds one or more entries of one aggregate")
+        if not self.first:
+            object.__setattr__(self, "first", self.seq)
 
     @classmethod
-    def after(cls, head: Head, entry: AuditEntry, recorded_at: datetime) -> AuditRecord:
-        marks, marks_from = head.after(entry.mark)
-        return cls(entry, head.seq + 1, recorded_at, marks, marks_from)
+    def after(cls, head: Head, entries: Sequence[AuditEntry], recorded_at: datetime) -> AuditRecord:
+        marks, marks_from = head.after(*(entry.mark for entry in entries))
+        return cls(tuple(entries), head.seq + 1, recorded_at, marks, marks_from, head.next_entry)
+
+    @property
+    def aggregate(self) -> str:
+        return self.entries[0].aggregate
+
+    @property
+    def event_ids(self) -> tuple[str, ...]:
+        return tuple(entry.event_id for entry in self.entries)
 
     @property
     def head(self) -> Head:
-        return Head(self.seq, self.marks, self.marks_from)
+        return Head(self.seq, self.marks, self.marks_from, self.first + len(self.entries))
 
 
 class AuditLog(Protocol):
@@ -138,8 +172,8 @@ class AuditLog(Protocol):
         """The highest record of the aggregate this log has seen exist (read or written), without
         reading anything; None when it has seen none."""
 
-    def records_down(self, aggregate: str, top: int, bottom: int) -> Iterator[tuple[str, Head]]:
-        """The event id and marks of the records ``top`` down to ``bottom`` (inclusive), read
+    def records_down(self, aggregate: str, top: int, bottom: int) -> Iterator[tuple[tuple[str, ...], Head]]:
+        """The event ids and marks of the records ``top`` down to ``bottom`` (inclusive), read
         consistently, a page at a time, highest first."""
 
     def claim(self, aggregate: str, event_id: str, seq: int) -> int | None:
@@ -149,12 +183,12 @@ class AuditLog(Protocol):
     def move_claim(self, aggregate: str, event_id: str, old: int, new: int) -> bool:
         """Set the claim's seq to ``new`` if it holds ``old``; False if it does not."""
 
-    def put(self, record: AuditRecord) -> str | None:
-        """Create the record unless its seq exists: None when created, else the event id of the
+    def put(self, record: AuditRecord) -> tuple[str, ...] | None:
+        """Create the record unless its seq exists: None when created, else the event ids of the
         record that holds the seq."""
 
-    def event_at(self, aggregate: str, seq: int) -> str | None:
-        """The event id of the record at ``seq``, read consistently; None when there is none."""
+    def events_at(self, aggregate: str, seq: int) -> tuple[str, ...] | None:
+        """The event ids of the record at ``seq``, read consistently; None when there is none."""
 
 
 class Contention(RuntimeError):
@@ -174,55 +208,73 @@ class AppendOutcome:
         self.errors.append(error)
 
 
-def holds(log: AuditLog, entry: AuditEntry, head: Head, above: int = 0) -> bool:
-    """Whether a record from ``above + 1`` up to ``head`` holds ``entry``: read back from the head
-    until it is found, or a record whose marks rule it out is reached (so do all below it)."""
-    if head.seq <= above or head.rules_out(entry.mark):
-        return False
-    for event_id, record in log.records_down(entry.aggregate, head.seq, above + 1):
-        if event_id == entry.event_id:
-            return True
-        if record.rules_out(entry.mark):
-            return False
-    return False
+def held(log: AuditLog, entries: Sequence[AuditEntry], head: Head, above: int = 0) -> set[str]:
+    """The event ids among ``entries`` that a record from ``above + 1`` up to ``head`` holds: the
+    records are read back from the head until each entry is found, or a record whose marks rule it
+    out is reached (so do all below it). None is read when the head's marks rule them all out."""
+    looked_for = [entry for entry in entries if head.seq > above and not head.rules_out(entry.mark)]
+    found: set[str] = set()
+    if not looked_for:
+        return found
+    for event_ids, record in log.records_down(looked_for[0].aggregate, head.seq, above + 1):
+        still = []
+        for entry in looked_for:
+            if entry.event_id in event_ids:
+                found.add(entry.event_id)
+            elif not record.rules_out(entry.mark):
+                still.append(entry)
+        looked_for = still
+        if not looked_for:
+            break
+    return found
 
 
-def append_marked(log: AuditLog, entry: AuditEntry, head: Head, now: datetime) -> tuple[Head, bool]:
-    """Append an entry with a mark: checked against the records (from their marks alone when they
-    rule it out), then one conditional put at ``head + 1``."""
-    checked = 0  # records 1..checked are known not to hold the entry
+def append_marked(log: AuditLog, entries: Sequence[AuditEntry], head: Head, now: datetime) -> tuple[Head, int, int]:
+    """Append a run of entries with marks (``can_share_a_record``), in order: checked against the
+    records (from their marks alone when they rule them out), then one conditional put of the ones
+    not there, as one record at ``head + 1``. Returns the head after, and how many were written and
+    how many were there already."""
+    checked = 0  # records 1..checked are known not to hold any of the entries
+    firsts: dict[str, AuditEntry] = {}
+    for entry in entries:
+        firsts.setdefault(entry.event_id, entry)  # an event twice in the run is appended once
+    pending = list(firsts.values())
+    duplicates = len(entries) - len(pending)
     for _ in range(MAX_RACES):
-        if holds(log, entry, head, above=checked):
-            return head, False
+        found = held(log, pending, head, above=checked)
+        duplicates += len(found)
+        pending = [entry for entry in pending if entry.event_id not in found]
+        if not pending:
+            return head, 0, duplicates
         checked = head.seq
-        record = AuditRecord.after(head, entry, now)
+        record = AuditRecord.after(head, pending, now)
         if log.put(record) is None:
-            return record.head, True
-        head = log.head(entry.aggregate, known=head)  # someone else took head + 1: read on from it
-    raise Contention(f"{entry.event_id} lost its seq on {entry.aggregate} {MAX_RACES} times")
+            return record.head, len(pending), duplicates
+        head = log.head(record.aggregate, known=head)  # someone else took head + 1: read on from it
+    raise Contention(f"{pending[0].event_id} lost its seq on {pending[0].aggregate} {MAX_RACES} times")
 
 
 def append_claimed(log: AuditLog, entry: AuditEntry, head: Head, now: datetime) -> tuple[Head, bool]:
     """Append an entry without a mark: claim ``head + 1`` (or find an earlier attempt's claim), then
-    put the record at the claimed seq."""
+    put the record (of this entry alone) at the claimed seq."""
     aggregate, event_id = entry.aggregate, entry.event_id
-    held = log.claim(aggregate, event_id, head.seq + 1)
-    seq = head.seq + 1 if held is None else held
+    held_at = log.claim(aggregate, event_id, head.seq + 1)
+    seq = head.seq + 1 if held_at is None else held_at
     for _ in range(MAX_RACES):
         if seq != head.seq + 1:  # an earlier attempt's claim, and the head seen is not right before it
             head = log.head(aggregate, known=head)
             if seq <= head.seq:
-                holder = log.event_at(aggregate, seq)
-                if holder == event_id:
+                holders = log.events_at(aggregate, seq)
+                if holders is not None and event_id in holders:
                     return head, False
                 seq = _move(log, entry, seq, head)
             elif seq > head.seq + 1:
                 raise Contention(f"the claim of {event_id} on {aggregate} is at {seq}, past head {head.seq} + 1")
-        record = AuditRecord.after(head, entry, now)
-        holder = log.put(record)
-        if holder is None:
+        record = AuditRecord.after(head, [entry], now)
+        holders = log.put(record)
+        if holders is None:
             return record.head, True
-        if holder == event_id:
+        if event_id in holders:
             return log.head(aggregate, known=head), False
         head = log.head(aggregate, known=head)
         seq = _move(log, entry, seq, head)
@@ -239,8 +291,45 @@ def append_one(log: AuditLog, entry: AuditEntry, head: Head, now: datetime) -> t
     """Append ``entry`` given a record of its aggregate that exists (``head``); returns the head
     after and whether the entry was written (False: it was there already)."""
     if entry.mark is not None:
-        return append_marked(log, entry, head, now)
+        head, written, _ = append_marked(log, [entry], head, now)
+        return head, written == 1
     return append_claimed(log, entry, head, now)
+
+
+def _size(entry: AuditEntry) -> int:
+    """An entry's stored size, roughly (an upper bound on what its text takes)."""
+    text = sum(len(key) + len(value) for key, value in entry.details.items()) + sum(len(x) for x in entry.links)
+    return 200 + len(entry.event_id) + len(entry.kind) + len(entry.correlation_id or "") + text
+
+
+def can_share_a_record(run: Sequence[AuditEntry], entry: AuditEntry, run_bytes: int) -> bool:
+    """Whether ``entry`` may join ``run`` (marked entries of one aggregate) in one record: it is
+    marked too, on the run's UTC day, no earlier than the run's first and less than ``GROUP_SPAN``
+    later (what the time index needs, ``nexus_common.audit_items``), and the record stays small."""
+    if not run or entry.mark is None or len(run) >= MAX_GROUP or run_bytes + _size(entry) > MAX_GROUP_BYTES:
+        return False
+    first = run[0].ts
+    return first <= entry.ts < first + GROUP_SPAN and day_of(first) == day_of(entry.ts)
+
+
+def runs(group: Sequence[tuple[int, AuditEntry]]) -> Iterator[list[tuple[int, AuditEntry]]]:
+    """One aggregate's entries, in order, cut into what each record holds: a run of marked entries
+    that ``can_share_a_record``, or one entry."""
+    run: list[tuple[int, AuditEntry]] = []
+    run_bytes = 0
+    for index, entry in group:
+        if run and can_share_a_record([e for _, e in run], entry, run_bytes):
+            run.append((index, entry))
+            run_bytes += _size(entry)
+            continue
+        if run:
+            yield run
+        run, run_bytes = [(index, entry)], _size(entry)
+        if entry.mark is None:
+            yield run
+            run, run_bytes = [], 0
+    if run:
+        yield run
 
 
 Runner = Callable[[Sequence[Callable[[], AppendOutcome]]], list[AppendOutcome]]
@@ -259,16 +348,20 @@ def _append_group(
     if isinstance(head, BaseException):
         outcome.fail(group[0][0], head)
         return outcome
-    for index, entry in group:
+    for run in runs(group):
+        entries = [entry for _, entry in run]
         try:
-            head, written = append_one(log, entry, head, now)
+            if entries[0].mark is None:
+                head, written = append_claimed(log, entries[0], head, now)
+                outcome.written += written
+                outcome.duplicates += not written
+            else:
+                head, written_count, duplicates = append_marked(log, entries, head, now)
+                outcome.written += written_count
+                outcome.duplicates += duplicates
         except Exception as exc:  # noqa: BLE001 - per-aggregate boundary: this and later entries are retried
-            outcome.fail(index, exc)
+            outcome.fail(run[0][0], exc)  # a record is one put: none of the run was written
             break
-        if written:
-            outcome.written += 1
-        else:
-            outcome.duplicates += 1
     return outcome
 
 

@@ -9,12 +9,13 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, Final
 
 from boto3.dynamodb.conditions import Attr, Key
-from nexus_common import aws, kinesis
+from nexus_common import audit_items, aws, kinesis
 from nexus_common.audit import AuditEvent
-from nexus_common.dynamo import LazyTable, conditional, conditional_write, pages
+from nexus_common.dynamo import LazyTable, conditional, conditional_write, pages, paginate
 from nexus_common.dynamo_batch import batch_get
 from nexus_common.errors import Unavailable
 from nexus_common.events import iso
@@ -546,24 +547,17 @@ class AuditHistory(LazyTable):
     """The audit trail's records by time (``by-day`` index): the platform's stored history."""
 
     def records(self, start: datetime, end: datetime, max_items: int) -> tuple[list[dict[str, Any]], bool]:
-        """Records with ``start <= ts <= end``, oldest first, at most ``max_items`` (and whether
-        there were more)."""
-        from datetime import timedelta
+        """Records (one per audit entry, ``nexus_common.audit_items``) with ``start <= ts <= end``,
+        oldest first, at most ``max_items`` (and whether there were more)."""
 
-        out: list[dict[str, Any]] = []
-        day = start.date()
-        lo, hi = iso(start), iso(end)
-        while day <= end.date():
-            for page in pages(
+        def query_day(day: str, ts_from: str, ts_to: str) -> Iterator[dict[str, Any]]:
+            return paginate(
                 self.table.query, IndexName="by-day",
-                KeyConditionExpression=Key("day").eq(day.isoformat()) & Key("ts").between(lo, hi),
-            ):  # fmt: skip
-                for item in page.get("Items") or []:
-                    if len(out) >= max_items:
-                        return out, True
-                    out.append(dict(item))
-            day += timedelta(days=1)
-        return out, False
+                KeyConditionExpression=Key("day").eq(day) & Key("ts").between(ts_from, ts_to),
+            )  # fmt: skip
+
+        out = list(islice(audit_items.by_time(query_day, start, end), max_items + 1))
+        return out[:max_items], len(out) > max_items
 
 
 class Lookups:

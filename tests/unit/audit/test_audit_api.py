@@ -105,6 +105,54 @@ def test_no_credentials_is_401(api: Any) -> None:
 
 
 
+def _pages(api: Any, query: dict[str, str], roles: str = "compliance") -> tuple[list[dict[str, Any]], int]:
+    records, token, pages = [], None, 0
+    while pages < 50:  # (a token that does not move on would page forever)
+        status, body = _get(api, {**query, **({"next_token": token} if token else {})}, roles=roles)
+        assert status == 200, body
+        records += body["records"]
+        token, pages = body["next_token"], pages + 1
+        if token is None:
+            return records, pages
+    raise AssertionError(f"still paging after {pages} pages")
+
+
+def test_records_holding_runs_of_entries_read_as_one_entry_each_in_order(api: Any, aws: Any) -> None:
+    # GIVEN an order whose engine events came in two batches (runs: two records holding 3 and 4
+    # entries), and an account whose records interleave with them in time
+    log = DynamoAuditLog(aws.table_name("AuditTable"))
+    t1 = T0 + timedelta(hours=1)  # 00:59:58 of the next day
+
+    def engine(n: int, ms: int) -> tuple[int, AuditEntry]:
+        entry = AuditEntry("order", "ORD2", f"AAPL-{n}", f"step{n}", t1 + timedelta(milliseconds=ms),
+                           SOURCE_AUDIT_EVENTS, mark=("e:AAPL", n))  # fmt: skip
+        return n, entry
+
+    assert append(log, [engine(1, 0), engine(2, 2000), engine(3, 4000)], lambda: t1).written == 3
+    others = [(i, AuditEntry("account", "acc_2", f"x{i}", "k", t1 + timedelta(milliseconds=1000 * i + 500),
+                             SOURCE_AUDIT_EVENTS)) for i in range(6)]  # fmt: skip
+    assert append(log, others, lambda: t1).written == 6
+    assert append(log, [engine(4, 4500), engine(5, 5000), engine(6, 6000), engine(7, 8000)], lambda: t1).written == 4
+    assert [len(log.events_at("order#ORD2", seq) or ()) for seq in (1, 2, 3)] == [3, 4, 0]
+    # WHEN compliance reads the order 2 at a time (pages end inside a record)
+    records, pages = _pages(api, {"aggregate_type": "order", "aggregate_id": "ORD2", "limit": "2"})
+    # THEN it gets entries 1..7 in order, once each, one record per entry
+    assert [(r["seq"], r["event_id"], r["kind"]) for r in records] == [
+        (n, f"AAPL-{n}", f"step{n}") for n in range(1, 8)
+    ]
+    assert pages == 4 and records[4]["ts"] == "2026-01-06T01:00:03.000000Z"
+    # AND a page as large as the log reads it in one
+    assert _pages(api, {"aggregate_type": "order", "aggregate_id": "ORD2", "limit": "7"}) == (records, 1)
+    # WHEN an admin reads that hour's time range, 3 at a time
+    hour = {"from": t1.isoformat(), "to": (t1 + timedelta(seconds=10)).isoformat()}
+    timed, _ = _pages(api, {**hour, "limit": "3"}, roles="admin")
+    # THEN every entry comes once, in time order, though a record's later entries are later than
+    # other records' first
+    assert [r["event_id"] for r in timed] == [
+        "AAPL-1", "x0", "x1", "AAPL-2", "x2", "x3", "AAPL-3", "x4", "AAPL-4", "AAPL-5", "x5", "AAPL-6", "AAPL-7"]
+    assert _pages(api, {**hour, "limit": "100"}, roles="admin") == (timed, 1)
+
+
 def _token(payload: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
 
@@ -115,6 +163,8 @@ EMPTY_KEY_TOKEN = _token(
     {"m": "time", "d": "2026-01-05", "k": {"aggregate": "", "seq": 1, "day": "2026-01-05", "ts": "2026-01-05T10:00Z"}}
 )
 OTHER_TOKEN = _token({"m": "aggregate", "k": {"aggregate": "order#OTHER", "seq": 1}})
+BAD_SKIP_TOKENS = [_token({"m": "aggregate", "k": {"aggregate": "order#ORD1", "seq": 1}, "i": i})
+                   for i in (-1, 26, "2", True, 10**30)]  # fmt: skip
 
 
 BAD_QUERIES: list[tuple[dict[str, str], str, str | None]] = [
@@ -145,6 +195,8 @@ BAD_QUERIES: list[tuple[dict[str, str], str, str | None]] = [
         ({"aggregate_type": "order", "aggregate_id": "ORD1", "next_token": HUGE_SEQ_TOKEN}, "invalid_field",
          "next_token"),
         ({"from": "2026-01-05", "to": "2026-01-06", "next_token": EMPTY_KEY_TOKEN}, "invalid_field", "next_token"),
+        *(({"aggregate_type": "order", "aggregate_id": "ORD1", "next_token": token}, "invalid_field", "next_token")
+          for token in BAD_SKIP_TOKENS),
 ]
 
 

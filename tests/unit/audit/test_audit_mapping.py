@@ -12,13 +12,15 @@ import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 from lambda_events import FakeLambdaContext, kinesis_record, load_event
+from nexus_common.audit_items import expand
 
 STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/{name}"
 
 
 def _records(aws: Any, aggregate: str) -> list[dict[str, Any]]:
     table = boto3.resource("dynamodb", region_name="us-east-1").Table(aws.table_name("AuditTable"))
-    return list(table.query(KeyConditionExpression=Key("aggregate").eq(aggregate), ConsistentRead=True)["Items"])
+    items = table.query(KeyConditionExpression=Key("aggregate").eq(aggregate), ConsistentRead=True)["Items"]
+    return [entry for item in items for entry in expand(item)]  # a record may hold a run of entries
 
 
 def _kinds(aws: Any, aggregate: str) -> list[str]:

@@ -10,6 +10,7 @@ import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 from lambda_events import FakeLambdaContext, kinesis_record
+from nexus_common.audit_items import expand
 
 STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/{name}"
 ENVELOPE = {"version": 1, "correlation_id": "route-P1", "symbol": "AAPL", "epoch": 0}
@@ -38,7 +39,8 @@ def _kinesis(aws: Any, stream_logical_id: str, payload: Any) -> dict[str, Any]:
 
 def _records(aws: Any, aggregate: str) -> list[dict[str, Any]]:
     table = boto3.resource("dynamodb", region_name="us-east-1").Table(aws.table_name("AuditTable"))
-    return list(table.query(KeyConditionExpression=Key("aggregate").eq(aggregate), ConsistentRead=True)["Items"])
+    items = table.query(KeyConditionExpression=Key("aggregate").eq(aggregate), ConsistentRead=True)["Items"]
+    return [entry for item in items for entry in expand(item)]  # a record may hold a run of entries
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from lambda_events import FakeLambdaContext, kinesis_event, load_event
 from nexus_audit.records import SOURCE_AUDIT_EVENTS, AuditEntry
 from nexus_audit.repo import DynamoAuditLog, record_to_item
 from nexus_audit.sequencing import MAX_MARKS, AuditRecord, Head, append, append_one
+from nexus_common.audit_items import expand
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/{name}"
@@ -44,12 +45,15 @@ def _all_records(aws: Any) -> dict[str, list[dict[str, Any]]]:
 
 
 def _assert_gapless_and_unique(aws: Any) -> dict[str, list[str]]:
-    """Every aggregate holds seq 1..n exactly, each event once; returns its event ids in seq order."""
+    """Every aggregate holds records 1..n and entries 1..m exactly, each event once; returns its
+    event ids in entry order."""
     logs = {}
     for aggregate, items in _all_records(aws).items():
         items.sort(key=lambda i: int(i["seq"]))
         assert [int(i["seq"]) for i in items] == list(range(1, len(items) + 1)), aggregate
-        ids = [str(i["event_id"]) for i in items]
+        entries = [entry for item in items for entry in expand(item)]
+        assert [int(e["seq"]) for e in entries] == list(range(1, len(entries) + 1)), aggregate
+        ids = [str(e["event_id"]) for e in entries]
         assert len(ids) == len(set(ids)), aggregate
         logs[aggregate] = ids
     return logs
@@ -81,11 +85,11 @@ class CrashAfter:
     def known_head(self, aggregate: str) -> Head | None:
         return self.log.known_head(aggregate)
 
-    def records_down(self, aggregate: str, top: int, bottom: int) -> Iterator[tuple[str, Head]]:
+    def records_down(self, aggregate: str, top: int, bottom: int) -> Iterator[tuple[tuple[str, ...], Head]]:
         return self.log.records_down(aggregate, top, bottom)
 
-    def event_at(self, aggregate: str, seq: int) -> str | None:
-        return self.log.event_at(aggregate, seq)
+    def events_at(self, aggregate: str, seq: int) -> tuple[str, ...] | None:
+        return self.log.events_at(aggregate, seq)
 
     def claim(self, aggregate: str, event_id: str, seq: int) -> int | None:
         held = self.log.claim(aggregate, event_id, seq)
@@ -97,7 +101,7 @@ class CrashAfter:
         self._maybe_crash("move_claim")
         return moved
 
-    def put(self, record: AuditRecord) -> str | None:
+    def put(self, record: AuditRecord) -> tuple[str, ...] | None:
         holder = self.log.put(record)
         self._maybe_crash("put")
         return holder
@@ -262,8 +266,8 @@ def test_aggregates_appended_at_the_same_time_keep_each_ones_order_and_report_th
     crash_on = "e13"  # acc_1's second entry
 
     class CrashOn(CrashAfter):
-        def put(self, record: AuditRecord) -> str | None:
-            if record.entry.event_id == crash_on:
+        def put(self, record: AuditRecord) -> tuple[str, ...] | None:
+            if crash_on in record.event_ids:
                 raise TimeoutError("crashed before the put")
             return self.log.put(record)
 
@@ -319,19 +323,69 @@ def _claims(aws: Any) -> list[str]:
             if str(i["aggregate"]).startswith("claim#")]  # fmt: skip
 
 
-def test_a_marked_entry_past_the_heads_marks_is_one_put_and_no_claim(audit: Any, calls: list[str]) -> None:
+def test_a_run_of_marked_entries_past_the_heads_marks_is_one_put_and_no_claim(audit: Any, calls: list[str]) -> None:
     # GIVEN an aggregate whose head this process wrote (a command, claimed, then an engine event)
     log = DynamoAuditLog(audit.table_name("AuditTable"))
     append(log, [(0, _entry("cmd")), (1, _marked("AAPL-1", 1))], lambda: NOW)
     calls.clear()
-    # WHEN the engine's next events come
+    # WHEN the engine's next events come in one batch
     outcome = append(log, [(0, _marked("AAPL-2", 2)), (1, _marked("AAPL-5", 5))], lambda: NOW)
-    # THEN each is one conditional put: no read, no claim
+    # THEN they are one record, one conditional put: no read, no claim
     assert (outcome.written, outcome.duplicates) == (2, 0)
-    assert calls == ["PutItem", "PutItem"]
+    assert calls == ["PutItem"]
     assert _claims(audit) == ["claim#account#acc_1#cmd"]
     assert _assert_gapless_and_unique(audit)["account#acc_1"] == ["cmd", "AAPL-1", "AAPL-2", "AAPL-5"]
-    assert {str(k): str(v) for k, v in _records(audit, "account#acc_1")[-1]["marks"].items()} == {"e:AAPL": "5"}
+    items = _records(audit, "account#acc_1")
+    assert [(int(i["seq"]), int(i.get("first", i["seq"])), len(expand(i))) for i in items] == [(1, 1, 1), (2, 2, 1),
+                                                                                                (3, 3, 2)]
+    assert {str(k): str(v) for k, v in items[-1]["marks"].items()} == {"e:AAPL": "5"}
+    # AND the next record's first entry follows the run's last (entry 5 in record 4)
+    append(log, [(0, _entry("late"))], lambda: NOW)
+    last = _records(audit, "account#acc_1")[-1]
+    assert (int(last["seq"]), int(last["first"]), last["event_id"]) == (4, 5, "late")
+
+
+def test_a_batch_overlapping_a_written_run_writes_only_what_is_new_as_one_record(
+    audit: Any, calls: list[str]
+) -> None:
+    # GIVEN engine events 1..3 appended as one record
+    log = DynamoAuditLog(audit.table_name("AuditTable"))
+    assert append(log, [(i, _marked(f"AAPL-{i}", i)) for i in (1, 2, 3)], lambda: NOW).written == 3
+    # WHEN a batch of 2..5 comes (a retry from record 2), in this process and then in a new one
+    batch = [(i, _marked(f"AAPL-{i}", i)) for i in (2, 3, 4, 5)]
+    first = append(log, batch, lambda: NOW)
+    again = append(DynamoAuditLog(audit.table_name("AuditTable")), batch, lambda: NOW)
+    # THEN 4 and 5 are one more record, each event is there once, numbered 1..5
+    assert (first.written, first.duplicates, again.written, again.duplicates) == (2, 2, 0, 4)
+    assert _assert_gapless_and_unique(audit)["account#acc_1"] == [f"AAPL-{i}" for i in range(1, 6)]
+    assert [len(expand(i)) for i in _records(audit, "account#acc_1")] == [3, 2]
+
+
+def test_a_run_is_cut_where_the_time_index_or_the_item_size_needs_it() -> None:
+    from datetime import timedelta
+
+    from nexus_audit.sequencing import runs
+    from nexus_common.audit_items import GROUP_SPAN, MAX_GROUP
+
+    def at(event_id: str, ts: datetime, marked: bool = True, size: int = 0) -> AuditEntry:
+        entry = replace(_entry(event_id), ts=ts, details={"x": "y" * size} if size else {})
+        return replace(entry, mark=("e:AAPL", len(event_id))) if marked else entry
+
+    late = NOW.replace(hour=23, minute=59, second=58)
+    entries = [
+        at("a", NOW), at("b", NOW + GROUP_SPAN - timedelta(microseconds=1)),  # within the span of "a"
+        at("c", NOW + GROUP_SPAN),  # the span is over: a new record
+        at("d", NOW + GROUP_SPAN - timedelta(seconds=1)),  # earlier than its run's first: a new record
+        at("cmd", NOW + GROUP_SPAN, marked=False),  # claimed: a record of its own
+        at("e", late), at("f", late + timedelta(seconds=3)),  # the next UTC day: a new record
+        *(at(f"g{i}", NOW) for i in range(MAX_GROUP + 1)),  # at most MAX_GROUP in one record
+        at("h", NOW), at("big", NOW, size=99_700),  # too big to share a record with "h"
+    ]  # fmt: skip
+    cut = [[entry.event_id for _, entry in run] for run in runs(list(enumerate(entries)))]
+    assert cut == [
+        ["a", "b"], ["c"], ["d"], ["cmd"], ["e"], ["f"],
+        [f"g{i}" for i in range(MAX_GROUP)], [f"g{MAX_GROUP}", "h"], ["big"],
+    ]  # fmt: skip
 
 
 def test_a_redelivered_marked_entry_is_found_reading_back_from_the_head(audit: Any, calls: list[str]) -> None:
@@ -380,7 +434,7 @@ def test_positions_that_interleave_are_checked_against_the_records(audit: Any) -
 
 def test_records_from_before_marks_are_read_back_for_a_marked_entry(audit: Any) -> None:
     # GIVEN an aggregate whose first record was written before records carried marks
-    item = record_to_item(AuditRecord(_entry("AAPL-3"), 1, NOW))
+    item = record_to_item(AuditRecord((_entry("AAPL-3"),), 1, NOW))
     del item["marks"]
     _table(audit).put_item(Item=item)
     log = DynamoAuditLog(audit.table_name("AuditTable"))

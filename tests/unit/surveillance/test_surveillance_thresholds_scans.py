@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import boto3
 import pytest
 from lambda_events import FakeLambdaContext, sqs_event
 from surv_service_helpers import (
@@ -30,21 +29,17 @@ def api(aws: Any, people: Any) -> Any:
 
 
 def put_audit(aws: Any, events: list[dict[str, Any]]) -> None:
-    """The audit trail's records of engine events, as the audit service writes them."""
-    table = boto3.resource("dynamodb", region_name="us-east-1").Table(aws.table_name("AuditTable"))
-    for event in events:
-        details = {k: str(v) for k, v in event.items() if k not in ("event_id", "type", "ts", "seq", "correlation_id")}
-        details["engine_seq"] = str(event["seq"])
-        if event["type"] == "trade":
-            aggregate_type, aggregate_id, kind = "trade", event["event_id"], "trade"
-        else:
-            aggregate_type, aggregate_id, kind = "order", event["order_id"], f"order_{event['type']}"
-            details.pop("order_id")
-        table.put_item(Item={
-            "aggregate": f"{aggregate_type}#{aggregate_id}", "seq": event["seq"], "aggregate_type": aggregate_type,
-            "aggregate_id": aggregate_id, "event_id": event["event_id"], "kind": kind, "ts": event["ts"],
-            "day": event["ts"][:10], "source": "execution-events", "actor": "engine", "links": [], "details": details,
-        })  # fmt: skip
+    """The audit trail's records of engine events, written by the audit service's own code (its
+    records may hold runs of entries: the history reads them as one record per entry)."""
+    from nexus_audit.records import from_engine_events
+    from nexus_audit.repo import DynamoAuditLog
+    from nexus_audit.sequencing import append
+    from nexus_common.events import ENGINE_EVENT_ADAPTER
+
+    parsed = [ENGINE_EVENT_ADAPTER.validate_python({"version": 1, "epoch": 0, **event}) for event in events]
+    entries = list(enumerate(from_engine_events(parsed)))
+    log = DynamoAuditLog(aws.table_name("AuditTable"))
+    assert append(log, entries, lambda: T0).first_failed is None
 
 
 # -- thresholds ------------------------------------------------------------------------------------
