@@ -77,6 +77,7 @@ class Counters:
     invocations: dict[str, int]
     market_maker: dict[tuple[str, str], int] = field(default_factory=dict)
     at: float = 0.0  # when read (monotonic seconds); after ``minus``, the seconds between the readings
+    write_units: dict[str, int] = field(default_factory=dict)  # per table (``aws_server.write_units``)
 
     def minus(self, before: Counters) -> Counters:
         def diff(now: dict[Any, int], then: dict[Any, int]) -> dict[Any, int]:
@@ -84,7 +85,8 @@ class Counters:
 
         return Counters(diff(self.requests, before.requests), diff(self.items_written, before.items_written),
                         diff(self.invocations, before.invocations),
-                        diff(self.market_maker, before.market_maker), self.at - before.at)  # fmt: skip
+                        diff(self.market_maker, before.market_maker), self.at - before.at,
+                        diff(self.write_units, before.write_units))  # fmt: skip
 
     @property
     def work(self) -> int:
@@ -108,12 +110,17 @@ def read_counters(state: Path) -> Counters:
     for row in aws.get("apps_items_written", []):
         if row["app"] == MARKET_MAKER_APP:
             written[row["table"]] -= int(row["count"])
+    units = {k: int(v) for k, v in aws.get("write_units", {}).items()}
+    for row in aws.get("apps_write_units", []):
+        if row["app"] == MARKET_MAKER_APP:
+            units[row["table"]] -= int(row["count"])
     return Counters(
         {k: n for k, n in requests.items() if n},
         {k: n for k, n in written.items() if n},
         {k: int(v["invocations"]) for k, v in lambdas.items()},
         market_maker,
         time.monotonic(),
+        {k: n for k, n in units.items() if n},
     )
 
 
@@ -412,9 +419,11 @@ def report(result: LocalBenchResult, top: int = 25) -> list[str]:
         lines.append(f"  market maker (quotes on a timer, counted apart): {total / cost.at:.1f} requests/s "
                      f"over the {cost.at:.0f} s measured; the most: "
                      + ", ".join(f"{op} {res} {n / cost.at:.1f}/s" for n, op, res in quoting[:4]))  # fmt: skip
-    lines.append("  DynamoDB items written per order by table:")
+    lines.append("  DynamoDB items written per order by table, and their write units (1 KB each; an update's or a "
+                 "delete's counted at its floor of 1):")  # fmt: skip
     for table, n in sorted(cost.items_written.items(), key=lambda kv: -kv[1]):
-        lines.append(f"    {n / orders:7.3f}  {table}")
+        units = cost.write_units.get(table, 0)
+        lines.append(f"    {n / orders:7.3f}  {table} ({units / orders:.3f} write units)")
     lines.append("  Lambda invocations per order by function:")
     for function, n in sorted(cost.invocations.items(), key=lambda kv: -kv[1]):
         lines.append(f"    {n / orders:7.3f}  {function}")

@@ -229,8 +229,9 @@ class FairLock:
 
 class RequestProfile:
     """Requests and lock-held seconds per (operation, resource), and the DynamoDB items each write
-    request wrote; see the module docstring. The table goes to ``path`` every 10 s, and the same
-    figures as JSON to ``path + ".json"`` every second (what ``nexus bench local`` reads)."""
+    request wrote and their write units; see the module docstring. The table goes to ``path`` every
+    10 s, and the same figures as JSON to ``path + ".json"`` every second (what ``nexus bench local``
+    reads)."""
 
     RESOURCE_KEYS = ("TableName", "StreamName", "StreamARN", "QueueUrl", "FunctionName", "SecretId")
     WRITE_OPERATIONS = ("PutItem", "UpdateItem", "DeleteItem")
@@ -243,13 +244,15 @@ class RequestProfile:
         self.items_written: Counter[str] = Counter()
         self.by_app: Counter[tuple[str, str, str]] = Counter()  # (SDK app id, operation, resource)
         self.written_by_app: Counter[tuple[str, str]] = Counter()  # (SDK app id, table)
+        self.write_units: Counter[str] = Counter()
+        self.units_by_app: Counter[tuple[str, str]] = Counter()  # (SDK app id, table)
         self._written = self._written_json = clock()
 
     @classmethod
-    def parse(cls, environ: dict[str, Any]) -> tuple[tuple[str, str], bytes, Counter[str]]:
-        """The request's (operation, resource), its body, and the DynamoDB items it writes per
-        table (one for ``PutItem``/``UpdateItem``/``DeleteItem``, each request of a
-        ``BatchWriteItem``, each write of a ``TransactWriteItems``)."""
+    def parse(cls, environ: dict[str, Any]) -> tuple[tuple[str, str], bytes, Counter[str], Counter[str]]:
+        """The request's (operation, resource), its body, the DynamoDB items it writes per table
+        (one for ``PutItem``/``UpdateItem``/``DeleteItem``, each request of a ``BatchWriteItem``,
+        each write of a ``TransactWriteItems``) and their write units per table (``write_units``)."""
         operation = environ.get("HTTP_X_AMZ_TARGET", "").rsplit(".", 1)[-1]
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
@@ -267,17 +270,22 @@ class RequestProfile:
         if not operation:
             operation = f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')[:40]}"
         written: Counter[str] = Counter()
+        units: Counter[str] = Counter()
         if operation in cls.WRITE_OPERATIONS and resource:
             written[resource] += 1
+            units[resource] += write_units(document.get("Item"))
         elif operation == "BatchWriteItem":
             for table, requests in (document.get("RequestItems") or {}).items():
                 written[str(table)] += len(requests)
+                for request in requests:
+                    units[str(table)] += write_units((request.get("PutRequest") or {}).get("Item"))
         elif operation == "TransactWriteItems":
             for item in document.get("TransactItems") or []:
                 for kind in ("Put", "Update", "Delete"):
                     if kind in item:
                         written[str(item[kind].get("TableName", ""))] += 1
-        return (operation, resource), body, written
+                        units[str(item[kind].get("TableName", ""))] += 2 * write_units(item[kind].get("Item"))
+        return (operation, resource), body, written, units
 
     @staticmethod
     def iterator_source(iterator: str) -> str:
@@ -290,15 +298,22 @@ class RequestProfile:
         except ValueError:  # not one of moto's: counted without a resource
             return ""
 
-    def add(self, key: tuple[str, str], seconds: float, written: Counter[str] | None = None, app: str = "") -> None:
+    def add(
+        self, key: tuple[str, str], seconds: float, written: Counter[str] | None = None, app: str = "",
+        units: Counter[str] | None = None,
+    ) -> None:  # fmt: skip
         self.count[key] += 1
         if app:
             self.by_app[(app, *key)] += 1
             for table, n in (written or {}).items():
                 self.written_by_app[(app, table)] += n
+            for table, n in (units or {}).items():
+                self.units_by_app[(app, table)] += n
         self.seconds[key] = self.seconds.get(key, 0.0) + seconds
         if written:
             self.items_written.update(written)
+        if units:
+            self.write_units.update(units)
         now = self.clock()
         if now - self._written_json >= 1:
             self.write_json()
@@ -320,6 +335,10 @@ class RequestProfile:
             "apps_items_written": [
                 {"app": app, "table": table, "count": n} for (app, table), n in sorted(self.written_by_app.items())
             ],
+            "write_units": dict(sorted(self.write_units.items())),
+            "apps_write_units": [
+                {"app": app, "table": table, "count": n} for (app, table), n in sorted(self.units_by_app.items())
+            ],
         }
 
     def write_json(self) -> None:
@@ -338,6 +357,39 @@ class RequestProfile:
         with open(self.path, "w", encoding="utf-8") as out:
             out.write("\n".join(lines) + "\n")
         self.write_json()
+
+
+def attribute_size(value: dict[str, Any]) -> int:
+    """The size DynamoDB gives an attribute value in its JSON form (``{"S": ...}``, ``{"M": ...}``,
+    ...): UTF-8 bytes of strings, about one byte per two digits of a number, 3 bytes and one per
+    element for a list or map, the names of a map's members."""
+    ((kind, v),) = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        digits = v.lstrip("-").replace(".", "").strip("0") or "0"
+        return (len(digits) + 1) // 2 + 1
+    if kind == "B":
+        return len(v) * 3 // 4
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind in ("SS", "NS", "BS"):
+        return sum(attribute_size({kind[0]: member}) for member in v)
+    if kind == "L":
+        return 3 + sum(1 + attribute_size(member) for member in v)
+    if kind == "M":
+        return 3 + sum(len(name.encode()) + 1 + attribute_size(member) for name, member in v.items())
+    return 0
+
+
+def write_units(item: dict[str, Any] | None) -> int:
+    """The write units of writing ``item`` (DynamoDB JSON): one per 1 KB of its size, at least 1.
+    Without the item (an update, a delete) 1: such a write is billed on the larger of the item's
+    sizes before and after, which the request does not show, so this is its floor."""
+    if not item:
+        return 1
+    size = sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
+    return max(1, -(-size // 1024))
 
 
 class _OneAtATime:
@@ -360,12 +412,12 @@ class _OneAtATime:
         if self.profile is None:
             with self.lock.hold(first):
                 return list(self.app(environ, start_response))
-        key, body, written = self.profile.parse(environ)
+        key, body, written, units = self.profile.parse(environ)
         environ["wsgi.input"] = io.BytesIO(body)
         with self.lock.hold(first):
             started = time.perf_counter()
             answer = list(self.app(environ, start_response))
-            self.profile.add(key, time.perf_counter() - started, written, app_id)
+            self.profile.add(key, time.perf_counter() - started, written, app_id, units)
             return answer
 
 

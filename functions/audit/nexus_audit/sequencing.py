@@ -297,7 +297,7 @@ def append_one(log: AuditLog, entry: AuditEntry, head: Head, now: datetime) -> t
 
 
 def _size(entry: AuditEntry) -> int:
-    """An entry's stored size, roughly (an upper bound on what its text takes)."""
+    """An entry's text in characters, and room for its attribute names (``MAX_GROUP_BYTES``)."""
     text = sum(len(key) + len(value) for key, value in entry.details.items()) + sum(len(x) for x in entry.links)
     return 200 + len(entry.event_id) + len(entry.kind) + len(entry.correlation_id or "") + text
 

@@ -31,7 +31,8 @@ from nexus_common.events import iso
 
 GROUP_SPAN: Final = timedelta(seconds=5)  # never lowered: items written under a span are read under it
 MAX_GROUP: Final = 25  # entries per item
-MAX_GROUP_BYTES: Final = 100_000  # the entries' approximate size per item (an item holds at most 400 KB)
+# the entries' text per item, in characters: at most 4 bytes each in UTF-8, well under an item's 400 KB
+MAX_GROUP_BYTES: Final = 80_000
 
 ENTRY_FIELDS: Final = ("event_id", "kind", "ts", "source", "actor", "correlation_id", "links", "details")
 SHARED_FIELDS: Final = ("aggregate", "aggregate_type", "aggregate_id", "day", "recorded_at")

@@ -379,7 +379,7 @@ def test_a_run_is_cut_where_the_time_index_or_the_item_size_needs_it() -> None:
         at("cmd", NOW + GROUP_SPAN, marked=False),  # claimed: a record of its own
         at("e", late), at("f", late + timedelta(seconds=3)),  # the next UTC day: a new record
         *(at(f"g{i}", NOW) for i in range(MAX_GROUP + 1)),  # at most MAX_GROUP in one record
-        at("h", NOW), at("big", NOW, size=99_700),  # too big to share a record with "h"
+        at("h", NOW), at("big", NOW, size=79_700),  # too big to share a record with "h"
     ]  # fmt: skip
     cut = [[entry.event_id for _, entry in run] for run in runs(list(enumerate(entries)))]
     assert cut == [

@@ -427,6 +427,9 @@ def test_the_request_profile_counts_requests_per_operation_and_resource(
             {"DeleteRequest": {"Key": {"pk": {"S": "0"}}}}]})  # fmt: skip
         dynamodb.update_item(TableName="counted", Key={"pk": {"S": "1"}}, UpdateExpression="SET n = :n",
                              ExpressionAttributeValues={":n": {"N": "1"}})  # fmt: skip
+        # ... and a put of an item of about 2.5 KB
+        dynamodb.put_item(TableName="counted", Item={"pk": {"S": "big"}, "text": {"S": "x" * 2500},
+                                                     "more": {"M": {"n": {"L": [{"N": "12345"}]}}}})  # fmt: skip
         # ... and 2 puts from a client with its own SDK app id
         named = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
                              config=Config(user_agent_appid="nexus-first.marketmaker"), **_keys())  # fmt: skip
@@ -444,14 +447,17 @@ def test_the_request_profile_counts_requests_per_operation_and_resource(
         process.wait(timeout=10)
     # THEN the profile it wrote counts them per operation and table
     rows = {tuple(line.split()[3:]): int(line.split()[2]) for line in profile.read_text().splitlines()[1:]}
-    assert rows[("PutItem", "counted")] == 7
+    assert rows[("PutItem", "counted")] == 8
     assert rows[("GetItem", "counted")] == 3
     assert rows[("BatchWriteItem",)] == 1  # no one table named
-    # AND its JSON twin counts the items written: 7 puts, 4 in the batch, 1 update
+    # AND its JSON twin counts the items written: 8 puts, 4 in the batch, 1 update
     document = json.loads((tmp_path / "profile.txt.json").read_text())
-    assert document["items_written"] == {"counted": 12}
+    assert document["items_written"] == {"counted": 13}
+    # AND their write units: one per KB of a put item (the large one 3), an update or delete 1
+    assert document["write_units"] == {"counted": 15}
+    assert document["apps_write_units"] == [{"app": "nexus-first.marketmaker", "table": "counted", "count": 2}]
     counted = {(r["operation"], r["resource"]): r["count"] for r in document["requests"]}
-    assert counted[("PutItem", "counted")] == 7 and counted[("UpdateItem", "counted")] == 1
+    assert counted[("PutItem", "counted")] == 8 and counted[("UpdateItem", "counted")] == 1
     assert counted[("GetRecords", "tape")] == 2
     # AND the named client's requests and writes are counted under its app id (and only those)
     assert document["apps"] == [{"app": "nexus-first.marketmaker", "operation": "PutItem", "resource": "counted",
@@ -652,3 +658,20 @@ def test_dynamodb_stream_records_are_answered_as_moto_serializes_them() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_an_items_write_units_follow_dynamodbs_size_rules() -> None:
+    from nexus.local.aws_server import attribute_size, write_units
+
+    # strings in UTF-8 bytes; numbers one byte per two significant digits, plus one
+    assert attribute_size({"S": "héllo"}) == 6
+    assert [attribute_size({"N": n}) for n in ("0", "7", "12345", "-120.500", "1000000")] == [2, 2, 4, 3, 2]
+    assert attribute_size({"BOOL": True}) == attribute_size({"NULL": True}) == 1
+    # a list or map: 3 bytes, one per element, and a map's names
+    assert attribute_size({"L": [{"S": "ab"}, {"N": "1"}]}) == 3 + (1 + 2) + (1 + 2)
+    assert attribute_size({"M": {"key": {"S": "v"}}}) == 3 + 3 + 1 + 1
+    assert attribute_size({"SS": ["a", "bc"]}) == 3
+    # write units: one per started KB, at least one; an update or delete (no item) its floor of 1
+    assert write_units({"pk": {"S": "x" * 1022}}) == 1  # 2 + 1022 = 1024 bytes
+    assert write_units({"pk": {"S": "x" * 1023}}) == 2
+    assert write_units(None) == write_units({}) == 1

@@ -24,7 +24,8 @@ from nexus.bench_local import (
 
 def _write(state: Path, requests: dict[tuple[str, str], int], written: dict[str, int], calls: dict[str, int],
            apps: dict[tuple[str, str, str], int] | None = None,
-           apps_written: dict[tuple[str, str], int] | None = None) -> None:  # fmt: skip
+           apps_written: dict[tuple[str, str], int] | None = None,
+           units: dict[str, int] | None = None) -> None:  # fmt: skip
     (state / "aws-profile.txt.json").write_text(json.dumps({
         "requests": [{"operation": op, "resource": res, "count": n, "seconds": 0.0}
                      for (op, res), n in requests.items()],
@@ -33,6 +34,7 @@ def _write(state: Path, requests: dict[tuple[str, str], int], written: dict[str,
                  for (app, op, res), n in (apps or {}).items()],
         "apps_items_written": [{"app": app, "table": table, "count": n}
                                for (app, table), n in (apps_written or {}).items()],
+        "write_units": units or {},
     }))  # fmt: skip
     stats = {function: {"invocations": n, "seconds": 0.0} for function, n in calls.items()}
     (state / "lambda-stats.json").write_text(json.dumps(stats))
@@ -45,7 +47,8 @@ def test_cost_per_order_is_the_difference_of_two_readings_with_polling_apart(tmp
     # AND one after 4 orders: 8 puts, 4 gets, 2 batch writes of 6 items, 400 polls, 12 invocations
     _write(tmp_path, {("PutItem", "orders"): 18, ("GetItem", "users"): 4, ("BatchWriteItem", ""): 2,
                       ("GetRecords", "events"): 500},
-           {"orders": 18, "ledger": 6}, {"OrdersApi": 8, "Positions": 8})  # fmt: skip
+           {"orders": 18, "ledger": 6}, {"OrdersApi": 8, "Positions": 8},
+           units={"orders": 30, "ledger": 12})  # fmt: skip
     cost = read_counters(tmp_path).minus(before)
     # THEN requests exclude polling, and each figure is per order
     assert cost.work == 14 and cost.polling == 400
@@ -58,6 +61,8 @@ def test_cost_per_order_is_the_difference_of_two_readings_with_polling_apart(tmp
     assert any("DynamoDB writes        3.50 items per order" in line for line in lines)
     assert any("Lambda invocations     3.00 per order" in line for line in lines)
     assert "      2.000  PutItem orders" in lines
+    # AND the items written per table, with their write units
+    assert "      2.000  orders (7.500 write units)" in lines and "      1.500  ledger (3.000 write units)" in lines
     # AND polling is listed apart, per order, never among the requests orders cause
     polling = [line for line in lines if "GetRecords" in line]
     assert polling == ["  polling per order, the most: GetRecords events 100.00"]
