@@ -66,7 +66,7 @@ class AuditPage(BaseModel):
 class Reader(Protocol):
     def by_aggregate(self, aggregate: str, from_seq: int, limit: int) -> tuple[list[dict[str, Any]], bool]: ...
 
-    def by_day(self, day: str, ts_from: str, ts_to: str) -> Iterable[dict[str, Any]]: ...
+    def by_day(self, partition: str, ts_from: str, ts_to: str) -> Iterable[dict[str, Any]]: ...
 
 
 def _bad(message: str, field: str | None = None, code: str = "invalid_field") -> ValidationFailed:
@@ -204,7 +204,7 @@ class AuditReader:
                 raise _bad("next_token does not belong to this query", "next_token") from None
             start = _key(payload, ("aggregate", "seq", "day", "ts"))
             if payload.get("m") != "time" or not start_at.date() <= day <= last_day or (
-                start is not None and (start["day"] != day.isoformat() or not ts_from <= start["ts"] <= ts_to)
+                start is not None and (start["day"][:10] != day.isoformat() or not ts_from <= start["ts"] <= ts_to)
             ):  # fmt: skip
                 raise _bad("next_token does not belong to this query", "next_token")
             if start is not None:
@@ -216,5 +216,5 @@ class AuditReader:
             del records[query.limit :]
             last = records[-1]
             key = {"aggregate": last["aggregate"], "seq": last["seq"], "day": last["day"], "ts": last["ts"]}
-            token = encode_token({"m": "time", "d": str(last["day"]), "k": key})
+            token = encode_token({"m": "time", "d": str(last["day"])[:10], "k": key})
         return {"records": [record_to_wire(record) for record in records], "next_token": token}

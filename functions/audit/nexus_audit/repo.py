@@ -3,7 +3,8 @@
 Items (pk ``aggregate`` S, sk ``seq`` N):
 
 * a record: ``aggregate`` = ``<type>#<id>``, ``seq`` >= 1, ``event_id``, ``kind``, ``ts`` (the
-  event's instant, ISO UTC), ``day`` (its UTC date: the ``by-day`` index), ``recorded_at``,
+  event's instant, ISO UTC), ``day`` (its UTC date and a shard of it, ``<date>#<n>``: the
+  ``by-day`` index's partition), ``recorded_at``,
   ``source``, ``actor``, ``correlation_id``?, ``links`` (list), ``details`` (map of strings),
   ``aggregate_type``, ``aggregate_id``, ``marks`` (map of strings: per ordered source, the highest
   position among the records ``marks_from``..seq; ``nexus_audit.sequencing``), ``marks_from``
@@ -25,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 from boto3.dynamodb.conditions import Attr, Key
-from nexus_common.audit_items import entry_count, event_ids, first_entry
+from nexus_common.audit_items import day_key, entry_count, event_ids, first_entry
 from nexus_common.dynamo import LazyTable, conditional, conditional_write, paginate
 from nexus_common.dynamo_batch import batch_get
 from nexus_common.events import iso
@@ -66,7 +67,7 @@ def record_to_item(record: AuditRecord) -> dict[str, Any]:
         "aggregate_type": entry.aggregate_type,
         "aggregate_id": entry.aggregate_id,
         **_entry_fields(entry),
-        "day": day_of(entry.ts),
+        "day": day_key(day_of(entry.ts), entry.aggregate),  # the by-day index's partition: the day's shard
         "recorded_at": iso(record.recorded_at),
         "marks": {key: str(position) for key, position in record.marks.items()},  # positions exceed 38 digits
     }
@@ -257,12 +258,13 @@ class DynamoAuditReader(LazyTable):
         )
         return list(answer.get("Items") or []), "LastEvaluatedKey" in answer
 
-    def by_day(self, day: str, ts_from: str, ts_to: str) -> Iterator[dict[str, Any]]:
-        """The day's records with ``ts_from <= ts <= ts_to`` (their first entry's), in ``ts``
-        order, a page at a time as they are read."""
+    def by_day(self, partition: str, ts_from: str, ts_to: str) -> Iterator[dict[str, Any]]:
+        """The records of one partition of the ``by-day`` index (a day's shard,
+        ``nexus_common.audit_items.day_keys``) with ``ts_from <= ts <= ts_to`` (their first
+        entry's), in ``ts`` order, a page at a time as they are read."""
         return paginate(
             self.table.query,
             IndexName=TIME_INDEX,
-            KeyConditionExpression=Key("day").eq(day) & Key("ts").between(ts_from, ts_to),
+            KeyConditionExpression=Key("day").eq(partition) & Key("ts").between(ts_from, ts_to),
             ScanIndexForward=True,
         )

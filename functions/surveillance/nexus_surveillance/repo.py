@@ -550,13 +550,13 @@ class AuditHistory(LazyTable):
         """Records (one per audit entry, ``nexus_common.audit_items``) with ``start <= ts <= end``,
         oldest first, at most ``max_items`` (and whether there were more)."""
 
-        def query_day(day: str, ts_from: str, ts_to: str) -> Iterator[dict[str, Any]]:
+        def query_partition(partition: str, ts_from: str, ts_to: str) -> Iterator[dict[str, Any]]:
             return paginate(
                 self.table.query, IndexName="by-day",
-                KeyConditionExpression=Key("day").eq(day) & Key("ts").between(ts_from, ts_to),
+                KeyConditionExpression=Key("day").eq(partition) & Key("ts").between(ts_from, ts_to),
             )  # fmt: skip
 
-        out = list(islice(audit_items.by_time(query_day, start, end), max_items + 1))
+        out = list(islice(audit_items.by_time(query_partition, start, end), max_items + 1))
         return out[:max_items], len(out) > max_items
 
 

@@ -18,11 +18,18 @@ together:
 The entries of one item share their UTC day, and none is earlier than the first or
 ``GROUP_SPAN`` or more later: the ``by-day`` index (``day``, ``ts``: the first entry's) finds
 every entry of a time range by looking ``GROUP_SPAN`` further back (``by_time``).
+
+The index's partition key is the day and a shard of it, ``<day>#<n>`` (``day_key``: ``n`` from the
+aggregate, so an aggregate's records of a day are in one partition): one partition of a day would
+take every audit write of the platform, and a partition takes about 1,000 write units a second.
+Records written before the day was sharded have the day alone as their key; ``by_time`` reads
+those too.
 """
 
 from __future__ import annotations
 
 import heapq
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
@@ -30,6 +37,7 @@ from typing import Any, Final
 from nexus_common.events import iso
 
 GROUP_SPAN: Final = timedelta(seconds=5)  # never lowered: items written under a span are read under it
+DAY_SHARDS: Final = 16  # never lowered: a day's records are read from every shard a writer may have used
 MAX_GROUP: Final = 25  # entries per item
 # the entries' text per item, in characters: at most 4 bytes each in UTF-8, well under an item's 400 KB
 MAX_GROUP_BYTES: Final = 80_000
@@ -65,6 +73,17 @@ def expand(item: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [head, *({**shared, **more, "seq": first + i} for i, more in enumerate(item.get("more") or (), 1))]
 
 
+def day_key(day: str, aggregate: str) -> str:
+    """The ``by-day`` index's partition key of an aggregate's records of ``day`` (``YYYY-MM-DD``)."""
+    return f"{day}#{zlib.crc32(aggregate.encode()) % DAY_SHARDS}"
+
+
+def day_keys(day: str) -> list[str]:
+    """Every partition key a record of ``day`` may have: the shards, and the day alone (records
+    from before the day was sharded)."""
+    return [day, *(f"{day}#{n}" for n in range(DAY_SHARDS))]
+
+
 def time_key(record: Mapping[str, Any]) -> TimeKey:
     return str(record["ts"]), str(record["aggregate"]), int(record["seq"])
 
@@ -75,7 +94,7 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 def by_time(
-    query_day: Callable[[str, str, str], Iterable[Mapping[str, Any]]],
+    query_partition: Callable[[str, str, str], Iterable[Mapping[str, Any]]],
     start: datetime,
     end: datetime,
     after: TimeKey | None = None,
@@ -83,11 +102,13 @@ def by_time(
     """Every entry with ``start <= ts <= end`` (and, resuming, after ``after``), in the order of
     ``(ts, aggregate, entry number)``, from the ``by-day`` index.
 
-    ``query_day(day, ts_from, ts_to)`` gives the index's items of ``day`` with ``ts_from <= ts <=
-    ts_to``, in ``ts`` order. An item's entries are no earlier than its ``ts`` and less than
-    ``GROUP_SPAN`` later, so the items are read from ``GROUP_SPAN`` before ``start``, and an entry
-    is given only once the index has passed its time (no item still to come can hold an earlier
-    one). Lazy: a caller stops reading when its page is full."""
+    ``query_partition(key, ts_from, ts_to)`` gives the index's items of one partition key with
+    ``ts_from <= ts <= ts_to``, in ``ts`` order; a day's partitions (``day_keys``) are merged by
+    ``ts``. An item's entries are no earlier than its ``ts`` and less than ``GROUP_SPAN`` later,
+    so the items are read from ``GROUP_SPAN`` before ``start``, and an entry is given only once
+    the index has passed its time (no item still to come can hold an earlier one). Lazy: a caller
+    stops reading when its page is full (each partition is read a page at a time as the merge
+    needs it)."""
     day = start.date() if after is None else max(start.date(), date.fromisoformat(after[0][:10]))
     while day <= end.date():
         day_start, day_end = _day_bounds(day)
@@ -96,7 +117,8 @@ def by_time(
         index_from = iso(max(day_start, datetime.fromisoformat(entries_from.replace("Z", "+00:00")) - GROUP_SPAN))
         entries_to = iso(high)
         waiting: list[tuple[TimeKey, dict[str, Any]]] = []
-        for item in query_day(day.isoformat(), index_from, entries_to):
+        partitions = [iter(query_partition(key, index_from, entries_to)) for key in day_keys(day.isoformat())]
+        for item in heapq.merge(*partitions, key=lambda item: str(item["ts"])):
             indexed = str(item["ts"])
             while waiting and waiting[0][0][0] < indexed:
                 yield heapq.heappop(waiting)[1]

@@ -153,6 +153,28 @@ def test_records_holding_runs_of_entries_read_as_one_entry_each_in_order(api: An
     assert _pages(api, {**hour, "limit": "100"}, roles="admin") == (timed, 1)
 
 
+def test_records_written_before_the_day_was_sharded_are_read_with_the_others(api: Any, aws: Any) -> None:
+    import boto3
+    from nexus_audit.repo import record_to_item
+    from nexus_audit.sequencing import AuditRecord
+
+    # GIVEN a record written under the day alone (before the by-day index's key was the day's shard)
+    t2 = T0 + timedelta(days=3)
+    old = record_to_item(AuditRecord((AuditEntry("order", "OLD", "old-1", "kind", t2, SOURCE_AUDIT_EVENTS),), 1, t2))
+    old["day"] = t2.date().isoformat()
+    boto3.resource("dynamodb", region_name="us-east-1").Table(aws.table_name("AuditTable")).put_item(Item=old)
+    # AND records appended since, around it in time
+    log = DynamoAuditLog(aws.table_name("AuditTable"))
+    around = [(i, AuditEntry("account", f"acc_{i}", f"new-{i}", "k", t2 + timedelta(seconds=i - 1),
+                             SOURCE_AUDIT_EVENTS)) for i in range(3)]  # fmt: skip
+    assert append(log, around, lambda: t2).written == 3
+    # WHEN the day is read, a record at a time
+    day = {"from": t2.date().isoformat(), "to": (t2.date() + timedelta(days=1)).isoformat(), "limit": "1"}
+    records, pages = _pages(api, day, roles="admin")
+    # THEN the old record is among them, in its place in time
+    assert [r["event_id"] for r in records] == ["new-0", "new-1", "old-1", "new-2"] and pages == 4
+
+
 def _token(payload: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
 

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 from lambda_events import FakeLambdaContext, kinesis_record, load_event
-from nexus_common.audit_items import expand
+from nexus_common.audit_items import day_key, expand
 
 STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/{name}"
 
@@ -83,7 +83,7 @@ def test_engine_events_become_order_trade_and_oco_records_linked_together(aws: A
     assert _kinds(aws, "oco#G1") == ["leg_accepted", "leg_accepted", "leg_cancelled"]
     # AND records keep the engine's facts as strings: instant, epoch, sequence, expiry
     expired = _records(aws, "order#MAKER")[2]
-    assert expired["ts"] == "2026-01-05T21:00:00.000000Z" and expired["day"] == "2026-01-05"
+    assert expired["ts"] == "2026-01-05T21:00:00.000000Z" and expired["day"] == day_key("2026-01-05", "order#MAKER")
     assert (expired["details"]["epoch"], expired["details"]["engine_seq"], expired["details"]["reason"]) == (
         "3", "8", "day")
     assert all(isinstance(v, str) for v in expired["details"].values())

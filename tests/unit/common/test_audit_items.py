@@ -10,19 +10,20 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nexus_common.audit_items import GROUP_SPAN, MAX_GROUP, TimeKey, by_time, expand, time_key
+from nexus_common.audit_items import DAY_SHARDS, GROUP_SPAN, MAX_GROUP, TimeKey, by_time, day_key, expand, time_key
 from nexus_common.events import iso
 
 MIDNIGHT = datetime(2026, 3, 2, tzinfo=UTC)
 
 
-def _item(aggregate: str, seq: int, first: int, entries: list[datetime]) -> dict[str, Any]:
+def _item(aggregate: str, seq: int, first: int, entries: list[datetime], legacy: bool = False) -> dict[str, Any]:
     def fields(n: int, ts: datetime) -> dict[str, Any]:
         return {"event_id": f"{aggregate}-{n}", "kind": "k", "ts": iso(ts), "source": "s", "actor": "a",
                 "links": [], "details": {}}  # fmt: skip
 
     item = {"aggregate": aggregate, "seq": seq, "aggregate_type": "account", "aggregate_id": aggregate,
-            "day": entries[0].date().isoformat(), "recorded_at": iso(MIDNIGHT), "marks": {},
+            "day": entries[0].date().isoformat() if legacy else day_key(entries[0].date().isoformat(), aggregate),
+            "recorded_at": iso(MIDNIGHT), "marks": {},
             **fields(first, entries[0])}  # fmt: skip
     if first != seq:
         item["first"] = first
@@ -35,8 +36,8 @@ def test_an_item_expands_to_its_entries_numbered_on_from_its_first() -> None:
     item = _item("account#a", 3, 7, [MIDNIGHT, MIDNIGHT + timedelta(seconds=1)])
     records = expand(item)
     assert [(r["seq"], r["event_id"], r["ts"], r["day"], r["aggregate"]) for r in records] == [
-        (7, "account#a-7", iso(MIDNIGHT), "2026-03-02", "account#a"),
-        (8, "account#a-8", iso(MIDNIGHT + timedelta(seconds=1)), "2026-03-02", "account#a"),
+        (7, "account#a-7", iso(MIDNIGHT), day_key("2026-03-02", "account#a"), "account#a"),
+        (8, "account#a-8", iso(MIDNIGHT + timedelta(seconds=1)), day_key("2026-03-02", "account#a"), "account#a"),
     ]
     assert all("more" not in r and "first" not in r and "marks" not in r for r in records)
     # an item of one entry, written before runs existed (no "first"), is its own entry
@@ -45,11 +46,12 @@ def test_an_item_expands_to_its_entries_numbered_on_from_its_first() -> None:
 
 @st.composite
 def _logs(draw: st.DrawFn) -> list[dict[str, Any]]:
-    """Records of three aggregates, each a run of entries as the audit writes them: on one UTC day,
+    """Records of five aggregates, each a run of entries as the audit writes them: on one UTC day,
     none earlier than the first, less than GROUP_SPAN later, at most MAX_GROUP (near midnight, so
-    that days are crossed)."""
+    that days are crossed), in the by-day index's shard of their aggregate or (written before the
+    day was sharded) under the day alone."""
     items = []
-    for aggregate in ("account#a", "account#b", "trade#t"):
+    for aggregate in ("account#a", "account#b", "trade#t", "order#o", "account#c"):
         offsets = draw(st.lists(st.integers(-12_000, 12_000), min_size=0, max_size=30))
         times = [MIDNIGHT + timedelta(milliseconds=ms) for ms in offsets]
         seq, first, run = 0, 1, []
@@ -57,12 +59,12 @@ def _logs(draw: st.DrawFn) -> list[dict[str, Any]]:
             joins = run and run[0] <= ts < run[0] + GROUP_SPAN and run[0].date() == ts.date() and len(run) < MAX_GROUP
             if run and not (joins and draw(st.booleans())):
                 seq += 1
-                items.append(_item(aggregate, seq, first, run))
+                items.append(_item(aggregate, seq, first, run, legacy=draw(st.booleans())))
                 first += len(run)
                 run = []
             run.append(ts)
         if run:
-            items.append(_item(aggregate, seq + 1, first, run))
+            items.append(_item(aggregate, seq + 1, first, run, legacy=draw(st.booleans())))
     return items
 
 
@@ -81,16 +83,17 @@ def test_a_time_range_is_every_entry_in_it_in_order_across_pages(
     end = start + timedelta(milliseconds=window[1])
     ties = data.draw(st.randoms(use_true_random=False))
 
-    def query_day(day: str, ts_from: str, ts_to: str) -> Iterator[dict[str, Any]]:
-        found = [i for i in items if i["day"] == day and ts_from <= i["ts"] <= ts_to]
+    def query_partition(key: str, ts_from: str, ts_to: str) -> Iterator[dict[str, Any]]:
+        found = [i for i in items if i["day"] == key and ts_from <= i["ts"] <= ts_to]
         ties.shuffle(found)
         return iter(sorted(found, key=lambda i: i["ts"]))
 
+    assert len({i["day"] for i in items}) <= 2 * (1 + DAY_SHARDS)
     # WHEN the range is read a page at a time, each page resuming after the last one's last entry
     read: list[dict[str, Any]] = []
     after: TimeKey | None = None
     while True:
-        got = list(islice(by_time(query_day, start, end, after), page))
+        got = list(islice(by_time(query_partition, start, end, after), page))
         read += got
         if len(got) < page:
             break
@@ -99,3 +102,9 @@ def test_a_time_range_is_every_entry_in_it_in_order_across_pages(
     every = [entry for item in items for entry in expand(item)]
     expected = sorted((e for e in every if iso(start) <= e["ts"] <= iso(end)), key=time_key)
     assert [time_key(e) for e in read] == [time_key(e) for e in expected]
+
+
+def test_a_days_records_are_spread_over_its_shards_by_aggregate() -> None:
+    keys = {day_key("2026-03-02", f"order#{n}") for n in range(500)}
+    assert keys == {f"2026-03-02#{n}" for n in range(DAY_SHARDS)}
+    assert day_key("2026-03-02", "order#1") == day_key("2026-03-02", "order#1")  # stable
