@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nexus_common.audit import AuditEvent
+from nexus_common.audit_items import MAX_GROUP
 from nexus_common.events import ENGINE_EVENT_ADAPTER
 from nexus_common.jsonutil import loads
 from nexus_common.logging import get_logger, with_lambda_context
@@ -85,5 +86,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         _kinesis_decoder(settings),
         lambda r: str(r["kinesis"]["sequenceNumber"]),
         streams_log(),
+        max_group=MAX_GROUP if settings.audit_record_runs else 1,
     )
     return answer

@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from nexus_common.audit_items import MAX_GROUP
 from nexus_common.dynamo import deserialize
 from nexus_common.events import utc_now
 from nexus_common.logging import get_logger, with_lambda_context
@@ -68,5 +69,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         lambda r: decode_dynamodb(r, settings),
         lambda r: str(r["dynamodb"]["SequenceNumber"]),
         tables_log(),
+        max_group=MAX_GROUP if settings.audit_record_runs else 1,
     )
     return answer

@@ -66,7 +66,7 @@ class AuditPage(BaseModel):
 class Reader(Protocol):
     def by_aggregate(self, aggregate: str, from_seq: int, limit: int) -> tuple[list[dict[str, Any]], bool]: ...
 
-    def by_day(self, partition: str, ts_from: str, ts_to: str) -> Iterable[dict[str, Any]]: ...
+    def by_day(self, partition: str, ts_from: str, ts_to: str, page: int) -> Iterable[dict[str, Any]]: ...
 
 
 def _bad(message: str, field: str | None = None, code: str = "invalid_field") -> ValidationFailed:
@@ -120,6 +120,15 @@ def _key(payload: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any] | No
     if any(not isinstance(key[name], str) or not 0 < len(key[name]) <= 1024 for name in names if name != "seq"):
         raise _bad("next_token does not belong to this query", "next_token")
     return key
+
+
+def _is_instant(text: str) -> bool:
+    """Whether ``text`` is an instant as the store writes one (``iso``: UTC, microseconds, ``Z``)."""
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return parsed.tzinfo is not None and iso(parsed) == text
 
 
 class AuditReader:
@@ -208,9 +217,14 @@ class AuditReader:
             ):  # fmt: skip
                 raise _bad("next_token does not belong to this query", "next_token")
             if start is not None:
+                if not _is_instant(start["ts"]):
+                    raise _bad("next_token does not belong to this query", "next_token")
                 after = (start["ts"], start["aggregate"], start["seq"])
         begin = max(start_at, datetime.combine(day, datetime.min.time(), UTC))
-        records = list(islice(by_time(self.reader.by_day, begin, last_at, after), query.limit + 1))
+        def partition(key: str, ts_from: str, ts_to: str) -> Iterable[dict[str, Any]]:
+            return self.reader.by_day(key, ts_from, ts_to, query.limit + 1)  # a page need read no more per shard
+
+        records = list(islice(by_time(partition, begin, last_at, after), query.limit + 1))
         token = None
         if len(records) > query.limit:
             del records[query.limit :]

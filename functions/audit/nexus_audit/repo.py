@@ -258,13 +258,14 @@ class DynamoAuditReader(LazyTable):
         )
         return list(answer.get("Items") or []), "LastEvaluatedKey" in answer
 
-    def by_day(self, partition: str, ts_from: str, ts_to: str) -> Iterator[dict[str, Any]]:
+    def by_day(self, partition: str, ts_from: str, ts_to: str, page: int = 100) -> Iterator[dict[str, Any]]:
         """The records of one partition of the ``by-day`` index (a day's shard,
         ``nexus_common.audit_items.day_keys``) with ``ts_from <= ts <= ts_to`` (their first
-        entry's), in ``ts`` order, a page at a time as they are read."""
+        entry's), in ``ts`` order, ``page`` records a request, as they are read."""
         return paginate(
             self.table.query,
             IndexName=TIME_INDEX,
             KeyConditionExpression=Key("day").eq(partition) & Key("ts").between(ts_from, ts_to),
             ScanIndexForward=True,
+            Limit=page,
         )

@@ -118,7 +118,7 @@ class Head:
             if position > marks.get(key, -1):
                 marks.pop(key, None)
                 marks[key] = position  # the latest last: the first is dropped (read back: in the store's order)
-            if len(marks) > MAX_MARKS:  # (a record holds at most MAX_GROUP < MAX_MARKS entries: never its own)
+            if len(marks) > MAX_MARKS:
                 del marks[next(iter(marks))]
                 marks_from = self.seq + 1  # the dropped key's records are no longer covered: only the new one is
         return marks, marks_from
@@ -302,23 +302,29 @@ def _size(entry: AuditEntry) -> int:
     return 200 + len(entry.event_id) + len(entry.kind) + len(entry.correlation_id or "") + text
 
 
-def can_share_a_record(run: Sequence[AuditEntry], entry: AuditEntry, run_bytes: int) -> bool:
+def can_share_a_record(
+    run: Sequence[AuditEntry], entry: AuditEntry, run_bytes: int, max_group: int = MAX_GROUP
+) -> bool:
     """Whether ``entry`` may join ``run`` (marked entries of one aggregate) in one record: it is
-    marked too, on the run's UTC day, no earlier than the run's first and less than ``GROUP_SPAN``
-    later (what the time index needs, ``nexus_common.audit_items``), and the record stays small."""
-    if not run or entry.mark is None or len(run) >= MAX_GROUP or run_bytes + _size(entry) > MAX_GROUP_BYTES:
+    marked too, on the run's UTC day, no earlier than the run's last and less than ``GROUP_SPAN``
+    later than its first (what the time index needs, ``nexus_common.audit_items``), and the record
+    stays small. A run's times never go down, so any part of it (what is left once the entries
+    already stored are dropped) starts with its earliest entry and spans no more."""
+    if not run or entry.mark is None or len(run) >= max_group or run_bytes + _size(entry) > MAX_GROUP_BYTES:
         return False
     first = run[0].ts
-    return first <= entry.ts < first + GROUP_SPAN and day_of(first) == day_of(entry.ts)
+    return run[-1].ts <= entry.ts < first + GROUP_SPAN and day_of(first) == day_of(entry.ts)
 
 
-def runs(group: Sequence[tuple[int, AuditEntry]]) -> Iterator[list[tuple[int, AuditEntry]]]:
+def runs(
+    group: Sequence[tuple[int, AuditEntry]], max_group: int = MAX_GROUP
+) -> Iterator[list[tuple[int, AuditEntry]]]:
     """One aggregate's entries, in order, cut into what each record holds: a run of marked entries
-    that ``can_share_a_record``, or one entry."""
+    that ``can_share_a_record`` (at most ``max_group``), or one entry."""
     run: list[tuple[int, AuditEntry]] = []
     run_bytes = 0
     for index, entry in group:
-        if run and can_share_a_record([e for _, e in run], entry, run_bytes):
+        if run and can_share_a_record([e for _, e in run], entry, run_bytes, max_group):
             run.append((index, entry))
             run_bytes += _size(entry)
             continue
@@ -340,15 +346,16 @@ def _one_after_another(jobs: Sequence[Callable[[], AppendOutcome]]) -> list[Appe
 
 
 def _append_group(
-    log: AuditLog, aggregate: str, group: list[tuple[int, AuditEntry]], now: datetime, head: Head | BaseException
-) -> AppendOutcome:
+    log: AuditLog, aggregate: str, group: list[tuple[int, AuditEntry]], now: datetime, head: Head | BaseException,
+    max_group: int = MAX_GROUP,
+) -> AppendOutcome:  # fmt: skip
     """One aggregate's entries, in order, from ``head`` (or the error that kept it from being
     read), stopping at the first failure; never raises."""
     outcome = AppendOutcome()
     if isinstance(head, BaseException):
         outcome.fail(group[0][0], head)
         return outcome
-    for run in runs(group):
+    for run in runs(group, max_group):
         entries = [entry for _, entry in run]
         try:
             if entries[0].mark is None:
@@ -370,6 +377,7 @@ def append(
     entries: Sequence[tuple[int, AuditEntry]],
     clock: Callable[[], datetime],
     parallel: Runner = _one_after_another,
+    max_group: int = MAX_GROUP,
 ) -> AppendOutcome:
     """Append entries (each tagged with its source index, in source order).
 
@@ -397,7 +405,7 @@ def append(
             heads.update(log.heads(unknown))
         except Exception as exc:  # noqa: BLE001 - those aggregates fail (reported, retried); the others go on
             heads.update({aggregate: exc for aggregate in unknown})
-    jobs = [functools.partial(_append_group, log, aggregate, group, now, heads[aggregate])
+    jobs = [functools.partial(_append_group, log, aggregate, group, now, heads[aggregate], max_group)
             for aggregate, group in groups.items()]  # fmt: skip
     outcome = AppendOutcome()
     for part in parallel(jobs):

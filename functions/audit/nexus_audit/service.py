@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from nexus_common.audit_items import MAX_GROUP
 from nexus_common.events import utc_now
 from nexus_common.logging import get_logger
 from nexus_common.parallel import run_all
@@ -30,8 +31,10 @@ def process(
     item_id: Callable[[dict[str, Any]], str],
     log: AuditLog,
     clock: Callable[[], datetime] = utc_now,
+    max_group: int = MAX_GROUP,
 ) -> tuple[dict[str, Any], AppendOutcome]:
-    """Decode, append, and answer Lambda with the records to retry (see module docstring)."""
+    """Decode, append, and answer Lambda with the records to retry (see module docstring);
+    ``max_group`` entries at most in one record (1: a record per entry)."""
     entries: list[tuple[int, AuditEntry]] = []
     undecodable: int | None = None
     for index, record in enumerate(records):
@@ -41,7 +44,7 @@ def process(
             logger.error("unreadable record", extra={"index": index, "error": str(exc)[:300]})
             undecodable = index
             break
-    outcome = append(log, entries, clock, parallel=run_all)
+    outcome = append(log, entries, clock, parallel=run_all, max_group=max_group)
     for error in outcome.errors:
         logger.warning("append failed", extra={"error": f"{type(error).__name__}: {str(error)[:300]}"})
     failed_from = min(i for i in (undecodable, outcome.first_failed) if i is not None) if (

@@ -12,6 +12,7 @@ class AuditStreamsSettings(NexusSettings):
     audit_events_stream: str
     execution_events_stream: str
     order_commands_stream: str
+    audit_record_runs: bool  # a record may hold a run of entries (``nexus_audit.sequencing``)
 
 
 class AuditTablesSettings(NexusSettings):
@@ -20,6 +21,7 @@ class AuditTablesSettings(NexusSettings):
     audit_table: str
     ledger_table: str
     settlements_table: str
+    audit_record_runs: bool
 
 
 class AuditApiSettings(NexusSettings):

@@ -554,6 +554,7 @@ class AuditHistory(LazyTable):
             return paginate(
                 self.table.query, IndexName="by-day",
                 KeyConditionExpression=Key("day").eq(partition) & Key("ts").between(ts_from, ts_to),
+                Limit=min(max_items + 1, 1000),  # records a request: a shard is read as the merge needs it
             )  # fmt: skip
 
         out = list(islice(audit_items.by_time(query_partition, start, end), max_items + 1))

@@ -29,6 +29,7 @@ those too.
 from __future__ import annotations
 
 import heapq
+import itertools
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
@@ -116,16 +117,17 @@ def by_time(
         entries_from = iso(low) if after is None or after[0] < iso(low) else after[0]
         index_from = iso(max(day_start, datetime.fromisoformat(entries_from.replace("Z", "+00:00")) - GROUP_SPAN))
         entries_to = iso(high)
-        waiting: list[tuple[TimeKey, dict[str, Any]]] = []
+        waiting: list[tuple[TimeKey, int, dict[str, Any]]] = []  # (the int: records never compared)
+        arrival = itertools.count()
         partitions = [iter(query_partition(key, index_from, entries_to)) for key in day_keys(day.isoformat())]
         for item in heapq.merge(*partitions, key=lambda item: str(item["ts"])):
             indexed = str(item["ts"])
             while waiting and waiting[0][0][0] < indexed:
-                yield heapq.heappop(waiting)[1]
+                yield heapq.heappop(waiting)[2]
             for record in expand(item):
                 key = time_key(record)
                 if entries_from <= key[0] <= entries_to and (after is None or key > after):
-                    heapq.heappush(waiting, (key, record))
+                    heapq.heappush(waiting, (key, next(arrival), record))
         while waiting:
-            yield heapq.heappop(waiting)[1]
+            yield heapq.heappop(waiting)[2]
         day += timedelta(days=1)

@@ -185,6 +185,12 @@ EMPTY_KEY_TOKEN = _token(
     {"m": "time", "d": "2026-01-05", "k": {"aggregate": "", "seq": 1, "day": "2026-01-05", "ts": "2026-01-05T10:00Z"}}
 )
 OTHER_TOKEN = _token({"m": "aggregate", "k": {"aggregate": "order#OTHER", "seq": 1}})
+BAD_TIME_TOKENS = [  # (from, to, the resume key's ts): not an instant as the store writes them
+    ("2024-01-01", "2024-01-02", "2024-01-01T12:00:00"),
+    ("2024-01-01", "2024-01-02", "2024-01-01T12:00:00.000000Z\x7f"),
+    ("2024-01-31", "2024-02-02", "2024-01-99"),
+    ("2024-01-01", "2024-01-02", "2024-01-01T12:00:00.000000+00:00"),
+]
 BAD_SKIP_TOKENS = [_token({"m": "aggregate", "k": {"aggregate": "order#ORD1", "seq": 1}, "i": i})
                    for i in (-1, 26, "2", True, 10**30)]  # fmt: skip
 
@@ -219,6 +225,9 @@ BAD_QUERIES: list[tuple[dict[str, str], str, str | None]] = [
         ({"from": "2026-01-05", "to": "2026-01-06", "next_token": EMPTY_KEY_TOKEN}, "invalid_field", "next_token"),
         *(({"aggregate_type": "order", "aggregate_id": "ORD1", "next_token": token}, "invalid_field", "next_token")
           for token in BAD_SKIP_TOKENS),
+        *(({"from": start, "to": end, "next_token": _token(
+            {"m": "time", "d": start, "k": {"aggregate": "order#ORD1", "seq": 1, "day": start, "ts": ts}})},
+           "invalid_field", "next_token") for start, end, ts in BAD_TIME_TOKENS),
 ]
 
 

@@ -53,6 +53,9 @@ def _assert_gapless_and_unique(aws: Any) -> dict[str, list[str]]:
         assert [int(i["seq"]) for i in items] == list(range(1, len(items) + 1)), aggregate
         entries = [entry for item in items for entry in expand(item)]
         assert [int(e["seq"]) for e in entries] == list(range(1, len(entries) + 1)), aggregate
+        for item in items:  # what the time index needs of a record: its first entry is its earliest
+            times = [str(e["ts"]) for e in expand(item)]
+            assert times == sorted(times) and times[0] == item["ts"], (aggregate, item["seq"])
         ids = [str(e["event_id"]) for e in entries]
         assert len(ids) == len(set(ids)), aggregate
         logs[aggregate] = ids
@@ -145,6 +148,22 @@ def test_a_redelivered_batch_gets_no_second_sequence_number(audit: Any) -> None:
     assert _assert_gapless_and_unique(audit) == before
     assert before["order#TAKER"] == ["AAPL-3", "AAPL-4"]
     assert before["order#MAKER"] == ["AAPL-1", "AAPL-4", "AAPL-8"]
+
+
+def test_with_runs_switched_off_each_entry_is_a_record_of_its_own(audit: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nexus_audit import on_event_streams
+
+    # GIVEN the template's switch (AuditRecordRuns) on, as by default
+    assert audit.env_for("AuditStreamsConsumerFunction")["AUDIT_RECORD_RUNS"] == "true"
+    assert audit.env_for("AuditTablesConsumerFunction")["AUDIT_RECORD_RUNS"] == "true"
+    event = _execution_record(load_event("audit_execution_events.json")["events"])
+    # WHEN it is off (a stack upgraded from before runs) and the consumer takes a batch
+    monkeypatch.setenv("AUDIT_RECORD_RUNS", "false")
+    assert on_event_streams.handler(copy.deepcopy(event), FakeLambdaContext()) == {"batchItemFailures": []}
+    # THEN every record holds one entry, numbered as its seq: what the consumers before runs wrote
+    items = [item for records in _all_records(audit).values() for item in records]
+    assert items and all("more" not in item and "first" not in item for item in items)
+    assert _assert_gapless_and_unique(audit)["order#MAKER"] == ["AAPL-1", "AAPL-4", "AAPL-8"]
 
 
 def test_a_replay_of_old_events_after_new_ones_changes_nothing(audit: Any) -> None:
@@ -361,6 +380,27 @@ def test_a_batch_overlapping_a_written_run_writes_only_what_is_new_as_one_record
     assert [len(expand(i)) for i in _records(audit, "account#acc_1")] == [3, 2]
 
 
+def test_a_retried_run_whose_first_entries_are_stored_keeps_its_record_findable_by_time(audit: Any) -> None:
+    from datetime import timedelta
+
+    from nexus_audit.repo import DynamoAuditReader
+    from nexus_common.audit_items import by_time
+
+    # GIVEN A appended, then a retry of A, B (2 s later) and C (1 s later: sources are not in time order)
+    log = DynamoAuditLog(audit.table_name("AuditTable"))
+
+    def at(event_id: str, seconds: int, position: int) -> tuple[int, AuditEntry]:
+        return position, replace(_entry(event_id), ts=NOW + timedelta(seconds=seconds), mark=("s:x", position))
+
+    append(log, [at("A", 0, 1)], lambda: NOW)
+    assert append(log, [at("A", 0, 1), at("B", 2, 2), at("C", 1, 3)], lambda: NOW).written == 2
+    # THEN every record starts with its earliest entry, and a time range holding only C finds it
+    _assert_gapless_and_unique(audit)
+    reader = DynamoAuditReader(audit.table_name("AuditTable"))
+    found = list(by_time(reader.by_day, NOW + timedelta(milliseconds=900), NOW + timedelta(milliseconds=1500)))
+    assert [r["event_id"] for r in found] == ["C"]
+
+
 def test_a_run_is_cut_where_the_time_index_or_the_item_size_needs_it() -> None:
     from datetime import timedelta
 
@@ -375,15 +415,17 @@ def test_a_run_is_cut_where_the_time_index_or_the_item_size_needs_it() -> None:
     entries = [
         at("a", NOW), at("b", NOW + GROUP_SPAN - timedelta(microseconds=1)),  # within the span of "a"
         at("c", NOW + GROUP_SPAN),  # the span is over: a new record
-        at("d", NOW + GROUP_SPAN - timedelta(seconds=1)),  # earlier than its run's first: a new record
+        at("d", NOW + GROUP_SPAN - timedelta(seconds=1)),  # earlier than its run's last: a new record
         at("cmd", NOW + GROUP_SPAN, marked=False),  # claimed: a record of its own
+        at("x", NOW + 2 * GROUP_SPAN), at("y", NOW + 2 * GROUP_SPAN + timedelta(seconds=2)),
+        at("z", NOW + 2 * GROUP_SPAN + timedelta(seconds=1)),  # later than the run's first, earlier than its last
         at("e", late), at("f", late + timedelta(seconds=3)),  # the next UTC day: a new record
         *(at(f"g{i}", NOW) for i in range(MAX_GROUP + 1)),  # at most MAX_GROUP in one record
         at("h", NOW), at("big", NOW, size=79_700),  # too big to share a record with "h"
     ]  # fmt: skip
     cut = [[entry.event_id for _, entry in run] for run in runs(list(enumerate(entries)))]
     assert cut == [
-        ["a", "b"], ["c"], ["d"], ["cmd"], ["e"], ["f"],
+        ["a", "b"], ["c"], ["d"], ["cmd"], ["x", "y"], ["z"], ["e"], ["f"],
         [f"g{i}" for i in range(MAX_GROUP)], [f"g{MAX_GROUP}", "h"], ["big"],
     ]  # fmt: skip
 
