@@ -57,10 +57,12 @@ class OrderRepository(Protocol):
         """Flag an open order as cancel-requested; None when it is no longer open."""
 
     def begin_replace(
-        self, order: Order, number: int, terms: ReplaceTerms | None, protection_price: Decimal | None, now: datetime
+        self, order: Order, number: int, terms: ReplaceTerms | None, protection_price: Decimal | None, now: datetime,
+        reservation_id: str | None = None,
     ) -> Order | None:
         """In one transaction: mark the open order's replace ``number`` as pending (only if no
-        other is) and store its terms for the risk consumer; None when the order changed."""
+        other is) and store its terms for the risk consumer (with the id of what it reserved up
+        front, if anything); None when the order changed."""
 
     def apply(self, change: OrderChange) -> ApplyResult:
         """One conditional update: only if the order exists and ``last_seq < change.seq``."""

@@ -169,7 +169,8 @@ class DynamoOrderRepository(LazyTable):
         return _refused_or_raised(transaction(self.table.meta.client.transact_write_items, TransactItems=puts))
 
     def begin_replace(
-        self, order: Order, number: int, terms: ReplaceTerms | None, protection_price: Decimal | None, now: datetime
+        self, order: Order, number: int, terms: ReplaceTerms | None, protection_price: Decimal | None, now: datetime,
+        reservation_id: str | None = None,
     ) -> Order | None:
         open_statuses = sorted(OPEN_STATUSES)
         values: dict[str, Any] = {
@@ -211,7 +212,8 @@ class DynamoOrderRepository(LazyTable):
         }
         items: list[dict[str, Any]] = [update]
         if terms is not None:
-            terms_items = _terms_items(order, number, terms.quantity_change, terms.settle_cash, terms.topup)
+            terms_items = _terms_items(order, number, terms.quantity_change, terms.settle_cash, terms.topup,
+                                       reservation_id)  # fmt: skip
             items += [{"Put": {"TableName": self.table.name, "Item": item}} for item in terms_items]
         if not _refused_or_raised(transaction(self.table.meta.client.transact_write_items, TransactItems=items)):
             return None
@@ -410,14 +412,18 @@ class KinesisCommandPublisher:
 
 
 def _terms_items(
-    order: Order, number: int, quantity_change: Decimal, settle_cash: Decimal, topup: Decimal
-) -> list[dict[str, Any]]:
+    order: Order, number: int, quantity_change: Decimal, settle_cash: Decimal, topup: Decimal,
+    reservation_id: str | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
     """The risk consumer's facts of replace ``number``: ``~r<n>`` (quantity = the change of the
-    total, reserve_rate = cash settled on ``replaced``) and, for a buy, ``~p<n>`` (reserve_rate =
-    the price top-up held until the order ends)."""
+    total, reserve_rate = cash settled on ``replaced``, reservation_id = the id of what it reserved
+    up front, ``nexus_common.risk.replace_reservation_id``) and, for a buy, ``~p<n>`` (reserve_rate
+    = the price top-up held until the order ends)."""
     common = {"record_of": order.order_id, "side": order.side, "reserved": True}
     items = [{"order_id": replace_record_id(order.order_id, number), **common,
               "quantity": quantity_change, "reserve_rate": settle_cash}]  # fmt: skip
+    if reservation_id is not None:
+        items[0]["reservation_id"] = reservation_id
     if order.side == "buy":
         items.append({"order_id": topup_record_id(order.order_id, number), **common,
                       "quantity": Decimal(1), "reserve_rate": topup})  # fmt: skip

@@ -93,7 +93,8 @@ def replace_reservation(
 ) -> tuple[ReplaceTerms, Reservation | None, Decimal | None]:  # fmt: skip
     """The rules on the new terms, then what replace ``number`` needs on top of what the order
     holds (nothing for a decrease: released on ``replaced``). Returns the terms, the reservation
-    to make (None if none; its id ``<order>~r<number>``) and a stop buy's new protection price."""
+    to make (None if none; its id ``<order>~r<number>.<digest of what it reserves>``) and a stop
+    buy's new protection price."""
     facts = OrderRisk(order.symbol, order.side, order.type, quantity, price, stop_price)
     new_price = check_order(facts, limits, last, None)
     new_rate = None if new_price is None else reserve_rate(new_price, limits.fee_buffer)
@@ -103,9 +104,9 @@ def replace_reservation(
     )  # fmt: skip
     reservation = None
     if terms.reserve_quantity > 0 or terms.reserve_cash > 0:
+        rid = replace_reservation_id(order.order_id, number, order.side, terms.reserve_quantity, terms.reserve_cash)
         reservation = Reservation(
-            order.account_id, order.symbol, order.side, terms.reserve_quantity, terms.reserve_cash,
-            reservation_id=replace_reservation_id(order.order_id, number),
+            order.account_id, order.symbol, order.side, terms.reserve_quantity, terms.reserve_cash, reservation_id=rid
         )
     cap = new_price if order.type == "stop" and order.side == "buy" else None
     return terms, reservation, cap

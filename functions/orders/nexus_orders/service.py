@@ -155,7 +155,7 @@ class PreTradeRisk:
     ) -> tuple[ReplaceTerms, Reservation | None, Decimal | None]:
         """The rules on the new terms, then one conditional write for what the replace needs on
         top of what the order holds (nothing for a decrease: released on ``replaced``). Returns
-        the terms, the reservation made (None if none; its id ``<order>~r<number>``) and a stop
+        the terms, the reservation made (None if none; its id ``<order>~r<number>.<digest>``) and a stop
         buy's new protection price."""
         last = self._reference(self.market.last_trade, order.symbol)
         terms, reservation, cap = replace_reservation(order, quantity, price, stop_price, number, self.limits, last)
@@ -597,7 +597,8 @@ class OrderService:
                 cap = self._floor_tick(order.symbol, reserve_price)
         now = self.clock()
         try:
-            updated = self.orders.begin_replace(order, number, terms, cap, now)
+            rid = reservation.reservation_id if reservation is not None else None
+            updated = self.orders.begin_replace(order, number, terms, cap, now, rid)
         except Exception as exc:  # compensation: the replace's reservation given back, then re-raised as not stored
             self._give_back_replace(order, number, reservation)
             raise _not_stored(exc, order.order_id) from exc
@@ -635,8 +636,10 @@ class OrderService:
 
     def _give_back_replace(self, order: Order, number: int, reservation: Reservation | None) -> None:
         """A replace not begun: give its reservation back by id unless replace ``number`` of the
-        order was begun after all (a lost answer, or a concurrent request of the same number:
-        the one reservation held under ``<order>~r<number>`` is that replace's)."""
+        order was begun after all (a lost answer, or a concurrent request of the same number,
+        which may hold this very id: same terms, same id). A concurrent request with other terms
+        holds an id of its own, and this one then stays held: an over-reservation reconciliation
+        reports, never one given back twice."""
         if reservation is None:
             return
         try:

@@ -78,11 +78,11 @@ from nexus_common.risk import (
     ZERO,
     fill_release,
     group_of_leg,
+    held_replace_id,
     is_group_id,
     oco_leg_ids,
     replace_number,
     replace_record_id,
-    replace_reservation_id,
     reservation_id,
     reserve_amount,
     topup_record_id,
@@ -101,6 +101,9 @@ class OrderFacts:
     quantity: Decimal
     reserved: bool
     reserve_rate: Decimal | None
+    # a replace's terms item: the id of what the replace reserved up front (None: written before
+    # ids carried a digest, the id is the item's key; ``nexus_common.risk.held_replace_id``)
+    reservation_id: str | None = None
 
 
 @dataclass
@@ -382,8 +385,13 @@ def _replace_held_release(event: Any, facts: FactsLookup) -> list[HeldRelease]:
     if number is None or terms is None or not _reserved_up_front(event, facts):
         return []
     amount = (terms.reserve_rate or ZERO) if terms.side == "buy" else ZERO
-    return [HeldRelease(event.account_id, event.symbol, replace_reservation_id(event.order_id, number), terms.side,
+    return [HeldRelease(event.account_id, event.symbol, _held_replace_id(event.order_id, number, terms), terms.side,
                         max(terms.quantity, ZERO), amount, event.event_id)]  # fmt: skip
+
+
+def _held_replace_id(order_id: str, number: int, terms: OrderFacts | None) -> str:
+    stored = {"reservation_id": terms.reservation_id} if terms is not None else None
+    return held_replace_id(order_id, number, stored)
 
 
 def _end_replace(change: AccountChange, event: Any, facts: FactsLookup) -> None:
@@ -391,7 +399,8 @@ def _end_replace(change: AccountChange, event: Any, facts: FactsLookup) -> None:
     held under its own id (the order's id holds what stays)."""
     number = replace_number(event.order_id, event.correlation_id)
     if number is not None:
-        change.end(replace_reservation_id(event.order_id, number), _replace_terms(event, facts))
+        terms = _replace_terms(event, facts)
+        change.end(_held_replace_id(event.order_id, number, terms), terms)
 
 
 def _is_stp_cancel(event: Any, replaced: Any) -> bool:

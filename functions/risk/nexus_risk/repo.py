@@ -18,7 +18,7 @@ from nexus_risk.coalesce import AccountWrite, Watermarks
 from nexus_risk.domain import AccountChange, HeldRelease, OrderFacts
 
 FACTS_CACHE_SIZE: Final = 10_000
-FACTS_PROJECTION: Final = "order_id, side, quantity, reserved, reserve_rate"
+FACTS_PROJECTION: Final = "order_id, side, quantity, reserved, reserve_rate, reservation_id"
 
 
 class StaleAccount(RuntimeError):
@@ -209,6 +209,7 @@ class DynamoOrderFacts:
             quantity=Decimal(str(item["quantity"])),
             reserved=bool(item.get("reserved", False)),
             reserve_rate=Decimal(str(rate)) if rate is not None else None,
+            reservation_id=str(item["reservation_id"]) if item.get("reservation_id") else None,
         )
         self._cache[order_id] = facts
         if len(self._cache) > FACTS_CACHE_SIZE:

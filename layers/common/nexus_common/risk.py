@@ -55,7 +55,8 @@ The other order types and instructions:
 
 The set of reservations held (``reservations``, a string set on the account item): every
 reservation write ADDs its id (``reservation_id``: the order id of a single order, the group id of
-an OCO group, ``<order>~r<n>`` for what replace ``n`` reserves up front) under ``NOT
+an OCO group, ``<order>~r<n>.<digest>`` for what replace ``n`` reserves up front,
+``replace_reservation_id``) under ``NOT
 contains(reservations, id)`` besides its limits, so a write applied twice (an SDK retry of a write
 whose answer was lost) holds once: a refused write whose item already holds the id is the
 reservation in place, not a refusal. The orders API's compensation DELETEs the id under
@@ -77,6 +78,7 @@ its id.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_UP, Decimal
@@ -273,9 +275,27 @@ def reservation_id(order_id: str) -> str:
     return group_of_leg(order_id) or order_id
 
 
-def replace_reservation_id(order_id: str, number: int) -> str:
-    """The id of what replace ``number`` of an order reserves up front (its terms item's key)."""
-    return replace_record_id(order_id, number)
+def replace_reservation_id(
+    order_id: str, number: int, side: str | None = None, quantity: Decimal = ZERO, cash: Decimal = ZERO
+) -> str:
+    """The id of what replace ``number`` of an order reserves up front: ``<order>~r<n>.<digest>``,
+    the digest of what it reserves (side, shares, cash), so an attempt with other terms of the same
+    number (a retry after a stop between the reservation and the replace's begin) reserves in full
+    under an id of its own, never counting on what the stopped attempt left (the leftover stays
+    held, an over-reservation reconciliation reports). The terms item (``<order>~r<n>``) stores the
+    id it used (``reservation_id``); without ``side``, the id replaces had before they carried a
+    digest, which is their terms item's key (``held_replace_id``)."""
+    if side is None:
+        return replace_record_id(order_id, number)
+    digest = hashlib.sha256(f"{side}|{quantity.normalize()}|{cash.normalize()}".encode()).hexdigest()[:12]
+    return f"{replace_record_id(order_id, number)}.{digest}"
+
+
+def held_replace_id(order_id: str, number: int, terms: Mapping[str, Any] | None) -> str:
+    """The reservation id replace ``number`` holds, from its terms item (the id stored there;
+    a terms item written before ids carried a digest holds its own key)."""
+    stored = (terms or {}).get("reservation_id")
+    return str(stored) if stored else replace_reservation_id(order_id, number)
 
 
 def release_held_update(
@@ -427,5 +447,5 @@ def held_reservation_ids(
             topup = items.get(topup_record_id(order_id, number), {})
             if (Decimal(str(terms.get("quantity", 0))) > 0 or Decimal(str(terms.get("reserve_rate", 0))) > 0
                     or Decimal(str(topup.get("reserve_rate", 0))) > 0):  # fmt: skip
-                ids.add(replace_reservation_id(order_id, number))
+                ids.add(held_replace_id(order_id, number, terms))
     return held

@@ -136,7 +136,8 @@ class MemoryOrders:
         return order_from_item(item)
 
     def begin_replace(
-        self, order: Order, number: int, terms: ReplaceTerms | None, protection_price: Decimal | None, now: datetime
+        self, order: Order, number: int, terms: ReplaceTerms | None, protection_price: Decimal | None, now: datetime,
+        reservation_id: str | None = None,
     ) -> Order | None:
         item = self.items.get(order.order_id)
         if (
@@ -153,7 +154,8 @@ class MemoryOrders:
             item["price_topup"] = terms.topup_total
             if terms.cover_rate is not None:
                 item["cover_rate"] = terms.cover_rate
-            for record in _terms_items(order, number, terms.quantity_change, terms.settle_cash, terms.topup):
+            for record in _terms_items(order, number, terms.quantity_change, terms.settle_cash, terms.topup,
+                                       reservation_id):  # fmt: skip
                 self.items[record["order_id"]] = record
         if protection_price is not None:
             item["protection_price"] = protection_price
@@ -211,7 +213,7 @@ class MemoryOrders:
             return None
         rate = item.get("reserve_rate")
         return OrderFacts(order_id, str(item["side"]), D(str(item["quantity"])), bool(item.get("reserved", False)),
-                          None if rate is None else D(str(rate)))  # fmt: skip
+                          None if rate is None else D(str(rate)), item.get("reservation_id"))  # fmt: skip
 
 
 @dataclass

@@ -158,7 +158,8 @@ def test_the_risk_consumer_removes_the_ids_of_a_replace_and_of_the_order_that_en
     status, answer = world.request("PATCH", "/v1/orders/{order_id}", {"quantity": "15", "price": "101.00"},
                                    order_id=order_id)  # fmt: skip
     assert status == 202, answer
-    assert held(world) == {order_id, f"{order_id}~r1"}
+    (replace_id,) = held(world) - {order_id}
+    assert replace_id.startswith(f"{order_id}~r1.")
     ts = "2026-03-05T15:00:00.000000Z"
 
     def event(seq: int, kind: str, correlation: str, **fields: Any) -> dict[str, Any]:
@@ -183,6 +184,48 @@ def test_the_risk_consumer_removes_the_ids_of_a_replace_and_of_the_order_that_en
     assert RESERVATIONS not in item
     assert item["available_cash"] == item["cash"] == D("1000000.00")
     assert item["buying#AAPL"] == 100
+
+
+def test_a_replace_retried_with_other_terms_after_a_stop_reserves_in_full_under_an_id_of_its_own(
+    world: World,
+) -> None:
+    # GIVEN an open buy of 10, and a replace to 15 that stopped right after its reservation (its
+    # Lambda ended before the replace began: the order does not know of it)
+    status, answer = world.request("POST", "/v1/orders", BUY)
+    assert status == 202, answer
+    order_id = answer["order"]["order_id"]
+    order = service().get("acc_1", order_id)
+    service().risk.reserve_replace(order, D(15), D("100.00"), None, 1)
+    assert world.item()["buying#AAPL"] == 115  # 100 held + 10 for the order + 5 for the stopped replace
+    (stopped,) = held(world) - {order_id}
+    # WHEN the client retries the replace with other terms: 20 shares
+    status, answer = world.request("PATCH", "/v1/orders/{order_id}", {"quantity": "20"}, order_id=order_id)
+    assert status == 202, answer
+    # THEN the retry reserved its 10 more shares in full, not counting on the stopped attempt's 5
+    # (which stay held, under their own id: an over-reservation, never an under-reservation)
+    assert world.item()["buying#AAPL"] == 100 + 10 + 5 + 10
+    retried = held(world) - {order_id, stopped}
+    assert len(retried) == 1 and next(iter(retried)).startswith(f"{order_id}~r1.")
+    # AND the terms item names the id the risk consumer gives back or ends
+    terms = world.ddb.Table(world.env["ORDERS_TABLE"]).get_item(Key={"order_id": f"{order_id}~r1"})["Item"]
+    assert terms["reservation_id"] in retried
+    # AND reconciliation reports the stopped attempt's id as leaked, and only that
+    breaks = [b for b in reconcile_tables(world.aws.table_name).breaks if "leaked reservation" in b]
+    assert breaks == [f"leaked reservation {stopped} of acc_1: held on the account item, no open order holds it"]
+
+
+def test_a_replace_retried_with_the_same_terms_after_a_stop_finds_its_reservation_in_place(world: World) -> None:
+    # GIVEN a replace to 15 that stopped right after its reservation
+    status, answer = world.request("POST", "/v1/orders", BUY)
+    order_id = answer["order"]["order_id"]
+    service().risk.reserve_replace(service().get("acc_1", order_id), D(15), D("100.00"), None, 1)
+    # WHEN the client retries it as it was
+    status, answer = world.request("PATCH", "/v1/orders/{order_id}", {"quantity": "15"}, order_id=order_id)
+    assert status == 202, answer
+    # THEN the 5 shares are held once, under the one id the replace's terms name
+    assert world.item()["buying#AAPL"] == 100 + 10 + 5
+    terms = world.ddb.Table(world.env["ORDERS_TABLE"]).get_item(Key={"order_id": f"{order_id}~r1"})["Item"]
+    assert held(world) == {order_id, terms["reservation_id"]}
 
 
 def test_reconcile_reports_a_leaked_reservation_and_is_clean_otherwise(world: World) -> None:

@@ -439,3 +439,18 @@ def test_account_keys_are_every_account_an_event_names_with_its_symbol() -> None
     trade = SimpleNamespace(type="trade", symbol="AAPL", maker_account_id="bob", taker_account_id="alice")
     assert account_keys([trade, v.rejected("o-1"), v.rejected("o-2", account_id="carol")]) == [
         ("bob", "AAPL"), ("alice", "AAPL"), ("carol", "AAPL")]  # fmt: skip
+
+
+def test_a_replaces_reservation_id_follows_what_it_reserves_and_its_terms_item_names_it() -> None:
+    from nexus_common.risk import held_replace_id, replace_reservation_id
+
+    # the same terms, the same id (a retry finds its reservation in place); other terms, another
+    same = replace_reservation_id("o1", 2, "buy", D("5"), D("505.00"))
+    assert same == replace_reservation_id("o1", 2, "buy", D("5.0"), D("505"))
+    assert same.startswith("o1~r2.")
+    assert len({same, replace_reservation_id("o1", 2, "buy", D("6"), D("505.00")),
+                replace_reservation_id("o1", 2, "sell", D("5"), D("505.00")),
+                replace_reservation_id("o1", 3, "buy", D("5"), D("505.00"))}) == 4  # fmt: skip
+    # the id held is the one the terms item stores; a terms item from before digests holds its key
+    assert held_replace_id("o1", 2, {"reservation_id": same, "quantity": D(5)}) == same
+    assert held_replace_id("o1", 2, {"quantity": D(5)}) == "o1~r2" == held_replace_id("o1", 2, None)
