@@ -39,6 +39,11 @@ class OrderRepository(Protocol):
 
     def get(self, order_id: str) -> Order | None: ...
 
+    def replace_reservation(self, order_id: str, number: int) -> str | None:
+        """The reservation id replace ``number`` of the order holds, as its terms item names it
+        (a consistent read); None when no terms item names one."""
+        ...
+
     def get_many(self, order_ids: list[str]) -> dict[str, Order]:
         """The orders of ``order_ids`` that exist, by id (consistent reads)."""
         ...

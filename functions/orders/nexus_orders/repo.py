@@ -274,6 +274,13 @@ class DynamoOrderRepository(LazyTable):
         item = self.table.get_item(Key={"order_id": order_id}, ConsistentRead=True).get("Item")
         return order_from_item(item) if item and is_order_item(item) else None
 
+    def replace_reservation(self, order_id: str, number: int) -> str | None:
+        item = self.table.get_item(
+            Key={"order_id": replace_record_id(order_id, number)}, ConsistentRead=True,
+            ProjectionExpression="reservation_id",
+        ).get("Item")  # fmt: skip
+        return str(item["reservation_id"]) if item and item.get("reservation_id") else None
+
     def get_many(self, order_ids: list[str]) -> dict[str, Order]:
         """The orders of ``order_ids`` that exist, by id: consistent reads, one ``BatchGetItem``
         per 100 ids."""

@@ -636,18 +636,20 @@ class OrderService:
 
     def _give_back_replace(self, order: Order, number: int, reservation: Reservation | None) -> None:
         """A replace not begun: give its reservation back by id unless replace ``number`` of the
-        order was begun after all (a lost answer, or a concurrent request of the same number,
-        which may hold this very id: same terms, same id). A concurrent request with other terms
-        holds an id of its own, and this one then stays held: an over-reservation reconciliation
-        reports, never one given back twice."""
+        order was begun holding this very id (a lost answer, or a concurrent request of the same
+        number that needed the same: ``replace_reservation_id`` is a digest of what it reserves).
+        A concurrent request that reserved other amounts holds an id of its own, named by the
+        terms item of the replace that began: this one is given back."""
         if reservation is None:
             return
         try:
             current = self.orders.get(order.order_id)
+            begun = (self.orders.replace_reservation(order.order_id, number)
+                     if current is not None and current.replace_count >= number else None)  # fmt: skip
         except Exception:  # outcome unknown: logged, the reservation stays (never double-counted)
             logger.exception("replace outcome unknown; its reservation stays", extra={"order_id": order.order_id})
             return
-        if current is None or current.replace_count < number:
+        if current is None or current.replace_count < number or begun != reservation.reservation_id:
             self._give_back(reservation)
 
     # -- plumbing -----------------------------------------------------------------------------

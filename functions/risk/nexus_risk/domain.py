@@ -48,13 +48,14 @@ it fills to zero, is cancelled, expires or is rejected (but by the fence: below)
 id when a leg fills to zero (the legs' open quantities are equal: the group is done), when the
 group is cancelled, expires or is ended by self-trade prevention (``GROUP_END_REASONS``) or is
 rejected (but by the fence); a routed parent's id when a ``venue_fill`` fills it to zero or on
-its ``route_ended``; ``<order>~r<n>`` on replace ``n``'s ``replaced`` or ``replace_rejected``. A
+its ``route_ended``; the id replace ``n``'s terms item names (``<order>~r<n>.<digest>``;
+``nexus_common.risk.held_replace_id``) on its ``replaced`` or ``replace_rejected``. A
 DELETE of an id the set does not hold (an unreserved order, an order reserved before the set
 existed) changes nothing.
 
 Releases while held (``held_releases``), the same for a replace refused by its fence
 (``replace_rejected``, reason ``entry_incomplete``) that reserved up front: what it gives back is
-under ``<order>~r<n>``, so a replace the engine did apply (its id ended) gives nothing back twice.
+under the replace's own id, so a replace the engine did apply (its id ended) gives nothing back twice.
 A fenced replace that reserved nothing up front (a decrease; no id to hold) is refused as the
 engine's own refusals are. An entry closed by the fence gives no ``AccountChange``
 (no delta, no watermark move, no id in ``ended_ids``) but a ``HeldRelease``: its reservation (the
@@ -360,7 +361,7 @@ def held_releases(events: Iterable[Any], facts: FactsLookup) -> list[HeldRelease
 
 
 def _reserved_up_front(event: Any, facts: FactsLookup) -> bool:
-    """Did replace ``n`` of the event's order write a reservation of its own (``<order>~r<n>``)?
+    """Did replace ``n`` of the event's order write a reservation of its own (``<order>~r<n>.<digest>``)?
     The orders API writes one when the terms need shares (a quantity increase) or cash (the cash
     settled on ``replaced`` plus a buy's price top-up) beyond what the order holds, before the
     replace begins; a replace that needs nothing (a decrease) writes none."""
@@ -376,7 +377,7 @@ def _reserved_up_front(event: Any, facts: FactsLookup) -> bool:
 def _replace_held_release(event: Any, facts: FactsLookup) -> list[HeldRelease]:
     """A replace refused by its fence that reserved up front: what ``_replace_refused`` gives
     back (the up-front shares, a buy's settled cash, which a price increase with a smaller
-    quantity makes negative), under its id ``<order>~r<n>`` and only while the account holds it,
+    quantity makes negative), under the id its terms item names and only while the account holds it,
     the id removed. A replace the engine applied before (its id ended by ``replaced``) gives
     nothing back. A buy's price top-up stays held until the order ends, as on any refusal. One
     that reserved nothing up front gives none (``account_changes`` refuses it as usual)."""

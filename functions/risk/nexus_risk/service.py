@@ -8,7 +8,7 @@ event would have.
 
 An entry closed by the fence (``rejected``, reason ``entry_incomplete``), or a replace refused by
 its fence that reserved up front (``replace_rejected``, ``entry_incomplete``), is not in that
-write: its reservation (``<order>~r<n>`` for the replace) is given back by id, only while the
+write: its reservation (for the replace, the id its terms item names) is given back by id, only while the
 account item holds the id
 (``nexus_risk.domain.held_releases``), with one conditional ``UpdateItem`` of its own
 (``AccountItems.release_held``), whatever the watermarks: the condition on the id makes it

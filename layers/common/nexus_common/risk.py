@@ -279,15 +279,16 @@ def replace_reservation_id(
     order_id: str, number: int, side: str | None = None, quantity: Decimal = ZERO, cash: Decimal = ZERO
 ) -> str:
     """The id of what replace ``number`` of an order reserves up front: ``<order>~r<n>.<digest>``,
-    the digest of what it reserves (side, shares, cash), so an attempt with other terms of the same
-    number (a retry after a stop between the reservation and the replace's begin) reserves in full
-    under an id of its own, never counting on what the stopped attempt left (the leftover stays
-    held, an over-reservation reconciliation reports). The terms item (``<order>~r<n>``) stores the
+    the digest of what it reserves (side, shares, cash), so an attempt of the same number that
+    needs other amounts (a retry after a stop between the reservation and the replace's begin)
+    reserves in full under an id of its own, never counting on what the stopped attempt left (the
+    leftover stays held, an over-reservation reconciliation reports). The terms item (``<order>~r<n>``) stores the
     id it used (``reservation_id``); without ``side``, the id replaces had before they carried a
     digest, which is their terms item's key (``held_replace_id``)."""
     if side is None:
         return replace_record_id(order_id, number)
-    digest = hashlib.sha256(f"{side}|{quantity.normalize()}|{cash.normalize()}".encode()).hexdigest()[:12]
+    amounts = f"{side}|{(quantity + 0).normalize()}|{(cash + 0).normalize()}"  # (+ 0: -0 is 0)
+    digest = hashlib.sha256(amounts.encode()).hexdigest()[:12]
     return f"{replace_record_id(order_id, number)}.{digest}"
 
 
@@ -431,8 +432,8 @@ def held_reservation_ids(
 ) -> dict[str, set[str]]:
     """Per account, the reservation ids the open reserved orders hold (see the module doc): an
     open reserved order's id (an OCO leg's group id) and, while replace ``n`` of a reserved order
-    waits for the engine, ``<order>~r<n>`` when its terms reserved something up front (an
-    increase of the quantity, or cash)."""
+    waits for the engine, the id its terms item names (``held_replace_id``) when its terms
+    reserved something up front (an increase of the quantity, or cash)."""
     statuses = frozenset(open_statuses)
     items = {str(item["order_id"]): item for item in order_items if "order_id" in item}
     held: dict[str, set[str]] = {}

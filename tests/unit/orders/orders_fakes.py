@@ -36,7 +36,7 @@ from nexus_common.events import (
 )
 from nexus_common.fees import FeeSchedule
 from nexus_common.instruments import DEMO_INSTRUMENTS, Instrument
-from nexus_common.risk import ZERO, ReplaceTerms, RiskLimits, RiskRefused
+from nexus_common.risk import ZERO, ReplaceTerms, RiskLimits, RiskRefused, replace_record_id
 from nexus_marketdata.repo import put_instruments
 from nexus_matching.engine import MatchingEngine
 from nexus_orders import on_execution_events
@@ -118,6 +118,10 @@ class MemoryOrders:
     def get(self, order_id: str) -> Order | None:
         item = self.items.get(order_id)
         return order_from_item(item) if item and is_order_item(item) else None
+
+    def replace_reservation(self, order_id: str, number: int) -> str | None:
+        item = self.items.get(replace_record_id(order_id, number))
+        return str(item["reservation_id"]) if item and item.get("reservation_id") else None
 
     def get_many(self, order_ids: list[str]) -> dict[str, Order]:
         found = {order_id: self.get(order_id) for order_id in order_ids}

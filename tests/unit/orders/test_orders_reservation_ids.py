@@ -228,6 +228,30 @@ def test_a_replace_retried_with_the_same_terms_after_a_stop_finds_its_reservatio
     assert held(world) == {order_id, terms["reservation_id"]}
 
 
+@pytest.mark.parametrize("other", ["20", "15"])
+def test_a_replace_that_lost_the_race_for_its_number_gives_back_only_what_the_winner_does_not_hold(
+    world: World, monkeypatch: pytest.MonkeyPatch, other: str
+) -> None:
+    from nexus_orders.models import ReplaceOrderRequest
+
+    # GIVEN an open buy of 10, read by a second replace request before the first (to 15) began
+    status, answer = world.request("POST", "/v1/orders", BUY)
+    order_id = answer["order"]["order_id"]
+    stale = service().get("acc_1", order_id)
+    status, answer = world.request("PATCH", "/v1/orders/{order_id}", {"quantity": "15"}, order_id=order_id)
+    assert status == 202, answer
+    (winner,) = held(world) - {order_id}
+    # WHEN the second request (to 20: other amounts; or to 15: the same) reserves for the same
+    # replace number and then finds the order changed
+    monkeypatch.setattr(service(), "get", lambda account_id, oid: stale)
+    with pytest.raises(Exception) as refused:
+        service().replace("acc_1", order_id, ReplaceOrderRequest(quantity=D(other)))
+    assert getattr(refused.value, "code", None) == "replace_pending"
+    # THEN what it reserved under an id of its own is given back; the same id is the winner's, kept
+    assert held(world) == {order_id, winner}
+    assert world.item()["buying#AAPL"] == 100 + 10 + 5
+
+
 def test_reconcile_reports_a_leaked_reservation_and_is_clean_otherwise(world: World) -> None:
     # GIVEN a fresh account with one open buy placed through the API (its id held)
     world.ddb.Table(world.env["ACCOUNTS_TABLE"]).delete_item(Key={"account_id": "acc_1"})
