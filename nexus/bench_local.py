@@ -106,14 +106,17 @@ def read_counters(state: Path) -> Counters:
                     for r in aws.get("apps", []) if r["app"] == MARKET_MAKER_APP}  # fmt: skip
     for key, n in market_maker.items():
         requests[key] -= n
-    written = {k: int(v) for k, v in aws["items_written"].items()}
-    for row in aws.get("apps_items_written", []):
-        if row["app"] == MARKET_MAKER_APP:
-            written[row["table"]] -= int(row["count"])
-    units = {k: int(v) for k, v in aws.get("write_units", {}).items()}
-    for row in aws.get("apps_write_units", []):
-        if row["app"] == MARKET_MAKER_APP:
-            units[row["table"]] -= int(row["count"])
+
+    def per_table(total: str, by_app: str) -> dict[str, int]:
+        """A per-table counter, less the market maker's share of it."""
+        counts = {k: int(v) for k, v in aws.get(total, {}).items()}
+        for row in aws.get(by_app, []):
+            if row["app"] == MARKET_MAKER_APP:
+                counts[row["table"]] -= int(row["count"])
+        return counts
+
+    written = per_table("items_written", "apps_items_written")
+    units = per_table("write_units", "apps_write_units")
     return Counters(
         {k: n for k, n in requests.items() if n},
         {k: n for k, n in written.items() if n},

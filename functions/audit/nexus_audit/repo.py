@@ -26,15 +26,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 from boto3.dynamodb.conditions import Attr, Key
-from nexus_common.audit_items import day_key, entry_count, event_ids, first_entry
-from nexus_common.dynamo import LazyTable, conditional, conditional_write, paginate
+from nexus_common.audit_items import day_key, entry_count, event_ids, first_entry, index_partition
+from nexus_common.dynamo import LazyTable, conditional, conditional_write
 from nexus_common.dynamo_batch import batch_get
 from nexus_common.events import iso
 
 from nexus_audit.records import AuditEntry, day_of
 from nexus_audit.sequencing import AuditRecord, Head
 
-TIME_INDEX: Final = "by-day"
 CLAIM_PREFIX: Final = "claim#"
 
 
@@ -259,13 +258,5 @@ class DynamoAuditReader(LazyTable):
         return list(answer.get("Items") or []), "LastEvaluatedKey" in answer
 
     def by_day(self, partition: str, ts_from: str, ts_to: str, page: int = 100) -> Iterator[dict[str, Any]]:
-        """The records of one partition of the ``by-day`` index (a day's shard,
-        ``nexus_common.audit_items.day_keys``) with ``ts_from <= ts <= ts_to`` (their first
-        entry's), in ``ts`` order, ``page`` records a request, as they are read."""
-        return paginate(
-            self.table.query,
-            IndexName=TIME_INDEX,
-            KeyConditionExpression=Key("day").eq(partition) & Key("ts").between(ts_from, ts_to),
-            ScanIndexForward=True,
-            Limit=page,
-        )
+        """``nexus_common.audit_items.index_partition`` of this table."""
+        return index_partition(self.table, partition, ts_from, ts_to, page)

@@ -27,8 +27,9 @@ the entry is found (a duplicate: nothing written) or a record whose marks rule i
 writer took the seq) reads the head again and checks only the records added since.
 
 **A run of marked entries: one record.** A record holds one entry, or a run of an aggregate's
-consecutive marked entries from one batch (``runs``: on one UTC day, none earlier than the first
-or ``GROUP_SPAN`` later, at most ``MAX_GROUP``; ``nexus_common.audit_items`` is the item format).
+consecutive marked entries from one batch (``runs``: on one UTC day, times never going down, none
+``GROUP_SPAN`` or more after the first, at most ``MAX_GROUP``; ``nexus_common.audit_items`` is the
+item format).
 Entries are numbered 1, 2, 3, ... per aggregate across records, without a gap: a record's first
 entry follows the previous record's last (``Head.next_entry``). The run is checked as one entry is
 (the ones a record holds are dropped as duplicates) and the rest put as one record at ``head + 1``,
@@ -287,13 +288,21 @@ def _move(log: AuditLog, entry: AuditEntry, seq: int, head: Head) -> int:
     return head.seq + 1
 
 
+def append_run(log: AuditLog, entries: Sequence[AuditEntry], head: Head, now: datetime) -> tuple[Head, int, int]:
+    """Append what one record holds (``runs``: a run of marked entries, or one entry) given a
+    record of its aggregate that exists (``head``); returns the head after, and how many entries
+    were written and how many were there already."""
+    if entries[0].mark is not None:
+        return append_marked(log, entries, head, now)
+    head, written = append_claimed(log, entries[0], head, now)
+    return head, int(written), int(not written)
+
+
 def append_one(log: AuditLog, entry: AuditEntry, head: Head, now: datetime) -> tuple[Head, bool]:
     """Append ``entry`` given a record of its aggregate that exists (``head``); returns the head
     after and whether the entry was written (False: it was there already)."""
-    if entry.mark is not None:
-        head, written, _ = append_marked(log, [entry], head, now)
-        return head, written == 1
-    return append_claimed(log, entry, head, now)
+    head, written, _ = append_run(log, [entry], head, now)
+    return head, written == 1
 
 
 def _size(entry: AuditEntry) -> int:
@@ -322,18 +331,20 @@ def runs(
     """One aggregate's entries, in order, cut into what each record holds: a run of marked entries
     that ``can_share_a_record`` (at most ``max_group``), or one entry."""
     run: list[tuple[int, AuditEntry]] = []
+    entries: list[AuditEntry] = []  # the run's entries, as ``can_share_a_record`` reads them
     run_bytes = 0
     for index, entry in group:
-        if run and can_share_a_record([e for _, e in run], entry, run_bytes, max_group):
+        if run and can_share_a_record(entries, entry, run_bytes, max_group):
             run.append((index, entry))
+            entries.append(entry)
             run_bytes += _size(entry)
             continue
         if run:
             yield run
-        run, run_bytes = [(index, entry)], _size(entry)
+        run, entries, run_bytes = [(index, entry)], [entry], _size(entry)
         if entry.mark is None:
             yield run
-            run, run_bytes = [], 0
+            run, entries, run_bytes = [], [], 0
     if run:
         yield run
 
@@ -356,16 +367,10 @@ def _append_group(
         outcome.fail(group[0][0], head)
         return outcome
     for run in runs(group, max_group):
-        entries = [entry for _, entry in run]
         try:
-            if entries[0].mark is None:
-                head, written = append_claimed(log, entries[0], head, now)
-                outcome.written += written
-                outcome.duplicates += not written
-            else:
-                head, written_count, duplicates = append_marked(log, entries, head, now)
-                outcome.written += written_count
-                outcome.duplicates += duplicates
+            head, written, duplicates = append_run(log, [entry for _, entry in run], head, now)
+            outcome.written += written
+            outcome.duplicates += duplicates
         except Exception as exc:  # noqa: BLE001 - per-aggregate boundary: this and later entries are retried
             outcome.fail(run[0][0], exc)  # a record is one put: none of the run was written
             break

@@ -238,30 +238,30 @@ class DynamoOrderRepository(LazyTable):
         """One partition of the ``pending-entries`` index, oldest first, from ``since`` (all when
         None) up to ``before`` (ISO instants, both included), at most ``limit``: Query pages."""
         bound = Key("created_at").between(since, before) if since is not None else Key("created_at").lte(before)
-        found: list[PendingEntry] = []
-        for page in pages(self.table.query, IndexName=PENDING_ENTRIES_INDEX, Limit=limit,
-                          KeyConditionExpression=Key(ENTRY_SHARD).eq(f"e{shard}") & bound):  # fmt: skip
-            found.extend(PendingEntry(order_id=str(item["order_id"]), account_id=str(item["account_id"]),
-                                      symbol=str(item["symbol"]), created_at=str(item["created_at"]),
-                                      group_id=str(item["group_id"]) if item.get("group_id") else None)
-                         for item in page.get("Items") or [])  # fmt: skip
-            if len(found) >= limit:
-                return found[:limit]
-        return found
+        items = self._first_of_index(PENDING_ENTRIES_INDEX, Key(ENTRY_SHARD).eq(f"e{shard}") & bound, limit)
+        return [PendingEntry(order_id=str(item["order_id"]), account_id=str(item["account_id"]),
+                             symbol=str(item["symbol"]), created_at=str(item["created_at"]),
+                             group_id=str(item["group_id"]) if item.get("group_id") else None)
+                for item in items]  # fmt: skip
 
     def pending_replaces(self, shard: int, before: str, limit: int) -> list[PendingReplace]:
         """One partition of the ``pending-replaces`` index, oldest first, begun up to ``before``
         (an ISO instant, included), at most ``limit``: Query pages."""
-        found: list[PendingReplace] = []
         key = Key(PENDING_REPLACE[0]).eq(f"e{shard}") & Key(PENDING_REPLACE[1]).lte(before)
-        for page in pages(self.table.query, IndexName=PENDING_REPLACES_INDEX, Limit=limit, KeyConditionExpression=key):
-            found.extend(PendingReplace(order_id=str(item["order_id"]), account_id=str(item["account_id"]),
-                                        symbol=str(item["symbol"]), number=int(item["replace_count"]),
-                                        begun_at=str(item[PENDING_REPLACE[1]]))
-                         for item in page.get("Items") or [])  # fmt: skip
+        return [PendingReplace(order_id=str(item["order_id"]), account_id=str(item["account_id"]),
+                               symbol=str(item["symbol"]), number=int(item["replace_count"]),
+                               begun_at=str(item[PENDING_REPLACE[1]]))
+                for item in self._first_of_index(PENDING_REPLACES_INDEX, key, limit)]  # fmt: skip
+
+    def _first_of_index(self, index: str, key: Any, limit: int) -> list[dict[str, Any]]:
+        """The first ``limit`` items of one partition of a sparse index, oldest first: Query pages
+        of ``limit``, no page more than needed."""
+        found: list[dict[str, Any]] = []
+        for page in pages(self.table.query, IndexName=index, Limit=limit, KeyConditionExpression=key):
+            found.extend(page.get("Items") or [])
             if len(found) >= limit:
-                return found[:limit]
-        return found
+                break
+        return found[:limit]
 
     def swept_through(self) -> str | None:
         item = self.table.get_item(Key={"order_id": SWEEP_KEY}, ConsistentRead=True).get("Item")

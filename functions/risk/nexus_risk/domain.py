@@ -320,7 +320,7 @@ def account_changes(
         change = change_for(event.account_id)
         _replaced(change, event, facts)
         _end_replace(change, event, facts)
-    elif kind == "replace_rejected" and not (_fenced(event) and _reserved_up_front(event, facts)):
+    elif kind == "replace_rejected" and not (_fenced(event) and _up_front(event, facts)):
         change = change_for(event.account_id)
         _replace_refused(change, event, facts)
         _end_replace(change, event, facts)
@@ -360,18 +360,19 @@ def held_releases(events: Iterable[Any], facts: FactsLookup) -> list[HeldRelease
     return releases
 
 
-def _reserved_up_front(event: Any, facts: FactsLookup) -> bool:
-    """Did replace ``n`` of the event's order write a reservation of its own (``<order>~r<n>.<digest>``)?
-    The orders API writes one when the terms need shares (a quantity increase) or cash (the cash
-    settled on ``replaced`` plus a buy's price top-up) beyond what the order holds, before the
-    replace begins; a replace that needs nothing (a decrease) writes none."""
+def _up_front(event: Any, facts: FactsLookup) -> tuple[int, OrderFacts] | None:
+    """Replace ``n`` of the event's order and its terms, if it wrote a reservation of its own
+    (``<order>~r<n>.<digest>``); else None. The orders API writes one when the terms need shares
+    (a quantity increase) or cash (the cash settled on ``replaced`` plus a buy's price top-up)
+    beyond what the order holds, before the replace begins; a replace that needs nothing (a
+    decrease) writes none."""
     number = replace_number(event.order_id, event.correlation_id)
     terms = _replace_terms(event, facts)
     if number is None or terms is None or not terms.reserved:
-        return False
+        return None
     topup = facts(topup_record_id(event.order_id, number)) if terms.side == "buy" else None
     cash = (terms.reserve_rate or ZERO) + (topup.reserve_rate or ZERO if topup is not None else ZERO)
-    return terms.quantity > 0 or cash > 0
+    return (number, terms) if terms.quantity > 0 or cash > 0 else None
 
 
 def _replace_held_release(event: Any, facts: FactsLookup) -> list[HeldRelease]:
@@ -381,10 +382,10 @@ def _replace_held_release(event: Any, facts: FactsLookup) -> list[HeldRelease]:
     the id removed. A replace the engine applied before (its id ended by ``replaced``) gives
     nothing back. A buy's price top-up stays held until the order ends, as on any refusal. One
     that reserved nothing up front gives none (``account_changes`` refuses it as usual)."""
-    number = replace_number(event.order_id, event.correlation_id)
-    terms = _replace_terms(event, facts)
-    if number is None or terms is None or not _reserved_up_front(event, facts):
+    found = _up_front(event, facts)
+    if found is None:
         return []
+    number, terms = found
     amount = (terms.reserve_rate or ZERO) if terms.side == "buy" else ZERO
     return [HeldRelease(event.account_id, event.symbol, _held_replace_id(event.order_id, number, terms), terms.side,
                         max(terms.quantity, ZERO), amount, event.event_id)]  # fmt: skip

@@ -4,6 +4,7 @@ surveillance-alerts and audit-events streams) and SQS (notifications, scans)."""
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -15,7 +16,7 @@ from typing import Any, Final
 from boto3.dynamodb.conditions import Attr, Key
 from nexus_common import audit_items, aws, kinesis
 from nexus_common.audit import AuditEvent
-from nexus_common.dynamo import LazyTable, conditional, conditional_write, pages, paginate
+from nexus_common.dynamo import LazyTable, conditional, conditional_write, pages
 from nexus_common.dynamo_batch import batch_get
 from nexus_common.errors import Unavailable
 from nexus_common.events import iso
@@ -550,13 +551,8 @@ class AuditHistory(LazyTable):
         """Records (one per audit entry, ``nexus_common.audit_items``) with ``start <= ts <= end``,
         oldest first, at most ``max_items`` (and whether there were more)."""
 
-        def query_partition(partition: str, ts_from: str, ts_to: str) -> Iterator[dict[str, Any]]:
-            return paginate(
-                self.table.query, IndexName="by-day",
-                KeyConditionExpression=Key("day").eq(partition) & Key("ts").between(ts_from, ts_to),
-                Limit=min(max_items + 1, 1000),  # records a request: a shard is read as the merge needs it
-            )  # fmt: skip
-
+        page = min(max_items + 1, 1000)  # records a request: a shard is read as the merge needs it
+        query_partition = functools.partial(audit_items.index_partition, self.table, page=page)
         out = list(islice(audit_items.by_time(query_partition, start, end), max_items + 1))
         return out[:max_items], len(out) > max_items
 

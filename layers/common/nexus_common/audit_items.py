@@ -35,8 +35,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
+from boto3.dynamodb.conditions import Key
+
+from nexus_common.dynamo import paginate
 from nexus_common.events import iso
 
+TIME_INDEX: Final = "by-day"
 GROUP_SPAN: Final = timedelta(seconds=5)  # never lowered: items written under a span are read under it
 DAY_SHARDS: Final = 16  # never lowered: a day's records are read from every shard a writer may have used
 MAX_GROUP: Final = 25  # entries per item
@@ -83,6 +87,19 @@ def day_keys(day: str) -> list[str]:
     """Every partition key a record of ``day`` may have: the shards, and the day alone (records
     from before the day was sharded)."""
     return [day, *(f"{day}#{n}" for n in range(DAY_SHARDS))]
+
+
+def index_partition(table: Any, key: str, ts_from: str, ts_to: str, page: int = 100) -> Iterator[dict[str, Any]]:
+    """The records of one partition of the table's ``by-day`` index (``day_keys``) with ``ts_from
+    <= ts <= ts_to`` (their first entry's), in ``ts`` order, ``page`` records a request, read as
+    they are needed (what ``by_time`` merges)."""
+    return paginate(
+        table.query,
+        IndexName=TIME_INDEX,
+        KeyConditionExpression=Key("day").eq(key) & Key("ts").between(ts_from, ts_to),
+        ScanIndexForward=True,
+        Limit=page,
+    )
 
 
 def time_key(record: Mapping[str, Any]) -> TimeKey:
