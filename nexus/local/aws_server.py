@@ -72,6 +72,14 @@
   every wake-up of a long poll (each send wakes them) and, through the queue's attributes, every
   message sent, so a backed-up queue made every send wait (over 100 ms each with a thousand
   messages queued).
+  A received message's retention is checked against the queue's period itself: moto built every
+  attribute of the queue for it, counting the queue's messages three times, per message received.
+* A JSON request is read against the service model by visiting the members it has, not every
+  member its structure could have (a DynamoDB attribute value has ten and names one), with each
+  shape type's parse method looked up once: the same parameters, in 6 % less time per item
+  operation.
+* HTTP headers are parsed without the ``email`` package (``nexus.local.http_headers``), here and
+  in every process ``nexus up`` starts.
 * HTTP/1.1 keep-alive, so boto3's connection pools reuse connections. werkzeug answers every
   request with ``Connection: close`` (http.server cannot skip a request body the application left
   unread before reading the next request line), so every request paid for a new connection and
@@ -124,10 +132,11 @@ import moto.dynamodb.responses as moto_dynamodb_responses
 import moto.utilities.aws_headers as aws_headers
 from botocore.exceptions import ClientError
 from moto import backends
+from moto.core.parse import BaseJSONParser
 from moto.core.request import Request as MotoRequest
 from moto.core.responses import ActionContext, ActionResult
 from moto.core.serialize import TimestampSerializer
-from moto.core.utils import unix_time_millis
+from moto.core.utils import unix_time, unix_time_millis
 from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.exceptions import ItemSizeTooLarge, ResourceNotFoundException
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
@@ -142,11 +151,13 @@ from moto.kinesis.models import Shard
 from moto.kinesis.responses import KinesisResponse
 from moto.kinesis.utils import decompose_shard_iterator
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from moto.sqs.models import Message, Queue
+from moto.sqs.models import Message, Queue, SQSBackend
 from moto.sqs.responses import SQSResponse
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wsgi import LimitedStream
+
+from nexus.local import http_headers
 
 
 @functools.cache
@@ -601,6 +612,54 @@ def _queue_not_visible(self: Queue) -> int:
     """moto's ``Queue.approximate_number_of_messages_not_visible``, with one clock read."""
     now = unix_time_millis()
     return sum(1 for m in self._messages if not now > m.visible_at)
+
+
+def _within_retention(self: SQSBackend, queue_name: str, message: Message) -> bool:
+    """moto's ``SQSBackend.is_message_valid_based_on_retention_period``, reading the queue's
+    retention period itself: moto builds every attribute of the queue three times for it (each
+    counting the queue's messages), for every message a ``ReceiveMessage`` gives."""
+    retain_until = self.get_queue(queue_name).message_retention_period + message.sent_timestamp / 1000
+    return bool(retain_until > unix_time())
+
+
+def _json_member_names(shape: Any) -> dict[str, tuple[str, Any]]:
+    """A structure shape's members by the name they have in a request's JSON, kept on the shape
+    (moto's service models are loaded once)."""
+    members = shape.__dict__.get("_nexus_json_members")
+    if members is None:
+        members = {m.serialization.get("name", name): (name, m) for name, m in shape.members.items()}
+        shape._nexus_json_members = members
+    return members
+
+
+def _parse_json_structure(self: BaseJSONParser, shape: Any, value: Any) -> Any:
+    """moto's ``BaseJSONParser._parse_structure``, visiting the members the request has instead of
+    every member the shape could have: a DynamoDB attribute value is a structure of ten members
+    (S, N, B, M, L, ...) that names one, so an item of 20 attributes cost 200 lookups."""
+    if shape.is_document_type:
+        return value
+    if value is None:
+        return None
+    members = _json_member_names(shape)
+    parsed = self.MAP_TYPE()
+    for json_name, raw_value in value.items():
+        member = members.get(json_name)
+        if member is not None and raw_value is not None:
+            parsed[member[0]] = self._parse_shape(member[1], raw_value)
+    return parsed
+
+
+_SHAPE_HANDLERS: dict[tuple[type, str], Callable[..., Any]] = {}
+
+
+def _parse_json_shape(self: BaseJSONParser, shape: Any, node: Any) -> Any:
+    """moto's ``RequestParser._parse_shape`` (the handler named after the shape's type), with the
+    handler looked up once per parser class and type instead of formatted and looked up per node."""
+    key = (type(self), shape.type_name)
+    handler = _SHAPE_HANDLERS.get(key)
+    if handler is None:
+        handler = _SHAPE_HANDLERS[key] = getattr(type(self), f"_parse_{shape.type_name}", type(self)._default_handle)
+    return handler(self, shape, node)
 
 
 def _key_value(value: Any) -> Any:
@@ -1060,6 +1119,7 @@ _measuring_setitem = LimitedSizeDict.__setitem__
 
 def install_speedups() -> None:
     """Patch moto as described in the module docstring (idempotent)."""
+    http_headers.install()
     _install_module_cache()
     moto_core_responses.method_names_from_class = _method_names_from_class  # type: ignore[attr-defined]
     aws_headers.gen_amzn_requestid_long = _request_id
@@ -1088,6 +1148,9 @@ def install_speedups() -> None:
     DynamoHandler.update_item = _update_item  # type: ignore[method-assign]
     UpdateExpressionExecutor.execute = _execute_update  # type: ignore[method-assign]
     LimitedSizeDict.__setitem__ = _limited_setitem  # type: ignore[method-assign]
+    SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
+    BaseJSONParser._parse_structure = _parse_json_structure  # type: ignore[method-assign]
+    BaseJSONParser._parse_shape = _parse_json_shape  # type: ignore[method-assign]
 
 
 class _KeepAliveHandler(WSGIRequestHandler):

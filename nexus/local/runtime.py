@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nexus.local import http_headers
 from nexus.local.apigw import LocalApiGateway, make_server
 from nexus.local.lambdas import FIRST_APP_ID, FIRST_ENV, LocalLambda, worker_base_env
 from nexus.local.model import Container, Platform, build_platform
@@ -147,6 +148,7 @@ class LocalPlatform:
     # -- start -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        http_headers.install()  # this process's pollers, API and WebSocket gateways
         try:
             self._start_aws()
             self._start_redis()

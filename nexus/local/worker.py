@@ -25,6 +25,8 @@ import traceback
 import uuid
 from typing import Any, TextIO
 
+from nexus.local import http_headers
+
 log = logging.getLogger("nexus.local.worker")
 
 
@@ -104,6 +106,7 @@ def main() -> None:
     log.propagate = False
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runtime decides when a worker stops
     signal.signal(signal.SIGTERM, lambda signum, frame: _exit_now())
+    http_headers.install()  # the handler's SDK calls to the embedded AWS
     serve(spec, sys.stdin, answers)
     _exit_now()  # end of requests: the runtime is stopping
 

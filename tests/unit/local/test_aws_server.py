@@ -675,3 +675,73 @@ def test_an_items_write_units_follow_dynamodbs_size_rules() -> None:
     assert write_units({"pk": {"S": "x" * 1022}}) == 1  # 2 + 1022 = 1024 bytes
     assert write_units({"pk": {"S": "x" * 1023}}) == 2
     assert write_units(None) == write_units({}) == 1
+
+
+def test_a_dynamodb_request_is_parsed_as_motos_parser_parses_it() -> None:
+    # GIVEN DynamoDB requests with every kind of attribute value, members the model does not know,
+    # and members sent as null
+    from moto.core.parse import BaseJSONParser, JSONParser, RequestParser
+    from moto.core.responses import get_service_model
+
+    from nexus.local import aws_server
+
+    value = {"S": "x", "N": "1.5", "B": "AP8=", "BS": ["AAE=", "AQI="], "SS": ["a"], "NS": ["1", "2"],
+             "NULL": True, "BOOL": False, "L": [{"B": "AAE="}, {"M": {"k": {"S": "v", "unknown": 1}}}],
+             "M": {"nested": {"L": [{"N": "3"}]}, "bin": {"B": "AQID"}}}  # fmt: skip
+    requests = {
+        "PutItem": {"TableName": "t", "Item": {"pk": {"S": "a"}, "v": value, "gone": None},
+                    "ConditionExpression": "attribute_not_exists(pk)", "Unknown": {"x": 1}, "ReturnValues": None},
+        "UpdateItem": {"TableName": "t", "Key": {"pk": {"S": "a"}}, "UpdateExpression": "SET #a = :v",
+                       "ExpressionAttributeNames": {"#a": "a"}, "ExpressionAttributeValues": {":v": value}},
+        "BatchGetItem": {"RequestItems": {"t": {"Keys": [{"pk": {"B": "AAE="}}], "ConsistentRead": True}}},
+        "Query": {"TableName": "t", "Limit": 5, "ExclusiveStartKey": {"pk": {"S": "a"}}, "ScanIndexForward": False,
+                  "KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "a"}}},
+    }  # fmt: skip
+    model = get_service_model("dynamodb")
+
+    def parse(operation: str) -> dict[str, Any]:
+        parser = JSONParser(model.operation_model(operation))
+        return parser.parse({"method": "POST", "values": {}, "headers": {}, "url_path": "/", "url_params": {},
+                             "body": json.dumps(requests[operation]).encode()})  # fmt: skip
+
+    patched = (BaseJSONParser.__dict__["_parse_structure"], BaseJSONParser.__dict__.get("_parse_shape"))
+    assert patched[0] is not aws_server._parse_json_structure  # moto's own, until the patch below
+    # WHEN each is parsed by moto's parser, then by the patched one
+    reference = {operation: parse(operation) for operation in requests}
+    try:
+        BaseJSONParser._parse_structure = aws_server._parse_json_structure  # type: ignore[method-assign]
+        BaseJSONParser._parse_shape = aws_server._parse_json_shape  # type: ignore[method-assign]
+        fast = {operation: parse(operation) for operation in requests}
+    finally:
+        BaseJSONParser._parse_structure = patched[0]  # type: ignore[method-assign]
+        del BaseJSONParser._parse_shape
+    assert BaseJSONParser._parse_shape is RequestParser._parse_shape
+    # THEN the results are the same: blobs decoded, unknown and null members dropped
+    assert fast == reference
+    assert fast["PutItem"]["Item"]["v"]["B"] == b"\x00\xff"
+    assert fast["PutItem"]["Item"]["v"]["M"]["bin"] == {"B": b"\x01\x02\x03"}
+    assert "Unknown" not in fast["PutItem"] and "ReturnValues" not in fast["PutItem"]
+    assert fast["PutItem"]["Item"]["gone"] is None
+
+
+def test_a_message_past_its_retention_is_not_received_as_motos_check_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a queue keeping messages 60 s, and messages sent from 0 to 120 s before a frozen clock
+    import moto.sqs.models as sqs_models
+    from moto.sqs.models import SQSBackend
+
+    from nexus.local import aws_server
+
+    now = 1_800_000_000.0
+    monkeypatch.setattr(sqs_models, "unix_time", lambda *args: now)
+    monkeypatch.setattr(aws_server, "unix_time", lambda *args: now)
+    backend = SQSBackend("us-east-1", "123456789012")
+    backend.create_queue("kept", MessageRetentionPeriod="60")
+    messages = []
+    for age_ms in (0, 59_999, 60_000, 60_001, 120_000):
+        message = backend.send_message("kept", f"aged {age_ms}")
+        message.sent_timestamp = int(now * 1000) - age_ms
+        messages.append(message)
+    # THEN the embedded AWS's check keeps exactly the messages moto's keeps (younger than 60 s)
+    moto_check = SQSBackend.is_message_valid_based_on_retention_period
+    kept = [aws_server._within_retention(backend, "kept", m) for m in messages]
+    assert kept == [moto_check(backend, "kept", m) for m in messages] == [True, True, False, False, False]
