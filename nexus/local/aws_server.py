@@ -618,14 +618,14 @@ def _within_retention(self: SQSBackend, queue_name: str, message: Message) -> bo
     """moto's ``SQSBackend.is_message_valid_based_on_retention_period``, reading the queue's
     retention period itself: moto builds every attribute of the queue three times for it (each
     counting the queue's messages), for every message a ``ReceiveMessage`` gives."""
-    retain_until = self.get_queue(queue_name).message_retention_period + message.sent_timestamp / 1000
-    return bool(retain_until > unix_time())
+    period = self.get_queue(queue_name).message_retention_period  # type: ignore[attr-defined]
+    return bool(period + (message.sent_timestamp or 0) / 1000 > unix_time())
 
 
 def _json_member_names(shape: Any) -> dict[str, tuple[str, Any]]:
     """A structure shape's members by the name they have in a request's JSON, kept on the shape
     (moto's service models are loaded once)."""
-    members = shape.__dict__.get("_nexus_json_members")
+    members: dict[str, tuple[str, Any]] | None = shape.__dict__.get("_nexus_json_members")
     if members is None:
         members = {m.serialization.get("name", name): (name, m) for name, m in shape.members.items()}
         shape._nexus_json_members = members
@@ -645,7 +645,7 @@ def _parse_json_structure(self: BaseJSONParser, shape: Any, value: Any) -> Any:
     for json_name, raw_value in value.items():
         member = members.get(json_name)
         if member is not None and raw_value is not None:
-            parsed[member[0]] = self._parse_shape(member[1], raw_value)
+            parsed[member[0]] = self._parse_shape(member[1], raw_value)  # type: ignore[no-untyped-call]
     return parsed
 
 
@@ -1150,7 +1150,7 @@ def install_speedups() -> None:
     LimitedSizeDict.__setitem__ = _limited_setitem  # type: ignore[method-assign]
     SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
     BaseJSONParser._parse_structure = _parse_json_structure  # type: ignore[method-assign]
-    BaseJSONParser._parse_shape = _parse_json_shape  # type: ignore[method-assign]
+    BaseJSONParser._parse_shape = _parse_json_shape  # type: ignore[method-assign,assignment]
 
 
 class _KeepAliveHandler(WSGIRequestHandler):

@@ -7,6 +7,7 @@ with the same contracts.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,6 +20,14 @@ from nexus_orders.commands import AnyOrderCommand
 from nexus_orders.folding import OrderChange
 from nexus_orders.order import Order
 from nexus_orders.risk import Reservation
+
+
+class ReplaceRelease(enum.Enum):
+    """What giving a replace's reservation back did (``release_replace_reservation``)."""
+
+    RELEASED = "released"  # given back: the replace had not begun
+    BEGUN = "begun"  # nothing given back: the replace of that number began
+    NOT_HELD = "not_held"  # nothing to give back: the account does not hold the id
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,13 @@ class OrderRepository(Protocol):
     ) -> Order | None:
         """In one transaction: mark the open order's replace ``number`` as pending (only if no
         other is) and store its terms for the risk consumer (with the id of what it reserved up
-        front, if anything); None when the order changed."""
+        front, if anything, and only while the account holds that id); None when the order
+        changed or the id is not held."""
+
+    def release_replace_reservation(self, order_id: str, number: int, reservation: Reservation) -> ReplaceRelease:
+        """In one transaction: give ``reservation`` back by id unless replace ``number`` of the
+        order has begun (``BEGUN``: nothing given back). ``NOT_HELD`` when the account does not
+        hold the id."""
 
     def apply(self, change: OrderChange) -> ApplyResult:
         """One conditional update: only if the order exists and ``last_seq < change.seq``."""

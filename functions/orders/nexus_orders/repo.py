@@ -32,7 +32,6 @@ from boto3.dynamodb.conditions import Key
 from nexus_common import aws, kinesis
 from nexus_common.dynamo import (
     LazyTable,
-    TransactionOutcome,
     conditional,
     conditional_answer,
     conditional_write,
@@ -57,7 +56,7 @@ from nexus_common.risk import (
 from nexus_orders.commands import AnyOrderCommand
 from nexus_orders.folding import PENDING_REPLACE, OrderChange
 from nexus_orders.order import OPEN_STATUSES, Order
-from nexus_orders.ports import ApplyResult, PendingEntry, PendingReplace
+from nexus_orders.ports import ApplyResult, PendingEntry, PendingReplace, ReplaceRelease
 from nexus_orders.risk import Reservation, refusal
 
 BY_ACCOUNT_INDEX: Final = "by-account"
@@ -88,14 +87,6 @@ def order_to_item(order: Order) -> dict[str, Any]:
     if order.status == "pending_new" and order.routing is None:
         item[ENTRY_SHARD] = entry_shard(order.group_id or order.order_id)
     return item
-
-
-def _refused_or_raised(outcome: TransactionOutcome) -> bool:
-    """True when the transaction applied, False when a condition refused it; a transaction
-    cancelled for another reason only (a conflict, throttling) is raised."""
-    if not outcome.applied and not outcome.any_refused:
-        outcome.raise_if_cancelled()
-    return outcome.applied
 
 
 def entry_shard(order_id: str) -> str:
@@ -155,7 +146,24 @@ def _by_account_query(account_id: str, statuses: frozenset[str] | None, limit: i
         kwargs["ExpressionAttributeValues"].update(dict(zip(placeholders, names, strict=True)))
     return kwargs
 
+
+RELEASE_ATTEMPTS: Final = 3  # a replace's give-back cancelled by transaction conflicts alone
+
+
 class DynamoOrderRepository(LazyTable):
+    """Orders (``OrdersTable``). ``accounts_table`` (``AccountsTable``) is needed only to begin a
+    replace that reserved up front, or to give its reservation back: both are transactions with
+    a condition on the account item's or the order's side (see ``begin_replace``)."""
+
+    def __init__(self, table_name: str, table: Any = None, accounts_table: str | None = None) -> None:
+        super().__init__(table_name, table)
+        self.accounts_table = accounts_table
+
+    def _accounts(self) -> str:
+        if self.accounts_table is None:
+            raise ValueError("a replace's reservation needs the accounts table (accounts_table)")
+        return self.accounts_table
+
     def put_new(self, order: Order) -> bool:
         return conditional_write(
             self.table.put_item, Item=order_to_item(order), ConditionExpression="attribute_not_exists(order_id)"
@@ -166,7 +174,7 @@ class DynamoOrderRepository(LazyTable):
         transaction cancelled for another reason (a conflict) is raised."""
         puts = [{"Put": {"TableName": self.table.name, "Item": order_to_item(leg),
                          "ConditionExpression": "attribute_not_exists(order_id)"}} for leg in legs]  # fmt: skip
-        return _refused_or_raised(transaction(self.table.meta.client.transact_write_items, TransactItems=puts))
+        return transaction(self.table.meta.client.transact_write_items, TransactItems=puts).applied_or_refused()
 
     def begin_replace(
         self, order: Order, number: int, terms: ReplaceTerms | None, protection_price: Decimal | None, now: datetime,
@@ -215,9 +223,43 @@ class DynamoOrderRepository(LazyTable):
             terms_items = _terms_items(order, number, terms.quantity_change, terms.settle_cash, terms.topup,
                                        reservation_id)  # fmt: skip
             items += [{"Put": {"TableName": self.table.name, "Item": item}} for item in terms_items]
-        if not _refused_or_raised(transaction(self.table.meta.client.transact_write_items, TransactItems=items)):
+        if reservation_id is not None:
+            # only while the account holds the id: a request of the same number that found it in
+            # place never begins on what another gave back (``release_replace_reservation``)
+            items.append({"ConditionCheck": {
+                "TableName": self._accounts(), "Key": {"account_id": order.account_id},
+                "ConditionExpression": "contains(#res, :rid)", "ExpressionAttributeNames": {"#res": RESERVATIONS},
+                "ExpressionAttributeValues": {":rid": reservation_id},
+            }})  # fmt: skip
+        if not transaction(self.table.meta.client.transact_write_items, TransactItems=items).applied_or_refused():
             return None
         return self.get(order.order_id)
+
+    def release_replace_reservation(self, order_id: str, number: int, reservation: Reservation) -> ReplaceRelease:
+        """Give a replace's reservation back by id, in one transaction with the condition that
+        replace ``number`` of the order has not begun. ``BEGUN`` when it has (nothing given back:
+        whether the replace holds this id is the caller's to read), ``NOT_HELD`` when the account
+        does not hold the id (nothing to give back), else ``RELEASED``."""
+        check = {"ConditionCheck": {
+            "TableName": self.table.name, "Key": {"order_id": order_id},
+            "ConditionExpression": "attribute_not_exists(order_id) OR attribute_not_exists(replace_count) "
+                                   "OR replace_count < :n",
+            "ExpressionAttributeValues": {":n": number},
+        }}  # fmt: skip
+        release = {"Update": {
+            "TableName": self._accounts(), "Key": {"account_id": reservation.account_id},
+            **release_held_update(reservation.reservation_id, reservation.side, reservation.symbol,
+                                  reservation.quantity, reservation.amount),
+        }}  # fmt: skip
+        for _ in range(RELEASE_ATTEMPTS):  # a conflict with the order's own begin, or another's: again
+            outcome = transaction(self.table.meta.client.transact_write_items, TransactItems=[check, release])
+            if outcome.applied:
+                return ReplaceRelease.RELEASED
+            if outcome.refused(0):
+                return ReplaceRelease.BEGUN
+            if outcome.refused(1):
+                return ReplaceRelease.NOT_HELD
+        raise outcome.cancellation()
 
     def delete_pending(self, order: Order) -> bool:
         """True when the table no longer holds the order (deleted, or never stored); False when

@@ -53,6 +53,7 @@ from nexus_orders.ports import (
     OrderRepository,
     PendingEntries,
     PendingEntry,
+    ReplaceRelease,
     RiskBook,
     RoutePublisher,
 )
@@ -635,21 +636,23 @@ class OrderService:
             self.risk.release(reservation)
 
     def _give_back_replace(self, order: Order, number: int, reservation: Reservation | None) -> None:
-        """A replace not begun: give its reservation back by id unless replace ``number`` of the
-        order was begun holding this very id (a lost answer, or a concurrent request of the same
-        number that needed the same: ``replace_reservation_id`` is a digest of what it reserves).
-        A concurrent request that reserved other amounts holds an id of its own, named by the
-        terms item of the replace that began: this one is given back."""
+        """A replace not begun here: give its reservation back by id, in one transaction with the
+        condition that replace ``number`` of the order has not begun. A request of the same
+        number that needed the same holds the same id (``replace_reservation_id`` is a digest of
+        what it reserves), and begins only while the account holds it: so it either began first
+        (then this keeps the id, which it holds) or finds the id gone and does not begin (409).
+        If replace ``number`` began holding another id (a request that reserved other amounts),
+        this one is given back all the same."""
         if reservation is None:
             return
         try:
-            current = self.orders.get(order.order_id)
-            begun = (self.orders.replace_reservation(order.order_id, number)
-                     if current is not None and current.replace_count >= number else None)  # fmt: skip
+            if self.orders.release_replace_reservation(order.order_id, number, reservation) is not ReplaceRelease.BEGUN:
+                return
+            begun = self.orders.replace_reservation(order.order_id, number)
         except Exception:  # outcome unknown: logged, the reservation stays (never double-counted)
             logger.exception("replace outcome unknown; its reservation stays", extra={"order_id": order.order_id})
             return
-        if current is None or current.replace_count < number or begun != reservation.reservation_id:
+        if begun != reservation.reservation_id:
             self._give_back(reservation)
 
     # -- plumbing -----------------------------------------------------------------------------

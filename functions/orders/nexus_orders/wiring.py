@@ -27,7 +27,7 @@ LAST_TRADE_TTL_SECONDS = 1.0  # the price collar's reference is at most this muc
 
 def order_service(config: OrdersApiSettings) -> OrderService:
     return OrderService(
-        orders=DynamoOrderRepository(config.orders_table),
+        orders=DynamoOrderRepository(config.orders_table, accounts_table=config.accounts_table),
         instruments=CachedInstruments(DynamoInstruments(config.instruments_table), INSTRUMENT_TTL_SECONDS),
         commands=KinesisCommandPublisher(config.order_commands_stream),
         risk=PreTradeRisk(

@@ -163,6 +163,13 @@ class TransactionOutcome:
     def any_refused(self) -> bool:
         return CONDITION_FAILED_REASON in self.reasons
 
+    def applied_or_refused(self) -> bool:
+        """True when the transaction applied, False when a condition refused it; a transaction
+        cancelled for other reasons only (a conflict, throttling) is raised."""
+        if not self.applied and not self.any_refused:
+            self.raise_if_cancelled()
+        return self.applied
+
 
 CONDITION_FAILED_REASON: Final = "ConditionalCheckFailed"
 

@@ -45,7 +45,7 @@ from nexus_orders.commands import AnyOrderCommand
 from nexus_orders.folding import OrderChange
 from nexus_orders.models import NewOrderRequest, OcoRequest
 from nexus_orders.order import OPEN_STATUSES, Order
-from nexus_orders.ports import ApplyResult, PendingEntry, PendingReplace
+from nexus_orders.ports import ApplyResult, PendingEntry, PendingReplace, ReplaceRelease
 from nexus_orders.repo import (
     ENTRY_SHARD,
     ENTRY_SHARDS,
@@ -87,11 +87,13 @@ class Clock:
 
 
 class MemoryOrders:
-    """``OrderRepository`` + ``OrderDeleter`` over a dict of DynamoDB-shaped items."""
+    """``OrderRepository`` + ``OrderDeleter`` over a dict of DynamoDB-shaped items; ``accounts``
+    (the ``Venue``'s) for the transactions that also read or write an account item."""
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
         self.swept: str | None = None
+        self.accounts: dict[str, Account] = {}
 
     def put_new(self, order: Order) -> bool:
         if order.order_id in self.items:
@@ -151,6 +153,9 @@ class MemoryOrders:
             or item.get("replace_pending")
         ):
             return None
+        account = self.accounts.get(order.account_id)
+        if reservation_id is not None and (account is None or reservation_id not in account.reservations):
+            return None  # the account no longer holds the id (given back by another request)
         item.update(replace_count=number, replace_pending=True, updated_at=iso(now),
                     replace_shard=entry_shard(order.order_id), replace_at=iso(now))  # fmt: skip
         item.pop("replace_reject_reason", None)
@@ -164,6 +169,14 @@ class MemoryOrders:
         if protection_price is not None:
             item["protection_price"] = protection_price
         return order_from_item(item)
+
+    def release_replace_reservation(self, order_id: str, number: int, reservation: Reservation) -> ReplaceRelease:
+        item = self.items.get(order_id)
+        if item is not None and int(item.get("replace_count", 0)) >= number:
+            return ReplaceRelease.BEGUN
+        account = self.accounts.get(reservation.account_id)
+        released = account is not None and account.release_held(reservation)
+        return ReplaceRelease.RELEASED if released else ReplaceRelease.NOT_HELD
 
     def apply(self, change: OrderChange) -> ApplyResult:
         item = self.items.get(change.order_id)
@@ -365,6 +378,7 @@ class Venue:
     def __post_init__(self) -> None:
         self.engine = MatchingEngine({SYMBOL: INSTRUMENT})
         self.book = MemoryRiskBook(self.accounts)
+        self.orders.accounts = self.accounts
         self.service = OrderService(self.orders, Instruments(), self, self.clock,
                                     PreTradeRisk(self.book, self.market, LIMITS))  # fmt: skip
         self._redeliver = itertools.count()

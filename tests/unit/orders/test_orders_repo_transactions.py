@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from nexus_orders.order import Order
-from nexus_orders.repo import DynamoOrderRepository
+from nexus_orders.ports import ReplaceRelease
+from nexus_orders.repo import RELEASE_ATTEMPTS, DynamoOrderRepository
+from nexus_orders.risk import Reservation
 
 ORDER = Order.model_validate({
     "order_id": "o-1", "account_id": "acc_1", "symbol": "AAPL", "side": "buy", "type": "limit",
@@ -26,15 +28,21 @@ def cancelled(*codes: str) -> ClientError:
                         "CancellationReasons": [{"Code": code} for code in codes]}, "TransactWriteItems")  # fmt: skip
 
 
-def repository(*codes: str) -> DynamoOrderRepository:
-    """A repository whose table's client cancels every transaction with ``codes``."""
+def repository(*codes: str, calls: list[dict[str, Any]] | None = None) -> DynamoOrderRepository:
+    """A repository whose table's client cancels every transaction with ``codes`` (each request
+    kept in ``calls``)."""
 
-    def transact_write_items(**_: Any) -> None:
+    def transact_write_items(**request: Any) -> None:
+        if calls is not None:
+            calls.append(request)
         raise cancelled(*codes)
 
     table = SimpleNamespace(name="orders", meta=SimpleNamespace(client=SimpleNamespace(
         transact_write_items=transact_write_items)))  # fmt: skip
-    return DynamoOrderRepository("orders", table=table)
+    return DynamoOrderRepository("orders", table=table, accounts_table="accounts")
+
+
+RESERVATION = Reservation("acc_1", "AAPL", "buy", Decimal(5), Decimal("500.15"), reservation_id="o-1~r1.abc")
 
 
 def test_a_refused_condition_is_a_result() -> None:
@@ -50,3 +58,43 @@ def test_a_transaction_cancelled_for_another_reason_is_raised(codes: tuple[str, 
     assert raised.value.response["Error"]["Code"] == "TransactionCanceledException"
     with pytest.raises(ClientError):
         repository(*codes).begin_replace(ORDER, 1, None, None, datetime(2026, 3, 5, 15, 1, tzinfo=UTC))
+
+
+def test_a_replace_begins_only_while_the_account_holds_its_reservation() -> None:
+    calls: list[dict[str, Any]] = []
+    start = datetime(2026, 3, 5, 15, 1, tzinfo=UTC)
+    assert repository("None", "ConditionalCheckFailed", calls=calls).begin_replace(
+        ORDER, 1, None, None, start, "o-1~r1.abc") is None  # fmt: skip
+    (check,) = [item["ConditionCheck"] for item in calls[0]["TransactItems"] if "ConditionCheck" in item]
+    assert check["TableName"] == "accounts" and check["Key"] == {"account_id": "acc_1"}
+    assert check["ConditionExpression"] == "contains(#res, :rid)"
+    assert check["ExpressionAttributeValues"] == {":rid": "o-1~r1.abc"}
+
+
+@pytest.mark.parametrize(("codes", "outcome"), [
+    (("ConditionalCheckFailed", "None"), ReplaceRelease.BEGUN),
+    (("ConditionalCheckFailed", "ConditionalCheckFailed"), ReplaceRelease.BEGUN),
+    (("None", "ConditionalCheckFailed"), ReplaceRelease.NOT_HELD),
+])  # fmt: skip
+def test_a_replace_reservation_is_given_back_only_while_its_replace_has_not_begun(
+    codes: tuple[str, ...], outcome: ReplaceRelease
+) -> None:
+    calls: list[dict[str, Any]] = []
+    assert repository(*codes, calls=calls).release_replace_reservation("o-1", 1, RESERVATION) is outcome
+    check, release = calls[0]["TransactItems"]
+    assert check["ConditionCheck"]["Key"] == {"order_id": "o-1"}
+    assert check["ConditionCheck"]["ExpressionAttributeValues"] == {":n": 1}
+    assert release["Update"]["TableName"] == "accounts" and release["Update"]["Key"] == {"account_id": "acc_1"}
+
+
+def test_a_give_back_cancelled_by_conflicts_alone_is_tried_again_then_raised() -> None:
+    calls: list[dict[str, Any]] = []
+    with pytest.raises(ClientError):
+        repository("TransactionConflict", "None", calls=calls).release_replace_reservation("o-1", 1, RESERVATION)
+    assert len(calls) == RELEASE_ATTEMPTS
+
+
+def test_a_replace_reservation_needs_the_accounts_table() -> None:
+    with pytest.raises(ValueError, match="accounts table"):
+        DynamoOrderRepository("orders", table=SimpleNamespace(name="orders")).release_replace_reservation(
+            "o-1", 1, RESERVATION)  # fmt: skip

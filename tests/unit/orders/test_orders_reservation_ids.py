@@ -252,6 +252,84 @@ def test_a_replace_that_lost_the_race_for_its_number_gives_back_only_what_the_wi
     assert world.item()["buying#AAPL"] == 100 + 10 + 5
 
 
+def test_a_replace_that_gave_back_an_id_another_request_found_in_place_leaves_that_one_unbegun(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nexus_common.errors import Unavailable
+    from nexus_orders.models import ReplaceOrderRequest
+
+    # GIVEN an open buy of 10, and two requests replacing it to 15: the same replace number and
+    # the same amounts, so the same reservation id
+    status, answer = world.request("POST", "/v1/orders", BUY)
+    assert status == 202, answer
+    order_id = answer["order"]["order_id"]
+    svc = service()
+    reserve, begin = svc.risk.reserve_replace, svc.orders.begin_replace
+
+    def first_request_meanwhile(*args: Any) -> Any:
+        # the second request has reserved (its id written); the first now runs all through: it
+        # finds the id in place, fails to begin (a transient error), and gives the id back
+        reserved = reserve(*args)
+        monkeypatch.setattr(svc.risk, "reserve_replace", reserve)
+
+        def transient(*a: Any, **k: Any) -> Any:
+            raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+        monkeypatch.setattr(svc.orders, "begin_replace", transient)
+        with pytest.raises(Unavailable):
+            svc.replace("acc_1", order_id, ReplaceOrderRequest(quantity=D(15)))
+        monkeypatch.setattr(svc.orders, "begin_replace", begin)
+        assert held(world) == {order_id}  # given back: nothing had begun
+        return reserved
+
+    monkeypatch.setattr(svc.risk, "reserve_replace", first_request_meanwhile)
+    # WHEN the second request then goes on to begin its replace
+    with pytest.raises(Exception) as refused:
+        svc.replace("acc_1", order_id, ReplaceOrderRequest(quantity=D(15)))
+    # THEN it does not begin on the id given back (409: read the order and retry), and nothing is
+    # held for a replace that is not pending
+    assert getattr(refused.value, "code", None) == "replace_pending"
+    assert held(world) == {order_id}
+    assert world.item()["buying#AAPL"] == 100 + 10
+    assert not service().get("acc_1", order_id).replace_pending
+    # AND the client's retry reserves and begins it
+    status, answer = world.request("PATCH", "/v1/orders/{order_id}", {"quantity": "15"}, order_id=order_id)
+    assert status == 202, answer
+    assert world.item()["buying#AAPL"] == 100 + 10 + 5
+    terms = world.ddb.Table(world.env["ORDERS_TABLE"]).get_item(Key={"order_id": f"{order_id}~r1"})["Item"]
+    assert held(world) == {order_id, terms["reservation_id"]}
+
+
+def test_a_replace_that_failed_to_begin_keeps_the_id_a_request_of_its_number_began_holding(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nexus_common.errors import Unavailable
+    from nexus_orders.models import ReplaceOrderRequest
+
+    # GIVEN an open buy of 10, and a request replacing it to 15 whose begin fails (a transient
+    # error) after another request of the same number and amounts began, holding the same id
+    status, answer = world.request("POST", "/v1/orders", BUY)
+    assert status == 202, answer
+    order_id = answer["order"]["order_id"]
+    svc = service()
+    begin = svc.orders.begin_replace
+
+    def other_began_first(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(svc.orders, "begin_replace", begin)
+        status, answer = world.request("PATCH", "/v1/orders/{order_id}", {"quantity": "15"}, order_id=order_id)
+        assert status == 202, answer
+        raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(svc.orders, "begin_replace", other_began_first)
+    # WHEN the first request gives its reservation back
+    with pytest.raises(Unavailable):
+        svc.replace("acc_1", order_id, ReplaceOrderRequest(quantity=D(15)))
+    # THEN the id stays held: the replace that began holds it
+    terms = world.ddb.Table(world.env["ORDERS_TABLE"]).get_item(Key={"order_id": f"{order_id}~r1"})["Item"]
+    assert held(world) == {order_id, terms["reservation_id"]}
+    assert world.item()["buying#AAPL"] == 100 + 10 + 5
+
+
 def test_reconcile_reports_a_leaked_reservation_and_is_clean_otherwise(world: World) -> None:
     # GIVEN a fresh account with one open buy placed through the API (its id held)
     world.ddb.Table(world.env["ACCOUNTS_TABLE"]).delete_item(Key={"account_id": "acc_1"})
