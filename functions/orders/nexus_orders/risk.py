@@ -23,6 +23,7 @@ from nexus_common.risk import (
     check_order,
     oco_reserve_price,
     replace_reservation_id,
+    replace_reserved_up_front,
     replace_terms,
     reservation_id,
     reserve_amount,
@@ -103,7 +104,7 @@ def replace_reservation(
         order.reserve_rate, order.cover_rate, new_rate, order.price_topup,
     )  # fmt: skip
     reservation = None
-    if terms.reserve_quantity > 0 or terms.reserve_cash > 0:
+    if replace_reserved_up_front(terms.quantity_change, terms.settle_cash, terms.topup):  # reserve_quantity or _cash
         rid = replace_reservation_id(order.order_id, number, order.side, terms.reserve_quantity, terms.reserve_cash)
         reservation = Reservation(
             order.account_id, order.symbol, order.side, terms.reserve_quantity, terms.reserve_cash, reservation_id=rid

@@ -84,6 +84,7 @@ from nexus_common.risk import (
     oco_leg_ids,
     replace_number,
     replace_record_id,
+    replace_reserved_up_front,
     reservation_id,
     reserve_amount,
     topup_record_id,
@@ -371,8 +372,9 @@ def _up_front(event: Any, facts: FactsLookup) -> tuple[int, OrderFacts] | None:
     if number is None or terms is None or not terms.reserved:
         return None
     topup = facts(topup_record_id(event.order_id, number)) if terms.side == "buy" else None
-    cash = (terms.reserve_rate or ZERO) + (topup.reserve_rate or ZERO if topup is not None else ZERO)
-    return (number, terms) if terms.quantity > 0 or cash > 0 else None
+    topup_cash = topup.reserve_rate or ZERO if topup is not None else ZERO
+    reserved = replace_reserved_up_front(terms.quantity, terms.reserve_rate or ZERO, topup_cash)
+    return (number, terms) if reserved else None
 
 
 def _replace_held_release(event: Any, facts: FactsLookup) -> list[HeldRelease]:

@@ -292,6 +292,15 @@ def replace_reservation_id(
     return f"{replace_record_id(order_id, number)}.{digest}"
 
 
+def replace_reserved_up_front(quantity_change: Decimal, settle_cash: Decimal, topup: Decimal) -> bool:
+    """Whether a replace's terms wrote a reservation of their own before the replace began: shares
+    (the quantity went up) or cash (``settle_cash + topup``, a buy's ``reserve_cash``; the settled
+    cash alone is negative when a price increase comes with a smaller quantity, the top-up alone is
+    positive whenever the price went up). The one rule for the orders API that writes it, the risk
+    consumer that ends it and reconciliation that expects it."""
+    return quantity_change > 0 or settle_cash + topup > 0
+
+
 def held_replace_id(order_id: str, number: int, terms: Mapping[str, Any] | None) -> str:
     """The reservation id replace ``number`` holds, from its terms item (the id stored there;
     a terms item written before ids carried a digest holds its own key)."""
@@ -433,7 +442,7 @@ def held_reservation_ids(
     """Per account, the reservation ids the open reserved orders hold (see the module doc): an
     open reserved order's id (an OCO leg's group id) and, while replace ``n`` of a reserved order
     waits for the engine, the id its terms item names (``held_replace_id``) when its terms
-    reserved something up front (an increase of the quantity, or cash)."""
+    reserved something up front (``replace_reserved_up_front``)."""
     statuses = frozenset(open_statuses)
     items = {str(item["order_id"]): item for item in order_items if "order_id" in item}
     held: dict[str, set[str]] = {}
@@ -446,7 +455,8 @@ def held_reservation_ids(
         if item.get("replace_pending") and number > 0:
             terms = items.get(replace_record_id(order_id, number), {})
             topup = items.get(topup_record_id(order_id, number), {})
-            if (Decimal(str(terms.get("quantity", 0))) > 0 or Decimal(str(terms.get("reserve_rate", 0))) > 0
-                    or Decimal(str(topup.get("reserve_rate", 0))) > 0):  # fmt: skip
+            if replace_reserved_up_front(Decimal(str(terms.get("quantity", 0))),
+                                         Decimal(str(terms.get("reserve_rate", 0))),
+                                         Decimal(str(topup.get("reserve_rate", 0)))):  # fmt: skip
                 ids.add(held_replace_id(order_id, number, terms))
     return held

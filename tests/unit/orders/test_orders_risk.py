@@ -579,3 +579,54 @@ def test_a_refusal_is_audited_once_per_request_with_an_id_from_account_and_clien
     assert first.kind == "risk_refused" and first.aggregate_id == "alice"
     assert first.details["reason"] == "insufficient_buying_power" and first.details["type"] == "stop_limit"
     assert v.accounts["alice"].reserved_cash == 0 and v.orders.items == {}
+
+
+_REPLACES = st.tuples(
+    st.sampled_from(["buy", "sell"]),
+    st.integers(min_value=1, max_value=50),  # the order's quantity
+    st.integers(min_value=1, max_value=50),  # the new quantity
+    st.sampled_from(["90.00", "99.99", "100.00", "100.01", "105.00", "110.00"]),  # the new price (in the collar)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_REPLACES)
+def test_reconciliation_expects_a_replaces_id_exactly_when_the_orders_api_wrote_one(replace: Any) -> None:
+    from nexus_orders.order import Order
+    from nexus_orders.repo import _terms_items, order_to_item
+    from nexus_orders.risk import replace_reservation
+
+    # GIVEN an open reserved order at 100.00, and a replace to any quantity and price (a price
+    # increase with a much smaller quantity needs no cash: its top-up is less than what it frees)
+    side, quantity, new_quantity, new_price = replace
+    placed = Order.model_validate({
+        "order_id": "o-1", "account_id": "alice", "symbol": "AAPL", "side": side, "type": "limit",
+        "quantity": D(quantity), "price": D("100.00"), "time_in_force": "gtc", "status": "new",
+        "remaining_quantity": D(quantity), "created_at": "2026-03-05T15:00:00Z", "updated_at": "2026-03-05T15:00:00Z",
+        "reserved": True, "reserve_rate": rate("100.00") if side == "buy" else None,
+    })  # fmt: skip
+    # WHEN the orders API computes what replace 1 reserves up front, and the replace waits for the engine
+    terms, reservation, _ = replace_reservation(placed, D(new_quantity), D(new_price), None, 1, LIMITS, D("100.00"))
+    rid = reservation.reservation_id if reservation is not None else None
+    pending = {**order_to_item(placed), "replace_count": 1, "replace_pending": True}
+    items = [pending, *_terms_items(placed, 1, terms.quantity_change, terms.settle_cash, terms.topup, rid)]
+    # THEN reconciliation expects the replace's id held exactly when a reservation was written
+    held = held_reservation_ids(items, OPEN_STATUSES)["alice"]
+    assert held - {"o-1"} == ({rid} if rid is not None else set())
+
+
+def test_a_price_increase_with_a_much_smaller_quantity_reserves_nothing_and_is_expected_to_hold_nothing() -> None:
+    from nexus_orders.order import Order
+    from nexus_orders.risk import replace_reservation
+
+    # GIVEN an open buy of 10 at 100.00, replaced to 2 at 110.00 (the top-up for 2 at 110 is less
+    # than what the 8 shares fewer free)
+    placed = Order.model_validate({
+        "order_id": "o-1", "account_id": "alice", "symbol": "AAPL", "side": "buy", "type": "limit",
+        "quantity": D(10), "price": D("100.00"), "time_in_force": "gtc", "status": "new",
+        "remaining_quantity": D(10), "created_at": "2026-03-05T15:00:00Z", "updated_at": "2026-03-05T15:00:00Z",
+        "reserved": True, "reserve_rate": rate("100.00"),
+    })  # fmt: skip
+    terms, reservation, _ = replace_reservation(placed, D(2), D("110.00"), None, 1, LIMITS, D("100.00"))
+    # THEN nothing is reserved up front, though the price top-up is positive
+    assert reservation is None and terms.topup > 0 and terms.settle_cash < 0
