@@ -17,13 +17,14 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
 from boto3.dynamodb.conditions import Key
 from nexus_common.calendar import EXCHANGE_TZ
+from nexus_common.candle_items import copy_of, counted, live_key, series_id
 from nexus_common.dynamo import LazyTable, conditional_write, paginate
 from nexus_common.dynamo_batch import batch_get, batch_put
 from nexus_common.events import iso
@@ -247,21 +248,22 @@ class DynamoAccountsSource:
 class DynamoDailyCandles(LazyTable):
     """The ``1d`` candles of the market data service (the UTC day holding the session). A day's
     candle is its own item once the next day's first trade closed it; until then it is the ``1d``
-    entry of the symbol's live item (series ``<symbol>#live``, bucket ``live``, ``candles`` by
-    interval, each with its ``bucket``; ``nexus_marketdata.candles``). Both are read in one
-    request; when both hold the day, the one that counted further (epoch, then ``last_seq``) wins."""
+    entry of the symbol's live item (``nexus_common.candle_items``). Both are read in one request;
+    when both hold the day, the one that counted further wins."""
 
     def daily(self, symbols: Sequence[str], day: date) -> list[PriceBar]:
         bucket = f"{day.isoformat()}T00:00:00Z"
-        pairs = (("1d", bucket), ("live", "live"))
-        keys = [{"series": f"{s}#{kind}", "bucket": b} for s in sorted(set(symbols)) for kind, b in pairs]
-        found: dict[str, dict[str, Any]] = {}
+        keys = []
+        for symbol in sorted(set(symbols)):
+            for series, sort_key in ((series_id(symbol, "1d"), bucket), live_key(symbol)):
+                keys.append({"series": series, "bucket": sort_key})
+        found: dict[str, Mapping[str, Any]] = {}
         for item in batch_get(self.table, keys) if keys else []:
-            candle = (item.get("candles") or {}).get("1d") if item.get("bucket") == "live" else item
-            if not candle or candle.get("bucket") != bucket:
+            candle = copy_of(item, "1d", bucket)
+            if candle is None:
                 continue
             symbol = str(item["symbol"])
-            if symbol not in found or _counted(candle) > _counted(found[symbol]):
+            if symbol not in found or counted(candle) > counted(found[symbol]):
                 found[symbol] = candle
         return [
             PriceBar(
@@ -276,11 +278,6 @@ class DynamoDailyCandles(LazyTable):
             )
             for symbol, c in sorted(found.items())
         ]
-
-
-def _counted(candle: dict[str, Any]) -> tuple[int, int]:
-    """How far a copy of a candle has counted: its engine epoch, then its last seq."""
-    return int(candle.get("epoch", 0)), int(candle["last_seq"])
 
 
 class DynamoPushThrottle(LazyTable):

@@ -18,7 +18,8 @@ bucket of its interval: it is then *closed*, written as an item of its own (seri
 ``<symbol>#<interval>``, bucket = its UTC start), before the live item that no longer holds it. A
 reader of a bucket looks in both places and takes the copy that counted further (epoch, then
 ``last_seq``: ``newest``); in memory the live candles are keyed ``(<symbol>#live, <interval>)`` beside the
-closed ones (``candles_from_item``). ``advance`` folds a batch's trades into both.
+closed ones (``candles_from_item``). ``advance`` folds a batch's trades into both. The items'
+format is ``nexus_common.candle_items``, which the other services read too.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, Literal
 
+from nexus_common.candle_items import LIVE_BUCKET, is_live, live_candles, live_key, live_series, series_id
 from nexus_common.events import TradeEvent
 from nexus_common.money import fmt
 
 Interval = Literal["1m", "5m", "1h", "1d"]
 INTERVALS: Final[dict[str, int]] = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
-LIVE_BUCKET: Final = "live"  # the sort key of a symbol's live item
 _ITEM_TIME: Final = "%Y-%m-%dT%H:%M:%SZ"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -52,23 +53,10 @@ def bucket_id(start: datetime) -> str:
     return start.astimezone(UTC).strftime(_ITEM_TIME)
 
 
-def series_id(symbol: str, interval: str) -> str:
-    return f"{symbol}#{interval}"
-
-
 def candle_key(symbol: str, interval: str, ts: datetime) -> tuple[str, str]:
     """The (series, bucket) key of the ``interval`` candle holding instant ``ts``."""
     return series_id(symbol, interval), bucket_id(bucket_start(ts, interval))
 
-
-def live_series(symbol: str) -> str:
-    """The partition key of a symbol's live item (an interval is never ``live``)."""
-    return f"{symbol}#{LIVE_BUCKET}"
-
-
-def live_key(symbol: str) -> tuple[str, str]:
-    """The key of a symbol's live item."""
-    return live_series(symbol), LIVE_BUCKET
 
 
 @dataclass(frozen=True)
@@ -141,18 +129,19 @@ def live_item(symbol: str, candles: Mapping[str, Candle]) -> dict[str, Any]:
 def candles_from_item(item: Mapping[str, Any]) -> dict[tuple[str, str], Candle]:
     """The candles of a stored item: a closed candle under its key, or a live item's candles
     under ``(<symbol>#live, <interval>)``."""
-    if item.get("bucket") != LIVE_BUCKET:
+    if not is_live(item):
         return {(str(item["series"]), str(item["bucket"])): candle_from_item(item)}
     symbol = str(item["symbol"])
     return {
         (live_series(symbol), str(interval)): candle_from_item({**fields, "symbol": symbol, "interval": interval})
-        for interval, fields in (item.get("candles") or {}).items()
+        for interval, fields in live_candles(item).items()
         if interval in INTERVALS
     }
 
 
 def newest(*candles: Candle | None) -> Candle | None:
-    """Of the copies of one bucket's candle (live, closed), the one that counts the most trades."""
+    """Of the copies of one bucket's candle (live, closed), the one that counted further
+    (``nexus_common.candle_items.counted``)."""
     found = [candle for candle in candles if candle is not None]
     return max(found, key=lambda c: (c.epoch, c.last_seq)) if found else None
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Final
 
 import redis
+from nexus_common.candle_items import live_key, live_series, series_id
 from nexus_common.dynamo import LazyTable, conditional_write, pages
 from nexus_common.dynamo_batch import batch_get, batch_get_tables
 from nexus_common.events import AnyEngineEvent, BookEvent, TradeEvent
@@ -32,10 +33,7 @@ from nexus_marketdata.candles import (
     candle_keys,
     candles_from_item,
     live_item,
-    live_key,
-    live_series,
     newest,
-    series_id,
 )
 from nexus_marketdata.domain import (
     SIDE_PREFIX,

@@ -26,9 +26,10 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nexus_common.candle_items import live_series
 from nexus_common.events import ENGINE_EVENT_ADAPTER, AcceptedEvent, AnyEngineEvent, BookEvent, TradeEvent
 from nexus_common.instruments import Instrument
-from nexus_marketdata.candles import INTERVALS, Candle, advance, candle_key, candle_keys, fold, live_series, newest
+from nexus_marketdata.candles import INTERVALS, Candle, advance, candle_key, candle_keys, fold, newest
 from nexus_marketdata.l3 import L3Fold, L3Order, touched_order_ids
 from nexus_matching.engine import MatchingEngine
 
