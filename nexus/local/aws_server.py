@@ -619,7 +619,7 @@ def _within_retention(self: SQSBackend, queue_name: str, message: Message) -> bo
     retention period itself: moto builds every attribute of the queue three times for it (each
     counting the queue's messages), for every message a ``ReceiveMessage`` gives."""
     period = self.get_queue(queue_name).message_retention_period  # type: ignore[attr-defined]
-    return bool(period + (message.sent_timestamp or 0) / 1000 > unix_time())
+    return bool(period + message.sent_timestamp / 1000 > unix_time())  # type: ignore[operator]
 
 
 def _json_member_names(shape: Any) -> dict[str, tuple[str, Any]]:
@@ -646,6 +646,8 @@ def _parse_json_structure(self: BaseJSONParser, shape: Any, value: Any) -> Any:
         member = members.get(json_name)
         if member is not None and raw_value is not None:
             parsed[member[0]] = self._parse_shape(member[1], raw_value)  # type: ignore[no-untyped-call]
+    if len(parsed) > 1:  # in the model's order, as moto's: it reads the first key in places
+        parsed = self.MAP_TYPE((name, parsed[name]) for name in shape.members if name in parsed)
     return parsed
 
 

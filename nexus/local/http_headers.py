@@ -8,7 +8,8 @@ the 15-20 requests an order costs locally.
 
 ``parse_headers`` builds the same ``HTTPMessage`` directly for the header lines HTTP servers and
 the SDK send (``Name: value``). Anything else (a continuation line, a line that is not a header,
-a carriage return inside a line) goes to the standard library's parser, so the result is the
+a carriage return inside a line, a multipart or message Content-Type, which the feed parser
+treats as MIME) goes to the standard library's parser, so the result is the
 standard library's in every case. ``install()`` puts it in place for this process (``nexus up``, each
 Lambda worker, the embedded AWS); AWS itself is never touched by it.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import email.parser
 import http.client
+import io
 import re
 from typing import Any, BinaryIO
 
@@ -41,7 +43,10 @@ def parse_headers(fp: BinaryIO, _class: type[http.client.HTTPMessage] = http.cli
         name, _, value = line.decode("iso-8859-1").partition(":")
         # email's compat32 policy: the name as written, the value without leading blanks or the
         # line's end
-        message.set_raw(name, value.lstrip(" \t").rstrip("\r\n"))
+        value = value.lstrip(" \t").rstrip("\r\n")
+        if name.lower() == "content-type" and value.lower().startswith(("multipart/", "message/")):
+            return _standard_parse_headers(io.BytesIO(b"".join(lines)), _class)  # parsed as MIME
+        message.set_raw(name, value)
     message.set_payload("")  # what the feed parser leaves after a block of headers alone
     return message
 

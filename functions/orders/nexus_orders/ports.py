@@ -72,12 +72,12 @@ class OrderRepository(Protocol):
 
     def begin_replace(
         self, order: Order, number: int, terms: ReplaceTerms | None, protection_price: Decimal | None, now: datetime,
-        reservation_id: str | None = None,
+        reservation_id: str | None = None, check_held: bool = False,
     ) -> Order | None:
         """In one transaction: mark the open order's replace ``number`` as pending (only if no
         other is) and store its terms for the risk consumer (with the id of what it reserved up
-        front, if anything, and only while the account holds that id); None when the order
-        changed or the id is not held."""
+        front, if anything); with ``check_held``, only while the account holds that id. None when
+        the order changed or the id is not held."""
 
     def release_replace_reservation(self, order_id: str, number: int, reservation: Reservation) -> ReplaceRelease:
         """In one transaction: give ``reservation`` back by id unless replace ``number`` of the
@@ -146,10 +146,10 @@ class FencePublisher(Protocol):
 
 
 class RiskBook(Protocol):
-    def reserve(self, reservation: Reservation, limits: RiskLimits) -> None:
+    def reserve(self, reservation: Reservation, limits: RiskLimits) -> bool:
         """One conditional write on the account item that also adds ``reservation_id`` to the
-        item's set; a write whose id is already there is in place (no error, nothing more
-        reserved). Raises ``RiskRefused`` with the reason (``risk.refusal``)."""
+        item's set: True when this call wrote it; False when the id was already there (in place:
+        nothing more reserved). Raises ``RiskRefused`` with the reason (``risk.refusal``)."""
 
     def release(self, reservation: Reservation) -> bool:
         """Give a reservation back (the order was never sent) and remove its id, only while the

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 import zlib
 from datetime import datetime
 from decimal import Decimal
@@ -148,6 +149,7 @@ def _by_account_query(account_id: str, statuses: frozenset[str] | None, limit: i
 
 
 RELEASE_ATTEMPTS: Final = 3  # a replace's give-back cancelled by transaction conflicts alone
+RELEASE_BACKOFF_S: Final = 0.02  # times the attempt number, between those attempts
 
 
 class DynamoOrderRepository(LazyTable):
@@ -178,7 +180,7 @@ class DynamoOrderRepository(LazyTable):
 
     def begin_replace(
         self, order: Order, number: int, terms: ReplaceTerms | None, protection_price: Decimal | None, now: datetime,
-        reservation_id: str | None = None,
+        reservation_id: str | None = None, check_held: bool = False,
     ) -> Order | None:
         open_statuses = sorted(OPEN_STATUSES)
         values: dict[str, Any] = {
@@ -223,9 +225,10 @@ class DynamoOrderRepository(LazyTable):
             terms_items = _terms_items(order, number, terms.quantity_change, terms.settle_cash, terms.topup,
                                        reservation_id)  # fmt: skip
             items += [{"Put": {"TableName": self.table.name, "Item": item}} for item in terms_items]
-        if reservation_id is not None:
+        if reservation_id is not None and check_held:
             # only while the account holds the id: a request of the same number that found it in
-            # place never begins on what another gave back (``release_replace_reservation``)
+            # place never begins on what the request that wrote it gave back
+            # (``release_replace_reservation``)
             items.append({"ConditionCheck": {
                 "TableName": self._accounts(), "Key": {"account_id": order.account_id},
                 "ConditionExpression": "contains(#res, :rid)", "ExpressionAttributeNames": {"#res": RESERVATIONS},
@@ -251,7 +254,7 @@ class DynamoOrderRepository(LazyTable):
             **release_held_update(reservation.reservation_id, reservation.side, reservation.symbol,
                                   reservation.quantity, reservation.amount),
         }}  # fmt: skip
-        for _ in range(RELEASE_ATTEMPTS):  # a conflict with the order's own begin, or another's: again
+        for attempt in range(RELEASE_ATTEMPTS):
             outcome = transaction(self.table.meta.client.transact_write_items, TransactItems=[check, release])
             if outcome.applied:
                 return ReplaceRelease.RELEASED
@@ -259,6 +262,9 @@ class DynamoOrderRepository(LazyTable):
                 return ReplaceRelease.BEGUN
             if outcome.refused(1):
                 return ReplaceRelease.NOT_HELD
+            if not all(reason in ("None", "TransactionConflict") for reason in outcome.reasons):
+                break  # throttled, or refused as invalid: raised
+            time.sleep(RELEASE_BACKOFF_S * (attempt + 1))  # a conflict with a write of the order or account: again
         raise outcome.cancellation()
 
     def delete_pending(self, order: Order) -> bool:
@@ -485,10 +491,10 @@ class DynamoRiskBook(LazyTable):
     the item's ``reservations`` set under ``NOT contains(reservations, id)``. A refused write reads
     the item returned with the failed condition (``ALL_OLD``): when it already holds the id, the
     reservation is in place (the write applied before, e.g. an SDK retry of a write whose answer
-    was lost) and nothing more is done; else nothing was written and the reason is the refusal
-    (``risk.refusal``)."""
+    was lost, or another request's of the same id) and nothing more is done (``reserve`` answers
+    False); else nothing was written and the reason is the refusal (``risk.refusal``)."""
 
-    def reserve(self, reservation: Reservation, limits: RiskLimits) -> None:
+    def reserve(self, reservation: Reservation, limits: RiskLimits) -> bool:
         names: dict[str, str] = {"#status": "status", "#res": RESERVATIONS}
         rid = reservation.reservation_id
         values: dict[str, Any] = {":active": "active", ":false": False, ":zero": ZERO, ":rid": rid, ":rids": {rid}}
@@ -530,10 +536,10 @@ class DynamoRiskBook(LazyTable):
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
         if outcome.written:
-            return
+            return True
         item = outcome.old
         if item is not None and reservation.reservation_id in item.get(RESERVATIONS, set()):
-            return  # already in place: the same reservation applied before
+            return False  # already in place: the same reservation applied before
         raise refusal(reservation, item, limits)
 
     def holds(self, account_id: str, reservation_id: str) -> bool:

@@ -153,16 +153,17 @@ class PreTradeRisk:
 
     def reserve_replace(
         self, order: Order, quantity: Decimal, price: Decimal | None, stop_price: Decimal | None, number: int
-    ) -> tuple[ReplaceTerms, Reservation | None, Decimal | None]:
+    ) -> tuple[ReplaceTerms, Reservation | None, Decimal | None, bool]:
         """The rules on the new terms, then one conditional write for what the replace needs on
         top of what the order holds (nothing for a decrease: released on ``replaced``). Returns
-        the terms, the reservation made (None if none; its id ``<order>~r<number>.<digest>``) and a stop
-        buy's new protection price."""
+        the terms, the reservation (None if none; its id ``<order>~r<number>.<digest>``), a stop
+        buy's new protection price, and whether this call wrote the reservation (False: found in
+        place, written by an earlier attempt or by another request of the same replace). A write
+        whose outcome is unknown is not released by id here: the id may be another request's."""
         last = self._reference(self.market.last_trade, order.symbol)
         terms, reservation, cap = replace_reservation(order, quantity, price, stop_price, number, self.limits, last)
-        if reservation is not None:
-            self.reserve_written(reservation)
-        return terms, reservation, cap
+        written = reservation is not None and self.reserve_written(reservation, release_unknown=False)
+        return terms, reservation, cap, written
 
     @staticmethod
     def _reference(read: Callable[[str], Decimal | None], symbol: str) -> Decimal | None:
@@ -174,14 +175,17 @@ class PreTradeRisk:
             raise Unavailable("reference_unavailable", "the reference price could not be read; nothing was "
                               "reserved or sent: retry the request") from exc
 
-    def reserve_written(self, reservation: Reservation, release_unknown: bool = True) -> None:
-        """One reservation write. A refusal is raised as is; any other failure leaves the outcome
-        unknown (the write may have applied, even twice with the SDK's retry: the id makes that
-        once) and raises ``ReservationUnknown`` (503, nothing sent). With ``release_unknown`` the
-        reservation is released by id first (a no-op when it did not apply); without, it is left
-        to whoever settles the order that names it (an entry's: a retry or the entry sweep)."""
+    def reserve_written(self, reservation: Reservation, release_unknown: bool = True) -> bool:
+        """One reservation write: True when this call wrote it, False when it was in place (an
+        earlier attempt's, or another request's of the same id). A refusal is raised as is; any
+        other failure leaves the outcome unknown (the write may have applied, even twice with the
+        SDK's retry: the id makes that once) and raises ``ReservationUnknown`` (503, nothing
+        sent). With ``release_unknown`` the reservation is released by id first (a no-op when it
+        did not apply); without, it is left to whoever settles the order that names it (an
+        entry's: a retry or the entry sweep; a replace's: the replace that begins on it, or
+        reconciliation's report)."""
         try:
-            self.book.reserve(reservation, self.limits)
+            return self.book.reserve(reservation, self.limits)
         except RiskRefused:
             raise
         except Exception as exc:  # it may have landed: released by id, or left to the order's settling
@@ -588,10 +592,11 @@ class OrderService:
         number = order.replace_count + 1
         terms: ReplaceTerms | None = None
         reservation: Reservation | None = None
+        written = False  # by this request (else found in place: given back by whoever wrote it)
         cap: Decimal | None = None
         if self.risk is not None and order.reserved:
             with self._audited(account_id, replace_command_id(order.order_id, number), order):
-                terms, reservation, reserve_price = self.risk.reserve_replace(
+                terms, reservation, reserve_price, written = self.risk.reserve_replace(
                     order, quantity, price, stop_price, number
                 )
             if reserve_price is not None and request.stop_price is not None:
@@ -599,12 +604,12 @@ class OrderService:
         now = self.clock()
         try:
             rid = reservation.reservation_id if reservation is not None else None
-            updated = self.orders.begin_replace(order, number, terms, cap, now, rid)
+            updated = self.orders.begin_replace(order, number, terms, cap, now, rid, check_held=not written)
         except Exception as exc:  # compensation: the replace's reservation given back, then re-raised as not stored
-            self._give_back_replace(order, number, reservation)
+            self._give_back_replace(order, number, reservation if written else None)
             raise _not_stored(exc, order.order_id) from exc
         if updated is None:
-            self._give_back_replace(order, number, reservation)
+            self._give_back_replace(order, number, reservation if written else None)
             raise Conflict("replace_pending", "the order changed meanwhile; read it and retry", "order_id")
         command = replace_order_command(
             order, replace_command_id(order.order_id, number),
@@ -636,13 +641,16 @@ class OrderService:
             self.risk.release(reservation)
 
     def _give_back_replace(self, order: Order, number: int, reservation: Reservation | None) -> None:
-        """A replace not begun here: give its reservation back by id, in one transaction with the
-        condition that replace ``number`` of the order has not begun. A request of the same
-        number that needed the same holds the same id (``replace_reservation_id`` is a digest of
-        what it reserves), and begins only while the account holds it: so it either began first
-        (then this keeps the id, which it holds) or finds the id gone and does not begin (409).
-        If replace ``number`` began holding another id (a request that reserved other amounts),
-        this one is given back all the same."""
+        """A replace not begun here: give back the reservation this request wrote, by id, in one
+        transaction with the condition that replace ``number`` of the order has not begun. A
+        request of the same number that needed the same has the same id
+        (``replace_reservation_id`` is a digest of what it reserves) and found it in place: it
+        never gives it back, and begins only while the account holds it. So it either began
+        first (then this keeps the id, which it holds) or finds the id gone and does not begin
+        (409). If replace ``number`` began holding another id (a request that reserved other
+        amounts), this one is given back all the same. A reservation found in place is not given
+        back (None here): if no replace begins on it, it stays held, an over-reservation that
+        reconciliation reports."""
         if reservation is None:
             return
         try:

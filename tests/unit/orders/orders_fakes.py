@@ -143,7 +143,7 @@ class MemoryOrders:
 
     def begin_replace(
         self, order: Order, number: int, terms: ReplaceTerms | None, protection_price: Decimal | None, now: datetime,
-        reservation_id: str | None = None,
+        reservation_id: str | None = None, check_held: bool = False,
     ) -> Order | None:
         item = self.items.get(order.order_id)
         if (
@@ -154,7 +154,8 @@ class MemoryOrders:
         ):
             return None
         account = self.accounts.get(order.account_id)
-        if reservation_id is not None and (account is None or reservation_id not in account.reservations):
+        held = account is not None and reservation_id in account.reservations
+        if check_held and reservation_id is not None and not held:
             return None  # the account no longer holds the id (given back by another request)
         item.update(replace_count=number, replace_pending=True, updated_at=iso(now),
                     replace_shard=entry_shard(order.order_id), replace_at=iso(now))  # fmt: skip
@@ -289,12 +290,12 @@ class MemoryRiskBook:
         self.accounts = accounts
         self.writes = 0
 
-    def reserve(self, reservation: Reservation, limits: RiskLimits) -> None:
+    def reserve(self, reservation: Reservation, limits: RiskLimits) -> bool:
         account = self.accounts.get(reservation.account_id)
         if account is None:
             raise RiskRefused("account_not_found", "the account has no risk record", None)
         if reservation.reservation_id in account.reservations:
-            return
+            return False
         if reservation.side == "buy":
             if account.available < reservation.amount:
                 raise RiskRefused("insufficient_buying_power", "not enough buying power", "quantity")
@@ -309,6 +310,7 @@ class MemoryRiskBook:
             account.sellable -= reservation.quantity
         account.reservations.add(reservation.reservation_id)
         self.writes += 1
+        return True
 
     def holds(self, account_id: str, reservation_id: str) -> bool:
         account = self.accounts.get(account_id)

@@ -60,12 +60,15 @@ def test_a_transaction_cancelled_for_another_reason_is_raised(codes: tuple[str, 
         repository(*codes).begin_replace(ORDER, 1, None, None, datetime(2026, 3, 5, 15, 1, tzinfo=UTC))
 
 
-def test_a_replace_begins_only_while_the_account_holds_its_reservation() -> None:
+def test_a_replace_on_a_reservation_found_in_place_begins_only_while_the_account_holds_it() -> None:
     calls: list[dict[str, Any]] = []
     start = datetime(2026, 3, 5, 15, 1, tzinfo=UTC)
+    refusing = repository("ConditionalCheckFailed", calls=calls)
+    assert refusing.begin_replace(ORDER, 1, None, None, start, "o-1~r1.abc") is None
+    assert not any("ConditionCheck" in item for item in calls[0]["TransactItems"])  # written by this request
     assert repository("None", "ConditionalCheckFailed", calls=calls).begin_replace(
-        ORDER, 1, None, None, start, "o-1~r1.abc") is None  # fmt: skip
-    (check,) = [item["ConditionCheck"] for item in calls[0]["TransactItems"] if "ConditionCheck" in item]
+        ORDER, 1, None, None, start, "o-1~r1.abc", check_held=True) is None  # fmt: skip
+    (check,) = [item["ConditionCheck"] for item in calls[1]["TransactItems"] if "ConditionCheck" in item]
     assert check["TableName"] == "accounts" and check["Key"] == {"account_id": "acc_1"}
     assert check["ConditionExpression"] == "contains(#res, :rid)"
     assert check["ExpressionAttributeValues"] == {":rid": "o-1~r1.abc"}
@@ -92,6 +95,10 @@ def test_a_give_back_cancelled_by_conflicts_alone_is_tried_again_then_raised() -
     with pytest.raises(ClientError):
         repository("TransactionConflict", "None", calls=calls).release_replace_reservation("o-1", 1, RESERVATION)
     assert len(calls) == RELEASE_ATTEMPTS
+    throttled: list[dict[str, Any]] = []
+    with pytest.raises(ClientError):
+        repository("ThrottlingError", "None", calls=throttled).release_replace_reservation("o-1", 1, RESERVATION)
+    assert len(throttled) == 1  # not a conflict: raised at once
 
 
 def test_a_replace_reservation_needs_the_accounts_table() -> None:

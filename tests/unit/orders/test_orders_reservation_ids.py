@@ -252,7 +252,11 @@ def test_a_replace_that_lost_the_race_for_its_number_gives_back_only_what_the_wi
     assert world.item()["buying#AAPL"] == 100 + 10 + 5
 
 
-def test_a_replace_that_gave_back_an_id_another_request_found_in_place_leaves_that_one_unbegun(
+def _transient(*args: Any, **kwargs: Any) -> Any:
+    raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+
+def test_a_request_that_found_its_id_in_place_does_not_begin_on_it_once_its_writer_gave_it_back(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from nexus_common.errors import Unavailable
@@ -265,22 +269,24 @@ def test_a_replace_that_gave_back_an_id_another_request_found_in_place_leaves_th
     order_id = answer["order"]["order_id"]
     svc = service()
     reserve, begin = svc.risk.reserve_replace, svc.orders.begin_replace
+    second: dict[str, Any] = {}
 
     def first_request_meanwhile(*args: Any) -> Any:
-        # the second request has reserved (its id written); the first now runs all through: it
-        # finds the id in place, fails to begin (a transient error), and gives the id back
-        reserved = reserve(*args)
+        # the first request writes the id; the second finds it in place; the first fails to
+        # begin (a transient error) and gives the id back, before the second begins
         monkeypatch.setattr(svc.risk, "reserve_replace", reserve)
 
-        def transient(*a: Any, **k: Any) -> Any:
-            raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+        def second_reserves_then_first_fails(*a: Any, **k: Any) -> Any:
+            second["reserved"] = reserve(*args)
+            _transient()
 
-        monkeypatch.setattr(svc.orders, "begin_replace", transient)
+        monkeypatch.setattr(svc.orders, "begin_replace", second_reserves_then_first_fails)
         with pytest.raises(Unavailable):
             svc.replace("acc_1", order_id, ReplaceOrderRequest(quantity=D(15)))
         monkeypatch.setattr(svc.orders, "begin_replace", begin)
         assert held(world) == {order_id}  # given back: nothing had begun
-        return reserved
+        assert second["reserved"][3] is False  # the second found it in place
+        return second["reserved"]
 
     monkeypatch.setattr(svc.risk, "reserve_replace", first_request_meanwhile)
     # WHEN the second request then goes on to begin its replace
@@ -298,6 +304,40 @@ def test_a_replace_that_gave_back_an_id_another_request_found_in_place_leaves_th
     assert world.item()["buying#AAPL"] == 100 + 10 + 5
     terms = world.ddb.Table(world.env["ORDERS_TABLE"]).get_item(Key={"order_id": f"{order_id}~r1"})["Item"]
     assert held(world) == {order_id, terms["reservation_id"]}
+
+
+def test_a_request_that_found_its_id_in_place_and_failed_to_begin_leaves_it_to_its_writer(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nexus_common.errors import Unavailable
+    from nexus_orders.models import ReplaceOrderRequest
+
+    # GIVEN an open buy of 10, and a request replacing it to 15 that has written its reservation
+    status, answer = world.request("POST", "/v1/orders", BUY)
+    assert status == 202, answer
+    order_id = answer["order"]["order_id"]
+    svc = service()
+    begin = svc.orders.begin_replace
+
+    def second_request_fails_first(*args: Any, **kwargs: Any) -> Any:
+        # before it begins, a second request of the same number and amounts finds the id in
+        # place and fails to begin (a transient error)
+        (rid,) = held(world) - {order_id}
+        monkeypatch.setattr(svc.orders, "begin_replace", _transient)
+        with pytest.raises(Unavailable):
+            svc.replace("acc_1", order_id, ReplaceOrderRequest(quantity=D(15)))
+        assert held(world) == {order_id, rid}  # the second gave back nothing: it wrote nothing
+        monkeypatch.setattr(svc.orders, "begin_replace", begin)
+        return begin(*args, **kwargs)
+
+    monkeypatch.setattr(svc.orders, "begin_replace", second_request_fails_first)
+    # WHEN the first request begins its replace
+    updated = svc.replace("acc_1", order_id, ReplaceOrderRequest(quantity=D(15)))
+    # THEN it began with its reservation held once
+    assert updated.replace_pending
+    terms = world.ddb.Table(world.env["ORDERS_TABLE"]).get_item(Key={"order_id": f"{order_id}~r1"})["Item"]
+    assert held(world) == {order_id, terms["reservation_id"]}
+    assert world.item()["buying#AAPL"] == 100 + 10 + 5
 
 
 def test_a_replace_that_failed_to_begin_keeps_the_id_a_request_of_its_number_began_holding(
@@ -318,7 +358,7 @@ def test_a_replace_that_failed_to_begin_keeps_the_id_a_request_of_its_number_beg
         monkeypatch.setattr(svc.orders, "begin_replace", begin)
         status, answer = world.request("PATCH", "/v1/orders/{order_id}", {"quantity": "15"}, order_id=order_id)
         assert status == 202, answer
-        raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+        _transient()
 
     monkeypatch.setattr(svc.orders, "begin_replace", other_began_first)
     # WHEN the first request gives its reservation back
