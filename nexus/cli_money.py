@@ -171,12 +171,17 @@ class SimulationResult:
     seconds: float
     settle_seconds: float
     reconciliation: Reconciliation
+    idle_seconds: float | None = None  # from the last order to the consumers going idle (when known)
 
 
 def simulate_day(
-    table: Any, api_url: str, accounts: int, trades: int, clients: int, seed: int, progress: Any = None
+    table: Any, api_url: str, accounts: int, trades: int, clients: int, seed: int, progress: Any = None,
+    drained: Callable[[], object] | None = None,
 ) -> SimulationResult:
-    """Create ``accounts`` funded accounts, then ``trades`` crossing pairs through the API."""
+    """Create ``accounts`` funded accounts, then ``trades`` crossing pairs through the API, then
+    reconcile until clean. ``drained`` (a platform that can tell) returns once its consumers are
+    idle: reconciling scans every table, competing with the consumers for the emulated AWS, so
+    it starts only then; without it, reconciliation is tried from the last order on."""
     from nexus.local.demo import create_account
 
     rng = random.Random(seed)
@@ -212,8 +217,13 @@ def simulate_day(
     with ThreadPoolExecutor(max_workers=clients) as pool:
         refused = sum(pool.map(trade, pairs))
     sent = time.monotonic() - started
+    idle = None
+    if drained is not None:
+        drained()
+        idle = time.monotonic() - started - sent
     result = reconcile_until_clean(table, wait=max(120.0, trades / 2))  # until the consumers drain
-    return SimulationResult(accounts, trades, 2 * trades, refused, sent, time.monotonic() - started - sent, result)
+    settled = time.monotonic() - started - sent
+    return SimulationResult(accounts, trades, 2 * trades, refused, sent, settled, result, idle)
 
 
 MARKET_WAIT_S = 10.0  # how long a symbol with neither a trade nor a two-sided quote is waited for
@@ -293,13 +303,17 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     ) -> None:
         """The simulated day on a platform of its own: `nexus up --demo` in a child process (free
         ports, its own state), `simulate`, reconcile, stop. Exit 1 on a break."""
-        from nexus.bench_local import LocalPlatform
+        from nexus.bench_local import LocalPlatform, settled_counters
         from nexus.local import runtime
 
         day = LocalPlatform(stage="day")
         try:
             target = platform.use(platform.local_target(runtime.read_state(day.state)))
-            _simulate_and_report(platform.tables(target), day.url, accounts, trades, clients, seed)
+
+            def drained() -> object:  # no request but polling and the market maker's for 3 s
+                return settled_counters(day.state, timeout=max(120.0, trades / 2))
+
+            _simulate_and_report(platform.tables(target), day.url, accounts, trades, clients, seed, drained)
         finally:
             day.stop()
 
@@ -320,21 +334,27 @@ def _progress_lines(total: int, clock: Callable[[], float] = time.monotonic) -> 
     return advance
 
 
-def _simulate_and_report(table: Any, url: str, accounts: int, trades: int, clients: int, seed: int) -> None:
+def _simulate_and_report(
+    table: Any, url: str, accounts: int, trades: int, clients: int, seed: int,
+    drained: Callable[[], object] | None = None,
+) -> None:
     """Run the day with a progress bar, print its figures and the reconciliation; exit 1 on a break."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     if sys.stdout.isatty():
         with Progress(TextColumn("trading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
             task = bar.add_task("pairs", total=trades)
-            result = simulate_day(table, url, accounts, trades, clients, seed, progress=lambda: bar.advance(task))
+            result = simulate_day(table, url, accounts, trades, clients, seed, progress=lambda: bar.advance(task),
+                                  drained=drained)  # fmt: skip
     else:  # a log or CI: a line every tenth of the day instead of a bar nobody sees
-        result = simulate_day(table, url, accounts, trades, clients, seed, progress=_progress_lines(trades))
+        result = simulate_day(table, url, accounts, trades, clients, seed, progress=_progress_lines(trades),
+                              drained=drained)  # fmt: skip
     typer.echo(
         f"simulated: {result.accounts} accounts, {result.trades} crossing pairs ({result.orders_sent} orders, "
         f"{result.refused} refused) in {result.seconds:.1f} s "
         f"({result.orders_sent / result.seconds:.0f} orders/s); "
         f"consumers settled {result.settle_seconds:.1f} s later"
+        + (f" (idle after {result.idle_seconds:.1f} s)" if result.idle_seconds is not None else "")
     )
     _print_reconciliation(result.reconciliation)
     if result.reconciliation.breaks:

@@ -75,3 +75,29 @@ def test_a_day_written_to_a_log_prints_a_line_each_tenth_of_its_pairs(capsys: py
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "trading: 2/25 pairs, 2 s" and lines[-1] == "trading: 25/25 pairs, 25 s"
     assert len(lines) == 13
+
+
+def test_the_day_is_reconciled_once_the_platform_says_its_consumers_are_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a platform whose consumers are idle only when ``drained`` returns, and a day of 3 pairs
+    import nexus.local.demo as demo
+
+    steps: list[str] = []
+    monkeypatch.setattr(demo, "create_account", lambda table, name, cash: {"api_key": f"key-{name}"})
+    monkeypatch.setattr(cli_money, "_market_price", lambda *args, **kwargs: Decimal("100.00"))
+    monkeypatch.setattr(cli_money, "_http", lambda *args, **kwargs: (steps.append("order"), (202, {}))[1])
+
+    def reconcile(table: Any, wait: float) -> cli_money.Reconciliation:
+        steps.append("reconcile")
+        return cli_money.Reconciliation()
+
+    monkeypatch.setattr(cli_money, "reconcile_until_clean", reconcile)
+    # WHEN the day runs
+    result = cli_money.simulate_day(None, "http://api", 2, 3, 1, 7, drained=lambda: steps.append("drained"))
+    # THEN every order is sent, then the platform drains, then reconciliation runs once
+    assert steps == ["order"] * 6 + ["drained", "reconcile"]
+    assert result.orders_sent == 6 and result.refused == 0
+    assert result.idle_seconds is not None and 0 <= result.idle_seconds <= result.settle_seconds
+    # AND a platform that cannot tell (``nexus simulate`` elsewhere) is reconciled from the last order on
+    steps.clear()
+    assert cli_money.simulate_day(None, "http://api", 2, 1, 1, 7).idle_seconds is None
+    assert steps == ["order", "order", "reconcile"]
