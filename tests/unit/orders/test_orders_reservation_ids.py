@@ -256,6 +256,19 @@ def _transient(*args: Any, **kwargs: Any) -> Any:
     raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
 
 
+def _open_buy(world: World) -> str:
+    """An open buy of 10 AAPL at 100.00 through the API: its order id."""
+    status, answer = world.request("POST", "/v1/orders", BUY)
+    assert status == 202, answer
+    return str(answer["order"]["order_id"])
+
+
+def _replace_holds(world: World, order_id: str) -> str:
+    """The reservation id replace 1 of the order holds, as its terms item names it."""
+    terms = world.ddb.Table(world.env["ORDERS_TABLE"]).get_item(Key={"order_id": f"{order_id}~r1"})["Item"]
+    return str(terms["reservation_id"])
+
+
 def test_a_request_that_found_its_id_in_place_does_not_begin_on_it_once_its_writer_gave_it_back(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -264,9 +277,7 @@ def test_a_request_that_found_its_id_in_place_does_not_begin_on_it_once_its_writ
 
     # GIVEN an open buy of 10, and two requests replacing it to 15: the same replace number and
     # the same amounts, so the same reservation id
-    status, answer = world.request("POST", "/v1/orders", BUY)
-    assert status == 202, answer
-    order_id = answer["order"]["order_id"]
+    order_id = _open_buy(world)
     svc = service()
     reserve, begin = svc.risk.reserve_replace, svc.orders.begin_replace
     second: dict[str, Any] = {}
@@ -302,8 +313,7 @@ def test_a_request_that_found_its_id_in_place_does_not_begin_on_it_once_its_writ
     status, answer = world.request("PATCH", "/v1/orders/{order_id}", {"quantity": "15"}, order_id=order_id)
     assert status == 202, answer
     assert world.item()["buying#AAPL"] == 100 + 10 + 5
-    terms = world.ddb.Table(world.env["ORDERS_TABLE"]).get_item(Key={"order_id": f"{order_id}~r1"})["Item"]
-    assert held(world) == {order_id, terms["reservation_id"]}
+    assert held(world) == {order_id, _replace_holds(world, order_id)}
 
 
 def test_a_request_that_found_its_id_in_place_and_failed_to_begin_leaves_it_to_its_writer(
@@ -313,9 +323,7 @@ def test_a_request_that_found_its_id_in_place_and_failed_to_begin_leaves_it_to_i
     from nexus_orders.models import ReplaceOrderRequest
 
     # GIVEN an open buy of 10, and a request replacing it to 15 that has written its reservation
-    status, answer = world.request("POST", "/v1/orders", BUY)
-    assert status == 202, answer
-    order_id = answer["order"]["order_id"]
+    order_id = _open_buy(world)
     svc = service()
     begin = svc.orders.begin_replace
 
@@ -335,8 +343,7 @@ def test_a_request_that_found_its_id_in_place_and_failed_to_begin_leaves_it_to_i
     updated = svc.replace("acc_1", order_id, ReplaceOrderRequest(quantity=D(15)))
     # THEN it began with its reservation held once
     assert updated.replace_pending
-    terms = world.ddb.Table(world.env["ORDERS_TABLE"]).get_item(Key={"order_id": f"{order_id}~r1"})["Item"]
-    assert held(world) == {order_id, terms["reservation_id"]}
+    assert held(world) == {order_id, _replace_holds(world, order_id)}
     assert world.item()["buying#AAPL"] == 100 + 10 + 5
 
 
@@ -348,9 +355,7 @@ def test_a_replace_that_failed_to_begin_keeps_the_id_a_request_of_its_number_beg
 
     # GIVEN an open buy of 10, and a request replacing it to 15 whose begin fails (a transient
     # error) after another request of the same number and amounts began, holding the same id
-    status, answer = world.request("POST", "/v1/orders", BUY)
-    assert status == 202, answer
-    order_id = answer["order"]["order_id"]
+    order_id = _open_buy(world)
     svc = service()
     begin = svc.orders.begin_replace
 
@@ -365,8 +370,7 @@ def test_a_replace_that_failed_to_begin_keeps_the_id_a_request_of_its_number_beg
     with pytest.raises(Unavailable):
         svc.replace("acc_1", order_id, ReplaceOrderRequest(quantity=D(15)))
     # THEN the id stays held: the replace that began holds it
-    terms = world.ddb.Table(world.env["ORDERS_TABLE"]).get_item(Key={"order_id": f"{order_id}~r1"})["Item"]
-    assert held(world) == {order_id, terms["reservation_id"]}
+    assert held(world) == {order_id, _replace_holds(world, order_id)}
     assert world.item()["buying#AAPL"] == 100 + 10 + 5
 
 
