@@ -647,7 +647,7 @@ def _parse_json_structure(self: BaseJSONParser, shape: Any, value: Any) -> Any:
         if member is not None and raw_value is not None:
             parsed[member[0]] = self._parse_shape(member[1], raw_value)  # type: ignore[no-untyped-call]
     if len(parsed) > 1:  # in the model's order, as moto's: it reads the first key in places
-        parsed = self.MAP_TYPE((name, parsed[name]) for name in shape.members if name in parsed)
+        parsed = self.MAP_TYPE((name, parsed[name]) for name, _ in members.values() if name in parsed)
     return parsed
 
 

@@ -16,7 +16,6 @@ Lambda worker, the embedded AWS); AWS itself is never touched by it.
 
 from __future__ import annotations
 
-import email.parser
 import http.client
 import io
 import re
@@ -39,13 +38,13 @@ def parse_headers(fp: BinaryIO, _class: type[http.client.HTTPMessage] = http.cli
             break
         # the feed parser also ends a line at a lone carriage return
         if not _HEADER_LINE.match(line) or b"\r" in _without_line_end(line):
-            return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
+            return _standard_parse_headers(io.BytesIO(b"".join(lines)), _class)
         name, _, value = line.decode("iso-8859-1").partition(":")
         # email's compat32 policy: the name as written, the value without leading blanks or the
         # line's end
         value = value.lstrip(" \t").rstrip("\r\n")
         if name.lower() == "content-type" and value.lower().startswith(("multipart/", "message/")):
-            return _standard_parse_headers(io.BytesIO(b"".join(lines)), _class)  # parsed as MIME
+            return _standard_parse_headers(io.BytesIO(b"".join(lines)), _class)  # read as MIME
         message.set_raw(name, value)
     message.set_payload("")  # what the feed parser leaves after a block of headers alone
     return message

@@ -262,7 +262,7 @@ class DynamoOrderRepository(LazyTable):
                 return ReplaceRelease.BEGUN
             if outcome.refused(1):
                 return ReplaceRelease.NOT_HELD
-            if not all(reason in ("None", "TransactionConflict") for reason in outcome.reasons):
+            if not outcome.conflicts_only:
                 break  # throttled, or refused as invalid: raised
             time.sleep(RELEASE_BACKOFF_S * (attempt + 1))  # a conflict with a write of the order or account: again
         raise outcome.cancellation()

@@ -602,14 +602,15 @@ class OrderService:
             if reserve_price is not None and request.stop_price is not None:
                 cap = self._floor_tick(order.symbol, reserve_price)
         now = self.clock()
+        ours = reservation if written else None  # what a replace that does not begin gives back
         try:
             rid = reservation.reservation_id if reservation is not None else None
             updated = self.orders.begin_replace(order, number, terms, cap, now, rid, check_held=not written)
         except Exception as exc:  # compensation: the replace's reservation given back, then re-raised as not stored
-            self._give_back_replace(order, number, reservation if written else None)
+            self._give_back_replace(order, number, ours)
             raise _not_stored(exc, order.order_id) from exc
         if updated is None:
-            self._give_back_replace(order, number, reservation if written else None)
+            self._give_back_replace(order, number, ours)
             raise Conflict("replace_pending", "the order changed meanwhile; read it and retry", "order_id")
         command = replace_order_command(
             order, replace_command_id(order.order_id, number),

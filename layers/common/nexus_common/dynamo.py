@@ -163,6 +163,14 @@ class TransactionOutcome:
     def any_refused(self) -> bool:
         return CONDITION_FAILED_REASON in self.reasons
 
+    @property
+    def conflicts_only(self) -> bool:
+        """Cancelled for transaction conflicts alone (another write on one of its items): worth
+        trying again, unlike a refusal, throttling or a validation error."""
+        return not self.applied and CONFLICT_REASON in self.reasons and all(
+            reason in ("None", CONFLICT_REASON) for reason in self.reasons
+        )
+
     def applied_or_refused(self) -> bool:
         """True when the transaction applied, False when a condition refused it; a transaction
         cancelled for other reasons only (a conflict, throttling) is raised."""
@@ -172,6 +180,7 @@ class TransactionOutcome:
 
 
 CONDITION_FAILED_REASON: Final = "ConditionalCheckFailed"
+CONFLICT_REASON: Final = "TransactionConflict"
 
 
 def transaction(write: Callable[..., Any], /, **kwargs: Any) -> TransactionOutcome:
