@@ -67,6 +67,12 @@
   1.2 -> 0.9 ms).
 * A new item (every ``PutItem``) is measured once against the item size limit: moto measured
   every attribute set so far each time it set one (n² sizes: a fifth of an audit record's put).
+* Nested attribute values (an audit record's entries: a list of maps holding lists) are built,
+  measured and written out in one walk each: moto wraps a map's values again to measure them and
+  deep-copies the whole value at every level to write it out, so the cost grew with the depth
+  times the size. ``PutItem`` no longer writes out the item it stored for an answer that never
+  holds it, and a request's attribute values are read in one step each instead of three
+  handlers. An audit record of 10 entries went from 1.9 to 0.9 ms, one of 3 from 0.86 to 0.60 ms.
 * An SQS queue's visible, delayed and in-flight messages are counted reading the clock once per
   call, not once or twice per message: moto lists or counts them on every ``ReceiveMessage``,
   every wake-up of a long poll (each send wakes them) and, through the queue's attributes, every
@@ -123,7 +129,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from decimal import Decimal
 from types import FrameType
-from typing import Any
+from typing import Any, Final
 
 import moto.core.responses as moto_core_responses
 import moto.dynamodb.models as moto_dynamodb_models
@@ -132,7 +138,7 @@ import moto.dynamodb.responses as moto_dynamodb_responses
 import moto.utilities.aws_headers as aws_headers
 from botocore.exceptions import ClientError
 from moto import backends
-from moto.core.parse import BaseJSONParser
+from moto.core.parse import BaseJSONParser, JSONParser
 from moto.core.request import Request as MotoRequest
 from moto.core.responses import ActionContext, ActionResult
 from moto.core.serialize import TimestampSerializer
@@ -656,12 +662,77 @@ _SHAPE_HANDLERS: dict[tuple[type, str], Callable[..., Any]] = {}
 
 def _parse_json_shape(self: BaseJSONParser, shape: Any, node: Any) -> Any:
     """moto's ``RequestParser._parse_shape`` (the handler named after the shape's type), with the
-    handler looked up once per parser class and type instead of formatted and looked up per node."""
+    handler looked up once per parser class and type instead of formatted and looked up per node;
+    a DynamoDB attribute value is read by ``_parse_attribute_value``."""
     key = (type(self), shape.type_name)
     handler = _SHAPE_HANDLERS.get(key)
     if handler is None:
-        handler = _SHAPE_HANDLERS[key] = getattr(type(self), f"_parse_{shape.type_name}", type(self)._default_handle)
+        found: Callable[..., Any] = getattr(type(self), f"_parse_{shape.type_name}", type(self)._default_handle)
+        if key == (JSONParser, "structure"):
+            found = _parse_json_structure_or_attribute_value
+        handler = _SHAPE_HANDLERS[key] = found
     return handler(self, shape, node)
+
+
+# DynamoDB's AttributeValue: its members, their types and their members' types
+_ATTRIBUTE_VALUE_SHAPE: Final = {"S": ("string", None), "N": ("string", None), "B": ("blob", None),
+                                 "SS": ("list", "string"), "NS": ("list", "string"), "BS": ("list", "blob"),
+                                 "M": ("map", "AttributeValue"), "L": ("list", "AttributeValue"),
+                                 "NULL": ("boolean", None), "BOOL": ("boolean", None)}  # fmt: skip
+
+
+def _is_attribute_value(shape: Any) -> bool:
+    """Whether ``shape`` is DynamoDB's AttributeValue as ``_parse_attribute_value`` knows it (kept
+    on the shape)."""
+    known: bool | None = shape.__dict__.get("_nexus_attribute_value")
+    if known is None:
+        def inner(member: Any) -> str | None:
+            if member.type_name == "list":
+                return str(member.member.name if member.member.type_name == "structure" else member.member.type_name)
+            return str(member.value.name) if member.type_name == "map" and member.key.type_name == "string" else None
+
+        known = (
+            shape.name == "AttributeValue" and not shape.is_document_type
+            and {name: (m.type_name, inner(m)) for name, m in shape.members.items()} == _ATTRIBUTE_VALUE_SHAPE
+            and not any(m.serialization for m in shape.members.values())
+        )  # fmt: skip
+        shape._nexus_attribute_value = known
+    return known
+
+
+def _parse_json_structure_or_attribute_value(self: BaseJSONParser, shape: Any, value: Any) -> Any:
+    if _is_attribute_value(shape):
+        return _parse_attribute_value(self, shape, value)
+    return _parse_json_structure(self, shape, value)
+
+
+def _parse_attribute_value(self: BaseJSONParser, shape: Any, value: Any) -> Any:
+    """A DynamoDB attribute value as moto's JSON parser reads it, for the one form a request sends
+    (one member): a string, number or boolean as it is, a blob decoded, a list's or map's values in
+    turn. A node of any other form (no member or several, a member the model does not know, a
+    list or map that is not one) goes through ``_parse_json_structure``. The parser visited three
+    handlers per value: most of a large item's parse."""
+    if type(value) is dict and len(value) == 1:
+        for name, raw in value.items():  # noqa: B007 - the one member
+            break
+        if raw is None:
+            return self.MAP_TYPE()  # a null member is dropped
+        if name in ("S", "N", "NULL", "BOOL"):
+            return self.MAP_TYPE(((name, raw),))
+        if name == "M" and type(raw) is dict:
+            inner = shape.members["M"].value
+            parsed = self.MAP_TYPE((k, _parse_attribute_value(self, inner, v)) for k, v in raw.items())
+            return self.MAP_TYPE(((name, parsed),))
+        if name == "L" and type(raw) is list:
+            inner = shape.members["L"].member
+            return self.MAP_TYPE(((name, [_parse_attribute_value(self, inner, v) for v in raw]),))
+        if name in ("SS", "NS") and type(raw) is list:
+            return self.MAP_TYPE(((name, list(raw)),))
+        if name == "B":
+            return self.MAP_TYPE(((name, self._blob_parser(raw)),))
+        if name == "BS" and type(raw) is list:
+            return self.MAP_TYPE(((name, [self._blob_parser(member) for member in raw]),))
+    return _parse_json_structure(self, shape, value)
 
 
 def _key_value(value: Any) -> Any:
@@ -967,17 +1038,70 @@ def _validate_update(self: Any) -> Any:
 
 
 def _dynamo_size(self: DynamoType) -> int:
-    """moto's ``DynamoType.size``; a set's members measured directly instead of each wrapped in a
-    ``DynamoType`` first (an account's set of reservations was measured on every attribute an
-    update sets)."""
-    if self.is_set():
-        if self.type == "NS":
-            return sum(len(str(member)) for member in self.value)
-        return sum(bytesize(member) for member in self.value)
-    return _uncached_size(self)
+    """moto's ``DynamoType.size`` in one walk of the value: a set's members measured directly
+    instead of each wrapped in a ``DynamoType`` first (an account's set of reservations was
+    measured on every attribute an update sets), and a map's values measured as they are (moto
+    wraps each in a new ``DynamoType``, which wraps everything under it again: a walk per level
+    of nesting, for every audit record of a batch of entries)."""
+    kind, value = self.type, self.value
+    if kind == "N":
+        return len(str(value))
+    if kind == "NS":
+        return sum(len(str(member)) for member in value)
+    if kind in ("SS", "BS"):
+        return sum(bytesize(member) for member in value)
+    if kind == "L":
+        return sum(element.size() for element in value)
+    if kind == "M":
+        return sum(bytesize(key) + (v if type(v) is DynamoType else DynamoType(v)).size() for key, v in value.items())
+    if isinstance(value, bool):
+        return 1
+    return bytesize(value)
 
 
-_uncached_size = DynamoType.size
+def _dynamo_init(self: DynamoType, type_as_dict: DynamoType | dict[str, Any]) -> None:
+    """moto's ``DynamoType.__init__``, reading the one key of an attribute value without listing
+    its keys and values twice (every attribute of every item written or read back is one)."""
+    if type(type_as_dict) is DynamoType:
+        kind, value = type_as_dict.type, type_as_dict.value
+    else:
+        if not type_as_dict:
+            raise IndexError("list index out of range")  # what moto's list(...)[0] raises
+        for kind, value in type_as_dict.items():  # type: ignore[union-attr]  # noqa: B007 - the one key
+            break
+    self.type = kind
+    if kind == "L":
+        self.value = [DynamoType(element) for element in value]
+    elif kind == "M":
+        self.value = {key: DynamoType(v) for key, v in value.items()}
+    else:
+        self.value = value
+
+
+# moto's own, as the tests compare them
+_moto_dynamo_size, _moto_dynamo_init = DynamoType.size, DynamoType.__init__
+_moto_regular_json = DynamoType.to_regular_json
+
+# Values that ``copy.deepcopy`` gives back as they are
+_ATOMIC_TYPES = frozenset({str, bytes, bool, int, float, Decimal, type(None)})
+
+
+def _dynamo_regular_json(self: DynamoType) -> dict[str, Any]:
+    """moto's ``DynamoType.to_regular_json`` in one walk: moto deep-copies the whole value, then
+    calls itself on each member of the copy, which deep-copies that member's value again (a copy
+    per level of nesting). Here each member is converted once; anything that is not an attribute
+    value is deep-copied as moto copies it."""
+    value = self.value
+    if isinstance(value, dict):
+        value = {k: v.to_regular_json() if isinstance(v, DynamoType) else copy.deepcopy(v) for k, v in value.items()}
+    elif isinstance(value, list):
+        value = [v.to_regular_json() if isinstance(v, DynamoType) else copy.deepcopy(v) for v in value]
+    elif type(value) not in _ATOMIC_TYPES:
+        value = copy.deepcopy(value)
+    if self.type == "B" and isinstance(value, str):
+        value = base64.b64decode(value)
+    return {self.type: value}
+
 
 ITEM_SIZE_LIMIT = 405000  # moto's LimitedSizeDict: "between 409 and 410KB" measured on DynamoDB
 
@@ -1058,6 +1182,43 @@ def _update_item(self: DynamoHandler) -> Any:
 
 
 _uncopied_update_item = DynamoHandler.update_item
+
+# Set while moto's PutItem handler runs (``_put_item``)
+_put_answer_unread: ContextVar[bool] = ContextVar("put_answer_unread", default=False)
+
+
+class _NoAttributes:
+    """What the backend gives moto's PutItem handler for the item it stored: the handler writes the
+    stored item's attributes out (``to_json``) only to replace them with the old item's
+    (``ReturnValues`` ``ALL_OLD``, read before the put) or to drop them, so none are written."""
+
+    @staticmethod
+    def to_json() -> dict[str, Any]:
+        return {}
+
+
+def _put_item(self: DynamoHandler) -> Any:
+    """moto's ``PutItem``, without writing out the stored item for an answer that never holds it
+    (``_NoAttributes``): every attribute deep-copied at every level of nesting, a third of an
+    audit record's put."""
+    unread = _put_answer_unread.set(True)
+    try:
+        return _answering_put_item(self)
+    finally:
+        _put_answer_unread.reset(unread)
+
+
+_answering_put_item = DynamoHandler.put_item
+
+
+def _backend_put_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+    """``DynamoDBBackend.put_item``; to moto's PutItem handler (``_put_item``) it gives
+    ``_NoAttributes`` for the item, to every other caller the item."""
+    item = _stored_put_item(self, *args, **kwargs)
+    return _NoAttributes() if _put_answer_unread.get() else item
+
+
+_stored_put_item = moto_dynamodb_models.DynamoDBBackend.put_item
 
 # What an UpdateItem may add to an item, for the size check (``_execute_update``): how many actions
 # it has at most, and the bytes of its expression, names and values (the sizes they can bring in).
@@ -1143,11 +1304,15 @@ def install_speedups() -> None:
     moto_validators.Validator.__init__ = _validator_init  # type: ignore[method-assign]
     moto_validators.UpdateExpressionValidator.validate = _validate_update  # type: ignore[method-assign]
     DynamoType.size = _dynamo_size  # type: ignore[method-assign]
+    DynamoType.__init__ = _dynamo_init  # type: ignore[method-assign]
+    DynamoType.to_regular_json = _dynamo_regular_json  # type: ignore[method-assign]
     Item.__init__ = _item_init  # type: ignore[method-assign]
     DynamoType.cast_value = property(_dynamo_cast_value)  # type: ignore[method-assign,assignment]
     moto_dynamodb_responses.copy = _CopyWhenRead(_old_unread)  # type: ignore[assignment,attr-defined]
     moto_dynamodb_models.copy = _CopyWhenRead(_change_unstreamed)  # type: ignore[assignment,attr-defined]
     DynamoHandler.update_item = _update_item  # type: ignore[method-assign]
+    DynamoHandler.put_item = _put_item  # type: ignore[method-assign]
+    moto_dynamodb_models.DynamoDBBackend.put_item = _backend_put_item  # type: ignore[method-assign]
     UpdateExpressionExecutor.execute = _execute_update  # type: ignore[method-assign]
     LimitedSizeDict.__setitem__ = _limited_setitem  # type: ignore[method-assign]
     SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]

@@ -5,6 +5,7 @@ Kinesis and DynamoDB fed the same requests."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -19,6 +20,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from helpers import eventually
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 from moto.dynamodb.models.dynamo_type import DynamoType
 
@@ -123,7 +126,9 @@ def _dynamodb_session(dynamodb: Any) -> list[Any]:
     def item(i: int) -> dict[str, Any]:
         return {"pk": {"S": "p"}, "sk": {"S": f"{i:03d}"}, "g": {"S": f"g{i % 2}"}, "n": {"N": str(i)},
                 "l": {"L": [{"S": "x"}, {"N": "1.50"}]}, "m": {"M": {"b": {"BOOL": True}, "z": {"NULL": True}}},
-                "ss": {"SS": ["a", "b"]}, "bin": {"B": b"\x00\xff"}}  # fmt: skip
+                "ss": {"SS": ["a", "b"]}, "bin": {"B": b"\x00\xff"},
+                "more": {"L": [{"M": {"links": {"L": [{"S": f"l{i}"}, {"B": b"\x01"}]},  # lists of maps of lists
+                                      "d": {"M": {"m": {"M": {"ns": {"NS": ["1", "2.5"]}}}}}}}]}}  # fmt: skip
 
     for i in range(12):
         call("put_item", TableName="items", Item=item(i))
@@ -747,3 +752,111 @@ def test_a_message_past_its_retention_is_not_received_as_motos_check_says(monkey
     moto_check = SQSBackend.is_message_valid_based_on_retention_period
     kept = [aws_server._within_retention(backend, "kept", m) for m in messages]
     assert kept == [moto_check(backend, "kept", m) for m in messages] == [True, True, False, False, False]
+
+
+_NUMBERS = st.sampled_from(["0", "1", "-3", "1.50", "12345678901234567890", "1E+5", "-0.001"])
+_TEXT = st.text(max_size=6)
+_SCALARS = st.one_of(
+    st.builds(lambda v: {"S": v}, _TEXT), st.builds(lambda v: {"N": v}, _NUMBERS),
+    st.builds(lambda v: {"B": v}, st.binary(max_size=6)), st.builds(lambda v: {"BOOL": v}, st.booleans()),
+    st.just({"NULL": True}), st.builds(lambda v: {"SS": sorted(v)}, st.sets(_TEXT, min_size=1, max_size=3)),
+    st.builds(lambda v: {"NS": sorted(v)}, st.sets(_NUMBERS, min_size=1, max_size=3)),
+    st.builds(lambda v: {"BS": sorted(v)}, st.sets(st.binary(max_size=4), min_size=1, max_size=3)),
+)  # fmt: skip
+def _tree(value: Any) -> Any:
+    """A ``DynamoType`` as plain data: its type and value, all the way down."""
+    if isinstance(value, DynamoType):
+        return ("DynamoType", value.type, _tree(value.value))
+    if isinstance(value, dict):
+        return {key: _tree(v) for key, v in value.items()}
+    if isinstance(value, list):
+        return [_tree(v) for v in value]
+    return value
+
+
+# a binary as moto holds it once read from a request (bytes), or as written in JSON (base64)
+_STORED_VALUES = st.recursive(
+    st.one_of(_SCALARS, st.builds(lambda v: {"B": base64.b64encode(v).decode()}, st.binary(max_size=6))),
+    lambda inner: st.one_of(st.builds(lambda v: {"L": v}, st.lists(inner, max_size=4)),
+                            st.builds(lambda v: {"M": v}, st.dictionaries(_TEXT, inner, max_size=4))),
+    max_leaves=25,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(_STORED_VALUES)
+def test_attribute_values_are_built_measured_and_written_as_moto_does(value: dict[str, Any]) -> None:
+    # GIVEN any attribute value (nested lists and maps of every type), built by moto's
+    # DynamoType and by the patched one
+    from nexus.local import aws_server
+
+    def build(init: Any) -> DynamoType:
+        saved = DynamoType.__init__
+        DynamoType.__init__ = init  # type: ignore[method-assign]
+        try:
+            return DynamoType(value)
+        finally:
+            DynamoType.__init__ = saved  # type: ignore[method-assign]
+
+    theirs, ours = build(aws_server._moto_dynamo_init), build(aws_server._dynamo_init)
+    # THEN they are the same tree, measured the same and written out the same (a copy: changing
+    # what is written leaves the value alone)
+    assert _tree(ours) == _tree(theirs)
+    assert aws_server._dynamo_size(ours) == aws_server._moto_dynamo_size(theirs)
+    written = aws_server._dynamo_regular_json(ours)
+    assert written == aws_server._moto_regular_json(theirs)
+    if value.keys() & {"L", "M"}:
+        written[ours.type].clear()
+        assert _tree(ours) == _tree(theirs)
+
+
+_ODD_VALUES = st.one_of(
+    st.builds(lambda v: {"B": base64.b64encode(v).decode()}, st.binary(max_size=6)),
+    st.builds(lambda v: {"BS": [base64.b64encode(b).decode() for b in v]}, st.lists(st.binary(max_size=3), max_size=3)),
+    st.just({"S": "a", "N": "1"}), st.just({"N": "1", "S": "a"}), st.just({"X": "1"}), st.just({"S": None}),
+    st.just({}), st.just({"M": [{"S": "a"}]}), st.just({"L": {"k": {"S": "a"}}}), st.just({"SS": "abc"}),
+    st.just({"S": 5}), st.just({"BOOL": "yes"}), st.just(None), st.just({"L": [None, {"S": "x"}]}),
+)  # fmt: skip
+_REQUEST_VALUES = st.recursive(
+    st.one_of(_ODD_VALUES, _SCALARS.filter(lambda v: not v.keys() & {"B", "BS"})),
+    lambda inner: st.one_of(st.builds(lambda v: {"L": v}, st.lists(inner, max_size=4)),
+                            st.builds(lambda v: {"M": v}, st.dictionaries(_TEXT, inner, max_size=4))),
+    max_leaves=25,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(_REQUEST_VALUES)
+def test_an_attribute_value_in_a_request_is_read_as_motos_parser_reads_it(value: Any) -> None:
+    # GIVEN any attribute value in a PutItem request (well formed, or with several members, none,
+    # an unknown one, a null one, a list where a map goes, a value of the wrong type)
+    from moto.core.parse import BaseJSONParser, JSONParser
+    from moto.core.responses import get_service_model
+
+    from nexus.local import aws_server
+
+    operation = get_service_model("dynamodb").operation_model("PutItem")
+    body = json.dumps({"TableName": "t", "Item": {"pk": {"S": "a"}, "v": value}}).encode()
+
+    def parse() -> Any:
+        request = {"method": "POST", "values": {}, "headers": {}, "url_path": "/", "url_params": {}, "body": body}
+        try:
+            return JSONParser(operation).parse(request)  # type: ignore[arg-type]
+        except Exception as error:  # noqa: BLE001 - the same refusal is what is compared
+            return type(error).__name__
+
+    patched = BaseJSONParser.__dict__["_parse_structure"], BaseJSONParser.__dict__.get("_parse_shape")
+    # WHEN it is parsed by moto's parser, then by the patched one
+    reference = parse()
+    try:
+        BaseJSONParser._parse_structure = aws_server._parse_json_structure  # type: ignore[method-assign]
+        BaseJSONParser._parse_shape = aws_server._parse_json_shape  # type: ignore[method-assign,assignment]
+        fast = parse()
+    finally:
+        BaseJSONParser._parse_structure = patched[0]  # type: ignore[method-assign]
+        if patched[1] is None:
+            del BaseJSONParser._parse_shape
+        else:
+            BaseJSONParser._parse_shape = patched[1]  # type: ignore[method-assign]
+    # THEN the results are the same, in the same order, with the same types (blobs decoded)
+    assert json.dumps(fast, default=repr) == json.dumps(reference, default=repr)
