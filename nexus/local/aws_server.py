@@ -284,6 +284,8 @@ class RequestProfile:
                 break
         if not resource and "ShardIterator" in document:
             resource = cls.iterator_source(str(document["ShardIterator"]))
+        if not resource:  # a batch or a transaction: the tables it names
+            resource = "+".join(sorted(cls.tables_named(document)))
         if not operation:
             operation = f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')[:40]}"
         written: Counter[str] = Counter()
@@ -303,6 +305,16 @@ class RequestProfile:
                         written[str(item[kind].get("TableName", ""))] += 1
                         units[str(item[kind].get("TableName", ""))] += 2 * write_units(item[kind].get("Item"))
         return (operation, resource), body, written, units
+
+    @staticmethod
+    def tables_named(document: dict[str, Any]) -> set[str]:
+        """The tables of a DynamoDB batch (``RequestItems``) or transaction (``TransactItems``)."""
+        tables = {str(name) for name in document.get("RequestItems") or {}}
+        for item in document.get("TransactItems") or []:
+            for request in item.values() if isinstance(item, dict) else ():
+                if isinstance(request, dict) and "TableName" in request:
+                    tables.add(str(request["TableName"]))
+        return tables
 
     @staticmethod
     def iterator_source(iterator: str) -> str:

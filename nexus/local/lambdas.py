@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from nexus.local import signing
 from nexus.local.model import Function
 from nexus.local.procs import spawn
 
@@ -291,8 +292,9 @@ class LocalLambda:
             thread.join(timeout=5)
 
 
-def worker_base_env(endpoint_url: str, region: str) -> dict[str, str]:
-    """What every local execution environment sees besides its function's variables."""
+def worker_base_env(endpoint_url: str, region: str, embedded: bool = False) -> dict[str, str]:
+    """What every local execution environment sees besides its function's variables; with
+    ``embedded``, that the endpoint is the embedded AWS (``nexus.local.signing``)."""
     keep = ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "SYSTEMROOT", "TMPDIR")
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env.update(
@@ -309,4 +311,6 @@ def worker_base_env(endpoint_url: str, region: str) -> dict[str, str]:
             "PYTHONDONTWRITEBYTECODE": "1",
         }
     )
+    if embedded:
+        env[signing.ENDPOINT_ENV] = endpoint_url
     return env

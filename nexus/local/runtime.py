@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nexus.local import http_headers
+from nexus.local import http_headers, signing
 from nexus.local.apigw import LocalApiGateway, make_server
 from nexus.local.lambdas import FIRST_APP_ID, FIRST_ENV, LocalLambda, worker_base_env
 from nexus.local.model import Container, Platform, build_platform
@@ -209,6 +209,11 @@ class LocalPlatform:
                 "moto server",
             )
             log.info("aws       embedded moto server at %s (pid %d)", self.aws_endpoint, self._moto.pid)
+        # requests to the embedded AWS carry their credential scope and no signature (it checks
+        # none); to any other endpoint they are signed
+        self._setenv(signing.ENDPOINT_ENV, "" if given else self.aws_endpoint)
+        if not given:
+            signing.install(self.aws_endpoint)
         for key, value in LOCAL_CREDENTIALS.items():
             if not os.environ.get(key):
                 self._setenv(key, value)
@@ -336,7 +341,7 @@ class LocalPlatform:
         concurrency = {function: self.options.api_concurrency for function in api_functions(self.platform)}
         self.lambdas = LocalLambda(
             self.platform.functions,
-            worker_base_env(self.aws_endpoint, self.options.region),
+            worker_base_env(self.aws_endpoint, self.options.region, embedded=self._moto is not None),
             self.options.region,
             self.provisioner.account_id,
             concurrency,

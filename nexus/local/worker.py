@@ -25,7 +25,7 @@ import traceback
 import uuid
 from typing import Any, TextIO
 
-from nexus.local import http_headers
+from nexus.local import http_headers, signing
 
 log = logging.getLogger("nexus.local.worker")
 
@@ -107,6 +107,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runtime decides when a worker stops
     signal.signal(signal.SIGTERM, lambda signum, frame: _exit_now())
     http_headers.install()  # the handler's SDK calls to the embedded AWS
+    signing.install()  # ... which carry their credential scope, unsigned (when the AWS is the embedded one)
     serve(spec, sys.stdin, answers)
     _exit_now()  # end of requests: the runtime is stopping
 

@@ -454,7 +454,7 @@ def test_the_request_profile_counts_requests_per_operation_and_resource(
     rows = {tuple(line.split()[3:]): int(line.split()[2]) for line in profile.read_text().splitlines()[1:]}
     assert rows[("PutItem", "counted")] == 8
     assert rows[("GetItem", "counted")] == 3
-    assert rows[("BatchWriteItem",)] == 1  # no one table named
+    assert rows[("BatchWriteItem", "counted")] == 1  # the table it writes to
     # AND its JSON twin counts the items written: 8 puts, 4 in the batch, 1 update
     document = json.loads((tmp_path / "profile.txt.json").read_text())
     assert document["items_written"] == {"counted": 13}
