@@ -124,12 +124,21 @@ def reconcile_until_clean(table: Any, wait: float) -> Reconciliation:
     took = time.monotonic() - started
     pause = 1.0
     while result.breaks and time.monotonic() < deadline:
+        _report_pass(result, took)
         time.sleep(min(max(pause, 2 * took), max(0.0, deadline - time.monotonic())))
         pause = min(pause * 2, 15.0)
         started = time.monotonic()
         result = reconcile_tables(table)
         took = time.monotonic() - started
     return result
+
+
+def _report_pass(result: Reconciliation, took: float, shown: int = 3) -> None:
+    """One line on standard error for a reconciliation that found breaks and will be tried again:
+    how many, and the first few (a break that stays pass after pass is a fault, not a lag)."""
+    first = "; ".join(result.breaks[:shown])
+    print(f"reconciliation: {len(result.breaks)} breaks after {took:.1f} s ({first}), trying again",
+          file=sys.stderr)  # fmt: skip
 
 
 def _print_reconciliation(result: Reconciliation) -> None:
