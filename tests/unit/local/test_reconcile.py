@@ -293,3 +293,22 @@ def test_a_request_without_entry_a_wrong_amount_and_an_entry_without_request_are
         f"ledger entry funding:req-9 of {SELLER} has no approved funding request",
     ]
     assert check.figures == {"deposits": "5000.50", "withdrawals": "5.00", "funding_pending": 0}
+
+
+def test_a_reconciliation_tried_again_says_which_breaks_it_found(monkeypatch: Any, capsys: Any) -> None:
+    from nexus import cli_money
+
+    # GIVEN tables whose first two reconciliations find breaks (consumers still applying), the third none
+    found = iter([["cash of acc-1: 5 - opening 0 != ledger 4", "b2", "b3", "b4"], ["cash of acc-1: 5"], []])
+    monkeypatch.setattr(cli_money, "reconcile_tables", lambda table: rc.Reconciliation(breaks=next(found)))
+    monkeypatch.setattr(cli_money.time, "sleep", lambda seconds: None)
+    # WHEN it is reconciled until clean
+    result = cli_money.reconcile_until_clean(object(), wait=60.0)
+    # THEN it ends clean, and each pass that found breaks said how many and named the first three
+    assert result.breaks == []
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("reconciliation: 4 breaks after ")
+    assert "(cash of acc-1: 5 - opening 0 != ledger 4; b2; b3), trying again" in lines[0]
+    assert "b4" not in lines[0]
+    assert lines[1].startswith("reconciliation: 1 breaks after ") and "(cash of acc-1: 5)" in lines[1]
