@@ -41,6 +41,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from nexus.local import signing
 from nexus.local.lambdas import InvokeResult, LocalLambda
 from nexus.local.model import EventSource
 from nexus.local.provision import AwsClients
@@ -57,6 +58,11 @@ IDLE_WAIT_ON_PATH_S = FEED_READ_INTERVAL_S
 WINDOW_POLL_S = 0.25  # within MaximumBatchingWindowInSeconds, a shard is read 4 times a second
 SHARED_READ_LIMIT = 1000  # records per read of a shared shard (DynamoDB Streams' maximum)
 FEED_TRIM_AT = 256  # records every subscriber has read are dropped in chunks of at least this many
+# An empty read of a shard at the embedded AWS waits there this long for records (answered as soon
+# as one is added): an idle shard is read 4 times a second, not 40, and a record reaches its
+# mappings when it is added, not at the next read
+READ_WAIT_MS = 250
+FEED_WAIT_SLACK_S = 1.0  # past the read's wait, how long a subscriber waits for another's read to end
 
 
 class Checkpoints(Protocol):
@@ -131,11 +137,23 @@ class _StreamSource(Protocol):
     def read(self, iterator: str, limit: int) -> tuple[list[_Record], str | None]: ...
 
 
+def _reads_wait_for_records(client: Any) -> Any:
+    """``client``, whose ``GetRecords`` wait at the embedded AWS for records (``READ_WAIT_MS``)
+    when this process's AWS is the embedded one; anywhere else they are plain reads."""
+    if signing.embedded():
+        def wait(params: dict[str, Any], **_: Any) -> None:
+            params["headers"][signing.READ_WAIT_HEADER] = str(READ_WAIT_MS)
+
+        service = client.meta.service_model.service_id.hyphenize()
+        client.meta.events.register(f"before-call.{service}.GetRecords", wait, unique_id="nexus-read-wait")
+    return client
+
+
 class _KinesisSource:
     info_key = "KinesisBatchInfo"
 
     def __init__(self, clients: AwsClients, arn: str, region: str) -> None:
-        self.client = clients.client("kinesis")
+        self.client = _reads_wait_for_records(clients.client("kinesis"))
         self.arn = arn
         self.name = arn.split("/", 1)[1]
         self.region = region
@@ -185,7 +203,7 @@ class _DynamoDBSource:
     info_key = "DDBStreamBatchInfo"
 
     def __init__(self, clients: AwsClients, arn: str, region: str) -> None:
-        self.client = clients.client("dynamodbstreams")
+        self.client = _reads_wait_for_records(clients.client("dynamodbstreams"))
         self.arn = arn
         self.region = region
 
@@ -246,8 +264,9 @@ class _ShardFeed:
 
     The records read are kept until every subscriber has read past them. A subscriber that finds
     nothing new triggers a read of the shard, at most one every ``FEED_READ_INTERVAL_S`` whoever
-    asks: the read is made under the feed's lock, so subscribers that ask at once get the same
-    answer instead of each reading the shard."""
+    asks: while one subscriber reads, the others that find nothing wait for its answer instead of
+    each reading the shard. At the embedded AWS an empty read waits there for records
+    (``READ_WAIT_MS``), so a record reaches the subscribers when it is added."""
 
     def __init__(self, source: _StreamSource, shard: str, starting_position: str, after: str | None) -> None:
         self.source = source
@@ -255,6 +274,8 @@ class _ShardFeed:
         self.starting_position = starting_position
         self.start_after = after  # the feed reads from just after this sequence number (None: the position)
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)  # a read of the shard ended
+        self.reading = False  # a subscriber's read of the shard is under way (the lock let go)
         self.records: list[_Record] = []
         self.base = 0  # absolute index of records[0]
         self.iterator: str | None = None
@@ -282,7 +303,9 @@ class _ShardFeed:
         takes, so no record it needs is dropped in between): a ``LATEST`` one from the next record
         read, any other from the first record kept, skipping those up to its checkpoint. None when
         the feed cannot serve it."""
-        with self.lock:
+        with self.changed:
+            while self.reading:  # a read under way holds records that may be older than the subscriber
+                self.changed.wait()
             if not self.covers(starting_position, after):
                 return None
             token = len(self.subscribers)
@@ -292,13 +315,18 @@ class _ShardFeed:
 
     def read(self, token: int, limit: int) -> tuple[list[_Record], bool]:
         """Up to ``limit`` records after the subscriber's place, and whether the shard is closed and
-        read to its end for it."""
-        with self.lock:
+        read to its end for it. A subscriber that finds nothing new reads the shard, or, while
+        another's read is under way, waits for that read's records."""
+        with self.changed:
             subscriber = self.subscribers[token]
             taken = self._take(subscriber, limit)
-            if not taken and not self.closed and time.monotonic() - self.last_read >= FEED_READ_INTERVAL_S:
-                self._read_shard()
-                taken = self._take(subscriber, limit)
+            if not taken and not self.closed:
+                if self.reading:
+                    self.changed.wait(READ_WAIT_MS / 1000 + FEED_WAIT_SLACK_S)
+                    taken = self._take(subscriber, limit)
+                elif time.monotonic() - self.last_read >= FEED_READ_INTERVAL_S:
+                    self._read_shard()
+                    taken = self._take(subscriber, limit)
             self._trim()
             drained = self.closed and subscriber.position >= self.base + len(self.records)
             return taken, drained
@@ -315,23 +343,38 @@ class _ShardFeed:
         return taken
 
     def _read_shard(self) -> None:
+        """Read the shard once. Called with the lock held, which is let go during the request (a
+        read may wait at the embedded AWS for records): the other subscribers meanwhile take what
+        was read before, and wait for this read instead of making their own."""
         self.last_read = time.monotonic()
-        if self.iterator is None:
-            last = self.records[-1].sequence if self.records else self.dropped_through or self.start_after
-            self.iterator = self.source.iterator(self.shard, last, self.starting_position)
-            if self.iterator is None:
-                self.closed = True
-                return
+        self.reading = True
+        iterator = self.iterator
+        last = self.records[-1].sequence if self.records else self.dropped_through or self.start_after
+        self.lock.release()
         try:
-            records, self.iterator = self.source.read(self.iterator, SHARED_READ_LIMIT)
+            if iterator is None:
+                iterator = self.source.iterator(self.shard, last, self.starting_position)
+            answer = self.source.read(iterator, SHARED_READ_LIMIT) if iterator is not None else ([], None)
         except ClientError:
+            self._read_ended()
             self.iterator = None  # expired or refused: the next read starts again after the last record
             raise
+        except BaseException:
+            self._read_ended()
+            raise
+        self._read_ended()
+        records, self.iterator = answer
         for record in records:
             record.event["eventID"] = record.event.get("eventID", "").replace("{shard}", self.shard)
         self.records.extend(records)
         if self.iterator is None:
             self.closed = True
+
+    def _read_ended(self) -> None:
+        """Take the lock back after a read, and wake the subscribers waiting for it."""
+        self.lock.acquire()
+        self.reading = False
+        self.changed.notify_all()
 
     def _trim(self) -> None:
         done = min(s.position for s in self.subscribers.values()) - self.base

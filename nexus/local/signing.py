@@ -24,6 +24,14 @@ from botocore.compat import get_current_datetime
 from botocore.exceptions import NoCredentialsError
 
 ENDPOINT_ENV: Final = "NEXUS_EMBEDDED_AWS"
+# A stream read (``GetRecords``) carrying this header waits at the embedded AWS, up to the
+# milliseconds it says, for records to read (``nexus.local.aws_server``); other endpoints ignore it
+READ_WAIT_HEADER: Final = "X-Nexus-Wait-Ms"
+
+
+def embedded() -> bool:
+    """Whether this process's AWS is the embedded one (``nexus up`` says so in ``ENDPOINT_ENV``)."""
+    return bool(os.environ.get(ENDPOINT_ENV))
 NO_SIGNATURE: Final = "unsigned"  # where the signature goes: the embedded AWS reads none
 
 _signed_add_auth = SigV4Auth.add_auth

@@ -4,8 +4,11 @@ order, from its own place (its checkpoint, the shard's start, or ``LATEST``)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from botocore.exceptions import ClientError
+from helpers import eventually
 
 from nexus.local import pollers
 from nexus.local.pollers import SharedShards, _Record
@@ -214,3 +217,48 @@ def test_reads_of_a_shard_are_spaced_whoever_asks(monkeypatch: pytest.MonkeyPatc
     shard.put(1)
     assert drain(views[2], iterators[2]) == ["1"] and shard.reads == 2
     assert drain(views[0], iterators[0]) == ["1"] and shard.reads == 2
+
+
+class SlowShard(Shard):
+    """A shard whose reads wait (as an empty read waits at the embedded AWS) until the test lets
+    them answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = threading.Event()  # a read has started
+        self.answer = threading.Event()  # ... and may answer
+
+    def read(self, iterator: str, limit: int) -> tuple[list[_Record], str | None]:
+        self.reading.set()
+        assert self.answer.wait(10)
+        return super().read(iterator, limit)
+
+
+def test_while_one_mapping_reads_the_shard_the_others_take_what_was_read_and_wait_for_the_rest() -> None:
+    # GIVEN three mappings of a shard of 3 records; the first two have read them all, the third none
+    shard, shared = SlowShard(), SharedShards()
+    views = [shared.share(shard) for _ in range(3)]
+    iterators = [v.iterator("shard-0", None, "TRIM_HORIZON") for v in views]
+    shard.put(3)
+    shard.answer.set()
+    assert drain(views[0], iterators[0]) == drain(views[1], iterators[1]) == ["1", "2", "3"]
+    shard.answer.clear()
+    # WHEN the first reads the shard again (a read that waits for records) ...
+    got: dict[str, list[str]] = {}
+    first = threading.Thread(target=lambda: got.update(first=drain(views[0], iterators[0])))
+    first.start()
+    assert shard.reading.wait(10)
+    # ... the third takes the records read before, without waiting for that read
+    assert drain(views[2], iterators[2]) == ["1", "2", "3"]
+    # ... and the second, which has nothing new, waits for the first's read instead of reading
+    second = threading.Thread(target=lambda: got.update(second=drain(views[1], iterators[1])))
+    second.start()
+    (feed,) = shared.feeds_by_id.values()
+    eventually(lambda: len(feed.changed._waiters), lambda waiting: waiting == 1)  # type: ignore[attr-defined]
+    shard.put(2)  # records are added while the read waits: it answers with them
+    shard.answer.set()
+    first.join(10)
+    second.join(10)
+    # THEN both got the new records from the one read
+    assert got == {"first": ["4", "5"], "second": ["4", "5"]}
+    assert shard.reads == 2
