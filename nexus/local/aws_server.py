@@ -1170,7 +1170,9 @@ def _dynamo_size(self: DynamoType) -> int:
     if kind == "N":
         return len(str(value))
     if kind == "NS":
-        return sum(len(str(member)) for member in value)
+        return len("".join(map(str, value)))
+    if kind == "SS" and all(type(member) is str for member in value):
+        return len("".join(value).encode("utf-8"))  # UTF-8 lengths add up: one encoding of them all
     if kind in ("SS", "BS"):
         return sum(bytesize(member) for member in value)
     if kind == "L":
