@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -39,3 +43,34 @@ def commands_sent(platform: Any) -> int:
                 break
             iterator = page.get("NextShardIterator")
     return total
+
+
+@contextlib.contextmanager
+def embedded_aws(env: dict[str, str] | None = None) -> Iterator[str]:
+    """The embedded AWS (``nexus.local.aws_server``) in a process of its own, from when it answers
+    until the block ends: its endpoint."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from nexus.local.runtime import free_port
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "nexus.local.aws_server", "--port", str(port)],
+                               env={**os.environ, **(env or {})})  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    kinesis = boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+
+    def up() -> bool:
+        try:
+            kinesis.list_streams()
+        except (BotoCoreError, ClientError):  # not answering yet
+            return False
+        return True
+
+    try:
+        eventually(up, bool, timeout=30)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -19,7 +19,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from helpers import eventually
+from helpers import embedded_aws, eventually
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
@@ -34,25 +34,8 @@ PAYLOADS = [b'{"n": 1}', b"\x00\xffbinary\n", b"x" * 3000, "é ü".encode(), b"{
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nexus.local.aws_server", "--port", str(port)],
-        env={**os.environ, **CREDENTIALS},
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    kinesis = boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1", **_keys())
-
-    def up() -> bool:
-        try:
-            kinesis.list_streams()
-        except (BotoCoreError, ClientError):  # not answering yet
-            return False
-        return True
-
-    eventually(up, bool, timeout=30)
-    yield endpoint
-    process.terminate()
-    process.wait(timeout=10)
+    with embedded_aws(CREDENTIALS) as endpoint:
+        yield endpoint
 
 
 def _keys() -> dict[str, str]:
@@ -774,13 +757,20 @@ def _tree(value: Any) -> Any:
     return value
 
 
+def _nested(leaves: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Attribute values of ``leaves`` in lists and maps, nested."""
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(st.builds(lambda v: {"L": v}, st.lists(inner, max_size=4)),
+                                st.builds(lambda v: {"M": v}, st.dictionaries(_TEXT, inner, max_size=4))),
+        max_leaves=25,
+    )  # fmt: skip
+
+
 # a binary as moto holds it once read from a request (bytes), or as written in JSON (base64)
-_STORED_VALUES = st.recursive(
-    st.one_of(_SCALARS, st.builds(lambda v: {"B": base64.b64encode(v).decode()}, st.binary(max_size=6))),
-    lambda inner: st.one_of(st.builds(lambda v: {"L": v}, st.lists(inner, max_size=4)),
-                            st.builds(lambda v: {"M": v}, st.dictionaries(_TEXT, inner, max_size=4))),
-    max_leaves=25,
-)  # fmt: skip
+_STORED_VALUES = _nested(
+    st.one_of(_SCALARS, st.builds(lambda v: {"B": base64.b64encode(v).decode()}, st.binary(max_size=6)))
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -817,12 +807,7 @@ _ODD_VALUES = st.one_of(
     st.just({}), st.just({"M": [{"S": "a"}]}), st.just({"L": {"k": {"S": "a"}}}), st.just({"SS": "abc"}),
     st.just({"S": 5}), st.just({"BOOL": "yes"}), st.just(None), st.just({"L": [None, {"S": "x"}]}),
 )  # fmt: skip
-_REQUEST_VALUES = st.recursive(
-    st.one_of(_ODD_VALUES, _SCALARS.filter(lambda v: not v.keys() & {"B", "BS"})),
-    lambda inner: st.one_of(st.builds(lambda v: {"L": v}, st.lists(inner, max_size=4)),
-                            st.builds(lambda v: {"M": v}, st.dictionaries(_TEXT, inner, max_size=4))),
-    max_leaves=25,
-)  # fmt: skip
+_REQUEST_VALUES = _nested(st.one_of(_ODD_VALUES, _SCALARS.filter(lambda v: not v.keys() & {"B", "BS"})))
 
 
 @settings(max_examples=300, deadline=None)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,11 +11,9 @@ import boto3
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import BotoCoreError, ClientError
-from helpers import eventually
+from helpers import embedded_aws
 
 from nexus.local import signing
-from nexus.local.runtime import free_port
 
 KEYS = {"aws_access_key_id": "AKIAIOSFODNN7EXAMPLE", "aws_secret_access_key": "secret", "region_name": "eu-west-1"}
 SIGNED = re.compile(r"AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/\d{8}/eu-west-1/dynamodb/aws4_request, "
@@ -26,22 +22,8 @@ SIGNED = re.compile(r"AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/\d{8}/eu-
 
 @pytest.fixture(scope="module")
 def embedded() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "nexus.local.aws_server", "--port", str(port)], env=os.environ)
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("dynamodb", endpoint_url=endpoint, **KEYS)
-
-    def up() -> bool:
-        try:
-            client.list_tables()
-        except (BotoCoreError, ClientError):
-            return False
-        return True
-
-    eventually(up, bool, timeout=30)
-    yield endpoint
-    process.terminate()
-    process.wait(timeout=10)
+    with embedded_aws() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
