@@ -352,17 +352,15 @@ class _ShardFeed:
         last = self.records[-1].sequence if self.records else self.dropped_through or self.start_after
         self.lock.release()
         try:
-            if iterator is None:
-                iterator = self.source.iterator(self.shard, last, self.starting_position)
-            answer = self.source.read(iterator, SHARED_READ_LIMIT) if iterator is not None else ([], None)
+            try:
+                if iterator is None:
+                    iterator = self.source.iterator(self.shard, last, self.starting_position)
+                answer = self.source.read(iterator, SHARED_READ_LIMIT) if iterator is not None else ([], None)
+            finally:
+                self._read_ended()
         except ClientError:
-            self._read_ended()
             self.iterator = None  # expired or refused: the next read starts again after the last record
             raise
-        except BaseException:
-            self._read_ended()
-            raise
-        self._read_ended()
         records, self.iterator = answer
         for record in records:
             record.event["eventID"] = record.event.get("eventID", "").replace("{shard}", self.shard)

@@ -11,7 +11,9 @@ the header a signed request carries, with the same credential scope and no signa
 security token and other headers are set as for a signed request). Requests anywhere else
 (LocalStack through ``AWS_ENDPOINT_URL``, AWS itself) are signed as ever. ``nexus up`` sets
 ``NEXUS_EMBEDDED_AWS`` to the embedded endpoint for itself and its Lambda workers, and only when it
-runs the embedded AWS.
+runs the embedded AWS. The module also says whether this process's AWS is the embedded one
+(``embedded()``), and names the header the local platform's stream reads send it to wait for
+records (``READ_WAIT_HEADER``).
 """
 
 from __future__ import annotations
@@ -24,18 +26,18 @@ from botocore.compat import get_current_datetime
 from botocore.exceptions import NoCredentialsError
 
 ENDPOINT_ENV: Final = "NEXUS_EMBEDDED_AWS"
+NO_SIGNATURE: Final = "unsigned"  # where the signature goes: the embedded AWS reads none
 # A stream read (``GetRecords``) carrying this header waits at the embedded AWS, up to the
 # milliseconds it says, for records to read (``nexus.local.aws_server``); other endpoints ignore it
 READ_WAIT_HEADER: Final = "X-Nexus-Wait-Ms"
+
+_signed_add_auth = SigV4Auth.add_auth
+_endpoints: tuple[str, ...] = ()
 
 
 def embedded() -> bool:
     """Whether this process's AWS is the embedded one (``nexus up`` says so in ``ENDPOINT_ENV``)."""
     return bool(os.environ.get(ENDPOINT_ENV))
-NO_SIGNATURE: Final = "unsigned"  # where the signature goes: the embedded AWS reads none
-
-_signed_add_auth = SigV4Auth.add_auth
-_endpoints: tuple[str, ...] = ()
 
 
 def scope_header(access_key: str, timestamp: str, region: str, service: str) -> str:
