@@ -97,6 +97,10 @@
   to find the action: a sixth of a ``GetItem``); request ids come from ``os.urandom`` instead of 52
   calls of ``random.choice`` (for the answer's header too, where moto also ran an XML pattern over
   every body, JSON and shard reads included).
+* The garbage collector's full collections do not scan the emulator's whole state each time
+  (``FrozenHeap``): every item, record and message the server holds is a Python object that lives
+  as long as the server, and CPython's full collections walked all of them with the request lock
+  held (4.4 s of a 2,000-order run, up to 0.6 s at a time).
 
 ``NEXUS_AWS_PROFILE=FILE`` makes the server count its requests and the time each held the lock,
 per operation and resource (table, stream or queue), and write the table to ``FILE`` every 10 s:
@@ -113,6 +117,7 @@ import bisect
 import contextlib
 import copy
 import functools
+import gc
 import inspect
 import io
 import json
@@ -1447,6 +1452,48 @@ def install_speedups() -> None:
     StreamShard.add = _counted_stream_add  # type: ignore[method-assign]
 
 
+class FrozenHeap:
+    """A ``gc.callbacks`` entry that keeps full collections to what is new since the last one.
+
+    After a full collection, what survived it is moved to the permanent generation
+    (``gc.freeze``): the next full collection scans only the objects made since. An object frozen
+    while in use that later becomes cyclic garbage (an in-flight request's, about 1,300 objects a
+    full collection under load) is not reclaimed by such a collection, so once the frozen heap
+    has grown ``growth`` times since the last collection that scanned everything, the next full
+    collection unfreezes first and scans everything again. The work of full collections stays
+    linear in the heap (CPython's own rule, a full collection per 25 % of growth, scans the whole
+    heap each time), and garbage is held for at most one such growth. Young collections are
+    unchanged: the state's objects outlive them, and their cost does not grow with it."""
+
+    def __init__(self, growth: int = 2) -> None:
+        self.growth = growth
+        self.scanned = 0  # objects frozen after the last full collection that scanned everything
+        self.thorough = False  # the full collection under way scans everything
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            if gc.get_freeze_count() > self.growth * self.scanned:
+                gc.unfreeze()
+                self.thorough = True
+            return
+        gc.freeze()
+        if self.thorough or not self.scanned:
+            self.scanned = gc.get_freeze_count()
+            self.thorough = False
+
+    def install(self) -> None:
+        if self not in gc.callbacks:
+            gc.callbacks.append(self)
+
+    def remove(self) -> None:
+        """Stop, and give every frozen object back to the collector."""
+        if self in gc.callbacks:
+            gc.callbacks.remove(self)
+        gc.unfreeze()
+
+
 class _KeepAliveHandler(WSGIRequestHandler):
     """HTTP/1.1 with keep-alive (see the module docstring). werkzeug's ``run_wsgi`` closes every
     connection, and after each answer reads whatever the socket holds for 10 ms to discard an
@@ -1521,6 +1568,7 @@ def main(argv: list[str] | None = None) -> None:
     profile = RequestProfile(profile_path) if profile_path else None
     app = _OneAtATime(_DirectJson(DomainDispatcherApplication(create_backend_app)), profile, args.first)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=_KeepAliveHandler)
+    FrozenHeap().install()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         sys.exit(0)

@@ -1,0 +1,78 @@
+"""The embedded AWS's full garbage collections skip what survived the last one (``FrozenHeap``),
+and still reclaim cyclic garbage once the heap has grown enough. Run against the real collector
+of this process, which is given back its frozen objects after each test."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from nexus.local.aws_server import FrozenHeap
+
+
+class Node:
+    """A cycle of one: only the cycle collector can reclaim it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.fixture
+def heap() -> Iterator[FrozenHeap]:
+    gc.collect()
+    frozen = FrozenHeap(growth=2)
+    frozen.install()
+    try:
+        yield frozen
+    finally:
+        frozen.remove()
+        gc.collect()
+
+
+def test_what_survives_a_full_collection_is_frozen(heap: FrozenHeap) -> None:
+    kept = [Node() for _ in range(100)]
+    gc.collect()
+    assert gc.get_freeze_count() >= len(kept)
+    assert heap.scanned >= len(kept)  # the first full collection scanned everything
+    tracked = {id(o) for o in gc.get_objects()}  # every generation a collection scans
+    assert not any(id(node) in tracked for node in kept)
+
+
+def test_a_frozen_cycle_waits_for_the_heap_to_grow(heap: FrozenHeap) -> None:
+    gc.collect()
+    cycle = Node()
+    dead = weakref.ref(cycle)
+    gc.collect()  # frozen while in use
+    del cycle
+    gc.collect()
+    assert dead() is not None  # cyclic garbage among the frozen: not scanned by this collection
+    grown = [[] for _ in range(2 * heap.scanned)]  # past twice what the last thorough collection saw
+    gc.collect()  # freezes them
+    gc.collect()  # unfreezes first: scans everything
+    assert dead() is None
+    assert heap.scanned >= len(grown)
+    assert not heap.thorough
+
+
+def test_unreachable_cycles_are_still_collected_young(heap: FrozenHeap) -> None:
+    gc.collect()
+    cycle = Node()
+    dead = weakref.ref(cycle)
+    del cycle
+    gc.collect()
+    assert dead() is None
+
+
+def test_removed_gives_every_object_back() -> None:
+    frozen = FrozenHeap()
+    frozen.install()
+    frozen.install()
+    assert gc.callbacks.count(frozen) == 1
+    gc.collect()
+    assert gc.get_freeze_count() > 0
+    frozen.remove()
+    assert frozen not in gc.callbacks
+    assert gc.get_freeze_count() == 0
