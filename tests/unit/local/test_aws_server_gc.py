@@ -1,16 +1,20 @@
-"""The embedded AWS's full garbage collections skip what survived the last one (``FrozenHeap``),
-and still reclaim cyclic garbage once the heap has grown enough. Run against the real collector
-of this process, which is given back its frozen objects after each test."""
+"""The embedded AWS and the garbage collector: full collections skip what survived the last one
+(``FrozenHeap``) and still reclaim cyclic garbage once the heap has grown enough; a request
+leaves no reference cycle behind. Run against the real collector of this process, which is given
+back its frozen objects after each test."""
 
 from __future__ import annotations
 
 import gc
+import json
 import weakref
 from collections.abc import Iterator
 
 import pytest
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.test import EnvironBuilder
 
-from nexus.local.aws_server import FrozenHeap
+from nexus.local.aws_server import FrozenHeap, _DirectJson
 
 
 class Node:
@@ -76,3 +80,30 @@ def test_removed_gives_every_object_back() -> None:
     frozen.remove()
     assert frozen not in gc.callbacks
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("target", "scope"), [("Kinesis_20131202.ListStreams", "kinesis"), ("DynamoDB_20120810.ListTables", "dynamodb")]
+)
+def test_an_answered_request_leaves_no_cycle(target: str, scope: str) -> None:
+    """Its objects are freed when it is answered: none is left for a collection to find (a
+    request frozen while in flight would otherwise stay until the next thorough collection)."""
+    app = _DirectJson(DomainDispatcherApplication(create_backend_app))
+    signed = f"AWS4-HMAC-SHA256 Credential=test/20261205/us-east-1/{scope}/aws4_request, SignedHeaders=host"
+
+    def call() -> str:
+        environ = EnvironBuilder(path="/", method="POST", data=json.dumps({}), headers={
+            "X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1", "Authorization": signed,
+        }).get_environ()  # fmt: skip
+        status: list[str] = []
+        b"".join(app(environ, lambda s, headers, exc_info=None: status.append(s)))
+        return status[0]
+
+    assert call() == "200 OK"  # what a first request sets up (a backend) is not counted
+    gc.collect()
+    gc.disable()
+    try:
+        assert call() == "200 OK"
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
