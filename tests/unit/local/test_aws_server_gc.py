@@ -1,7 +1,7 @@
 """The embedded AWS and the garbage collector: full collections skip what survived the last one
-(``FrozenHeap``) and still reclaim cyclic garbage once the heap has grown enough; a request
-leaves no reference cycle behind. Run against the real collector of this process, which is given
-back its frozen objects after each test."""
+(``FrozenHeap``), young ones still reclaim cyclic garbage, and a request leaves no reference
+cycle behind. Run against the real collector of this process, which is given back its frozen
+objects after each test."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class Node:
 @pytest.fixture
 def heap() -> Iterator[FrozenHeap]:
     gc.collect()
-    frozen = FrozenHeap(growth=2)
+    frozen = FrozenHeap()
     frozen.install()
     try:
         yield frozen
@@ -36,32 +36,19 @@ def heap() -> Iterator[FrozenHeap]:
         gc.collect()
 
 
-def test_what_survives_a_full_collection_is_frozen(heap: FrozenHeap) -> None:
-    kept = [Node() for _ in range(100)]
+def test_a_full_collection_scans_only_what_is_new(heap: FrozenHeap) -> None:
     gc.collect()
-    assert gc.get_freeze_count() >= len(kept)
-    assert heap.scanned >= len(kept)  # the first full collection scanned everything
-    tracked = {id(o) for o in gc.get_objects()}  # every generation a collection scans
-    assert not any(id(node) in tracked for node in kept)
-
-
-def test_a_frozen_cycle_waits_for_the_heap_to_grow(heap: FrozenHeap) -> None:
+    frozen = gc.get_freeze_count()
+    made = [Node() for _ in range(100)]
+    assert all(gc.is_tracked(node) for node in made)
     gc.collect()
-    cycle = Node()
-    dead = weakref.ref(cycle)
-    gc.collect()  # frozen while in use
-    del cycle
-    gc.collect()
-    assert dead() is not None  # cyclic garbage among the frozen: not scanned by this collection
-    grown = [[] for _ in range(2 * heap.scanned)]  # past twice what the last thorough collection saw
-    gc.collect()  # freezes them
-    gc.collect()  # unfreezes first: scans everything
-    assert dead() is None
-    assert heap.scanned >= len(grown)
-    assert not heap.thorough
+    assert gc.get_freeze_count() >= frozen + len(made)
+    tracked = {id(o) for o in gc.get_objects()}
+    assert not any(id(node) in tracked for node in made)
+    assert len(gc.get_objects(generation=2)) < len(made)  # what the next full collection scans
 
 
-def test_unreachable_cycles_are_still_collected_young(heap: FrozenHeap) -> None:
+def test_cyclic_garbage_made_since_is_still_collected(heap: FrozenHeap) -> None:
     gc.collect()
     cycle = Node()
     dead = weakref.ref(cycle)
@@ -86,8 +73,8 @@ def test_removed_gives_every_object_back() -> None:
     ("target", "scope"), [("Kinesis_20131202.ListStreams", "kinesis"), ("DynamoDB_20120810.ListTables", "dynamodb")]
 )
 def test_an_answered_request_leaves_no_cycle(target: str, scope: str) -> None:
-    """Its objects are freed when it is answered: none is left for a collection to find (a
-    request frozen while in flight would otherwise stay until the next thorough collection)."""
+    """Its objects are freed when it is answered: none is left for a collection to find (those of
+    a request in flight at a full collection would be frozen, and never collected)."""
     app = _DirectJson(DomainDispatcherApplication(create_backend_app))
     signed = f"AWS4-HMAC-SHA256 Credential=test/20261205/us-east-1/{scope}/aws4_request, SignedHeaders=host"
 
