@@ -80,6 +80,7 @@
   messages queued).
   A received message's retention is checked against the queue's period itself: moto built every
   attribute of the queue for it, counting the queue's messages three times, per message received.
+  A message is deleted in one pass over the queue, not two that each built a list per message.
 * A JSON request is read against the service model by visiting the members it has, not every
   member its structure could have (a DynamoDB attribute value has ten and names one), with each
   shape type's parse method looked up once: the same parameters, in 6 % less time per item
@@ -164,6 +165,7 @@ from moto.kinesis.models import Shard, Stream
 from moto.kinesis.responses import KinesisResponse
 from moto.kinesis.utils import decompose_shard_iterator
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Message, Queue, SQSBackend
 from moto.sqs.responses import SQSResponse
 from werkzeug.http import HTTP_STATUS_CODES
@@ -748,6 +750,30 @@ def _queue_not_visible(self: Queue) -> int:
     """moto's ``Queue.approximate_number_of_messages_not_visible``, with one clock read."""
     now = unix_time_millis()
     return sum(1 for m in self._messages if not now > m.visible_at)
+
+
+def _queue_delete_message(self: Queue, receipt_handle: str) -> None:
+    """moto's ``Queue.delete_message`` in one pass over the queue: moto passes over every message
+    twice, and builds a list of each message's receipt handles to look the handle up in, for
+    every handle of a ``DeleteMessageBatch``. A queue that backed up (a consumer catching up
+    late in a day) made each delete dearer as it grew: a ninth of the emulator's time."""
+    if receipt_handle in self.deleted_messages:
+        return  # deleted before: deleting it again is allowed
+    kept: list[Message] = []
+    found = False
+    for message in self._messages:
+        if message.receipt_handle == receipt_handle or receipt_handle in message._old_receipt_handles:
+            found = True
+            self.pending_messages.discard(message)
+            self.deleted_messages.update(message.all_receipt_handles)  # type: ignore[arg-type]
+        else:
+            kept.append(message)
+    if not found:
+        raise ReceiptHandleIsInvalid()
+    self._messages = kept
+
+
+_moto_queue_delete_message = Queue.delete_message  # what it replaces (its tests compare the two)
 
 
 def _within_retention(self: SQSBackend, queue_name: str, message: Message) -> bool:
@@ -1425,6 +1451,7 @@ def install_speedups() -> None:
     Table.all_items = _table_all_items  # type: ignore[method-assign]
     Table.query = _table_query_partition  # type: ignore[method-assign]
     Queue.messages = property(_queue_messages)  # type: ignore[method-assign,assignment]
+    Queue.delete_message = _queue_delete_message  # type: ignore[method-assign]
     Queue.approximate_number_of_messages_delayed = property(_queue_delayed)  # type: ignore[method-assign,assignment]
     Queue.approximate_number_of_messages_not_visible = property(_queue_not_visible)  # type: ignore[method-assign,assignment]
     ActionResult.execute_result = _execute_result_json  # type: ignore[method-assign]
