@@ -101,7 +101,7 @@
 * The garbage collector's full collections do not scan the emulator's whole state each time
   (``FrozenHeap``): every item, record and message the server holds is a Python object that lives
   as long as the server, and CPython's full collections walked all of them with the request lock
-  held (4.2 s of CPU in a 2,000-order run, up to 0.6 s at a time; now 0.3 s, at most 0.04 s).
+  held (4.2 s of CPU in a 2,000-order run, up to 0.6 s at a time; now 0.37 s, at most 0.05 s).
   A request no longer leaves a reference cycle behind (werkzeug's request object stored itself
   in its environ), so it is freed as soon as it is answered instead of by a collection.
 
