@@ -1482,18 +1482,16 @@ def install_speedups() -> None:
 
 
 class FrozenHeap:
-    """A ``gc.callbacks`` entry that keeps full collections to what is new since the last one.
+    """A ``gc.callbacks`` entry that keeps full collections to what is new since the last one
+    (see the module docstring): after a full collection, what survived it is moved to the
+    permanent generation (``gc.freeze``), which no later collection scans. Young collections are
+    unchanged.
 
-    After a full collection, what survived it is moved to the permanent generation
-    (``gc.freeze``): the next full collection scans only the objects made since, instead of the
-    whole state again (CPython's own rule is a full collection per 25 % of growth, each a walk
-    of every object: 4.2 s of CPU in a 2,000-order run, up to 0.6 s at a time with the request
-    lock held, and longer as a day goes on). What is frozen is not scanned again, so an object
-    frozen while in use that later becomes cyclic garbage stays allocated: the update expression
-    trees of the requests in flight at a full collection (their nodes point at their parents):
-    3,723 objects at the end of a 2,000-order run, when 1.16 million were frozen, nearly all of
-    them state that the emulator keeps for its whole life anyway. Requests themselves leave no cycle
-    (``_DirectJson``). Young collections are unchanged: the state's objects outlive them."""
+    The cost: an object frozen while in use that later becomes cyclic garbage stays allocated.
+    Requests leave no cycle (``_DirectJson``); what remains is the update expression trees of the
+    requests in flight at a full collection (their nodes point at their parents), 3,723 objects
+    at the end of a 2,000-order run when 1.16 million were frozen, nearly all of them state the
+    emulator keeps for its whole life anyway."""
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "stop" and info.get("generation") == 2:
