@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nexus.local import http_headers, signing
+from nexus.local import http_headers, signing, transport
 from nexus.local.apigw import LocalApiGateway, make_server
 from nexus.local.lambdas import FIRST_APP_ID, FIRST_ENV, LocalLambda, worker_base_env
 from nexus.local.model import Container, Platform, build_platform
@@ -214,6 +214,7 @@ class LocalPlatform:
         self._setenv(signing.ENDPOINT_ENV, "" if given else self.aws_endpoint)
         if not given:
             signing.install(self.aws_endpoint)
+            transport.install(self.aws_endpoint)  # and go over lean HTTP connections (nexus.local.transport)
         for key, value in LOCAL_CREDENTIALS.items():
             if not os.environ.get(key):
                 self._setenv(key, value)

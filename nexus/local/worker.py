@@ -25,7 +25,7 @@ import traceback
 import uuid
 from typing import Any, TextIO
 
-from nexus.local import http_headers, signing
+from nexus.local import http_headers, signing, transport
 
 log = logging.getLogger("nexus.local.worker")
 
@@ -108,6 +108,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: _exit_now())
     http_headers.install()  # the handler's SDK calls to the embedded AWS
     signing.install()  # ... which carry their credential scope, unsigned (when the AWS is the embedded one)
+    transport.install()  # ... over lean HTTP connections (the same condition)
     serve(spec, sys.stdin, answers)
     _exit_now()  # end of requests: the runtime is stopping
 

@@ -1,0 +1,328 @@
+"""Requests to the embedded AWS over a lean HTTP/1.1 connection.
+
+The SDK sends every request through urllib3 and ``http.client``: a connection pool, a request
+built header by header, a response object with its own parser and decoders. For a request to the
+embedded AWS (``nexus.local.aws_server``, on the loopback interface) that is about a third of an SDK
+call's CPU, measured at 250 µs of 660-780 µs per ``GetItem`` or ``PutItem``, on every one of the
+15-20 requests an order costs locally.
+
+``install(endpoint)`` makes this process's SDK send a request to ``endpoint`` (and only there)
+over a kept-alive socket of its own: the request written in one piece, the answer read by its
+status line, headers and ``Content-Length`` (or chunks, or to the connection's end). The wire is
+the same HTTP/1.1; the SDK's retries, timeouts and error types are too:
+
+* a refused connection is ``EndpointConnectionError``, a connect that times out
+  ``ConnectTimeoutError``, an answer that does not come in time ``ReadTimeoutError``, and a
+  connection closed before a whole answer ``ConnectionClosedError``: the SDK retries them as it
+  retries urllib3's;
+* a kept connection the server has closed is noticed before it is used (as urllib3 does), and
+  a new one is made;
+* the connect and read timeouts are the client's (``Config``), and a request's own read timeout
+  (the SDK's per-request override) wins;
+* at most the client's ``max_pool_connections`` are kept idle per client.
+
+Requests anywhere else (LocalStack through ``AWS_ENDPOINT_URL``, AWS itself) and the few this
+path does not cover (a streamed answer, a streamed or chunked body) go through urllib3 as ever.
+``nexus up`` calls ``install`` for itself and its Lambda workers with the embedded endpoint
+(``NEXUS_EMBEDDED_AWS``), and only when it runs the embedded AWS.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import threading
+from collections import deque
+from typing import Any, BinaryIO, Final
+from urllib.parse import urlsplit
+
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    ReadTimeoutError,
+)
+from botocore.httpsession import URLLib3Session
+from urllib3.util.timeout import Timeout
+
+from nexus.local.signing import ENDPOINT_ENV
+
+MAX_LINE: Final = 65536  # a status or header line, as http.client bounds it
+MAX_HEADERS: Final = 100  # header lines per answer, as http.client bounds them
+_NO_BODY: Final = frozenset({204, 304})
+
+_urllib3_send = URLLib3Session.send
+_endpoints: tuple[str, ...] = ()
+_pools_lock = threading.Lock()
+
+
+class ProtocolError(Exception):
+    """An answer that is not HTTP/1.x as the embedded AWS writes it."""
+
+
+class _Body:
+    """An answer's body, read whole, as the SDK reads a raw response."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self._data
+
+    def read(self, amt: int | None = None) -> bytes:
+        data, self._data = (self._data, b"") if amt is None else (self._data[:amt], self._data[amt:])
+        return data
+
+    def close(self) -> None:
+        self._data = b""
+
+
+class _Connection:
+    def __init__(self, host: str, port: int, connect_timeout: float | None) -> None:
+        self.sock = socket.create_connection((host, port), connect_timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader: BinaryIO = self.sock.makefile("rb")
+        self.pid = os.getpid()
+
+    def dropped(self) -> bool:
+        """Closed by the server while idle (or holding bytes no request asked for)."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def close(self) -> None:
+        for part in (self.reader, self.sock):
+            try:
+                part.close()
+            except OSError:
+                pass
+
+
+class LeanPool:
+    """The kept-alive connections of one SDK client's HTTP session to the embedded AWS."""
+
+    def __init__(self, session: URLLib3Session) -> None:
+        self.session = session
+        self.idle: deque[_Connection] = deque()
+        self.lock = threading.Lock()
+        self.made = 0  # connections opened, for tests and diagnostics
+
+    def send(self, request: AWSPreparedRequest) -> AWSResponse:
+        url = urlsplit(request.url)
+        host, port = url.hostname or "127.0.0.1", url.port or 80
+        connect_timeout, read_timeout = self._timeouts(request)
+        data = _request_bytes(request, url.netloc, url.path or "/", url.query)
+        connection = self._take()
+        try:
+            if connection is None:
+                connection = _Connection(host, port, connect_timeout)
+                self.made += 1
+            connection.sock.settimeout(read_timeout)
+            connection.sock.sendall(data)
+            status, headers, body, keep = _read_answer(connection.reader, request.method)
+        except ConnectionRefusedError as exc:
+            raise EndpointConnectionError(endpoint_url=request.url, error=exc) from exc
+        except TimeoutError as exc:
+            if connection is None:
+                raise ConnectTimeoutError(endpoint_url=request.url, error=exc) from exc
+            connection.close()
+            raise ReadTimeoutError(endpoint_url=request.url, error=exc) from exc
+        except (ConnectionError, ProtocolError) as exc:  # reset, broken pipe, closed, garbled
+            if connection is not None:
+                connection.close()
+            raise ConnectionClosedError(endpoint_url=request.url, request=request, error=exc) from exc
+        except OSError as exc:
+            if connection is None:
+                raise EndpointConnectionError(endpoint_url=request.url, error=exc) from exc
+            connection.close()
+            raise HTTPClientError(error=exc) from exc
+        if keep:
+            self._give_back(connection)
+        else:
+            connection.close()
+        return AWSResponse(request.url, status, headers, _Body(body))
+
+    def _timeouts(self, request: AWSPreparedRequest) -> tuple[float | None, float | None]:
+        timeout = self.session._get_request_timeout(request) or self.session._timeout
+        if isinstance(timeout, Timeout):
+            return _seconds(timeout.connect_timeout), _seconds(timeout.read_timeout)
+        return _seconds(timeout), _seconds(timeout)
+
+    def _take(self) -> _Connection | None:
+        while True:
+            with self.lock:
+                if not self.idle:
+                    return None
+                connection = self.idle.pop()
+            if connection.pid == os.getpid() and not connection.dropped():
+                return connection
+            connection.close()
+
+    def _give_back(self, connection: _Connection) -> None:
+        with self.lock:
+            if len(self.idle) < max(1, int(self.session._max_pool_connections)):
+                self.idle.append(connection)
+                return
+        connection.close()
+
+    def close(self) -> None:
+        with self.lock:
+            idle, self.idle = list(self.idle), deque()
+        for connection in idle:
+            connection.close()
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str:
+    text = value.decode("iso-8859-1") if isinstance(value, (bytes, bytearray)) else str(value)
+    if "\r" in text or "\n" in text:  # no header may start another (http.client refuses these too)
+        raise ValueError(f"invalid header text {text!r}")
+    return text
+
+
+def _name(value: Any) -> str:
+    name = _text(value)
+    if not name or ":" in name or name != name.strip():
+        raise ValueError(f"invalid header name {name!r}")
+    return name
+
+
+def _request_bytes(request: AWSPreparedRequest, netloc: str, path: str, query: str) -> bytes:
+    body = bytes(request.body or b"")
+    target = f"{path}?{query}" if query else path
+    lines = [f"{_text(request.method)} {_text(target)} HTTP/1.1"]
+    names = set()
+    for name, value in request.headers.items():
+        lines.append(f"{_name(name)}: {_text(value)}")
+        names.add(str(name).lower())
+    if "host" not in names:
+        lines.append(f"Host: {_text(netloc)}")
+    if "content-length" not in names and (body or request.method in ("POST", "PUT", "PATCH")):
+        lines.append(f"Content-Length: {len(body)}")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("iso-8859-1") + body
+
+
+def _line(reader: BinaryIO) -> bytes:
+    line = reader.readline(MAX_LINE + 1)
+    if len(line) > MAX_LINE:
+        raise ProtocolError("line too long")
+    return line
+
+
+def _read_answer(reader: BinaryIO, method: str) -> tuple[int, dict[str, str], bytes, bool]:
+    """An answer's status, headers (repeated names joined with ", ", as urllib3 does), body, and
+    whether the connection may carry another request. Informational answers (100 Continue) are
+    skipped."""
+    while True:
+        status_line = _line(reader)
+        if not status_line:
+            raise ConnectionResetError("closed before an answer")
+        version, _, rest = status_line.decode("iso-8859-1").partition(" ")
+        code_text = rest[:3]
+        if not version.startswith("HTTP/1.") or not code_text.isdigit():
+            raise ProtocolError(f"not an HTTP/1.x status line: {status_line[:80]!r}")
+        status = int(code_text)
+        headers: dict[str, tuple[str, str]] = {}
+        for _ in range(MAX_HEADERS + 1):
+            line = _line(reader)
+            if line in (b"\r\n", b"\n"):
+                break
+            if not line:
+                raise ConnectionResetError("closed within the headers")
+            name, colon, value = line.decode("iso-8859-1").partition(":")
+            if not colon or not name or name != name.strip():
+                raise ProtocolError(f"not a header line: {line[:80]!r}")
+            value = value.strip(" \t\r\n")
+            key = name.lower()
+            headers[key] = (headers[key][0], f"{headers[key][1]}, {value}") if key in headers else (name, value)
+        else:
+            raise ProtocolError("too many headers")
+        if status >= 200:
+            break
+    keep = version == "HTTP/1.1" and "close" not in headers.get("connection", ("", ""))[1].lower()
+    if method == "HEAD" or status in _NO_BODY:
+        body = b""
+    elif "chunked" in headers.get("transfer-encoding", ("", ""))[1].lower():
+        body = _chunks(reader)
+    elif "content-length" in headers:
+        length_text = headers["content-length"][1]
+        if not length_text.isdigit():
+            raise ProtocolError(f"bad Content-Length {length_text!r}")
+        length = int(length_text)
+        body = reader.read(length)
+        if len(body) < length:
+            raise ConnectionResetError(f"closed after {len(body)} of {length} bytes")
+    else:  # the body ends with the connection
+        body, keep = reader.read(), False
+    return status, dict(headers.values()), body, keep
+
+
+def _chunks(reader: BinaryIO) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        size_text = _line(reader).split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise ProtocolError(f"bad chunk size {size_text[:20]!r}") from None
+        if size == 0:
+            while _line(reader) not in (b"\r\n", b"\n", b""):  # trailers
+                pass
+            return b"".join(parts)
+        chunk = reader.read(size)
+        if len(chunk) < size:
+            raise ConnectionResetError("closed within a chunk")
+        parts.append(chunk)
+        _line(reader)  # the chunk's line end
+
+
+def _lean(request: AWSPreparedRequest) -> bool:
+    """Whether this request goes the lean way: to the embedded AWS, its whole answer read at once,
+    its body in memory (not a stream, not chunked)."""
+    return (
+        str(request.url).startswith(_endpoints)
+        and not request.stream_output
+        and isinstance(request.body, (bytes, bytearray, type(None)))
+        and "chunked" not in str(request.headers.get("Transfer-Encoding", "")).lower()
+    )
+
+
+def pool_of(session: URLLib3Session) -> LeanPool:
+    """The lean connections of an SDK client's HTTP session (made on first use)."""
+    pool = session.__dict__.get("_nexus_lean_pool")
+    if pool is None:
+        with _pools_lock:
+            pool = session.__dict__.setdefault("_nexus_lean_pool", LeanPool(session))
+    return pool  # type: ignore[no-any-return]
+
+
+def _send(self: URLLib3Session, request: AWSPreparedRequest) -> AWSResponse:
+    """``URLLib3Session.send``; a request to the embedded AWS goes over a lean connection."""
+    if not _lean(request):
+        return _urllib3_send(self, request)
+    try:
+        return pool_of(self).send(request)
+    except ValueError as exc:  # a header that cannot be written
+        raise HTTPClientError(error=exc) from exc
+
+
+def install(endpoint: str | None = None) -> bool:
+    """Send this process's SDK requests to ``endpoint`` (default: ``NEXUS_EMBEDDED_AWS``) over lean
+    connections; False when there is none (nothing changes). Only a plain-HTTP endpoint qualifies."""
+    global _endpoints
+    endpoint = endpoint if endpoint is not None else os.environ.get(ENDPOINT_ENV)
+    if not endpoint or not endpoint.startswith("http://"):
+        return False
+    base = endpoint.rstrip("/")
+    _endpoints = tuple(dict.fromkeys((*_endpoints, base + "/", base + "?")))
+    URLLib3Session.send = _send
+    return True

@@ -1,0 +1,284 @@
+"""Requests to the embedded AWS go over lean HTTP connections, with the SDK's answers, errors and
+retries; requests anywhere else go through urllib3."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import (
+    ConnectionClosedError,
+    EndpointConnectionError,
+    HTTPClientError,
+    ReadTimeoutError,
+)
+from botocore.httpsession import URLLib3Session
+from helpers import embedded_aws, eventually
+
+from nexus.local import transport
+
+KEYS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
+NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1, read_timeout=1)
+
+
+@pytest.fixture(scope="module")
+def embedded() -> Iterator[str]:
+    with embedded_aws() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a test installs is undone after it."""
+    monkeypatch.setattr(URLLib3Session, "send", URLLib3Session.send)
+    monkeypatch.setattr(transport, "_endpoints", ())
+
+
+def _lean_pool(client: Any) -> transport.LeanPool:
+    return transport.pool_of(client._endpoint.http_session)
+
+
+def test_the_embedded_aws_answers_over_lean_connections_as_over_urllib3(embedded: str, restored: None) -> None:
+    # GIVEN the lean transport installed for the embedded AWS
+    assert transport.install(embedded)
+    dynamodb = boto3.client("dynamodb", endpoint_url=embedded, **KEYS)
+    kinesis = boto3.client("kinesis", endpoint_url=embedded, **KEYS)
+    sqs = boto3.client("sqs", endpoint_url=embedded, **KEYS)
+    # WHEN a table, a stream and a queue are made, written and read (binary, non-ASCII, errors)
+    dynamodb.create_table(TableName="lean", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                          BillingMode="PAY_PER_REQUEST")  # fmt: skip
+    item = {"pk": {"S": "ä€"}, "n": {"N": "1.50"}, "b": {"B": b"\x00\xff" * 3000}, "l": {"L": [{"S": "x"}]}}
+    dynamodb.put_item(TableName="lean", Item=item)
+    got = dynamodb.get_item(TableName="lean", Key={"pk": {"S": "ä€"}}, ConsistentRead=True)["Item"]
+    with pytest.raises(dynamodb.exceptions.ConditionalCheckFailedException) as failed:
+        dynamodb.put_item(TableName="lean", Item=item, ConditionExpression="attribute_not_exists(pk)")
+    kinesis.create_stream(StreamName="lean", ShardCount=1)
+    kinesis.put_record(StreamName="lean", Data=b"record-1", PartitionKey="p")
+    shard = kinesis.list_shards(StreamName="lean")["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName="lean", ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    records = kinesis.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    queue = sqs.create_queue(QueueName="lean")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody="m€ssage")
+    messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)["Messages"]
+    # THEN every answer is the server's, errors included
+    assert got == item
+    assert failed.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert [record["Data"] for record in records] == [b"record-1"]
+    assert [message["Body"] for message in messages] == ["m€ssage"]
+    # ... each client's requests went over one kept-alive lean connection
+    for client in (dynamodb, kinesis, sqs):
+        assert _lean_pool(client).made == 1
+        assert len(_lean_pool(client).idle) == 1
+    # AND a client without the transport reads the same item through urllib3
+    URLLib3Session.send = transport._urllib3_send  # undone by ``restored``
+    plain = boto3.client("dynamodb", endpoint_url=embedded, **KEYS)
+    assert plain.get_item(TableName="lean", Key={"pk": {"S": "ä€"}}, ConsistentRead=True)["Item"] == got
+    assert "_nexus_lean_pool" not in plain._endpoint.http_session.__dict__
+
+
+def test_requests_anywhere_else_go_through_urllib3(embedded: str, restored: None) -> None:
+    # GIVEN the transport installed for an endpoint whose address the embedded one's only starts like
+    host, port = embedded.rsplit(":", 1)
+    transport.install(f"{host}:{port[:-1]}")
+    client = boto3.client("dynamodb", endpoint_url=embedded, **KEYS)
+    # WHEN a request goes to the embedded AWS (another endpoint, for this process)
+    client.list_tables()
+    # THEN it went through urllib3, not a lean connection
+    assert "_nexus_lean_pool" not in client._endpoint.http_session.__dict__
+    # AND nothing is installed for no endpoint, or an HTTPS one
+    assert transport.install("") is False
+    assert transport.install("https://localstack:4566") is False
+
+
+class _RawServer:
+    """A TCP server on the loopback interface that answers each connection with ``handle``."""
+
+    def __init__(self, handle: Callable[[socket.socket, int], None]) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections = 0
+        self.handle = handle
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._one, args=(conn, self.connections), daemon=True).start()
+
+    def _one(self, conn: socket.socket, number: int) -> None:
+        with conn:
+            self.handle(conn, number)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        part = conn.recv(65536)
+        if not part:
+            return data
+        data += part
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head
+
+
+TABLES = b'{"TableNames": ["t"]}'
+
+
+def _answer(body: bytes = TABLES, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n" + extra + \
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body  # fmt: skip
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[Callable[[socket.socket, int], None]], _RawServer]]:
+    servers: list[_RawServer] = []
+
+    def make(handle: Callable[[socket.socket, int], None]) -> _RawServer:
+        servers.append(_RawServer(handle))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def _client(endpoint: str, config: Config = NO_RETRY) -> Any:
+    transport.install(endpoint)
+    return boto3.client("dynamodb", endpoint_url=endpoint, config=config, **KEYS)
+
+
+def test_answers_in_chunks_after_a_continue_with_repeated_headers_are_read(raw_server: Any, restored: None) -> None:
+    heads: list[bytes] = []
+
+    def handle(conn: socket.socket, _: int) -> None:
+        while head := _read_request(conn):
+            heads.append(head)
+            chunked = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(part), part) for part in (TABLES[:5], TABLES[5:]))
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" + b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                         b"X-Twice: a\r\nx-twice: b\r\n\r\n" + chunked + b"0\r\nTrailer: t\r\n\r\n")  # fmt: skip
+
+    server = raw_server(handle)
+    client = _client(server.endpoint)
+    answers = [client.list_tables() for _ in range(3)]
+    # the body is joined from its chunks, repeated headers are joined, and the connection kept
+    assert [answer["TableNames"] for answer in answers] == [["t"]] * 3
+    assert answers[0]["ResponseMetadata"]["HTTPHeaders"]["x-twice"] == "a, b"
+    assert server.connections == 1
+    # the request was HTTP/1.1 with its host, length and the SDK's headers
+    request_line, *lines = heads[0].decode().split("\r\n")
+    assert request_line == "POST / HTTP/1.1"
+    names = {line.split(":")[0].lower(): line.split(":", 1)[1].strip() for line in lines}
+    assert names["host"] == server.endpoint.removeprefix("http://")
+    assert names["x-amz-target"] == "DynamoDB_20120810.ListTables"
+    assert int(names["content-length"]) == 2
+
+
+def test_a_connection_the_server_closed_is_replaced_and_close_is_honoured(raw_server: Any, restored: None) -> None:
+    def handle(conn: socket.socket, number: int) -> None:
+        if number == 1:  # answers once, then closes while idle
+            _read_request(conn)
+            conn.sendall(_answer())
+            return
+        if number == 2:  # answers, asking the client to close
+            _read_request(conn)
+            conn.sendall(_answer(extra=b"Connection: close\r\n"))
+            return
+        while _read_request(conn):
+            conn.sendall(_answer())
+
+    server = raw_server(handle)
+    client = _client(server.endpoint)
+    client.list_tables()
+    assert eventually(lambda: bool(_lean_pool(client).idle) and _lean_pool(client).idle[0].dropped(), bool)
+    client.list_tables()  # the closed connection is noticed before use: a new one, which asks to close
+    assert not _lean_pool(client).idle  # "Connection: close" is honoured
+    client.list_tables()  # a third, kept
+    assert len(_lean_pool(client).idle) == 1
+    client.list_tables()
+    assert server.connections == 3
+    assert _lean_pool(client).made == 3
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (b"", ConnectionClosedError),  # closed before answering
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{", ConnectionClosedError),  # a short body
+        (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", ConnectionClosedError),  # a bad length
+        (b"SSH-2.0-OpenSSH\r\n\r\n", ConnectionClosedError),  # not HTTP
+        (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 101 + b"\r\n", ConnectionClosedError),  # too many headers
+        (b"HTTP/1.1 200 OK\r\n" + b"X: " + b"y" * 70000 + b"\r\n\r\n", ConnectionClosedError),  # too long a line
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", ConnectionClosedError),  # a bad chunk
+    ],
+)
+def test_broken_answers_are_the_sdk_errors_it_retries(
+    raw_server: Any, restored: None, answer: bytes, error: type[Exception]
+) -> None:
+    def handle(conn: socket.socket, _: int) -> None:
+        _read_request(conn)
+        conn.sendall(answer)
+
+    server = raw_server(handle)
+    # GIVEN a client that tries twice
+    client = _client(server.endpoint, NO_RETRY.merge(Config(retries={"mode": "standard", "total_max_attempts": 2})))
+    with pytest.raises(error):
+        client.list_tables()
+    # THEN the SDK retried it on a new connection, and no broken connection was kept
+    assert server.connections == 2
+    assert not _lean_pool(client).idle
+
+
+def test_an_answer_that_does_not_come_is_a_read_timeout(raw_server: Any, restored: None) -> None:
+    done = threading.Event()
+
+    def handle(conn: socket.socket, _: int) -> None:
+        _read_request(conn)
+        done.wait(10)
+
+    server = raw_server(handle)
+    client = _client(server.endpoint, NO_RETRY)
+    try:
+        with pytest.raises(ReadTimeoutError):
+            client.list_tables()
+    finally:
+        done.set()
+    assert not _lean_pool(client).idle
+
+
+def test_a_refused_connection_is_an_endpoint_connection_error(restored: None) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        endpoint = f"http://127.0.0.1:{taken.getsockname()[1]}"
+    client = _client(endpoint, NO_RETRY)  # nobody listens there any more
+    with pytest.raises(EndpointConnectionError):
+        client.list_tables()
+
+
+def test_a_header_that_would_start_another_is_refused_unsent(raw_server: Any, restored: None) -> None:
+    server = raw_server(lambda conn, _: None)
+    client = _client(server.endpoint, NO_RETRY)
+    client.meta.events.register("before-send", _inject_header)
+    with pytest.raises(HTTPClientError):
+        client.list_tables()
+    assert server.connections == 0
+
+
+def _inject_header(request: Any, **_: Any) -> None:
+    request.headers["X-Evil"] = "x\r\nX-Injected: 1"
