@@ -97,3 +97,13 @@ def local_platform() -> Iterator[object]:
     )
     with running(options) as platform:
         yield platform
+
+
+@pytest.fixture(scope="module")
+def embedded_endpoint() -> Iterator[str]:
+    """The embedded AWS (``nexus.local.aws_server``) in a process of its own, for a module's tests:
+    its endpoint."""
+    from helpers import embedded_aws
+
+    with embedded_aws() as endpoint:
+        yield endpoint

@@ -121,7 +121,8 @@ class LeanPool:
         try:
             if connection is None:
                 connection = _Connection(host, port, connect_timeout)
-                self.made += 1
+                with self.lock:
+                    self.made += 1
             connection.sock.settimeout(read_timeout)
             connection.sock.sendall(data)
             status, headers, body, keep = _read_answer(connection.reader, request.method)

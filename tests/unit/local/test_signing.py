@@ -11,19 +11,12 @@ import boto3
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSResponse
-from helpers import embedded_aws
 
 from nexus.local import signing
 
 KEYS = {"aws_access_key_id": "AKIAIOSFODNN7EXAMPLE", "aws_secret_access_key": "secret", "region_name": "eu-west-1"}
 SIGNED = re.compile(r"AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/\d{8}/eu-west-1/dynamodb/aws4_request, "
                     r"SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{64}")  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def embedded() -> Iterator[str]:
-    with embedded_aws() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture
@@ -58,11 +51,13 @@ def _table(client: Any) -> None:
                         BillingMode="PAY_PER_REQUEST")  # fmt: skip
 
 
-def test_requests_to_the_embedded_aws_carry_the_scope_and_work_as_signed_ones(embedded: str, restored: None) -> None:
+def test_requests_to_the_embedded_aws_carry_the_scope_and_work_as_signed_ones(
+    embedded_endpoint: str, restored: None
+) -> None:
     # GIVEN the scope-only header installed for the embedded AWS (as nexus up does, from its variable)
-    os.environ[signing.ENDPOINT_ENV] = embedded
+    os.environ[signing.ENDPOINT_ENV] = embedded_endpoint
     assert signing.install()
-    client = boto3.client("dynamodb", endpoint_url=embedded, aws_session_token="token", **KEYS)
+    client = boto3.client("dynamodb", endpoint_url=embedded_endpoint, aws_session_token="token", **KEYS)
     sent = _headers_sent(client)
     # WHEN a table is made, an item put and read back
     _table(client)
@@ -71,8 +66,8 @@ def test_requests_to_the_embedded_aws_carry_the_scope_and_work_as_signed_ones(em
     # THEN the requests were served (in the region and account the scope names: the table is there)
     assert item == {"pk": {"S": "a"}, "n": {"N": "1.50"}}
     assert "signed" in client.list_tables()["TableNames"]
-    assert "signed" not in boto3.client("dynamodb", endpoint_url=embedded, **{**KEYS, "region_name": "us-east-2"}
-                                        ).list_tables()["TableNames"]  # fmt: skip
+    elsewhere = boto3.client("dynamodb", endpoint_url=embedded_endpoint, **{**KEYS, "region_name": "us-east-2"})
+    assert "signed" not in elsewhere.list_tables()["TableNames"]
     # ... each with the credential scope, no signature, and a signed request's other headers
     for headers in sent:
         date = headers["X-Amz-Date"]
@@ -82,9 +77,9 @@ def test_requests_to_the_embedded_aws_carry_the_scope_and_work_as_signed_ones(em
         assert re.fullmatch(r"\d{8}T\d{6}Z", date)
 
 
-def test_requests_anywhere_else_are_signed(embedded: str, restored: None) -> None:
+def test_requests_anywhere_else_are_signed(embedded_endpoint: str, restored: None) -> None:
     # GIVEN the scope-only header installed for the embedded AWS
-    signing.install(embedded)
+    signing.install(embedded_endpoint)
     elsewhere = "http://127.0.0.1:9"  # another endpoint (LocalStack, say): answered below, never reached
     client = boto3.client("dynamodb", endpoint_url=elsewhere, **KEYS)
     sent = _headers_sent(client)

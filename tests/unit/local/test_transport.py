@@ -18,18 +18,12 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.httpsession import URLLib3Session
-from helpers import embedded_aws, eventually
+from helpers import eventually
 
 from nexus.local import transport
 
 KEYS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
 NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1, read_timeout=1)
-
-
-@pytest.fixture(scope="module")
-def embedded() -> Iterator[str]:
-    with embedded_aws() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture
@@ -43,12 +37,12 @@ def _lean_pool(client: Any) -> transport.LeanPool:
     return transport.pool_of(client._endpoint.http_session)
 
 
-def test_the_embedded_aws_answers_over_lean_connections_as_over_urllib3(embedded: str, restored: None) -> None:
+def test_the_embedded_aws_answers_over_lean_connections_as_over_urllib3(embedded_endpoint: str, restored: None) -> None:
     # GIVEN the lean transport installed for the embedded AWS
-    assert transport.install(embedded)
-    dynamodb = boto3.client("dynamodb", endpoint_url=embedded, **KEYS)
-    kinesis = boto3.client("kinesis", endpoint_url=embedded, **KEYS)
-    sqs = boto3.client("sqs", endpoint_url=embedded, **KEYS)
+    assert transport.install(embedded_endpoint)
+    dynamodb = boto3.client("dynamodb", endpoint_url=embedded_endpoint, **KEYS)
+    kinesis = boto3.client("kinesis", endpoint_url=embedded_endpoint, **KEYS)
+    sqs = boto3.client("sqs", endpoint_url=embedded_endpoint, **KEYS)
     # WHEN a table, a stream and a queue are made, written and read (binary, non-ASCII, errors)
     dynamodb.create_table(TableName="lean", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
                           AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
@@ -77,16 +71,16 @@ def test_the_embedded_aws_answers_over_lean_connections_as_over_urllib3(embedded
         assert len(_lean_pool(client).idle) == 1
     # AND a client without the transport reads the same item through urllib3
     URLLib3Session.send = transport._urllib3_send  # undone by ``restored``
-    plain = boto3.client("dynamodb", endpoint_url=embedded, **KEYS)
+    plain = boto3.client("dynamodb", endpoint_url=embedded_endpoint, **KEYS)
     assert plain.get_item(TableName="lean", Key={"pk": {"S": "ä€"}}, ConsistentRead=True)["Item"] == got
     assert "_nexus_lean_pool" not in plain._endpoint.http_session.__dict__
 
 
-def test_requests_anywhere_else_go_through_urllib3(embedded: str, restored: None) -> None:
+def test_requests_anywhere_else_go_through_urllib3(embedded_endpoint: str, restored: None) -> None:
     # GIVEN the transport installed for an endpoint whose address the embedded one's only starts like
-    host, port = embedded.rsplit(":", 1)
+    host, port = embedded_endpoint.rsplit(":", 1)
     transport.install(f"{host}:{port[:-1]}")
-    client = boto3.client("dynamodb", endpoint_url=embedded, **KEYS)
+    client = boto3.client("dynamodb", endpoint_url=embedded_endpoint, **KEYS)
     # WHEN a request goes to the embedded AWS (another endpoint, for this process)
     client.list_tables()
     # THEN it went through urllib3, not a lean connection
