@@ -171,12 +171,6 @@ class LeanPool:
                 return
         connection.close()
 
-    def close(self) -> None:
-        with self.lock:
-            idle, self.idle = list(self.idle), deque()
-        for connection in idle:
-            connection.close()
-
 
 def _seconds(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
