@@ -61,14 +61,23 @@ def _add_auth(self: SigV4Auth, request: Any) -> None:
     return None
 
 
+def request_prefixes(endpoint: str | None = None) -> tuple[str, ...]:
+    """How the URL of every request to ``endpoint`` (default: ``NEXUS_EMBEDDED_AWS``) starts, and of
+    no request elsewhere (an endpoint whose address only starts like it); () when there is none."""
+    endpoint = endpoint if endpoint is not None else os.environ.get(ENDPOINT_ENV)
+    if not endpoint:
+        return ()
+    base = endpoint.rstrip("/")
+    return base + "/", base + "?"
+
+
 def install(endpoint: str | None = None) -> bool:
     """Send requests to ``endpoint`` (default: ``NEXUS_EMBEDDED_AWS``) with their scope only;
     False when there is none (nothing changes)."""
     global _endpoints
-    endpoint = endpoint if endpoint is not None else os.environ.get(ENDPOINT_ENV)
-    if not endpoint:
+    prefixes = request_prefixes(endpoint)
+    if not prefixes:
         return False
-    base = endpoint.rstrip("/")
-    _endpoints = tuple(dict.fromkeys((*_endpoints, base + "/", base + "?")))
+    _endpoints = tuple(dict.fromkeys((*_endpoints, *prefixes)))
     SigV4Auth.add_auth = _add_auth
     return True

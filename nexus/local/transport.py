@@ -48,7 +48,7 @@ from botocore.exceptions import (
 from botocore.httpsession import URLLib3Session
 from urllib3.util.timeout import Timeout
 
-from nexus.local.signing import ENDPOINT_ENV
+from nexus.local.signing import request_prefixes
 
 MAX_LINE: Final = 65536  # a status or header line, as http.client bounds it
 MAX_HEADERS: Final = 100  # header lines per answer, as http.client bounds them
@@ -64,20 +64,14 @@ class ProtocolError(Exception):
 
 
 class _Body:
-    """An answer's body, read whole, as the SDK reads a raw response."""
+    """An answer's body, read whole: the SDK reads a raw response that is not streamed (the only
+    kind sent this way) through ``stream()`` alone."""
 
     def __init__(self, data: bytes) -> None:
         self._data = data
 
     def stream(self, **_: Any) -> Any:
         yield self._data
-
-    def read(self, amt: int | None = None) -> bytes:
-        data, self._data = (self._data, b"") if amt is None else (self._data[:amt], self._data[amt:])
-        return data
-
-    def close(self) -> None:
-        self._data = b""
 
 
 class _Connection:
@@ -314,10 +308,9 @@ def install(endpoint: str | None = None) -> bool:
     """Send this process's SDK requests to ``endpoint`` (default: ``NEXUS_EMBEDDED_AWS``) over lean
     connections; False when there is none (nothing changes). Only a plain-HTTP endpoint qualifies."""
     global _endpoints
-    endpoint = endpoint if endpoint is not None else os.environ.get(ENDPOINT_ENV)
-    if not endpoint or not endpoint.startswith("http://"):
+    prefixes = request_prefixes(endpoint)
+    if not prefixes or not prefixes[0].startswith("http://"):
         return False
-    base = endpoint.rstrip("/")
-    _endpoints = tuple(dict.fromkeys((*_endpoints, base + "/", base + "?")))
+    _endpoints = tuple(dict.fromkeys((*_endpoints, *prefixes)))
     URLLib3Session.send = _send
     return True
