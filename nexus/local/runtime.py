@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nexus.local import container as container_launcher
 from nexus.local import http_headers, signing, transport
 from nexus.local.apigw import LocalApiGateway, make_server
 from nexus.local.lambdas import FIRST_APP_ID, FIRST_ENV, LocalLambda, worker_base_env
@@ -390,7 +391,7 @@ class LocalPlatform:
 
     def _container_env(self, container: Container) -> dict[str, str]:
         secrets = AwsClients(endpoint_url=self.aws_endpoint, region=self.options.region).client("secretsmanager")
-        env = worker_base_env(self.aws_endpoint, self.options.region)
+        env = worker_base_env(self.aws_endpoint, self.options.region, embedded=self._moto is not None)
         # the containers go first, each under its own app id (the emulator's counters tell them apart)
         env["AWS_SDK_UA_APP_ID"] = f"{FIRST_APP_ID}.{container.name}"
         env.update(container.environment)
@@ -434,6 +435,8 @@ class LocalPlatform:
     def start_container(self, container: Container) -> subprocess.Popen[Any]:
         """Start one more process of a container (also used to restart one that died)."""
         command = list(container.command)
+        if self._moto is not None:  # its SDK requests sent as the workers send them (nexus.local.container)
+            command = container_launcher.command(command, sys.executable)
         if command and command[0] in ("python", "python3"):
             command[0] = sys.executable
         process = spawn(command, self._container_env(container), stdout=subprocess.PIPE,
