@@ -11,6 +11,11 @@ and FIX sessions, and runs:
    gateway's own order entry, before the engine);
 2. ``sessions`` concurrent sessions sharing the same total rate (``rate / sessions`` each).
 
+Each run has a platform of its own: orders a run leaves queued (more than the platform enters
+while the bench waits) would otherwise be ahead of the next run's. Each run also gives the CPU
+its platform's processes used from the first send to the end of the wait, per order acknowledged,
+by process.
+
 Orders rest (buys 5 % under, sells 5 % over each demo symbol's last trade, one share each), so the figures
 are order entry and reports, not matching. Nothing is asserted: figures are printed.
 """
@@ -25,12 +30,13 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from nexus import platform as target_platform
+from nexus.bench_local import read_cpu
 from nexus.fix_client import FixClient, Received
 from nexus.local.procs import spawn, stop_process
 from nexus.local.runtime import free_port, read_state, wait_until
@@ -57,6 +63,7 @@ class RunFigures:
     pending_ms: tuple[float, ...] = ()  # NewOrderSingle -> ExecutionReport(Pending New)
     reject_reasons: tuple[tuple[str, int], ...] = ()  # Text (58) of the rejections, most frequent first
     load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average before and after
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds of the platform's processes, by role
 
     def percentile(self, p: float, of: tuple[float, ...] | None = None) -> float:
         values = self.latencies_ms if of is None else of
@@ -161,12 +168,15 @@ def _send(client: FixClient, prefix: str, rate: float, count: int, sent: dict[st
         sent[cl] = client.new_order(cl, symbol, side, "1", "2", price, t59="1")
 
 
-def _run(clients: list[FixClient], rate: int, seconds: int, label: str, prices: Prices) -> RunFigures:
+def _run(clients: list[FixClient], rate: int, seconds: int, label: str, prices: Prices, root: int) -> RunFigures:
+    """Send ``rate`` orders a second for ``seconds`` over ``clients`` and wait for their reports;
+    ``root``: the platform's process, whose process tree's CPU is counted."""
     per_session = rate / len(clients)
     count = int(per_session * seconds)
     sent: list[dict[str, float]] = [{} for _ in clients]
     marks = [len(c.received) for c in clients]
     load_before = os.getloadavg()[0]
+    cpu_before = read_cpu(root)
     threads = [threading.Thread(target=_send, args=(c, f"{label}{n}", per_session, count, sent[n], prices))
                for n, c in enumerate(clients)]  # fmt: skip
     first = time.perf_counter()
@@ -194,6 +204,7 @@ def _run(clients: list[FixClient], rate: int, seconds: int, label: str, prices: 
         if now_seen > seen:
             seen, progress = now_seen, time.monotonic()
     got = acks()
+    cpu = read_cpu(root).minus(cpu_before)
     sent_at = {cl: at for s in sent for cl, at in s.items()}
     pending: dict[str, float] = {}
     for client, mark in zip(clients, marks, strict=True):
@@ -209,22 +220,26 @@ def _run(clients: list[FixClient], rate: int, seconds: int, label: str, prices: 
         rejected=sum(1 for m in got.values() if m.get(150) == "8"), lost=total - len(got),
         ack_seconds=last - first, latencies_ms=latencies, pending_new=len(pending),
         pending_ms=tuple(pending.values()),
-        load=(load_before, os.getloadavg()[0]),
+        load=(load_before, os.getloadavg()[0]), cpu=cpu,
         reject_reasons=tuple(Counter((m.get(58) or "")[:80] for m in got.values() if m.get(150) == "8").most_common(3)),
     )  # fmt: skip
 
 
 def run(rate: int = 500, seconds: int = 30, sessions: int = 4) -> FixBenchResult:
+    """One session at ``rate``, then ``sessions`` sharing it, each on a platform of its own."""
+    return FixBenchResult(
+        tuple(_run_on_a_platform(n, rate, seconds, label) for n, label in ((1, "one"), (sessions, "many")))
+    )
+
+
+def _run_on_a_platform(sessions: int, rate: int, seconds: int, label: str) -> RunFigures:
     platform = BenchPlatform()
     clients: list[FixClient] = []
     try:
-        created = platform.add_sessions(max(sessions, 1))
-        clients = _clients(platform, created)
-        warm = _run(clients[:1], 20, 1, "warm", resting_prices(platform))  # the first orders pay for cold caches
-        del warm
-        one = _run(clients[:1], rate, seconds, "one", resting_prices(platform))
-        many = _run(clients[:sessions], rate, seconds, "many", resting_prices(platform))
-        return FixBenchResult((one, many))
+        clients = _clients(platform, platform.add_sessions(max(sessions, 1)))
+        root = platform.process.pid
+        _run(clients[:1], 20, 1, "warm", resting_prices(platform), root)  # the first orders pay for cold caches
+        return _run(clients, rate, seconds, label, resting_prices(platform), root)
     finally:
         for client in clients:
             client.stop()
@@ -250,4 +265,20 @@ def report(result: FixBenchResult) -> list[str]:
         ]
         if r.reject_reasons:
             lines.append("    rejected: " + "; ".join(f"{n} x {text}" for text, n in r.reject_reasons))
+        lines += cpu_lines(r)
     return lines
+
+
+def cpu_lines(r: RunFigures) -> list[str]:
+    """The platform's CPU over a run, per order acknowledged, by process (``nexus.bench_local``'s
+    roles)."""
+    if not r.cpu or not r.acknowledged:
+        return []
+    total = sum(r.cpu.values())
+    by_role = ", ".join(
+        f"{role} {used * 1000 / r.acknowledged:.1f}"
+        for role, used in sorted(r.cpu.items(), key=lambda kv: -kv[1])
+        if used * 1000 >= r.acknowledged
+    )
+    return [f"    CPU per order acknowledged (the platform's processes, first send to the end of the wait): "
+            f"{total * 1000 / r.acknowledged:.1f} ms ({total:.0f} CPU seconds): {by_role}"]  # fmt: skip

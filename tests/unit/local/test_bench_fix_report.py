@@ -1,0 +1,27 @@
+"""``nexus bench fix``'s report of a run's CPU: the platform's CPU per order acknowledged, by process."""
+
+from __future__ import annotations
+
+from nexus.bench_fix import FixBenchResult, RunFigures, cpu_lines, report
+
+
+def _run(acknowledged: int, cpu: dict[str, float]) -> RunFigures:
+    return RunFigures(sessions=1, rate=200, seconds=15, sent=3000, send_seconds=15.0, acknowledged=acknowledged,
+                      new=acknowledged, rejected=0, lost=3000 - acknowledged, ack_seconds=90.0,
+                      latencies_ms=(10.0, 20.0), cpu=cpu)  # fmt: skip
+
+
+def test_cpu_per_order_acknowledged_by_process_largest_first() -> None:
+    run = _run(2000, {"FIX gateway": 30.0, "embedded AWS (moto server)": 50.0, "Redis": 0.5})
+
+    (line,) = cpu_lines(run)
+
+    assert "40.2 ms (80 CPU seconds)" in line  # 80.5 s over 2,000 orders
+    assert line.index("embedded AWS (moto server) 25.0") < line.index("FIX gateway 15.0")
+    assert "Redis" not in line  # under 1 ms per order: left out
+    assert line in report(FixBenchResult((run,)))
+
+
+def test_no_cpu_line_without_an_order_acknowledged_or_a_reading() -> None:
+    assert cpu_lines(_run(0, {"FIX gateway": 3.0})) == []
+    assert cpu_lines(_run(100, {})) == []
