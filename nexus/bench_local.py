@@ -430,7 +430,46 @@ def report(result: LocalBenchResult, top: int = 25) -> list[str]:
     lines.append("  Lambda invocations per order by function:")
     for function, n in sorted(cost.invocations.items(), key=lambda kv: -kv[1]):
         lines.append(f"    {n / orders:7.3f}  {function}")
-    return lines + cpu_lines(result) + surveillance_lines(result)
+    return lines + cpu_lines(result) + surveillance_lines(result) + target_lines(result)
+
+
+# The local platform's targets on a 2-core machine, every service running (``make day``'s, at most
+# 10 minutes for 10,000 pairs reconciled, is measured by ``make day``).
+TARGET_ORDERS_PER_S = 60.0
+TARGET_POST_MS = (50.0, 250.0)  # p50, p99
+TARGET_ROUND_TRIP_MS = 150.0
+TARGET_REQUESTS_PER_ORDER = 15.0
+
+
+def target_lines(result: LocalBenchResult) -> list[str]:
+    """This run's figures against the targets, one line each, and what a closed loop implies for
+    the POST latency: each client sends its next order when its last is answered, so the median
+    POST takes about clients / orders per second (Little's law), whatever the platform does."""
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "not met"
+
+    slowest = min(result.accepted_per_s, result.filled_per_s)
+    lines = [
+        "against the targets (2 cores, every service running; make day's is measured by make day):",
+        f"  orders accepted / filled  {result.accepted_per_s:6.1f} / {result.filled_per_s:.1f} per s"
+        f"   target >= {TARGET_ORDERS_PER_S:.0f}: {met(slowest >= TARGET_ORDERS_PER_S)}",
+        f"  POST p50 / p99            {result.p50_ms:6.0f} / {result.p99_ms:.0f} ms"
+        f"   target <= {TARGET_POST_MS[0]:.0f} / {TARGET_POST_MS[1]:.0f}: "
+        f"{met(result.p50_ms <= TARGET_POST_MS[0] and result.p99_ms <= TARGET_POST_MS[1])}",
+        f"  round trip p50            {result.round_trip_ms:6.1f} ms"
+        f"   target <= {TARGET_ROUND_TRIP_MS:.0f}: {met(result.round_trip_ms <= TARGET_ROUND_TRIP_MS)}",
+    ]
+    if result.cost is not None and result.orders:
+        per_order = result.cost.work / result.orders
+        lines.append(f"  AWS requests per order    {per_order:6.2f}   target <= {TARGET_REQUESTS_PER_ORDER:.0f}: "
+                     f"{met(per_order <= TARGET_REQUESTS_PER_ORDER)}")  # fmt: skip
+    if result.clients and result.accepted_per_s > 0:
+        lines.append(f"  (a closed loop of {result.clients} clients: POST p50 is about {result.clients} / "
+                     f"{result.accepted_per_s:.1f} orders/s = {result.clients / result.accepted_per_s * 1000:.0f} ms "
+                     f"at any speed; <= {TARGET_POST_MS[0]:.0f} ms needs "
+                     f"{result.clients / TARGET_POST_MS[0] * 1000:.0f} orders/s)")  # fmt: skip
+    return lines
 
 
 def cpu_lines(result: LocalBenchResult) -> list[str]:

