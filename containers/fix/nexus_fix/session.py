@@ -62,6 +62,7 @@ PasswordCheck = Callable[[str | None, str | None], bool]
 
 MAX_QUEUED = 10_000  # messages held while a gap is filled; more and the session is logged out
 RESEND_PAGE = 500  # stored messages read and written per step of a resend
+OUTBOX_BATCH = 25  # application messages stored in one request (DynamoDB's BatchWriteItem takes 25)
 ADMIN = frozenset("012345A")
 MAX_SEQ = 10**18  # MsgSeqNum, NewSeqNo, BeginSeqNo, EndSeqNo above it are refused (Reject 373=5)
 SEQ_TAGS = (34, 36, 7, 16)
@@ -250,6 +251,8 @@ class Session:
         self.logged_on = False
         self.heartbeat = 30
         self._queue: dict[int, Message] = {}
+        # application messages given to ``send`` and not yet sequenced, with what their senders await
+        self._outbox: list[tuple[Message, asyncio.Future[None]]] = []
         self._resend_until: int | None = None  # end of the gap we asked for (0: open)
         self._last_sent = clock()
         self._last_received = clock()
@@ -260,18 +263,47 @@ class Session:
     # -- the interface for the application ---------------------------------------------------
 
     async def send(self, message: Message) -> None:
-        """Sequence, store and send an application message (stored only while disconnected)."""
+        """Sequence, store and send an application message (stored only while disconnected).
+
+        Messages given while the session is busy (storing earlier ones) wait in an outbox; the
+        next to hold the session sequences, stores and sends every message waiting by then, in
+        the order given, ``OUTBOX_BATCH`` to a store request (``save_sent_many``). A busy
+        session's messages are then not one store round trip apart each. Each is still stored
+        before it is written, and a message whose storing failed is neither numbered nor sent:
+        its sender gets the store's error, as before."""
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outbox.append((message, sent))
         async with self._lock:
-            await self._load()
-            seq = self.next_sender
-            frame = self._stamp(message, seq)
-            await self._store.save_sent(self.session_id, seq, frame)
-            self.next_sender = seq + 1
-            if self.logged_on:
-                self._write(frame)
-            else:  # kept for the next logon: the number too, whatever happens to old messages
-                await self._store.set_next_sender(self.session_id, self.next_sender)
+            if not sent.done():  # not taken by an earlier holder
+                await self._send_outbox()
+        await sent
         await self._drop_if_closed()
+
+    async def _send_outbox(self) -> None:
+        """Sequence, store and send the outbox's messages (the lock held)."""
+        await self._load()
+        while self._outbox:
+            batch, self._outbox = self._outbox[:OUTBOX_BATCH], self._outbox[OUTBOX_BATCH:]
+            first = self.next_sender
+            frames = [(first + n, self._stamp(message, first + n)) for n, (message, _) in enumerate(batch)]
+            try:
+                await self._store.save_sent_many(self.session_id, frames)
+                self.next_sender = first + len(frames)
+                if self.logged_on:
+                    for _, frame in frames:
+                        self._write(frame)
+                else:  # kept for the next logon: the number too, whatever happens to old messages
+                    await self._store.set_next_sender(self.session_id, self.next_sender)
+            except Exception as exc:  # noqa: BLE001 - raised in each of this batch's senders; the next batch is tried
+                for _, sent in batch:
+                    sent.set_exception(exc)
+                continue
+            except BaseException:  # cancelled: this batch's senders too; the rest wait for the next holder
+                for _, sent in batch:
+                    sent.cancel()
+                raise
+            for _, sent in batch:
+                sent.set_result(None)
 
     async def _drop_if_closed(self) -> None:
         """A connection the acceptor dropped under a write (a client that stopped reading):

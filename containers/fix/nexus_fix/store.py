@@ -20,15 +20,17 @@ DynamoDB key schema (declared in ``stacks/fix.yaml``, on-demand billing)::
 
 A reset (ResetOnLogon/Logout/Disconnect, Logon 141=Y, SequenceReset-Reset is not a reset of ours)
 writes the state item back to 1/1 and increments ``epoch``; a message item of an older epoch is
-never resent (no scan-and-delete on reset). The gateway's role needs GetItem, PutItem, UpdateItem
-and Query on the table, nothing else. A sent application message is one PutItem; an inbound
-message one UpdateItem (next_target); a session message we send one UpdateItem (next_sender).
+never resent (no scan-and-delete on reset). The gateway's role needs GetItem, PutItem,
+BatchWriteItem, UpdateItem and Query on the table, nothing else. A sent application message is one
+PutItem, or a share of one BatchWriteItem when the session stores several at once (up to 25, see
+``Session.send``); an inbound message one UpdateItem (next_target); a session message we send one
+UpdateItem (next_sender).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -45,6 +47,11 @@ class MessageStore(Protocol):
 
     async def save_sent(self, session_id: str, seq: int, frame: bytes) -> None:
         """Keep application message ``seq`` and set the next sender seq num to ``seq + 1``."""
+        ...
+
+    async def save_sent_many(self, session_id: str, messages: Sequence[tuple[int, bytes]]) -> None:
+        """``save_sent`` of consecutive messages ``(seq, frame)``, in one request where the store
+        can (at most 25)."""
         ...
 
     async def get_sent(self, session_id: str, begin: int, end: int) -> list[tuple[int, bytes]]:
@@ -86,6 +93,10 @@ class MemoryStore:
         state = self._state(session_id)
         state.messages[seq] = frame
         state.next_sender = seq + 1
+
+    async def save_sent_many(self, session_id: str, messages: Sequence[tuple[int, bytes]]) -> None:
+        for seq, frame in messages:
+            await self.save_sent(session_id, seq, frame)
 
     async def get_sent(self, session_id: str, begin: int, end: int) -> list[tuple[int, bytes]]:
         messages = self._state(session_id).messages
@@ -181,6 +192,20 @@ class DynamoStore:
 
     async def save_sent(self, session_id: str, seq: int, frame: bytes) -> None:
         await self._run(lambda: self._save(session_id, seq, frame))
+
+    def _save_many(self, session_id: str, messages: Sequence[tuple[int, bytes]]) -> None:
+        if len(messages) == 1:
+            self._save(session_id, *messages[0])
+            return
+        expires = int((self._clock() + self._retention).timestamp())
+        epoch = self._epoch(session_id)
+        with self._table.batch_writer() as batch:  # 25 items a request; what is unprocessed is sent again
+            for seq, frame in messages:
+                batch.put_item(Item={"session_id": session_id, "seq": seq, "frame": frame, "epoch": epoch,
+                                     "expires_at": expires})  # fmt: skip
+
+    async def save_sent_many(self, session_id: str, messages: Sequence[tuple[int, bytes]]) -> None:
+        await self._run(lambda: self._save_many(session_id, messages))
 
     def _query(self, session_id: str, begin: int, end: int) -> list[tuple[int, bytes]]:
         from boto3.dynamodb.conditions import Key

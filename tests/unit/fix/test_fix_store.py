@@ -96,3 +96,21 @@ def test_a_session_resumes_from_the_table_after_a_restart(aws: Any) -> None:
         ]
 
     asyncio.run(scenario())
+
+
+def test_messages_stored_together_are_read_back_as_if_stored_one_by_one(aws: Any) -> None:
+    async def scenario() -> None:
+        store = DynamoStore(table(aws), clock=lambda: NOW)
+        # WHEN 30 messages are stored at once (two batch requests), then one more alone
+        await store.save_sent_many(SID, [(seq, b"frame-%d" % seq) for seq in range(1, 31)])
+        await store.save_sent_many(SID, [(31, b"frame-31")])
+        # THEN a restarted gateway resends them all and numbers the next one after them
+        again = DynamoStore(table(aws), clock=lambda: NOW)
+        assert await again.get_seq_nums(SID) == (32, 1)
+        assert await again.get_sent(SID, 1, 31) == [(seq, b"frame-%d" % seq) for seq in range(1, 32)]
+        # AND after a reset, messages stored together belong to the new epoch only
+        await again.reset(SID)
+        await again.save_sent_many(SID, [(1, b"new-1"), (2, b"new-2")])
+        assert await DynamoStore(table(aws)).get_sent(SID, 1, 31) == [(1, b"new-1"), (2, b"new-2")]
+
+    asyncio.run(scenario())

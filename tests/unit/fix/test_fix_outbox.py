@@ -1,0 +1,107 @@
+"""A busy session's application messages: those given while earlier ones are being stored are
+stored together (one store request), numbered and written in the order given, each only once it is
+stored; a failed store request fails its own messages only, numbers nothing and writes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from fix_peer import report
+from nexus_fix.session import OUTBOX_BATCH, Session
+from nexus_fix.store import MemoryStore
+from test_fix_session import Wire, World, run
+
+
+class CountingStore(MemoryStore):
+    """A store whose requests take a few turns of the event loop (a round trip), counted; the
+    requests listed in ``fail`` (by number, from 1) raise."""
+
+    def __init__(self, fail: Sequence[int] = ()) -> None:
+        super().__init__()
+        self.batches: list[list[int]] = []
+        self.fail = set(fail)
+        self.wire: Wire | None = None
+        self.early: list[int] = []  # messages on the wire before their request was answered
+
+    def _on_wire(self, seqs: list[int]) -> list[int]:
+        written = {int(m.get(34) or 0) for m in self.wire.sent} if self.wire is not None else set()
+        return [seq for seq in seqs if seq in written]
+
+    async def save_sent_many(self, session_id: str, messages: Sequence[tuple[int, bytes]]) -> None:
+        seqs = [seq for seq, _ in messages]
+        self.batches.append(seqs)
+        for _ in range(5):
+            await asyncio.sleep(0)
+            self.early += self._on_wire(seqs)
+        if len(self.batches) in self.fail:
+            raise ConnectionError("store unavailable")
+        await super().save_sent_many(session_id, messages)
+
+
+async def _logged_on(store: CountingStore) -> World:
+    w = World()
+    w.store = store
+    w.session = Session(w.config, store, w.app, w.clock)
+    await w.logged_on()
+    store.wire = w.wire
+    return w
+
+
+def test_messages_given_while_one_is_stored_go_together_in_order_once_stored() -> None:
+    async def scenario() -> None:
+        store = CountingStore()
+        w = await _logged_on(store)
+        first_seq = w.session.next_sender
+        # WHEN 40 reports are given at once (as 40 orders' reports are)
+        await asyncio.gather(*(w.session.send(report(f"C{n}", n)) for n in range(40)))
+        # THEN the first is stored alone, the 39 given meanwhile in two requests (at most 25 each)
+        assert [len(b) for b in store.batches] == [1, OUTBOX_BATCH, 39 - OUTBOX_BATCH]
+        seqs = [seq for batch in store.batches for seq in batch]
+        assert seqs == list(range(first_seq, first_seq + 40))
+        # AND they went out in the order given, numbered as stored, each one stored
+        assert store.early == []  # none was written before its request was answered
+        sent = w.wire.take()
+        assert [m.get(11) for m in sent] == [f"C{n}" for n in range(40)]
+        assert [int(m.get(34) or 0) for m in sent] == seqs
+        assert [s for s, _ in await store.get_sent(w.session.session_id, first_seq, first_seq + 39)] == seqs
+        assert w.session.next_sender == first_seq + 40
+
+    run(scenario())
+
+
+def test_a_failed_store_request_fails_its_messages_only_and_numbers_nothing() -> None:
+    async def scenario() -> None:
+        store = CountingStore(fail=[2])  # the second request (the messages given meanwhile) fails
+        w = await _logged_on(store)
+        first_seq = w.session.next_sender
+        results = await asyncio.gather(*(w.session.send(report(f"C{n}", n)) for n in range(4)),
+                                       return_exceptions=True)  # fmt: skip
+        # THEN the first was sent; the three stored together got the store's error
+        assert results[0] is None
+        assert all(isinstance(r, ConnectionError) for r in results[1:])
+        (sent,) = w.wire.take()
+        assert (sent.get(11), sent.get(34)) == ("C0", str(first_seq))
+        # AND the next message takes the number the failed ones did not keep
+        assert w.session.next_sender == first_seq + 1
+        await w.session.send(report("C9", 9))
+        (after,) = w.wire.take()
+        assert (after.get(11), after.get(34)) == ("C9", str(first_seq + 1))
+
+    run(scenario())
+
+
+def test_messages_given_while_disconnected_are_stored_together_and_resent_on_request() -> None:
+    async def scenario() -> None:
+        store = CountingStore()
+        w = await _logged_on(store)
+        await w.session.disconnect()
+        first_seq = w.session.next_sender
+        await asyncio.gather(*(w.session.send(report(f"C{n}", n)) for n in range(5)))
+        # THEN nothing was written; all five are stored, and so is the next number
+        assert w.wire.take() == []
+        assert await store.get_seq_nums(w.session.session_id) == (first_seq + 5, w.session.next_target)
+        stored = await store.get_sent(w.session.session_id, first_seq, first_seq + 4)
+        assert [seq for seq, _ in stored] == list(range(first_seq, first_seq + 5))
+
+    run(scenario())
