@@ -266,27 +266,35 @@ class Session:
         """Sequence, store and send an application message (stored only while disconnected).
 
         Messages given while the session is busy (storing earlier ones) wait in an outbox; the
-        next to hold the session sequences, stores and sends every message waiting by then, in
-        the order given, ``OUTBOX_BATCH`` to a store request (``save_sent_many``). A busy
+        next to hold the session sequences, stores and sends its own with those waiting by then,
+        in the order given, ``OUTBOX_BATCH`` to a store request (``save_sent_many``). A busy
         session's messages are then not one store round trip apart each. Each is still stored
         before it is written, and a message whose storing failed is neither numbered nor sent:
         its sender gets the store's error, as before."""
         sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._outbox.append((message, sent))
-        async with self._lock:
-            if not sent.done():  # not taken by an earlier holder
-                await self._send_outbox()
+        try:
+            async with self._lock:
+                if not sent.done():  # not taken by an earlier holder
+                    await self._send_outbox(sent)
+        except BaseException:  # cancelled: a message not taken yet is never sent
+            self._outbox = [waiting for waiting in self._outbox if waiting[1] is not sent]
+            if sent.done() and not sent.cancelled():
+                sent.exception()  # seen: what an earlier holder's store request raised for it
+            raise
         await sent
         await self._drop_if_closed()
 
-    async def _send_outbox(self) -> None:
-        """Sequence, store and send the outbox's messages (the lock held)."""
-        await self._load()
-        while self._outbox:
+    async def _send_outbox(self, own: asyncio.Future[None]) -> None:
+        """Sequence, store and send the outbox's messages up to the holder's own (``own``), with
+        those waiting behind it in the same request (the lock held). The rest are for the next
+        holder: each sender waits no longer than its own message needs."""
+        while self._outbox and not own.done():
             batch, self._outbox = self._outbox[:OUTBOX_BATCH], self._outbox[OUTBOX_BATCH:]
-            first = self.next_sender
-            frames = [(first + n, self._stamp(message, first + n)) for n, (message, _) in enumerate(batch)]
             try:
+                await self._load()
+                first = self.next_sender
+                frames = [(first + n, self._stamp(message, first + n)) for n, (message, _) in enumerate(batch)]
                 await self._store.save_sent_many(self.session_id, frames)
                 self.next_sender = first + len(frames)
                 if self.logged_on:
@@ -298,9 +306,12 @@ class Session:
                 for _, sent in batch:
                     sent.set_exception(exc)
                 continue
-            except BaseException:  # cancelled: this batch's senders too; the rest wait for the next holder
+            except BaseException:  # the holder was cancelled: its batch is not sent; the rest wait for the next holder
                 for _, sent in batch:
-                    sent.cancel()
+                    if sent is own:
+                        sent.cancel()
+                    else:
+                        sent.set_exception(ConnectionError("not sent: storing it was interrupted"))
                 raise
             for _, sent in batch:
                 sent.set_result(None)

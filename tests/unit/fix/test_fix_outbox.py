@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Sequence
 
 from fix_peer import report
+from nexus_fix.codec import parse
 from nexus_fix.session import OUTBOX_BATCH, Session
 from nexus_fix.store import MemoryStore
 from test_fix_session import Wire, World, run
@@ -17,10 +18,12 @@ class CountingStore(MemoryStore):
     """A store whose requests take a few turns of the event loop (a round trip), counted; the
     requests listed in ``fail`` (by number, from 1) raise."""
 
-    def __init__(self, fail: Sequence[int] = ()) -> None:
+    def __init__(self, fail: Sequence[int] = (), hold: Sequence[int] = ()) -> None:
         super().__init__()
         self.batches: list[list[int]] = []
         self.fail = set(fail)
+        self.hold = set(hold)  # requests (by number) that wait for ``release``
+        self.release = asyncio.Event()
         self.wire: Wire | None = None
         self.early: list[int] = []  # messages on the wire before their request was answered
 
@@ -34,6 +37,8 @@ class CountingStore(MemoryStore):
         for _ in range(5):
             await asyncio.sleep(0)
             self.early += self._on_wire(seqs)
+        if len(self.batches) in self.hold:
+            await self.release.wait()
         if len(self.batches) in self.fail:
             raise ConnectionError("store unavailable")
         await super().save_sent_many(session_id, messages)
@@ -103,5 +108,75 @@ def test_messages_given_while_disconnected_are_stored_together_and_resent_on_req
         assert await store.get_seq_nums(w.session.session_id) == (first_seq + 5, w.session.next_target)
         stored = await store.get_sent(w.session.session_id, first_seq, first_seq + 4)
         assert [seq for seq, _ in stored] == list(range(first_seq, first_seq + 5))
+
+    run(scenario())
+
+
+def test_a_sender_cancelled_while_it_waits_is_never_sent_and_the_others_are() -> None:
+    async def scenario() -> None:
+        store = CountingStore()
+        w = await _logged_on(store)
+        first_seq = w.session.next_sender
+        a = asyncio.create_task(w.session.send(report("A", 1)))
+        await asyncio.sleep(0)  # A is being stored
+        b = asyncio.create_task(w.session.send(report("B", 2)))
+        c = asyncio.create_task(w.session.send(report("C", 3)))
+        await asyncio.sleep(0)  # B and C wait
+        b.cancel()
+        await asyncio.gather(a, c)
+        assert b.cancelled()
+        sent = w.wire.take()
+        assert [(m.get(11), int(m.get(34) or 0)) for m in sent] == [("A", first_seq), ("C", first_seq + 1)]
+
+    run(scenario())
+
+
+def test_a_holder_cancelled_while_storing_fails_the_others_of_its_request_and_sends_none() -> None:
+    async def scenario() -> None:
+        store = CountingStore(hold=[2])
+        w = await _logged_on(store)
+        first_seq = w.session.next_sender
+        a = asyncio.create_task(w.session.send(report("A", 1)))
+        await asyncio.sleep(0)
+        b = asyncio.create_task(w.session.send(report("B", 2)))
+        c = asyncio.create_task(w.session.send(report("C", 3)))
+        await a  # B now stores B and C together, and is held there
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert store.batches[-1] == [first_seq + 1, first_seq + 2]
+        b.cancel()
+        results = await asyncio.gather(b, c, return_exceptions=True)
+        assert isinstance(results[0], asyncio.CancelledError) and isinstance(results[1], ConnectionError)
+        assert [m.get(11) for m in w.wire.take()] == ["A"]
+        assert w.session.next_sender == first_seq + 1  # neither was numbered
+
+    run(scenario())
+
+
+def test_a_session_whose_numbers_cannot_be_read_sends_nothing_and_keeps_nothing_for_later() -> None:
+    class Unreadable(CountingStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.down = True
+
+        async def get_seq_nums(self, session_id: str) -> tuple[int, int]:
+            await asyncio.sleep(0)  # a round trip: more messages are given meanwhile
+            if self.down:
+                raise ConnectionError("store unavailable")
+            return await super().get_seq_nums(session_id)
+
+    async def scenario() -> None:
+        store = Unreadable()
+        w = World()
+        session = Session(w.config, store, w.app, w.clock)
+        sends = asyncio.gather(*(session.send(report(f"LOST{n}", n)) for n in range(3)), return_exceptions=True)
+        outcome = await asyncio.wait_for(sends, 5)  # every sender is answered
+        assert all(isinstance(o, ConnectionError) for o in outcome)
+        store.down = False
+        await session.send(report("KEPT", 2))
+        # THEN only the second was stored (as message 1): the first is not sent later
+        assert [(seq, parse(frame).get(11)) for seq, frame in await store.get_sent(session.session_id, 1, 9)] == [
+            (1, "KEPT")
+        ]
 
     run(scenario())
