@@ -180,3 +180,24 @@ def test_a_session_whose_numbers_cannot_be_read_sends_nothing_and_keeps_nothing_
         ]
 
     run(scenario())
+
+
+def test_a_heartbeat_due_while_reports_keep_coming_is_not_held_behind_them() -> None:
+    async def scenario() -> None:
+        store = CountingStore(hold=[1])
+        w = await _logged_on(store)
+        a = asyncio.create_task(w.session.send(report("A", 1)))
+        for _ in range(10):
+            await asyncio.sleep(0)  # A is being stored, and held there
+        w.clock.advance(w.session.heartbeat)  # a heartbeat is due
+        timer = asyncio.create_task(w.session.on_timer())
+        await asyncio.sleep(0)
+        later = [asyncio.create_task(w.session.send(report(f"C{n}", n))) for n in range(60)]
+        await asyncio.sleep(0)
+        store.release.set()
+        await asyncio.gather(a, timer, *later)
+        # THEN the heartbeat went out right after the message being stored when it was due,
+        # not after the 60 given after it
+        assert [m.msg_type for m in w.wire.take()][:3] == ["8", "0", "8"]
+
+    run(scenario())
