@@ -42,6 +42,7 @@ from nexus.local.procs import spawn, stop_process
 from nexus.local.runtime import free_port, read_state, wait_until
 
 SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN")
+SESSION_ENDS = {"3": "Reject", "5": "Logout"}  # session messages that say why reports may stop coming
 DRAIN_SECONDS = 300.0  # after the last send, wait for reports at most this long ...
 STALL_SECONDS = 20.0  # ... and stop earlier when none has come for this long
 
@@ -64,6 +65,8 @@ class RunFigures:
     reject_reasons: tuple[tuple[str, int], ...] = ()  # Text (58) of the rejections, most frequent first
     load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average before and after
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds of the platform's processes, by role
+    # the gateway's Rejects (3) and Logouts (5) during the run: ("Logout: <text>", how many), most first
+    session_ends: tuple[tuple[str, int], ...] = ()
 
     def percentile(self, p: float, of: tuple[float, ...] | None = None) -> float:
         values = self.latencies_ms if of is None else of
@@ -175,6 +178,7 @@ def _run(clients: list[FixClient], rate: int, seconds: int, label: str, prices: 
     count = int(per_session * seconds)
     sent: list[dict[str, float]] = [{} for _ in clients]
     marks = [len(c.received) for c in clients]
+    admin_marks = [len(c.admin) for c in clients]
     load_before = os.getloadavg()[0]
     cpu_before = read_cpu(root)
     threads = [threading.Thread(target=_send, args=(c, f"{label}{n}", per_session, count, sent[n], prices))
@@ -205,6 +209,9 @@ def _run(clients: list[FixClient], rate: int, seconds: int, label: str, prices: 
             seen, progress = now_seen, time.monotonic()
     got = acks()
     cpu = read_cpu(root).minus(cpu_before)
+    ends = Counter(f"{SESSION_ENDS[m.get(35) or '']}: {m.get(58) or ''}"
+                   for client, mark in zip(clients, admin_marks, strict=True)
+                   for m in client.admin[mark:] if m.get(35) in SESSION_ENDS)  # fmt: skip
     sent_at = {cl: at for s in sent for cl, at in s.items()}
     pending: dict[str, float] = {}
     for client, mark in zip(clients, marks, strict=True):
@@ -220,7 +227,7 @@ def _run(clients: list[FixClient], rate: int, seconds: int, label: str, prices: 
         rejected=sum(1 for m in got.values() if m.get(150) == "8"), lost=total - len(got),
         ack_seconds=last - first, latencies_ms=latencies, pending_new=len(pending),
         pending_ms=tuple(pending.values()),
-        load=(load_before, os.getloadavg()[0]), cpu=cpu,
+        load=(load_before, os.getloadavg()[0]), cpu=cpu, session_ends=tuple(ends.most_common()),
         reject_reasons=tuple(Counter((m.get(58) or "")[:80] for m in got.values() if m.get(150) == "8").most_common(3)),
     )  # fmt: skip
 
@@ -265,6 +272,10 @@ def report(result: FixBenchResult) -> list[str]:
         ]
         if r.reject_reasons:
             lines.append("    rejected: " + "; ".join(f"{n} x {text}" for text, n in r.reject_reasons))
+        if r.session_ends:
+            lines.append(
+                "    from the gateway's session layer: " + "; ".join(f"{n} x {text}" for text, n in r.session_ends)
+            )
         lines += cpu_lines(r)
     return lines
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from nexus.bench_fix import FixBenchResult, RunFigures, cpu_lines, report
 
 
-def _run(acknowledged: int, cpu: dict[str, float]) -> RunFigures:
+def _run(acknowledged: int, cpu: dict[str, float], ends: tuple[tuple[str, int], ...] = ()) -> RunFigures:
     return RunFigures(sessions=1, rate=200, seconds=15, sent=3000, send_seconds=15.0, acknowledged=acknowledged,
                       new=acknowledged, rejected=0, lost=3000 - acknowledged, ack_seconds=90.0,
-                      latencies_ms=(10.0, 20.0), cpu=cpu)  # fmt: skip
+                      latencies_ms=(10.0, 20.0), cpu=cpu, session_ends=ends)  # fmt: skip
 
 
 def test_cpu_per_order_acknowledged_by_process_largest_first() -> None:
@@ -25,3 +25,11 @@ def test_cpu_per_order_acknowledged_by_process_largest_first() -> None:
 def test_no_cpu_line_without_an_order_acknowledged_or_a_reading() -> None:
     assert cpu_lines(_run(0, {"FIX gateway": 3.0})) == []
     assert cpu_lines(_run(100, {})) == []
+
+
+def test_why_reports_stopped_is_reported_when_the_gateway_ended_the_session() -> None:
+    ends = (("Reject: SendingTime accuracy problem", 1), ("Logout: SendingTime accuracy problem", 1))
+    lines = report(FixBenchResult((_run(4555, {}, ends),)))
+    assert ("    from the gateway's session layer: 1 x Reject: SendingTime accuracy problem; "
+            "1 x Logout: SendingTime accuracy problem") in lines  # fmt: skip
+    assert not any("session layer" in line for line in report(FixBenchResult((_run(3000, {}),))))
