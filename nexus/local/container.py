@@ -4,9 +4,8 @@
 ``python -m nexus.local.container <module> [args]``: this process's SDK requests to the embedded
 AWS are then sent as the Lambda workers' are (``nexus.local.http_headers``, ``signing`` and
 ``transport``: the same requests and answers, less CPU), and the module runs as ``python -m``
-would run it (``__main__``, ``sys.argv``, ``sys.path``). The matching engine, the FIX gateway and
-the market maker make about nine requests per FIX order between them. Against LocalStack or AWS,
-``nexus up`` runs the command as the task definition gives it.
+would run it (``__main__``, ``sys.argv``, ``sys.path``). Against LocalStack or AWS, ``nexus up``
+runs the command as the task definition gives it.
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from nexus_common.dynamo_batch import batch_put
+
 
 class MessageStore(Protocol):
     async def get_seq_nums(self, session_id: str) -> tuple[int, int]:
@@ -183,12 +185,16 @@ class DynamoStore:
             self._load(session_id)
         return self._epochs[session_id]
 
-    def _save(self, session_id: str, seq: int, frame: bytes) -> None:
+    def _items(self, session_id: str, messages: Sequence[tuple[int, bytes]]) -> list[dict[str, Any]]:
+        """The message items of ``messages`` (``(seq, frame)``), in this epoch, kept for the retention."""
         expires = int((self._clock() + self._retention).timestamp())
-        self._table.put_item(
-            Item={"session_id": session_id, "seq": seq, "frame": frame, "epoch": self._epoch(session_id),
-                  "expires_at": expires}
-        )  # one write: the next sender number is read back as the last message's seq + 1
+        epoch = self._epoch(session_id)
+        return [{"session_id": session_id, "seq": seq, "frame": frame, "epoch": epoch, "expires_at": expires}
+                for seq, frame in messages]  # fmt: skip
+
+    def _save(self, session_id: str, seq: int, frame: bytes) -> None:
+        # one write: the next sender number is read back as the last message's seq + 1
+        self._table.put_item(Item=self._items(session_id, [(seq, frame)])[0])
 
     async def save_sent(self, session_id: str, seq: int, frame: bytes) -> None:
         await self._run(lambda: self._save(session_id, seq, frame))
@@ -196,13 +202,8 @@ class DynamoStore:
     def _save_many(self, session_id: str, messages: Sequence[tuple[int, bytes]]) -> None:
         if len(messages) == 1:
             self._save(session_id, *messages[0])
-            return
-        expires = int((self._clock() + self._retention).timestamp())
-        epoch = self._epoch(session_id)
-        with self._table.batch_writer() as batch:  # 25 items a request; what is unprocessed is sent again
-            for seq, frame in messages:
-                batch.put_item(Item={"session_id": session_id, "seq": seq, "frame": frame, "epoch": epoch,
-                                     "expires_at": expires})  # fmt: skip
+        else:  # 25 items a request; what is unprocessed is sent again
+            batch_put(self._table, self._items(session_id, messages), ("session_id", "seq"))
 
     async def save_sent_many(self, session_id: str, messages: Sequence[tuple[int, bytes]]) -> None:
         await self._run(lambda: self._save_many(session_id, messages))
