@@ -2,7 +2,16 @@
 
 Each connection has its own reader task and frame splitter (bounded by ``max_message_size``);
 its first message must be a valid Logon for a session the ``SessionSource`` knows, within
-``logon_timeout`` seconds, else the connection is closed unanswered. Writes never wait: a
+``logon_timeout`` seconds, else the connection is closed unanswered.
+
+A logged-on connection is read as fast as its client sends: each frame is stamped with when it
+was read and waits in the connection's ``Inbound`` (bounded by ``inbound_limit`` bytes; past it,
+reading pauses and TCP pushes back) for the session to take it, in order. A session whose order
+entry is behind its client (a burst faster than the platform enters orders) then judges each
+message's SendingTime against when the message arrived, not against when its turn came, and a
+client whose messages wait unprocessed is not silent (no TestRequest, no disconnect). A frame
+is processed, and its MsgSeqNum counted, only when its turn comes: frames still waiting when the
+gateway stops reading are left to the client to send again at its next logon. Writes never wait: a
 connection whose unsent bytes exceed ``write_buffer_limit`` (a client that stopped reading) is
 aborted, so it cannot hold up a sender writing to many sessions. An error while handling one
 connection's input closes that connection only.
@@ -19,6 +28,8 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections import deque
+from datetime import datetime
 
 from nexus_fix import codec
 from nexus_fix.codec import FrameSplitter, Garbled, IncorrectBeginString, SessionReject, UnsupportedMessageType
@@ -29,6 +40,65 @@ log = logging.getLogger("nexus_fix.acceptor")
 
 READ_SIZE = 64 * 1024
 FAIR_SHARE = 32  # frames of one connection handled before the others get their turn
+INBOUND_LIMIT = 16 * 1024 * 1024  # bytes of frames read and not yet processed, per connection
+
+
+class Inbound:
+    """The frames read from one connection and not processed yet, in order, each with when it was
+    read. Bounded in bytes: the reader waits for room before reading more (``room``)."""
+
+    def __init__(self, limit: int) -> None:
+        self._frames: deque[tuple[bytes, datetime]] = deque()
+        self._bytes = 0
+        self._limit = limit
+        self._ended = False
+        self._stopped = False
+        self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def put(self, frame: bytes, received_at: datetime) -> None:
+        if self._stopped:
+            return  # nobody takes it: the connection is ending
+        self._frames.append((frame, received_at))
+        self._bytes += len(frame)
+        self._ready.set()
+        if self._bytes >= self._limit:
+            self._room.clear()
+
+    def end(self) -> None:
+        """No more frames come (the connection's end): ``get`` gives None once the rest is taken."""
+        self._ended = True
+        self._ready.set()
+
+    def stop(self) -> None:
+        """Nothing more is taken (the session is done with the connection): the frames waiting are
+        dropped unprocessed, and the reader no longer waits for room."""
+        self._stopped = self._ended = True
+        self._frames.clear()
+        self._bytes = 0
+        self._ready.set()
+        self._room.set()
+
+    async def room(self) -> None:
+        """Wait while the frames waiting fill the bound."""
+        await self._room.wait()
+
+    async def get(self) -> tuple[bytes, datetime] | None:
+        """The next frame and when it was read; None at the end."""
+        while not self._frames:
+            if self._ended:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        frame, received_at = self._frames.popleft()
+        self._bytes -= len(frame)
+        if self._bytes < self._limit:
+            self._room.set()
+        return frame, received_at
 
 
 class Connection:
@@ -40,12 +110,18 @@ class Connection:
         self._closed = False
         self.peer = writer.get_extra_info("peername")
         self.dropped_slow = False
+        self.inbound: Inbound | None = None  # once logged on: the frames read, not yet processed
         # drain() waits from half the bound (the resend's pace), the write aborts past all of it
         writer.transport.set_write_buffer_limits(high=limit // 2)
 
     @property
     def closed(self) -> bool:
         return self._closed or self._writer.is_closing()
+
+    @property
+    def unprocessed(self) -> int:
+        """Frames read from the client and not processed yet (the session's liveness counts them)."""
+        return len(self.inbound) if self.inbound is not None else 0
 
     def write(self, data: bytes) -> None:
         if self.closed:
@@ -71,10 +147,14 @@ class Connection:
         if not self._closed:
             self._closed = True
             self._writer.close()
+        if self.inbound is not None:
+            self.inbound.stop()
 
     def abort(self) -> None:
         self._closed = True
         self._writer.transport.abort()
+        if self.inbound is not None:
+            self.inbound.stop()
 
 
 class Acceptor:
@@ -92,6 +172,7 @@ class Acceptor:
         logon_timeout: float = 10.0,
         tick: float = 0.25,
         socket_send_buffer: int | None = None,
+        inbound_limit: int = INBOUND_LIMIT,
     ) -> None:
         self._source = sessions
         self._store = store
@@ -104,6 +185,7 @@ class Acceptor:
         self._logon_timeout = logon_timeout
         self._tick = tick
         self._socket_send_buffer = socket_send_buffer  # SO_SNDBUF per connection (None: the kernel's)
+        self._inbound_limit = inbound_limit
         self.sessions: dict[str, Session] = {}
         self._server: asyncio.Server | None = None
         self._timer: asyncio.Task[None] | None = None
@@ -163,43 +245,71 @@ class Acceptor:
             self._connections[task] = conn
         session: Session | None = None
         splitter = FrameSplitter(self._max_message_size)
+        processing: asyncio.Task[None] | None = None
         try:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self._logon_timeout
             while not conn.closed:
-                if session is None:
-                    data = await asyncio.wait_for(reader.read(READ_SIZE), max(0.0, deadline - loop.time()))
-                else:
+                if conn.inbound is not None:
+                    await conn.inbound.room()  # past the bound: the client waits (TCP) until frames are taken
                     data = await reader.read(READ_SIZE)
+                else:
+                    data = await asyncio.wait_for(reader.read(READ_SIZE), max(0.0, deadline - loop.time()))
                 if not data:
                     break
-                for count, frame in enumerate(splitter.feed(data), 1):
-                    if not self.reading:
-                        break
-                    if session is None:
+                received_at = self._clock()
+                for frame in splitter.feed(data):
+                    if conn.inbound is not None:
+                        conn.inbound.put(frame, received_at)
+                    elif self.reading:
                         session = await self._logon(conn, frame)
-                    elif session.transport is not conn:  # no longer this session's connection
-                        conn.close()
-                        break
-                    else:
-                        await session.on_frame(frame)
-                    if conn.closed:
-                        break
-                    if count % FAIR_SHARE == 0:
-                        await asyncio.sleep(0)  # a burst from one client never holds up the others
+                        if conn.closed:
+                            break
+                        if session is not None:  # logged on: from now on, frames wait their turn
+                            conn.inbound = Inbound(self._inbound_limit)
+                            processing = asyncio.create_task(self._process(conn, session, conn.inbound))
+                if processing is not None and processing.done():
+                    break
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
+            if processing is not None:
+                processing.cancel()
             raise
         except Exception:  # per-connection boundary
             log.exception("connection %s failed; closing it", conn.peer)
         finally:
+            if conn.inbound is not None:
+                conn.inbound.end()
+            if processing is not None:  # the frames read before the end are processed, as they came
+                await asyncio.gather(processing, return_exceptions=True)
             if session is not None:
                 with contextlib.suppress(Exception):
                     await session.connection_lost(conn)
             conn.close()
             if task is not None:
                 self._connections.pop(task, None)
+
+    async def _process(self, conn: Connection, session: Session, inbound: Inbound) -> None:
+        """Hand a logged-on connection's frames to its session, in the order read, each with when
+        it was read; until the connection ends, closes, or is no longer the session's."""
+        try:
+            count = 0
+            while (item := await inbound.get()) is not None:
+                if not self.reading:
+                    continue  # left unprocessed: the client sends it again at its next logon
+                if conn.closed or session.transport is not conn:  # gone, or no longer the session's
+                    break
+                frame, received_at = item
+                await session.on_frame(frame, received_at)
+                count += 1
+                if count % FAIR_SHARE == 0:
+                    await asyncio.sleep(0)  # a burst from one client never holds up the others
+        except Exception:  # per-connection boundary
+            log.exception("connection %s failed; closing it", conn.peer)
+        finally:
+            inbound.stop()
+            conn.close()  # the reader sees its end
 
     async def _logon(self, conn: Connection, frame: bytes) -> Session | None:
         """The first frame of a connection: a valid Logon of a known session, else close."""

@@ -361,7 +361,7 @@ class Session:
                 f"HeartBtInt {heartbeat} out of range {self.config.min_heartbeat}..{self.config.max_heartbeat}",
             )
             return False
-        if not self._latency_ok(msg):
+        if not self._latency_ok(msg, self._clock()):
             await self._refuse_logon(transport, "SendingTime accuracy problem")
             return False
         reset = msg.get(141) == "Y"
@@ -417,8 +417,9 @@ class Session:
 
     # -- inbound -------------------------------------------------------------------------------
 
-    async def on_frame(self, frame: bytes) -> None:
-        """One frame from the attached connection (the frame splitter's output)."""
+    async def on_frame(self, frame: bytes, received_at: datetime | None = None) -> None:
+        """One frame from the attached connection (the frame splitter's output), read from it at
+        ``received_at`` (default: now): its SendingTime is judged against that instant."""
         try:
             msg = codec.parse(frame)
         except Garbled as exc:
@@ -427,7 +428,7 @@ class Session:
         except IncorrectBeginString:
             await self.logout("Incorrect BeginString", disconnect=True)
             return
-        self._last_received = self._clock()
+        self._last_received = now = self._clock()
         self._test_request = None  # any message answers for the counterparty's liveness
         seq_text = msg.get(34)
         if seq_text is None or not seq_text.isdecimal():
@@ -460,15 +461,15 @@ class Session:
             if int(seq_text) == self.next_target:
                 await self._incr_target()
             return
-        await self._verify_and_process(msg, int(seq_text))
+        await self._verify_and_process(msg, int(seq_text), received_at or now)
 
-    async def _verify_and_process(self, msg: Message, seq: int) -> None:
+    async def _verify_and_process(self, msg: Message, seq: int, received_at: datetime) -> None:
         if msg.get(49) != self.config.target_comp_id or msg.get(56) != self.config.sender_comp_id:
             await self._reject(msg, SessionReject(codec.COMPID_PROBLEM, 49 if msg.get(49) != self.config.target_comp_id
                                                   else 56))
             await self.logout("CompID problem", disconnect=True)
             return
-        if not self._latency_ok(msg):
+        if not self._latency_ok(msg, received_at):
             await self._reject(msg, SessionReject(codec.SENDING_TIME_ACCURACY, 52))
             await self.logout("SendingTime accuracy problem", disconnect=True)
             return
@@ -663,14 +664,16 @@ class Session:
 
     # -- liveness, logout, disconnect ---------------------------------------------------------
 
-    def _latency_ok(self, msg: Message) -> bool:
+    def _latency_ok(self, msg: Message, received_at: datetime) -> bool:
+        """SendingTime within MaxLatency of when the message arrived (a message that waited for
+        its turn at the gateway did not travel for longer)."""
         if not self.config.check_latency:
             return True
         try:
             sent = codec.parse_utc_timestamp(msg.get(52) or "")
         except ValueError:
             return False
-        return abs((self._clock() - sent).total_seconds()) <= self.config.max_latency
+        return abs((received_at - sent).total_seconds()) <= self.config.max_latency
 
     async def on_timer(self) -> None:
         """Called by the acceptor about every quarter of a second: heartbeats, TestRequest after
@@ -682,6 +685,8 @@ class Session:
             if (now - self._logout_sent_at).total_seconds() >= self.config.logout_timeout:
                 await self.disconnect()
             return
+        if getattr(self.transport, "unprocessed", 0):  # its messages are here, waiting their turn: not silent
+            self._last_received = now
         silent = (now - self._last_received).total_seconds()
         if silent >= 2.4 * self.heartbeat:
             log.warning("%s: no message for %.1f s, disconnecting", self.session_id, silent)
