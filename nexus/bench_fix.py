@@ -5,7 +5,7 @@ and FIX sessions, and runs:
 
 1. one session sending ``rate`` NewOrderSingle per second for ``seconds``: how many were sent,
    acknowledged (ExecutionReport New or Rejected) and not acknowledged when the bench stops
-   waiting (no report for 20 s, or 300 s after the last send; still queued, not dropped),
+   waiting (no report for 20 s, or 600 s after the last send; still queued, not dropped),
    NewOrderSingle -> ExecutionReport(New) latency p50/p99/max, from QuickFIX's send call to
    QuickFIX handing over the report (both in this process), and the same for Pending New (the
    gateway's own order entry, before the engine);
@@ -43,7 +43,7 @@ from nexus.local.runtime import free_port, read_state, wait_until
 
 SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN")
 SESSION_ENDS = {"3": "Reject", "5": "Logout"}  # session messages that say why reports may stop coming
-DRAIN_SECONDS = 300.0  # after the last send, wait for reports at most this long ...
+DRAIN_SECONDS = 600.0  # after the last send, wait for reports at most this long ...
 STALL_SECONDS = 20.0  # ... and stop earlier when none has come for this long
 
 
