@@ -10,6 +10,11 @@
 * One botocore ``Config``: standard retry mode with a bounded number of attempts, short connect
   and read timeouts (a Lambda must not hang on a dead endpoint), a connection pool large enough
   for concurrent use from threads.
+* On the local platform's embedded AWS (``NEXUS_EMBEDDED_AWS``, which ``nexus up`` sets only for
+  it) the SDK does not check each request's parameters against the service model before sending
+  it (botocore's ``parameter_validation``): the check walks every attribute of every item written,
+  a tenth of a local Lambda worker's CPU. The unit and integration tests (handlers run in the
+  test's process) and every other AWS (LocalStack, AWS itself) keep it.
 * Every request a client of this factory makes is counted, by (service, operation, resource),
   in one process-wide, thread-safe counter (``request_counts``): a botocore ``before-call`` hook,
   registered once when the client is made, so a benchmark or a metrics exporter sees every call
@@ -37,6 +42,17 @@ BOTO_CONFIG: Final = Config(
     tcp_keepalive=True,
 )
 
+EMBEDDED_AWS_ENV: Final = "NEXUS_EMBEDDED_AWS"  # the endpoint of the local platform's embedded AWS, when it is
+
+
+def client_config() -> Config:
+    """``BOTO_CONFIG``, without the SDK's parameter validation on the embedded AWS (see above)."""
+    if os.environ.get(EMBEDDED_AWS_ENV):
+        return _EMBEDDED_CONFIG
+    return BOTO_CONFIG
+
+
+_EMBEDDED_CONFIG: Final = BOTO_CONFIG.merge(Config(parameter_validation=False))
 _lock = threading.Lock()
 _cache: dict[tuple[str, str, str, str | None], Any] = {}
 _counts_lock = threading.Lock()
@@ -82,7 +98,7 @@ def _get(kind: str, service: str) -> Any:
         if found is None:
             shared = session(key[2])
             factory = shared.client if kind == "client" else shared.resource
-            found = factory(service, endpoint_url=key[3], config=BOTO_CONFIG)
+            found = factory(service, endpoint_url=key[3], config=client_config())
             count_requests(found if kind == "client" else found.meta.client)
             _cache[key] = found
         return found

@@ -201,10 +201,12 @@ class ManagementApi:
         if self._client is None:
             import boto3
 
-            from nexus_common.aws import BOTO_CONFIG, count_requests, region
+            from nexus_common.aws import client_config, count_requests, region
 
             session = boto3.session.Session(region_name=region())
-            self._client = session.client("apigatewaymanagementapi", endpoint_url=self.endpoint_url, config=BOTO_CONFIG)
+            self._client = session.client(
+                "apigatewaymanagementapi", endpoint_url=self.endpoint_url, config=client_config()
+            )
             count_requests(self._client)
         return self._client
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+
 import pytest
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.exceptions import ParamValidationError
 from nexus_common import aws
 from nexus_common.settings import NexusSettings, SettingsError, lazy, lazy_settings, reset_lazy
 
@@ -78,5 +83,46 @@ def test_clients_are_cached_per_service_region_and_endpoint(
         assert other is not first and other.meta.region_name == "eu-west-1"
         table = aws.dynamodb_table("t")
         assert table.name == "t"
+    finally:
+        aws.clear_clients()
+
+
+class _Body:
+    """An HTTP body for ``AWSResponse``: an empty JSON object."""
+
+    def stream(self, **_: object) -> Iterator[bytes]:
+        yield b"{}"
+
+
+def test_the_sdk_checks_parameters_except_against_the_local_platforms_embedded_aws(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5999")
+    monkeypatch.delenv(aws.EMBEDDED_AWS_ENV, raising=False)
+    wrong = {"TableName": "t", "Item": {"k": {"S": 5}}}  # a number where the model says string
+    sent: list[bytes] = []
+
+    def answer(request: AWSPreparedRequest, **_: object) -> AWSResponse:
+        sent.append(request.body)
+        return AWSResponse(request.url, 200, {}, _Body())
+
+    aws.clear_clients()
+    try:
+        # GIVEN any AWS but the embedded one: the SDK refuses the request unsent
+        checked = aws.client("dynamodb")
+        checked.meta.events.register("before-send.dynamodb.PutItem", answer)
+        with pytest.raises(ParamValidationError):
+            checked.put_item(**wrong)
+        assert sent == []
+        # WHEN the AWS is the local platform's embedded one: the request is sent as given
+        monkeypatch.setenv(aws.EMBEDDED_AWS_ENV, "http://127.0.0.1:5999")
+        aws.clear_clients()
+        unchecked = aws.client("dynamodb")
+        unchecked.meta.events.register("before-send.dynamodb.PutItem", answer)
+        unchecked.put_item(**wrong)
+        assert len(sent) == 1 and json.loads(sent[0])["Item"] == {"k": {"S": 5}}
+        assert unchecked.meta.config.retries["mode"] == "standard"  # the rest of the configuration kept
     finally:
         aws.clear_clients()
