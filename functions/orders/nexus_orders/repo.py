@@ -497,12 +497,14 @@ class DynamoRiskBook(LazyTable):
     def reserve(self, reservation: Reservation, limits: RiskLimits) -> bool:
         names: dict[str, str] = {"#status": "status", "#res": RESERVATIONS}
         rid = reservation.reservation_id
-        values: dict[str, Any] = {":active": "active", ":false": False, ":zero": ZERO, ":rid": rid, ":rids": {rid}}
+        values: dict[str, Any] = {":active": "active", ":false": False, ":zero": ZERO, ":rid": rid, ":rids": {rid},
+                                  ":open": limits.max_open_orders}  # fmt: skip
         checks = [
             "attribute_exists(account_id)",
             "NOT contains(#res, :rid)",
             "#status = :active",
             "(attribute_not_exists(trading_enabled) OR trading_enabled <> :false)",
+            "(attribute_not_exists(#res) OR size(#res) < :open)",
         ]
         if reservation.side == "buy":
             names["#exp"] = attr("buying", reservation.symbol)

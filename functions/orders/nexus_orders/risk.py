@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from nexus_common.risk import (
+    RESERVATIONS,
     ZERO,
     OrderRisk,
     ReplaceTerms,
@@ -121,6 +122,12 @@ def refusal(reservation: Reservation, item: dict[str, Any] | None, limits: RiskL
         return RiskRefused("account_inactive", f"the account is {item.get('status')}", None)
     if item.get("trading_enabled") is False:
         return RiskRefused("trading_disabled", "trading is switched off for this account", None)
+    if len(item.get(RESERVATIONS) or ()) >= limits.max_open_orders:
+        return RiskRefused(
+            "max_open_orders_exceeded",
+            f"the account has {limits.max_open_orders} open orders, the most it may have; cancel some first",
+            None,
+        )
     symbol = reservation.symbol
     if reservation.side == "buy":
         available = Decimal(str(item.get("available_cash", item.get("cash", 0))))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from nexus_common.fees import FeeSchedule
-from nexus_common.risk import RiskLimits
+from nexus_common.risk import MAX_OPEN_ORDERS_CEILING, RiskLimits
 from nexus_common.settings import NexusSettings
 from pydantic import Field
 
@@ -24,6 +24,7 @@ class OrdersApiSettings(NexusSettings):
     risk_short_limit: Decimal = Field(ge=0)
     risk_price_collar: Decimal = Field(gt=0, lt=1)
     risk_market_protection: Decimal = Field(ge=0, lt=1)
+    risk_max_open_orders: int = Field(gt=0, le=MAX_OPEN_ORDERS_CEILING)
     maker_fee_bps: Decimal = Field(ge=0, lt=10000)
     taker_fee_bps: Decimal = Field(ge=0, lt=10000)
     # risk refusals are recorded on the audit-events stream
@@ -42,6 +43,7 @@ class OrdersApiSettings(NexusSettings):
             price_collar=self.risk_price_collar,
             market_protection=self.risk_market_protection,
             fee_buffer=fees.max_rate,
+            max_open_orders=self.risk_max_open_orders,
         )
 
 

@@ -53,8 +53,11 @@ The other order types and instructions:
   ``replace_rejected`` it gives the difference back. A buy's rate per share stays the one it was
   entered at; a price increase is covered by the top-up, released when the order ends.
 
-The set of reservations held (``reservations``, a string set on the account item): every
-reservation write ADDs its id (``reservation_id``: the order id of a single order, the group id of
+The set of reservations held (``reservations``, a string set on the account item): an order's
+reservation write also checks that the set holds fewer than ``max_open_orders`` ids
+(``max_open_orders_exceeded``), so the item stays within DynamoDB's 400 KB whatever the account
+leaves open (``MAX_OPEN_ORDERS_CEILING``); a replace's up-front write does not (it ends with the
+replace). Every reservation write ADDs its id (``reservation_id``: the order id of a single order, the group id of
 an OCO group, ``<order>~r<n>.<digest>`` for what replace ``n`` reserves up front,
 ``replace_reservation_id``) under ``NOT
 contains(reservations, id)`` besides its limits, so a write applied twice (an SDK retry of a write
@@ -109,6 +112,13 @@ class RiskLimits:
     price_collar: Decimal  # fraction: limit prices within reference x (1 +/- collar)
     market_protection: Decimal  # fraction: a market buy reserves at reference x (1 + this)
     fee_buffer: Decimal  # fraction reserved on top of the notional for fees (the highest fee rate)
+    max_open_orders: int  # reservations an account holds at once: its open orders (and OCO groups)
+
+
+# The most ``max_open_orders`` may be: the ids of the reservations held are one string set on the
+# account item, and an item holds at most 400 KB. An order's id is 36 characters; a replace holds
+# a second id of 52 while it waits for the engine. 4,000 orders, each mid-replace, make 352 KB.
+MAX_OPEN_ORDERS_CEILING: Final = 4000
 
 
 RESERVATIONS: Final = "reservations"  # the account item's string set of the reservation ids it holds

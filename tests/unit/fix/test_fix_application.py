@@ -151,11 +151,22 @@ def test_market_stop_stop_limit_post_only_and_iceberg_orders() -> None:
     assert tags(ice[-1], 150, 151) == ("0", "50")
 
 
-def test_an_order_the_risk_check_refuses_is_rejected_with_order_exceeds_limit() -> None:
+@pytest.mark.parametrize(
+    ("qty", "open_orders", "code"),
+    [
+        ("20000", 0, "insufficient_buying_power"),  # 2,000,000 > 1,000,000 cash
+        ("200000", 0, "max_quantity_exceeded"),  # above the 100,000 an order may have
+        ("1", 4000, "max_open_orders_exceeded"),  # the account holds as many open orders as it may
+    ],
+)
+def test_an_order_the_risk_check_refuses_is_rejected_with_order_exceeds_limit(
+    qty: str, open_orders: int, code: str
+) -> None:
     world = fix_world()
-    sent = world.send("alice", nos("big", qty="20000", price="100"))  # 2,000,000 > 1,000,000 cash
+    world.venue.accounts["alice"].reservations |= {f"held-{n}" for n in range(open_orders)}
+    sent = world.send("alice", nos("big", qty=qty, price="100"))
     assert [tags(s, 150, 39, 103) for s in sent] == [("8", "8", "3")]
-    assert "insufficient_buying_power" in (sent[0].get(58) or "")
+    assert code in (sent[0].get(58) or "")
     assert world.venue.events == []  # nothing reached the engine
 
 

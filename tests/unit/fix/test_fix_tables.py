@@ -96,5 +96,6 @@ def test_the_template_runs_the_gateway_with_the_orders_service_code(aws: Any) ->
     assert env["FIX_COMP_ID"] == "NEXUS" and env["FIX_SESSIONS_TABLE"] == aws.table_name("FixSessionsTable")
     assert env["EXECUTION_EVENTS_STREAM"] == aws.stream_name("ExecutionEventsStream")
     orders = aws.env_for("OrdersApiFunction")
-    for name in ("ORDERS_TABLE", "ACCOUNTS_TABLE", "ORDER_COMMANDS_STREAM", "RISK_PRICE_COLLAR", "AUDIT_STREAM"):
+    for name in ("ORDERS_TABLE", "ACCOUNTS_TABLE", "ORDER_COMMANDS_STREAM", "RISK_PRICE_COLLAR", "RISK_MAX_OPEN_ORDERS",
+                 "AUDIT_STREAM"):
         assert env[name] == orders[name], name

@@ -70,6 +70,7 @@ LIMITS = RiskLimits(
     price_collar=D("0.10"),
     market_protection=D("0.05"),
     fee_buffer=FEES.max_rate,
+    max_open_orders=4000,
 )
 INSTRUMENT = Instrument(symbol=SYMBOL, tick_size=D("0.01"), lot_size=D(1))
 START = datetime(2026, 3, 5, 15, 0, tzinfo=UTC)  # a Thursday, before the 16:00 New York close
@@ -296,6 +297,8 @@ class MemoryRiskBook:
             raise RiskRefused("account_not_found", "the account has no risk record", None)
         if reservation.reservation_id in account.reservations:
             return False
+        if len(account.reservations) >= limits.max_open_orders:
+            raise RiskRefused("max_open_orders_exceeded", "too many open orders", None)
         if reservation.side == "buy":
             if account.available < reservation.amount:
                 raise RiskRefused("insufficient_buying_power", "not enough buying power", "quantity")

@@ -42,6 +42,7 @@ LIMITS = RiskLimits(
     price_collar=D("0.10"),
     market_protection=D("0.05"),
     fee_buffer=FEES.max_rate,
+    max_open_orders=4000,
 )
 
 

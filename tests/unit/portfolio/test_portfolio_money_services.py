@@ -71,6 +71,47 @@ def test_the_kill_switch_and_inactive_accounts_refuse_every_order(money: Money, 
     assert money.orders() == [] and money.commands() == []
 
 
+def test_an_account_at_its_open_order_limit_is_refused_until_an_order_ends(
+    money: Money, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an account that may hold 2 open orders, and holds 2
+    limits_env(monkeypatch, RISK_MAX_OPEN_ORDERS="2")
+    money.account("acc_open", "100000.00", **{"sellable#AAPL": D(10), "pos#AAPL": D(10)})
+    placed = []
+    for side in ("buy", "sell"):
+        status, body = money.post("acc_open", symbol="AAPL", side=side, type="limit", quantity="1", price="100")
+        assert status == 202, body
+        placed.append(body["order"]["order_id"])
+    before = money.item("acc_open")
+    assert len(before["reservations"]) == 2
+    # WHEN it sends a third, of either side
+    for side in ("buy", "sell"):
+        status, body = money.post("acc_open", symbol="AAPL", side=side, type="limit", quantity="1", price="100")
+        # THEN 422 max_open_orders_exceeded: nothing reserved, stored or sent
+        assert (status, body["error"]["code"]) == (422, "max_open_orders_exceeded"), body
+        assert "2 open orders" in body["error"]["message"]
+    assert money.item("acc_open") == before
+    assert len(money.orders()) == 2 and len(money.commands()) == 2
+    # AND once one of them is cancelled (its reservation given back), a new order is taken
+    money.consume(money.event("cancelled", order_id=placed[0], account_id="acc_open", remaining_quantity="1",
+                              reason="user"))  # fmt: skip
+    assert len(money.item("acc_open")["reservations"]) == 1
+    status, body = money.post("acc_open", symbol="AAPL", side="buy", type="limit", quantity="1", price="100")
+    assert status == 202, body
+
+
+@pytest.mark.parametrize("value", ["0", "4001", "many"])
+def test_an_open_order_limit_the_account_item_cannot_hold_is_refused_at_start(
+    money: Money, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    from nexus_orders.settings import OrdersApiSettings
+    from pydantic import ValidationError
+
+    limits_env(monkeypatch, RISK_MAX_OPEN_ORDERS=value)
+    with pytest.raises(ValidationError, match="risk_max_open_orders"):
+        OrdersApiSettings()
+
+
 def test_an_unknown_account_is_refused(money: Money) -> None:
     status, body = money.post("acc_nobody", symbol="AAPL", side="buy", type="limit", quantity="1", price="100")
     assert (status, body["error"]["code"]) == (422, "account_not_found")
