@@ -17,7 +17,8 @@ its platform's processes used from the first send to the end of the wait, per or
 by process.
 
 Orders rest (buys 5 % under, sells 5 % over each demo symbol's last trade, one share each), so the figures
-are order entry and reports, not matching. Nothing is asserted: figures are printed.
+are order entry and reports, not matching; a session acts for as many accounts as keep each under its
+open-order limit (``ACCOUNT_ORDERS``), its orders in turn. Nothing is asserted: figures are printed.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN")
 SESSION_ENDS = {"3": "Reject", "5": "Logout"}  # session messages that say why reports may stop coming
 DRAIN_SECONDS = 600.0  # after the last send, wait for reports at most this long ...
 STALL_SECONDS = 20.0  # ... and stop earlier when none has come for this long
+# Resting orders the bench leaves on one account at most: every order rests, and an account may hold
+# RISK_MAX_OPEN_ORDERS (4,000) open orders; a session acts for as many accounts as its orders need.
+ACCOUNT_ORDERS = 2500
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,9 @@ class BenchPlatform:
         wait_until(lambda: bool(read_state(self.state)), 180, "nexus up")
         self.runtime = read_state(self.state)
 
-    def add_sessions(self, count: int) -> list[dict[str, Any]]:
-        """``count`` funded accounts, each with its own FIX session (and password)."""
+    def add_sessions(self, count: int, accounts_each: int = 1) -> list[dict[str, Any]]:
+        """``count`` FIX sessions (each with its password), each acting for ``accounts_each``
+        funded accounts of its own."""
         import secrets
 
         from nexus_fix.sessions import DynamoSessions, new_session
@@ -110,11 +115,12 @@ class BenchPlatform:
         sessions = DynamoSessions(table("FixSessionsTable"))
         created = []
         for n in range(count):
-            account = create_account(table, f"fixbench{n}", Decimal("10000000.00"))
+            accounts = [create_account(table, f"fixbench{n}-{a}", Decimal("10000000.00"))["account_id"]
+                        for a in range(accounts_each)]  # fmt: skip
             password = secrets.token_urlsafe(18)
             sender = f"BENCH{n}"
-            sessions.add(new_session(sender, "NEXUS", [account["account_id"]], password, {"MaxHeartBtInt": "300"}))
-            created.append({"sender": sender, "password": password})
+            sessions.add(new_session(sender, "NEXUS", accounts, password, {"MaxHeartBtInt": "300"}))
+            created.append({"sender": sender, "password": password, "accounts": accounts})
         return created
 
     def stop(self) -> None:
@@ -158,7 +164,8 @@ def resting_prices(platform: BenchPlatform) -> Prices:
     return prices
 
 
-def _send(client: FixClient, prefix: str, rate: float, count: int, sent: dict[str, float], prices: Prices) -> None:
+def _send(client: FixClient, accounts: list[str], prefix: str, rate: float, count: int, sent: dict[str, float],
+          prices: Prices) -> None:  # fmt: skip
     started = time.perf_counter()
     for i in range(count):
         due = started + i / rate
@@ -168,12 +175,14 @@ def _send(client: FixClient, prefix: str, rate: float, count: int, sent: dict[st
         symbol = SYMBOLS[(i // 2) % len(SYMBOLS)]
         side, price = ("1", prices[symbol][0]) if i % 2 == 0 else ("2", prices[symbol][1])
         cl = f"{prefix}-{i}"
-        sent[cl] = client.new_order(cl, symbol, side, "1", "2", price, t59="1")
+        sent[cl] = client.new_order(cl, symbol, side, "1", "2", price, t59="1", t1=accounts[i % len(accounts)])
 
 
-def _run(clients: list[FixClient], rate: int, seconds: int, label: str, prices: Prices, root: int) -> RunFigures:
-    """Send ``rate`` orders a second for ``seconds`` over ``clients`` and wait for their reports;
-    ``root``: the platform's process, whose process tree's CPU is counted."""
+def _run(clients: list[FixClient], accounts: list[list[str]], rate: int, seconds: int, label: str, prices: Prices,
+         root: int) -> RunFigures:  # fmt: skip
+    """Send ``rate`` orders a second for ``seconds`` over ``clients`` (each for its ``accounts``,
+    in turn) and wait for their reports; ``root``: the platform's process, whose process tree's
+    CPU is counted."""
     per_session = rate / len(clients)
     count = int(per_session * seconds)
     sent: list[dict[str, float]] = [{} for _ in clients]
@@ -181,7 +190,7 @@ def _run(clients: list[FixClient], rate: int, seconds: int, label: str, prices: 
     admin_marks = [len(c.admin) for c in clients]
     load_before = os.getloadavg()[0]
     cpu_before = read_cpu(root)
-    threads = [threading.Thread(target=_send, args=(c, f"{label}{n}", per_session, count, sent[n], prices))
+    threads = [threading.Thread(target=_send, args=(c, accounts[n], f"{label}{n}", per_session, count, sent[n], prices))
                for n, c in enumerate(clients)]  # fmt: skip
     first = time.perf_counter()
     for thread in threads:
@@ -239,14 +248,24 @@ def run(rate: int = 500, seconds: int = 30, sessions: int = 4) -> FixBenchResult
     )
 
 
+def accounts_each(rate: int, seconds: int, sessions: int) -> int:
+    """How many accounts each of ``sessions`` acts for: every order rests, and none of its
+    accounts gets more than ``ACCOUNT_ORDERS`` of its share of ``rate`` x ``seconds``."""
+    orders = -(-rate * seconds // sessions)
+    return max(1, -(-orders // ACCOUNT_ORDERS))
+
+
 def _run_on_a_platform(sessions: int, rate: int, seconds: int, label: str) -> RunFigures:
     platform = BenchPlatform()
     clients: list[FixClient] = []
+    sessions = max(sessions, 1)
     try:
-        clients = _clients(platform, platform.add_sessions(max(sessions, 1)))
+        created = platform.add_sessions(sessions, accounts_each=accounts_each(rate, seconds, sessions))
+        clients = _clients(platform, created)
+        accounts = [session["accounts"] for session in created]
         root = platform.process.pid
-        _run(clients[:1], 20, 1, "warm", resting_prices(platform), root)  # the first orders pay for cold caches
-        return _run(clients, rate, seconds, label, resting_prices(platform), root)
+        _run(clients[:1], accounts, 20, 1, "warm", resting_prices(platform), root)  # the first orders: cold caches
+        return _run(clients, accounts, rate, seconds, label, resting_prices(platform), root)
     finally:
         for client in clients:
             client.stop()

@@ -33,3 +33,16 @@ def test_why_reports_stopped_is_reported_when_the_gateway_ended_the_session() ->
     assert ("    from the gateway's session layer: 1 x Reject: SendingTime accuracy problem; "
             "1 x Logout: SendingTime accuracy problem") in lines  # fmt: skip
     assert not any("session layer" in line for line in report(FixBenchResult((_run(3000, {}),))))
+
+
+def test_a_session_acts_for_enough_accounts_to_keep_each_under_the_open_order_limit() -> None:
+    from nexus_common.risk import MAX_OPEN_ORDERS_CEILING
+
+    from nexus.bench_fix import ACCOUNT_ORDERS, accounts_each
+
+    assert ACCOUNT_ORDERS + 20 <= MAX_OPEN_ORDERS_CEILING  # with the warm-up's orders
+    assert accounts_each(500, 30, 1) == 6  # 15,000 orders: 2,500 each
+    assert accounts_each(500, 30, 4) == 2  # 3,750 a session
+    assert accounts_each(45, 60, 1) == 2  # 2,700
+    assert accounts_each(30, 30, 1) == 1
+    assert accounts_each(1, 1, 4) == 1
