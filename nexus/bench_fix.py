@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,7 +125,9 @@ class BenchPlatform:
         return created
 
     def stop(self) -> None:
+        """Stop the platform and remove its state folder (its demo keys and session passwords)."""
         stop_process(self.process, 20)
+        shutil.rmtree(self.state, ignore_errors=True)
 
 
 def _clients(platform: BenchPlatform, sessions: list[dict[str, Any]]) -> list[FixClient]:
@@ -269,6 +272,7 @@ def _run_on_a_platform(sessions: int, rate: int, seconds: int, label: str) -> Ru
     finally:
         for client in clients:
             client.stop()
+            shutil.rmtree(client.store_dir, ignore_errors=True)  # QuickFIX's own message store
         platform.stop()
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -273,7 +274,9 @@ class LocalPlatform:
         return f"nexus-{self.stage}-orders"
 
     def stop(self) -> None:
+        """Stop the platform and remove its state folder (its demo keys, counters and profile)."""
         stop_process(self.process, 15)
+        shutil.rmtree(self.state, ignore_errors=True)
 
 
 def _order_status(platform: LocalPlatform, key: str, order_id: str) -> str:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
 from nexus.bench_fix import FixBenchResult, RunFigures, cpu_lines, report
 
 
@@ -46,3 +51,20 @@ def test_a_session_acts_for_enough_accounts_to_keep_each_under_the_open_order_li
     assert accounts_each(45, 60, 1) == 2  # 2,700
     assert accounts_each(30, 30, 1) == 1
     assert accounts_each(1, 1, 4) == 1
+
+
+def test_a_bench_platform_leaves_no_state_folder_behind(tmp_path: Path) -> None:
+    from nexus.bench_fix import BenchPlatform
+    from nexus.bench_local import LocalPlatform
+
+    for kind in (LocalPlatform, BenchPlatform):
+        # GIVEN a bench platform's state folder, with the demo keys nexus up wrote
+        platform: Any = object.__new__(kind)
+        platform.state = tmp_path / kind.__name__
+        platform.state.mkdir()
+        (platform.state / "demo-accounts.json").write_text("[]")
+        platform.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        # WHEN it stops THEN its process is gone and so is the folder
+        platform.stop()
+        assert platform.process.poll() is not None
+        assert not platform.state.exists()
