@@ -24,9 +24,10 @@ from typing import Any, Final
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.compat import get_current_datetime
 from botocore.exceptions import NoCredentialsError
-from nexus_common.aws import EMBEDDED_AWS_ENV
 
-ENDPOINT_ENV: Final = EMBEDDED_AWS_ENV
+# The variable nexus_common.aws reads too (EMBEDDED_AWS_ENV); not imported from it: a container's launcher
+# loads this module before the container's own code, whose layer it may not be
+ENDPOINT_ENV: Final = "NEXUS_EMBEDDED_AWS"
 NO_SIGNATURE: Final = "unsigned"  # where the signature goes: the embedded AWS reads none
 # A stream read (``GetRecords``) carrying this header waits at the embedded AWS, up to the
 # milliseconds it says, for records to read (``nexus.local.aws_server``); other endpoints ignore it

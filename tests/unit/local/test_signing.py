@@ -118,3 +118,9 @@ def test_lambda_workers_are_told_the_endpoint_is_the_embedded_aws_only_when_it_i
     # THEN only the embedded one's workers send requests unsigned (``signing.install`` reads it)
     assert embedded[signing.ENDPOINT_ENV] == embedded["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
     assert signing.ENDPOINT_ENV not in other
+
+
+def test_the_local_platform_and_the_client_factory_name_the_same_variable() -> None:
+    from nexus_common import aws
+
+    assert signing.ENDPOINT_ENV == aws.EMBEDDED_AWS_ENV
