@@ -95,10 +95,8 @@ class _Body:
 
 
 def test_the_sdk_checks_parameters_except_against_the_local_platforms_embedded_aws(
-    monkeypatch: pytest.MonkeyPatch,
+    aws_credentials: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5999")
     monkeypatch.delenv(aws.EMBEDDED_AWS_ENV, raising=False)
     wrong = {"TableName": "t", "Item": {"k": {"S": 5}}}  # a number where the model says string
