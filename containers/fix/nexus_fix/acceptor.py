@@ -308,8 +308,7 @@ class Acceptor:
         except Exception:  # per-connection boundary
             log.exception("connection %s failed; closing it", conn.peer)
         finally:
-            inbound.stop()
-            conn.close()  # the reader sees its end
+            conn.close()  # the reader sees its end; what is still waiting is dropped (``Inbound.stop``)
 
     async def _logon(self, conn: Connection, frame: bytes) -> Session | None:
         """The first frame of a connection: a valid Logon of a known session, else close."""

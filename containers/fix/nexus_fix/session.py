@@ -197,6 +197,11 @@ class Transport(Protocol):
     @property
     def closed(self) -> bool: ...
 
+    @property
+    def unprocessed(self) -> int:
+        """Messages read from the client and not processed yet (they count as hearing from it)."""
+        ...
+
 
 async def resolve(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
@@ -685,7 +690,7 @@ class Session:
             if (now - self._logout_sent_at).total_seconds() >= self.config.logout_timeout:
                 await self.disconnect()
             return
-        if getattr(self.transport, "unprocessed", 0):  # its messages are here, waiting their turn: not silent
+        if self.transport.unprocessed:  # its messages are here, waiting their turn: not silent
             self._last_received = now
         silent = (now - self._last_received).total_seconds()
         if silent >= 2.4 * self.heartbeat:

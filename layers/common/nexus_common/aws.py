@@ -43,6 +43,7 @@ BOTO_CONFIG: Final = Config(
 )
 
 EMBEDDED_AWS_ENV: Final = "NEXUS_EMBEDDED_AWS"  # the endpoint of the local platform's embedded AWS, when it is
+_EMBEDDED_CONFIG: Final = BOTO_CONFIG.merge(Config(parameter_validation=False))
 
 
 def client_config() -> Config:
@@ -52,7 +53,6 @@ def client_config() -> Config:
     return BOTO_CONFIG
 
 
-_EMBEDDED_CONFIG: Final = BOTO_CONFIG.merge(Config(parameter_validation=False))
 _lock = threading.Lock()
 _cache: dict[tuple[str, str, str, str | None], Any] = {}
 _counts_lock = threading.Lock()

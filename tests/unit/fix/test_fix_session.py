@@ -44,6 +44,7 @@ class Wire:
         self._splitter = FrameSplitter()
         self.sent: list[Message] = []
         self._closed = False
+        self.unprocessed = 0  # what it delivers is processed at once
 
     def write(self, data: bytes) -> None:
         self.sent.extend(parse(f) for f in self._splitter.feed(data))

@@ -67,6 +67,7 @@ def test_a_session_resumes_from_the_table_after_a_restart(aws: Any) -> None:
         def __init__(self) -> None:
             self.sent: list[bytes] = []
             self.closed = False
+            self.unprocessed = 0
 
         def write(self, data: bytes) -> None:
             self.sent.append(data)
