@@ -1,17 +1,24 @@
-"""The embedded AWS deletes an SQS message as moto does (``_queue_delete_message``), in one pass:
-the same messages left, in order, the same in flight and deleted, and the same refusal of an
-unknown receipt handle, whatever the queue holds and the handles asked for."""
+"""The embedded AWS deletes an SQS message as moto does (``_queue_delete_message``), in one pass,
+and a batch of them in one pass for the whole batch (``_delete_message_batch``): the same messages
+left, in order, the same in flight and deleted, and the same refusal of an unknown receipt
+handle, whatever the queue holds and the handles asked for."""
 
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
-from moto.sqs.models import Message, Queue
+from moto.sqs.models import Message, Queue, SQSBackend
 
-from nexus.local.aws_server import _moto_queue_delete_message, _queue_delete_message
+from nexus.local.aws_server import (
+    _delete_message_batch,
+    _moto_delete_message_batch,
+    _moto_queue_delete_message,
+    _queue_delete_message,
+)
 
 HANDLES = [f"h{i}" for i in range(12)]  # a small pool: deletes hit current, old, deleted and unknown handles
 
@@ -71,3 +78,48 @@ def test_a_message_is_found_by_an_earlier_handle_and_its_handles_are_all_deleted
     _queue_delete_message(queue, "h1")  # deleted before: nothing to do, no error
     assert _delete(_queue_delete_message, queue, "h9") == "invalid"
     assert _state(queue) == (["m1"], [], ["h0", "h1"])
+
+
+def _batch(delete: Any, queue: Queue, handles: list[str]) -> tuple[list[str], list[dict[str, str]]]:
+    backend = SQSBackend("us-east-1", "123456789012")
+    backend.queues["q"] = queue
+    with mock.patch.object(Queue, "delete_message", _moto_queue_delete_message):  # moto's, whatever is installed
+        result: tuple[list[str], list[dict[str, str]]] = delete(
+            backend, "q", [{"Id": f"e{i}", "ReceiptHandle": handle} for i, handle in enumerate(handles)]
+        )
+    return result
+
+
+@st.composite
+def unique_handles(draw: st.DrawFn) -> list[tuple[str | None, list[str], bool]]:
+    """Messages as SQS makes them: a receipt handle is random, so no two messages share one."""
+    pool = iter(draw(st.permutations(HANDLES)))
+    spec = []
+    for never_received, old, pending in draw(st.lists(st.tuples(st.booleans(), st.integers(0, 1), st.booleans()),
+                                                      max_size=5)):  # fmt: skip
+        current = None if never_received else next(pool)
+        spec.append((current, [next(pool) for _ in range(old)], pending))
+    return spec
+
+
+@settings(max_examples=400, deadline=None)
+@given(unique_handles(), st.sets(st.sampled_from(HANDLES), max_size=3),
+       st.lists(st.lists(st.sampled_from(HANDLES), min_size=1, max_size=10), max_size=3))  # fmt: skip
+def test_deletes_a_batch_as_moto_does(spec: list[tuple[str | None, list[str], bool]], deleted: set[str],
+                                      batches: list[list[str]]) -> None:  # fmt: skip
+    theirs, ours = _queue(spec, deleted), _queue(spec, deleted)
+    for handles in batches:
+        assert _batch(_delete_message_batch, ours, handles) == _batch(_moto_delete_message_batch, theirs, handles)
+        assert _state(ours) == _state(theirs)
+
+
+def test_a_batch_answers_each_handle_in_its_order() -> None:
+    # GIVEN m0 received as h1 (earlier as h0), m1 as h2, m2 as h3, and h5 deleted before
+    queue = _queue([("h1", ["h0"], True), ("h2", [], True), ("h3", [], False)], {"h5"})
+    # WHEN a batch names m0 twice, an unknown handle, a deleted one and m1
+    success, errors = _batch(_delete_message_batch, queue, ["h0", "h9", "h1", "h5", "h2"])
+    # THEN every known handle succeeds, the unknown one is refused, and only m2 is left
+    assert success == ["e0", "e2", "e3", "e4"]
+    assert errors == [{"Id": "e1", "SenderFault": True, "Code": "ReceiptHandleIsInvalid",
+                       "Message": 'The input receipt handle "h9" is not a valid receipt handle.'}]  # fmt: skip
+    assert _state(queue) == (["m2"], [], ["h0", "h1", "h2", "h5"])
