@@ -56,7 +56,7 @@ bench: $(STAMP)
 	$(BIN)/nexus bench surveillance
 
 ## day: the 10,000-pair simulated trading day on a platform of its own, then reconciliation
-##      (about 30 minutes on a 2-core machine; exit 1 on a break)
+##      (about 13 minutes on a 2-core machine; exit 1 on a break)
 day: $(STAMP)
 	$(BIN)/nexus bench day --accounts 50 --trades 10000
 
