@@ -96,7 +96,9 @@
   unread before reading the next request line), so every request paid for a new connection and
   a new server thread: over a hundred a second on an idle platform, its pollers included. Here
   every request's body is read to its end after the answer, and the connection stays open unless
-  the client asks to close it.
+  the client asks to close it. An answer's status line and headers are formatted as one string
+  and written with the body (its ``Date`` formatted once a second), not header by header through
+  ``http.server`` (4 % of an account's ``UpdateItem``).
 * moto's list of its own service modules (read from disk on every request to route it) is read
   once, and so is each response class's list of methods (``inspect.getmembers``, on every request
   to find the action: a sixth of a ``GetItem``); request ids come from ``os.urandom`` instead of 52
@@ -140,6 +142,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from datetime import datetime
 from decimal import Decimal
+from email.utils import formatdate
 from types import FrameType
 from typing import Any, Final
 
@@ -1597,6 +1600,18 @@ class FrozenHeap:
         gc.unfreeze()
 
 
+_date: tuple[int, str] = (-1, "")  # the second and the Date header of the last answer
+
+
+def _http_date() -> str:
+    """An answer's ``Date`` header (RFC 7231), formatted once a second instead of once an answer."""
+    global _date
+    now = int(time.time())
+    if _date[0] != now:
+        _date = (now, formatdate(now, usegmt=True))
+    return _date[1]
+
+
 class _KeepAliveHandler(WSGIRequestHandler):
     """HTTP/1.1 with keep-alive (see the module docstring). werkzeug's ``run_wsgi`` closes every
     connection, and after each answer reads whatever the socket holds for 10 ms to discard an
@@ -1637,18 +1652,17 @@ class _KeepAliveHandler(WSGIRequestHandler):
             self.close_connection = True
             status, headers, body = "500 Internal Server Error", [("Content-Type", "text/plain")], b"internal error"
         code, _, reason = status.partition(" ")
-        self.send_response(int(code), reason)
+        lines = [f"{self.protocol_version} {code} {reason}\r\n",
+                 f"Server: {self.version_string()}\r\nDate: {_http_date()}\r\n"]  # fmt: skip
         for key, value in headers:
             if key.lower() not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
+                lines.append(f"{key}: {value}\r\n")
+        lines.append(f"Content-Length: {len(body)}\r\n")
         if self.close_connection:
-            self.send_header("Connection", "close")
-        if environ["REQUEST_METHOD"] != "HEAD":  # with the headers, in one write
-            self._headers_buffer.append(b"\r\n" + body)
-            self.flush_headers()
-        else:
-            self.end_headers()
+            lines.append("Connection: close\r\n")
+        lines.append("\r\n")
+        head = "".join(lines).encode("latin-1", "strict")
+        self.wfile.write(head + body if environ["REQUEST_METHOD"] != "HEAD" else head)  # with the headers, in one write
         self.wfile.flush()
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:

@@ -586,6 +586,57 @@ def test_connections_are_kept_alive_and_a_body_the_emulator_leaves_unread_is_ski
     connection.close()
 
 
+def _raw_answer(stream: Any) -> tuple[str, dict[str, str], bytes | None]:
+    """One HTTP answer read from a socket file: status line, headers, body (None: not read)."""
+    status = stream.readline().decode("latin-1").rstrip("\r\n")
+    headers: dict[str, str] = {}
+    while (line := stream.readline().decode("latin-1").rstrip("\r\n")) != "":
+        key, _, value = line.partition(": ")
+        headers[key] = value
+    return status, headers, None
+
+
+def test_an_answer_is_written_in_one_piece_as_http_server_writes_it(server: str) -> None:
+    import socket
+    from email.utils import parsedate_to_datetime
+
+    # GIVEN one connection to the emulator
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock, sock.makefile("rb") as stream:
+        # WHEN it asks for a page, then for the same page's head, then for it again and to close
+        for method, connection in (("GET", ""), ("HEAD", ""), ("GET", "Connection: close\r\n")):
+            sock.sendall(f"{method} /moto-api/ HTTP/1.1\r\nHost: {host}\r\n{connection}\r\n".encode())
+            status, headers, _ = _raw_answer(stream)
+            length = int(headers["Content-Length"])
+            body = stream.read(length) if method == "GET" else b""
+            # THEN each answer has the status line, the server's name, the date (RFC 7231, in GMT),
+            # the application's headers and the length of its body; a HEAD's, no body (the next
+            # answer's status line follows its headers)
+            assert status == "HTTP/1.1 200 OK"
+            assert headers["Server"].startswith("Werkzeug/")
+            assert parsedate_to_datetime(headers["Date"]).utcoffset() is not None
+            assert headers["Date"].endswith(" GMT")
+            assert headers["Content-Type"].startswith("text/html")
+            assert method == "HEAD" or (length > 0 and len(body) == length)
+            assert headers.get("Connection") == ("close" if connection else None)
+        # and the connection closes after the answer that said so
+        assert stream.read() == b""
+
+
+def test_the_date_header_is_formatted_once_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    from email.utils import formatdate
+
+    from nexus.local import aws_server
+
+    now = [1_800_000_000.2]
+    monkeypatch.setattr(aws_server.time, "time", lambda: now[0])
+    first = aws_server._http_date()
+    now[0] = 1_800_000_000.9
+    assert aws_server._http_date() is first == formatdate(1_800_000_000, usegmt=True)
+    now[0] = 1_800_000_001.0
+    assert aws_server._http_date() == formatdate(1_800_000_001, usegmt=True) == "Fri, 15 Jan 2027 08:00:01 GMT"
+
+
 def _serve() -> tuple[subprocess.Popen[bytes], str]:
     """A fresh emulator process of its own, once it answers."""
     port = free_port()
