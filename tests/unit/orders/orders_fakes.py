@@ -40,7 +40,7 @@ from nexus_common.risk import ZERO, ReplaceTerms, RiskLimits, RiskRefused, repla
 from nexus_marketdata.repo import put_instruments
 from nexus_matching.engine import MatchingEngine
 from nexus_orders import on_execution_events
-from nexus_orders.api import app
+from nexus_orders.api import app, service
 from nexus_orders.commands import AnyOrderCommand
 from nexus_orders.folding import OrderChange
 from nexus_orders.models import NewOrderRequest, OcoRequest
@@ -458,10 +458,9 @@ OCO = {"symbol": "AAPL", "side": "sell", "quantity": "10", "take_profit": {"pric
 
 
 def future(minutes: int = 60) -> str:
-    """An instant ahead of the wall clock, for the ``World`` below: the orders API under moto reads
-    the wall clock itself, so its tests stamp with the same clock. ``START`` and ``Clock`` belong to
-    the in-memory ``Venue`` alone, whose service is given that clock; the two are never compared."""
-    return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat()
+    """An instant ``minutes`` after ``START``: ahead of the ``World``'s clock (its orders API reads a
+    ``Clock`` from ``START``, a second a reading) for the whole of a test."""
+    return (START + timedelta(minutes=minutes)).isoformat()
 
 
 def stream_records(kinesis: Any, stream: str) -> list[dict[str, Any]]:
@@ -476,9 +475,13 @@ def stream_records(kinesis: Any, stream: str) -> list[dict[str, Any]]:
 
 
 class World:
+    """The orders API under moto, on a ``Clock`` from ``START`` (never the wall clock)."""
+
     def __init__(self, aws: Any) -> None:
         self.aws = aws
         self.env = aws.use_function_env("OrdersApiFunction")
+        self.clock = Clock()
+        service().clock = self.clock  # the API's service, built for this test's tables
         put_instruments(self.env["INSTRUMENTS_TABLE"], DEMO_INSTRUMENTS)
         self.ddb = boto3.resource("dynamodb", region_name="us-east-1")
         self.kinesis = boto3.client("kinesis", region_name="us-east-1")
