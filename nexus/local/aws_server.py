@@ -852,7 +852,7 @@ class _QueueAttributes(Mapping[str, Any]):
         queue = self._queue
         if name == "RedrivePolicy" and queue.redrive_policy:
             return json.dumps(queue.redrive_policy)
-        value = getattr(queue, _underscored(name))
+        value = getattr(queue, _QUEUE_FIELDS[name])
         return str(value).lower() if isinstance(value, bool) else value
 
     def __iter__(self) -> Iterator[str]:
@@ -862,15 +862,8 @@ class _QueueAttributes(Mapping[str, Any]):
         return len(self._names)
 
 
-@functools.cache
-def _underscored(name: str) -> str:
-    return camelcase_to_underscores(name)
-
-
-def _queue_attributes(self: Queue) -> Mapping[str, Any]:
-    return _QueueAttributes(self)
-
-
+_QUEUE_FIELDS: Final = {name: camelcase_to_underscores(name)  # each attribute's field, as moto reads it
+                        for name in (*Queue.BASE_ATTRIBUTES, *Queue.FIFO_ATTRIBUTES, *Queue.KMS_ATTRIBUTES)}
 _moto_queue_attributes = Queue.attributes  # what it replaces (its tests compare the two)
 
 
@@ -1542,7 +1535,7 @@ def install_speedups() -> None:
     Table.query = _table_query_partition  # type: ignore[method-assign]
     Queue.messages = property(_queue_messages)  # type: ignore[method-assign,assignment]
     Queue.delete_message = _queue_delete_message  # type: ignore[method-assign]
-    Queue.attributes = property(_queue_attributes)  # type: ignore[method-assign,assignment]
+    Queue.attributes = property(_QueueAttributes)  # type: ignore[method-assign,assignment]
     Queue.approximate_number_of_messages_delayed = property(_queue_delayed)  # type: ignore[method-assign,assignment]
     Queue.approximate_number_of_messages_not_visible = property(_queue_not_visible)  # type: ignore[method-assign,assignment]
     ActionResult.execute_result = _execute_result_json  # type: ignore[method-assign]
