@@ -18,7 +18,14 @@ the load generator does not share an interpreter with the platform, and measures
    counted apart: it depends on time, not on orders. So are the market maker's own requests (and
    items written), told apart by its SDK app id: it re-quotes every second whatever the flow; its
    rate per second is printed (the orders it places still cost the platform as any order does);
-4. CPU per order over the same span: the CPU seconds (user + system) each process of the platform
+4. latency at a steady load: after the throughput run (the consumers caught up), crossing pairs
+   sent at a fixed rate for ``PACED_SECONDS`` at each of ``PACED_RATES`` orders per second, open
+   loop: each order has its instant on a schedule, whether or not earlier ones were answered, and
+   its latency is counted from that instant (an order that waited for a free sender, because the
+   platform fell behind, counts its wait). The throughput run's clients send their next order
+   when the last is answered, so its POST p50 is the clients over the rate (Little's law), not the
+   time a POST takes; this is what a user sees at that load;
+5. CPU per order over the same span: the CPU seconds (user + system) each process of the platform
    used between the two readings, by role (the embedded AWS, the Lambda workers, ``nexus up``
    itself: the API gateway and the event source pollers, each container, Redis), divided by the
    orders sent. Unlike orders per second it hardly depends on what else the machine is doing,
@@ -39,6 +46,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +73,9 @@ POLLING = frozenset({"GetRecords", "GetShardIterator", "ReceiveMessage", "ListSh
 # timer, whatever the order flow, so its requests are a rate per second, counted apart.
 MARKET_MAKER_APP = f"{FIRST_APP_ID}.marketmaker"
 ROUND_TRIPS = 5  # crossing pairs on the idle platform; their median is printed
+PACED_RATES = (20.0, 40.0, 60.0)  # orders per second of the open-loop latency runs (see the module docstring)
+PACED_SECONDS = 15.0  # the length of each
+PACED_SENDERS = 64  # at most this many POSTs in flight; an order due when all are busy waits (and counts it)
 ROUND_TRIP_POLL_S = 0.01  # between two reads of the pair (each read is two GETs through the API)
 
 
@@ -165,6 +176,63 @@ def cpu_role(command: str) -> str:
 
 
 @dataclass(frozen=True)
+class PacedResult:
+    """One open-loop run: ``orders`` sent on a schedule at ``rate`` per second; latencies (ms) from
+    each order's scheduled instant to its answer."""
+
+    rate: float
+    orders: int
+    accepted: int
+    seconds: float  # from the first scheduled instant to the last answer
+    p50_ms: float
+    p99_ms: float
+    late: int = 0  # orders sent over 10 ms after their due instant (no sender free, or the schedule's thread late)
+
+    @property
+    def served_per_s(self) -> float:
+        return self.accepted / self.seconds if self.seconds > 0 else 0.0
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """The value at ``fraction`` (0.5, 0.99) of already sorted values (nearest rank, from below)."""
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
+
+
+def paced(send: Callable[[int], bool], rate: float, count: int, senders: int = PACED_SENDERS,
+          clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep) -> PacedResult:
+    """Call ``send(i)`` (True when the order was accepted) for i in 0..count-1, the i-th due at
+    ``i / rate`` s after the start, from up to ``senders`` threads; each latency runs from the
+    order's due instant to ``send``'s return (see the module docstring)."""
+    latencies: list[float] = []
+    accepted = late = 0
+    lock = threading.Lock()
+    start = clock() + 0.05
+
+    def one(i: int) -> None:
+        nonlocal accepted, late
+        due = start + i / rate
+        began = clock()
+        ok = send(i)
+        with lock:
+            latencies.append(clock() - due)
+            accepted += ok
+            late += began - due > 0.01
+
+    with ThreadPoolExecutor(senders) as pool:
+        futures = []
+        for i in range(count):
+            wait = start + i / rate - clock()
+            if wait > 0:
+                sleep(wait)
+            futures.append(pool.submit(one, i))
+        for future in futures:
+            future.result()
+    latencies.sort()
+    return PacedResult(rate, count, accepted, clock() - start, percentile(latencies, 0.5) * 1000,
+                       percentile(latencies, 0.99) * 1000, late)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class CpuReading:
     """CPU seconds (user + system) so far of each process, by pid: (role, seconds)."""
 
@@ -221,6 +289,7 @@ class LocalBenchResult:
     lag_samples: list[int] = field(default_factory=list)  # its last batch's lag (ms), every 5 s of the run
     cpu: dict[str, float] = field(default_factory=dict)  # the platform's CPU seconds per role over the run
     load_cpu: float = 0.0  # the load generator's own CPU seconds over the run
+    paced: list[PacedResult] = field(default_factory=list)  # the open-loop latency runs, by rate
 
     @property
     def accepted_per_s(self) -> float:
@@ -308,7 +377,8 @@ def _count_filled(platform: LocalPlatform, ids: set[str]) -> int:
     return sum(1 for i in items if i["order_id"]["S"] in ids and i["status"]["S"] == "filled")
 
 
-def run(pairs: int = 1000, clients: int = 8, timeout: float = 900.0) -> LocalBenchResult:
+def run(pairs: int = 1000, clients: int = 8, timeout: float = 900.0, paced_rates: tuple[float, ...] = PACED_RATES,
+        paced_seconds: float = PACED_SECONDS) -> LocalBenchResult:
     platform = LocalPlatform()
     try:
         seller, buyer = platform.keys
@@ -363,6 +433,16 @@ def run(pairs: int = 1000, clients: int = 8, timeout: float = 900.0) -> LocalBen
         cpu = read_cpu(platform.process.pid).minus(cpu_before)
         load_cpu = own_cpu_seconds() - load_before
         surveillance = platform.surveillance_lag()
+        paced_runs = []
+        for rate in paced_rates:
+            # the throughput run's buyer sells and its seller buys: their positions go back
+            steady = [(buyer if key == seller else seller, order) for key, order in orders][: int(rate * paced_seconds)]
+
+            def post(i: int, steady: list[tuple[str, dict[str, Any]]] = steady) -> bool:
+                return _call(platform.url, steady[i][0], "POST", "/v1/orders", steady[i][1])[0] == 202
+
+            paced_runs.append(paced(post, rate, len(steady)))
+            settled_counters(platform.state)  # the next rate starts on a platform that has caught up
     finally:
         platform.stop()
     latencies.sort()
@@ -373,14 +453,15 @@ def run(pairs: int = 1000, clients: int = 8, timeout: float = 900.0) -> LocalBen
         filled=filled,
         send_seconds=sent - started,
         fill_seconds=done - started,
-        p50_ms=latencies[len(latencies) // 2] * 1000,
-        p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        p50_ms=percentile(latencies, 0.5) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
         clients=clients,
         cost=cost,
         surveillance=surveillance,
         lag_samples=lag_samples,
         cpu=cpu,
         load_cpu=load_cpu,
+        paced=paced_runs,
     )
 
 
@@ -433,7 +514,20 @@ def report(result: LocalBenchResult, top: int = 25) -> list[str]:
     lines.append("  Lambda invocations per order by function:")
     for function, n in sorted(cost.invocations.items(), key=lambda kv: -kv[1]):
         lines.append(f"    {n / orders:7.3f}  {function}")
-    return lines + cpu_lines(result) + surveillance_lines(result) + target_lines(result)
+    return lines + cpu_lines(result) + surveillance_lines(result) + paced_lines(result) + target_lines(result)
+
+
+def paced_lines(result: LocalBenchResult) -> list[str]:
+    """The open-loop latency runs (see the module docstring)."""
+    if not result.paced:
+        return []
+    lines = ["latency at a steady load (open loop: orders sent on a schedule, each one's latency counted from its "
+             "due instant):"]  # fmt: skip
+    for run in result.paced:
+        lines.append(f"  {run.rate:5.0f} orders/s offered: {run.accepted} of {run.orders} accepted, served "
+                     f"{run.served_per_s:.1f}/s; POST p50 {run.p50_ms:.0f} ms, p99 {run.p99_ms:.0f} ms; "
+                     f"{run.late} sent over 10 ms late")  # fmt: skip
+    return lines
 
 
 # The local platform's targets on a 2-core machine, every service running (``make day``'s, at most
@@ -460,6 +554,10 @@ def target_lines(result: LocalBenchResult) -> list[str]:
         f"  POST p50 / p99            {result.p50_ms:6.0f} / {result.p99_ms:.0f} ms"
         f"   target <= {TARGET_POST_MS[0]:.0f} / {TARGET_POST_MS[1]:.0f}: "
         f"{met(result.p50_ms <= TARGET_POST_MS[0] and result.p99_ms <= TARGET_POST_MS[1])}",
+        *(f"  POST p50 / p99 at {run.rate:3.0f}/s  {run.p50_ms:6.0f} / {run.p99_ms:.0f} ms"
+          f"   target <= {TARGET_POST_MS[0]:.0f} / {TARGET_POST_MS[1]:.0f}: "
+          f"{met(run.p50_ms <= TARGET_POST_MS[0] and run.p99_ms <= TARGET_POST_MS[1])}"
+          for run in result.paced),
         f"  round trip p50            {result.round_trip_ms:6.1f} ms"
         f"   target <= {TARGET_ROUND_TRIP_MS:.0f}: {met(result.round_trip_ms <= TARGET_ROUND_TRIP_MS)}",
     ]
@@ -471,7 +569,9 @@ def target_lines(result: LocalBenchResult) -> list[str]:
         lines.append(f"  (a closed loop of {result.clients} clients: POST p50 is about {result.clients} / "
                      f"{result.accepted_per_s:.1f} orders/s = {result.clients / result.accepted_per_s * 1000:.0f} ms "
                      f"at any speed; <= {TARGET_POST_MS[0]:.0f} ms needs "
-                     f"{result.clients / TARGET_POST_MS[0] * 1000:.0f} orders/s)")  # fmt: skip
+                     f"{result.clients / TARGET_POST_MS[0] * 1000:.0f} orders/s. The open-loop runs ("
+                     f"{', '.join(f'{run.rate:.0f}' for run in result.paced) or 'none'} orders/s) give what a POST "
+                     f"takes at that load)")  # fmt: skip
     return lines
 
 

@@ -6,7 +6,7 @@ nexus accounts deposit|withdraw --account A --amount X   move cash (ledger entry
 nexus users grant --user U --role ROLE  give a user (id or email) a role: trader, compliance, admin
 nexus openapi [--check]                 build the OpenAPI document served at /openapi.json
 nexus prices import FILE.csv            load daily closes (date,symbol,close[,open,high,low,volume])
-nexus bench local                       orders/s accepted and filled by the local platform
+nexus bench local                       orders/s accepted and filled, and POST latency at steady loads
 """
 
 from __future__ import annotations
@@ -206,12 +206,20 @@ def accounts_create(
 def bench_local(
     pairs: Annotated[int, typer.Option(min=1, help="Crossing buy/sell pairs to send.")] = 1000,
     clients: Annotated[int, typer.Option(min=1, max=64, help="Concurrent HTTP clients.")] = 8,
+    paced: Annotated[
+        list[float] | None,
+        typer.Option(
+            min=1, max=500, help="Orders/s of an open-loop latency run (repeat it; default 20, 40, 60; 15 s each)."
+        ),
+    ] = None,
 ) -> None:
     """Round trip of one crossing pair, orders per second the local platform accepts and fills,
-    and what each order costs in AWS requests, DynamoDB writes and Lambda invocations."""
+    POST latency at steady loads, and what each order costs in AWS requests, DynamoDB writes,
+    Lambda invocations and CPU."""
     from nexus import bench_local as bench
 
-    for line in bench.report(bench.run(pairs=pairs, clients=clients)):
+    rates = tuple(paced) if paced else bench.PACED_RATES
+    for line in bench.report(bench.run(pairs=pairs, clients=clients, paced_rates=rates)):
         typer.echo(line)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -15,7 +16,9 @@ from nexus.bench_local import (
     Counters,
     CpuReading,
     LocalBenchResult,
+    PacedResult,
     cpu_role,
+    paced,
     read_counters,
     read_cpu,
     report,
@@ -177,6 +180,44 @@ def test_the_figures_are_set_against_the_targets_with_what_a_closed_loop_implies
     assert targets[2].endswith("94.5 ms   target <= 150: met")
     assert targets[3].endswith("14.00   target <= 15: met")
     assert "8 / 62.5 orders/s = 128 ms" in targets[4] and "needs 160 orders/s" in targets[4]
+
+
+def test_a_paced_runs_latency_counts_from_each_orders_due_instant_its_wait_for_a_sender_included() -> None:
+    # GIVEN a platform that takes 100 ms per order and accepts every other one, and one sender:
+    # 10 orders due every 20 ms cannot all go when due
+    answered: list[int] = []
+
+    def send(i: int) -> bool:
+        time.sleep(0.1)
+        answered.append(i)
+        return i % 2 == 0
+
+    # WHEN they are sent at 50 per second
+    run = paced(send, 50.0, 10, senders=1)
+    # THEN each was sent once, in order, and the ones that waited for the sender say so
+    assert answered == list(range(10)) and run.orders == 10 and run.accepted == 5
+    assert run.late == 9  # the i-th began at least 100 ms x i after the start, due 20 ms x i
+    # AND the median's latency holds its wait: the 6th answered 600 ms in, due 100 ms in (not the
+    # 100 ms its own POST took, which a client waiting for each answer would count)
+    assert run.p50_ms >= 500 and run.p99_ms >= 900 - 180
+    assert run.seconds >= 1.0 and run.served_per_s <= 5.0
+
+
+def test_the_open_loop_runs_are_reported_and_set_against_the_latency_target() -> None:
+    result = LocalBenchResult(round_trip_ms=60.0, orders=2000, accepted=2000, filled=2000, send_seconds=32.0,
+                              fill_seconds=33.0, p50_ms=128.0, p99_ms=240.0, clients=8,
+                              paced=[PacedResult(20.0, 300, 300, 15.2, 31.0, 90.0, 0),
+                                     PacedResult(40.0, 600, 598, 15.4, 48.0, 260.0, 3)],
+                              cost=Counters({("PutItem", "orders"): 100}, {}, {}))  # fmt: skip
+    lines = report(result)
+    assert ("     20 orders/s offered: 300 of 300 accepted, served 19.7/s; POST p50 31 ms, p99 90 ms; "
+            "0 sent over 10 ms late") in lines
+    assert "     40 orders/s offered: 598 of 600 accepted, served 38.8/s; POST p50 48 ms, p99 260 ms; " \
+           "3 sent over 10 ms late" in lines
+    assert "  POST p50 / p99 at  20/s      31 / 90 ms   target <= 50 / 250: met" in lines
+    assert "  POST p50 / p99 at  40/s      48 / 260 ms   target <= 50 / 250: not met" in lines  # both or neither
+    assert "  POST p50 / p99               128 / 240 ms   target <= 50 / 250: not met" in lines
+    assert any("The open-loop runs (20, 40 orders/s)" in line for line in lines)
 
 
 def test_every_target_met_reads_met() -> None:
