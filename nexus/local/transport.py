@@ -21,6 +21,22 @@ the same HTTP/1.1; the SDK's retries, timeouts and error types are too:
   (the SDK's per-request override) wins;
 * at most the client's ``max_pool_connections`` are kept idle per client.
 
+Two more costs of an SDK call are cut for the same requests, with the same outcome:
+
+* its endpoint is resolved once per client and operation, not on every call: for an endpoint
+  given to the client, the ruleset of every service the platform uses resolves to that endpoint
+  alone (no header, no property), whatever the call's parameters, but gathering those parameters
+  (hooks, context parameters, a JMESPath search for a batch's tables) cost 46 µs a call, 6 % of
+  a Lambda worker's CPU. A resolution that gives anything else is made again on every call;
+* a DynamoDB resource's call copies its parameters (boto3 serializes the copy in place, so the
+  caller's stay as they were) as dictionaries and lists, sharing the values they hold, instead of
+  ``copy.deepcopy`` of every value: boto3 only ever assigns into the copy's dictionaries and
+  lists (3 % of a worker's CPU). This holds for every DynamoDB resource of a process that sends
+  to the embedded AWS.
+
+  Together: a table resource's ``put_item`` and ``get_item``, answered before they are sent,
+  take 281 µs of CPU instead of 321 µs each.
+
 Requests anywhere else (LocalStack through ``AWS_ENDPOINT_URL``, AWS itself) and the few this
 path does not cover (a streamed answer, a streamed or chunked body) go through urllib3 as ever.
 ``nexus up`` calls ``install`` for itself and its Lambda workers with the embedded endpoint
@@ -37,7 +53,9 @@ from collections import deque
 from typing import Any, BinaryIO, Final
 from urllib.parse import urlsplit
 
+import boto3.dynamodb.transform
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.client import BaseClient
 from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -55,6 +73,7 @@ MAX_HEADERS: Final = 100  # header lines per answer, as http.client bounds them
 _NO_BODY: Final = frozenset({204, 304})
 
 _urllib3_send = URLLib3Session.send
+_resolve_endpoint_ruleset = BaseClient._resolve_endpoint_ruleset
 _endpoints: tuple[str, ...] = ()
 _pools_lock = threading.Lock()
 
@@ -304,6 +323,35 @@ def _send(self: URLLib3Session, request: AWSPreparedRequest) -> AWSResponse:
         raise HTTPClientError(error=exc) from exc
 
 
+def _resolve_endpoint(
+    self: BaseClient, operation_model: Any, params: Any, request_context: Any, ignore_signing_region: bool = False
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """``BaseClient._resolve_endpoint_ruleset``; for a client of the embedded AWS, once per
+    operation while it resolves to the client's endpoint alone (see the module docstring)."""
+    endpoint = self.meta.endpoint_url
+    if not endpoint or not (endpoint.rstrip("/") + "/").startswith(_endpoints):
+        return _resolve_endpoint_ruleset(self, operation_model, params, request_context, ignore_signing_region)  # type: ignore[no-any-return]
+    plain: set[str] = self.__dict__.setdefault("_nexus_plain_endpoint", set())
+    if operation_model.name in plain:
+        return endpoint, {}, {}
+    url, headers, properties = _resolve_endpoint_ruleset(
+        self, operation_model, params, request_context, ignore_signing_region
+    )
+    if url == endpoint and not headers and not properties:
+        plain.add(operation_model.name)
+    return url, headers, properties
+
+
+def copy_params(params: Any, **_: Any) -> Any:
+    """A DynamoDB resource's parameters, copied as dictionaries and lists that share the values
+    they hold (see the module docstring): boto3's ``copy_dynamodb_params`` less the deep copy."""
+    if type(params) is dict:
+        return {key: copy_params(value) for key, value in params.items()}
+    if type(params) is list:
+        return [copy_params(value) for value in params]
+    return params
+
+
 def install(endpoint: str | None = None) -> bool:
     """Send this process's SDK requests to ``endpoint`` (default: ``NEXUS_EMBEDDED_AWS``) over lean
     connections; False when there is none (nothing changes). Only a plain-HTTP endpoint qualifies."""
@@ -313,4 +361,6 @@ def install(endpoint: str | None = None) -> bool:
         return False
     _endpoints = tuple(dict.fromkeys((*_endpoints, *prefixes)))
     URLLib3Session.send = _send
+    BaseClient._resolve_endpoint_ruleset = _resolve_endpoint
+    boto3.dynamodb.transform.copy_dynamodb_params = copy_params  # read when a resource is made
     return True

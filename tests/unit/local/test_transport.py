@@ -3,13 +3,20 @@ retries; requests anywhere else go through urllib3."""
 
 from __future__ import annotations
 
+import copy
+import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import boto3
+import boto3.dynamodb.transform
 import pytest
+from boto3.dynamodb.conditions import Attr
+from botocore.awsrequest import AWSResponse
+from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import (
     ConnectionClosedError,
@@ -30,6 +37,8 @@ NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect
 def restored(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever a test installs is undone after it."""
     monkeypatch.setattr(URLLib3Session, "send", URLLib3Session.send)
+    monkeypatch.setattr(BaseClient, "_resolve_endpoint_ruleset", BaseClient._resolve_endpoint_ruleset)
+    monkeypatch.setattr(boto3.dynamodb.transform, "copy_dynamodb_params", boto3.dynamodb.transform.copy_dynamodb_params)
     monkeypatch.setattr(transport, "_endpoints", ())
 
 
@@ -276,3 +285,90 @@ def test_a_header_that_would_start_another_is_refused_unsent(raw_server: Any, re
 
 def _inject_header(request: Any, **_: Any) -> None:
     request.headers["X-Evil"] = "x\r\nX-Injected: 1"
+
+
+class _Answer:
+    """The raw body of an answer no server gave: an empty JSON object."""
+
+    @staticmethod
+    def stream(**_: Any) -> Iterator[bytes]:
+        yield b"{}"
+
+
+def _answered_here(client: Any) -> list[Any]:
+    """Answer ``client``'s requests with ``{}`` before they are sent; the requests, as sent."""
+    sent: list[Any] = []
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        sent.append(request)
+        return AWSResponse(request.url, 200, {}, _Answer())
+
+    client.meta.events.register("before-send", answer)
+    return sent
+
+
+def _resolutions(client: Any) -> list[str]:
+    """Each ruleset resolution ``client`` makes, by operation (the resolver still resolves)."""
+    resolver, made = client._ruleset_resolver, []
+    construct = resolver.construct_endpoint
+
+    def counted(operation_model: Any, *args: Any, **kwargs: Any) -> Any:
+        made.append(operation_model.name)
+        return construct(operation_model, *args, **kwargs)
+
+    resolver.construct_endpoint = counted
+    return made
+
+
+def test_the_embedded_aws_endpoint_is_resolved_once_per_client_and_operation(restored: None) -> None:
+    # GIVEN the transport installed for the embedded AWS, a client of it and one of another AWS
+    assert transport.install("http://127.0.0.1:4566")
+    embedded = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:4566", **KEYS)
+    elsewhere = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:4567", **KEYS)
+    for client in (embedded, elsewhere):
+        sent, resolved = _answered_here(client), _resolutions(client)
+        # WHEN each makes three GetItem on two tables and a BatchGetItem
+        for table in ("a", "b", "a"):
+            client.get_item(TableName=table, Key={"pk": {"S": "1"}})
+        client.batch_get_item(RequestItems={"a": {"Keys": [{"pk": {"S": "1"}}]}})
+        # THEN every request went to the client's endpoint
+        assert [request.url for request in sent] == [client.meta.endpoint_url + "/"] * 4
+        # ... resolved once per operation for the embedded AWS, on every call elsewhere
+        expected = ["GetItem", "BatchGetItem"] if client is embedded else ["GetItem"] * 3 + ["BatchGetItem"]
+        assert resolved == expected
+
+
+def test_a_resolution_that_gives_more_than_the_endpoint_is_made_on_every_call(restored: None) -> None:
+    # GIVEN a client of the embedded AWS whose ruleset answers with a header (as S3's may)
+    assert transport.install("http://127.0.0.1:4566")
+    client = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:4566", **KEYS)
+    sent, resolved = _answered_here(client), _resolutions(client)
+    construct = client._ruleset_resolver.construct_endpoint
+    client._ruleset_resolver.construct_endpoint = lambda *a, **k: construct(*a, **k)._replace(headers={"x-h": "1"})
+    # WHEN it calls twice
+    client.list_tables()
+    client.list_tables()
+    # THEN each call was resolved, and sent with what its resolution gave
+    assert resolved == ["ListTables", "ListTables"]
+    assert [request.headers["x-h"] for request in sent] == [b"1", b"1"]
+
+
+def test_a_resources_parameters_are_copied_as_containers_and_the_callers_stay_as_they_were(restored: None) -> None:
+    # GIVEN the transport installed, and a table resource of the embedded AWS
+    assert transport.install("http://127.0.0.1:4566")
+    table = boto3.resource("dynamodb", endpoint_url="http://127.0.0.1:4566", **KEYS).Table("t")
+    sent = _answered_here(table.meta.client)
+    item = {"pk": "1", "n": Decimal("1.50"), "m": {"l": [Decimal(2), {"s": {"x", "y"}}], "b": b"\x00"}}
+    before = copy.deepcopy(item)
+    # WHEN an item with nested maps, lists and a set is put, with a condition built from objects
+    table.put_item(Item=item, ConditionExpression=Attr("pk").not_exists())
+    # THEN what was sent is the item serialized, and the caller's item did not change
+    body = json.loads(sent[0].body)
+    assert body["Item"]["m"]["M"]["l"]["L"][1]["M"]["s"]["SS"] in (["x", "y"], ["y", "x"])
+    assert body["Item"]["n"] == {"N": "1.50"} and body["ConditionExpression"] == "attribute_not_exists(#n0)"
+    assert item == before
+    # AND the copy is boto3's deep copy's equal, sharing the values it holds
+    copied = transport.copy_params({"Item": item, "Keys": [item]})
+    assert copied == copy.deepcopy({"Item": item, "Keys": [item]})
+    assert copied["Item"] is not item and copied["Item"]["m"]["l"] is not item["m"]["l"]
+    assert copied["Item"]["m"]["l"][1]["s"] is item["m"]["l"][1]["s"]
