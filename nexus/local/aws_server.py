@@ -65,6 +65,11 @@
   that cannot reach the limit (bounded from the item's size and the request's: every update the
   platform makes) is not measured (an order's update 1.35 -> 1.15 ms, an account's reservation
   1.2 -> 0.9 ms).
+* A projection of top-level attributes (``ProjectionExpression``, as every one the platform
+  writes) converts only those attributes to plain values and back; moto converted the whole item
+  once per projected name (an account's set of reservations, on every read of the risk consumer).
+  The risk consumer's ``BatchGetItem`` (an account of 150 reservations, 3 names; 4 orders, 6
+  names each) went from 1.95-2.24 to 1.18-1.22 ms of the emulator's CPU.
 * A new item (every ``PutItem``) is measured once against the item size limit: moto measured
   every attribute set so far each time it set one (n² sizes: a fifth of an audit record's put).
 * Nested attribute values (an audit record's entries: a list of maps holding lists) are built,
@@ -148,6 +153,7 @@ from typing import Any, Final
 
 import moto.core.responses as moto_core_responses
 import moto.dynamodb.models as moto_dynamodb_models
+import moto.dynamodb.models.dynamo_type as moto_dynamo_type
 import moto.dynamodb.parsing.validators as moto_validators
 import moto.dynamodb.responses as moto_dynamodb_responses
 import moto.utilities.aws_headers as aws_headers
@@ -1521,6 +1527,25 @@ def _limited_setitem(self: LimitedSizeDict, key: str, value: Any) -> None:
 _measuring_setitem = LimitedSizeDict.__setitem__
 
 
+_moto_project = Item.project
+
+
+def _item_project(self: Item, projection_expressions: list[list[str]]) -> Item:
+    """moto's ``Item.project``, converting only the projected attributes when every path is a
+    distinct top-level name (each ``ProjectionExpression`` the platform writes). moto converts
+    the whole item to plain values once per path, then keeps the path's attribute: on every
+    ``BatchGetItem`` of the risk consumer, an account's 150 reservation ids were converted once per
+    name read (3 or more) and each order whole 6 times. Any other projection (a nested path, a
+    list element, a name twice) is moto's."""
+    names = [path[0] for path in projection_expressions if len(path) == 1 and "[" not in path[0]]
+    if len(names) != len(projection_expressions) or len(set(names)) != len(names):
+        return _moto_project(self, projection_expressions)
+    result = {name: moto_dynamo_type.deserializer.deserialize(self.attrs[name].to_regular_json())
+              for name in names if name in self.attrs}  # fmt: skip
+    return Item(hash_key=self.hash_key, range_key=self.range_key,
+                attrs=moto_dynamo_type.serializer.serialize(result)["M"])  # fmt: skip
+
+
 def install_speedups() -> None:
     """Patch moto as described in the module docstring (idempotent)."""
     http_headers.install()
@@ -1550,6 +1575,7 @@ def install_speedups() -> None:
     DynamoType.__init__ = _dynamo_init  # type: ignore[method-assign]
     DynamoType.to_regular_json = _dynamo_regular_json  # type: ignore[method-assign]
     Item.__init__ = _item_init  # type: ignore[method-assign]
+    Item.project = _item_project  # type: ignore[method-assign]
     DynamoType.cast_value = property(_dynamo_cast_value)  # type: ignore[method-assign,assignment]
     moto_dynamodb_responses.copy = _CopyWhenRead(_old_unread)  # type: ignore[assignment,attr-defined]
     moto_dynamodb_models.copy = _CopyWhenRead(_change_unstreamed)  # type: ignore[assignment,attr-defined]

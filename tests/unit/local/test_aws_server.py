@@ -896,3 +896,34 @@ def test_an_attribute_value_in_a_request_is_read_as_motos_parser_reads_it(value:
             BaseJSONParser._parse_shape = patched[1]  # type: ignore[method-assign]
     # THEN the results are the same, in the same order, with the same types (blobs decoded)
     assert json.dumps(fast, default=repr) == json.dumps(reference, default=repr)
+
+
+_NAMES = st.sampled_from(["pk", "cash", "res", "m", "absent", "a.b", "l[0]", "m.x", "m.x.y"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["cash", "res", "m", "l", "x"]), _STORED_VALUES, max_size=5),
+       st.lists(_NAMES, min_size=1, max_size=6))  # fmt: skip
+def test_a_projection_is_answered_as_motos_projects_it(attributes: dict[str, Any], names: list[str]) -> None:
+    # GIVEN any item and any projection: top-level names present or not, the key, a name twice,
+    # nested paths and list elements
+    from moto.dynamodb.models.dynamo_type import Item
+
+    from nexus.local import aws_server
+
+    key = DynamoType({"S": "k1"})
+    item = Item(hash_key=key, range_key=None, attrs={"pk": {"S": "k1"}, **attributes})
+    paths = [name.split(".") for name in names]
+
+    def outcome(project: Any) -> Any:
+        try:
+            projected = project(item, paths)
+        except Exception as exc:  # noqa: BLE001 - moto's own failures (a path into a number) are compared too
+            return type(exc).__name__
+        return projected.to_json(), projected.hash_key, _tree(projected.attrs)
+
+    # WHEN it is projected by the embedded AWS and by moto
+    ours, theirs = outcome(aws_server._item_project), outcome(aws_server._moto_project)
+    # THEN the items are the same (or both fail alike), and the stored one is unchanged
+    assert ours == theirs
+    assert item.to_json() == Item(hash_key=key, range_key=None, attrs={"pk": {"S": "k1"}, **attributes}).to_json()
