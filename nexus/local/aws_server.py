@@ -30,6 +30,15 @@
 * Requests to DynamoDB, DynamoDB Streams, Kinesis and SQS skip Flask (``_DirectJson``): the one
   route moto gives each of these services is called as its Flask view would call it, and its
   answer written as Flask would write it.
+* ... and the SDK's requests to them (``POST / HTTP/1.1``, a JSON body) take a shorter way in,
+  each step giving what the long way gives: the request line is not parsed, the header lines are
+  kept as pairs and the WSGI environ made from them (``_KeepAliveHandler``), the request is read
+  from the environ as plain values (``_JsonRequest``, not werkzeug's request with its URL, stream
+  and form machinery), and the handler is set up with only the steps that apply to such a
+  request (``_setup_class``). A ``GetItem`` cost the emulator 0.55-0.65 ms of CPU, four fifths
+  of it in these steps; it now costs 0.41-0.45 ms. moto's setup also reads the JSON body as a query
+  string, so a value holding ``&Action=DeleteTable&`` made a ``PutItem`` delete its table; the
+  operation is now always the one ``X-Amz-Target`` names.
 * DynamoDB item operations (``GetItem``, ``PutItem``, ``UpdateItem``, ``Query``, ...) are answered
   with ``json.dumps`` of moto's result, keeping only the output shape's members, as moto's
   generic serializer does (it walks the service model for every attribute of every item, and
@@ -132,6 +141,7 @@ import contextlib
 import copy
 import functools
 import gc
+import http.client
 import inspect
 import io
 import json
@@ -148,8 +158,10 @@ from contextvars import ContextVar
 from datetime import datetime
 from decimal import Decimal
 from email.utils import formatdate
+from http import HTTPStatus
 from types import FrameType
 from typing import Any, Final
+from urllib.parse import urlparse
 
 import moto.core.responses as moto_core_responses
 import moto.dynamodb.models as moto_dynamodb_models
@@ -160,6 +172,7 @@ import moto.utilities.aws_headers as aws_headers
 from botocore.exceptions import ClientError
 from moto import backends
 from moto.core.parse import BaseJSONParser, JSONParser
+from moto.core.request import EnvironHeaders
 from moto.core.request import Request as MotoRequest
 from moto.core.responses import ActionContext, ActionResult
 from moto.core.serialize import TimestampSerializer
@@ -174,6 +187,7 @@ from moto.dynamodb.parsing.executors import UpdateExpressionExecutor
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+from moto.iam.models import mark_account_as_visited
 from moto.kinesis.models import Shard, Stream
 from moto.kinesis.responses import KinesisResponse
 from moto.kinesis.utils import decompose_shard_iterator
@@ -181,6 +195,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Message, Queue, SQSBackend
 from moto.sqs.responses import SQSResponse
+from moto.utilities.utils import get_partition
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wsgi import LimitedStream
@@ -599,6 +615,96 @@ class _ServerRequest(MotoRequest):
     from_wsgi_server = True
 
 
+_NO_FIELDS: Final = ImmutableMultiDict[str, str]()
+
+
+class _JsonRequest:
+    """A JSON-protocol request posted to ``/`` as moto's handlers read it: the attributes of
+    ``_ServerRequest`` that ``BaseResponse.setup_class`` and ``parse_parameters`` read, taken from
+    the environ directly.
+
+    werkzeug's request builds each of them through its own machinery (the URL from the host
+    header, the body through a stream wrapper, a form parser for a body that is not a form),
+    about a fifth of the emulator's time for a ``GetItem``. For these requests the values are
+    plain: no query string, no form, no files, the path ``/``, the body as sent (a request with
+    a ``Content-Encoding`` takes moto's way, which decompresses it)."""
+
+    from_wsgi_server = True
+    method = "POST"
+    path = raw_path = "/"
+    query_string = b""
+    content_encoding = None
+    form = values = _NO_FIELDS
+    files = _NO_FIELDS
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.environ = environ
+        self.headers = EnvironHeaders(environ)
+        self.content_type = environ.get("CONTENT_TYPE", "")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        self.data = environ["wsgi.input"].read(length) if length > 0 else b""
+        host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+        self.raw_url = f"{environ.get('wsgi.url_scheme', 'http')}://{host}/"
+
+    @staticmethod
+    def fits(environ: dict[str, Any]) -> bool:
+        """Whether the request is one this class reads as werkzeug's would be read."""
+        return (
+            environ.get("REQUEST_METHOD") == "POST"
+            and not environ.get("QUERY_STRING")
+            and not environ.get("HTTP_CONTENT_ENCODING")
+            and not environ.get("HTTP_TRANSFER_ENCODING")
+            and not environ.get("SCRIPT_NAME")
+            and str(environ.get("RAW_URI", "/")) == "/"
+        )
+
+
+_moto_setup_class = moto_core_responses.BaseResponse.setup_class
+
+
+def _setup_class(
+    self: moto_core_responses.BaseResponse, request: Any, full_url: str | None = None, headers: Any = None,
+    use_raw_body: bool | None = None,
+) -> None:
+    """``BaseResponse.setup_class`` for a ``_JsonRequest`` with a body: the same attributes, each
+    set to what moto's code computes for such a request, without the steps that cannot apply
+    to it (form fields, uploaded files, a gzip body, a query string in the URL).
+
+    One value differs on purpose: the query string moto reads out of the JSON body
+    (``parse_qsl`` of ``{"TableName": ...}`` gives one meaningless name) is not made, so a body
+    holding text such as ``&Action=DeleteTable`` cannot choose the operation, which the
+    ``X-Amz-Target`` header names. Any other request is moto's."""
+    if not isinstance(request, _JsonRequest) or not request.data or use_raw_body or self.use_raw_body:
+        return _moto_setup_class(self, request, full_url, headers, use_raw_body)
+    full_url = request.raw_url if full_url is None else full_url
+    self.is_werkzeug_request = True
+    self.normalized_request = request  # type: ignore[assignment]  # read as moto reads its Request
+    self.parsed_url = urlparse(full_url)
+    self.form_data = request.form
+    self.raw_body = request.data
+    self.body = request.data.decode("utf-8")
+    self.uri = full_url
+    self.path = self.parsed_url.path
+    self.raw_path = request.raw_path
+    self.querystring = self.data = OrderedDict()
+    self.method = request.method
+    self.region = self.get_region_from_url(request, full_url)
+    self.partition = get_partition(self.region)
+    self.uri_match = {}
+    if "host" not in request.headers:
+        request.environ["HTTP_HOST"] = self.parsed_url.netloc
+    self.headers = request.headers
+    self.response_headers = {"server": "amazon.com"}
+    if self.automated_parameter_parsing and self._get_action():
+        self.parse_parameters(request)  # type: ignore[arg-type]
+    self.access_key = self.get_access_key()
+    self.current_account = self.get_current_account()
+    mark_account_as_visited(
+        account_id=self.current_account, access_key=self.access_key, service=self.service_name,  # type: ignore[arg-type]
+        region=self.region,
+    )
+
+
 class _DirectJson:
     """WSGI middleware: requests of the JSON-protocol services on the order path (DynamoDB, its
     streams, Kinesis, SQS) go to moto's handler directly, the rest to ``app``.
@@ -626,7 +732,11 @@ class _DirectJson:
         # unsigned, or signed for another service, goes its way
         if handler is None or environ.get("PATH_INFO") != "/" or scope not in environ.get("HTTP_AUTHORIZATION", ""):
             return self.app(environ, start_response)  # type: ignore[no-any-return]
-        request = _ServerRequest(environ, populate_request=False)  # no environ -> request cycle
+        request: Any
+        if _JsonRequest.fits(environ):
+            request = _JsonRequest(environ)
+        else:
+            request = _ServerRequest(environ, populate_request=False)  # no environ -> request cycle
         try:
             answer = handler.dispatch(request, request.raw_url, dict(request.headers))
         except ClientError as exc:  # as convert_to_flask_response answers it
@@ -1580,6 +1690,7 @@ def install_speedups() -> None:
     moto_dynamodb_responses.copy = _CopyWhenRead(_old_unread)  # type: ignore[assignment,attr-defined]
     moto_dynamodb_models.copy = _CopyWhenRead(_change_unstreamed)  # type: ignore[assignment,attr-defined]
     DynamoHandler.update_item = _update_item  # type: ignore[method-assign]
+    moto_core_responses.BaseResponse.setup_class = _setup_class  # type: ignore[method-assign]
     DynamoHandler.put_item = _put_item  # type: ignore[method-assign]
     moto_dynamodb_models.DynamoDBBackend.put_item = _backend_put_item  # type: ignore[method-assign]
     UpdateExpressionExecutor.execute = _execute_update  # type: ignore[method-assign]
@@ -1619,6 +1730,7 @@ class FrozenHeap:
         gc.unfreeze()
 
 
+_JSON_REQUEST_LINE: Final = b"POST / HTTP/1.1\r\n"
 _date: tuple[int, str] = (-1, "")  # the second and the Date header of the last answer
 
 
@@ -1642,6 +1754,81 @@ class _KeepAliveHandler(WSGIRequestHandler):
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # an answer is one write, but never wait on a delayed ACK
+    header_pairs: list[tuple[str, str]] | None = None  # this request's headers, when read as pairs
+
+    def parse_request(self) -> bool:
+        """``http.server``'s, for the request line every SDK request to a JSON-protocol service
+        sends (``POST / HTTP/1.1``) in fewer steps: the line needs no parsing, and its header
+        lines are kept as (name, value) pairs, from which ``make_environ`` makes the environ
+        without reading them back through the ``email`` message. Any other line is read by
+        ``http.server``."""
+        self.header_pairs = None
+        if self.raw_requestline != _JSON_REQUEST_LINE:
+            return bool(super().parse_request())
+        self.requestline, self.command, self.path, self.request_version = "POST / HTTP/1.1", "POST", "/", "HTTP/1.1"
+        self.close_connection = False
+        try:
+            lines = http.client._read_headers(self.rfile)  # type: ignore[attr-defined]
+        except http.client.LineTooLong as err:
+            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long", str(err))
+            return False
+        except http.client.HTTPException as err:
+            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers", str(err))
+            return False
+        self.header_pairs = pairs = http_headers.header_pairs(lines)
+        self.headers = http_headers.message_of(lines, self.MessageClass) if pairs is None else \
+            http_headers.message_from(pairs, self.MessageClass)
+        connection = self.headers.get("Connection", "").lower()
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive":
+            self.close_connection = False
+        if self.headers.get("Expect", "").lower() == "100-continue":
+            return bool(self.handle_expect_100())
+        return True
+
+    def make_environ(self) -> dict[str, Any]:
+        """werkzeug's environ, made from the header pairs ``parse_request`` kept (a request to
+        ``/`` with no query string, over plain HTTP); werkzeug makes any other."""
+        pairs = self.header_pairs
+        if pairs is None or self.server.ssl_context is not None or not isinstance(self.client_address, tuple) \
+                or not self.client_address:
+            return super().make_environ()
+        environ: dict[str, Any] = {
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": self.rfile,
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": self.server.multithread,
+            "wsgi.multiprocess": self.server.multiprocess,
+            "wsgi.run_once": False,
+            "werkzeug.socket": self.connection,
+            "SERVER_SOFTWARE": self.server_version,
+            "REQUEST_METHOD": "POST",
+            "SCRIPT_NAME": "",
+            "PATH_INFO": "/",
+            "QUERY_STRING": "",
+            "REQUEST_URI": "/",
+            "RAW_URI": "/",
+            "REMOTE_ADDR": self.address_string(),
+            "REMOTE_PORT": self.port_integer(),
+            "SERVER_NAME": self.server.server_address[0],
+            "SERVER_PORT": str(self.server.server_address[1]),
+            "SERVER_PROTOCOL": "HTTP/1.1",
+        }
+        for name, value in pairs:
+            if "_" in name:
+                continue
+            key = name.upper().replace("-", "_")
+            value = value.replace("\r\n", "")
+            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                key = f"HTTP_{key}"
+                if key in environ:
+                    value = f"{environ[key]},{value}"
+            environ[key] = value
+        if "HTTP_TRANSFER_ENCODING" in environ:  # a chunked body: werkzeug's dechunking environ
+            return super().make_environ()
+        return environ
 
     def run_wsgi(self) -> None:
         if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":

@@ -32,22 +32,45 @@ _standard_parse_headers = http.client.parse_headers
 def parse_headers(fp: BinaryIO, _class: type[http.client.HTTPMessage] = http.client.HTTPMessage) -> Any:
     """``http.client.parse_headers``: the same limits (``_read_headers``), the same message."""
     lines = http.client._read_headers(fp)  # type: ignore[attr-defined]
+    return message_of(lines, _class)
+
+
+def message_of(lines: list[bytes], _class: type[http.client.HTTPMessage] = http.client.HTTPMessage) -> Any:
+    """The message ``http.client.parse_headers`` makes of these header lines (as
+    ``http.client._read_headers`` reads them)."""
+    pairs = header_pairs(lines)
+    if pairs is None:
+        return _standard_parse_headers(io.BytesIO(b"".join(lines)), _class)
+    return message_from(pairs, _class)
+
+
+def message_from(pairs: list[tuple[str, str]], _class: type[http.client.HTTPMessage] = http.client.HTTPMessage) -> Any:
+    """The message of ``header_pairs``' pairs (what ``message_of`` makes of their lines)."""
     message = _class()
+    for name, value in pairs:
+        message.set_raw(name, value)
+    message.set_payload("")  # what the feed parser leaves after a block of headers alone
+    return message
+
+
+def header_pairs(lines: list[bytes]) -> list[tuple[str, str]] | None:
+    """The (name, value) pairs of these header lines, as email's feed parser reads them, or None
+    for a block it reads in another way (see the module docstring)."""
+    pairs = []
     for line in lines:
         if line in _END:
             break
         # the feed parser also ends a line at a lone carriage return
         if not _HEADER_LINE.match(line) or b"\r" in _without_line_end(line):
-            return _standard_parse_headers(io.BytesIO(b"".join(lines)), _class)
+            return None
         name, _, value = line.decode("iso-8859-1").partition(":")
         # email's compat32 policy: the name as written, the value without leading blanks or the
         # line's end
         value = value.lstrip(" \t").rstrip("\r\n")
         if name.lower() == "content-type" and value.lower().startswith(("multipart/", "message/")):
-            return _standard_parse_headers(io.BytesIO(b"".join(lines)), _class)  # read as MIME
-        message.set_raw(name, value)
-    message.set_payload("")  # what the feed parser leaves after a block of headers alone
-    return message
+            return None  # read as MIME
+        pairs.append((name, value))
+    return pairs
 
 
 def _without_line_end(line: bytes) -> bytes:
