@@ -21,7 +21,7 @@ the same HTTP/1.1; the SDK's retries, timeouts and error types are too:
   (the SDK's per-request override) wins;
 * at most the client's ``max_pool_connections`` are kept idle per client.
 
-Two more costs of an SDK call are cut for the same requests, with the same outcome:
+More costs of an SDK call are cut for the same requests, with the same outcome:
 
 * its endpoint is resolved once per client and operation, not on every call: for an endpoint
   given to the client, the ruleset of every service the platform uses resolves to that endpoint
