@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections import deque
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nexus_surveillance.detectors import WashTradingDetector
 from nexus_surveillance.tape import Tape
 from surv_world import D, at, decoded, run
@@ -83,3 +88,54 @@ def test_a_market_maker_round_tripping_with_many_clients_is_not_a_pair() -> None
             n += 1
     # WHEN / THEN the client's side is all with the maker, but the maker's is not all with it
     assert run(WashTradingDetector(), decoded(tape, OWNERS)) == []
+
+
+def _match_by_scan(detector: WashTradingDetector, trades: list[Any]) -> list[Any]:
+    """The round-trip matching as a scan of every unmatched trade (the rule, written plainly)."""
+    t = detector.thresholds
+    open_: list[Any] = []
+    matched = []
+    for trade in trades:
+        hit = -1
+        for i, prior in enumerate(open_):
+            if prior[1] == trade[1]:
+                continue
+            big = max(prior[2], trade[2])
+            if big <= 0 or abs(prior[2] - trade[2]) > big * t.max_quantity_diff:
+                continue
+            if prior[3] > 0 and abs(prior[3] - trade[3]) * 10_000 > prior[3] * t.max_price_diff_bps:
+                continue
+            hit = i
+            break
+        if hit >= 0:
+            matched.append((open_.pop(hit), trade))
+        else:
+            open_.append(trade)
+    return matched
+
+
+_trades = st.lists(st.tuples(st.sampled_from(["acc_a", "acc_b", "acc_c"]), st.integers(0, 12), st.integers(4990, 5010)),
+                   max_size=60)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(_trades)
+def test_round_trips_are_matched_as_a_scan_of_every_unmatched_trade_matches_them(drawn: list[Any]) -> None:
+    # GIVEN any run of trades between accounts, alike or not in quantity (0 included) and price
+    trades = [(i, buyer, D(qty), D(cents) / 100, f"t{i}") for i, (buyer, qty, cents) in enumerate(drawn)]
+    detector = WashTradingDetector()
+    # WHEN they are matched
+    # THEN each trade meets the earliest unmatched fit the other way round, as the plain scan finds it
+    assert detector._match(deque(trades)) == _match_by_scan(detector, trades)
+
+
+def test_one_way_trades_of_a_pair_are_matched_without_scanning_the_unmatched_ones() -> None:
+    # GIVEN a pair's full window of trades, all one way (nothing to match)
+    detector = WashTradingDetector()
+    trades = deque((i, "acc_a", D(100), D(50), f"t{i}") for i in range(detector.thresholds.max_pair_trades))
+    compared = []
+    original = detector._alike
+    detector._alike = lambda prior, trade: compared.append(1) or original(prior, trade)  # type: ignore[method-assign]
+    # WHEN they are matched, THEN nothing matches, and no two trades were compared
+    assert detector._match(trades) == []
+    assert compared == []

@@ -162,28 +162,40 @@ class WashTradingDetector(PatternDetector[WashTradingThresholds]):
         )]
 
     def _match(self, trades: deque[Trade]) -> list[tuple[Trade, Trade]]:
-        """Greedy chronological matching of each trade with an earlier unmatched one the other
-        way round, alike in quantity and price."""
-        t = self.thresholds
-        open_: list[Trade] = []
+        """Greedy chronological matching of each trade with the earliest unmatched one the other
+        way round (another buyer), alike in quantity and price.
+
+        The unmatched trades are kept per buyer, in arrival order, and a trade searches only
+        the other buyers' (a trade never matches its own buyer's): two accounts trading one
+        way, the common case, cost one step per trade instead of a scan of every unmatched one
+        (``max_pair_trades`` of them: 200 by default, up to 10,000), on every trade of the pair."""
+        open_: dict[str, list[tuple[int, Trade]]] = {}  # buyer: (arrival, trade), unmatched
         matched: list[tuple[Trade, Trade]] = []
-        for trade in trades:
-            hit = -1
-            for i, prior in enumerate(open_):
-                if prior[1] == trade[1]:
+        for arrival, trade in enumerate(trades):
+            found: tuple[int, str, int] | None = None  # the earliest fit: arrival, buyer, place in its list
+            for buyer, waiting in open_.items():
+                if buyer == trade[1]:
                     continue
-                big = max(prior[2], trade[2])
-                if big <= 0 or abs(prior[2] - trade[2]) > big * t.max_quantity_diff:
-                    continue
-                if prior[3] > 0 and abs(prior[3] - trade[3]) * _BPS > prior[3] * t.max_price_diff_bps:
-                    continue
-                hit = i
-                break
-            if hit >= 0:
-                matched.append((open_.pop(hit), trade))
+                for place, (came, prior) in enumerate(waiting):
+                    if found is not None and came > found[0]:
+                        break  # a fit that came earlier is already found
+                    if self._alike(prior, trade):
+                        found = (came, buyer, place)
+                        break
+            if found is None:
+                open_.setdefault(trade[1], []).append((arrival, trade))
             else:
-                open_.append(trade)
+                matched.append((open_[found[1]].pop(found[2])[1], trade))
         return matched
+
+    def _alike(self, prior: Trade, trade: Trade) -> bool:
+        """Whether two trades are alike in quantity and price (``max_quantity_diff``,
+        ``max_price_diff_bps`` of the earlier one's price)."""
+        t = self.thresholds
+        big = max(prior[2], trade[2])
+        if big <= 0 or abs(prior[2] - trade[2]) > big * t.max_quantity_diff:
+            return False
+        return not (prior[3] > 0 and abs(prior[3] - trade[3]) * _BPS > prior[3] * t.max_price_diff_bps)
 
     def _prune(self, now_ns: int) -> None:
         self._self_last = {k: ts for k, ts in self._self_last.items() if now_ns - ts <= self._gap}
