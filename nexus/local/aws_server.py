@@ -468,32 +468,42 @@ _NO_RECORDS = re.compile(rb'"Records"\s*:\s*\[\s*\]')
 class StreamChanges:
     """How many records each stream (a Kinesis stream, or a DynamoDB table's stream, by table
     name) has been given, for the reads that wait for records (``_OneAtATime``). Counted as moto
-    adds them (``_counted_put_record``, ``_counted_stream_add``), under the server's lock; readers
-    are woken once the request that added them has ended."""
+    adds them (``_counted_put_record``, ``_counted_stream_add``), under the server's lock; the
+    reads of a stream are woken once the request that added to it has ended, and only those: a
+    read waits on its stream's condition, so a write to one table's stream does not wake the
+    reads of every other stream (a platform has a score of them waiting at any time)."""
 
     def __init__(self) -> None:
-        self.condition = threading.Condition()
+        self.lock = threading.Lock()
+        self.conditions: dict[str, threading.Condition] = {}  # per stream, on the one lock
         self.counts: Counter[str] = Counter()
-        self.changed = False
+        self.changed: set[str] = set()
 
     def add(self, stream: str) -> None:
-        self.counts[stream] += 1
-        self.changed = True
+        with self.lock:
+            self.counts[stream] += 1
+            self.changed.add(stream)
 
     def count(self, stream: str) -> int:
         return self.counts[stream]
 
     def wake(self) -> None:
-        """Wake the waiting reads if a record was added since the last call."""
+        """Wake the reads waiting on the streams that were added to since the last call."""
         if self.changed:
-            with self.condition:
-                self.changed = False
-                self.condition.notify_all()
+            with self.lock:
+                changed, self.changed = self.changed, set()
+                for stream in changed:
+                    condition = self.conditions.get(stream)
+                    if condition is not None:
+                        condition.notify_all()
 
     def wait(self, stream: str, seen: int, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the stream to have more than ``seen`` records added."""
-        with self.condition:
-            return self.condition.wait_for(lambda: self.counts[stream] != seen, timeout)
+        with self.lock:
+            condition = self.conditions.get(stream)
+            if condition is None:
+                condition = self.conditions[stream] = threading.Condition(self.lock)
+            return condition.wait_for(lambda: self.counts[stream] != seen, timeout)
 
 
 STREAM_CHANGES = StreamChanges()

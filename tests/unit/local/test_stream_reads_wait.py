@@ -135,3 +135,37 @@ def test_a_table_stream_read_waits_for_the_tables_next_change(server: Server) ->
     # THEN the read is answered with the change
     records = result["answer"]["Records"]
     assert [(r["eventName"], r["dynamodb"]["NewImage"]) for r in records] == [("INSERT", {"pk": {"S": "a"}})]
+
+
+def test_a_record_added_to_one_stream_wakes_the_reads_of_that_stream_only() -> None:
+    changes = aws_server.StreamChanges()
+    notified: list[str] = []
+
+    class Told(threading.Condition):
+        def __init__(self, stream: str) -> None:
+            super().__init__(changes.lock)
+            self.stream = stream
+
+        def notify_all(self) -> None:
+            notified.append(self.stream)
+            super().notify_all()
+
+    # GIVEN reads waiting on two streams
+    changes.conditions.update({"a": Told("a"), "b": Told("b")})
+    answers: dict[str, bool] = {}
+    readers = [threading.Thread(target=lambda s=s: answers.update({s: changes.wait(s, 0, 10)})) for s in ("a", "b")]
+    for reader in readers:
+        reader.start()
+    # WHEN records are added to stream "b" alone, each request ending with its wake-up
+    for _ in range(5):
+        changes.add("b")
+        changes.wake()
+    readers[1].join(10)
+    # THEN only the reads of "b" were woken, and they were answered; "a"'s still waits
+    assert set(notified) == {"b"} and answers == {"b": True}
+    assert readers[0].is_alive()
+    # AND a record on "a" wakes its read
+    changes.add("a")
+    changes.wake()
+    readers[0].join(10)
+    assert answers == {"a": True, "b": True} and "a" in notified
