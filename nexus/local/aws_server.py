@@ -1342,7 +1342,7 @@ def _clone_tree(node: Any, parent: Any = None) -> Any:
     copied, its children cloned, anything else deep-copied."""
     clone = object.__new__(type(node))
     attributes = {
-        name: value if name == "children" or name == "parent" else copy.deepcopy(value)
+        name: value if name == "children" or name == "parent" or type(value) in _ATOMIC else copy.deepcopy(value)
         for name, value in node.__dict__.items()
     }
     clone.__dict__ = attributes
@@ -1350,9 +1350,25 @@ def _clone_tree(node: Any, parent: Any = None) -> Any:
     children = node.children
     if children is not None:
         attributes["children"] = [
-            _clone_tree(child, clone) if isinstance(child, Node) else copy.deepcopy(child) for child in children
+            _clone_tree(child, clone) if _is_node(type(child)) else copy.deepcopy(child) for child in children
         ]
     return clone
+
+
+# Values ``copy.deepcopy`` gives back as they are: not copied at all (a node's type and text)
+_ATOMIC: Final = frozenset({str, int, float, bool, type(None), bytes})
+
+
+_node_classes: dict[type, bool] = {}
+
+
+def _is_node(cls: type) -> bool:
+    """``isinstance(x, Node)`` by the class of ``x``, once per class (``Node`` is an abstract
+    class: each check went through ``ABCMeta.__instancecheck__``)."""
+    known = _node_classes.get(cls)
+    if known is None:
+        known = _node_classes[cls] = issubclass(cls, Node)
+    return known
 
 
 def _validator_deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:

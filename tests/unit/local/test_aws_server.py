@@ -927,3 +927,48 @@ def test_a_projection_is_answered_as_motos_projects_it(attributes: dict[str, Any
     # THEN the items are the same (or both fail alike), and the stored one is unchanged
     assert ours == theirs
     assert item.to_json() == Item(hash_key=key, range_key=None, attrs={"pk": {"S": "k1"}, **attributes}).to_json()
+
+
+def test_an_update_expression_tree_is_cloned_node_by_node_as_deepcopy_copies_it() -> None:
+    import copy
+
+    from moto.dynamodb.parsing.ast_nodes import Node
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    from nexus.local import aws_server
+
+    # GIVEN a parsed update expression (what moto's validator copies before changing it)
+    tree = UpdateExpressionParser.make("SET a = if_not_exists(a, :z) + :q, m.l[1] = :v ADD #s :ids REMOVE x")
+
+    def walk(node: Any) -> Iterator[Any]:
+        yield node
+        for child in node.children or []:
+            if isinstance(child, Node):
+                yield from walk(child)
+
+    def dump(node: Any) -> Any:
+        if not isinstance(node, Node):
+            return node
+        fields = {k: v for k, v in node.__dict__.items() if k not in ("children", "parent")}
+        return type(node).__name__, fields, [dump(child) for child in node.children or []]
+
+    # WHEN it is cloned
+    clone = aws_server._clone_tree(tree)
+    # THEN it is deepcopy's equal: the same classes and values, every node a new one with its own
+    # parent, and nothing mutable shared; the texts and numbers are the same objects
+    assert dump(clone) == dump(copy.deepcopy(tree)) == dump(tree)
+    pairs = list(zip(walk(tree), walk(clone), strict=True))
+    assert len(pairs) > 10
+    for original, copied in pairs:
+        assert copied is not original and type(copied) is type(original)
+        for name, value in original.__dict__.items():
+            if name in ("children", "parent"):
+                continue
+            if isinstance(value, (str, int, type(None))):
+                assert copied.__dict__[name] is value
+            elif isinstance(value, (list, dict)):
+                assert copied.__dict__[name] == value and copied.__dict__[name] is not value
+    for copied in walk(clone):
+        for child in copied.children or []:
+            if isinstance(child, Node):
+                assert child.parent is copied
