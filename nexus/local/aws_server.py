@@ -1520,24 +1520,41 @@ _uncached_cast_value = DynamoType.cast_value
 
 
 _old_unread: ContextVar[bool] = ContextVar("old_unread", default=False)
+_attributes_unread: ContextVar[bool] = ContextVar("attributes_unread", default=False)  # answered without attributes
 _change_unstreamed: ContextVar[bool] = ContextVar("change_unstreamed", default=False)
 
 
 class _CopyWhenRead:
     """The ``copy`` module as moto's DynamoDB responses and backend see it: ``deepcopy`` of an item
-    during an ``UpdateItem`` that will not read the copy gives the item itself (see
-    ``_update_item``); everything else is the ``copy`` module's."""
+    during an ``UpdateItem`` that will not read the copy gives the item itself, or one that will
+    not read its attributes either gives ``_UNREAD`` (see ``_update_item``); everything else is
+    the ``copy`` module's."""
 
-    def __init__(self, skip: ContextVar[bool]) -> None:
+    def __init__(self, skip: ContextVar[bool], unread: ContextVar[bool] | None = None) -> None:
         self.skip = skip
+        self.unread = unread
 
     def deepcopy(self, value: Any, memo: dict[int, Any] | None = None) -> Any:
         if self.skip.get() and (value is None or type(value) is Item):
-            return value
+            return _UNREAD if value is not None and self.unread is not None and self.unread.get() else value
         return copy.deepcopy(value, memo)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(copy, name)
+
+
+class _Unread:
+    """An item whose attributes nobody reads: what moto's ``UpdateItem`` handler is given for the
+    item before and after an update answered with no attributes (``ReturnValues`` ``NONE``). It
+    writes both items out whole (``to_json``) and compares them attribute by attribute, only to
+    drop them from the answer."""
+
+    @staticmethod
+    def to_json() -> dict[str, Any]:
+        return {"Attributes": {}}
+
+
+_UNREAD: Final = _Unread()
 
 
 def _update_item(self: DynamoHandler) -> Any:
@@ -1554,14 +1571,26 @@ def _update_item(self: DynamoHandler) -> Any:
         streamed = True
     bound = _growth_bound(body)
     old_unread = _old_unread.set(body.get("ReturnValues", "NONE") in ("NONE", "ALL_NEW"))
+    unread = _attributes_unread.set(body.get("ReturnValues", "NONE") == "NONE")
     unstreamed = _change_unstreamed.set(not streamed)
     growth = _update_growth.set(bound)
     try:
         return _uncopied_update_item(self)
     finally:
         _old_unread.reset(old_unread)
+        _attributes_unread.reset(unread)
         _change_unstreamed.reset(unstreamed)
         _update_growth.reset(growth)
+
+
+def _backend_update_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+    """moto's backend ``update_item``; its updated item goes to the handler as ``_UNREAD`` when the
+    answer holds no attributes (the stored item is the backend's, as ever)."""
+    item = _uncounted_backend_update_item(self, *args, **kwargs)
+    return _UNREAD if _attributes_unread.get() else item
+
+
+_uncounted_backend_update_item = moto_dynamodb_models.DynamoDBBackend.update_item
 
 
 _uncopied_update_item = DynamoHandler.update_item
@@ -1713,7 +1742,8 @@ def install_speedups() -> None:
     Item.__init__ = _item_init  # type: ignore[method-assign]
     Item.project = _item_project  # type: ignore[method-assign]
     DynamoType.cast_value = property(_dynamo_cast_value)  # type: ignore[method-assign,assignment]
-    moto_dynamodb_responses.copy = _CopyWhenRead(_old_unread)  # type: ignore[assignment,attr-defined]
+    moto_dynamodb_responses.copy = _CopyWhenRead(_old_unread, _attributes_unread)  # type: ignore[assignment,attr-defined]
+    moto_dynamodb_models.DynamoDBBackend.update_item = _backend_update_item  # type: ignore[method-assign]
     moto_dynamodb_models.copy = _CopyWhenRead(_change_unstreamed)  # type: ignore[assignment,attr-defined]
     DynamoHandler.update_item = _update_item  # type: ignore[method-assign]
     moto_core_responses.BaseResponse.setup_class = _setup_class  # type: ignore[method-assign]
