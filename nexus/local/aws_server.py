@@ -69,7 +69,9 @@
   attribute an update sets: an account's set of reservations made its updates the emulator's
   dearest requests). moto also copies the whole item twice per update, for an answer with the
   old values and for the table's stream; a copy nothing will read is not made (an account's
-  reservation write went from 2.0 to 1.4 ms). And moto measures the whole item for every
+  reservation write went from 2.0 to 1.4 ms); and for an update answered with no attributes
+  (``ReturnValues`` ``NONE``), moto's handler no longer writes out the whole item before and
+  after the update and compares them attribute by attribute, only to drop both. And moto measures the whole item for every
   attribute an update sets (to refuse an item past 400 KB); an update of top-level attributes
   that cannot reach the limit (bounded from the item's size and the request's: every update the
   platform makes) is not measured (an order's update 1.35 -> 1.15 ms, an account's reservation
