@@ -59,7 +59,9 @@
   handful of expressions the services use are not tokenized again on every write; a condition
   expression's syntax tree is built once per text, names and set of value placeholders (moto
   builds it twice per write; building it never looks at the values, so each request's values are
-  put in the leaves of the kept tree), and the operations are made from it as moto makes them.
+  put in the leaves of the kept tree), and the operations are made from it as moto makes them,
+  once per request (moto's write handlers parse the condition to check its names and values,
+  and the backend parses it again to apply it).
 * An ``UpdateItem`` is validated for less: the checks that depend only on the expression, its
   names and the table's keys (one clause of each kind, no overlapping paths, no key attribute
   updated) run once per such combination; each of moto's ten passes over the expression tree
@@ -71,11 +73,11 @@
   old values and for the table's stream; a copy nothing will read is not made (an account's
   reservation write went from 2.0 to 1.4 ms); and for an update answered with no attributes
   (``ReturnValues`` ``NONE``), moto's handler no longer writes out the whole item before and
-  after the update and compares them attribute by attribute, only to drop both. And moto measures the whole item for every
-  attribute an update sets (to refuse an item past 400 KB); an update of top-level attributes
-  that cannot reach the limit (bounded from the item's size and the request's: every update the
-  platform makes) is not measured (an order's update 1.35 -> 1.15 ms, an account's reservation
-  1.2 -> 0.9 ms).
+  after the update and compares them attribute by attribute, only to drop both. And moto
+  measures the whole item for every attribute an update sets (to refuse an item past 400 KB);
+  an update of top-level attributes that cannot reach the limit (bounded from the item's size
+  and the request's: every update the platform makes) is not measured (an order's update
+  1.35 -> 1.15 ms, an account's reservation 1.2 -> 0.9 ms).
 * A projection of top-level attributes (``ProjectionExpression``, as every one the platform
   writes) converts only those attributes to plain values and back; moto converted the whole item
   once per projected name (an account's set of reservations, on every read of the risk consumer).
@@ -1256,16 +1258,29 @@ def _parse_condition(self: ConditionExpressionParser) -> Any:
     names = self.expression_attribute_names or {}
     values = self.expression_attribute_values or {}
     key = (self.condition_expression, tuple(sorted(names.items())), tuple(sorted(values)))
-    tree = _condition_trees.get(key)
-    if tree is None:
-        tree = _condition_tree(self)
-        _condition_trees[key] = tree
-        while len(_condition_trees) > _CONDITION_TREES_MAX:
-            _condition_trees.popitem(last=False)
-    node = _with_values(tree, values)
-    self.expr_attr_names_found.extend(self._find_literals(node))
-    self.expr_attr_values_found.extend(self._find_expr_attr_values(node))
-    return self._make_op_condition(node)
+    last = getattr(_last_condition, "parsed", None)
+    if last is not None and last[0] == key and last[1] is values:  # the same request's condition, again
+        _, _, literals, placeholders, op = last
+    else:
+        tree = _condition_trees.get(key)
+        if tree is None:
+            tree = _condition_tree(self)
+            _condition_trees[key] = tree
+            while len(_condition_trees) > _CONDITION_TREES_MAX:
+                _condition_trees.popitem(last=False)
+        node = _with_values(tree, values)
+        literals, placeholders = self._find_literals(node), self._find_expr_attr_values(node)
+        op = self._make_op_condition(node)
+        _last_condition.parsed = (key, values, literals, placeholders, op)
+    self.expr_attr_names_found.extend(literals)
+    self.expr_attr_values_found.extend(placeholders)
+    return op
+
+
+# The last condition a thread parsed, with the values it was given (kept, so no other values can
+# be given at their address): moto's write handlers parse a request's condition to check its
+# names and values, then its backend parses it again to apply it. The operations are only read.
+_last_condition = threading.local()
 
 
 @functools.lru_cache(maxsize=1024)

@@ -972,3 +972,40 @@ def test_an_update_expression_tree_is_cloned_node_by_node_as_deepcopy_copies_it(
         for child in copied.children or []:
             if isinstance(child, Node):
                 assert child.parent is copied
+
+
+def test_a_writes_condition_is_made_into_operations_once_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    from nexus.local import aws_server
+
+    # GIVEN moto's DynamoDB in process parsing conditions as the embedded AWS does, and an item
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(ConditionExpressionParser, "parse", aws_server._parse_condition)
+    made: list[str] = []
+    make = ConditionExpressionParser._make_op_condition
+    monkeypatch.setattr(ConditionExpressionParser, "_make_op_condition",
+                        lambda self, node: made.append(self.condition_expression) or make(self, node))  # fmt: skip
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(TableName="t", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                              AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                              BillingMode="PAY_PER_REQUEST")  # fmt: skip
+        dynamodb.put_item(TableName="t", Item={"pk": {"S": "a"}, "n": {"N": "5"}})
+        outcomes = []
+        # WHEN the same conditional update is sent three times, with values that meet the condition,
+        # then do not, then do
+        for floor in ("5", "7", "1"):
+            made.clear()
+            try:
+                values = {":one": {"N": "1"}, ":floor": {"N": floor}}
+                dynamodb.update_item(TableName="t", Key={"pk": {"S": "a"}}, UpdateExpression="SET n = n + :one",
+                                     ConditionExpression="n >= :floor", ExpressionAttributeValues=values)  # fmt: skip
+                outcomes.append("updated")
+            except ClientError as exc:
+                outcomes.append(exc.response["Error"]["Code"])
+            # THEN each request made its condition's operations once (moto's handler, then its
+            # backend, each parse it), with its own values
+            assert made == ["n >= :floor"]
+    assert outcomes == ["updated", "ConditionalCheckFailedException", "updated"]
