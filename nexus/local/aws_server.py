@@ -35,10 +35,10 @@
   kept as pairs and the WSGI environ made from them (``_KeepAliveHandler``), the request is read
   from the environ as plain values (``_JsonRequest``, not werkzeug's request with its URL, stream
   and form machinery), and the handler is set up with only the steps that apply to such a
-  request (``_setup_class``). A ``GetItem`` cost the emulator 0.49-0.65 ms of CPU, most of it in
-  these steps; it now costs 0.40-0.44 ms (alternating runs, three clients). moto's setup also reads the JSON body as a query
-  string, so a value holding ``&Action=DeleteTable&`` made a ``PutItem`` delete its table; the
-  operation is now always the one ``X-Amz-Target`` names.
+  request (``_setup_class``). A ``GetItem`` cost the emulator 0.49-0.65 ms of CPU, most of it
+  in these steps; it now costs 0.40-0.44 ms (alternating runs, three clients). moto's setup also
+  reads the JSON body as a query string, so a value holding ``&Action=DeleteTable&`` made a
+  ``PutItem`` delete its table; the operation is now always the one ``X-Amz-Target`` names.
 * DynamoDB item operations (``GetItem``, ``PutItem``, ``UpdateItem``, ``Query``, ...) are answered
   with ``json.dumps`` of moto's result, keeping only the output shape's members, as moto's
   generic serializer does (it walks the service model for every attribute of every item, and
