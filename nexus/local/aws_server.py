@@ -203,7 +203,7 @@ from moto.utilities.utils import get_partition
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.serving import WSGIRequestHandler, make_server
-from werkzeug.wsgi import LimitedStream
+from werkzeug.wsgi import LimitedStream, get_host
 
 from nexus.local import http_headers, signing
 
@@ -657,8 +657,9 @@ class _JsonRequest:
         self.content_type = environ.get("CONTENT_TYPE", "")
         length = int(environ.get("CONTENT_LENGTH") or 0)
         self.data = environ["wsgi.input"].read(length) if length > 0 else b""
-        host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
-        self.raw_url = f"{environ.get('wsgi.url_scheme', 'http')}://{host}/"
+        # as moto's: werkzeug's URL root (the host validated, the scheme's default port dropped)
+        # without its trailing slashes, then the path
+        self.raw_url = f"{environ['wsgi.url_scheme']}://{get_host(environ)}/".rstrip("/") + "/"
 
     @staticmethod
     def fits(environ: dict[str, Any]) -> bool:

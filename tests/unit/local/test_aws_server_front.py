@@ -163,11 +163,17 @@ def _set_up(cls: Any, request: Any, setup: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("cls", "scope", "target", "content_type", "body"), REQUESTS,
                          ids=[r[2] for r in REQUESTS])  # fmt: skip
+@pytest.mark.parametrize("host", ["127.0.0.1:4566", "localhost:80", "bad host", None])
 def test_a_json_request_sets_a_handler_up_as_motos_setup_does(
-    cls: Any, scope: str, target: str, content_type: str, body: bytes
+    cls: Any, scope: str, target: str, content_type: str, body: bytes, host: str | None
 ) -> None:
-    # GIVEN one request read as werkzeug's request (moto's way) and as a _JsonRequest
+    # GIVEN one request read as werkzeug's request (moto's way) and as a _JsonRequest, sent with
+    # a Host header with a port, with the default port, with one werkzeug refuses, or with none
     environ = _environ(scope, target, content_type, body)
+    if host is None:
+        del environ["HTTP_HOST"]
+    else:
+        environ["HTTP_HOST"] = host
     assert _JsonRequest.fits(environ)
     theirs = _set_up(cls, _ServerRequest({**environ, "wsgi.input": io.BytesIO(body)}), aws_server._moto_setup_class)
     ours = _set_up(cls, _JsonRequest({**environ, "wsgi.input": io.BytesIO(body)}), aws_server._setup_class)
@@ -182,6 +188,8 @@ def test_a_json_request_sets_a_handler_up_as_motos_setup_does(
     assert theirs.pop("querystring") == theirs.pop("data") != {}
     assert ours == theirs
     assert ours["region"] == "eu-west-2" and ours["body"] == body.decode() and ours["raw_body"] == body
+    assert ours["uri"] == {"127.0.0.1:4566": "http://127.0.0.1:4566/", "localhost:80": "http://localhost/",
+                           "bad host": "http:/", None: "http://127.0.0.1:4566/"}[host]  # fmt: skip
 
 
 @pytest.mark.parametrize("extra", [{"QUERY_STRING": "a=1"}, {"HTTP_CONTENT_ENCODING": "gzip"},
