@@ -1360,7 +1360,7 @@ def _clone_tree(node: Any, parent: Any = None) -> Any:
     copied, its children cloned, anything else deep-copied."""
     clone = object.__new__(type(node))
     attributes = {
-        name: value if name == "children" or name == "parent" or type(value) in _ATOMIC else copy.deepcopy(value)
+        name: value if name == "children" or name == "parent" or type(value) in _ATOMIC_TYPES else copy.deepcopy(value)
         for name, value in node.__dict__.items()
     }
     clone.__dict__ = attributes
@@ -1372,9 +1372,6 @@ def _clone_tree(node: Any, parent: Any = None) -> Any:
         ]
     return clone
 
-
-# Values ``copy.deepcopy`` gives back as they are: not copied at all (a node's type and text)
-_ATOMIC: Final = frozenset({str, int, float, bool, type(None), bytes})
 
 
 _node_classes: dict[type, bool] = {}
@@ -1850,8 +1847,7 @@ class _KeepAliveHandler(WSGIRequestHandler):
             self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers", str(err))
             return False
         self.header_pairs = pairs = http_headers.header_pairs(lines)
-        self.headers = http_headers.message_of(lines, self.MessageClass) if pairs is None else \
-            http_headers.message_from(pairs, self.MessageClass)
+        self.headers = http_headers.message_from(pairs, lines, self.MessageClass)
         connection = self.headers.get("Connection", "").lower()
         if connection == "close":
             self.close_connection = True

@@ -32,20 +32,18 @@ _standard_parse_headers = http.client.parse_headers
 def parse_headers(fp: BinaryIO, _class: type[http.client.HTTPMessage] = http.client.HTTPMessage) -> Any:
     """``http.client.parse_headers``: the same limits (``_read_headers``), the same message."""
     lines = http.client._read_headers(fp)  # type: ignore[attr-defined]
-    return message_of(lines, _class)
+    return message_from(header_pairs(lines), lines, _class)
 
 
-def message_of(lines: list[bytes], _class: type[http.client.HTTPMessage] = http.client.HTTPMessage) -> Any:
-    """The message ``http.client.parse_headers`` makes of these header lines (as
-    ``http.client._read_headers`` reads them)."""
-    pairs = header_pairs(lines)
+def message_from(
+    pairs: list[tuple[str, str]] | None,
+    lines: list[bytes],
+    _class: type[http.client.HTTPMessage] = http.client.HTTPMessage,
+) -> Any:
+    """The message ``parse_headers`` makes of these header lines, given their ``header_pairs``
+    (None: the standard library's parser reads the lines)."""
     if pairs is None:
         return _standard_parse_headers(io.BytesIO(b"".join(lines)), _class)
-    return message_from(pairs, _class)
-
-
-def message_from(pairs: list[tuple[str, str]], _class: type[http.client.HTTPMessage] = http.client.HTTPMessage) -> Any:
-    """The message of ``header_pairs``' pairs (what ``message_of`` makes of their lines)."""
     message = _class()
     for name, value in pairs:
         message.set_raw(name, value)
