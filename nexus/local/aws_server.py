@@ -18,8 +18,8 @@
   ``APP_ID.<container name>`` to each container). On AWS a
   background consumer's burst of writes does not delay an order's reads; here, in one queue, an
   authorizer's read waited behind a hundred audit writes. Once a background request has waited
-  ``BACKGROUND_MAX_WAIT_S``, the two classes take turns, so every request is still served within
-  a bound.
+  ``BACKGROUND_MAX_WAIT_S``, it is served after at most ``FIRST_TURNS`` first ones, so every
+  request is still served within a bound.
 * Reading a Kinesis shard starts at the iterator's position (a binary search over the shard's
   sequence numbers, kept as the shard grows) instead of walking the shard from its first record
   on every ``GetRecords``; putting a record finds the shard's last sequence number in constant
@@ -225,7 +225,8 @@ def _install_module_cache() -> None:
     backends.list_of_moto_modules = cached
 
 
-BACKGROUND_MAX_WAIT_S = 0.25  # a background request waiting this long goes ahead of the others
+BACKGROUND_MAX_WAIT_S = 0.25  # a background request waiting this long is served ...
+FIRST_TURNS = 3  # ... after at most this many first ones
 
 
 class FairLock:
@@ -233,16 +234,19 @@ class FairLock:
     the holder releases when it leaves, handing the lock over (``threading.Lock`` is not fair).
 
     Waiters that say ``first`` (``hold(first=True)``) go ahead of the others, unless the oldest of
-    the others has waited ``max_wait`` seconds: then the two classes take turns until it no longer
-    has, so neither class waits without bound."""
+    the others has waited ``max_wait`` seconds: then it is served once ``first_turns`` first ones
+    have been since the last of the others, so neither class waits without bound, and while both
+    are queued the first ones have ``first_turns`` of every ``first_turns`` + 1 turns."""
 
-    def __init__(self, max_wait: float = BACKGROUND_MAX_WAIT_S, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, max_wait: float = BACKGROUND_MAX_WAIT_S, clock: Callable[[], float] = time.monotonic,
+                 first_turns: int = FIRST_TURNS) -> None:  # fmt: skip
         self._mutex = threading.Lock()
         self._first: deque[threading.Lock] = deque()
         self._waiters: deque[tuple[float, threading.Lock]] = deque()
         self._held = False
-        self._overtook = False  # the last turn went to a waiter that had waited max_wait, ahead of first ones
+        self._firsts = first_turns  # turns given to first ones since the last of the others
         self.max_wait = max_wait
+        self.first_turns = first_turns
         self.clock = clock
 
     def __enter__(self) -> FairLock:
@@ -276,11 +280,11 @@ class FairLock:
     def release(self) -> None:
         with self._mutex:
             overdue = bool(self._waiters) and self.clock() - self._waiters[0][0] >= self.max_wait
-            if self._first and (not overdue or self._overtook):
-                self._overtook = False
+            if self._first and (not overdue or self._firsts < self.first_turns):
+                self._firsts += 1
                 self._first.popleft().release()
             elif self._waiters:
-                self._overtook = bool(self._first)
+                self._firsts = 0
                 self._waiters.popleft()[1].release()
             else:
                 self._held = False

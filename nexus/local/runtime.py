@@ -112,7 +112,8 @@ def first_functions(platform: Platform) -> set[str]:
     """The functions a user waits on, whose requests the embedded AWS serves first: the APIs and
     the consumers that take records as they come (no batching window: orders, risk, market data,
     the pushes). The consumers that gather batches (audit, positions, surveillance, ...) wait
-    behind them; once one has waited ``aws_server.BACKGROUND_MAX_WAIT_S``, the two take turns."""
+    behind them; once one has waited ``aws_server.BACKGROUND_MAX_WAIT_S``, it is served after at most
+    ``aws_server.FIRST_TURNS`` first ones."""
     return api_functions(platform) | {
         fid
         for fid, fn in platform.functions.items()

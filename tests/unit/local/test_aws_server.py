@@ -332,12 +332,12 @@ def test_the_fair_lock_is_taken_in_arrival_order_and_by_one_at_a_time() -> None:
     assert order == list(range(20))
 
 
-def _served(labels: list[tuple[str, bool]], released_at: float) -> list[str]:
+def _served(labels: list[tuple[str, bool]], released_at: float, first_turns: int = 3) -> list[str]:
     """The order in which a held ``FairLock`` (bound 0.25 s, on a clock the test moves) serves
     waiters queued at t=0 one after another (each label ``first`` or not), when its holder leaves
     at ``released_at``."""
     now = [0.0]
-    lock = FairLock(max_wait=0.25, clock=lambda: now[0])
+    lock = FairLock(max_wait=0.25, clock=lambda: now[0], first_turns=first_turns)
     order: list[str] = []
     lock.acquire(first=False)
     threads = []
@@ -379,11 +379,15 @@ def test_the_clients_that_go_first_are_told_by_their_sdk_app_id() -> None:
     assert not server.goes_first("") and not _OneAtATime(app=None).goes_first("nexus-first")
 
 
-def test_background_waiters_that_waited_their_bound_take_turns_with_the_first_ones() -> None:
+def test_background_waiters_that_waited_their_bound_are_served_after_a_few_first_ones() -> None:
     # GIVEN background waiters queued before first ones, WHEN the holder leaves after the bound
-    order = _served([("b1", False), ("b2", False), ("b3", False), ("f1", True), ("f2", True)], released_at=0.25)
-    # THEN the classes took turns while both waited (neither waits without bound), each in its order
-    assert order == ["b1", "f1", "b2", "f2", "b3"]
+    queued = [("b1", False), ("b2", False), ("b3", False)] + [(f"f{n}", True) for n in range(1, 7)]
+    order = _served(queued, released_at=0.25)
+    # THEN the oldest background one went at once, then one after every three first ones while both
+    # waited (neither waits without bound), each class in its order
+    assert order == ["b1", "f1", "f2", "f3", "b2", "f4", "f5", "f6", "b3"]
+    # AND with one first turn in between, the classes take turns
+    assert _served(queued[:5], released_at=0.25, first_turns=1) == ["b1", "f1", "b2", "f2", "b3"]
 
 
 def test_the_request_profile_counts_requests_per_operation_and_resource(
