@@ -1001,6 +1001,15 @@ _QUEUE_FIELDS: Final = {name: camelcase_to_underscores(name)  # each attribute's
                         for name in (*Queue.BASE_ATTRIBUTES, *Queue.FIFO_ATTRIBUTES, *Queue.KMS_ATTRIBUTES)}
 _moto_queue_attributes = Queue.attributes  # what it replaces (its tests compare the two)
 
+# What ``install_speedups`` puts in place on moto's SQS ``Queue`` (a test puts them in place alone)
+QUEUE_SPEEDUPS: Final[dict[str, Any]] = {
+    "messages": property(_queue_messages),
+    "delete_message": _queue_delete_message,
+    "attributes": property(_QueueAttributes),
+    "approximate_number_of_messages_delayed": property(_queue_delayed),
+    "approximate_number_of_messages_not_visible": property(_queue_not_visible),
+}
+
 
 def _json_member_names(shape: Any) -> dict[str, tuple[str, Any]]:
     """A structure shape's members by the name they have in a request's JSON, kept on the shape
@@ -1377,7 +1386,6 @@ def _clone_tree(node: Any, parent: Any = None) -> Any:
     return clone
 
 
-
 _node_classes: dict[type, bool] = {}
 
 
@@ -1605,11 +1613,11 @@ def _update_item(self: DynamoHandler) -> Any:
 def _backend_update_item(self: Any, *args: Any, **kwargs: Any) -> Any:
     """moto's backend ``update_item``; its updated item goes to the handler as ``_UNREAD`` when the
     answer holds no attributes (the stored item is the backend's, as ever)."""
-    item = _uncounted_backend_update_item(self, *args, **kwargs)
+    item = _moto_backend_update_item(self, *args, **kwargs)
     return _UNREAD if _attributes_unread.get() else item
 
 
-_uncounted_backend_update_item = moto_dynamodb_models.DynamoDBBackend.update_item
+_moto_backend_update_item = moto_dynamodb_models.DynamoDBBackend.update_item
 
 
 _uncopied_update_item = DynamoHandler.update_item
@@ -1742,11 +1750,8 @@ def install_speedups() -> None:
     ConditionExpressionParser.parse = _parse_condition  # type: ignore[method-assign]
     Table.all_items = _table_all_items  # type: ignore[method-assign]
     Table.query = _table_query_partition  # type: ignore[method-assign]
-    Queue.messages = property(_queue_messages)  # type: ignore[method-assign,assignment]
-    Queue.delete_message = _queue_delete_message  # type: ignore[method-assign]
-    Queue.attributes = property(_QueueAttributes)  # type: ignore[method-assign,assignment]
-    Queue.approximate_number_of_messages_delayed = property(_queue_delayed)  # type: ignore[method-assign,assignment]
-    Queue.approximate_number_of_messages_not_visible = property(_queue_not_visible)  # type: ignore[method-assign,assignment]
+    for name, value in QUEUE_SPEEDUPS.items():
+        setattr(Queue, name, value)
     ActionResult.execute_result = _execute_result_json  # type: ignore[method-assign]
     Shard.get_records = _shard_get_records  # type: ignore[method-assign]
     Shard.get_max_sequence_number = _shard_max_sequence_number  # type: ignore[method-assign]

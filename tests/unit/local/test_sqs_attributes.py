@@ -83,11 +83,7 @@ def test_sending_reads_one_attribute_without_walking_the_queue(fifo: bool, monke
     # process compare the embedded AWS with moto's own), and a queue whose messages may not be walked
     from nexus.local import aws_server
 
-    for name, value in (("messages", property(aws_server._queue_messages)),
-                        ("attributes", property(aws_server._QueueAttributes)),
-                        ("approximate_number_of_messages_delayed", property(aws_server._queue_delayed)),
-                        ("approximate_number_of_messages_not_visible", property(aws_server._queue_not_visible)),
-                        ("delete_message", aws_server._queue_delete_message)):  # fmt: skip
+    for name, value in aws_server.QUEUE_SPEEDUPS.items():
         monkeypatch.setattr(Queue, name, value)
     backend = SQSBackend("us-east-1", "123456789012")
     name = "q.fifo" if fifo else "q"
