@@ -1,5 +1,5 @@
 """Builders of the Lambda events the service handlers receive (API Gateway REST proxy with an
-authorizer context, Kinesis, SQS), and a Lambda context: the one builder every service test uses."""
+authorizer context, WebSocket routes, Kinesis, SQS), and a Lambda context: the one builder every service test uses."""
 
 from __future__ import annotations
 
@@ -105,6 +105,20 @@ def kinesis_event(*payloads: Any) -> dict[str, Any]:
         "Records": [
             kinesis_record(payload, f"4959{i:020d}") for i, payload in enumerate(payloads, start=1)
         ]
+    }
+
+
+def ws_event(route: str, connection_id: str, account_id: str = "acc_taker", body: Any = None) -> dict[str, Any]:
+    """A WebSocket API route's event (``$connect``, ``$disconnect`` or a message route) from a
+    connection the authorizer let in for ``account_id``."""
+    return {
+        "requestContext": {
+            "routeKey": route,
+            "eventType": {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE"),
+            "connectionId": connection_id,
+            "authorizer": {"account_id": account_id, "accounts": account_id, "principalId": account_id},
+        },
+        "body": json.dumps(body) if body is not None else None,
     }
 
 

@@ -1,7 +1,9 @@
 """Positions table stream (keys only) -> the analytics summary on ``analytics:<account>``.
 
-For each account whose positions changed in the batch, once per batch:
-1. its channel's subscribers (one ``Query``): nobody listens -> nothing more is read. The channel
+The subscriber counts of the batch's accounts' channels are read first, in one ``BatchGetItem``
+(``Publisher.prepare``). Then for each account whose positions changed in the batch, once per
+batch:
+1. nobody listens -> nothing more is read; else its channel's subscribers (one ``Query``). The channel
    is private: each subscriber's credential is re-checked (``nexus_common.guarded_push``, an
    answer cached ``CREDENTIAL_CACHE_SECONDS``); a subscriber whose API key was revoked, whose
    session was logged out or whose user was disabled is closed, not served, as the streaming

@@ -418,7 +418,9 @@ def push_summaries(
     """The ``prefix:<account>`` channels' push (``on_positions_stream``): the summary of each account
     someone listens to and whose slot is free, or the error that stands for it; how many pushed."""
     pushed = 0
-    for account in accounts:
+    wanted = list(accounts)
+    publisher.prepare(f"{prefix}:{account}" for account in wanted)  # one read: which have subscribers
+    for account in wanted:
         channel = f"{prefix}:{account}"
         if not publisher.subscribers(channel) or not claim(channel):
             continue

@@ -1,9 +1,16 @@
 """SQS notifications queue -> inbox table, then a push to the account's WebSocket connections.
 
 Each message is one notification, delivered by ``nexus_notifications.service.deliver`` (exactly
-once in the inbox, pushed once; the account's subscribers are read once per invocation). The
-notifications of a batch are delivered concurrently (``nexus_common.parallel``);
-each failed one is reported and comes back after the queue's visibility timeout (then the DLQ)."""
+once in the inbox, pushed once). The subscriber counts of the batch's accounts' channels are read
+first, in one ``BatchGetItem`` (``Publisher.prepare``): an account nobody listens to costs no
+``Query``; the subscribers of the others are read once per invocation. The notifications of a
+batch are delivered concurrently (``nexus_common.parallel``); each failed one (a message that is
+not a notification among them) is reported and comes back after the queue's visibility timeout
+(then the DLQ).
+
+Requests per invocation: one ``BatchGetItem`` per 100 accounts, then per notification one
+conditional ``PutItem``, and for an account someone listens to a ``Query`` (once), the channel's
+numbering ``UpdateItem`` and the pushed mark."""
 
 from __future__ import annotations
 
@@ -34,11 +41,19 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Deliver the batch's notifications concurrently (each is its own inbox item and its own
     push); the messages that failed are reported, and come back after the visibility timeout."""
     publisher = Publisher(connections(), management())
+    records = event.get("Records") or []
+    parsed = [_parse(record) for record in records]
+    channels = sorted({service.channel_of(n) for n in parsed if isinstance(n, Notification)})
+    publisher.prepare(channels)  # one read: which have subscribers
+    for channel in channels:  # the listened ones' subscribers, each read once, before the deliveries run side by side
+        publisher.subscribers(channel)
 
-    def job(record: dict[str, Any]) -> Callable[[], str | None]:
+    def job(record: dict[str, Any], notification: Notification | Exception) -> Callable[[], str | None]:
         def run() -> str | None:
             try:
-                service.deliver(Notification.model_validate(loads(record["body"])), publisher, inbox(), utc_now)
+                if isinstance(notification, Exception):
+                    raise notification
+                service.deliver(notification, publisher, inbox(), utc_now)
             except Exception as exc:  # noqa: BLE001 - per-message boundary: reported below, the rest is delivered
                 details = {"message_id": record.get("messageId"), "error": f"{type(exc).__name__}: {exc}"[:300]}
                 logger.warning("notification not delivered", extra=details)
@@ -47,5 +62,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
         return run
 
-    failed = [m for m in run_all([job(r) for r in event.get("Records") or []]) if m is not None]
+    failed = [m for m in run_all([job(r, n) for r, n in zip(records, parsed, strict=True)]) if m is not None]
     return {"batchItemFailures": [{"itemIdentifier": m} for m in failed]}
+
+
+def _parse(record: dict[str, Any]) -> Notification | Exception:
+    """A message's notification, or why it is not one (reported with the message's id)."""
+    try:
+        return Notification.model_validate(loads(record["body"]))
+    except Exception as exc:  # noqa: BLE001 - a bad message fails alone, in the delivery step
+        return exc

@@ -64,6 +64,11 @@ class NotificationSender(Protocol):
     def send(self, messages: list[dict[str, Any]]) -> None: ...
 
 
+def channel_of(notification: Notification) -> str:
+    """The WebSocket channel a notification is pushed on: its account's."""
+    return f"notifications:{notification.account_id}"
+
+
 def deliver(
     notification: Notification,
     publisher: Publisher,
@@ -71,7 +76,7 @@ def deliver(
     clock: Callable[[], datetime] = utc_now,
 ) -> bool:
     """Store and push one notification; False when it was already delivered (a redelivery)."""
-    channel = f"notifications:{notification.account_id}"
+    channel = channel_of(notification)
     now = clock()
     item = inbox_item(notification, now)
     if not publisher.subscribers(channel):

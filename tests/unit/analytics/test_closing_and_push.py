@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
-from lambda_events import FakeLambdaContext
+from lambda_events import FakeLambdaContext, ws_event
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from nexus_analytics import on_close_schedule, on_positions_stream
 from nexus_analytics.repo import DynamoPriceHistory, DynamoValuations
@@ -122,18 +122,6 @@ def test_the_closing_run_skips_a_weekend_and_refuses_a_bad_date(closing: dict[st
 # -- the WebSocket push -----------------------------------------------------------------------------
 
 
-def ws_event(route: str, connection_id: str, account_id: str, body: Any = None) -> dict[str, Any]:
-    return {
-        "requestContext": {
-            "routeKey": route,
-            "eventType": {"$connect": "CONNECT"}.get(route, "MESSAGE"),
-            "connectionId": connection_id,
-            "authorizer": {"account_id": account_id, "accounts": account_id, "principalId": account_id},
-        },
-        "body": json.dumps(body) if body is not None else None,
-    }
-
-
 def positions_batch(*accounts: str) -> dict[str, Any]:
     return {
         "Records": [
@@ -200,6 +188,29 @@ def test_the_summary_is_pushed_to_subscribers_at_most_once_per_interval(push: Cl
     messages = [m for m in posted("conn-1") if m["type"] == "analytics"]
     assert [m["seq"] for m in messages] == [1, 2]
     assert not [m for m in posted("conn-2") if m["type"] == "analytics"]
+
+
+def test_a_batch_reads_its_accounts_subscriber_counts_at_once_and_queries_only_a_listened_channel(
+    push: Clock,
+) -> None:
+    from nexus_common import aws as nexus_aws
+
+    # GIVEN acc_1 listening to its analytics channel, and acc_2 and acc_3 nobody listens to
+    queried: list[str] = []
+    counted: list[int] = []
+    client = nexus_aws.resource("dynamodb").meta.client
+    client.meta.events.register("before-parameter-build.dynamodb.Query", lambda params, **_: queried.append(
+        str(params.get("ExpressionAttributeValues", {}).get(":pk"))))
+    client.meta.events.register("before-parameter-build.dynamodb.BatchGetItem", lambda params, **_: counted.append(
+        sum(len(r["Keys"]) for r in params["RequestItems"].values())))
+    # WHEN the three accounts' positions change in one batch
+    batch = positions_batch("acc_2", "acc_1", "acc_3")
+    assert on_positions_stream.handler(batch, FakeLambdaContext()) == {"batchItemFailures": []}
+    # THEN the three channels' counts were read in one request, and only acc_1's was queried
+    assert counted[0] == 3
+    assert [pk for pk in queried if pk.startswith("SUB#")] == ["SUB#analytics:acc_1"]
+    # AND acc_1's summary was pushed
+    assert [m["channel"] for m in posted("conn-1") if m["type"] == "analytics"] == ["analytics:acc_1"]
 
 
 def test_an_account_whose_summary_cannot_be_made_gets_an_error_and_the_others_their_summary(

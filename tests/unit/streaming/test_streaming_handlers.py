@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
+import lambda_events
 import pytest
 from lambda_events import FakeLambdaContext, kinesis_event, load_event, sqs_event
 from nexus_common.instrument_store import DynamoInstruments
@@ -24,15 +25,7 @@ from ws_frames import posted
 
 
 def ws_event(route: str, connection_id: str, body: Any = None, account_id: str = "acc_taker") -> dict[str, Any]:
-    return {
-        "requestContext": {
-            "routeKey": route,
-            "eventType": {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE"),
-            "connectionId": connection_id,
-            "authorizer": {"account_id": account_id, "accounts": account_id, "principalId": account_id},
-        },
-        "body": json.dumps(body) if body is not None else None,
-    }
+    return lambda_events.ws_event(route, connection_id, account_id, body)
 
 
 @pytest.fixture
