@@ -306,8 +306,10 @@ class OrderService:
         return self.risk.holds(first.account_id, reservation_id(first.order_id))
 
     def _place_with_risk(self, order: Order, now: datetime) -> tuple[Order, bool]:
-        """Risk first: a repeat returns the first order (nothing reserved again); else the rules
-        (422 refuses, nothing written). Then, in this order, so that an invocation stopped at any
+        """The rules first (422 refuses, nothing written). A repeated ``client_order_id`` returns
+        the first order whatever the rules say now (nothing reserved again): it is looked up
+        when the rules refuse, or found by the order's conditional write (step 1), so a new
+        order costs no read for it. Then, in this order, so that an invocation stopped at any
         point leaves nothing the entry sweep (``EntrySweep``) cannot close:
 
         1. the order is stored ``pending_new`` with the terms of its reservation;
@@ -322,11 +324,14 @@ class OrderService:
         held without an order item that names its terms. Each step starts within
         ``ENTRY_TIME_LIMIT`` of the entry's start (``_in_time``)."""
         assert self.risk is not None
-        if order.client_order_id is not None and self.orders.get(order.order_id) is not None:
-            return self._repeated(order, now), False
         key = order.client_order_id or order.order_id
-        with self._audited(order.account_id, key, order):
+        try:
             reservation = self.risk.assess(order)
+        except Exception:
+            if order.client_order_id is not None and self.orders.get(order.order_id) is not None:
+                return self._repeated(order, now), False  # not refused, not audited: a repeat
+            with self._audited(order.account_id, key, order):
+                raise
         order = order.model_copy(update={"reserved": True, "reserve_rate": reservation.rate,
                                          "protection_price": self._cap(order, reservation)})  # fmt: skip
         self._in_time(now)

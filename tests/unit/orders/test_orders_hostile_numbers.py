@@ -306,6 +306,37 @@ def test_a_client_order_id_repeated_with_the_same_terms_returns_the_first_order(
     assert {command.command_id for command in world.commands()[2:]} == {new_command.command_id}
 
 
+def test_a_repeat_the_rules_would_refuse_now_returns_the_first_order_and_a_new_order_reads_no_order(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from nexus_common import aws as nexus_aws
+    from nexus_orders.api import service
+
+    # GIVEN an order of 10 under client_order_id c-1, entered without reading the orders table
+    read: list[str] = []
+    client = nexus_aws.resource("dynamodb").meta.client
+    client.meta.events.register("before-parameter-build.dynamodb.GetItem", lambda params, **_: read.append(
+        str(params["TableName"])))
+    first = placed(world, FIRST)
+    assert world.env["ORDERS_TABLE"] not in read
+    before, orders, commands = world.item(), len(world.orders()), len(world.commands())
+    # AND a maximum order quantity lowered to 5 since: a new order of 10 is refused
+    risk = service().risk
+    assert risk is not None
+    monkeypatch.setattr(risk, "limits", replace(risk.limits, max_order_quantity=D(5)))
+    status, answer = world.request("POST", "/v1/orders", {**FIRST, "client_order_id": "c-2"})
+    assert (status, answer["error"]["code"]) == (422, "max_quantity_exceeded")
+    # WHEN c-1 comes again with the same terms
+    status, answer = world.request("POST", "/v1/orders", FIRST)
+    # THEN 200 with the first order: not refused, nothing more reserved or stored
+    assert status == 200, answer
+    assert answer["order"]["order_id"] == first["order_id"]
+    assert world.item() == before and len(world.orders()) == orders
+    assert {c.command_id for c in world.commands()[commands:]} <= {world.commands()[0].command_id}
+
+
 def test_an_oco_client_order_id_repeated_with_other_terms_is_refused_naming_the_group(world: World) -> None:
     # GIVEN an OCO group under client_order_id g-1
     status, group = world.request("POST", "/v1/orders/oco", {**OCO, "client_order_id": "g-1"})
