@@ -18,6 +18,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from nexus_common import aws
 from nexus_common.dynamo import LazyTable, conditional_write, paginate, transaction
+from nexus_common.dynamo_batch import batch_get_tables
 from nexus_common.errors import Conflict
 from nexus_common.events import HaltCommand, ResumeCommand, utc_now
 
@@ -181,6 +182,14 @@ class DynamoIdentityStore:
     def get_key(self, key_hash: str) -> dict[str, Any] | None:
         item = self._keys.table.get_item(Key={"key_hash": key_hash}, ConsistentRead=True).get("Item")
         return dict(item) if item else None
+
+    def get_key_and_user(self, key_hash: str, user_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """An API key and a user, consistent reads in one ``BatchGetItem``."""
+        keys, users = self._keys.table, self._users.table
+        reads = {keys: [{"key_hash": key_hash}], users: [{"pk": f"user#{user_id}"}]}
+        found = batch_get_tables(reads, ConsistentRead=True)
+        key_items, user_items = found[keys.name], found[users.name]
+        return (dict(key_items[0]) if key_items else None), (dict(user_items[0]) if user_items else None)
 
     def put_key(self, item: dict[str, Any], max_active: int) -> None:
         """The key, and one more on its user's ``active_keys`` count, in one transaction, only

@@ -276,6 +276,10 @@ class CountingReads:
         self.reads.append("family")
         return self.source.get_family(family_id)  # type: ignore[no-any-return]
 
+    def get_key_and_user(self, key_hash: str, user_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        self.reads.append("key+user")
+        return self.source.get_key_and_user(key_hash, user_id)  # type: ignore[no-any-return]
+
 
 def counted_reads() -> CountingReads:
     kept = authorizer.store()
@@ -301,7 +305,8 @@ def test_the_authorizer_keeps_good_items_for_its_bound_then_reads_them_again(edg
     edge.pass_authorizer_bound()
     assert isinstance(authorized(edge, token), dict)
     assert isinstance(authorized(edge, key), dict)
-    assert reads.reads == ["key", "family", "user", "key"]  # past the bound: read again
+    # past the bound: read again; the key with its user, in one request
+    assert reads.reads == ["key", "family", "user", "key+user"]
     # WHEN they are used again within the bound THEN nothing is read, and the rate limits still count
     reads.reads.clear()
     for _ in range(3):
@@ -321,6 +326,37 @@ def test_the_authorizer_keeps_good_items_for_its_bound_then_reads_them_again(edg
     for _ in range(2):
         assert not isinstance(authorized(edge, key), dict)
     assert reads.reads == ["key", "key"]
+
+
+def test_a_hot_key_is_read_with_its_user_past_the_bound_and_a_disabled_user_still_counts(edge: Edge) -> None:
+    from nexus_auth.passwords import Passwords
+    from nexus_auth.repo import DynamoIdentityStore, TableNames
+    from nexus_auth.service import IdentityService
+    from nexus_common.audit import KinesisAuditSink
+
+    # GIVEN an API key the authorizer has served (its key and user items kept)
+    session = register_and_login(edge, "paired@example.com")
+    key = edge.call(api.app, "POST", "/v1/keys", credential=session["access_token"],
+                    body={"name": "hot", "scopes": ["read", "trade"]}).body["api_key"]
+    assert isinstance(authorized(edge, key), dict)
+    reads = counted_reads()
+    # WHEN it is used past the bound, then within it
+    for _ in range(2):
+        edge.pass_authorizer_bound()
+        assert isinstance(authorized(edge, key), dict)
+        assert isinstance(authorized(edge, key), dict)
+    # THEN each bound costs one request for both items, and nothing within it
+    assert reads.reads == ["key+user", "key+user"]
+    # WHEN the user is disabled THEN the key is refused once the bound has passed
+    names = TableNames(edge.aws.table_name("UsersTable"), edge.aws.table_name("ApiKeysTable"),
+                       edge.aws.table_name("TokensTable"), edge.aws.table_name("AccountsTable"))
+    service = IdentityService(DynamoIdentityStore(names), Passwords(), None,
+                              KinesisAuditSink(edge.aws.stream_name("AuditEventsStream")))
+    service.disable_user(session["user_id"], "operator")
+    assert isinstance(authorized(edge, key), dict)  # within the bound: served on the kept items
+    edge.pass_authorizer_bound()
+    refused = authorized(edge, key)
+    assert not isinstance(refused, dict) and refused.status == 401
 
 
 def test_a_kept_user_item_never_refuses_a_new_account(edge: Edge) -> None:
