@@ -8,7 +8,8 @@ traded), and the stored daily closes for the statistics (``nexus_analytics.metri
 Conventions (docs/analytics.md has the statistics' own):
 * "today" is the exchange (New York) date of the injected clock's instant;
 * ``lookback_days`` counts daily returns (sessions), at most ``MAX_LOOKBACK``; closes are read
-  over enough calendar days to hold them (weekends and holidays included);
+  from the session that gives that many before today (``window_start``, on the exchange
+  calendar), so the count does not depend on where weekends and holidays fall;
 * an empty portfolio answers zeros, never an error; too little history is a 422
   ``insufficient_history`` with the days available and needed (``metrics.InsufficientHistory``).
 """
@@ -52,9 +53,17 @@ class NoPrice(NexusError):
     default_code = "no_price"
 
 
-def calendar_span(sessions: int) -> int:
-    """Calendar days that hold ``sessions`` exchange sessions (5 of 7 days, plus holidays)."""
-    return sessions * 7 // 5 + 15
+def window_start(end: date, sessions: int) -> date:
+    """The first day of a window of closes up to ``end`` that holds ``sessions`` daily returns: the
+    ``sessions + 1``-th exchange session before ``end`` (``end``'s own close, when it has one yet,
+    is one more; the returns are then cut to the last ``sessions``). ``sessions`` is bounded by
+    the caller (``MAX_LOOKBACK``)."""
+    day, found = end, 0
+    while found <= sessions:
+        day -= timedelta(days=1)
+        if is_business_day(day):
+            found += 1
+    return day
 
 
 def wire(value: Any) -> Any:
@@ -137,7 +146,7 @@ class AnalyticsService:
 
     def returns(self, symbols: Sequence[str], lookback: int) -> metrics.Returns:
         end = self.today()
-        start = end - timedelta(days=calendar_span(lookback))
+        start = window_start(end, lookback)
         return metrics.returns_matrix(self.closes(symbols, start, end), lookback_days=lookback)
 
     # -- figures -----------------------------------------------------------------------------
@@ -177,7 +186,7 @@ class AnalyticsService:
         the pro-forma performance."""
         pf = self.portfolio(account_id)
         end = self.today()
-        start = end - timedelta(days=calendar_span(DEFAULT_LOOKBACK))
+        start = window_start(end, DEFAULT_LOOKBACK)
         closes = self.closes(list(pf.exposures), start, end) if not pf.empty else {}
         returns = metrics.returns_matrix(closes, lookback_days=DEFAULT_LOOKBACK)
         risk = {

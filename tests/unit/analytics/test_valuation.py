@@ -4,13 +4,13 @@ exposure, the pro-forma equity of today's holdings, and how metrics results cros
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import numpy as np
 import pytest
 from nexus_analytics.ports import Holdings
-from nexus_analytics.service import calendar_span, wire
+from nexus_analytics.service import window_start, wire
 from nexus_analytics.valuation import holdings_equity, price_portfolio, valuation_of
 
 
@@ -77,7 +77,18 @@ def test_a_float_too_large_to_state_crosses_the_wire_as_null() -> None:
     assert out == {"big": None, "neg": None, "ok": "100000000000000.000000"}
 
 
-def test_a_lookback_of_sessions_reads_enough_calendar_days() -> None:
-    # 250 sessions need about a year of calendar days (weekends and holidays included)
-    assert calendar_span(250) == 365
-    assert calendar_span(20) >= 28 + 9
+def test_a_lookback_of_sessions_starts_where_its_returns_need_on_any_day() -> None:
+    from nexus_common.calendar import is_business_day
+
+    # GIVEN every day of three years as "today", and lookbacks from 1 to 2520 sessions
+    day = date(2025, 1, 1)
+    while day < date(2028, 1, 1):
+        for sessions in (1, 20, 250, 2520) if day.day == 1 else (20, 250):
+            # WHEN a window of closes is started for that many daily returns before today
+            start = window_start(day, sessions)
+            # THEN it holds exactly sessions + 1 sessions before today (and today's own close, if any)
+            held = sum(1 for n in range((day - start).days) if is_business_day(start + timedelta(days=n)))
+            assert held == sessions + 1 and is_business_day(start), (day, sessions, start)
+        day += timedelta(days=1)
+    # the week a span of 365 calendar days held one session too few (2026-12-06, a Sunday)
+    assert window_start(date(2026, 12, 6), 250) < date(2025, 12, 6)
