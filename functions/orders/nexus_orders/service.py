@@ -14,7 +14,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Final, Literal
 
 from nexus_common.audit import AuditEvent, AuditSink
-from nexus_common.errors import Conflict, NotFound, Unavailable, ValidationFailed
+from nexus_common.errors import Conflict, NexusError, NotFound, Unavailable, ValidationFailed
 from nexus_common.events import ExecutionEventT, FenceCommand, RouteCancelRequest, iso, utc_now
 from nexus_common.instrument_store import InstrumentLookup
 from nexus_common.instruments import Instrument
@@ -327,7 +327,7 @@ class OrderService:
         key = order.client_order_id or order.order_id
         try:
             reservation = self.risk.assess(order)
-        except Exception:
+        except NexusError:  # a refusal (422) or an unreadable reference price (503)
             if order.client_order_id is not None and self.orders.get(order.order_id) is not None:
                 return self._repeated(order, now), False  # not refused, not audited: a repeat
             with self._audited(order.account_id, key, order):
