@@ -70,7 +70,8 @@ class OrdersEntry:
 
 
 class PlatformMarket:
-    """Instruments (halts), the account's kill switch, the last trade and the venues table."""
+    """Instruments (halts), the account's kill switch, the last trade, the internal book's levels and
+    the venues table."""
 
     def __init__(self, settings: MarketMakerSettings) -> None:
         self.instruments = CachedInstruments(DynamoInstruments(settings.instruments_table), INSTRUMENT_TTL_SECONDS)
@@ -93,6 +94,9 @@ class PlatformMarket:
 
     def last_trade(self, symbol: str) -> Decimal | None:
         return self.reference.last_trade(symbol)
+
+    def levels(self, symbol: str, side: str) -> list[tuple[Decimal, Decimal]]:
+        return self.reference.levels(symbol, side)
 
     def venues(self) -> list[Venue]:
         return self.venue_rows.list()

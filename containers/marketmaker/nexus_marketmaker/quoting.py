@@ -6,7 +6,8 @@ tick), so the bid is less eager and the ask more; each side quotes ``half_spread
 the venue's offset) away from it, ``levels`` levels ``level_step_ticks`` apart. A side that would
 take the inventory past its limit is not quoted (long at the limit: no bid), and a level's size is
 cut to what is left of the limit. Bids are floored, asks ceiled to the tick: a quote never crosses
-the reservation price.
+the reservation price. Where others' orders rest past them, a side is moved clear of the book
+(``clear_of_book``): its quotes are post-only, and one that would take is refused.
 
 ``Pnl`` folds fills in (exact decimals): position, cash, fees paid (a rebate is negative),
 realized P&L on the closed part (average cost), unrealized at a mark.
@@ -68,6 +69,29 @@ def make_quotes(
             if size > 0 and price > 0:
                 quotes.append(Quote(side, price, size, level))
     return quotes
+
+
+def clear_of_book(
+    quotes: list[Quote], best_bid: Decimal | None, best_ask: Decimal | None, tick: Decimal
+) -> list[Quote]:
+    """The quotes moved so that none would take on a venue whose other orders rest at
+    ``best_bid``/``best_ask`` (None: that side is empty). A side whose best quote would meet the
+    opposite best is moved away as a whole, by whole ticks, until its best quote is one tick clear
+    of it: the levels keep their spacing, the sizes are unchanged. A post-only quote that would
+    take is refused by the venue; quoting it again every step would be refused every step."""
+    moved: list[Quote] = []
+    for side, opposite in (("buy", best_ask), ("sell", best_bid)):
+        own = [q for q in quotes if q.side == side]
+        if not own or opposite is None:
+            moved += own
+            continue
+        if side == "buy":
+            shift = max(ZERO, max(q.price for q in own) - (opposite - tick))
+            moved += [q._replace(price=q.price - shift) for q in own if q.price - shift > 0]
+        else:
+            shift = max(ZERO, (opposite + tick) - min(q.price for q in own))
+            moved += [q._replace(price=q.price + shift) for q in own]
+    return sorted(moved, key=lambda q: (q.level, q.side != "buy"))  # make_quotes' order
 
 
 @dataclass

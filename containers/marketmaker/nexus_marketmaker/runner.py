@@ -7,8 +7,9 @@ venue's in its book), ``step``
 Each step, per symbol and venue: the fills of its orders since the last step are folded into
 the P&L (internal venue: the orders table through the orders service; simulated venues: the
 open quantity their book still shows for each order, a drop being a fill at the order's price);
-then the wanted quotes (``quoting.make_quotes`` at the mid, skewed by the inventory) are
-compared with the live ones: a live quote that is no longer wanted is cancelled, a wanted one
+then the wanted quotes (``quoting.make_quotes`` at the mid, skewed by the inventory; on the
+internal venue, moved clear of the other orders resting in its book, ``quoting.clear_of_book``)
+are compared with the live ones: a live quote that is no longer wanted is cancelled, a wanted one
 that is not live is placed, an unchanged one stays (no churn while nothing moves). The
 inventory limit is shared by the venues: a venue's quotes are sized from what the limit leaves
 once the position and every other live quote of that side (on any venue) are counted as filled,
@@ -32,7 +33,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from nexus_marketmaker.config import MarketMakerConfig
-from nexus_marketmaker.quoting import ZERO, Pnl, Quote, make_quotes
+from nexus_marketmaker.quoting import ZERO, Pnl, Quote, clear_of_book, make_quotes
 
 log = logging.getLogger("nexus.marketmaker")
 
@@ -59,6 +60,10 @@ class Market(Protocol):
     def trading_enabled(self, account_id: str) -> bool: ...
 
     def last_trade(self, symbol: str) -> Decimal | None: ...
+
+    def levels(self, symbol: str, side: str) -> list[tuple[Decimal, Decimal]]:
+        """The internal venue's live levels (price, quantity) of one side, best first (a few)."""
+        ...
 
     def venues(self) -> list[Any]:
         """The venues table (``nexus_routing.venues.Venue`` rows)."""
@@ -242,10 +247,28 @@ class MarketMaker:
             if not is_open:
                 del self.quotes[quote.order_id]
         for symbol in self.config.symbols:
-            self._reconcile(venue, symbol, self.wanted(venue, symbol, allowed),
+            wanted = self.wanted(venue, symbol, allowed)
+            self._reconcile(venue, symbol, self._clear_of_book(venue, symbol, wanted) if wanted else wanted,
                             cancel=lambda q: self.internal.cancel(q.order_id),
                             place=lambda q, symbol=symbol: self.internal.place(symbol, q.side, q.price, q.size,
                                                                                self._next_id()))
+
+    def _clear_of_book(self, venue: str, symbol: str, wanted: list[Quote]) -> list[Quote]:
+        """The internal venue's quotes moved clear of the other orders resting in its book
+        (``quoting.clear_of_book``): its quotes are post-only, so one that would take is refused
+        by the engine, and would be placed and refused again every step while the book stays so
+        (a bid resting above the last trade, say). A level is taken as this maker's own while its
+        quantity is no more than what this maker's live quotes there leave open."""
+        best: dict[str, Decimal | None] = {}
+        for side in ("buy", "sell"):
+            own: dict[Decimal, Decimal] = {}
+            for q in self.quotes.values():
+                if q.venue == venue and q.symbol == symbol and q.side == side:
+                    own[q.price] = own.get(q.price, ZERO) + q.size - q.filled
+            levels = self.market.levels(symbol, side)
+            best[side] = next((price for price, quantity in levels if quantity > own.get(price, ZERO)), None)
+        tick = self.market.instrument(symbol)[0]
+        return clear_of_book(wanted, best["buy"], best["sell"], tick)
 
     def _step_external(self, config: Any, venue: Any, allowed: bool) -> None:
         from nexus_routing.model import ChildOrder, Side

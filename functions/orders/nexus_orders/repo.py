@@ -581,13 +581,18 @@ class DynamoMarketReference:
         return Decimal(str(items[0]["price"])) if items else None
 
     def best_ask(self, symbol: str) -> Decimal | None:
+        levels = self.levels(symbol, "sell")
+        return levels[0][0] if levels else None
+
+    def levels(self, symbol: str, side: str, depth: int = 20) -> list[tuple[Decimal, Decimal]]:
+        """The live levels (price, quantity) of one side of the book among its best ``depth``
+        (``buy``: the bids, highest first; ``sell``: the asks, lowest first), one read."""
         page = self._levels.table.query(
-            KeyConditionExpression="symbol = :s AND begins_with(#level, :a)",
+            KeyConditionExpression="symbol = :s AND begins_with(#level, :p)",
             ExpressionAttributeNames={"#level": "level"},
-            ExpressionAttributeValues={":s": symbol, ":a": "A#"},
-            Limit=20,
+            ExpressionAttributeValues={":s": symbol, ":p": "B#" if side == "buy" else "A#"},
+            ScanIndexForward=side != "buy",
+            Limit=depth,
         )
-        for item in page.get("Items", []):
-            if Decimal(str(item.get("quantity", 0))) > 0:
-                return Decimal(str(item["price"]))
-        return None
+        live = ((Decimal(str(item["price"])), Decimal(str(item.get("quantity", 0)))) for item in page.get("Items", []))
+        return [(price, quantity) for price, quantity in live if quantity > 0]

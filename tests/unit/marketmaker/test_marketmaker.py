@@ -20,7 +20,7 @@ from marketdata_redis import redis_db, redis_url  # noqa: F401 - fixtures
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "containers" / "marketmaker"))
 
 from nexus_marketmaker.config import MarketMakerConfig
-from nexus_marketmaker.quoting import Pnl, make_quotes, reservation_price
+from nexus_marketmaker.quoting import Pnl, clear_of_book, make_quotes, reservation_price
 
 D = Decimal
 TICK, LOT = D("0.01"), D("1")
@@ -53,6 +53,31 @@ def test_a_long_inventory_skews_both_sides_down_and_the_limit_stops_the_bid() ->
     # AND close to the limit the bids are cut to what is left of it
     near = make_quotes(D("300.00"), TICK, LOT, D(950), config(), "Alpha")
     assert sum(q.size for q in near if q.side == "buy") == D(50)
+
+
+def test_a_side_that_would_take_moves_clear_of_the_book_as_a_whole() -> None:
+    quotes = make_quotes(D("300.00"), TICK, LOT, D(0), config(), "Alpha")  # 299.98/299.97 and 300.02/300.03
+
+    def prices(moved: list[Any]) -> list[tuple[str, Decimal]]:
+        return [(q.side, q.price) for q in moved]
+
+    # GIVEN others' bid at 300.05, above the asks THEN the asks move to one tick above it, their
+    # spacing and sizes kept; the bids stay
+    moved = clear_of_book(quotes, D("300.05"), D("300.10"), TICK)
+    assert prices(moved) == [("buy", D("299.98")), ("sell", D("300.06")), ("buy", D("299.97")), ("sell", D("300.07"))]
+    assert [q.size for q in moved] == [q.size for q in quotes]
+    # AND an ask at exactly the best bid would take too; an empty side moves nothing
+    asks = prices(clear_of_book(quotes, D("300.02"), None, TICK))[1::2]
+    assert asks == [("sell", D("300.03")), ("sell", D("300.04"))]
+    bids = prices(clear_of_book(quotes, None, D("299.95"), TICK))[0::2]
+    assert bids == [("buy", D("299.94")), ("buy", D("299.93"))]
+    # AND quotes inside the book, or no book at all, are left as they are
+    assert clear_of_book(quotes, D("299.99"), D("300.01"), TICK) == quotes
+    assert clear_of_book(quotes, None, None, TICK) == quotes
+    # AND a bid pushed to zero or below is not quoted
+    low = make_quotes(D("0.05"), TICK, LOT, D(0), config(), "Alpha")
+    assert [p for p in prices(clear_of_book(low, None, D("0.02"), TICK)) if p[0] == "buy"] == [("buy", D("0.01"))]
+    assert {q.side for q in clear_of_book(low, None, D("0.01"), TICK)} == {"sell"}
 
 
 def test_bad_quoting_input_is_refused() -> None:
@@ -310,3 +335,52 @@ def test_a_restart_cancels_the_quotes_placed_after_the_last_saved_state(maker: A
     restarted.step()
     assert all(b.bids and b.asks for b in external_books(restarted).values())
     assert restarted.pnl["MSFT"].position == D(0)
+
+
+def live_internal(mm: Any) -> list[tuple[str, Decimal]]:
+    """The internal quotes it keeps (not those it is cancelling), as (side, price)."""
+    return sorted((q.side, q.price) for q in mm.quotes.values() if q.venue == "NexusTrade" and not q.cancelling)
+
+
+def rest_in_internal_book(aws: Any, side: str, price: str, quantity: str, seq: int) -> None:
+    """A level of the internal venue's book, as market data writes it from the engine's book event."""
+    from nexus_common.events import BookEvent
+    from nexus_marketdata.repo import DynamoBookLevels
+
+    DynamoBookLevels(aws.table_name("BookLevelsTable")).apply(BookEvent(
+        event_id=f"MSFT-{seq}", ts=NOW, correlation_id="c", symbol="MSFT", seq=seq, side=side, price=D(price),
+        quantity=D(quantity), orders=1))
+
+
+def test_internal_quotes_that_would_take_move_clear_of_others_resting_orders(aws: Any, maker: Any) -> None:
+    # GIVEN others' bid resting at 300.05 in the internal book, above the last trade (300.00)
+    rest_in_internal_book(aws, "buy", "300.05", "40", seq=1)
+    # WHEN it steps twice
+    maker.step()
+    first = dict(maker.quotes)
+    maker.step()
+    # THEN its internal ask (post-only) is one tick above that bid, not at 300.02 where the engine
+    # would refuse it, and the same order is kept on the next step (not placed and refused again)
+    orders = internal_orders(maker)
+    assert sorted((o.side, o.price) for o in orders) == [("buy", D("299.98")), ("sell", D("300.06"))]
+    assert set(maker.quotes) == set(first)
+    # AND the simulated venues, whose books are their own, quote around the mid as before
+    for book in external_books(maker).values():
+        assert (book.bids[0].price, book.asks[0].price) == (D("299.98"), D("300.02"))
+    # WHEN that bid is gone THEN the ask comes back to 300.02 (the one at 300.06 being cancelled)
+    rest_in_internal_book(aws, "buy", "300.05", "0", seq=2)
+    maker.step()
+    assert live_internal(maker) == [("buy", D("299.98")), ("sell", D("300.02"))]
+
+
+def test_its_own_resting_quote_does_not_push_its_other_side_away(aws: Any, maker: Any) -> None:
+    # GIVEN its internal bid of 100 at 299.98 resting in the book, and others' 30 at 299.97
+    maker.step()
+    rest_in_internal_book(aws, "buy", "299.98", "100", seq=1)
+    rest_in_internal_book(aws, "buy", "299.97", "30", seq=2)
+    # WHEN the market trades down to 299.90, so that it wants its ask at 299.92
+    maker.market.last_trade = lambda symbol: D("299.90")
+    maker.step()
+    # THEN the ask is clear of others' bid (299.97 + a tick), not of its own bid at 299.98, which
+    # it is replacing by 299.88 in the same step
+    assert live_internal(maker) == [("buy", D("299.88")), ("sell", D("299.98"))]
