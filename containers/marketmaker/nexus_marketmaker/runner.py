@@ -248,10 +248,19 @@ class MarketMaker:
                 del self.quotes[quote.order_id]
         for symbol in self.config.symbols:
             wanted = self.wanted(venue, symbol, allowed)
-            self._reconcile(venue, symbol, self._clear_of_book(venue, symbol, wanted) if wanted else wanted,
+            if not self._all_live(venue, symbol, wanted):
+                wanted = self._clear_of_book(venue, symbol, wanted)
+            self._reconcile(venue, symbol, wanted,
                             cancel=lambda q: self.internal.cancel(q.order_id),
                             place=lambda q, symbol=symbol: self.internal.place(symbol, q.side, q.price, q.size,
                                                                                self._next_id()))
+
+    def _all_live(self, venue: str, symbol: str, wanted: list[Quote]) -> bool:
+        """True when every wanted quote is live as it is: nothing to place, so the book need not be
+        read (a quote resting in the book cannot be crossed by another resting order)."""
+        live = [(q.side, q.price, q.size - q.filled) for q in self.quotes.values()
+                if q.venue == venue and q.symbol == symbol and not q.cancelling]  # fmt: skip
+        return all((want.side, want.price, want.size) in live for want in wanted)
 
     def _clear_of_book(self, venue: str, symbol: str, wanted: list[Quote]) -> list[Quote]:
         """The internal venue's quotes moved clear of the other orders resting in its book

@@ -172,13 +172,21 @@ def test_a_step_reads_each_symbols_last_trade_once_and_its_internal_quotes_in_on
         reads.append(f"progress {len(order_ids)}")
         return progress(order_ids)
 
+    levels = maker.market.levels
+
+    def counted_levels(symbol: str, side: str) -> Any:
+        reads.append(f"levels {symbol} {side}")
+        return levels(symbol, side)
+
     maker.market.last_trade, maker.internal.progress = counted_last_trade, counted_progress
+    maker.market.levels = counted_levels
     # WHEN it steps twice over three venues
     maker.step()
     maker.step()
     # THEN each step read MSFT's last trade once for all venues, and the second step read its two
-    # live internal quotes in one go (the first had none)
-    assert reads == ["last_trade MSFT", "progress 2", "last_trade MSFT"]
+    # live internal quotes in one go (the first had none); the internal book's levels were read
+    # only by the first, which had quotes to place there
+    assert reads == ["last_trade MSFT", "levels MSFT buy", "levels MSFT sell", "progress 2", "last_trade MSFT"]
     orders = internal_orders(maker)
     assert sorted((o.side, o.price) for o in orders) == [("buy", D("299.98")), ("sell", D("300.02"))]
 
