@@ -258,9 +258,12 @@ class MarketMaker:
     def _all_live(self, venue: str, symbol: str, wanted: list[Quote]) -> bool:
         """True when every wanted quote is live as it is: nothing to place, so the book need not be
         read (a quote resting in the book cannot be crossed by another resting order)."""
-        live = [(q.side, q.price, q.size - q.filled) for q in self.quotes.values()
-                if q.venue == venue and q.symbol == symbol and not q.cancelling]  # fmt: skip
+        live = [(q.side, q.price, q.size - q.filled) for q in self._live(venue, symbol)]
         return all((want.side, want.price, want.size) in live for want in wanted)
+
+    def _live(self, venue: str, symbol: str) -> list[LiveQuote]:
+        """Its quotes of ``symbol`` on ``venue`` that stand (those being cancelled left out)."""
+        return [q for q in self.quotes.values() if q.venue == venue and q.symbol == symbol and not q.cancelling]
 
     def _clear_of_book(self, venue: str, symbol: str, wanted: list[Quote]) -> list[Quote]:
         """The internal venue's quotes moved clear of the other orders resting in its book
@@ -307,7 +310,7 @@ class MarketMaker:
 
     def _reconcile(self, venue: str, symbol: str, wanted: list[Quote], cancel: Callable[[LiveQuote], None],
                    place: Callable[[Quote], str]) -> None:
-        live = [q for q in self.quotes.values() if q.venue == venue and q.symbol == symbol and not q.cancelling]
+        live = self._live(venue, symbol)
         keep: set[str] = set()
         missing: list[Quote] = []
         for want in wanted:

@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from nexus_common.calendar import exchange_date, is_business_day
+from nexus_common.calendar import exchange_date, is_business_day, subtract_business_days
 from nexus_common.errors import NexusError, NotFound, ValidationFailed
 from nexus_common.logging import get_logger
 from nexus_common.parallel import run_all
@@ -58,12 +58,7 @@ def window_start(end: date, sessions: int) -> date:
     ``sessions + 1``-th exchange session before ``end`` (``end``'s own close, when it has one yet,
     is one more; the returns are then cut to the last ``sessions``). ``sessions`` is bounded by
     the caller (``MAX_LOOKBACK``)."""
-    day, found = end, 0
-    while found <= sessions:
-        day -= timedelta(days=1)
-        if is_business_day(day):
-            found += 1
-    return day
+    return subtract_business_days(end, sessions + 1)
 
 
 def wire(value: Any) -> Any:

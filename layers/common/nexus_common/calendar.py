@@ -112,6 +112,17 @@ def add_business_days(day: date, count: int, holidays: Container[date] = HOLIDAY
     return day
 
 
+def subtract_business_days(day: date, count: int, holidays: Container[date] = HOLIDAYS) -> date:
+    """The ``count``-th business day before ``day`` (``day`` itself when ``count`` is 0)."""
+    if count < 0:
+        raise ValueError("count must be >= 0")
+    for _ in range(count):
+        day -= timedelta(days=1)
+        while not is_business_day(day, holidays):
+            day -= timedelta(days=1)
+    return day
+
+
 def exchange_date(instant: datetime) -> date:
     """The New York calendar date of a tz-aware instant."""
     if instant.tzinfo is None:
