@@ -48,12 +48,11 @@
 * A DynamoDB table lists its items sorted by the keys' values computed once per item (moto
   compares ``DynamoType`` objects, which builds two ``Decimal`` per comparison: sorting a
   16,000-item table took most of a second, on every ``Query`` and ``Scan`` page), and a
-  ``Query`` of the table itself (not an index) lists only the partition it names: a query of a
-  trade tape thousands of items long is a dictionary lookup and a sort of one symbol's trades
-  (each item's key value computed once). moto then sorts what it was given again, comparing
-  ``DynamoType`` objects; a query that reads from one end of its partition (``Limit``, no start
-  key, no sort key condition) is given only the ``Limit`` + 1 items it can reach: the last trade
-  of a symbol with 3,000 trades cost the emulator 13 ms, as much as 60 ``GetItem``.
+  ``Query`` of the table itself (not an index) reads only the keys its sort-key condition
+  accepts, from the partition it names kept in key order, and of those only the ``Limit`` + 1 it
+  can reach from one end (``nexus.local.partitions``): the last trade of a symbol with 3,000
+  trades cost the emulator 13 ms, as much as 60 ``GetItem``, and one side of a book of 1,750
+  levels 6 ms.
 * A DynamoDB update expression is parsed once per distinct text (moto parses it twice per
   ``UpdateItem``; the tree it gives is only read, or copied before it is changed), so the
   handful of expressions the services use are not tokenized again on every write; a condition
@@ -146,7 +145,6 @@ import copy
 import functools
 import gc
 import http.client
-import inspect
 import io
 import json
 import logging
@@ -184,7 +182,7 @@ from moto.core.utils import camelcase_to_underscores, unix_time, unix_time_milli
 from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.exceptions import ItemSizeTooLarge, ResourceNotFoundException
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
-from moto.dynamodb.models.table import StreamShard, Table
+from moto.dynamodb.models.table import StreamShard
 from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
 from moto.dynamodb.parsing.executors import UpdateExpressionExecutor
@@ -205,7 +203,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wsgi import LimitedStream, get_host
 
-from nexus.local import http_headers, signing
+from nexus.local import http_headers, partitions, signing
 
 
 @functools.cache
@@ -1118,75 +1116,6 @@ def _parse_attribute_value(self: BaseJSONParser, shape: Any, value: Any) -> Any:
     return _parse_json_structure(self, shape, value)
 
 
-def _key_value(value: Any) -> Any:
-    """What moto compares when it compares two key values (``DynamoType.__lt__``)."""
-    return value.cast_value
-
-
-def _range_value(item: Any) -> Any:
-    """An item's range key value, computed once per item (an item's keys never change: a put
-    replaces the whole item)."""
-    try:
-        return item._nexus_range_value
-    except AttributeError:
-        value = item._nexus_range_value = _key_value(item.range_key)
-        return value
-
-
-def _table_all_items(self: Table) -> list[Any]:
-    """moto's ``Table.all_items`` (every item, by hash then range key), sorted on the keys' values
-    computed once per item; inside a ``Query`` of the table, only the partition it names, and of
-    it only the window the query can reach (``_table_query_partition``)."""
-    partition = getattr(self, "_nexus_partition", None)
-    if partition is not None:
-        found = self.items.get(partition)
-        if found is None:
-            return []
-        if not self.range_key_attr:
-            return [found]
-        ordered = sorted(found.values(), key=_range_value)
-        window, forward = self._nexus_window  # type: ignore[attr-defined]
-        if window is None or window >= len(ordered):
-            return ordered
-        return ordered[:window] if forward else ordered[-window:]
-    items: list[Any] = []
-    for hash_set in self.items.values():
-        if self.range_key_attr:
-            items.extend(hash_set.values())
-        else:
-            items.append(hash_set)
-    return sorted(
-        items,
-        key=lambda x: (_key_value(x.hash_key), _key_value(x.range_key)) if x.range_key else _key_value(x.hash_key),
-    )
-
-
-_table_query = Table.query
-_QUERY_PARAMETERS = inspect.signature(_table_query)
-
-
-def _table_query_partition(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-    """moto's ``Table.query``; a query of the table itself (no index: its items are exactly the
-    named hash key's partition) reads only that partition (see ``_table_all_items``). A query
-    that reads its partition in key order from an end (no start key, no condition on the sort
-    key, no legacy filter) sees at most ``Limit`` + 1 items there: moto answers at most ``Limit``
-    items and stops at the next one to write ``LastEvaluatedKey``, so it is given only those
-    (the newest trade of a tape thousands long is read from the last two, not all of them)."""
-    query = _QUERY_PARAMETERS.bind(self, hash_key, *args, **kwargs).arguments
-    if query.get("index_name") or hash_key is None:
-        return _table_query(self, hash_key, *args, **kwargs)
-    limit = query.get("limit")
-    reads_from_an_end = not (query.get("range_comparison") or query.get("range_key_conditions")
-                             or query.get("exclusive_start_key") or query.get("filter_kwargs"))  # fmt: skip
-    window = limit + 1 if reads_from_an_end and isinstance(limit, int) and limit > 0 else None
-    self._nexus_window = (window, query.get("scan_index_forward") is not False)  # type: ignore[attr-defined]
-    self._nexus_partition = hash_key  # type: ignore[attr-defined]  # one request at a time (the lock)
-    try:
-        return _table_query(self, hash_key, *args, **kwargs)
-    finally:
-        self._nexus_partition = None  # type: ignore[attr-defined]
-
-
 _parse_update_expression = UpdateExpressionParser.make
 
 
@@ -1748,8 +1677,7 @@ def install_speedups() -> None:
     UpdateExpressionParser.make = _parsed_update_expression
     ConditionExpressionParser._lex_condition_expression = _lex_condition_once  # type: ignore[method-assign]
     ConditionExpressionParser.parse = _parse_condition  # type: ignore[method-assign]
-    Table.all_items = _table_all_items  # type: ignore[method-assign]
-    Table.query = _table_query_partition  # type: ignore[method-assign]
+    partitions.install()
     for name, value in QUEUE_SPEEDUPS.items():
         setattr(Queue, name, value)
     ActionResult.execute_result = _execute_result_json  # type: ignore[method-assign]
