@@ -21,7 +21,8 @@ only what it can answer from:
 moto then answers from those items as it does from the whole partition: the same items, counts,
 pages and errors. One difference is not moto's: moto stops a page at 1 MB counting items its
 condition rejects too, DynamoDB (and this) only the items the key condition reads. Any other
-query (an index, a condition of another form, keys of mixed types) is moto's own.
+query (a condition of another form, keys of mixed types) is moto's own; a query of an index
+walks the table's items in no order (moto sorts what the index keeps).
 """
 
 from __future__ import annotations
@@ -191,6 +192,9 @@ def all_items(self: Table) -> list[Any]:
     """moto's ``Table.all_items`` (every item, by hash then range key), sorted on the keys' values
     computed once per item; inside a ``Query`` of the table, only what it reads of the partition
     it names (``partition_items``)."""
+    if getattr(self, "_nexus_any_order", False):  # an index query: it sorts what it keeps itself
+        return [item for hash_set in self.items.values()
+                for item in (hash_set.values() if self.range_key_attr else (hash_set,))]  # fmt: skip
     partition = getattr(self, "_nexus_partition", None)
     if partition is not None:
         found = self.items.get(partition)
@@ -217,9 +221,18 @@ _QUERY_PARAMETERS = inspect.signature(_moto_query)
 
 def query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
     """moto's ``Table.query``; a query of the table itself (no index: its items are exactly the
-    named hash key's partition) reads only what ``partition_items`` gives it."""
+    named hash key's partition) reads only what ``partition_items`` gives it. A query of an index
+    reads the table's items unsorted: moto sorts the ones it keeps on the index's keys and the
+    table's (a total order), so sorting the whole table first only cost time (a sparse index of
+    a day's 27,000 orders: 60 ms a query)."""
     arguments = _QUERY_PARAMETERS.bind(self, hash_key, *args, **kwargs).arguments
-    if arguments.get("index_name") or hash_key is None:
+    if arguments.get("index_name"):
+        self._nexus_any_order = True  # type: ignore[attr-defined]
+        try:
+            return _moto_query(self, hash_key, *args, **kwargs)
+        finally:
+            self._nexus_any_order = False  # type: ignore[attr-defined]
+    if hash_key is None:
         return _moto_query(self, hash_key, *args, **kwargs)
     conditions = arguments.get("range_key_conditions") or []
     comparison = arguments.get("range_comparison")

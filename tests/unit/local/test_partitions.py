@@ -2,7 +2,8 @@
 
 The embedded AWS in a process of its own is compared with moto's own, unpatched, in-process
 DynamoDB fed the same requests: partitions that grow, shrink and are rewritten, read with every
-sort-key condition, from either end, with limits, start keys and filters."""
+sort-key condition, from either end, with limits, start keys and filters, and a sparse index read
+in pages."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def server() -> Iterator[str]:
 STRINGS = ["A#", "A#1", "A#10", "A#2", "A", "A$", "B#", "B#0099", "B#0100", "é", "éa", "\U0010ffff", "\U0010ffffz",
            "a", "", "z\U0010ffff", "zz"]  # fmt: skip
 NUMBERS = ["-5", "0", "1", "1.5", "2", "10", "99.99", "100", "1e3", "123456789012345678901234567890"]
+INDEX_KEYS = [{"AttributeName": "g", "KeyType": "HASH"}, {"AttributeName": "v", "KeyType": "RANGE"}]
 PREFIXES = ["A#", "A", "B#0", "é", "\U0010ffff", "z", "q", "A#1"]
 
 
@@ -42,7 +44,11 @@ def _session(dynamodb: Any, seed: int) -> list[Any]:
                               KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
                                          {"AttributeName": "sk", "KeyType": "RANGE"}],
                               AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                                    {"AttributeName": "sk", "AttributeType": kind}])  # fmt: skip
+                                                    {"AttributeName": "sk", "AttributeType": kind},
+                                                    {"AttributeName": "g", "AttributeType": "S"},
+                                                    {"AttributeName": "v", "AttributeType": "N"}],
+                              GlobalSecondaryIndexes=[{"IndexName": "by-g", "Projection": {"ProjectionType": "ALL"},
+                                                       "KeySchema": INDEX_KEYS}])  # fmt: skip
     answers: list[Any] = []
 
     def call(operation: str, **kwargs: Any) -> None:
@@ -66,13 +72,26 @@ def _session(dynamodb: Any, seed: int) -> list[Any]:
     for _ in range(600):
         table = rng.choice(["s", "n"])
         roll = rng.random()
-        if roll < 0.45:  # a new item or one rewritten
-            call("put_item", TableName=table, Item={**key(table), "v": {"N": str(rng.randrange(100))}})
+        if roll < 0.45:  # a new item or one rewritten, in a sparse index or not
+            item = {**key(table), "v": {"N": str(rng.randrange(100))}}
+            if rng.random() < 0.4:
+                item["g"] = {"S": rng.choice(["g1", "g2"])}
+            call("put_item", TableName=table, Item=item)
         elif roll < 0.55:
             call("delete_item", TableName=table, Key=key(table))
         elif roll < 0.6:
             call("update_item", TableName=table, Key=key(table), UpdateExpression="SET v = :v",
                  ExpressionAttributeValues={":v": {"N": "7"}})  # fmt: skip
+        elif roll < 0.7:  # the index, a page and the next
+            values = {":g": {"S": rng.choice(["g1", "g2", "g3"])}, ":v": {"N": str(rng.randrange(100))}}
+            query = {"TableName": table, "IndexName": "by-g", "ScanIndexForward": rng.random() < 0.5,
+                     "KeyConditionExpression": rng.choice(["g = :g", "g = :g AND v > :v"]),
+                     "Limit": rng.choice([1, 3, 50])}  # fmt: skip
+            query["ExpressionAttributeValues"] = values if ":v" in query["KeyConditionExpression"] else {
+                ":g": values[":g"]}  # fmt: skip
+            call("query", **query)
+            if "LastEvaluatedKey" in answers[-1][1]:
+                call("query", **query, ExclusiveStartKey=answers[-1][1]["LastEvaluatedKey"])
         else:
             values: dict[str, Any] = {":p": {"S": rng.choice(["p", "q", "p", "q", "none"])}}
             condition = "pk = :p"
