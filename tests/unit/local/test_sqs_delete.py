@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 from unittest import mock
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
@@ -123,3 +124,49 @@ def test_a_batch_answers_each_handle_in_its_order() -> None:
     assert errors == [{"Id": "e1", "SenderFault": True, "Code": "ReceiptHandleIsInvalid",
                        "Message": 'The input receipt handle "h9" is not a valid receipt handle.'}]  # fmt: skip
     assert _state(queue) == (["m2"], [], ["h0", "h1", "h2", "h5"])
+
+
+class _Walked(list[Message]):
+    """A queue's messages that count how far they were walked."""
+
+    walked = 0
+
+    def __iter__(self) -> Any:
+        for message in list.__iter__(self):
+            self.walked += 1
+            yield message
+
+
+def test_a_batch_walks_the_queue_only_up_to_the_last_message_it_names() -> None:
+    # GIVEN a queue of 1,000 messages, the first three received (in flight)
+    queue = _queue([(f"r{i}" if i < 3 else None, [], i < 3) for i in range(1000)], set())
+    walked = queue._messages = _Walked(queue._messages)
+    # WHEN a batch deletes the second and the first
+    success, errors = _batch(_delete_message_batch, queue, ["r1", "r0"])
+    # THEN they are gone, and the queue was read up to the second only
+    assert success == ["e0", "e1"] and errors == []
+    assert walked.walked == 2
+    assert [m.id for m in queue._messages[:3]] == ["m2", "m3", "m4"] and len(queue._messages) == 998
+
+
+def test_a_receive_reads_the_queue_only_up_to_the_messages_it_takes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the embedded AWS's queue patches (undone after the test) and a queue of 1,000 messages
+    from nexus.local import aws_server
+
+    for name, value in aws_server.QUEUE_SPEEDUPS.items():
+        monkeypatch.setattr(Queue, name, value)
+    backend = SQSBackend("us-east-1", "123456789012")
+    backend.create_queue("q")
+    queue = backend.get_queue("q")
+    for index in range(1000):
+        backend.send_message("q", f"body {index}")
+    walked = queue._messages = _Walked(queue._messages)
+    # WHEN 10 are received, then 10 more
+    first = backend.receive_message("q", 10, 0, 30)
+    second = backend.receive_message("q", 10, 0, 30)
+    # THEN each took the oldest visible ones, reading past the ones in flight and no further
+    assert [m.body for m in first] == [f"body {i}" for i in range(10)]
+    assert [m.body for m in second] == [f"body {i}" for i in range(10, 20)]
+    assert walked.walked == 10 + 20
+    # AND the queue still counts every visible message
+    assert queue.attributes["ApproximateNumberOfMessages"] == 980
