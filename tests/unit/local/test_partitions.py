@@ -2,8 +2,8 @@
 
 The embedded AWS in a process of its own is compared with moto's own, unpatched, in-process
 DynamoDB fed the same requests: partitions that grow, shrink and are rewritten, read with every
-sort-key condition, from either end, with limits, start keys and filters, and a sparse index read
-in pages."""
+sort-key condition, from either end, with limits, start keys and filters; a sparse index, and the
+whole table, read in pages."""
 
 from __future__ import annotations
 
@@ -92,6 +92,15 @@ def _session(dynamodb: Any, seed: int) -> list[Any]:
             call("query", **query)
             if "LastEvaluatedKey" in answers[-1][1]:
                 call("query", **query, ExclusiveStartKey=answers[-1][1]["LastEvaluatedKey"])
+        elif roll < 0.74:  # the whole table in pages, from its start or from a key that may not exist
+            scan: dict[str, Any] = {"TableName": table, "Limit": rng.choice([1, 4, 30])}
+            if rng.random() < 0.3:
+                scan["ExclusiveStartKey"] = key(table)
+            for _ in range(60):
+                call("scan", **scan)
+                if "LastEvaluatedKey" not in answers[-1][1]:
+                    break
+                scan["ExclusiveStartKey"] = answers[-1][1]["LastEvaluatedKey"]
         else:
             values: dict[str, Any] = {":p": {"S": rng.choice(["p", "q", "p", "q", "none"])}}
             condition = "pk = :p"
@@ -140,6 +149,7 @@ def test_a_query_of_a_partition_answers_what_moto_answers(
     queries = [answer for answer in fast if answer[0] == "query" and "Items" in answer[1]]
     assert len(queries) > 150 and sum(1 for q in queries if q[1]["Items"]) > 80  # reads that found items
     assert any("LastEvaluatedKey" in q[1] for q in queries)
+    assert sum(1 for answer in fast if answer[0] == "scan" and answer[1].get("Items")) > 30
     for got, expected in zip(fast, reference, strict=True):
         assert got == expected
 
