@@ -170,6 +170,7 @@ from urllib.parse import urlparse
 import moto.core.responses as moto_core_responses
 import moto.dynamodb.models as moto_dynamodb_models
 import moto.dynamodb.models.dynamo_type as moto_dynamo_type
+import moto.dynamodb.models.table as moto_table_module
 import moto.dynamodb.parsing.validators as moto_validators
 import moto.dynamodb.responses as moto_dynamodb_responses
 import moto.utilities.aws_headers as aws_headers
@@ -1512,10 +1513,11 @@ _change_unstreamed: ContextVar[bool] = ContextVar("change_unstreamed", default=F
 
 
 class _CopyWhenRead:
-    """The ``copy`` module as moto's DynamoDB responses and backend see it: ``deepcopy`` of an item
-    during an ``UpdateItem`` that will not read the copy gives the item itself, or one that will
-    not read its attributes either gives ``_UNREAD`` (see ``_update_item``); everything else is
-    the ``copy`` module's."""
+    """The ``copy`` module as moto's DynamoDB responses, backend and tables see it: ``deepcopy`` of
+    an item during an ``UpdateItem`` that will not read the copy, or a ``Scan`` of a table that
+    only writes its items out (``partitions.SCAN_UNCOPIED``), gives the item itself, or one that
+    will not read its attributes either gives ``_UNREAD`` (see ``_update_item``); everything
+    else is the ``copy`` module's."""
 
     def __init__(self, skip: ContextVar[bool], unread: ContextVar[bool] | None = None) -> None:
         self.skip = skip
@@ -1709,6 +1711,7 @@ def install_speedups() -> None:
     ConditionExpressionParser._lex_condition_expression = _lex_condition_once  # type: ignore[method-assign]
     ConditionExpressionParser.parse = _parse_condition  # type: ignore[method-assign]
     partitions.install()
+    moto_table_module.copy = _CopyWhenRead(partitions.SCAN_UNCOPIED)  # type: ignore[assignment,attr-defined]
     for name, value in QUEUE_SPEEDUPS.items():
         setattr(Queue, name, value)
     ActionResult.execute_result = _execute_result_json  # type: ignore[method-assign]

@@ -226,3 +226,27 @@ def _accepts(value: str, comparison: str | None, bounds: list[str]) -> bool:
         return bounds[0] <= value <= bounds[1]
     return {"=": value == bounds[0], "<": value < bounds[0], "<=": value <= bounds[0], ">": value > bounds[0],
             ">=": value >= bounds[0]}[comparison]  # fmt: skip
+
+
+def test_a_scan_of_a_table_answers_with_its_items_not_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN moto's table with the embedded AWS's scan and copy in place (undone after the test:
+    # other tests of this process compare the embedded AWS with moto's own)
+    import moto.dynamodb.models.table as moto_table_module
+    from moto.dynamodb.models.table import Table
+
+    from nexus.local import aws_server, partitions
+
+    monkeypatch.setattr(Table, "scan", partitions.scan)
+    monkeypatch.setattr(moto_table_module, "copy", aws_server._CopyWhenRead(partitions.SCAN_UNCOPIED))
+    table = Table("t", "123456789012", "us-east-1", schema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                  attr=[{"AttributeName": "pk", "AttributeType": "S"}])  # fmt: skip
+    for name in ("a", "b", "c"):
+        table.put_item({"pk": {"S": name}, "legs": {"L": [{"M": {"n": {"N": "1"}}}]}})
+    # WHEN it is scanned in pages
+    first, _, after = table.scan({}, 2, None)
+    rest, _, _ = table.scan({}, 2, after)
+    # THEN each page holds the stored items themselves, in key order, and nothing is copied after
+    stored = {str(item.hash_key.value): item for item in table.all_items()}
+    assert [str(i.hash_key.value) for i in first + rest] == ["a", "b", "c"]
+    assert all(item is stored[str(item.hash_key.value)] for item in first + rest)
+    assert not partitions.SCAN_UNCOPIED.get()
