@@ -199,9 +199,10 @@ def all_items(self: Table) -> list[Any]:
     if index_keys is not None:  # an index query: only items with its hash key values, in no order
         every: list[Any] = [item for hash_set in self.items.values()
                             for item in (hash_set.values() if self.range_key_attr else (hash_set,))]  # fmt: skip
-        return [item for item in every
-                if all((value := item.attrs.get(name)) is not None and value == wanted
-                       for name, wanted in index_keys)]  # fmt: skip
+        if len(index_keys) != 1:  # a key of several attributes: moto checks them all
+            return every
+        ((name, wanted),) = index_keys
+        return [item for item in every if (value := item.attrs.get(name)) is not None and value == wanted]
     partition = getattr(self, "_nexus_partition", None)
     if partition is not None:
         found = self.items.get(partition)
@@ -242,10 +243,11 @@ _QUERY_PARAMETERS = inspect.signature(_moto_query)
 def query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
     """moto's ``Table.query``; a query of the table itself (no index: its items are exactly the
     named hash key's partition) reads only what ``partition_items`` gives it. A query of an index
-    is given the table's items that have the index's hash key values (moto keeps those only), in
-    no order: moto sorts what it keeps on the index's keys and the table's (a total order), so
-    sorting the whole table first only cost time, and its check of each item was dearer than
-    this one (a sparse index of a day's 27,000 orders: 70 ms a query)."""
+    is given the table's items that have the index's hash key value (moto keeps those only; a
+    key of several attributes, every item), in no order: moto sorts what it keeps on the index's
+    keys and the table's (a total order), so sorting the whole table first only cost time, and
+    its check of each item was dearer than this one. In-process, a sparse index of 27,000
+    orders: 45 ms a query, 16 ms unsorted, 8 ms picked out first."""
     arguments = _QUERY_PARAMETERS.bind(self, hash_key, *args, **kwargs).arguments
     if arguments.get("index_name"):
         self._nexus_index_keys = list(arguments.get("hash_key_conditions") or [])  # type: ignore[attr-defined]
