@@ -59,10 +59,10 @@ def range_value(item: Any) -> Any:
 
 
 class Partition(dict):  # type: ignore[type-arg]  # moto's: range key (DynamoType) -> Item
-    """A partition of a range-key table that knows its keys in order: ``values`` (the keys' values,
-    ascending) and ``keys_in_order`` beside them, kept as keys are added and removed, built at the
-    first read after anything else changed it. Keys whose values cannot be ordered (mixed types)
-    leave it unordered: every read is then moto's own."""
+    """A partition of a range-key table that knows its keys in order (``ordered``: the keys' values
+    ascending, and the keys beside them), kept as keys are added and removed, built at the first
+    read after anything else changed it. Keys whose values cannot be ordered (mixed types) leave
+    it unordered: every read is then moto's own."""
 
     __slots__ = ("_keys", "_values")
 
@@ -174,7 +174,7 @@ def _past_prefix(prefix: str | bytes) -> str | bytes | None:
     return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
-def partition_items(table: Table, partition: Any, found: Any) -> list[Any]:
+def partition_items(table: Table, found: Any) -> list[Any]:
     """The items of one partition a ``Query`` reads (see the module docstring), in key order."""
     window, forward, comparison, bounds = table._nexus_window  # type: ignore[attr-defined]
     order = found.ordered() if isinstance(found, Partition) else None
@@ -197,12 +197,10 @@ def all_items(self: Table) -> list[Any]:
     it names (``partition_items``)."""
     index_keys = getattr(self, "_nexus_index_keys", None)
     if index_keys is not None:  # an index query: only items with its hash key values, in no order
-        every: list[Any] = [item for hash_set in self.items.values()
-                            for item in (hash_set.values() if self.range_key_attr else (hash_set,))]  # fmt: skip
         if len(index_keys) != 1:  # a key of several attributes: moto checks them all
-            return every
+            return _every_item(self)
         ((name, wanted),) = index_keys
-        return [item for item in every if (value := item.attrs.get(name)) is not None and value == wanted]
+        return [item for item in _every_item(self) if (value := item.attrs.get(name)) is not None and value == wanted]
     partition = getattr(self, "_nexus_partition", None)
     if partition is not None:
         found = self.items.get(partition)
@@ -210,14 +208,8 @@ def all_items(self: Table) -> list[Any]:
             return []
         if not self.range_key_attr:
             return [found]
-        return partition_items(self, partition, found)
-    items: list[Any] = []
-    for hash_set in self.items.values():
-        if self.range_key_attr:
-            items.extend(hash_set.values())
-        else:
-            items.append(hash_set)
-    ordered = sorted(items, key=_item_key)
+        return partition_items(self, found)
+    ordered = sorted(_every_item(self), key=_item_key)
     after = getattr(self, "_nexus_scan_after", None)
     if after is None:
         return ordered
@@ -227,6 +219,13 @@ def all_items(self: Table) -> list[Any]:
         return ordered[bisect.bisect_right(ordered, start, key=_item_key) :]
     except (KeyError, IndexError, TypeError, AttributeError):  # a start key moto refuses: its own answer
         return ordered
+
+
+def _every_item(table: Table) -> list[Any]:
+    """The table's items, in no order."""
+    if table.range_key_attr:
+        return [item for partition in table.items.values() for item in partition.values()]
+    return list(table.items.values())
 
 
 def _item_key(item: Any) -> tuple[Any, ...]:
