@@ -78,6 +78,7 @@ from botocore.httpsession import URLLib3Session
 from botocore.serialize import JSONSerializer
 from urllib3.util.timeout import Timeout
 
+from nexus.local import attribute_values
 from nexus.local.signing import request_prefixes
 
 MAX_LINE: Final = 65536  # a status or header line, as http.client bounds it
@@ -454,5 +455,6 @@ def install(endpoint: str | None = None) -> bool:
     URLLib3Session.send = _send
     BaseClient._resolve_endpoint_ruleset = _resolve_endpoint
     boto3.dynamodb.transform.copy_dynamodb_params = copy_params  # read when a resource is made
+    attribute_values.install()  # so is the injector that (de)serializes its values
     JSONSerializer._serialize = _json_serialize
     return True
