@@ -7,8 +7,8 @@ walks the whole operation model alongside the parameters, looking up a method by
 member, and then finds each value's type by a chain of up to ten ``isinstance`` checks. It does
 so three times per request (condition expressions, key conditions, attribute values), down
 members that can hold none of them (``ReturnValues``, ``ExpressionAttributeNames``), and once
-more over the answer. For an audit record's ``put_item`` that was a third of the worker's CPU
-for the call; Lambda workers are a third of the local platform's CPU.
+more over the answer. For an audit record's ``put_item`` that was a third of the call's client
+CPU under a profiler.
 
 Here, with the same outcome for every value:
 
@@ -23,6 +23,9 @@ Here, with the same outcome for every value:
 * an answer's attribute value of type ``S``, ``N``, ``M``, ``L``, ``BOOL`` or ``NULL`` is read
   back by its type (``deserialize``: a number by the same context), the others by boto3's
   ``TypeDeserializer``.
+
+Measured with the answer given before sending: an audit record's ``put_item`` 306-310 -> 249-256
+µs of client CPU, a small ``put_item`` and ``get_item`` 185 -> 164 µs each.
 
 ``install`` puts this into every DynamoDB resource made afterwards in the process. It is called by
 ``nexus.local.transport.install``: the processes that send to the embedded AWS (``nexus up``,
