@@ -43,9 +43,7 @@ More costs of an SDK call are cut for the same requests, with the same outcome:
   botocore's, byte for byte. An audit record's ``put_item`` and a ``get_item``, as above: 235-240
   -> 214-216 µs each. This holds for every JSON-protocol client of a process that sends to the
   embedded AWS;
-* a request's URL is split once per URL (3 % of a Lambda worker's CPU went to ``urlsplit``);
-* a DynamoDB resource's values go to and from DynamoDB JSON by plans made once per shape
-  (``nexus.local.attribute_values``), for every DynamoDB resource made after ``install``.
+* a request's URL is split once per URL (3 % of a Lambda worker's CPU went to ``urlsplit``).
 
 Requests anywhere else (LocalStack through ``AWS_ENDPOINT_URL``, AWS itself) and the few this
 path does not cover (a streamed answer, a streamed or chunked body) go through urllib3 as ever.
@@ -80,7 +78,6 @@ from botocore.httpsession import URLLib3Session
 from botocore.serialize import JSONSerializer
 from urllib3.util.timeout import Timeout
 
-from nexus.local import attribute_values
 from nexus.local.signing import request_prefixes
 
 MAX_LINE: Final = 65536  # a status or header line, as http.client bounds it
@@ -457,6 +454,5 @@ def install(endpoint: str | None = None) -> bool:
     URLLib3Session.send = _send
     BaseClient._resolve_endpoint_ruleset = _resolve_endpoint
     boto3.dynamodb.transform.copy_dynamodb_params = copy_params  # read when a resource is made
-    attribute_values.install()  # so is the injector that (de)serializes its values
     JSONSerializer._serialize = _json_serialize
     return True

@@ -44,8 +44,6 @@ def restored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(URLLib3Session, "send", URLLib3Session.send)
     monkeypatch.setattr(BaseClient, "_resolve_endpoint_ruleset", BaseClient._resolve_endpoint_ruleset)
     monkeypatch.setattr(boto3.dynamodb.transform, "copy_dynamodb_params", boto3.dynamodb.transform.copy_dynamodb_params)
-    injector = boto3.dynamodb.transform.TransformationInjector
-    monkeypatch.setattr(boto3.dynamodb.transform, "TransformationInjector", injector)
     monkeypatch.setattr(transport, "_endpoints", ())
     monkeypatch.setattr(JSONSerializer, "_serialize", JSONSerializer._serialize)
 
