@@ -312,9 +312,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     ) -> None:
         """The simulated day on a platform of its own: `nexus up --demo` in a child process (free
         ports, its own state), `simulate`, reconcile, stop. Exit 1 on a break."""
-        from nexus.bench_local import LocalPlatform, settled_counters
+        from nexus.bench_local import LocalPlatform, day_target_line, settled_counters
         from nexus.local import runtime
 
+        started = time.monotonic()
         day = LocalPlatform(stage="day")
         try:
             target = platform.use(platform.local_target(runtime.read_state(day.state)))
@@ -325,6 +326,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             _simulate_and_report(platform.tables(target), day.url, accounts, trades, clients, seed, drained)
         finally:
             day.stop()
+        typer.echo(day_target_line(time.monotonic() - started, trades))  # a day with a break exits 1 above
 
 
 def _progress_lines(total: int, clock: Callable[[], float] = time.monotonic) -> Callable[[], None]:

@@ -18,6 +18,7 @@ from nexus.bench_local import (
     LocalBenchResult,
     PacedResult,
     cpu_role,
+    day_target_line,
     paced,
     read_counters,
     read_cpu,
@@ -173,7 +174,8 @@ def test_the_figures_are_set_against_the_targets_with_what_a_closed_loop_implies
     result = LocalBenchResult(round_trip_ms=94.5, orders=2, accepted=2000, filled=2000, send_seconds=32.0,
                               fill_seconds=41.0, p50_ms=160.0, p99_ms=240.0, clients=8, cost=cost)  # fmt: skip
     lines = report(result)
-    start = lines.index("against the targets (2 cores, every service running; make day's is measured by make day):")
+    start = lines.index("against the targets (2 cores, every service running; "
+                        "make day's is printed by nexus bench day):")
     targets = lines[start + 1 :]
     assert targets[0].endswith("62.5 / 48.8 per s   target >= 60: not met")  # the slower of the two counts
     assert targets[1].endswith("160 / 240 ms   target <= 50 / 250: not met")  # both or neither
@@ -227,3 +229,13 @@ def test_every_target_met_reads_met() -> None:
     lines = report(result)
     start = next(i for i, line in enumerate(lines) if line.startswith("against the targets"))
     assert [line.rsplit(": ", 1)[1] for line in lines[start + 1 : start + 5]] == ["met"] * 4
+
+
+def test_the_days_whole_time_is_set_against_make_days_target_for_a_day_of_its_size() -> None:
+    assert day_target_line(541.4, 10_000) == \
+        "the day, start to stop: 541 s   target <= 600 s (10000 pairs, reconciled, no break): met"
+    assert day_target_line(600.0, 10_000).endswith(": met")  # at most 10 minutes
+    assert day_target_line(628.2, 10_000) == \
+        "the day, start to stop: 628 s   target <= 600 s (10000 pairs, reconciled, no break): not met"
+    # a day of another size has no target to be set against
+    assert day_target_line(95.0, 2_000) == "the day, start to stop: 95 s (2000 pairs; make day's target is for 10000)"
