@@ -15,6 +15,12 @@
   it (botocore's ``parameter_validation``): the check walks every attribute of every item written,
   a tenth of a local Lambda worker's CPU. The unit and integration tests (handlers run in the
   test's process) and every other AWS (LocalStack, AWS itself) keep it.
+* The DynamoDB resource builds each thread's ``Key``/``Attr`` conditions apart
+  (``ConditionsPerThread``): boto3's resource numbers the placeholders of every request with one
+  counter, reset at each request, so two threads building at once can number theirs alike, and a
+  request then names another's attribute or value (a query of the wrong key, or refused as
+  missing one; a condition checked against the wrong value). The consumers send independent
+  writes from several threads (``nexus_common.parallel``).
 * Every request a client of this factory makes is counted, by (service, operation, resource),
   in one process-wide, thread-safe counter (``request_counts``): a botocore ``before-call`` hook,
   registered once when the client is made, so a benchmark or a metrics exporter sees every call
@@ -30,6 +36,7 @@ from collections import Counter
 from typing import Any, Final
 
 import boto3
+from boto3.dynamodb.transform import TransformationInjector
 from botocore.config import Config
 
 DEFAULT_REGION: Final = "us-east-1"
@@ -100,8 +107,36 @@ def _get(kind: str, service: str) -> Any:
             factory = shared.client if kind == "client" else shared.resource
             found = factory(service, endpoint_url=key[3], config=client_config())
             count_requests(found if kind == "client" else found.meta.client)
+            if kind == "resource" and service == "dynamodb":
+                ConditionsPerThread.install(found)
             _cache[key] = found
         return found
+
+
+class ConditionsPerThread:
+    """The handler that turns a DynamoDB resource's ``Key``/``Attr`` conditions into expressions
+    and placeholders, with a ``TransformationInjector`` per thread: boto3's one per resource
+    shares its placeholder counter among the threads (see the module docstring)."""
+
+    EVENT: Final = "before-parameter-build.dynamodb"
+    UNIQUE_ID: Final = "dynamodb-condition-expression"  # boto3's own handler's
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __call__(self, params: Any, model: Any, **kwargs: Any) -> None:
+        injector = getattr(self._local, "injector", None)
+        if injector is None:
+            injector = self._local.injector = TransformationInjector()
+        injector.inject_condition_expressions(params, model, **kwargs)
+
+    @classmethod
+    def install(cls, resource: Any) -> None:
+        """In place of boto3's handler, and first, as boto3's is: before the values it makes are
+        serialized."""
+        events = resource.meta.client.meta.events
+        events.unregister(cls.EVENT, unique_id=cls.UNIQUE_ID)
+        events.register_first(cls.EVENT, cls(), unique_id=cls.UNIQUE_ID)
 
 
 def client(service: str) -> Any:

@@ -2,7 +2,8 @@
 
 A stream consumer that has coalesced its batch into writes on distinct items (each with its own
 condition or watermark) gains nothing from sending them one after the other: ``run_all`` sends
-them ``WORKERS`` at a time on one thread pool per process (boto3 clients are thread-safe), waits
+them ``WORKERS`` at a time on one thread pool per process (boto3 clients are thread-safe, and the
+factory's DynamoDB resource builds each thread's conditions apart: ``nexus_common.aws``), waits
 for every one, then raises the first error, so a failed batch is retried whole and nothing is
 still being written when the consumer answers.
 """

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from boto3.dynamodb.conditions import Attr, Equals
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import ParamValidationError
 from nexus_common import aws
@@ -123,4 +127,62 @@ def test_the_sdk_checks_parameters_except_against_the_local_platforms_embedded_a
         assert len(sent) == 1 and json.loads(sent[0])["Item"] == {"k": {"S": 5}}
         assert unchecked.meta.config.retries["mode"] == "standard"  # the rest of the configuration kept
     finally:
+        aws.clear_clients()
+
+
+class _Gate(Equals):
+    """An equality whose expression is given only once ``release`` is set (after setting
+    ``reached``): the thread building its request's condition stops in the middle of it."""
+
+    def __init__(self, attribute: Attr, value: object, reached: threading.Event, release: threading.Event) -> None:
+        super().__init__(attribute, value)
+        self.reached, self.release = reached, release
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _Gate:  # boto3 copies a request's parameters
+        return self
+
+    def get_expression(self) -> dict[str, Any]:
+        self.reached.set()
+        assert self.release.wait(10)
+        expression: dict[str, Any] = super().get_expression()
+        return expression
+
+
+def _resolved(body: dict[str, Any]) -> str:
+    """The request's condition with each placeholder replaced by the name or number it stands for."""
+    names, values = body["ExpressionAttributeNames"], body["ExpressionAttributeValues"]
+    return re.sub(r"#n\d+|:v\d+", lambda m: names[m[0]] if m[0][0] == "#" else values[m[0]]["N"],
+                  body["ConditionExpression"])  # fmt: skip
+
+
+def test_threads_building_conditions_at_once_each_send_their_own(
+    aws_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5999")
+    sent: dict[str, dict[str, Any]] = {}  # thread name -> the request's body
+
+    def answer(request: AWSPreparedRequest, **_: object) -> AWSResponse:
+        sent[threading.current_thread().name] = json.loads(request.body)
+        return AWSResponse(request.url, 200, {}, _Body())
+
+    aws.clear_clients()
+    try:
+        table = aws.dynamodb_table("t")
+        table.meta.client.meta.events.register("before-send.dynamodb.PutItem", answer)
+        # GIVEN a write whose thread stopped building its condition after two of its three terms
+        reached, release = threading.Event(), threading.Event()
+        condition = Attr("a").eq(1) & Attr("b").eq(2) & _Gate(Attr("c"), 3, reached, release)
+        writer = threading.Thread(target=lambda: table.put_item(Item={"k": "1"}, ConditionExpression=condition),
+                                  name="stopped")  # fmt: skip
+        writer.start()
+        assert reached.wait(10)
+        # WHEN another thread sends a conditional write through the same table meanwhile
+        table.put_item(Item={"k": "2"}, ConditionExpression=Attr("z").eq(9))
+        release.set()
+        writer.join(10)
+        # THEN each request holds its own condition, every term with its own name and value
+        assert _resolved(sent["stopped"]) == "((a = 1 AND b = 2) AND c = 3)"
+        assert _resolved(sent[threading.current_thread().name]) == "z = 9"
+    finally:
+        release.set()
         aws.clear_clients()
