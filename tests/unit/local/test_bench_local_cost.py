@@ -198,7 +198,9 @@ def test_a_paced_runs_latency_counts_from_each_orders_due_instant_its_wait_for_a
     run = paced(send, 50.0, 10, senders=1)
     # THEN each was sent once, in order, and the ones that waited for the sender say so
     assert answered == list(range(10)) and run.orders == 10 and run.accepted == 5
-    assert run.late == 9  # the i-th began at least 100 ms x i after the start, due 20 ms x i
+    # the i-th began at least 100 ms x i after the start, due 20 ms x i; the first is late only if
+    # the sender itself started over 10 ms late (a loaded machine)
+    assert run.late in (9, 10)
     # AND the median's latency holds its wait: the 6th answered 600 ms in, due 100 ms in (not the
     # 100 ms its own POST took, which a client waiting for each answer would count)
     assert run.p50_ms >= 500 and run.p99_ms >= 900 - 180
