@@ -63,7 +63,7 @@ def read_price_file(path: Path) -> str:
 
 def summary_route_figure(requests: int = 200, symbols: tuple[str, ...] = ("AAPL", "MSFT", "GOOGL")) -> Any:
     """p50/p99 of ``GET /v1/analytics/summary`` on a local platform, as a ``cli_analytics.Figure``."""
-    from nexus.bench_local import LocalPlatform, _call
+    from nexus.bench_local import PRICES, LocalPlatform, _call
     from nexus.cli_analytics import timed
     from nexus.local.runtime import wait_until
 
@@ -71,7 +71,9 @@ def summary_route_figure(requests: int = 200, symbols: tuple[str, ...] = ("AAPL"
     try:
         seller, buyer = local.keys
         for symbol in symbols:
-            order = {"symbol": symbol, "type": "limit", "quantity": "10", "price": "100.00"}
+            # at the symbol's reference price, where the demo market maker quotes: at 100.00 (a
+            # third or more below each reference) the buyer never came to hold a position
+            order = {"symbol": symbol, "type": "limit", "quantity": "10", "price": PRICES[symbol]}
             _call(local.url, seller, "POST", "/v1/orders", {**order, "side": "sell"})
             _call(local.url, buyer, "POST", "/v1/orders", {**order, "side": "buy"})
 
