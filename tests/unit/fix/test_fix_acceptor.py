@@ -32,15 +32,15 @@ def healthy(gw: Gateway, peer: RawPeer, test_id: str) -> None:
 def test_random_bytes_on_another_connection_do_not_touch_a_live_session(gateway: Gateway) -> None:
     good = RawPeer(gateway.port, "GOOD")
     good.logon()
-    rng = random.Random(7)
-    chunks = [rng.randbytes(4000) + b"8=FIX.4.4\x019=12" for _ in range(50)]
     noise = socket.create_connection(("127.0.0.1", gateway.port))
+    rng = random.Random(7)
     # WHEN another connection sends 200 kB of random bytes (with FIX-looking starts in them)
     try:
-        for chunk in chunks:
+        for _ in range(50):
+            chunk = bytes(rng.getrandbits(8) for _ in range(4000)) + b"8=FIX.4.4\x019=12"
             noise.sendall(chunk)
     except (BrokenPipeError, ConnectionResetError):
-        pass  # the acceptor may hang up on a connection that never logs on: as good an answer
+        pass  # on a loaded machine the acceptor's logon timeout may pass first: it hangs up, as it should
     # THEN the live session works, and the noise never became a session
     healthy(gateway, good, "after-noise")
     assert set(gateway.acceptor.sessions) == {"FIX.4.4:NEXUS->GOOD"}  # type: ignore[union-attr]
